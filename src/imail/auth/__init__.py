@@ -1,0 +1,1 @@
+"""API keys → the caller (workspace, ledger, tier, scopes)."""

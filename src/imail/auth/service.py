@@ -1,0 +1,111 @@
+"""Authenticating a bearer token and issuing or revoking keys."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.auth import keys
+from imail.auth.repository import KeyLookup
+from imail.errors import NotFound, TierGated, Unauthorized
+from imail.kit.clock import utcnow
+from imail.kit.ratelimit import Limit
+from imail.kit.tenancy import Tenant
+from imail.models import ApiKey, Workspace
+from imail.workspaces.tiers import policy, rate_limit_for
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: a key of one workspace, in one ledger."""
+
+    key_id: str
+    workspace_id: str
+    livemode: bool
+    tier: str
+    scopes: list[str] | None
+    rate_limit: Limit
+
+    @property
+    def tenant(self) -> Tenant:
+        return Tenant(self.workspace_id, self.livemode)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str
+
+
+async def _lookup(session: AsyncSession, token: str) -> tuple[ApiKey, Workspace] | None:
+    if keys.parse(token) is None:
+        return None
+    digest = keys.hash_key(token)
+    row = await KeyLookup(session).by_hash(digest)
+    if row is None or not hmac.compare_digest(row[0].key_hash, digest) or row[0].revoked_at is not None:
+        return None
+    return row
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
+    if not authorization:
+        raise Unauthorized("Missing API key: send `Authorization: Bearer imk_live_…` or `imk_test_…`")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Malformed Authorization header: expected `Bearer <api key>`")
+    found = await _lookup(session, token.strip())
+    if found is None:
+        raise Unauthorized("Invalid API key: it is unknown or has been revoked")
+    key, workspace = found
+    if not policy(workspace.tier).api_access:
+        raise TierGated("The API is available on Surge and above; this workspace is on Starter")
+    return Caller(
+        key_id=key.id,
+        workspace_id=workspace.id,
+        livemode=key.livemode,
+        tier=workspace.tier,
+        scopes=key.scopes,
+        rate_limit=rate_limit_for(workspace.tier, workspace.rate_limit_per_minute, workspace.rate_limit_burst),
+    )
+
+
+async def tenant_for_token(session: AsyncSession, authorization: str | None) -> Tenant | None:
+    """The tenant a bearer token belongs to, or None; no errors (for middleware that must not answer itself)."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    found = await _lookup(session, token.strip())
+    return None if found is None else Tenant(found[0].workspace_id, found[0].livemode)
+
+
+async def issue_key(
+    session: AsyncSession, workspace_id: str, livemode: bool, name: str = "", scopes: list[str] | None = None
+) -> IssuedKey:
+    if await session.get(Workspace, workspace_id) is None:
+        raise NotFound(f"No workspace {workspace_id}")
+    secret = keys.generate(livemode)
+    key = ApiKey(
+        workspace_id=workspace_id,
+        livemode=livemode,
+        name=name,
+        key_hash=keys.hash_key(secret),
+        redacted=keys.redact(secret),
+        scopes=scopes,
+    )
+    await KeyLookup(session).add(key)
+    return IssuedKey(key, secret)
+
+
+async def revoke_key(session: AsyncSession, key_id: str, tenant: Tenant | None = None) -> ApiKey:
+    """Revoke a key; with a tenant, only a key of that tenant (404 otherwise). Revoking twice is a no-op."""
+    key = await KeyLookup(session).by_id(key_id)
+    if key is None or (tenant is not None and (key.workspace_id, key.livemode) != (tenant.workspace_id, tenant.livemode)):
+        raise NotFound(f"No API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key

@@ -1,0 +1,209 @@
+"""The `imail` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import typer
+
+from imail.config import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="imail: self-hostable cold-email outreach server.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+workspaces_app = typer.Typer(help="Workspaces.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(keys_app, name="keys")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+        settings.resolved_secret_key()
+    except SettingsError as exc:
+        typer.echo(f"imail: bad setting: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from imail.kit.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def run_in_session(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    from imail.db import Database
+    from imail.errors import ImailError
+
+    async def main() -> Any:
+        database = Database(settings)
+        try:
+            async with database.transaction() as session:
+                return await action(session)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ImailError as exc:
+        typer.echo(f"imail: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply Alembic migrations to IMAIL_DATABASE_URL."""
+    from imail.migrations import upgrade
+
+    settings = settings_or_exit()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@workspaces_app.command("create")
+def workspaces_create(
+    name: str,
+    tier: Annotated[str, typer.Option(help="starter, surge, velocity or apex")] = "surge",
+    rate_limit_per_minute: Annotated[int | None, typer.Option(help="Apex: negotiated sustained rate")] = None,
+    rate_limit_burst: Annotated[int | None, typer.Option(help="Apex: negotiated burst")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create a workspace and print its first live and test keys (shown once)."""
+    from imail.workspaces.service import create_workspace
+
+    settings = settings_or_exit()
+    created = run_in_session(settings, lambda s: create_workspace(s, name, tier, rate_limit_per_minute, rate_limit_burst))
+    _print_workspace(created, as_json)
+
+
+@app.command("demo")
+def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Ensure the demo workspace exists and print fresh live and test keys for it."""
+    from imail.workspaces.service import demo_workspace
+
+    settings = settings_or_exit()
+    _print_workspace(run_in_session(settings, demo_workspace), as_json)
+
+
+def _print_workspace(created: Any, as_json: bool) -> None:
+    body = {"workspace_id": created.workspace.id, "live_key": created.live_key, "test_key": created.test_key}
+    if as_json:
+        typer.echo(json.dumps(body))
+        return
+    typer.echo(f"workspace {created.workspace.id} ({created.workspace.name}, {created.workspace.tier})")
+    typer.echo(f"  live key: {created.live_key}")
+    typer.echo(f"  test key: {created.test_key}")
+    typer.echo("  (keys are shown once: store them now)")
+
+
+@keys_app.command("create")
+def keys_create(
+    workspace: Annotated[str, typer.Option(help="ws_… id")],
+    mode: Annotated[str, typer.Option(help="live or test")] = "live",
+    name: Annotated[str, typer.Option()] = "",
+    scope: Annotated[list[str] | None, typer.Option(help="Repeat for several, e.g. --scope analytics:read")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Issue a new API key (shown once)."""
+    from imail.auth import scopes as scope_rules
+    from imail.auth.service import issue_key
+
+    if mode not in ("live", "test"):
+        typer.echo("imail: --mode must be live or test", err=True)
+        raise typer.Exit(2)
+    try:
+        scopes = scope_rules.validate(scope) if scope else None
+    except ValueError as exc:
+        typer.echo(f"imail: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings = settings_or_exit()
+    issued = run_in_session(settings, lambda s: issue_key(s, workspace, mode == "live", name=name, scopes=scopes))
+    body = {"key_id": issued.key.id, "key": issued.secret, "livemode": issued.key.livemode, "scopes": scopes}
+    typer.echo(json.dumps(body) if as_json else f"{issued.key.id}: {issued.secret}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key at once."""
+    from imail.auth.service import revoke_key
+
+    settings = settings_or_exit()
+    key = run_in_session(settings, lambda s: revoke_key(s, key_id))
+    typer.echo(f"revoked {key.id}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[bool, typer.Option("--workers/--no-workers", help="Run the background workers in-process")] = True,
+    processes: Annotated[int, typer.Option(help="uvicorn worker processes (API only)")] = 1,
+) -> None:
+    """Serve the HTTP API (and, unless --no-workers, the background workers)."""
+    import uvicorn
+
+    settings = settings_or_exit()
+    if processes > 1:
+        if workers:
+            typer.echo("imail: --processes > 1 needs --no-workers (run `imail worker` beside it)", err=True)
+            raise typer.Exit(2)
+        uvicorn.run("imail.asgi:app", host=host, port=port, workers=processes, log_level="warning",
+                    access_log=False, timeout_graceful_shutdown=20)
+        return
+    from imail.main import create_app
+
+    uvicorn.run(create_app(settings, run_workers=workers), host=host, port=port, log_level="warning",
+                access_log=False, timeout_graceful_shutdown=20)
+
+
+@app.command("worker")
+def worker() -> None:
+    """Run the background workers alone (scale-out)."""
+    settings = settings_or_exit()
+    asyncio.run(_run_workers(settings))
+
+
+async def _run_workers(settings: Settings) -> None:
+    import httpx
+
+    from imail.db import Database
+    from imail.main import make_redis
+    from imail.workers.context import WorkerContext
+    from imail.workers.runner import Supervisor, instance_id
+
+    database = Database(settings)
+    redis = make_redis(settings)
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        supervisor = Supervisor(WorkerContext(settings, database, redis, http, instance_id()))
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        supervisor.start()
+        await stop.wait()
+        await supervisor.stop()
+    if redis is not None:
+        await redis.aclose()
+    await database.dispose()
+
+
+@app.command("openapi")
+def openapi(output: Annotated[str | None, typer.Option("--output", "-o")] = None) -> None:
+    """Print (or write) the OpenAPI document."""
+    from imail.main import create_app
+
+    settings = settings_or_exit()
+    document = json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(document)
+    else:
+        sys.stdout.write(document)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

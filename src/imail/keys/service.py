@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.auth import scopes as scope_rules
+from imail.auth import service as auth
+from imail.auth.repository import ApiKeyRepository
+from imail.auth.service import Caller, IssuedKey
+from imail.errors import Forbidden
+from imail.kit.pagination import PageParams
+from imail.models import ApiKey
+
+
+async def list_keys(session: AsyncSession, caller: Caller, params: PageParams) -> list[ApiKey]:
+    return await ApiKeyRepository(session, caller.tenant).page(params)
+
+
+async def create_key(session: AsyncSession, caller: Caller, name: str, scopes: list[str] | None) -> IssuedKey:
+    """A new key in the caller's workspace and ledger, never with more rights than the caller's own key."""
+    if caller.scopes is not None:
+        wanted = scope_rules.ALL_SCOPES if scopes is None else scopes
+        beyond = [s for s in wanted if not scope_rules.allows(caller.scopes, *s.split(":"))]
+        if beyond:
+            raise Forbidden(f"A key cannot grant the `{beyond[0]}` scope it does not hold itself", "scopes")
+        scopes = list(scopes if scopes is not None else caller.scopes)
+    return await auth.issue_key(session, caller.workspace_id, caller.livemode, name=name, scopes=scopes)
+
+
+async def revoke_key(session: AsyncSession, caller: Caller, key_id: str) -> ApiKey:
+    return await auth.revoke_key(session, key_id, tenant=caller.tenant)

@@ -1,0 +1,81 @@
+"""Keyset pagination: `?limit=&cursor=` over a table ordered by its ULID primary key, newest first.
+
+Because ULIDs sort by creation time and the walk goes strictly downward from the last id seen, rows
+inserted while a client pages land above its position and are never repeated or skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict
+
+from imail.errors import InvalidField
+
+T = TypeVar("T")
+
+CURSOR_PREFIX = "cur_"
+
+
+class Pagination(BaseModel):
+    next_cursor: str | None
+    has_more: bool
+
+
+class Page(BaseModel, Generic[T]):
+    """The contract's list body: `{"data": [...], "pagination": {...}}`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    data: list[T]
+    pagination: Pagination
+
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[type, ...]) -> str:
+        return f"{params[0].__name__}List"
+
+
+class PageParams(BaseModel):
+    limit: int
+    after_id: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    return CURSOR_PREFIX + base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    if not cursor.startswith(CURSOR_PREFIX):
+        raise InvalidField("cursor is not one this API issued; pass next_cursor from the previous page", "cursor")
+    raw = cursor[len(CURSOR_PREFIX):]
+    try:
+        value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidField("cursor is malformed; pass next_cursor from the previous page", "cursor") from None
+    head, _, tail = value.partition("_")
+    if not head or len(tail) != 26 or not tail.isalnum():
+        raise InvalidField("cursor is malformed; pass next_cursor from the previous page", "cursor")
+    return value
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")] = 25,
+    cursor: Annotated[str | None, Query(description="`next_cursor` from the previous page.")] = None,
+) -> PageParams:
+    return PageParams(limit=limit, after_id=decode_cursor(cursor) if cursor else None)
+
+
+def build_page(rows: list, params: PageParams, item: type[BaseModel]) -> dict:
+    """Turn `limit + 1` rows fetched by a repository into the contract's page body."""
+    has_more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    return {
+        "data": [item.model_validate(row) for row in rows],
+        "pagination": {
+            "next_cursor": encode_cursor(rows[-1].id) if has_more and rows else None,
+            "has_more": has_more,
+        },
+    }

@@ -1,0 +1,125 @@
+"""Token buckets per API key: one atomic Redis script shared by every process, or in-process buckets.
+
+When Redis is configured but unreachable, the limiter falls back to in-process buckets (each process then
+enforces the limit on its own) and reports itself degraded until Redis answers again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = structlog.get_logger("imail.ratelimit")
+
+# KEYS[1] bucket; ARGV: rate (tokens/s), burst. Uses the server's clock so every API process agrees.
+TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(data[1])
+local ts = tonumber(data[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, string.format('%.6f', tokens)}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    per_minute: int
+    burst: int
+
+    @property
+    def rate(self) -> float:
+        return self.per_minute / 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after: int
+
+    @classmethod
+    def from_tokens(cls, allowed: bool, tokens: float, limit: Limit) -> Decision:
+        return cls(
+            allowed=allowed,
+            limit=limit.burst,
+            remaining=max(0, math.floor(tokens)),
+            reset_seconds=max(0, math.ceil((limit.burst - tokens) / limit.rate)),
+            retry_after=0 if allowed else max(1, math.ceil((1 - tokens) / limit.rate)),
+        )
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.retry_after)
+        return headers
+
+
+class LocalBuckets:
+    """In-process buckets: exact for one process, per-process when several run."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def hit(self, key: str, limit: Limit) -> Decision:
+        now = time.monotonic()
+        tokens, ts = self._buckets.get(key, (float(limit.burst), now))
+        tokens = min(limit.burst, tokens + (now - ts) * limit.rate)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        self._buckets[key] = (tokens, now)
+        return Decision.from_tokens(allowed, tokens, limit)
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis | None, prefix: str = "imail:rl:"):
+        self.redis = redis
+        self.prefix = prefix
+        self.local = LocalBuckets()
+        self.degraded = False
+        self._script = redis.register_script(TOKEN_BUCKET_LUA) if redis is not None else None
+
+    @property
+    def shared(self) -> bool:
+        return self._script is not None and not self.degraded
+
+    async def hit(self, key: str, limit: Limit) -> Decision:
+        if self._script is None:
+            return self.local.hit(key, limit)
+        try:
+            allowed, tokens = await self._script(keys=[self.prefix + key], args=[limit.rate, limit.burst])
+        except (RedisError, OSError) as exc:
+            if not self.degraded:
+                log.warning("rate limiter falling back to in-process buckets", error=str(exc)[:200])
+            self.degraded = True
+            return self.local.hit(key, limit)
+        if self.degraded:
+            log.info("rate limiter back on redis")
+            self.degraded = False
+        return Decision.from_tokens(bool(int(allowed)), float(tokens), limit)

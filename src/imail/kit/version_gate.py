@@ -1,0 +1,19 @@
+"""Routes that a pinned `Imail-Version` predates answer 404, decided from the version registry alone."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from imail.errors import NotFound
+from imail.kit import versions
+
+
+async def version_gate(request: Request) -> None:
+    route = request.scope.get("route")
+    snapshot = request.state.api_version
+    path = getattr(route, "path", request.url.path)
+    if not versions.endpoint_available(snapshot, request.method, path):
+        raise NotFound(
+            f"No route {request.method} {request.url.path} in API version {snapshot.isoformat()}; "
+            f"it was added in a later version"
+        )

@@ -1,0 +1,86 @@
+"""create_app(): the lifespan (engine, Redis, HTTP client, worker supervisor), middleware and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from imail import __version__
+from imail.api import mount_routers
+from imail.config import Settings, get_settings
+from imail.db import Database
+from imail.docs import mount_docs
+from imail.errors import register_error_handlers
+from imail.idempotency.middleware import IdempotencyMiddleware
+from imail.kit.middleware import RequestContextMiddleware
+from imail.kit.ratelimit import RateLimiter
+from imail.openapi import install_openapi
+from imail.workers.context import WorkerContext
+from imail.workers.runner import Supervisor, instance_id
+
+DESCRIPTION = (
+    "REST API of imail, the self-hostable cold-email server. JSON bodies, bearer keys (`imk_live_…` / "
+    "`imk_test_…`), cursor pagination, structured errors, `Imail-Version` pinning."
+)
+
+
+def make_redis(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    return Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    database = Database(settings)
+    redis = make_redis(settings)
+    http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+    app.state.database = database
+    app.state.redis = redis
+    app.state.rate_limiter = RateLimiter(redis)
+    app.state.http = http
+    supervisor = None
+    if app.state.run_workers:
+        supervisor = Supervisor(WorkerContext(settings, database, redis, http, instance_id()))
+        supervisor.start()
+    try:
+        yield
+    finally:
+        if supervisor is not None:
+            await supervisor.stop()
+        await http.aclose()
+        if redis is not None:
+            await redis.aclose()
+        await database.dispose()
+
+
+def create_app(settings: Settings | None = None, run_workers: bool = False) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="imail",
+        version=__version__,
+        summary="Cold-email outreach server: the imail v1 REST API",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,
+        # A body sent without Content-Type is read as JSON (curl users); other types are refused with a hint.
+        strict_content_type=False,
+    )
+    app.state.settings = settings
+    app.state.run_workers = run_workers
+    register_error_handlers(app)
+    mount_routers(app)
+    mount_docs(app)
+    install_openapi(app)
+    # Added last = outermost: the request context wraps idempotency so replays and conflicts carry request ids.
+    app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

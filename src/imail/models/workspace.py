@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from imail.models.base import Base, IdMixin, TimestampMixin
+
+
+class Tier(StrEnum):
+    starter = "starter"
+    surge = "surge"
+    velocity = "velocity"
+    apex = "apex"
+
+
+class Workspace(IdMixin, TimestampMixin, Base):
+    __tablename__ = "workspaces"
+    id_prefix = "ws"
+
+    name: Mapped[str] = mapped_column(String(120))
+    tier: Mapped[str] = mapped_column(String(16))
+    # Apex limits are negotiated per workspace; other tiers leave these empty and use the tier's figures.
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_burst: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,1 @@
+"""Liveness and component health, public and cached."""

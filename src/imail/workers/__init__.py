@@ -1,0 +1,1 @@
+"""Background workers: plain async functions listed in `registry`, run by `runner`."""

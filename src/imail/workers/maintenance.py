@@ -1,0 +1,22 @@
+"""Housekeeping workers: the process heartbeat and expiry of idempotency records."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+
+from imail.idempotency import service as idempotency
+from imail.kit.clock import utcnow
+from imail.workers.context import WorkerContext
+from imail.workers.repository import HeartbeatRepository
+
+
+async def heartbeat(ctx: WorkerContext) -> int:
+    async with ctx.database.transaction() as session:
+        await HeartbeatRepository(session).beat(ctx.instance_id, socket.gethostname(), os.getpid(), utcnow())
+    return 0
+
+
+async def purge_idempotency_records(ctx: WorkerContext) -> int:
+    return await idempotency.purge_expired(ctx.database, timedelta(hours=ctx.settings.idempotency_ttl_hours))

@@ -1,0 +1,1 @@
+"""Workspaces, their tiers and what each tier may do."""
