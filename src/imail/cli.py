@@ -55,7 +55,7 @@ def run_in_session(settings: Settings, action: Callable[[Any], Awaitable[Any]]) 
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Apply Alembic migrations to IMAIL_DATABASE_URL."""
     from imail.migrations import upgrade
 

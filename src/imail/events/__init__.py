@@ -1,0 +1,1 @@
+"""The event log: every capability records what happened through `events.service.record_event`."""

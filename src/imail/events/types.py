@@ -1,0 +1,118 @@
+"""The eleven event types of the reference, each with its payload schema (documented in the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmailRef(Payload):
+    """Which sent email an event is about."""
+
+    message_id: str
+    campaign_id: str | None = None
+    lead_id: str | None = None
+    inbox_id: str | None = None
+    email: str | None = None
+    step: int | None = None
+    variant: str | None = None
+
+
+class EmailSent(EmailRef):
+    smtp_message_id: str | None = None
+    subject: str | None = None
+
+
+class EmailDelivered(EmailRef):
+    detail: str | None = None
+
+
+class EmailOpened(EmailRef):
+    machine: bool = False
+    user_agent: str | None = None
+
+
+class EmailClicked(EmailRef):
+    url: str
+    machine: bool = False
+    user_agent: str | None = None
+
+
+class EmailBouncedHard(EmailRef):
+    status_code: str | None = None
+    diagnostic: str | None = None
+
+
+class EmailBouncedSoft(EmailRef):
+    category: Literal["mailbox_full", "greylisted", "policy", "temporary", "unknown"] = "unknown"
+    status_code: str | None = None
+    diagnostic: str | None = None
+    will_retry: bool = True
+
+
+class ReplyReceived(Payload):
+    reply_id: str
+    message_id: str | None = None
+    campaign_id: str | None = None
+    lead_id: str | None = None
+    inbox_id: str | None = None
+    from_email: str
+    subject: str | None = None
+    received_at: datetime | None = None
+
+
+class ReplyClassified(Payload):
+    reply_id: str
+    lead_id: str | None = None
+    campaign_id: str | None = None
+    label: str
+    confidence: float
+
+
+class WarmupThresholdPaused(Payload):
+    inbox_id: str
+    reason: str
+    spam_rate: float | None = None
+    bounce_rate: float | None = None
+
+
+class InboxConnection(Payload):
+    inbox_id: str
+    email: str
+    side: Literal["smtp", "imap", "both"] | None = None
+    detail: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Payload]] = {
+    "email.sent": EmailSent,
+    "email.delivered": EmailDelivered,
+    "email.opened": EmailOpened,
+    "email.clicked": EmailClicked,
+    "email.bounced.hard": EmailBouncedHard,
+    "email.bounced.soft": EmailBouncedSoft,
+    "reply.received": ReplyReceived,
+    "reply.classified": ReplyClassified,
+    "warmup.threshold_paused": WarmupThresholdPaused,
+    "inbox.disconnected": InboxConnection,
+    "inbox.reconnected": InboxConnection,
+}
+
+EventType = Literal[
+    "email.sent",
+    "email.delivered",
+    "email.opened",
+    "email.clicked",
+    "email.bounced.hard",
+    "email.bounced.soft",
+    "reply.received",
+    "reply.classified",
+    "warmup.threshold_paused",
+    "inbox.disconnected",
+    "inbox.reconnected",
+]
