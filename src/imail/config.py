@@ -103,7 +103,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = "IMAIL_" + str(first["loc"][0]).upper() if first["loc"] else "IMAIL_*"
-        raise SettingsError(f"{name}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from None
 
 
 @lru_cache

@@ -33,8 +33,8 @@ async def test_malformed_or_unknown_key_is_401(client, header):
     assert_error(await client.get("/v1/keys", headers={"Authorization": header}), 401, "unauthorized")
 
 
-async def test_revoked_key_is_401(client, workspace):
-    other = await make_key(client._transport.app.state.database, workspace.workspace_id)
+async def test_revoked_key_is_401(client, database, workspace):
+    other = await make_key(database, workspace.workspace_id)
     listed = await client.get("/v1/keys", headers=bearer(other))
     own_id = next(k["id"] for k in listed.json()["data"] if k["redacted"].endswith(other[-4:]))
     assert (await client.delete(f"/v1/keys/{own_id}", headers=workspace.headers())).status_code == 200
