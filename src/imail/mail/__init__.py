@@ -1,0 +1,1 @@
+"""Protocol adapters only: SMTP, IMAP, MIME building and parsing. No database here."""

@@ -1,0 +1,1 @@
+"""The sending engine: sequence state, the scheduler, claiming with leases, SMTP out, outcomes."""

@@ -1,0 +1,1 @@
+"""Open pixel, click redirect and unsubscribe, on signed tokens, outside /v1."""
