@@ -1,0 +1,106 @@
+"""One inbound message → what it is: a bounce, an auto-reply, and the label of its new text. No database here.
+
+This is what `imail replies classify` prints and what the IMAP reader will record. Order: a bounce is not a
+reply (label `neutral`, source `bounce`); an out-of-office announced by headers or subject is `out_of_office`
+without looking further; anything else is classified on its new text (quoted history and signature cut) by the
+phrase rules, then the configured endpoint or the local model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import httpx
+
+from imail.config import Settings
+from imail.mail.autoreply import AutoReply, detect_auto_reply
+from imail.mail.bounces import Bounce, parse_bounce
+from imail.mail.inbound import InboundMessage, parse_input
+from imail.replies.classifier import (
+    AUTO_REPLY_CONFIDENCE,
+    Classification,
+    ReplyClassifier,
+    default_classifier,
+)
+from imail.replies.remote import classify_reply
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    confidence: float
+    auto_reply: bool
+    out_of_office: bool
+    return_date: date | None
+    source: str  # rules, model, remote, auto_reply, bounce, empty
+    evidence: list[str]
+    text: str  # the text that was classified
+    bounce: Bounce
+    auto: AutoReply
+    message: InboundMessage = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {"label": self.label, "confidence": self.confidence, "auto_reply": self.auto_reply}
+
+    def explanation(self) -> dict[str, Any]:
+        body = self.summary()
+        body.update(
+            source=self.source,
+            evidence=self.evidence,
+            out_of_office=self.out_of_office,
+            return_date=self.return_date.isoformat() if self.return_date else None,
+            auto_reply_signals=self.auto.signals,
+            bounce=None
+            if not self.bounce.is_bounce
+            else {
+                "kind": self.bounce.kind,
+                "category": self.bounce.category,
+                "status_code": self.bounce.status_code,
+                "diagnostic": self.bounce.diagnostic,
+                "recipient": self.bounce.recipient,
+                "original_message_id": self.bounce.original_message_id,
+                "format": self.bounce.format,
+            },
+            message_id=self.message.message_id,
+            in_reply_to=self.message.in_reply_to,
+            from_email=self.message.from_email,
+            subject=self.message.subject or None,
+            text=self.text,
+        )
+        return body
+
+
+async def assess(
+    data: bytes | str | InboundMessage,
+    settings: Settings | None = None,
+    *,
+    client: httpx.AsyncClient | None = None,
+    classifier: ReplyClassifier | None = None,
+    today: date | None = None,
+) -> Verdict:
+    """Bounce, auto-reply and label of one message (RFC 822 bytes in any charset, or plain text)."""
+    message = data if isinstance(data, InboundMessage) else parse_input(data)
+    bounce = parse_bounce(message) if message.raw is not None else Bounce()
+    auto = detect_auto_reply(message, today)
+    text = message.reply_text or message.text.strip()
+    if bounce.is_bounce:
+        result = Classification("neutral", 1.0, "bounce", [f"bounce: {bounce.kind}"])
+    elif auto.out_of_office and any(s.startswith(("header", "subject")) for s in auto.signals):
+        result = Classification("out_of_office", AUTO_REPLY_CONFIDENCE, "auto_reply", list(auto.signals))
+    else:
+        result = await classify_reply(text, settings, client=client, local=classifier or default_classifier())
+    return Verdict(
+        label=result.label,
+        confidence=result.confidence,
+        auto_reply=auto.is_auto_reply or bounce.is_bounce,
+        out_of_office=auto.out_of_office,
+        return_date=auto.return_date,
+        source=result.source,
+        evidence=result.evidence,
+        text=text,
+        bounce=bounce,
+        auto=auto,
+        message=message,
+    )
