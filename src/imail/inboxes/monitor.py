@@ -1,0 +1,180 @@
+"""Connection state: login checks on a schedule, status transitions with their events, and the hook other
+code calls when a send or an IMAP poll fails.
+
+Transitions are conditional UPDATEs (`connected → disconnected`, `disconnected → connected`): however many
+checks run at once, only the one that changes the row records `inbox.disconnected` / `inbox.reconnected`, so
+there is one event per transition, not one per check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+import structlog
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.config import Settings
+from imail.events.service import record_event
+from imail.inboxes import connection
+from imail.inboxes.repository import InboxMaintenance, InboxRepository
+from imail.kit import crypto
+from imail.kit.clock import utcnow
+from imail.kit.tenancy import Tenant
+from imail.mail.endpoint import MailConnectionError
+from imail.models import Inbox
+from imail.models.inbox import InboxStatus
+from imail.workers.context import WorkerContext
+
+log = structlog.get_logger("imail.inboxes.monitor")
+
+BATCH = 20  # inboxes checked at once by one monitor iteration
+MAX_ERROR_CHARS = 1000
+
+
+@dataclass
+class CheckOutcome:
+    """What a login check found: nothing wrong (no failures), server failures, or no usable credentials."""
+
+    failures: list[MailConnectionError] = field(default_factory=list)
+    unavailable: connection.CredentialsUnavailable | None = None
+    new_refresh_token: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.unavailable is None
+
+    @property
+    def side(self) -> str:
+        if self.unavailable is not None or len(self.failures) > 1:
+            return "both"
+        return self.failures[0].side if self.failures else "both"
+
+    @property
+    def detail(self) -> str:
+        if self.unavailable is not None:
+            return self.unavailable.detail
+        return "; ".join(f.message for f in self.failures)
+
+
+def tenant_of(inbox: Inbox) -> Tenant:
+    return Tenant(inbox.workspace_id, inbox.livemode)
+
+
+def login_fingerprint(inbox: Inbox) -> tuple:
+    """Everything a login depends on: a check made with other settings must not decide this row's status."""
+    return (
+        inbox.smtp_host, inbox.smtp_port, inbox.smtp_security, inbox.smtp_username, inbox.smtp_password_encrypted,
+        inbox.imap_host, inbox.imap_port, inbox.imap_security, inbox.imap_username, inbox.imap_password_encrypted,
+        inbox.oauth_refresh_token_encrypted,
+    )
+
+
+async def probe(inbox: Inbox, settings: Settings, http: httpx.AsyncClient) -> CheckOutcome:
+    """Log in to both servers of a stored inbox, for real (no database work)."""
+    try:
+        endpoints = await connection.endpoints_for(inbox, settings, http)
+    except connection.CredentialsUnavailable as exc:
+        return CheckOutcome(unavailable=exc)
+    failures = await connection.check_endpoints(endpoints, settings)
+    return CheckOutcome(failures=failures, new_refresh_token=endpoints.new_refresh_token)
+
+
+async def mark_failed(session: AsyncSession, inbox: Inbox, side: str, detail: str, now: datetime) -> bool:
+    """Record a failed check; `connected → disconnected` (and its event) only if this call made the change."""
+    repo = InboxRepository(session, tenant_of(inbox))
+    detail = detail[:MAX_ERROR_CHARS]
+    changed = await repo.set_status_if(
+        inbox.id, (InboxStatus.connected.value,), InboxStatus.disconnected.value,
+        last_error=detail, last_error_side=side, last_checked_at=now, status_changed_at=now,
+    )
+    if changed:
+        await record_event(session, repo.tenant, "inbox.disconnected",
+                           {"inbox_id": inbox.id, "email": inbox.email, "side": side, "detail": detail})
+        log.info("inbox disconnected", inbox_id=inbox.id, side=side)
+    else:
+        await _stamp(session, inbox, last_error=detail, last_error_side=side, last_checked_at=now)
+    return changed
+
+
+async def mark_ok(session: AsyncSession, inbox: Inbox, now: datetime) -> bool:
+    """Record a good check; `disconnected → connected` (and `inbox.reconnected`) only if this call made the change."""
+    repo = InboxRepository(session, tenant_of(inbox))
+    changed = await repo.set_status_if(
+        inbox.id, (InboxStatus.disconnected.value,), InboxStatus.connected.value,
+        last_error=None, last_error_side=None, last_checked_at=now, status_changed_at=now,
+    )
+    if changed:
+        await record_event(session, repo.tenant, "inbox.reconnected", {"inbox_id": inbox.id, "email": inbox.email})
+        log.info("inbox reconnected", inbox_id=inbox.id)
+    else:
+        await _stamp(session, inbox, last_error=None, last_error_side=None, last_checked_at=now)
+    return changed
+
+
+async def _stamp(session: AsyncSession, inbox: Inbox, **values) -> None:
+    await session.execute(
+        update(Inbox)
+        .where(Inbox.workspace_id == inbox.workspace_id, Inbox.livemode == inbox.livemode, Inbox.id == inbox.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def apply_outcome(session: AsyncSession, inbox: Inbox, outcome: CheckOutcome, settings: Settings, now: datetime) -> bool:
+    """Write a check's outcome to the stored inbox; False when the row changed meanwhile (then the check is moot)."""
+    current = await InboxRepository(session, tenant_of(inbox)).get(inbox.id)
+    if current is None or current.status == InboxStatus.setup_pending.value:
+        return False
+    if login_fingerprint(current) != login_fingerprint(inbox):
+        return False
+    if outcome.new_refresh_token:
+        current.oauth_refresh_token_encrypted = crypto.secret_box(settings).encrypt(outcome.new_refresh_token)
+        await session.flush()
+    if outcome.ok:
+        await mark_ok(session, current, now)
+    else:
+        await mark_failed(session, current, outcome.side, outcome.detail, now)
+    return True
+
+
+async def report_connection_failure(session: AsyncSession, tenant: Tenant, inbox_id: str, side: str, detail: str) -> None:
+    """For sending and IMAP polling: call this (in your transaction) when SMTP or IMAP fails to connect or log in
+    — not for a refused recipient. It records the error and makes the inbox due for a check at once; the monitor
+    then logs in again within seconds and, if that fails too, marks it disconnected (one `inbox.disconnected`).
+    """
+    await session.execute(
+        update(Inbox)
+        .where(Inbox.workspace_id == tenant.workspace_id, Inbox.livemode == tenant.livemode, Inbox.id == inbox_id)
+        .values(last_error=detail[:MAX_ERROR_CHARS], last_error_side=side if side in ("smtp", "imap") else "both",
+                last_checked_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def check_due_inboxes(ctx: WorkerContext, now: datetime, limit: int = BATCH) -> int:
+    """Check the live inboxes not checked for `inbox_check_interval` seconds; how many were checked."""
+    cutoff = now - timedelta(seconds=ctx.settings.inbox_check_interval)
+    async with ctx.database.transaction() as session:
+        maintenance = InboxMaintenance(session)
+        claimed = [inbox for inbox in await maintenance.due_for_check(cutoff, limit)
+                   if await maintenance.claim(inbox.id, cutoff, now)]
+    if not claimed:
+        return 0
+    outcomes = await asyncio.gather(*(probe(inbox, ctx.settings, ctx.http) for inbox in claimed), return_exceptions=True)
+    async with ctx.database.transaction() as session:
+        for inbox, outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                # A bug, not a mail server's answer: keep the status, try again next interval.
+                log.error("inbox check failed", inbox_id=inbox.id, error=f"{type(outcome).__name__}: {outcome}")
+                continue
+            await apply_outcome(session, inbox, outcome, ctx.settings, now)
+    return len(claimed)
+
+
+async def monitor_inbox_connections(ctx: WorkerContext) -> int:
+    """The worker (see workers/registry.py)."""
+    return await check_due_inboxes(ctx, utcnow())

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+
+from imail.kit.repository import Repository, TenantRepository
+from imail.models import Inbox
+from imail.models.inbox import InboxStatus
+
+
+class InboxRepository(TenantRepository[Inbox]):
+    model = Inbox
+
+    async def by_email(self, email: str) -> Inbox | None:
+        stmt = self.select().where(Inbox.email == email)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def set_status_if(self, inbox_id: str, expected: tuple[str, ...], status: str, **values: Any) -> bool:
+        """Move to `status` only from one of `expected`, atomically: True if this call made the transition.
+
+        Two monitors (or a monitor and a request) seeing the same change cannot both win, which is what
+        makes `inbox.disconnected` / `inbox.reconnected` fire once per transition.
+        """
+        stmt = (
+            update(Inbox)
+            .where(
+                Inbox.workspace_id == self.tenant.workspace_id,
+                Inbox.livemode == self.tenant.livemode,
+                Inbox.id == inbox_id,
+                Inbox.status.in_(expected),
+            )
+            .values(status=status, **values)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return result.rowcount == 1
+
+    async def remove(self, inbox: Inbox) -> None:
+        await self.session.execute(
+            delete(Inbox).where(
+                Inbox.workspace_id == self.tenant.workspace_id, Inbox.livemode == self.tenant.livemode, Inbox.id == inbox.id
+            )
+        )
+
+
+class InboxMaintenance(Repository[Inbox]):
+    """The cross-tenant reads of the connection monitor and `imail secrets rotate` (workers and operators only);
+    every change they lead to goes through InboxRepository with the row's own tenant."""
+
+    model = Inbox
+
+    async def due_for_check(self, cutoff: datetime, limit: int) -> list[Inbox]:
+        """Live inboxes that can log in (connected or disconnected) and were not checked since `cutoff`."""
+        stmt = (
+            select(Inbox)
+            .where(
+                Inbox.livemode.is_(True),
+                Inbox.status.in_((InboxStatus.connected.value, InboxStatus.disconnected.value)),
+                or_(Inbox.last_checked_at.is_(None), Inbox.last_checked_at < cutoff),
+            )
+            .order_by(Inbox.last_checked_at.is_(None).desc(), Inbox.last_checked_at, Inbox.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def claim(self, inbox_id: str, cutoff: datetime, now: datetime) -> bool:
+        """Stamp `last_checked_at` if it is still due: True for exactly one of several racing workers."""
+        stmt = (
+            update(Inbox)
+            .where(Inbox.id == inbox_id, or_(Inbox.last_checked_at.is_(None), Inbox.last_checked_at < cutoff))
+            .values(last_checked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.execute(stmt)).rowcount == 1
+
+    async def batch_after(self, after_id: str | None, limit: int) -> list[Inbox]:
+        """Every inbox (all workspaces, both ledgers) in id order, `limit` at a time."""
+        stmt = select(Inbox).order_by(Inbox.id).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(Inbox.id > after_id)
+        return list((await self.session.execute(stmt)).scalars())

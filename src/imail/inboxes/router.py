@@ -1,0 +1,113 @@
+"""`/v1/inboxes` (connect, list with health scores, change, delete, reconnect, warmup state) and the OAuth
+callback the providers redirect to (`/oauth/callback`, outside /v1: its URL is registered with the provider)."""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from imail.auth.deps import CallerDep, require_scope
+from imail.db import SessionDep
+from imail.inboxes import service
+from imail.inboxes.schemas import Inbox, InboxCreate, InboxDeleted, InboxUpdate
+from imail.kit.pagination import Page, PageParams, build_page, page_params
+
+router = APIRouter(prefix="/inboxes", tags=["Inboxes"], dependencies=[Depends(require_scope("inboxes"))])
+oauth_router = APIRouter(tags=["Inboxes"])
+
+
+def _context(request: Request) -> service.Context:
+    return service.Context(request.app.state.settings, request.app.state.http)
+
+
+ContextDep = Annotated[service.Context, Depends(_context)]
+
+
+async def _one(session, caller, inbox, ctx: service.Context) -> Inbox:
+    return Inbox.model_validate((await service.with_views(session, caller.tenant, [inbox], ctx))[0])
+
+
+@router.get("", response_model=Page[Inbox])
+async def list_inboxes(
+    caller: CallerDep, session: SessionDep, ctx: ContextDep, params: Annotated[PageParams, Depends(page_params)]
+):
+    """List the workspace's inboxes in the caller's ledger, newest first, with health scores and warmup state."""
+    rows = await service.list_inboxes(session, caller, params)
+    return build_page(await service.with_views(session, caller.tenant, rows, ctx), params, Inbox)
+
+
+@router.post("", response_model=Inbox, status_code=201)
+async def create_inbox(body: InboxCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+    """Connect an inbox. Custom inboxes answer only after logging in to both servers (400 naming the failing side,
+    in the server's own words; nothing is stored). Google and Microsoft answer `setup_pending` with a `setup_url`."""
+    inbox = await service.create_inbox(session, caller, body, ctx)
+    return await _one(session, caller, inbox, ctx)
+
+
+@router.get("/{inbox_id}", response_model=Inbox)
+async def get_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+    """Retrieve an inbox."""
+    inbox = await service.get_inbox(session, caller.tenant, inbox_id)
+    return await _one(session, caller, inbox, ctx)
+
+
+@router.patch("/{inbox_id}", response_model=Inbox)
+async def update_inbox(inbox_id: str, body: InboxUpdate, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+    """Change limits, gap, name, signature or server settings; new server settings are logged in with first."""
+    inbox = await service.update_inbox(session, caller, inbox_id, body, ctx)
+    return await _one(session, caller, inbox, ctx)
+
+
+@router.delete("/{inbox_id}", response_model=InboxDeleted)
+async def delete_inbox(
+    inbox_id: str,
+    caller: CallerDep,
+    session: SessionDep,
+    force: Annotated[bool, Query(description="Delete even if an active campaign sends only from this inbox.")] = False,
+):
+    """Delete an inbox and its stored credentials. 409 while an active campaign still sends only from it."""
+    await service.delete_inbox(session, caller, inbox_id, force)
+    return InboxDeleted(id=inbox_id)
+
+
+@router.post("/{inbox_id}/reconnect", response_model=Inbox)
+async def reconnect_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+    """Log in to both servers again now and answer with the resulting status (`last_error` says why if it failed)."""
+    inbox = await service.reconnect_inbox(session, caller, inbox_id, ctx)
+    return await _one(session, caller, inbox, ctx)
+
+
+@router.post("/{inbox_id}/warmup/start", response_model=Inbox)
+async def start_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+    """Start (or resume) warmup on a connected inbox. Idempotent."""
+    inbox = await service.start_warmup(session, caller, inbox_id)
+    return await _one(session, caller, inbox, ctx)
+
+
+@router.post("/{inbox_id}/warmup/pause", response_model=Inbox)
+async def pause_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+    """Pause warmup. Idempotent."""
+    inbox = await service.pause_warmup(session, caller, inbox_id)
+    return await _one(session, caller, inbox, ctx)
+
+
+@oauth_router.get("/oauth/callback", response_class=HTMLResponse)
+async def complete_inbox_oauth(
+    session: SessionDep,
+    ctx: ContextDep,
+    state: str | None = None,
+    code: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+):
+    """Where Google or Microsoft send the user back after consent (unauthenticated; bound to the signed `state`
+    of a setup_url). Stores the refresh token and connects the inbox once XOAUTH2 logins to both servers work."""
+    inbox = await service.complete_oauth(session, ctx, state, code, error, error_description)
+    email = html.escape(inbox.email)
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><title>Inbox connected</title>"
+        f"<p>{email} is connected to imail ({html.escape(inbox.id)}). You can close this window.</p>"
+    )

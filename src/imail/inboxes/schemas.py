@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+Provider = Literal["custom", "google", "microsoft"]
+Security = Literal["ssl", "starttls", "none"]
+InboxStatusName = Literal["setup_pending", "connected", "disconnected"]
+WarmupStatusName = Literal["off", "active", "paused"]
+
+MAX_GAP_MINUTES = 1440
+
+
+def _port(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= 65535:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return value
+
+
+def _gap(value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_GAP_MINUTES:
+        raise ValueError(f"must be between 0 and {MAX_GAP_MINUTES} minutes (24 h)")
+    return value
+
+
+def _positive(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _host(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or any(c.isspace() for c in value) or "/" in value:
+        raise ValueError("must be a host name or IP address, such as smtp.example.com")
+    return value
+
+
+Port = Annotated[int | None, AfterValidator(_port), Field(description="1–65535; default from the security")]
+Host = Annotated[str | None, AfterValidator(_host), Field(max_length=255)]
+Gap = Annotated[int | None, AfterValidator(_gap)]
+DailyLimit = Annotated[int | None, AfterValidator(_positive)]
+Secret = Annotated[str | None, Field(max_length=1000)]
+
+
+class _ServerFields(BaseModel):
+    smtp_host: Host = Field(None, description="SMTP server, e.g. `smtp.example.com`.")
+    smtp_port: Port = Field(None, description="Default: 465 for `ssl`, 587 for `starttls`, 25 for `none`.")
+    smtp_security: Security | None = Field(
+        None, description="`ssl` (implicit TLS), `starttls` or `none`. Default: `ssl` on port 465, else `starttls`."
+    )
+    smtp_username: str | None = Field(None, max_length=320, description="Default: the inbox's email.")
+    smtp_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
+    imap_host: Host = Field(None, description="IMAP server, e.g. `imap.example.com`.")
+    imap_port: Port = Field(None, description="Default: 993 for `ssl`, 143 otherwise.")
+    imap_security: Security | None = Field(
+        None, description="`ssl` (implicit TLS), `starttls` or `none`. Default: `starttls` on port 143, else `ssl`."
+    )
+    imap_username: str | None = Field(None, max_length=320, description="Default: the inbox's email.")
+    imap_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
+
+
+class InboxCreate(_ServerFields):
+    """Connect an inbox. Custom: both servers' settings and passwords (both logins are tried before answering).
+    Google / Microsoft: only the address and sending settings; the answer carries a `setup_url`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Provider = Field("custom", description="`custom` (SMTP/IMAP with passwords), `google` or `microsoft` (OAuth).")
+    email: EmailStr = Field(description="The sending address; unique among a workspace's inboxes.")
+    name: str = Field("", max_length=120, description="Sender display name.")
+    signature: str = Field("", max_length=10_000)
+    daily_limit: DailyLimit = Field(None, description="Emails per day from this inbox. Default 50; at most the tier's maximum.")
+    sending_gap_minutes: Gap = Field(None, description="Minutes between two sends from this inbox, 0–1440. Default 10.")
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class InboxUpdate(_ServerFields):
+    """Change an inbox. Changing any smtp_* or imap_* field logs in to both servers again before saving."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=120)
+    signature: str | None = Field(None, max_length=10_000)
+    daily_limit: DailyLimit = None
+    sending_gap_minutes: Gap = None
+
+
+class Inbox(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    object: Literal["inbox"] = "inbox"
+    provider: Provider
+    email: str
+    name: str
+    signature: str
+    status: InboxStatusName = Field(
+        description="`setup_pending` (OAuth consent not given yet), `connected`, or `disconnected` (a login failed)."
+    )
+    setup_url: str | None = Field(
+        None, description="OAuth inboxes that are not connected: open it to (re)grant access. Expires after an hour."
+    )
+    health_score: int = Field(ge=0, le=100, description="0–100, from connection, bounces, replies and warmup placement (7 days).")
+    daily_limit: int
+    sending_gap_minutes: int
+    warmup_status: WarmupStatusName
+    warmup_started_at: datetime | None
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: Security | None
+    smtp_username: str | None
+    imap_host: str | None
+    imap_port: int | None
+    imap_security: Security | None
+    imap_username: str | None
+    last_error: str | None = Field(description="Why the last login failed, in the server's words (null when fine).")
+    last_checked_at: datetime | None
+    livemode: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class InboxDeleted(BaseModel):
+    id: str
+    object: Literal["inbox"] = "inbox"
+    deleted: Literal[True] = True

@@ -1,0 +1,475 @@
+"""Inbox rules: connect only after real logins, OAuth setup, limits, deletion guard, reconnect, warmup state.
+
+Test mode (a test key's ledger) never opens a connection, as for sends: logins are assumed to succeed and the
+connection monitor leaves test inboxes alone, so a customer's CI can build campaigns without a real mailbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.auth.service import Caller
+from imail.config import Settings
+from imail.errors import Conflict, InvalidField, MissingField, NotFound
+from imail.inboxes import connection, monitor, oauth
+from imail.inboxes.health import InboxStats, health_score
+from imail.inboxes.providers import is_oauth, oauth_provider
+from imail.inboxes.repository import InboxRepository
+from imail.inboxes.schemas import InboxCreate, InboxUpdate
+from imail.kit import crypto
+from imail.kit.clock import utcnow
+from imail.kit.ids import has_prefix
+from imail.kit.pagination import PageParams
+from imail.kit.tenancy import Tenant
+from imail.mail.endpoint import MailConnectionError
+from imail.models import Campaign, CampaignInbox, Inbox
+from imail.models.campaign import CampaignStatus
+from imail.models.inbox import InboxStatus, WarmupStatus
+from imail.workspaces.tiers import policy
+
+DEFAULT_DAILY_LIMIT = 50
+DEFAULT_GAP_MINUTES = 10
+SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
+IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+SERVER_FIELDS = tuple(f"{side}_{part}" for side in ("smtp", "imap") for part in ("host", "port", "security", "username", "password"))
+NOT_NULL_ON_UPDATE = ("name", "daily_limit", "sending_gap_minutes", *(f for f in SERVER_FIELDS if not f.endswith("_username")))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What inbox operations need beyond the session: settings and the shared HTTP client (OAuth)."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+
+
+# --- views ------------------------------------------------------------------------------------------------
+
+
+async def inbox_stats(session: AsyncSession, tenant: Tenant, inbox_ids: list[str]) -> dict[str, InboxStats]:
+    """7-day counts per inbox for health_score. HOOK: sends, bounces, replies and warmup placement are recorded
+    by the sending, inbound and warmup workers; until they are wired in here every inbox scores as "no data"."""
+    return {}
+
+
+def decorate(inbox: Inbox, stats: InboxStats | None, ctx: Context) -> Inbox:
+    """Attach the computed fields of the API view (health_score, setup_url) to a row; secrets are never read."""
+    inbox.health_score = health_score(inbox.status, stats)  # type: ignore[attr-defined]
+    url = None
+    if is_oauth(inbox.provider) and inbox.status != InboxStatus.connected.value and inbox.oauth_state_nonce:
+        provider = oauth_provider(ctx.settings, inbox.provider)
+        if provider is not None:
+            tenant = Tenant(inbox.workspace_id, inbox.livemode)
+            url = oauth.setup_url(ctx.settings, provider, inbox.id, tenant, inbox.oauth_state_nonce, inbox.email)
+    inbox.setup_url = url  # type: ignore[attr-defined]
+    return inbox
+
+
+async def with_views(session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: Context) -> list[Inbox]:
+    """The rows, each ready to serialize as the `Inbox` schema."""
+    stats = await inbox_stats(session, tenant, [i.id for i in inboxes])
+    return [decorate(i, stats.get(i.id), ctx) for i in inboxes]
+
+
+# --- reads ------------------------------------------------------------------------------------------------
+
+
+async def list_inboxes(session: AsyncSession, caller: Caller, params: PageParams) -> list[Inbox]:
+    return await InboxRepository(session, caller.tenant).page(params)
+
+
+async def get_inbox(session: AsyncSession, tenant: Tenant, inbox_id: str) -> Inbox:
+    inbox = await InboxRepository(session, tenant).get(inbox_id) if has_prefix(inbox_id, "inb") else None
+    if inbox is None:
+        raise NotFound(f"No inbox {inbox_id} in this workspace's {'live' if tenant.livemode else 'test'} data")
+    return inbox
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _check_daily_limit(caller: Caller, value: int | None) -> None:
+    if value is None:
+        return
+    tier = policy(caller.tier)
+    if not 1 <= value <= tier.max_campaign_daily_limit:
+        raise InvalidField(
+            f"daily_limit must be between 1 and {tier.max_campaign_daily_limit} on {tier.label} tier", "daily_limit"
+        )
+
+
+def _smtp_defaults(port: int | None, security: str | None) -> tuple[int, str]:
+    security = security or ("ssl" if port == 465 else "starttls")
+    return port or SMTP_PORTS[security], security
+
+
+def _imap_defaults(port: int | None, security: str | None) -> tuple[int, str]:
+    security = security or ("starttls" if port == 143 else "ssl")
+    return port or IMAP_PORTS[security], security
+
+
+def _login_error(failures: list[MailConnectionError]) -> InvalidField:
+    """400 naming the side (and field) that failed, in the server's own words."""
+    first = failures[0]
+    message = first.message
+    for other in failures[1:]:
+        message += f" (and {other.message})"
+    return InvalidField(message + "; nothing was saved", first.field)
+
+
+async def _verify(endpoints: connection.Endpoints, caller: Caller, ctx: Context) -> None:
+    """Log in to both servers for real (live mode); raise 400 on any failure."""
+    if not caller.livemode:
+        return
+    failures = await connection.check_endpoints(endpoints, ctx.settings)
+    if failures:
+        raise _login_error(failures)
+
+
+async def _duplicate_guard(repo: InboxRepository, email: str) -> None:
+    existing = await repo.by_email(email)
+    if existing is not None:
+        raise Conflict(f"{email} is already connected in this workspace as {existing.id}", "email")
+
+
+async def _flush_or_conflict(session: AsyncSession, email: str) -> None:
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"{email} is already connected in this workspace", "email") from None
+
+
+# --- create -----------------------------------------------------------------------------------------------
+
+
+async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate, ctx: Context) -> Inbox:
+    _check_daily_limit(caller, body.daily_limit)
+    repo = InboxRepository(session, caller.tenant)
+    common = dict(
+        provider=body.provider,
+        email=body.email,
+        name=body.name,
+        signature=body.signature,
+        daily_limit=body.daily_limit or DEFAULT_DAILY_LIMIT,
+        sending_gap_minutes=DEFAULT_GAP_MINUTES if body.sending_gap_minutes is None else body.sending_gap_minutes,
+        warmup_status=WarmupStatus.off.value,
+    )
+    if is_oauth(body.provider):
+        return await _create_oauth_inbox(session, repo, body, common, ctx)
+
+    for name in ("smtp_host", "smtp_password", "imap_host", "imap_password"):
+        if getattr(body, name) is None:
+            raise MissingField(f"{name} is required to connect a custom SMTP/IMAP inbox", name)
+    await _duplicate_guard(repo, body.email)
+    smtp_port, smtp_security = _smtp_defaults(body.smtp_port, body.smtp_security)
+    imap_port, imap_security = _imap_defaults(body.imap_port, body.imap_security)
+    inbox = repo.new(
+        **common,
+        status=InboxStatus.connected.value,
+        smtp_host=body.smtp_host, smtp_port=smtp_port, smtp_security=smtp_security,
+        smtp_username=body.smtp_username or body.email,
+        imap_host=body.imap_host, imap_port=imap_port, imap_security=imap_security,
+        imap_username=body.imap_username or body.email,
+    )
+    await _verify(connection.password_endpoints(inbox, body.smtp_password, body.imap_password), caller, ctx)
+    box = crypto.secret_box(ctx.settings)
+    now = utcnow()
+    inbox.smtp_password_encrypted = box.encrypt(body.smtp_password)
+    inbox.imap_password_encrypted = box.encrypt(body.imap_password)
+    inbox.last_checked_at = now
+    inbox.status_changed_at = now
+    session.add(inbox)
+    await _flush_or_conflict(session, body.email)
+    return inbox
+
+
+async def _create_oauth_inbox(
+    session: AsyncSession, repo: InboxRepository, body: InboxCreate, common: dict[str, Any], ctx: Context
+) -> Inbox:
+    for name in SERVER_FIELDS:
+        if getattr(body, name) is not None:
+            raise InvalidField(
+                f"{name} is not used for {body.provider} inboxes: they connect with OAuth through the setup_url", name
+            )
+    provider = oauth_provider(ctx.settings, body.provider)
+    if provider is None:
+        env = f"IMAIL_{body.provider.upper()}"
+        raise InvalidField(
+            f"{provider_label(body.provider)} inboxes are not enabled on this server ({env}_CLIENT_ID and "
+            f"{env}_CLIENT_SECRET are unset); connect it as a custom SMTP/IMAP inbox instead",
+            "provider",
+        )
+    await _duplicate_guard(repo, body.email)
+    inbox = repo.new(
+        **common,
+        status=InboxStatus.setup_pending.value,
+        smtp_host=provider.smtp.host, smtp_port=provider.smtp.port, smtp_security=provider.smtp.security,
+        smtp_username=body.email,
+        imap_host=provider.imap.host, imap_port=provider.imap.port, imap_security=provider.imap.security,
+        imap_username=body.email,
+        oauth_state_nonce=oauth.new_nonce(),
+        status_changed_at=utcnow(),
+    )
+    session.add(inbox)
+    await _flush_or_conflict(session, body.email)
+    return inbox
+
+
+def provider_label(name: str) -> str:
+    return {"google": "Google", "microsoft": "Microsoft"}.get(name, name)
+
+
+# --- update -----------------------------------------------------------------------------------------------
+
+
+async def update_inbox(session: AsyncSession, caller: Caller, inbox_id: str, body: InboxUpdate, ctx: Context) -> Inbox:
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    for name in NOT_NULL_ON_UPDATE:
+        if name in changes and changes[name] is None:
+            raise InvalidField(f"{name} cannot be null; leave it out to keep the current value", name)
+    _check_daily_limit(caller, changes.get("daily_limit"))
+    server_changes = {k: v for k, v in changes.items() if k in SERVER_FIELDS}
+    if server_changes and is_oauth(inbox.provider):
+        name = next(iter(server_changes))
+        raise InvalidField(
+            f"{name} cannot be set on a {inbox.provider} inbox: it logs in with OAuth (POST /v1/inboxes/{inbox.id}/reconnect)",
+            name,
+        )
+
+    reconnected = False
+    if server_changes:
+        box = crypto.secret_box(ctx.settings)
+        candidate = Inbox(
+            id=inbox.id, email=inbox.email, provider=inbox.provider,
+            **{f"{side}_{part}": server_changes.get(f"{side}_{part}", getattr(inbox, f"{side}_{part}"))
+               for side in ("smtp", "imap") for part in ("host", "port", "security")},
+            smtp_username=server_changes.get("smtp_username") or inbox.smtp_username or inbox.email,
+            imap_username=server_changes.get("imap_username") or inbox.imap_username or inbox.email,
+        )
+        try:
+            smtp_password = server_changes.get("smtp_password") or box.decrypt(inbox.smtp_password_encrypted or "")
+            imap_password = server_changes.get("imap_password") or box.decrypt(inbox.imap_password_encrypted or "")
+        except crypto.InvalidToken:
+            raise InvalidField(
+                "the stored passwords can no longer be decrypted (IMAIL_SECRET_KEY changed without "
+                "IMAIL_SECRET_KEYS_OLD); send smtp_password and imap_password again",
+                "smtp_password",
+            ) from None
+        await _verify(connection.password_endpoints(candidate, smtp_password, imap_password), caller, ctx)
+        for side in ("smtp", "imap"):
+            for part in ("host", "port", "security", "username"):
+                setattr(inbox, f"{side}_{part}", getattr(candidate, f"{side}_{part}"))
+        if "smtp_password" in server_changes:
+            inbox.smtp_password_encrypted = box.encrypt(smtp_password)
+        if "imap_password" in server_changes:
+            inbox.imap_password_encrypted = box.encrypt(imap_password)
+        reconnected = True
+
+    for name in ("name", "daily_limit", "sending_gap_minutes"):
+        if name in changes:
+            setattr(inbox, name, changes[name])
+    if "signature" in changes:
+        inbox.signature = changes["signature"] or ""
+    await session.flush()
+    if reconnected:
+        # Both logins just worked: a disconnected inbox is connected again (one inbox.reconnected).
+        await monitor.mark_ok(session, inbox, utcnow())
+        await session.refresh(inbox)
+    return inbox
+
+
+# --- delete -----------------------------------------------------------------------------------------------
+
+
+async def inbox_in_exclusive_use(session: AsyncSession, tenant: Tenant, inbox_id: str) -> str | None:
+    """The id of an active campaign that sends only from this inbox (no other connected inbox), or None."""
+    others = (
+        select(CampaignInbox.campaign_id)
+        .join(Inbox, Inbox.id == CampaignInbox.inbox_id)
+        .where(
+            CampaignInbox.campaign_id == Campaign.id,
+            CampaignInbox.inbox_id != inbox_id,
+            Inbox.status == InboxStatus.connected.value,
+        )
+    )
+    stmt = (
+        select(Campaign.id)
+        .join(CampaignInbox, and_(CampaignInbox.campaign_id == Campaign.id, CampaignInbox.inbox_id == inbox_id))
+        .where(
+            Campaign.workspace_id == tenant.workspace_id,
+            Campaign.livemode == tenant.livemode,
+            Campaign.status == CampaignStatus.active.value,
+            ~exists(others),
+        )
+        .order_by(Campaign.id)
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def delete_inbox(session: AsyncSession, caller: Caller, inbox_id: str, force: bool) -> None:
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    if not force:
+        campaign_id = await inbox_in_exclusive_use(session, caller.tenant, inbox.id)
+        if campaign_id is not None:
+            raise Conflict(
+                f"Active campaign {campaign_id} sends only from this inbox; pause it, give it another connected "
+                "inbox, or delete with ?force=true (the campaign then has no inbox to send from)",
+            )
+    await InboxRepository(session, caller.tenant).remove(inbox)
+    oauth.ACCESS_TOKENS.forget(inbox.id)
+
+
+# --- reconnect and warmup ---------------------------------------------------------------------------------
+
+
+async def reconnect_inbox(session: AsyncSession, caller: Caller, inbox_id: str, ctx: Context) -> Inbox:
+    """Log in again now and store the new status (an OAuth inbox still waiting for consent stays setup_pending)."""
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    if inbox.status == InboxStatus.setup_pending.value:
+        return inbox
+    now = utcnow()
+    if not caller.livemode:
+        outcome = monitor.CheckOutcome()
+    else:
+        outcome = await monitor.probe(inbox, ctx.settings, ctx.http)
+    await monitor.apply_outcome(session, inbox, outcome, ctx.settings, now)
+    await session.refresh(inbox)
+    return inbox
+
+
+async def start_warmup(session: AsyncSession, caller: Caller, inbox_id: str) -> Inbox:
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    if inbox.warmup_status == WarmupStatus.active.value:
+        return inbox
+    if inbox.status != InboxStatus.connected.value:
+        raise Conflict(f"Warmup needs a connected inbox; this one is {inbox.status} (POST /v1/inboxes/{inbox.id}/reconnect)")
+    if inbox.warmup_status == WarmupStatus.off.value or inbox.warmup_started_at is None:
+        inbox.warmup_started_at = utcnow()
+    inbox.warmup_status = WarmupStatus.active.value
+    await session.flush()
+    return inbox
+
+
+async def pause_warmup(session: AsyncSession, caller: Caller, inbox_id: str) -> Inbox:
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    if inbox.warmup_status == WarmupStatus.off.value:
+        raise Conflict("Warmup has not been started on this inbox; POST …/warmup/start first")
+    inbox.warmup_status = WarmupStatus.paused.value
+    await session.flush()
+    return inbox
+
+
+# --- OAuth callback ---------------------------------------------------------------------------------------
+
+
+async def complete_oauth(
+    session: AsyncSession,
+    ctx: Context,
+    state: str | None,
+    code: str | None,
+    error: str | None,
+    error_description: str | None,
+) -> Inbox:
+    """The provider sent the user back: exchange the code, log in with XOAUTH2 on both sides, store the token."""
+    if not state:
+        raise MissingField("state is required: open the inbox's setup_url to start the OAuth flow", "state")
+    claims = oauth.read_state(ctx.settings, state)
+    if claims is None:
+        raise InvalidField("state is invalid or expired; GET the inbox again for a fresh setup_url", "state")
+    inbox = await InboxRepository(session, claims.tenant).get(claims.inbox_id)
+    if inbox is None or not is_oauth(inbox.provider):
+        raise NotFound("The inbox this setup link was made for no longer exists")
+    if inbox.oauth_state_nonce != claims.nonce:
+        raise InvalidField("This setup link was already used; GET the inbox again for a fresh setup_url", "state")
+    label = provider_label(inbox.provider)
+    if error:
+        words = f"{error}: {error_description}" if error_description else error
+        raise InvalidField(f"{label} did not grant access ({words}); open the setup_url again to retry", "error")
+    if not code:
+        raise MissingField("code is required (the provider's authorization code)", "code")
+    provider = oauth_provider(ctx.settings, inbox.provider)
+    if provider is None:
+        raise InvalidField(f"{label} inboxes are no longer enabled on this server", "provider")
+    try:
+        tokens = await oauth.exchange_code(ctx.http, provider, ctx.settings, code, ctx.settings.mail_timeout)
+    except oauth.OAuthError as exc:
+        raise InvalidField(exc.detail, "code") from None
+
+    # The servers come from settings again, so a re-consent also picks up changed provider settings.
+    inbox.smtp_host, inbox.smtp_port, inbox.smtp_security = provider.smtp.host, provider.smtp.port, provider.smtp.security
+    inbox.imap_host, inbox.imap_port, inbox.imap_security = provider.imap.host, provider.imap.port, provider.imap.security
+    endpoints = connection.oauth_endpoints(inbox, tokens.access_token)
+    if claims.tenant.livemode:
+        failures = await connection.check_endpoints(endpoints, ctx.settings)
+        if failures:
+            error = _login_error(failures)
+            error.field = failures[0].side  # no password to blame: "smtp" or "imap"
+            raise error  # the request's transaction rolls back: nothing of this attempt is kept
+    now = utcnow()
+    ciphertext = crypto.secret_box(ctx.settings).encrypt(tokens.refresh_token or "")
+    inbox.oauth_refresh_token_encrypted = ciphertext
+    inbox.oauth_state_nonce = oauth.new_nonce()  # this link is spent; later setup_urls use the new nonce
+    inbox.last_checked_at = now
+    inbox.last_error = None
+    inbox.last_error_side = None
+    was = inbox.status
+    if was == InboxStatus.setup_pending.value:
+        inbox.status = InboxStatus.connected.value
+        inbox.status_changed_at = now
+    await session.flush()
+    if was == InboxStatus.disconnected.value:
+        await monitor.mark_ok(session, inbox, now)
+        await session.refresh(inbox)
+    oauth.ACCESS_TOKENS.put(inbox.id, ciphertext, tokens.access_token, tokens.expires_in)
+    return inbox
+
+
+# --- operators --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RotationReport:
+    inboxes: int = 0
+    rotated: int = 0  # secrets re-encrypted under the current key
+    current: int = 0  # secrets already under the current key
+    unreadable: list[str] | None = None  # inbox ids whose secrets no configured key opens
+
+
+async def rotate_secrets(database: Any, settings: Settings, batch: int = 200) -> RotationReport:
+    """Re-encrypt every stored inbox secret under the current IMAIL_SECRET_KEY (one transaction per batch)."""
+    from imail.inboxes.repository import InboxMaintenance
+
+    box = crypto.secret_box(settings)
+    report = RotationReport(unreadable=[])
+    after: str | None = None
+    columns = ("smtp_password_encrypted", "imap_password_encrypted", "oauth_refresh_token_encrypted")
+    while True:
+        async with database.transaction() as session:
+            rows = await InboxMaintenance(session).batch_after(after, batch)
+            for inbox in rows:
+                report.inboxes += 1
+                for column in columns:
+                    token = getattr(inbox, column)
+                    if not token:
+                        continue
+                    if box.is_current(token):
+                        report.current += 1
+                        continue
+                    try:
+                        setattr(inbox, column, box.rotate(token))
+                        report.rotated += 1
+                    except crypto.InvalidToken:
+                        if inbox.id not in report.unreadable:
+                            report.unreadable.append(inbox.id)
+            await session.flush()
+        if len(rows) < batch:
+            return report
+        after = rows[-1].id

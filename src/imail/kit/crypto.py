@@ -1,0 +1,66 @@
+"""Encryption at rest for secrets we must be able to read back (inbox passwords, OAuth refresh tokens).
+
+Fernet (AES-128-CBC + HMAC-SHA256, authenticated, with a timestamp) keyed by HKDF-SHA256 from
+`IMAIL_SECRET_KEY`, one derived key per purpose so a token made for one use never opens in another.
+Rotation: put the new value in IMAIL_SECRET_KEY and the old one in IMAIL_SECRET_KEYS_OLD (comma-separated);
+reads try every key (MultiFernet), writes use the new one, and `imail secrets rotate` re-encrypts old rows.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from imail.config import Settings
+
+CREDENTIALS = "credentials"
+OAUTH_STATE = "oauth-state"
+
+__all__ = ["CREDENTIALS", "OAUTH_STATE", "InvalidToken", "SecretBox", "secret_box"]
+
+
+@lru_cache(maxsize=64)
+def derive_key(secret: str, purpose: str) -> bytes:
+    """A Fernet key (urlsafe base64 of 32 bytes) for one purpose, derived from a configured secret."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"imail/kit/crypto", info=f"imail:{purpose}:v1".encode())
+    return base64.urlsafe_b64encode(hkdf.derive(secret.encode()))
+
+
+class SecretBox:
+    """Encrypts with the current key; decrypts with the current key or any retired one."""
+
+    def __init__(self, current: str, retired: list[str] | tuple[str, ...] = (), purpose: str = CREDENTIALS):
+        keys = [current, *(k for k in retired if k and k != current)]
+        self._primary = Fernet(derive_key(current, purpose))
+        self._multi = MultiFernet([Fernet(derive_key(k, purpose)) for k in keys])
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._primary.encrypt(plaintext.encode()).decode("ascii")
+
+    def decrypt(self, token: str, ttl: int | None = None) -> str:
+        """The plaintext; raises InvalidToken when no key opens it (or it is older than `ttl` seconds)."""
+        return self._multi.decrypt(token.encode("ascii"), ttl=ttl).decode()
+
+    def is_current(self, token: str) -> bool:
+        """Whether the current key opens this token (False: it needs `rotate`)."""
+        try:
+            self._primary.decrypt(token.encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
+
+    def rotate(self, token: str) -> str:
+        """The same plaintext, re-encrypted under the current key."""
+        return self._multi.rotate(token.encode("ascii")).decode("ascii")
+
+
+def retired_keys(settings: Settings) -> list[str]:
+    return [k.strip() for k in (settings.secret_keys_old or "").split(",") if k.strip()]
+
+
+def secret_box(settings: Settings, purpose: str = CREDENTIALS) -> SecretBox:
+    return SecretBox(settings.resolved_secret_key(), retired_keys(settings), purpose)

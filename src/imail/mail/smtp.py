@@ -1,0 +1,202 @@
+"""SMTP over aiosmtplib: log in (password or XOAUTH2) and hand messages over. Protocol only, no database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import aiosmtplib
+
+from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected, classify_os_error, describe, tls_context
+
+SIDE = "smtp"
+
+
+def _response_words(exc: aiosmtplib.SMTPResponseException) -> str:
+    return f"{exc.code} {exc.message}"
+
+
+def _client(endpoint: Endpoint, timeout: float, ca_file: str | None) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=endpoint.host,
+        port=endpoint.port,
+        use_tls=endpoint.security == "ssl",
+        start_tls=False,  # done explicitly below, so a STARTTLS failure is told apart from a refused connection
+        tls_context=tls_context(ca_file),
+        timeout=timeout,
+    )
+
+
+async def _open(client: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
+    try:
+        await client.connect()
+    except aiosmtplib.SMTPConnectResponseError as exc:
+        raise MailConnectionError(SIDE, "protocol", endpoint, _response_words(exc)) from exc
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
+    if endpoint.security == "starttls":
+        try:
+            await client.starttls()
+        except aiosmtplib.SMTPResponseException as exc:
+            raise MailConnectionError(SIDE, "tls", endpoint, _response_words(exc)) from exc
+        except aiosmtplib.SMTPException as exc:
+            stage = classify_os_error(exc)
+            raise MailConnectionError(SIDE, "tls" if stage == "protocol" else stage, endpoint, describe(exc)) from exc
+        except OSError as exc:
+            raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
+
+
+async def _authenticate(client: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
+    try:
+        if endpoint.oauth_token is not None:
+            await client.auth_xoauth2(endpoint.username, endpoint.oauth_token)
+        else:
+            await client.login(endpoint.username, endpoint.password or "")
+    except aiosmtplib.SMTPResponseException as exc:
+        raise MailConnectionError(SIDE, "auth", endpoint, _response_words(exc)) from exc
+    except aiosmtplib.SMTPException as exc:
+        # e.g. "No suitable authentication method found." or AUTH not offered without TLS
+        stage = classify_os_error(exc)
+        raise MailConnectionError(SIDE, "auth" if stage == "protocol" else stage, endpoint, describe(exc)) from exc
+    except OSError as exc:
+        raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
+
+
+@asynccontextmanager
+async def smtp_session(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None) -> AsyncIterator[aiosmtplib.SMTP]:
+    """A connected, TLS-secured (unless security is none) and authenticated client; closed on exit.
+
+    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError.
+    """
+    client = _client(endpoint, timeout, ca_file)
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                await _open(client, endpoint)
+                await _authenticate(client, endpoint)
+        except TimeoutError as exc:
+            raise MailConnectionError(SIDE, "timeout", endpoint, f"no answer within {timeout:g} s") from exc
+        yield client
+    finally:
+        if client.is_connected:
+            try:
+                async with asyncio.timeout(min(timeout, 5.0)):
+                    await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+
+async def check_login(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None) -> None:
+    """Connect, secure and log in for real, then quit; raises MailConnectionError with the server's words."""
+    async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file):
+        pass
+
+
+async def send_message(
+    endpoint: Endpoint,
+    sender: str,
+    recipients: Sequence[str],
+    data: bytes,
+    *,
+    timeout: float,
+    ca_file: str | None = None,
+) -> str:
+    """Hand one message to the server; returns its reply to DATA (e.g. "250 2.0.0 Ok: queued as …").
+
+    Connection and login problems raise MailConnectionError (report them to the inbox monitor);
+    a refused sender, recipient or message raises MailRejected.
+    """
+    async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file) as client:
+        try:
+            _refused, reply = await client.sendmail(sender, list(recipients), data, timeout=timeout)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            first = exc.recipients[0] if exc.recipients else None
+            raise MailRejected(
+                first.code if first else None,
+                first.message if first else "all recipients refused",
+                [r.recipient for r in exc.recipients],
+            ) from exc
+        except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError) as exc:
+            raise MailRejected(exc.code, exc.message) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise MailRejected(exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
+        except ValueError as exc:  # aiosmtplib refuses to put a malformed address on the wire
+            raise MailRejected(None, str(exc), list(recipients)) from exc
+        # Some (not all) recipients refused: the message went to the others, so this is still a send.
+        return reply
+
+
+# --- pooled sending: a session kept open by the caller, one message at a time ---------------------------
+
+
+class DeliveryInDoubt(Exception):
+    """The connection failed after the message data went out: the server may have accepted it. Never resend
+    on this alone; look for the Message-ID in the Sent folder instead."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(detail)
+
+
+async def open_session(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None) -> aiosmtplib.SMTP:
+    """A connected and authenticated client that the caller keeps and closes with `close_session`."""
+    client = _client(endpoint, timeout, ca_file)
+    try:
+        async with asyncio.timeout(timeout):
+            await _open(client, endpoint)
+            await _authenticate(client, endpoint)
+    except TimeoutError as exc:
+        client.close()
+        raise MailConnectionError(SIDE, "timeout", endpoint, f"no answer within {timeout:g} s") from exc
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+async def close_session(client: aiosmtplib.SMTP) -> None:
+    if client.is_connected:
+        try:
+            async with asyncio.timeout(5.0):
+                await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
+
+
+async def deliver(
+    client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, recipients: Sequence[str], data: bytes, *, timeout: float
+) -> str:
+    """Send one message on an open session, phase by phase, so a failure is known to be before the data
+    (safe to retry: MailConnectionError / MailRejected) or after it (DeliveryInDoubt)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await client.mail(sender)
+            for recipient in recipients:
+                await client.rcpt(recipient)
+    except aiosmtplib.SMTPRecipientRefused as exc:
+        await _reset(client)
+        raise MailRejected(exc.code, exc.message, [exc.recipient]) from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        await _reset(client)
+        raise MailRejected(exc.code, exc.message) from exc
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc) or "no answer") from exc
+    try:
+        async with asyncio.timeout(timeout):
+            response = await client.data(data)
+    except aiosmtplib.SMTPResponseException as exc:
+        raise MailRejected(exc.code, exc.message, list(recipients) if exc.code < 500 else []) from exc
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        raise DeliveryInDoubt(describe(exc) or "connection lost during DATA") from exc
+    return f"{response.code} {response.message}"
+
+
+async def _reset(client: aiosmtplib.SMTP) -> None:
+    try:
+        async with asyncio.timeout(5.0):
+            await client.rset()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()

@@ -1,0 +1,82 @@
+"""Sending mailboxes: a custom SMTP/IMAP pair or a Google/Microsoft account reached through OAuth (XOAUTH2).
+
+Secrets (the two passwords, the OAuth refresh token) are stored only as Fernet tokens (`*_encrypted`,
+see imail.kit.crypto); nothing in this table is ever serialized to the API as is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from imail.models.base import Base, IdMixin, TenantMixin, TimestampMixin
+
+
+class InboxStatus(StrEnum):
+    setup_pending = "setup_pending"  # OAuth inbox waiting for the provider's callback
+    connected = "connected"
+    disconnected = "disconnected"
+
+
+class InboxProvider(StrEnum):
+    custom = "custom"
+    google = "google"
+    microsoft = "microsoft"
+
+
+class Security(StrEnum):
+    ssl = "ssl"  # implicit TLS from the first byte (SMTPS 465, IMAPS 993)
+    starttls = "starttls"
+    none = "none"
+
+
+class WarmupStatus(StrEnum):
+    off = "off"
+    active = "active"
+    paused = "paused"
+
+
+class Inbox(IdMixin, TimestampMixin, TenantMixin, Base):
+    __tablename__ = "inboxes"
+    id_prefix = "inb"
+    __tenant_table_args__ = (
+        UniqueConstraint("workspace_id", "livemode", "email"),
+        Index(None, "status"),
+    )
+
+    provider: Mapped[str] = mapped_column(String(16), default=InboxProvider.custom.value)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(120), default="")  # sender display name
+    signature: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default=InboxStatus.connected.value)
+    daily_limit: Mapped[int] = mapped_column(Integer, default=50)
+    sending_gap_minutes: Mapped[int] = mapped_column(Integer, default=10)
+
+    smtp_host: Mapped[str | None] = mapped_column(String(255))
+    smtp_port: Mapped[int | None] = mapped_column(Integer)
+    smtp_security: Mapped[str | None] = mapped_column(String(16))
+    smtp_username: Mapped[str | None] = mapped_column(String(320))
+    smtp_password_encrypted: Mapped[str | None] = mapped_column(Text)
+
+    imap_host: Mapped[str | None] = mapped_column(String(255))
+    imap_port: Mapped[int | None] = mapped_column(Integer)
+    imap_security: Mapped[str | None] = mapped_column(String(16))
+    imap_username: Mapped[str | None] = mapped_column(String(320))
+    imap_password_encrypted: Mapped[str | None] = mapped_column(Text)
+
+    # OAuth (google / microsoft): the refresh token, encrypted; access tokens are minted on demand.
+    oauth_refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Random nonce bound into the signed `state`; cleared once the callback has been used (one-shot).
+    oauth_state_nonce: Mapped[str | None] = mapped_column(String(64))
+
+    warmup_status: Mapped[str] = mapped_column(String(16), default=WarmupStatus.off.value)
+    warmup_started_at: Mapped[datetime | None] = mapped_column()
+
+    # Connection monitor bookkeeping.
+    last_checked_at: Mapped[datetime | None] = mapped_column()
+    status_changed_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_side: Mapped[str | None] = mapped_column(String(8))  # "smtp" | "imap"

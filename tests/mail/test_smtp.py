@@ -1,0 +1,125 @@
+"""The SMTP adapter against aiosmtpd: each security mode, password and XOAUTH2 logins, and every way to fail,
+each told apart (stage, field) with the server's or the TLS library's own words."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from imail.mail import smtp
+from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected
+from tests.fixtures.certs import CertPair
+from tests.fixtures.smtp import free_port, make_smtp_server, tls_cert  # noqa: F401
+
+USER, PASSWORD = "ana@example.com", "smtp-secret"
+
+
+def endpoint(server, security=None, password=PASSWORD, **kwargs) -> Endpoint:
+    return Endpoint("127.0.0.1", server.port, security or server.security, USER, password=password, **kwargs)
+
+
+async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> MailConnectionError:
+    with pytest.raises(MailConnectionError) as caught:
+        await smtp.check_login(ep, timeout=timeout, ca_file=ca_file)
+    return caught.value
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls", "none"])
+async def test_login_and_send_in_each_security_mode(make_smtp_server, tls_cert: CertPair, security):  # noqa: F811
+    server = make_smtp_server(security)
+    server.add_user(USER, PASSWORD)
+    ca = str(tls_cert.ca_file)
+    await smtp.check_login(endpoint(server), timeout=5, ca_file=ca)
+    reply = await smtp.send_message(endpoint(server), USER, ["lead@example.org"], b"Subject: x\r\n\r\nhi\r\n",
+                                    timeout=5, ca_file=ca)
+    assert reply.startswith("2.0.0")
+    [message] = server.messages
+    assert (message.login, message.envelope_from, message.envelope_to) == (USER, USER, ["lead@example.org"])
+    assert message.message["Subject"] == "x"
+
+
+async def test_wrong_password_is_an_auth_failure_in_the_servers_words(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("starttls")
+    server.add_user(USER, PASSWORD)
+    error = await fails(endpoint(server, password="nope"), str(tls_cert.ca_file))
+    assert (error.side, error.stage, error.field) == ("smtp", "auth", "smtp_password")
+    assert "535 5.7.8 Authentication credentials invalid" in error.message
+    assert "nope" not in error.message
+
+
+async def test_xoauth2(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("starttls", token_validator=lambda user, token: (user, token) == (USER, "good"))
+    ca = str(tls_cert.ca_file)
+    ok = Endpoint("127.0.0.1", server.port, "starttls", USER, oauth_token="good")
+    await smtp.send_message(ok, USER, ["x@example.org"], b"Subject: o\r\n\r\n.\r\n", timeout=5, ca_file=ca)
+    assert server.messages[0].mechanism == "XOAUTH2"
+    started = time.monotonic()
+    error = await fails(Endpoint("127.0.0.1", server.port, "starttls", USER, oauth_token="bad"), ca)
+    assert error.stage == "auth" and "535" in error.message
+    assert time.monotonic() - started < 3  # the JSON challenge is answered, not waited out
+
+
+async def test_an_untrusted_certificate_is_a_tls_failure(make_smtp_server):  # noqa: F811
+    server = make_smtp_server("ssl")
+    error = await fails(endpoint(server), ca_file=None)
+    assert (error.stage, error.field) == ("tls", "smtp_security")
+    assert "CERTIFICATE_VERIFY_FAILED" in error.message
+
+
+async def test_starttls_against_a_server_without_it(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("none")
+    error = await fails(endpoint(server, security="starttls"), str(tls_cert.ca_file))
+    assert (error.stage, error.field) == ("tls", "smtp_security")
+    assert "STARTTLS" in error.message
+
+
+async def test_a_refused_connection_names_the_port(tls_cert):  # noqa: F811
+    ep = Endpoint("127.0.0.1", free_port(), "starttls", USER, password=PASSWORD)
+    error = await fails(ep, str(tls_cert.ca_file))
+    assert (error.stage, error.field) == ("connect", "smtp_port")
+    assert "could not be reached" in error.message
+
+
+async def test_an_unknown_host_names_the_host(tls_cert):  # noqa: F811
+    error = await fails(Endpoint("no-such-host.invalid", 587, "starttls", USER, password=PASSWORD), None)
+    assert (error.stage, error.field) == ("dns", "smtp_host")
+
+
+async def test_a_silent_server_is_bounded_by_the_timeout():
+    # Accepts connections and never says a word (like a plain-text client on an implicit-TLS port).
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        started = time.monotonic()
+        ep = Endpoint("127.0.0.1", listener.getsockname()[1], "none", USER, password=PASSWORD)
+        error = await fails(ep, None, timeout=0.5)
+        assert error.stage == "timeout" and error.field == "smtp_port"
+        assert time.monotonic() - started < 3
+    finally:
+        listener.close()
+
+
+async def test_a_refused_recipient_is_a_rejection_not_a_connection_failure(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("starttls")
+    server.add_user(USER, PASSWORD)
+    server.refuse_recipient("gone@example.org")
+    with pytest.raises(MailRejected) as caught:
+        await smtp.send_message(endpoint(server), USER, ["gone@example.org"], b"Subject: x\r\n\r\n.\r\n", timeout=5,
+                                ca_file=str(tls_cert.ca_file))
+    assert caught.value.code == 550 and "User unknown" in caught.value.detail
+    assert caught.value.recipients == ["gone@example.org"] and server.messages == []
+
+
+async def test_a_server_stopped_and_started_again_answers_on_the_same_port(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("starttls")
+    server.add_user(USER, PASSWORD)
+    port = server.port
+    server.stop()
+    assert (await fails(endpoint(server), str(tls_cert.ca_file))).stage == "connect"
+    server.start()
+    assert server.port == port
+    await asyncio.wait_for(smtp.check_login(endpoint(server), timeout=5, ca_file=str(tls_cert.ca_file)), 10)
