@@ -188,3 +188,253 @@ async def find_in_sent(endpoint: Endpoint, message_ids: list[str], *, timeout: f
                     if response.result == "OK" and any(line.strip() and line[:1].isdigit() for line in response.lines[:-1]):
                         found.add(message_id)
     return found
+
+
+# --- reading mailboxes (the inbound reader: imail.inbound) ---------------------------------------------
+
+import datetime as _dt
+from collections.abc import Callable as _Callable
+from dataclasses import dataclass as _dataclass
+
+from aioimaplib.aioimaplib import SELECTED as _SELECTED
+from aioimaplib.aioimaplib import STOP_WAIT_SERVER_PUSH as _STOP_WAIT_SERVER_PUSH
+
+JUNK_NAMES = (
+    "junk", "spam", "junk e-mail", "junk email", "junk mail", "bulk mail", "[gmail]/spam", "inbox.junk", "inbox.spam",
+    "courrier indésirable", "spam-verdacht", "junk-e-mail", "correo no deseado", "posta indesiderata",
+)
+_UIDVALIDITY = _re.compile(rb"\[UIDVALIDITY (\d+)\]", _re.IGNORECASE)
+_UIDNEXT = _re.compile(rb"\[UIDNEXT (\d+)\]", _re.IGNORECASE)
+_EXISTS = _re.compile(rb"^(\d+) EXISTS\b", _re.IGNORECASE)
+_FETCH_HEAD = _re.compile(rb"^\d+ FETCH \(", _re.IGNORECASE)
+_FETCH_UID = _re.compile(rb"\bUID (\d+)", _re.IGNORECASE)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class ImapCommandError(Exception):
+    """The server answered NO or BAD to a command on an open session (a protocol problem, not a login problem)."""
+
+    def __init__(self, command: str, response: aioimaplib.Response):
+        self.command = command
+        self.detail = _words(response)
+        super().__init__(f"{command}: {self.detail}")
+
+
+@_dataclass(frozen=True)
+class FolderStatus:
+    """What EXAMINE tells about a folder: UIDs are only comparable within one `uidvalidity`."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int | None  # None when the server does not say (then search for new UIDs instead)
+    exists: int
+
+
+async def open_client(
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, on_lost: _Callable[[Exception | None], None] | None = None
+) -> aioimaplib.IMAP4:
+    """An authenticated client that the caller keeps (a pool) and ends with `close_client`. `on_lost` is called
+    when the connection drops. Connecting and logging in are bounded by `timeout`; failures raise MailConnectionError."""
+    if endpoint.security == "ssl":
+        client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
+            host=endpoint.host, port=endpoint.port, timeout=timeout, ssl_context=tls_context(ca_file), conn_lost_cb=on_lost
+        )
+    else:
+        client = aioimaplib.IMAP4(host=endpoint.host, port=endpoint.port, timeout=timeout, conn_lost_cb=on_lost)
+    try:
+        async with asyncio.timeout(timeout):
+            await _connect_and_login(client, endpoint, ca_file)
+    except TimeoutError as exc:
+        _close(client)
+        raise MailConnectionError(SIDE, "timeout", endpoint, f"no answer within {timeout:g} s") from exc
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+async def close_client(client: aioimaplib.IMAP4, *, timeout: float = 5.0) -> None:
+    """LOGOUT (briefly), then drop the connection whatever the answer."""
+    try:
+        if not getattr(client.protocol, "transport", None) or client.protocol.transport.is_closing():
+            return
+        if client.has_pending_idle():
+            client.idle_done()
+        async with asyncio.timeout(timeout):
+            await client.logout()
+    except (aioimaplib.AioImapException, OSError, TimeoutError, AttributeError):
+        pass
+    finally:
+        _close(client)
+
+
+def is_open(client: aioimaplib.IMAP4) -> bool:
+    transport = getattr(client.protocol, "transport", None)
+    return transport is not None and not transport.is_closing()
+
+
+def _folder_names(list_lines: list, flag: bytes, names: tuple[str, ...]) -> list[str]:
+    special, named = [], []
+    for line in list_lines:
+        match = _LIST_LINE.match(line.strip()) if isinstance(line, bytes | bytearray) else None
+        if not match:
+            continue
+        if b"\\noselect" in match.group("flags").lower() or b"\\nonexistent" in match.group("flags").lower():
+            continue
+        name = match.group("name").decode(errors="replace")
+        if name.startswith('"'):
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        if flag in match.group("flags").lower():
+            special.append(name)
+        elif name.lower() in names:
+            named.append(name)
+    return special + [n for n in named if n not in special]
+
+
+def junk_folders(list_lines: list) -> list[str]:
+    """Folders that hold spam: RFC 6154 `\\Junk` first, then the usual names."""
+    return _folder_names(list_lines, b"\\junk", JUNK_NAMES)
+
+
+async def list_folders(client: aioimaplib.IMAP4, *, timeout: float) -> list:
+    async with asyncio.timeout(timeout):
+        response = await client.list('""', "*")
+    if response.result != "OK":
+        raise ImapCommandError("LIST", response)
+    return list(response.lines)
+
+
+async def examine(client: aioimaplib.IMAP4, folder: str, *, timeout: float) -> FolderStatus:
+    """Open a folder read-only (EXAMINE: flags are never changed) and read its UIDVALIDITY and UIDNEXT."""
+    protocol = client.protocol
+    async with asyncio.timeout(timeout):
+        response = await protocol.execute(Command("EXAMINE", protocol.new_tag(), _quote(folder), loop=protocol.loop))
+    if response.result != "OK":
+        raise ImapCommandError("EXAMINE", response)
+    async with protocol.state_condition:  # aioimaplib only tracks SELECT; EXAMINE selects too (RFC 3501 §6.3.2)
+        protocol.state = _SELECTED
+        protocol.state_condition.notify_all()
+    uidvalidity = uidnext = None
+    exists = 0
+    for line in response.lines:
+        if not isinstance(line, bytes | bytearray):
+            continue
+        if (m := _UIDVALIDITY.search(line)) is not None:
+            uidvalidity = int(m.group(1))
+        elif (m := _UIDNEXT.search(line)) is not None:
+            uidnext = int(m.group(1))
+        elif (m := _EXISTS.match(line)) is not None:
+            exists = int(m.group(1))
+    if uidvalidity is None:
+        raise ImapCommandError("EXAMINE", aioimaplib.Response("NO", [b"no UIDVALIDITY in the answer"]))
+    return FolderStatus(folder, uidvalidity, uidnext, exists)
+
+
+def _uids(response: aioimaplib.Response) -> list[int]:
+    found: set[int] = set()
+    for line in response.lines[:-1]:
+        if isinstance(line, bytes | bytearray):
+            found.update(int(token) for token in line.split() if token.isdigit())
+    return sorted(found)
+
+
+async def uids_from(client: aioimaplib.IMAP4, first_uid: int, *, timeout: float) -> list[int]:
+    """The UIDs at or above `first_uid`, ascending (`n:*` also names the last message when none is above: dropped)."""
+    async with asyncio.timeout(timeout):
+        response = await client.uid_search("UID", f"{max(1, first_uid)}:*", charset=None)
+    if response.result != "OK":
+        raise ImapCommandError("UID SEARCH", response)
+    return [uid for uid in _uids(response) if uid >= first_uid]
+
+
+async def uids_since(client: aioimaplib.IMAP4, day: _dt.date, *, timeout: float) -> list[int]:
+    """The UIDs of messages that arrived (INTERNALDATE) on or after `day`, ascending."""
+    stamp = f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"
+    async with asyncio.timeout(timeout):
+        response = await client.uid_search("SINCE", stamp, charset=None)
+    if response.result != "OK":
+        raise ImapCommandError("UID SEARCH", response)
+    return _uids(response)
+
+
+def uid_set(uids: list[int]) -> str:
+    """`1:3,7,9:10` for [1, 2, 3, 7, 9, 10]."""
+    ranges: list[str] = []
+    ordered = sorted(set(uids))
+    start = previous = ordered[0]
+    for uid in ordered[1:] + [None]:  # type: ignore[list-item]
+        if uid is not None and uid == previous + 1:
+            previous = uid
+            continue
+        ranges.append(str(start) if start == previous else f"{start}:{previous}")
+        if uid is not None:
+            start = previous = uid
+    return ",".join(ranges)
+
+
+def parse_fetch(lines: list) -> list[tuple[int, bytes]]:
+    """(UID, raw message) pairs from the lines of a `UID FETCH … (UID BODY.PEEK[])` answer."""
+    found: list[tuple[int, bytes]] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if not isinstance(line, bytes) or not _FETCH_HEAD.match(line):
+            continue
+        uid_match = _FETCH_UID.search(line)
+        data: bytes | None = None
+        if index < len(lines) and isinstance(lines[index], bytearray):
+            data = bytes(lines[index])
+            index += 1
+            if uid_match is None and index < len(lines) and isinstance(lines[index], bytes):
+                uid_match = _FETCH_UID.search(lines[index])  # `BODY[] {n} … UID 7)` after the literal
+        if uid_match is not None and data is not None:
+            found.append((int(uid_match.group(1)), data))
+    return found
+
+
+async def fetch_messages(client: aioimaplib.IMAP4, uids: list[int], *, timeout: float) -> list[tuple[int, bytes]]:
+    """The raw messages with these UIDs, ascending; BODY.PEEK so nothing is marked \\Seen. Expunged ones are absent."""
+    if not uids:
+        return []
+    async with asyncio.timeout(timeout):
+        response = await client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])")
+    if response.result != "OK":
+        raise ImapCommandError("UID FETCH", response)
+    wanted = set(uids)
+    return sorted((uid, data) for uid, data in parse_fetch(response.lines) if uid in wanted)
+
+
+async def idle_start(client: aioimaplib.IMAP4, *, timeout: float, refresh: float) -> asyncio.Future:
+    """Enter IDLE on the selected folder; the future ends when IDLE does. After `refresh` seconds aioimaplib queues
+    a stop marker for `wait_push` (RFC 2177: re-issue IDLE at least every 29 minutes)."""
+    async with asyncio.timeout(timeout):
+        return await client.idle_start(timeout=refresh)
+
+
+async def wait_push(client: aioimaplib.IMAP4, *, timeout: float) -> list[bytes] | None:
+    """The next untagged lines the server pushed during IDLE, or None when the refresh time came (or `timeout`)."""
+    try:
+        pushed = await client.wait_server_push(timeout=timeout)
+    except TimeoutError:
+        return None
+    if pushed == _STOP_WAIT_SERVER_PUSH:
+        return None
+    return [line for line in pushed if isinstance(line, bytes | bytearray)]
+
+
+def announces_new_mail(lines: list[bytes]) -> bool:
+    return any(_EXISTS.match(bytes(line)) for line in lines)
+
+
+async def idle_stop(client: aioimaplib.IMAP4, idle: asyncio.Future, *, timeout: float) -> None:
+    """Leave IDLE (DONE) and wait for the server's answer; pushes not yet read are dropped."""
+    if client.has_pending_idle():
+        client.idle_done()
+    try:
+        async with asyncio.timeout(timeout):
+            await idle
+    finally:
+        queue = client.protocol.idle_queue
+        while not queue.empty():
+            queue.get_nowait()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import aiosmtplib
@@ -167,10 +167,19 @@ async def close_session(client: aiosmtplib.SMTP) -> None:
 
 
 async def deliver(
-    client: aiosmtplib.SMTP, endpoint: Endpoint, sender: str, recipients: Sequence[str], data: bytes, *, timeout: float
+    client: aiosmtplib.SMTP,
+    endpoint: Endpoint,
+    sender: str,
+    recipients: Sequence[str],
+    data: bytes,
+    *,
+    timeout: float,
+    before_data: Callable[[], Awaitable[None]] | None = None,
 ) -> str:
     """Send one message on an open session, phase by phase, so a failure is known to be before the data
-    (safe to retry: MailConnectionError / MailRejected) or after it (DeliveryInDoubt)."""
+    (safe to retry: MailConnectionError / MailRejected) or after it (DeliveryInDoubt). `before_data` runs
+    once the envelope is accepted, just before the DATA command: the caller's last chance to record that the
+    message is about to leave."""
     try:
         async with asyncio.timeout(timeout):
             await client.mail(sender)
@@ -184,6 +193,8 @@ async def deliver(
         raise MailRejected(exc.code, exc.message) from exc
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc) or "no answer") from exc
+    if before_data is not None:
+        await before_data()
     try:
         async with asyncio.timeout(timeout):
             response = await client.data(data)

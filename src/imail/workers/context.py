@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 from redis.asyncio import Redis
 
 from imail.config import Settings
 from imail.db import Database
+from imail.kit.clock import utcnow
 
 
 @dataclass
@@ -19,3 +22,4 @@ class WorkerContext:
     http: httpx.AsyncClient
     instance_id: str
     extra: dict = field(default_factory=dict)
+    clock: Callable[[], datetime] = utcnow  # tests drive days through this instead of sleeping

@@ -1,0 +1,197 @@
+"""All SQL of the sending engine. `SequenceRepository` is tenant-scoped (API side); `SendQueue` is the worker's
+cross-tenant view, which only ever starts from rows it has locked."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.kit.repository import Repository, TenantRepository
+from imail.models import Campaign, Inbox, Lead
+from imail.models.campaign import CampaignInbox
+from imail.models.sending import InboxPacing, Message, MessageStatus, SendCounter, SequenceState, SequenceStatus
+
+
+def _insert(session: AsyncSession):
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+class SequenceRepository(TenantRepository[SequenceState]):
+    model = SequenceState
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            stamped = [{**row, "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode} for row in rows]
+            stmt = _insert(self.session)(SequenceState).values(stamped).on_conflict_do_nothing(index_elements=["lead_id"])
+            await self.session.execute(stmt)
+
+    async def set_campaign_running(self, campaign_id: str, running: bool) -> None:
+        """Pausing takes a campaign's leads out of the due index; resuming puts them back as scheduled."""
+        await self.session.execute(
+            update(SequenceState)
+            .where(
+                SequenceState.workspace_id == self.tenant.workspace_id,
+                SequenceState.livemode == self.tenant.livemode,
+                SequenceState.campaign_id == campaign_id,
+                SequenceState.status == SequenceStatus.scheduled.value,
+            )
+            .values(due_at=SequenceState.scheduled_at if running else None)
+        )
+
+    async def for_leads(self, lead_ids: Iterable[str]) -> dict[str, SequenceState]:
+        ids = list(lead_ids)
+        if not ids:
+            return {}
+        rows = await self.session.execute(self.select().where(SequenceState.lead_id.in_(ids)))
+        return {row.lead_id: row for row in rows.scalars()}
+
+
+class MessageRepository(TenantRepository[Message]):
+    model = Message
+
+    async def page_for(self, params, *, campaign_id: str | None = None, lead_id: str | None = None) -> list[Message]:
+        stmt = self.select()
+        if campaign_id is not None:
+            stmt = stmt.where(Message.campaign_id == campaign_id)
+        if lead_id is not None:
+            stmt = stmt.where(Message.lead_id == lead_id)
+        return await self.page(params, stmt)
+
+    async def by_header(self, message_id_header: str) -> Message | None:
+        stmt = self.select().where(Message.message_id_header == message_id_header)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class SendQueue(Repository[SequenceState]):
+    """The worker's queries: due work, the rows it needs, the counters it locks."""
+
+    model = SequenceState
+
+    async def lock_due(self, now: datetime, limit: int) -> list[SequenceState]:
+        """The due states, oldest first, locked (other workers skip them). An index range on due_at: the cost
+        does not grow with the states that are not due."""
+        stmt = select(SequenceState).where(SequenceState.due_at <= now).order_by(SequenceState.due_at).limit(limit)
+        if _is_postgres(self.session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def _by_ids(self, model: Any, ids: Iterable[str]) -> dict[str, Any]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(select(model).where(model.id.in_(wanted)))
+        return {row.id: row for row in rows.scalars()}
+
+    async def campaigns(self, ids: Iterable[str]) -> dict[str, Campaign]:
+        return await self._by_ids(Campaign, ids)
+
+    async def leads(self, ids: Iterable[str]) -> dict[str, Lead]:
+        return await self._by_ids(Lead, ids)
+
+    async def inboxes(self, ids: Iterable[str]) -> dict[str, Inbox]:
+        return await self._by_ids(Inbox, ids)
+
+    async def messages(self, ids: Iterable[str]) -> dict[str, Message]:
+        return await self._by_ids(Message, ids)
+
+    async def campaign_inboxes(self, campaign_ids: Iterable[str]) -> dict[str, list[str]]:
+        ids = list(set(campaign_ids))
+        found: dict[str, list[str]] = defaultdict(list)
+        if ids:
+            rows = await self.session.execute(
+                select(CampaignInbox.campaign_id, CampaignInbox.inbox_id)
+                .where(CampaignInbox.campaign_id.in_(ids))
+                .order_by(CampaignInbox.campaign_id, CampaignInbox.position)
+            )
+            for campaign_id, inbox_id in rows:
+                found[campaign_id].append(inbox_id)
+        return found
+
+    async def history(self, lead_ids: Iterable[str]) -> dict[str, list[Message]]:
+        """Every message of these leads, by step, for threading, branching and retries."""
+        ids = list(set(lead_ids))
+        found: dict[str, list[Message]] = defaultdict(list)
+        if ids:
+            rows = await self.session.execute(
+                select(Message).where(Message.lead_id.in_(ids)).order_by(Message.lead_id, Message.step_index)
+            )
+            for message in rows.scalars():
+                found[message.lead_id].append(message)
+        return found
+
+    async def sequence_states(self, lead_ids: Iterable[str]) -> dict[str, SequenceState]:
+        ids = list(set(lead_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(select(SequenceState).where(SequenceState.lead_id.in_(ids)))
+        return {row.lead_id: row for row in rows.scalars()}
+
+    async def lock_counters(self, scope_ids: Iterable[str], day: date) -> dict[str, SendCounter]:
+        """Today's counters for these campaigns and inboxes, created if missing and row-locked, so two workers
+        can never both take the last send a limit allows."""
+        ids = sorted(set(scope_ids))
+        if not ids:
+            return {}
+        await self.session.execute(
+            _insert(self.session)(SendCounter)
+            .values([{"scope_id": i, "day": day, "sent": 0} for i in ids])
+            .on_conflict_do_nothing(index_elements=["scope_id", "day"])
+        )
+        stmt = select(SendCounter).where(SendCounter.scope_id.in_(ids), SendCounter.day == day).order_by(SendCounter.scope_id)
+        if _is_postgres(self.session):
+            stmt = stmt.with_for_update()
+        rows = await self.session.execute(stmt.execution_options(populate_existing=True))
+        return {row.scope_id: row for row in rows.scalars()}
+
+    async def lock_pacing(self, inbox_ids: Iterable[str]) -> dict[str, InboxPacing]:
+        ids = sorted(set(inbox_ids))
+        if not ids:
+            return {}
+        await self.session.execute(
+            _insert(self.session)(InboxPacing)
+            .values([{"inbox_id": i} for i in ids])
+            .on_conflict_do_nothing(index_elements=["inbox_id"])
+        )
+        stmt = select(InboxPacing).where(InboxPacing.inbox_id.in_(ids)).order_by(InboxPacing.inbox_id)
+        if _is_postgres(self.session):
+            stmt = stmt.with_for_update()
+        rows = await self.session.execute(stmt.execution_options(populate_existing=True))
+        return {row.inbox_id: row for row in rows.scalars()}
+
+    async def adjust_counters(self, day: date, scope_ids: Iterable[str], delta: int) -> None:
+        for scope_id in set(scope_ids):
+            await self.session.execute(
+                update(SendCounter)
+                .where(SendCounter.scope_id == scope_id, SendCounter.day == day)
+                .values(sent=SendCounter.sent + delta)
+            )
+
+    async def mark_handed(self, message_id: str) -> None:
+        await self.session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == MessageStatus.sending.value)
+            .values(status=MessageStatus.handed.value)
+        )
+
+    async def lock_stale_in_flight(self, now: datetime, limit: int) -> list[Message]:
+        """Attempts whose lease ran out before their outcome was recorded: their worker died."""
+        stmt = (
+            select(Message)
+            .where(Message.status.in_([MessageStatus.sending.value, MessageStatus.handed.value]), Message.lease_until < now)
+            .order_by(Message.lease_until)
+            .limit(limit)
+        )
+        if _is_postgres(self.session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        return list((await self.session.execute(stmt)).scalars())

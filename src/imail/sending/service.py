@@ -1,0 +1,508 @@
+"""The rules of sending: enrolling leads, claiming due work within every limit, recording outcomes.
+
+Claiming happens in one transaction: the due states are locked, every limit is checked against counters
+locked in the same transaction, and each email is recorded (with its Message-ID) before any SMTP traffic.
+Outcomes are recorded in a second transaction together with their events. An attempt left `sending` by a
+crash is resolved from the inbox's Sent folder (see `resolve_in_flight`), never blindly resent.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.config import Settings
+from imail.events.service import record_event
+from imail.inboxes.monitor import report_connection_failure
+from imail.kit.clock import utcnow
+from imail.kit.ids import new_id
+from imail.kit.signing import Signer
+from imail.kit.tenancy import Tenant
+from imail.models import Campaign, Inbox, Lead
+from imail.models.campaign import CampaignStatus
+from imail.models.inbox import InboxStatus
+from imail.models.lead import LeadStatus
+from imail.models.sending import Message, MessageStatus, SequenceState, SequenceStatus, StopReason
+from imail.models.suppression import SuppressionReason, SuppressionType
+from imail.sending import simulation
+from imail.sending.compose import Sender, Thread, TrackingUrls, compose
+from imail.sending.repository import SendQueue, SequenceRepository
+from imail.sending.schedule import due_at, next_open
+from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
+from imail.suppressions import service as suppressions
+
+log = structlog.get_logger("imail.sending")
+
+NO_INBOX_RETRY = timedelta(minutes=15)
+PAUSED_LEAD_RECHECK = timedelta(hours=1)
+IN_DOUBT_GRACE = timedelta(minutes=1)
+IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
+STOP_FOR_LEAD_STATUS = {
+    LeadStatus.replied.value: StopReason.replied,
+    LeadStatus.bounced.value: StopReason.bounced,
+    LeadStatus.unsubscribed.value: StopReason.unsubscribed,
+    LeadStatus.suppressed.value: StopReason.suppressed,
+}
+
+
+def tenant_of(row: Any) -> Tenant:
+    return Tenant(row.workspace_id, row.livemode)
+
+
+# --- enrolment (API side) -------------------------------------------------------------------------------
+
+
+async def enroll(session: AsyncSession, tenant: Tenant, campaign: Campaign, leads: Sequence[tuple[str, str | None]],
+                 now: datetime | None = None) -> None:
+    """Give new leads, as (lead id, timezone) pairs, their sequence state: step 1 due after its delay, inside
+    the lead's send window."""
+    if not leads or not campaign.steps:
+        return
+    now = now or utcnow()
+    delay = step_delay(campaign.steps[0])
+    running = campaign.status == CampaignStatus.active.value
+    rows = []
+    for lead_id, timezone in leads:
+        scheduled = due_at(now, delay, window_for(campaign.send_window, timezone), lead_id)
+        rows.append(
+            {
+                "lead_id": lead_id,
+                "campaign_id": campaign.id,
+                "status": SequenceStatus.scheduled.value,
+                "next_step": 0,
+                "scheduled_at": scheduled,
+                "due_at": scheduled if running else None,
+                "updated_at": now,
+            }
+        )
+    await SequenceRepository(session, tenant).insert_many(rows)
+
+
+async def campaign_running(session: AsyncSession, tenant: Tenant, campaign_id: str, running: bool) -> None:
+    """Called when a campaign is resumed (True) or paused/archived (False)."""
+    await SequenceRepository(session, tenant).set_campaign_running(campaign_id, running)
+
+
+# --- claiming (worker side) -----------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One email claimed for sending: recorded as a Message row before this object exists."""
+
+    message_id: str
+    tenant: Tenant
+    inbox: Inbox
+    from_email: str
+    to_email: str
+    data: bytes
+    message_id_header: str
+
+
+@dataclass
+class Claim:
+    jobs: list[Job] = field(default_factory=list)
+    examined: int = 0
+
+
+def stop_sequence(state: SequenceState, reason: StopReason, now: datetime) -> None:
+    state.status = SequenceStatus.stopped.value
+    state.stop_reason = reason.value
+    state.due_at = None
+    state.updated_at = now
+
+
+def _finish(state: SequenceState, lead: Lead | None, now: datetime) -> None:
+    state.status = SequenceStatus.finished.value
+    state.due_at = None
+    state.updated_at = now
+    if lead is not None and lead.status == LeadStatus.active.value:
+        lead.status = LeadStatus.completed.value
+
+
+def _reschedule(state: SequenceState, when: datetime, now: datetime) -> None:
+    state.status = SequenceStatus.scheduled.value
+    state.scheduled_at = when
+    state.due_at = when
+    state.updated_at = now
+
+
+def _next_utc_day(now: datetime) -> datetime:
+    return datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def _gap(inbox: Inbox, rng: random.Random) -> timedelta:
+    """The inbox's sending gap plus a random extra wait (up to a quarter of the gap, at least 30 s when there is
+    a gap), so its sends don't tick like a clock."""
+    gap = timedelta(minutes=inbox.sending_gap_minutes)
+    if not gap:
+        return gap
+    extra = max(30.0, gap.total_seconds() / 4)
+    return gap + timedelta(seconds=rng.uniform(0, extra))
+
+
+def _behaviour(message: Message | None) -> Behaviour:
+    return Behaviour(opened=bool(message and message.opened_at), clicked=bool(message and message.clicked_at))
+
+
+class Planner:
+    """Turns locked due states into jobs, one transaction, every limit enforced on locked counters."""
+
+    def __init__(self, session: AsyncSession, settings: Settings, now: datetime, worker_id: str, rng: random.Random):
+        self.session = session
+        self.settings = settings
+        self.now = now
+        self.worker_id = worker_id
+        self.rng = rng
+        self.queue = SendQueue(session)
+        self.urls = TrackingUrls(Signer(settings.resolved_secret_key()), settings.public_url)
+
+    async def claim(self, limit: int) -> Claim:
+        states = await self.queue.lock_due(self.now, limit)
+        claim = Claim(examined=len(states))
+        if not states:
+            return claim
+        campaigns = await self.queue.campaigns(s.campaign_id for s in states)
+        leads = await self.queue.leads(s.lead_id for s in states)
+        history = await self.queue.history(s.lead_id for s in states)
+        campaign_inboxes = await self.queue.campaign_inboxes(campaigns)
+        inbox_ids = {i for ids in campaign_inboxes.values() for i in ids} | {s.inbox_id for s in states if s.inbox_id}
+        inboxes = await self.queue.inboxes(inbox_ids)
+        self.day = self.now.date()
+        self.counters = await self.queue.lock_counters([*campaigns, *inboxes], self.day)
+        self.pacing = await self.queue.lock_pacing(inboxes)
+        blocked = await self._suppressed(states, leads)
+
+        for state in states:
+            job = await self._plan(state, campaigns.get(state.campaign_id), leads.get(state.lead_id),
+                                   history.get(state.lead_id, []), campaign_inboxes, inboxes, blocked)
+            if job is not None:
+                claim.jobs.append(job)
+        await self.session.flush()
+        return claim
+
+    async def _suppressed(self, states: list[SequenceState], leads: dict[str, Lead]) -> set[tuple[Tenant, str]]:
+        by_tenant: dict[Tenant, list[str]] = defaultdict(list)
+        for state in states:
+            lead = leads.get(state.lead_id)
+            if lead is not None:
+                by_tenant[tenant_of(state)].append(lead.email)
+        blocked: set[tuple[Tenant, str]] = set()
+        for tenant, emails in by_tenant.items():
+            blocked |= {(tenant, email) for email in await suppressions.suppressed_among(self.session, tenant, emails)}
+        return blocked
+
+    async def _plan(
+        self,
+        state: SequenceState,
+        campaign: Campaign | None,
+        lead: Lead | None,
+        previous: list[Message],
+        campaign_inboxes: dict[str, list[str]],
+        inboxes: dict[str, Inbox],
+        blocked: set[tuple[Tenant, str]],
+    ) -> Job | None:
+        now = self.now
+        if campaign is None or lead is None or campaign.status != CampaignStatus.active.value:
+            state.due_at = None  # resumed by campaign_running(); a deleted lead or campaign cascades away
+            return None
+        if lead.status == LeadStatus.paused.value:
+            _reschedule(state, now + PAUSED_LEAD_RECHECK, now)
+            return None
+        replied_but_continuing = lead.status == LeadStatus.replied.value and not campaign.stop_on_reply
+        if lead.status in STOP_FOR_LEAD_STATUS and not replied_but_continuing:
+            stop_sequence(state, STOP_FOR_LEAD_STATUS[lead.status], now)
+            return None
+        if lead.status != LeadStatus.active.value and not replied_but_continuing:
+            _finish(state, lead, now)
+            return None
+        if (tenant_of(state), lead.email) in blocked:
+            lead.status = LeadStatus.suppressed.value
+            stop_sequence(state, StopReason.suppressed, now)
+            return None
+
+        steps = campaign.steps
+        sent = [m for m in previous if m.status == MessageStatus.sent.value]
+        step_index = state.next_step
+        if sent:
+            last = sent[-1]
+            step_index = after_branches(steps, last.step_index, _behaviour(last))
+        if step_index == END or step_index >= len(steps):
+            _finish(state, lead, now)
+            return None
+
+        window = window_for(campaign.send_window, lead.timezone)
+        if not window.is_open(now):
+            _reschedule(state, next_open(now, window, lead.id), now)
+            return None
+        if self.counters[campaign.id].sent >= campaign.daily_limit:
+            _reschedule(state, next_open(_next_utc_day(now), window, lead.id), now)
+            return None
+
+        inbox = self._pick_inbox(state, campaign, campaign_inboxes, inboxes, window, lead)
+        if inbox is None:
+            return None
+
+        existing = next((m for m in previous if m.step_index == step_index), None)
+        if existing is not None and existing.status != MessageStatus.retry.value:
+            # This step already has an attempt that is not retryable: never send it again.
+            log.warning("step already attempted", lead_id=lead.id, step=step_index, status=existing.status)
+            state.due_at = None
+            return None
+
+        message_id = existing.id if existing is not None else new_id("msg")
+        thread = Thread(
+            first_subject=sent[0].subject if sent else None,
+            message_ids=tuple(m.message_id_header for m in sent),
+        )
+        composed = compose(
+            message_id=message_id,
+            step=steps[step_index],
+            step_index=step_index,
+            lead=lead,
+            sender=Sender(inbox.email, inbox.name, inbox.signature or ""),
+            thread=thread,
+            track_opens=campaign.track_opens,
+            track_clicks=campaign.track_clicks,
+            text_only=bool(getattr(campaign, "text_only", False)),
+            urls=self.urls,
+        )
+        lease_until = now + timedelta(seconds=self.settings.sending_lease_seconds)
+        if existing is None:
+            message = Message(
+                id=message_id,
+                workspace_id=state.workspace_id,
+                livemode=state.livemode,
+                campaign_id=campaign.id,
+                lead_id=lead.id,
+                inbox_id=inbox.id,
+                step_index=step_index,
+                to_email=lead.email,
+                created_at=now,
+            )
+            self.session.add(message)
+        else:
+            message = existing
+        message.inbox_id = inbox.id
+        message.variant = composed.variant
+        message.subject = composed.subject
+        message.message_id_header = composed.message_id_header
+        message.in_reply_to = thread.message_ids[-1] if thread.message_ids else None
+        message.links = composed.links
+        message.status = MessageStatus.sending.value
+        message.attempts = (message.attempts or 0) + 1
+        message.lease_until = lease_until
+        message.worker_id = self.worker_id
+
+        self.counters[campaign.id].sent += 1
+        self.counters[inbox.id].sent += 1
+        pacing = self.pacing[inbox.id]
+        pacing.last_sent_at = now
+        pacing.next_send_at = now + _gap(inbox, self.rng)
+        state.status = SequenceStatus.sending.value
+        state.next_step = step_index
+        state.due_at = None
+        state.inbox_id = state.inbox_id or inbox.id
+        state.updated_at = now
+        return Job(message_id, tenant_of(state), inbox, inbox.email, lead.email, composed.data, composed.message_id_header)
+
+    def _pick_inbox(
+        self,
+        state: SequenceState,
+        campaign: Campaign,
+        campaign_inboxes: dict[str, list[str]],
+        inboxes: dict[str, Inbox],
+        window: Any,
+        lead: Lead,
+    ) -> Inbox | None:
+        """Follow-ups go from the inbox that sent step 1; step 1 from the least recently used inbox with room."""
+        now = self.now
+        ids = [state.inbox_id] if state.inbox_id else campaign_inboxes.get(campaign.id, [])
+        usable = [
+            inboxes[i] for i in ids
+            if i in inboxes and inboxes[i].status == InboxStatus.connected.value and inboxes[i].livemode == state.livemode
+        ]
+        if not usable:
+            _reschedule(state, now + NO_INBOX_RETRY, now)
+            return None
+        with_room = [i for i in usable if self.counters[i.id].sent < i.daily_limit]
+        if not with_room:
+            _reschedule(state, next_open(_next_utc_day(now), window, lead.id), now)
+            return None
+        ready = [i for i in with_room if self.pacing[i.id].next_send_at is None or self.pacing[i.id].next_send_at <= now]
+        if not ready:
+            _reschedule(state, min(self.pacing[i.id].next_send_at for i in with_room), now)
+            return None
+        epoch = datetime.min.replace(tzinfo=UTC)
+        # Least recently used; sends of one batch share a timestamp, so today's count breaks that tie.
+        return min(ready, key=lambda i: (self.pacing[i.id].last_sent_at or epoch, self.counters[i.id].sent, i.id))
+
+
+async def claim(session: AsyncSession, settings: Settings, worker_id: str, now: datetime | None = None,
+                rng: random.Random | None = None, limit: int | None = None) -> Claim:
+    planner = Planner(session, settings, now or utcnow(), worker_id, rng or random.Random())
+    return await planner.claim(limit or settings.sending_batch_size)
+
+
+# --- outcomes -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: str
+    kind: str  # "sent" | "retry" | "requeue" | "bounced" | "failed" | "in_doubt"
+    code: int | None = None
+    detail: str = ""
+    inbox_failure_side: str | None = None  # set when the inbox itself failed (connection, login)
+
+
+def event_ref(message: Message) -> dict[str, Any]:
+    return {
+        "message_id": message.id,
+        "campaign_id": message.campaign_id,
+        "lead_id": message.lead_id,
+        "inbox_id": message.inbox_id,
+        "email": message.to_email,
+        "step": message.step_index + 1,
+        "variant": message.variant,
+    }
+
+
+async def record_outcomes(session: AsyncSession, settings: Settings, outcomes: Sequence[Outcome], now: datetime | None = None) -> None:
+    now = now or utcnow()
+    queue = SendQueue(session)
+    messages = await queue.messages(o.message_id for o in outcomes)
+    states = await queue.sequence_states(m.lead_id for m in messages.values())
+    leads = await queue.leads(m.lead_id for m in messages.values())
+    campaigns = await queue.campaigns(m.campaign_id for m in messages.values())
+    for outcome in outcomes:
+        message = messages.get(outcome.message_id)
+        if message is None or message.status not in IN_FLIGHT:
+            continue  # resolved meanwhile (in-flight resolution), or gone with its lead
+        await apply_outcome(session, settings, message, states.get(message.lead_id), leads.get(message.lead_id),
+                            campaigns.get(message.campaign_id), outcome, now)
+    await session.flush()
+
+
+async def apply_outcome(
+    session: AsyncSession,
+    settings: Settings,
+    message: Message,
+    state: SequenceState | None,
+    lead: Lead | None,
+    campaign: Campaign | None,
+    outcome: Outcome,
+    now: datetime,
+) -> None:
+    tenant = tenant_of(message)
+    if outcome.kind == "in_doubt":
+        # The data went out but no answer came back: leave it `sending` for resolve_in_flight to settle from
+        # the Sent folder once the inbox has had a minute to file it.
+        message.lease_until = now + IN_DOUBT_GRACE
+        message.smtp_response = outcome.detail[:2000] or None
+        return
+    claimed_on = (message.lease_until - timedelta(seconds=settings.sending_lease_seconds)).date() if message.lease_until else now.date()
+    message.lease_until = None
+    message.smtp_code = outcome.code
+    message.smtp_response = outcome.detail[:2000] or None
+    if outcome.kind == "sent":
+        message.status = MessageStatus.sent.value
+        message.sent_at = now
+        await record_event(session, tenant, "email.sent", {**event_ref(message), "smtp_message_id": message.message_id_header, "subject": message.subject})
+        if state is not None and lead is not None and campaign is not None:
+            _advance(state, lead, campaign, message, now)
+        if not message.livemode and lead is not None:
+            await simulation.after_send(session, tenant, message, lead, state, campaign, now)
+        return
+    if outcome.kind == "bounced":
+        message.status = MessageStatus.bounced.value
+        await bounce_hard(session, tenant, message, lead, state, now, str(outcome.code or ""), outcome.detail)
+        return
+    # Not handed over: give the send back to today's campaign and inbox limits.
+    await SendQueue(session).adjust_counters(claimed_on, [i for i in (message.campaign_id, message.inbox_id) if i], -1)
+    if outcome.inbox_failure_side and message.inbox_id:
+        await report_connection_failure(session, tenant, message.inbox_id, outcome.inbox_failure_side, outcome.detail)
+    if outcome.kind == "requeue":
+        # Claimed but never handed to SMTP (its worker stopped first): nothing left the server, so it simply
+        # goes back in the queue, without counting as an attempt.
+        message.status = MessageStatus.retry.value
+        message.attempts = max(0, message.attempts - 1)
+        if state is not None:
+            _reschedule(state, now, now)
+        return
+    if outcome.kind == "retry" and message.attempts < settings.sending_max_attempts:
+        message.status = MessageStatus.retry.value
+        if state is not None:
+            backoff = timedelta(seconds=settings.sending_retry_seconds * 2 ** (message.attempts - 1))
+            _reschedule(state, now + backoff, now)
+        return
+    message.status = MessageStatus.failed.value
+    if state is not None:
+        stop_sequence(state, StopReason.failed, now)
+
+
+def _advance(state: SequenceState, lead: Lead, campaign: Campaign, message: Message, now: datetime) -> None:
+    """After a send: the next step is due after its delay, in the window (branches are judged then)."""
+    state.last_sent_at = now
+    following = message.step_index + 1
+    steps = campaign.steps
+    if following >= len(steps):
+        _finish(state, lead, now)
+        return
+    state.next_step = following
+    scheduled = due_at(now, step_delay(steps[following]), window_for(campaign.send_window, lead.timezone), lead.id)
+    _reschedule(state, scheduled, now)
+    if campaign.status != CampaignStatus.active.value:
+        state.due_at = None
+
+
+async def bounce_hard(session: AsyncSession, tenant: Tenant, message: Message, lead: Lead | None,
+                      state: SequenceState | None, now: datetime, status_code: str, diagnostic: str) -> None:
+    """A hard bounce: the event, the address suppressed, the lead stopped."""
+    await record_event(session, tenant, "email.bounced.hard",
+                       {**event_ref(message), "status_code": status_code or None, "diagnostic": diagnostic[:500] or None})
+    await suppressions.suppress(session, tenant, SuppressionType.email, message.to_email, SuppressionReason.bounced)
+    if lead is not None:
+        lead.status = LeadStatus.bounced.value
+    if state is not None:
+        stop_sequence(state, StopReason.bounced, now)
+
+
+# --- in-flight resolution -------------------------------------------------------------------------------
+
+
+async def resolve_stale(session: AsyncSession, settings: Settings, stale: Sequence[Message], found_in_sent: dict[str, bool],
+                        now: datetime) -> int:
+    """Settle attempts whose worker died before recording their outcome. Never handed to SMTP (`sending`):
+    back in the queue. Handed over (`handed`): sent if the inbox's Sent folder holds the Message-ID
+    (`found_in_sent`, by message id), otherwise `unknown` and reported — never resent."""
+    queue = SendQueue(session)
+    states = await queue.sequence_states(m.lead_id for m in stale)
+    leads = await queue.leads(m.lead_id for m in stale)
+    campaigns = await queue.campaigns(m.campaign_id for m in stale)
+    for message in stale:
+        state, lead, campaign = states.get(message.lead_id), leads.get(message.lead_id), campaigns.get(message.campaign_id)
+        if message.status == MessageStatus.sending.value:
+            await apply_outcome(session, settings, message, state, lead, campaign,
+                                Outcome(message.id, "requeue", detail="requeued: its worker stopped before sending"), now)
+        elif message.id not in found_in_sent:
+            continue  # the Sent folder could not be read now; the caller pushed the lease back
+        elif found_in_sent[message.id]:
+            await apply_outcome(session, settings, message, state, lead, campaign,
+                                Outcome(message.id, "sent", detail="found in the Sent folder after its worker stopped"), now)
+        else:
+            message.status = MessageStatus.unknown.value
+            message.lease_until = None
+            message.smtp_response = "handed to SMTP when its worker stopped, and not in the Sent folder; not resent"
+            if state is not None:
+                stop_sequence(state, StopReason.delivery_unknown, now)
+            log.warning("send outcome unknown", message_id=message.id, lead_id=message.lead_id, inbox_id=message.inbox_id)
+    await session.flush()
+    return len(stale)

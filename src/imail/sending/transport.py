@@ -1,0 +1,104 @@
+"""SMTP connections kept open per inbox and reused across sends, with every answer sorted into an Outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiosmtplib
+import structlog
+
+from imail.mail import smtp
+from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected
+from imail.sending.service import Outcome
+
+log = structlog.get_logger("imail.sending.smtp")
+
+
+@dataclass
+class _Connection:
+    endpoint: Endpoint
+    client: aiosmtplib.SMTP
+    last_used: float
+
+
+class SmtpPool:
+    """One open connection per inbox; a send waits for its inbox's connection (sends per inbox are sequential)."""
+
+    def __init__(self, timeout: float, ca_file: str | None = None, idle_seconds: float = 60.0):
+        self.timeout = timeout
+        self.ca_file = ca_file
+        self.idle_seconds = idle_seconds
+        self._connections: dict[str, _Connection] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, inbox_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(inbox_id, asyncio.Lock())
+
+    async def _connection(self, inbox_id: str, endpoint: Endpoint) -> aiosmtplib.SMTP:
+        current = self._connections.get(inbox_id)
+        if current is not None and current.endpoint == endpoint and current.client.is_connected:
+            return current.client
+        if current is not None:
+            await self._close(inbox_id)
+        client = await smtp.open_session(endpoint, timeout=self.timeout, ca_file=self.ca_file)
+        self._connections[inbox_id] = _Connection(endpoint, client, time.monotonic())
+        return client
+
+    def _is_open(self, inbox_id: str, endpoint: Endpoint) -> bool:
+        current = self._connections.get(inbox_id)
+        return current is not None and current.endpoint == endpoint and current.client.is_connected
+
+    async def send(
+        self, inbox_id: str, endpoint: Endpoint, message_id: str, sender: str, recipient: str, data: bytes,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+    ) -> Outcome:
+        """Hand one message over (the caller holds `lock(inbox_id)`). A pooled connection the server dropped
+        while idle fails before any data goes out, so that case is retried once on a fresh connection."""
+        for attempt in (1, 2):
+            reused = self._is_open(inbox_id, endpoint)
+            try:
+                client = await self._connection(inbox_id, endpoint)
+                reply = await smtp.deliver(
+                    client, endpoint, sender, [recipient], data, timeout=self.timeout, before_data=before_data
+                )
+            except MailRejected as exc:
+                return _rejected(message_id, exc)
+            except smtp.DeliveryInDoubt as exc:
+                await self._close(inbox_id)
+                return Outcome(message_id, "in_doubt", detail=exc.detail)
+            except MailConnectionError as exc:
+                await self._close(inbox_id)
+                if reused and attempt == 1 and exc.stage != "auth":
+                    continue
+                return Outcome(message_id, "retry", detail=exc.message, inbox_failure_side="smtp")
+            self._connections[inbox_id].last_used = time.monotonic()
+            return Outcome(message_id, "sent", code=250, detail=reply)
+        raise AssertionError("unreachable")
+
+    async def _close(self, inbox_id: str) -> None:
+        connection = self._connections.pop(inbox_id, None)
+        if connection is not None:
+            await smtp.close_session(connection.client)
+
+    async def close_idle(self) -> None:
+        cutoff = time.monotonic() - self.idle_seconds
+        for inbox_id in [i for i, c in self._connections.items() if c.last_used < cutoff and not self.lock(i).locked()]:
+            await self._close(inbox_id)
+
+    async def close(self) -> None:
+        for inbox_id in list(self._connections):
+            await self._close(inbox_id)
+
+
+def _rejected(message_id: str, exc: MailRejected) -> Outcome:
+    code = exc.code or 0
+    detail = f"{exc.code or ''} {exc.detail}".strip()
+    if 400 <= code < 500:
+        return Outcome(message_id, "retry", code=code, detail=detail)
+    if exc.recipients:
+        return Outcome(message_id, "bounced", code=code, detail=detail)
+    # 5xx for the sender or the data (policy, content): not this recipient's fault, so no suppression.
+    return Outcome(message_id, "failed", code=code or None, detail=detail)

@@ -1,0 +1,84 @@
+"""Tracking and unsubscribe: public on purpose (no Caller), authorised by the signed token in the path."""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from imail.db import SessionDep
+from imail.errors import NotFound
+from imail.kit.clock import utcnow
+from imail.kit.signing import Signer
+from imail.tracking import service
+
+router = APIRouter(include_in_schema=False)
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
+
+
+def signer(request: Request) -> Signer:
+    state = request.app.state
+    if getattr(state, "signer", None) is None:
+        state.signer = Signer(state.settings.resolved_secret_key())
+    return state.signer
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>{html.escape(title)}</title><style>body{{font:16px system-ui,sans-serif;max-width:32rem;"
+        f"margin:4rem auto;padding:0 1rem;color:#222}}button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head>"
+        f"<body>{body}</body></html>",
+        status_code=status,
+        headers=NO_STORE,
+    )
+
+
+@router.get("/t/o/{token}.gif")
+async def track_open(token: str, request: Request, session: SessionDep,
+                     user_agent: Annotated[str, Header()] = "") -> Response:
+    """The open pixel. Always the image (a bad token is simply not counted)."""
+    try:
+        await service.record_open(session, signer(request), token, user_agent, request.client.host if request.client else None, utcnow())
+    except NotFound:
+        pass
+    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+
+
+@router.get("/t/c/{token}")
+async def track_click(token: str, request: Request, session: SessionDep,
+                      user_agent: Annotated[str, Header()] = "") -> Response:
+    try:
+        url = await service.record_click(session, signer(request), token, user_agent, utcnow())
+    except NotFound:
+        return _page("Link not valid", "<h1>This link is not valid</h1>", 404)
+    return RedirectResponse(url, status_code=302, headers=NO_STORE)
+
+
+@router.get("/u/{token}")
+async def unsubscribe_page(token: str, request: Request, session: SessionDep) -> Response:
+    """A confirmation page: a GET never unsubscribes (mail scanners follow links)."""
+    try:
+        message = await service.unsubscribe_target(session, signer(request), token)
+    except NotFound:
+        return _page("Link not valid", "<h1>This unsubscribe link is not valid</h1>", 404)
+    return _page(
+        "Unsubscribe",
+        f"<h1>Unsubscribe</h1><p>Stop emails to <b>{html.escape(message.to_email)}</b>?</p>"
+        f"<form method=post><button type=submit>Unsubscribe</button></form>",
+    )
+
+
+@router.post("/u/{token}")
+async def unsubscribe(token: str, request: Request, session: SessionDep) -> Response:
+    """The form's button, and RFC 8058 one-click (`List-Unsubscribe=One-Click`) from mail clients."""
+    try:
+        message = await service.unsubscribe(session, signer(request), token, utcnow())
+    except NotFound:
+        return _page("Link not valid", "<h1>This unsubscribe link is not valid</h1>", 404)
+    return _page("Unsubscribed", f"<h1>You are unsubscribed</h1><p>{html.escape(message.to_email)} will get no more emails from us.</p>")

@@ -1,0 +1,80 @@
+"""Opens, clicks and unsubscribes arriving on signed tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.errors import NotFound
+from imail.events.service import record_event
+from imail.kit.signing import BadSignature, Signer
+from imail.models import Message
+from imail.models.lead import InterestStatus, LeadStatus
+from imail.models.sending import StopReason
+from imail.models.suppression import SuppressionReason, SuppressionType
+from imail.sending.service import event_ref, stop_sequence, tenant_of
+from imail.suppressions import service as suppressions
+from imail.tracking import machine
+from imail.tracking.repository import TrackingRepository
+
+CLICK_SCANNER_WINDOW = timedelta(seconds=10)
+
+
+def _read(signer: Signer, purpose: str, token: str) -> str:
+    try:
+        return signer.unsign(purpose, token)
+    except BadSignature:
+        raise NotFound("This link is not valid") from None
+
+
+async def _message(session: AsyncSession, message_id: str) -> Message:
+    message = await TrackingRepository(session).message(message_id)
+    if message is None:
+        raise NotFound("This link is not valid")
+    return message
+
+
+async def record_open(session: AsyncSession, signer: Signer, token: str, user_agent: str, ip: str | None, now: datetime) -> None:
+    message = await _message(session, _read(signer, "open", token))
+    is_machine = machine.open_is_machine(user_agent, ip, message.sent_at, now)
+    if message.opened_at is None and not is_machine:
+        message.opened_at = now
+    await record_event(session, tenant_of(message), "email.opened",
+                       {**event_ref(message), "machine": is_machine, "user_agent": user_agent[:300] or None})
+
+
+async def record_click(session: AsyncSession, signer: Signer, token: str, user_agent: str, now: datetime) -> str:
+    """The original link to redirect to: only a link that was in this very email."""
+    message_id, _, index = _read(signer, "click", token).rpartition(":")
+    message = await _message(session, message_id)
+    links = message.links or []
+    if not index.isdigit() or int(index) >= len(links):
+        raise NotFound("This link is not valid")
+    url = links[int(index)]
+    is_machine = machine.click_is_machine(user_agent, message.sent_at, now, CLICK_SCANNER_WINDOW)
+    if not is_machine:
+        message.clicked_at = message.clicked_at or now
+        message.opened_at = message.opened_at or now  # a human click implies the email was opened
+    await record_event(session, tenant_of(message), "email.clicked",
+                       {**event_ref(message), "url": url, "machine": is_machine, "user_agent": user_agent[:300] or None})
+    return url
+
+
+async def unsubscribe_target(session: AsyncSession, signer: Signer, token: str) -> Message:
+    return await _message(session, _read(signer, "unsubscribe", token))
+
+
+async def unsubscribe(session: AsyncSession, signer: Signer, token: str, now: datetime) -> Message:
+    """Stop the lead and suppress its address for the whole workspace (idempotent)."""
+    message = await unsubscribe_target(session, signer, token)
+    tenant = tenant_of(message)
+    lead, state, _campaign = await TrackingRepository(session).lead_state_campaign(message)
+    await suppressions.suppress(session, tenant, SuppressionType.email, message.to_email, SuppressionReason.unsubscribed)
+    if lead is not None:
+        lead.status = LeadStatus.unsubscribed.value
+        lead.interest_status = InterestStatus.unsubscribed.value
+        lead.interest_updated_at = now
+    if state is not None and state.status in ("scheduled", "sending"):
+        stop_sequence(state, StopReason.unsubscribed, now)
+    return message

@@ -1,0 +1,122 @@
+"""Sending workers: deliver due sequence steps, and settle attempts a crash left in doubt."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import timedelta
+
+import structlog
+
+from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.mail import imap
+from imail.mail.endpoint import MailConnectionError
+from imail.sending import service
+from imail.sending.repository import SendQueue
+from imail.models.sending import Message, MessageStatus
+from imail.sending.service import Job, Outcome
+from imail.sending.transport import SmtpPool
+from imail.workers.context import WorkerContext
+
+log = structlog.get_logger("imail.workers.sending")
+
+RESOLVE_BATCH = 50
+UNREACHABLE_RECHECK = timedelta(minutes=5)
+
+
+def smtp_pool(ctx: WorkerContext) -> SmtpPool:
+    pool = ctx.extra.get("smtp_pool")
+    if pool is None:
+        pool = ctx.extra["smtp_pool"] = SmtpPool(ctx.settings.mail_timeout, ctx.settings.mail_ca_file, ctx.settings.sending_idle_seconds)
+    return pool
+
+
+async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -> list[Outcome]:
+    inbox = jobs[0].inbox
+    if not inbox.livemode:  # test mode never opens an SMTP connection
+        return [Outcome(job.message_id, "sent", detail="test mode: recorded, not sent") for job in jobs]
+    try:
+        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
+    except CredentialsUnavailable as exc:
+        return [Outcome(job.message_id, "retry", detail=exc.detail, inbox_failure_side="smtp") for job in jobs]
+    outcomes = []
+    async with pool.lock(inbox.id):
+        for job in jobs:
+            outcomes.append(await pool.send(inbox.id, endpoints.smtp, job.message_id, job.from_email, job.to_email,
+                                            job.data, before_data=_marker(ctx, job.message_id)))
+    return outcomes
+
+
+def _marker(ctx: WorkerContext, message_id: str):
+    """Records, in its own tiny transaction, that this message's DATA is about to go out: after a crash an
+    attempt not so marked is known never to have left, and one so marked is looked for in the Sent folder."""
+
+    async def mark() -> None:
+        async with ctx.database.transaction() as session:
+            await SendQueue(session).mark_handed(message_id)
+
+    return mark
+
+
+async def deliver(ctx: WorkerContext, jobs: list[Job]) -> list[Outcome]:
+    """Every inbox's jobs on its own connection, many inboxes at once (bounded)."""
+    pool = smtp_pool(ctx)
+    by_inbox: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        by_inbox[job.inbox.id].append(job)
+    limit = asyncio.Semaphore(ctx.settings.sending_smtp_concurrency)
+
+    async def run(group: list[Job]) -> list[Outcome]:
+        async with limit:
+            return await _send_for_inbox(ctx, pool, group)
+
+    results = await asyncio.gather(*(run(group) for group in by_inbox.values()))
+    return [outcome for group in results for outcome in group]
+
+
+async def send_due(ctx: WorkerContext) -> int:
+    async with ctx.database.transaction() as session:
+        claim = await service.claim(session, ctx.settings, ctx.instance_id, now=ctx.clock())
+    if claim.jobs:
+        outcomes = await deliver(ctx, claim.jobs)
+        async with ctx.database.transaction() as session:
+            await service.record_outcomes(session, ctx.settings, outcomes, now=ctx.clock())
+    else:
+        await smtp_pool(ctx).close_idle()
+    return claim.examined
+
+
+async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[str] | None:
+    """The headers found in the inbox's Sent folder, or None when it can't be checked now."""
+    try:
+        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
+        return await imap.find_in_sent(endpoints.imap, headers, timeout=ctx.settings.mail_timeout, ca_file=ctx.settings.mail_ca_file)
+    except (CredentialsUnavailable, MailConnectionError, OSError, TimeoutError) as exc:
+        log.warning("sent folder unreachable", inbox_id=inbox.id, error=str(exc)[:200])
+        return None
+
+
+async def resolve_in_flight(ctx: WorkerContext) -> int:
+    """Attempts whose lease ran out: their worker died after recording them. See service.resolve_stale."""
+    now = ctx.clock()
+    async with ctx.database.transaction() as session:
+        queue = SendQueue(session)
+        stale = await queue.lock_stale_in_flight(now, RESOLVE_BATCH)
+        if not stale:
+            return 0
+        handed = [m for m in stale if m.status == MessageStatus.handed.value]
+        inboxes = await queue.inboxes(m.inbox_id for m in handed if m.inbox_id)
+        by_inbox: dict[str | None, list[Message]] = defaultdict(list)
+        for message in handed:
+            by_inbox[message.inbox_id].append(message)
+        found: dict[str, bool] = {}
+        for inbox_id, messages in by_inbox.items():
+            inbox = inboxes.get(inbox_id) if inbox_id else None
+            in_sent = None if inbox is None else await _look_in_sent(ctx, inbox, [m.message_id_header for m in messages])
+            if in_sent is None:
+                for message in messages:
+                    message.lease_until = now + UNREACHABLE_RECHECK
+                continue
+            found.update({m.id: m.message_id_header in in_sent for m in messages})
+        await service.resolve_stale(session, ctx.settings, stale, found, now)
+    return len(stale)

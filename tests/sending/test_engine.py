@@ -1,0 +1,209 @@
+"""The sending engine end to end: the API sets up, the worker sends through a real SMTP server (aiosmtpd) and
+Dovecot holds the Sent folder; a test clock moves days forward."""
+
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.policy import default
+
+import pytest
+
+from imail.models import Lead
+from imail.models.sending import Message, SequenceState
+from tests.sending.conftest import ALL_DAY, freeze_api_clock
+
+pytestmark = pytest.mark.usefixtures("sink")
+
+STEP_1 = {
+    "subject": "Hi {{first_name}}",
+    "body": '<p>Hello {{first_name|there}} at {{company|your team}}, see <a href="https://acme.io/demo">the demo</a>.</p>',
+}
+STEP_2 = {"body": "<p>Following up, {{first_name}}.</p>", "delay": {"amount": 2, "unit": "days"}}
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(monkeypatch, clock):
+    freeze_api_clock(monkeypatch, clock)
+
+
+def parsed(received) -> object:
+    return message_from_bytes(received.data, policy=default)
+
+
+def by_recipient(sink) -> dict[str, list]:
+    found: dict[str, list] = {}
+    for received in sink.messages:
+        found.setdefault(received.envelope_to[0], []).append(parsed(received))
+    return found
+
+
+async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(outreach, mailbox, sink, clock):
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1, STEP_2])
+    leads = [
+        await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana", company="Globex"),
+        await outreach.lead(campaign["id"], "bob@example.org", first_name="Bob"),
+        await outreach.lead(campaign["id"], "cy@example.org"),
+    ]
+    await outreach.resume(campaign["id"])
+
+    assert await outreach.drain() == 3
+    first = by_recipient(sink)
+    assert sorted(first) == ["ana@example.org", "bob@example.org", "cy@example.org"]
+    ana = first["ana@example.org"][0]
+    assert ana["Subject"] == "Hi Ana"
+    assert ana["From"].addresses[0].addr_spec == mailbox.email
+    assert ana["Message-ID"].endswith("@example.com>")
+    assert ana["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "<https://t.acme.test/u/" in ana["List-Unsubscribe"] and f"<mailto:{mailbox.email}" in ana["List-Unsubscribe"]
+    html = ana.get_body(("html",)).get_content()
+    text = ana.get_body(("plain",)).get_content()
+    assert "Hello Ana at Globex" in html and "https://t.acme.test/t/c/" in html and "https://acme.io/demo" not in html
+    assert "https://t.acme.test/t/o/" in html
+    assert "Hello Ana at Globex" in text
+    assert "Hello there at your team" in first["cy@example.org"][0].get_body(("plain",)).get_content()
+
+    # Bob replies (the inbound reader marks the lead replied); then two days pass.
+    async with outreach.database.transaction() as session:
+        (await session.get(Lead, leads[1]["id"])).status = "replied"
+    clock.advance(days=1)
+    assert await outreach.drain() == 0
+    clock.advance(days=1, minutes=1)
+    assert await outreach.drain() == 2
+
+    second = by_recipient(sink)
+    assert len(second["bob@example.org"]) == 1
+    for address, name in (("ana@example.org", "Ana"), ("cy@example.org", None)):
+        opener, follow_up = second[address]
+        assert follow_up["Subject"] == f"Re: {opener['Subject']}"
+        assert follow_up["In-Reply-To"] == opener["Message-ID"]
+        assert follow_up["References"] == opener["Message-ID"]
+    assert "Following up, Ana." in second["ana@example.org"][1].get_body(("plain",)).get_content()
+
+    assert (await outreach.state(leads[0]["id"])).status == "finished"
+    assert (await outreach.state(leads[1]["id"])).stop_reason == "replied"
+    assert len(await outreach.events("email.sent")) == 5
+    messages = (await outreach.client.get(f"/v1/campaigns/{campaign['id']}/messages", headers=outreach.headers)).json()
+    assert len(messages["data"]) == 5 and {m["step"] for m in messages["data"]} == {1, 2}
+    assert all(m["status"] == "sent" and m["inbox_id"] == outreach.inbox_ids[0] for m in messages["data"])
+
+
+async def test_a_closed_window_sends_nothing(outreach, mailbox, sink, clock):
+    await outreach.connect_inbox(mailbox)
+    window = {"timezone": "UTC", "days": ["mon"], "start": "09:00", "end": "10:00"}
+    campaign = await outreach.campaign([STEP_1], send_window=window)
+    lead = await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    await outreach.resume(campaign["id"])
+    clock.advance(days=1)  # Tuesday
+    await outreach.drain()
+    assert sink.messages == []
+    state = await outreach.state(lead["id"])
+    assert state.due_at.weekday() == 0 and state.due_at.hour == 9  # next Monday's window
+
+
+async def test_a_daily_limit_of_n_sends_exactly_n_a_day(outreach, mailbox, sink, clock):
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1], daily_limit=2)
+    for i in range(5):
+        await outreach.lead(campaign["id"], f"lead{i}@example.org", first_name=f"L{i}")
+    await outreach.resume(campaign["id"])
+    assert await outreach.drain() == 2
+    assert len(sink.messages) == 2
+    clock.advance(days=1)
+    assert await outreach.drain() == 2
+    assert len(sink.messages) == 4
+
+
+async def test_the_sending_gap_holds_between_two_sends_of_an_inbox(outreach, mailbox, sink, clock):
+    await outreach.connect_inbox(mailbox, sending_gap_minutes=10)
+    campaign = await outreach.campaign([STEP_1])
+    for i in range(3):
+        await outreach.lead(campaign["id"], f"lead{i}@example.org", first_name=f"L{i}")
+    await outreach.resume(campaign["id"])
+    assert await outreach.drain() == 1
+    clock.advance(minutes=9, seconds=59)
+    assert await outreach.drain() == 0
+    clock.advance(minutes=3)  # past the gap and its random extra (at most a quarter of the gap)
+    assert await outreach.drain() == 1
+    sent = sorted(m.sent_at for m in await outreach.rows(Message))
+    assert sent[1] - sent[0] >= __import__("datetime").timedelta(minutes=10)
+
+
+async def test_a_451_is_retried_and_sent_once(outreach, mailbox, sink, clock):
+    answers = iter(["451 4.7.1 Greylisted, try again later"])
+    sink.rcpt_hook = lambda address: next(answers, None)
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1])
+    await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    await outreach.resume(campaign["id"])
+    await outreach.drain()
+    assert sink.messages == []
+    [message] = await outreach.rows(Message)
+    assert message.status == "retry" and "451" in message.smtp_response
+    clock.advance(minutes=2)
+    await outreach.drain()
+    assert len(sink.messages) == 1
+    [message] = await outreach.rows(Message)
+    assert message.status == "sent" and message.attempts == 2
+    assert len(await outreach.events("email.sent")) == 1
+
+
+async def test_a_550_for_an_address_bounces_and_suppresses_it(outreach, mailbox, sink, clock):
+    sink.rcpt_hook = lambda address: "550 5.1.1 No such user" if address.startswith("gone@") else None
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1, STEP_2])
+    gone = await outreach.lead(campaign["id"], "gone@example.org", first_name="Gone")
+    await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    await outreach.resume(campaign["id"])
+    await outreach.drain()
+    assert [m.envelope_to for m in sink.messages] == [["ana@example.org"]]
+    [bounce] = await outreach.events("email.bounced.hard")
+    assert bounce.data["email"] == "gone@example.org" and bounce.data["status_code"] == "550"
+    assert (await outreach.lead_row(gone["id"])).status == "bounced"
+    listed = (await outreach.client.get("/v1/suppressions", headers=outreach.headers)).json()["data"]
+    assert [s["value"] for s in listed] == ["gone@example.org"]
+    clock.advance(days=3)
+    await outreach.drain()
+    assert all(m.envelope_to != ["gone@example.org"] for m in sink.messages)
+
+
+async def test_follow_ups_go_from_the_inbox_that_sent_step_one(outreach, make_mailbox, sink, clock):
+    for prefix in ("ana", "bea", "cid"):
+        await outreach.connect_inbox(make_mailbox(prefix))
+    campaign = await outreach.campaign([STEP_1, STEP_2])
+    for i in range(6):
+        await outreach.lead(campaign["id"], f"lead{i}@example.org", first_name=f"L{i}")
+    await outreach.resume(campaign["id"])
+    await outreach.drain()
+    firsts = {m.lead_id: m.inbox_id for m in await outreach.rows(Message)}
+    assert sorted(list(firsts.values()).count(i) for i in outreach.inbox_ids) == [2, 2, 2]  # rotation
+    clock.advance(days=2, minutes=1)
+    await outreach.drain()
+    for message in await outreach.rows(Message, Message.step_index == 1):
+        assert message.inbox_id == firsts[message.lead_id]
+
+
+async def test_suppressed_and_paused_leads_get_nothing(outreach, mailbox, sink, clock):
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1])
+    blocked = await outreach.lead(campaign["id"], "x@blocked.example", first_name="X")
+    added = await outreach.client.post("/v1/suppressions", headers=outreach.headers, json={"domain": "blocked.example"})
+    assert added.status_code == 201, added.text
+    await outreach.resume(campaign["id"])
+    await outreach.drain()
+    assert sink.messages == []
+    assert (await outreach.state(blocked["id"])).stop_reason == "suppressed"
+
+
+async def test_pausing_a_campaign_takes_its_leads_out_of_the_queue(outreach, mailbox, sink, clock):
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1])
+    lead = await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    assert (await outreach.state(lead["id"])).due_at is None  # a draft sends nothing
+    await outreach.resume(campaign["id"])
+    await outreach.client.post(f"/v1/campaigns/{campaign['id']}/pause", headers=outreach.headers)
+    assert (await outreach.state(lead["id"])).due_at is None
+    await outreach.drain()
+    assert sink.messages == []
+    await outreach.resume(campaign["id"])
+    assert await outreach.drain() == 1
