@@ -160,5 +160,6 @@ async def outreach(client, database, settings, workspace, clock) -> AsyncIterato
 
 
 def freeze_api_clock(monkeypatch: pytest.MonkeyPatch, clock: Callable[[], datetime]) -> None:
-    """Lead enrolment reads the wall clock; pin it to the test's clock."""
+    """Lead enrolment and the tracking routes read the wall clock; pin them to the test's clock."""
     monkeypatch.setattr("imail.sending.service.utcnow", clock)
+    monkeypatch.setattr("imail.tracking.router.utcnow", clock)
