@@ -1,9 +1,29 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Row
 
 from imail.kit.repository import Repository, TenantRepository
 from imail.models import ApiKey, Workspace
+
+# Every authenticated request runs this, so it is built once: a statement reused as-is skips SQLAlchemy's
+# per-call construction and cache-key work, and plain columns skip loading two identity-mapped objects when
+# the caller needs nine values (bench/api.py: about 0.8M fewer instructions per request, ~10%).
+KEY_BY_HASH = (
+    select(
+        ApiKey.id,
+        ApiKey.key_hash,
+        ApiKey.revoked_at,
+        ApiKey.livemode,
+        ApiKey.scopes,
+        ApiKey.workspace_id,
+        Workspace.tier,
+        Workspace.rate_limit_per_minute,
+        Workspace.rate_limit_burst,
+    )
+    .join(Workspace, Workspace.id == ApiKey.workspace_id)
+    .where(ApiKey.key_hash == bindparam("digest"))
+)
 
 
 class KeyLookup(Repository[ApiKey]):
@@ -11,10 +31,9 @@ class KeyLookup(Repository[ApiKey]):
 
     model = ApiKey
 
-    async def by_hash(self, digest: str) -> tuple[ApiKey, Workspace] | None:
-        stmt = select(ApiKey, Workspace).join(Workspace, Workspace.id == ApiKey.workspace_id).where(ApiKey.key_hash == digest)
-        row = (await self.session.execute(stmt)).first()
-        return None if row is None else (row[0], row[1])
+    async def by_hash(self, digest: str) -> Row | None:
+        """The key's and its workspace's fields named in KEY_BY_HASH (`row.id`, `row.tier`, …), or None."""
+        return (await self.session.execute(KEY_BY_HASH, {"digest": digest})).first()
 
     async def by_id(self, key_id: str) -> ApiKey | None:
         return await self.session.get(ApiKey, key_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth import keys
@@ -39,12 +40,13 @@ class IssuedKey:
     secret: str
 
 
-async def _lookup(session: AsyncSession, token: str) -> tuple[ApiKey, Workspace] | None:
+async def _lookup(session: AsyncSession, token: str) -> Row | None:
+    """The unrevoked key's row (KeyLookup.by_hash: key and workspace fields), or None."""
     if keys.parse(token) is None:
         return None
     digest = keys.hash_key(token)
     row = await KeyLookup(session).by_hash(digest)
-    if row is None or not hmac.compare_digest(row[0].key_hash, digest) or row[0].revoked_at is not None:
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
         return None
     return row
 
@@ -58,16 +60,15 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
     found = await _lookup(session, token.strip())
     if found is None:
         raise Unauthorized("Invalid API key: it is unknown or has been revoked")
-    key, workspace = found
-    if not policy(workspace.tier).api_access:
+    if not policy(found.tier).api_access:
         raise TierGated("The API is available on Surge and above; this workspace is on Starter")
     return Caller(
-        key_id=key.id,
-        workspace_id=workspace.id,
-        livemode=key.livemode,
-        tier=workspace.tier,
-        scopes=key.scopes,
-        rate_limit=rate_limit_for(workspace.tier, workspace.rate_limit_per_minute, workspace.rate_limit_burst),
+        key_id=found.id,
+        workspace_id=found.workspace_id,
+        livemode=found.livemode,
+        tier=found.tier,
+        scopes=found.scopes,
+        rate_limit=rate_limit_for(found.tier, found.rate_limit_per_minute, found.rate_limit_burst),
     )
 
 
@@ -79,7 +80,7 @@ async def tenant_for_token(session: AsyncSession, authorization: str | None) -> 
     if scheme.lower() != "bearer":
         return None
     found = await _lookup(session, token.strip())
-    return None if found is None else Tenant(found[0].workspace_id, found[0].livemode)
+    return None if found is None else Tenant(found.workspace_id, found.livemode)
 
 
 async def issue_key(
