@@ -61,7 +61,7 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100.")] = 25,
     cursor: Annotated[str | None, Query(description="`next_cursor` from the previous page.")] = None,
 ) -> PageParams:
