@@ -1,7 +1,7 @@
 """inboxes
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-23 05:35:28.517179
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy import Text  # noqa: F401  (JSON columns render their PostgreSQL
 
 
 revision = '0004'
-down_revision = '0002'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """sending
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 Create Date: 2026-11-23 05:50:57.681040
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy import Text  # noqa: F401  (JSON columns render their PostgreSQL
 from sqlalchemy.dialects import postgresql
 
 revision = '0006'
-down_revision = ('0003', '0005')  # 0005 comes after 0004 (campaign_inboxes references inboxes)
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

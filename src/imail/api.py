@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from imail.analytics.public import router as public_metrics_router
+from imail.analytics.prometheus import MetricsMiddleware
+from imail.analytics.prometheus import router as prometheus_router
+from imail.analytics.status_page import router as status_page_router
+from imail.analytics.router import router as analytics_router
+from imail.campaigns.router import preview_router as campaign_preview_router
+from imail.campaigns.router import router as campaigns_router
 from imail.errors import ErrorBody
+from imail.inboxes.router import oauth_router as inbox_oauth_router
+from imail.inboxes.router import router as inboxes_router
 from imail.keys.router import router as keys_router
 from imail.kit.version_gate import version_gate
+from imail.leads.router import router as leads_router
+from imail.replies.router import router as replies_router
+from imail.sending.router import campaign_messages_router, lead_messages_router
 from imail.status.router import health_router
 from imail.status.router import router as status_router
+from imail.suppressions.router import router as suppressions_router
+from imail.tracking.router import router as tracking_router
+from imail.webhooks.docs import document_webhooks
+from imail.webhooks.router import router as webhooks_router
 
 ERROR_RESPONSES = {
     status: {"model": ErrorBody, "description": description}
@@ -29,10 +45,27 @@ PUBLIC_ERROR_RESPONSES = {s: ERROR_RESPONSES[s] for s in (400, 500, 503)}
 def build_v1() -> APIRouter:
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(version_gate)])
     v1.include_router(keys_router, responses=ERROR_RESPONSES)
+    v1.include_router(campaigns_router, responses=ERROR_RESPONSES)
+    v1.include_router(campaign_preview_router, responses=ERROR_RESPONSES)
+    v1.include_router(leads_router, responses=ERROR_RESPONSES)
+    v1.include_router(campaign_messages_router, responses=ERROR_RESPONSES)
+    v1.include_router(lead_messages_router, responses=ERROR_RESPONSES)
+    v1.include_router(replies_router, responses=ERROR_RESPONSES)
+    v1.include_router(suppressions_router, responses=ERROR_RESPONSES)
+    v1.include_router(inboxes_router, responses=ERROR_RESPONSES)
     v1.include_router(status_router, responses=PUBLIC_ERROR_RESPONSES)
+    v1.include_router(webhooks_router, responses=ERROR_RESPONSES)
+    v1.include_router(analytics_router, responses=ERROR_RESPONSES)
+    v1.include_router(public_metrics_router, responses=PUBLIC_ERROR_RESPONSES)
     return v1
 
 
 def mount_routers(app: FastAPI) -> None:
     app.include_router(health_router)
+    app.include_router(prometheus_router)  # /metrics, token-guarded (IMAIL_METRICS_TOKEN)
+    app.include_router(status_page_router)  # /status, public HTML
+    app.add_middleware(MetricsMiddleware)  # request counts and latencies by route template
+    app.include_router(inbox_oauth_router, responses=PUBLIC_ERROR_RESPONSES)  # /oauth/callback, outside /v1
+    app.include_router(tracking_router)  # /t/… and /u/…: signed tokens, outside /v1
     app.include_router(build_v1())
+    document_webhooks(app)  # the OpenAPI `webhooks` section: the deliveries imail sends

@@ -20,6 +20,12 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
+secrets_app = typer.Typer(help="Encryption of stored inbox credentials.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+replies_app = typer.Typer(help="Inbound replies.", no_args_is_help=True)
+app.add_typer(replies_app, name="replies")
+analytics_app = typer.Typer(help="Analytics rollups.", no_args_is_help=True)
+app.add_typer(analytics_app, name="analytics")
 
 
 def settings_or_exit() -> Settings:
@@ -134,6 +140,77 @@ def keys_revoke(key_id: str) -> None:
     settings = settings_or_exit()
     key = run_in_session(settings, lambda s: revoke_key(s, key_id))
     typer.echo(f"revoked {key.id}")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Re-encrypt every stored inbox secret under the current IMAIL_SECRET_KEY.
+
+    Rotation: move the old key to IMAIL_SECRET_KEYS_OLD (comma-separated), set the new IMAIL_SECRET_KEY, run
+    this, then drop the old key from IMAIL_SECRET_KEYS_OLD.
+    """
+    from imail.db import Database
+    from imail.inboxes.service import rotate_secrets
+
+    settings = settings_or_exit()
+
+    async def main() -> Any:
+        database = Database(settings)
+        try:
+            return await rotate_secrets(database, settings)
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(main())
+    body = {"inboxes": report.inboxes, "rotated": report.rotated, "already_current": report.current,
+            "unreadable": report.unreadable}
+    if as_json:
+        typer.echo(json.dumps(body))
+    else:
+        typer.echo(f"{report.rotated} secret(s) re-encrypted, {report.current} already under the current key, "
+                   f"{report.inboxes} inbox(es) scanned")
+    if report.unreadable:
+        typer.echo("imail: no configured key opens the secrets of " + ", ".join(report.unreadable)
+                   + " (add the key they were written with to IMAIL_SECRET_KEYS_OLD)", err=True)
+        raise typer.Exit(1)
+
+
+@replies_app.command("classify")
+def replies_classify(
+    explain: Annotated[bool, typer.Option("--explain", help="Also print why: source, evidence, bounce, text")] = False,
+) -> None:
+    """Classify one message read on stdin (RFC 822 bytes in any charset, or plain text); print JSON."""
+    import structlog
+
+    from imail.kit.logging import configure_logging
+    from imail.replies.verdict import assess
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.echo(f"imail: bad setting: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_json)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries the JSON only
+    data = sys.stdin.buffer.read()
+    if not data.strip():
+        typer.echo("imail: nothing on stdin (pipe one message in: imail replies classify < reply.eml)", err=True)
+        raise typer.Exit(1)
+    verdict = asyncio.run(assess(data, settings))
+    body = verdict.explanation() if explain else verdict.summary()
+    typer.echo(json.dumps(body, ensure_ascii=False))
+
+
+@analytics_app.command("rebuild")
+def analytics_rebuild(
+    workspace: Annotated[str | None, typer.Option(help="Only this workspace (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recompute the daily rollups from the event log, in one transaction (identical to the live counts)."""
+    from imail.analytics.rollups import rebuild
+
+    result = run_in_session(settings_or_exit(), lambda session: rebuild(session, workspace))
+    typer.echo(json.dumps(result) if as_json else f"rebuilt {result['rows']} rollup rows from {result['events']} events")
 
 
 @app.command("serve")

@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./imail.db"
@@ -37,10 +37,94 @@ class Settings(BaseSettings):
 
     # webhooks
     webhooks_allow_private: bool = False
+    # seconds between attempts (Svix-like); after the last, one final attempt at webhooks_give_up_after
+    webhooks_retry_schedule: list[float] = Field(default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0])
+    webhooks_retry_jitter: float = Field(0.1, ge=0, lt=1)
+    webhooks_give_up_after: float = Field(86400.0, gt=0, description="seconds after the event: last attempt, then failed")
+    webhooks_disable_after: float = Field(86400.0, gt=0, description="seconds of failing every attempt before disabling")
+    webhooks_timeout: float = Field(10.0, gt=0)
+    webhooks_lease: float = Field(60.0, gt=0, description="seconds a claimed delivery stays invisible to other workers")
+    webhooks_batch_size: int = Field(50, ge=1, le=1000, description="deliveries each worker loop claims at a time")
+    webhooks_concurrency: int = Field(2, ge=1, le=200, description="requests each worker loop has in flight at once")
+    webhooks_retention_days: int = Field(30, ge=1, description="days the delivery log is kept")
+
+    # inboxes: mail server logins, credential encryption, OAuth providers (see imail.inboxes)
+    secret_keys_old: str = Field("", description="comma-separated retired IMAIL_SECRET_KEY values, still decrypted")
+    mail_timeout: float = Field(15.0, gt=0, le=120, description="seconds for one SMTP or IMAP connect+login")
+    mail_ca_file: str | None = Field(None, description="extra CA bundle (PEM) trusted for SMTP/IMAP TLS")
+    inbox_check_interval: float = Field(300.0, ge=5, description="seconds between two checks of one inbox")
+    oauth_state_ttl: int = Field(3600, ge=60, description="seconds an OAuth setup_url stays valid")
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_smtp_server: str = "smtp.gmail.com:465/ssl"
+    google_imap_server: str = "imap.gmail.com:993/ssl"
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: str | None = None
+    microsoft_authorize_url: str = "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+    microsoft_token_url: str = "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+    microsoft_smtp_server: str = "smtp.office365.com:587/starttls"
+    microsoft_imap_server: str = "outlook.office365.com:993/ssl"
+
+    @field_validator("google_smtp_server", "google_imap_server", "microsoft_smtp_server", "microsoft_imap_server")
+    @classmethod
+    def _mail_server(cls, value: str) -> str:
+        host, _, rest = value.rpartition(":")
+        port, _, security = rest.partition("/")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or security not in ("ssl", "starttls", "none"):
+            raise ValueError("must look like host:port/security with security ssl, starttls or none")
+        return value
+
+    # sending engine (see imail.sending)
+    sending_batch_size: int = Field(200, ge=1, le=5000, description="sequence states claimed per iteration")
+    sending_lease_seconds: float = Field(300.0, ge=10, description="an attempt older than this is in doubt")
+    sending_max_attempts: int = Field(5, ge=1, le=50, description="temporary failures before a send is failed")
+    sending_retry_seconds: float = Field(300.0, gt=0, description="first retry delay; doubles per attempt")
+    sending_smtp_concurrency: int = Field(64, ge=1, le=1000, description="inboxes sending at once per worker")
+    sending_idle_seconds: float = Field(60.0, gt=0, description="pooled SMTP connections idle longer are closed")
+
+    # inbound: the IMAP reader of replies and bounces (see imail.inbound)
+    inbound_poll_interval: float = Field(60.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE")
+    inbound_idle: bool = Field(True, description="wait on IMAP IDLE where the server offers it")
+    inbound_idle_recheck: float = Field(300.0, ge=5, le=1740, description="seconds between full reads of an IDLE inbox")
+    inbound_batch_inboxes: int = Field(20, ge=1, le=1000, description="inboxes claimed per reader iteration")
+    inbound_concurrency: int = Field(10, ge=1, le=500, description="inboxes read at once per worker")
+    inbound_max_connections: int = Field(100, ge=1, le=10000, description="IMAP connections kept open per worker")
+    inbound_fetch_batch: int = Field(100, ge=1, le=1000, description="messages per FETCH and per transaction")
+    inbound_max_messages: int = Field(1000, ge=1, description="messages read from one inbox per iteration")
+    inbound_lease_seconds: float = Field(300.0, ge=10, description="an inbox being read is left alone this long")
+    inbound_soft_bounce_retries: int = Field(2, ge=0, le=10, description="resends of one email after soft bounces")
+    inbound_soft_bounce_retry_seconds: float = Field(3600.0, gt=0, description="first resend delay; doubles")
+
+    # replies: an optional OpenAI-compatible endpoint replacing the local reply model (see imail.replies.remote)
+    classifier_url: str | None = Field(None, description="API base, e.g. http://127.0.0.1:11434/v1; unset: local")
+    classifier_model: str | None = Field(None, validate_default=True)
+    classifier_api_key: str | None = None
+    classifier_timeout: float = Field(10.0, gt=0, le=120, description="seconds for one classification request")
+
+    @field_validator("classifier_url")
+    @classmethod
+    def _classifier_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("classifier_model")
+    @classmethod
+    def _classifier_model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("classifier_url") and not value:
+            raise ValueError("must be set when IMAIL_CLASSIFIER_URL is set (the model name the endpoint serves)")
+        return value or None
 
     # workers
     worker_poll_interval: float = Field(1.0, gt=0)
     idempotency_ttl_hours: int = Field(24, ge=1)
+
+    # Prometheus scrape endpoint /metrics: off (404) unless a token is set; scrape with `Authorization: Bearer <token>`
+    metrics_token: str | None = Field(None, min_length=16)
 
     # logging
     log_level: str = "INFO"
@@ -51,6 +135,13 @@ class Settings(BaseSettings):
     def _known_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("webhooks_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: list[float]) -> list[float]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError("must be a JSON list of positive seconds, e.g. [5, 300, 1800]")
         return value
 
     @field_validator("redis_url")

@@ -79,3 +79,15 @@ def test_due_at_adds_the_delay_first():
 def test_a_window_without_days_is_refused():
     with pytest.raises(ValueError):
         next_open(utc(2026, 1, 1), Window.of("UTC", [], "09:00", "17:00"))
+
+
+def test_bulk_due_times_equal_one_by_one():
+    from imail.sending.schedule import due_for_many
+    from imail.sending.sequence import window_for
+
+    send_window = {"timezone": "lead", "days": ["mon", "tue"], "start": "09:00", "end": "17:00"}
+    leads = [(f"lead_{i}", zone) for i, zone in enumerate(["Europe/Paris", "Asia/Tokyo", "America/Denver", None] * 25)]
+    for previous in (utc(2026, 11, 23, 3, 0), utc(2026, 11, 23, 12, 0), utc(2026, 11, 25, 12, 0)):
+        bulk = due_for_many(previous, timedelta(hours=2), lambda zone: window_for(send_window, zone), leads)
+        for key, zone in leads:
+            assert bulk[key] == due_at(previous, timedelta(hours=2), window_for(send_window, zone), key)

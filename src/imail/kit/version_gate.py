@@ -11,7 +11,10 @@ from imail.kit import versions
 async def version_gate(request: Request) -> None:
     route = request.scope.get("route")
     snapshot = request.state.api_version
-    path = getattr(route, "path", request.url.path)
+    # A route of a router included in another keeps its own relative path ("/leads/bulk"); FastAPI records the
+    # full template ("/v1/leads/bulk") in the effective route context.
+    context = request.scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path", None) or getattr(route, "path", request.url.path)
     if not versions.endpoint_available(snapshot, request.method, path):
         raise NotFound(
             f"No route {request.method} {request.url.path} in API version {snapshot.isoformat()}; "

@@ -1,10 +1,19 @@
 """Every ORM model, imported here so Alembic and the drift test see the whole schema."""
 
+from imail.models.analytics import AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
 from imail.models.api_key import ApiKey
 from imail.models.base import Base
+from imail.models.campaign import Campaign, CampaignInbox, CampaignStatus
 from imail.models.event import Event
 from imail.models.idempotency import IdempotencyRecord
+from imail.models.inbox import Inbox
+from imail.models.lead import InterestStatus, Lead, LeadStatus
+from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
+from imail.models.reply import Reply
+from imail.models.sending import InboxPacing, Message, SendCounter, SequenceState
+from imail.models.suppression import Suppression
 from imail.models.worker_heartbeat import WorkerHeartbeat
+from imail.models.webhook import WebhookDelivery, WebhookEndpoint
 from imail.models.workspace import Tier, Workspace
 
-__all__ = ["ApiKey", "Base", "Event", "IdempotencyRecord", "Tier", "WorkerHeartbeat", "Workspace"]
+__all__ = ["AnalyticsCampaignDaily", "AnalyticsDaily", "AnalyticsRef", "ApiKey", "Base", "Campaign", "CampaignInbox", "CampaignStatus", "InterestStatus", "InboxPacing", "Lead", "Message", "SendCounter", "SequenceState", "LeadStatus", "Suppression", "Event", "IdempotencyRecord", "Inbox", "Tier", "WebhookDelivery", "WebhookEndpoint", "WorkerHeartbeat", "Workspace", "InboundReceipt", "MailboxCursor", "MailboxPoll", "Reply"]

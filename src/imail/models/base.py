@@ -76,6 +76,7 @@ class TenantMixin:
     """
 
     __tenant_table_args__: tuple = ()
+    __tenant_key__: str = "id"  # the column keyset pages walk; a table keyed otherwise names its own
 
     @declared_attr
     def workspace_id(cls) -> Mapped[str]:
@@ -85,4 +86,4 @@ class TenantMixin:
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple:
-        return (Index(None, "workspace_id", "livemode", "id"), *cls.__tenant_table_args__)
+        return (Index(None, "workspace_id", "livemode", cls.__tenant_key__), *cls.__tenant_table_args__)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ARRAY, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +33,23 @@ class SequenceRepository(TenantRepository[SequenceState]):
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             stamped = [{**row, "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode} for row in rows]
-            stmt = _insert(self.session)(SequenceState).values(stamped).on_conflict_do_nothing(index_elements=["lead_id"])
-            await self.session.execute(stmt)
+            if _is_postgres(self.session):
+                # One statement whatever the count (bulk enrols 5000 leads): a column per array, zipped by unnest,
+                # instead of a VALUES list whose parameters pass PostgreSQL's 32767 limit and recompile each time.
+                table = SequenceState.__table__
+                columns = list(stamped[0])
+                arrays = [
+                    func.unnest(bindparam(f"col_{i}", [row[name] for row in stamped], type_=ARRAY(table.c[name].type)))
+                    for i, name in enumerate(columns)
+                ]
+                stmt = pg_insert(table).from_select(columns, select(*arrays)).on_conflict_do_nothing(
+                    index_elements=["lead_id"]
+                )
+                await self.session.execute(stmt)
+            else:
+                # executemany: SQLAlchemy batches the rows under SQLite's parameter limit.
+                stmt = sqlite_insert(SequenceState).on_conflict_do_nothing(index_elements=["lead_id"])
+                await self.session.execute(stmt, stamped)
 
     async def set_campaign_running(self, campaign_id: str, running: bool) -> None:
         """Pausing takes a campaign's leads out of the due index; resuming puts them back as scheduled."""
@@ -102,8 +117,17 @@ class SendQueue(Repository[SequenceState]):
     async def inboxes(self, ids: Iterable[str]) -> dict[str, Inbox]:
         return await self._by_ids(Inbox, ids)
 
-    async def messages(self, ids: Iterable[str]) -> dict[str, Message]:
-        return await self._by_ids(Message, ids)
+    async def messages(self, ids: Iterable[str], lock: bool = False) -> dict[str, Message]:
+        if not lock:
+            return await self._by_ids(Message, ids)
+        wanted = sorted(set(ids))  # one lock order for every caller
+        if not wanted:
+            return {}
+        stmt = select(Message).where(Message.id.in_(wanted)).order_by(Message.id)
+        if _is_postgres(self.session):
+            stmt = stmt.with_for_update()
+        rows = await self.session.execute(stmt.execution_options(populate_existing=True))
+        return {row.id: row for row in rows.scalars()}
 
     async def campaign_inboxes(self, campaign_ids: Iterable[str]) -> dict[str, list[str]]:
         ids = list(set(campaign_ids))
@@ -177,12 +201,16 @@ class SendQueue(Repository[SequenceState]):
                 .values(sent=SendCounter.sent + delta)
             )
 
-    async def mark_handed(self, message_id: str) -> None:
-        await self.session.execute(
+    async def mark_handed(self, message_id: str, message_id_header: str) -> bool:
+        """Whether this attempt (the claim that composed this Message-ID) still owns the message: False once its
+        lease ran out and it was requeued (and maybe claimed again, with a new Message-ID) meanwhile."""
+        result = await self.session.execute(
             update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.sending.value)
+            .where(Message.id == message_id, Message.status == MessageStatus.sending.value,
+                   Message.message_id_header == message_id_header)
             .values(status=MessageStatus.handed.value)
         )
+        return result.rowcount == 1
 
     async def lock_stale_in_flight(self, now: datetime, limit: int) -> list[Message]:
         """Attempts whose lease ran out before their outcome was recorded: their worker died."""

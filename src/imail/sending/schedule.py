@@ -78,3 +78,19 @@ def next_open(moment: datetime, window: Window, spread_key: str | None = None) -
 def due_at(previous: datetime, delay: timedelta, window: Window, spread_key: str) -> datetime:
     """When the next step is due: `delay` after the previous send, moved into the window."""
     return next_open(previous + delay, window, spread_key)
+
+
+def due_for_many(previous: datetime, delay: timedelta, window_of, leads: list[tuple[str, str | None]]) -> dict[str, datetime]:
+    """`due_at` for many leads at once (bulk enrolment): the window's next opening is worked out once per
+    timezone, then each lead gets its own spread offset — the same answers as `due_at`, lead by lead."""
+    moment = previous + delay
+    openings: dict[str | None, tuple[Window, datetime, bool]] = {}
+    found: dict[str, datetime] = {}
+    for key, timezone in leads:
+        if timezone not in openings:
+            window = window_of(timezone)
+            opening = next_open(moment, window)
+            openings[timezone] = (window, opening, opening == moment)
+        window, opening, open_now = openings[timezone]
+        found[key] = opening if open_now else opening + spread_offset(key, window, opening.astimezone(window.zone).date())
+    return found

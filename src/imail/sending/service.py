@@ -34,7 +34,7 @@ from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.sending import simulation
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
 from imail.sending.repository import SendQueue, SequenceRepository
-from imail.sending.schedule import due_at, next_open
+from imail.sending.schedule import due_at, due_for_many, next_open
 from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
 from imail.suppressions import service as suppressions
 
@@ -66,22 +66,20 @@ async def enroll(session: AsyncSession, tenant: Tenant, campaign: Campaign, lead
     if not leads or not campaign.steps:
         return
     now = now or utcnow()
-    delay = step_delay(campaign.steps[0])
     running = campaign.status == CampaignStatus.active.value
-    rows = []
-    for lead_id, timezone in leads:
-        scheduled = due_at(now, delay, window_for(campaign.send_window, timezone), lead_id)
-        rows.append(
-            {
-                "lead_id": lead_id,
-                "campaign_id": campaign.id,
-                "status": SequenceStatus.scheduled.value,
-                "next_step": 0,
-                "scheduled_at": scheduled,
-                "due_at": scheduled if running else None,
-                "updated_at": now,
-            }
-        )
+    due = due_for_many(now, step_delay(campaign.steps[0]), lambda zone: window_for(campaign.send_window, zone), leads)
+    rows = [
+        {
+            "lead_id": lead_id,
+            "campaign_id": campaign.id,
+            "status": SequenceStatus.scheduled.value,
+            "next_step": 0,
+            "scheduled_at": due[lead_id],
+            "due_at": due[lead_id] if running else None,
+            "updated_at": now,
+        }
+        for lead_id, _ in leads
+    ]
     await SequenceRepository(session, tenant).insert_many(rows)
 
 
@@ -354,10 +352,15 @@ async def claim(session: AsyncSession, settings: Settings, worker_id: str, now: 
 # --- outcomes -------------------------------------------------------------------------------------------
 
 
+class AttemptTaken(Exception):
+    """Raised before DATA when the attempt no longer owns its message: its lease ran out and the message was
+    requeued (and perhaps claimed again). Nothing was handed over; the outcome ("taken") is not recorded."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     message_id: str
-    kind: str  # "sent" | "retry" | "requeue" | "bounced" | "failed" | "in_doubt"
+    kind: str  # "sent" | "retry" | "requeue" | "bounced" | "failed" | "in_doubt" | "taken"
     code: int | None = None
     detail: str = ""
     inbox_failure_side: str | None = None  # set when the inbox itself failed (connection, login)
@@ -378,13 +381,14 @@ def event_ref(message: Message) -> dict[str, Any]:
 async def record_outcomes(session: AsyncSession, settings: Settings, outcomes: Sequence[Outcome], now: datetime | None = None) -> None:
     now = now or utcnow()
     queue = SendQueue(session)
-    messages = await queue.messages(o.message_id for o in outcomes)
+    # Locked: an attempt the in-flight resolver is settling right now is seen settled once it commits.
+    messages = await queue.messages((o.message_id for o in outcomes if o.kind != "taken"), lock=True)
     states = await queue.sequence_states(m.lead_id for m in messages.values())
     leads = await queue.leads(m.lead_id for m in messages.values())
     campaigns = await queue.campaigns(m.campaign_id for m in messages.values())
     for outcome in outcomes:
         message = messages.get(outcome.message_id)
-        if message is None or message.status not in IN_FLIGHT:
+        if outcome.kind == "taken" or message is None or message.status not in IN_FLIGHT:
             continue  # resolved meanwhile (in-flight resolution), or gone with its lead
         await apply_outcome(session, settings, message, states.get(message.lead_id), leads.get(message.lead_id),
                             campaigns.get(message.campaign_id), outcome, now)

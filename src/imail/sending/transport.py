@@ -12,7 +12,7 @@ import structlog
 
 from imail.mail import smtp
 from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected
-from imail.sending.service import Outcome
+from imail.sending.service import AttemptTaken, Outcome
 
 log = structlog.get_logger("imail.sending.smtp")
 
@@ -66,6 +66,9 @@ class SmtpPool:
                 )
             except MailRejected as exc:
                 return _rejected(message_id, exc)
+            except AttemptTaken:
+                await self._close(inbox_id)  # the envelope was given: drop the session rather than hand the data
+                return Outcome(message_id, "taken", detail="its lease ran out and it was requeued before DATA")
             except smtp.DeliveryInDoubt as exc:
                 await self._close(inbox_id)
                 return Outcome(message_id, "in_doubt", detail=exc.detail)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from imail.workers import maintenance
+from imail.inboxes import monitor as inbox_monitor
+from imail.workers import inbound, maintenance, sending, webhooks
 from imail.workers.context import WorkerContext
 
 
@@ -20,4 +21,14 @@ class WorkerSpec:
 WORKERS: tuple[WorkerSpec, ...] = (
     WorkerSpec("heartbeat", maintenance.heartbeat, interval=10.0),
     WorkerSpec("idempotency_purge", maintenance.purge_idempotency_records, interval=600.0),
+    # Logs in to live inboxes due a check (IMAIL_INBOX_CHECK_INTERVAL, or at once after a reported failure).
+    WorkerSpec("inbox_connections", inbox_monitor.monitor_inbox_connections, interval=5.0),
+    # Claims due sequence steps in batches and sends them over pooled SMTP connections (see imail.sending).
+    WorkerSpec("sending", sending.send_due, interval=1.0),
+    WorkerSpec("sending_in_doubt", sending.resolve_in_flight, interval=30.0),
+    # Reads replies and bounces over IMAP (IDLE where offered, else every IMAIL_INBOUND_POLL_INTERVAL; see imail.inbound).
+    WorkerSpec("inbound", inbound.read_inboxes, interval=1.0),
+    # Two loops per process, so a slow endpoint holding up one loop's batch doesn't stop deliveries.
+    WorkerSpec("webhook_deliveries", webhooks.deliver_webhooks, interval=0.5, concurrency=2),
+    WorkerSpec("webhook_log_purge", webhooks.purge_webhook_deliveries, interval=3600.0),
 )

@@ -1,0 +1,1 @@
+"""Campaigns: sequences of steps sent from inboxes, their status machine and the template language."""

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, insert
+
+from imail.kit.pagination import PageParams
+from imail.kit.repository import TenantRepository
+from imail.models import Campaign, CampaignInbox, CampaignStatus, Inbox
+
+
+class CampaignRepository(TenantRepository[Campaign]):
+    model = Campaign
+
+    async def list_page(self, params: PageParams, status: str | None) -> list[Campaign]:
+        stmt = self.select()
+        if status is None:
+            stmt = stmt.where(Campaign.status != CampaignStatus.archived.value)
+        else:
+            stmt = stmt.where(Campaign.status == status)
+        return await self.page(params, stmt)
+
+    async def inbox_ids(self, campaign_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Each campaign's inbox ids in order; callers pass ids of campaigns they already read as this tenant."""
+        found: dict[str, list[str]] = {cid: [] for cid in campaign_ids}
+        if not campaign_ids:
+            return found
+        # Joined to the tenant's campaigns, so this can never read another tenant's association rows.
+        stmt = (
+            self.select(CampaignInbox.campaign_id, CampaignInbox.inbox_id)
+            .select_from(Campaign)
+            .join(CampaignInbox, CampaignInbox.campaign_id == Campaign.id)
+            .where(Campaign.id.in_(list(campaign_ids)))
+            .order_by(CampaignInbox.campaign_id, CampaignInbox.position)
+        )
+        for campaign_id, inbox_id in (await self.session.execute(stmt)).all():
+            found[campaign_id].append(inbox_id)
+        return found
+
+    async def set_inboxes(self, campaign_id: str, inbox_ids: Sequence[str]) -> None:
+        await self.session.execute(delete(CampaignInbox).where(CampaignInbox.campaign_id == campaign_id))
+        if inbox_ids:
+            await self.session.execute(
+                insert(CampaignInbox),
+                [{"campaign_id": campaign_id, "inbox_id": inbox_id, "position": i} for i, inbox_id in enumerate(inbox_ids)],
+            )
+
+
+class InboxLookup(TenantRepository[Inbox]):
+    """The tenant's inboxes, as far as campaigns need them: which exist and whether they can send."""
+
+    model = Inbox
+
+    async def statuses(self, inbox_ids: Sequence[str]) -> dict[str, str]:
+        if not inbox_ids:
+            return {}
+        stmt = self.select(Inbox.id, Inbox.status).where(Inbox.id.in_(list(inbox_ids)))
+        return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
+

@@ -1,0 +1,92 @@
+"""`/v1/campaigns`: sequences of steps sent from inboxes; draft → active (resume) ⇄ paused (pause) → archived (DELETE)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from imail.auth import scopes
+from imail.auth.deps import CallerDep, require_scope
+from imail.campaigns import service
+from imail.campaigns.schemas import Campaign, CampaignCreate, CampaignUpdate, Preview, PreviewRequest
+from imail.db import SessionDep
+from imail.errors import Forbidden
+from imail.kit.pagination import Page, PageParams, encode_cursor, page_params
+from imail.models import CampaignStatus
+
+router = APIRouter(prefix="/campaigns", tags=["Campaigns"], dependencies=[Depends(require_scope("campaigns"))])
+
+
+async def require_preview_scopes(caller: CallerDep) -> None:
+    """A preview writes nothing: it needs read access to campaigns and leads."""
+    for family in ("campaigns", "leads"):
+        if not scopes.allows(caller.scopes, family, "read"):
+            raise Forbidden(f"This API key lacks the `{family}:read` scope")
+
+
+preview_router = APIRouter(prefix="/campaigns", tags=["Campaigns"], dependencies=[Depends(require_preview_scopes)])
+
+
+@router.get("", response_model=Page[Campaign])
+async def list_campaigns(
+    caller: CallerDep,
+    session: SessionDep,
+    params: Annotated[PageParams, Depends(page_params)],
+    status: Annotated[CampaignStatus | None, Query(description="Only this status; archived ones show only when asked.")] = None,
+):
+    """List campaigns, newest first; archived ones are left out unless `?status=archived`."""
+    rows = await service.list_campaigns(session, caller, params, status.value if status else None)
+    has_more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    return {
+        "data": await service.present(session, caller, rows),
+        "pagination": {"next_cursor": encode_cursor(rows[-1].id) if has_more and rows else None, "has_more": has_more},
+    }
+
+
+@router.post("", response_model=Campaign, status_code=201)
+async def create_campaign(body: CampaignCreate, caller: CallerDep, session: SessionDep):
+    """Create a campaign as a draft; `POST /resume` starts it."""
+    campaign = await service.create_campaign(session, caller, body)
+    return await service.present_one(session, caller, campaign)
+
+
+@router.get("/{campaign_id}", response_model=Campaign)
+async def get_campaign(campaign_id: str, caller: CallerDep, session: SessionDep):
+    """Retrieve a campaign (archived ones too)."""
+    return await service.present_one(session, caller, await service.get_campaign(session, caller, campaign_id))
+
+
+@router.patch("/{campaign_id}", response_model=Campaign)
+async def update_campaign(campaign_id: str, body: CampaignUpdate, caller: CallerDep, session: SessionDep):
+    """Change a campaign's fields; `steps` and `inbox_ids` replace the whole list. Archived campaigns are read-only."""
+    campaign = await service.update_campaign(session, caller, campaign_id, body)
+    return await service.present_one(session, caller, campaign)
+
+
+@router.post("/{campaign_id}/pause", response_model=Campaign)
+async def pause_campaign(campaign_id: str, caller: CallerDep, session: SessionDep):
+    """Stop sending; pausing a paused campaign changes nothing."""
+    campaign = await service.pause_campaign(session, caller, campaign_id)
+    return await service.present_one(session, caller, campaign)
+
+
+@router.post("/{campaign_id}/resume", response_model=Campaign)
+async def resume_campaign(campaign_id: str, caller: CallerDep, session: SessionDep):
+    """Start or resume sending (needs steps and a connected inbox); resuming an active campaign changes nothing."""
+    campaign = await service.resume_campaign(session, caller, campaign_id)
+    return await service.present_one(session, caller, campaign)
+
+
+@router.delete("/{campaign_id}", response_model=Campaign)
+async def delete_campaign(campaign_id: str, caller: CallerDep, session: SessionDep):
+    """Archive a campaign: sending stops at once; it stays readable with GET."""
+    campaign = await service.archive_campaign(session, caller, campaign_id)
+    return await service.present_one(session, caller, campaign)
+
+
+@preview_router.post("/{campaign_id}/preview", response_model=Preview)
+async def preview_campaign(campaign_id: str, body: PreviewRequest, caller: CallerDep, session: SessionDep):
+    """Render one step (and variant) for one of the campaign's leads, as it would be sent."""
+    return await service.preview(session, caller, campaign_id, body)

@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from imail.models.campaign import CampaignStatus
+
+MAX_STEPS = 20
+MAX_VARIANTS = 10
+MAX_INBOXES = 100
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAYS = list(DAYS[:5])
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Condition = Literal["opened", "clicked", "not_opened", "not_clicked"]
+DelayUnit = Literal["minutes", "hours", "days"]
+UNIT_MINUTES = {"minutes": 1, "hours": 60, "days": 1440}
+MAX_DELAY_MINUTES = 365 * 1440
+
+
+class Delay(BaseModel):
+    """How long to wait before a step: after the lead is added (step 1) or after the previous step was sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(0, ge=0, description="0–365 days' worth of the unit.")
+    unit: DelayUnit = "days"
+
+    @property
+    def minutes(self) -> int:
+        return self.amount * UNIT_MINUTES[self.unit]
+
+
+class VariantIn(BaseModel):
+    """An A/B variant: its own subject and/or body (what it leaves out comes from the step), and a weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(None, max_length=500)
+    body: str | None = Field(None, max_length=100_000)
+    weight: int = Field(1, ge=1, le=100, description="Relative weight, 1–100: the chance is weight / sum of weights.")
+
+
+class Variant(VariantIn):
+    label: str = Field(description="`A`, `B`, … in the order given.")
+    text: str | None = Field(description="The plain-text part derived from this variant's body (null if it has none).")
+
+
+class Branch(BaseModel):
+    """Branch on the lead's behaviour with this step's email, judged when the next step's delay has passed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    condition: Condition = Field(description="`opened`, `clicked`, `not_opened` or `not_clicked`, within the delay.")
+    next_step: int | None = Field(
+        description="The step (1-based, after this one) to go to when the condition holds; null ends the sequence."
+    )
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(
+        None, max_length=500,
+        description="Required on step 1. Follow-ups may leave it out: they reply in the first email's thread.",
+    )
+    body: str | None = Field(None, max_length=100_000, description="HTML; a plain-text part is derived from it.")
+    delay: Delay = Field(default_factory=Delay)
+    variants: list[VariantIn] = Field(default_factory=list, description="None, or 2–10 A/B variants.")
+    branches: list[Branch] = Field(default_factory=list, description="Checked in order; the first that holds wins.")
+
+
+class Step(BaseModel):
+    number: int = Field(description="1-based position in the sequence.")
+    subject: str | None
+    body: str | None
+    text: str | None = Field(description="The plain-text part derived from the body.")
+    delay: Delay
+    variants: list[Variant]
+    branches: list[Branch]
+
+
+class SendWindow(BaseModel):
+    """When emails may go out, in the lead's own zone (`lead`) or a fixed IANA zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = Field("lead", description="`lead` (each lead's own zone) or an IANA name like Europe/Paris.")
+    days: list[Day] = Field(default_factory=lambda: list(WEEKDAYS))
+    start: str = Field("09:00", description="HH:MM, local time.")
+    end: str = Field("17:00", description="HH:MM, local time, after start (24:00 for midnight).")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"must be a time like 09:00 (HH:MM, 24-hour); got {value!r}")
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one day, like [\"mon\", \"tue\"]")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a day twice")
+        return [d for d in DAYS if d in value]
+
+
+def _steps_count(value: list) -> list:
+    if not 1 <= len(value) <= MAX_STEPS:
+        raise ValueError(f"a campaign has 1–{MAX_STEPS} steps; got {len(value)}")
+    return value
+
+
+def _name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > 120:
+        raise ValueError(f"must be at most 120 characters; got {len(value)}")
+    return value
+
+
+def _inboxes(value: list[str]) -> list[str]:
+    if len(value) > MAX_INBOXES:
+        raise ValueError(f"at most {MAX_INBOXES} inboxes per campaign; got {len(value)}")
+    return value
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Display name, at most 120 characters.")
+    inbox_ids: list[str] = Field(description="Inboxes to send from (this workspace's, this ledger's).")
+    steps: list[StepIn] = Field(description="1–20 steps.")
+    daily_limit: int | None = Field(None, description="Emails per day; default and maximum: the tier's limit.")
+    send_window: SendWindow | None = Field(None, description="Default: 09:00–17:00 on weekdays in the lead's zone.")
+    track_opens: bool = True
+    track_clicks: bool = True
+    stop_on_reply: bool = True
+    custom_variables: list[str] = Field(
+        default_factory=list,
+        description="Names of lead custom_variables the steps use without a fallback, like `pain_point`.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _name(value)
+
+    @field_validator("steps")
+    @classmethod
+    def _check_steps(cls, value: list[StepIn]) -> list[StepIn]:
+        return _steps_count(value)
+
+    @field_validator("inbox_ids")
+    @classmethod
+    def _check_inboxes(cls, value: list[str]) -> list[str]:
+        return _inboxes(value)
+
+
+class CampaignUpdate(BaseModel):
+    """Fields to change; `steps` and `inbox_ids` replace the whole list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    inbox_ids: list[str] | None = None
+    steps: list[StepIn] | None = None
+    daily_limit: int | None = None
+    send_window: SendWindow | None = None
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
+    stop_on_reply: bool | None = None
+    custom_variables: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str | None) -> str | None:
+        return None if value is None else _name(value)
+
+    @field_validator("steps")
+    @classmethod
+    def _check_steps(cls, value: list[StepIn] | None) -> list[StepIn] | None:
+        return None if value is None else _steps_count(value)
+
+    @field_validator("inbox_ids")
+    @classmethod
+    def _check_inboxes(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _inboxes(value)
+
+
+class Campaign(BaseModel):
+    id: str
+    object: Literal["campaign"] = "campaign"
+    name: str
+    status: CampaignStatus
+    inbox_ids: list[str]
+    steps: list[Step]
+    daily_limit: int
+    send_window: SendWindow
+    track_opens: bool
+    track_clicks: bool
+    stop_on_reply: bool
+    custom_variables: list[str]
+    livemode: bool
+    created_at: datetime
+    updated_at: datetime
+    sent_today: int = Field(description="Emails sent today (UTC day).")
+    reply_rate_7d: float = Field(description="Replies / emails sent over the last 7 days (0 when none were sent).")
+
+
+class PreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lead_id: str = Field(description="A lead of this campaign.")
+    step: int = Field(1, ge=1, le=MAX_STEPS, description="1-based step number.")
+    variant: str | None = Field(None, description="Variant label (`A`, `B`…); default: the first.")
+    seed: int | None = Field(None, description="Spintax seed; the same seed gives the same choices.")
+
+
+class Preview(BaseModel):
+    object: Literal["preview"] = "preview"
+    campaign_id: str
+    lead_id: str
+    step: int
+    variant: str | None
+    subject: str = Field(description="With `Re: ` and the first subject for follow-ups that thread.")
+    body: str = Field(description="Rendered HTML; lead values are HTML-escaped.")
+    text: str
+    missing_variables: list[str] = Field(
+        description="Variables the lead has no value for and the template gave no fallback (rendered empty here; "
+        "rendering for a real send refuses such an email)."
+    )

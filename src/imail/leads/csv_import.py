@@ -1,0 +1,245 @@
+"""CSV import: a streamed pass over the uploaded file (spooled to disk by the multipart parser), in batches
+written like bulk rows, with per-row results spooled to a temporary file too. Neither the rows nor the
+results of a 100,000-row file sit in memory; the whole file is one transaction (a file that turns out
+malformed half-way writes nothing).
+
+The mapping is a JSON object from lead field to CSV column header:
+    {"email": "Work Email", "first_name": "First", "custom_variables": {"city": "City"}}
+Without one, columns named like a lead field (case, spaces and _ ignored: `First Name` → first_name) are
+used and the others ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from typing import IO, Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.auth.service import Caller
+from imail.errors import InvalidField, MissingField
+from imail.leads.rows import Prepared, RowInvalid, from_fields
+from imail.leads.service import LeadWriter, campaign_for_leads, window_zone
+
+BATCH = 5000
+FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "country", "timezone")
+DELIMITERS = (",", ";", "\t", "|")
+MAX_FIELD = 64 * 1024
+READ_CHUNK = 64 * 1024
+
+csv.field_size_limit(MAX_FIELD)
+
+
+def _key(header: str) -> str:
+    return "".join(ch for ch in header.lower() if ch.isalnum())
+
+
+class Mapping:
+    """Which column feeds which lead field."""
+
+    def __init__(self, fields: dict[str, int], custom: dict[str, int], columns: dict[str, str]):
+        self.fields = fields
+        self.custom = custom
+        self.columns = columns  # field (or custom_variables.name) → header, for messages
+
+
+def parse_mapping(raw: str | None, header: list[str]) -> Mapping:
+    position: dict[str, int] = {}
+    duplicated: set[str] = set()
+    for i, name in enumerate(header):
+        name = name.strip()
+        if name in position:
+            duplicated.add(name)
+        position.setdefault(name, i)
+
+    def column(field: str, name: Any) -> int:
+        if not isinstance(name, str):
+            raise InvalidField(f"mapping.{field}: give a column header (a string); got {name!r}", f"mapping.{field}")
+        if name.strip() not in position:
+            shown = ", ".join(repr(h) for h in header[:30])
+            raise InvalidField(
+                f"mapping.{field}: column {name!r} is not in the file's header row (columns: {shown})", f"mapping.{field}"
+            )
+        if name.strip() in duplicated:
+            raise InvalidField(f"mapping.{field}: the header has two columns named {name!r}", f"mapping.{field}")
+        return position[name.strip()]
+
+    fields: dict[str, int] = {}
+    custom: dict[str, int] = {}
+    columns: dict[str, str] = {}
+    if raw is None or not raw.strip():
+        by_key = {_key(h): i for i, h in enumerate(header)}
+        for field in FIELDS:
+            if _key(field) in by_key:
+                fields[field] = by_key[_key(field)]
+                columns[field] = header[fields[field]]
+        if "email" not in fields:
+            raise InvalidField(
+                "mapping: no column is named email; send a mapping like {\"email\": \"Work Email\"} "
+                f"(the file's columns: {', '.join(repr(h) for h in header[:30])})",
+                "mapping",
+            )
+        return Mapping(fields, custom, columns)
+
+    try:
+        spec = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidField(f"mapping is not valid JSON: {exc}", "mapping") from None
+    if not isinstance(spec, dict):
+        raise InvalidField("mapping must be a JSON object like {\"email\": \"Work Email\"}", "mapping")
+    from imail.campaigns.templates import NAME
+
+    for field, value in spec.items():
+        if field == "custom_variables":
+            if not isinstance(value, dict):
+                raise InvalidField(
+                    "mapping.custom_variables must be an object of variable name → column, like {\"city\": \"City\"}",
+                    "mapping.custom_variables",
+                )
+            for name, header_name in value.items():
+                if not NAME.match(name):
+                    raise InvalidField(
+                        f"mapping.custom_variables: {name!r} is not a variable name; use letters, digits and _",
+                        f"mapping.custom_variables.{name}",
+                    )
+                custom[name] = column(f"custom_variables.{name}", header_name)
+                columns[f"custom_variables.{name}"] = header_name
+        elif field in FIELDS:
+            fields[field] = column(field, value)
+            columns[field] = value
+        else:
+            raise InvalidField(
+                f"mapping: {field!r} is not a lead field; map any of {', '.join(FIELDS)} or custom_variables",
+                f"mapping.{field}",
+            )
+    if "email" not in fields:
+        raise MissingField("mapping.email is required: which column holds the address", "mapping.email")
+    return Mapping(fields, custom, columns)
+
+
+def _sniff(first_line: str, delimiter: str | None) -> str:
+    if delimiter is not None:
+        if delimiter == "\\t":
+            delimiter = "\t"
+        if delimiter not in DELIMITERS:
+            raise InvalidField("delimiter must be one of , ; | or \\t (tab)", "delimiter")
+        return delimiter
+    counts = {d: first_line.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _prepare(record: list[str], width: int, mapping: Mapping, zone: str | None) -> Prepared | RowInvalid:
+    if len(record) != width:
+        return RowInvalid(None, f"the row has {len(record)} columns; the header has {width}")
+    fields = mapping.fields
+    values = {name: record[i].strip() for name, i in fields.items()}
+    custom = {name: record[i].strip() for name, i in mapping.custom.items() if record[i].strip()}
+    try:
+        for name in ("first_name", "last_name", "company", "title"):
+            if len(values.get(name) or "") > 200:
+                raise RowInvalid(name, f"{name}: at most 200 characters")
+        if len(values.get("phone") or "") > 40:
+            raise RowInvalid("phone", "phone: at most 40 characters")
+        if len(values.get("country") or "") > 2:
+            raise RowInvalid("country", f"country: {values['country']!r} is not an ISO 3166-1 alpha-2 code (like US)")
+        return from_fields(
+            values.get("email", ""), values.get("first_name"), values.get("last_name"), values.get("company"),
+            values.get("title"), values.get("phone"), values.get("country"), values.get("timezone"), custom, zone,
+        )
+    except RowInvalid as problem:
+        column = mapping.columns.get(problem.field or "")
+        if column is not None:
+            problem.reason = f"{problem.reason} (column {column!r})"
+        return problem
+
+
+class ImportResult:
+    """Counts, and the per-row results spooled to a temporary file (`stream()` yields the response body)."""
+
+    def __init__(self, campaign_id: str, totals: dict[str, int], total: int, spool: IO[bytes]):
+        self.campaign_id = campaign_id
+        self.totals = totals
+        self.total = total
+        self.spool = spool
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        try:
+            head = {"object": "lead_import_result", "campaign_id": self.campaign_id, "total": self.total, **self.totals}
+            yield orjson.dumps(head)[:-1] + b',"results":['
+            self.spool.seek(0)
+            while chunk := self.spool.read(READ_CHUNK):
+                yield chunk
+            yield b"]}"
+        finally:
+            self.spool.close()
+
+
+async def import_csv(
+    session: AsyncSession, caller: Caller, campaign_id: str, upload: IO[bytes], mapping_raw: str | None,
+    delimiter: str | None,
+) -> ImportResult:
+    campaign = await campaign_for_leads(session, caller, campaign_id)
+    zone = window_zone(campaign)
+    # Decoded as UTF-8 (a BOM is dropped) line by line; newline="" leaves line ends to the csv module.
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
+    lines = iter(text)
+    chained: Iterator[str] | None = None
+    reader = None
+    # Handed to the response, which closes it once streamed (or closed below if the import fails).
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115
+    try:
+        try:
+            first = next(lines, None)
+            if first is None or not first.strip():
+                raise InvalidField("file is empty: the first line must be a header row naming the columns", "file")
+            sep = _sniff(first, delimiter)
+            chained = itertools.chain((first,), lines)
+            # strict: a broken quote is an error, not a silent merge of the rest of the file into one field.
+            reader = csv.reader(chained, delimiter=sep, strict=True)
+            header = next(reader)
+            mapping = parse_mapping(None if mapping_raw is None else mapping_raw, header)
+            width = len(header)
+            writer = LeadWriter(session, caller.tenant, campaign)
+            batch: list[tuple[int, Prepared | RowInvalid, int | None]] = []
+            index = 0
+            wrote = False
+            for record in reader:
+                if not any(cell.strip() for cell in record):
+                    continue  # blank lines, and the all-empty rows spreadsheets append
+                batch.append((index, _prepare(record, width, mapping, zone), reader.line_num))
+                index += 1
+                if len(batch) >= BATCH:
+                    wrote = _spool(spool, await writer.write(batch), wrote)
+                    batch = []
+            if batch:
+                wrote = _spool(spool, await writer.write(batch), wrote)
+        except UnicodeDecodeError as exc:
+            raise InvalidField(
+                f"file is not UTF-8 (byte 0x{exc.object[exc.start]:02x}); export it as \"CSV UTF-8\"", "file"
+            ) from None
+        except csv.Error as exc:
+            line = reader.line_num if reader is not None else 1
+            raise InvalidField(f"file is not valid CSV (line {line}): {exc}", "file") from None
+        if index == 0:
+            raise InvalidField("file has a header row but no data rows", "file")
+        return ImportResult(campaign.id, writer.totals(), index, spool)
+    except BaseException:
+        spool.close()
+        raise
+    finally:
+        text.detach()  # the upload is the framework's to close
+
+
+def _spool(spool: IO[bytes], results: list[dict[str, Any]], wrote: bool) -> bool:
+    if results:
+        body = b",".join(orjson.dumps(r) for r in results)
+        spool.write(b"," + body if wrote else body)
+        return True
+    return wrote

@@ -1,0 +1,215 @@
+"""Lead SQL. Bulk paths are set-based: one query to find existing addresses, one multi-row insert per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import asyncpg
+import orjson
+from sqlalchemy import ARRAY, String, bindparam, func, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from imail.kit.clock import utcnow
+from imail.kit.pagination import PageParams
+from imail.kit.repository import TenantRepository
+from imail.models import Lead, LeadStatus
+from imail.models.base import UTCDateTime
+from imail.models.lead import TimezoneSource
+from imail.models.suppression import SuppressionType
+
+if TYPE_CHECKING:
+    from imail.leads.rows import Prepared
+
+COPY_COLUMNS = ("id", "workspace_id", "livemode", "campaign_id", "email", "first_name", "last_name", "company",
+                "title", "phone", "country", "timezone", "timezone_source", "custom_variables", "status", "created_at",
+                "updated_at")
+
+_PG_BULK_INSERT = text(
+    """
+    INSERT INTO leads (id, workspace_id, livemode, campaign_id, email, first_name, last_name, company, title, phone,
+                       country, timezone, timezone_source, custom_variables, status, created_at, updated_at)
+    SELECT r.id, :workspace_id, :livemode, :campaign_id, r.email, r.first_name, r.last_name, r.company, r.title,
+           r.phone, r.country, r.timezone, r.timezone_source, CAST(r.custom_variables AS jsonb), :status, :now, :now
+    FROM unnest(:ids, :emails, :first_names, :last_names, :companies, :titles, :phones, :countries, :timezones,
+                :timezone_sources, :custom_variables)
+         AS r(id, email, first_name, last_name, company, title, phone, country, timezone, timezone_source,
+              custom_variables)
+    ON CONFLICT (campaign_id, email) DO NOTHING
+    RETURNING id
+    """
+).bindparams(
+    *(bindparam(name, type_=ARRAY(String)) for name in (
+        "ids", "emails", "first_names", "last_names", "companies", "titles", "phones", "countries", "timezones",
+        "timezone_sources", "custom_variables",
+    )),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+
+def _like_domain(domain: str) -> str:
+    return "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class LeadRepository(TenantRepository[Lead]):
+    model = Lead
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    async def list_page(
+        self, params: PageParams, campaign_id: str | None, status: str | None, interest_status: str | None,
+        email: str | None,
+    ) -> list[Lead]:
+        stmt = self.select()
+        if campaign_id is not None:
+            stmt = stmt.where(Lead.campaign_id == campaign_id)
+        if status is not None:
+            stmt = stmt.where(Lead.status == status)
+        if interest_status is not None:
+            stmt = stmt.where(Lead.interest_status == interest_status)
+        if email is not None:
+            stmt = stmt.where(Lead.email == email)
+        return await self.page(params, stmt)
+
+    async def existing_emails(self, campaign_id: str, emails: Sequence[str]) -> dict[str, str]:
+        """email → lead id for the addresses already in the campaign (one query)."""
+        if not emails:
+            return {}
+        if self.is_postgres:
+            # A join against the unnested array, not `email = ANY(array)`: the latter is checked row by row
+            # against the whole array, quadratic while a big import grows the table inside one transaction.
+            wanted = func.unnest(bindparam("emails", list(emails), type_=ARRAY(String))).table_valued("email").render_derived(name="wanted")
+            stmt = (
+                self.select(Lead.email, Lead.id)
+                .join(wanted, Lead.email == wanted.c.email)
+                .where(Lead.campaign_id == campaign_id)
+            )
+        else:
+            stmt = self.select(Lead.email, Lead.id).where(Lead.campaign_id == campaign_id, Lead.email.in_(list(emails)))
+        return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
+
+    async def insert_rows(self, campaign_id: str, rows: Sequence[tuple[str, Prepared]], now: datetime) -> set[str]:
+        """Insert the rows in one statement; returns the ids inserted. A row whose address is already in the
+        campaign (before, or added by a concurrent call) is skipped, not an error."""
+        if not rows:
+            return set()
+        if self.is_postgres:
+            if await self._copy(campaign_id, rows, now):
+                return {lead_id for lead_id, _ in rows}
+            params = {
+                "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode,
+                "campaign_id": campaign_id, "status": LeadStatus.active.value, "now": now,
+                "ids": [lead_id for lead_id, _ in rows],
+                "emails": [p.email for _, p in rows],
+                "first_names": [p.first_name for _, p in rows],
+                "last_names": [p.last_name for _, p in rows],
+                "companies": [p.company for _, p in rows],
+                "titles": [p.title for _, p in rows],
+                "phones": [p.phone for _, p in rows],
+                "countries": [p.country for _, p in rows],
+                "timezones": [p.timezone for _, p in rows],
+                "timezone_sources": [p.timezone_source for _, p in rows],
+                "custom_variables": [orjson.dumps(p.custom_variables).decode() for _, p in rows],
+            }
+            result = await self.session.execute(_PG_BULK_INSERT, params)
+            return {row[0] for row in result.all()}
+        table = Lead.__table__
+        stmt = (
+            sqlite_insert(table)
+            .on_conflict_do_nothing(index_elements=["campaign_id", "email"])
+            .returning(table.c.id)
+        )
+        base = {
+            "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode, "campaign_id": campaign_id,
+            "status": LeadStatus.active.value, "interest_status": None, "interest_updated_at": None,
+            "created_at": now, "updated_at": now,
+        }
+        values = [
+            {**base, "id": lead_id, "email": p.email, "first_name": p.first_name, "last_name": p.last_name,
+             "company": p.company, "title": p.title, "phone": p.phone, "country": p.country, "timezone": p.timezone,
+             "timezone_source": p.timezone_source, "custom_variables": p.custom_variables}
+            for lead_id, p in rows
+        ]
+        result = await self.session.execute(stmt, values)
+        return {row[0] for row in result.all()}
+
+    async def _copy(self, campaign_id: str, rows: Sequence[tuple[str, Prepared]], now: datetime) -> bool:
+        """PostgreSQL's COPY into leads, inside a savepoint: the fast path when every address is new. False
+        (nothing written) if one is already in the campaign; the caller then inserts with ON CONFLICT."""
+        connection = await self.session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        tenant = self.tenant
+        status = LeadStatus.active.value
+        records = [
+            (lead_id, tenant.workspace_id, tenant.livemode, campaign_id, p.email, p.first_name, p.last_name, p.company,
+             p.title, p.phone, p.country, p.timezone, p.timezone_source, orjson.dumps(p.custom_variables).decode(),
+             status, now, now)
+            for lead_id, p in rows
+        ]
+        # The savepoint is plain SQL through SQLAlchemy's connection: that also makes sure the transaction has
+        # begun on the driver connection before COPY runs on it (the session's own savepoints are emitted lazily,
+        # on its next statement, and COPY bypasses it).
+        await connection.exec_driver_sql("SAVEPOINT lead_copy")
+        try:
+            await driver.copy_records_to_table("leads", records=records, columns=COPY_COLUMNS)
+        except asyncpg.UniqueViolationError:
+            await connection.exec_driver_sql("ROLLBACK TO SAVEPOINT lead_copy")
+            await connection.exec_driver_sql("RELEASE SAVEPOINT lead_copy")
+            return False
+        await connection.exec_driver_sql("RELEASE SAVEPOINT lead_copy")
+        return True
+
+    def _matching(self, type_: str, value: str):
+        if type_ == SuppressionType.email.value:
+            return Lead.email == value
+        return Lead.email.like(_like_domain(value), escape="\\")
+
+    async def mark_suppressed(self, type_: str, value: str) -> None:
+        """Leads still to be emailed at a suppressed address or domain become `suppressed`."""
+        stmt = (
+            update(Lead)
+            .where(
+                Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode,
+                self._matching(type_, value),
+                Lead.status.in_([LeadStatus.active.value, LeadStatus.paused.value]),
+            )
+            .values(status=LeadStatus.suppressed.value, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
+
+    async def suppressed_by(self, type_: str, value: str) -> list[tuple[str, str]]:
+        stmt = self.select(Lead.id, Lead.email).where(
+            self._matching(type_, value), Lead.status == LeadStatus.suppressed.value
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
+
+    async def reactivate(self, lead_ids: Sequence[str]) -> None:
+        if not lead_ids:
+            return
+        stmt = (
+            update(Lead)
+            .where(Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode,
+                   Lead.id.in_(list(lead_ids)))
+            .values(status=LeadStatus.active.value, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
+
+    async def refresh_fallback_zones(self, campaign_id: str, zone: str, source: str) -> None:
+        """Leads whose zone came from their campaign (or nothing) follow the campaign's new window zone."""
+        stmt = (
+            update(Lead)
+            .where(
+                Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode,
+                Lead.campaign_id == campaign_id,
+                Lead.timezone_source.in_([TimezoneSource.campaign.value, TimezoneSource.default.value]),
+            )
+            .values(timezone=zone, timezone_source=source, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)
+

@@ -1,0 +1,85 @@
+"""`/v1/leads`: a campaign's recipients. One at a time, up to 5000 per bulk call, or a CSV file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query
+from starlette.responses import StreamingResponse
+
+from imail.auth.deps import CallerDep, require_scope
+from imail.db import SessionDep
+from imail.kit.pagination import Page, PageParams, build_page, page_params
+from imail.kit.responses import JSONBody
+from imail.leads import csv_import, service
+from imail.leads.schemas import (
+    Lead,
+    LeadBulkCreate,
+    LeadBulkResult,
+    LeadCreate,
+    LeadDeleted,
+    LeadImport,
+    LeadUpdate,
+)
+from imail.models.lead import InterestStatus, LeadStatus
+
+router = APIRouter(prefix="/leads", tags=["Leads"], dependencies=[Depends(require_scope("leads"))])
+
+
+@router.get("", response_model=Page[Lead])
+async def list_leads(
+    caller: CallerDep,
+    session: SessionDep,
+    params: Annotated[PageParams, Depends(page_params)],
+    campaign_id: Annotated[str | None, Query(description="Only this campaign's leads.")] = None,
+    status: Annotated[LeadStatus | None, Query()] = None,
+    interest_status: Annotated[InterestStatus | None, Query()] = None,
+    email: Annotated[str | None, Query(description="An exact address (any casing).")] = None,
+):
+    """List leads, newest first."""
+    rows = await service.list_leads(
+        session, caller, params, campaign_id, status.value if status else None,
+        interest_status.value if interest_status else None, email,
+    )
+    return build_page(rows, params, Lead)
+
+
+@router.post("", response_model=Lead, status_code=201)
+async def create_lead(body: LeadCreate, caller: CallerDep, session: SessionDep):
+    """Add one lead. 409 if the address is already in the campaign or is suppressed."""
+    return await service.create_lead(session, caller, body)
+
+
+@router.post("/bulk", response_model=LeadBulkResult)
+async def create_leads_bulk(body: LeadBulkCreate, caller: CallerDep, session: SessionDep):
+    """Add up to 5000 leads in one transaction, with a result per row: created, duplicate, suppressed or invalid.
+    Bad rows are reported, not fatal; a repeated address counts once (later repeats are duplicates)."""
+    # Answered as built (no response-model pass over 5000 rows); the shape is LeadBulkResult.
+    return JSONBody(await service.create_leads_bulk(session, caller, body))
+
+
+@router.post("/import", response_model=LeadBulkResult)
+async def import_leads(
+    form: Annotated[LeadImport, Form(media_type="multipart/form-data")], caller: CallerDep, session: SessionDep
+):
+    """Import leads from a CSV upload (multipart/form-data), streamed; results as for bulk, one per data row."""
+    result = await csv_import.import_csv(session, caller, form.campaign_id, form.file.file, form.mapping, form.delimiter)
+    return StreamingResponse(result.stream(), media_type="application/json")
+
+
+@router.get("/{lead_id}", response_model=Lead)
+async def get_lead(lead_id: str, caller: CallerDep, session: SessionDep):
+    """Retrieve a lead."""
+    return await service.get_lead(session, caller, lead_id)
+
+
+@router.patch("/{lead_id}", response_model=Lead)
+async def update_lead(lead_id: str, body: LeadUpdate, caller: CallerDep, session: SessionDep):
+    """Change a lead's fields, pause or resume it, or set its interest_status."""
+    return await service.update_lead(session, caller, lead_id, body)
+
+
+@router.delete("/{lead_id}", response_model=LeadDeleted)
+async def delete_lead(lead_id: str, caller: CallerDep, session: SessionDep):
+    """Delete a lead (GDPR) and add its address to the suppression list."""
+    return await service.delete_lead(session, caller, lead_id)

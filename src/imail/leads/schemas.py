@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator
+
+from imail.models.lead import InterestStatus, LeadStatus, TimezoneSource
+
+MAX_BULK = 5000
+# Values are checked (scalars only) with the row, so that a bad one is reported as custom_variables.<name>.
+CUSTOM_VARIABLES_SCHEMA = {"additionalProperties": {"type": ["string", "number", "boolean", "null"]}}
+
+
+class LeadInput(BaseModel):
+    """One lead's fields (everything but the campaign)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Field(max_length=320, description="Checked with email-validator; stored lower-case.")
+    first_name: str | None = Field(None, max_length=200)
+    last_name: str | None = Field(None, max_length=200)
+    company: str | None = Field(None, max_length=200)
+    title: str | None = Field(None, max_length=200)
+    phone: str | None = Field(None, max_length=40, description="International format (+14155550123) helps infer the zone.")
+    country: str | None = Field(None, max_length=2, description="ISO 3166-1 alpha-2 code, like US or FR.")
+    timezone: str | None = Field(
+        None, max_length=64,
+        description="IANA name. Default: inferred from phone or country, else the campaign's window zone, else UTC.",
+    )
+    custom_variables: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra=CUSTOM_VARIABLES_SCHEMA,
+        description="Values for `{{name}}` in the steps (strings, numbers, booleans); names use letters, digits and _.",
+    )
+
+
+class LeadCreate(LeadInput):
+    campaign_id: str
+
+
+class LeadBulkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: str
+    # Rows are checked one by one (bad ones are reported, not fatal), so they are not validated as a whole here.
+    leads: list[SkipValidation[LeadInput]] = Field(description=f"1–{MAX_BULK} leads.")
+
+    @field_validator("leads", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_BULK:
+            raise ValueError(f"send 1–{MAX_BULK} leads per call (got {len(value)}); split larger lists")
+        return value
+
+
+class LeadImport(BaseModel):
+    """The multipart/form-data fields of a CSV import."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    campaign_id: str = Field(description="The campaign to add the leads to.")
+    file: UploadFile = Field(description="A CSV file (UTF-8) whose first row names the columns.")
+    mapping: str | None = Field(
+        None,
+        description='JSON object, lead field → column header: {"email": "Work Email", "first_name": "First", '
+        '"custom_variables": {"city": "City"}}. Default: the columns named like lead fields.',
+    )
+    delimiter: str | None = Field(None, description="`,` `;` `|` or `\\t`; default: guessed from the header row.")
+
+
+class LeadUpdate(BaseModel):
+    """Fields to change. `custom_variables` replaces the whole object; `timezone: null` infers it again."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    first_name: str | None = Field(None, max_length=200)
+    last_name: str | None = Field(None, max_length=200)
+    company: str | None = Field(None, max_length=200)
+    title: str | None = Field(None, max_length=200)
+    phone: str | None = Field(None, max_length=40)
+    country: str | None = Field(None, max_length=2)
+    timezone: str | None = Field(None, max_length=64)
+    custom_variables: dict[str, Any] | None = Field(None, json_schema_extra=CUSTOM_VARIABLES_SCHEMA)
+    status: Literal["active", "paused"] | None = Field(None, description="Pause or resume this lead.")
+    interest_status: InterestStatus | None = Field(
+        None, description="Feeds the funnel. `unsubscribed` also adds the address to the suppression list."
+    )
+
+
+class Lead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    object: Literal["lead"] = "lead"
+    campaign_id: str
+    email: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    title: str | None
+    phone: str | None
+    country: str | None
+    timezone: str
+    timezone_source: TimezoneSource = Field(description="Where the zone came from.")
+    custom_variables: dict[str, Any]
+    status: LeadStatus
+    interest_status: InterestStatus | None
+    livemode: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class LeadDeleted(BaseModel):
+    id: str
+    object: Literal["lead"] = "lead"
+    deleted: Literal[True] = True
+    suppression_id: str = Field(description="The suppression entry that now holds the address.")
+
+
+RowStatus = Literal["created", "duplicate", "suppressed", "invalid"]
+
+
+class LeadRowResult(BaseModel):
+    index: int = Field(description="0-based position in `leads` (bulk) or among the file's data rows (import).")
+    status: RowStatus
+    id: str | None = Field(description="The new lead's id (created rows).")
+    email: str | None = Field(description="The normalized address, when it could be read.")
+    reason: str | None = Field(description="Why the row was not created.")
+    field: str | None = Field(description="The lead field at fault (invalid rows).")
+    line: int | None = Field(None, description="Import only: the file line the row ends on (the header is line 1).")
+
+
+class LeadBulkResult(BaseModel):
+    object: Literal["lead_bulk_result", "lead_import_result"]
+    campaign_id: str
+    total: int
+    created: int
+    duplicates: int
+    suppressed: int
+    invalid: int
+    results: list[LeadRowResult] = Field(description="One entry per row, in order.")

@@ -1,0 +1,66 @@
+"""Leads: the recipients of one campaign. An address is unique per campaign."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from imail.models.base import ID_LENGTH, Base, IdMixin, TenantMixin, TimestampMixin
+
+
+class LeadStatus(StrEnum):
+    active = "active"  # in the sequence; the sending engine may email it
+    paused = "paused"  # held by the user (PATCH status)
+    completed = "completed"  # every step sent
+    replied = "replied"
+    bounced = "bounced"
+    unsubscribed = "unsubscribed"
+    suppressed = "suppressed"  # its address or domain is on the suppression list
+
+
+class InterestStatus(StrEnum):
+    interested = "interested"
+    not_interested = "not_interested"
+    meeting_booked = "meeting_booked"
+    out_of_office = "out_of_office"
+    wrong_person = "wrong_person"
+    unsubscribed = "unsubscribed"
+
+
+class TimezoneSource(StrEnum):
+    explicit = "explicit"  # given by the caller
+    phone = "phone"  # from the phone number's prefix
+    country = "country"  # the country's main zone
+    campaign = "campaign"  # the campaign's send_window zone
+    default = "default"  # UTC: nothing else was known
+
+
+class Lead(IdMixin, TimestampMixin, TenantMixin, Base):
+    __tablename__ = "leads"
+    id_prefix = "lead"
+    __tenant_table_args__ = (
+        UniqueConstraint("campaign_id", "email"),
+        # Suppression and cross-campaign look-ups by address within one ledger.
+        Index(None, "workspace_id", "livemode", "email"),
+    )
+
+    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # Normalized by email-validator and lower-cased, so duplicates and suppressions match whatever the casing.
+    email: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    timezone: Mapped[str] = mapped_column(String(64))
+    timezone_source: Mapped[str] = mapped_column(String(16))
+    custom_variables: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default=LeadStatus.active.value)
+    interest_status: Mapped[str | None] = mapped_column(String(24))
+    # When interest_status last changed: the funnel counts interested / meetings by day.
+    interest_updated_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,1 @@
+"""The suppression list: addresses and domains a workspace never emails again (per ledger)."""

@@ -1,0 +1,126 @@
+"""Suppression rules. Entries are per workspace and per ledger (live or test), like every tenant row: a
+test-mode entry never blocks a live send and the reverse. An address entry matches that address; a domain
+entry matches every address at exactly that domain.
+
+Other domains call `suppress` (lead deleted, unsubscribe, hard bounce) and `suppressed_among` /
+`is_suppressed` (bulk import, the sending engine's last check before a send)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.auth.service import Caller
+from imail.errors import Conflict, InvalidField, MissingField, NotFound
+from imail.kit.clock import utcnow
+from imail.kit.ids import new_id
+from imail.kit.pagination import PageParams
+from imail.kit.tenancy import Tenant
+from imail.leads.emails import InvalidEmail, domain_of, normalize_domain, normalize_email
+from imail.leads.repository import LeadRepository
+from imail.models import Suppression
+from imail.models.suppression import SuppressionReason, SuppressionType
+from imail.suppressions.repository import SuppressionRepository
+from imail.suppressions.schemas import SuppressionCreate
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    suppression_id: str
+    type: str
+    value: str
+
+    def describe(self) -> str:
+        what = "address" if self.type == SuppressionType.email.value else f"domain {self.value}"
+        return f"the {what} is on the suppression list ({self.suppression_id})"
+
+
+async def suppressed_among(session: AsyncSession, tenant: Tenant, emails: Sequence[str]) -> dict[str, Match]:
+    """Which of these (normalized) addresses are suppressed, by address or by domain: one query."""
+    if not emails:
+        return {}
+    rows = await SuppressionRepository(session, tenant).matching(emails, [domain_of(e) for e in emails])
+    by_email = {value: Match(sid, kind, value) for sid, kind, value in rows if kind == SuppressionType.email.value}
+    by_domain = {value: Match(sid, kind, value) for sid, kind, value in rows if kind == SuppressionType.domain.value}
+    found: dict[str, Match] = {}
+    for email in emails:
+        match = by_email.get(email) or by_domain.get(domain_of(email))
+        if match is not None:
+            found[email] = match
+    return found
+
+
+async def is_suppressed(session: AsyncSession, tenant: Tenant, email: str) -> Match | None:
+    return (await suppressed_among(session, tenant, [email])).get(email)
+
+
+async def suppress(
+    session: AsyncSession, tenant: Tenant, type_: SuppressionType, value: str, reason: SuppressionReason
+) -> Suppression:
+    """Add an entry unless one exists (concurrent callers are safe), and mark matching leads suppressed."""
+    repo = SuppressionRepository(session, tenant)
+    table = Suppression.__table__
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(table)
+        .values(
+            id=new_id("sup"), workspace_id=tenant.workspace_id, livemode=tenant.livemode, type=type_.value,
+            value=value, reason=reason.value, created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["workspace_id", "livemode", "type", "value"])
+    )
+    await session.execute(stmt)
+    entry = await repo.find(type_.value, value)
+    assert entry is not None
+    await LeadRepository(session, tenant).mark_suppressed(type_.value, value)
+    return entry
+
+
+async def create_suppression(session: AsyncSession, caller: Caller, body: SuppressionCreate) -> Suppression:
+    if body.email is None and body.domain is None:
+        raise MissingField("email or domain is required: {\"email\": \"ana@example.com\"} or {\"domain\": \"example.com\"}", "email")
+    if body.email is not None and body.domain is not None:
+        raise InvalidField("Give either email or domain, not both: one entry per call", "domain")
+    try:
+        if body.email is not None:
+            type_, value = SuppressionType.email, normalize_email(body.email)
+        else:
+            type_, value = SuppressionType.domain, normalize_domain(body.domain or "")
+    except InvalidEmail as exc:
+        field = "email" if body.email is not None else "domain"
+        raise InvalidField(f"{field}: {exc}", field) from None
+    existing = await SuppressionRepository(session, caller.tenant).find(type_.value, value)
+    if existing is not None:
+        raise Conflict(f"{value} is already suppressed ({existing.id})", type_.value)
+    return await suppress(session, caller.tenant, type_, value, SuppressionReason.manual)
+
+
+async def get_suppression(session: AsyncSession, caller: Caller, suppression_id: str) -> Suppression:
+    entry = await SuppressionRepository(session, caller.tenant).get(suppression_id)
+    if entry is None:
+        raise NotFound(f"No suppression {suppression_id}")
+    return entry
+
+
+async def delete_suppression(session: AsyncSession, caller: Caller, suppression_id: str) -> Suppression:
+    """Remove an entry; leads it had suppressed, and that no other entry covers, become active again."""
+    entry = await get_suppression(session, caller, suppression_id)
+    await session.delete(entry)
+    await session.flush()
+    leads = LeadRepository(session, caller.tenant)
+    candidates = await leads.suppressed_by(entry.type, entry.value)
+    still = await suppressed_among(session, caller.tenant, sorted({email for _, email in candidates}))
+    await leads.reactivate([lead_id for lead_id, email in candidates if email not in still])
+    return entry
+
+
+async def list_suppressions(
+    session: AsyncSession, caller: Caller, params: PageParams, type_: str | None, value: str | None, reason: str | None
+) -> list[Suppression]:
+    if value is not None:
+        value = value.strip().lower()
+    return await SuppressionRepository(session, caller.tenant).list_page(params, type_, value, reason)
