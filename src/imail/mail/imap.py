@@ -181,6 +181,11 @@ async def find_in_sent(endpoint: Endpoint, message_ids: list[str], *, timeout: f
             async with asyncio.timeout(timeout):
                 if (await client.examine(_quote(folder))).result != "OK":
                     continue
+                # aioimaplib only tracks SELECT: without this its client refuses the UID SEARCH ("illegal in
+                # state AUTH") although EXAMINE selected the folder (RFC 3501 §6.3.2).
+                async with client.protocol.state_condition:
+                    client.protocol.state = _SELECTED
+                    client.protocol.state_condition.notify_all()
                 for message_id in message_ids:
                     if message_id in found:
                         continue
@@ -244,9 +249,14 @@ async def open_client(
     try:
         async with asyncio.timeout(timeout):
             await _connect_and_login(client, endpoint, ca_file)
+            # Servers may offer more once logged in (IDLE among them): read the capabilities again.
+            await client.protocol.capability()
     except TimeoutError as exc:
         _close(client)
         raise MailConnectionError(SIDE, "timeout", endpoint, f"no answer within {timeout:g} s") from exc
+    except aioimaplib.AioImapException as exc:
+        _close(client)
+        raise MailConnectionError(SIDE, "protocol", endpoint, describe(exc)) from exc
     except BaseException:
         _close(client)
         raise

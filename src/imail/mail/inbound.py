@@ -61,7 +61,10 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form for matching wording in any of the supported languages."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    folded = text.casefold()
+    if folded.isascii():  # nothing to decompose: the common case, kept cheap (it runs per line of every message)
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

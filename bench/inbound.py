@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Inbound benchmark: messages processed per second by the IMAP reader against a bare aioimaplib FETCH of the same
+mailbox, in one run.
+
+A local Dovecot (plain IMAP on loopback) holds N messages (default 10,000) placed with IMAP APPEND: replies to our
+emails (interested, not interested, unsubscribe requests, out-of-office auto-replies), RFC 3464 reports (5.1.1 hard,
+4.2.2 soft, delivered) and mail from nobody we wrote to. The database (a throwaway SQLite file, or PostgreSQL with
+--postgres ADMIN_URL) holds the campaign those emails answer: one inbox, N/4 leads, one sent email each.
+
+  baseline  aioimaplib alone: log in, EXAMINE INBOX, UID FETCH (UID BODY.PEEK[]) in batches of --batch, nothing more
+  measured  the inbound worker (`read_inboxes`, one WorkerContext) from an empty cursor until it has read everything:
+            the same FETCHes, plus parsing, bounce / auto-reply detection, matching, classification, and for each
+            batch one transaction with the replies rows, receipts, events, lead/sequence changes, suppressions and
+            the cursor advance
+
+The baseline runs before and after the measured run; the ratio uses their mean.
+
+    .venv/bin/python bench/inbound.py                 # 10,000 messages, SQLite
+    .venv/bin/python bench/inbound.py -n 2000 --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import imaplib
+import random
+import re
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import aioimaplib
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from tests.fixtures.certs import make_self_signed
+from tests.fixtures.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
+from tests.fixtures.imap import DovecotServer, dovecot_available
+from tests.fixtures.inbound import dsn, make_outreach, newsletter, out_of_office, reply
+
+from imail.config import Settings
+from imail.db import Database
+from imail.inbound.service import Fetched
+from imail.kit.clock import utcnow
+from imail.mail.imap import parse_fetch, uid_set
+from imail.replies.verdict import assess
+from imail.workers.context import WorkerContext
+from imail.workers.inbound import inbound_pool, read_inboxes
+from imail.workspaces.service import create_workspace
+
+TEXTS = [
+    "Sounds interesting, I would love to learn more. Can we talk next week?",
+    "Not interested, thanks.",
+    "Please remove me from your list.",
+    "I'm not the right person for this, try our head of sales.",
+    "Booked a slot in your calendar for Thursday.",
+    "Danke, aber kein Interesse.",
+    "Merci, nous sommes déjà équipés.",
+]
+
+
+def mailbox(outreach, count: int, seed: int = 7) -> list[bytes]:
+    """A mix: 55% replies, 10% out-of-office, 25% delivery reports, 10% unrelated mail."""
+    rng = random.Random(seed)
+    to = outreach.inbox_email
+    back_on = date.today() + timedelta(days=9)
+    made: list[bytes] = []
+    for _ in range(count):
+        lead = rng.choice(outreach.leads)
+        roll = rng.random()
+        if roll < 0.55:
+            made.append(reply(lead.header, from_email=lead.email, to_email=to, text=rng.choice(TEXTS)))
+        elif roll < 0.65:
+            made.append(out_of_office(lead.header, from_email=lead.email, to_email=to, back_on=back_on))
+        elif roll < 0.90:
+            status = rng.choice(["5.1.1", "4.2.2", "2.0.0"])
+            made.append(dsn(lead.header, recipient=lead.email, to_email=to, status=status))
+        else:
+            made.append(newsletter(to))
+    return made
+
+
+def fill(server: DovecotServer, user: str, password: str, messages: list[bytes], connections: int = 4) -> float:
+    """APPEND every message, over a few connections at once (set-up, not measured)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def append(chunk: list[bytes]) -> None:
+        client = imaplib.IMAP4(server.host, server.port, timeout=30)
+        client.login(user, password)
+        try:
+            for message in chunk:
+                status, detail = client.append("INBOX", None, None, message)
+                if status != "OK":
+                    raise RuntimeError(f"APPEND failed: {detail}")
+        finally:
+            client.logout()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(append, [messages[i::connections] for i in range(connections)]))
+    return time.perf_counter() - started
+
+
+async def bare_fetch(server: DovecotServer, user: str, password: str, batch: int) -> tuple[list[bytes], float]:
+    """(messages fetched, seconds): the IMAP work alone."""
+    started = time.perf_counter()
+    client = aioimaplib.IMAP4(host=server.host, port=server.port, timeout=60)
+    await client.wait_hello_from_server()
+    await client.login(user, password)
+    await client.select("INBOX")  # aioimaplib's EXAMINE doesn't enter the selected state; SELECT with PEEK is the same read
+    response = await client.uid_search("ALL", charset=None)
+    uids = sorted({int(t) for line in response.lines[:-1] for t in bytes(line).split() if t.isdigit()})
+    fetched: list[bytes] = []
+    for i in range(0, len(uids), batch):
+        answer = await client.uid("fetch", uid_set(uids[i : i + batch]), "(UID BODY.PEEK[])")
+        fetched += [data for _, data in parse_fetch(answer.lines)]
+    await client.logout()
+    return fetched, time.perf_counter() - started
+
+
+async def parse_and_classify(raws: list[bytes]) -> float:
+    """Seconds for the reader's per-message CPU work alone (parse, bounce and auto-reply detection, classification
+    of everything that is not a bounce), no IMAP and no database: where the rest of the time goes."""
+    started = time.perf_counter()
+    for raw in raws:
+        item = Fetched.read(0, raw)
+        if not item.bounce.is_bounce:
+            await assess(item.message)
+    return time.perf_counter() - started
+
+
+async def measured(settings: Settings, database: Database) -> tuple[float, int]:
+    """(seconds, worker iterations) from an empty cursor to the end of the mailbox."""
+    http = httpx.AsyncClient()
+    ctx = WorkerContext(settings, database, None, http, "bench-inbound")
+    iterations = 0
+    started = time.perf_counter()
+    try:
+        while True:
+            iterations += 1
+            done = await read_inboxes(ctx)
+            if not done:
+                break
+        elapsed = time.perf_counter() - started
+    finally:
+        await inbound_pool(ctx).close()
+        await http.aclose()
+    return elapsed, iterations
+
+
+async def table_counts(database: Database) -> dict[str, int]:
+    from sqlalchemy import text
+
+    counts = {}
+    async with database.engine.connect() as conn:
+        for name in ("replies", "inbound_receipts", "events", "suppressions"):
+            counts[name] = (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
+        rows = await conn.execute(text("SELECT type, count(*) FROM events GROUP BY type ORDER BY type"))
+        counts.update({f"events:{t}": n for t, n in rows.all()})
+        counts["cursor"] = (await conn.execute(text("SELECT max(last_uid) FROM mailbox_cursors"))).scalar_one()
+    return counts
+
+
+def write_results(text_block: str) -> None:
+    path = ROOT / "bench" / "RESULTS.md"
+    current = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = "## Inbound\n\n"
+    pattern = re.compile(r"^## Inbound\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: section + text_block + "\n\n", current)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + section + text_block + "\n"
+    path.write_text(updated)
+
+
+async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
+    settings = Settings(
+        database_url=url, secret_key="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz", redis_url=None,
+        mail_timeout=30.0, inbound_idle=False, inbound_fetch_batch=args.batch, inbound_max_messages=args.messages + 1,
+    )
+    database = Database(settings)
+    try:
+        async with database.transaction() as session:
+            workspace = (await create_workspace(session, "Bench", "surge")).workspace.id
+        leads = max(1, args.messages // 4)
+        outreach = await make_outreach(database, settings, workspace, imap_port=server.port, imap_security="none",
+                                       leads=leads, now=utcnow())
+        server.add_user(outreach.inbox_email, outreach.imap_password)
+        messages = mailbox(outreach, args.messages)
+        fill_seconds = fill(server, outreach.inbox_email, outreach.imap_password, messages)
+        print(f"mailbox: {len(messages)} messages appended in {fill_seconds:.1f} s; {leads} leads; "
+              f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
+
+        base_before = await bare_fetch(server, outreach.inbox_email, outreach.imap_password, args.batch)
+        seconds, iterations = await measured(settings, database)
+        base_after = await bare_fetch(server, outreach.inbox_email, outreach.imap_password, args.batch)
+        cpu_seconds = await parse_and_classify(base_after[0])
+        counts = await table_counts(database)
+    finally:
+        await database.dispose()
+
+    processed = counts["cursor"] or 0
+    assert len(base_before[0]) == len(base_after[0]) == args.messages, (len(base_before[0]), len(base_after[0]))
+    assert processed == args.messages, f"the reader stopped at UID {processed}"
+    baseline_rate = (len(base_before[0]) / base_before[1] + len(base_after[0]) / base_after[1]) / 2
+    rate = processed / seconds
+    cpu_rate = processed / cpu_seconds
+    ratio = rate / baseline_rate
+    database_name = "PostgreSQL" if args.postgres else "SQLite"
+    events = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in counts.items() if k.startswith("events:"))
+    lines = [
+        (f"- mailbox: {args.messages} messages in Dovecot's INBOX (55% replies, 10% out-of-office, 25% RFC 3464 "
+         f"reports, 10% unrelated); database {database_name}; FETCH batch {args.batch}; written: "
+         f"{counts['replies']} replies rows, {counts['inbound_receipts']} receipts, {counts['events']} events"),
+        (f"- baseline, bare aioimaplib UID FETCH (mean of before/after): {baseline_rate:,.0f} messages/s "
+         f"({base_before[1]:.2f} s / {base_after[1]:.2f} s)"),
+        f"- measured, the inbound worker `read_inboxes` ({iterations} iterations): {rate:,.0f} messages/s ({seconds:.2f} s)",
+        f"- ratio: {ratio:.1%} (target ≥ 50%)" + (" — analytics rollups skipped (attribution run)" if args.no_rollups else ""),
+        (f"- for reference, the per-message CPU work alone (parse, bounce/auto-reply detection, classify; no IMAP, "
+         f"no database): {cpu_rate:,.0f} messages/s ({cpu_seconds:.2f} s)"),
+        f"- events: {events}",
+        f"- reproduce: `.venv/bin/python bench/inbound.py -n {args.messages}"
+        + (" --postgres ADMIN_URL" if args.postgres else "") + (" --no-rollups" if args.no_rollups else "") + "`",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--messages", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=100, help="messages per FETCH (and per transaction)")
+    parser.add_argument("--postgres", metavar="ADMIN_URL", help="use a throwaway PostgreSQL database")
+    parser.add_argument("--write", action="store_true", help="write the figures into bench/RESULTS.md")
+    parser.add_argument("--no-rollups", action="store_true",
+                        help="attribution only: skip the analytics rollups record_event maintains")
+    args = parser.parse_args()
+    if args.no_rollups:
+        import imail.events.service as events_service
+
+        async def no_rollups(*_args, **_kwargs) -> None:
+            return None
+
+        events_service.apply_rollups = no_rollups  # type: ignore[attr-defined]
+    if not dovecot_available():
+        raise SystemExit("dovecot is not installed (run .ci/packages)")
+    workdir = Path(tempfile.mkdtemp(prefix="imail-bench-inbound-"))
+    server = DovecotServer(make_self_signed(workdir))
+    # Filling the mailbox is set-up, not measured: don't fsync each APPEND (the reads are the same either way).
+    server.config_file.write_text(server.config_file.read_text() + "mail_fsync = never\n")
+    server.start()
+    url = create_postgres_database(args.postgres) if args.postgres else create_sqlite_database(workdir)
+    try:
+        text_block = asyncio.run(run(args, server, url))
+    finally:
+        server.cleanup()
+        if args.postgres:
+            drop_postgres_database(args.postgres, url)
+    print(text_block)
+    if args.write:
+        write_results(text_block)
+        print("written to bench/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()

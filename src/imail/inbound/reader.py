@@ -1,0 +1,391 @@
+"""Reading one inbox over IMAP: its INBOX and spam folder from the last UID seen, a batch at a time, each batch acted
+on and the folder's cursor advanced in one transaction; connections kept per worker and reused, IDLE-ing between
+reads where the server offers IDLE.
+
+Where reading resumes. A folder's cursor holds the last UID acted on and the folder's UIDVALIDITY. A UID only means
+something under the UIDVALIDITY it was read with (RFC 3501 §2.3.1.1), so when the server reports another one (the
+folder was recreated, or the server migrated) — and when a folder is read for the first time — the cursor is placed
+by date instead: just before the first message that arrived (INTERNALDATE) since a horizon, the last time the folder
+was read to its end (first time: the inbox's creation), minus a day of margin. Messages already acted on before the
+change are recognised by their Message-ID (`inbound_receipts`) and not acted on again; none that arrived since the
+horizon is skipped. Mail older than the horizon is never read.
+
+A crash loses nothing and doubles nothing: a batch's effects and its cursor advance commit together, and the
+advance is conditional on the cursor still being where the batch started (a second reader would roll back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import aioimaplib
+import structlog
+from sqlalchemy.exc import DBAPIError
+
+from imail.config import Settings
+from imail.inbound import service
+from imail.inbound.repository import ReaderQueue
+from imail.inbound.service import Fetched, Match
+from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.kit.tenancy import Tenant
+from imail.mail import imap
+from imail.mail.endpoint import Endpoint, MailConnectionError
+from imail.models import Inbox
+from imail.replies.verdict import Verdict, assess
+from imail.workers.context import WorkerContext
+
+log = structlog.get_logger("imail.inbound")
+
+INBOX = "INBOX"
+HORIZON_MARGIN = timedelta(days=1)
+SYNCED_STAMP_EVERY = timedelta(hours=1)  # how stale `synced_at` may get before a quiet read refreshes it
+RELIST_EVERY = 600.0  # seconds before the folder list (where the spam folder is) is asked for again
+IMAP_ERRORS = (aioimaplib.AioImapException, imap.ImapCommandError, OSError, TimeoutError, ConnectionError)
+
+
+class CursorMoved(Exception):
+    """Another reader advanced the folder's cursor meanwhile: this batch's work was rolled back."""
+
+
+# --- connections ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Connection:
+    inbox_id: str
+    endpoint: Endpoint
+    client: aioimaplib.IMAP4 | None = None
+    folders: list[str] | None = None
+    folders_listed: float = 0.0
+    last_used: float = field(default_factory=time.monotonic)
+    busy: bool = False
+    lost: bool = False
+    idle: asyncio.Future | None = None
+    watcher: asyncio.Task | None = None
+
+
+class InboundPool:
+    """IMAP connections of one worker, one per inbox, at most `inbound_max_connections` (the least recently used
+    idle one is closed to make room). A connection IDLE-ing on its INBOX announces new mail through `pushed`."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.limit = settings.inbound_max_connections
+        self.timeout = settings.mail_timeout
+        self.connections: dict[str, Connection] = {}
+        self.pushed: set[str] = set()
+        self.evicted: set[str] = set()  # IDLE connections closed for room: those inboxes go back to polling
+        self.opened = 0  # connections opened so far (reuse is visible in tests and the benchmark)
+        self.last_pruned = 0.0
+
+    def take_pushed(self) -> set[str]:
+        pushed, self.pushed = self.pushed, set()
+        return pushed
+
+    async def acquire(self, inbox_id: str, endpoint: Endpoint) -> Connection:
+        """The inbox's open connection (IDLE stopped, checked alive), or a new one; raises MailConnectionError when
+        connecting or logging in fails."""
+        conn = self.connections.get(inbox_id)
+        if conn is not None and (conn.endpoint != endpoint or conn.lost or conn.client is None or not imap.is_open(conn.client)):
+            await self.drop(inbox_id)
+            conn = None
+        if conn is not None:
+            conn.busy = True
+            if not await self._ready(conn):
+                await self.drop(inbox_id)
+                conn = None
+        if conn is None:
+            await self._make_room()
+            conn = Connection(inbox_id, endpoint, busy=True)
+            self.connections[inbox_id] = conn
+
+            def lost(_exc: Exception | None, conn: Connection = conn) -> None:
+                conn.lost = True
+                if conn.idle is not None:  # dropped while IDLE-ing: read (and reconnect) at the next iteration
+                    self.pushed.add(conn.inbox_id)
+
+            try:
+                conn.client = await imap.open_client(endpoint, timeout=self.timeout, ca_file=self.settings.mail_ca_file,
+                                                     on_lost=lost)
+            except BaseException:
+                self.connections.pop(inbox_id, None)
+                raise
+            self.opened += 1
+        return conn
+
+    async def _ready(self, conn: Connection) -> bool:
+        """Stop IDLE (the server's answer proves the connection alive), else a NOOP."""
+        assert conn.client is not None
+        if conn.watcher is not None:
+            conn.watcher.cancel()
+            conn.watcher = None
+        try:
+            if conn.idle is not None:
+                idle, conn.idle = conn.idle, None
+                await imap.idle_stop(conn.client, idle, timeout=self.timeout)
+            else:
+                async with asyncio.timeout(self.timeout):
+                    return (await conn.client.noop()).result == "OK"
+        except IMAP_ERRORS:
+            return False
+        return True
+
+    def release(self, conn: Connection) -> None:
+        conn.busy = False
+        conn.last_used = time.monotonic()
+
+    async def start_idle(self, conn: Connection, refresh: float) -> bool:
+        """IDLE on the (selected) INBOX, watched by a task that marks the inbox pushed when mail arrives, when the
+        refresh time comes, or when the connection drops."""
+        assert conn.client is not None
+        try:
+            conn.idle = await imap.idle_start(conn.client, timeout=self.timeout, refresh=refresh)
+        except IMAP_ERRORS:
+            conn.idle = None
+            return False
+        conn.watcher = asyncio.create_task(self._watch(conn, refresh), name=f"imap-idle:{conn.inbox_id}")
+        return True
+
+    async def _watch(self, conn: Connection, refresh: float) -> None:
+        assert conn.client is not None
+        try:
+            while not conn.lost:
+                lines = await imap.wait_push(conn.client, timeout=refresh + 30)
+                if lines is None or imap.announces_new_mail(lines):
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever broke the connection, the next read reconnects
+            conn.lost = True
+        self.pushed.add(conn.inbox_id)
+
+    async def _make_room(self) -> None:
+        while len(self.connections) >= self.limit:
+            spare = [c for c in self.connections.values() if not c.busy]
+            if not spare:
+                return  # every connection is being read: the caller's concurrency is below the limit, so this is brief
+            victim = min(spare, key=lambda c: c.last_used)
+            if victim.idle is not None:
+                self.evicted.add(victim.inbox_id)
+            await self.drop(victim.inbox_id)
+
+    async def drop(self, inbox_id: str) -> None:
+        conn = self.connections.pop(inbox_id, None)
+        if conn is None:
+            return
+        if conn.watcher is not None:
+            conn.watcher.cancel()
+        if conn.client is not None:
+            await imap.close_client(conn.client, timeout=min(self.timeout, 2.0))
+
+    async def prune(self, owners: dict[str, str | None], worker_id: str) -> None:
+        """Close idle connections of inboxes another worker has read since (it keeps that inbox's connection), and
+        of inboxes that may no longer be read (disconnected, deleted: absent from `owners`)."""
+        for inbox_id, conn in list(self.connections.items()):
+            if not conn.busy and owners.get(inbox_id) != worker_id:
+                await self.drop(inbox_id)
+
+    async def close(self) -> None:
+        for inbox_id in list(self.connections):
+            await self.drop(inbox_id)
+
+
+# --- one inbox --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InboxResult:
+    processed: int = 0  # messages read
+    outcomes: Counter = field(default_factory=Counter)  # what they were (reply, bounce_hard, … unmatched)
+    more: bool = False  # more messages wait than one iteration may read
+    idle: bool = False  # IDLE-ing on INBOX now
+    error: str | None = None
+    login_failed: bool = False  # connecting or logging in failed: reported to the connection monitor
+    new_refresh_token: str | None = None
+
+
+async def sync_inbox(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> InboxResult:
+    """Read an inbox's INBOX and spam folder up to `inbound_max_messages` messages, acting on each batch."""
+    settings = ctx.settings
+    result = InboxResult()
+    try:
+        endpoints = await endpoints_for(inbox, settings, ctx.http)
+    except CredentialsUnavailable as exc:
+        return InboxResult(error=exc.detail, login_failed=True)
+    result.new_refresh_token = endpoints.new_refresh_token
+    try:
+        conn = await pool.acquire(inbox.id, endpoints.imap)
+    except MailConnectionError as exc:
+        result.error, result.login_failed = exc.message, True
+        return result
+    try:
+        assert conn.client is not None
+        if conn.folders is None or time.monotonic() - conn.folders_listed > RELIST_EVERY:
+            listing = await imap.list_folders(conn.client, timeout=pool.timeout)
+            conn.folders = [INBOX, *[f for f in imap.junk_folders(listing)[:1] if f.upper() != INBOX]]
+            conn.folders_listed = time.monotonic()
+        budget = settings.inbound_max_messages
+        # The spam folder first, so the connection ends up with INBOX selected, ready to IDLE on.
+        for folder in reversed(conn.folders):
+            if result.processed >= budget:
+                result.more = True
+                break
+            try:
+                read, more = await sync_folder(ctx, conn, inbox, folder, budget - result.processed, result.outcomes)
+            except imap.ImapCommandError as exc:
+                if folder == INBOX:
+                    raise
+                # The spam folder went away (renamed, deleted): INBOX is still read; the list is asked for again.
+                log.warning("spam folder unreadable", inbox_id=inbox.id, folder=folder, error=exc.detail)
+                conn.folders = None
+                continue
+            result.processed += read
+            result.more = result.more or more
+        if not result.more and settings.inbound_idle and conn.client.has_capability("IDLE"):
+            result.idle = await pool.start_idle(conn, refresh=settings.inbound_idle_recheck)
+    except IMAP_ERRORS as exc:
+        result.error = f"IMAP: {type(exc).__name__}: {exc}"[:1000]
+        log.warning("inbox read failed", inbox_id=inbox.id, error=result.error)
+        await pool.drop(inbox.id)
+    except CursorMoved as exc:  # another reader got there (its lease, not ours): its work stands, ours rolled back
+        result.error = f"cursor of {exc} moved by another reader"
+        log.warning("inbox read overlapped", inbox_id=inbox.id, folder=str(exc))
+        await pool.drop(inbox.id)
+    except BaseException:
+        await pool.drop(inbox.id)
+        raise
+    finally:
+        pool.release(conn)
+    return result
+
+
+async def _cursor(ctx: WorkerContext, inbox_id: str, folder: str) -> tuple[int, int, datetime | None] | None:
+    async with ctx.database.transaction() as session:
+        cursor = await ReaderQueue(session).cursor(inbox_id, folder)
+        return None if cursor is None else (cursor.uidvalidity, cursor.last_uid, cursor.synced_at)
+
+
+async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder: str, budget: int,
+                      outcomes: Counter) -> tuple[int, bool]:
+    """Read one folder from its cursor: (messages read, whether more are waiting)."""
+    client = conn.client
+    assert client is not None
+    timeout = ctx.settings.mail_timeout
+    status = await imap.examine(client, folder, timeout=timeout)
+    stored = await _cursor(ctx, inbox.id, folder)
+    synced_at = None
+    if stored is None or stored[0] != status.uidvalidity:
+        horizon = (stored[2] if stored is not None and stored[2] is not None else inbox.created_at) - HORIZON_MARGIN
+        since = await imap.uids_since(client, horizon.date(), timeout=timeout)
+        if since:
+            last_uid = since[0] - 1
+        elif status.uidnext is not None:
+            last_uid = status.uidnext - 1
+        else:
+            last_uid = max(await imap.uids_from(client, 1, timeout=timeout), default=0)
+        async with ctx.database.transaction() as session:
+            await ReaderQueue(session).reset_cursor(inbox.id, folder, status.uidvalidity, last_uid, ctx.clock())
+        log.info("folder cursor placed", inbox_id=inbox.id, folder=folder, uidvalidity=status.uidvalidity,
+                 last_uid=last_uid, previous_uidvalidity=stored[0] if stored else None)
+        position = last_uid
+    else:
+        position, synced_at = stored[1], stored[2]
+
+    uids: list[int] = []
+    if status.uidnext is None or status.uidnext - 1 > position:
+        uids = await imap.uids_from(client, position + 1, timeout=timeout)
+    if not uids:
+        now = ctx.clock()
+        if synced_at is None or now - synced_at > SYNCED_STAMP_EVERY:
+            async with ctx.database.transaction() as session:
+                await ReaderQueue(session).touch(inbox.id, folder, now)
+        return 0, False
+
+    take, more = uids[:budget], len(uids) > budget
+    size = ctx.settings.inbound_fetch_batch
+    chunks = [take[i : i + size] for i in range(0, len(take), size)]
+    fetch_timeout = max(timeout, 60.0)
+    pending: asyncio.Task | None = asyncio.create_task(imap.fetch_messages(client, chunks[0], timeout=fetch_timeout))
+    try:
+        for number, chunk in enumerate(chunks):
+            assert pending is not None
+            fetched = await pending
+            # Fetch the next chunk while this one is acted on: the IMAP round trip overlaps the database's.
+            pending = (
+                asyncio.create_task(imap.fetch_messages(client, chunks[number + 1], timeout=fetch_timeout))
+                if number + 1 < len(chunks) else None
+            )
+            last = number + 1 == len(chunks)
+            await process_batch(ctx, inbox, folder, status.uidvalidity, position, chunk[-1], fetched,
+                                synced=last and not more, outcomes=outcomes)
+            position = chunk[-1]
+    finally:
+        if pending is not None:
+            pending.cancel()
+    return len(take), more
+
+
+# --- one batch --------------------------------------------------------------------------------------------
+
+
+async def process_batch(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: int, expected: int, last_uid: int,
+                        fetched: list[tuple[int, bytes]], *, synced: bool, outcomes: Counter) -> None:
+    """Act on a batch of fetched messages and move the cursor from `expected` to `last_uid`, in one transaction.
+    A message whose processing fails (a bug, not the database) is retried alone and, failing again, skipped."""
+    items = [Fetched.read(uid, raw) for uid, raw in fetched]
+    try:
+        outcomes.update(await _commit(ctx, inbox, folder, uidvalidity, expected, last_uid, items, synced))
+        return
+    except (CursorMoved, DBAPIError, OSError):
+        raise
+    except Exception:
+        if len(items) <= 1:
+            log.exception("inbound message skipped", inbox_id=inbox.id, folder=folder, uids=[i.uid for i in items])
+            async with ctx.database.transaction() as session:
+                if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
+                    raise CursorMoved(folder) from None
+            outcomes["failed"] += len(items)
+            return
+    position = expected
+    for index, item in enumerate(items):  # one at a time, to isolate the message that fails
+        upto = last_uid if index + 1 == len(items) else item.uid
+        await process_batch(ctx, inbox, folder, uidvalidity, position, upto, [(item.uid, item.raw)],
+                            synced=synced and upto == last_uid, outcomes=outcomes)
+        position = upto
+
+
+async def _commit(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: int, expected: int, last_uid: int,
+                  items: list[Fetched], synced: bool) -> Counter:
+    tenant = Tenant(inbox.workspace_id, inbox.livemode)
+    outcomes: Counter = Counter()
+    verdicts: dict[int, Verdict] = {}
+    matches: dict[int, Match] = {}
+    async with ctx.database.transaction() as session:
+        if items:
+            matches = await service.match_all(session, tenant, inbox, items)
+        needs_label = [i for i in matches if not items[i].bounce.is_bounce]
+        if not needs_label:  # nothing to classify: act in this same transaction
+            await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes)
+            if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
+                raise CursorMoved(folder)
+            return outcomes
+    # Classification may call a remote endpoint: never inside a transaction.
+    for index in needs_label:
+        verdicts[index] = await assess(items[index].message, ctx.settings, client=ctx.http)
+    async with ctx.database.transaction() as session:
+        await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes)
+        if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
+            raise CursorMoved(folder)
+    return outcomes
+
+
+async def _act_all(ctx: WorkerContext, session, tenant: Tenant, inbox: Inbox, folder: str, items: list[Fetched],
+                   matches: dict[int, Match], verdicts: dict[int, Verdict], outcomes: Counter) -> None:
+    outcomes["unmatched"] += len(items) - len(matches)
+    if matches:
+        outcomes.update(await service.act_batch(session, ctx.settings, tenant, inbox, folder, items, matches, verdicts,
+                                                ctx.clock()))

@@ -1,0 +1,245 @@
+"""All SQL of the inbound reader. `ReaderQueue` is the worker's cross-tenant view (which inboxes to read, leases,
+cursors, receipts); `ThreadLookup` finds our emails for one tenant only, so a message read from one workspace's
+inbox can never be matched to another workspace's email."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.kit.repository import Repository, TenantRepository
+from imail.models import Campaign, Inbox, Lead, Message
+from imail.models.inbox import InboxStatus
+from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
+from imail.models.sending import MessageStatus, SequenceState
+
+# Emails a reply or bounce can be about: everything that may have left the server.
+SENT_STATUSES = (MessageStatus.sent.value, MessageStatus.sending.value, MessageStatus.retry.value,
+                 MessageStatus.bounced.value, MessageStatus.unknown.value)
+
+
+def _insert(session: AsyncSession):
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+class ReaderQueue(Repository[MailboxPoll]):
+    model = MailboxPoll
+
+    async def due_inboxes(self, now: datetime, limit: int) -> list[Inbox]:
+        """Live, connected inboxes with an IMAP server, never read or due again, and not leased to a worker."""
+        stmt = (
+            select(Inbox)
+            .outerjoin(MailboxPoll, MailboxPoll.inbox_id == Inbox.id)
+            .where(
+                Inbox.livemode.is_(True),
+                Inbox.status == InboxStatus.connected.value,
+                Inbox.imap_host.is_not(None),
+                or_(
+                    MailboxPoll.inbox_id.is_(None),
+                    and_(
+                        or_(MailboxPoll.next_poll_at.is_(None), MailboxPoll.next_poll_at <= now),
+                        or_(MailboxPoll.lease_until.is_(None), MailboxPoll.lease_until < now),
+                    ),
+                ),
+            )
+            .order_by(MailboxPoll.next_poll_at.is_not(None), MailboxPoll.next_poll_at, Inbox.id)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def readable(self, inbox_ids: Iterable[str]) -> list[Inbox]:
+        """These inboxes, if they may still be read (live, connected, IMAP configured)."""
+        ids = sorted(set(inbox_ids))
+        if not ids:
+            return []
+        stmt = select(Inbox).where(
+            Inbox.id.in_(ids), Inbox.livemode.is_(True), Inbox.status == InboxStatus.connected.value,
+            Inbox.imap_host.is_not(None),
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def claim(self, inbox_ids: Sequence[str], now: datetime, lease_until: datetime, worker_id: str) -> set[str]:
+        """Take the lease on these inboxes where no other worker holds one; the ids this call got. A conditional
+        upsert: of two workers claiming one inbox at once, exactly one gets it."""
+        ids = sorted(set(inbox_ids))
+        if not ids:
+            return set()
+        table = MailboxPoll.__table__
+        stmt = _insert(self.session)(table).values(
+            [{"inbox_id": i, "lease_until": lease_until, "worker_id": worker_id, "idle": False} for i in ids]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["inbox_id"],
+            set_={"lease_until": lease_until, "worker_id": worker_id},
+            where=or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+        ).returning(table.c.inbox_id)
+        return {row[0] for row in (await self.session.execute(stmt)).all()}
+
+    async def release(self, inbox_id: str, worker_id: str, next_poll_at: datetime, idle: bool, now: datetime,
+                      error: str | None) -> None:
+        await self.session.execute(
+            update(MailboxPoll)
+            .where(MailboxPoll.inbox_id == inbox_id, MailboxPoll.worker_id == worker_id)
+            .values(lease_until=None, next_poll_at=next_poll_at, idle=idle, polled_at=now,
+                    last_error=error[:1000] if error else None)
+        )
+
+    async def owners(self, inbox_ids: Iterable[str]) -> dict[str, str | None]:
+        """Which worker last read each of these inboxes, for those that may still be read."""
+        ids = sorted(set(inbox_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(MailboxPoll.inbox_id, MailboxPoll.worker_id)
+            .join(Inbox, Inbox.id == MailboxPoll.inbox_id)
+            .where(MailboxPoll.inbox_id.in_(ids), Inbox.status == InboxStatus.connected.value)
+        )
+        return {inbox_id: worker_id for inbox_id, worker_id in rows.all()}
+
+    async def back_to_polling(self, inbox_ids: Iterable[str], worker_id: str, when: datetime) -> None:
+        """This worker stopped IDLE-ing on these inboxes: read them by the polling interval again."""
+        ids = sorted(set(inbox_ids))
+        if not ids:
+            return
+        await self.session.execute(
+            update(MailboxPoll)
+            .where(MailboxPoll.inbox_id.in_(ids), MailboxPoll.worker_id == worker_id, MailboxPoll.idle.is_(True),
+                   MailboxPoll.lease_until.is_(None),
+                   or_(MailboxPoll.next_poll_at.is_(None), MailboxPoll.next_poll_at > when))
+            .values(idle=False, next_poll_at=when)
+        )
+
+    async def store_refresh_token(self, inbox_id: str, previous: str | None, ciphertext: str) -> None:
+        """Keep a refresh token the provider rotated while we logged in (unless the row changed meanwhile)."""
+        await self.session.execute(
+            update(Inbox)
+            .where(Inbox.id == inbox_id, Inbox.oauth_refresh_token_encrypted == previous)
+            .values(oauth_refresh_token_encrypted=ciphertext)
+            .execution_options(synchronize_session=False)
+        )
+
+    # -- the rows a batch acts on ----------------------------------------------------------------------------
+
+    def _locked(self, stmt):
+        if self.session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()  # the sending worker updates these too: wait for it, never overwrite it
+        return stmt.execution_options(populate_existing=True)
+
+    async def lock_messages(self, ids: Iterable[str]) -> dict[str, Message]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(self._locked(select(Message).where(Message.id.in_(wanted)).order_by(Message.id)))
+        return {m.id: m for m in rows.scalars()}
+
+    async def lock_states(self, lead_ids: Iterable[str]) -> dict[str, SequenceState]:
+        wanted = sorted(set(lead_ids))
+        if not wanted:
+            return {}
+        stmt = select(SequenceState).where(SequenceState.lead_id.in_(wanted)).order_by(SequenceState.lead_id)
+        return {s.lead_id: s for s in (await self.session.execute(self._locked(stmt))).scalars()}
+
+    async def leads(self, ids: Iterable[str]) -> dict[str, Lead]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(select(Lead).where(Lead.id.in_(wanted)).execution_options(populate_existing=True))
+        return {lead.id: lead for lead in rows.scalars()}
+
+    async def campaigns(self, ids: Iterable[str]) -> dict[str, Campaign]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(select(Campaign).where(Campaign.id.in_(wanted)))
+        return {c.id: c for c in rows.scalars()}
+
+    # -- cursors -------------------------------------------------------------------------------------------
+
+    async def cursor(self, inbox_id: str, folder: str) -> MailboxCursor | None:
+        stmt = select(MailboxCursor).where(MailboxCursor.inbox_id == inbox_id, MailboxCursor.folder == folder)
+        return (await self.session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+
+    async def reset_cursor(self, inbox_id: str, folder: str, uidvalidity: int, last_uid: int, now: datetime) -> None:
+        """Start (or start again, after a UIDVALIDITY change) reading a folder after `last_uid`."""
+        table = MailboxCursor.__table__
+        values = {"uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": now}
+        stmt = _insert(self.session)(table).values(inbox_id=inbox_id, folder=folder, synced_at=None, **values)
+        await self.session.execute(stmt.on_conflict_do_update(index_elements=["inbox_id", "folder"], set_=values))
+
+    async def advance(self, inbox_id: str, folder: str, uidvalidity: int, expected: int, last_uid: int,
+                      now: datetime, synced: bool) -> bool:
+        """Move the cursor from `expected` to `last_uid`; False if it was not at `expected` any more (another reader
+        moved it: the caller rolls its work back rather than act twice)."""
+        values: dict = {"last_uid": last_uid, "updated_at": now}
+        if synced:
+            values["synced_at"] = now
+        result = await self.session.execute(
+            update(MailboxCursor)
+            .where(MailboxCursor.inbox_id == inbox_id, MailboxCursor.folder == folder,
+                   MailboxCursor.uidvalidity == uidvalidity, MailboxCursor.last_uid == expected)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    async def touch(self, inbox_id: str, folder: str, now: datetime) -> None:
+        """The folder was read to its end: the horizon a UIDVALIDITY change searches back to moves up."""
+        await self.session.execute(
+            update(MailboxCursor)
+            .where(MailboxCursor.inbox_id == inbox_id, MailboxCursor.folder == folder)
+            .values(synced_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    # -- receipts ------------------------------------------------------------------------------------------
+
+    async def add_receipts(self, rows: list[dict]) -> set[str]:
+        """Record that these messages are being acted on (one statement); the keys that were new. A key already
+        there means the message was acted on before: nothing more is done with it."""
+        if not rows:
+            return set()
+        table = InboundReceipt.__table__
+        stmt = (
+            _insert(self.session)(table).values(rows).on_conflict_do_nothing(index_elements=["key"])
+            .returning(table.c.key)
+        )
+        return {row[0] for row in (await self.session.execute(stmt)).all()}
+
+    async def receipt_count(self, message_id: str, kind: str, exclude: Iterable[str] = ()) -> int:
+        stmt = select(func.count()).select_from(InboundReceipt).where(
+            InboundReceipt.message_id == message_id, InboundReceipt.kind == kind
+        )
+        skipped = sorted(exclude)
+        if skipped:
+            stmt = stmt.where(InboundReceipt.key.not_in(skipped))
+        return (await self.session.execute(stmt)).scalar_one()
+
+
+class ThreadLookup(TenantRepository[Message]):
+    """Our emails, for one tenant: by Message-ID header, or by recipient from one inbox."""
+
+    model = Message
+
+    async def by_headers(self, headers: Iterable[str]) -> dict[str, Message]:
+        wanted = sorted({h for h in headers if h and len(h) <= 255})
+        if not wanted:
+            return {}
+        rows = await self.session.execute(self.select().where(Message.message_id_header.in_(wanted)))
+        return {m.message_id_header: m for m in rows.scalars()}
+
+    async def sent_to(self, inbox_id: str, emails: Iterable[str]) -> list[Message]:
+        """Emails this inbox sent to these addresses, newest first."""
+        wanted = sorted({e for e in emails if e})
+        if not wanted:
+            return []
+        stmt = (
+            self.select()
+            .where(Message.inbox_id == inbox_id, Message.to_email.in_(wanted), Message.status.in_(SENT_STATUSES))
+            .order_by(Message.created_at.desc(), Message.step_index.desc())
+        )
+        return list((await self.session.execute(stmt)).scalars())

@@ -1,0 +1,405 @@
+"""The rules of inbound mail: which of our emails a message read over IMAP belongs to, and what it does.
+
+Matching never guesses: a reply belongs to one of our emails through its `In-Reply-To` / `References` headers
+(against the Message-IDs we sent, within the inbox's workspace and ledger), else through its sender and subject
+thread (the address one of our emails from this inbox went to, and the same subject once `Re:`-style prefixes are
+cut). A bounce belongs to the email whose Message-ID it quotes, else to the newest email from this inbox to the
+address that bounced. Anything else is ignored and recorded nowhere.
+
+Acting (one transaction per batch, with the folder's cursor advance — see imail.inbound.reader):
+
+- hard bounce → `email.bounced.hard`, address suppressed, lead `bounced`, sequence stopped;
+- soft bounce → `email.bounced.soft` with its category; the email is resent later (imail.sending.feedback) up to
+  `inbound_soft_bounce_retries` times; a delay notice (`Action: delayed`) does nothing;
+- positive delivery report → `email.delivered`;
+- auto-reply (RFC 3834 headers, out-of-office wording…) → a replies row with `auto_reply: true`, nothing else:
+  no event, the sequence goes on; an out-of-office with a return date moves the next step past it, and gives a lead
+  without an interest status `out_of_office`;
+- reply → a replies row, `reply.received`, lead `replied`, sequence stopped when the campaign's `stop_on_reply`;
+  then its label → the lead's interest status (imail.replies.labels) and `reply.classified`.
+
+Each message is acted on once: an `inbound_receipts` row keyed by its Message-ID (per workspace and ledger) is
+inserted first, and a message whose key is already there is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.config import Settings
+from imail.events.service import record_event
+from imail.inbound.repository import ReaderQueue, ThreadLookup
+from imail.kit.ids import new_id
+from imail.kit.tenancy import Tenant
+from imail.mail.bounces import Bounce, parse_bounce
+from imail.mail.inbound import InboundMessage, fold, parse_message
+from imail.models import Campaign, Inbox, Lead, Message, Reply
+from imail.models.lead import InterestStatus, LeadStatus
+from imail.models.reply import ReplyDirection
+from imail.models.sending import MessageStatus, SequenceState, SequenceStatus, StopReason
+from imail.replies.labels import apply_label
+from imail.replies.verdict import Verdict
+from imail.sending import feedback
+from imail.sending.service import bounce_hard, event_ref, stop_sequence
+
+log = structlog.get_logger("imail.inbound")
+
+MAX_TEXT_CHARS = 100_000
+MAX_HEADERS = 100
+MAX_HEADER_CHARS = 2000
+REPLIED_FROM = (LeadStatus.active.value, LeadStatus.paused.value, LeadStatus.completed.value)
+
+
+def is_warmup(message: InboundMessage) -> bool:
+    """Hook for the warmup feature: True for warmup emails (recognised by the marker header warmup puts on them),
+    which the warmup worker handles — the reader then neither matches nor records them. Warmup is not built yet,
+    so nothing is warmup; replace this body (and keep it cheap: it runs on every message read)."""
+    return False
+
+
+@dataclass
+class Fetched:
+    """One message read from a folder, parsed once."""
+
+    uid: int
+    raw: bytes
+    message: InboundMessage
+    bounce: Bounce
+
+    @classmethod
+    def read(cls, uid: int, raw: bytes) -> Fetched:
+        message = parse_message(raw)
+        bounce = parse_bounce(message) if message.raw is not None else Bounce()
+        return cls(uid, raw, message, bounce)
+
+
+@dataclass
+class Match:
+    message: Message  # ours
+    how: str  # header | subject | dsn | recipient
+
+
+def receipt_key(tenant: Tenant, item: Fetched) -> str:
+    """What identifies an inbound message across folders, inboxes and re-reads: its Message-ID in this workspace
+    and ledger, or (without one) its exact bytes."""
+    ident = item.message.message_id or "sha256:" + hashlib.sha256(item.raw).hexdigest()
+    return hashlib.sha256(f"{tenant.workspace_id}\0{int(tenant.livemode)}\0{ident}".encode()).hexdigest()
+
+
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|aw|sv|vs|antw|antwort|ref|rif|r|fw|fwd|wg|tr|rv|enc|doorst)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]"
+    r"|(?:automatic reply|auto reply|autoreply|auto-reply|out of office|out of the office|abwesenheitsnotiz|"
+    r"automatische antwort|reponse automatique|respuesta automatica|risposta automatica|automatisch antwoord)"
+    r"\s*[:：-])\s*"
+)
+
+
+def thread_subject(subject: str) -> str:
+    """A subject with its reply/forward/auto-reply prefixes cut, folded: `Re: AW: Hello` and `hello` are one thread."""
+    text = fold(subject or "")
+    while True:
+        cut = _PREFIX.sub("", text, count=1)
+        if cut == text:
+            break
+        text = cut
+    return " ".join(text.split())
+
+
+def _readable(item: Fetched, inbox: Inbox) -> bool:
+    message = item.message
+    if message.raw is None or message.error:
+        return False
+    if is_warmup(message):
+        return False
+    own = (inbox.email or "").lower()
+    return not (message.from_email and message.from_email == own and not item.bounce.is_bounce)
+
+
+async def match_all(session: AsyncSession, tenant: Tenant, inbox: Inbox, items: list[Fetched]) -> dict[int, Match]:
+    """Our email each message belongs to, by position in `items`; messages that match nothing are left out."""
+    lookup = ThreadLookup(session, tenant)
+    wanted: set[str] = set()
+    readable: list[tuple[int, Fetched]] = []
+    for index, item in enumerate(items):
+        if not _readable(item, inbox):
+            continue
+        readable.append((index, item))
+        if item.message.message_id:
+            wanted.add(item.message.message_id)  # one of ours, read back (a copy to self): never a reply
+        if item.bounce.is_bounce:
+            if item.bounce.original_message_id:
+                wanted.add(item.bounce.original_message_id)
+        else:
+            wanted.update(item.message.thread_ids)
+    ours = await lookup.by_headers(wanted)
+
+    found: dict[int, Match] = {}
+    by_address: list[tuple[int, Fetched, str]] = []
+    for index, item in readable:
+        if item.message.message_id in ours:
+            continue
+        if item.bounce.is_bounce:
+            if item.bounce.kind not in ("hard", "soft", "delivered"):
+                continue  # a delay notice, or a report that says nothing usable
+            original = ours.get(item.bounce.original_message_id or "")
+            if original is not None:
+                found[index] = Match(original, "dsn")
+            elif item.bounce.recipient:
+                by_address.append((index, item, item.bounce.recipient.lower()))
+            continue
+        header = next((ours[h] for h in item.message.thread_ids if h in ours), None)
+        if header is not None:
+            found[index] = Match(header, "header")
+        elif item.message.from_email and thread_subject(item.message.subject):
+            by_address.append((index, item, item.message.from_email))
+    if by_address:
+        sent = await lookup.sent_to(inbox.id, [address for _, _, address in by_address])
+        for index, item, address in by_address:
+            candidates = [m for m in sent if m.to_email == address]
+            if item.bounce.is_bounce:
+                if candidates:
+                    found[index] = Match(candidates[0], "recipient")
+                continue
+            subject = thread_subject(item.message.subject)
+            same_thread = [m for m in candidates if thread_subject(m.subject) == subject]
+            if same_thread:
+                found[index] = Match(same_thread[0], "subject")
+    return found
+
+
+# --- acting ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rows:
+    """Our rows a batch acts on, loaded (and on PostgreSQL locked) once per transaction."""
+
+    messages: dict[str, Message]
+    leads: dict[str, Lead]
+    states: dict[str, SequenceState]
+    campaigns: dict[str, Campaign]
+
+
+async def load_rows(session: AsyncSession, message_ids: list[str]) -> Rows:
+    queue = ReaderQueue(session)
+    messages = await queue.lock_messages(message_ids)
+    lead_ids = [m.lead_id for m in messages.values()]
+    return Rows(
+        messages=messages,
+        leads=await queue.leads(lead_ids),
+        states=await queue.lock_states(lead_ids),
+        campaigns=await queue.campaigns(m.campaign_id for m in messages.values()),
+    )
+
+
+def _clip_headers(headers: dict[str, list[str]]) -> dict[str, Any]:
+    clipped: dict[str, Any] = {}
+    for name, values in list(headers.items())[:MAX_HEADERS]:
+        clipped[name] = [value[:MAX_HEADER_CHARS] for value in values[:20]]
+    return clipped
+
+
+def _received_at(message: InboundMessage, now: datetime) -> datetime:
+    moment = message.date
+    if moment is None or moment > now + timedelta(days=1) or moment < now - timedelta(days=3650):
+        return now
+    return moment
+
+
+def new_reply(tenant: Tenant, inbox: Inbox, ours: Message, item: Fetched, verdict: Verdict, folder: str,
+              now: datetime, reply_id: str) -> Reply:
+    message = item.message
+    return Reply(
+        id=reply_id,
+        workspace_id=tenant.workspace_id,
+        livemode=tenant.livemode,
+        direction=ReplyDirection.inbound.value,
+        campaign_id=ours.campaign_id,
+        lead_id=ours.lead_id,
+        inbox_id=inbox.id,
+        message_id=ours.id,
+        rfc_message_id=message.message_id,
+        in_reply_to=message.in_reply_to,
+        reference_ids=list(message.references)[:50],
+        from_email=(message.from_email or "")[:320],
+        from_name=message.from_name[:320],
+        to_emails=list(message.to)[:50],
+        subject=message.subject[:2000],
+        headers=_clip_headers(dict(message.headers)),
+        text=message.text[:MAX_TEXT_CHARS],
+        reply_text=verdict.text[:MAX_TEXT_CHARS],
+        label=verdict.label,
+        confidence=verdict.confidence,
+        label_source=verdict.source,
+        auto_reply=verdict.auto_reply,
+        out_of_office=verdict.out_of_office,
+        return_date=verdict.return_date,
+        folder=folder,
+        status="received",
+        received_at=_received_at(message, now),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+RECEIPT_KINDS = {"hard": "bounce_hard", "soft": "bounce_soft", "delivered": "delivered"}
+
+
+def receipt_kind(item: Fetched, verdict: Verdict | None) -> str:
+    if item.bounce.is_bounce:
+        return RECEIPT_KINDS[item.bounce.kind]
+    return "auto_reply" if verdict is not None and verdict.auto_reply else "reply"
+
+
+@dataclass
+class Emitted:
+    """Events of a batch, recorded together once its rows are written (same transaction, same order); and the soft
+    bounces of each email met in this batch so far (its receipts are all inserted up front)."""
+
+    events: list[tuple[Tenant, str, dict[str, Any]]]
+    batch_keys: set[str] = field(default_factory=set)
+    soft_in_batch: Counter = field(default_factory=Counter)
+
+    def add(self, tenant: Tenant, event_type: str, data: dict[str, Any]) -> None:
+        self.events.append((tenant, event_type, data))
+
+    async def record(self, session: AsyncSession) -> None:
+        for tenant, event_type, data in self.events:
+            await record_event(session, tenant, event_type, data)
+        self.events.clear()
+
+
+async def act_batch(
+    session: AsyncSession,
+    settings: Settings,
+    tenant: Tenant,
+    inbox: Inbox,
+    folder: str,
+    items: list[Fetched],
+    matches: dict[int, Match],
+    verdicts: dict[int, Verdict],
+    now: datetime,
+) -> list[str]:
+    """Act on a batch's matched messages, in UID order; what each was (reply, auto_reply, bounce_hard, bounce_soft,
+    delivered), `duplicate` when it had been acted on before, or `gone` when its lead was deleted meanwhile.
+
+    Set-based where it can be: one statement records the receipts (and tells which messages are new), one flush
+    writes the replies rows and the lead and sequence changes, then the events follow."""
+    rows = await load_rows(session, [m.message.id for m in matches.values()])
+    queue = ReaderQueue(session)
+    planned: list[tuple[int, str, str | None]] = []  # (index, receipt key, reply id)
+    receipts: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    outcomes: list[str] = []
+    for index in sorted(matches):
+        message = rows.messages.get(matches[index].message.id)
+        if message is None:
+            outcomes.append("gone")
+            continue
+        key = receipt_key(tenant, items[index])
+        if key in seen:
+            outcomes.append("duplicate")  # the same message twice in one batch
+            continue
+        seen.add(key)
+        reply_id = None if items[index].bounce.is_bounce else new_id("rpl")
+        planned.append((index, key, reply_id))
+        receipts.append({"key": key, "workspace_id": tenant.workspace_id, "inbox_id": inbox.id,
+                         "kind": receipt_kind(items[index], verdicts.get(index)), "message_id": message.id,
+                         "reply_id": reply_id, "created_at": now})
+    fresh = await queue.add_receipts(receipts)
+    emitted = Emitted([], batch_keys=fresh)
+    for index, key, reply_id in planned:
+        if key not in fresh:
+            outcomes.append("duplicate")
+            continue
+        outcomes.append(await act(session, settings, tenant, inbox, folder, items[index], matches[index],
+                                  verdicts.get(index), rows, now, reply_id, emitted))
+    await session.flush()
+    await emitted.record(session)
+    return outcomes
+
+
+async def act(
+    session: AsyncSession,
+    settings: Settings,
+    tenant: Tenant,
+    inbox: Inbox,
+    folder: str,
+    item: Fetched,
+    match: Match,
+    verdict: Verdict | None,
+    rows: Rows,
+    now: datetime,
+    reply_id: str | None,
+    emitted: Emitted,
+) -> str:
+    """Do what one matched message (already receipted) means."""
+    message = rows.messages[match.message.id]
+    lead = rows.leads.get(message.lead_id)
+    state = rows.states.get(message.lead_id)
+    campaign = rows.campaigns.get(message.campaign_id)
+    bounce = item.bounce
+    if bounce.is_bounce:
+        kind = RECEIPT_KINDS[bounce.kind]
+        if kind == "bounce_hard":
+            if message.status == MessageStatus.bounced.value:
+                return "duplicate"  # refused at SMTP time already, or an earlier report: one bounce per email
+            message.status = MessageStatus.bounced.value
+            await bounce_hard(session, tenant, message, lead, state, now, bounce.status_code or "",
+                              bounce.diagnostic or "")
+        elif kind == "bounce_soft":
+            emitted.soft_in_batch[message.id] += 1
+            earlier = await ReaderQueue(session).receipt_count(message.id, "bounce_soft", exclude=emitted.batch_keys)
+            count = earlier + emitted.soft_in_batch[message.id]  # this one included
+            retry = await feedback.retry_after_soft_bounce(session, settings, message, state, lead, campaign, count, now)
+            emitted.add(tenant, "email.bounced.soft", {
+                **event_ref(message), "category": bounce.category or "unknown", "status_code": bounce.status_code,
+                "diagnostic": (bounce.diagnostic or "")[:500] or None, "will_retry": retry,
+            })
+        else:
+            detail = "delivery report" + (f": {bounce.status_code}" if bounce.status_code else "")
+            if bounce.diagnostic:
+                detail += f" {bounce.diagnostic[:300]}"
+            emitted.add(tenant, "email.delivered", {**event_ref(message), "detail": detail})
+        return kind
+
+    assert verdict is not None and reply_id is not None
+    reply = new_reply(tenant, inbox, message, item, verdict, folder, now, reply_id)
+    session.add(reply)
+    if verdict.auto_reply:
+        if verdict.out_of_office:
+            if lead is not None and lead.interest_status is None:
+                lead.interest_status = InterestStatus.out_of_office.value
+                lead.interest_updated_at = now
+                lead.updated_at = now
+            if verdict.return_date is not None:
+                moved = feedback.push_past(state, campaign, lead, verdict.return_date, now)
+                if moved is not None:
+                    log.info("next step moved past an out-of-office", lead_id=message.lead_id, until=moved.isoformat())
+        return "auto_reply"
+
+    emitted.add(tenant, "reply.received", {
+        "reply_id": reply.id, "message_id": message.id, "campaign_id": message.campaign_id,
+        "lead_id": message.lead_id, "inbox_id": inbox.id, "from_email": reply.from_email or message.to_email,
+        "subject": reply.subject or None, "received_at": reply.received_at,
+    })
+    if lead is not None and lead.status in REPLIED_FROM:
+        lead.status = LeadStatus.replied.value
+        lead.updated_at = now
+    stops = campaign is None or campaign.stop_on_reply
+    if state is not None and stops and state.status not in (SequenceStatus.stopped.value, SequenceStatus.finished.value):
+        stop_sequence(state, StopReason.replied, now)
+    await apply_label(session, tenant, lead, state, verdict.label, now)
+    emitted.add(tenant, "reply.classified", {
+        "reply_id": reply.id, "lead_id": message.lead_id, "campaign_id": message.campaign_id,
+        "label": verdict.label, "confidence": verdict.confidence,
+    })
+    return "reply"

@@ -1,0 +1,102 @@
+"""The inbound worker: read due inboxes over IMAP (see imail.inbound.reader), a bounded batch per iteration."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import structlog
+
+from imail.inbound.reader import InboundPool, InboxResult, sync_inbox
+from imail.inbound.repository import ReaderQueue
+from imail.inboxes.monitor import report_connection_failure
+from imail.kit import crypto
+from imail.kit.tenancy import Tenant
+from imail.models import Inbox
+from imail.workers.context import WorkerContext
+
+log = structlog.get_logger("imail.workers.inbound")
+
+POOL_KEY = "inbound.pool"
+PRUNE_EVERY = 30.0  # seconds between checks that this worker still owns the inboxes it keeps connections to
+
+
+def inbound_pool(ctx: WorkerContext) -> InboundPool:
+    pool = ctx.extra.get(POOL_KEY)
+    if pool is None:
+        pool = ctx.extra[POOL_KEY] = InboundPool(ctx.settings)
+    return pool
+
+
+async def _prune(ctx: WorkerContext, pool: InboundPool) -> None:
+    if not pool.connections or time.monotonic() - pool.last_pruned < PRUNE_EVERY:
+        return
+    pool.last_pruned = time.monotonic()
+    async with ctx.database.transaction() as session:
+        owners = await ReaderQueue(session).owners(pool.connections)
+    await pool.prune(owners, ctx.instance_id)
+
+
+async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
+    settings = ctx.settings
+    now = ctx.clock()
+    pushed = pool.take_pushed()
+    async with ctx.database.transaction() as session:
+        queue = ReaderQueue(session)
+        due = await queue.due_inboxes(now, settings.inbound_batch_inboxes)
+        listed = {inbox.id for inbox in due}
+        announced = await queue.readable(pushed - listed)  # IDLE said new mail: read now, whatever the schedule
+        candidates = (announced + due)[: max(settings.inbound_batch_inboxes, len(announced))]
+        claimed = await queue.claim([inbox.id for inbox in candidates], now,
+                                    now + timedelta(seconds=settings.inbound_lease_seconds), ctx.instance_id)
+    # Announced but being read by another worker right now: try again next iteration.
+    pool.pushed |= {inbox.id for inbox in announced if inbox.id not in claimed}
+    return [inbox for inbox in candidates if inbox.id in claimed]
+
+
+async def read_inboxes(ctx: WorkerContext) -> int:
+    """One iteration: claim due inboxes (and those IDLE announced mail for), read each (bounded concurrency and
+    messages), release them with their next read time. Returns messages read plus inboxes with more waiting."""
+    settings = ctx.settings
+    pool = inbound_pool(ctx)
+    await _prune(ctx, pool)
+    inboxes = await _claim(ctx, pool)
+    if not inboxes:
+        return 0
+    slots = asyncio.Semaphore(max(1, min(settings.inbound_concurrency, settings.inbound_max_connections)))
+
+    async def read(inbox: Inbox) -> InboxResult:
+        async with slots:
+            try:
+                return await sync_inbox(ctx, pool, inbox)
+            except Exception as exc:  # a bug or the database: keep the other inboxes going, retry this one later
+                log.exception("inbox read crashed", inbox_id=inbox.id)
+                return InboxResult(error=f"{type(exc).__name__}: {exc}"[:1000])
+
+    results = await asyncio.gather(*(read(inbox) for inbox in inboxes))
+    now = ctx.clock()
+    evicted, pool.evicted = pool.evicted, set()  # IDLE connections closed to make room (maybe this iteration's)
+    async with ctx.database.transaction() as session:
+        queue = ReaderQueue(session)
+        await queue.back_to_polling(evicted - {inbox.id for inbox in inboxes}, ctx.instance_id,
+                                    now + timedelta(seconds=settings.inbound_poll_interval))
+        for inbox, result in zip(inboxes, results, strict=True):
+            if result.new_refresh_token:
+                ciphertext = crypto.secret_box(settings).encrypt(result.new_refresh_token)
+                await queue.store_refresh_token(inbox.id, inbox.oauth_refresh_token_encrypted, ciphertext)
+            if result.login_failed:
+                await report_connection_failure(session, Tenant(inbox.workspace_id, inbox.livemode), inbox.id, "imap",
+                                                result.error or "IMAP login failed")
+            result.idle = result.idle and inbox.id not in evicted
+            if result.more:
+                wait = 0.0
+            elif result.idle:
+                wait = settings.inbound_idle_recheck
+            else:
+                wait = settings.inbound_poll_interval
+            await queue.release(inbox.id, ctx.instance_id, now + timedelta(seconds=wait), result.idle, now, result.error)
+    for inbox, result in zip(inboxes, results, strict=True):
+        if result.processed:
+            log.info("inbox read", inbox_id=inbox.id, messages=result.processed, **dict(result.outcomes))
+    return sum(r.processed for r in results) + sum(1 for r in results if r.more)
