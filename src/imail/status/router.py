@@ -23,7 +23,11 @@ async def healthz():
 def status_cache(request: Request) -> Cached[StatusFull]:
     state = request.app.state
     if getattr(state, "status_cache", None) is None:
-        state.status_cache = Cached(30.0, lambda: service.full_status(state.database, state.redis, state.rate_limiter))
+        from imail.analytics.public import shared  # per process, and through Redis when configured
+
+        state.status_cache = shared(state.redis, "status", StatusFull,
+                                    lambda: service.full_status(state.database, state.redis, state.rate_limiter),
+                                    state.settings.database_url)
     return state.status_cache
 
 

@@ -18,8 +18,19 @@ class Component(BaseModel):
     latency_ms: float | None = None
 
 
+class Operations(BaseModel):
+    """Operational figures: workers alive by heartbeat (seen in the last 30 s), sending lag (how late the oldest due
+    send is, seconds), webhook backlog (deliveries due now), IMAP readers connected (mailboxes leased by a reader)."""
+
+    workers_alive: int
+    sending_lag_seconds: float
+    webhook_backlog: int
+    imap_readers_connected: int
+
+
 class StatusFull(BaseModel):
     status: Health
     checked_at: datetime
     version: str
     components: dict[str, Component]
+    operations: Operations | None = None

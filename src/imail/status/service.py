@@ -12,7 +12,7 @@ from imail import __version__
 from imail.db import Database
 from imail.kit.clock import utcnow
 from imail.kit.ratelimit import RateLimiter
-from imail.status.schemas import Component, StatusFull
+from imail.status.schemas import Component, Operations, StatusFull
 
 CHECK_TIMEOUT = 3.0
 
@@ -52,4 +52,12 @@ async def full_status(database: Database, redis: Redis | None, limiter: RateLimi
     components = {"database": db_component, "redis": redis_component}
     states = {c.status for c in components.values()}
     overall = "down" if db_component.status == "down" else ("degraded" if states & {"down", "degraded"} else "ok")
-    return StatusFull(status=overall, checked_at=utcnow(), version=__version__, components=components)
+    figures = None
+    if db_component.status == "ok":
+        from imail.analytics.public import operations
+
+        try:
+            figures = Operations.model_validate((await asyncio.wait_for(operations(database), CHECK_TIMEOUT)).model_dump())
+        except Exception:  # the figures are extra: never turn a status answer into an error
+            figures = None
+    return StatusFull(status=overall, checked_at=utcnow(), version=__version__, components=components, operations=figures)

@@ -1,0 +1,1 @@
+"""Analytics: daily rollups maintained with each event, the reports read from them, `imail analytics rebuild`."""

@@ -1,0 +1,257 @@
+"""Daily rollups, maintained in the same transaction as each event (called at the end of `record_event`).
+
+One pure function, `plan`, says what an event adds: counter deltas under a key (campaign, step, variant, inbox,
+day UTC) and what to remember about the email or reply it concerns (`analytics_refs`). The live path loads those
+refs (row-locked on PostgreSQL), applies the plan with INSERT … ON CONFLICT DO UPDATE; `rebuild` folds the whole
+event log through the very same function in memory, so both produce identical numbers.
+
+Definitions (raw counts; rates are yours to compute):
+- day: the UTC date of the event's `created_at`; a reply's `interested` / `meeting_booked` count on the day of the
+  reply itself (a later relabel moves the count, it never double counts).
+- opened / clicked: every open/click event; *_machine: those flagged machine; *_unique: the first human
+  (non-machine) open/click event of each email (remembered per email in analytics_refs).
+- replied: `reply.received` events (real replies only: auto-replies emit no event and are not counted), counted
+  under the campaign/step/variant/inbox of the email replied to.
+- interested / meeting_booked: replies whose current label (last `reply.classified`) is that label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imail.kit.tenancy import Tenant
+from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
+
+Key = tuple[str, int, str, str, date]  # campaign_id, step, variant, inbox_id, day
+LABEL_COUNTERS = {"interested": "interested", "meeting_booked": "meeting_booked"}
+DIRECT = {"email.sent": "sent", "email.delivered": "delivered", "email.bounced.hard": "bounced_hard",
+          "email.bounced.soft": "bounced_soft"}
+COUNTED = {*DIRECT, "email.opened", "email.clicked", "reply.received", "reply.classified"}
+CREATE_ONLY = {"email.sent"}  # its ref is inserted if absent, never overwritten
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    campaign_id: str
+    step: int
+    variant: str
+    inbox_id: str
+    day: date | None
+    opened: int = 0
+    clicked: int = 0
+    label: str | None = None
+
+    def key(self, day: date | None = None) -> Key:
+        return (self.campaign_id, self.step, self.variant, self.inbox_id, day or self.day)  # type: ignore[return-value]
+
+
+def _ref_of(data: Mapping[str, Any], day: date) -> Ref:
+    return Ref(data.get("campaign_id") or "", int(data.get("step") or 0), data.get("variant") or "",
+               data.get("inbox_id") or "", day)
+
+
+def day_of(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def needed_refs(event_type: str, data: Mapping[str, Any]) -> list[str]:
+    """The refs `plan` must be given (most events need none: one statement, no read)."""
+    if event_type in ("email.opened", "email.clicked") and not data.get("machine"):
+        return [data["message_id"]]
+    if event_type == "reply.received":
+        return [i for i in (data.get("message_id"), data["reply_id"]) if i]
+    if event_type == "reply.classified":
+        return [data["reply_id"]]
+    return []
+
+
+def plan(event_type: str, data: Mapping[str, Any], day: date,
+         refs: Mapping[str, Ref]) -> tuple[list[tuple[Key, str, int]], dict[str, Ref]]:
+    """(counter deltas, refs to write) for one event, given the refs `needed_refs` named (missing ones absent).
+    The ref of `email.sent` is written only if the email has none yet (see CREATE_ONLY)."""
+    deltas: list[tuple[Key, str, int]] = []
+    writes: dict[str, Ref] = {}
+    if event_type in DIRECT:
+        own = _ref_of(data, day)
+        deltas.append((own.key(day), DIRECT[event_type], 1))
+        if event_type in CREATE_ONLY:
+            writes[data["message_id"]] = own
+    elif event_type in ("email.opened", "email.clicked"):
+        kind = "opened" if event_type == "email.opened" else "clicked"
+        own = _ref_of(data, day)
+        deltas.append((own.key(day), kind, 1))
+        if data.get("machine"):
+            deltas.append((own.key(day), f"{kind}_machine", 1))
+        else:
+            ref = refs.get(data["message_id"]) or own
+            if not getattr(ref, kind):
+                deltas.append((own.key(day), f"{kind}_unique", 1))
+                writes[data["message_id"]] = replace(ref, **{kind: 1})
+    elif event_type == "reply.received":
+        message_ref = refs.get(data.get("message_id") or "")
+        if message_ref is not None:
+            ref = replace(message_ref, day=day, opened=0, clicked=0, label=None)
+        else:
+            ref = Ref(data.get("campaign_id") or "", 0, "", data.get("inbox_id") or "", day)
+        deltas.append((ref.key(), "replied", 1))
+        existing = refs.get(data["reply_id"])
+        writes[data["reply_id"]] = ref if existing is None else replace(ref, label=existing.label)
+    elif event_type == "reply.classified":
+        ref = refs.get(data["reply_id"]) or Ref(data.get("campaign_id") or "", 0, "", "", day)
+        old, new = LABEL_COUNTERS.get(ref.label or ""), LABEL_COUNTERS.get(data["label"])
+        if old:
+            deltas.append((ref.key(), old, -1))
+        if new:
+            deltas.append((ref.key(), new, 1))
+        writes[data["reply_id"]] = replace(ref, label=data["label"])
+    return deltas, writes
+
+
+# --- the live path -----------------------------------------------------------------------------------------------
+
+
+def _insert(session: AsyncSession):
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _ref_from_row(row: AnalyticsRef) -> Ref:
+    return Ref(row.campaign_id, row.step, row.variant, row.inbox_id, row.day, row.opened, row.clicked, row.label)
+
+
+async def apply_event(session: AsyncSession, tenant: Tenant, event_type: str, data: Mapping[str, Any],
+                      created_at: datetime) -> None:
+    if event_type not in COUNTED:
+        return
+    ids = needed_refs(event_type, data)
+    refs: dict[str, Ref] = {}
+    stmt = select(AnalyticsRef).where(AnalyticsRef.workspace_id == tenant.workspace_id,
+                                      AnalyticsRef.livemode == tenant.livemode, AnalyticsRef.ref_id.in_(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    if ids:
+        for row in (await session.execute(stmt.execution_options(populate_existing=True))).scalars():
+            refs[row.ref_id] = _ref_from_row(row)
+    deltas, writes = plan(event_type, data, day_of(created_at), refs)
+    insert = _insert(session)
+    for ref_id, ref in writes.items():
+        values = _ref_values(tenant, ref_id, ref)
+        stmt = insert(AnalyticsRef).values(**values)
+        if event_type in CREATE_ONLY:
+            await session.execute(stmt.on_conflict_do_nothing(index_elements=["workspace_id", "livemode", "ref_id"]))
+            continue
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["workspace_id", "livemode", "ref_id"],
+            set_={c: stmt.excluded[c] for c in ("campaign_id", "step", "variant", "inbox_id", "day", "opened", "clicked", "label")},
+        )
+        await session.execute(stmt)
+    for key, merged in _merge(deltas).items():
+        fine = _key_values(tenant, key)
+        for model, values in ((AnalyticsDaily, fine), (AnalyticsCampaignDaily, _coarse(fine))):
+            stmt = insert(model).values({**values, **{c: 0 for c in COUNTERS}, **merged})
+            table = model.__table__
+            stmt = stmt.on_conflict_do_update(index_elements=list(values),
+                                              set_={c: table.c[c] + stmt.excluded[c] for c in merged})
+            await session.execute(stmt)
+
+
+def _coarse(fine: dict[str, Any]) -> dict[str, Any]:
+    return {k: fine[k] for k in ("workspace_id", "livemode", "campaign_id", "day", "step", "variant")}
+
+
+def _merge(deltas: Iterable[tuple[Key, str, int]]) -> dict[Key, dict[str, int]]:
+    merged: dict[Key, dict[str, int]] = {}
+    for key, column, n in deltas:
+        row = merged.setdefault(key, {})
+        row[column] = row.get(column, 0) + n
+    return merged
+
+
+def _key_values(tenant: Tenant, key: Key) -> dict[str, Any]:
+    campaign_id, step, variant, inbox_id, day = key
+    return {"workspace_id": tenant.workspace_id, "livemode": tenant.livemode, "campaign_id": campaign_id,
+            "step": step, "variant": variant, "inbox_id": inbox_id, "day": day}
+
+
+def _ref_values(tenant: Tenant, ref_id: str, ref: Ref) -> dict[str, Any]:
+    return {"workspace_id": tenant.workspace_id, "livemode": tenant.livemode, "ref_id": ref_id,
+            "campaign_id": ref.campaign_id, "step": ref.step, "variant": ref.variant, "inbox_id": ref.inbox_id,
+            "day": ref.day, "opened": ref.opened, "clicked": ref.clicked, "label": ref.label}
+
+
+# --- rebuild -----------------------------------------------------------------------------------------------------
+
+
+class Fold:
+    """The rollups of a stream of events, in memory (what `rebuild` writes)."""
+
+    def __init__(self) -> None:
+        self.counters: dict[tuple[Tenant, Key], dict[str, int]] = {}
+        self.refs: dict[tuple[Tenant, str], Ref] = {}
+
+    def add(self, tenant: Tenant, event_type: str, data: Mapping[str, Any], created_at: datetime) -> None:
+        if event_type not in COUNTED:
+            return
+        ids = needed_refs(event_type, data)
+        known = {i: self.refs[(tenant, i)] for i in ids if (tenant, i) in self.refs}
+        deltas, writes = plan(event_type, data, day_of(created_at), known)
+        for ref_id, ref in writes.items():
+            if event_type in CREATE_ONLY:
+                self.refs.setdefault((tenant, ref_id), ref)
+            else:
+                self.refs[(tenant, ref_id)] = ref
+        for key, column, n in deltas:
+            row = self.counters.setdefault((tenant, key), {})
+            row[column] = row.get(column, 0) + n
+
+    def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """(analytics_daily rows, analytics_campaign_daily rows, analytics_refs rows)"""
+        daily = [{**_key_values(t, key), **{c: 0 for c in COUNTERS}, **counts} for (t, key), counts in self.counters.items()]
+        coarse: dict[tuple, dict[str, Any]] = {}
+        for row in daily:
+            key = tuple(_coarse(row).values())
+            into = coarse.setdefault(key, {**_coarse(row), **{c: 0 for c in COUNTERS}})
+            for c in COUNTERS:
+                into[c] += row[c]
+        refs = [_ref_values(t, ref_id, ref) for (t, ref_id), ref in self.refs.items()]
+        return daily, list(coarse.values()), refs
+
+
+async def write_fold(session: AsyncSession, fold: Fold, chunk: int = 1000) -> tuple[int, int]:
+    daily, coarse, refs = fold.rows()
+    for table, rows in ((AnalyticsDaily.__table__, daily), (AnalyticsCampaignDaily.__table__, coarse),
+                        (AnalyticsRef.__table__, refs)):
+        for start in range(0, len(rows), chunk):
+            await session.execute(table.insert(), rows[start:start + chunk])
+    return len(daily), len(refs)
+
+
+async def rebuild(session: AsyncSession, workspace_id: str | None = None, batch: int = 5000) -> dict[str, int]:
+    """Recompute the rollups (of one workspace, or all) from the event log, replacing what is stored."""
+    from imail.models import Event
+
+    for model in (AnalyticsDaily, AnalyticsCampaignDaily, AnalyticsRef):
+        stmt = delete(model)
+        if workspace_id is not None:
+            stmt = stmt.where(model.workspace_id == workspace_id)
+        await session.execute(stmt)
+    fold = Fold()
+    events = 0
+    stmt = select(Event.workspace_id, Event.livemode, Event.type, Event.data, Event.created_at, Event.id)
+    if workspace_id is not None:
+        stmt = stmt.where(Event.workspace_id == workspace_id)
+    stmt = stmt.order_by(Event.created_at, Event.id)
+    result = await session.stream(stmt.execution_options(yield_per=batch))
+    async for workspace, livemode, event_type, data, created_at, _id in result:
+        fold.add(Tenant(workspace, livemode), event_type, data, created_at)
+        events += 1
+    daily, refs = await write_fold(session, fold)
+    await session.flush()
+    return {"events": events, "rows": daily, "refs": refs}

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class Counts(BaseModel):
+    """Raw counts (compute rates yourself). `opened`/`clicked` count every open/click, `*_machine` those flagged as
+    machine (scanners, proxies), `*_unique` the first human open/click of each email."""
+
+    sent: int
+    delivered: int
+    opened: int
+    opened_unique: int
+    opened_machine: int
+    clicked: int
+    clicked_unique: int
+    clicked_machine: int
+    replied: int
+    bounced_hard: int
+    bounced_soft: int
+    interested: int
+    meeting_booked: int
+
+
+class DayCounts(Counts):
+    day: date
+
+
+class StepCounts(Counts):
+    step: int | None
+    variant: str | None
+
+
+class Report(BaseModel):
+    from_: date
+    to: date
+    timezone: Literal["UTC"]
+    totals: Counts
+    days: list[DayCounts]
+
+    model_config = {"populate_by_name": True, "alias_generator": lambda name: "from" if name == "from_" else name}
+
+
+class CampaignAnalytics(Report):
+    campaign_id: str
+    steps: list[StepCounts]
+
+
+class InboxAnalytics(Report):
+    inbox_id: str
+
+
+class WorkspaceAnalytics(Report):
+    pass
+
+
+class FunnelCounts(BaseModel):
+    sent: int
+    opened_unique: int
+    replied: int
+    interested: int
+    meeting_booked: int
+
+
+class FunnelDay(FunnelCounts):
+    day: date
+
+
+class FunnelStage(BaseModel):
+    stage: Literal["sent", "opened_unique", "replied", "interested", "meeting_booked"]
+    count: int
+
+
+class Funnel(BaseModel):
+    campaign_id: str | None
+    from_: date
+    to: date
+    timezone: Literal["UTC"]
+    stages: list[FunnelStage]
+    totals: FunnelCounts
+    days: list[FunnelDay]
+
+    model_config = {"populate_by_name": True, "alias_generator": lambda name: "from" if name == "from_" else name}
