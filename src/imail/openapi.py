@@ -19,6 +19,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         summary=app.summary,
         description=app.description,
         routes=app.routes,
+        webhooks=app.webhooks.routes,
         servers=[{"url": "http://127.0.0.1:8000", "description": "make run"}],
     )
     components = schema.setdefault("components", {})

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imail.events.types import EVENT_TYPES
+
+EVENT_CHOICES = ["*", *EVENT_TYPES]
+
+
+class Webhook(BaseModel):
+    """An endpoint that receives signed event deliveries."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    object: Literal["webhook"] = "webhook"
+    url: str
+    description: str
+    events: list[str] = Field(description='Event types delivered to this endpoint; `["*"]`: all of them.')
+    status: Literal["enabled", "disabled"]
+    disabled_reason: str | None = Field(
+        description="Why the endpoint was disabled (410 Gone, or every attempt failing for 24 h); "
+        "null when enabled."
+    )
+    disabled_at: datetime | None
+    api_version: date = Field(
+        description="The Imail-Version snapshot the endpoint was created under; event types added "
+        "after it are never delivered to it."
+    )
+    livemode: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(
+        description="The signing secret (`whsec_…`). Shown only in this response: store it now."
+    )
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        max_length=2048,
+        description="https:// or http:// URL on a public host; no credentials in it.",
+        examples=["https://example.com/hooks/imail"],
+    )
+    events: list[str] = Field(
+        min_length=1,
+        max_length=len(EVENT_CHOICES),
+        description='Event types to receive, or `["*"]` for every type available to the API version.',
+        json_schema_extra={"items": {"type": "string", "enum": EVENT_CHOICES}},
+        examples=[["email.sent", "reply.received"]],
+    )
+    description: str = Field("", max_length=500)
+
+
+class WebhookDeleted(BaseModel):
+    id: str
+    object: Literal["webhook"] = "webhook"
+    deleted: Literal[True] = True
+
+
+class WebhookDelivery(BaseModel):
+    """One event owed to one endpoint, and how its attempts went."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    webhook_id: str
+    event_id: str
+    event_type: str
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: int = Field(description="Attempts made so far.")
+    last_attempt_at: datetime | None
+    last_status_code: int | None = Field(
+        description="HTTP status of the last answer; null if there was none."
+    )
+    last_error: str | None = Field(
+        description="Why the last attempt failed (status, timeout, refused connection)."
+    )
+    last_response: str | None = Field(description="The start of the last failed answer's body.")
+    last_duration_ms: int | None
+    next_attempt_at: datetime | None = Field(description="When the next attempt is due; null once final.")
+    livemode: bool
+    created_at: datetime

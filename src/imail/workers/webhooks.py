@@ -1,0 +1,186 @@
+"""The webhook delivery worker: claim due deliveries under a lease, send them concurrently, record it all."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import secrets
+from datetime import datetime, timedelta
+
+import structlog
+from ulid import ULID
+
+from imail.kit.clock import utcnow
+from imail.webhooks.delivery import GONE_REASON, Attempt, Outcome, judge, send
+from imail.webhooks.repository import DeliveryLogPurge, DeliveryQueue, Job
+from imail.webhooks.urls import AddressGuard
+from imail.workers.context import WorkerContext
+
+log = structlog.get_logger("imail.webhooks")
+
+GUARD_KEY = "webhooks.address_guard"
+PURGE_CHUNK = 5000
+# Seconds the requests in flight may all go unanswered before the batch opens one more concurrent request.
+RAMP_AFTER = 0.02
+
+
+def lease_seconds(ctx: WorkerContext) -> float:
+    """Long enough for a whole batch to be sent (`webhooks_concurrency` at a time, each bounded by the
+    timeout) and recorded, even if every request times out."""
+    settings = ctx.settings
+    rounds = math.ceil(settings.webhooks_batch_size / settings.webhooks_concurrency)
+    return max(settings.webhooks_lease, rounds * settings.webhooks_timeout + 5.0)
+
+
+class _Deferred:
+    """Not attempted: the endpoint didn't answer another delivery of the batch, so don't queue behind it."""
+
+
+DEFERRED = _Deferred()
+
+
+async def _attempt(
+    ctx: WorkerContext, job: Job, guard: AddressGuard | None, silent: set[str]
+) -> tuple[Attempt | _Deferred, datetime]:
+    if job.webhook_id in silent:
+        return DEFERRED, utcnow()
+    attempt = await send(ctx.http, job, ctx.settings.webhooks_timeout, guard)
+    if attempt.status_code is None:
+        # Timed out, refused or blocked: the endpoint's other deliveries in this batch would most likely wait
+        # the same way, holding slots healthy endpoints could use. They are retried shortly instead.
+        silent.add(job.webhook_id)
+    return attempt, utcnow()
+
+
+async def send_batch(
+    ctx: WorkerContext, jobs: list[Job], guard: AddressGuard | None
+) -> list[tuple[Attempt | _Deferred | None, datetime]]:
+    """Send a batch, opening one more concurrent request (up to `webhooks_concurrency`) whenever those in
+    flight go unanswered for RAMP_AFTER. Fast endpoints are thus served one request after another, which
+    costs the least CPU (httpx's pool does work per open connection on every request), while slow or hung
+    ones soon get the whole width and never hold the rest of the batch behind them."""
+    results: list[tuple[Attempt | _Deferred | None, datetime] | None] = [None] * len(jobs)
+    silent: set[str] = set()
+    in_flight: set[asyncio.Task] = set()
+
+    async def run(index: int, job: Job) -> None:
+        results[index] = await _attempt(ctx, job, guard, silent)
+
+    width = ctx.settings.webhooks_concurrency
+    try:
+        for index, job in enumerate(jobs):
+            if job.endpoint_status != "enabled":
+                results[index] = (None, utcnow())
+                continue
+            if len(in_flight) >= width:
+                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            elif in_flight:
+                _, in_flight = await asyncio.wait(
+                    in_flight, timeout=RAMP_AFTER, return_when=asyncio.FIRST_COMPLETED
+                )
+            in_flight.add(asyncio.create_task(run(index, job)))
+        if in_flight:
+            await asyncio.gather(*in_flight)
+    finally:
+        for task in in_flight:
+            task.cancel()
+    return results  # type: ignore[return-value]
+
+
+async def deliver_webhooks(ctx: WorkerContext) -> int:
+    """One iteration: claim up to `webhooks_batch_size` due deliveries, send them (see `send_batch`), record
+    the outcomes in one transaction. Returns how many were claimed (>0: run again at once)."""
+    settings = ctx.settings
+    now = utcnow()
+    token = f"{ctx.instance_id}#{secrets.token_hex(4)}"
+    async with ctx.database.transaction() as session:
+        jobs = await DeliveryQueue(session).claim(
+            now, settings.webhooks_batch_size, now + timedelta(seconds=lease_seconds(ctx)), token
+        )
+    if not jobs:
+        return 0
+    guard = None if settings.webhooks_allow_private else ctx.extra.setdefault(GUARD_KEY, AddressGuard())
+    attempts = await send_batch(ctx, jobs, guard)
+    judged: list[Job] = []
+    outcomes: list[Outcome] = []
+    released: list[dict] = []
+    for job, (attempt, at) in zip(jobs, attempts, strict=True):
+        if attempt is None:  # the endpoint was disabled or deleted since the delivery was owed
+            error = f"not attempted: the endpoint is {job.endpoint_status}"
+            released.append(_released(job, token, at, "failed", None, error))
+        elif isinstance(attempt, _Deferred):
+            jitter = 1 + settings.webhooks_retry_jitter * (2 * random.random() - 1)
+            due = at + timedelta(seconds=settings.webhooks_retry_schedule[0] * jitter)
+            released.append(_released(job, token, at, "pending", due, None))
+        else:
+            judged.append(job)
+            outcomes.append(judge(job, attempt, at, settings, token))
+    await record_outcomes(ctx, judged, outcomes, released)
+    return len(jobs)
+
+
+def _released(
+    job: Job, token: str, at: datetime, status: str, due: datetime | None, error: str | None
+) -> dict:
+    return {
+        "b_id": job.delivery_id,
+        "b_token": token,
+        "b_status": status,
+        "b_next": due,
+        "b_error": error,
+        "b_now": at,
+    }
+
+
+async def record_outcomes(
+    ctx: WorkerContext, jobs: list[Job], outcomes: list[Outcome], released: list[dict] | None = None
+) -> None:
+    """One transaction: the endpoints' health (only where it changes), then the deliveries."""
+    settings = ctx.settings
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.webhooks_disable_after)
+    succeeded: set[str] = set()
+    failed: set[str] = set()
+    gone: set[str] = set()
+    failing_since: dict[str, datetime | None] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        failing_since[job.webhook_id] = job.endpoint_failing_since
+        if outcome.succeeded:
+            succeeded.add(job.webhook_id)
+        elif outcome.gone:
+            gone.add(job.webhook_id)
+        elif outcome.row["b_inc"]:
+            failed.add(job.webhook_id)
+    failed -= succeeded | gone
+    recovered = sorted(w for w in succeeded if failing_since[w] is not None)
+    starting = sorted(w for w in failed if failing_since[w] is None)
+    overdue = sorted(w for w in failed if (since := failing_since[w]) is not None and since <= cutoff)
+    async with ctx.database.transaction() as session:
+        queue = DeliveryQueue(session)
+        # Endpoint rows first, each statement in id order, so concurrent workers lock them in the same order.
+        await queue.endpoints_recovered(recovered)
+        await queue.endpoints_failing(starting, now)
+        disabled = await queue.disable(sorted(gone), GONE_REASON, now)
+        if overdue:
+            hours = settings.webhooks_disable_after / 3600
+            reason = (
+                f"Disabled automatically: every delivery attempt failed for {hours:g} hours. "
+                "Fix the endpoint, then re-enable it with POST /v1/webhooks/{id}/enable."
+            )
+            disabled += await queue.disable(overdue, reason, now, failing_before=cutoff)
+        recorded = await queue.record([o.row for o in outcomes])
+        await queue.release(released or [])
+        await queue.fail_pending(disabled, "not attempted: the endpoint was disabled", now)
+    if 0 <= recorded < len(outcomes):  # (-1: the driver can't count an executemany)
+        log.warning("webhook outcomes lost their lease", recorded=recorded, claimed=len(outcomes))
+    for webhook_id in disabled:
+        log.warning("webhook endpoint disabled", webhook_id=webhook_id)
+
+
+async def purge_webhook_deliveries(ctx: WorkerContext) -> int:
+    """Retention: delete final deliveries older than `webhooks_retention_days`, a few thousand at a time."""
+    cutoff = utcnow() - timedelta(days=ctx.settings.webhooks_retention_days)
+    boundary = "dlv_" + str(ULID.from_datetime(cutoff))[:10] + "0" * 16
+    async with ctx.database.transaction() as session:
+        return await DeliveryLogPurge(session).purge(boundary, cutoff, PURGE_CHUNK)
