@@ -43,17 +43,19 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -
     async with pool.lock(inbox.id):
         for job in jobs:
             outcomes.append(await pool.send(inbox.id, endpoints.smtp, job.message_id, job.from_email, job.to_email,
-                                            job.data, before_data=_marker(ctx, job.message_id)))
+                                            job.data, before_data=_marker(ctx, job)))
     return outcomes
 
 
-def _marker(ctx: WorkerContext, message_id: str):
+def _marker(ctx: WorkerContext, job: Job):
     """Records, in its own tiny transaction, that this message's DATA is about to go out: after a crash an
-    attempt not so marked is known never to have left, and one so marked is looked for in the Sent folder."""
+    attempt not so marked is known never to have left, and one so marked is looked for in the Sent folder.
+    An attempt whose lease ran out and was requeued meanwhile is not marked, and not sent (AttemptTaken)."""
 
     async def mark() -> None:
         async with ctx.database.transaction() as session:
-            await SendQueue(session).mark_handed(message_id)
+            if not await SendQueue(session).mark_handed(job.message_id, job.message_id_header):
+                raise service.AttemptTaken(job.message_id)
 
     return mark
 

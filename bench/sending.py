@@ -1,0 +1,838 @@
+#!/usr/bin/env python3
+"""Sending benchmark: the engine's throughput from due sequence state to an SMTP server, against a bare
+aiosmtplib loop sending the same pre-rendered messages; and the scheduler tick on a million sequence states.
+
+Throughput, in one run, on a throwaway PostgreSQL database (created, migrated, dropped):
+
+  sink      an aiosmtpd server in its own process on loopback (AUTH accepted, no TLS, counts what it accepts);
+            the same sink for both contenders
+  set-up    an Apex workspace, 50 connected inboxes (rows, as the inboxes domain leaves them), one campaign of one
+            step over the 50 inboxes (window always open, limits high, gap 0, open and click tracking on), and
+            20,000 leads through the real API in-process (`POST /v1/leads/bulk`, `POST .../resume`): every lead's
+            sequence state is due
+  baseline  a bare aiosmtplib loop: 50 connections at once (one per inbox), each logs in and sends its inbox's
+            share of the same 20,000 messages, rendered beforehand with the engine's own `compose`
+  measured  the engine in-process: one WorkerContext and `--loops` concurrent `send_due` loops (the `imail worker`
+            sending loop, repeated until nothing is due), from the first claim to the last outcome recorded: claim
+            with row-locked limits, render, the before-DATA mark, SMTP over pooled connections (one per inbox),
+            the outcome and its `email.sent` event (with what record_event does: webhook fan-out, rollups)
+
+The engine runs in one process like the baseline, so the ratio compares the work per message on the same CPU;
+the engine's extra process-level scaling (several `imail worker`s) is not what is measured.
+
+Scheduler tick: 1,000,000 sequence states (1% due, 79% scheduled later, 20% finished: due_at NULL) inserted
+with INSERT … SELECT generate_series, then `SendQueue.lock_due(now, batch)` (the claim's due query, FOR UPDATE
+SKIP LOCKED) timed, each in its own transaction rolled back; also while another transaction holds the first
+batch (the second claimer skips those rows).
+
+    .venv/bin/python bench/sending.py                   # throughput (1 and 4 loops) + tick
+    .venv/bin/python bench/sending.py --record          # also write the "## Sending" section of bench/RESULTS.md
+    .venv/bin/python bench/sending.py --phases          # also time claim / deliver / record inside send_due
+    .venv/bin/python bench/sending.py --skip-tick --leads 5000 --loops 4
+
+Environment: IMAIL_BENCH_ADMIN_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosmtplib
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SECTION = "## Sending"
+TARGET_RATIO = 0.60
+TARGET_TICK_MS = 100.0
+SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+ALL_DAY = {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
+STEP = {
+    "subject": "{{first_name|Hi}}, a quick question about {{company|your team}}",
+    "body": "<p>Hi {{first_name|there}},</p><p>We help teams like {{company|yours}} send better email. "
+            "{Worth|Would it be worth} a <a href=\"https://acme.io/demo\">15-minute look</a>?</p><p>Best,</p>",
+}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def pg_dsn(url: str, database: str | None = None) -> str:
+    base = "postgresql://" + url.split("://", 1)[1]
+    if database is None:
+        return base
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{database}"
+
+
+async def pg_admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(pg_dsn(url), timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every postgres process on the machine (other users of the server count too)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    total += proc_cpu(int(entry))
+            except OSError:
+                pass
+    return total
+
+
+# --------------------------------------------------------------------------------------------- the sink
+
+
+def _sink_main(port: int, accepted, ready) -> None:  # runs in its own process
+    from aiosmtpd.smtp import SMTP, AuthResult
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope) -> str:
+            accepted.value += 1
+            return "250 2.0.0 Ok: queued"
+
+    def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        return AuthResult(success=True)
+
+    async def serve() -> None:
+        handler = Handler()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: SMTP(handler, hostname="sink.bench", authenticator=authenticator, auth_require_tls=False,
+                         data_size_limit=None),
+            "127.0.0.1", port, backlog=512,
+        )
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    import logging
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    asyncio.run(serve())
+
+
+class Sink:
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")  # before any event loop or connection exists here
+        self.port = free_port()
+        self.accepted = context.Value("q", 0, lock=False)  # written by the sink's single thread only
+        ready = context.Event()
+        self.process = context.Process(target=_sink_main, args=(self.port, self.accepted, ready), daemon=True)
+        self.process.start()
+        if not ready.wait(30):
+            raise SystemExit("bench: the SMTP sink did not start")
+
+    @property
+    def count(self) -> int:
+        return self.accepted.value
+
+    def cpu(self) -> float:
+        return proc_cpu(self.process.pid)
+
+    async def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: the sink has {self.count} of {count} messages after {timeout:g} s")
+            await asyncio.sleep(0.005)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(10)
+
+
+# --------------------------------------------------------------------------------------------- set-up
+
+
+@dataclass
+class Fixture:
+    workspace_id: str
+    campaign_id: str
+    inboxes: list  # Inbox rows
+    password: str = "bench-password"
+
+
+async def setup(settings, database, sink: Sink, inboxes: int, leads: int) -> Fixture:
+    import httpx
+
+    from imail.kit import crypto
+    from imail.main import create_app
+    from imail.models import Inbox
+    from imail.workspaces.service import create_workspace
+
+    async with database.transaction() as session:
+        created = await create_workspace(session, "Bench", "apex", 100_000_000, 100_000_000)
+    workspace_id = created.workspace.id
+    box = crypto.secret_box(settings)
+    password = "bench-password"
+    async with database.transaction() as session:
+        rows = [
+            Inbox(workspace_id=workspace_id, livemode=True, email=f"sender{n:02d}@bench-{n:02d}.test", name=f"Sender {n}",
+                  signature="Sender\nAcme", status="connected", daily_limit=100_000, sending_gap_minutes=0,
+                  smtp_host="127.0.0.1", smtp_port=sink.port, smtp_security="none", smtp_username=f"sender{n:02d}",
+                  smtp_password_encrypted=box.encrypt(password), imap_host="127.0.0.1", imap_port=1,
+                  imap_security="none", imap_username=f"sender{n:02d}", imap_password_encrypted=box.encrypt(password))
+            for n in range(inboxes)
+        ]
+        session.add_all(rows)
+        await session.flush()
+        inbox_ids = [r.id for r in rows]
+
+    app = create_app(settings)
+    headers = {"Authorization": f"Bearer {created.live_key}"}
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as api:
+        campaign = await api.post("/v1/campaigns", headers=headers, json={
+            "name": "Bench", "inbox_ids": inbox_ids, "steps": [STEP], "send_window": ALL_DAY, "daily_limit": 100_000,
+        })
+        if campaign.status_code != 201:
+            raise SystemExit(f"bench: creating the campaign failed: {campaign.text[:500]}")
+        campaign_id = campaign.json()["id"]
+        for start in range(0, leads, 5000):
+            batch = [{"email": f"lead{n:06d}@example.org", "first_name": f"Lead{n}", "company": f"Company {n % 997}"}
+                     for n in range(start, min(leads, start + 5000))]
+            bulk = await api.post("/v1/leads/bulk", headers=headers, json={"campaign_id": campaign_id, "leads": batch})
+            if bulk.status_code != 200 or bulk.json()["created"] != len(batch):
+                raise SystemExit(f"bench: adding leads failed: {bulk.text[:500]}")
+        resumed = await api.post(f"/v1/campaigns/{campaign_id}/resume", headers=headers)
+        if resumed.status_code != 200:
+            raise SystemExit(f"bench: resuming failed: {resumed.text[:500]}")
+    async with database.transaction() as session:
+        from sqlalchemy import select
+
+        inbox_rows = list((await session.execute(select(Inbox).where(Inbox.id.in_(inbox_ids)).order_by(Inbox.email))).scalars())
+    return Fixture(workspace_id, campaign_id, inbox_rows, password)
+
+
+async def pre_render(settings, database, fixture: Fixture) -> dict[str, list[tuple[str, str, bytes]]]:
+    """The same messages the engine sends (its own compose, same leads, inboxes in rotation), per inbox."""
+    from sqlalchemy import select
+
+    from imail.kit.ids import new_id
+    from imail.kit.signing import Signer
+    from imail.models import Campaign, Lead
+    from imail.sending.compose import Sender, Thread, TrackingUrls, compose
+
+    async with database.transaction() as session:
+        campaign = await session.get(Campaign, fixture.campaign_id)
+        leads = list((await session.execute(select(Lead).where(Lead.campaign_id == fixture.campaign_id).order_by(Lead.id))).scalars())
+    urls = TrackingUrls(Signer(settings.resolved_secret_key()), settings.public_url)
+    per_inbox: dict[str, list[tuple[str, str, bytes]]] = defaultdict(list)
+    import imail.sending.compose as compose_module
+
+    real_build = compose_module.build
+    mime_seconds = 0.0
+
+    def timed_build(outbound):
+        nonlocal mime_seconds
+        began = time.process_time()
+        message = real_build(outbound)
+        data = bytes(message)  # compose serializes it right after
+        mime_seconds += time.process_time() - began
+        return _Prebuilt(data)
+
+    compose_module.build = timed_build
+    began = time.process_time()
+    try:
+        composed_all = _compose_all(leads, fixture, campaign, urls, compose, Sender, Thread, new_id)
+    finally:
+        compose_module.build = real_build
+    RENDER["compose_ms"] = 1000 * (time.process_time() - began) / max(1, len(leads))
+    RENDER["mime_ms"] = 1000 * mime_seconds / max(1, len(leads))
+    for n, (inbox, lead, data) in enumerate(composed_all):
+        per_inbox[inbox.smtp_username].append((inbox.email, lead.email, data))
+    return per_inbox
+
+
+RENDER: dict[str, float] = {"compose_ms": 0.0, "mime_ms": 0.0}
+
+
+class _Prebuilt:
+    """What compose gets back from the timed build: bytes() of it is the message already serialized."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
+def _compose_all(leads, fixture, campaign, urls, compose, Sender, Thread, new_id):
+    out = []
+    for n, lead in enumerate(leads):
+        inbox = fixture.inboxes[n % len(fixture.inboxes)]
+        composed = compose(
+            message_id=new_id("msg"), step=campaign.steps[0], step_index=0, lead=lead,
+            sender=Sender(inbox.email, inbox.name, inbox.signature or ""), thread=Thread(None, ()),
+            track_opens=campaign.track_opens, track_clicks=campaign.track_clicks, text_only=False, urls=urls,
+        )
+        out.append((inbox, lead, composed.data))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- contenders
+
+
+@dataclass
+class Run:
+    name: str
+    messages: int
+    seconds: float
+    cpu: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+class CpuMeter:
+    def __init__(self, sink: Sink):
+        self.sink = sink
+
+    def snapshot(self) -> dict[str, float]:
+        return {"bench process": time.process_time(), "sink": self.sink.cpu(), "postgres": postgres_cpu()}
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {k: max(0.0, after[k] - before[k]) for k in before}
+
+
+async def bare_loop(sink: Sink, per_inbox: dict[str, list[tuple[str, str, bytes]]], password: str, meter: CpuMeter) -> Run:
+    total = sum(len(v) for v in per_inbox.values())
+    start_count = sink.count
+
+    async def one(username: str, messages: list[tuple[str, str, bytes]]) -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, use_tls=False, start_tls=False, timeout=60)
+        await client.connect()
+        await client.login(username, password)
+        for sender, recipient, data in messages:
+            await client.sendmail(sender, [recipient], data)
+        await client.quit()
+
+    before = meter.snapshot()
+    started = time.perf_counter()
+    await asyncio.gather(*(one(u, m) for u, m in per_inbox.items()))
+    await sink.wait_for(start_count + total)
+    seconds = time.perf_counter() - started
+    return Run("bare aiosmtplib loop", total, seconds, meter.delta(before, meter.snapshot()),
+               f"{len(per_inbox)} connections at once")
+
+
+import contextvars
+
+current_phase: contextvars.ContextVar[str] = contextvars.ContextVar("phase", default="other")
+
+
+class Phases:
+    """Wall time spent in each phase of send_due (summed over loops, so phases of concurrent loops overlap)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def install(self):
+        from imail.sending import service
+        from imail.workers import sending as worker
+
+        originals = {"claim": service.claim, "deliver": worker.deliver, "record": service.record_outcomes}
+
+        def timed(name, fn):
+            async def wrapper(*args, **kwargs):
+                started = time.perf_counter()
+                token = current_phase.set(name)
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    current_phase.reset(token)
+                    self.seconds[name] += time.perf_counter() - started
+                    self.calls[name] += 1
+            return wrapper
+
+        service.claim = timed("claim", originals["claim"])
+        worker.deliver = timed("deliver", originals["deliver"])
+        service.record_outcomes = timed("record", originals["record"])
+
+        def uninstall() -> None:
+            service.claim, worker.deliver, service.record_outcomes = originals["claim"], originals["deliver"], originals["record"]
+        return uninstall
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} {self.seconds[name]:.1f} s / {self.calls[name]} calls "
+                         f"({1000 * self.seconds[name] / max(1, self.calls[name]):.0f} ms each)" for name in ("claim", "deliver", "record"))
+
+
+class SqlProfile:
+    """Statements the engine runs, by phase of send_due and by kind (verb and table), with their wall time."""
+
+    def __init__(self, database, phases: Phases | None):
+        self.database = database
+        self.stats: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+        self.phase = "other"
+
+    @staticmethod
+    def kind(statement: str) -> str:
+        words = statement.split()
+        verb = words[0].upper() if words else "?"
+        table = "?"
+        for marker in ("FROM", "INTO", "UPDATE"):
+            if marker in words:
+                after = words[words.index(marker) + 1] if words.index(marker) + 1 < len(words) else "?"
+                table = after.strip('"(')
+                break
+        if verb == "UPDATE" and len(words) > 1:
+            table = words[1].strip('"')
+        lock = " FOR UPDATE" if "FOR UPDATE" in statement else ""
+        return f"{verb} {table}{lock}"
+
+    def install(self):
+        from sqlalchemy import event
+
+        engine = self.database.engine.sync_engine
+        starts: dict[int, float] = {}
+
+        def before(conn, cursor, statement, parameters, context, executemany):
+            starts[id(cursor)] = time.perf_counter()
+
+        def after(conn, cursor, statement, parameters, context, executemany):
+            began = starts.pop(id(cursor), None)
+            if began is None:
+                return
+            entry = self.stats[(current_phase.get(), self.kind(statement) + (" (many)" if executemany else ""))]
+            entry[0] += 1
+            entry[1] += time.perf_counter() - began
+
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+
+        def uninstall() -> None:
+            event.remove(engine, "before_cursor_execute", before)
+            event.remove(engine, "after_cursor_execute", after)
+        return uninstall
+
+    def describe(self, messages: int) -> str:
+        lines = [f"{'phase':<8} {'statement':<52} {'count':>7} {'per msg':>8} {'total s':>8} {'ms each':>8}"]
+        for (phase, kind), (count, seconds) in sorted(self.stats.items(), key=lambda kv: -kv[1][1])[:30]:
+            lines.append(f"{phase:<8} {kind[:52]:<52} {count:>7} {count / messages:>8.2f} {seconds:>8.1f} {1000 * seconds / count:>8.2f}")
+        return "\n".join(lines)
+
+
+async def reset_engine_state(database_url: str, campaign_id: str) -> None:
+    """Every lead due again, as before the first run: no messages, events, counters or pacing."""
+    conn = await asyncpg.connect(pg_dsn(database_url))
+    try:
+        async with conn.transaction():
+            await conn.execute("DELETE FROM messages")
+            for table in ("events", "send_counters", "inbox_pacing", "webhook_deliveries", "analytics_campaign_daily",
+                          "analytics_daily", "analytics_refs"):
+                if await conn.fetchval("SELECT to_regclass($1)", table):
+                    await conn.execute(f'DELETE FROM "{table}"')
+            await conn.execute("UPDATE leads SET status = 'active' WHERE campaign_id = $1", campaign_id)
+            await conn.execute(
+                "UPDATE sequence_states SET status = 'scheduled', next_step = 0, stop_reason = NULL, inbox_id = NULL, "
+                "last_sent_at = NULL, scheduled_at = now(), due_at = now() WHERE campaign_id = $1", campaign_id)
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+def without_rollups():
+    """What-if: record_event without the analytics rollups it now applies per event. Returns the undo."""
+    import imail.events.service as events_service
+
+    original = events_service.apply_rollups
+
+    async def skip(*_args, **_kwargs) -> None:
+        return None
+
+    events_service.apply_rollups = skip
+
+    def undo() -> None:
+        events_service.apply_rollups = original
+    return undo
+
+
+async def engine(settings, database, sink: Sink, fixture: Fixture, loops: int, expected: int, meter: CpuMeter,
+                 phases: Phases | None, rollups: bool = True) -> Run:
+    import httpx
+    from sqlalchemy import func, select
+
+    from imail.models.sending import Message
+    from imail.workers import sending as worker
+    from imail.workers.context import WorkerContext
+
+    name = f"engine, {loops} send_due loop{'s' if loops > 1 else ''}" + ("" if rollups else " [what-if: no rollups]")
+    start_count = sink.count
+    uninstall = phases.install() if phases else None
+    undo_rollups = None if rollups else without_rollups()
+    failure: BaseException | None = None
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        ctx = WorkerContext(settings, database, None, http, f"bench:{os.getpid()}")
+
+        async def loop() -> None:
+            idle = 0
+            while idle < 2:  # nothing due twice in a row (another loop may hold the last rows for a moment)
+                examined = await worker.send_due(ctx)
+                idle = 0 if examined else idle + 1
+                if not examined:
+                    await asyncio.sleep(0.05)
+
+        before = meter.snapshot()
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(loop()) for _ in range(loops)]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failure = next((t.exception() for t in done if t.exception() is not None), None)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            seconds = time.perf_counter() - started
+            cpu = meter.delta(before, meter.snapshot())
+        finally:
+            await worker.smtp_pool(ctx).close()
+            if uninstall:
+                uninstall()
+            if undo_rollups:
+                undo_rollups()
+    async with database.transaction() as session:
+        sent = (await session.execute(select(func.count()).select_from(Message).where(Message.status == "sent"))).scalar_one()
+    delivered = sink.count - start_count
+    if failure is not None:
+        # What the runner would log (and back off from); the batch in flight stays `handed` for the in-flight
+        # resolver, which needs the inboxes' IMAP (the bench has none): the run is reported as failed.
+        note = f"FAILED after {seconds:.0f} s, {sent} recorded sent: {type(failure).__name__}: {str(failure)[:160]}"
+        return Run(name, 0, seconds, cpu, note)
+    if sent != expected or delivered != expected:
+        raise SystemExit(f"bench: the engine recorded {sent} sent and the sink got {delivered}, expected {expected}")
+    return Run(name, expected, seconds, cpu, f"batch {settings.sending_batch_size}, 1 process")
+
+
+# --------------------------------------------------------------------------------------------- scheduler tick
+
+
+@dataclass
+class Tick:
+    states: int
+    due: int
+    batch: int
+    insert_seconds: float
+    timings_ms: list[float]
+    contended_ms: list[float]
+    plan: str
+
+    @staticmethod
+    def stats(values: list[float]) -> str:
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+        return f"median {statistics.median(ordered):.1f} ms, p95 {p95:.1f} ms, max {ordered[-1]:.1f} ms"
+
+
+async def scheduler_tick(settings, database, database_url: str, fixture: Fixture, states: int, batch: int, repeats: int) -> Tick:
+    from sqlalchemy import text
+
+    from imail.kit.clock import utcnow
+    from imail.kit.ids import new_id
+    from imail.sending.repository import SendQueue
+
+    campaign_id = new_id("cmp")
+    due = states // 100
+    later = states * 79 // 100
+    conn = await asyncpg.connect(pg_dsn(database_url))
+    try:
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO campaigns (id, workspace_id, livemode, name, status, steps, daily_limit, send_window, "
+                "track_opens, track_clicks, stop_on_reply, custom_variables, created_at, updated_at) "
+                "SELECT $1, workspace_id, livemode, 'Tick', 'active', steps, daily_limit, send_window, track_opens, "
+                "track_clicks, stop_on_reply, custom_variables, now(), now() FROM campaigns WHERE id = $2",
+                campaign_id, fixture.campaign_id)
+            # Lead ids sort like ULIDs would not matter here; they only need to be unique.
+            await conn.execute(
+                "INSERT INTO leads (id, workspace_id, livemode, campaign_id, email, timezone, timezone_source, "
+                "custom_variables, status, created_at, updated_at) "
+                "SELECT 'lead_tick' || lpad(n::text, 8, '0'), $1, true, $2, 'tick' || n || '@example.org', 'UTC', "
+                "'default', '{}'::jsonb, 'active', now(), now() FROM generate_series(1, $3) AS n",
+                fixture.workspace_id, campaign_id, states)
+            # 1% due (over the last hour), 79% scheduled later (over the next week), 20% finished (due_at NULL).
+            await conn.execute(
+                "INSERT INTO sequence_states (lead_id, workspace_id, livemode, campaign_id, status, next_step, "
+                "scheduled_at, due_at, updated_at) "
+                "SELECT 'lead_tick' || lpad(n::text, 8, '0'), $1, true, $2, "
+                "CASE WHEN n <= $3 + $4 THEN 'scheduled' ELSE 'finished' END, 0, s, s, now() "
+                "FROM (SELECT n, CASE WHEN n <= $3 THEN now() - random() * interval '1 hour' "
+                "                     WHEN n <= $3 + $4 THEN now() + interval '1 minute' + random() * interval '7 days' "
+                "                END AS s FROM generate_series(1, $5) AS n) AS g",
+                fixture.workspace_id, campaign_id, due, later, states)
+        await conn.execute("VACUUM ANALYZE leads")
+        await conn.execute("VACUUM ANALYZE sequence_states")
+        insert_seconds = time.perf_counter() - started
+        total_due = await conn.fetchval("SELECT count(*) FROM sequence_states WHERE due_at <= now()")
+    finally:
+        await conn.close()
+
+    timings: list[float] = []
+    contended: list[float] = []
+    for _ in range(repeats):
+        async with database.sessions() as session:
+            now = utcnow()
+            began = time.perf_counter()
+            rows = await SendQueue(session).lock_due(now, batch)
+            timings.append(1000 * (time.perf_counter() - began))
+            assert len(rows) == batch, len(rows)
+            await session.rollback()
+    # Another worker holds the first batch: the next claim skips those rows.
+    async with database.sessions() as holder:
+        held = await SendQueue(holder).lock_due(utcnow(), batch)
+        for _ in range(repeats):
+            async with database.sessions() as session:
+                began = time.perf_counter()
+                rows = await SendQueue(session).lock_due(utcnow(), batch)
+                contended.append(1000 * (time.perf_counter() - began))
+                assert not {r.lead_id for r in rows} & {r.lead_id for r in held}
+                await session.rollback()
+        await holder.rollback()
+    async with database.sessions() as session:
+        explain = await session.execute(text(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM sequence_states WHERE due_at <= now() "
+            f"ORDER BY due_at LIMIT {batch} FOR UPDATE SKIP LOCKED"))
+        plan = "\n".join(row[0] for row in explain)
+        await session.rollback()
+    return Tick(states, total_due, batch, insert_seconds, timings, contended, plan)
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def run_table(runs: list[Run], baseline: Run) -> str:
+    lines = [f"{'contender':<34} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8}   CPU s: bench / sink / postgres"]
+    for run in runs:
+        cpu = run.cpu
+        lines.append(f"{run.name:<34} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} {run.rate / baseline.rate:>8.0%}   "
+                     f"{cpu.get('bench process', 0):.1f} / {cpu.get('sink', 0):.1f} / {cpu.get('postgres', 0):.1f}  ({run.note})")
+    return "\n".join(lines)
+
+
+def record(text: str) -> None:
+    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    out: list[str] = []
+    skipping = replaced = False
+    for line in existing.splitlines():
+        if line.strip() == SECTION:
+            out.extend(text.rstrip("\n").splitlines())
+            skipping = replaced = True
+            continue
+        if skipping and line.startswith("## "):
+            skipping = False
+            out.append("")
+        if not skipping:
+            out.append(line)
+    if not replaced:
+        out.extend(["", *text.rstrip("\n").splitlines()])
+    RESULTS.write_text("\n".join(out).rstrip("\n") + "\n")
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, Tick | None, str]:
+    from imail.config import Settings
+    from imail.db import Database
+
+    settings = Settings(database_url=database_url, secret_key=SECRET, redis_url=None, public_url="https://t.bench.test",
+                        sending_batch_size=args.batch, database_pool_size=10, log_level="WARNING")
+    database = Database(settings)
+    meter = CpuMeter(sink)
+    try:
+        started = time.perf_counter()
+        leads = 10 if args.skip_throughput else args.leads
+        fixture = await setup(settings, database, sink, args.inboxes, leads)
+        per_inbox = await pre_render(settings, database, fixture)
+        print(f"bench: set-up {time.perf_counter() - started:.1f} s ({args.inboxes} inboxes, {leads} leads due)", flush=True)
+
+        baseline_runs: list[Run] = []
+        engine_runs: list[Run] = []
+        phase_notes: list[str] = []
+        first = True
+        for _ in range(0 if args.skip_throughput else args.rounds):
+            baseline_runs.append(await bare_loop(sink, per_inbox, fixture.password, meter))
+            print(f"bench: {baseline_runs[-1].name}: {baseline_runs[-1].rate:.0f} msg/s", flush=True)
+            variants = [(loops, True) for loops in args.loops] + [(loops, False) for loops in args.without_rollups]
+            for loops, rollups in variants:
+                if not first:
+                    await reset_engine_state(database_url, fixture.campaign_id)
+                first = False
+                phases = Phases() if args.phases or args.sql else None
+                sql = SqlProfile(database, phases) if args.sql else None
+                uninstall_sql = sql.install() if sql else None
+                try:
+                    run = await engine(settings, database, sink, fixture, loops, args.leads, meter, phases, rollups)
+                finally:
+                    if uninstall_sql:
+                        uninstall_sql()
+                engine_runs.append(run)
+                print(f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})" + (f"  [{phases.describe()}]" if phases else ""), flush=True)
+                if sql:
+                    print(sql.describe(args.leads), flush=True)
+                if phases:
+                    phase_notes.append(f"{run.name}: {phases.describe()}")
+        baseline = max(baseline_runs, key=lambda r: r.rate) if baseline_runs else None
+        best: dict[str, Run] = {}
+        for run in engine_runs:
+            if run.name not in best or run.rate > best[run.name].rate:
+                best[run.name] = run
+        tick = None
+        if not args.skip_tick:
+            print(f"bench: inserting {args.tick_states:,} sequence states for the tick…", flush=True)
+            tick = await scheduler_tick(settings, database, database_url, fixture, args.tick_states, args.tick_batch, args.tick_repeats)
+        runs = [baseline, *best.values()] if baseline else []
+        return runs, baseline, tick, "\n".join(phase_notes)
+    finally:
+        await database.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inboxes", type=int, default=50)
+    parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--loops", type=int, nargs="+", default=[1, 4], help="concurrent send_due loops per engine run")
+    parser.add_argument("--batch", type=int, default=200, help="IMAIL_SENDING_BATCH_SIZE for the engine")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate baseline and engine runs this many times")
+    parser.add_argument("--phases", action="store_true", help="time claim / deliver / record inside send_due")
+    parser.add_argument("--sql", action="store_true", help="count and time the engine's SQL statements by phase")
+    parser.add_argument("--without-rollups", type=int, nargs="*", default=[1, 4], metavar="LOOPS",
+                        help="what-if runs (not the shipped engine): record_event without its analytics rollups, "
+                             "with these loop counts (none: skip)")
+    parser.add_argument("--skip-tick", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--tick-states", type=int, default=1_000_000)
+    parser.add_argument("--tick-batch", type=int, default=200)
+    parser.add_argument("--tick-repeats", type=int, default=30)
+    parser.add_argument("--record", action="store_true", help="write the figures into bench/RESULTS.md")
+    args = parser.parse_args()
+    if args.record and (args.skip_throughput or args.skip_tick):
+        parser.error("--record writes both parts: drop --skip-throughput / --skip-tick")
+
+    from imail.migrations import upgrade
+
+    admin_url = os.environ.get("IMAIL_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    db_name = f"imail_bench_{uuid.uuid4().hex[:12]}"
+    database_url = "postgresql+asyncpg://" + pg_dsn(admin_url, db_name).split("://", 1)[1]
+    sink = Sink()
+    asyncio.run(pg_admin(admin_url, f'CREATE DATABASE "{db_name}"'))
+    try:
+        upgrade(database_url)
+        runs, baseline, tick, phase_notes = asyncio.run(measure(args, database_url, sink))
+    finally:
+        sink.stop()
+        asyncio.run(pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+
+    summary = []
+    if runs:
+        shipped = [r for r in runs[1:] if "what-if" not in r.name]
+        best_engine = max(shipped, key=lambda r: r.rate)
+        ratio = best_engine.rate / baseline.rate
+        summary.append(f"throughput: best engine {best_engine.rate:.0f} msg/s = {ratio:.0%} of the bare loop's "
+                       f"{baseline.rate:.0f} msg/s (target >= {TARGET_RATIO:.0%}: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+        what_ifs = [r for r in runs[1:] if "what-if" in r.name]
+        if what_ifs:
+            best_what_if = max(what_ifs, key=lambda r: r.rate)
+            summary.append(f"what-if without the per-event analytics rollups: {best_what_if.rate:.0f} msg/s = "
+                           f"{best_what_if.rate / baseline.rate:.0%} of the bare loop")
+        summary.append(f"render: the engine's compose() costs {RENDER['compose_ms']:.2f} ms CPU per message, of which "
+                       f"{RENDER['mime_ms']:.2f} ms build and serialize it with the email package (imail.mail.mime)")
+    if tick is not None:
+        median = statistics.median(tick.timings_ms)
+        summary.append(f"scheduler tick: lock_due({tick.batch}) on {tick.states:,} states ({tick.due:,} due): "
+                       f"{Tick.stats(tick.timings_ms)}; with another claimer holding a batch: {Tick.stats(tick.contended_ms)} "
+                       f"(target < {TARGET_TICK_MS:.0f} ms: {'met' if max(median, statistics.median(tick.contended_ms)) < TARGET_TICK_MS else 'MISSED'}); "
+                       f"insert took {tick.insert_seconds:.0f} s")
+    if runs:
+        print()
+        print(run_table(runs, baseline))
+    if phase_notes:
+        print("\nphases (wall time inside send_due):\n" + phase_notes)
+    if tick is not None:
+        print("\nplan of the due query:\n" + tick.plan)
+    print()
+    print("\n".join(summary))
+    if args.record:
+        record(results_section(args, runs, baseline, tick, summary, phase_notes))
+        print(f"bench: wrote the {SECTION!r} section of {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+def results_section(args, runs: list[Run], baseline: Run, tick: Tick | None, summary: list[str], phase_notes: str) -> str:
+    load = os.getloadavg()
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    options = []
+    if args.rounds > 1:
+        options.append(f"--rounds {args.rounds}")
+    if args.loops != [1, 4]:
+        options.append("--loops " + " ".join(map(str, args.loops)))
+    command = " ".join([".venv/bin/python bench/sending.py", *options, "--record"])
+    tick_text = ""
+    if tick is not None:
+        tick_text = (f"\nScheduler tick, `SendQueue.lock_due(now, {tick.batch})` (FOR UPDATE SKIP LOCKED) on {tick.states:,} "
+                     f"sequence states, {tick.due:,} due (1%), 79% scheduled later, 20% finished; {args.tick_repeats} "
+                     f"timings each:\n\n```\nalone:                         {Tick.stats(tick.timings_ms)}\n"
+                     f"another claimer holds a batch:  {Tick.stats(tick.contended_ms)}\n```\n\n"
+                     f"```\n{tick.plan}\n```\n")
+    phases_text = f"\nPhases inside `send_due` (wall time, summed over loops):\n\n```\n{phase_notes}\n```\n" if phase_notes else ""
+    return f"""{SECTION}
+
+`{command}` ({when}; {os.cpu_count()} cores shared with other work, load average {load[0]:.2f} at the end;
+Python {platform.python_version()})
+
+{args.leads:,} leads due in one campaign over {args.inboxes} inboxes (window open, limits high, gap 0, open and click
+tracking on), sent to one aiosmtpd sink process on loopback (no TLS, AUTH accepted). The bare loop sends the same
+messages, pre-rendered with the engine's `compose`, over {args.inboxes} concurrent aiosmtplib connections (one per inbox);
+the engine runs in one process (a WorkerContext and N concurrent `send_due` loops) from due sequence state to the
+last recorded outcome: claim with row-locked limits, render, the before-DATA mark, pooled SMTP, outcome + `email.sent`
+event (and what record_event does with it). Best of {args.rounds} round(s); CPU seconds per component.
+
+```
+{run_table(runs, baseline)}
+```
+{phases_text}{tick_text}
+{chr(10).join('- ' + s for s in summary)}
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

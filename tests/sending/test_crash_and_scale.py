@@ -1,0 +1,435 @@
+"""No email twice, none lost: real `imail worker` processes draining thousands of sends while one is killed,
+and the in-flight resolution that makes this hold, driven step by step with the worker functions.
+
+The SMTP sink (aiosmtpd) files every message it accepts into the sender's Dovecot Sent folder before it
+answers 250, as Gmail does, so an attempt a killed worker left `handed` can be looked up there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import default
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from imail.models import Event, Lead
+from imail.models.sending import Message, SequenceState
+from imail.sending import service
+from imail.sending.repository import SendQueue
+from imail.workers import sending as sending_worker
+from tests.conftest import TEST_SECRET
+from tests.fixtures.factories import make_workspace
+from tests.fixtures.imap import DovecotServer, require_dovecot
+from tests.fixtures.smtp import SmtpServer
+from tests.inboxes.conftest import Mailbox, unique_email
+from tests.sending.conftest import ALL_DAY, SentFiler, freeze_api_clock
+
+IMAIL = Path(sys.executable).with_name("imail")
+STEP = {"subject": "Hi {{first_name}}", "body": "<p>Hello {{first_name|there}}, a short note.</p>"}
+IN_FLIGHT = ("sending", "handed", "retry")
+
+
+def message_id_of(data: bytes) -> str:
+    return BytesHeaderParser(policy=default).parsebytes(data)["Message-ID"].strip()
+
+
+# --- worker processes ------------------------------------------------------------------------------------
+
+
+class WorkerProcesses:
+    """`imail worker` subprocesses against the test database; every one is killed at teardown."""
+
+    def __init__(self, env: dict[str, str], logs: Path):
+        self.env = env
+        self.logs = logs
+        self.started: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        log = open(self.logs / f"worker-{len(self.started)}.log", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            [str(IMAIL), "worker"], env=self.env, cwd=self.logs, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()  # the child holds its own descriptor
+        self.started.append(process)
+        return process
+
+    def running(self) -> list[subprocess.Popen]:
+        return [p for p in self.started if p.poll() is None]
+
+    def log_tails(self, chars: int = 1500) -> str:
+        return "\n".join(
+            f"--- worker {n} (pid {p.pid}, exit {p.poll()}):\n"
+            + (self.logs / f"worker-{n}.log").read_text(errors="replace")[-chars:]
+            for n, p in enumerate(self.started)
+        )
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+        for process in self.started:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
+                pass
+
+
+@pytest.fixture
+def worker_processes(postgres_url: str, tls_cert, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    # Only what the workers need (no IMAIL_* of the test run's own environment leaks in).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAIL_")}
+    env.update(
+        IMAIL_DATABASE_URL=postgres_url,
+        IMAIL_SECRET_KEY=TEST_SECRET,
+        IMAIL_MAIL_CA_FILE=str(tls_cert.ca_file),
+        IMAIL_MAIL_TIMEOUT="5",
+        IMAIL_SENDING_LEASE_SECONDS="10",
+        IMAIL_SENDING_BATCH_SIZE="100",
+        IMAIL_DATABASE_POOL_SIZE="5",
+        IMAIL_DATABASE_TIMEOUT="30",
+        IMAIL_LOG_LEVEL="WARNING",
+    )
+    processes = WorkerProcesses(env, tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+# --- the crash-and-scale run -----------------------------------------------------------------------------
+
+INBOXES = 10
+LEADS = 5_000
+KILL_AFTER = 1_500  # messages in the sink when one worker is killed
+# Bounds, not expectations: on a loaded 2-core machine the run takes 150-200 s (see the printed figures).
+KILL_TIMEOUT = 120.0
+SETTLE_TIMEOUT = 240.0
+
+
+@dataclass
+class ScaleSinks:
+    imap: DovecotServer
+    mailboxes: list[Mailbox]
+
+    @property
+    def received(self) -> list:
+        return [r for box in self.mailboxes for r in box.smtp.messages]
+
+    def count(self) -> int:
+        return sum(len(box.smtp.messages) for box in self.mailboxes)
+
+
+@pytest.fixture
+def scale_sinks(tls_cert) -> Iterator[ScaleSinks]:
+    """One SMTP sink per inbox, each filing into the inbox's Sent folder on a private Dovecot before it answers 250.
+
+    One sink per inbox because the filer's IMAP APPEND blocks its sink's event loop (a shared sink would hand
+    every connection's messages over one at a time); `mail_fsync = never` and sdbox because this Dovecot is a
+    recording device, and Maildir with fsync costs ~15 ms per APPEND on a loaded 2-core machine."""
+    require_dovecot()
+    imap = DovecotServer(tls_cert)
+    config = imap.config_file.read_text().replace("mail_location = maildir:", "mail_location = sdbox:")
+    imap.config_file.write_text(config + "mail_fsync = never\n")
+    boxes: list[Mailbox] = []
+    filers: list[SentFiler] = []
+    try:
+        imap.start()
+        for n in range(INBOXES):
+            smtp = SmtpServer(security="starttls", cert=tls_cert)
+            box = Mailbox(unique_email(f"scale{n}"), smtp, imap, f"smtp-{n}-secret", f"imap-{n}-secret")
+            smtp.add_user(box.email, box.smtp_password)
+            imap.add_user(box.email, box.imap_password)
+            filers.append(SentFiler(imap))
+            smtp.on_accept = filers[-1]
+            boxes.append(box)
+            smtp.start()
+        yield ScaleSinks(imap, boxes)
+    finally:
+        for box in boxes:
+            box.smtp.stop()
+        for filer in filers:
+            filer.close()
+        imap.cleanup()
+
+
+async def _wait_for(predicate, timeout: float, what: str, workers: WorkerProcesses, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{workers.log_tails()}")
+
+
+async def _settled(database) -> bool:
+    """Nothing in flight or waiting for a retry, and every lead's sequence over."""
+    async with database.transaction() as session:
+        busy = (await session.execute(select(func.count()).select_from(Message).where(Message.status.in_(IN_FLIGHT)))).scalar_one()
+        open_states = (
+            await session.execute(
+                select(func.count()).select_from(SequenceState).where(SequenceState.status.notin_(("finished", "stopped")))
+            )
+        ).scalar_one()
+    return busy == 0 and open_states == 0
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+async def test_three_workers_one_killed_mid_run_send_every_email_once(
+    postgres_url, database, client, scale_sinks, worker_processes
+):
+    sinks = scale_sinks
+    setup_started = time.monotonic()
+    apex = await make_workspace(database, "apex", "Apex Scale")
+    headers = apex.headers()
+    inbox_ids = []
+    for box in sinks.mailboxes:
+        created = await client.post("/v1/inboxes", headers=headers,
+                                    json={**box.body(), "sending_gap_minutes": 0, "daily_limit": 100_000})
+        assert created.status_code == 201, created.text
+        inbox_ids.append(created.json()["id"])
+    campaign = await client.post("/v1/campaigns", headers=headers, json={
+        "name": "Scale", "inbox_ids": inbox_ids, "steps": [STEP], "send_window": ALL_DAY, "daily_limit": 100_000,
+    })
+    assert campaign.status_code == 201, campaign.text
+    campaign_id = campaign.json()["id"]
+    emails = [f"lead{n:05d}@example.org" for n in range(LEADS)]
+    bulk = await client.post("/v1/leads/bulk", headers=headers, json={
+        "campaign_id": campaign_id, "leads": [{"email": e, "first_name": f"L{n}"} for n, e in enumerate(emails)],
+    }, timeout=120)
+    assert bulk.status_code == 200, bulk.text[:500]
+    assert bulk.json()["created"] == LEADS
+    resumed = await client.post(f"/v1/campaigns/{campaign_id}/resume", headers=headers)
+    assert resumed.status_code == 200, resumed.text
+
+    started = time.monotonic()
+    setup = started - setup_started
+    first = [worker_processes.start() for _ in range(3)]
+    await _wait_for(lambda: _sink_has(sinks, KILL_AFTER), KILL_TIMEOUT, f"{KILL_AFTER} messages in the sink", worker_processes,
+                    every=0.05)
+    victim = first[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    at_kill = sinks.count()
+    killed_mark = f":{victim.pid}:"
+    async with database.transaction() as session:
+        left_in_flight = Counter(
+            status for status, worker in (await session.execute(select(Message.status, Message.worker_id))).all()
+            if worker and killed_mark in worker and status in ("sending", "handed")
+        )
+    worker_processes.start()
+
+    await _wait_for(lambda: _settled(database), SETTLE_TIMEOUT, "every send to settle", worker_processes, every=0.5)
+    elapsed = time.monotonic() - started
+    assert len(worker_processes.running()) == 3, worker_processes.log_tails()
+    worker_processes.stop_all()
+
+    received = sinks.received
+    by_header = Counter(message_id_of(r.data) for r in received)
+    by_recipient = Counter(address for r in received for address in r.envelope_to)
+    async with database.transaction() as session:
+        messages = list((await session.execute(select(Message))).scalars())
+        states = {s.lead_id: s for s in (await session.execute(select(SequenceState))).scalars()}
+        leads = {lead.id: lead.email for lead in (await session.execute(select(Lead))).scalars()}
+        sent_events = Counter(
+            data["message_id"] for (data,) in (await session.execute(select(Event.data).where(Event.type == "email.sent"))).all()
+        )
+    statuses = Counter(m.status for m in messages)
+    unknown = [m for m in messages if m.status == "unknown"]
+    from_sent_folder = [m for m in messages if m.status == "sent" and "Sent folder" in (m.smtp_response or "")]
+    by_killed = sum(1 for m in messages if m.worker_id and killed_mark in m.worker_id)
+    print(
+        f"\nset-up {setup:.1f} s; {LEADS} leads, {INBOXES} inboxes, 3 workers (+1 after the kill) in {elapsed:.1f} s: "
+        f"{len(received)} received ({len(received) / elapsed:.0f}/s), {at_kill} before the SIGKILL; "
+        f"killed worker left {dict(left_in_flight)} in flight and has {by_killed} attempts in its name; "
+        f"message statuses {dict(statuses)}; resolved as sent from the Sent folder: {len(from_sent_folder)}; "
+        f"duplicates by Message-ID {sum(c - 1 for c in by_header.values())}, "
+        f"by recipient {sum(c - 1 for c in by_recipient.values())}"
+    )
+
+    # Never twice: not by Message-ID, not by recipient.
+    assert [h for h, c in by_header.items() if c > 1] == []
+    assert [a for a, c in by_recipient.items() if c > 1] == []
+    # The kill happened mid-run, with the victim's attempts in flight.
+    assert KILL_AFTER <= at_kill < LEADS and by_killed > 0
+    # One attempt per lead, sent or (handed over at the kill and absent from Sent) unknown; none lost.
+    assert len(leads) == LEADS and {m.lead_id for m in messages} == set(leads) and len(messages) == LEADS
+    assert set(statuses) <= {"sent", "unknown"}, statuses
+    assert len(unknown) <= INBOXES  # at most one mid-DATA send per connection of the killed worker
+    assert len(unknown) <= left_in_flight["handed"] + left_in_flight["sending"]
+    sent = {m.message_id_header: m for m in messages if m.status == "sent"}
+    assert set(by_header) == set(sent)  # the sink holds exactly the sent messages…
+    assert {m.to_email for m in sent.values()} == set(by_recipient)  # …each to its own lead
+    assert all(sent[h].to_email == leads[sent[h].lead_id] for h in sent)
+    for message in unknown:
+        assert by_recipient[message.to_email] == 0 and message.message_id_header not in by_header
+        assert states[message.lead_id].status == "stopped" and states[message.lead_id].stop_reason == "delivery_unknown"
+    assert all(states[m.lead_id].status == "finished" for m in sent.values())
+    # One email.sent event per sent message, none for the others.
+    assert sent_events == Counter({m.id: 1 for m in sent.values()})
+
+
+async def _sink_has(sinks: ScaleSinks, count: int) -> bool:
+    return sinks.count() >= count
+
+
+# --- in-flight resolution, step by step ------------------------------------------------------------------
+
+
+async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach, mailbox, sink, clock, monkeypatch):
+    """A worker claimed three sends and died: one after its DATA went out (it is in Sent), one just after marking
+    it handed (not in Sent), one before handing it over at all."""
+    freeze_api_clock(monkeypatch, clock)
+    ctx = outreach.ctx
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP])
+    leads = {name: await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
+             for name in ("delivered", "handed", "claimed")}
+    await outreach.resume(campaign["id"])
+
+    async with outreach.database.transaction() as session:
+        claim = await service.claim(session, ctx.settings, "worker-that-dies", now=clock())
+    jobs = {job.to_email.split("@")[0]: job for job in claim.jobs}
+    assert sorted(jobs) == ["claimed", "delivered", "handed"]
+    # Delivered: marked handed and accepted (so filed in Sent); the worker died before recording the outcome.
+    outcomes = await sending_worker.deliver(ctx, [jobs["delivered"]])
+    assert [o.kind for o in outcomes] == ["sent"]
+    # Handed: marked, then the worker died before its DATA reached the server.
+    async with outreach.database.transaction() as session:
+        assert await SendQueue(session).mark_handed(jobs["handed"].message_id, jobs["handed"].message_id_header)
+    await sending_worker.smtp_pool(ctx).close()
+    assert [r.envelope_to for r in sink.messages] == [["delivered@example.org"]]
+    status = {m.lead_id: m.status for m in await outreach.rows(Message)}
+    assert status == {leads["delivered"]["id"]: "handed", leads["handed"]["id"]: "handed", leads["claimed"]["id"]: "sending"}
+
+    # While the lease runs, nothing is touched: the worker might still be working on them.
+    assert await sending_worker.resolve_in_flight(ctx) == 0
+    assert await outreach.drain() == 0
+    assert len(sink.messages) == 1
+
+    clock.advance(seconds=ctx.settings.sending_lease_seconds + 1)
+    assert await sending_worker.resolve_in_flight(ctx) == 3
+    rows = {m.lead_id: m for m in await outreach.rows(Message)}
+    delivered, handed, claimed = (rows[leads[n]["id"]] for n in ("delivered", "handed", "claimed"))
+    assert delivered.status == "sent" and delivered.sent_at == clock() and delivered.lease_until is None
+    assert handed.status == "unknown" and "not resent" in handed.smtp_response
+    assert claimed.status == "retry" and claimed.attempts == 0
+    sent_events = await outreach.events("email.sent")
+    assert [e.data["message_id"] for e in sent_events] == [delivered.id]
+    assert sent_events[0].data["smtp_message_id"] == jobs["delivered"].message_id_header
+    assert (await outreach.state(leads["delivered"]["id"])).status == "finished"
+    handed_state = await outreach.state(leads["handed"]["id"])
+    assert (handed_state.status, handed_state.stop_reason, handed_state.due_at) == ("stopped", "delivery_unknown", None)
+    assert (await outreach.state(leads["claimed"]["id"])).due_at == clock()
+    assert await sending_worker.resolve_in_flight(ctx) == 0  # settled once, not again
+
+    # The requeued send goes out once; the unknown one never, not even days later.
+    await outreach.drain()
+    assert [r.envelope_to for r in sink.messages][1:] == [["claimed@example.org"]]
+    clock.advance(days=3)
+    await outreach.drain()
+    recipients = Counter(r.envelope_to[0] for r in sink.messages)
+    assert recipients == {"delivered@example.org": 1, "claimed@example.org": 1}
+    rows = {m.lead_id: m for m in await outreach.rows(Message)}
+    assert rows[leads["claimed"]["id"]].status == "sent" and rows[leads["claimed"]["id"]].attempts == 1
+    assert rows[leads["handed"]["id"]].status == "unknown"
+    assert Counter(e.data["message_id"] for e in await outreach.events("email.sent")) == {
+        delivered.id: 1, rows[leads["claimed"]["id"]].id: 1
+    }
+    assert {message_id_of(r.data) for r in sink.messages} == {
+        rows[leads["delivered"]["id"]].message_id_header, rows[leads["claimed"]["id"]].message_id_header
+    }
+
+
+async def test_a_worker_whose_lease_ran_out_never_sends_what_another_worker_took(outreach, mailbox, sink, clock, monkeypatch):
+    """Worker A claims a send and stalls past its lease; the attempt is requeued and worker B claims it again.
+    When A wakes up it must not hand its copy over: the lead gets B's email only."""
+    freeze_api_clock(monkeypatch, clock)
+    ctx = outreach.ctx
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP])
+    lead = await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    await outreach.resume(campaign["id"])
+
+    async with outreach.database.transaction() as session:
+        [job_a] = (await service.claim(session, ctx.settings, "worker-a", now=clock())).jobs
+    clock.advance(seconds=ctx.settings.sending_lease_seconds + 1)
+    assert await sending_worker.resolve_in_flight(ctx) == 1  # never handed over: requeued
+    async with outreach.database.transaction() as session:
+        [job_b] = (await service.claim(session, ctx.settings, "worker-b", now=clock())).jobs
+    assert job_b.message_id == job_a.message_id and job_b.message_id_header != job_a.message_id_header
+
+    stale = await sending_worker.deliver(ctx, [job_a])  # A wakes up
+    assert sink.messages == [] and [o.kind for o in stale] == ["taken"]
+    fresh = await sending_worker.deliver(ctx, [job_b])
+    assert [o.kind for o in fresh] == ["sent"]
+    async with outreach.database.transaction() as session:
+        await service.record_outcomes(session, ctx.settings, [*stale, *fresh], now=clock())
+
+    [message] = await outreach.rows(Message)
+    assert (message.status, message.message_id_header, message.attempts) == ("sent", job_b.message_id_header, 1)
+    assert [e.data["message_id"] for e in await outreach.events("email.sent")] == [message.id]
+    assert (await outreach.state(lead["id"])).status == "finished"
+    clock.advance(days=3)
+    await outreach.drain()
+    assert [message_id_of(r.data) for r in sink.messages] == [job_b.message_id_header]
+
+
+async def _until_a_backend_waits_on_a_lock(database, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with database.engine.connect() as conn:
+            waiting = (await conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ))).scalar_one()
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no transaction blocked on a lock within {timeout:g} s")
+
+
+@pytest.mark.postgres
+async def test_an_outcome_recorded_while_the_resolver_settles_it_counts_once(postgres_url, outreach, mailbox, sink, clock, monkeypatch):
+    """The owner of a handed attempt records its outcome just as another worker's resolver, having found the
+    message in the Sent folder, settles the same attempt: one `sent`, one email.sent event."""
+    freeze_api_clock(monkeypatch, clock)
+    ctx = outreach.ctx
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP])
+    await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    await outreach.resume(campaign["id"])
+    async with outreach.database.transaction() as session:
+        claim = await service.claim(session, ctx.settings, "slow-worker", now=clock())
+    outcomes = await sending_worker.deliver(ctx, claim.jobs)
+    assert [o.kind for o in outcomes] == ["sent"]
+    clock.advance(seconds=ctx.settings.sending_lease_seconds + 1)
+
+    async def record_late() -> None:
+        async with outreach.database.transaction() as session:
+            await service.record_outcomes(session, ctx.settings, outcomes, now=clock())
+
+    async with outreach.database.transaction() as resolver:
+        stale = await SendQueue(resolver).lock_stale_in_flight(clock(), 10)
+        assert [m.id for m in stale] == [outcomes[0].message_id]
+        await service.resolve_stale(resolver, ctx.settings, stale, {stale[0].id: True}, clock())
+        recording = asyncio.create_task(record_late())
+        await _until_a_backend_waits_on_a_lock(outreach.database)
+    await asyncio.wait_for(recording, 30)
+
+    [message] = await outreach.rows(Message)
+    assert message.status == "sent" and "Sent folder" in message.smtp_response
+    assert [e.data["message_id"] for e in await outreach.events("email.sent")] == [message.id]
+    assert len(sink.messages) == 1
