@@ -357,7 +357,7 @@ async def bench(args: argparse.Namespace, url: str, admin: str) -> None:
         f"plain httpx loop (baseline)      {plain_rate:9.0f} deliveries/s  ({plain_s:.1f} s)",
         f"plain httpx, {width} concurrent      {conc_rate:9.0f} deliveries/s  ({conc_s:.1f} s)",
         f"imail worker, backlog            {worker_rate:9.0f} deliveries/s  ({worker_s:.1f} s; "
-        f"{webhook_spec(args.loops).concurrency} loops × {settings.webhooks_concurrency} in flight, "
+        f"{webhook_spec(args.loops).concurrency} loops × up to {settings.webhooks_concurrency} in flight, "
         f"claiming {settings.webhooks_batch_size} at a time)",
         f"imail end to end (record+deliver){total / e2e_s:9.0f} deliveries/s  "
         f"({e2e_s:.1f} s; recording took {e2e_record_s:.1f} s)",

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     webhooks_timeout: float = Field(10.0, gt=0)
     webhooks_lease: float = Field(60.0, gt=0, description="seconds a claimed delivery stays invisible to other workers")
     webhooks_batch_size: int = Field(50, ge=1, le=1000, description="deliveries each worker loop claims at a time")
-    webhooks_concurrency: int = Field(2, ge=1, le=200, description="requests each worker loop has in flight at once")
+    # at most this many requests in flight per worker loop; more are opened only while answers are slow
+    webhooks_concurrency: int = Field(8, ge=1, le=200, description="most requests a worker loop has in flight")
     webhooks_retention_days: int = Field(30, ge=1, description="days the delivery log is kept")
 
     # inboxes: mail server logins, credential encryption, OAuth providers (see imail.inboxes)
