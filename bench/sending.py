@@ -25,7 +25,8 @@ with INSERT … SELECT generate_series, then `SendQueue.lock_due(now, batch)` (t
 SKIP LOCKED) timed, each in its own transaction rolled back; also while another transaction holds the first
 batch (the second claimer skips those rows).
 
-    .venv/bin/python bench/sending.py                   # throughput (1 and 4 loops) + tick
+    .venv/bin/python bench/sending.py                   # throughput (1 and 4 loops, and the what-ifs) + tick;
+                                                        # at today's ~60 msg/s that is ~25 min: --leads 4000 for ~5
     .venv/bin/python bench/sending.py --record          # also write the "## Sending" section of bench/RESULTS.md
     .venv/bin/python bench/sending.py --phases          # also time claim / deliver / record inside send_due
     .venv/bin/python bench/sending.py --skip-tick --leads 5000 --loops 4
@@ -364,7 +365,9 @@ class Phases:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)  # process CPU meanwhile: exact with one loop only
         self.calls: dict[str, int] = defaultdict(int)
+        self.messages = 0
 
     def install(self):
         from imail.sending import service
@@ -375,12 +378,14 @@ class Phases:
         def timed(name, fn):
             async def wrapper(*args, **kwargs):
                 started = time.perf_counter()
+                cpu_started = time.process_time()
                 token = current_phase.set(name)
                 try:
                     return await fn(*args, **kwargs)
                 finally:
                     current_phase.reset(token)
                     self.seconds[name] += time.perf_counter() - started
+                    self.cpu[name] += time.process_time() - cpu_started
                     self.calls[name] += 1
             return wrapper
 
@@ -393,8 +398,10 @@ class Phases:
         return uninstall
 
     def describe(self) -> str:
+        per = max(1, self.messages)
         return ", ".join(f"{name} {self.seconds[name]:.1f} s / {self.calls[name]} calls "
-                         f"({1000 * self.seconds[name] / max(1, self.calls[name]):.0f} ms each)" for name in ("claim", "deliver", "record"))
+                         f"({1000 * self.seconds[name] / max(1, self.calls[name]):.0f} ms each, "
+                         f"{1000 * self.cpu[name] / per:.1f} ms CPU per message)" for name in ("claim", "deliver", "record"))
 
 
 class SqlProfile:
@@ -471,6 +478,16 @@ async def reset_engine_state(database_url: str, campaign_id: str) -> None:
         await conn.close()
 
 
+def _innermost_imail_frame(exc: BaseException) -> str:
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/imail/" in f.filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" in {frame.filename.split('/src/')[-1]}:{frame.lineno} {frame.name}()"
+
+
 def without_rollups():
     """What-if: record_event without the analytics rollups it now applies per event. Returns the undo."""
     import imail.events.service as events_service
@@ -535,7 +552,8 @@ async def engine(settings, database, sink: Sink, fixture: Fixture, loops: int, e
     if failure is not None:
         # What the runner would log (and back off from); the batch in flight stays `handed` for the in-flight
         # resolver, which needs the inboxes' IMAP (the bench has none): the run is reported as failed.
-        note = f"FAILED after {seconds:.0f} s, {sent} recorded sent: {type(failure).__name__}: {str(failure)[:160]}"
+        where = _innermost_imail_frame(failure)
+        note = f"FAILED after {seconds:.0f} s, {sent} recorded sent: {type(failure).__name__} {str(failure)[:120]}{where}"
         return Run(name, 0, seconds, cpu, note)
     if sent != expected or delivered != expected:
         raise SystemExit(f"bench: the engine recorded {sent} sent and the sink got {delivered}, expected {expected}")
@@ -640,10 +658,10 @@ async def scheduler_tick(settings, database, database_url: str, fixture: Fixture
 
 
 def run_table(runs: list[Run], baseline: Run) -> str:
-    lines = [f"{'contender':<34} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8}   CPU s: bench / sink / postgres"]
+    lines = [f"{'contender':<48} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8}   CPU s: bench / sink / postgres"]
     for run in runs:
         cpu = run.cpu
-        lines.append(f"{run.name:<34} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} {run.rate / baseline.rate:>8.0%}   "
+        lines.append(f"{run.name:<48} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} {run.rate / baseline.rate:>8.0%}   "
                      f"{cpu.get('bench process', 0):.1f} / {cpu.get('sink', 0):.1f} / {cpu.get('postgres', 0):.1f}  ({run.note})")
     return "\n".join(lines)
 
@@ -701,6 +719,8 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
                 sql = SqlProfile(database, phases) if args.sql else None
                 uninstall_sql = sql.install() if sql else None
                 try:
+                    if phases:
+                        phases.messages = args.leads
                     run = await engine(settings, database, sink, fixture, loops, args.leads, meter, phases, rollups)
                 finally:
                     if uninstall_sql:
@@ -801,6 +821,12 @@ def results_section(args, runs: list[Run], baseline: Run, tick: Tick | None, sum
     load = os.getloadavg()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     options = []
+    if args.leads != 20_000:
+        options.append(f"--leads {args.leads}")
+    if args.phases:
+        options.append("--phases")
+    if args.without_rollups != [1, 4]:
+        options.append("--without-rollups " + " ".join(map(str, args.without_rollups)))
     if args.rounds > 1:
         options.append(f"--rounds {args.rounds}")
     if args.loops != [1, 4]:
@@ -813,7 +839,8 @@ def results_section(args, runs: list[Run], baseline: Run, tick: Tick | None, sum
                      f"timings each:\n\n```\nalone:                         {Tick.stats(tick.timings_ms)}\n"
                      f"another claimer holds a batch:  {Tick.stats(tick.contended_ms)}\n```\n\n"
                      f"```\n{tick.plan}\n```\n")
-    phases_text = f"\nPhases inside `send_due` (wall time, summed over loops):\n\n```\n{phase_notes}\n```\n" if phase_notes else ""
+    phases_text = (f"\nPhases inside `send_due` (wall time summed over loops; CPU per message exact with one loop, with "
+                   f"several it is the process's CPU while the phase ran):\n\n```\n{phase_notes}\n```\n") if phase_notes else ""
     return f"""{SECTION}
 
 `{command}` ({when}; {os.cpu_count()} cores shared with other work, load average {load[0]:.2f} at the end;
@@ -824,7 +851,8 @@ tracking on), sent to one aiosmtpd sink process on loopback (no TLS, AUTH accept
 messages, pre-rendered with the engine's `compose`, over {args.inboxes} concurrent aiosmtplib connections (one per inbox);
 the engine runs in one process (a WorkerContext and N concurrent `send_due` loops) from due sequence state to the
 last recorded outcome: claim with row-locked limits, render, the before-DATA mark, pooled SMTP, outcome + `email.sent`
-event (and what record_event does with it). Best of {args.rounds} round(s); CPU seconds per component.
+event (and what record_event does with it). Best of {args.rounds} round(s); CPU seconds per component (postgres:
+every postgres process on the machine, so other users' queries count too).
 
 ```
 {run_table(runs, baseline)}

@@ -247,11 +247,12 @@ def write_results(section: str) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     current = path.read_text() if path.exists() else "# Benchmark results\n"
     pattern = re.compile(r"^## Webhooks\n.*?(?=^## |\Z)", re.S | re.M)
+    section = section.rstrip("\n") + "\n\n"
     if pattern.search(current):
         updated = pattern.sub(lambda _: section, current)
     else:
         updated = current.rstrip("\n") + "\n\n" + section
-    path.write_text(updated)
+    path.write_text(updated.rstrip("\n") + "\n")
 
 
 async def bench(args: argparse.Namespace, url: str, admin: str) -> None:
@@ -353,7 +354,7 @@ async def bench(args: argparse.Namespace, url: str, admin: str) -> None:
         f"backend {backend}; {args.events:,} events → {args.endpoints} endpoints ({args.fanout}): "
         f"{total:,} deliveries; "
         f"{os.cpu_count()} CPUs",
-        f"record events (+ fan-out)        {args.events / record_s:9.0f} events/s  ({record_s:.1f} s)",
+        f"record_event (incl. fan-out)     {args.events / record_s:9.0f} events/s  ({record_s:.1f} s)",
         f"plain httpx loop (baseline)      {plain_rate:9.0f} deliveries/s  ({plain_s:.1f} s)",
         f"plain httpx, {width} concurrent      {conc_rate:9.0f} deliveries/s  ({conc_s:.1f} s)",
         f"imail worker, backlog            {worker_rate:9.0f} deliveries/s  ({worker_s:.1f} s; "
@@ -362,7 +363,8 @@ async def bench(args: argparse.Namespace, url: str, admin: str) -> None:
         f"imail end to end (record+deliver){total / e2e_s:9.0f} deliveries/s  "
         f"({e2e_s:.1f} s; recording took {e2e_record_s:.1f} s)",
         f"CPU per delivery (process + its PostgreSQL backends): plain loop {cpu_plain * 1000:.2f} ms, "
-        f"imail worker {cpu_worker * 1000:.2f} ms (last run: {worker_split[0] * 1000 / total:.2f} in-process, "
+        f"imail worker {cpu_worker * 1000:.2f} ms "
+        f"(last run: {worker_split[0] * 1000 / total:.2f} in-process, "
         f"{worker_split[1] * 1000 / total:.2f} PostgreSQL) → capacity ratio {cpu_plain / cpu_worker:.2f}",
         f"ratio imail / plain loop         {ratio:9.2f}  (target ≥ 0.50; best of {args.rounds} "
         "alternating runs, "
@@ -402,7 +404,7 @@ def main() -> None:
         help="spread: each event type goes to one endpoint; all: every event to every endpoint",
     )
     parser.add_argument(
-        "--rounds", type=int, default=2, help="alternating baseline/worker runs; best of each"
+        "--rounds", type=int, default=3, help="alternating baseline/worker runs; best of each"
     )
     parser.add_argument("--loops", type=int, default=None, help="worker loops (default: the registry's)")
     parser.add_argument(

@@ -575,7 +575,7 @@ async def test_an_endpoint_that_does_not_answer_does_not_hold_up_the_batch(
     for _ in range(4):
         await emit(database, workspace.workspace_id, "email.opened")
     fast_events = [await emit(database, workspace.workspace_id, "email.sent") for _ in range(4)]
-    ctx = worker_context(webhooks_timeout=0.3, webhooks_concurrency=1, webhooks_retry_schedule=[30.0])
+    ctx = worker_context(webhooks_timeout=0.3, webhooks_concurrency=4, webhooks_retry_schedule=[30.0])
     started = asyncio.get_running_loop().time()
     assert await deliver_once(ctx) == 8
     elapsed = asyncio.get_running_loop().time() - started

@@ -6,6 +6,7 @@ import asyncio
 import math
 import random
 import secrets
+from collections import Counter, deque
 from datetime import datetime, timedelta
 
 import structlog
@@ -56,29 +57,55 @@ async def _attempt(
 async def send_batch(
     ctx: WorkerContext, jobs: list[Job], guard: AddressGuard | None
 ) -> list[tuple[Attempt | _Deferred | None, datetime]]:
-    """Send a batch, opening one more concurrent request (up to `webhooks_concurrency`) whenever those in
-    flight go unanswered for RAMP_AFTER. Fast endpoints are thus served one request after another, which
-    costs the least CPU (httpx's pool does work per open connection on every request), while slow or hung
-    ones soon get the whole width and never hold the rest of the batch behind them."""
+    """Send a batch, one endpoint after another in turn, opening one more concurrent request (up to
+    `webhooks_concurrency`) whenever those in flight go unanswered for RAMP_AFTER.
+
+    Fast endpoints are thus served one request after another, which costs the least CPU (httpx's pool does
+    work per open connection on every request), while slow ones soon get the whole width. An endpoint gets a
+    second request in flight only once it has answered one in this batch, so one that hangs holds one slot
+    until its timeout, after which its remaining deliveries are deferred (see `_attempt`)."""
     results: list[tuple[Attempt | _Deferred | None, datetime] | None] = [None] * len(jobs)
     silent: set[str] = set()
+    answered: set[str] = set()
+    outstanding: Counter[str] = Counter()
+    pending = deque(_round_robin(jobs))
     in_flight: set[asyncio.Task] = set()
 
     async def run(index: int, job: Job) -> None:
-        results[index] = await _attempt(ctx, job, guard, silent)
+        try:
+            results[index] = outcome = await _attempt(ctx, job, guard, silent)
+            if isinstance(outcome[0], Attempt) and outcome[0].status_code is not None:
+                answered.add(job.webhook_id)
+        finally:
+            outstanding[job.webhook_id] -= 1
+
+    def next_ready() -> int | None:
+        for _ in range(len(pending)):
+            index = pending.popleft()
+            webhook_id = jobs[index].webhook_id
+            if webhook_id in silent or webhook_id in answered or not outstanding[webhook_id]:
+                return index
+            pending.append(index)  # its endpoint hasn't answered yet: later (each endpoint keeps its order)
+        return None
 
     width = ctx.settings.webhooks_concurrency
     try:
-        for index, job in enumerate(jobs):
+        while pending:
+            index = next_ready()
+            if index is None or len(in_flight) >= width:
+                if index is not None:
+                    pending.appendleft(index)
+                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            job = jobs[index]
             if job.endpoint_status != "enabled":
                 results[index] = (None, utcnow())
                 continue
-            if len(in_flight) >= width:
-                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-            elif in_flight:
+            if in_flight:
                 _, in_flight = await asyncio.wait(
                     in_flight, timeout=RAMP_AFTER, return_when=asyncio.FIRST_COMPLETED
                 )
+            outstanding[job.webhook_id] += 1
             in_flight.add(asyncio.create_task(run(index, job)))
         if in_flight:
             await asyncio.gather(*in_flight)
@@ -86,6 +113,16 @@ async def send_batch(
         for task in in_flight:
             task.cancel()
     return results  # type: ignore[return-value]
+
+
+def _round_robin(jobs: list[Job]) -> list[int]:
+    """Job positions taking one per endpoint in turn (each endpoint's own order kept), so an endpoint that
+    hangs ties up one slot at a time rather than all of them before its first timeout marks it silent."""
+    by_endpoint: dict[str, list[int]] = {}
+    for index, job in enumerate(jobs):
+        by_endpoint.setdefault(job.webhook_id, []).append(index)
+    queues = list(by_endpoint.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
 
 
 async def deliver_webhooks(ctx: WorkerContext) -> int:
