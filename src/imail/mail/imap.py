@@ -178,14 +178,11 @@ async def find_in_sent(endpoint: Endpoint, message_ids: list[str], *, timeout: f
         async with asyncio.timeout(timeout):
             listing = await client.list('""', "*")
         for folder in sent_folders(listing.lines):
+            try:
+                await examine(client, folder, timeout=timeout)  # read-only, and marks the folder selected
+            except ImapCommandError:
+                continue
             async with asyncio.timeout(timeout):
-                if (await client.examine(_quote(folder))).result != "OK":
-                    continue
-                # aioimaplib only tracks SELECT: without this its client refuses the UID SEARCH ("illegal in
-                # state AUTH") although EXAMINE selected the folder (RFC 3501 §6.3.2).
-                async with client.protocol.state_condition:
-                    client.protocol.state = _SELECTED
-                    client.protocol.state_condition.notify_all()
                 for message_id in message_ids:
                     if message_id in found:
                         continue

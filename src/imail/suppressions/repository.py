@@ -4,6 +4,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import ARRAY, String, and_, any_, bindparam, or_
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from imail.kit.clock import utcnow
+from imail.kit.ids import new_id
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
 from imail.models import Suppression
@@ -22,6 +27,21 @@ class SuppressionRepository(TenantRepository[Suppression]):
         if reason is not None:
             stmt = stmt.where(Suppression.reason == reason)
         return await self.page(params, stmt)
+
+    async def ensure(self, type_: str, value: str, reason: str) -> Suppression:
+        """The entry for (type, value), added unless one exists; safe against concurrent callers."""
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await self.session.execute(
+            insert(Suppression.__table__)
+            .values(
+                id=new_id("sup"), workspace_id=self.tenant.workspace_id, livemode=self.tenant.livemode, type=type_,
+                value=value, reason=reason, created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["workspace_id", "livemode", "type", "value"])
+        )
+        entry = await self.find(type_, value)
+        assert entry is not None
+        return entry
 
     async def find(self, type_: str, value: str) -> Suppression | None:
         stmt = self.select().where(Suppression.type == type_, Suppression.value == value)

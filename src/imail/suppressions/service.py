@@ -10,14 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
-from imail.kit.clock import utcnow
-from imail.kit.ids import new_id
 from imail.kit.pagination import PageParams
 from imail.kit.tenancy import Tenant
 from imail.leads.emails import InvalidEmail, domain_of, normalize_domain, normalize_email
@@ -62,20 +58,7 @@ async def suppress(
     session: AsyncSession, tenant: Tenant, type_: SuppressionType, value: str, reason: SuppressionReason
 ) -> Suppression:
     """Add an entry unless one exists (concurrent callers are safe), and mark matching leads suppressed."""
-    repo = SuppressionRepository(session, tenant)
-    table = Suppression.__table__
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(table)
-        .values(
-            id=new_id("sup"), workspace_id=tenant.workspace_id, livemode=tenant.livemode, type=type_.value,
-            value=value, reason=reason.value, created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["workspace_id", "livemode", "type", "value"])
-    )
-    await session.execute(stmt)
-    entry = await repo.find(type_.value, value)
-    assert entry is not None
+    entry = await SuppressionRepository(session, tenant).ensure(type_.value, value, reason.value)
     await LeadRepository(session, tenant).mark_suppressed(type_.value, value)
     return entry
 

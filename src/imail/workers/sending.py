@@ -6,6 +6,7 @@ import asyncio
 from collections import defaultdict
 from datetime import timedelta
 
+import aioimaplib
 import structlog
 
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
@@ -93,7 +94,10 @@ async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[st
     try:
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
         return await imap.find_in_sent(endpoints.imap, headers, timeout=ctx.settings.mail_timeout, ca_file=ctx.settings.mail_ca_file)
-    except (CredentialsUnavailable, MailConnectionError, OSError, TimeoutError) as exc:
+    except (CredentialsUnavailable, MailConnectionError, imap.ImapCommandError, aioimaplib.AioImapException,
+            OSError, TimeoutError) as exc:
+        # Any failure to read the folder means "can't tell yet": the caller pushes these leases back, so one
+        # misbehaving server never stalls resolution for everyone else.
         log.warning("sent folder unreachable", inbox_id=inbox.id, error=str(exc)[:200])
         return None
 
