@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import select
 
 import imail.events.service as event_service
 from imail.db import Database
-from imail.events.service import record_event
+from imail.events.service import batched_events, record_event
 from imail.kit.ids import new_id
 from imail.kit.tenancy import Tenant
 from imail.models import Event
@@ -56,6 +57,10 @@ def plan_history(rng: random.Random, campaign_ids: list[str], inbox_ids: list[st
             planned.append((at(30), "email.opened", {**ref, "machine": rng.random() < 0.3, "user_agent": "ua"}))
         for _ in range(rng.choice([0, 0, 0, 1, 2])):
             planned.append((at(30), "email.clicked", {**ref, "url": "https://x.test/", "machine": rng.random() < 0.3}))
+        if rng.random() < 0.08:
+            planned.append((at(20), "email.auto_replied", {**ref, "reply_id": new_id("rpl"), "out_of_office": True}))
+        if rng.random() < 0.04:
+            planned.append((at(30), "lead.unsubscribed", ref))
         if rng.random() < 0.25:
             reply_id = new_id("rpl")
             replied_at = at(40)
@@ -74,12 +79,16 @@ def plan_history(rng: random.Random, campaign_ids: list[str], inbox_ids: list[st
 
 
 async def record_history(database: Database, tenant: Tenant, planned: list[tuple[datetime, str, dict]],
-                         monkeypatch: pytest.MonkeyPatch, per_transaction: int = 50) -> None:
+                         monkeypatch: pytest.MonkeyPatch, per_transaction: int = 50, batched: bool = False) -> None:
+    """Event by event, or (`batched`) each transaction's events written together as the sending and inbound
+    workers do; both must count the same."""
     clock = {"now": START}
     with monkeypatch.context() as patched:
         patched.setattr(event_service, "utcnow", lambda: clock["now"])
         for start in range(0, len(planned), per_transaction):
-            async with database.transaction() as session:
+            async with database.transaction() as session, AsyncExitStack() as stack:
+                if batched:
+                    await stack.enter_async_context(batched_events(session))
                 for moment, kind, data in planned[start:start + per_transaction]:
                     clock["now"] = moment
                     await record_event(session, tenant, kind, data)
@@ -96,7 +105,9 @@ async def history(client, database: Database, workspace, other_workspace, monkey
     noise = plan_history(rng, campaign_ids, inbox_ids, messages=40)
     await record_history(database, Tenant(workspace.workspace_id, False), noise, monkeypatch)
     await record_history(database, Tenant(other_workspace.workspace_id, True), noise, monkeypatch)
-    await record_history(database, tenant, planned, monkeypatch)
+    half = len(planned) // 2
+    await record_history(database, tenant, planned[:half], monkeypatch)
+    await record_history(database, tenant, planned[half:], monkeypatch, batched=True)
     return History(tenant, campaign_ids, inbox_ids, START.date(), START.date() + timedelta(days=DAYS), events=len(planned))
 
 
@@ -119,10 +130,11 @@ def expected_rows(events: list[Event]) -> list[dict[str, Any]]:
     last_label: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
     simple = {"email.sent": "sent", "email.delivered": "delivered", "email.bounced.hard": "bounced_hard",
-              "email.bounced.soft": "bounced_soft"}
+              "email.bounced.soft": "bounced_soft", "email.auto_replied": "auto_replied",
+              "lead.unsubscribed": "unsubscribed"}
     for e in events:
         d, day = e.data, e.created_at.date()
-        if e.type.startswith("email."):
+        if e.type.startswith("email.") or e.type == "lead.unsubscribed":
             where = {"campaign_id": d["campaign_id"], "step": d["step"], "variant": d["variant"], "inbox_id": d["inbox_id"], "day": day}
         if e.type == "email.sent":
             sent[d["message_id"]] = where

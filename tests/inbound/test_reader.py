@@ -158,6 +158,8 @@ async def test_an_out_of_office_is_not_a_reply_and_moves_the_next_step_past_its_
     assert await events(room.database, "reply.received", "reply.classified") == []
     [stored] = await replies(room.database)
     assert stored.auto_reply is True and stored.out_of_office is True and stored.return_date == back_on
+    [counted] = await events(room.database, "email.auto_replied")  # for analytics only (never sent to webhooks)
+    assert (counted.data["reply_id"], counted.data["message_id"]) == (stored.id, lead.message_id)
     stored_lead = await row(room.database, Lead, lead.lead_id)
     assert (stored_lead.status, stored_lead.interest_status) == ("active", "out_of_office")
     state = await row(room.database, SequenceState, lead.lead_id)

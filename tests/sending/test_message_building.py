@@ -27,18 +27,13 @@ def test_headers_for_threading_and_unsubscribe():
             unsubscribe_mailto="unsubscribe+tok@acme.io",
         )
     )
-    parsed = message_from_bytes(bytes(msg), policy=default)
+    parsed = message_from_bytes(msg, policy=default)
     assert parsed["Message-ID"].endswith("@acme.io>")
     assert parsed["In-Reply-To"] == first_id and parsed["References"] == first_id
     assert parsed["List-Unsubscribe"] == "<mailto:unsubscribe+tok@acme.io>, <https://t.acme.io/u/tok>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed["From"].addresses[0].display_name == "Ana Díaz"
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
-
-
-def test_text_only_has_one_part():
-    msg = build(Outbound(from_email="a@x.io", to_email="b@y.io", subject="s", text="plain", message_id="<1@x.io>"))
-    assert msg.get_content_type() == "text/plain"
 
 
 def test_links_are_rewritten_in_order_and_others_left_alone():

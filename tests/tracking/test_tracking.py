@@ -110,3 +110,8 @@ async def test_unsubscribe_get_confirms_and_post_unsubscribes(outreach, mailbox,
     await outreach.drain()
     assert len(sink.messages) == 1
     assert (await client.post(unsubscribe)).status_code == 200  # idempotent
+    [counted] = await outreach.events("lead.unsubscribed")  # once, for analytics
+    assert counted.data["lead_id"] == lead["id"]
+    report = (await client.get("/v1/analytics/workspace", headers=outreach.headers,
+                               params={"from": str(counted.created_at.date()), "to": str(clock.now.date())})).json()
+    assert report["totals"]["unsubscribed"] == 1

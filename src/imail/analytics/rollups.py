@@ -1,17 +1,20 @@
-"""Daily rollups, maintained in the same transaction as each event (called at the end of `record_event`).
+"""Daily rollups, maintained in the same transaction as the events (called when `record_event` writes them).
 
 One pure function, `plan`, says what an event adds: counter deltas under a key (campaign, step, variant, inbox,
 day UTC) and what to remember about the email or reply it concerns (`analytics_refs`). The live path loads those
-refs (row-locked on PostgreSQL), applies the plan with INSERT … ON CONFLICT DO UPDATE; `rebuild` folds the whole
-event log through the very same function in memory, so both produce identical numbers.
+refs (row-locked on PostgreSQL), folds a batch of events through the plan in memory and adds the sums with
+INSERT … ON CONFLICT DO UPDATE; `rebuild` folds the whole event log through the very same `Fold`, so both produce
+identical numbers.
 
 Definitions (raw counts; rates are yours to compute):
 - day: the UTC date of the event's `created_at`; a reply's `interested` / `meeting_booked` count on the day of the
   reply itself (a later relabel moves the count, it never double counts).
 - opened / clicked: every open/click event; *_machine: those flagged machine; *_unique: the first human
   (non-machine) open/click event of each email (remembered per email in analytics_refs).
-- replied: `reply.received` events (real replies only: auto-replies emit no event and are not counted), counted
-  under the campaign/step/variant/inbox of the email replied to.
+- replied: `reply.received` events (real replies only), counted under the campaign/step/variant/inbox of the email
+  replied to; auto_replied: `email.auto_replied` (an internal event type, never sent to webhooks), likewise.
+- unsubscribed: `lead.unsubscribed` (internal too): a recipient's first unsubscribe through an email's link or
+  one-click header, under that email's key.
 - interested / meeting_booked: replies whose current label (last `reply.classified`) is that label.
 """
 
@@ -33,7 +36,7 @@ from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDa
 Key = tuple[str, int, str, str, date]  # campaign_id, step, variant, inbox_id, day
 LABEL_COUNTERS = {"interested": "interested", "meeting_booked": "meeting_booked"}
 DIRECT = {"email.sent": "sent", "email.delivered": "delivered", "email.bounced.hard": "bounced_hard",
-          "email.bounced.soft": "bounced_soft"}
+          "email.bounced.soft": "bounced_soft", "email.auto_replied": "auto_replied", "lead.unsubscribed": "unsubscribed"}
 COUNTED = {*DIRECT, "email.opened", "email.clicked", "reply.received", "reply.classified"}
 CREATE_ONLY = {"email.sent"}  # its ref is inserted if absent, never overwritten
 
@@ -126,52 +129,75 @@ def _ref_from_row(row: AnalyticsRef) -> Ref:
     return Ref(row.campaign_id, row.step, row.variant, row.inbox_id, row.day, row.opened, row.clicked, row.label)
 
 
-async def apply_event(session: AsyncSession, tenant: Tenant, event_type: str, data: Mapping[str, Any],
-                      created_at: datetime) -> None:
-    if event_type not in COUNTED:
+Counted = tuple[Tenant, str, Mapping[str, Any], datetime]  # tenant, event type, data, created_at
+
+# Statements stay well under both backends' bound-parameter limits (SQLite 32,766; asyncpg 32,767).
+_ROWS_PER_STATEMENT = 500
+
+
+async def apply_events(session: AsyncSession, events: Iterable[Counted]) -> None:
+    """Count events (in order) into the stored rollups: the refs they need are read once, row-locked on
+    PostgreSQL, the events are folded in memory by `plan`, as `rebuild` does, and the sums are added with one
+    upsert per table. Rows are written in key order, so concurrent writers lock them in the same order and
+    cannot deadlock."""
+    counted = [e for e in events if e[1] in COUNTED]
+    if not counted:
         return
-    ids = needed_refs(event_type, data)
-    refs: dict[str, Ref] = {}
-    stmt = select(AnalyticsRef).where(AnalyticsRef.workspace_id == tenant.workspace_id,
-                                      AnalyticsRef.livemode == tenant.livemode, AnalyticsRef.ref_id.in_(ids))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    if ids:
+    wanted: dict[Tenant, set[str]] = {}
+    for tenant, event_type, data, _created_at in counted:
+        ids = needed_refs(event_type, data) + ([data["message_id"]] if event_type in CREATE_ONLY else [])
+        if ids:
+            wanted.setdefault(tenant, set()).update(ids)
+    fold = Fold()
+    for tenant in sorted(wanted, key=_tenant_order):
+        stmt = (select(AnalyticsRef)
+                .where(AnalyticsRef.workspace_id == tenant.workspace_id, AnalyticsRef.livemode == tenant.livemode,
+                       AnalyticsRef.ref_id.in_(sorted(wanted[tenant])))
+                .order_by(AnalyticsRef.ref_id))
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
         for row in (await session.execute(stmt.execution_options(populate_existing=True))).scalars():
-            refs[row.ref_id] = _ref_from_row(row)
-    deltas, writes = plan(event_type, data, day_of(created_at), refs)
+            fold.load(tenant, row.ref_id, _ref_from_row(row))
+    for tenant, event_type, data, created_at in counted:
+        fold.add(tenant, event_type, data, created_at)
+
     insert = _insert(session)
-    for ref_id, ref in writes.items():
-        values = _ref_values(tenant, ref_id, ref)
-        stmt = insert(AnalyticsRef).values(**values)
-        if event_type in CREATE_ONLY:
-            await session.execute(stmt.on_conflict_do_nothing(index_elements=["workspace_id", "livemode", "ref_id"]))
-            continue
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["workspace_id", "livemode", "ref_id"],
-            set_={c: stmt.excluded[c] for c in ("campaign_id", "step", "variant", "inbox_id", "day", "opened", "clicked", "label")},
-        )
-        await session.execute(stmt)
-    for key, merged in _merge(deltas).items():
-        fine = _key_values(tenant, key)
-        for model, values in ((AnalyticsDaily, fine), (AnalyticsCampaignDaily, _coarse(fine))):
-            stmt = insert(model).values({**values, **{c: 0 for c in COUNTERS}, **merged})
-            table = model.__table__
-            stmt = stmt.on_conflict_do_update(index_elements=list(values),
-                                              set_={c: table.c[c] + stmt.excluded[c] for c in merged})
+    created, updated = fold.changed_refs()
+    for rows, upsert in ((created, False), (updated, True)):
+        for chunk in _chunks(rows):
+            stmt = insert(AnalyticsRef).values(chunk)
+            keys = ["workspace_id", "livemode", "ref_id"]
+            if upsert:
+                stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in REF_FIELDS})
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+            await session.execute(stmt)
+    daily, coarse = fold.counter_rows()
+    for model, rows, keys in ((AnalyticsDaily, daily, KEY_FIELDS), (AnalyticsCampaignDaily, coarse, COARSE_FIELDS)):
+        table = model.__table__
+        for chunk in _chunks(sorted(rows, key=lambda r: tuple(r[k] for k in keys))):
+            stmt = insert(model).values(chunk)
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                              set_={c: table.c[c] + stmt.excluded[c] for c in COUNTERS})
             await session.execute(stmt)
 
 
+def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        yield rows[start:start + _ROWS_PER_STATEMENT]
+
+
+def _tenant_order(tenant: Tenant) -> tuple[str, bool]:
+    return tenant.workspace_id, tenant.livemode
+
+
+KEY_FIELDS = ("workspace_id", "livemode", "campaign_id", "day", "step", "variant", "inbox_id")
+COARSE_FIELDS = ("workspace_id", "livemode", "campaign_id", "day", "step", "variant")
+REF_FIELDS = ("campaign_id", "step", "variant", "inbox_id", "day", "opened", "clicked", "label")
+
+
 def _coarse(fine: dict[str, Any]) -> dict[str, Any]:
-    return {k: fine[k] for k in ("workspace_id", "livemode", "campaign_id", "day", "step", "variant")}
-
-
-def _merge(deltas: Iterable[tuple[Key, str, int]]) -> dict[Key, dict[str, int]]:
-    merged: dict[Key, dict[str, int]] = {}
-    for key, column, n in deltas:
-        row = merged.setdefault(key, {})
-        row[column] = row.get(column, 0) + n
-    return merged
+    return {k: fine[k] for k in COARSE_FIELDS}
 
 
 def _key_values(tenant: Tenant, key: Key) -> dict[str, Any]:
@@ -186,15 +212,23 @@ def _ref_values(tenant: Tenant, ref_id: str, ref: Ref) -> dict[str, Any]:
             "day": ref.day, "opened": ref.opened, "clicked": ref.clicked, "label": ref.label}
 
 
-# --- rebuild -----------------------------------------------------------------------------------------------------
+# --- the fold (live batches and rebuild) -------------------------------------------------------------------------
 
 
 class Fold:
-    """The rollups of a stream of events, in memory (what `rebuild` writes)."""
+    """Rollups of a stream of events, in memory: the counter sums they add, and the refs as they end up. The live
+    path seeds it with the stored refs the events need (`load`) and writes what changed; `rebuild` folds the whole
+    log from nothing and writes everything."""
 
     def __init__(self) -> None:
         self.counters: dict[tuple[Tenant, Key], dict[str, int]] = {}
         self.refs: dict[tuple[Tenant, str], Ref] = {}
+        self._stored: set[tuple[Tenant, str]] = set()
+        self._updated: set[tuple[Tenant, str]] = set()
+
+    def load(self, tenant: Tenant, ref_id: str, ref: Ref) -> None:
+        self.refs[(tenant, ref_id)] = ref
+        self._stored.add((tenant, ref_id))
 
     def add(self, tenant: Tenant, event_type: str, data: Mapping[str, Any], created_at: datetime) -> None:
         if event_type not in COUNTED:
@@ -207,12 +241,24 @@ class Fold:
                 self.refs.setdefault((tenant, ref_id), ref)
             else:
                 self.refs[(tenant, ref_id)] = ref
+                self._updated.add((tenant, ref_id))
         for key, column, n in deltas:
             row = self.counters.setdefault((tenant, key), {})
             row[column] = row.get(column, 0) + n
 
-    def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        """(analytics_daily rows, analytics_campaign_daily rows, analytics_refs rows)"""
+    def changed_refs(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(refs first made here — inserted only if still absent, like `email.sent`'s —, refs changed here),
+        each in key order."""
+        created, updated = [], []
+        for (tenant, ref_id) in sorted(self.refs, key=lambda k: (*_tenant_order(k[0]), k[1])):
+            if (tenant, ref_id) in self._updated:
+                updated.append(_ref_values(tenant, ref_id, self.refs[(tenant, ref_id)]))
+            elif (tenant, ref_id) not in self._stored:
+                created.append(_ref_values(tenant, ref_id, self.refs[(tenant, ref_id)]))
+        return created, updated
+
+    def counter_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(analytics_daily rows, analytics_campaign_daily rows): every counter given, zeros included."""
         daily = [{**_key_values(t, key), **{c: 0 for c in COUNTERS}, **counts} for (t, key), counts in self.counters.items()]
         coarse: dict[tuple, dict[str, Any]] = {}
         for row in daily:
@@ -220,8 +266,13 @@ class Fold:
             into = coarse.setdefault(key, {**_coarse(row), **{c: 0 for c in COUNTERS}})
             for c in COUNTERS:
                 into[c] += row[c]
+        return daily, list(coarse.values())
+
+    def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """(analytics_daily rows, analytics_campaign_daily rows, analytics_refs rows)"""
+        daily, coarse = self.counter_rows()
         refs = [_ref_values(t, ref_id, ref) for (t, ref_id), ref in self.refs.items()]
-        return daily, list(coarse.values()), refs
+        return daily, coarse, refs
 
 
 async def write_fold(session: AsyncSession, fold: Fold, chunk: int = 1000) -> tuple[int, int]:

@@ -1,32 +1,83 @@
-"""Recording events: one function, called by domain code inside the transaction of the change itself."""
+"""Recording events: one function, called by domain code inside the transaction of the change itself.
+
+An event row, the webhook deliveries it owes and its analytics rollups are written together, so all exist if and
+only if the caller's transaction commits. Code that records many events in one transaction (a sending batch, an
+inbound batch) wraps its work in `batched_events`: the events are then written on leaving the block with one
+insert per table and one set of rollup upserts, instead of a round of statements per event.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.events.repository import EventRepository
-from imail.events.types import EVENT_TYPES
+from imail.analytics.rollups import apply_events as apply_rollups
+from imail.events.types import ALL_EVENT_TYPES
 from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.models import Event
 from imail.webhooks.fanout import fan_out
-from imail.analytics.rollups import apply_event as apply_rollups
+
+_BATCH_KEY = "imail.events.batch"
 
 
-async def record_event(session: AsyncSession, tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> Event:
-    """Add an event to the log, and the webhook deliveries it owes, in the caller's transaction: both exist if and
-    only if that transaction commits."""
-    schema = EVENT_TYPES.get(event_type)
+def new_event(tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> Event:
+    """The event row, its payload checked against the type's schema (not yet written)."""
+    schema = ALL_EVENT_TYPES.get(event_type)
     if schema is None:
         raise ValueError(f"unknown event type {event_type!r}")
     payload = data if isinstance(data, schema) else schema.model_validate(data.model_dump() if isinstance(data, BaseModel) else data)
-    repo = EventRepository(session, tenant)
-    event = await repo.add(repo.new(type=event_type, created_at=utcnow(), data=payload.model_dump(mode="json")))
-    # Webhook deliveries are owed in the same transaction: they exist if and only if the event does.
-    await fan_out(session, event)
-    # Analytics rollups too (imail.analytics.rollups): counted if and only if the event exists.
-    await apply_rollups(session, tenant, event_type, event.data, event.created_at)
+    return Event(workspace_id=tenant.workspace_id, livemode=tenant.livemode, type=event_type, created_at=utcnow(),
+                 data=payload.model_dump(mode="json"))
+
+
+async def record_event(session: AsyncSession, tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> Event:
+    """Add an event to the log, with the webhook deliveries and rollups it owes, in the caller's transaction:
+    at once, or when the enclosing `batched_events` block ends."""
+    event = new_event(tenant, event_type, data)
+    pending: list[Event] | None = session.info.get(_BATCH_KEY)
+    if pending is not None:
+        pending.append(event)
+    else:
+        await write_events(session, [event])
     return event
+
+
+async def record_events(session: AsyncSession, items: Sequence[tuple[Tenant, str, BaseModel | dict[str, Any]]]) -> list[Event]:
+    """`record_event` for many (tenant, type, data) at once, in this order."""
+    async with batched_events(session):
+        return [await record_event(session, tenant, event_type, data) for tenant, event_type, data in items]
+
+
+@asynccontextmanager
+async def batched_events(session: AsyncSession) -> AsyncIterator[None]:
+    """Events recorded inside the block are written, in order, when it ends without an error (an error means the
+    transaction rolls back, so nothing is owed). A block inside another joins the outer one."""
+    if _BATCH_KEY in session.info:
+        yield
+        return
+    pending: list[Event] = []
+    session.info[_BATCH_KEY] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_BATCH_KEY, None)
+    await write_events(session, pending)
+
+
+async def write_events(session: AsyncSession, events: Sequence[Event]) -> None:
+    if not events:
+        return
+    # Core insert: every column is given and the rows are never read back in this transaction.
+    await session.execute(insert(Event.__table__), [
+        {"id": e.id, "workspace_id": e.workspace_id, "livemode": e.livemode, "type": e.type,
+         "created_at": e.created_at, "data": e.data}
+        for e in events
+    ])
+    await fan_out(session, events)
+    await apply_rollups(session, [(Tenant(e.workspace_id, e.livemode), e.type, e.data, e.created_at) for e in events])

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypeAliasType
 
 
 class Payload(BaseModel):
@@ -82,11 +83,27 @@ class WarmupThresholdPaused(Payload):
     bounce_rate: float | None = None
 
 
+# A named alias is one schema component, so generated clients get one well-named enum.
+ConnectionSide = TypeAliasType("ConnectionSide", Literal["smtp", "imap", "both"])
+
+
 class InboxConnection(Payload):
     inbox_id: str
     email: str
-    side: Literal["smtp", "imap", "both"] | None = None
+    side: ConnectionSide | None = None
     detail: str | None = None
+
+
+class EmailAutoReplied(EmailRef):
+    """An automatic answer (out-of-office and the like) to a sent email."""
+
+    reply_id: str
+    out_of_office: bool = False
+
+
+class LeadUnsubscribed(EmailRef):
+    """A recipient whose address was not yet suppressed unsubscribed through a sent email's link or one-click
+    header."""
 
 
 EVENT_TYPES: dict[str, type[Payload]] = {
@@ -116,3 +133,12 @@ EventType = Literal[
     "inbox.disconnected",
     "inbox.reconnected",
 ]
+
+# Facts the log keeps for analytics (auto-replied and unsubscribed counts, rebuilt from the log like the rest) that
+# are not among the reference's eleven event types: never delivered to webhooks, never listed as subscribable.
+INTERNAL_EVENT_TYPES: dict[str, type[Payload]] = {
+    "email.auto_replied": EmailAutoReplied,
+    "lead.unsubscribed": LeadUnsubscribed,
+}
+
+ALL_EVENT_TYPES: dict[str, type[Payload]] = {**EVENT_TYPES, **INTERNAL_EVENT_TYPES}

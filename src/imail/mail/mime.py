@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import binascii
+import secrets
 from dataclasses import dataclass, field
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
 
 from ulid import ULID
 
@@ -38,34 +38,83 @@ class Outbound:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _address(name: str, email: str) -> Address:
-    local, _, domain = email.rpartition("@")
-    return Address(display_name=name or "", username=local, domain=domain)
+def build(message: Outbound) -> bytes:
+    """The message as RFC 5322 bytes with CRLF line ends: text, or multipart/alternative text + HTML.
 
-
-def build(message: Outbound) -> EmailMessage:
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = _address(message.from_name, message.from_email)
-    msg["To"] = _address(message.to_name, message.to_email)
-    msg["Subject"] = message.subject
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = message.message_id
+    Written directly rather than through `email.message.EmailMessage`, which costs ~15 ms a message (most of a
+    sending worker's CPU) and RFC 2047-encodes a long List-Unsubscribe URL it cannot fold, so that mail clients
+    no longer see the link. Header values come from templates and lead data: line breaks in them are flattened so
+    that no value can add a header."""
+    lines = [
+        f"From: {_address(message.from_name, message.from_email)}",
+        f"To: {_address(message.to_name, message.to_email)}",
+        f"Subject: {_unstructured(message.subject)}",
+        f"Date: {format_datetime(utcnow())}",
+        f"Message-ID: {_one_line(message.message_id)}",
+    ]
     if message.in_reply_to:
-        msg["In-Reply-To"] = message.in_reply_to
+        lines.append(f"In-Reply-To: {_one_line(message.in_reply_to)}")
     if message.references:
-        msg["References"] = " ".join(message.references)
+        lines.append(f"References: {_folded([_one_line(r) for r in message.references], ' ')}")
     targets = []
     if message.unsubscribe_mailto:
-        targets.append(f"<mailto:{message.unsubscribe_mailto}>")
+        targets.append(f"<mailto:{_one_line(message.unsubscribe_mailto)}>")
     if message.unsubscribe_url:
-        targets.append(f"<{message.unsubscribe_url}>")
+        targets.append(f"<{_one_line(message.unsubscribe_url)}>")
     if targets:
-        msg["List-Unsubscribe"] = ", ".join(targets)
+        lines.append(f"List-Unsubscribe: {_folded(targets, ', ')}")
     if message.unsubscribe_url:
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     for name, value in message.headers.items():
-        msg[name] = value
-    msg.set_content(message.text)
-    if message.html is not None:
-        msg.add_alternative(message.html, subtype="html")
-    return msg
+        lines.append(f"{_one_line(name)}: {_unstructured(value)}")
+    lines.append("MIME-Version: 1.0")
+    if message.html is None:
+        lines += _part("plain", message.text)
+    else:
+        # "=_" never occurs in quoted-printable text and the rest is random: the boundary can't clash with a part.
+        boundary = f"=_imail_{secrets.token_hex(12)}"
+        lines += [f'Content-Type: multipart/alternative; boundary="{boundary}"', "", f"--{boundary}"]
+        lines += _part("plain", message.text)
+        lines.append(f"--{boundary}")
+        lines += _part("html", message.html)
+        lines.append(f"--{boundary}--\r\n")
+    return "\r\n".join(lines).encode("utf-8")
+
+
+_MAX_LINE = 78  # RFC 5322's recommended line length; 998 is the hard limit
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.splitlines()) if ("\n" in value or "\r" in value) else value
+
+
+def _unstructured(value: str) -> str:
+    """Printable ASCII as it is; anything else as RFC 2047 encoded words, folded."""
+    value = _one_line(value)
+    if value.isascii() and len(value) < 900:
+        return value
+    return Header(value, "utf-8", maxlinelen=_MAX_LINE).encode(linesep="\r\n")
+
+
+def _address(name: str, email: str) -> str:
+    return formataddr((_one_line(name), _one_line(email)), charset="utf-8")
+
+
+def _folded(items: list[str], separator: str) -> str:
+    """Items joined, one per line when together they would make a long line (a URL is never split)."""
+    joined = separator.join(items)
+    return joined if len(joined) <= _MAX_LINE - 20 else (separator.rstrip() + "\r\n ").join(items)
+
+
+def _part(subtype: str, content: str) -> list[str]:
+    """The header lines, blank line and body of a text part: 7bit when it is short-lined ASCII, else
+    quoted-printable UTF-8."""
+    text = content.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    if text.isascii() and max(map(len, text.split("\n"))) <= 998:
+        encoding, body = "7bit", text
+    else:
+        encoding, body = "quoted-printable", binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
+    return [f'Content-Type: text/{subtype}; charset="utf-8"', f"Content-Transfer-Encoding: {encoding}", "",
+            body.replace("\n", "\r\n")]

@@ -23,6 +23,8 @@ COUNTERS = (
     "replied",
     "bounced_hard",
     "bounced_soft",
+    "auto_replied",
+    "unsubscribed",
     "interested",
     "meeting_booked",
 )
@@ -55,6 +57,8 @@ class AnalyticsDaily(TenantMixin, Base):
     replied: Mapped[int] = mapped_column(Integer, default=0)
     bounced_hard: Mapped[int] = mapped_column(Integer, default=0)
     bounced_soft: Mapped[int] = mapped_column(Integer, default=0)
+    auto_replied: Mapped[int] = mapped_column(Integer, default=0)
+    unsubscribed: Mapped[int] = mapped_column(Integer, default=0)
     interested: Mapped[int] = mapped_column(Integer, default=0)
     meeting_booked: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -86,6 +90,8 @@ class AnalyticsCampaignDaily(TenantMixin, Base):
     replied: Mapped[int] = mapped_column(Integer, default=0)
     bounced_hard: Mapped[int] = mapped_column(Integer, default=0)
     bounced_soft: Mapped[int] = mapped_column(Integer, default=0)
+    auto_replied: Mapped[int] = mapped_column(Integer, default=0)
+    unsubscribed: Mapped[int] = mapped_column(Integer, default=0)
     interested: Mapped[int] = mapped_column(Integer, default=0)
     meeting_booked: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -112,4 +112,4 @@ def compose(
         unsubscribe_url=urls.unsubscribe(message_id),
         unsubscribe_mailto=f"{sender.email}?subject=unsubscribe",
     )
-    return Composed(subject, variant["label"] if variant else None, header_id, links, bytes(build(outbound)))
+    return Composed(subject, variant["label"] if variant else None, header_id, links, build(outbound))

@@ -70,6 +70,8 @@ async def unsubscribe(session: AsyncSession, signer: Signer, token: str, now: da
     message = await unsubscribe_target(session, signer, token)
     tenant = tenant_of(message)
     lead, state, _campaign = await TrackingRepository(session).lead_state_campaign(message)
+    if await suppressions.is_suppressed(session, tenant, message.to_email) is None:
+        await record_event(session, tenant, "lead.unsubscribed", event_ref(message))
     await suppressions.suppress(session, tenant, SuppressionType.email, message.to_email, SuppressionReason.unsubscribed)
     if lead is not None:
         lead.status = LeadStatus.unsubscribed.value

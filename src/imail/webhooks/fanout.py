@@ -7,11 +7,13 @@ can't be skipped, and the unique (webhook_id, event_id) pair means none is owed 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.events.types import EVENT_TYPES
 from imail.kit import versions
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
@@ -51,29 +53,34 @@ def forget_subscriptions(session: AsyncSession) -> None:
     session.info.pop(_CACHE_KEY, None)
 
 
-async def fan_out(session: AsyncSession, event: Event) -> int:
-    """Add a pending delivery, due now, for every enabled endpoint of the event's tenant that receives it."""
-    endpoints = await _subscriptions(session, Tenant(event.workspace_id, event.livemode))
+async def fan_out(session: AsyncSession, events: Sequence[Event]) -> int:
+    """Add a pending delivery, due at once, for every enabled endpoint of each event's tenant that receives it
+    (internal event types, which only feed analytics, go nowhere)."""
     now = utcnow()
-    rows = [
-        {
-            "id": new_id("dlv"),
-            "workspace_id": event.workspace_id,
-            "livemode": event.livemode,
-            "webhook_id": webhook_id,
-            "event_id": event.id,
-            "event_type": event.type,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": event.created_at,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for webhook_id, events, api_version in endpoints
-        if receives(events, api_version, event.type)
-    ]
+    rows = []
+    for event in events:
+        if event.type not in EVENT_TYPES:
+            continue
+        endpoints = await _subscriptions(session, Tenant(event.workspace_id, event.livemode))
+        rows += [
+            {
+                "id": new_id("dlv"),
+                "workspace_id": event.workspace_id,
+                "livemode": event.livemode,
+                "webhook_id": webhook_id,
+                "event_id": event.id,
+                "event_type": event.type,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": event.created_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for webhook_id, subscribed, api_version in endpoints
+            if receives(subscribed, api_version, event.type)
+        ]
     if rows:
-        # Core insert: every column is given, and this runs once per event, so skip the ORM's bookkeeping.
+        # Core insert: every column is given, so skip the ORM's bookkeeping.
         await session.execute(insert(WebhookDelivery.__table__), rows)
     return len(rows)
 
