@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -42,6 +43,23 @@ def test_fast_path_agrees_with_email_validator(value):
     except InvalidEmail:
         got = None
     assert got == expected
+
+
+def test_plain_host_shortcut_agrees_with_email_validator_on_generated_domains():
+    rng = random.Random(5)
+    alphabet = "ab-9.xnZ"
+    domains = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14))) for _ in range(4000)]
+    domains += ["a.b" + "c" * 61 + "d", "a." + "b" * 64, "example.-com", "ex--ample.com", "xn--bcher-kva.de",
+                "a.local", "b.onion", "c.arpa", "a." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + "." + "e" * 61]
+    for domain in domains:
+        assert _answer(lambda: normalize_email(f"ana@{domain}")) == reference(f"ana@{domain}"), domain
+
+
+def _answer(call):
+    try:
+        return call()
+    except InvalidEmail:
+        return None
 
 
 def test_domains():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 # RFC 5322 dot-atom over the ASCII atext characters, no leading, trailing or doubled dots, 1–64 characters.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
@@ -24,9 +24,26 @@ class InvalidEmail(ValueError):
     pass
 
 
+# A plain LDH host name (labels of letters, digits and inner hyphens, 1–63 characters, a final label ending in a
+# letter) that email-validator accepts as it is: no Punycode (`xn--`), no reserved `ab--` label, no special-use name.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_HOST = re.compile(rf"(?:{_LABEL}\.)+(?:[a-z0-9][a-z0-9-]{{0,61}})?[a-z]")
+_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _plain_host(domain: str) -> bool:
+    return (len(domain) <= 253 and _PLAIN_HOST.fullmatch(domain) is not None and "--" not in domain
+            and not domain.startswith("-") and not any(domain == d or domain.endswith("." + d) for d in _SPECIAL_USE))
+
+
 @lru_cache(maxsize=65536)
 def _domain(domain: str) -> str:
-    """The normalized (lower-case) domain, or InvalidEmail with email-validator's words."""
+    """The normalized (lower-case) domain, or InvalidEmail with email-validator's words. Plain host names (most
+    lead domains, each new to the cache in a B2B list) skip email-validator's per-character Unicode checks, which
+    would give the same answer."""
+    lowered = domain.lower()
+    if _plain_host(lowered):
+        return lowered
     try:
         return validate_email(f"a@{domain}", check_deliverability=False).domain.lower()
     except EmailNotValidError as exc:
