@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test openapi bench lint clean
+.PHONY: install run test openapi bench soak lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("imail needs Python 3.11+" if sys.version_info < (3, 11) else 0)'
@@ -30,6 +30,11 @@ openapi: install
 
 bench: install
 	$(BIN)/python bench/api.py
+
+# Not part of CI: 30 minutes of mixed load on loopback (needs PostgreSQL, redis-server and Dovecot), failing on any
+# error or an RSS growth above 10 %. Shorter: make soak SOAK_ARGS="--minutes 3"
+soak: install
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) imail.db imail.db-* imail.db.secret .pytest_cache

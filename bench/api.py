@@ -4,8 +4,10 @@
 In one run, against one server (`imail serve --no-workers --processes 2`) on PostgreSQL + Redis:
 
   baseline  GET /healthz                  unauthenticated, touches nothing
-  measured  GET /v1/keys?limit=25         bearer key lookup, one Redis token-bucket script, one indexed
-                                          25-row keyset query, ORM + pydantic schemas + middleware + versioning
+  measured  GET /v1/keys?limit=25         bearer key (checked against the database, then cached per process
+                                          for 3 s), one Redis script (token bucket + revocation counter), one
+                                          indexed 25-row keyset query on an autocommit read session, pydantic
+                                          schema + middleware + versioning
 
 The workspace is Apex with a negotiated limit of 10^8/min (burst 10^8): the limiter runs on every request
 but never refuses. The bench makes its own throwaway PostgreSQL database, migrates it with `imail db
@@ -313,7 +315,7 @@ async def _connection_loop(host: str, port: int, request: bytes, until: float, l
                 ok += 1
             else:
                 errors += 1
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             errors += 1
             if writer is not None:
                 writer.close()
@@ -524,8 +526,9 @@ def results_section(results: list[Result], summary: str, client: str, args) -> s
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""{SECTION}
 
-`bench/api.py` — an authenticated, rate-limited `GET /v1/keys?limit=25` (bearer key lookup, one Redis
-token-bucket script, one indexed 25-row keyset query, ORM + pydantic + middleware + `Imail-Version`) against
+`bench/api.py` — an authenticated, rate-limited `GET /v1/keys?limit=25` (bearer key, cached per process for
+3 s after its lookup; one Redis script for the token bucket and the revocation counter; one indexed 25-row keyset
+query on an autocommit read session; pydantic schema, middleware, `Imail-Version`) against
 the same app's unauthenticated `GET /healthz`, same run, same server: `imail serve --no-workers --processes
 {args.processes}` on PostgreSQL + Redis, Apex workspace with a 10^8/min negotiated limit (the limiter runs on
 every request and never refuses). Load: {client}, {args.connections} connections, {args.warmup:g} s warm-up

@@ -241,8 +241,11 @@ async def reset_backlog(database: Database) -> None:
 
 async def clear_backlog(database: Database) -> None:
     async with database.transaction() as session:
-        await session.execute(text("DELETE FROM webhook_deliveries"))
-        await session.execute(text("DELETE FROM events"))
+        if database.is_sqlite:
+            await session.execute(text("DELETE FROM webhook_deliveries"))
+            await session.execute(text("DELETE FROM events"))
+        else:  # TRUNCATE: deleting 30,000 rows row by row can outlast the statement timeout on a busy machine
+            await session.execute(text("TRUNCATE webhook_deliveries, events"))
 
 
 def write_results(section: str) -> None:

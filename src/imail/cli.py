@@ -229,12 +229,12 @@ def serve(
             typer.echo("imail: --processes > 1 needs --no-workers (run `imail worker` beside it)", err=True)
             raise typer.Exit(2)
         uvicorn.run("imail.asgi:app", host=host, port=port, workers=processes, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=20)
+                    access_log=False, timeout_graceful_shutdown=settings.shutdown_grace)
         return
     from imail.main import create_app
 
     uvicorn.run(create_app(settings, run_workers=workers), host=host, port=port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=20)
+                access_log=False, timeout_graceful_shutdown=settings.shutdown_grace)
 
 
 @app.command("worker")

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     database_url: str = EMBEDDED_DATABASE_URL
     database_pool_size: int = Field(10, ge=1, le=200)
     database_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection")
+    # A statement still unanswered after this is abandoned (503), so a partitioned database can't hang requests.
+    database_command_timeout: float = Field(30.0, gt=0, description="seconds one SQL statement may take")
 
     # redis (unset: in-process rate limiter and caches, single process only)
     redis_url: str | None = None
@@ -98,6 +100,32 @@ class Settings(BaseSettings):
     inbound_soft_bounce_retries: int = Field(2, ge=0, le=10, description="resends of one email after soft bounces")
     inbound_soft_bounce_retry_seconds: float = Field(3600.0, gt=0, description="first resend delay; doubles")
 
+    # warmup: the pool of warming inboxes (see imail.warmup)
+    warmup_marker: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+                                      description="X-Imail-Warmup header value; default derived from IMAIL_SECRET_KEY")
+    warmup_tag: str | None = Field(None, min_length=4, max_length=16, pattern=r"^[A-Za-z0-9-]+$",
+                                   description="short tag in every warmup email, to filter on; default derived")
+    warmup_window: str = Field("08:00-18:00", description="UTC hours a day's warmup sends are spread over")
+    warmup_reply_delay: float = Field(1800.0, ge=0, description="seconds before a warmup reply is due")
+    warmup_threshold_sends: int = Field(20, ge=1, le=1000, description="last N warmup sends judged for auto-pause")
+    warmup_spam_threshold: float = Field(0.2, gt=0, le=1, description="spam share of those that pauses warmup")
+    warmup_bounce_threshold: float = Field(0.05, gt=0, le=1, description="bounce share of those that pauses warmup")
+    warmup_batch_inboxes: int = Field(50, ge=1, le=1000, description="warming inboxes claimed per iteration")
+
+    @field_validator("warmup_window")
+    @classmethod
+    def _warmup_window(cls, value: str) -> str:
+        from datetime import time
+
+        start, sep, end = value.partition("-")
+        try:
+            opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip()) if end.strip() != "24:00" else None
+        except ValueError:
+            raise ValueError("must look like 08:00-18:00 (UTC)") from None
+        if not sep or (closes is not None and closes <= opens):
+            raise ValueError("must look like 08:00-18:00 (UTC), the end after the start")
+        return value
+
     # replies: an optional OpenAI-compatible endpoint replacing the local reply model (see imail.replies.remote)
     classifier_url: str | None = Field(None, description="API base, e.g. http://127.0.0.1:11434/v1; unset: local")
     classifier_model: str | None = Field(None, validate_default=True)
@@ -121,6 +149,8 @@ class Settings(BaseSettings):
         return value or None
 
     # workers
+    # On SIGTERM: in-flight requests may finish for this long, then running worker iterations for as long again.
+    shutdown_grace: float = Field(20.0, gt=0, le=600, description="seconds of each graceful-shutdown phase")
     worker_poll_interval: float = Field(1.0, gt=0)
     idempotency_ttl_hours: int = Field(24, ge=1)
 

@@ -1,18 +1,24 @@
 """Engine and session factories for PostgreSQL (asyncpg) and the embedded SQLite (aiosqlite).
 
 The edge owns the transaction: the request dependency and the worker runner commit on success and roll
-back on error; services and repositories only flush.
+back on error; services and repositories only flush. `after_commit` defers work (announcing a key revocation)
+until the transaction has committed.
+
+A GET or HEAD of the API (`/v1/…`) reads without a transaction: its session runs in autocommit mode, which saves
+the BEGIN and COMMIT round trips (two of the four a small list request makes on PostgreSQL), and it refuses to
+write — a GET that inserts, updates or deletes is a bug, and it fails loudly instead of half-committing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from imail.config import Settings
 
@@ -22,6 +28,21 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Same pool. On PostgreSQL a connection checked out for reading is switched to autocommit (a flag of the
+        # asyncpg adapter, no round trip) and back when returned. SQLite needs no switch: its driver only opens
+        # a transaction before a write, so a plain SELECT already runs without one.
+        self.reads = async_sessionmaker(
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            sync_session_class=ReadOnlySession,
+            expire_on_commit=False,
+            autoflush=False,
+        )
+
+        # Autocommit for writes that must be durable before anything else happens, one statement each (the
+        # before-DATA mark of every email sent): one round trip instead of BEGIN, the statement and COMMIT.
+        self.single_statements = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, autoflush=False,
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -37,6 +58,22 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+            for callback in session.info.pop(AFTER_COMMIT, ()):
+                await callback(self)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading only: no transaction, each statement sees the latest committed data."""
+        async with self.reads() as session:
+            yield session
+            # Nothing may be left unwritten silently: pending changes reach the before_flush guard and fail.
+            await session.flush()
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose every statement commits on its own, as it runs: for one durable write, not a unit."""
+        async with self.single_statements() as session:
+            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -64,13 +101,61 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_timeout=settings.database_timeout,
-        connect_args={"timeout": settings.database_timeout, "command_timeout": 30},
+        connect_args={"timeout": settings.database_timeout, "command_timeout": settings.database_command_timeout},
     )
 
 
+AFTER_COMMIT = "imail.after_commit"
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def after_commit(session: AsyncSession, callback: Callable[[Database], Awaitable[Any]]) -> None:
+    """Await `callback(database)` once the session's `Database.transaction` has committed; dropped on rollback."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+class ReadOnlyWrite(RuntimeError):
+    """A write attempted on a read-only session (a GET of the API)."""
+
+
+class ReadOnlySession(Session):
+    pass
+
+
+def _refuse(what: str) -> ReadOnlyWrite:
+    return ReadOnlyWrite(f"{what} on a read-only session: GET and HEAD requests of /v1 must not write")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _no_statements_that_write(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise _refuse(f"{type(state.statement).__name__} statement")
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _no_pending_changes(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.deleted or any(session.is_modified(obj) for obj in session.dirty):
+        raise _refuse("Pending changes")
+
+
+def _is_api_read(request: Request) -> bool:
+    if request.method not in READ_METHODS:
+        return False
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path.startswith("/v1/")
+
+
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: committed after the endpoint returns, rolled back if it raised."""
+    """The request's session: committed after the endpoint returns, rolled back if it raised; for a GET or HEAD of
+    the API, a read-only session without a transaction."""
     database: Database = request.app.state.database
+    if _is_api_read(request):
+        async with database.read() as session:
+            yield session
+        return
     async with database.transaction() as session:
         yield session
 

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from imail.kit.responses import JSONBody
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imail.context import current_request_id
@@ -172,6 +173,10 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONBody:
+        if isinstance(exc.__cause__, ImailError):
+            # FastAPI turns anything raised while it reads the body into a bare 400; keep our own error (the
+            # request-context middleware's 413 and NUL refusals are raised from the body stream).
+            return error_response(exc.__cause__)
         if exc.status_code == 404:
             err: ImailError = NotFound(f"No route {request.method} {request.url.path}")
         elif exc.status_code == 405:
@@ -187,10 +192,17 @@ def register_error_handlers(app: FastAPI) -> None:
     async def _bad_json(request: Request, exc: json.JSONDecodeError) -> JSONBody:
         return error_response(InvalidJSON(f"Request body is not valid JSON: {exc.msg}"))
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    async def _db_down(request: Request, exc: DBAPIError) -> JSONBody:
-        log.warning("database unavailable", error=str(exc.orig)[:200])
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _db_down(request: Request, exc: Exception) -> JSONBody:
+        # A connection lost mid-statement comes as a plain DBAPIError flagged connection_invalidated; the pool's
+        # TimeoutError means every connection is stuck waiting on an unreachable server. Other DBAPIErrors are bugs.
+        unavailable = isinstance(exc, (OperationalError, InterfaceError, SQLAlchemyTimeoutError)) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        )
+        if not unavailable:
+            return await _unexpected(request, exc)
+        log.warning("database unavailable", error=str(getattr(exc, "orig", None) or exc)[:200])
         return error_response(ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"}))
 
     @app.exception_handler(OSError)

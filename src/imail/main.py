@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from imail import __version__
 from imail.api import mount_routers
+from imail.auth.cache import CallerCache
 from imail.config import Settings, get_settings
 from imail.db import Database
 from imail.docs import mount_docs
@@ -32,7 +33,15 @@ DESCRIPTION = (
 def make_redis(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         return None
-    return Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+    # Blocking: past max_connections a call waits (up to `timeout`) for a free connection. redis-py's default pool
+    # refuses at once instead, and the limiter would fall back to per-process buckets whenever more than 100
+    # requests of one process were in flight, letting a burst through once per process. A few connections serve
+    # thousands of one-round-trip calls a second; opening hundreds at once under load is what times out.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=32, timeout=10.0, socket_timeout=2.0, socket_connect_timeout=5.0,
+        health_check_interval=30,
+    )
+    return Redis.from_pool(pool)
 
 
 @asynccontextmanager
@@ -44,6 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database = database
     app.state.redis = redis
     app.state.rate_limiter = RateLimiter(redis)
+    app.state.callers = CallerCache()
     app.state.http = http
     supervisor = None
     if app.state.run_workers:

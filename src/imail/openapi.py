@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,6 +11,9 @@ from fastapi.openapi.utils import get_openapi
 from imail.kit import versions
 
 PUBLIC_PREFIXES = ("/healthz", "/v1/status", "/v1/metrics")
+ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
+# The request-context middleware answers this for any operation that takes a body.
+BODY_ERRORS = {"413": "Request body larger than IMAIL_MAX_BODY_BYTES"}
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -33,10 +37,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         "in": "header",
         "required": False,
         "description": "Pin to a dated snapshot: " + ", ".join(s.isoformat() for s in versions.SNAPSHOTS),
-        "schema": {"type": "string", "format": "date"},
+        # A pattern, not `format: date`: a date-typed header defeats client generators, and the server reads the
+        # text itself (a malformed date is 400 invalid_version).
+        "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$", "examples": [versions.LATEST.isoformat()]},
     }
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
+            _document_errors(operation)
             if path.startswith("/v1/"):
                 operation.setdefault("parameters", []).append(dict(version_header))
             if not path.startswith(PUBLIC_PREFIXES):
@@ -51,7 +58,55 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                     }
                 )
+    for operations in schema.get("webhooks", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)  # the receiver's answers are not FastAPI's
+    _reuse_components(schema)
+    _drop_unused_validation_schemas(schema)
     return schema
+
+
+def _reuse_components(schema: dict[str, Any]) -> None:
+    """Replace a model's schema written inline (pydantic inlines `SkipValidation[Model]`) by a reference to
+    the component of the same title and content, so clients get one class for it, not a look-alike."""
+    components = schema.get("components", {}).get("schemas", {})
+
+    def walk(node: Any, inside: str | None) -> Any:
+        if isinstance(node, dict):
+            title = node.get("title")
+            if isinstance(title, str) and title != inside and title in components and node == components[title]:
+                return {"$ref": f"#/components/schemas/{title}"}
+            return {key: walk(value, inside) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item, inside) for item in node]
+        return node
+
+    for name in list(components):
+        components[name] = walk(components[name], name)
+    for key in ("paths", "webhooks"):
+        if key in schema:
+            schema[key] = walk(schema[key], None)
+
+
+def _document_errors(operation: dict[str, Any]) -> None:
+    """Every error is the JSON ErrorBody, whatever the success media type (an HTML page's 400 is JSON too).
+    FastAPI's automatic 422 is dropped: validation failures are answered 400 (errors.validation_to_error)."""
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    if "requestBody" in operation:
+        for status, description in BODY_ERRORS.items():
+            responses.setdefault(status, {"description": description})
+    for status, response in responses.items():
+        if status[0] in "45":
+            response["content"] = {"application/json": {"schema": ERROR_SCHEMA}}
+
+
+def _drop_unused_validation_schemas(schema: dict[str, Any]) -> None:
+    schemas = schema.get("components", {}).get("schemas", {})
+    text = json.dumps(schema["paths"]) + json.dumps(schema.get("webhooks", {}))
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{name}" not in text:
+            schemas.pop(name, None)
 
 
 def install_openapi(app: FastAPI) -> None:

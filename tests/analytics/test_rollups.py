@@ -8,6 +8,7 @@ from collections import Counter
 
 from sqlalchemy import select
 
+from imail.analytics.reports import INBOX_COLUMNS
 from imail.analytics.rollups import rebuild
 from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
 from tests.analytics.conftest import expected_rows, raw_events, tally
@@ -53,7 +54,7 @@ async def _check_everything(client, workspace, history, rows) -> None:
     for inbox_id in history.inbox_ids:
         body = (await client.get(f"/v1/analytics/inboxes/{inbox_id}", headers=headers, params=params)).json()
         assert _counts(body["totals"]) == tally(rows, inbox_id=inbox_id)[()]
-        await _check_csv(client, headers, f"/v1/analytics/inboxes/{inbox_id}", params, body)
+        await _check_csv(client, headers, f"/v1/analytics/inboxes/{inbox_id}", params, body, INBOX_COLUMNS)
 
     body = (await client.get("/v1/analytics/workspace", headers=headers, params=params)).json()
     assert _counts(body["totals"]) == tally(rows)[()]

@@ -20,11 +20,15 @@ from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.models import Campaign, Inbox
 from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily
+from imail.models.warmup import WARMUP_COUNTERS
+from imail.warmup.repository import WarmupRepository
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 FUNNEL = ("sent", "opened_unique", "replied", "interested", "meeting_booked")
 SUPPORTED_TIMEZONES = ("UTC", "Etc/UTC", "Z")
+WARMUP_COLUMNS = tuple(f"warmup_{c}" for c in WARMUP_COUNTERS)
+INBOX_COLUMNS = COUNTERS + WARMUP_COLUMNS  # the inbox report's CSV: campaign counts, then warmup
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +109,15 @@ async def campaign_report(session: AsyncSession, tenant: Tenant, campaign_id: st
 
 
 async def inbox_report(session: AsyncSession, tenant: Tenant, inbox_id: str, rng: Range) -> dict[str, Any]:
+    """The inbox's campaign counts, each day (and the totals) joined with its warmup counts (`warmup_*`)."""
     await _exists(session, tenant, Inbox, inbox_id, "inbox")
-    return {"inbox_id": inbox_id, **await _report(session, tenant, rng, inbox_id=inbox_id)}
+    report = await _report(session, tenant, rng, inbox_id=inbox_id)
+    warm = {row.day: row for row in await WarmupRepository(session, tenant).daily_between([inbox_id], rng.start, rng.end)}
+    for day in report["days"]:
+        row = warm.get(day["day"])
+        day.update({f"warmup_{c}": getattr(row, c) if row is not None else 0 for c in WARMUP_COUNTERS})
+    report["totals"].update({column: sum(day[column] for day in report["days"]) for column in WARMUP_COLUMNS})
+    return {"inbox_id": inbox_id, **report}
 
 
 async def workspace_report(session: AsyncSession, tenant: Tenant, rng: Range) -> dict[str, Any]:

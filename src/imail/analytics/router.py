@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
+from typing_extensions import TypeAliasType
 
 from imail.analytics import reports
 from imail.analytics.schemas import CampaignAnalytics, Funnel, InboxAnalytics, WorkspaceAnalytics
@@ -19,13 +20,17 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {
                                                      "description": "JSON, or CSV with `?format=csv`"}}
 
 
+# A named alias is one schema component, so generated clients get one well-named enum.
+ReportFormat = TypeAliasType("ReportFormat", Literal["json", "csv"])
+
+
 class RangeQuery:
     def __init__(
         self,
         from_: Annotated[date | None, Query(alias="from", description="first day, inclusive (default: 29 days before `to`)")] = None,
         to: Annotated[date | None, Query(description="last day, inclusive (default: today)")] = None,
         timezone: Annotated[str, Query(description="days are UTC days; only `UTC` is accepted")] = "UTC",
-        format: Annotated[Literal["json", "csv"], Query(description="`csv`: text/csv, a header row, one row per day")] = "json",
+        format: Annotated[ReportFormat, Query(description="`csv`: text/csv, a header row, one row per day")] = "json",
     ):
         self.range = reports.date_range(from_, to, timezone)
         self.format = format
@@ -51,9 +56,10 @@ async def get_campaign_analytics(campaign_id: str, caller: CallerDep, session: S
 
 @router.get("/inboxes/{inbox_id}", response_model=InboxAnalytics, responses=CSV_RESPONSE)
 async def get_inbox_analytics(inbox_id: str, caller: CallerDep, session: SessionDep, query: RangeDep):
-    """What was sent from an inbox and what came of it: totals and per UTC day."""
+    """What was sent from an inbox and what came of it: totals and per UTC day, with its warmup (`warmup_*`: emails
+    sent, replies sent, landed in inbox / spam, replies received, bounced — never part of the campaign counts)."""
     report = await reports.inbox_report(session, caller.tenant, inbox_id, query.range)
-    return _answer(report, InboxAnalytics, query, f"inbox-{inbox_id}")
+    return _answer(report, InboxAnalytics, query, f"inbox-{inbox_id}", reports.INBOX_COLUMNS)
 
 
 @router.get("/workspace", response_model=WorkspaceAnalytics, responses=CSV_RESPONSE)

@@ -4,11 +4,15 @@ from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel
+from typing_extensions import TypeAliasType
+
+from imail.warmup.schemas import WarmupCounts
 
 
 class Counts(BaseModel):
     """Raw counts (compute rates yourself). `opened`/`clicked` count every open/click, `*_machine` those flagged as
-    machine (scanners, proxies), `*_unique` the first human open/click of each email."""
+    machine (scanners, proxies), `*_unique` the first human open/click of each email; `replied` counts real replies,
+    `auto_replied` automatic answers (out-of-office…); `unsubscribed` recipients who unsubscribed through an email."""
 
     sent: int
     delivered: int
@@ -21,6 +25,8 @@ class Counts(BaseModel):
     replied: int
     bounced_hard: int
     bounced_soft: int
+    auto_replied: int
+    unsubscribed: int
     interested: int
     meeting_booked: int
 
@@ -49,8 +55,20 @@ class CampaignAnalytics(Report):
     steps: list[StepCounts]
 
 
+class InboxCounts(Counts, WarmupCounts):
+    pass
+
+
+class InboxDayCounts(InboxCounts):
+    day: date
+
+
 class InboxAnalytics(Report):
+    """Campaign counts of emails sent from the inbox, and its warmup (`warmup_*`) per day."""
+
     inbox_id: str
+    totals: InboxCounts
+    days: list[InboxDayCounts]
 
 
 class WorkspaceAnalytics(Report):
@@ -69,8 +87,14 @@ class FunnelDay(FunnelCounts):
     day: date
 
 
+# A named alias is one schema component, so generated clients get one well-named enum.
+FunnelStageName = TypeAliasType(
+    "FunnelStageName", Literal["sent", "opened_unique", "replied", "interested", "meeting_booked"]
+)
+
+
 class FunnelStage(BaseModel):
-    stage: Literal["sent", "opened_unique", "replied", "interested", "meeting_booked"]
+    stage: FunnelStageName
     count: int
 
 

@@ -7,19 +7,40 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from imail.auth import scopes
-from imail.auth.service import Caller, authenticate
-from imail.db import SessionDep
+from imail.auth import keys, scopes
+from imail.auth.cache import REVOCATIONS_KEY, CallerCache
+from imail.auth.service import Caller, bearer_token, caller_for_token
+from imail.db import Database
 from imail.errors import Forbidden, RateLimited
 from imail.kit.ratelimit import RateLimiter
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def current_caller(request: Request, session: SessionDep) -> Caller:
-    caller = await authenticate(session, request.headers.get("authorization"))
-    limiter: RateLimiter = request.app.state.rate_limiter
-    decision = await limiter.hit(caller.key_id, caller.rate_limit)
+async def _checked(database: Database, token: str) -> Caller:
+    async with database.read() as session:
+        return await caller_for_token(session, token)
+
+
+async def current_caller(request: Request) -> Caller:
+    """The key's caller, from the process's cache when it was checked in the last few seconds (see auth.cache)."""
+    state = request.app.state
+    token = bearer_token(request.headers.get("authorization"))
+    digest = keys.hash_key(token)
+    callers: CallerCache = state.callers
+    generation = callers.generation
+    caller = callers.get(digest)
+    if caller is None:
+        caller = await _checked(state.database, token)
+        callers.put(digest, caller, generation)
+    limiter: RateLimiter = state.rate_limiter
+    decision = await limiter.hit(caller.key_id, caller.rate_limit, watch=REVOCATIONS_KEY)
+    if decision.watched is not None and decision.watched != generation:
+        # Some key was revoked since this caller was checked (or this process has not seen the counter yet):
+        # check this one again before it gets anywhere.
+        callers.observe(decision.watched)
+        caller = await _checked(state.database, token)
+        callers.put(digest, caller, decision.watched)
     # The request-context middleware copies these onto the response, whatever its status.
     request.state.rate_limit_headers = decision.headers()
     if not decision.allowed:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth import keys
+from imail.auth.cache import announce_revocation
 from imail.auth.repository import KeyLookup
+from imail.db import after_commit
 from imail.errors import NotFound, TierGated, Unauthorized
 from imail.kit.clock import utcnow
 from imail.kit.ratelimit import Limit
@@ -51,13 +54,18 @@ async def _lookup(session: AsyncSession, token: str) -> Row | None:
     return row
 
 
-async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
+def bearer_token(authorization: str | None) -> str:
+    """The API key of an `Authorization: Bearer …` header (401 when missing or malformed)."""
     if not authorization:
         raise Unauthorized("Missing API key: send `Authorization: Bearer imk_live_…` or `imk_test_…`")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Malformed Authorization header: expected `Bearer <api key>`")
-    found = await _lookup(session, token.strip())
+    return token.strip()
+
+
+async def caller_for_token(session: AsyncSession, token: str) -> Caller:
+    found = await _lookup(session, token)
     if found is None:
         raise Unauthorized("Invalid API key: it is unknown or has been revoked")
     if not policy(found.tier).api_access:
@@ -70,6 +78,10 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
         scopes=found.scopes,
         rate_limit=rate_limit_for(found.tier, found.rate_limit_per_minute, found.rate_limit_burst),
     )
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
+    return await caller_for_token(session, bearer_token(authorization))
 
 
 async def tenant_for_token(session: AsyncSession, authorization: str | None) -> Tenant | None:
@@ -109,4 +121,6 @@ async def revoke_key(session: AsyncSession, key_id: str, tenant: Tenant | None =
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
+        # Only once committed: a cache refilled from the database before the commit would keep the key alive.
+        after_commit(session, partial(announce_revocation, digest=key.key_hash))
     return key

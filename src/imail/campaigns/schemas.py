@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypeAliasType
 
 from imail.models.campaign import CampaignStatus
 
@@ -15,7 +16,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAYS = list(DAYS[:5])
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+# A named alias is one schema component, so generated clients get one well-named enum.
+Day = TypeAliasType("Weekday", Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
 Condition = Literal["opened", "clicked", "not_opened", "not_clicked"]
 DelayUnit = Literal["minutes", "hours", "days"]
 UNIT_MINUTES = {"minutes": 1, "hours": 60, "days": 1440}

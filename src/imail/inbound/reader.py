@@ -12,6 +12,9 @@ horizon is skipped. Mail older than the horizon is never read.
 
 A crash loses nothing and doubles nothing: a batch's effects and its cursor advance commit together, and the
 advance is conditional on the cursor still being where the batch started (a second reader would roll back).
+
+Folders are read with EXAMINE (read-only). The one exception is warmup mail (imail.warmup): once a folder's batches
+are committed, its warmup messages are marked read and important and moved out of spam, with SELECT.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.kit.tenancy import Tenant
 from imail.mail import imap
 from imail.mail.endpoint import Endpoint, MailConnectionError
+from imail.mail.inbound import InboundMessage
 from imail.models import Inbox
 from imail.replies.verdict import Verdict, assess
+from imail.warmup import content as warmup_content
+from imail.warmup import service as warmup
 from imail.workers.context import WorkerContext
 
 log = structlog.get_logger("imail.inbound")
@@ -44,6 +50,7 @@ INBOX = "INBOX"
 HORIZON_MARGIN = timedelta(days=1)
 SYNCED_STAMP_EVERY = timedelta(hours=1)  # how stale `synced_at` may get before a quiet read refreshes it
 RELIST_EVERY = 600.0  # seconds before the folder list (where the spam folder is) is asked for again
+WARMUP_FLAGS = ("\\Seen", "\\Flagged")  # read, and important (starred)
 IMAP_ERRORS = (aioimaplib.AioImapException, imap.ImapCommandError, OSError, TimeoutError, ConnectionError)
 
 
@@ -306,6 +313,7 @@ async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder
         return 0, False
 
     take, more = uids[:budget], len(uids) > budget
+    filings: list[warmup.Filing] = []
     size = ctx.settings.inbound_fetch_batch
     chunks = [take[i : i + size] for i in range(0, len(take), size)]
     fetch_timeout = max(timeout, 60.0)
@@ -321,24 +329,41 @@ async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder
             )
             last = number + 1 == len(chunks)
             await process_batch(ctx, inbox, folder, status.uidvalidity, position, chunk[-1], fetched,
-                                synced=last and not more, outcomes=outcomes)
+                                synced=last and not more, outcomes=outcomes, filings=filings)
             position = chunk[-1]
     finally:
         if pending is not None:
             pending.cancel()
+    if filings:
+        await _file_warmup(ctx, client, inbox, folder, filings)
     return len(take), more
+
+
+async def _file_warmup(ctx: WorkerContext, client, inbox: Inbox, folder: str, filings: list[warmup.Filing]) -> None:
+    """Mark the folder's warmup mail read and important and move it out of spam. Its placement is already committed,
+    so a server refusing this (NO/BAD) is logged and the read goes on; a lost connection ends the read as usual."""
+    try:
+        await imap.file_messages(client, folder, [f.uid for f in filings], flags=WARMUP_FLAGS,
+                                 move=[f.uid for f in filings if f.move_to_inbox], destination=INBOX,
+                                 timeout=ctx.settings.mail_timeout)
+    except imap.ImapCommandError as exc:
+        log.warning("warmup mail not filed", inbox_id=inbox.id, folder=folder, error=exc.detail)
 
 
 # --- one batch --------------------------------------------------------------------------------------------
 
 
 async def process_batch(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: int, expected: int, last_uid: int,
-                        fetched: list[tuple[int, bytes]], *, synced: bool, outcomes: Counter) -> None:
+                        fetched: list[tuple[int, bytes]], *, synced: bool, outcomes: Counter,
+                        filings: list[warmup.Filing] | None = None) -> None:
     """Act on a batch of fetched messages and move the cursor from `expected` to `last_uid`, in one transaction.
     A message whose processing fails (a bug, not the database) is retried alone and, failing again, skipped."""
     items = [Fetched.read(uid, raw) for uid, raw in fetched]
     try:
-        outcomes.update(await _commit(ctx, inbox, folder, uidvalidity, expected, last_uid, items, synced))
+        counted, filed = await _commit(ctx, inbox, folder, uidvalidity, expected, last_uid, items, synced)
+        outcomes.update(counted)
+        if filings is not None:
+            filings.extend(filed)  # only once committed: a rolled-back batch is read (and filed) again
         return
     except (CursorMoved, DBAPIError, OSError):
         raise
@@ -354,38 +379,53 @@ async def process_batch(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidi
     for index, item in enumerate(items):  # one at a time, to isolate the message that fails
         upto = last_uid if index + 1 == len(items) else item.uid
         await process_batch(ctx, inbox, folder, uidvalidity, position, upto, [(item.uid, item.raw)],
-                            synced=synced and upto == last_uid, outcomes=outcomes)
+                            synced=synced and upto == last_uid, outcomes=outcomes, filings=filings)
         position = upto
 
 
 async def _commit(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: int, expected: int, last_uid: int,
-                  items: list[Fetched], synced: bool) -> Counter:
+                  items: list[Fetched], synced: bool) -> tuple[Counter, list[warmup.Filing]]:
     tenant = Tenant(inbox.workspace_id, inbox.livemode)
     outcomes: Counter = Counter()
     verdicts: dict[int, Verdict] = {}
     matches: dict[int, Match] = {}
+    marker = warmup_content.marker(ctx.settings)
+    warm = [(item.uid, item.message) for item in items if service.is_warmup(item.message, marker)]
+    reports = {i: item.bounce.original_message_id for i, item in enumerate(items)
+               if item.bounce.is_bounce and item.bounce.original_message_id}
+    dsns: frozenset[int] = frozenset()
     async with ctx.database.transaction() as session:
+        if reports:
+            dsns = await warmup.about_warmup(session, reports)
         if items:
-            matches = await service.match_all(session, tenant, inbox, items)
+            matches = await service.match_all(session, tenant, inbox, items, warmup_marker=marker, skip=dsns)
         needs_label = [i for i in matches if not items[i].bounce.is_bounce]
         if not needs_label:  # nothing to classify: act in this same transaction
-            await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes)
+            filed = await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns)
             if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
                 raise CursorMoved(folder)
-            return outcomes
+            return outcomes, filed
     # Classification may call a remote endpoint: never inside a transaction.
     for index in needs_label:
         verdicts[index] = await assess(items[index].message, ctx.settings, client=ctx.http)
     async with ctx.database.transaction() as session:
-        await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes)
+        filed = await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns)
         if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
             raise CursorMoved(folder)
-    return outcomes
+    return outcomes, filed
 
 
 async def _act_all(ctx: WorkerContext, session, tenant: Tenant, inbox: Inbox, folder: str, items: list[Fetched],
-                   matches: dict[int, Match], verdicts: dict[int, Verdict], outcomes: Counter) -> None:
-    outcomes["unmatched"] += len(items) - len(matches)
+                   matches: dict[int, Match], verdicts: dict[int, Verdict], outcomes: Counter,
+                   warm: list[tuple[int, InboundMessage]], dsns: frozenset[int]) -> list[warmup.Filing]:
+    outcomes["unmatched"] += len(items) - len(matches) - len(warm) - len(dsns)
+    if warm or dsns:
+        outcomes["warmup"] += len(warm) + len(dsns)
     if matches:
         outcomes.update(await service.act_batch(session, ctx.settings, tenant, inbox, folder, items, matches, verdicts,
                                                 ctx.clock()))
+    if dsns:
+        await warmup.record_reports(session, ctx.settings, [items[i].bounce for i in sorted(dsns)], ctx.clock())
+    if not warm:
+        return []
+    return await warmup.receive(session, ctx.settings, inbox, folder, warm, ctx.clock())

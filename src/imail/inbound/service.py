@@ -12,8 +12,8 @@ Acting (one transaction per batch, with the folder's cursor advance — see imai
 - soft bounce → `email.bounced.soft` with its category; the email is resent later (imail.sending.feedback) up to
   `inbound_soft_bounce_retries` times; a delay notice (`Action: delayed`) does nothing;
 - positive delivery report → `email.delivered`;
-- auto-reply (RFC 3834 headers, out-of-office wording…) → a replies row with `auto_reply: true`, nothing else:
-  no event, the sequence goes on; an out-of-office with a return date moves the next step past it, and gives a lead
+- auto-reply (RFC 3834 headers, out-of-office wording…) → a replies row with `auto_reply: true` and the internal
+  `email.auto_replied` event (counted in analytics, never sent to webhooks); the sequence goes on; an out-of-office with a return date moves the next step past it, and gives a lead
   without an interest status `out_of_office`;
 - reply → a replies row, `reply.received`, lead `replied`, sequence stopped when the campaign's `stop_on_reply`;
   then its label → the lead's interest status (imail.replies.labels) and `reply.classified`.
@@ -35,7 +35,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
-from imail.events.service import record_event
+from imail.events.service import batched_events, record_events
 from imail.inbound.repository import ReaderQueue, ThreadLookup
 from imail.kit.ids import new_id
 from imail.kit.tenancy import Tenant
@@ -49,6 +49,7 @@ from imail.replies.labels import apply_label
 from imail.replies.verdict import Verdict
 from imail.sending import feedback
 from imail.sending.service import bounce_hard, event_ref, stop_sequence
+from imail.warmup import service as warmup
 
 log = structlog.get_logger("imail.inbound")
 
@@ -58,11 +59,10 @@ MAX_HEADER_CHARS = 2000
 REPLIED_FROM = (LeadStatus.active.value, LeadStatus.paused.value, LeadStatus.completed.value)
 
 
-def is_warmup(message: InboundMessage) -> bool:
-    """Hook for the warmup feature: True for warmup emails (recognised by the marker header warmup puts on them),
-    which the warmup worker handles — the reader then neither matches nor records them. Warmup is not built yet,
-    so nothing is warmup; replace this body (and keep it cheap: it runs on every message read)."""
-    return False
+def is_warmup(message: InboundMessage, marker: str | None) -> bool:
+    """Warmup emails of this deployment (its marker header, see imail.warmup): the reader hands them to warmup and
+    neither matches nor records them here, so they never become replies, lead events or campaign analytics."""
+    return marker is not None and warmup.is_warmup(message, marker)
 
 
 @dataclass
@@ -113,23 +113,25 @@ def thread_subject(subject: str) -> str:
     return " ".join(text.split())
 
 
-def _readable(item: Fetched, inbox: Inbox) -> bool:
+def _readable(item: Fetched, inbox: Inbox, warmup_marker: str | None) -> bool:
     message = item.message
     if message.raw is None or message.error:
         return False
-    if is_warmup(message):
+    if is_warmup(message, warmup_marker):
         return False
     own = (inbox.email or "").lower()
     return not (message.from_email and message.from_email == own and not item.bounce.is_bounce)
 
 
-async def match_all(session: AsyncSession, tenant: Tenant, inbox: Inbox, items: list[Fetched]) -> dict[int, Match]:
-    """Our email each message belongs to, by position in `items`; messages that match nothing are left out."""
+async def match_all(session: AsyncSession, tenant: Tenant, inbox: Inbox, items: list[Fetched],
+                    warmup_marker: str | None = None, skip: frozenset[int] = frozenset()) -> dict[int, Match]:
+    """Our email each message belongs to, by position in `items`; messages that match nothing, warmup mail carrying
+    `warmup_marker`, and the positions in `skip` (delivery reports about warmup mail) are left out."""
     lookup = ThreadLookup(session, tenant)
     wanted: set[str] = set()
     readable: list[tuple[int, Fetched]] = []
     for index, item in enumerate(items):
-        if not _readable(item, inbox):
+        if index in skip or not _readable(item, inbox, warmup_marker):
             continue
         readable.append((index, item))
         if item.message.message_id:
@@ -272,8 +274,7 @@ class Emitted:
         self.events.append((tenant, event_type, data))
 
     async def record(self, session: AsyncSession) -> None:
-        for tenant, event_type, data in self.events:
-            await record_event(session, tenant, event_type, data)
+        await record_events(session, self.events)
         self.events.clear()
 
 
@@ -316,14 +317,15 @@ async def act_batch(
                          "reply_id": reply_id, "created_at": now})
     fresh = await queue.add_receipts(receipts)
     emitted = Emitted([], batch_keys=fresh)
-    for index, key, reply_id in planned:
-        if key not in fresh:
-            outcomes.append("duplicate")
-            continue
-        outcomes.append(await act(session, settings, tenant, inbox, folder, items[index], matches[index],
-                                  verdicts.get(index), rows, now, reply_id, emitted))
-    await session.flush()
-    await emitted.record(session)
+    async with batched_events(session):  # with the hard bounces' events, which bounce_hard records itself
+        for index, key, reply_id in planned:
+            if key not in fresh:
+                outcomes.append("duplicate")
+                continue
+            outcomes.append(await act(session, settings, tenant, inbox, folder, items[index], matches[index],
+                                      verdicts.get(index), rows, now, reply_id, emitted))
+        await session.flush()
+        await emitted.record(session)
     return outcomes
 
 
@@ -375,6 +377,8 @@ async def act(
     reply = new_reply(tenant, inbox, message, item, verdict, folder, now, reply_id)
     session.add(reply)
     if verdict.auto_reply:
+        emitted.add(tenant, "email.auto_replied", {**event_ref(message), "reply_id": reply.id,
+                                                   "out_of_office": verdict.out_of_office})
         if verdict.out_of_office:
             if lead is not None and lead.interest_status is None:
                 lead.interest_status = InterestStatus.out_of_office.value

@@ -14,6 +14,7 @@ from imail.db import SessionDep
 from imail.inboxes import service
 from imail.inboxes.schemas import Inbox, InboxCreate, InboxDeleted, InboxUpdate
 from imail.kit.pagination import Page, PageParams, build_page, page_params
+from imail.warmup.schemas import WarmupSettings
 
 router = APIRouter(prefix="/inboxes", tags=["Inboxes"], dependencies=[Depends(require_scope("inboxes"))])
 oauth_router = APIRouter(tags=["Inboxes"])
@@ -81,9 +82,11 @@ async def reconnect_inbox(inbox_id: str, caller: CallerDep, session: SessionDep,
 
 
 @router.post("/{inbox_id}/warmup/start", response_model=Inbox)
-async def start_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
-    """Start (or resume) warmup on a connected inbox. Idempotent."""
-    inbox = await service.start_warmup(session, caller, inbox_id)
+async def start_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep,
+                             body: WarmupSettings | None = None):
+    """Start (or resume) warmup on a connected inbox: it joins the deployment's warmup pool. Idempotent. An optional
+    body sets the ramp (the same fields as `warmup` in PATCH)."""
+    inbox = await service.start_warmup(session, caller, inbox_id, body)
     return await _one(session, caller, inbox, ctx)
 
 

@@ -4,11 +4,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from typing_extensions import TypeAliasType
 
-Provider = Literal["custom", "google", "microsoft"]
-Security = Literal["ssl", "starttls", "none"]
-InboxStatusName = Literal["setup_pending", "connected", "disconnected"]
-WarmupStatusName = Literal["off", "active", "paused"]
+from imail.warmup.schemas import WarmupSettings, WarmupView
+
+# Named aliases: one schema component each, so generated clients get one well-named enum per concept.
+Provider = TypeAliasType("InboxProvider", Literal["custom", "google", "microsoft"])
+Security = TypeAliasType("ConnectionSecurity", Literal["ssl", "starttls", "none"])
+InboxStatusName = TypeAliasType("InboxStatus", Literal["setup_pending", "connected", "disconnected"])
+WarmupStatusName = TypeAliasType("WarmupStatus", Literal["off", "active", "paused"])
 
 MAX_GAP_MINUTES = 1440
 
@@ -41,10 +45,11 @@ def _host(value: str | None) -> str | None:
 
 
 Port = Annotated[int | None, AfterValidator(_port), Field(description="1–65535; default from the security")]
-Host = Annotated[str | None, AfterValidator(_host), Field(max_length=255)]
+# Length limits sit on the `str` inside the Optional: on the union they would run on None and raise TypeError.
+Host = Annotated[Annotated[str, Field(max_length=255)] | None, AfterValidator(_host)]
 Gap = Annotated[int | None, AfterValidator(_gap)]
 DailyLimit = Annotated[int | None, AfterValidator(_positive)]
-Secret = Annotated[str | None, Field(max_length=1000)]
+Secret = Annotated[str, Field(max_length=1000)] | None
 
 
 class _ServerFields(BaseModel):
@@ -92,6 +97,7 @@ class InboxUpdate(_ServerFields):
     signature: str | None = Field(None, max_length=10_000)
     daily_limit: DailyLimit = None
     sending_gap_minutes: Gap = None
+    warmup: WarmupSettings | None = Field(None, description="Warmup ramp settings; fields left out keep their value.")
 
 
 class Inbox(BaseModel):
@@ -114,6 +120,7 @@ class Inbox(BaseModel):
     sending_gap_minutes: int
     warmup_status: WarmupStatusName
     warmup_started_at: datetime | None
+    warmup: WarmupView = Field(description="Warmup ramp, today's target and sends, 7-day placement, last pause reason.")
     smtp_host: str | None
     smtp_port: int | None
     smtp_security: Security | None

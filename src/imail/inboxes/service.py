@@ -18,7 +18,7 @@ from imail.auth.service import Caller
 from imail.config import Settings
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
 from imail.inboxes import connection, monitor, oauth
-from imail.inboxes.health import InboxStats, health_score
+from imail.inboxes.health import health_score
 from imail.inboxes.providers import is_oauth, oauth_provider
 from imail.inboxes.repository import InboxRepository
 from imail.inboxes.schemas import InboxCreate, InboxUpdate
@@ -31,6 +31,8 @@ from imail.mail.endpoint import MailConnectionError
 from imail.models import Campaign, CampaignInbox, Inbox
 from imail.models.campaign import CampaignStatus
 from imail.models.inbox import InboxStatus, WarmupStatus
+from imail.warmup import service as warmup
+from imail.warmup.schemas import WarmupSettings
 from imail.workspaces.tiers import policy
 
 DEFAULT_DAILY_LIMIT = 50
@@ -52,15 +54,10 @@ class Context:
 # --- views ------------------------------------------------------------------------------------------------
 
 
-async def inbox_stats(session: AsyncSession, tenant: Tenant, inbox_ids: list[str]) -> dict[str, InboxStats]:
-    """7-day counts per inbox for health_score. HOOK: sends, bounces, replies and warmup placement are recorded
-    by the sending, inbound and warmup workers; until they are wired in here every inbox scores as "no data"."""
-    return {}
-
-
-def decorate(inbox: Inbox, stats: InboxStats | None, ctx: Context) -> Inbox:
-    """Attach the computed fields of the API view (health_score, setup_url) to a row; secrets are never read."""
-    inbox.health_score = health_score(inbox.status, stats)  # type: ignore[attr-defined]
+def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: Context) -> Inbox:
+    """Attach the computed fields of the API view (health_score, warmup, setup_url) to a row; secrets are never read."""
+    inbox.health_score = health_score(inbox.status, figures.stats if figures else None)  # type: ignore[attr-defined]
+    inbox.warmup = figures.warmup if figures else None  # type: ignore[attr-defined]
     url = None
     if is_oauth(inbox.provider) and inbox.status != InboxStatus.connected.value and inbox.oauth_state_nonce:
         provider = oauth_provider(ctx.settings, inbox.provider)
@@ -72,9 +69,10 @@ def decorate(inbox: Inbox, stats: InboxStats | None, ctx: Context) -> Inbox:
 
 
 async def with_views(session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: Context) -> list[Inbox]:
-    """The rows, each ready to serialize as the `Inbox` schema."""
-    stats = await inbox_stats(session, tenant, [i.id for i in inboxes])
-    return [decorate(i, stats.get(i.id), ctx) for i in inboxes]
+    """The rows, each ready to serialize as the `Inbox` schema: health_score from the last 7 days' campaign sends,
+    bounces and replies (analytics rollups) and warmup placement (imail.warmup)."""
+    found = await warmup.figures(session, tenant, inboxes, utcnow().date())
+    return [decorate(i, found.get(i.id), ctx) for i in inboxes]
 
 
 # --- reads ------------------------------------------------------------------------------------------------
@@ -277,6 +275,8 @@ async def update_inbox(session: AsyncSession, caller: Caller, inbox_id: str, bod
             setattr(inbox, name, changes[name])
     if "signature" in changes:
         inbox.signature = changes["signature"] or ""
+    if "warmup" in changes:
+        await warmup.configure(session, caller.tenant, inbox, _warmup_changes(body.warmup), utcnow())
     await session.flush()
     if reconnected:
         # Both logins just worked: a disconnected inbox is connected again (one inbox.reconnected).
@@ -345,15 +345,32 @@ async def reconnect_inbox(session: AsyncSession, caller: Caller, inbox_id: str, 
     return inbox
 
 
-async def start_warmup(session: AsyncSession, caller: Caller, inbox_id: str) -> Inbox:
+def _warmup_changes(body: WarmupSettings | None) -> dict[str, Any]:
+    if body is None:
+        return {}
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    for name, value in changes.items():
+        if value is None:
+            raise InvalidField(f"warmup.{name} cannot be null; leave it out to keep the current value", f"warmup.{name}")
+    return changes
+
+
+async def start_warmup(session: AsyncSession, caller: Caller, inbox_id: str, body: WarmupSettings | None = None) -> Inbox:
+    """Join the warmup pool (or change the ramp of an inbox already in it). The ramp counts from the first start;
+    resuming after a pause carries on where the ramp is."""
     inbox = await get_inbox(session, caller.tenant, inbox_id)
+    changes = _warmup_changes(body)
     if inbox.warmup_status == WarmupStatus.active.value:
+        if changes:
+            await warmup.configure(session, caller.tenant, inbox, changes, utcnow())
         return inbox
     if inbox.status != InboxStatus.connected.value:
         raise Conflict(f"Warmup needs a connected inbox; this one is {inbox.status} (POST /v1/inboxes/{inbox.id}/reconnect)")
+    now = utcnow()
     if inbox.warmup_status == WarmupStatus.off.value or inbox.warmup_started_at is None:
-        inbox.warmup_started_at = utcnow()
+        inbox.warmup_started_at = now
     inbox.warmup_status = WarmupStatus.active.value
+    await warmup.start(session, caller.tenant, inbox, changes, now)
     await session.flush()
     return inbox
 
@@ -362,7 +379,9 @@ async def pause_warmup(session: AsyncSession, caller: Caller, inbox_id: str) -> 
     inbox = await get_inbox(session, caller.tenant, inbox_id)
     if inbox.warmup_status == WarmupStatus.off.value:
         raise Conflict("Warmup has not been started on this inbox; POST …/warmup/start first")
-    inbox.warmup_status = WarmupStatus.paused.value
+    if inbox.warmup_status == WarmupStatus.active.value:
+        inbox.warmup_status = WarmupStatus.paused.value
+        await warmup.pause(session, caller.tenant, inbox, "paused through the API", utcnow())
     await session.flush()
     return inbox
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth import scopes as scope_rules
@@ -7,12 +8,16 @@ from imail.auth import service as auth
 from imail.auth.repository import ApiKeyRepository
 from imail.auth.service import Caller, IssuedKey
 from imail.errors import Forbidden
+from imail.keys import schemas
 from imail.kit.pagination import PageParams
 from imail.models import ApiKey
 
+# The list's schema reads plain columns only, so a page is fetched as rows of exactly those.
+LIST_COLUMNS = tuple(name for name in schemas.ApiKey.model_fields if name in ApiKey.__table__.columns)
 
-async def list_keys(session: AsyncSession, caller: Caller, params: PageParams) -> list[ApiKey]:
-    return await ApiKeyRepository(session, caller.tenant).page(params)
+
+async def list_keys(session: AsyncSession, caller: Caller, params: PageParams) -> list[Row]:
+    return await ApiKeyRepository(session, caller.tenant).page_columns(params, LIST_COLUMNS)
 
 
 async def create_key(session: AsyncSession, caller: Caller, name: str, scopes: list[str] | None) -> IssuedKey:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ulid import ULID
 
-PREFIXES = frozenset({"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl"})
+PREFIXES = frozenset({"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl", "wrm"})
 
 
 def new_id(prefix: str) -> str:

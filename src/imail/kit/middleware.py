@@ -3,16 +3,60 @@ response carries. Pure ASGI (no BaseHTTPMiddleware) so it costs next to nothing 
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imail.context import set_request_id
-from imail.errors import ImailError, InternalError, PayloadTooLarge, error_response
+from imail.errors import ImailError, InternalError, InvalidField, PayloadTooLarge, error_response
 from imail.kit import versions
 from imail.kit.ids import new_id
 
 log = structlog.get_logger("imail.http")
+
+# PostgreSQL text cannot hold U+0000, so a NUL anywhere in the input is refused up front (on SQLite too, so
+# both backends answer alike). In JSON it can only arrive as the escape \u0000 after an even run of backslashes.
+JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_MESSAGE = "may not contain NUL (U+0000) characters"
+
+
+def _query_nul(query_string: bytes) -> str | None:
+    if b"%00" not in query_string and b"\x00" not in query_string:
+        return None
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "") or "query"
+    return None
+
+
+def _json_nul(value: Any, path: str) -> str | None:
+    """The path of the first string (or key) holding a NUL, written as validation errors name fields (a.b[0])."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        child = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+        if isinstance(key, str) and "\x00" in key:
+            return child
+        if found := _json_nul(item, child):
+            return found
+    return None
+
+
+def _body_nul(body: bytes) -> InvalidField | None:
+    if not JSON_NUL.search(body):
+        return None
+    try:
+        field = _json_nul(json.loads(body), "")
+    except ValueError:
+        return None  # malformed JSON: the body parser answers invalid_json
+    field = field.replace("\x00", "") if field else None
+    return InvalidField(f"{field}: {NUL_MESSAGE}" if field else f"Text {NUL_MESSAGE}", field)
 
 
 class RequestContextMiddleware:
@@ -44,19 +88,31 @@ class RequestContextMiddleware:
             await send(message)
 
         received = 0
+        content_type = request_headers.get("content-type", "")
+        scan_body = not content_type or "json" in content_type
+        chunks: list[bytes] = []
 
         async def capped_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > self.max_body_bytes:
                     raise PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes")
+                if scan_body:
+                    chunks.append(chunk)
+                    if not message.get("more_body") and (error := _body_nul(b"".join(chunks))):
+                        raise error
             return message
 
         try:
             snapshot = versions.resolve(request_headers.get(versions.HEADER))
             state["api_version"] = snapshot
+            if "\x00" in scope["path"]:
+                raise InvalidField(f"The URL path {NUL_MESSAGE}", "path")
+            if field := _query_nul(scope.get("query_string", b"")):
+                raise InvalidField(f"{field}: {NUL_MESSAGE}", field)
             length = request_headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 raise PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from starlette.responses import Response
 
 from imail.errors import InvalidField
 
@@ -38,7 +40,8 @@ class Page(BaseModel, Generic[T]):
         return f"{params[0].__name__}List"
 
 
-class PageParams(BaseModel):
+@dataclass(frozen=True, slots=True)
+class PageParams:
     limit: int
     after_id: str | None
 
@@ -68,14 +71,25 @@ async def page_params(
     return PageParams(limit=limit, after_id=decode_cursor(cursor) if cursor else None)
 
 
-def build_page(rows: list, params: PageParams, item: type[BaseModel]) -> dict:
-    """Turn `limit + 1` rows fetched by a repository into the contract's page body."""
+_pages: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+
+def build_page(rows: list, params: PageParams, item: type[BaseModel]) -> Response:
+    """Turn `limit + 1` rows fetched by a repository (ORM objects, column rows or dicts) into the contract's page
+    body, rendered here in one pass: the route's `response_model=Page[item]` documents it, and FastAPI sends a
+    returned Response as it is instead of validating and serialising the page a second time."""
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
-    return {
-        "data": [item.model_validate(row) for row in rows],
+    body = {
+        "data": rows,
         "pagination": {
             "next_cursor": encode_cursor(rows[-1].id) if has_more and rows else None,
             "has_more": has_more,
         },
     }
+    adapter = _pages.get(item)
+    if adapter is None:
+        adapter = _pages[item] = TypeAdapter(Page[item])  # type: ignore[valid-type]
+    # by_alias as FastAPI renders response models, so the bytes equal what the route would have sent.
+    content = adapter.dump_json(adapter.validate_python(body, from_attributes=True), by_alias=True)
+    return Response(content, media_type="application/json")

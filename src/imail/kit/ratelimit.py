@@ -16,7 +16,8 @@ from redis.exceptions import RedisError
 
 log = structlog.get_logger("imail.ratelimit")
 
-# KEYS[1] bucket; ARGV: rate (tokens/s), burst. Uses the server's clock so every API process agrees.
+# KEYS[1] bucket, optional KEYS[2] a key whose value comes back too ('0' when unset); ARGV: rate (tokens/s),
+# burst. Uses the server's clock so every API process agrees.
 TOKEN_BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -37,6 +38,9 @@ if tokens >= 1 then
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+if KEYS[2] then
+  return {allowed, string.format('%.6f', tokens), redis.call('GET', KEYS[2]) or '0'}
+end
 return {allowed, string.format('%.6f', tokens)}
 """
 
@@ -58,15 +62,17 @@ class Decision:
     remaining: int
     reset_seconds: int
     retry_after: int
+    watched: str | None = None  # the value of `hit(watch=…)`'s key, when the bucket lives in Redis
 
     @classmethod
-    def from_tokens(cls, allowed: bool, tokens: float, limit: Limit) -> Decision:
+    def from_tokens(cls, allowed: bool, tokens: float, limit: Limit, watched: str | None = None) -> Decision:
         return cls(
             allowed=allowed,
             limit=limit.burst,
             remaining=max(0, math.floor(tokens)),
             reset_seconds=max(0, math.ceil((limit.burst - tokens) / limit.rate)),
             retry_after=0 if allowed else max(1, math.ceil((1 - tokens) / limit.rate)),
+            watched=watched,
         )
 
     def headers(self) -> dict[str, str]:
@@ -109,11 +115,14 @@ class RateLimiter:
     def shared(self) -> bool:
         return self._script is not None and not self.degraded
 
-    async def hit(self, key: str, limit: Limit) -> Decision:
+    async def hit(self, key: str, limit: Limit, watch: str | None = None) -> Decision:
+        """Take a token for `key`. With `watch`, the decision also carries that Redis key's value, read in the same
+        script (no extra round trip); None when the buckets are in-process."""
         if self._script is None:
             return self.local.hit(key, limit)
+        keys = [self.prefix + key] if watch is None else [self.prefix + key, watch]
         try:
-            allowed, tokens = await self._script(keys=[self.prefix + key], args=[limit.rate, limit.burst])
+            allowed, tokens, *watched = await self._script(keys=keys, args=[limit.rate, limit.burst])
         except (RedisError, OSError) as exc:
             if not self.degraded:
                 log.warning("rate limiter falling back to in-process buckets", error=str(exc)[:200])
@@ -122,4 +131,8 @@ class RateLimiter:
         if self.degraded:
             log.info("rate limiter back on redis")
             self.degraded = False
-        return Decision.from_tokens(bool(int(allowed)), float(tokens), limit)
+        return Decision.from_tokens(bool(int(allowed)), float(tokens), limit, _text(watched[0]) if watched else None)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

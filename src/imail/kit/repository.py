@@ -3,9 +3,11 @@ workspace and the ledger, so no query can forget whose data it reads."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Integer, Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.pagination import PageParams
@@ -48,8 +50,44 @@ class TenantRepository(Repository[M]):
     async def page(self, params: PageParams, stmt: Select | None = None) -> list[M]:
         """`limit + 1` rows, newest first, strictly after the cursor's id (see kit.pagination)."""
         model: Any = self.model
+        if stmt is None and self._plain_select:
+            prebuilt = _keyset_page(model, (), params.after_id is not None)
+            return list((await self.session.execute(prebuilt, self._page_values(params))).scalars())
         stmt = self.select() if stmt is None else stmt
         if params.after_id is not None:
             stmt = stmt.where(model.id < params.after_id)
         stmt = stmt.order_by(model.id.desc()).limit(params.limit + 1)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def page_columns(self, params: PageParams, columns: Sequence[str]) -> list[Row]:
+        """As `page`, but only the named columns, as rows (`row.id`, …): for a list whose schema reads plain
+        columns, it skips building and identity-mapping an ORM object per row."""
+        if not self._plain_select:
+            raise TypeError(f"{type(self).__name__} narrows select(); page_columns would not")
+        stmt = _keyset_page(self.model, tuple(columns), params.after_id is not None)
+        return list(await self.session.execute(stmt, self._page_values(params)))
+
+    @property
+    def _plain_select(self) -> bool:
+        """Whether `select()` is the base tenant pin; a repository that narrows it (hiding deleted rows, say) pages
+        through its own `select()` instead of the prebuilt statement."""
+        return type(self).select is TenantRepository.select
+
+    def _page_values(self, params: PageParams) -> dict[str, Any]:
+        return {
+            "tenant_workspace_id": self.tenant.workspace_id,
+            "tenant_livemode": self.tenant.livemode,
+            "after_id": params.after_id,
+            "page_size": params.limit + 1,
+        }
+
+
+@cache
+def _keyset_page(model: Any, columns: tuple[str, ...], after: bool) -> Select:
+    """The plain keyset page of a tenant table, built once with bind parameters: a statement reused as-is skips
+    SQLAlchemy's per-call construction and cache-key work. The same tenant pin as TenantRepository.select."""
+    stmt = select(*(getattr(model, name) for name in columns)) if columns else select(model)
+    stmt = stmt.where(model.workspace_id == bindparam("tenant_workspace_id"), model.livemode == bindparam("tenant_livemode"))
+    if after:
+        stmt = stmt.where(model.id < bindparam("after_id"))
+    return stmt.order_by(model.id.desc()).limit(bindparam("page_size", type_=Integer))

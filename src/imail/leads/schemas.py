@@ -1,16 +1,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, WithJsonSchema, field_validator
+from typing_extensions import TypeAliasType
 
 from imail.models.lead import InterestStatus, LeadStatus, TimezoneSource
 
 MAX_BULK = 5000
 # Values are checked (scalars only) with the row, so that a bad one is reported as custom_variables.<name>.
-CUSTOM_VARIABLES_SCHEMA = {"additionalProperties": {"type": ["string", "number", "boolean", "null"]}}
+# Named aliases are one schema component each, so generated clients get one well-named type per concept.
+CustomVariables = TypeAliasType(
+    "CustomVariables",
+    Annotated[
+        dict[str, Any],
+        WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}),
+    ],
+)
+LeadStatusChange = TypeAliasType("LeadStatusChange", Literal["active", "paused"])
 
 
 class LeadInput(BaseModel):
@@ -29,8 +38,8 @@ class LeadInput(BaseModel):
         None, max_length=64,
         description="IANA name. Default: inferred from phone or country, else the campaign's window zone, else UTC.",
     )
-    custom_variables: dict[str, Any] = Field(
-        default_factory=dict, json_schema_extra=CUSTOM_VARIABLES_SCHEMA,
+    custom_variables: CustomVariables = Field(
+        default_factory=dict,
         description="Values for `{{name}}` in the steps (strings, numbers, booleans); names use letters, digits and _.",
     )
 
@@ -81,8 +90,8 @@ class LeadUpdate(BaseModel):
     phone: str | None = Field(None, max_length=40)
     country: str | None = Field(None, max_length=2)
     timezone: str | None = Field(None, max_length=64)
-    custom_variables: dict[str, Any] | None = Field(None, json_schema_extra=CUSTOM_VARIABLES_SCHEMA)
-    status: Literal["active", "paused"] | None = Field(None, description="Pause or resume this lead.")
+    custom_variables: CustomVariables | None = None
+    status: LeadStatusChange | None = Field(None, description="Pause or resume this lead.")
     interest_status: InterestStatus | None = Field(
         None, description="Feeds the funnel. `unsubscribed` also adds the address to the suppression list."
     )
@@ -103,7 +112,7 @@ class Lead(BaseModel):
     country: str | None
     timezone: str
     timezone_source: TimezoneSource = Field(description="Where the zone came from.")
-    custom_variables: dict[str, Any]
+    custom_variables: CustomVariables
     status: LeadStatus
     interest_status: InterestStatus | None
     livemode: bool

@@ -445,3 +445,38 @@ async def idle_stop(client: aioimaplib.IMAP4, idle: asyncio.Future, *, timeout: 
         queue = client.protocol.idle_queue
         while not queue.empty():
             queue.get_nowait()
+
+
+async def file_messages(client: aioimaplib.IMAP4, folder: str, uids: list[int], *, flags: tuple[str, ...],
+                        move: list[int], destination: str, timeout: float) -> None:
+    """Open `folder` read-write, add `flags` to `uids`, then move `move` (a subset) to `destination`: UID MOVE
+    (RFC 6851) where offered, else COPY, \\Deleted and UID EXPUNGE (RFC 4315) or, lacking that, EXPUNGE."""
+    protocol = client.protocol
+    async with asyncio.timeout(timeout):
+        response = await protocol.execute(Command("SELECT", protocol.new_tag(), _quote(folder), loop=protocol.loop))
+        if response.result != "OK":
+            raise ImapCommandError("SELECT", response)
+        async with protocol.state_condition:
+            protocol.state = _SELECTED
+            protocol.state_condition.notify_all()
+        if uids:
+            response = await client.uid("store", uid_set(uids), "+FLAGS.SILENT", f"({' '.join(flags)})")
+            if response.result != "OK":
+                raise ImapCommandError("UID STORE", response)
+        if not move:
+            return
+        moving = uid_set(move)
+        if client.has_capability("MOVE"):
+            response = await client.uid("move", moving, _quote(destination))
+            if response.result != "OK":
+                raise ImapCommandError("UID MOVE", response)
+            return
+        response = await client.uid("copy", moving, _quote(destination))
+        if response.result != "OK":
+            raise ImapCommandError("UID COPY", response)
+        response = await client.uid("store", moving, "+FLAGS.SILENT", "(\\Deleted)")
+        if response.result != "OK":
+            raise ImapCommandError("UID STORE", response)
+        response = await (client.uid("expunge", moving) if client.has_capability("UIDPLUS") else client.expunge())
+        if response.result != "OK":
+            raise ImapCommandError("EXPUNGE", response)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -11,7 +11,7 @@ from imail.db import SessionDep
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.models.reply import ReplyLabel
 from imail.replies import service
-from imail.replies.schemas import LeadReplyCreate, Reply, ReplyDetail, ReplyUpdate
+from imail.replies.schemas import Direction, LeadReplyCreate, Reply, ReplyDetail, ReplyUpdate
 
 router = APIRouter(tags=["Replies"], dependencies=[Depends(require_scope("replies"))])
 
@@ -27,7 +27,7 @@ async def list_replies(
     label: Annotated[ReplyLabel | None, Query()] = None,
     auto_reply: Annotated[bool | None, Query(description="`false` hides out-of-office and other auto-replies.")] = None,
     direction: Annotated[
-        Literal["inbound", "outbound"] | None,
+        Direction | None,
         Query(description="`inbound` (from leads), `outbound` (our answers); default: both."),
     ] = None,
 ):

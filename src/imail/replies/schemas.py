@@ -4,11 +4,14 @@ from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 from imail.models.reply import ReplyLabel
 
-Label = Literal["interested", "not_interested", "meeting_booked", "out_of_office", "wrong_person",
-                "unsubscribe_request", "neutral"]
+# Named aliases: one schema component each, so generated clients get one well-named enum per concept.
+Direction = TypeAliasType("ReplyDirection", Literal["inbound", "outbound"])
+LabelSource = TypeAliasType("LabelSource", Literal["rules", "model", "remote", "auto_reply", "empty", "manual"])
+ReplyStatus = TypeAliasType("ReplyStatus", Literal["received", "sent", "recorded"])
 
 
 class Reply(BaseModel):
@@ -19,7 +22,7 @@ class Reply(BaseModel):
 
     id: str
     object: Literal["reply"] = "reply"
-    direction: Literal["inbound", "outbound"]
+    direction: Direction
     campaign_id: str
     lead_id: str
     inbox_id: str
@@ -29,9 +32,9 @@ class Reply(BaseModel):
     to_emails: list[str]
     subject: str
     reply_text: str = Field(description="The new text: quoted history and signature cut.")
-    label: Label | None = Field(description="`null` for outbound.")
+    label: ReplyLabel | None = Field(description="`null` for outbound.")
     confidence: float | None
-    label_source: Literal["rules", "model", "remote", "auto_reply", "empty", "manual"] | None = Field(
+    label_source: LabelSource | None = Field(
         description="What decided the label: a phrase rule, the local model, the configured endpoint, the "
         "auto-reply detector, or a correction (`manual`)."
     )
@@ -39,7 +42,7 @@ class Reply(BaseModel):
     out_of_office: bool
     return_date: date | None = Field(description="When an out-of-office says its sender is back.")
     folder: str | None = Field(description="The IMAP folder it was read from (INBOX, or the spam folder).")
-    status: Literal["received", "sent", "recorded"] = Field(
+    status: ReplyStatus = Field(
         description="`received` (inbound), `sent` (outbound, handed to SMTP), `recorded` (outbound in test mode)."
     )
     livemode: bool
@@ -53,14 +56,14 @@ class ThreadItem(BaseModel):
 
     object: Literal["message", "reply"]
     id: str
-    direction: Literal["inbound", "outbound"]
+    direction: Direction
     from_email: str
     to_email: str
     subject: str
     at: datetime
     status: str
     step: int | None = Field(None, description="Our emails: 1-based step of the campaign.")
-    label: Label | None = None
+    label: ReplyLabel | None = None
     auto_reply: bool = False
     text: str | None = Field(None, description="Replies: the new text. Our emails' bodies are not stored.")
 

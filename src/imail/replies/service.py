@@ -153,10 +153,10 @@ async def answer_lead(session: AsyncSession, caller: Caller, settings: Settings,
     subject = body.subject.strip() if body.subject and body.subject.strip() else reply_subject(messages[0].subject)
     header_id = make_message_id(domain_of(inbox.email))
     name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
-    data = bytes(build(Outbound(
+    data = build(Outbound(
         from_email=inbox.email, from_name=inbox.name, to_email=lead.email, to_name=name, subject=subject,
         text=body.text, html=body.html, message_id=header_id, in_reply_to=in_reply_to, references=references,
-    )))
+    ))
     now = utcnow()
     status = "recorded"
     if caller.livemode:

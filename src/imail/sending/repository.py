@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, bindparam, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,26 +30,25 @@ def _is_postgres(session: AsyncSession) -> bool:
 class SequenceRepository(TenantRepository[SequenceState]):
     model = SequenceState
 
-    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            stamped = [{**row, "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode} for row in rows]
-            if _is_postgres(self.session):
-                # One statement whatever the count (bulk enrols 5000 leads): a column per array, zipped by unnest,
-                # instead of a VALUES list whose parameters pass PostgreSQL's 32767 limit and recompile each time.
-                table = SequenceState.__table__
-                columns = list(stamped[0])
-                arrays = [
-                    func.unnest(bindparam(f"col_{i}", [row[name] for row in stamped], type_=ARRAY(table.c[name].type)))
-                    for i, name in enumerate(columns)
-                ]
-                stmt = pg_insert(table).from_select(columns, select(*arrays)).on_conflict_do_nothing(
-                    index_elements=["lead_id"]
-                )
-                await self.session.execute(stmt)
-            else:
-                # executemany: SQLAlchemy batches the rows under SQLite's parameter limit.
-                stmt = sqlite_insert(SequenceState).on_conflict_do_nothing(index_elements=["lead_id"])
-                await self.session.execute(stmt, stamped)
+    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> None:
+        """States of leads created in this very transaction, so none can exist yet (no conflict handling)."""
+        if not rows:
+            return
+        stamped = [{**row, "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode} for row in rows]
+        if _is_postgres(self.session):
+            # COPY: bulk enrols thousands of leads in one request, and COPY takes them ~3× cheaper than an INSERT.
+            # The flush writes pending leads (their foreign keys) and begins the transaction on the driver
+            # connection, which COPY bypasses SQLAlchemy to use.
+            await self.session.flush()
+            connection = await self.session.connection()
+            await connection.exec_driver_sql("SELECT 1")
+            driver = (await connection.get_raw_connection()).driver_connection
+            columns = list(stamped[0])
+            await driver.copy_records_to_table(SequenceState.__tablename__, columns=columns,
+                                               records=[tuple(row[c] for c in columns) for row in stamped])
+        else:
+            # executemany: SQLAlchemy batches the rows under SQLite's parameter limit.
+            await self.session.execute(sqlite_insert(SequenceState), stamped)
 
     async def set_campaign_running(self, campaign_id: str, running: bool) -> None:
         """Pausing takes a campaign's leads out of the due index; resuming puts them back as scheduled."""

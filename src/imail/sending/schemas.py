@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Message(BaseModel):
@@ -30,3 +30,9 @@ class Message(BaseModel):
     sent_at: datetime | None
     opened_at: datetime | None
     clicked_at: datetime | None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _public_status(cls, value: str) -> str:
+        # `handed` (DATA about to go out, or in doubt after a crash) is the engine's internal step of `sending`.
+        return "sending" if value == "handed" else value

@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
-from imail.events.service import record_event
+from imail.events.service import batched_events, record_event
 from imail.inboxes.monitor import report_connection_failure
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
@@ -37,6 +37,7 @@ from imail.sending.repository import SendQueue, SequenceRepository
 from imail.sending.schedule import due_at, due_for_many, next_open
 from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
 from imail.suppressions import service as suppressions
+from imail.warmup import service as warmup
 
 log = structlog.get_logger("imail.sending")
 
@@ -80,7 +81,7 @@ async def enroll(session: AsyncSession, tenant: Tenant, campaign: Campaign, lead
         }
         for lead_id, _ in leads
     ]
-    await SequenceRepository(session, tenant).insert_many(rows)
+    await SequenceRepository(session, tenant).insert_new(rows)
 
 
 async def campaign_running(session: AsyncSession, tenant: Tenant, campaign_id: str, running: bool) -> None:
@@ -176,6 +177,8 @@ class Planner:
         self.day = self.now.date()
         self.counters = await self.queue.lock_counters([*campaigns, *inboxes], self.day)
         self.pacing = await self.queue.lock_pacing(inboxes)
+        # Warmup sends share each inbox's counter; a slow-ramping warming inbox is also held to its ramp.
+        self.limits = await warmup.campaign_limits(self.session, inboxes.values(), self.day)
         blocked = await self._suppressed(states, leads)
 
         for state in states:
@@ -330,7 +333,7 @@ class Planner:
         if not usable:
             _reschedule(state, now + NO_INBOX_RETRY, now)
             return None
-        with_room = [i for i in usable if self.counters[i.id].sent < i.daily_limit]
+        with_room = [i for i in usable if self.counters[i.id].sent < self.limits.get(i.id, i.daily_limit)]
         if not with_room:
             _reschedule(state, next_open(_next_utc_day(now), window, lead.id), now)
             return None
@@ -386,13 +389,14 @@ async def record_outcomes(session: AsyncSession, settings: Settings, outcomes: S
     states = await queue.sequence_states(m.lead_id for m in messages.values())
     leads = await queue.leads(m.lead_id for m in messages.values())
     campaigns = await queue.campaigns(m.campaign_id for m in messages.values())
-    for outcome in outcomes:
-        message = messages.get(outcome.message_id)
-        if outcome.kind == "taken" or message is None or message.status not in IN_FLIGHT:
-            continue  # resolved meanwhile (in-flight resolution), or gone with its lead
-        await apply_outcome(session, settings, message, states.get(message.lead_id), leads.get(message.lead_id),
-                            campaigns.get(message.campaign_id), outcome, now)
-    await session.flush()
+    async with batched_events(session):
+        for outcome in outcomes:
+            message = messages.get(outcome.message_id)
+            if outcome.kind == "taken" or message is None or message.status not in IN_FLIGHT:
+                continue  # resolved meanwhile (in-flight resolution), or gone with its lead
+            await apply_outcome(session, settings, message, states.get(message.lead_id), leads.get(message.lead_id),
+                                campaigns.get(message.campaign_id), outcome, now)
+        await session.flush()
 
 
 async def apply_outcome(
@@ -491,22 +495,23 @@ async def resolve_stale(session: AsyncSession, settings: Settings, stale: Sequen
     states = await queue.sequence_states(m.lead_id for m in stale)
     leads = await queue.leads(m.lead_id for m in stale)
     campaigns = await queue.campaigns(m.campaign_id for m in stale)
-    for message in stale:
-        state, lead, campaign = states.get(message.lead_id), leads.get(message.lead_id), campaigns.get(message.campaign_id)
-        if message.status == MessageStatus.sending.value:
-            await apply_outcome(session, settings, message, state, lead, campaign,
-                                Outcome(message.id, "requeue", detail="requeued: its worker stopped before sending"), now)
-        elif message.id not in found_in_sent:
-            continue  # the Sent folder could not be read now; the caller pushed the lease back
-        elif found_in_sent[message.id]:
-            await apply_outcome(session, settings, message, state, lead, campaign,
-                                Outcome(message.id, "sent", detail="found in the Sent folder after its worker stopped"), now)
-        else:
-            message.status = MessageStatus.unknown.value
-            message.lease_until = None
-            message.smtp_response = "handed to SMTP when its worker stopped, and not in the Sent folder; not resent"
-            if state is not None:
-                stop_sequence(state, StopReason.delivery_unknown, now)
-            log.warning("send outcome unknown", message_id=message.id, lead_id=message.lead_id, inbox_id=message.inbox_id)
-    await session.flush()
+    async with batched_events(session):
+        for message in stale:
+            state, lead, campaign = states.get(message.lead_id), leads.get(message.lead_id), campaigns.get(message.campaign_id)
+            if message.status == MessageStatus.sending.value:
+                await apply_outcome(session, settings, message, state, lead, campaign,
+                                    Outcome(message.id, "requeue", detail="requeued: its worker stopped before sending"), now)
+            elif message.id not in found_in_sent:
+                continue  # the Sent folder could not be read now; the caller pushed the lease back
+            elif found_in_sent[message.id]:
+                await apply_outcome(session, settings, message, state, lead, campaign,
+                                    Outcome(message.id, "sent", detail="found in the Sent folder after its worker stopped"), now)
+            else:
+                message.status = MessageStatus.unknown.value
+                message.lease_until = None
+                message.smtp_response = "handed to SMTP when its worker stopped, and not in the Sent folder; not resent"
+                if state is not None:
+                    stop_sequence(state, StopReason.delivery_unknown, now)
+                log.warning("send outcome unknown", message_id=message.id, lead_id=message.lead_id, inbox_id=message.inbox_id)
+        await session.flush()
     return len(stale)

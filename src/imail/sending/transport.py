@@ -70,10 +70,10 @@ class SmtpPool:
                 await self._close(inbox_id)  # the envelope was given: drop the session rather than hand the data
                 return Outcome(message_id, "taken", detail="its lease ran out and it was requeued before DATA")
             except smtp.DeliveryInDoubt as exc:
-                await self._close(inbox_id)
+                await self._close(inbox_id, polite=False)
                 return Outcome(message_id, "in_doubt", detail=exc.detail)
             except MailConnectionError as exc:
-                await self._close(inbox_id)
+                await self._close(inbox_id, polite=False)
                 if reused and attempt == 1 and exc.stage != "auth":
                     continue
                 return Outcome(message_id, "retry", detail=exc.message, inbox_failure_side="smtp")
@@ -81,10 +81,15 @@ class SmtpPool:
             return Outcome(message_id, "sent", code=250, detail=reply)
         raise AssertionError("unreachable")
 
-    async def _close(self, inbox_id: str) -> None:
+    async def _close(self, inbox_id: str, polite: bool = True) -> None:
+        """Drop the inbox's session; `polite=False` after a failure, when a QUIT could only wait on a server
+        that has stopped answering."""
         connection = self._connections.pop(inbox_id, None)
         if connection is not None:
-            await smtp.close_session(connection.client)
+            if polite:
+                await smtp.close_session(connection.client)
+            else:
+                connection.client.close()
 
     async def close_idle(self) -> None:
         cutoff = time.monotonic() - self.idle_seconds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -10,7 +10,14 @@ from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.webhooks import service
-from imail.webhooks.schemas import Webhook, WebhookCreate, WebhookCreated, WebhookDeleted, WebhookDelivery
+from imail.webhooks.schemas import (
+    DeliveryStatus,
+    Webhook,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookDelivery,
+)
 
 router = APIRouter(prefix="/webhooks", tags=["Webhooks"], dependencies=[Depends(require_scope("webhooks"))])
 
@@ -61,9 +68,7 @@ async def list_webhook_deliveries(
     caller: CallerDep,
     session: SessionDep,
     params: Params,
-    status: Annotated[
-        Literal["pending", "succeeded", "failed"] | None, Query(description="Only this status.")
-    ] = None,
+    status: Annotated[DeliveryStatus | None, Query(description="Only this status.")] = None,
 ):
     """The endpoint's delivery log, newest first: status, attempts, last answer and next attempt time."""
     rows = await service.list_deliveries(session, caller, webhook_id, params, status)

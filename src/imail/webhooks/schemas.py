@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from typing_extensions import TypeAliasType
 
 from imail.events.types import EVENT_TYPES
 
 EVENT_CHOICES = ["*", *EVENT_TYPES]
+# A named alias is one schema component, so generated clients get one well-named enum.
+WebhookStatus = TypeAliasType("WebhookStatus", Literal["enabled", "disabled"])
+DeliveryStatus = TypeAliasType("DeliveryStatus", Literal["pending", "succeeded", "failed"])
+# Documented as the enum, read as text: whether a type may be subscribed depends on the API version (service).
+EventChoice = TypeAliasType("WebhookEventType", Annotated[str, WithJsonSchema({"type": "string", "enum": EVENT_CHOICES})])
 
 
 class Webhook(BaseModel):
@@ -20,7 +26,7 @@ class Webhook(BaseModel):
     url: str
     description: str
     events: list[str] = Field(description='Event types delivered to this endpoint; `["*"]`: all of them.')
-    status: Literal["enabled", "disabled"]
+    status: WebhookStatus
     disabled_reason: str | None = Field(
         description="Why the endpoint was disabled (410 Gone, or every attempt failing for 24 h); "
         "null when enabled."
@@ -49,11 +55,10 @@ class WebhookCreate(BaseModel):
         description="https:// or http:// URL on a public host; no credentials in it.",
         examples=["https://example.com/hooks/imail"],
     )
-    events: list[str] = Field(
+    events: list[EventChoice] = Field(
         min_length=1,
         max_length=len(EVENT_CHOICES),
         description='Event types to receive, or `["*"]` for every type available to the API version.',
-        json_schema_extra={"items": {"type": "string", "enum": EVENT_CHOICES}},
         examples=[["email.sent", "reply.received"]],
     )
     description: str = Field("", max_length=500)
@@ -75,7 +80,7 @@ class WebhookDelivery(BaseModel):
     webhook_id: str
     event_id: str
     event_type: str
-    status: Literal["pending", "succeeded", "failed"]
+    status: DeliveryStatus
     attempts: int = Field(description="Attempts made so far.")
     last_attempt_at: datetime | None
     last_status_code: int | None = Field(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,3 +24,5 @@ class WorkerContext:
     instance_id: str
     extra: dict = field(default_factory=dict)
     clock: Callable[[], datetime] = utcnow  # tests drive days through this instead of sleeping
+    # Set when the process is shutting down: a worker finishes what it has started and gives the rest back.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)

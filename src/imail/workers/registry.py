@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from imail.inboxes import monitor as inbox_monitor
-from imail.workers import inbound, maintenance, sending, webhooks
+from imail.workers import inbound, maintenance, sending, warmup, webhooks
 from imail.workers.context import WorkerContext
 
 
@@ -28,6 +28,8 @@ WORKERS: tuple[WorkerSpec, ...] = (
     WorkerSpec("sending_in_doubt", sending.resolve_in_flight, interval=30.0),
     # Reads replies and bounces over IMAP (IDLE where offered, else every IMAIL_INBOUND_POLL_INTERVAL; see imail.inbound).
     WorkerSpec("inbound", inbound.read_inboxes, interval=1.0),
+    # Sends the warmup pool's due emails and replies (ramp slots spread over IMAIL_WARMUP_WINDOW; see imail.warmup).
+    WorkerSpec("warmup", warmup.send_warmup, interval=5.0),
     # Two loops per process, so a slow endpoint holding up one loop's batch doesn't stop deliveries.
     WorkerSpec("webhook_deliveries", webhooks.deliver_webhooks, interval=0.5, concurrency=2),
     WorkerSpec("webhook_log_purge", webhooks.purge_webhook_deliveries, interval=3600.0),

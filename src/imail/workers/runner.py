@@ -24,11 +24,11 @@ def instance_id() -> str:
 
 
 class Supervisor:
-    def __init__(self, ctx: WorkerContext, specs: tuple[WorkerSpec, ...] = WORKERS, grace_seconds: float = 20.0):
+    def __init__(self, ctx: WorkerContext, specs: tuple[WorkerSpec, ...] = WORKERS, grace_seconds: float | None = None):
         self.ctx = ctx
         self.specs = specs
-        self.grace_seconds = grace_seconds
-        self._stopping = asyncio.Event()
+        self.grace_seconds = ctx.settings.shutdown_grace if grace_seconds is None else grace_seconds
+        self._stopping = ctx.stopping
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import aioimaplib
@@ -40,11 +41,22 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
     except CredentialsUnavailable as exc:
         return [Outcome(job.message_id, "retry", detail=exc.detail, inbox_failure_side="smtp") for job in jobs]
-    outcomes = []
+    outcomes: list[Outcome] = []
+    release: str | None = None
     async with pool.lock(inbox.id):
         for job in jobs:
-            outcomes.append(await pool.send(inbox.id, endpoints.smtp, job.message_id, job.from_email, job.to_email,
-                                            job.data, before_data=_marker(ctx, job)))
+            if ctx.stopping.is_set():
+                release = "released unsent: its worker is stopping"
+            if release:
+                outcomes.append(Outcome(job.message_id, "requeue", detail=release))
+                continue
+            outcome = await pool.send(inbox.id, endpoints.smtp, job.message_id, job.from_email, job.to_email,
+                                      job.data, before_data=_marker(ctx, job))
+            outcomes.append(outcome)
+            if outcome.kind == "in_doubt" or outcome.inbox_failure_side:
+                # A server that stalls or drops us would cost a full timeout per remaining message, one after
+                # another; give them back untried instead (a later claim tries again, the monitor checks the inbox).
+                release = f"released unsent: the inbox's SMTP server failed on an earlier message ({outcome.detail[:200]})"
     return outcomes
 
 
@@ -54,15 +66,18 @@ def _marker(ctx: WorkerContext, job: Job):
     An attempt whose lease ran out and was requeued meanwhile is not marked, and not sent (AttemptTaken)."""
 
     async def mark() -> None:
-        async with ctx.database.transaction() as session:
+        async with ctx.database.autocommit() as session:
             if not await SendQueue(session).mark_handed(job.message_id, job.message_id_header):
                 raise service.AttemptTaken(job.message_id)
 
     return mark
 
 
-async def deliver(ctx: WorkerContext, jobs: list[Job]) -> list[Outcome]:
-    """Every inbox's jobs on its own connection, many inboxes at once (bounded)."""
+async def deliver(
+    ctx: WorkerContext, jobs: list[Job], record: Callable[[list[Outcome]], Awaitable[None]] | None = None
+) -> list[Outcome]:
+    """Every inbox's jobs on its own connection, many inboxes at once (bounded). With `record`, each inbox's
+    outcomes are recorded as soon as that inbox is done, so a slow server never holds back the others'."""
     pool = smtp_pool(ctx)
     by_inbox: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
@@ -71,19 +86,39 @@ async def deliver(ctx: WorkerContext, jobs: list[Job]) -> list[Outcome]:
 
     async def run(group: list[Job]) -> list[Outcome]:
         async with limit:
-            return await _send_for_inbox(ctx, pool, group)
+            outcomes = await _send_for_inbox(ctx, pool, group)
+        if record is not None:
+            await record(outcomes)
+        return outcomes
 
-    results = await asyncio.gather(*(run(group) for group in by_inbox.values()))
-    return [outcome for group in results for outcome in group]
+    results = await asyncio.gather(*(run(group) for group in by_inbox.values()), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [outcome for group in results for outcome in group]  # type: ignore[union-attr]
 
 
 async def send_due(ctx: WorkerContext) -> int:
     async with ctx.database.transaction() as session:
         claim = await service.claim(session, ctx.settings, ctx.instance_id, now=ctx.clock())
     if claim.jobs:
-        outcomes = await deliver(ctx, claim.jobs)
-        async with ctx.database.transaction() as session:
-            await service.record_outcomes(session, ctx.settings, outcomes, now=ctx.clock())
+        # One recording transaction at a time per process, so it never contends with itself for campaign and
+        # rollup rows; inboxes finishing while one is being recorded wait together and go in the next one, so a
+        # batch takes a few recording transactions instead of one per inbox.
+        recording = asyncio.Lock()
+        waiting: list[Outcome] = []
+
+        async def record(outcomes: list[Outcome]) -> None:
+            waiting.extend(outcomes)
+            async with recording:
+                if not waiting:
+                    return  # recorded with an earlier caller's
+                taken = waiting.copy()
+                waiting.clear()
+                async with ctx.database.transaction() as session:
+                    await service.record_outcomes(session, ctx.settings, taken, now=ctx.clock())
+
+        await deliver(ctx, claim.jobs, record)
     else:
         await smtp_pool(ctx).close_idle()
     return claim.examined

@@ -1,0 +1,51 @@
+"""The warmup worker: claim the pool's due warmup emails (one transaction), hand them to each sender's SMTP server
+over the sending engine's pooled connections, record what happened (a second transaction). See imail.warmup."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+
+from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.sending.service import Outcome
+from imail.warmup import service
+from imail.workers.context import WorkerContext
+from imail.workers.sending import smtp_pool
+
+RNG_KEY = "warmup.rng"
+
+
+async def _send_for_inbox(ctx: WorkerContext, jobs: list[service.Job]) -> list[Outcome]:
+    inbox = jobs[0].inbox
+    try:
+        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
+    except CredentialsUnavailable as exc:
+        return [Outcome(job.warmup_id, "retry", detail=exc.detail, inbox_failure_side="smtp") for job in jobs]
+    pool = smtp_pool(ctx)
+    outcomes = []
+    async with pool.lock(inbox.id):  # shared with campaign sends: one SMTP session per inbox, used in turn
+        for job in jobs:
+            outcomes.append(await pool.send(inbox.id, endpoints.smtp, job.warmup_id, inbox.email, job.to_email, job.data))
+    return outcomes
+
+
+async def send_warmup(ctx: WorkerContext) -> int:
+    """One iteration; returns the inboxes examined (0: nothing due, wait for the interval)."""
+    rng = ctx.extra.setdefault(RNG_KEY, random.Random())
+    async with ctx.database.transaction() as session:
+        examined, jobs = await service.claim(session, ctx.settings, ctx.clock(), rng)
+    if jobs:
+        by_inbox: dict[str, list[service.Job]] = defaultdict(list)
+        for job in jobs:
+            by_inbox[job.inbox.id].append(job)
+        limit = asyncio.Semaphore(ctx.settings.sending_smtp_concurrency)
+
+        async def run(group: list[service.Job]) -> list[Outcome]:
+            async with limit:
+                return await _send_for_inbox(ctx, group)
+
+        results = await asyncio.gather(*(run(group) for group in by_inbox.values()))
+        async with ctx.database.transaction() as session:
+            await service.record_outcomes(session, ctx.settings, [o for group in results for o in group], ctx.clock())
+    return examined
