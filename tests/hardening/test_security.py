@@ -24,6 +24,8 @@ from sqlalchemy import text
 
 from imail.analytics.reports import safe_cell
 from imail.models.sending import Message
+from imail.webhooks.urls import AddressGuard, pinned_client
+from imail.workers.webhooks import GUARD_KEY
 from tests.fixtures.api_servers import api_servers, closed_port
 from tests.fixtures.factories import bearer, make_workspace
 from tests.sending.conftest import freeze_api_clock
@@ -96,6 +98,41 @@ async def test_a_name_whose_dns_answer_is_private_is_refused_at_delivery(
     assert receiver.requests == []
     [row] = await deliveries(database)
     assert row.status == "pending" and "private" in row.last_error and row.last_status_code is None
+
+
+async def test_the_address_checked_is_the_address_connected_to(receiver):  # noqa: F811
+    """DNS rebinding: a name can answer a public address to a check and a private one to the connection made
+    after it. The webhook client resolves once, at connect time, checks that answer and dials it."""
+    name = loopback_name()
+    url = f"http://{name}:{receiver.port}/hook"
+    async with pinned_client() as http:
+        with pytest.raises(httpx.ConnectError, match="blocked"):
+            await http.post(url, content=b"{}")
+    assert receiver.requests == []
+
+    # Allowed addresses are dialled as resolved, and the request still names the host it was made for.
+    async with pinned_client(allowed=lambda address: ipaddress.ip_address(address).is_loopback) as http:
+        response = await http.post(url, content=b"{}")
+    assert response.status_code == 200
+    assert [r.headers["host"] for r in receiver.requests] == [f"{name}:{receiver.port}"]
+
+
+async def test_a_send_whose_check_was_fooled_still_never_connects(
+    client, workspace, database, receiver, worker_context  # noqa: F811
+):
+    class FooledGuard(AddressGuard):
+        async def blocked(self, url: str) -> str | None:
+            return None  # as if the name had answered a public address to the check
+
+    name = loopback_name()
+    await create_endpoint(client, workspace.headers(), f"http://{name}:{receiver.port}/hook")
+    await emit(database, workspace.workspace_id)
+    context = worker_context(webhooks_allow_private=False)
+    context.extra[GUARD_KEY] = FooledGuard()
+    await drive(context, lambda: _attempted(database))
+    assert receiver.requests == []
+    [row] = await deliveries(database)
+    assert row.status == "pending" and "blocked" in row.last_error and row.last_status_code is None
 
 
 async def test_a_redirect_towards_a_private_target_is_not_followed(

@@ -7,8 +7,11 @@ import asyncio
 import ipaddress
 import socket
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from imail.errors import InvalidField
@@ -101,12 +104,52 @@ async def validate(url: str, allow_private: bool) -> str:
     return url
 
 
+class PinnedAddressBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, except that it resolves the host itself and dials the very address it checked.
+    A check before the request is not enough on its own: the HTTP client would resolve the name again, and a name
+    served with a zero TTL can answer a public address to the check and 127.0.0.1 to the connection (DNS
+    rebinding). TLS still verifies the certificate against the host name (httpcore passes it as the SNI name)."""
+
+    def __init__(self, allowed: Callable[[str], bool] = _is_public):
+        self.allowed = allowed
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = [literal] if (literal := _literal_ip(host)) else await resolve(host, port)
+        if not addresses:
+            raise httpcore.ConnectError(f"could not resolve {host}")
+        if not all(self.allowed(address) for address in addresses):
+            raise httpcore.ConnectError(f"blocked: {host} resolves to a private or loopback address")
+        return await self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("webhooks are sent over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def pinned_client(allowed: Callable[[str], bool] = _is_public) -> httpx.AsyncClient:
+    """An HTTP client that only ever connects to addresses `allowed` accepts, checked at connect time."""
+    transport = httpx.AsyncHTTPTransport()
+    # httpx has no parameter for the network backend: its connection pool reads this attribute for each new
+    # connection (tests/webhooks/test_address_pinning.py fails if a release changes that).
+    transport._pool._network_backend = PinnedAddressBackend(allowed)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False)
+
+
 class AddressGuard:
-    """The same rule before each send (a name may point elsewhere since create), cached per host briefly."""
+    """The same rule before each send (a name may point elsewhere since create), cached per host briefly, with
+    the client that enforces it again on each new connection (see PinnedAddressBackend)."""
 
     def __init__(self, ttl: float = 60.0):
         self.ttl = ttl
         self._cache: dict[tuple[str, int], tuple[float, str | None]] = {}
+        self.http = pinned_client()
 
     async def blocked(self, url: str) -> str | None:
         """Why this URL must not be contacted now, or None when it may be."""

@@ -46,7 +46,9 @@ async def _attempt(
 ) -> tuple[Attempt | _Deferred, datetime]:
     if job.webhook_id in silent:
         return DEFERRED, utcnow()
-    attempt = await send(ctx.http, job, ctx.settings.webhooks_timeout, guard)
+    # With the guard, its pinned client: the address checked is the address connected to.
+    http = ctx.http if guard is None else guard.http
+    attempt = await send(http, job, ctx.settings.webhooks_timeout, guard)
     if attempt.status_code is None:
         # Timed out, refused or blocked: the endpoint's other deliveries in this batch would most likely wait
         # the same way, holding slots healthy endpoints could use. They are retried shortly instead.
