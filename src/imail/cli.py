@@ -231,9 +231,11 @@ def serve(
         uvicorn.run("imail.asgi:app", host=host, port=port, workers=processes, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=settings.shutdown_grace)
         return
-    from imail.main import create_app
+    from imail.main import create_app, freeze_startup_heap
 
-    uvicorn.run(create_app(settings, run_workers=workers), host=host, port=port, log_level="warning",
+    api = create_app(settings, run_workers=workers)
+    freeze_startup_heap()
+    uvicorn.run(api, host=host, port=port, log_level="warning",
                 access_log=False, timeout_graceful_shutdown=settings.shutdown_grace)
 
 

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
 
     # database
     database_url: str = EMBEDDED_DATABASE_URL
-    database_pool_size: int = Field(10, ge=1, le=200)
+    database_pool_size: int = Field(
+        20, ge=1, le=200, description="connections each process keeps open (plus half as many more under bursts)"
+    )
     database_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection")
     # A statement still unanswered after this is abandoned (503), so a partitioned database can't hang requests.
     database_command_timeout: float = Field(30.0, gt=0, description="seconds one SQL statement may take")

@@ -98,8 +98,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
         return engine
     return create_async_engine(
         settings.database_url,
+        # The pool keeps what a busy process uses at once: a connection beyond pool_size is closed when returned,
+        # and opening one (a PostgreSQL backend, the asyncpg handshake, type codecs) costs more than a request.
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=settings.database_pool_size // 2,
         pool_timeout=settings.database_timeout,
         connect_args={"timeout": settings.database_timeout, "command_timeout": settings.database_command_timeout},
     )

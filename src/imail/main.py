@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -68,6 +69,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if redis is not None:
             await redis.aclose()
         await database.dispose()
+
+
+def freeze_startup_heap() -> None:
+    """For a serving process, once its app is built: what exists now (modules, schemas, routes, compiled
+    validators) lives as long as the process, so it leaves the collector's generations and full collections under
+    load (a 5,000-lead request allocates enough to trigger several) stop walking it again and again."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings | None = None, run_workers: bool = False) -> FastAPI:

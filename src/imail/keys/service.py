@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from sqlalchemy import Row
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth import scopes as scope_rules
@@ -16,7 +17,7 @@ from imail.models import ApiKey
 LIST_COLUMNS = tuple(name for name in schemas.ApiKey.model_fields if name in ApiKey.__table__.columns)
 
 
-async def list_keys(session: AsyncSession, caller: Caller, params: PageParams) -> list[Row]:
+async def list_keys(session: AsyncSession, caller: Caller, params: PageParams) -> list[dict[str, Any]]:
     return await ApiKeyRepository(session, caller.tenant).page_columns(params, LIST_COLUMNS)
 
 

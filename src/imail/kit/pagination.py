@@ -80,10 +80,11 @@ def build_page(rows: list, params: PageParams, item: type[BaseModel]) -> Respons
     returned Response as it is instead of validating and serialising the page a second time."""
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
+    last = rows[-1] if rows else None
     body = {
         "data": rows,
         "pagination": {
-            "next_cursor": encode_cursor(rows[-1].id) if has_more and rows else None,
+            "next_cursor": encode_cursor(last["id"] if isinstance(last, dict) else last.id) if has_more and rows else None,
             "has_more": has_more,
         },
     }
