@@ -49,7 +49,9 @@ def _json_nul(value: Any, path: str) -> str | None:
 
 
 def _body_nul(body: bytes) -> InvalidField | None:
-    if not JSON_NUL.search(body):
+    # The substring test runs at memchr speed; the regex (which tells an escaped backslash from an escape) only
+    # when it hits, so a 1 MB body without one costs microseconds instead of a regex step per byte.
+    if b"\\u0000" not in body or not JSON_NUL.search(body):
         return None
     try:
         field = _json_nul(json.loads(body), "")

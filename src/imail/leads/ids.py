@@ -6,13 +6,12 @@ the ids sort in the order of the rows, and a batch never repeats an id."""
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 
-_RFC4648 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_CROCKFORD = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_TO_CROCKFORD = bytes.maketrans(_RFC4648, _CROCKFORD)
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Every pair of base-32 digits, indexed by the 10 bits they spell: a ULID is 13 lookups, not a digit loop.
+_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
 
 
 def new_ids(prefix: str, count: int) -> list[str]:
@@ -20,9 +19,13 @@ def new_ids(prefix: str, count: int) -> list[str]:
         return []
     # The top random bit is cleared so that adding up to 2**79 never carries into the timestamp.
     randomness = int.from_bytes(os.urandom(10), "big") & ((1 << 79) - 1)
-    first = (time.time_ns() // 1_000_000) << 80 | randomness
-    # Each 128-bit ULID as 20 bytes (160 bits = 32 base-32 digits); its last 26 digits are the ULID's.
-    blob = b"".join((first + i).to_bytes(20, "big") for i in range(count))
-    digits = base64.b32encode(blob).translate(_TO_CROCKFORD).decode("ascii")
-    head = prefix + "_"
-    return [head + digits[k + 6 : k + 32] for k in range(0, 32 * count, 32)]
+    millis = time.time_ns() // 1_000_000
+    # 48 timestamp bits as 10 digits (the top two bits of 50 are zero), then 80 random bits as 16.
+    p = _PAIRS
+    head = prefix + "_" + p[millis >> 40 & 1023] + p[millis >> 30 & 1023] + p[millis >> 20 & 1023] + \
+        p[millis >> 10 & 1023] + p[millis & 1023]
+    return [
+        head + p[v >> 70 & 1023] + p[v >> 60 & 1023] + p[v >> 50 & 1023] + p[v >> 40 & 1023] + p[v >> 30 & 1023]
+        + p[v >> 20 & 1023] + p[v >> 10 & 1023] + p[v & 1023]
+        for v in range(randomness, randomness + count)
+    ]

@@ -48,8 +48,15 @@ class Window:
 
 def spread_offset(key: str, window: Window, day: date) -> timedelta:
     """A stable per-lead offset into the window's first hour (or its first half, for a short window)."""
+    return _offset(key, _spread_span(window, day))
+
+
+def _spread_span(window: Window, day: date) -> timedelta:
     opens, closes = window.bounds(day)
-    span = min(MAX_SPREAD, (closes - opens) / 2)
+    return min(MAX_SPREAD, (closes - opens) / 2)
+
+
+def _offset(key: str, span: timedelta) -> timedelta:
     if span <= timedelta(0):
         return timedelta(0)
     fraction = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") / 2**32
@@ -84,13 +91,15 @@ def due_for_many(previous: datetime, delay: timedelta, window_of, leads: list[tu
     """`due_at` for many leads at once (bulk enrolment): the window's next opening is worked out once per
     timezone, then each lead gets its own spread offset — the same answers as `due_at`, lead by lead."""
     moment = previous + delay
-    openings: dict[str | None, tuple[Window, datetime, bool]] = {}
+    # Per zone: the opening, and the spread span when the lead has to wait for it (None: the window is open now).
+    openings: dict[str | None, tuple[datetime, timedelta | None]] = {}
     found: dict[str, datetime] = {}
     for key, timezone in leads:
         if timezone not in openings:
             window = window_of(timezone)
             opening = next_open(moment, window)
-            openings[timezone] = (window, opening, opening == moment)
-        window, opening, open_now = openings[timezone]
-        found[key] = opening if open_now else opening + spread_offset(key, window, opening.astimezone(window.zone).date())
+            waits = opening != moment
+            openings[timezone] = (opening, _spread_span(window, opening.astimezone(window.zone).date()) if waits else None)
+        opening, span = openings[timezone]
+        found[key] = opening if span is None else opening + _offset(key, span)
     return found
