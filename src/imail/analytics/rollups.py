@@ -131,9 +131,6 @@ def _ref_from_row(row: AnalyticsRef) -> Ref:
 
 Counted = tuple[Tenant, str, Mapping[str, Any], datetime]  # tenant, event type, data, created_at
 
-# Statements stay well under both backends' bound-parameter limits (SQLite 32,766; asyncpg 32,767).
-_ROWS_PER_STATEMENT = 500
-
 
 async def apply_events(session: AsyncSession, events: Iterable[Counted]) -> None:
     """Count events (in order) into the stored rollups: the refs they need are read once, row-locked on
@@ -161,30 +158,28 @@ async def apply_events(session: AsyncSession, events: Iterable[Counted]) -> None
     for tenant, event_type, data, created_at in counted:
         fold.add(tenant, event_type, data, created_at)
 
+    # One statement per table, run for every row (executemany), never a VALUES list as long as the batch: each
+    # length would compile and be kept in SQLAlchemy's statement cache as a statement of its own (~11 KB per row),
+    # and a long-running worker sees every length sooner or later.
     insert = _insert(session)
     created, updated = fold.changed_refs()
-    for rows, upsert in ((created, False), (updated, True)):
-        for chunk in _chunks(rows):
-            stmt = insert(AnalyticsRef).values(chunk)
-            keys = ["workspace_id", "livemode", "ref_id"]
-            if upsert:
-                stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in REF_FIELDS})
-            else:
-                stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-            await session.execute(stmt)
+    ref_keys = ["workspace_id", "livemode", "ref_id"]
+    refs = insert(AnalyticsRef)
+    for rows, stmt in (
+        (created, refs.on_conflict_do_nothing(index_elements=ref_keys)),
+        (updated, refs.on_conflict_do_update(index_elements=ref_keys, set_={c: refs.excluded[c] for c in REF_FIELDS})),
+    ):
+        if rows:
+            await session.execute(stmt, rows)
     daily, coarse = fold.counter_rows()
     for model, rows, keys in ((AnalyticsDaily, daily, KEY_FIELDS), (AnalyticsCampaignDaily, coarse, COARSE_FIELDS)):
+        if not rows:
+            continue
         table = model.__table__
-        for chunk in _chunks(sorted(rows, key=lambda r: tuple(r[k] for k in keys))):
-            stmt = insert(model).values(chunk)
-            stmt = stmt.on_conflict_do_update(index_elements=list(keys),
-                                              set_={c: table.c[c] + stmt.excluded[c] for c in COUNTERS})
-            await session.execute(stmt)
-
-
-def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        yield rows[start:start + _ROWS_PER_STATEMENT]
+        stmt = insert(model)
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={c: table.c[c] + stmt.excluded[c] for c in COUNTERS})
+        await session.execute(stmt, sorted(rows, key=lambda r: tuple(r[k] for k in keys)))
 
 
 def _tenant_order(tenant: Tenant) -> tuple[str, bool]:

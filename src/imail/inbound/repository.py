@@ -204,11 +204,9 @@ class ReaderQueue(Repository[MailboxPoll]):
         if not rows:
             return set()
         table = InboundReceipt.__table__
-        stmt = (
-            _insert(self.session)(table).values(rows).on_conflict_do_nothing(index_elements=["key"])
-            .returning(table.c.key)
-        )
-        return {row[0] for row in (await self.session.execute(stmt)).all()}
+        # The rows as executemany parameters, not a VALUES list: one cached statement whatever the batch's length.
+        stmt = _insert(self.session)(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        return {row[0] for row in (await self.session.execute(stmt, rows)).all()}
 
     async def receipt_count(self, message_id: str, kind: str, exclude: Iterable[str] = ()) -> int:
         stmt = select(func.count()).select_from(InboundReceipt).where(

@@ -166,10 +166,10 @@ class SendQueue(Repository[SequenceState]):
         ids = sorted(set(scope_ids))
         if not ids:
             return {}
+        # executemany, not a VALUES list: one cached statement whatever the number of scopes.
         await self.session.execute(
-            _insert(self.session)(SendCounter)
-            .values([{"scope_id": i, "day": day, "sent": 0} for i in ids])
-            .on_conflict_do_nothing(index_elements=["scope_id", "day"])
+            _insert(self.session)(SendCounter).on_conflict_do_nothing(index_elements=["scope_id", "day"]),
+            [{"scope_id": i, "day": day, "sent": 0} for i in ids],
         )
         stmt = select(SendCounter).where(SendCounter.scope_id.in_(ids), SendCounter.day == day).order_by(SendCounter.scope_id)
         if _is_postgres(self.session):
@@ -182,9 +182,8 @@ class SendQueue(Repository[SequenceState]):
         if not ids:
             return {}
         await self.session.execute(
-            _insert(self.session)(InboxPacing)
-            .values([{"inbox_id": i} for i in ids])
-            .on_conflict_do_nothing(index_elements=["inbox_id"])
+            _insert(self.session)(InboxPacing).on_conflict_do_nothing(index_elements=["inbox_id"]),
+            [{"inbox_id": i} for i in ids],
         )
         stmt = select(InboxPacing).where(InboxPacing.inbox_id.in_(ids)).order_by(InboxPacing.inbox_id)
         if _is_postgres(self.session):

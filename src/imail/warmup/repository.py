@@ -136,9 +136,8 @@ class WarmupQueue(Repository[InboxWarmup]):
             return {}
         zeros = {name: 0 for name in WARMUP_COUNTERS}
         await self.session.execute(
-            _insert(self.session)(WarmupDaily)
-            .values([{"inbox_id": i, "workspace_id": ws, "livemode": live, "day": d, **zeros} for i, ws, live, d in wanted])
-            .on_conflict_do_nothing(index_elements=["inbox_id", "day"])
+            _insert(self.session)(WarmupDaily).on_conflict_do_nothing(index_elements=["inbox_id", "day"]),
+            [{"inbox_id": i, "workspace_id": ws, "livemode": live, "day": d, **zeros} for i, ws, live, d in wanted],
         )
         found: dict[tuple[str, date], WarmupDaily] = {}
         for day in sorted({k[3] for k in wanted}):
