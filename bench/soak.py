@@ -335,6 +335,10 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
                 if busy == 0 and pending == 0 and figures["replies"] >= tally.replies_placed:
                     break
                 await asyncio.sleep(2)
+            # Step 2s keep falling due while this waits: stop the processes (SIGTERM: in-flight sends finish and
+            # are recorded) before the final count, or an email sent after it would look unrecorded.
+            for process in processes:
+                process.stop()
             figures = await db_figures(dsn)
     finally:
         replier_stop.set()
@@ -358,6 +362,11 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
     if figures["replies"] < tally.replies_placed:
         errors.append(f"{tally.replies_placed - figures['replies']} replies placed but never read")
     received = sum(len(s.messages) for s in sinks)
+    # The same step to the same lead twice would be the one unforgivable error; each attempt composes its own
+    # Message-ID, so compare recipient and subject (every step's subject differs in this campaign).
+    sends = Counter((tuple(r.envelope_to), r.message["Subject"]) for s in sinks for r in s.messages)
+    if twice := sum(n - 1 for n in sends.values() if n > 1):
+        errors.append(f"{twice} emails reached a recipient a second time (same subject)")
     if received != messages.get("sent", 0):
         errors.append(f"sinks received {received} emails, {messages.get('sent', 0)} recorded as sent")
 
