@@ -328,11 +328,13 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
             replier_stop.set()
             replier_thread.join(10)
             drain_deadline = time.monotonic() + args.drain
+            drained = False
             while time.monotonic() < drain_deadline:
                 figures = await db_figures(dsn)
                 busy = sum(v for k, v in figures["messages"].items() if k in ("sending", "handed", "retry"))
                 pending = figures["deliveries"].get("pending", 0)
                 if busy == 0 and pending == 0 and figures["replies"] >= tally.replies_placed:
+                    drained = True
                     break
                 await asyncio.sleep(2)
             # Step 2s keep falling due while this waits: stop the processes (SIGTERM: in-flight sends finish and
@@ -358,7 +360,10 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
     errors += tally.errors
     messages = figures["messages"]
     errors += [f"{n} emails {status}" for status, n in messages.items() if status in ("failed", "unknown")]
-    errors += [f"{n} webhook deliveries {status}" for status, n in figures["deliveries"].items() if status != "succeeded"]
+    # Pending is an error only when the drain gave up on it: the last sends' events, recorded while the worker
+    # stopped, stay queued for its next start (that is the queue working, not a loss).
+    errors += [f"{n} webhook deliveries {status}" for status, n in figures["deliveries"].items()
+               if status != "succeeded" and (status != "pending" or not drained)]
     if figures["replies"] < tally.replies_placed:
         errors.append(f"{tally.replies_placed - figures['replies']} replies placed but never read")
     received = sum(len(s.messages) for s in sinks)
