@@ -29,6 +29,7 @@ from tests.fixtures.certs import CertPair
 from tests.fixtures.imap import DovecotServer, dovecot, dovecot_session  # noqa: F401
 from tests.fixtures.smtp import ReceivedMessage, SmtpServer, smtp_server, tls_cert  # noqa: F401
 from tests.inboxes.conftest import Mailbox, make_mailbox  # noqa: F401
+from tests.sending.conftest import Clock as SendingClock
 
 THURSDAY = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
 SECRET = "warmup-test-marker-0001"
@@ -43,20 +44,16 @@ def settings(database_url: str, tls_cert: CertPair) -> Settings:  # noqa: F811
 
 
 @dataclass
-class Clock:
-    now: datetime = THURSDAY
+class Clock(SendingClock):
+    """The sending tests' driven clock, starting on a Thursday, with whole-day moves."""
 
-    def __call__(self) -> datetime:
-        return self.now
+    now: datetime = THURSDAY
 
     def at(self, day_offset: int, hour: int, minute: int = 0) -> None:
         """Move to hour:minute (UTC) of THURSDAY + day_offset; never backwards."""
         moment = THURSDAY + timedelta(days=day_offset, hours=hour, minutes=minute)
         assert moment >= self.now, "the clock only moves forward"
         self.now = moment
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture
