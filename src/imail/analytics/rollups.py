@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.kit.sql import among
 from imail.kit.tenancy import Tenant
 from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
 
@@ -149,7 +150,7 @@ async def apply_events(session: AsyncSession, events: Iterable[Counted]) -> None
     for tenant in sorted(wanted, key=_tenant_order):
         stmt = (select(AnalyticsRef)
                 .where(AnalyticsRef.workspace_id == tenant.workspace_id, AnalyticsRef.livemode == tenant.livemode,
-                       AnalyticsRef.ref_id.in_(sorted(wanted[tenant])))
+                       among(AnalyticsRef.ref_id, sorted(wanted[tenant])))
                 .order_by(AnalyticsRef.ref_id))
         if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update()

@@ -6,6 +6,7 @@ from sqlalchemy import delete, insert
 
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
+from imail.kit.sql import among
 from imail.models import Campaign, CampaignInbox, CampaignStatus, Inbox
 
 
@@ -30,7 +31,7 @@ class CampaignRepository(TenantRepository[Campaign]):
             self.select(CampaignInbox.campaign_id, CampaignInbox.inbox_id)
             .select_from(Campaign)
             .join(CampaignInbox, CampaignInbox.campaign_id == Campaign.id)
-            .where(Campaign.id.in_(list(campaign_ids)))
+            .where(among(Campaign.id, list(campaign_ids)))
             .order_by(CampaignInbox.campaign_id, CampaignInbox.position)
         )
         for campaign_id, inbox_id in (await self.session.execute(stmt)).all():
@@ -54,6 +55,6 @@ class InboxLookup(TenantRepository[Inbox]):
     async def statuses(self, inbox_ids: Sequence[str]) -> dict[str, str]:
         if not inbox_ids:
             return {}
-        stmt = self.select(Inbox.id, Inbox.status).where(Inbox.id.in_(list(inbox_ids)))
+        stmt = self.select(Inbox.id, Inbox.status).where(among(Inbox.id, list(inbox_ids)))
         return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
 

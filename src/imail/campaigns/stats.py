@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.kit.sql import among
 from imail.kit.tenancy import Tenant
 
 
@@ -41,7 +42,7 @@ async def campaign_stats(
                func.sum(case((AnalyticsDaily.day == today, AnalyticsDaily.sent), else_=0)),
                func.sum(AnalyticsDaily.sent), func.sum(AnalyticsDaily.replied))
         .where(AnalyticsDaily.workspace_id == tenant.workspace_id, AnalyticsDaily.livemode == tenant.livemode,
-               AnalyticsDaily.campaign_id.in_(list(campaign_ids)), AnalyticsDaily.day >= first, AnalyticsDaily.day <= today)
+               among(AnalyticsDaily.campaign_id, list(campaign_ids)), AnalyticsDaily.day >= first, AnalyticsDaily.day <= today)
         .group_by(AnalyticsDaily.campaign_id))
     found = {cid: CampaignStats(int(sent_today or 0), round(int(replied or 0) / int(sent), 4) if sent else 0.0)
              for cid, sent_today, sent, replied in rows}

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
+from imail.kit.sql import among
 from imail.models import Campaign, Inbox, Lead, Message
 from imail.models.inbox import InboxStatus
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
@@ -58,7 +59,7 @@ class ReaderQueue(Repository[MailboxPoll]):
         if not ids:
             return []
         stmt = select(Inbox).where(
-            Inbox.id.in_(ids), Inbox.livemode.is_(True), Inbox.status == InboxStatus.connected.value,
+            among(Inbox.id, ids), Inbox.livemode.is_(True), Inbox.status == InboxStatus.connected.value,
             Inbox.imap_host.is_not(None),
         )
         return list((await self.session.execute(stmt)).scalars())
@@ -97,7 +98,7 @@ class ReaderQueue(Repository[MailboxPoll]):
         rows = await self.session.execute(
             select(MailboxPoll.inbox_id, MailboxPoll.worker_id)
             .join(Inbox, Inbox.id == MailboxPoll.inbox_id)
-            .where(MailboxPoll.inbox_id.in_(ids), Inbox.status == InboxStatus.connected.value)
+            .where(among(MailboxPoll.inbox_id, ids), Inbox.status == InboxStatus.connected.value)
         )
         return {inbox_id: worker_id for inbox_id, worker_id in rows.all()}
 
@@ -108,7 +109,7 @@ class ReaderQueue(Repository[MailboxPoll]):
             return
         await self.session.execute(
             update(MailboxPoll)
-            .where(MailboxPoll.inbox_id.in_(ids), MailboxPoll.worker_id == worker_id, MailboxPoll.idle.is_(True),
+            .where(among(MailboxPoll.inbox_id, ids), MailboxPoll.worker_id == worker_id, MailboxPoll.idle.is_(True),
                    MailboxPoll.lease_until.is_(None),
                    or_(MailboxPoll.next_poll_at.is_(None), MailboxPoll.next_poll_at > when))
             .values(idle=False, next_poll_at=when)
@@ -134,28 +135,28 @@ class ReaderQueue(Repository[MailboxPoll]):
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = await self.session.execute(self._locked(select(Message).where(Message.id.in_(wanted)).order_by(Message.id)))
+        rows = await self.session.execute(self._locked(select(Message).where(among(Message.id, wanted)).order_by(Message.id)))
         return {m.id: m for m in rows.scalars()}
 
     async def lock_states(self, lead_ids: Iterable[str]) -> dict[str, SequenceState]:
         wanted = sorted(set(lead_ids))
         if not wanted:
             return {}
-        stmt = select(SequenceState).where(SequenceState.lead_id.in_(wanted)).order_by(SequenceState.lead_id)
+        stmt = select(SequenceState).where(among(SequenceState.lead_id, wanted)).order_by(SequenceState.lead_id)
         return {s.lead_id: s for s in (await self.session.execute(self._locked(stmt))).scalars()}
 
     async def leads(self, ids: Iterable[str]) -> dict[str, Lead]:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = await self.session.execute(select(Lead).where(Lead.id.in_(wanted)).execution_options(populate_existing=True))
+        rows = await self.session.execute(select(Lead).where(among(Lead.id, wanted)).execution_options(populate_existing=True))
         return {lead.id: lead for lead in rows.scalars()}
 
     async def campaigns(self, ids: Iterable[str]) -> dict[str, Campaign]:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = await self.session.execute(select(Campaign).where(Campaign.id.in_(wanted)))
+        rows = await self.session.execute(select(Campaign).where(among(Campaign.id, wanted)))
         return {c.id: c for c in rows.scalars()}
 
     # -- cursors -------------------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ class ThreadLookup(TenantRepository[Message]):
         wanted = sorted({h for h in headers if h and len(h) <= 255})
         if not wanted:
             return {}
-        rows = await self.session.execute(self.select().where(Message.message_id_header.in_(wanted)))
+        rows = await self.session.execute(self.select().where(among(Message.message_id_header, wanted)))
         return {m.message_id_header: m for m in rows.scalars()}
 
     async def sent_to(self, inbox_id: str, emails: Iterable[str]) -> list[Message]:
@@ -237,7 +238,7 @@ class ThreadLookup(TenantRepository[Message]):
             return []
         stmt = (
             self.select()
-            .where(Message.inbox_id == inbox_id, Message.to_email.in_(wanted), Message.status.in_(SENT_STATUSES))
+            .where(Message.inbox_id == inbox_id, among(Message.to_email, wanted), Message.status.in_(SENT_STATUSES))
             .order_by(Message.created_at.desc(), Message.step_index.desc())
         )
         return list((await self.session.execute(stmt)).scalars())

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from imail.kit.clock import utcnow
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
+from imail.kit.sql import among
 from imail.models import Lead, LeadStatus
 from imail.models.base import UTCDateTime
 from imail.models.lead import TimezoneSource
@@ -88,7 +89,7 @@ class LeadRepository(TenantRepository[Lead]):
                 .where(Lead.campaign_id == campaign_id)
             )
         else:
-            stmt = self.select(Lead.email, Lead.id).where(Lead.campaign_id == campaign_id, Lead.email.in_(list(emails)))
+            stmt = self.select(Lead.email, Lead.id).where(Lead.campaign_id == campaign_id, among(Lead.email, list(emails)))
         return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
 
     async def insert_rows(self, campaign_id: str, rows: Sequence[tuple[str, Prepared]], now: datetime) -> set[str]:
@@ -193,7 +194,7 @@ class LeadRepository(TenantRepository[Lead]):
         stmt = (
             update(Lead)
             .where(Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode,
-                   Lead.id.in_(list(lead_ids)))
+                   among(Lead.id, list(lead_ids)))
             .values(status=LeadStatus.active.value, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )

@@ -14,9 +14,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
+from imail.kit.sql import among
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignInbox
-from imail.models.sending import InboxPacing, Message, MessageStatus, SendCounter, SequenceState, SequenceStatus
+from imail.models.sending import (
+    InboxPacing,
+    Message,
+    MessageStatus,
+    SendCounter,
+    SequenceState,
+    SequenceStatus,
+)
 
 
 def _insert(session: AsyncSession):
@@ -67,7 +75,7 @@ class SequenceRepository(TenantRepository[SequenceState]):
         ids = list(lead_ids)
         if not ids:
             return {}
-        rows = await self.session.execute(self.select().where(SequenceState.lead_id.in_(ids)))
+        rows = await self.session.execute(self.select().where(among(SequenceState.lead_id, ids)))
         return {row.lead_id: row for row in rows.scalars()}
 
 
@@ -104,7 +112,7 @@ class SendQueue(Repository[SequenceState]):
         wanted = list(set(ids))
         if not wanted:
             return {}
-        rows = await self.session.execute(select(model).where(model.id.in_(wanted)))
+        rows = await self.session.execute(select(model).where(among(model.id, wanted)))
         return {row.id: row for row in rows.scalars()}
 
     async def campaigns(self, ids: Iterable[str]) -> dict[str, Campaign]:
@@ -122,7 +130,7 @@ class SendQueue(Repository[SequenceState]):
         wanted = sorted(set(ids))  # one lock order for every caller
         if not wanted:
             return {}
-        stmt = select(Message).where(Message.id.in_(wanted)).order_by(Message.id)
+        stmt = select(Message).where(among(Message.id, wanted)).order_by(Message.id)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
@@ -134,7 +142,7 @@ class SendQueue(Repository[SequenceState]):
         if ids:
             rows = await self.session.execute(
                 select(CampaignInbox.campaign_id, CampaignInbox.inbox_id)
-                .where(CampaignInbox.campaign_id.in_(ids))
+                .where(among(CampaignInbox.campaign_id, ids))
                 .order_by(CampaignInbox.campaign_id, CampaignInbox.position)
             )
             for campaign_id, inbox_id in rows:
@@ -147,7 +155,7 @@ class SendQueue(Repository[SequenceState]):
         found: dict[str, list[Message]] = defaultdict(list)
         if ids:
             rows = await self.session.execute(
-                select(Message).where(Message.lead_id.in_(ids)).order_by(Message.lead_id, Message.step_index)
+                select(Message).where(among(Message.lead_id, ids)).order_by(Message.lead_id, Message.step_index)
             )
             for message in rows.scalars():
                 found[message.lead_id].append(message)
@@ -157,7 +165,7 @@ class SendQueue(Repository[SequenceState]):
         ids = list(set(lead_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(select(SequenceState).where(SequenceState.lead_id.in_(ids)))
+        rows = await self.session.execute(select(SequenceState).where(among(SequenceState.lead_id, ids)))
         return {row.lead_id: row for row in rows.scalars()}
 
     async def lock_counters(self, scope_ids: Iterable[str], day: date) -> dict[str, SendCounter]:
@@ -171,7 +179,7 @@ class SendQueue(Repository[SequenceState]):
             _insert(self.session)(SendCounter).on_conflict_do_nothing(index_elements=["scope_id", "day"]),
             [{"scope_id": i, "day": day, "sent": 0} for i in ids],
         )
-        stmt = select(SendCounter).where(SendCounter.scope_id.in_(ids), SendCounter.day == day).order_by(SendCounter.scope_id)
+        stmt = select(SendCounter).where(among(SendCounter.scope_id, ids), SendCounter.day == day).order_by(SendCounter.scope_id)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
@@ -185,7 +193,7 @@ class SendQueue(Repository[SequenceState]):
             _insert(self.session)(InboxPacing).on_conflict_do_nothing(index_elements=["inbox_id"]),
             [{"inbox_id": i} for i in ids],
         )
-        stmt = select(InboxPacing).where(InboxPacing.inbox_id.in_(ids)).order_by(InboxPacing.inbox_id)
+        stmt = select(InboxPacing).where(among(InboxPacing.inbox_id, ids)).order_by(InboxPacing.inbox_id)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ARRAY, String, and_, any_, bindparam, or_
-
+from sqlalchemy import and_, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -11,6 +10,7 @@ from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
+from imail.kit.sql import among
 from imail.models import Suppression
 from imail.models.suppression import SuppressionType
 
@@ -52,12 +52,7 @@ class SuppressionRepository(TenantRepository[Suppression]):
         if not emails and not domains:
             return []
         emails, domains = sorted(set(emails)), sorted(set(domains))
-        if self.session.get_bind().dialect.name == "postgresql":
-            # Two array parameters instead of thousands of scalar ones: no per-value compile or plan cost.
-            in_emails = Suppression.value == any_(bindparam("emails", emails, type_=ARRAY(String)))
-            in_domains = Suppression.value == any_(bindparam("domains", domains, type_=ARRAY(String)))
-        else:
-            in_emails, in_domains = Suppression.value.in_(emails), Suppression.value.in_(domains)
+        in_emails, in_domains = among(Suppression.value, emails), among(Suppression.value, domains)
         stmt = self.select(Suppression.id, Suppression.type, Suppression.value).where(
             or_(
                 and_(Suppression.type == SuppressionType.email.value, in_emails),

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
+from imail.kit.sql import among
 from imail.models import Inbox
 from imail.models.analytics import AnalyticsDaily
 from imail.models.inbox import InboxStatus, WarmupStatus
@@ -35,7 +36,7 @@ class WarmupRepository(TenantRepository[InboxWarmup]):
         ids = list(set(inbox_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(self.select().where(InboxWarmup.inbox_id.in_(ids)))
+        rows = await self.session.execute(self.select().where(among(InboxWarmup.inbox_id, ids)))
         return {row.inbox_id: row for row in rows.scalars()}
 
     async def daily_between(self, inbox_ids: Iterable[str], first: date, last: date) -> list[WarmupDaily]:
@@ -45,7 +46,7 @@ class WarmupRepository(TenantRepository[InboxWarmup]):
         stmt = (
             select(WarmupDaily)
             .where(WarmupDaily.workspace_id == self.tenant.workspace_id, WarmupDaily.livemode == self.tenant.livemode,
-                   WarmupDaily.inbox_id.in_(ids), WarmupDaily.day >= first, WarmupDaily.day <= last)
+                   among(WarmupDaily.inbox_id, ids), WarmupDaily.day >= first, WarmupDaily.day <= last)
             .order_by(WarmupDaily.inbox_id, WarmupDaily.day)
         )
         return list((await self.session.execute(stmt)).scalars())
@@ -60,7 +61,7 @@ class WarmupRepository(TenantRepository[InboxWarmup]):
                    func.coalesce(func.sum(AnalyticsDaily.bounced_hard + AnalyticsDaily.bounced_soft), 0),
                    func.coalesce(func.sum(AnalyticsDaily.replied), 0))
             .where(AnalyticsDaily.workspace_id == self.tenant.workspace_id,
-                   AnalyticsDaily.livemode == self.tenant.livemode, AnalyticsDaily.inbox_id.in_(ids),
+                   AnalyticsDaily.livemode == self.tenant.livemode, among(AnalyticsDaily.inbox_id, ids),
                    AnalyticsDaily.day >= first, AnalyticsDaily.day <= last)
             .group_by(AnalyticsDaily.inbox_id)
         )
@@ -105,7 +106,7 @@ class WarmupQueue(Repository[InboxWarmup]):
         ids = sorted(set(inbox_ids))
         if not ids:
             return {}
-        stmt = select(InboxWarmup).where(InboxWarmup.inbox_id.in_(ids)).order_by(InboxWarmup.inbox_id)
+        stmt = select(InboxWarmup).where(among(InboxWarmup.inbox_id, ids)).order_by(InboxWarmup.inbox_id)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
@@ -115,7 +116,7 @@ class WarmupQueue(Repository[InboxWarmup]):
         wanted = list(set(ids))
         if not wanted:
             return {}
-        rows = await self.session.execute(select(Inbox).where(Inbox.id.in_(wanted)))
+        rows = await self.session.execute(select(Inbox).where(among(Inbox.id, wanted)))
         return {row.id: row for row in rows.scalars()}
 
     async def pool(self) -> list[Any]:
@@ -142,7 +143,7 @@ class WarmupQueue(Repository[InboxWarmup]):
         found: dict[tuple[str, date], WarmupDaily] = {}
         for day in sorted({k[3] for k in wanted}):
             ids = [k[0] for k in wanted if k[3] == day]
-            stmt = select(WarmupDaily).where(WarmupDaily.inbox_id.in_(ids), WarmupDaily.day == day).order_by(WarmupDaily.inbox_id)
+            stmt = select(WarmupDaily).where(among(WarmupDaily.inbox_id, ids), WarmupDaily.day == day).order_by(WarmupDaily.inbox_id)
             if _is_postgres(self.session):
                 stmt = stmt.with_for_update()
             for row in (await self.session.execute(stmt.execution_options(populate_existing=True))).scalars():
@@ -154,14 +155,14 @@ class WarmupQueue(Repository[InboxWarmup]):
         ids = list(set(inbox_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(select(WarmupDaily).where(WarmupDaily.inbox_id.in_(ids), WarmupDaily.day == day))
+        rows = await self.session.execute(select(WarmupDaily).where(among(WarmupDaily.inbox_id, ids), WarmupDaily.day == day))
         return {row.inbox_id: row for row in rows.scalars()}
 
     async def settings_for(self, inbox_ids: Iterable[str]) -> dict[str, InboxWarmup]:
         ids = list(set(inbox_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(select(InboxWarmup).where(InboxWarmup.inbox_id.in_(ids)))
+        rows = await self.session.execute(select(InboxWarmup).where(among(InboxWarmup.inbox_id, ids)))
         return {row.inbox_id: row for row in rows.scalars()}
 
     async def due_replies(self, inbox_ids: Iterable[str], now: datetime) -> dict[str, list[WarmupMessage]]:
@@ -172,7 +173,7 @@ class WarmupQueue(Repository[InboxWarmup]):
             stmt = (
                 select(WarmupMessage)
                 .where(WarmupMessage.status == WarmupMessageStatus.queued.value, WarmupMessage.due_at <= now,
-                       WarmupMessage.inbox_id.in_(ids))
+                       among(WarmupMessage.inbox_id, ids))
                 .order_by(WarmupMessage.due_at, WarmupMessage.id)
             )
             for row in (await self.session.execute(stmt)).scalars():
@@ -183,7 +184,7 @@ class WarmupQueue(Repository[InboxWarmup]):
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        stmt = select(WarmupMessage).where(WarmupMessage.id.in_(wanted)).order_by(WarmupMessage.id)
+        stmt = select(WarmupMessage).where(among(WarmupMessage.id, wanted)).order_by(WarmupMessage.id)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
@@ -193,7 +194,7 @@ class WarmupQueue(Repository[InboxWarmup]):
         wanted = sorted(set(headers))
         if not wanted:
             return {}
-        stmt = select(WarmupMessage).where(WarmupMessage.message_id_header.in_(wanted)).order_by(WarmupMessage.id)
+        stmt = select(WarmupMessage).where(among(WarmupMessage.message_id_header, wanted)).order_by(WarmupMessage.id)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
@@ -203,7 +204,7 @@ class WarmupQueue(Repository[InboxWarmup]):
         wanted = list(set(headers))
         if not wanted:
             return set()
-        stmt = select(WarmupMessage.message_id_header).where(WarmupMessage.message_id_header.in_(wanted))
+        stmt = select(WarmupMessage.message_id_header).where(among(WarmupMessage.message_id_header, wanted))
         return set((await self.session.execute(stmt)).scalars())
 
     async def recent_outcomes(self, inbox_id: str, limit: int) -> list[tuple[str, str | None]]:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.pagination import PageParams
 from imail.kit.repository import Repository, TenantRepository
+from imail.kit.sql import among
 from imail.models import Event, WebhookDelivery, WebhookEndpoint
 
 D = WebhookDelivery
@@ -117,7 +118,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
             )
             .join(E, E.id == D.event_id)
             .join(W, W.id == D.webhook_id)
-            .where(D.id.in_(ids))
+            .where(among(D.id, ids))
             .order_by(D.id)
         )
         return [Job(*row) for row in rows.all()]
@@ -168,7 +169,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
         if webhook_ids:
             await self.session.execute(
                 update(W)
-                .where(W.id.in_(webhook_ids), W.failing_since.is_not(None))
+                .where(among(W.id, webhook_ids), W.failing_since.is_not(None))
                 .values(failing_since=None)
                 .execution_options(synchronize_session=False)
             )
@@ -178,7 +179,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
         if webhook_ids:
             await self.session.execute(
                 update(W)
-                .where(W.id.in_(webhook_ids), W.failing_since.is_(None))
+                .where(among(W.id, webhook_ids), W.failing_since.is_(None))
                 .values(failing_since=since)
                 .execution_options(synchronize_session=False)
             )
@@ -189,7 +190,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
         """Disable enabled endpoints (only those failing since before `failing_before`, when given)."""
         if not webhook_ids:
             return []
-        stmt = update(W).where(W.id.in_(webhook_ids), W.status == "enabled")
+        stmt = update(W).where(among(W.id, webhook_ids), W.status == "enabled")
         if failing_before is not None:
             stmt = stmt.where(W.failing_since <= failing_before)
         result = await self.session.execute(
@@ -205,7 +206,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
         if webhook_ids:
             await self.session.execute(
                 update(D)
-                .where(D.webhook_id.in_(webhook_ids), D.status == "pending")
+                .where(among(D.webhook_id, webhook_ids), D.status == "pending")
                 .values(status="failed", next_attempt_at=None, last_error=reason[:300], updated_at=now)
                 .execution_options(synchronize_session=False)
             )
