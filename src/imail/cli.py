@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from imail.config import Settings, SettingsError, load_settings
+from imail.kit import memory
 
 app = typer.Typer(help="imail: self-hostable cold-email outreach server.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -224,6 +225,7 @@ def serve(
     import uvicorn
 
     settings = settings_or_exit()
+    memory.limit_arenas()
     if processes > 1:
         if workers:
             typer.echo("imail: --processes > 1 needs --no-workers (run `imail worker` beside it)", err=True)
@@ -243,6 +245,7 @@ def serve(
 def worker() -> None:
     """Run the background workers alone (scale-out)."""
     settings = settings_or_exit()
+    memory.limit_arenas()
     asyncio.run(_run_workers(settings))
 
 

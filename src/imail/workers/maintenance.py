@@ -1,4 +1,4 @@
-"""Housekeeping workers: the process heartbeat and expiry of idempotency records."""
+"""Housekeeping workers: the process heartbeat, expiry of idempotency records, freed memory back to the system."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 from datetime import timedelta
 
 from imail.idempotency import service as idempotency
+from imail.kit import memory
 from imail.kit.clock import utcnow
 from imail.workers.context import WorkerContext
 from imail.workers.repository import HeartbeatRepository
@@ -20,3 +21,8 @@ async def heartbeat(ctx: WorkerContext) -> int:
 
 async def purge_idempotency_records(ctx: WorkerContext) -> int:
     return await idempotency.purge_expired(ctx.database, timedelta(hours=ctx.settings.idempotency_ttl_hours))
+
+
+async def release_memory(ctx: WorkerContext) -> int:
+    memory.release_free_memory()
+    return 0
