@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 
 import structlog
+from asyncpg.exceptions import ConnectionDoesNotExistError, PostgresConnectionError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from imail.kit.responses import JSONBody
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imail.context import current_request_id
+from imail.kit.responses import JSONBody
 
 log = structlog.get_logger("imail.errors")
 
@@ -114,6 +115,23 @@ class ErrorBody(BaseModel):
     request_id: str
 
 
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether this error, or one it was raised from, is the database being out of reach rather than a bug: a
+    connection refused, reset or lost mid-statement (the driver's error, or SQLAlchemy's wrapping of it flagged
+    connection_invalidated), or the pool timing out because every connection waits on an unreachable server."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        if isinstance(current, (OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError, PostgresConnectionError,
+                                ConnectionDoesNotExistError)):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
 def error_body(code: str, message: str, field: str | None = None) -> dict:
     from imail.config import get_settings
 
@@ -195,12 +213,7 @@ def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _db_down(request: Request, exc: Exception) -> JSONBody:
-        # A connection lost mid-statement comes as a plain DBAPIError flagged connection_invalidated; the pool's
-        # TimeoutError means every connection is stuck waiting on an unreachable server. Other DBAPIErrors are bugs.
-        unavailable = isinstance(exc, (OperationalError, InterfaceError, SQLAlchemyTimeoutError)) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
-        )
-        if not unavailable:
+        if not database_unavailable(exc):
             return await _unexpected(request, exc)
         log.warning("database unavailable", error=str(getattr(exc, "orig", None) or exc)[:200])
         return error_response(ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"}))
@@ -212,5 +225,7 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONBody:
+        if database_unavailable(exc):  # a lost connection surfacing through another layer's exception
+            return await _db_down(request, exc)
         log.exception("unhandled error", path=request.url.path)
         return error_response(InternalError("Something went wrong on our side; send the request_id to support"))

@@ -130,7 +130,7 @@ async def test_database_outage_answers_503_then_recovers_without_losing_writes(
     for phase in ("refused", "partitioned"):
         assert by_phase[phase][503] > 0, (phase, by_phase)
     statuses = {status for _, status, _, _ in load.answers}
-    assert statuses <= {200, 201, 503}, by_phase
+    assert statuses <= {200, 201, 503}, (by_phase, log)
     for phase, status, elapsed, response in load.answers:
         if status == 503:
             assert_unavailable_body(response)

@@ -131,3 +131,28 @@ async def test_unexpected_exception_is_500_in_contract_shape(app, client, worksp
 async def test_every_response_has_a_request_id(client, workspace):
     for response in (await client.get("/healthz"), await client.get("/v1/keys", headers=workspace.headers())):
         assert response.headers["x-request-id"].startswith("req_")
+
+
+def test_a_lost_database_connection_is_unavailable_whichever_layer_raises_it():
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError, InvalidRequestError, ProgrammingError
+
+    from imail.errors import database_unavailable
+
+    def raised_from(outer: Exception, cause: BaseException) -> Exception:
+        try:
+            try:
+                raise cause
+            except BaseException as inner:
+                raise outer from inner
+        except Exception as exc:
+            return exc
+
+    lost = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    assert database_unavailable(lost)
+    assert database_unavailable(raised_from(InvalidRequestError("Can't reconnect until invalid transaction is rolled back"), lost))
+    assert database_unavailable(raised_from(RuntimeError("wrapped"), ConnectionResetError()))
+    assert database_unavailable(DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True))
+    # A bug is not an outage: a plain failure, and a statement the server refused, stay 500s.
+    assert not database_unavailable(ValueError("bug"))
+    assert not database_unavailable(ProgrammingError("SELECT nope", {}, Exception("syntax error")))
