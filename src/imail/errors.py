@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imail.context import current_request_id
+from imail.kit.exceptions import causes
 from imail.kit.responses import JSONBody
 
 log = structlog.get_logger("imail.errors")
@@ -115,22 +116,17 @@ class ErrorBody(BaseModel):
     request_id: str
 
 
-
 def database_unavailable(exc: BaseException) -> bool:
     """Whether this error, or one it was raised from, is the database being out of reach rather than a bug: a
     connection refused, reset or lost mid-statement (the driver's error, or SQLAlchemy's wrapping of it flagged
     connection_invalidated), or the pool timing out because every connection waits on an unreachable server."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not e for e in seen):
-        seen.append(current)
-        if isinstance(current, (OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError, PostgresConnectionError,
-                                ConnectionDoesNotExistError)):
-            return True
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(
+        isinstance(e, (OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError, PostgresConnectionError,
+                       ConnectionDoesNotExistError))
+        or (isinstance(e, DBAPIError) and e.connection_invalidated)
+        for e in causes(exc)
+    )
+
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
     from imail.config import get_settings

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from imail.kit.exceptions import causes
+
 Side = Literal["smtp", "imap"]
 Stage = Literal["dns", "connect", "timeout", "tls", "auth", "protocol"]
 SECURITIES = ("ssl", "starttls", "none")
@@ -89,18 +91,9 @@ def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
     return context
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
 def classify_os_error(exc: BaseException) -> Stage:
     """Map a low-level failure (possibly wrapped by the client library) onto the stage it happened in."""
-    chain = _chain(exc)
+    chain = causes(exc)
     text = " ".join(str(e) for e in chain)
     if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service not known" in text:
         return "dns"
