@@ -108,14 +108,5 @@ def classify_os_error(exc: BaseException) -> Stage:
 
 def describe(exc: BaseException) -> str:
     """The most specific message in an exception chain (the OS's or TLS library's own words)."""
-    current: BaseException | None = exc
-    best = str(exc) or type(exc).__name__
-    while current is not None:
-        text = str(current)
-        if text:
-            best = text
-        nxt = current.__cause__ or current.__context__
-        if nxt is None or nxt is current:
-            break
-        current = nxt
-    return best
+    texts = [text for text in map(str, causes(exc)) if text]
+    return texts[-1] if texts else type(exc).__name__
