@@ -313,7 +313,8 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach
     assert [o.kind for o in outcomes] == ["sent"]
     # Handed: marked, then the worker died before its DATA reached the server.
     async with outreach.database.transaction() as session:
-        assert await SendQueue(session).mark_handed(jobs["handed"].message_id, jobs["handed"].message_id_header)
+        handed = jobs["handed"]
+        assert await SendQueue(session).mark_handed([(handed.message_id, handed.message_id_header)]) == {handed.message_id}
     await sending_worker.smtp_pool(ctx).close()
     assert [r.envelope_to for r in sink.messages] == [["delivered@example.org"]]
     status = {m.lead_id: m.status for m in await outreach.rows(Message)}

@@ -207,16 +207,21 @@ class SendQueue(Repository[SequenceState]):
                 .values(sent=SendCounter.sent + delta)
             )
 
-    async def mark_handed(self, message_id: str, message_id_header: str) -> bool:
-        """Whether this attempt (the claim that composed this Message-ID) still owns the message: False once its
-        lease ran out and it was requeued (and maybe claimed again, with a new Message-ID) meanwhile."""
+    async def mark_handed(self, attempts: Iterable[tuple[str, str]]) -> set[str]:
+        """Marks attempts, as (message id, Message-ID header) pairs, handed to SMTP; returns the ids of those that
+        still owned their message. Not the others: their lease ran out and they were requeued (and maybe claimed
+        again, with a new Message-ID) meanwhile. A header names one attempt, so the pairs need no joining."""
+        attempts = list(attempts)
         result = await self.session.execute(
             update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.sending.value,
-                   Message.message_id_header == message_id_header)
+            .where(among(Message.id, [message_id for message_id, _ in attempts]),
+                   among(Message.message_id_header, [header for _, header in attempts]),
+                   Message.status == MessageStatus.sending.value)
             .values(status=MessageStatus.handed.value)
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return set(result.scalars())
 
     async def lock_stale_in_flight(self, now: datetime, limit: int) -> list[Message]:
         """Attempts whose lease ran out before their outcome was recorded: their worker died."""

@@ -11,6 +11,7 @@ import aioimaplib
 import structlog
 
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.kit.coalesce import Coalescer
 from imail.mail import imap
 from imail.mail.endpoint import MailConnectionError
 from imail.sending import service
@@ -60,15 +61,30 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -
     return outcomes
 
 
-def _marker(ctx: WorkerContext, job: Job):
-    """Records, in its own tiny transaction, that this message's DATA is about to go out: after a crash an
-    attempt not so marked is known never to have left, and one so marked is looked for in the Sent folder.
-    An attempt whose lease ran out and was requeued meanwhile is not marked, and not sent (AttemptTaken)."""
+def _handover_marks(ctx: WorkerContext) -> Coalescer[tuple[str, str], bool]:
+    """Records that an attempt's DATA is about to go out, in a transaction of its own committed before the DATA
+    command: after a crash an attempt not so marked is known never to have left, and one so marked is looked for
+    in the Sent folder. Sends on many connections reach this point together, so their marks are written
+    together, one UPDATE per round trip."""
+    marks = ctx.extra.get("handover_marks")
+    if marks is None:
+        async def mark(attempts: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+            async with ctx.database.autocommit() as session:
+                owned = await SendQueue(session).mark_handed(attempts)
+            return {attempt: attempt[0] in owned for attempt in attempts}
+
+        marks = ctx.extra["handover_marks"] = Coalescer(mark)
+    return marks
+
+
+def _marker(ctx: WorkerContext, job: Job) -> Callable[[], Awaitable[None]]:
+    """The before-DATA mark of one job. An attempt whose lease ran out and was requeued meanwhile is not marked,
+    and not sent (AttemptTaken)."""
+    marks = _handover_marks(ctx)
 
     async def mark() -> None:
-        async with ctx.database.autocommit() as session:
-            if not await SendQueue(session).mark_handed(job.message_id, job.message_id_header):
-                raise service.AttemptTaken(job.message_id)
+        if not await marks((job.message_id, job.message_id_header)):
+            raise service.AttemptTaken(job.message_id)
 
     return mark
 
