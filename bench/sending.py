@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import multiprocessing
 import os
 import platform
@@ -61,6 +62,7 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Sending"
 TARGET_RATIO = 0.60
 TARGET_TICK_MS = 100.0
+CPROFILE = os.environ.get("BENCH_CPROFILE")  # a file: cProfile stats of the engine runs (only the last one is kept)
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 ALL_DAY = {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
 STEP = {
@@ -518,8 +520,11 @@ async def engine(settings, database, sink: Sink, fixture: Fixture, loops: int, e
                 if not examined:
                     await asyncio.sleep(0.05)
 
+        profiler = cProfile.Profile() if CPROFILE else None
         before = meter.snapshot()
         started = time.perf_counter()
+        if profiler:
+            profiler.enable()
         tasks = [asyncio.create_task(loop()) for _ in range(loops)]
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -529,6 +534,9 @@ async def engine(settings, database, sink: Sink, fixture: Fixture, loops: int, e
             await asyncio.gather(*pending, return_exceptions=True)
             seconds = time.perf_counter() - started
             cpu = meter.delta(before, meter.snapshot())
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(CPROFILE)
         finally:
             await worker.smtp_pool(ctx).close()
             if uninstall:

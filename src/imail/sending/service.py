@@ -27,13 +27,13 @@ from imail.kit.signing import Signer
 from imail.kit.tenancy import Tenant
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignStatus
-from imail.models.inbox import InboxStatus
 from imail.models.lead import LeadStatus
 from imail.models.sending import Message, MessageStatus, SequenceState, SequenceStatus, StopReason
 from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.sending import simulation
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
 from imail.sending.repository import SendQueue, SequenceRepository
+from imail.sending.rotation import NoInbox, Rotation, Shortage
 from imail.sending.schedule import due_at, due_for_many, next_open
 from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
 from imail.suppressions import service as suppressions
@@ -176,14 +176,15 @@ class Planner:
         inboxes = await self.queue.inboxes(inbox_ids)
         self.day = self.now.date()
         self.counters = await self.queue.lock_counters([*campaigns, *inboxes], self.day)
-        self.pacing = await self.queue.lock_pacing(inboxes)
+        pacing = await self.queue.lock_pacing(inboxes)
         # Warmup sends share each inbox's counter; a slow-ramping warming inbox is also held to its ramp.
-        self.limits = await warmup.campaign_limits(self.session, inboxes.values(), self.day)
+        limits = await warmup.campaign_limits(self.session, inboxes.values(), self.day)
+        self.rotation = Rotation(self.now, inboxes, self.counters, pacing, limits)
         blocked = await self._suppressed(states, leads)
 
         for state in states:
             job = await self._plan(state, campaigns.get(state.campaign_id), leads.get(state.lead_id),
-                                   history.get(state.lead_id, []), campaign_inboxes, inboxes, blocked)
+                                   history.get(state.lead_id, []), campaign_inboxes, blocked)
             if job is not None:
                 claim.jobs.append(job)
         await self.session.flush()
@@ -207,7 +208,6 @@ class Planner:
         lead: Lead | None,
         previous: list[Message],
         campaign_inboxes: dict[str, list[str]],
-        inboxes: dict[str, Inbox],
         blocked: set[tuple[Tenant, str]],
     ) -> Job | None:
         now = self.now
@@ -247,8 +247,16 @@ class Planner:
             _reschedule(state, next_open(_next_utc_day(now), window, lead.id), now)
             return None
 
-        inbox = self._pick_inbox(state, campaign, campaign_inboxes, inboxes, window, lead)
-        if inbox is None:
+        # Follow-ups go from the inbox that sent step 1.
+        group, candidates = (state.inbox_id, [state.inbox_id]) if state.inbox_id else (campaign.id, campaign_inboxes.get(campaign.id, []))
+        inbox = self.rotation.choose(group, candidates, state.livemode)
+        if isinstance(inbox, NoInbox):
+            if inbox.shortage is Shortage.no_inbox:
+                _reschedule(state, now + NO_INBOX_RETRY, now)
+            elif inbox.shortage is Shortage.limits_reached:
+                _reschedule(state, next_open(_next_utc_day(now), window, lead.id), now)
+            else:
+                _reschedule(state, inbox.ready_at, now)
             return None
 
         existing = next((m for m in previous if m.step_index == step_index), None)
@@ -303,47 +311,13 @@ class Planner:
         message.worker_id = self.worker_id
 
         self.counters[campaign.id].sent += 1
-        self.counters[inbox.id].sent += 1
-        pacing = self.pacing[inbox.id]
-        pacing.last_sent_at = now
-        pacing.next_send_at = now + _gap(inbox, self.rng)
+        self.rotation.sent(inbox, now + _gap(inbox, self.rng))
         state.status = SequenceStatus.sending.value
         state.next_step = step_index
         state.due_at = None
         state.inbox_id = state.inbox_id or inbox.id
         state.updated_at = now
         return Job(message_id, tenant_of(state), inbox, inbox.email, lead.email, composed.data, composed.message_id_header)
-
-    def _pick_inbox(
-        self,
-        state: SequenceState,
-        campaign: Campaign,
-        campaign_inboxes: dict[str, list[str]],
-        inboxes: dict[str, Inbox],
-        window: Any,
-        lead: Lead,
-    ) -> Inbox | None:
-        """Follow-ups go from the inbox that sent step 1; step 1 from the least recently used inbox with room."""
-        now = self.now
-        ids = [state.inbox_id] if state.inbox_id else campaign_inboxes.get(campaign.id, [])
-        usable = [
-            inboxes[i] for i in ids
-            if i in inboxes and inboxes[i].status == InboxStatus.connected.value and inboxes[i].livemode == state.livemode
-        ]
-        if not usable:
-            _reschedule(state, now + NO_INBOX_RETRY, now)
-            return None
-        with_room = [i for i in usable if self.counters[i.id].sent < self.limits.get(i.id, i.daily_limit)]
-        if not with_room:
-            _reschedule(state, next_open(_next_utc_day(now), window, lead.id), now)
-            return None
-        ready = [i for i in with_room if self.pacing[i.id].next_send_at is None or self.pacing[i.id].next_send_at <= now]
-        if not ready:
-            _reschedule(state, min(self.pacing[i.id].next_send_at for i in with_room), now)
-            return None
-        epoch = datetime.min.replace(tzinfo=UTC)
-        # Least recently used; sends of one batch share a timestamp, so today's count breaks that tie.
-        return min(ready, key=lambda i: (self.pacing[i.id].last_sent_at or epoch, self.counters[i.id].sent, i.id))
 
 
 async def claim(session: AsyncSession, settings: Settings, worker_id: str, now: datetime | None = None,

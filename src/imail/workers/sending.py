@@ -14,9 +14,9 @@ from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.kit.coalesce import Coalescer
 from imail.mail import imap
 from imail.mail.endpoint import MailConnectionError
+from imail.models.sending import Message, MessageStatus
 from imail.sending import service
 from imail.sending.repository import SendQueue
-from imail.models.sending import Message, MessageStatus
 from imail.sending.service import Job, Outcome
 from imail.sending.transport import SmtpPool
 from imail.workers.context import WorkerContext
