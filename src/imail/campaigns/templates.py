@@ -18,6 +18,7 @@ import random
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
 
@@ -186,8 +187,10 @@ class _Parser:
         return Spin(tuple(options), start + 1)
 
 
+@lru_cache(maxsize=4096)
 def parse(source: str) -> Template:
-    """Parse a template; raises TemplateError naming the position of the first problem."""
+    """Parse a template; raises TemplateError naming the position of the first problem. Templates are immutable
+    and a campaign's few step texts are rendered for every lead, so each text is parsed once per process."""
     return Template(source, _Parser(source).parse())
 
 
