@@ -537,7 +537,7 @@ def _engine_process(database_url: str, batch: int, loops: int, ready, go, result
             try:
                 await asyncio.gather(*(send_until_idle(ctx) for _ in range(loops)))
                 error = None
-            except Exception as exc:  # reported to the parent, which fails the run
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the run
                 error = f"{type(exc).__name__} {str(exc)[:200]}{_innermost_imail_frame(exc)}"
             results.put((time.process_time() - started, error))
             # Connections stay open until the parent has read the CPU meter: a PostgreSQL backend that has
