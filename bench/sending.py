@@ -27,7 +27,7 @@ with INSERT … SELECT generate_series, then `SendQueue.lock_due(now, batch)` (t
 SKIP LOCKED) timed, each in its own transaction rolled back; also while another transaction holds the first
 batch (the second claimer skips those rows).
 
-    .venv/bin/python bench/sending.py                   # throughput (1 and 4 loops; 2 processes of each) + tick;
+    .venv/bin/python bench/sending.py                   # throughput (1, 2 and 4 loops; 2 processes of each) + tick;
                                                         # ~5 min with --leads 4000
     .venv/bin/python bench/sending.py --record          # also write the "## Sending" section of bench/RESULTS.md
     .venv/bin/python bench/sending.py --phases          # also time claim / deliver / record inside send_due
@@ -839,7 +839,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inboxes", type=int, default=50)
     parser.add_argument("--leads", type=int, default=20_000)
-    parser.add_argument("--loops", type=int, nargs="+", default=[1, 4], help="concurrent send_due loops per engine run")
+    parser.add_argument("--loops", type=int, nargs="+", default=[1, 2, 4],
+                        help="concurrent send_due loops per engine run (imail worker runs 2)")
     parser.add_argument("--batch", type=int, default=200, help="IMAIL_SENDING_BATCH_SIZE for the engine")
     parser.add_argument("--rounds", type=int, default=1, help="alternate baseline and engine runs this many times")
     parser.add_argument("--phases", action="store_true", help="time claim / deliver / record inside send_due")
@@ -928,7 +929,7 @@ def results_section(args, runs: list[Run], baseline: Run, tick: Tick | None, sum
         options.append("--without-rollups " + " ".join(map(str, args.without_rollups)))
     if args.rounds > 1:
         options.append(f"--rounds {args.rounds}")
-    if args.loops != [1, 4]:
+    if args.loops != [1, 2, 4]:
         options.append("--loops " + " ".join(map(str, args.loops)))
     command = " ".join([".venv/bin/python bench/sending.py", *options, "--record"])
     tick_text = ""

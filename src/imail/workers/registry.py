@@ -25,8 +25,9 @@ WORKERS: tuple[WorkerSpec, ...] = (
     WorkerSpec("release_memory", maintenance.release_memory, interval=60.0),
     # Logs in to live inboxes due a check (IMAIL_INBOX_CHECK_INTERVAL, or at once after a reported failure).
     WorkerSpec("inbox_connections", inbox_monitor.monitor_inbox_connections, interval=5.0),
-    # Claims due sequence steps in batches and sends them over pooled SMTP connections (see imail.sending).
-    WorkerSpec("sending", sending.send_due, interval=1.0),
+    # Claims due sequence steps in batches and sends them over pooled SMTP connections (see imail.sending). Two
+    # loops per process: one claims and renders its next batch while the other's is on the wire.
+    WorkerSpec("sending", sending.send_due, interval=1.0, concurrency=2),
     WorkerSpec("sending_in_doubt", sending.resolve_in_flight, interval=30.0),
     # Reads replies and bounces over IMAP (IDLE where offered, else every IMAIL_INBOUND_POLL_INTERVAL; see imail.inbound).
     WorkerSpec("inbound", inbound.read_inboxes, interval=1.0),
