@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from imail.models import Event, Lead
 from imail.models.sending import Message, SequenceState
@@ -438,3 +439,39 @@ async def test_an_outcome_recorded_while_the_resolver_settles_it_counts_once(pos
     assert message.status == "sent" and "Sent folder" in message.smtp_response
     assert [e.data["message_id"] for e in await outreach.events("email.sent")] == [message.id]
     assert len(sink.messages) == 1
+
+
+async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_open_session(outreach, mailbox, sink, clock, monkeypatch):
+    """The before-DATA mark fails (the database went away after the envelope was accepted): that email does not
+    go out, its SMTP session is dropped rather than reused mid-transaction (a reused one answers the next MAIL
+    FROM with 503 and would fail an innocent email for good), and the attempt is requeued once its lease runs out."""
+    freeze_api_clock(monkeypatch, clock)
+    ctx = outreach.ctx
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP])
+    for name in ("ana", "bea"):
+        await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
+    await outreach.resume(campaign["id"])
+    async with outreach.database.transaction() as session:
+        jobs = {job.to_email: job for job in (await service.claim(session, ctx.settings, "worker-a", now=clock())).jobs}
+
+    marked = SendQueue.mark_handed
+
+    async def database_gone(self, attempts):
+        raise OperationalError("UPDATE messages", {}, ConnectionResetError("connection reset by peer"))
+
+    monkeypatch.setattr(SendQueue, "mark_handed", database_gone)
+    with pytest.raises(OperationalError):
+        await sending_worker.deliver(ctx, [jobs["ana@example.org"]])
+    monkeypatch.setattr(SendQueue, "mark_handed", marked)
+    outcomes = await sending_worker.deliver(ctx, [jobs["bea@example.org"]])
+    assert [(o.kind, o.code) for o in outcomes] == [("sent", 250)]
+    async with outreach.database.transaction() as session:
+        await service.record_outcomes(session, ctx.settings, outcomes, now=clock())
+    assert [r.envelope_to for r in sink.messages] == [["bea@example.org"]]
+
+    clock.advance(seconds=ctx.settings.sending_lease_seconds + 1)
+    assert await sending_worker.resolve_in_flight(ctx) == 1  # never handed over: requeued, not "unknown"
+    await outreach.drain()
+    assert Counter(r.envelope_to[0] for r in sink.messages) == {"ana@example.org": 1, "bea@example.org": 1}
+    assert {m.status for m in await outreach.rows(Message)} == {"sent"}

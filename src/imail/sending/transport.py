@@ -77,6 +77,11 @@ class SmtpPool:
                 if reused and attempt == 1 and exc.stage != "auth":
                     continue
                 return Outcome(message_id, "retry", detail=exc.message, inbox_failure_side="smtp")
+            except BaseException:
+                # Anything else (the before-DATA mark's database failing, cancellation) leaves the session
+                # mid-transaction: reused, it would answer the next MAIL FROM with 503 and fail that email.
+                await self._close(inbox_id, polite=False)
+                raise
             self._connections[inbox_id].last_used = time.monotonic()
             return Outcome(message_id, "sent", code=250, detail=reply)
         raise AssertionError("unreachable")
