@@ -152,7 +152,7 @@ class Outreach:
 
 
 @pytest.fixture
-async def outreach(client, database, settings, workspace, clock) -> AsyncIterator[Outreach]:  # noqa: F811
+async def outreach(client, database, settings, workspace, clock) -> AsyncIterator[Outreach]:
     async with httpx.AsyncClient(timeout=10.0) as http:
         ctx = WorkerContext(settings, database, None, http, "sending-test", clock=clock)
         yield Outreach(client, database, ctx, workspace.headers())

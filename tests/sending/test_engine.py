@@ -9,8 +9,8 @@ from email.policy import default
 import pytest
 
 from imail.models import Lead
-from imail.models.sending import Message, SequenceState
-from tests.sending.conftest import ALL_DAY, freeze_api_clock
+from imail.models.sending import Message
+from tests.sending.conftest import freeze_api_clock
 
 pytestmark = pytest.mark.usefixtures("sink")
 

@@ -6,7 +6,16 @@ import random
 from collections import Counter
 from datetime import timedelta
 
-from imail.sending.sequence import END, Behaviour, after_branches, choose_variant, content, reply_subject, step_delay, window_for
+from imail.sending.sequence import (
+    END,
+    Behaviour,
+    after_branches,
+    choose_variant,
+    content,
+    reply_subject,
+    step_delay,
+    window_for,
+)
 
 STEPS = [
     {"subject": "Hi", "body": "b1", "branches": [{"condition": "clicked", "next_step": 4}, {"condition": "not_opened", "next_step": 3}]},

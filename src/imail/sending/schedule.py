@@ -69,7 +69,7 @@ def next_open(moment: datetime, window: Window, spread_key: str | None = None) -
     if not window.days:
         raise ValueError("a send window needs at least one day")
     local_day = moment.astimezone(window.zone).date()
-    for ahead in range(0, 8):
+    for ahead in range(8):
         day = local_day + timedelta(days=ahead)
         if day.weekday() not in window.days:
             continue

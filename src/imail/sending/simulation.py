@@ -24,8 +24,8 @@ def tags_of(email: str) -> set[str]:
 
 async def after_send(session: AsyncSession, tenant: Tenant, message: Any, lead: Any, state: Any, campaign: Any,
                      now: datetime) -> None:
-    from imail.sending.service import event_ref, stop_sequence, bounce_hard
     from imail.models.sending import StopReason
+    from imail.sending.service import bounce_hard, event_ref, stop_sequence
 
     ref = event_ref(message)
     tags = tags_of(message.to_email)
