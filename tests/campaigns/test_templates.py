@@ -7,7 +7,8 @@ import random
 import pytest
 
 from imail.campaigns import templates
-from imail.campaigns.templates import MissingVariable, TemplateError, check, html_to_text, parse, render
+from imail.campaigns.templates import MissingVariable, TemplateError, check, parse, render
+from imail.mail.html import html_to_text
 
 KNOWN = frozenset(templates.BUILTIN_VARIABLES) | {"pain_point"}
 

@@ -55,4 +55,4 @@ def test_pixel_goes_before_the_closing_body():
 
 def test_html_to_text_keeps_paragraphs_and_link_targets():
     text = html_to_text('<p>Hi Bob,</p><p>See <a href="https://acme.io">our site</a>.</p><style>p{}</style>')
-    assert text == "Hi Bob,\n\nSee our site (https://acme.io).\n"
+    assert text == "Hi Bob,\n\nSee our site (https://acme.io)."

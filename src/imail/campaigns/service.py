@@ -26,6 +26,7 @@ from imail.kit.ids import has_prefix
 from imail.kit.pagination import PageParams
 from imail.leads import timezones
 from imail.leads.repository import LeadRepository
+from imail.mail.html import html_to_text
 from imail.models import Campaign, CampaignStatus
 from imail.models.inbox import InboxStatus
 from imail.sending import service as sending
@@ -83,7 +84,7 @@ def view(campaign: Campaign, inbox_ids: list[str], stats: CampaignStats) -> dict
 
 
 def _text(body: str | None) -> str | None:
-    return None if body is None else templates.html_to_text(body)
+    return None if body is None else html_to_text(body)
 
 
 def step_view(index: int, step: dict[str, Any]) -> dict[str, Any]:
@@ -411,7 +412,7 @@ async def preview(session: AsyncSession, caller: Caller, campaign_id: str, body:
         "variant": label,
         "subject": subject_text,
         "body": rendered,
-        "text": templates.html_to_text(rendered),
+        "text": html_to_text(rendered),
         "missing_variables": missing,
     }
 

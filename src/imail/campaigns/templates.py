@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from html.parser import HTMLParser
 from typing import Any
 
 BUILTIN_VARIABLES: tuple[str, ...] = ("email", "first_name", "last_name", "company", "title")
@@ -269,57 +268,6 @@ def lead_values(lead: Any) -> dict[str, Any]:
     for name in BUILTIN_VARIABLES:
         values[name] = getattr(lead, name, None)
     return values
-
-
-class _TextExtractor(HTMLParser):
-    BLOCKS = frozenset({"p", "div", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "table"})
-    SKIP = frozenset({"style", "script", "head", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.links: list[str | None] = []
-        self.skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self.skipping += 1
-        elif tag == "br":
-            self.parts.append("\n")
-        elif tag == "li":
-            self.parts.append("\n- ")
-        elif tag in self.BLOCKS:
-            self.parts.append("\n\n")
-        elif tag == "a":
-            self.links.append(dict(attrs).get("href"))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in self.BLOCKS:
-            self.parts.append("\n\n")
-        elif tag == "a" and self.links:
-            href = self.links.pop()
-            if href and href.startswith(("http://", "https://")):
-                self.parts.append(f" ({href})")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skipping:
-            self.parts.append(re.sub(r"\s+", " ", data))
-
-
-def html_to_text(body: str) -> str:
-    """The plain-text part derived from an HTML body: block breaks kept, links as `text (url)`."""
-    parser = _TextExtractor()
-    parser.feed(body)
-    parser.close()
-    text = "".join(parser.parts)
-    lines = [line.strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def stable_seed(*parts: object) -> int:

@@ -1,4 +1,5 @@
-"""HTML → plain text for the text/plain part of a campaign email (stdlib parser, no dependency)."""
+"""HTML ↔ plain text: the text/plain part of a campaign email (and its preview), the text of an HTML reply, a
+plain signature as HTML. Stdlib parser, no dependency."""
 
 from __future__ import annotations
 
@@ -6,50 +7,56 @@ import html
 import re
 from html.parser import HTMLParser
 
-_BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table", "ul", "ol"}
-
 
 class _TextExtractor(HTMLParser):
+    BLOCKS = frozenset({"p", "div", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "table"})
+    SKIP = frozenset({"style", "script", "head", "title"})
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self._href: str | None = None
-        self._skip = 0
+        self.links: list[str | None] = []
+        self.skipping = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("style", "script", "head"):
-            self._skip += 1
-        elif tag == "a":
-            self._href = dict(attrs).get("href")
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
         elif tag == "li":
             self.parts.append("\n- ")
-        elif tag in _BLOCK:
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "a":
+            self.links.append(dict(attrs).get("href"))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script", "head"):
-            self._skip = max(0, self._skip - 1)
-        elif tag == "a":
-            self._href = None
-        elif tag in ("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table"):
-            self.parts.append("\n")
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "a" and self.links:
+            href = self.links.pop()
+            if href and href.startswith(("http://", "https://")):
+                self.parts.append(f" ({href})")
 
     def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        text = re.sub(r"\s+", " ", data)
-        if self._href and self._href.startswith(("http://", "https://")) and self._href not in text:
-            text = f"{text} ({self._href})"
-        self.parts.append(text)
+        if not self.skipping:
+            self.parts.append(re.sub(r"\s+", " ", data))
 
 
-def html_to_text(markup: str) -> str:
+def html_to_text(body: str) -> str:
+    """The plain-text part derived from an HTML body: block breaks kept, links as `text (url)`."""
     parser = _TextExtractor()
-    parser.feed(markup)
+    parser.feed(body)
     parser.close()
-    text = html.unescape("".join(parser.parts))
-    lines = [line.strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    text = "".join(parser.parts)
+    lines = [line.strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def text_to_html(text: str) -> str:

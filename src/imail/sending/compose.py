@@ -10,7 +10,7 @@ from typing import Any
 
 from imail.campaigns import templates
 from imail.kit.signing import Signer
-from imail.mail.html import text_to_html
+from imail.mail.html import html_to_text, text_to_html
 from imail.mail.mime import Outbound, build, domain_of, make_message_id
 from imail.sending.sequence import choose_variant, content, reply_subject
 from imail.tracking.links import add_pixel, rewrite_links
@@ -92,7 +92,7 @@ def compose(
     links: list[str] = []
     if track_clicks and not text_only:
         body, links = rewrite_links(body, lambda index: urls.click(message_id, index))
-    text = templates.html_to_text(body) + "\n"  # the preview's derivation, so previews match what is sent
+    text = html_to_text(body) + "\n"  # the preview's derivation, so previews match what is sent
     html_part = None
     if not text_only:
         html_part = add_pixel(body, urls.pixel(message_id)) if track_opens else body
