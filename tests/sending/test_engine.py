@@ -207,3 +207,33 @@ async def test_pausing_a_campaign_takes_its_leads_out_of_the_queue(outreach, mai
     assert sink.messages == []
     await outreach.resume(campaign["id"])
     assert await outreach.drain() == 1
+
+
+async def test_two_sending_loops_of_one_worker_send_each_email_once(outreach, mailbox, sink):
+    """imail worker runs two send_due loops (workers/registry.py). On SQLite, which has no SKIP LOCKED, they
+    must not claim the same states (that ended in a UNIQUE (lead, step) error every other round)."""
+    import asyncio
+    import dataclasses
+
+    from imail.workers import sending as sending_worker
+    from imail.workers.registry import WORKERS
+
+    loops = next(spec.concurrency for spec in WORKERS if spec.name == "sending")
+    assert loops >= 2
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1])
+    for i in range(24):
+        await outreach.lead(campaign["id"], f"lead{i}@example.org", first_name=f"L{i}")
+    await outreach.resume(campaign["id"])
+    ctx = dataclasses.replace(outreach.ctx, settings=outreach.ctx.settings.model_copy(update={"sending_batch_size": 5}),
+                              extra={})
+
+    async def loop() -> None:
+        idle = 0
+        while idle < 2:
+            idle = 0 if await sending_worker.send_due(ctx) else idle + 1
+
+    await asyncio.gather(*(loop() for _ in range(loops)))
+    await sending_worker.smtp_pool(ctx).close()
+    assert sorted(r.envelope_to[0] for r in sink.messages) == sorted(f"lead{i}@example.org" for i in range(24))
+    assert {m.status for m in await outreach.rows(Message)} == {"sent"}

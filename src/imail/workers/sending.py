@@ -115,7 +115,10 @@ async def deliver(
 
 
 async def send_due(ctx: WorkerContext) -> int:
-    async with ctx.database.transaction() as session:
+    # One claim at a time per process (the registry runs two of these loops): SQLite has no SKIP LOCKED, so two
+    # claims at once would take the same states; on PostgreSQL a campaign's claims queue on its counter row anyway.
+    # What the loops overlap is one's claim with the other's delivery.
+    async with ctx.extra.setdefault("claiming", asyncio.Lock()), ctx.database.transaction() as session:
         claim = await service.claim(session, ctx.settings, ctx.instance_id, now=ctx.clock())
     if claim.jobs:
         # One recording transaction at a time per process, so it never contends with itself for campaign and
