@@ -475,3 +475,24 @@ async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_ope
     await outreach.drain()
     assert Counter(r.envelope_to[0] for r in sink.messages) == {"ana@example.org": 1, "bea@example.org": 1}
     assert {m.status for m in await outreach.rows(Message)} == {"sent"}
+
+
+async def test_one_mark_statement_marks_only_the_attempts_that_still_own_their_message(outreach, mailbox, sink, clock, monkeypatch):
+    """Marks of many sends go in one UPDATE; an attempt with a stale Message-ID (its message requeued and claimed
+    again) in the same group is refused while the others are marked."""
+    freeze_api_clock(monkeypatch, clock)
+    ctx = outreach.ctx
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP])
+    for name in ("ana", "bea"):
+        await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
+    await outreach.resume(campaign["id"])
+    async with outreach.database.transaction() as session:
+        ana, bea = sorted((await service.claim(session, ctx.settings, "worker-a", now=clock())).jobs, key=lambda j: j.to_email)
+
+    async with outreach.database.transaction() as session:
+        owned = await SendQueue(session).mark_handed([(ana.message_id, ana.message_id_header),
+                                                      (bea.message_id, "<an-earlier-attempt@bench.test>")])
+    assert owned == {ana.message_id}
+    status = {m.id: m.status for m in await outreach.rows(Message)}
+    assert status == {ana.message_id: "handed", bea.message_id: "sending"}

@@ -56,3 +56,8 @@ def test_pixel_goes_before_the_closing_body():
 def test_html_to_text_keeps_paragraphs_and_link_targets():
     text = html_to_text('<p>Hi Bob,</p><p>See <a href="https://acme.io">our site</a>.</p><style>p{}</style>')
     assert text == "Hi Bob,\n\nSee our site (https://acme.io)."
+
+
+def test_html_to_text_names_a_link_once_and_unescapes_once():
+    assert html_to_text('<p>Book at <a href="https://acme.io/book">https://acme.io/book</a></p>') == "Book at https://acme.io/book"
+    assert html_to_text("<p>a &amp;lt; b &amp; c</p>") == "a &lt; b & c"

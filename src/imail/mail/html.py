@@ -15,7 +15,7 @@ class _TextExtractor(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self.links: list[str | None] = []
+        self.links: list[tuple[str | None, int]] = []  # open anchors: href, and where their text starts
         self.skipping = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -28,7 +28,7 @@ class _TextExtractor(HTMLParser):
         elif tag in self.BLOCKS:
             self.parts.append("\n\n")
         elif tag == "a":
-            self.links.append(dict(attrs).get("href"))
+            self.links.append((dict(attrs).get("href"), len(self.parts)))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "br":
@@ -40,8 +40,9 @@ class _TextExtractor(HTMLParser):
         elif tag in self.BLOCKS:
             self.parts.append("\n\n")
         elif tag == "a" and self.links:
-            href = self.links.pop()
-            if href and href.startswith(("http://", "https://")):
+            href, start = self.links.pop()
+            # A link whose text is its address already reads fine: "https://acme.io", not twice.
+            if href and href.startswith(("http://", "https://")) and href not in "".join(self.parts[start:]):
                 self.parts.append(f" ({href})")
 
     def handle_data(self, data: str) -> None:

@@ -114,17 +114,24 @@ async def deliver(
     return [outcome for group in results for outcome in group]  # type: ignore[union-attr]
 
 
+def _process_lock(ctx: WorkerContext, name: str) -> asyncio.Lock:
+    lock = ctx.extra.get(name)
+    if lock is None:
+        lock = ctx.extra[name] = asyncio.Lock()
+    return lock
+
+
 async def send_due(ctx: WorkerContext) -> int:
     # One claim at a time per process (the registry runs two of these loops): SQLite has no SKIP LOCKED, so two
     # claims at once would take the same states; on PostgreSQL a campaign's claims queue on its counter row anyway.
     # What the loops overlap is one's claim with the other's delivery.
-    async with ctx.extra.setdefault("claiming", asyncio.Lock()), ctx.database.transaction() as session:
+    async with _process_lock(ctx, "claiming"), ctx.database.transaction() as session:
         claim = await service.claim(session, ctx.settings, ctx.instance_id, now=ctx.clock())
     if claim.jobs:
-        # One recording transaction at a time per process, so it never contends with itself for campaign and
-        # rollup rows; inboxes finishing while one is being recorded wait together and go in the next one, so a
-        # batch takes a few recording transactions instead of one per inbox.
-        recording = asyncio.Lock()
+        # One recording transaction at a time per process (both loops), so it never contends with itself for
+        # campaign and rollup rows; inboxes finishing while one is being recorded wait together and go in the next
+        # one, so a batch takes a few recording transactions instead of one per inbox.
+        recording = _process_lock(ctx, "recording")
         waiting: list[Outcome] = []
 
         async def record(outcomes: list[Outcome]) -> None:
