@@ -237,3 +237,45 @@ async def test_two_sending_loops_of_one_worker_send_each_email_once(outreach, ma
     await sending_worker.smtp_pool(ctx).close()
     assert sorted(r.envelope_to[0] for r in sink.messages) == sorted(f"lead{i}@example.org" for i in range(24))
     assert {m.status for m in await outreach.rows(Message)} == {"sent"}
+
+
+async def test_a_reply_that_lands_while_its_email_is_on_the_wire_keeps_the_sequence_stopped(outreach, mailbox, clock):
+    """Recording a send moves its sequence on only if the sequence is still `sending`: one stopped meanwhile
+    (the inbound reader saw a reply to step 1's thread) is not put back in the queue for step 2."""
+    from imail.models.sending import SequenceState
+    from imail.sending import service
+
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1, STEP_2])
+    replying = await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    quiet = await outreach.lead(campaign["id"], "bob@example.org", first_name="Bob")
+    await outreach.resume(campaign["id"])
+    async with outreach.database.transaction() as session:
+        claim = await service.claim(session, outreach.ctx.settings, "w1", now=clock())
+    assert len(claim.jobs) == 2
+    async with outreach.database.transaction() as session:
+        (await session.get(Lead, replying["id"])).status = "replied"
+        service.stop_sequence(await session.get(SequenceState, replying["id"]), service.StopReason.replied, clock())
+    async with outreach.database.transaction() as session:
+        await service.record_outcomes(session, outreach.ctx.settings,
+                                      [service.Outcome(job.message_id, "sent", 250, "2.0.0 queued") for job in claim.jobs],
+                                      now=clock())
+
+    stopped, going_on = await outreach.state(replying["id"]), await outreach.state(quiet["id"])
+    assert (stopped.status, stopped.stop_reason, stopped.due_at) == ("stopped", "replied", None)
+    assert (going_on.status, going_on.next_step) == ("scheduled", 1) and going_on.due_at > clock()
+    assert {m.status for m in await outreach.rows(Message)} == {"sent"}
+    assert {m.smtp_response for m in await outreach.rows(Message)} == {"2.0.0 queued"}
+    assert len(await outreach.events("email.sent")) == 2
+    assert (await outreach.lead_row(replying["id"])).status == "replied"
+
+
+async def test_the_last_step_sent_completes_the_lead(outreach, mailbox, sink):
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1])
+    lead = await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    await outreach.resume(campaign["id"])
+    assert await outreach.drain() == 1
+    state = await outreach.state(lead["id"])
+    assert (state.status, state.due_at, state.last_sent_at is not None) == ("finished", None, True)
+    assert (await outreach.lead_row(lead["id"])).status == "completed"

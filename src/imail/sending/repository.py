@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import among
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignInbox
+from imail.models.lead import LeadStatus
 from imail.models.sending import (
     InboxPacing,
     Message,
@@ -25,6 +26,8 @@ from imail.models.sending import (
     SequenceState,
     SequenceStatus,
 )
+
+IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
 
 
 def _insert(session: AsyncSession):
@@ -225,11 +228,89 @@ class SendQueue(Repository[SequenceState]):
         )
         return set(result.scalars())
 
+    # --- recording sends as sets of rows (Core): the common outcome, an accepted live email, costs a few
+    # statements per batch and no ORM instances
+
+    async def lock_live_in_flight(self, ids: Iterable[str]) -> list[Row]:
+        """The live attempts among these still in flight (not settled meanwhile by the in-flight resolver), as plain
+        rows, locked in id order (the order every recorder locks messages in)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        messages = Message.__table__.c
+        stmt = (
+            select(messages.id, messages.workspace_id, messages.livemode, messages.campaign_id, messages.lead_id,
+                   messages.inbox_id, messages.to_email, messages.step_index, messages.variant, messages.subject,
+                   messages.message_id_header)
+            .where(among(messages.id, wanted), messages.status.in_(IN_FLIGHT), messages.livemode.is_(True))
+            .order_by(messages.id)
+        )
+        if _is_postgres(self.session):
+            stmt = stmt.with_for_update()
+        return list(await self.session.execute(stmt))
+
+    async def settle_sent(self, now: datetime, answers: Sequence[dict[str, Any]]) -> None:
+        """Accepted by SMTP: `answers` are {id, code, response}."""
+        if not answers:
+            return
+        messages = Message.__table__.c
+        await self.session.execute(
+            update(Message.__table__)
+            .where(messages.id == bindparam("message"))
+            .values(status=MessageStatus.sent.value, sent_at=now, lease_until=None,
+                    smtp_code=bindparam("code"), smtp_response=bindparam("response")),
+            [{"message": a["id"], "code": a["code"], "response": a["response"]} for a in answers],
+        )
+
+    async def lead_timezones(self, ids: Iterable[str]) -> dict[str, str]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        leads = Lead.__table__.c
+        return dict((await self.session.execute(select(leads.id, leads.timezone).where(among(leads.id, wanted)))).all())
+
+    async def campaign_sequences(self, ids: Iterable[str]) -> dict[str, Row]:
+        """Each campaign's steps, send window and status."""
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        campaigns = Campaign.__table__.c
+        rows = await self.session.execute(
+            select(campaigns.id, campaigns.steps, campaigns.send_window, campaigns.status).where(among(campaigns.id, wanted)))
+        return {row.id: row for row in rows}
+
+    async def advance_sent(self, now: datetime, scheduled: Sequence[dict[str, Any]], finished: Sequence[str]) -> None:
+        """States whose email was just sent: `scheduled` ({lead, step, when, due}) have a next step, `finished`
+        (lead ids) had their last, and their leads, if still active, are completed. Only states still `sending`:
+        one stopped meanwhile (a reply, an unsubscribe) stays stopped."""
+        states = SequenceState.__table__.c
+        still_sending = states.status == SequenceStatus.sending.value
+        if scheduled:
+            await self.session.execute(
+                update(SequenceState.__table__)
+                .where(states.lead_id == bindparam("lead"), still_sending)
+                .values(status=SequenceStatus.scheduled.value, next_step=bindparam("step"),
+                        scheduled_at=bindparam("when"), due_at=bindparam("due"), last_sent_at=now, updated_at=now),
+                list(scheduled),
+            )
+        if finished:
+            await self.session.execute(
+                update(SequenceState.__table__)
+                .where(among(states.lead_id, finished), still_sending)
+                .values(status=SequenceStatus.finished.value, due_at=None, last_sent_at=now, updated_at=now)
+            )
+            leads = Lead.__table__.c
+            await self.session.execute(
+                update(Lead.__table__)
+                .where(among(leads.id, finished), leads.status == LeadStatus.active.value)
+                .values(status=LeadStatus.completed.value)
+            )
+
     async def lock_stale_in_flight(self, now: datetime, limit: int) -> list[Message]:
         """Attempts whose lease ran out before their outcome was recorded: their worker died."""
         stmt = (
             select(Message)
-            .where(Message.status.in_([MessageStatus.sending.value, MessageStatus.handed.value]), Message.lease_until < now)
+            .where(Message.status.in_(IN_FLIGHT), Message.lease_until < now)
             .order_by(Message.lease_until)
             .limit(limit)
         )

@@ -33,7 +33,7 @@ from imail.models.sending import Message, MessageStatus, SequenceState, Sequence
 from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.sending import simulation
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
-from imail.sending.repository import SendQueue, SequenceRepository
+from imail.sending.repository import IN_FLIGHT, SendQueue, SequenceRepository
 from imail.sending.rotation import NoInbox, Rotation, Shortage
 from imail.sending.schedule import due_at, due_for_many, next_open
 from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
@@ -45,7 +45,6 @@ log = structlog.get_logger("imail.sending")
 NO_INBOX_RETRY = timedelta(minutes=15)
 PAUSED_LEAD_RECHECK = timedelta(hours=1)
 IN_DOUBT_GRACE = timedelta(minutes=1)
-IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
 STOP_FOR_LEAD_STATUS = {
     LeadStatus.replied.value: StopReason.replied,
     LeadStatus.bounced.value: StopReason.bounced,
@@ -359,19 +358,62 @@ def event_ref(message: Message) -> dict[str, Any]:
 async def record_outcomes(session: AsyncSession, settings: Settings, outcomes: Sequence[Outcome], now: datetime | None = None) -> None:
     now = now or utcnow()
     queue = SendQueue(session)
+    async with batched_events(session):
+        accepted = await _record_live_sends(queue, [o for o in outcomes if o.kind == "sent"], now)
+        rest = [o for o in outcomes if o.kind != "taken" and o.message_id not in accepted]
+        if rest:
+            await _record_each(session, settings, queue, rest, now)
+
+
+async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: datetime) -> set[str]:
+    """Live emails the SMTP server accepted, recorded as sets of rows: the messages sent, their events, each
+    state on to its next step (or finished). Returns the ids recorded; the others (test mode, settled meanwhile)
+    are left to `_record_each`. The same effects as `apply_outcome` for these, at a few statements per batch."""
+    messages = await queue.lock_live_in_flight(o.message_id for o in outcomes)
+    if not messages:
+        return set()
+    by_id = {o.message_id: o for o in outcomes}
+    await queue.settle_sent(now, [{"id": m.id, "code": by_id[m.id].code, "response": by_id[m.id].detail[:2000] or None}
+                                  for m in messages])
+    campaigns = await queue.campaign_sequences(m.campaign_id for m in messages)
+    timezones = await queue.lead_timezones(m.lead_id for m in messages)
+    finished: list[str] = []
+    following: dict[tuple[str, int], list[str]] = defaultdict(list)  # (campaign, next step) -> leads
+    for message in messages:
+        await record_event(queue.session, tenant_of(message), "email.sent",
+                           {**event_ref(message), "smtp_message_id": message.message_id_header, "subject": message.subject})
+        campaign = campaigns.get(message.campaign_id)
+        if campaign is None or message.lead_id not in timezones:
+            continue
+        if message.step_index + 1 >= len(campaign.steps):
+            finished.append(message.lead_id)
+        else:
+            following[(campaign.id, message.step_index + 1)].append(message.lead_id)
+    scheduled = []
+    for (campaign_id, step), leads in following.items():
+        campaign = campaigns[campaign_id]
+        running = campaign.status == CampaignStatus.active.value
+        due = due_for_many(now, step_delay(campaign.steps[step]), lambda zone: window_for(campaign.send_window, zone),
+                           [(lead, timezones[lead]) for lead in leads])
+        scheduled += [{"lead": lead, "step": step, "when": due[lead], "due": due[lead] if running else None} for lead in leads]
+    await queue.advance_sent(now, scheduled, finished)
+    return {m.id for m in messages}
+
+
+async def _record_each(session: AsyncSession, settings: Settings, queue: SendQueue, outcomes: list[Outcome], now: datetime) -> None:
+    """Every other outcome, one by one through the ORM: retries, bounces, failures, doubts, test-mode sends."""
     # Locked: an attempt the in-flight resolver is settling right now is seen settled once it commits.
-    messages = await queue.messages((o.message_id for o in outcomes if o.kind != "taken"), lock=True)
+    messages = await queue.messages((o.message_id for o in outcomes), lock=True)
     states = await queue.sequence_states(m.lead_id for m in messages.values())
     leads = await queue.leads(m.lead_id for m in messages.values())
     campaigns = await queue.campaigns(m.campaign_id for m in messages.values())
-    async with batched_events(session):
-        for outcome in outcomes:
-            message = messages.get(outcome.message_id)
-            if outcome.kind == "taken" or message is None or message.status not in IN_FLIGHT:
-                continue  # resolved meanwhile (in-flight resolution), or gone with its lead
-            await apply_outcome(session, settings, message, states.get(message.lead_id), leads.get(message.lead_id),
-                                campaigns.get(message.campaign_id), outcome, now)
-        await session.flush()
+    for outcome in outcomes:
+        message = messages.get(outcome.message_id)
+        if message is None or message.status not in IN_FLIGHT:
+            continue  # resolved meanwhile (in-flight resolution), or gone with its lead
+        await apply_outcome(session, settings, message, states.get(message.lead_id), leads.get(message.lead_id),
+                            campaigns.get(message.campaign_id), outcome, now)
+    await session.flush()
 
 
 async def apply_outcome(
