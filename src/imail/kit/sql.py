@@ -42,3 +42,19 @@ def _compile_in_list(element: among, compiler: Any, **kw: Any) -> str:
 @compiles(among, "postgresql")
 def _compile_any_array(element: among, compiler: Any, **kw: Any) -> str:
     return compiler.process(element.any_array, **kw)
+
+
+class Loaded:
+    """A row read with Core, as a plain object: code written for ORM instances reads and sets its attributes the
+    same way, and `changes()` gives the columns set to new values, for the caller to write back with one
+    executemany. For hot paths that read hundreds of rows a transaction and change a few columns of each: an
+    ORM instance costs an identity-map entry, instrumented attribute events and a unit-of-work flush per row."""
+
+    def __init__(self, row: Any):
+        values = dict(row._mapping)
+        self.__dict__.update(values)
+        self.__dict__["_loaded"] = values
+
+    def changes(self) -> dict[str, Any]:
+        loaded = self.__dict__["_loaded"]
+        return {name: value for name, value in self.__dict__.items() if name != "_loaded" and loaded.get(name) != value}

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among
+from imail.kit.sql import Loaded, among
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
@@ -28,6 +28,8 @@ from imail.models.sending import (
 )
 
 IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
+# What planning may change in a sequence state.
+CLAIM_STATE_COLUMNS = ("status", "next_step", "scheduled_at", "due_at", "stop_reason", "inbox_id", "updated_at")
 
 
 def _insert(session: AsyncSession):
@@ -103,13 +105,14 @@ class SendQueue(Repository[SequenceState]):
 
     model = SequenceState
 
-    async def lock_due(self, now: datetime, limit: int) -> list[SequenceState]:
+    async def lock_due(self, now: datetime, limit: int) -> list[Loaded]:
         """The due states, oldest first, locked (other workers skip them). An index range on due_at: the cost
-        does not grow with the states that are not due."""
-        stmt = select(SequenceState).where(SequenceState.due_at <= now).order_by(SequenceState.due_at).limit(limit)
+        does not grow with the states that are not due. Plain rows: the claim writes them back with `save_claimed`."""
+        states = SequenceState.__table__
+        stmt = select(states).where(states.c.due_at <= now).order_by(states.c.due_at).limit(limit)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
-        return list((await self.session.execute(stmt)).scalars())
+        return [Loaded(row) for row in await self.session.execute(stmt)]
 
     async def _by_ids(self, model: Any, ids: Iterable[str]) -> dict[str, Any]:
         wanted = list(set(ids))
@@ -152,17 +155,46 @@ class SendQueue(Repository[SequenceState]):
                 found[campaign_id].append(inbox_id)
         return found
 
-    async def history(self, lead_ids: Iterable[str]) -> dict[str, list[Message]]:
-        """Every message of these leads, by step, for threading, branching and retries."""
+    async def history(self, lead_ids: Iterable[str]) -> dict[str, list[Loaded]]:
+        """Every message of these leads, by step, for threading, branching and retries (plain rows)."""
         ids = list(set(lead_ids))
-        found: dict[str, list[Message]] = defaultdict(list)
+        found: dict[str, list[Loaded]] = defaultdict(list)
         if ids:
+            messages = Message.__table__
             rows = await self.session.execute(
-                select(Message).where(among(Message.lead_id, ids)).order_by(Message.lead_id, Message.step_index)
+                select(messages).where(among(messages.c.lead_id, ids)).order_by(messages.c.lead_id, messages.c.step_index)
             )
-            for message in rows.scalars():
-                found[message.lead_id].append(message)
+            for row in rows:
+                found[row.lead_id].append(Loaded(row))
         return found
+
+    async def lead_rows(self, ids: Iterable[str]) -> dict[str, Loaded]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        leads = Lead.__table__
+        return {row.id: Loaded(row) for row in await self.session.execute(select(leads).where(among(leads.c.id, wanted)))}
+
+    async def save_claimed(self, states: Iterable[Loaded], leads: Iterable[Loaded], messages: Iterable[Loaded]) -> None:
+        """Writes back what a claim changed in the plain rows it planned with: states, lead statuses, and retried
+        messages' new attempts. One executemany per table, every changed row with the same columns."""
+        state_rows = [{"lead": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}} for s in states if s.changes()]
+        if state_rows:
+            table = SequenceState.__table__
+            await self.session.execute(
+                update(table).where(table.c.lead_id == bindparam("lead")).values({c: bindparam(c) for c in CLAIM_STATE_COLUMNS}),
+                state_rows,
+            )
+        lead_rows = [{"lead": lead.id, "new_status": lead.status} for lead in leads if "status" in lead.changes()]
+        if lead_rows:
+            table = Lead.__table__
+            await self.session.execute(
+                update(table).where(table.c.id == bindparam("lead")).values(status=bindparam("new_status")), lead_rows)
+        for message in messages:
+            changes = message.changes()
+            if changes:
+                table = Message.__table__
+                await self.session.execute(update(table).where(table.c.id == message.id).values(changes))
 
     async def sequence_states(self, lead_ids: Iterable[str]) -> dict[str, SequenceState]:
         ids = list(set(lead_ids))

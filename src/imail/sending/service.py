@@ -25,6 +25,7 @@ from imail.inboxes.monitor import report_connection_failure
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
 from imail.kit.signing import Signer
+from imail.kit.sql import Loaded
 from imail.kit.tenancy import Tenant
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignStatus
@@ -111,14 +112,14 @@ class Claim:
     examined: int = 0
 
 
-def stop_sequence(state: SequenceState, reason: StopReason, now: datetime) -> None:
+def stop_sequence(state: SequenceState | Loaded, reason: StopReason, now: datetime) -> None:
     state.status = SequenceStatus.stopped.value
     state.stop_reason = reason.value
     state.due_at = None
     state.updated_at = now
 
 
-def _finish(state: SequenceState, lead: Lead | None, now: datetime) -> None:
+def _finish(state: SequenceState | Loaded, lead: Lead | Loaded | None, now: datetime) -> None:
     state.status = SequenceStatus.finished.value
     state.due_at = None
     state.updated_at = now
@@ -126,7 +127,7 @@ def _finish(state: SequenceState, lead: Lead | None, now: datetime) -> None:
         lead.status = LeadStatus.completed.value
 
 
-def _reschedule(state: SequenceState, when: datetime, now: datetime) -> None:
+def _reschedule(state: SequenceState | Loaded, when: datetime, now: datetime) -> None:
     state.status = SequenceStatus.scheduled.value
     state.scheduled_at = when
     state.due_at = when
@@ -147,7 +148,7 @@ def _gap(inbox: Inbox, rng: random.Random) -> timedelta:
     return gap + timedelta(seconds=rng.uniform(0, extra))
 
 
-def _behaviour(message: Message | None) -> Behaviour:
+def _behaviour(message: Loaded | None) -> Behaviour:
     return Behaviour(opened=bool(message and message.opened_at), clicked=bool(message and message.clicked_at))
 
 
@@ -169,7 +170,7 @@ class Planner:
         if not states:
             return claim
         campaigns = await self.queue.campaigns(s.campaign_id for s in states)
-        leads = await self.queue.leads(s.lead_id for s in states)
+        leads = await self.queue.lead_rows(s.lead_id for s in states)
         history = await self.queue.history(s.lead_id for s in states)
         campaign_inboxes = await self.queue.campaign_inboxes(campaigns)
         inbox_ids = {i for ids in campaign_inboxes.values() for i in ids} | {s.inbox_id for s in states if s.inbox_id}
@@ -190,10 +191,11 @@ class Planner:
                 claim.jobs.append(job)
         if self.new_messages:
             await self.session.execute(insert(Message.__table__), self.new_messages)
+        await self.queue.save_claimed(states, leads.values(), (m for previous in history.values() for m in previous))
         await self.session.flush()
         return claim
 
-    async def _suppressed(self, states: list[SequenceState], leads: dict[str, Lead]) -> set[tuple[Tenant, str]]:
+    async def _suppressed(self, states: list[Loaded], leads: dict[str, Loaded]) -> set[tuple[Tenant, str]]:
         by_tenant: dict[Tenant, list[str]] = defaultdict(list)
         for state in states:
             lead = leads.get(state.lead_id)
@@ -206,10 +208,10 @@ class Planner:
 
     async def _plan(
         self,
-        state: SequenceState,
+        state: Loaded,
         campaign: Campaign | None,
-        lead: Lead | None,
-        previous: list[Message],
+        lead: Loaded | None,
+        previous: list[Loaded],
         campaign_inboxes: dict[str, list[str]],
         blocked: set[tuple[Tenant, str]],
     ) -> Job | None:
