@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.analytics.rollups import apply_events as apply_rollups
 from imail.events.types import ALL_EVENT_TYPES
 from imail.kit.clock import utcnow
+from imail.kit.ids import new_id
 from imail.kit.tenancy import Tenant
 from imail.models import Event
 from imail.webhooks.fanout import fan_out
@@ -26,21 +29,34 @@ from imail.webhooks.fanout import fan_out
 _BATCH_KEY = "imail.events.batch"
 
 
-def new_event(tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> Event:
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event row about to be written: the columns of `Event`, without an ORM instance's bookkeeping (a
+    sending batch records hundreds; nothing reads them back through the session)."""
+
+    id: str
+    workspace_id: str
+    livemode: bool
+    type: str
+    created_at: datetime
+    data: dict[str, Any]
+
+
+def new_event(tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> NewEvent:
     """The event row, its payload checked against the type's schema (not yet written)."""
     schema = ALL_EVENT_TYPES.get(event_type)
     if schema is None:
         raise ValueError(f"unknown event type {event_type!r}")
     payload = data if isinstance(data, schema) else schema.model_validate(data.model_dump() if isinstance(data, BaseModel) else data)
-    return Event(workspace_id=tenant.workspace_id, livemode=tenant.livemode, type=event_type, created_at=utcnow(),
-                 data=payload.model_dump(mode="json"))
+    return NewEvent(new_id(Event.id_prefix), tenant.workspace_id, tenant.livemode, event_type, utcnow(),
+                    payload.model_dump(mode="json"))
 
 
-async def record_event(session: AsyncSession, tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> Event:
+async def record_event(session: AsyncSession, tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> NewEvent:
     """Add an event to the log, with the webhook deliveries and rollups it owes, in the caller's transaction:
     at once, or when the enclosing `batched_events` block ends."""
     event = new_event(tenant, event_type, data)
-    pending: list[Event] | None = session.info.get(_BATCH_KEY)
+    pending: list[NewEvent] | None = session.info.get(_BATCH_KEY)
     if pending is not None:
         pending.append(event)
     else:
@@ -48,7 +64,7 @@ async def record_event(session: AsyncSession, tenant: Tenant, event_type: str, d
     return event
 
 
-async def record_events(session: AsyncSession, items: Sequence[tuple[Tenant, str, BaseModel | dict[str, Any]]]) -> list[Event]:
+async def record_events(session: AsyncSession, items: Sequence[tuple[Tenant, str, BaseModel | dict[str, Any]]]) -> list[NewEvent]:
     """`record_event` for many (tenant, type, data) at once, in this order."""
     async with batched_events(session):
         return [await record_event(session, tenant, event_type, data) for tenant, event_type, data in items]
@@ -61,7 +77,7 @@ async def batched_events(session: AsyncSession) -> AsyncIterator[None]:
     if _BATCH_KEY in session.info:
         yield
         return
-    pending: list[Event] = []
+    pending: list[NewEvent] = []
     session.info[_BATCH_KEY] = pending
     try:
         yield
@@ -70,7 +86,7 @@ async def batched_events(session: AsyncSession) -> AsyncIterator[None]:
     await write_events(session, pending)
 
 
-async def write_events(session: AsyncSession, events: Sequence[Event]) -> None:
+async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> None:
     if not events:
         return
     # Core insert: every column is given and the rows are never read back in this transaction.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Boolean, any_, bindparam
@@ -30,7 +30,8 @@ class among(ColumnElement[bool]):  # noqa: N801 - reads as an operator: among(Le
 
     def __init__(self, column: Any, values: Iterable[Any]):
         values = list(values)
-        self.in_list = column.in_(values)
+        # One expanding parameter, not a literal per value: building the IN form costs the same for 2 values or 200.
+        self.in_list = column.in_(bindparam(None, values, expanding=True))
         self.any_array = column == any_(bindparam(None, values, type_=ARRAY(column.type)))
 
 
@@ -50,10 +51,16 @@ class Loaded:
     executemany. For hot paths that read hundreds of rows a transaction and change a few columns of each: an
     ORM instance costs an identity-map entry, instrumented attribute events and a unit-of-work flush per row."""
 
-    def __init__(self, row: Any):
-        values = dict(row._mapping)
+    def __init__(self, columns: Sequence[str], row: Any):
+        values = dict(zip(columns, row))
         self.__dict__.update(values)
         self.__dict__["_loaded"] = values
+
+    @classmethod
+    def all(cls, result: Any) -> list[Loaded]:
+        """Every row of a Core result."""
+        columns = list(result.keys())
+        return [cls(columns, row) for row in result]
 
     def changes(self) -> dict[str, Any]:
         loaded = self.__dict__["_loaded"]

@@ -112,7 +112,7 @@ class SendQueue(Repository[SequenceState]):
         stmt = select(states).where(states.c.due_at <= now).order_by(states.c.due_at).limit(limit)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
-        return [Loaded(row) for row in await self.session.execute(stmt)]
+        return Loaded.all(await self.session.execute(stmt))
 
     async def _by_ids(self, model: Any, ids: Iterable[str]) -> dict[str, Any]:
         wanted = list(set(ids))
@@ -164,8 +164,8 @@ class SendQueue(Repository[SequenceState]):
             rows = await self.session.execute(
                 select(messages).where(among(messages.c.lead_id, ids)).order_by(messages.c.lead_id, messages.c.step_index)
             )
-            for row in rows:
-                found[row.lead_id].append(Loaded(row))
+            for message in Loaded.all(rows):
+                found[message.lead_id].append(message)
         return found
 
     async def lead_rows(self, ids: Iterable[str]) -> dict[str, Loaded]:
@@ -173,7 +173,7 @@ class SendQueue(Repository[SequenceState]):
         if not wanted:
             return {}
         leads = Lead.__table__
-        return {row.id: Loaded(row) for row in await self.session.execute(select(leads).where(among(leads.c.id, wanted)))}
+        return {lead.id: lead for lead in Loaded.all(await self.session.execute(select(leads).where(among(leads.c.id, wanted))))}
 
     async def save_claimed(self, states: Iterable[Loaded], leads: Iterable[Loaded], messages: Iterable[Loaded]) -> None:
         """Writes back what a claim changed in the plain rows it planned with: states, lead statuses, and retried

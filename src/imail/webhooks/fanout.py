@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,9 @@ from imail.kit.ids import new_id
 from imail.kit.tenancy import Tenant
 from imail.models import Event, WebhookDelivery
 from imail.webhooks.repository import WebhookEndpointRepository
+
+if TYPE_CHECKING:
+    from imail.events.service import NewEvent
 
 ALL_EVENTS = "*"
 
@@ -53,7 +57,7 @@ def forget_subscriptions(session: AsyncSession) -> None:
     session.info.pop(_CACHE_KEY, None)
 
 
-async def fan_out(session: AsyncSession, events: Sequence[Event]) -> int:
+async def fan_out(session: AsyncSession, events: Sequence[NewEvent]) -> int:
     """Add a pending delivery, due at once, for every enabled endpoint of each event's tenant that receives it
     (internal event types, which only feed analytics, go nowhere)."""
     now = utcnow()
