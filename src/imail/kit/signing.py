@@ -30,7 +30,7 @@ class Signer:
         self._key = hashlib.sha256(("imail-signing:" + secret).encode()).digest()
 
     def _mac(self, purpose: str, payload: bytes) -> bytes:
-        return hmac.new(self._key, purpose.encode() + b"\0" + payload, hashlib.sha256).digest()[:SIGNATURE_BYTES]
+        return hmac.digest(self._key, purpose.encode() + b"\0" + payload, "sha256")[:SIGNATURE_BYTES]
 
     def sign(self, purpose: str, payload: str) -> str:
         raw = payload.encode()
