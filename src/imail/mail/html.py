@@ -7,7 +7,6 @@ import html
 import re
 from html.parser import HTMLParser
 
-
 _SPACES = re.compile(r"\s+")
 
 

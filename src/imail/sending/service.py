@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -395,7 +396,7 @@ async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: dat
     for (campaign_id, step), leads in following.items():
         campaign = campaigns[campaign_id]
         running = campaign.status == CampaignStatus.active.value
-        due = due_for_many(now, step_delay(campaign.steps[step]), lambda zone: window_for(campaign.send_window, zone),
+        due = due_for_many(now, step_delay(campaign.steps[step]), partial(window_for, campaign.send_window),
                            [(lead, timezones[lead]) for lead in leads])
         scheduled += [{"lead": lead, "step": step, "when": due[lead], "due": due[lead] if running else None} for lead in leads]
     await queue.advance_sent(now, scheduled, finished)
