@@ -444,7 +444,8 @@ async def apply_outcome(
         message.status = MessageStatus.sent.value
         message.sent_at = now
         await record_event(session, tenant, "email.sent", {**event_ref(message), "smtp_message_id": message.message_id_header, "subject": message.subject})
-        if state is not None and lead is not None and campaign is not None:
+        # As in _record_live_sends: a sequence stopped while its email was out (a reply) stays stopped.
+        if state is not None and lead is not None and campaign is not None and state.status == SequenceStatus.sending.value:
             _advance(state, lead, campaign, message, now)
         if not message.livemode and lead is not None:
             await simulation.after_send(session, tenant, message, lead, state, campaign, now)
