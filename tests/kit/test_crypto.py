@@ -48,3 +48,13 @@ def test_retired_keys_come_from_a_comma_separated_setting(tmp_path):
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/x.db", secret_key=NEW, secret_keys_old=f" {OLD} , ,")
     assert crypto.retired_keys(settings) == [OLD]
     assert crypto.secret_box(settings).decrypt(crypto.SecretBox(OLD).encrypt("v")) == "v"
+
+
+def test_an_opened_token_is_kept_but_only_by_its_own_box():
+    token = crypto.SecretBox(NEW).encrypt("pw")
+    box = crypto.SecretBox(NEW)
+    assert box.decrypt(token) == box.decrypt(token) == "pw"
+    with pytest.raises(crypto.InvalidToken):
+        crypto.SecretBox(OLD).decrypt(token)  # another key set never sees what this box opened
+    with pytest.raises(crypto.InvalidToken):
+        box.decrypt(token, ttl=-1)  # with a ttl the token is checked again, every time

@@ -211,7 +211,7 @@ class SendQueue(Repository[SequenceState]):
             return {}
         # executemany, not a VALUES list: one cached statement whatever the number of scopes.
         await self.session.execute(
-            _insert(self.session)(SendCounter).on_conflict_do_nothing(index_elements=["scope_id", "day"]),
+            _insert(self.session)(SendCounter.__table__).on_conflict_do_nothing(index_elements=["scope_id", "day"]),
             [{"scope_id": i, "day": day, "sent": 0} for i in ids],
         )
         stmt = select(SendCounter).where(among(SendCounter.scope_id, ids), SendCounter.day == day).order_by(SendCounter.scope_id)
@@ -225,7 +225,7 @@ class SendQueue(Repository[SequenceState]):
         if not ids:
             return {}
         await self.session.execute(
-            _insert(self.session)(InboxPacing).on_conflict_do_nothing(index_elements=["inbox_id"]),
+            _insert(self.session)(InboxPacing.__table__).on_conflict_do_nothing(index_elements=["inbox_id"]),
             [{"inbox_id": i} for i in ids],
         )
         stmt = select(InboxPacing).where(among(InboxPacing.inbox_id, ids)).order_by(InboxPacing.inbox_id)
