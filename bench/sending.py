@@ -50,6 +50,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -517,7 +518,7 @@ class SqlProfile:
 
 
 async def reset_engine_state(database_url: str, campaign_id: str) -> None:
-    """Every lead due again, as before the first run: no messages, events, counters or pacing."""
+    """Every lead due again, as after set-up: no messages, events, counters or pacing."""
     conn = await asyncpg.connect(pg_dsn(database_url))
     try:
         async with conn.transaction():
@@ -532,6 +533,32 @@ async def reset_engine_state(database_url: str, campaign_id: str) -> None:
                 "last_sent_at = NULL, scheduled_at = now(), due_at = now() WHERE campaign_id = $1", campaign_id)
         await conn.execute("VACUUM ANALYZE")
     finally:
+        await conn.close()
+
+
+ENGINE_TABLES = ("messages", "events", "analytics_refs", "analytics_daily", "sequence_states", "leads",
+                 "send_counters", "inbox_pacing")
+
+
+@asynccontextmanager
+async def statistics_kept_current(database_url: str, every: float = 5.0):
+    """ANALYZE the engine's tables every `every` seconds while the block runs: autovacuum's job on a production
+    server, and it is off on this machine's PostgreSQL (conf.d/90-ci.conf). Without it a run starts from tables
+    analyzed empty, and a plan cached for an empty table stays cached as the table grows: the rollups' ref
+    look-up became a scan of every ref, 65 ms a call by the end of a 20,000-email run (pg_stat_statements)."""
+    conn = await asyncpg.connect(pg_dsn(database_url))
+
+    async def analyze() -> None:
+        while True:
+            await asyncio.sleep(every)
+            await conn.execute("ANALYZE " + ", ".join(ENGINE_TABLES))
+
+    task = asyncio.create_task(analyze())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         await conn.close()
 
 
@@ -853,7 +880,6 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
         baseline_runs: list[Run] = []
         engine_runs: list[Run] = []
         phase_notes: list[str] = []
-        first = True
         for _ in range(0 if args.skip_throughput else args.rounds):
             baseline_runs.append(await bare_loop(sink, per_inbox, fixture.password, meter))
             print(f"bench: {baseline_runs[-1].name}: {baseline_runs[-1].rate:.0f} msg/s", flush=True)
@@ -865,11 +891,12 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
             variants = [(1, loops, True) for loops in args.loops] + [(1, loops, False) for loops in args.without_rollups]
             variants += [(processes, loops, True) for processes in args.processes if processes > 1 for loops in args.loops]
             for processes, loops, rollups in variants:
-                if not first:
-                    await reset_engine_state(database_url, fixture.campaign_id)
-                first = False
+                # Also before the first: it ends with VACUUM ANALYZE, so every run starts from tables with
+                # statistics and no dead rows (this machine's PostgreSQL runs without autovacuum).
+                await reset_engine_state(database_url, fixture.campaign_id)
                 if processes > 1:
-                    run = await engine_processes(sink, database_url, args.batch, processes, loops, args.leads, meter, database)
+                    async with statistics_kept_current(database_url):
+                        run = await engine_processes(sink, database_url, args.batch, processes, loops, args.leads, meter, database)
                     engine_runs.append(run)
                     print(f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})", flush=True)
                     continue
@@ -879,7 +906,8 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
                 try:
                     if phases:
                         phases.messages = args.leads
-                    run = await engine(settings, database, sink, fixture, loops, args.leads, meter, phases, rollups)
+                    async with statistics_kept_current(database_url):
+                        run = await engine(settings, database, sink, fixture, loops, args.leads, meter, phases, rollups)
                 finally:
                     if uninstall_sql:
                         uninstall_sql()
