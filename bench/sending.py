@@ -15,7 +15,9 @@ Throughput, in one run, on a throwaway PostgreSQL database (created, migrated, d
   measured  the engine in-process: one WorkerContext and `--loops` concurrent `send_due` loops (the `imail worker`
             sending loop, repeated until nothing is due), from the first claim to the last outcome recorded: claim
             with row-locked limits, render, the before-DATA mark, SMTP over pooled connections (one per inbox),
-            the outcome and its `email.sent` event (with what record_event does: webhook fan-out, rollups)
+            the outcome and its `email.sent` event (with what record_event does: webhook fan-out, rollups);
+            from a vacuumed database whose tables are analyzed every 5 s meanwhile, as autovacuum would (this
+            machine's PostgreSQL runs without it, and a plan cached while a table was empty stays cached)
 
 The target compares the engine in one process with the baseline in one process: the work per message on the
 same CPU, over the same 50 connections. `--processes` adds runs of the engine as several worker processes
@@ -1055,8 +1057,10 @@ the engine runs in one process (a WorkerContext and N concurrent `send_due` loop
 last recorded outcome: claim with row-locked limits, render, the before-DATA mark, pooled SMTP, outcome + `email.sent`
 event (and what record_event does with it). The target is judged on the one-process runs; the "processes" rows
 are the same engine as several spawned worker processes started together (scale-out; each opens its own
-connections). Best of {args.rounds} round(s); CPU seconds per component (postgres:
-every postgres process on the machine, so other users' queries count too).
+connections). Every engine run starts from a vacuumed, analyzed database, and its tables are analyzed every 5 s
+while it runs, as autovacuum would (off on this machine's PostgreSQL); that ANALYZE counts in postgres's CPU.
+Best of {args.rounds} round(s); CPU seconds per component (postgres: every postgres process on the machine, so
+other users' queries count too).
 
 ```
 {run_table(runs, baseline)}

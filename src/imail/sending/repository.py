@@ -281,8 +281,8 @@ class SendQueue(Repository[SequenceState]):
             stmt = stmt.with_for_update()
         return list(await self.session.execute(stmt))
 
-    async def settle_sent(self, now: datetime, answers: Sequence[dict[str, Any]]) -> None:
-        """Accepted by SMTP: `answers` are {id, code, response}."""
+    async def settle_sent(self, now: datetime, answers: Sequence[tuple[str, int | None, str | None]]) -> None:
+        """Accepted by SMTP: `answers` are (message id, SMTP code, SMTP response)."""
         if not answers:
             return
         messages = Message.__table__.c
@@ -291,7 +291,7 @@ class SendQueue(Repository[SequenceState]):
             .where(messages.id == bindparam("message"))
             .values(status=MessageStatus.sent.value, sent_at=now, lease_until=None,
                     smtp_code=bindparam("code"), smtp_response=bindparam("response")),
-            [{"message": a["id"], "code": a["code"], "response": a["response"]} for a in answers],
+            [{"message": message_id, "code": code, "response": response} for message_id, code, response in answers],
         )
 
     async def lead_timezones(self, ids: Iterable[str]) -> dict[str, str]:

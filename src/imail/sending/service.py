@@ -376,8 +376,7 @@ async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: dat
     if not messages:
         return set()
     by_id = {o.message_id: o for o in outcomes}
-    await queue.settle_sent(now, [{"id": m.id, "code": by_id[m.id].code, "response": by_id[m.id].detail[:2000] or None}
-                                  for m in messages])
+    await queue.settle_sent(now, [(m.id, by_id[m.id].code, by_id[m.id].detail[:2000] or None) for m in messages])
     campaigns = await queue.campaign_sequences(m.campaign_id for m in messages)
     timezones = await queue.lead_timezones(m.lead_id for m in messages)
     finished: list[str] = []
