@@ -279,3 +279,24 @@ async def test_the_last_step_sent_completes_the_lead(outreach, mailbox, sink):
     state = await outreach.state(lead["id"])
     assert (state.status, state.due_at, state.last_sent_at is not None) == ("finished", None, True)
     assert (await outreach.lead_row(lead["id"])).status == "completed"
+
+
+async def test_a_last_step_recorded_after_its_sequence_was_stopped_leaves_the_lead_alone(outreach, mailbox, clock):
+    from imail.models.sending import SequenceState
+    from imail.sending import service
+
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1])
+    lead = await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
+    await outreach.resume(campaign["id"])
+    async with outreach.database.transaction() as session:
+        claim = await service.claim(session, outreach.ctx.settings, "w1", now=clock())
+    async with outreach.database.transaction() as session:
+        service.stop_sequence(await session.get(SequenceState, lead["id"]), service.StopReason.suppressed, clock())
+    async with outreach.database.transaction() as session:
+        await service.record_outcomes(session, outreach.ctx.settings,
+                                      [service.Outcome(claim.jobs[0].message_id, "sent", 250, "2.0.0 queued")], now=clock())
+
+    assert (await outreach.state(lead["id"])).status == "stopped"
+    assert (await outreach.lead_row(lead["id"])).status == "active"  # not completed by a sequence that did not finish
+    assert len(await outreach.events("email.sent")) == 1

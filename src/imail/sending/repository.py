@@ -313,8 +313,8 @@ class SendQueue(Repository[SequenceState]):
 
     async def advance_sent(self, now: datetime, scheduled: Sequence[dict[str, Any]], finished: Sequence[str]) -> None:
         """States whose email was just sent: `scheduled` ({lead, step, when, due}) have a next step, `finished`
-        (lead ids) had their last, and their leads, if still active, are completed. Only states still `sending`:
-        one stopped meanwhile (a reply, an unsubscribe) stays stopped."""
+        (lead ids) had their last, and their leads, if still active, are completed. Only states still `sending`
+        (and their leads): one stopped meanwhile (a reply, an unsubscribe) stays stopped."""
         states = SequenceState.__table__.c
         still_sending = states.status == SequenceStatus.sending.value
         if scheduled:
@@ -326,17 +326,19 @@ class SendQueue(Repository[SequenceState]):
                 list(scheduled),
             )
         if finished:
-            await self.session.execute(
+            ended = (await self.session.execute(
                 update(SequenceState.__table__)
                 .where(among(states.lead_id, finished), still_sending)
                 .values(status=SequenceStatus.finished.value, due_at=None, last_sent_at=now, updated_at=now)
-            )
-            leads = Lead.__table__.c
-            await self.session.execute(
-                update(Lead.__table__)
-                .where(among(leads.id, finished), leads.status == LeadStatus.active.value)
-                .values(status=LeadStatus.completed.value)
-            )
+                .returning(states.lead_id)
+            )).scalars().all()
+            if ended:
+                leads = Lead.__table__.c
+                await self.session.execute(
+                    update(Lead.__table__)
+                    .where(among(leads.id, ended), leads.status == LeadStatus.active.value)
+                    .values(status=LeadStatus.completed.value)
+                )
 
     async def lock_stale_in_flight(self, now: datetime, limit: int) -> list[Message]:
         """Attempts whose lease ran out before their outcome was recorded: their worker died."""
