@@ -239,27 +239,40 @@ async def test_two_sending_loops_of_one_worker_send_each_email_once(outreach, ma
     assert {m.status for m in await outreach.rows(Message)} == {"sent"}
 
 
-async def test_a_reply_that_lands_while_its_email_is_on_the_wire_keeps_the_sequence_stopped(outreach, mailbox, clock):
-    """Recording a send moves its sequence on only if the sequence is still `sending`: one stopped meanwhile
-    (the inbound reader saw a reply to step 1's thread) is not put back in the queue for step 2."""
+async def _claim_stop_and_record(outreach, mailbox, clock, steps: list[dict], emails: list[str], stop: dict[str, str],
+                                 replied: bool = False) -> list[dict]:
+    """Claims the leads' first step, then stops the named leads' sequences (`stop`: lead email -> reason; with
+    `replied` their leads are marked replied, as the inbound reader does) before the sends are recorded as
+    accepted: what happens when a reply lands while the email is on the wire."""
     from imail.models.sending import SequenceState
     from imail.sending import service
 
     await outreach.connect_inbox(mailbox)
-    campaign = await outreach.campaign([STEP_1, STEP_2])
-    replying = await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
-    quiet = await outreach.lead(campaign["id"], "bob@example.org", first_name="Bob")
+    campaign = await outreach.campaign(steps)
+    leads = [await outreach.lead(campaign["id"], email, first_name=email.split("@")[0].title()) for email in emails]
     await outreach.resume(campaign["id"])
     async with outreach.database.transaction() as session:
         claim = await service.claim(session, outreach.ctx.settings, "w1", now=clock())
-    assert len(claim.jobs) == 2
+    assert len(claim.jobs) == len(emails)
     async with outreach.database.transaction() as session:
-        (await session.get(Lead, replying["id"])).status = "replied"
-        service.stop_sequence(await session.get(SequenceState, replying["id"]), service.StopReason.replied, clock())
+        for lead in leads:
+            if lead["email"] in stop:
+                if replied:
+                    (await session.get(Lead, lead["id"])).status = "replied"
+                service.stop_sequence(await session.get(SequenceState, lead["id"]), service.StopReason(stop[lead["email"]]), clock())
     async with outreach.database.transaction() as session:
         await service.record_outcomes(session, outreach.ctx.settings,
                                       [service.Outcome(job.message_id, "sent", 250, "2.0.0 queued") for job in claim.jobs],
                                       now=clock())
+    return leads
+
+
+async def test_a_reply_that_lands_while_its_email_is_on_the_wire_keeps_the_sequence_stopped(outreach, mailbox, clock):
+    """Recording a send moves its sequence on only if the sequence is still `sending`: one stopped meanwhile
+    (the inbound reader saw a reply to step 1's thread) is not put back in the queue for step 2."""
+    replying, quiet = await _claim_stop_and_record(outreach, mailbox, clock, [STEP_1, STEP_2],
+                                                   ["ana@example.org", "bob@example.org"], {"ana@example.org": "replied"},
+                                                   replied=True)
 
     stopped, going_on = await outreach.state(replying["id"]), await outreach.state(quiet["id"])
     assert (stopped.status, stopped.stop_reason, stopped.due_at) == ("stopped", "replied", None)
@@ -282,20 +295,8 @@ async def test_the_last_step_sent_completes_the_lead(outreach, mailbox, sink):
 
 
 async def test_a_last_step_recorded_after_its_sequence_was_stopped_leaves_the_lead_alone(outreach, mailbox, clock):
-    from imail.models.sending import SequenceState
-    from imail.sending import service
-
-    await outreach.connect_inbox(mailbox)
-    campaign = await outreach.campaign([STEP_1])
-    lead = await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana")
-    await outreach.resume(campaign["id"])
-    async with outreach.database.transaction() as session:
-        claim = await service.claim(session, outreach.ctx.settings, "w1", now=clock())
-    async with outreach.database.transaction() as session:
-        service.stop_sequence(await session.get(SequenceState, lead["id"]), service.StopReason.suppressed, clock())
-    async with outreach.database.transaction() as session:
-        await service.record_outcomes(session, outreach.ctx.settings,
-                                      [service.Outcome(claim.jobs[0].message_id, "sent", 250, "2.0.0 queued")], now=clock())
+    [lead] = await _claim_stop_and_record(outreach, mailbox, clock, [STEP_1], ["ana@example.org"],
+                                          {"ana@example.org": "suppressed"})
 
     assert (await outreach.state(lead["id"])).status == "stopped"
     assert (await outreach.lead_row(lead["id"])).status == "active"  # not completed by a sequence that did not finish
