@@ -441,19 +441,24 @@ async def test_an_outcome_recorded_while_the_resolver_settles_it_counts_once(pos
     assert len(sink.messages) == 1
 
 
-async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_open_session(outreach, mailbox, sink, clock, monkeypatch):
-    """The before-DATA mark fails (the database went away after the envelope was accepted): that email does not
-    go out, its SMTP session is dropped rather than reused mid-transaction (a reused one answers the next MAIL
-    FROM with 503 and would fail an innocent email for good), and the attempt is requeued once its lease runs out."""
-    freeze_api_clock(monkeypatch, clock)
-    ctx = outreach.ctx
+async def _two_claimed(outreach, mailbox, clock) -> dict[str, service.Job]:
+    """Ana's and Bea's step 1, claimed by one worker, by recipient."""
     await outreach.connect_inbox(mailbox)
     campaign = await outreach.campaign([STEP])
     for name in ("ana", "bea"):
         await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
     await outreach.resume(campaign["id"])
     async with outreach.database.transaction() as session:
-        jobs = {job.to_email: job for job in (await service.claim(session, ctx.settings, "worker-a", now=clock())).jobs}
+        return {job.to_email: job for job in (await service.claim(session, outreach.ctx.settings, "worker-a", now=clock())).jobs}
+
+
+async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_open_session(outreach, mailbox, sink, clock, monkeypatch):
+    """The before-DATA mark fails (the database went away after the envelope was accepted): that email does not
+    go out, its SMTP session is dropped rather than reused mid-transaction (a reused one answers the next MAIL
+    FROM with 503 and would fail an innocent email for good), and the attempt is requeued once its lease runs out."""
+    freeze_api_clock(monkeypatch, clock)
+    ctx = outreach.ctx
+    jobs = await _two_claimed(outreach, mailbox, clock)
 
     marked = SendQueue.mark_handed
 
@@ -481,14 +486,8 @@ async def test_one_mark_statement_marks_only_the_attempts_that_still_own_their_m
     """Marks of many sends go in one UPDATE; an attempt with a stale Message-ID (its message requeued and claimed
     again) in the same group is refused while the others are marked."""
     freeze_api_clock(monkeypatch, clock)
-    ctx = outreach.ctx
-    await outreach.connect_inbox(mailbox)
-    campaign = await outreach.campaign([STEP])
-    for name in ("ana", "bea"):
-        await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
-    await outreach.resume(campaign["id"])
-    async with outreach.database.transaction() as session:
-        ana, bea = sorted((await service.claim(session, ctx.settings, "worker-a", now=clock())).jobs, key=lambda j: j.to_email)
+    jobs = await _two_claimed(outreach, mailbox, clock)
+    ana, bea = jobs["ana@example.org"], jobs["bea@example.org"]
 
     async with outreach.database.transaction() as session:
         owned = await SendQueue(session).mark_handed([(ana.message_id, ana.message_id_header),

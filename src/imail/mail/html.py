@@ -52,8 +52,6 @@ class _TextExtractor(HTMLParser):
             self.parts.append(_SPACES.sub(" ", data))
 
 
-# The markup a rendered campaign email is made of: text, and start / end tags with attributes. Anything else
-# (comments, declarations, script or style, a "<" that starts no tag) goes to the stdlib parser.
 # The markup a rendered campaign email is made of: text, and start / end tags with quoted attributes. Anything
 # else (comments, declarations, script or style, unquoted attributes, a "<" that starts no such tag) is left to the
 # stdlib parser.

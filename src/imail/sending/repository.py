@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -175,9 +175,13 @@ class SendQueue(Repository[SequenceState]):
         leads = Lead.__table__
         return {lead.id: lead for lead in Loaded.all(await self.session.execute(select(leads).where(among(leads.c.id, wanted))))}
 
-    async def save_claimed(self, states: Iterable[Loaded], leads: Iterable[Loaded], messages: Iterable[Loaded]) -> None:
-        """Writes back what a claim changed in the plain rows it planned with: states, lead statuses, and retried
-        messages' new attempts. One executemany per table, every changed row with the same columns."""
+    async def save_claimed(self, new_messages: Sequence[dict[str, Any]], states: Iterable[Loaded], leads: Iterable[Loaded],
+                           messages: Iterable[Loaded]) -> None:
+        """Writes what a claim planned: its new messages (whole rows), and what it changed in the plain rows it
+        planned with: states, lead statuses, retried messages' new attempts. One executemany per table, every
+        changed row with the same columns."""
+        if new_messages:
+            await self.session.execute(insert(Message.__table__), list(new_messages))
         state_rows = [{"lead": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}} for s in states if s.changes()]
         if state_rows:
             table = SequenceState.__table__

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import insert
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
@@ -190,9 +190,8 @@ class Planner:
                                    history.get(state.lead_id, []), campaign_inboxes, blocked)
             if job is not None:
                 claim.jobs.append(job)
-        if self.new_messages:
-            await self.session.execute(insert(Message.__table__), self.new_messages)
-        await self.queue.save_claimed(states, leads.values(), (m for previous in history.values() for m in previous))
+        await self.queue.save_claimed(self.new_messages, states, leads.values(),
+                                      (m for previous in history.values() for m in previous))
         await self.session.flush()
         return claim
 
@@ -346,7 +345,7 @@ class Outcome:
     inbox_failure_side: str | None = None  # set when the inbox itself failed (connection, login)
 
 
-def event_ref(message: Message) -> dict[str, Any]:
+def event_ref(message: Message | Row) -> dict[str, Any]:
     return {
         "message_id": message.id,
         "campaign_id": message.campaign_id,
