@@ -115,3 +115,28 @@ async def _check_isolation(client, workspace, other_workspace, history) -> None:
         assert response.status_code == 404, response.text
         response = await client.get("/v1/analytics/funnel", headers=headers, params={**params, "campaign_id": campaign})
         assert response.status_code == 404
+
+
+async def test_a_repeated_send_keeps_what_its_email_already_counted(database, workspace):
+    """`email.sent` refs are written without being read (insert-if-absent): a second `email.sent` for an email
+    (a send settled again by the in-flight resolver) must neither reset the ref nor let a repeated open count as
+    a new unique one, whether it lands in a later batch or in the same batch as that open."""
+    from datetime import UTC, datetime
+
+    from imail.analytics.rollups import apply_events
+    from imail.kit.tenancy import Tenant
+
+    tenant = Tenant(workspace.workspace_id, True)
+    moment = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    ref = {"message_id": "msg_resent", "campaign_id": "cmp_resend", "step": 1, "variant": "A", "inbox_id": "inb_resend"}
+    opened = (tenant, "email.opened", {**ref, "machine": False}, moment)
+    sent = (tenant, "email.sent", ref, moment)
+    for batch in ([sent, opened], [sent], [sent, opened]):
+        async with database.transaction() as session:
+            await apply_events(session, batch)
+
+    async with database.transaction() as session:
+        stored = (await session.execute(select(AnalyticsRef).where(AnalyticsRef.ref_id == "msg_resent"))).scalar_one()
+        daily = (await session.execute(select(AnalyticsDaily).where(AnalyticsDaily.campaign_id == "cmp_resend"))).scalar_one()
+    assert (stored.opened, stored.step, stored.inbox_id) == (1, 1, "inb_resend")
+    assert (daily.sent, daily.opened, daily.opened_unique) == (3, 2, 1)

@@ -138,9 +138,11 @@ async def apply_events(session: AsyncSession, events: Iterable[Counted]) -> None
     counted = [e for e in events if e[1] in COUNTED]
     if not counted:
         return
+    # An `email.sent` ref is not read: it is written with ON CONFLICT DO NOTHING, which keeps a stored one as it
+    # is, and a later event of the batch that needs it reads it anyway. Sends were a read per batch for nothing.
     wanted: dict[Tenant, set[str]] = {}
     for tenant, event_type, data, _created_at in counted:
-        ids = needed_refs(event_type, data) + ([data["message_id"]] if event_type in CREATE_ONLY else [])
+        ids = needed_refs(event_type, data)
         if ids:
             wanted.setdefault(tenant, set()).update(ids)
     fold = Fold()
