@@ -935,12 +935,15 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
 
 
 def main() -> int:
+    from imail.config import Settings
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inboxes", type=int, default=50)
     parser.add_argument("--leads", type=int, default=20_000)
     parser.add_argument("--loops", type=int, nargs="+", default=[1, 2, 4],
                         help="concurrent send_due loops per engine run (imail worker runs 2)")
-    parser.add_argument("--batch", type=int, default=200, help="IMAIL_SENDING_BATCH_SIZE for the engine")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="IMAIL_SENDING_BATCH_SIZE for the engine (default: the setting's default)")
     parser.add_argument("--rounds", type=int, default=1, help="alternate baseline and engine runs this many times")
     parser.add_argument("--phases", action="store_true", help="time claim / deliver / record inside send_due")
     parser.add_argument("--sql", action="store_true", help="count and time the engine's SQL statements by phase")
@@ -958,6 +961,7 @@ def main() -> int:
     parser.add_argument("--tick-repeats", type=int, default=30)
     parser.add_argument("--record", action="store_true", help="write the figures into bench/RESULTS.md")
     args = parser.parse_args()
+    args.batch = args.batch or Settings.model_fields["sending_batch_size"].default
     if args.record and (args.skip_throughput or args.skip_tick):
         parser.error("--record writes both parts: drop --skip-throughput / --skip-tick")
 

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         return value
 
     # sending engine (see imail.sending)
-    sending_batch_size: int = Field(200, ge=1, le=5000, description="sequence states claimed per iteration")
+    sending_batch_size: int = Field(400, ge=1, le=5000, description="sequence states claimed per iteration")
     sending_lease_seconds: float = Field(300.0, ge=10, description="an attempt older than this is in doubt")
     sending_max_attempts: int = Field(5, ge=1, le=50, description="temporary failures before a send is failed")
     sending_retry_seconds: float = Field(300.0, gt=0, description="first retry delay; doubles per attempt")
