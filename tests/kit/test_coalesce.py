@@ -81,3 +81,20 @@ async def test_callers_are_not_left_waiting_when_the_batch_runner_is_cancelled()
     coalescer._runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(waiting, 1)
+
+
+async def test_a_lingering_batch_takes_calls_made_a_moment_apart():
+    handle = Recorder()
+    coalescer = Coalescer(handle, linger=0.05)
+    first = asyncio.create_task(coalescer("a"))
+    await asyncio.sleep(0.01)  # within the linger: joins "a"
+    second = asyncio.create_task(coalescer("b"))
+    assert [await first, await second] == ["A", "B"]
+    assert handle.batches == [["a", "b"]]
+    # Without a linger, the same timing makes two batches.
+    eager = Recorder()
+    coalescer = Coalescer(eager)
+    first = asyncio.create_task(coalescer("a"))
+    await asyncio.sleep(0.01)
+    assert await coalescer("b") == "B" and await first == "A"
+    assert eager.batches == [["a"], ["b"]]

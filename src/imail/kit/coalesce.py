@@ -15,10 +15,14 @@ class Coalescer(Generic[K, V]):
     previous batch was out (or in the same turn of the event loop). Fifty coroutines each needing one row
     written cost one statement and one round trip instead of fifty; none waits longer than one batch behind.
 
-    When `handle` raises, every caller of that batch gets the exception; later batches are unaffected."""
+    When `handle` raises, every caller of that batch gets the exception; later batches are unaffected.
 
-    def __init__(self, handle: Callable[[list[K]], Awaitable[Mapping[K, V]]]):
+    `linger` (seconds) holds each batch open that long before it goes, so calls a moment apart share it too:
+    fewer, larger batches, each caller waiting at most `linger` longer."""
+
+    def __init__(self, handle: Callable[[list[K]], Awaitable[Mapping[K, V]]], linger: float = 0.0):
         self._handle = handle
+        self._linger = linger
         self._waiting: dict[K, asyncio.Future[V]] = {}
         self._runner: asyncio.Task[None] | None = None
 
@@ -35,6 +39,8 @@ class Coalescer(Generic[K, V]):
         batch: dict[K, asyncio.Future[V]] = {}
         try:
             while self._waiting:
+                if self._linger:
+                    await asyncio.sleep(self._linger)
                 batch, self._waiting = self._waiting, {}
                 try:
                     results = await self._handle(list(batch))

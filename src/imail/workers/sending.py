@@ -24,6 +24,9 @@ from imail.workers.context import WorkerContext
 log = structlog.get_logger("imail.workers.sending")
 
 RESOLVE_BATCH = 50
+# How long a before-DATA mark waits for others to share its statement: 1 ms on each email's way out, against
+# a third fewer mark statements (13 → 19 marks each in bench/sending.py), each a round trip and a commit.
+MARK_LINGER = 0.001
 UNREACHABLE_RECHECK = timedelta(minutes=5)
 
 
@@ -73,7 +76,7 @@ def _handover_marks(ctx: WorkerContext) -> Coalescer[tuple[str, str], bool]:
                 owned = await SendQueue(session).mark_handed(attempts)
             return {attempt: attempt[0] in owned for attempt in attempts}
 
-        marks = ctx.extra["handover_marks"] = Coalescer(mark)
+        marks = ctx.extra["handover_marks"] = Coalescer(mark, linger=MARK_LINGER)
     return marks
 
 
