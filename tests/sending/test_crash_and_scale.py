@@ -21,12 +21,14 @@ from email.parser import BytesHeaderParser
 from email.policy import default
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from imail.models import Event, Lead
 from imail.models.sending import Message, SequenceState
+from imail.sending import repository as sending_repository
 from imail.sending import service
 from imail.sending.repository import SendQueue
 from imail.workers import sending as sending_worker
@@ -460,15 +462,15 @@ async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_ope
     ctx = outreach.ctx
     jobs = await _two_claimed(outreach, mailbox, clock)
 
-    marked = SendQueue.mark_handed
+    marked = sending_repository.mark_handed
 
-    async def database_gone(self, attempts):
+    async def database_gone(database, attempts):
         raise OperationalError("UPDATE messages", {}, ConnectionResetError("connection reset by peer"))
 
-    monkeypatch.setattr(SendQueue, "mark_handed", database_gone)
+    monkeypatch.setattr(sending_repository, "mark_handed", database_gone)
     with pytest.raises(OperationalError):
         await sending_worker.deliver(ctx, [jobs["ana@example.org"]])
-    monkeypatch.setattr(SendQueue, "mark_handed", marked)
+    monkeypatch.setattr(sending_repository, "mark_handed", marked)
     outcomes = await sending_worker.deliver(ctx, [jobs["bea@example.org"]])
     assert [(o.kind, o.code) for o in outcomes] == [("sent", 250)]
     async with outreach.database.transaction() as session:
@@ -495,3 +497,32 @@ async def test_one_mark_statement_marks_only_the_attempts_that_still_own_their_m
     assert owned == {ana.message_id}
     status = {m.id: m.status for m in await outreach.rows(Message)}
     assert status == {ana.message_id: "handed", bea.message_id: "sending"}
+
+
+@pytest.mark.postgres
+async def test_the_marks_pinned_connection_commits_each_mark_and_survives_losing_its_backend(postgres_url, outreach, mailbox, sink, clock, monkeypatch):
+    """On PostgreSQL the worker's marks run on one pinned driver connection, outside SQLAlchemy: each mark is
+    committed when the call returns (another connection sees it), and when that connection's backend is gone the
+    mark fails (the email is not sent) and the next one runs on a fresh connection."""
+    freeze_api_clock(monkeypatch, clock)
+    jobs = await _two_claimed(outreach, mailbox, clock)
+    ana, bea = jobs["ana@example.org"], jobs["bea@example.org"]
+    database = outreach.database
+
+    assert await sending_repository.mark_handed(database, [(ana.message_id, ana.message_id_header)]) == {ana.message_id}
+    async with database.engine.connect() as conn:  # another connection: the mark is committed, not pending
+        status = (await conn.execute(text("SELECT status FROM messages WHERE id = :id"), {"id": ana.message_id})).scalar_one()
+        assert status == "handed"
+        async with database.pinned() as pinned:
+            pid = pinned.get_server_pid()
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await conn.commit()
+
+    with pytest.raises((asyncpg.InterfaceError, asyncpg.PostgresError)):  # the mark fails: nothing goes out
+        await sending_worker.deliver(outreach.ctx, [bea])
+    assert sink.messages == []
+    assert {m.id: m.status for m in await outreach.rows(Message)}[bea.message_id] == "sending"
+
+    assert await sending_repository.mark_handed(database, [(bea.message_id, bea.message_id_header)]) == {bea.message_id}
+    async with database.pinned() as pinned:
+        assert pinned.get_server_pid() != pid

@@ -15,7 +15,7 @@ from imail.kit.coalesce import Coalescer
 from imail.mail import imap
 from imail.mail.endpoint import MailConnectionError
 from imail.models.sending import Message, MessageStatus
-from imail.sending import service
+from imail.sending import repository, service
 from imail.sending.repository import SendQueue
 from imail.sending.service import Job, Outcome
 from imail.sending.transport import SmtpPool
@@ -72,8 +72,7 @@ def _handover_marks(ctx: WorkerContext) -> Coalescer[tuple[str, str], bool]:
     marks = ctx.extra.get("handover_marks")
     if marks is None:
         async def mark(attempts: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
-            async with ctx.database.autocommit() as session:
-                owned = await SendQueue(session).mark_handed(attempts)
+            owned = await repository.mark_handed(ctx.database, attempts)
             return {attempt: attempt[0] in owned for attempt in attempts}
 
         marks = ctx.extra["handover_marks"] = Coalescer(mark, linger=MARK_LINGER)
