@@ -357,6 +357,11 @@ def event_ref(message: Message | Row) -> dict[str, Any]:
     }
 
 
+def _sent_event(message: Message | Row) -> dict[str, Any]:
+    """The `email.sent` payload, the same from the set-based and the one-by-one recording paths."""
+    return {**event_ref(message), "smtp_message_id": message.message_id_header, "subject": message.subject}
+
+
 async def record_outcomes(session: AsyncSession, settings: Settings, outcomes: Sequence[Outcome], now: datetime | None = None) -> None:
     now = now or utcnow()
     queue = SendQueue(session)
@@ -381,8 +386,7 @@ async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: dat
     finished: list[str] = []
     following: dict[tuple[str, int], list[str]] = defaultdict(list)  # (campaign, next step) -> leads
     for message in messages:
-        await record_event(queue.session, tenant_of(message), "email.sent",
-                           {**event_ref(message), "smtp_message_id": message.message_id_header, "subject": message.subject})
+        await record_event(queue.session, tenant_of(message), "email.sent", _sent_event(message))
         campaign = campaigns.get(message.campaign_id)
         if campaign is None or message.lead_id not in timezones:
             continue
@@ -441,7 +445,7 @@ async def apply_outcome(
     if outcome.kind == "sent":
         message.status = MessageStatus.sent.value
         message.sent_at = now
-        await record_event(session, tenant, "email.sent", {**event_ref(message), "smtp_message_id": message.message_id_header, "subject": message.subject})
+        await record_event(session, tenant, "email.sent", _sent_event(message))
         # As in _record_live_sends: a sequence stopped while its email was out (a reply) stays stopped.
         if state is not None and lead is not None and campaign is not None and state.status == SequenceStatus.sending.value:
             _advance(state, lead, campaign, message, now)
