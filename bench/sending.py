@@ -19,6 +19,12 @@ Throughput, in one run, on a throwaway PostgreSQL database (created, migrated, d
             from a vacuumed database whose tables are analyzed every 5 s meanwhile, as autovacuum would (this
             machine's PostgreSQL runs without it, and a plan cached while a table was empty stays cached)
 
+  floors    upper bounds, not designs, over the same 50 connections: render + send (no database); render +
+            a durable before-DATA mark (grouped, asyncpg) + send; and render + the rows the issue asks of any engine
+            (claim the due states and insert their attempts with their Message-IDs, the mark, then the attempts
+            settled, their `email.sent` events and the states advanced), each group one hand-written asyncpg
+            statement, no ORM, no limits, rollups or webhooks: what the schema's writes alone leave room for
+
 The target compares the engine in one process with the baseline in one process: the work per message on the
 same CPU, over the same 50 connections. `--processes` adds runs of the engine as several worker processes
 (spawned, each a WorkerContext with `--loops` loops, started together; CPU is theirs and their PostgreSQL
@@ -413,6 +419,128 @@ async def floor_loop(settings, database, database_url: str, sink: Sink, fixture:
         await pool.close()
     name = "floor: render + durable mark + send" if durable else "floor: render + send"
     return Run(name, len(leads), seconds, cpu, "no database" if not durable else "marks grouped, asyncpg")
+
+
+async def floor_rows_loop(settings, database, database_url: str, sink: Sink, fixture: Fixture, meter: CpuMeter,
+                          loops: int, batch: int) -> Run:
+    """The floor with the rows every engine meeting the issue writes per email, each group of them in one
+    hand-written statement straight through asyncpg, no ORM: a claim takes `batch` due sequence states (SKIP LOCKED)
+    and inserts their attempts with their Message-IDs; the before-DATA mark (grouped, as in the durable floor); then
+    per claim one transaction that settles the attempts as sent, writes their `email.sent` events and advances the
+    states. `loops` of these run at once over the same 50 connections as the bare loop. Left out, so this stays an
+    upper bound: the leads' rows (kept in memory), limits and pacing, suppressions, the lead's status, rollups and
+    webhook look-ups."""
+    import orjson
+    from sqlalchemy import select
+
+    from imail.kit.coalesce import Coalescer
+    from imail.kit.ids import new_id
+    from imail.kit.signing import Signer
+    from imail.models import Campaign, Lead
+    from imail.sending.compose import Sender, Thread, TrackingUrls, compose
+
+    await reset_engine_state(database_url, fixture.campaign_id)
+    async with database.transaction() as session:
+        campaign = await session.get(Campaign, fixture.campaign_id)
+        leads = {lead.id: lead for lead in (await session.execute(select(Lead).where(Lead.campaign_id == fixture.campaign_id))).scalars()}
+    urls = TrackingUrls(Signer(settings.resolved_secret_key()), settings.public_url)
+    pool = await asyncpg.create_pool(pg_dsn(database_url), min_size=loops + 1, max_size=2 * loops + 2)
+    clients: dict[str, tuple[aiosmtplib.SMTP, asyncio.Lock]] = {}
+    for inbox in fixture.inboxes:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, use_tls=False, start_tls=False, timeout=60)
+        await client.connect()
+        await client.login(inbox.smtp_username, fixture.password)
+        clients[inbox.id] = (client, asyncio.Lock())
+
+    async def write_marks(ids: list[str]) -> dict[str, bool]:
+        await pool.execute("UPDATE messages SET status = 'handed' WHERE id = ANY($1::text[])", ids)
+        return dict.fromkeys(ids, True)
+
+    marks = Coalescer(write_marks, linger=0.001)
+    rotation = iter(range(10**9))
+
+    async def claim(conn) -> list[tuple]:
+        async with conn.transaction():
+            due = await conn.fetch(
+                "UPDATE sequence_states s SET status = 'sending', updated_at = now() FROM (SELECT lead_id FROM"
+                " sequence_states WHERE campaign_id = $1 AND status = 'scheduled' AND due_at <= now() ORDER BY due_at"
+                " LIMIT $2 FOR UPDATE SKIP LOCKED) d WHERE s.lead_id = d.lead_id RETURNING s.lead_id", campaign.id, batch)
+            jobs = []
+            for row in due:
+                lead, inbox = leads[row["lead_id"]], fixture.inboxes[next(rotation) % len(fixture.inboxes)]
+                message_id = new_id("msg")
+                composed = compose(message_id=message_id, step=campaign.steps[0], step_index=0, lead=lead,
+                                   sender=Sender(inbox.email, inbox.name, inbox.signature or ""), thread=Thread(None, ()),
+                                   track_opens=campaign.track_opens, track_clicks=campaign.track_clicks, text_only=False, urls=urls)
+                jobs.append((message_id, lead, inbox, composed))
+            if jobs:
+                columns = list(zip(*[(m, lead.id, inbox.id, lead.email, c.subject, c.message_id_header, c.variant,
+                                      orjson.dumps(c.links).decode()) for m, lead, inbox, c in jobs]))
+                await conn.execute(
+                    "INSERT INTO messages (id, workspace_id, livemode, campaign_id, lead_id, inbox_id, step_index, to_email,"
+                    " subject, message_id_header, variant, links, status, attempts, lease_until, worker_id, created_at)"
+                    " SELECT i, $1, true, $2, l, b, 0, e, s, h, v, k::jsonb, 'sending', 1, now() + interval '5 minutes', 'floor', now()"
+                    " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
+                    " AS t(i, l, b, e, s, h, v, k)", fixture.workspace_id, campaign.id, *map(list, columns))
+            return jobs
+
+    async def send(inbox_id: str, group: list[tuple]) -> None:
+        client, lock = clients[inbox_id]
+        async with lock:
+            for message_id, lead, inbox, composed in group:
+                await client.mail(inbox.email)
+                await client.rcpt(lead.email)
+                await marks(message_id)
+                await client.data(composed.data)
+
+    async def record(conn, jobs: list[tuple]) -> None:
+        async with conn.transaction():
+            ids = [job[0] for job in jobs]
+            await conn.execute("UPDATE messages SET status = 'sent', sent_at = now(), smtp_code = 250, smtp_response = 'OK',"
+                               " lease_until = NULL WHERE id = ANY($1::text[])", ids)
+            payloads = [orjson.dumps({"message_id": m, "campaign_id": campaign.id, "lead_id": lead.id, "inbox_id": inbox.id,
+                                      "email": lead.email, "step": 1, "variant": c.variant, "smtp_message_id": c.message_id_header,
+                                      "subject": c.subject}).decode() for m, lead, inbox, c in jobs]
+            await conn.execute(
+                "INSERT INTO events (id, workspace_id, livemode, type, created_at, data)"
+                " SELECT i, $1, true, 'email.sent', now(), d::jsonb FROM unnest($2::text[], $3::text[]) AS t(i, d)",
+                fixture.workspace_id, [new_id("evt") for _ in jobs], payloads)
+            await conn.execute(
+                "UPDATE sequence_states s SET status = 'completed', next_step = 1, due_at = NULL, inbox_id = t.b,"
+                " last_sent_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(l, b) WHERE s.lead_id = t.l",
+                [job[1].id for job in jobs], [job[2].id for job in jobs])
+
+    async def loop() -> None:
+        while True:
+            async with pool.acquire() as conn:
+                jobs = await claim(conn)
+            if not jobs:
+                return
+            by_inbox: dict[str, list[tuple]] = defaultdict(list)
+            for job in jobs:
+                by_inbox[job[2].id].append(job)
+            await asyncio.gather(*(send(inbox_id, group) for inbox_id, group in by_inbox.items()))
+            async with pool.acquire() as conn:
+                await record(conn, jobs)
+
+    start_count = sink.count
+    try:
+        async with statistics_kept_current(database_url):
+            before = meter.snapshot()
+            started = time.perf_counter()
+            await asyncio.gather(*(loop() for _ in range(loops)))
+            await sink.wait_for(start_count + len(leads))
+            seconds = time.perf_counter() - started
+            cpu = meter.delta(before, meter.snapshot())
+        sent = await pool.fetchval("SELECT count(*) FROM messages WHERE status = 'sent'")
+    finally:
+        for client, _ in clients.values():
+            await client.quit()
+        await pool.close()
+    if sent != len(leads) or sink.count - start_count != len(leads):
+        raise SystemExit(f"bench: the rows floor recorded {sent} sent and the sink got {sink.count - start_count}, expected {len(leads)}")
+    return Run(f"floor: render + claim/mark/record rows (asyncpg) + send, {loops} loops", len(leads), seconds, cpu,
+               f"batch {batch}, hand-written SQL")
 
 
 import contextvars
@@ -890,6 +1018,9 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
                     run = await floor_loop(settings, database, database_url, sink, fixture, meter, durable)
                     engine_runs.append(run)
                     print(f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})", flush=True)
+                run = await floor_rows_loop(settings, database, database_url, sink, fixture, meter, max(args.loops), settings.sending_batch_size)
+                engine_runs.append(run)
+                print(f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})", flush=True)
             variants = [(1, loops, True) for loops in args.loops] + [(1, loops, False) for loops in args.without_rollups]
             variants += [(processes, loops, True) for processes in args.processes if processes > 1 for loops in args.loops]
             for processes, loops, rollups in variants:
@@ -1063,6 +1194,8 @@ event (and what record_event does with it). The target is judged on the one-proc
 are the same engine as several spawned worker processes started together (scale-out; each opens its own
 connections). Every engine run starts from a vacuumed, analyzed database, and its tables are analyzed every 5 s
 while it runs, as autovacuum would (off on this machine's PostgreSQL); that ANALYZE counts in postgres's CPU.
+The floors are upper bounds for any engine doing that much per message on this machine (see `floor_loop` and
+`floor_rows_loop`); the last of them writes the engine's rows with hand-written SQL and nothing else.
 Best of {args.rounds} round(s); CPU seconds per component (postgres: every postgres process on the machine, so
 other users' queries count too).
 
