@@ -123,3 +123,57 @@ async def test_a_server_stopped_and_started_again_answers_on_the_same_port(make_
     server.start()
     assert server.port == port
     await asyncio.wait_for(smtp.check_login(endpoint(server), timeout=5, ca_file=str(tls_cert.ca_file)), 10)
+
+
+async def _session(server, tls_cert):  # noqa: F811
+    server.add_user(USER, PASSWORD)
+    return await smtp.open_session(endpoint(server), timeout=5, ca_file=str(tls_cert.ca_file))
+
+
+async def test_an_envelope_left_unanswered_is_a_timeout_before_any_data(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("starttls")
+    server.rcpt_hook = lambda address: time.sleep(1.0)  # blocks the server's loop: RCPT TO goes unanswered
+    client = await _session(server, tls_cert)
+    try:
+        with pytest.raises(MailConnectionError) as caught:
+            await smtp.deliver(client, endpoint(server), USER, ["lead@example.org"], b"Subject: x\r\n\r\nhi\r\n", timeout=0.3)
+        assert caught.value.stage == "timeout" and "0.3 s" in caught.value.message
+        assert server.messages == []
+    finally:
+        client.close()
+
+
+async def test_data_left_unanswered_is_in_doubt(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("starttls")
+    server.data_hook = lambda received: time.sleep(1.0)
+    client = await _session(server, tls_cert)
+    try:
+        with pytest.raises(smtp.DeliveryInDoubt, match="no answer to the data within 0.3 s"):
+            await smtp.deliver(client, endpoint(server), USER, ["lead@example.org"], b"Subject: x\r\n\r\nhi\r\n", timeout=0.3)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("address", ["lead@example.org>\r\nRCPT TO:<other@example.org", "a b@example.org", '"x"@example.org'])
+async def test_an_address_that_would_break_the_command_line_is_refused_before_it_is_sent(make_smtp_server, tls_cert, address):  # noqa: F811
+    server = make_smtp_server("starttls")
+    client = await _session(server, tls_cert)
+    try:
+        with pytest.raises(ValueError, match="not permitted"):
+            await smtp.deliver(client, endpoint(server), USER, [address], b"Subject: x\r\n\r\nhi\r\n", timeout=5)
+        assert server.messages == []
+    finally:
+        client.close()
+
+
+async def test_the_envelope_carries_the_addresses_as_given(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("starttls")
+    client = await _session(server, tls_cert)
+    try:
+        reply = await smtp.deliver(client, endpoint(server), USER, ["Lead.Name+tag@example.org", "b@example.org"],
+                                   b"Subject: x\r\n\r\nhi\r\n", timeout=5)
+        assert reply.startswith("250")
+        (received,) = server.wait_for_messages(1)
+        assert received.envelope_from == USER and received.envelope_to == ["Lead.Name+tag@example.org", "b@example.org"]
+    finally:
+        client.close()
