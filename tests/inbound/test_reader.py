@@ -148,6 +148,32 @@ async def test_two_soft_bounces_of_one_email_in_one_batch_count_twice(make_mailr
     assert (await row(room.database, Message, lead.message_id)).status == "retry"  # one resend, not two
 
 
+async def test_one_batch_of_bounces_and_unsubscribe_requests_suppresses_every_address_once(make_mailroom, database):
+    room: Mailroom = await make_mailroom(leads=4)
+    bounced, unsubscribed, soft, replied = room.outreach.leads
+    elsewhere = await make_outreach(database, room.settings, room.outreach.workspace_id, leads=1)
+    async with database.transaction() as session:  # the bounced address is also a lead of another campaign
+        (await session.get(Lead, elsewhere.leads[0].lead_id)).email = bounced.email
+    room.deliver(dsn(bounced.header, recipient=bounced.email, to_email=room.inbox_email, status="5.1.1"))
+    room.deliver(reply(unsubscribed.header, from_email=unsubscribed.email, to_email=room.inbox_email,
+                       text="Please remove me from your list."))
+    room.deliver(dsn(soft.header, recipient=soft.email, to_email=room.inbox_email, status="4.2.2"))
+    room.deliver(reply(replied.header, from_email=replied.email, to_email=room.inbox_email))
+    room.deliver(dsn(bounced.header, recipient=bounced.email, to_email=room.inbox_email, status="5.1.1",
+                     message_id="<second-report@mx.example.org>"))  # a second report of the same bounce
+    assert await room.read(room.context()) == 5
+
+    assert {(e.value, e.reason) for e in await suppressions(room.database)} == {
+        (bounced.email, "bounced"), (unsubscribed.email, "unsubscribed")}
+    statuses = [(await row(room.database, Lead, lead.lead_id)).status for lead in room.outreach.leads]
+    assert statuses == ["bounced", "unsubscribed", "active", "replied"]
+    assert (await row(room.database, Lead, elsewhere.leads[0].lead_id)).status == "suppressed"
+    assert len(await events(room.database, "email.bounced.hard")) == 1
+    [soft_event] = await events(room.database, "email.bounced.soft")
+    assert soft_event.data["will_retry"] is True
+    assert (await row(room.database, Message, soft.message_id)).status == "retry"
+
+
 async def test_an_out_of_office_is_not_a_reply_and_moves_the_next_step_past_its_return(make_mailroom):
     room: Mailroom = await make_mailroom()
     lead = room.outreach.leads[0]

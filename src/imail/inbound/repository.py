@@ -209,14 +209,20 @@ class ReaderQueue(Repository[MailboxPoll]):
         stmt = _insert(self.session)(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
         return {row[0] for row in (await self.session.execute(stmt, rows)).all()}
 
-    async def receipt_count(self, message_id: str, kind: str, exclude: Iterable[str] = ()) -> int:
-        stmt = select(func.count()).select_from(InboundReceipt).where(
-            InboundReceipt.message_id == message_id, InboundReceipt.kind == kind
+    async def receipt_counts(self, message_ids: Iterable[str], kind: str, exclude: Iterable[str] = ()) -> dict[str, int]:
+        """How many receipts of `kind` each of these messages has, leaving out the receipts keyed `exclude`."""
+        wanted = sorted(set(message_ids))
+        if not wanted:
+            return {}
+        stmt = (
+            select(InboundReceipt.message_id, func.count())
+            .where(among(InboundReceipt.message_id, wanted), InboundReceipt.kind == kind)
+            .group_by(InboundReceipt.message_id)
         )
         skipped = sorted(exclude)
         if skipped:
             stmt = stmt.where(InboundReceipt.key.not_in(skipped))
-        return (await self.session.execute(stmt)).scalar_one()
+        return {message_id: count for message_id, count in (await self.session.execute(stmt)).all()}
 
 
 class ThreadLookup(TenantRepository[Message]):

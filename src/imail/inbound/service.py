@@ -6,7 +6,8 @@ thread (the address one of our emails from this inbox went to, and the same subj
 cut). A bounce belongs to the email whose Message-ID it quotes, else to the newest email from this inbox to the
 address that bounced. Anything else is ignored and recorded nowhere.
 
-Acting (one transaction per batch, with the folder's cursor advance — see imail.inbound.reader):
+Acting (one transaction per batch, with the folder's cursor advance — see imail.inbound.reader; the batch's
+suppressions are written together at its end):
 
 - hard bounce → `email.bounced.hard`, address suppressed, lead `bounced`, sequence stopped;
 - soft bounce → `email.bounced.soft` with its category; the email is resent later (imail.sending.feedback) up to
@@ -48,7 +49,9 @@ from imail.models.sending import MessageStatus, SequenceState, SequenceStatus, S
 from imail.replies.labels import apply_label
 from imail.replies.verdict import Verdict
 from imail.sending import feedback
+from imail.sending.repository import SendQueue
 from imail.sending.service import bounce_hard, event_ref, stop_sequence
+from imail.suppressions.service import batched_suppressions
 from imail.warmup import service as warmup
 
 log = structlog.get_logger("imail.inbound")
@@ -263,11 +266,13 @@ def receipt_kind(item: Fetched, verdict: Verdict | None) -> str:
 
 @dataclass
 class Emitted:
-    """Events of a batch, recorded together once its rows are written (same transaction, same order); and the soft
-    bounces of each email met in this batch so far (its receipts are all inserted up front)."""
+    """Events of a batch, recorded together once its rows are written (same transaction, same order); and, for the
+    soft bounces, each email's soft bounces before this batch, its lead's history (both read up front: nothing is
+    written until the batch ends), and how many of this batch's were met so far."""
 
     events: list[tuple[Tenant, str, dict[str, Any]]]
-    batch_keys: set[str] = field(default_factory=set)
+    soft_before: dict[str, int] = field(default_factory=dict)
+    histories: dict[str, list] = field(default_factory=dict)
     soft_in_batch: Counter = field(default_factory=Counter)
 
     def add(self, tenant: Tenant, event_type: str, data: dict[str, Any]) -> None:
@@ -316,14 +321,24 @@ async def act_batch(
                          "kind": receipt_kind(items[index], verdicts.get(index)), "message_id": message.id,
                          "reply_id": reply_id, "created_at": now})
     fresh = await queue.add_receipts(receipts)
-    emitted = Emitted([], batch_keys=fresh)
+    soft = [rows.messages[matches[index].message.id] for index, key, _ in planned
+            if key in fresh and items[index].bounce.is_bounce and items[index].bounce.kind == "soft"]
+    emitted = Emitted(
+        [],
+        soft_before=await queue.receipt_counts((m.id for m in soft), "bounce_soft", exclude=fresh),
+        histories=await SendQueue(session).history(m.lead_id for m in soft),
+    )
     async with batched_events(session):  # with the hard bounces' events, which bounce_hard records itself
-        for index, key, reply_id in planned:
-            if key not in fresh:
-                outcomes.append("duplicate")
-                continue
-            outcomes.append(await act(session, settings, tenant, inbox, folder, items[index], matches[index],
-                                      verdicts.get(index), rows, now, reply_id, emitted))
+        async with batched_suppressions(session):
+            # Nothing in the loop reads the database (what soft bounces need was read above), so nothing needs the
+            # batch's pending changes flushed before it: flushing wrote them a row at a time.
+            with session.no_autoflush:
+                for index, key, reply_id in planned:
+                    if key not in fresh:
+                        outcomes.append("duplicate")
+                        continue
+                    outcomes.append(await act(session, settings, tenant, inbox, folder, items[index], matches[index],
+                                              verdicts.get(index), rows, now, reply_id, emitted))
         await session.flush()
         await emitted.record(session)
     return outcomes
@@ -359,9 +374,9 @@ async def act(
                               bounce.diagnostic or "")
         elif kind == "bounce_soft":
             emitted.soft_in_batch[message.id] += 1
-            earlier = await ReaderQueue(session).receipt_count(message.id, "bounce_soft", exclude=emitted.batch_keys)
-            count = earlier + emitted.soft_in_batch[message.id]  # this one included
-            retry = await feedback.retry_after_soft_bounce(session, settings, message, state, lead, campaign, count, now)
+            count = emitted.soft_before.get(message.id, 0) + emitted.soft_in_batch[message.id]  # this one included
+            retry = await feedback.retry_after_soft_bounce(session, settings, message, state, lead, campaign, count, now,
+                                                           history=emitted.histories.get(message.lead_id, []))
             emitted.add(tenant, "email.bounced.soft", {
                 **event_ref(message), "category": bounce.category or "unknown", "status_code": bounce.status_code,
                 "diagnostic": (bounce.diagnostic or "")[:500] or None, "will_retry": retry,

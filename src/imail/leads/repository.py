@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import orjson
-from sqlalchemy import ARRAY, String, bindparam, func, text, update
+from sqlalchemy import ARRAY, String, bindparam, func, or_, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from imail.kit.clock import utcnow
@@ -168,13 +168,18 @@ class LeadRepository(TenantRepository[Lead]):
             return Lead.email == value
         return Lead.email.like(_like_domain(value), escape="\\")
 
-    async def mark_suppressed(self, type_: str, value: str) -> None:
-        """Leads still to be emailed at a suppressed address or domain become `suppressed`."""
+    async def mark_suppressed(self, type_: str, values: Sequence[str]) -> None:
+        """Leads still to be emailed at these suppressed addresses (or domains) become `suppressed`: one statement."""
+        if not values:
+            return
+        if type_ == SuppressionType.email.value:
+            matching = among(Lead.email, sorted(set(values)))
+        else:
+            matching = or_(*(self._matching(type_, value) for value in sorted(set(values))))
         stmt = (
             update(Lead)
             .where(
-                Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode,
-                self._matching(type_, value),
+                Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode, matching,
                 Lead.status.in_([LeadStatus.active.value, LeadStatus.paused.value]),
             )
             .values(status=LeadStatus.suppressed.value, updated_at=utcnow())

@@ -55,8 +55,7 @@ async def apply_label(
         lead.interest_updated_at = now
         lead.updated_at = now
     if interest == InterestStatus.unsubscribed.value:
-        await session.flush()
-        await suppressions.suppress(session, tenant, SuppressionType.email, lead.email, SuppressionReason.unsubscribed)
+        await suppressions.add_suppression(session, tenant, SuppressionType.email, lead.email, SuppressionReason.unsubscribed)
         lead.status = LeadStatus.unsubscribed.value
         if state is not None and state.status not in (SequenceStatus.stopped.value, SequenceStatus.finished.value):
             stop_sequence(state, StopReason.unsubscribed, now)

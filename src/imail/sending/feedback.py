@@ -40,12 +40,13 @@ async def retry_after_soft_bounce(
     campaign: Campaign | None,
     soft_bounces: int,
     now: datetime,
+    history: list | None = None,
 ) -> bool:
     """Resend an email that soft-bounced (`soft_bounces` counts this one): the message goes back to `retry` and the
     lead's state is due again after `retry_delay`. False (nothing changed) when the limit
     (`inbound_soft_bounce_retries`) is used up, or when resending makes no sense any more: the email is not a
     sent one, the sequence is stopped or in flight, or a later step has already gone out (it reaches the
-    recipient anyway)."""
+    recipient anyway). `history`: the lead's messages as `SendQueue.history` reads them, when the caller has them."""
     if soft_bounces > settings.inbound_soft_bounce_retries:
         return False
     if state is None or lead is None or campaign is None or message.status != MessageStatus.sent.value:
@@ -56,7 +57,8 @@ async def retry_after_soft_bounce(
         return False
     if lead.status not in (LeadStatus.active.value, LeadStatus.completed.value, LeadStatus.paused.value):
         return False
-    history = (await SendQueue(session).history([message.lead_id])).get(message.lead_id, [])
+    if history is None:
+        history = (await SendQueue(session).history([message.lead_id])).get(message.lead_id, [])
     if any(m.step_index > message.step_index and m.status in LIVE_STATUSES for m in history if m.id != message.id):
         return False
     when = now + retry_delay(settings, soft_bounces)

@@ -499,7 +499,7 @@ async def bounce_hard(session: AsyncSession, tenant: Tenant, message: Message, l
     """A hard bounce: the event, the address suppressed, the lead stopped."""
     await record_event(session, tenant, "email.bounced.hard",
                        {**event_ref(message), "status_code": status_code or None, "diagnostic": diagnostic[:500] or None})
-    await suppressions.suppress(session, tenant, SuppressionType.email, message.to_email, SuppressionReason.bounced)
+    await suppressions.add_suppression(session, tenant, SuppressionType.email, message.to_email, SuppressionReason.bounced)
     if lead is not None:
         lead.status = LeadStatus.bounced.value
     if state is not None:

@@ -30,18 +30,23 @@ class SuppressionRepository(TenantRepository[Suppression]):
 
     async def ensure(self, type_: str, value: str, reason: str) -> Suppression:
         """The entry for (type, value), added unless one exists; safe against concurrent callers."""
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await self.session.execute(
-            insert(Suppression.__table__)
-            .values(
-                id=new_id("sup"), workspace_id=self.tenant.workspace_id, livemode=self.tenant.livemode, type=type_,
-                value=value, reason=reason, created_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["workspace_id", "livemode", "type", "value"])
-        )
+        await self.add_missing([(type_, value, reason)])
         entry = await self.find(type_, value)
         assert entry is not None
         return entry
+
+    async def add_missing(self, entries: Sequence[tuple[str, str, str]]) -> None:
+        """(type, value, reason) entries, each added unless one exists for its (type, value): one statement, safe
+        against concurrent callers."""
+        if not entries:
+            return
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        await self.session.execute(
+            insert(Suppression.__table__).on_conflict_do_nothing(index_elements=["workspace_id", "livemode", "type", "value"]),
+            [{"id": new_id("sup"), "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode,
+              "type": type_, "value": value, "reason": reason, "created_at": now} for type_, value, reason in entries],
+        )
 
     async def find(self, type_: str, value: str) -> Suppression | None:
         stmt = self.select().where(Suppression.type == type_, Suppression.value == value)

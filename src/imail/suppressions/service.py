@@ -2,12 +2,13 @@
 test-mode entry never blocks a live send and the reverse. An address entry matches that address; a domain
 entry matches every address at exactly that domain.
 
-Other domains call `suppress` (lead deleted, unsubscribe, hard bounce) and `suppressed_among` /
+Other domains call `suppress` or `add_suppression` (lead deleted, unsubscribe, hard bounce) and `suppressed_among` /
 `is_suppressed` (bulk import, the sending engine's last check before a send)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,8 +60,49 @@ async def suppress(
 ) -> Suppression:
     """Add an entry unless one exists (concurrent callers are safe), and mark matching leads suppressed."""
     entry = await SuppressionRepository(session, tenant).ensure(type_.value, value, reason.value)
-    await LeadRepository(session, tenant).mark_suppressed(type_.value, value)
+    await LeadRepository(session, tenant).mark_suppressed(type_.value, [value])
     return entry
+
+
+_BATCH_KEY = "imail.suppressions.batch"
+
+
+async def add_suppression(
+    session: AsyncSession, tenant: Tenant, type_: SuppressionType, value: str, reason: SuppressionReason
+) -> None:
+    """`suppress`, for callers that need no entry back: at once, or inside `batched_suppressions` with the block's
+    others when it ends (the first reason given for an address wins, as with entries added one by one)."""
+    pending = session.info.get(_BATCH_KEY)
+    if pending is None:
+        await session.flush()  # the leads' pending changes first: the update below only sees what is written
+        await suppress(session, tenant, type_, value, reason)
+        return
+    pending.setdefault(tenant, {}).setdefault((type_.value, value), reason.value)
+
+
+@asynccontextmanager
+async def batched_suppressions(session: AsyncSession) -> AsyncIterator[None]:
+    """Entries added with `add_suppression` inside the block are written when it ends without an error: the
+    block's pending changes flushed, then per workspace one insert of the entries and one update of their leads.
+    One by one, each address cost three round trips, and each of them flushed the pending changes of the batch so
+    far row by row (an inbound batch of bounces and unsubscribe requests). Nothing in the block reads them back."""
+    if _BATCH_KEY in session.info:
+        yield
+        return
+    pending: dict[Tenant, dict[tuple[str, str], str]] = {}
+    session.info[_BATCH_KEY] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_BATCH_KEY, None)
+    if not pending:
+        return
+    await session.flush()
+    for tenant, entries in pending.items():
+        await SuppressionRepository(session, tenant).add_missing([(t, v, r) for (t, v), r in entries.items()])
+        leads = LeadRepository(session, tenant)
+        for type_ in {t for t, _ in entries}:
+            await leads.mark_suppressed(type_, [v for t, v in entries if t == type_])
 
 
 async def create_suppression(session: AsyncSession, caller: Caller, body: SuppressionCreate) -> Suppression:
