@@ -24,6 +24,11 @@ async def lead_status(client, headers, lead_id: str) -> str:
     return (await client.get(f"/v1/leads/{lead_id}", headers=headers)).json()["status"]
 
 
+async def one_lead(client, workspace, email: str) -> tuple[str, Tenant]:
+    campaign = await create_campaign(client, workspace.headers(), [])
+    return await new_lead(client, workspace.headers(), campaign["id"], email), Tenant(workspace.workspace_id, True)
+
+
 async def entries(client, headers) -> dict[str, str]:
     listed = (await client.get("/v1/suppressions", headers=headers)).json()["data"]
     return {entry["value"]: entry["reason"] for entry in listed}
@@ -53,9 +58,7 @@ async def test_entries_and_their_leads_are_written_when_the_block_ends(client, w
 
 async def test_a_block_that_fails_suppresses_nothing(client, workspace, database):
     h = workspace.headers()
-    campaign = await create_campaign(client, h, [])
-    lead_id = await new_lead(client, h, campaign["id"], "ana@example.com")
-    tenant = Tenant(workspace.workspace_id, True)
+    lead_id, tenant = await one_lead(client, workspace, "ana@example.com")
 
     with pytest.raises(RuntimeError):
         async with database.transaction() as session:
@@ -69,9 +72,7 @@ async def test_a_block_that_fails_suppresses_nothing(client, workspace, database
 
 async def test_outside_a_block_the_entry_is_written_at_once(client, workspace, database):
     h = workspace.headers()
-    campaign = await create_campaign(client, h, [])
-    lead_id = await new_lead(client, h, campaign["id"], "ana@example.com")
-    tenant = Tenant(workspace.workspace_id, True)
+    lead_id, tenant = await one_lead(client, workspace, "ana@example.com")
 
     async with database.transaction() as session:
         await add_suppression(session, tenant, EMAIL, "ana@example.com", SuppressionReason.bounced)
