@@ -154,14 +154,17 @@ async def test_data_left_unanswered_is_in_doubt(make_smtp_server, tls_cert):  # 
         client.close()
 
 
-@pytest.mark.parametrize("address", ["lead@example.org>\r\nRCPT TO:<other@example.org", "a b@example.org", '"x"@example.org'])
-async def test_an_address_that_would_break_the_command_line_is_refused_before_it_is_sent(make_smtp_server, tls_cert, address):  # noqa: F811
+@pytest.mark.parametrize("address", ["lead@example.org>\r\nRCPT TO:<other@example.org", "a b@example.org", '"x"@example.org',
+                                     "jörg@example.org"])
+async def test_an_address_the_command_line_cannot_carry_fails_that_email_and_the_session_goes_on(make_smtp_server, tls_cert, address):  # noqa: F811
     server = make_smtp_server("starttls")
     client = await _session(server, tls_cert)
     try:
-        with pytest.raises(ValueError, match="not permitted"):
+        with pytest.raises(MailRejected) as caught:
             await smtp.deliver(client, endpoint(server), USER, [address], b"Subject: x\r\n\r\nhi\r\n", timeout=5)
-        assert server.messages == []
+        assert caught.value.code is None and caught.value.detail.startswith("not sent:") and caught.value.recipients == []
+        await smtp.deliver(client, endpoint(server), USER, ["lead@example.org"], b"Subject: y\r\n\r\nhi\r\n", timeout=5)
+        assert [m.envelope_to for m in server.wait_for_messages(1)] == [["lead@example.org"]]
     finally:
         client.close()
 
@@ -177,3 +180,14 @@ async def test_the_envelope_carries_the_addresses_as_given(make_smtp_server, tls
         assert received.envelope_from == USER and received.envelope_to == ["Lead.Name+tag@example.org", "b@example.org"]
     finally:
         client.close()
+
+
+async def test_a_unicode_domain_goes_out_in_idna_form_and_a_unicode_local_part_is_refused(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("starttls")
+    server.add_user(USER, PASSWORD)
+    ca = str(tls_cert.ca_file)
+    await smtp.send_message(endpoint(server), USER, ["ana@bücher.example"], b"Subject: x\r\n\r\nhi\r\n", timeout=5, ca_file=ca)
+    assert [m.envelope_to for m in server.wait_for_messages(1)] == [["ana@xn--bcher-kva.example"]]
+    with pytest.raises(MailRejected):
+        await smtp.send_message(endpoint(server), USER, ["jörg@example.org"], b"Subject: x\r\n\r\nhi\r\n", timeout=5, ca_file=ca)
+    assert len(server.messages) == 1

@@ -167,6 +167,24 @@ async def test_a_550_for_an_address_bounces_and_suppresses_it(outreach, mailbox,
     assert all(m.envelope_to != ["gone@example.org"] for m in sink.messages)
 
 
+async def test_internationalized_addresses_go_out_in_idna_form_or_fail_alone(outreach, mailbox, sink):
+    # The API accepts internationalized addresses (RFC 6531). A Unicode domain goes out in its IDNA form; a Unicode
+    # local part would need SMTPUTF8: that one email fails, once, and the others go out.
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP_1, STEP_2])
+    jorg = await outreach.lead(campaign["id"], "jörg@example.org", first_name="Jörg")
+    await outreach.lead(campaign["id"], "ana@bücher.example", first_name="Ana")
+    await outreach.lead(campaign["id"], "bo@example.org", first_name="Bo")
+    await outreach.resume(campaign["id"])
+    await outreach.drain()
+    assert sorted(m.envelope_to[0] for m in sink.messages) == ["ana@xn--bcher-kva.example", "bo@example.org"]
+    assert sorted(parsed(m)["To"] for m in sink.messages) == ["Ana <ana@xn--bcher-kva.example>", "Bo <bo@example.org>"]
+    [failed] = [m for m in await outreach.rows(Message) if m.lead_id == jorg["id"]]
+    assert failed.status == "failed" and "needs SMTPUTF8" in failed.smtp_response
+    assert (await outreach.state(jorg["id"])).stop_reason == "failed"
+    assert len(await outreach.events("email.sent")) == 2
+
+
 async def test_follow_ups_go_from_the_inbox_that_sent_step_one(outreach, make_mailbox, sink, clock):
     for prefix in ("ana", "bea", "cid"):
         await outreach.connect_inbox(make_mailbox(prefix))

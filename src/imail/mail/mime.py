@@ -11,6 +11,7 @@ from email.utils import format_datetime, formataddr
 from ulid import ULID
 
 from imail.kit.clock import utcnow
+from imail.mail.addresses import ascii_address
 
 
 def make_message_id(domain: str) -> str:
@@ -97,7 +98,11 @@ def _unstructured(value: str) -> str:
 
 
 def _address(name: str, email: str) -> str:
-    return formataddr((_one_line(name), _one_line(email)), charset="utf-8")
+    email = _one_line(email)
+    encoded = ascii_address(email)
+    if encoded is None:  # RFC 6532 (UTF-8 in the header): only an SMTPUTF8 session may carry it, and ours refuse it
+        return f"{_unstructured(_one_line(name))} <{email}>" if name else f"<{email}>"
+    return formataddr((_one_line(name), encoded), charset="utf-8")
 
 
 def _folded(items: list[str], separator: str) -> str:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import aiosmtplib
 from aiosmtplib import SMTPStatus
 
+from imail.mail.addresses import ascii_address
 from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected, classify_os_error, describe, tls_context
 
 SIDE = "smtp"
@@ -111,7 +112,8 @@ async def send_message(
     """
     async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file) as client:
         try:
-            _refused, reply = await client.sendmail(sender, list(recipients), data, timeout=timeout)
+            _refused, reply = await client.sendmail(ascii_address(sender) or sender, [ascii_address(r) or r for r in recipients],
+                                                    data, timeout=timeout)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0] if exc.recipients else None
             raise MailRejected(
@@ -172,12 +174,15 @@ _UNSAFE_IN_PATH = re.compile(r'[\s<>"\x00-\x1f\x7f]')
 
 
 def _path(address: str) -> bytes:
-    """An address as the path of a MAIL or RCPT command. aiosmtplib's mail() and rcpt() re-parse every address with
-    email.utils.parseaddr, about 7 % of the engine's CPU per email; ours were validated when stored, so only what
-    could break the command line is refused here."""
+    """An address as the path of a MAIL or RCPT command, its domain in IDNA form. aiosmtplib's mail() and rcpt()
+    re-parse every address with email.utils.parseaddr, about 7 % of the engine's CPU per email; ours were validated
+    when stored, so only what could break the command line is refused here."""
     if _UNSAFE_IN_PATH.search(address):
         raise ValueError(f"{address!r} contains characters not permitted in an SMTP mailbox")
-    return b"<" + address.encode("ascii") + b">"
+    encoded = ascii_address(address)
+    if encoded is None:
+        raise ValueError(f"{address!r} is not ASCII before the @, which needs SMTPUTF8 (not supported)")
+    return b"<" + encoded.encode("ascii") + b">"
 
 
 async def _envelope(client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str]) -> None:
@@ -215,6 +220,9 @@ async def deliver(
     except aiosmtplib.SMTPResponseException as exc:
         await _reset(client)
         raise MailRejected(exc.code, exc.message) from exc
+    except ValueError as exc:  # an address the command line cannot carry: this email fails, the session goes on
+        await _reset(client)
+        raise MailRejected(None, f"not sent: {exc}") from exc
     except TimeoutError as exc:
         raise MailConnectionError(SIDE, "timeout", endpoint, f"no answer within {timeout:g} s") from exc
     except (aiosmtplib.SMTPException, OSError) as exc:

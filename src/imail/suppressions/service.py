@@ -101,7 +101,7 @@ async def batched_suppressions(session: AsyncSession) -> AsyncIterator[None]:
     for tenant, entries in pending.items():
         await SuppressionRepository(session, tenant).add_missing([(t, v, r) for (t, v), r in entries.items()])
         leads = LeadRepository(session, tenant)
-        for type_ in {t for t, _ in entries}:
+        for type_ in sorted({t for t, _ in entries}):
             await leads.mark_suppressed(type_, [v for t, v in entries if t == type_])
 
 
