@@ -5,7 +5,7 @@ from __future__ import annotations
 from email import message_from_bytes
 from email.policy import default
 
-from imail.mail.mime import Outbound, build
+from imail.mail.mime import Outbound, build, make_message_id
 
 TOKEN_URL = "https://t.acme.test/u/" + "k" * 160  # as long as real signed tokens get
 
@@ -62,3 +62,15 @@ def test_line_breaks_in_values_cannot_add_headers():
 def test_each_message_has_its_own_boundary():
     first, second = (parse(build(outbound(html="<p>x</p>"))) for _ in range(2))
     assert first.get_boundary() != second.get_boundary()
+
+
+def test_internationalized_addresses_in_headers():
+    assert make_message_id("bücher.example").endswith("@xn--bcher-kva.example>")
+    assert make_message_id("acme.example").endswith("@acme.example>")
+    idn = message_from_bytes(build(Outbound(from_email="ana@bücher.example", to_email="bo@bücher.example", to_name="Bo",
+                                            subject="Hi", text="hi", message_id="<a@b>")), policy=default)
+    assert (idn["From"], idn["To"]) == ("ana@xn--bcher-kva.example", "Bo <bo@xn--bcher-kva.example>")
+    # A Unicode local part only an SMTPUTF8 session could carry: the message still builds (the envelope refuses it).
+    utf8 = build(Outbound(from_email="ana@acme.example", to_email="jörg@acme.example", to_name="Jörg", subject="Hi",
+                          text="hi", message_id="<a@b>"))
+    assert "To: =?utf-8?b?SsO2cmc=?= <jörg@acme.example>".encode() in utf8

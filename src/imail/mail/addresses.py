@@ -14,3 +14,11 @@ def ascii_address(address: str) -> str | None:
         return validate_email(address, check_deliverability=False).ascii_email
     except EmailNotValidError:
         return None
+
+
+def ascii_domain(domain: str) -> str:
+    """A domain in IDNA form, for the right-hand side of a Message-ID (`bücher.de` → `xn--bcher-kva.de`)."""
+    if domain.isascii():
+        return domain
+    address = ascii_address(f"postmaster@{domain}")
+    return address.rpartition("@")[2] if address else "invalid"

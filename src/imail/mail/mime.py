@@ -11,11 +11,11 @@ from email.utils import format_datetime, formataddr
 from ulid import ULID
 
 from imail.kit.clock import utcnow
-from imail.mail.addresses import ascii_address
+from imail.mail.addresses import ascii_address, ascii_domain
 
 
 def make_message_id(domain: str) -> str:
-    return f"<{str(ULID()).lower()}@{domain}>"
+    return f"<{str(ULID()).lower()}@{ascii_domain(domain)}>"
 
 
 def domain_of(address: str) -> str:
