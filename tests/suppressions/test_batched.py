@@ -42,14 +42,13 @@ async def test_entries_and_their_leads_are_written_when_the_block_ends(client, w
     untouched = await new_lead(client, h, first["id"], "cy@example.com")
     tenant = Tenant(workspace.workspace_id, True)
 
-    async with database.transaction() as session:
-        async with batched_suppressions(session):
-            await add_suppression(session, tenant, EMAIL, "ana@example.com", SuppressionReason.bounced)
-            await add_suppression(session, tenant, EMAIL, "bo@example.com", SuppressionReason.unsubscribed)
-            await add_suppression(session, tenant, EMAIL, "ana@example.com", SuppressionReason.unsubscribed)
-            async with batched_suppressions(session):  # an inner block joins the outer one
-                await add_suppression(session, tenant, EMAIL, "bo@example.com", SuppressionReason.bounced)
-            assert await SuppressionRepository(session, tenant).find(EMAIL.value, "ana@example.com") is None
+    async with database.transaction() as session, batched_suppressions(session):
+        await add_suppression(session, tenant, EMAIL, "ana@example.com", SuppressionReason.bounced)
+        await add_suppression(session, tenant, EMAIL, "bo@example.com", SuppressionReason.unsubscribed)
+        await add_suppression(session, tenant, EMAIL, "ana@example.com", SuppressionReason.unsubscribed)
+        async with batched_suppressions(session):  # an inner block joins the outer one
+            await add_suppression(session, tenant, EMAIL, "bo@example.com", SuppressionReason.bounced)
+        assert await SuppressionRepository(session, tenant).find(EMAIL.value, "ana@example.com") is None
 
     assert await entries(client, h) == {"ana@example.com": "bounced", "bo@example.com": "unsubscribed"}
     assert [await lead_status(client, h, lead_id) for lead_id in (*ana, bo)] == ["suppressed"] * 3
@@ -61,10 +60,9 @@ async def test_a_block_that_fails_suppresses_nothing(client, workspace, database
     lead_id, tenant = await one_lead(client, workspace, "ana@example.com")
 
     with pytest.raises(RuntimeError):
-        async with database.transaction() as session:
-            async with batched_suppressions(session):
-                await add_suppression(session, tenant, EMAIL, "ana@example.com", SuppressionReason.bounced)
-                raise RuntimeError("the batch failed")
+        async with database.transaction() as session, batched_suppressions(session):
+            await add_suppression(session, tenant, EMAIL, "ana@example.com", SuppressionReason.bounced)
+            raise RuntimeError("the batch failed")
 
     assert await entries(client, h) == {}
     assert await lead_status(client, h, lead_id) == "active"

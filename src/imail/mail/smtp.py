@@ -11,7 +11,14 @@ import aiosmtplib
 from aiosmtplib import SMTPStatus
 
 from imail.mail.addresses import ascii_address
-from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected, classify_os_error, describe, tls_context
+from imail.mail.endpoint import (
+    Endpoint,
+    MailConnectionError,
+    MailRejected,
+    classify_os_error,
+    describe,
+    tls_context,
+)
 
 SIDE = "smtp"
 
