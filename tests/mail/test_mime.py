@@ -67,6 +67,7 @@ def test_each_message_has_its_own_boundary():
 def test_internationalized_addresses_in_headers():
     assert make_message_id("bücher.example").endswith("@xn--bcher-kva.example>")
     assert make_message_id("acme.example").endswith("@acme.example>")
+    assert make_message_id("not a domain ✓").endswith("@invalid>")  # never an 8-bit Message-ID
     idn = message_from_bytes(build(Outbound(from_email="ana@bücher.example", to_email="bo@bücher.example", to_name="Bo",
                                             subject="Hi", text="hi", message_id="<a@b>")), policy=default)
     assert (idn["From"], idn["To"]) == ("ana@xn--bcher-kva.example", "Bo <bo@xn--bcher-kva.example>")

@@ -101,7 +101,7 @@ def _address(name: str, email: str) -> str:
     email = _one_line(email)
     encoded = ascii_address(email)
     if encoded is None:  # RFC 6532 (UTF-8 in the header): only an SMTPUTF8 session may carry it, and ours refuse it
-        return f"{_unstructured(_one_line(name))} <{email}>" if name else f"<{email}>"
+        return f"{_unstructured(name)} <{email}>" if name else f"<{email}>"
     return formataddr((_one_line(name), encoded), charset="utf-8")
 
 
