@@ -1,5 +1,6 @@
 """`among`: one SQL text for any number of values on PostgreSQL, the right rows on every database; statements
-built once with `among(column, bindparam(name))`; `DriverStatement`'s text and argument order."""
+built once with `among(column, bindparam(name))`; `DriverStatement`'s text and argument order; `insert_rows` and
+`update_rows`: the same rows as an executemany on every database, in one statement on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from sqlalchemy import bindparam, select, update
 
 from imail.db import Database
 from imail.kit.ids import new_id
-from imail.kit.sql import DriverStatement, among
-from imail.models import Workspace
+from imail.kit.clock import utcnow
+from imail.kit.sql import DriverStatement, among, insert_rows, update_rows
+from imail.models import Event, Workspace
 
 
 async def test_among_finds_exactly_the_given_rows_whatever_the_list_length(database: Database):
@@ -62,3 +64,59 @@ def test_a_driver_statement_refuses_columns_sqlalchemy_would_fill_in():
     table = Workspace.__table__  # updated_at has onupdate=utcnow, computed by SQLAlchemy at each execution
     with pytest.raises(ValueError, match="updated_at"):
         DriverStatement(update(table).where(table.c.id == bindparam("id")).values(name="x"), postgresql.asyncpg.dialect())
+
+
+async def _events(database: Database) -> dict[str, tuple]:
+    table = Event.__table__
+    async with database.transaction() as session:
+        rows = await session.execute(select(table.c.id, table.c.type, table.c.workspace_id, table.c.data))
+        return {row.id: tuple(row[1:]) for row in rows}
+
+
+async def test_insert_rows_writes_every_row_with_its_own_values_json_included(database: Database):
+    now = utcnow()
+    async with database.transaction() as session:
+        ws = new_id("ws")
+        session.add(Workspace(id=ws, name="w", tier="free"))
+        await session.flush()
+        rows = [{"id": f"evt_{n}", "workspace_id": ws, "livemode": n % 2 == 0, "type": f"t{n}", "created_at": now,
+                 "data": {"n": n, "nested": [n, "é"], "none": None}} for n in range(5)]
+        await insert_rows(session, Event.__table__, rows)
+        await insert_rows(session, Event.__table__, [])
+    assert await _events(database) == {f"evt_{n}": (f"t{n}", ws, {"n": n, "nested": [n, "é"], "none": None}) for n in range(5)}
+
+
+async def test_update_rows_sets_each_rows_columns_only_where_the_conditions_hold(database: Database):
+    now = utcnow()
+    table = Event.__table__
+    async with database.transaction() as session:
+        ws, other = new_id("ws"), new_id("ws")
+        session.add_all([Workspace(id=ws, name="w", tier="free"), Workspace(id=other, name="o", tier="free")])
+        await session.flush()
+        await insert_rows(session, table, [{"id": f"evt_{n}", "workspace_id": ws, "livemode": n != 2, "type": "old",
+                                            "created_at": now, "data": {}} for n in range(4)])
+    async with database.transaction() as session:
+        await update_rows(session, table, "id",
+                          [{"id": "evt_0", "type": "zero", "data": {"v": 0}}, {"id": "evt_2", "type": "two", "data": {"v": 2}},
+                           {"id": "evt_3", "type": "three", "data": {"v": 3}}, {"id": "evt_missing", "type": "x", "data": {}}],
+                          table.c.livemode.is_(True), values={"workspace_id": other})
+        await update_rows(session, table, "id", [])
+    assert await _events(database) == {
+        "evt_0": ("zero", other, {"v": 0}),
+        "evt_1": ("old", ws, {}),
+        "evt_2": ("old", ws, {}),  # not live: the condition keeps it
+        "evt_3": ("three", other, {"v": 3}),
+    }
+
+
+def test_rows_go_as_one_array_per_column_on_postgresql():
+    from sqlalchemy.dialects import postgresql
+
+    from imail.kit.sql import _insert_unnest, _update_unnest
+
+    sql = str(_insert_unnest(Event.__table__, ("id", "data")).compile(dialect=postgresql.asyncpg.dialect()))
+    assert sql == ("INSERT INTO events (id, data) SELECT unnest($1::VARCHAR(40)[]) AS unnest_1, "
+                   "CAST(unnest($2::TEXT[]) AS JSONB) AS unnest_2")
+    stmt, given = _update_unnest(Event.__table__, "id", ("type",))
+    sql = str(stmt.values(type=given.c.type).compile(dialect=postgresql.asyncpg.dialect()))
+    assert "FROM (SELECT unnest($1::VARCHAR(40)[]) AS id, unnest($2::VARCHAR(64)[]) AS type) AS given" in sql

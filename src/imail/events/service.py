@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.analytics.rollups import apply_events as apply_rollups
 from imail.events.types import ALL_EVENT_TYPES
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
+from imail.kit.sql import insert_rows
 from imail.kit.tenancy import Tenant
 from imail.models import Event
 from imail.webhooks.fanout import fan_out
@@ -90,7 +90,7 @@ async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> Non
     if not events:
         return
     # Core insert: every column is given and the rows are never read back in this transaction.
-    await session.execute(insert(Event.__table__), [
+    await insert_rows(session, Event.__table__, [
         {"id": e.id, "workspace_id": e.workspace_id, "livemode": e.livemode, "type": e.type,
          "created_at": e.created_at, "data": e.data}
         for e in events

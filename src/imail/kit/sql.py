@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, any_, bindparam
+from sqlalchemy import JSON, Boolean, Table, Text, any_, bindparam, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -92,3 +95,79 @@ class DriverStatement:
         if missing:
             raise TypeError(f"no value for {', '.join(missing)}")
         return [values[key] if key in values else self._compiled_values[key] for key in self._order]
+
+
+# --- many rows in one statement ---------------------------------------------------------------------------------
+#
+# An executemany costs per row: SQLAlchemy processes each row's parameters, asyncpg binds and executes the statement
+# once per row, and PostgreSQL starts an executor per row. On PostgreSQL these helpers send each column as one array
+# parameter and unnest them in a single statement, whose text does not depend on the number of rows. SQLite has no
+# arrays: there they are the plain executemany.
+
+
+def _unnested(table: Table, column: str) -> Any:
+    """The column's values from the array parameter `<column>_values`, one per row (a name no SET clause's own
+    parameter takes). JSON goes as text arrays (the driver has no JSON arrays) and is cast back."""
+    column_type = table.c[column].type
+    if _is_json(column_type):
+        return cast(func.unnest(bindparam(f"{column}_values", type_=ARRAY(Text))), column_type)
+    return func.unnest(bindparam(f"{column}_values", type_=ARRAY(column_type)))
+
+
+def _is_json(column_type: Any) -> bool:
+    return isinstance(column_type, JSON) or isinstance(getattr(column_type, "impl", None), JSON)
+
+
+def _as_arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    arrays = {}
+    for column in columns:
+        values = [row[column] for row in rows]
+        column_type = table.c[column].type
+        if _is_json(column_type):
+            # As SQLAlchemy's JSON stores None: JSON null, unless the type says SQL NULL.
+            keep_null = getattr(column_type, "none_as_null", False) or getattr(getattr(column_type, "impl", None), "none_as_null", False)
+            values = [None if value is None and keep_null else json.dumps(value) for value in values]
+        arrays[f"{column}_values"] = values
+    return arrays
+
+
+@cache
+def _insert_unnest(table: Table, columns: tuple[str, ...]) -> Any:
+    return insert(table).from_select(list(columns), select(*(_unnested(table, c) for c in columns)))
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert these rows, every one with the same columns (those of the first)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await session.execute(insert(table), list(rows))
+        return
+    columns = tuple(rows[0])
+    await session.execute(_insert_unnest(table, columns), _as_arrays(table, columns, rows))
+
+
+@cache
+def _update_unnest(table: Table, key: str, columns: tuple[str, ...]) -> tuple[Any, Any]:
+    given = select(*(_unnested(table, c).label(c) for c in (key, *columns))).subquery("given")
+    return update(table).where(table.c[key] == given.c[key]), given
+
+
+async def update_rows(session: AsyncSession, table: Table, key: str, rows: Sequence[Mapping[str, Any]],
+                      *conditions: Any, values: Mapping[str, Any] | None = None) -> None:
+    """Set, in each row of `table` whose `key` column equals a given row's `key`, that row's other columns, and
+    `values` (the same for all). `conditions` narrow the rows updated. Every given row has the same columns, and
+    keys are distinct."""
+    if not rows:
+        return
+    columns = tuple(c for c in rows[0] if c != key)
+    fixed = dict(values or {})
+    if session.get_bind().dialect.name != "postgresql":
+        # "_key" and "_<column>": bind names that never clash with a column of the statement's SET clause.
+        stmt = (update(table).where(table.c[key] == bindparam("_key"), *conditions)
+                .values({**{c: bindparam(f"_{c}") for c in columns}, **fixed}))
+        await session.execute(stmt, [{"_key": row[key], **{f"_{c}": row[c] for c in columns}} for row in rows])
+        return
+    stmt, given = _update_unnest(table, key, columns)
+    stmt = stmt.where(*conditions).values({**{c: given.c[c] for c in columns}, **fixed})
+    await session.execute(stmt, _as_arrays(table, (key, *columns), rows))

@@ -9,13 +9,13 @@ from datetime import date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import DriverStatement, Loaded, among
+from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
@@ -182,22 +182,13 @@ class SendQueue(Repository[SequenceState]):
     async def save_claimed(self, new_messages: Sequence[dict[str, Any]], states: Iterable[Loaded], leads: Iterable[Loaded],
                            messages: Iterable[Loaded]) -> None:
         """Writes what a claim planned: its new messages (whole rows), and what it changed in the plain rows it
-        planned with: states, lead statuses, retried messages' new attempts. One executemany per table, every
-        changed row with the same columns."""
-        if new_messages:
-            await self.session.execute(insert(Message.__table__), list(new_messages))
-        state_rows = [{"lead": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}} for s in states if s.changes()]
-        if state_rows:
-            table = SequenceState.__table__
-            await self.session.execute(
-                update(table).where(table.c.lead_id == bindparam("lead")).values({c: bindparam(c) for c in CLAIM_STATE_COLUMNS}),
-                state_rows,
-            )
-        lead_rows = [{"lead": lead.id, "new_status": lead.status} for lead in leads if "status" in lead.changes()]
-        if lead_rows:
-            table = Lead.__table__
-            await self.session.execute(
-                update(table).where(table.c.id == bindparam("lead")).values(status=bindparam("new_status")), lead_rows)
+        planned with: states, lead statuses, retried messages' new attempts. One statement per table for the
+        first three (`insert_rows`, `update_rows`), every changed row with the same columns."""
+        await insert_rows(self.session, Message.__table__, new_messages)
+        await update_rows(self.session, SequenceState.__table__, "lead_id",
+                          [{"lead_id": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}} for s in states if s.changes()])
+        await update_rows(self.session, Lead.__table__, "id",
+                          [{"id": lead.id, "status": lead.status} for lead in leads if "status" in lead.changes()])
         for message in messages:
             changes = message.changes()
             if changes:
@@ -283,16 +274,9 @@ class SendQueue(Repository[SequenceState]):
 
     async def settle_sent(self, now: datetime, answers: Sequence[tuple[str, int | None, str | None]]) -> None:
         """Accepted by SMTP: `answers` are (message id, SMTP code, SMTP response)."""
-        if not answers:
-            return
-        messages = Message.__table__.c
-        await self.session.execute(
-            update(Message.__table__)
-            .where(messages.id == bindparam("message"))
-            .values(status=MessageStatus.sent.value, sent_at=now, lease_until=None,
-                    smtp_code=bindparam("code"), smtp_response=bindparam("response")),
-            [{"message": message_id, "code": code, "response": response} for message_id, code, response in answers],
-        )
+        await update_rows(self.session, Message.__table__, "id",
+                          [{"id": message_id, "smtp_code": code, "smtp_response": response} for message_id, code, response in answers],
+                          values={"status": MessageStatus.sent.value, "sent_at": now, "lease_until": None})
 
     async def lead_timezones(self, ids: Iterable[str]) -> dict[str, str]:
         wanted = list(set(ids))
@@ -312,19 +296,13 @@ class SendQueue(Repository[SequenceState]):
         return {row.id: row for row in rows}
 
     async def advance_sent(self, now: datetime, scheduled: Sequence[dict[str, Any]], finished: Sequence[str]) -> None:
-        """States whose email was just sent: `scheduled` ({lead, step, when, due}) have a next step, `finished`
+        """States whose email was just sent: `scheduled` ({lead_id, next_step, scheduled_at, due_at}) have a next step, `finished`
         (lead ids) had their last, and their leads, if still active, are completed. Only states still `sending`
         (and their leads): one stopped meanwhile (a reply, an unsubscribe) stays stopped."""
         states = SequenceState.__table__.c
         still_sending = states.status == SequenceStatus.sending.value
-        if scheduled:
-            await self.session.execute(
-                update(SequenceState.__table__)
-                .where(states.lead_id == bindparam("lead"), still_sending)
-                .values(status=SequenceStatus.scheduled.value, next_step=bindparam("step"),
-                        scheduled_at=bindparam("when"), due_at=bindparam("due"), last_sent_at=now, updated_at=now),
-                list(scheduled),
-            )
+        await update_rows(self.session, SequenceState.__table__, "lead_id", scheduled, still_sending,
+                          values={"status": SequenceStatus.scheduled.value, "last_sent_at": now, "updated_at": now})
         if finished:
             ended = (await self.session.execute(
                 update(SequenceState.__table__)

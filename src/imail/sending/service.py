@@ -400,7 +400,8 @@ async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: dat
         running = campaign.status == CampaignStatus.active.value
         due = due_for_many(now, step_delay(campaign.steps[step]), partial(window_for, campaign.send_window),
                            [(lead, timezones[lead]) for lead in leads])
-        scheduled += [{"lead": lead, "step": step, "when": due[lead], "due": due[lead] if running else None} for lead in leads]
+        scheduled += [{"lead_id": lead, "next_step": step, "scheduled_at": due[lead], "due_at": due[lead] if running else None}
+                      for lead in leads]
     await queue.advance_sent(now, scheduled, finished)
     return {m.id for m in messages}
 

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.events.types import EVENT_TYPES
 from imail.kit import versions
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
+from imail.kit.sql import insert_rows
 from imail.kit.tenancy import Tenant
 from imail.models import Event, WebhookDelivery
 from imail.webhooks.repository import WebhookEndpointRepository
@@ -83,9 +83,8 @@ async def fan_out(session: AsyncSession, events: Sequence[NewEvent]) -> int:
             for webhook_id, subscribed, api_version in endpoints
             if receives(subscribed, api_version, event.type)
         ]
-    if rows:
-        # Core insert: every column is given, so skip the ORM's bookkeeping.
-        await session.execute(insert(WebhookDelivery.__table__), rows)
+    # Core insert: every column is given, so skip the ORM's bookkeeping.
+    await insert_rows(session, WebhookDelivery.__table__, rows)
     return len(rows)
 
 
