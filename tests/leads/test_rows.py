@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
-from ulid import ULID
 
 from imail.leads import timezones
 from imail.leads.emails import InvalidEmail, normalize_domain, normalize_email
-from imail.leads.ids import new_ids
 from imail.leads.rows import RowInvalid, prepare
 from imail.leads.zones import COUNTRY_ZONES
 from imail.models.lead import TimezoneSource
@@ -88,18 +85,6 @@ def test_every_country_zone_exists():
     assert all(timezones.is_zone(zone) for zone in COUNTRY_ZONES.values())
     assert timezones.canonical_zone("europe/paris") == "Europe/Paris"
     assert timezones.canonical_zone("Mars/Olympus") is None
-
-
-def test_batch_ids_are_sorted_unique_ulids():
-    before = int(time.time() * 1000)
-    ids = new_ids("lead", 5000)
-    after = int(time.time() * 1000)
-    assert len(set(ids)) == 5000 and ids == sorted(ids)
-    for lead_id in (ids[0], ids[-1]):
-        prefix, _, raw = lead_id.partition("_")
-        assert prefix == "lead" and len(raw) == 26
-        assert before <= ULID.from_str(raw).milliseconds <= after
-    assert new_ids("lead", 0) == []
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,11 @@ from imail.auth.service import Caller
 from imail.campaigns.repository import CampaignRepository
 from imail.errors import Conflict, InvalidField, NotFound
 from imail.kit.clock import utcnow
+from imail.kit.ids import new_ids
 from imail.kit.pagination import PageParams
 from imail.kit.tenancy import Tenant
 from imail.leads import timezones
 from imail.leads.emails import InvalidEmail, normalize_email
-from imail.leads.ids import new_ids
 from imail.leads.repository import LeadRepository
 from imail.leads.rows import (
     Prepared,

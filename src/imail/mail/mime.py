@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import format_datetime, formataddr
 
-from ulid import ULID
-
 from imail.kit.clock import utcnow
+from imail.kit.ids import new_ulid
 from imail.mail.addresses import ascii_address, ascii_domain
 
 
 def make_message_id(domain: str) -> str:
-    return f"<{str(ULID()).lower()}@{ascii_domain(domain)}>"
+    return f"<{new_ulid().lower()}@{ascii_domain(domain)}>"
 
 
 def domain_of(address: str) -> str:
