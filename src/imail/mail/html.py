@@ -78,9 +78,10 @@ def _extract_simple_markup(body: str, extractor: _TextExtractor) -> bool:
         name = name.lower()
         if name in _RAW_TEXT:
             return False
+        # Of all attributes only a link's reach the text (its href): the others are not worth parsing.
         attrs = [(attribute.group(1).lower(),
                   None if attribute.group(2) is None else html.unescape(attribute.group(3) or attribute.group(4) or ""))
-                 for attribute in _ATTRIBUTE.finditer(attributes)]
+                 for attribute in _ATTRIBUTE.finditer(attributes)] if name == "a" and attributes else []
         if self_closing:
             extractor.handle_startendtag(name, attrs)
         else:

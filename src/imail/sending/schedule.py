@@ -8,7 +8,9 @@ campaign does not fire all its leads at 09:00:00.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,13 +26,8 @@ class Window:
     end: time
 
     @classmethod
-    def of(cls, zone: str, days: list[str], start: str, end: str) -> Window:
-        return cls(
-            ZoneInfo(zone),
-            frozenset(DAY_NAMES.index(d) for d in days),
-            time.fromisoformat(start),
-            time.fromisoformat(end),
-        )
+    def of(cls, zone: str, days: Sequence[str], start: str, end: str) -> Window:
+        return _window(zone, tuple(days), start, end)
 
     def bounds(self, day: date) -> tuple[datetime, datetime]:
         """The window's opening and closing instants (UTC) on a local calendar day."""
@@ -44,6 +41,12 @@ class Window:
             return False
         opens, closes = self.bounds(local.date())
         return opens <= moment < closes
+
+
+@lru_cache(maxsize=4096)
+def _window(zone: str, days: tuple[str, ...], start: str, end: str) -> Window:
+    """Windows are immutable and few (a campaign's, per time zone of its leads); the claim asks for one per email."""
+    return Window(ZoneInfo(zone), frozenset(DAY_NAMES.index(d) for d in days), time.fromisoformat(start), time.fromisoformat(end))
 
 
 def spread_offset(key: str, window: Window, day: date) -> timedelta:
