@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, Boolean, Table, Text, any_, bindparam, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -118,6 +118,12 @@ def _is_json(column_type: Any) -> bool:
     return isinstance(column_type, JSON) or isinstance(getattr(column_type, "impl", None), JSON)
 
 
+def _json_text(value: Any) -> str:
+    # orjson: several times cheaper than json.dumps on the event payloads a sending batch writes by the hundred;
+    # non-string keys become strings, as json.dumps makes them.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _as_arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     arrays = {}
     for column in columns:
@@ -126,7 +132,7 @@ def _as_arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str,
         if _is_json(column_type):
             # As SQLAlchemy's JSON stores None: JSON null, unless the type says SQL NULL.
             keep_null = getattr(column_type, "none_as_null", False) or getattr(getattr(column_type, "impl", None), "none_as_null", False)
-            values = [None if value is None and keep_null else json.dumps(value) for value in values]
+            values = [None if value is None and keep_null else _json_text(value) for value in values]
         arrays[f"{column}_values"] = values
     return arrays
 
