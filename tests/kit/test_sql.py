@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import bindparam, select, update
 
 from imail.db import Database
-from imail.kit.ids import new_id
 from imail.kit.clock import utcnow
+from imail.kit.ids import new_id
 from imail.kit.sql import DriverStatement, among, insert_rows, update_rows
 from imail.models import Event, Workspace
 

@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 
-class among(ColumnElement[bool]):  # noqa: N801 - reads as an operator: among(Lead.id, ids)
+class among(ColumnElement[bool]):
     """`column IN (values)`, written `column = ANY($1)` with one array parameter on PostgreSQL.
 
     An IN list renders one SQL text per list length, and asyncpg prepares and keeps every distinct text on every
@@ -143,7 +143,9 @@ def _insert_unnest(table: Table, columns: tuple[str, ...]) -> Any:
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert these rows, every one with the same columns (those of the first)."""
+    """Insert these rows, every one with the same columns (those of the first). On PostgreSQL a Python-side default
+    of a column not given is computed once for the statement, not per row: give every column that needs its own
+    value in each row (ids, above all)."""
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":

@@ -6,9 +6,9 @@ import binascii
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_ulid
