@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.analytics.rollups import apply_events as apply_rollups
 from imail.events.types import ALL_EVENT_TYPES
 from imail.kit.clock import utcnow
+from imail.kit.deferred import collecting
 from imail.kit.ids import new_id
 from imail.kit.sql import insert_rows
 from imail.kit.tenancy import Tenant
@@ -74,16 +75,10 @@ async def record_events(session: AsyncSession, items: Sequence[tuple[Tenant, str
 async def batched_events(session: AsyncSession) -> AsyncIterator[None]:
     """Events recorded inside the block are written, in order, when it ends without an error (an error means the
     transaction rolls back, so nothing is owed). A block inside another joins the outer one."""
-    if _BATCH_KEY in session.info:
+    async with collecting(session, _BATCH_KEY, list) as pending:
         yield
-        return
-    pending: list[NewEvent] = []
-    session.info[_BATCH_KEY] = pending
-    try:
-        yield
-    finally:
-        session.info.pop(_BATCH_KEY, None)
-    await write_events(session, pending)
+    if pending is not None:
+        await write_events(session, pending)
 
 
 async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> None:

@@ -38,13 +38,13 @@ def _reserve(count: int) -> tuple[int, int]:
     return millis, first
 
 
-def _text(millis: int, random: int) -> str:
+def _text(millis: int, randomness: int) -> str:
     # 48 timestamp bits as 10 digits (the top two bits of 50 are zero), then 80 random bits as 16.
     p = _PAIRS
     return (p[millis >> 40 & 1023] + p[millis >> 30 & 1023] + p[millis >> 20 & 1023] + p[millis >> 10 & 1023]
-            + p[millis & 1023] + p[random >> 70 & 1023] + p[random >> 60 & 1023] + p[random >> 50 & 1023]
-            + p[random >> 40 & 1023] + p[random >> 30 & 1023] + p[random >> 20 & 1023] + p[random >> 10 & 1023]
-            + p[random & 1023])
+            + p[millis & 1023] + p[randomness >> 70 & 1023] + p[randomness >> 60 & 1023] + p[randomness >> 50 & 1023]
+            + p[randomness >> 40 & 1023] + p[randomness >> 30 & 1023] + p[randomness >> 20 & 1023] + p[randomness >> 10 & 1023]
+            + p[randomness & 1023])
 
 
 def new_ulid() -> str:
@@ -65,7 +65,7 @@ def new_ids(prefix: str, count: int) -> list[str]:
     if count <= 0:
         return []
     millis, first = _reserve(count)
-    return [f"{prefix}_{_text(millis, random)}" for random in range(first, first + count)]
+    return [f"{prefix}_{_text(millis, randomness)}" for randomness in range(first, first + count)]
 
 
 def has_prefix(value: str, prefix: str) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
+from imail.kit.deferred import collecting
 from imail.kit.pagination import PageParams
 from imail.kit.tenancy import Tenant
 from imail.leads.emails import InvalidEmail, domain_of, normalize_domain, normalize_email
@@ -86,15 +87,9 @@ async def batched_suppressions(session: AsyncSession) -> AsyncIterator[None]:
     block's pending changes flushed, then per workspace one insert of the entries and one update of their leads.
     One by one, each address cost three round trips, and each of them flushed the pending changes of the batch so
     far row by row (an inbound batch of bounces and unsubscribe requests). Nothing in the block reads them back."""
-    if _BATCH_KEY in session.info:
+    pending: dict[Tenant, dict[tuple[str, str], str]] | None
+    async with collecting(session, _BATCH_KEY, dict) as pending:
         yield
-        return
-    pending: dict[Tenant, dict[tuple[str, str], str]] = {}
-    session.info[_BATCH_KEY] = pending
-    try:
-        yield
-    finally:
-        session.info.pop(_BATCH_KEY, None)
     if not pending:
         return
     await session.flush()
