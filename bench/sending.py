@@ -25,6 +25,12 @@ Throughput, in one run, on a throwaway PostgreSQL database (created, migrated, d
             settled, their `email.sent` events and the states advanced), each group one hand-written asyncpg
             statement, no ORM, no limits, rollups or webhooks: what the schema's writes alone leave room for
 
+Every contender's CPU is metered per component (its own process or processes, the sink, every PostgreSQL
+process), and the table shows their sum per message and the "CPU cap": the rate the machine's cores could carry
+at that much CPU per message were they all busy all the time, against the bare loop's measured rate. Waiting less
+can bring a contender closer to its cap; only less CPU per message raises the cap itself. (The bare loop's cap is
+above 100 %: its rate is bound by the sink, a single process.)
+
 The target compares the engine in one process with the baseline in one process: the work per message on the
 same CPU, over the same 50 connections. `--processes` adds runs of the engine as several worker processes
 (spawned, each a WorkerContext with `--loops` loops, started together; CPU is theirs and their PostgreSQL
@@ -963,11 +969,26 @@ async def scheduler_tick(settings, database, database_url: str, fixture: Fixture
 # --------------------------------------------------------------------------------------------- report
 
 
+def cpu_per_message(run: Run) -> float:
+    """CPU seconds per message, every component summed: the bench process (or the engine's worker processes),
+    the sink and PostgreSQL."""
+    return sum(run.cpu.values()) / run.messages if run.messages else 0.0
+
+
+def cpu_ceiling(run: Run) -> float:
+    """The most messages per second this machine's cores could carry at this run's CPU per message, were every
+    core busy all the time: a bound no amount of overlapping waits can lift, only less CPU per message."""
+    per_message = cpu_per_message(run)
+    return (os.cpu_count() or 1) / per_message if per_message else 0.0
+
+
 def run_table(runs: list[Run], baseline: Run) -> str:
-    lines = [f"{'contender':<48} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8}   CPU s: bench / sink / postgres"]
+    lines = [f"{'contender':<48} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8} {'CPU ms/msg':>10} {'CPU cap':>8}"
+             "   CPU s: bench / sink / postgres"]
     for run in runs:
         cpu = run.cpu
-        lines.append(f"{run.name:<48} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} {run.rate / baseline.rate:>8.0%}   "
+        lines.append(f"{run.name:<48} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} {run.rate / baseline.rate:>8.0%} "
+                     f"{1000 * cpu_per_message(run):>10.3f} {cpu_ceiling(run) / baseline.rate:>8.0%}   "
                      f"{cpu.get('bench process', 0):.1f} / {cpu.get('sink', 0):.1f} / {cpu.get('postgres', 0):.1f}  ({run.note})")
     return "\n".join(lines)
 
@@ -1119,9 +1140,15 @@ def main() -> int:
         summary.append(f"throughput: best engine in one process (like the bare loop) {best_engine.rate:.0f} msg/s = {ratio:.0%} "
                        f"of the bare loop's {baseline.rate:.0f} msg/s (target >= {TARGET_RATIO:.0%}: "
                        f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+        own = best_engine.cpu.get("bench process", 0.0) / best_engine.messages
+        summary.append(f"CPU cap of that run: {1000 * cpu_per_message(best_engine):.3f} ms CPU per message in all (engine "
+                       f"{1000 * own:.3f}, sink and PostgreSQL the rest): with all {os.cpu_count()} cores busy all the time, "
+                       f"at most {cpu_ceiling(best_engine):.0f} msg/s = {cpu_ceiling(best_engine) / baseline.rate:.0%} of the bare "
+                       f"loop; its one process, on one core, at most {1 / own:.0f} msg/s = {1 / own / baseline.rate:.0%}")
         for floor in (r for r in runs[1:] if r.name.startswith("floor")):
             summary.append(f"{floor.name}: {floor.rate:.0f} msg/s = {floor.rate / baseline.rate:.0%} of the bare loop "
-                           f"(the most any engine doing this much per message could reach here)")
+                           f"(the most any engine doing this much per message could reach here); CPU cap "
+                           f"{cpu_ceiling(floor) / baseline.rate:.0%} at {1000 * cpu_per_message(floor):.3f} ms per message")
         scaled = [r for r in runs[1:] if "processes" in r.name]
         if scaled:
             best_scaled = max(scaled, key=lambda r: r.rate)
@@ -1198,7 +1225,9 @@ while it runs, as autovacuum would (off on this machine's PostgreSQL); that ANAL
 The floors are upper bounds for any engine doing that much per message on this machine (see `floor_loop` and
 `floor_rows_loop`); the last of them writes the engine's rows with hand-written SQL and nothing else.
 Best of {args.rounds} round(s); CPU seconds per component (postgres: every postgres process on the machine, so
-other users' queries count too).
+other users' queries count too). "CPU ms/msg" is their sum per message; "CPU cap" is the rate {os.cpu_count()} cores
+could carry at that much CPU per message were they all busy all the time, against the bare loop's rate: less
+waiting can bring a contender up to its cap, only less CPU per message raises it.
 
 ```
 {run_table(runs, baseline)}
