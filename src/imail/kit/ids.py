@@ -52,16 +52,19 @@ def new_ulid() -> str:
     return _text(*_reserve(1))
 
 
-def new_id(prefix: str) -> str:
+def _known(prefix: str) -> None:
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
+
+
+def new_id(prefix: str) -> str:
+    _known(prefix)
     return f"{prefix}_{_text(*_reserve(1))}"
 
 
 def new_ids(prefix: str, count: int) -> list[str]:
     """`count` ids at once, in increasing order (bulk creates make thousands per request)."""
-    if prefix not in PREFIXES:
-        raise ValueError(f"unknown id prefix {prefix!r}")
+    _known(prefix)
     if count <= 0:
         return []
     millis, first = _reserve(count)
