@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import aioimaplib
@@ -99,6 +99,21 @@ async def _connect_and_login(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_fi
         raise MailConnectionError(SIDE, "auth", endpoint, _words(response))
 
 
+def _new_client(
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None, on_lost: Callable[[Exception | None], None] | None = None
+) -> aioimaplib.IMAP4:
+    """The one place a client is made, for every security mode and every caller. Implicit TLS goes through
+    aioimaplib.IMAP4 with an SSL context rather than IMAP4_SSL: the subclass takes no `conn_lost_cb`, so a
+    keyword that works over plain text would fail only over TLS (it did: every 993 inbox was unreadable)."""
+    return aioimaplib.IMAP4(
+        host=endpoint.host,
+        port=endpoint.port,
+        timeout=timeout,
+        conn_lost_cb=on_lost,
+        ssl_context=tls_context(ca_file) if endpoint.security == "ssl" else None,
+    )
+
+
 def _close(client: aioimaplib.IMAP4) -> None:
     transport = getattr(client.protocol, "transport", None)
     if transport is not None and not transport.is_closing():
@@ -114,12 +129,7 @@ async def imap_session(endpoint: Endpoint, *, timeout: float, ca_file: str | Non
 
     Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError.
     """
-    if endpoint.security == "ssl":
-        client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-            host=endpoint.host, port=endpoint.port, timeout=timeout, ssl_context=tls_context(ca_file)
-        )
-    else:
-        client = aioimaplib.IMAP4(host=endpoint.host, port=endpoint.port, timeout=timeout)
+    client = _new_client(endpoint, timeout=timeout, ca_file=ca_file)
     try:
         try:
             async with asyncio.timeout(timeout):
@@ -195,7 +205,6 @@ async def find_in_sent(endpoint: Endpoint, message_ids: list[str], *, timeout: f
 # --- reading mailboxes (the inbound reader: imail.inbound) ---------------------------------------------
 
 import datetime as _dt
-from collections.abc import Callable as _Callable
 from dataclasses import dataclass as _dataclass
 
 from aioimaplib.aioimaplib import SELECTED as _SELECTED
@@ -233,16 +242,11 @@ class FolderStatus:
 
 
 async def open_client(
-    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, on_lost: _Callable[[Exception | None], None] | None = None
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, on_lost: Callable[[Exception | None], None] | None = None
 ) -> aioimaplib.IMAP4:
     """An authenticated client that the caller keeps (a pool) and ends with `close_client`. `on_lost` is called
     when the connection drops. Connecting and logging in are bounded by `timeout`; failures raise MailConnectionError."""
-    if endpoint.security == "ssl":
-        client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-            host=endpoint.host, port=endpoint.port, timeout=timeout, ssl_context=tls_context(ca_file), conn_lost_cb=on_lost
-        )
-    else:
-        client = aioimaplib.IMAP4(host=endpoint.host, port=endpoint.port, timeout=timeout, conn_lost_cb=on_lost)
+    client = _new_client(endpoint, timeout=timeout, ca_file=ca_file, on_lost=on_lost)
     try:
         async with asyncio.timeout(timeout):
             await _connect_and_login(client, endpoint, ca_file)
