@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import structlog
 
-from imail.inbound.reader import InboundPool, InboxResult, sync_inbox
+from imail.config import Settings
+from imail.inbound.reader import InboundPool, InboxResult, ReadFailure, sync_inbox
 from imail.inbound.repository import ReaderQueue
-from imail.inboxes.monitor import report_connection_failure
+from imail.inboxes.monitor import report_read_failure, report_read_success
 from imail.kit import crypto
-from imail.kit.tenancy import Tenant
 from imail.models import Inbox
 from imail.workers.context import WorkerContext
 
@@ -20,6 +20,7 @@ log = structlog.get_logger("imail.workers.inbound")
 
 POOL_KEY = "inbound.pool"
 PRUNE_EVERY = 30.0  # seconds between checks that this worker still owns the inboxes it keeps connections to
+MAX_RETRY_WAIT = 3600.0  # seconds: however many reads failed, the next is tried within the hour (or the interval)
 
 
 def inbound_pool(ctx: WorkerContext) -> InboundPool:
@@ -55,6 +56,25 @@ async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
     return [inbox for inbox in candidates if inbox.id in claimed]
 
 
+def retry_wait(settings: Settings, failures: int) -> float:
+    """Seconds before an inbox whose last `failures` reads failed is read again: the polling interval, doubling."""
+    return min(settings.inbound_poll_interval * 2 ** max(failures - 1, 0),
+               max(MAX_RETRY_WAIT, settings.inbound_poll_interval))
+
+
+def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int) -> None:
+    """One line per failed read; a crash of imail's own code with its traceback the first time it is seen for the
+    inbox (its fingerprint is kept on the row), later the same crash in one line."""
+    fields = {"inbox_id": inbox.id, "failures": failures, "limit": limit}
+    if failure.crash is None:
+        log.warning("inbox read failed", error=failure.reason, **fields)
+    elif failure.fingerprint != inbox.read_crash_logged:
+        log.error("inbox read crashed", exc_info=failure.crash, **fields)
+    else:
+        log.error("inbox read crashed again (its traceback was logged before)",
+                  error=f"{type(failure.crash).__name__}: {failure.crash}"[:1000], **fields)
+
+
 async def read_inboxes(ctx: WorkerContext) -> int:
     """One iteration: claim due inboxes (and those IDLE announced mail for), read each (bounded concurrency and
     messages), release them with their next read time. Returns messages read plus inboxes with more waiting."""
@@ -70,12 +90,13 @@ async def read_inboxes(ctx: WorkerContext) -> int:
         async with slots:
             try:
                 return await sync_inbox(ctx, pool, inbox)
-            except Exception as exc:  # a bug or the database: keep the other inboxes going, retry this one later
-                log.exception("inbox read crashed", inbox_id=inbox.id)
-                return InboxResult(error=f"{type(exc).__name__}: {exc}"[:1000])
+            except Exception as exc:  # noqa: BLE001 - a bug (or the database): logged with the failure count below
+                return InboxResult.failed(ReadFailure.from_crash(exc))
 
     results = await asyncio.gather(*(read(inbox) for inbox in inboxes))
     now = ctx.clock()
+    limit = settings.inbound_read_failure_limit
+    failures: dict[str, int] = {}
     evicted, pool.evicted = pool.evicted, set()  # IDLE connections closed to make room (maybe this iteration's)
     async with ctx.database.transaction() as session:
         queue = ReaderQueue(session)
@@ -85,18 +106,25 @@ async def read_inboxes(ctx: WorkerContext) -> int:
             if result.new_refresh_token:
                 ciphertext = crypto.secret_box(settings).encrypt(result.new_refresh_token)
                 await queue.store_refresh_token(inbox.id, inbox.oauth_refresh_token_encrypted, ciphertext)
-            if result.login_failed:
-                await report_connection_failure(session, Tenant(inbox.workspace_id, inbox.livemode), inbox.id, "imap",
-                                                result.error or "IMAP login failed")
             result.idle = result.idle and inbox.id not in evicted
-            if result.more:
-                wait = 0.0
-            elif result.idle:
-                wait = settings.inbound_idle_recheck
+            if (failure := result.failure) is not None:
+                logged = failure.fingerprint if failure.fingerprint != inbox.read_crash_logged else None
+                failures[inbox.id] = await report_read_failure(session, inbox, failure.reason, now, limit=limit,
+                                                               login=failure.login, crash=logged)
+                wait = retry_wait(settings, failures[inbox.id])
             else:
-                wait = settings.inbound_poll_interval
+                if result.error is None and (inbox.read_failures or inbox.last_read_error):
+                    await report_read_success(session, inbox)
+                if result.more:
+                    wait = 0.0
+                elif result.idle:
+                    wait = settings.inbound_idle_recheck
+                else:
+                    wait = settings.inbound_poll_interval
             await queue.release(inbox.id, ctx.instance_id, now + timedelta(seconds=wait), result.idle, now, result.error)
     for inbox, result in zip(inboxes, results, strict=True):
+        if result.failure is not None:
+            _log_failure(inbox, result.failure, failures[inbox.id], limit)
         if result.processed:
             log.info("inbox read", inbox_id=inbox.id, messages=result.processed, **dict(result.outcomes))
     return sum(r.processed for r in results) + sum(1 for r in results if r.more)
