@@ -1,4 +1,7 @@
-"""The inbound worker: read due inboxes over IMAP (see imail.inbound.reader), a bounded batch per iteration."""
+"""The inbound worker: read due inboxes over IMAP (see imail.inbound.reader), a bounded batch per iteration.
+
+A read that fails is counted on the inbox (imail.inboxes.monitor.report_read_failure, which disconnects it at
+`inbound_read_failure_limit`) and tried again after a wait that doubles; a read that works clears the count."""
 
 from __future__ import annotations
 
@@ -62,13 +65,19 @@ def retry_wait(settings: Settings, failures: int) -> float:
                max(MAX_RETRY_WAIT, settings.inbound_poll_interval))
 
 
-def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int) -> None:
-    """One line per failed read; a crash of imail's own code with its traceback the first time it is seen for the
-    inbox (its fingerprint is kept on the row), later the same crash in one line."""
+def _unlogged_crash(inbox: Inbox, failure: ReadFailure) -> str | None:
+    """The fingerprint of a crash of imail's own code whose traceback was not logged for this inbox yet (the row
+    keeps the last one logged, so neither a retry nor another worker logs it again)."""
+    fingerprint = failure.fingerprint
+    return fingerprint if fingerprint is not None and fingerprint != inbox.read_crash_logged else None
+
+
+def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int, first_seen: bool) -> None:
+    """One line per failed read; a crash of imail's own code with its traceback when first seen for the inbox."""
     fields = {"inbox_id": inbox.id, "failures": failures, "limit": limit}
     if failure.crash is None:
         log.warning("inbox read failed", error=failure.reason, **fields)
-    elif failure.fingerprint != inbox.read_crash_logged:
+    elif first_seen:
         log.error("inbox read crashed", exc_info=failure.crash, **fields)
     else:
         log.error("inbox read crashed again (its traceback was logged before)",
@@ -97,6 +106,7 @@ async def read_inboxes(ctx: WorkerContext) -> int:
     now = ctx.clock()
     limit = settings.inbound_read_failure_limit
     failures: dict[str, int] = {}
+    first_seen: dict[str, str | None] = {}
     evicted, pool.evicted = pool.evicted, set()  # IDLE connections closed to make room (maybe this iteration's)
     async with ctx.database.transaction() as session:
         queue = ReaderQueue(session)
@@ -108,9 +118,9 @@ async def read_inboxes(ctx: WorkerContext) -> int:
                 await queue.store_refresh_token(inbox.id, inbox.oauth_refresh_token_encrypted, ciphertext)
             result.idle = result.idle and inbox.id not in evicted
             if (failure := result.failure) is not None:
-                logged = failure.fingerprint if failure.fingerprint != inbox.read_crash_logged else None
+                first_seen[inbox.id] = _unlogged_crash(inbox, failure)
                 failures[inbox.id] = await report_read_failure(session, inbox, failure.reason, now, limit=limit,
-                                                               login=failure.login, crash=logged)
+                                                               login=failure.login, crash=first_seen[inbox.id])
                 wait = retry_wait(settings, failures[inbox.id])
             else:
                 if result.error is None and (inbox.read_failures or inbox.last_read_error):
@@ -124,7 +134,7 @@ async def read_inboxes(ctx: WorkerContext) -> int:
             await queue.release(inbox.id, ctx.instance_id, now + timedelta(seconds=wait), result.idle, now, result.error)
     for inbox, result in zip(inboxes, results, strict=True):
         if result.failure is not None:
-            _log_failure(inbox, result.failure, failures[inbox.id], limit)
+            _log_failure(inbox, result.failure, failures[inbox.id], limit, first_seen[inbox.id] is not None)
         if result.processed:
             log.info("inbox read", inbox_id=inbox.id, messages=result.processed, **dict(result.outcomes))
     return sum(r.processed for r in results) + sum(1 for r in results if r.more)
