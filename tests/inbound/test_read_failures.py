@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from imail.inbound import reader
 from imail.inboxes.monitor import check_due_inboxes
 from imail.workers.context import WorkerContext
-from imail.workers.inbound import MAX_RETRY_WAIT, read_inboxes, retry_wait
+from imail.workers.inbound import read_inboxes, retry_wait
 from imail.workers.webhooks import deliver_webhooks
 from tests.fixtures.inbound import newsletter, reply, unique
 from tests.fixtures.smtp import make_smtp_server  # noqa: F401
@@ -52,11 +52,12 @@ def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def test_the_wait_doubles_from_the_poll_interval_up_to_an_hour(settings):
+def test_the_wait_doubles_from_the_poll_interval_up_to_the_idle_recheck(settings):
     assert settings.inbound_read_failure_limit == LIMIT
-    interval = settings.inbound_poll_interval
-    assert [retry_wait(settings, n) for n in (1, 2, 3, 4)] == [interval, 2 * interval, 4 * interval, 8 * interval]
-    assert retry_wait(settings, 40) == MAX_RETRY_WAIT
+    assert (settings.inbound_poll_interval, settings.inbound_idle_recheck) == (60, 300)
+    assert [retry_wait(settings, n) for n in (1, 2, 3, 4, 5, 99)] == [60, 120, 240, 300, 300, 300]
+    slow = settings.model_copy(update={"inbound_poll_interval": 900})
+    assert [retry_wait(slow, n) for n in (1, 2)] == [900, 900]  # never sooner than the interval
 
 
 async def test_reads_failing_below_the_limit_leave_it_connected_and_show_the_last_error(
@@ -114,7 +115,7 @@ async def test_the_limit_disconnects_once_with_the_servers_words_and_the_webhook
     assert event.data["detail"] == shown["last_error"]
 
     # Disconnected: not read any more, so not counted and not announced again.
-    room.later(2 * MAX_RETRY_WAIT)
+    room.later(24 * 3600)
     assert await read_inboxes(room.context()) == 0
     assert (await view(client, workspace, inbox_id))["read_failures"] == LIMIT
     assert len(await events(room.database, "inbox.disconnected")) == 1

@@ -23,7 +23,6 @@ log = structlog.get_logger("imail.workers.inbound")
 
 POOL_KEY = "inbound.pool"
 PRUNE_EVERY = 30.0  # seconds between checks that this worker still owns the inboxes it keeps connections to
-MAX_RETRY_WAIT = 3600.0  # seconds: however many reads failed, the next is tried within the hour (or the interval)
 
 
 def inbound_pool(ctx: WorkerContext) -> InboundPool:
@@ -60,9 +59,10 @@ async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
 
 
 def retry_wait(settings: Settings, failures: int) -> float:
-    """Seconds before an inbox whose last `failures` reads failed is read again: the polling interval, doubling."""
-    return min(settings.inbound_poll_interval * 2 ** max(failures - 1, 0),
-               max(MAX_RETRY_WAIT, settings.inbound_poll_interval))
+    """Seconds before an inbox whose last `failures` reads failed is read again: the polling interval, doubling, up
+    to the time an IDLE-ing inbox waits between full reads (a failing inbox is not left alone longer than that)."""
+    longest = max(settings.inbound_idle_recheck, settings.inbound_poll_interval)
+    return min(settings.inbound_poll_interval * 2 ** min(max(failures - 1, 0), 30), longest)
 
 
 def _unlogged_crash(inbox: Inbox, failure: ReadFailure) -> str | None:
