@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     inbound_fetch_batch: int = Field(100, ge=1, le=1000, description="messages per FETCH and per transaction")
     inbound_max_messages: int = Field(1000, ge=1, description="messages read from one inbox per iteration")
     inbound_lease_seconds: float = Field(300.0, ge=10, description="an inbox being read is left alone this long")
+    inbound_read_failure_limit: int = Field(
+        5, ge=1, le=100, description="reads failed in a row (retried after the poll interval, doubling) that disconnect an inbox"
+    )
     inbound_soft_bounce_retries: int = Field(2, ge=0, le=10, description="resends of one email after soft bounces")
     inbound_soft_bounce_retry_seconds: float = Field(3600.0, gt=0, description="first resend delay; doubles")
 

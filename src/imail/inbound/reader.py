@@ -13,6 +13,10 @@ horizon is skipped. Mail older than the horizon is never read.
 A crash loses nothing and doubles nothing: a batch's effects and its cursor advance commit together, and the
 advance is conditional on the cursor still being where the batch started (a second reader would roll back).
 
+A read that fails — the server unreachable, refusing the login or a command, or an error in imail's own code — is
+a `ReadFailure`, told in our words plus the server's where it answered; the worker counts them per inbox
+(imail.inboxes.monitor.report_read_failure), waits longer after each, and disconnects the inbox at the limit.
+
 Folders are read with EXAMINE (read-only). The one exception is warmup mail (imail.warmup): once a folder's batches
 are committed, its warmup messages are marked read and important and moved out of spam, with SELECT.
 """
@@ -20,10 +24,13 @@ are committed, its warmup messages are marked read and important and moved out o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import aioimaplib
 import structlog
@@ -36,7 +43,7 @@ from imail.inbound.service import Fetched, Match
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.kit.tenancy import Tenant
 from imail.mail import imap
-from imail.mail.endpoint import Endpoint, MailConnectionError
+from imail.mail.endpoint import Endpoint, MailConnectionError, describe
 from imail.mail.inbound import InboundMessage
 from imail.models import Inbox
 from imail.replies.verdict import Verdict, assess
@@ -204,15 +211,52 @@ class InboundPool:
 # --- one inbox --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReadFailure:
+    """Why a read of an inbox failed, for its owner: our words, and the server's where it answered."""
+
+    reason: str
+    login: bool = False  # connecting or logging in failed (the connection monitor is told too)
+    crash: BaseException | None = None  # an error in imail's own code, not an answer of the server
+
+    @classmethod
+    def from_server(cls, exc: BaseException) -> ReadFailure:
+        """The IMAP session failed after login: a command refused, the connection lost or silent."""
+        if isinstance(exc, imap.ImapCommandError):
+            return cls(f"the IMAP server refused {exc.command} while mail was being read: {exc.detail}")
+        if isinstance(exc, TimeoutError):
+            return cls("the IMAP server stopped answering while mail was being read")
+        return cls(f"the connection to the IMAP server broke while mail was being read: {describe(exc)}")
+
+    @classmethod
+    def from_crash(cls, exc: BaseException) -> ReadFailure:
+        # The owner learns what kind of error; its text and traceback, which may name internals, go to the log.
+        return cls(f"imail failed while reading this inbox (an internal error, {type(exc).__name__}); the details "
+                   "are in the server's log", crash=exc)
+
+    @cached_property
+    def fingerprint(self) -> str | None:
+        """For a crash: the same for the same error raised at the same place, whatever its message says."""
+        if self.crash is None:
+            return None
+        where = [f"{frame.filename}:{frame.name}:{frame.lineno}" for frame in traceback.extract_tb(self.crash.__traceback__)]
+        kind = f"{type(self.crash).__module__}.{type(self.crash).__qualname__}"
+        return hashlib.sha256("\n".join([kind, *where]).encode()).hexdigest()
+
+
 @dataclass
 class InboxResult:
     processed: int = 0  # messages read
     outcomes: Counter = field(default_factory=Counter)  # what they were (reply, bounce_hard, … unmatched)
     more: bool = False  # more messages wait than one iteration may read
     idle: bool = False  # IDLE-ing on INBOX now
-    error: str | None = None
-    login_failed: bool = False  # connecting or logging in failed: reported to the connection monitor
+    error: str | None = None  # why the read stopped short (a failure, or another reader overlapping)
+    failure: ReadFailure | None = None  # counted towards disconnecting the inbox
     new_refresh_token: str | None = None
+
+    @classmethod
+    def failed(cls, failure: ReadFailure, new_refresh_token: str | None = None) -> InboxResult:
+        return cls(error=failure.reason, failure=failure, new_refresh_token=new_refresh_token)
 
 
 async def sync_inbox(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> InboxResult:
@@ -222,13 +266,12 @@ async def sync_inbox(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> Inb
     try:
         endpoints = await endpoints_for(inbox, settings, ctx.http)
     except CredentialsUnavailable as exc:
-        return InboxResult(error=exc.detail, login_failed=True)
+        return InboxResult.failed(ReadFailure(exc.detail, login=True))
     result.new_refresh_token = endpoints.new_refresh_token
     try:
         conn = await pool.acquire(inbox.id, endpoints.imap)
     except MailConnectionError as exc:
-        result.error, result.login_failed = exc.message, True
-        return result
+        return InboxResult.failed(ReadFailure(exc.message, login=True), endpoints.new_refresh_token)
     try:
         assert conn.client is not None
         if conn.folders is None or time.monotonic() - conn.folders_listed > RELIST_EVERY:
@@ -255,8 +298,8 @@ async def sync_inbox(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> Inb
         if not result.more and settings.inbound_idle and conn.client.has_capability("IDLE"):
             result.idle = await pool.start_idle(conn, refresh=settings.inbound_idle_recheck)
     except IMAP_ERRORS as exc:
-        result.error = f"IMAP: {type(exc).__name__}: {exc}"[:1000]
-        log.warning("inbox read failed", inbox_id=inbox.id, error=result.error)
+        result.failure = ReadFailure.from_server(exc)
+        result.error = result.failure.reason
         await pool.drop(inbox.id)
     except CursorMoved as exc:  # another reader got there (its lease, not ours): its work stands, ours rolled back
         result.error = f"cursor of {exc} moved by another reader"

@@ -1,9 +1,14 @@
-"""Connection state: login checks on a schedule, status transitions with their events, and the hook other
-code calls when a send or an IMAP poll fails.
+"""Connection state: login checks on a schedule, status transitions with their events, and the hooks other
+code calls when a send or an IMAP read fails.
 
 Transitions are conditional UPDATEs (`connected → disconnected`, `disconnected → connected`): however many
 checks run at once, only the one that changes the row records `inbox.disconnected` / `inbox.reconnected`, so
 there is one event per transition, not one per check.
+
+Reads that keep failing (`report_read_failure`) disconnect the inbox the same way once `inbound_read_failure_limit`
+fail in a row. The scheduled login check does not connect such an inbox again: its login may work while its reads
+do not (a server refusing to open the mailbox, an error in imail itself). Asking to reconnect (the API's
+reconnect, new server settings, a new OAuth consent) forgets the failures and lets the reader try again.
 """
 
 from __future__ import annotations
@@ -124,8 +129,11 @@ async def _stamp(session: AsyncSession, inbox: Inbox, **values) -> None:
     )
 
 
-async def apply_outcome(session: AsyncSession, inbox: Inbox, outcome: CheckOutcome, settings: Settings, now: datetime) -> bool:
-    """Write a check's outcome to the stored inbox; False when the row changed meanwhile (then the check is moot)."""
+async def apply_outcome(session: AsyncSession, inbox: Inbox, outcome: CheckOutcome, settings: Settings, now: datetime,
+                        *, requested: bool = False) -> bool:
+    """Write a check's outcome to the stored inbox; False when the row changed meanwhile (then the check is moot).
+    `requested`: someone asked to reconnect, so the reader's failures are forgotten and a good login reconnects
+    even an inbox that reads disconnected."""
     current = await InboxRepository(session, tenant_of(inbox)).get(inbox.id)
     if current is None or current.status == InboxStatus.setup_pending.value:
         return False
@@ -133,8 +141,12 @@ async def apply_outcome(session: AsyncSession, inbox: Inbox, outcome: CheckOutco
         return False
     if outcome.new_refresh_token:
         current.oauth_refresh_token_encrypted = crypto.secret_box(settings).encrypt(outcome.new_refresh_token)
-        await session.flush()
-    if outcome.ok:
+    if requested:
+        forget_read_failures(current)
+    await session.flush()
+    if outcome.ok and disconnected_by_reads(current, settings):
+        await _stamp(session, current, last_checked_at=now)  # the login works; the reads did not: left as is
+    elif outcome.ok:
         await mark_ok(session, current, now)
     else:
         await mark_failed(session, current, outcome.side, outcome.detail, now)
@@ -153,6 +165,41 @@ async def report_connection_failure(session: AsyncSession, tenant: Tenant, inbox
                 last_checked_at=None)
         .execution_options(synchronize_session=False)
     )
+
+
+def disconnected_by_reads(inbox: Inbox, settings: Settings) -> bool:
+    return inbox.status == InboxStatus.disconnected.value and inbox.read_failures >= settings.inbound_read_failure_limit
+
+
+def forget_read_failures(inbox: Inbox) -> None:
+    """On a request to reconnect (the caller flushes): the reader starts counting again, and a crash of imail
+    seen before is logged with its traceback again if it recurs."""
+    inbox.read_failures = 0
+    inbox.last_read_error = None
+    inbox.last_read_error_at = None
+    inbox.read_crash_logged = None
+
+
+async def report_read_failure(session: AsyncSession, inbox: Inbox, reason: str, now: datetime, *, limit: int,
+                              login: bool = False, crash: str | None = None) -> int:
+    """For the IMAP reader, in its transaction: a read of this inbox failed. Counted on the row (a restart does not
+    forget it) with the reason (`last_read_error`, shown by the API); the count in a row is returned. At `limit`
+    the inbox is disconnected as by a failed login check (`mark_failed`: one `inbox.disconnected`, side imap).
+    Below it, a failed connect or login (`login`) is reported to the monitor, which checks the login at once.
+    `crash`: the fingerprint of an imail error whose traceback is being logged."""
+    reason = reason[:MAX_ERROR_CHARS]
+    failures = await InboxRepository(session, tenant_of(inbox)).count_read_failure(inbox.id, reason, now, crash)
+    if failures >= limit:
+        await mark_failed(session, inbox, "imap", f"reading mail over IMAP failed {failures} times in a row; the last "
+                                                  f"time: {reason}", now)
+    elif failures and login:
+        await report_connection_failure(session, tenant_of(inbox), inbox.id, "imap", reason)
+    return failures
+
+
+async def report_read_success(session: AsyncSession, inbox: Inbox) -> None:
+    """For the IMAP reader: a read of this inbox worked, so the failures in a row and the last read error go."""
+    await InboxRepository(session, tenant_of(inbox)).clear_read_failures(inbox.id)
 
 
 async def check_due_inboxes(ctx: WorkerContext, now: datetime, limit: int = BATCH) -> int:

@@ -76,7 +76,8 @@ async def delete_inbox(
 
 @router.post("/{inbox_id}/reconnect", response_model=Inbox)
 async def reconnect_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
-    """Log in to both servers again now and answer with the resulting status (`last_error` says why if it failed)."""
+    """Log in to both servers again now and answer with the resulting status (`last_error` says why if it failed).
+    Failed reads are forgotten: an inbox they disconnected is connected again if both logins work."""
     inbox = await service.reconnect_inbox(session, caller, inbox_id, ctx)
     return await _one(session, caller, inbox, ctx)
 

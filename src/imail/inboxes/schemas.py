@@ -131,6 +131,15 @@ class Inbox(BaseModel):
     imap_username: str | None
     last_error: str | None = Field(description="Why the last login failed, in the server's words (null when fine).")
     last_checked_at: datetime | None
+    read_failures: int = Field(
+        ge=0, description="Reads of the inbox's mail over IMAP that failed in a row (0 after a read that worked). At "
+        "`IMAIL_INBOUND_READ_FAILURE_LIMIT` (5) the inbox becomes `disconnected` until reconnected."
+    )
+    last_read_error: str | None = Field(
+        description="Why the latest of those reads failed, in imail's words plus the server's where it answered "
+        "(null when the last read worked)."
+    )
+    last_read_error_at: datetime | None = Field(description="When that read failed (null when the last read worked).")
     livemode: bool
     created_at: datetime
     updated_at: datetime

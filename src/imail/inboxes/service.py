@@ -268,6 +268,7 @@ async def update_inbox(session: AsyncSession, caller: Caller, inbox_id: str, bod
             inbox.smtp_password_encrypted = box.encrypt(smtp_password)
         if "imap_password" in server_changes:
             inbox.imap_password_encrypted = box.encrypt(imap_password)
+        monitor.forget_read_failures(inbox)  # new settings: the reader starts counting again
         reconnected = True
 
     for name in ("name", "daily_limit", "sending_gap_minutes"):
@@ -331,7 +332,8 @@ async def delete_inbox(session: AsyncSession, caller: Caller, inbox_id: str, for
 
 
 async def reconnect_inbox(session: AsyncSession, caller: Caller, inbox_id: str, ctx: Context) -> Inbox:
-    """Log in again now and store the new status (an OAuth inbox still waiting for consent stays setup_pending)."""
+    """Log in again now and store the new status (an OAuth inbox still waiting for consent stays setup_pending).
+    The IMAP reader's failures are forgotten: a good login connects an inbox its failed reads disconnected."""
     inbox = await get_inbox(session, caller.tenant, inbox_id)
     if inbox.status == InboxStatus.setup_pending.value:
         return inbox
@@ -340,7 +342,7 @@ async def reconnect_inbox(session: AsyncSession, caller: Caller, inbox_id: str, 
         outcome = monitor.CheckOutcome()
     else:
         outcome = await monitor.probe(inbox, ctx.settings, ctx.http)
-    await monitor.apply_outcome(session, inbox, outcome, ctx.settings, now)
+    await monitor.apply_outcome(session, inbox, outcome, ctx.settings, now, requested=True)
     await session.refresh(inbox)
     return inbox
 
@@ -439,6 +441,7 @@ async def complete_oauth(
     inbox.last_checked_at = now
     inbox.last_error = None
     inbox.last_error_side = None
+    monitor.forget_read_failures(inbox)
     was = inbox.status
     if was == InboxStatus.setup_pending.value:
         inbox.status = InboxStatus.connected.value

@@ -80,3 +80,11 @@ class Inbox(IdMixin, TimestampMixin, TenantMixin, Base):
     status_changed_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_side: Mapped[str | None] = mapped_column(String(8))  # "smtp" | "imap"
+
+    # The IMAP reader's failures: reads failed in a row (a good read clears them and the last error; at
+    # `inbound_read_failure_limit` the inbox is disconnected), and the last crash of imail's own code whose
+    # traceback was logged for this inbox (a fingerprint: the same crash again is logged in one line).
+    read_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_read_error: Mapped[str | None] = mapped_column(Text)
+    last_read_error_at: Mapped[datetime | None] = mapped_column()
+    read_crash_logged: Mapped[str | None] = mapped_column(String(64))

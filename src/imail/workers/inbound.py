@@ -1,4 +1,7 @@
-"""The inbound worker: read due inboxes over IMAP (see imail.inbound.reader), a bounded batch per iteration."""
+"""The inbound worker: read due inboxes over IMAP (see imail.inbound.reader), a bounded batch per iteration.
+
+A read that fails is counted on the inbox (imail.inboxes.monitor.report_read_failure, which disconnects it at
+`inbound_read_failure_limit`) and tried again after a wait that doubles; a read that works clears the count."""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ from datetime import timedelta
 
 import structlog
 
-from imail.inbound.reader import InboundPool, InboxResult, sync_inbox
+from imail.config import Settings
+from imail.inbound.reader import InboundPool, InboxResult, ReadFailure, sync_inbox
 from imail.inbound.repository import ReaderQueue
-from imail.inboxes.monitor import report_connection_failure
+from imail.inboxes.monitor import report_read_failure, report_read_success
 from imail.kit import crypto
-from imail.kit.tenancy import Tenant
 from imail.models import Inbox
 from imail.workers.context import WorkerContext
 
@@ -55,6 +58,32 @@ async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
     return [inbox for inbox in candidates if inbox.id in claimed]
 
 
+def retry_wait(settings: Settings, failures: int) -> float:
+    """Seconds before an inbox whose last `failures` reads failed is read again: the polling interval, doubling, up
+    to the time an IDLE-ing inbox waits between full reads (a failing inbox is not left alone longer than that)."""
+    longest = max(settings.inbound_idle_recheck, settings.inbound_poll_interval)
+    return min(settings.inbound_poll_interval * 2 ** min(max(failures - 1, 0), 30), longest)
+
+
+def _unlogged_crash(inbox: Inbox, failure: ReadFailure) -> str | None:
+    """The fingerprint of a crash of imail's own code whose traceback was not logged for this inbox yet (the row
+    keeps the last one logged, so neither a retry nor another worker logs it again)."""
+    fingerprint = failure.fingerprint
+    return fingerprint if fingerprint is not None and fingerprint != inbox.read_crash_logged else None
+
+
+def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int, first_seen: bool) -> None:
+    """One line per failed read; a crash of imail's own code with its traceback when first seen for the inbox."""
+    fields = {"inbox_id": inbox.id, "failures": failures, "limit": limit}
+    if failure.crash is None:
+        log.warning("inbox read failed", error=failure.reason, **fields)
+    elif first_seen:
+        log.error("inbox read crashed", exc_info=failure.crash, **fields)
+    else:
+        log.error("inbox read crashed again (its traceback was logged before)",
+                  error=f"{type(failure.crash).__name__}: {failure.crash}"[:1000], **fields)
+
+
 async def read_inboxes(ctx: WorkerContext) -> int:
     """One iteration: claim due inboxes (and those IDLE announced mail for), read each (bounded concurrency and
     messages), release them with their next read time. Returns messages read plus inboxes with more waiting."""
@@ -70,12 +99,14 @@ async def read_inboxes(ctx: WorkerContext) -> int:
         async with slots:
             try:
                 return await sync_inbox(ctx, pool, inbox)
-            except Exception as exc:  # a bug or the database: keep the other inboxes going, retry this one later
-                log.exception("inbox read crashed", inbox_id=inbox.id)
-                return InboxResult(error=f"{type(exc).__name__}: {exc}"[:1000])
+            except Exception as exc:  # noqa: BLE001 - a bug (or the database): logged with the failure count below
+                return InboxResult.failed(ReadFailure.from_crash(exc))
 
     results = await asyncio.gather(*(read(inbox) for inbox in inboxes))
     now = ctx.clock()
+    limit = settings.inbound_read_failure_limit
+    failures: dict[str, int] = {}
+    first_seen: dict[str, str | None] = {}
     evicted, pool.evicted = pool.evicted, set()  # IDLE connections closed to make room (maybe this iteration's)
     async with ctx.database.transaction() as session:
         queue = ReaderQueue(session)
@@ -85,18 +116,25 @@ async def read_inboxes(ctx: WorkerContext) -> int:
             if result.new_refresh_token:
                 ciphertext = crypto.secret_box(settings).encrypt(result.new_refresh_token)
                 await queue.store_refresh_token(inbox.id, inbox.oauth_refresh_token_encrypted, ciphertext)
-            if result.login_failed:
-                await report_connection_failure(session, Tenant(inbox.workspace_id, inbox.livemode), inbox.id, "imap",
-                                                result.error or "IMAP login failed")
             result.idle = result.idle and inbox.id not in evicted
-            if result.more:
-                wait = 0.0
-            elif result.idle:
-                wait = settings.inbound_idle_recheck
+            if (failure := result.failure) is not None:
+                first_seen[inbox.id] = _unlogged_crash(inbox, failure)
+                failures[inbox.id] = await report_read_failure(session, inbox, failure.reason, now, limit=limit,
+                                                               login=failure.login, crash=first_seen[inbox.id])
+                wait = retry_wait(settings, failures[inbox.id])
             else:
-                wait = settings.inbound_poll_interval
+                if result.error is None and (inbox.read_failures or inbox.last_read_error):
+                    await report_read_success(session, inbox)
+                if result.more:
+                    wait = 0.0
+                elif result.idle:
+                    wait = settings.inbound_idle_recheck
+                else:
+                    wait = settings.inbound_poll_interval
             await queue.release(inbox.id, ctx.instance_id, now + timedelta(seconds=wait), result.idle, now, result.error)
     for inbox, result in zip(inboxes, results, strict=True):
+        if result.failure is not None:
+            _log_failure(inbox, result.failure, failures[inbox.id], limit, first_seen[inbox.id] is not None)
         if result.processed:
             log.info("inbox read", inbox_id=inbox.id, messages=result.processed, **dict(result.outcomes))
     return sum(r.processed for r in results) + sum(1 for r in results if r.more)
