@@ -6,17 +6,36 @@ import json
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from imail.auth.deps import current_caller
 from imail.kit import versions
 
-PUBLIC_PREFIXES = ("/healthz", "/v1/status", "/v1/metrics")
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 # The request-context middleware answers this for any operation that takes a body.
 BODY_ERRORS = {"413": "Request body larger than IMAIL_MAX_BODY_BYTES"}
 
 
+def _needs_key(dependant: Dependant) -> bool:
+    return dependant.call is current_caller or any(_needs_key(d) for d in dependant.dependencies)
+
+
+def authenticated_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(path, method) of every operation whose dependencies authenticate the caller: read off the routes
+    themselves, so a public route (the OAuth callback, status, public metrics) is never documented as needing
+    a key and a new authenticated one never documented as public."""
+    return {
+        (route.path_format, method.lower())
+        for route in iter_route_contexts(app.routes)  # routes of included routers too, with their dependencies
+        if isinstance(route.original_route, APIRoute) and _needs_key(route.dependant)
+        for method in route.methods
+    }
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
+    authenticated = authenticated_operations(app)
     schema = get_openapi(
         title=app.title,
         version=app.version,
@@ -46,8 +65,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             _document_errors(operation)
             if path.startswith("/v1/"):
                 operation.setdefault("parameters", []).append(dict(version_header))
-            if not path.startswith(PUBLIC_PREFIXES):
-                operation["security"] = [{"bearerAuth": []}]
+            # An explicit empty list marks a public operation (OpenAPI 3.1 §4.8.10): no key is sent.
+            operation["security"] = [{"bearerAuth": []}] if (path, method) in authenticated else []
             if method == "post" and path.startswith("/v1/"):
                 operation.setdefault("parameters", []).append(
                     {

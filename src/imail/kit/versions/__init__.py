@@ -21,7 +21,8 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def resolve(header: str | None) -> date:
-    """The newest snapshot on or before the pinned date; the latest when unpinned."""
+    """The newest snapshot on or before the pinned date; the first for a date before it (the reference's own
+    example pins 2026-03-01, before v1 went stable); the latest when unpinned. Only a malformed date is refused."""
     if header is None or not header.strip():
         return LATEST
     value = header.strip()
@@ -31,11 +32,7 @@ def resolve(header: str | None) -> date:
         pinned = date.fromisoformat(value)
     except ValueError:
         raise InvalidVersion(f"Imail-Version must be a date like {LATEST.isoformat()}; got {value!r}", "Imail-Version") from None
-    if pinned < FIRST:
-        raise InvalidVersion(
-            f"Imail-Version {value} is before the first v1 snapshot ({FIRST.isoformat()})", "Imail-Version"
-        )
-    return max(s for s in SNAPSHOTS if s <= pinned)
+    return max((s for s in SNAPSHOTS if s <= pinned), default=FIRST)
 
 
 def _introduced(predicate) -> date | None:
