@@ -80,9 +80,41 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for operations in schema.get("webhooks", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)  # the receiver's answers are not FastAPI's
+    _mark_deprecations(schema)
     _reuse_components(schema)
     _drop_unused_validation_schemas(schema)
     return schema
+
+
+def _mark_deprecations(schema: dict[str, Any]) -> None:
+    """`deprecated: true` on what the snapshots deprecate: the operation, its query parameter or body property
+    (in the body's component, which every operation sharing it then shows), or the event's webhook entry."""
+    components = schema.get("components", {}).get("schemas", {})
+    for deprecation in versions.DEPRECATIONS:
+        sunset = f" Deprecated on {deprecation.deprecated_on}; stops working on {deprecation.sunset}. {deprecation.note}"
+        if deprecation.kind == "event":
+            entry = schema.get("webhooks", {}).get(deprecation.target, {}).get("post")
+            if entry is not None:
+                entry["deprecated"] = True
+                entry["description"] = entry.get("description", "") + sunset
+            continue
+        method, path = deprecation.route or ("", "")
+        operation = schema.get("paths", {}).get(path, {}).get(method.lower())
+        if operation is None:
+            continue
+        if deprecation.kind == "route":
+            operation["deprecated"] = True
+            operation["description"] = operation.get("description", "") + sunset
+            continue
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "query" and parameter.get("name") == deprecation.field_name:
+                parameter["deprecated"] = True
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        target = components.get(body.get("$ref", "").rpartition("/")[2], body)
+        field = target.get("properties", {}).get(deprecation.field_name)
+        if field is not None:
+            field["deprecated"] = True
+            field["description"] = (field.get("description", "") + sunset).strip()
 
 
 def _reuse_components(schema: dict[str, Any]) -> None:

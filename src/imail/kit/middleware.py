@@ -84,9 +84,12 @@ class RequestContextMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-Id"] = request_id
                 headers["Imail-Version"] = snapshot.isoformat()
-                for name, value in state.get("rate_limit_headers", {}).items():
-                    if name not in headers:
-                        headers[name] = value
+                # Set by the app on request.state, whatever the response's status: the caller's rate-limit
+                # standing, and Deprecation/Sunset/Link when the request used something deprecated.
+                for key in ("rate_limit_headers", "deprecation_headers"):
+                    for name, value in state.get(key, {}).items():
+                        if name not in headers:
+                            headers[name] = value
             await send(message)
 
         received = 0
