@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # security
     secret_key: str | None = Field(None, min_length=32)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Requests no API key answers for (public endpoints, tracking links, 401s): a token bucket per client address.
+    # Generous: a mailbox provider's image proxy fetches the pixels of many recipients from one address.
+    public_rate_limit_per_minute: int = Field(1200, ge=1, description="sustained requests/min per client address")
+    public_rate_limit_burst: int = Field(2400, ge=1, description="burst per client address")
 
     # public URLs (tracking, unsubscribe, docs links in errors)
     public_url: str = "http://127.0.0.1:8000"

@@ -18,6 +18,48 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 BODY_ERRORS = {"413": "Request body larger than IMAIL_MAX_BODY_BYTES"}
 
 
+def _integer_header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "integer", "minimum": 0}}
+
+
+# Every response's headers, declared so that generated clients expose them.
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-Id": {"description": "This request's id (`req_…`); quote it to support.",
+                     "schema": {"type": "string"}},
+    "Imail-Version": {"description": "The API snapshot that answered (see the `Imail-Version` request header).",
+                      "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}},
+    "X-RateLimit-Limit": _integer_header("The bucket's size (burst): per API key, or per client address for "
+                                         "requests no key answers for."),
+    "X-RateLimit-Remaining": _integer_header("Whole requests left in the bucket."),
+    "X-RateLimit-Reset": _integer_header("Seconds until the bucket is full again."),
+}
+RETRY_AFTER = _integer_header("Seconds to wait before retrying.")
+IDEMPOTENT_REPLAYED = {
+    "description": "`true` when this is the kept response of an earlier request with the same `Idempotency-Key`.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+def _declare_headers(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("headers", {})
+    components.update(RESPONSE_HEADERS)
+    components["Retry-After"] = RETRY_AFTER
+    components["Idempotent-Replayed"] = IDEMPOTENT_REPLAYED
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            operation.setdefault("responses", {}).setdefault(
+                "429", {"description": "Rate limited; see Retry-After", "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            )
+            for status, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                for name in RESPONSE_HEADERS:
+                    headers[name] = {"$ref": f"#/components/headers/{name}"}
+                if status in ("429", "503"):
+                    headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+                if method == "post" and path.startswith("/v1/") and status.startswith("2"):
+                    headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
+
+
 def _needs_key(dependant: Dependant) -> bool:
     return dependant.call is current_caller or any(_needs_key(d) for d in dependant.dependencies)
 
@@ -81,6 +123,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)  # the receiver's answers are not FastAPI's
     _mark_deprecations(schema)
+    _declare_headers(schema)
     _reuse_components(schema)
     _drop_unused_validation_schemas(schema)
     return schema

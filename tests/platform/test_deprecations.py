@@ -17,7 +17,7 @@ from imail.kit.versions.base import Deprecation, VersionChange
 from imail.models import Event
 from imail.models.deprecation import DeprecationUsage
 from tests.conftest import make_settings
-from tests.fixtures.factories import bearer, make_workspace
+from tests.fixtures.factories import make_workspace
 from tests.fixtures.smtp import smtp_server, tls_cert  # noqa: F401
 
 DEPRECATED_ON = date(2026, 12, 20)
