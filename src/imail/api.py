@@ -11,10 +11,14 @@ from imail.analytics.status_page import router as status_page_router
 from imail.analytics.router import router as analytics_router
 from imail.campaigns.router import preview_router as campaign_preview_router
 from imail.campaigns.router import router as campaigns_router
+from imail.changelog.router import page_router as changelog_page_router
+from imail.changelog.router import router as changelog_router
+from imail.deprecations.usage import track_deprecations
 from imail.errors import ErrorBody
 from imail.inboxes.router import oauth_router as inbox_oauth_router
 from imail.inboxes.router import router as inboxes_router
 from imail.keys.router import router as keys_router
+from imail.kit import versions
 from imail.kit.version_gate import version_gate
 from imail.leads.router import router as leads_router
 from imail.replies.router import router as replies_router
@@ -43,7 +47,9 @@ PUBLIC_ERROR_RESPONSES = {s: ERROR_RESPONSES[s] for s in (400, 500, 503)}
 
 
 def build_v1() -> APIRouter:
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(version_gate)])
+    # Deprecation tracking costs a dependency per request: only while some snapshot deprecates something.
+    tracking = [Depends(track_deprecations)] if versions.DEPRECATIONS else []
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(version_gate), *tracking])
     v1.include_router(keys_router, responses=ERROR_RESPONSES)
     v1.include_router(campaigns_router, responses=ERROR_RESPONSES)
     v1.include_router(campaign_preview_router, responses=ERROR_RESPONSES)
@@ -57,6 +63,7 @@ def build_v1() -> APIRouter:
     v1.include_router(webhooks_router, responses=ERROR_RESPONSES)
     v1.include_router(analytics_router, responses=ERROR_RESPONSES)
     v1.include_router(public_metrics_router, responses=PUBLIC_ERROR_RESPONSES)
+    v1.include_router(changelog_router, responses=PUBLIC_ERROR_RESPONSES)
     return v1
 
 
@@ -64,6 +71,7 @@ def mount_routers(app: FastAPI) -> None:
     app.include_router(health_router)
     app.include_router(prometheus_router)  # /metrics, token-guarded (IMAIL_METRICS_TOKEN)
     app.include_router(status_page_router)  # /status, public HTML
+    app.include_router(changelog_page_router)  # /changelog, public HTML
     app.add_middleware(MetricsMiddleware)  # request counts and latencies by route template
     app.include_router(inbox_oauth_router, responses=PUBLIC_ERROR_RESPONSES)  # /oauth/callback, outside /v1
     app.include_router(tracking_router)  # /t/… and /u/…: signed tokens, outside /v1

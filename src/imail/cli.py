@@ -77,14 +77,27 @@ def workspaces_create(
     tier: Annotated[str, typer.Option(help="starter, surge, velocity or apex")] = "surge",
     rate_limit_per_minute: Annotated[int | None, typer.Option(help="Apex: negotiated sustained rate")] = None,
     rate_limit_burst: Annotated[int | None, typer.Option(help="Apex: negotiated burst")] = None,
+    contact_email: Annotated[str | None, typer.Option(help="where operator notices go (deprecation warnings)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Create a workspace and print its first live and test keys (shown once)."""
     from imail.workspaces.service import create_workspace
 
     settings = settings_or_exit()
-    created = run_in_session(settings, lambda s: create_workspace(s, name, tier, rate_limit_per_minute, rate_limit_burst))
+    created = run_in_session(
+        settings, lambda s: create_workspace(s, name, tier, rate_limit_per_minute, rate_limit_burst, contact_email)
+    )
     _print_workspace(created, as_json)
+
+
+@workspaces_app.command("set-contact")
+def workspaces_set_contact(workspace_id: str, contact_email: Annotated[str, typer.Argument(help="empty to clear")]) -> None:
+    """Set the address that gets the workspace's operator notices (deprecation warnings)."""
+    from imail.workspaces.service import set_contact
+
+    settings = settings_or_exit()
+    workspace = run_in_session(settings, lambda s: set_contact(s, workspace_id, contact_email))
+    typer.echo(f"workspace {workspace.id}: contact {workspace.contact_email or '(none)'}")
 
 
 @app.command("demo")

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # security
     secret_key: str | None = Field(None, min_length=32)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Requests no API key answers for (public endpoints, tracking links, 401s): a token bucket per client address.
+    # Generous: a mailbox provider's image proxy fetches the pixels of many recipients from one address.
+    public_rate_limit_per_minute: int = Field(1200, ge=1, description="sustained requests/min per client address")
+    public_rate_limit_burst: int = Field(2400, ge=1, description="burst per client address")
 
     # public URLs (tracking, unsubscribe, docs links in errors)
     public_url: str = "http://127.0.0.1:8000"
@@ -72,9 +76,19 @@ class Settings(BaseSettings):
     microsoft_smtp_server: str = "smtp.office365.com:587/starttls"
     microsoft_imap_server: str = "outlook.office365.com:993/ssl"
 
-    @field_validator("google_smtp_server", "google_imap_server", "microsoft_smtp_server", "microsoft_imap_server")
+    # The operator's own mail server, for notices to workspaces (deprecation warnings); unset: none are emailed.
+    system_smtp_server: str | None = Field(None, description="host:port/security, e.g. smtp.example.com:587/starttls")
+    system_smtp_username: str = Field("", description="empty: the server takes mail without a login")
+    system_smtp_password: str | None = None
+    system_mail_from: str = Field("imail@localhost", description="From address of the operator's notices")
+
+    @field_validator(
+        "google_smtp_server", "google_imap_server", "microsoft_smtp_server", "microsoft_imap_server", "system_smtp_server"
+    )
     @classmethod
-    def _mail_server(cls, value: str) -> str:
+    def _mail_server(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, _, rest = value.rpartition(":")
         port, _, security = rest.partition("/")
         if not host or not port.isdigit() or not 0 < int(port) < 65536 or security not in ("ssl", "starttls", "none"):

@@ -20,7 +20,7 @@ from imail.docs import mount_docs
 from imail.errors import register_error_handlers
 from imail.idempotency.middleware import IdempotencyMiddleware
 from imail.kit.middleware import RequestContextMiddleware
-from imail.kit.ratelimit import RateLimiter
+from imail.kit.ratelimit import Limit, RateLimiter
 from imail.openapi import install_openapi
 from imail.workers.context import WorkerContext
 from imail.workers.runner import Supervisor, instance_id
@@ -101,5 +101,9 @@ def create_app(settings: Settings | None = None, run_workers: bool = False) -> F
     install_openapi(app)
     # Added last = outermost: the request context wraps idempotency so replays and conflicts carry request ids.
     app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        public_limit=Limit(settings.public_rate_limit_per_minute, settings.public_rate_limit_burst),
+    )
     return app

@@ -6,17 +6,78 @@ import json
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from imail.auth.deps import current_caller
 from imail.kit import versions
 
-PUBLIC_PREFIXES = ("/healthz", "/v1/status", "/v1/metrics")
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 # The request-context middleware answers this for any operation that takes a body.
 BODY_ERRORS = {"413": "Request body larger than IMAIL_MAX_BODY_BYTES"}
 
 
+def _integer_header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "integer", "minimum": 0}}
+
+
+# Every response's headers, declared so that generated clients expose them.
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-Id": {"description": "This request's id (`req_…`); quote it to support.",
+                     "schema": {"type": "string"}},
+    "Imail-Version": {"description": "The API snapshot that answered (see the `Imail-Version` request header).",
+                      "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}},
+    "X-RateLimit-Limit": _integer_header("The bucket's size (burst): per API key, or per client address for "
+                                         "requests no key answers for."),
+    "X-RateLimit-Remaining": _integer_header("Whole requests left in the bucket."),
+    "X-RateLimit-Reset": _integer_header("Seconds until the bucket is full again."),
+}
+RETRY_AFTER = _integer_header("Seconds to wait before retrying.")
+IDEMPOTENT_REPLAYED = {
+    "description": "`true` when this is the kept response of an earlier request with the same `Idempotency-Key`.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+def _declare_headers(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("headers", {})
+    components.update(RESPONSE_HEADERS)
+    components["Retry-After"] = RETRY_AFTER
+    components["Idempotent-Replayed"] = IDEMPOTENT_REPLAYED
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            operation.setdefault("responses", {}).setdefault(
+                "429", {"description": "Rate limited; see Retry-After", "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+            )
+            for status, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                for name in RESPONSE_HEADERS:
+                    headers[name] = {"$ref": f"#/components/headers/{name}"}
+                if status in ("429", "503"):
+                    headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+                if method == "post" and path.startswith("/v1/") and status.startswith("2"):
+                    headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/Idempotent-Replayed"}
+
+
+def _needs_key(dependant: Dependant) -> bool:
+    return dependant.call is current_caller or any(_needs_key(d) for d in dependant.dependencies)
+
+
+def authenticated_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(path, method) of every operation whose dependencies authenticate the caller: read off the routes
+    themselves, so a public route (the OAuth callback, status, public metrics) is never documented as needing
+    a key and a new authenticated one never documented as public."""
+    return {
+        (route.path_format, method.lower())
+        for route in iter_route_contexts(app.routes)  # routes of included routers too, with their dependencies
+        if isinstance(route.original_route, APIRoute) and _needs_key(route.dependant)
+        for method in route.methods
+    }
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
+    authenticated = authenticated_operations(app)
     schema = get_openapi(
         title=app.title,
         version=app.version,
@@ -46,8 +107,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             _document_errors(operation)
             if path.startswith("/v1/"):
                 operation.setdefault("parameters", []).append(dict(version_header))
-            if not path.startswith(PUBLIC_PREFIXES):
-                operation["security"] = [{"bearerAuth": []}]
+            # An explicit empty list marks a public operation (OpenAPI 3.1 §4.8.10): no key is sent.
+            operation["security"] = [{"bearerAuth": []}] if (path, method) in authenticated else []
             if method == "post" and path.startswith("/v1/"):
                 operation.setdefault("parameters", []).append(
                     {
@@ -61,9 +122,42 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for operations in schema.get("webhooks", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)  # the receiver's answers are not FastAPI's
+    _mark_deprecations(schema)
+    _declare_headers(schema)
     _reuse_components(schema)
     _drop_unused_validation_schemas(schema)
     return schema
+
+
+def _mark_deprecations(schema: dict[str, Any]) -> None:
+    """`deprecated: true` on what the snapshots deprecate: the operation, its query parameter or body property
+    (in the body's component, which every operation sharing it then shows), or the event's webhook entry."""
+    components = schema.get("components", {}).get("schemas", {})
+    for deprecation in versions.DEPRECATIONS:
+        sunset = f" Deprecated on {deprecation.deprecated_on}; stops working on {deprecation.sunset}. {deprecation.note}"
+        if deprecation.kind == "event":
+            entry = schema.get("webhooks", {}).get(deprecation.target, {}).get("post")
+            if entry is not None:
+                entry["deprecated"] = True
+                entry["description"] = entry.get("description", "") + sunset
+            continue
+        method, path = deprecation.route or ("", "")
+        operation = schema.get("paths", {}).get(path, {}).get(method.lower())
+        if operation is None:
+            continue
+        if deprecation.kind == "route":
+            operation["deprecated"] = True
+            operation["description"] = operation.get("description", "") + sunset
+            continue
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "query" and parameter.get("name") == deprecation.field_name:
+                parameter["deprecated"] = True
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        target = components.get(body.get("$ref", "").rpartition("/")[2], body)
+        field = target.get("properties", {}).get(deprecation.field_name)
+        if field is not None:
+            field["deprecated"] = True
+            field["description"] = (field.get("description", "") + sunset).strip()
 
 
 def _reuse_components(schema: dict[str, Any]) -> None:

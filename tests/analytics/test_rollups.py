@@ -13,7 +13,9 @@ from imail.analytics.rollups import rebuild
 from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
 from tests.analytics.conftest import expected_rows, raw_events, tally
 
-FUNNEL = ("sent", "opened_unique", "replied", "interested", "meeting_booked")
+# The reference's stage names, and the counter each one reads.
+FUNNEL = {"sent": "sent", "opened": "opened_unique", "replied": "replied", "interested": "interested",
+          "meeting": "meeting_booked"}
 
 
 def _range(history) -> dict[str, str]:
@@ -67,8 +69,9 @@ async def _check_everything(client, workspace, history, rows) -> None:
         body = (await client.get("/v1/analytics/funnel", headers=headers, params=query)).json()
         expected = tally(rows, **({"campaign_id": campaign_id} if campaign_id else {}))[()]
         assert [s["stage"] for s in body["stages"]] == list(FUNNEL)
-        assert [s["count"] for s in body["stages"]] == [expected[s] for s in FUNNEL]
-        await _check_csv(client, headers, "/v1/analytics/funnel", query, body, FUNNEL)
+        assert [s["count"] for s in body["stages"]] == [expected[c] for c in FUNNEL.values()]
+        assert body["totals"] == {stage: expected[c] for stage, c in FUNNEL.items()}
+        await _check_csv(client, headers, "/v1/analytics/funnel", query, body, tuple(FUNNEL))
 
 
 async def _table(database) -> list[tuple]:

@@ -13,22 +13,29 @@ from imail.kit import versions
 @pytest.mark.parametrize(
     ("header", "snapshot"),
     [
-        (None, date(2026, 5, 10)),
-        ("", date(2026, 5, 10)),
+        (None, date(2026, 12, 6)),
+        ("", date(2026, 12, 6)),
         ("2026-03-10", date(2026, 3, 10)),
         ("2026-04-21", date(2026, 3, 10)),
         ("2026-04-22", date(2026, 4, 22)),
         ("2026-05-09", date(2026, 4, 22)),
         ("2026-05-10", date(2026, 5, 10)),
-        ("2030-01-01", date(2026, 5, 10)),
+        ("2026-12-05", date(2026, 5, 10)),
+        ("2026-12-06", date(2026, 12, 6)),
+        ("2030-01-01", date(2026, 12, 6)),
+        # Before v1 went stable: the first snapshot (the reference's own example is 2026-03-01).
+        ("2026-03-01", date(2026, 3, 10)),
+        ("2026-03-09", date(2026, 3, 10)),
+        ("2025-12-31", date(2026, 3, 10)),
+        (" 2026-04-22 ", date(2026, 4, 22)),
     ],
 )
 def test_a_date_pins_to_the_newest_snapshot_on_or_before_it(header, snapshot):
     assert versions.resolve(header) == snapshot
 
 
-@pytest.mark.parametrize("header", ["2026-03-09", "2025-12-31", "yesterday", "2026-13-01", "2026-3-10", "20260310"])
-def test_malformed_or_too_early_dates_are_invalid(header):
+@pytest.mark.parametrize("header", ["yesterday", "2026-13-01", "2026-02-30", "2026-3-10", "20260310", "2026-03-10T00:00"])
+def test_malformed_dates_are_invalid(header):
     with pytest.raises(InvalidVersion):
         versions.resolve(header)
 
@@ -37,8 +44,12 @@ def test_registry_gates_bulk_and_the_newer_events():
     assert not versions.endpoint_available(date(2026, 3, 10), "POST", "/v1/leads/bulk")
     assert versions.endpoint_available(date(2026, 4, 22), "POST", "/v1/leads/bulk")
     assert versions.endpoint_available(date(2026, 3, 10), "GET", "/v1/keys")
-    assert versions.events_unavailable(date(2026, 4, 22)) == {"email.bounced.soft", "warmup.threshold_paused"}
+    assert versions.events_unavailable(date(2026, 4, 22)) == {
+        "email.bounced.soft", "warmup.threshold_paused", "api.deprecation_warning"
+    }
+    assert versions.events_unavailable(date(2026, 5, 10)) == {"api.deprecation_warning"}
     assert versions.events_unavailable(versions.LATEST) == frozenset()
+    assert not versions.endpoint_available(date(2026, 5, 10), "GET", "/v1/changelog")
 
 
 async def test_responses_echo_the_snapshot_used(client, workspace):
@@ -46,7 +57,13 @@ async def test_responses_echo_the_snapshot_used(client, workspace):
     assert pinned.status_code == 200
     assert pinned.headers["imail-version"] == "2026-04-22"
     default = await client.get("/v1/keys", headers=workspace.headers())
-    assert default.headers["imail-version"] == "2026-05-10"
+    assert default.headers["imail-version"] == versions.LATEST.isoformat() == "2026-12-06"
+
+
+async def test_the_references_own_example_pins_to_the_first_snapshot(client, workspace):
+    response = await client.get("/v1/campaigns", headers=workspace.headers(**{"Imail-Version": "2026-03-01"}))
+    assert response.status_code == 200
+    assert response.headers["imail-version"] == "2026-03-10"
 
 
 async def test_invalid_version_is_400_in_contract_shape(client, workspace):

@@ -14,6 +14,7 @@ from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks import WebhookVerificationError
 
 from imail.events.service import record_event
+from imail.kit import versions
 from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.models import WebhookDelivery, WebhookEndpoint
@@ -333,7 +334,7 @@ async def test_endpoints_pinned_before_2026_05_10_never_receive_the_newer_events
         client, workspace.headers(**{"Imail-Version": "2026-04-22"}), receiver.url("/old")
     )
     new = await create_endpoint(client, workspace.headers(), receiver.url("/new"))
-    assert (old["api_version"], new["api_version"]) == ("2026-04-22", "2026-05-10")
+    assert (old["api_version"], new["api_version"]) == ("2026-04-22", versions.LATEST.isoformat())
     soft = await emit(database, workspace.workspace_id, "email.bounced.soft")
     paused = await emit(
         database,

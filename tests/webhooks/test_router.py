@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from imail.kit import versions
 from imail.main import create_app
 from tests.conftest import make_settings
 from tests.fixtures.factories import bearer, make_key
@@ -46,7 +47,7 @@ async def test_create_returns_the_secret_once(client, workspace):
     assert created["events"] == ["email.sent", "reply.received"]
     assert created["description"] == "CRM"
     assert (created["status"], created["disabled_reason"], created["livemode"]) == ("enabled", None, True)
-    assert created["api_version"] == "2026-05-10"
+    assert created["api_version"] == versions.LATEST.isoformat()
     assert created["created_at"].endswith("Z")
 
     got = await client.get(f"/v1/webhooks/{created['id']}", headers=workspace.headers())
@@ -293,5 +294,8 @@ async def test_the_openapi_document_describes_every_delivery(client):
         assert envelope["properties"]["data"]["$ref"].endswith("/" + payload.__name__)
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
         assert {"x-imail-signature", "webhook-signature", "webhook-timestamp", "webhook-id"} <= headers
-        newer = event_type in ("email.bounced.soft", "warmup.threshold_paused")
-        assert ("2026-05-10" in operation["description"]) is newer
+        added = versions.event_introduced(event_type)
+        newer = added is not None and added > versions.FIRST
+        assert ("Added in API version" in operation["description"]) is newer
+        if newer:
+            assert added.isoformat() in operation["description"]

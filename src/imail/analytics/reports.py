@@ -25,7 +25,12 @@ from imail.warmup.repository import WarmupRepository
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
-FUNNEL = ("sent", "opened_unique", "replied", "interested", "meeting_booked")
+# The reference's funnel stages (sent → opened → replied → interested → meeting), each read from the counter that
+# means it: an email is opened once a person opened it (unique, human), a meeting is a reply labelled meeting_booked.
+FUNNEL_COUNTERS = {
+    "sent": "sent", "opened": "opened_unique", "replied": "replied", "interested": "interested", "meeting": "meeting_booked",
+}
+FUNNEL = tuple(FUNNEL_COUNTERS)
 SUPPORTED_TIMEZONES = ("UTC", "Etc/UTC", "Z")
 WARMUP_COLUMNS = tuple(f"warmup_{c}" for c in WARMUP_COUNTERS)
 INBOX_COLUMNS = COUNTERS + WARMUP_COLUMNS  # the inbox report's CSV: campaign counts, then warmup
@@ -128,10 +133,11 @@ async def funnel_report(session: AsyncSession, tenant: Tenant, rng: Range, campa
     if campaign_id is not None:
         await _exists(session, tenant, Campaign, campaign_id, "campaign")
     report = await _report(session, tenant, rng, campaign_id=campaign_id)
-    pick = lambda counts: {stage: counts[stage] for stage in FUNNEL}
+    pick = lambda counts: {stage: counts[counter] for stage, counter in FUNNEL_COUNTERS.items()}
+    totals = pick(report["totals"])
     return {"campaign_id": campaign_id, "from": rng.start, "to": rng.end, "timezone": "UTC",
-            "stages": [{"stage": s, "count": report["totals"][s]} for s in FUNNEL],
-            "totals": pick(report["totals"]),
+            "stages": [{"stage": stage, "count": count} for stage, count in totals.items()],
+            "totals": totals,
             "days": [{"day": d["day"], **pick(d)} for d in report["days"]]}
 
 

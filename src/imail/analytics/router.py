@@ -72,6 +72,7 @@ async def get_workspace_analytics(caller: CallerDep, session: SessionDep, query:
 @router.get("/funnel", response_model=Funnel, responses=CSV_RESPONSE)
 async def get_funnel(caller: CallerDep, session: SessionDep, query: RangeDep,
                      campaign_id: Annotated[str | None, Query(description="one campaign only")] = None):
-    """sent → opened (unique, human) → replied → interested → meeting_booked, over the range and per UTC day."""
+    """sent → opened → replied → interested → meeting (the reference's stages), over the range and per UTC day:
+    `opened` counts emails a person opened (unique, human), `meeting` replies labelled `meeting_booked`."""
     report = await reports.funnel_report(session, caller.tenant, query.range, campaign_id)
     return _answer(report, Funnel, query, "funnel", reports.FUNNEL)

@@ -76,11 +76,14 @@ class WorkspaceAnalytics(Report):
 
 
 class FunnelCounts(BaseModel):
+    """The reference's funnel: `opened` counts emails a person opened (unique, machine opens left out), `meeting`
+    replies labelled `meeting_booked`. The campaign and workspace reports carry every counter."""
+
     sent: int
-    opened_unique: int
+    opened: int
     replied: int
     interested: int
-    meeting_booked: int
+    meeting: int
 
 
 class FunnelDay(FunnelCounts):
@@ -89,7 +92,7 @@ class FunnelDay(FunnelCounts):
 
 # A named alias is one schema component, so generated clients get one well-named enum.
 FunnelStageName = TypeAliasType(
-    "FunnelStageName", Literal["sent", "opened_unique", "replied", "interested", "meeting_booked"]
+    "FunnelStageName", Literal["sent", "opened", "replied", "interested", "meeting"]
 )
 
 

@@ -43,6 +43,7 @@ async def current_caller(request: Request) -> Caller:
         callers.put(digest, caller, decision.watched)
     # The request-context middleware copies these onto the response, whatever its status.
     request.state.rate_limit_headers = decision.headers()
+    request.state.caller = caller  # for what runs after the endpoint (deprecation use is counted per key)
     if not decision.allowed:
         raise RateLimited(
             f"Rate limit of {caller.rate_limit.per_minute} requests/min (burst {caller.rate_limit.burst}) exceeded; "

@@ -1,8 +1,9 @@
-"""The eleven event types of the reference, each with its payload schema (documented in the OpenAPI document)."""
+"""The public event types (the reference's eleven, and those later snapshots added), each with its payload schema
+(documented in the OpenAPI document)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -94,6 +95,29 @@ class InboxConnection(Payload):
     detail: str | None = None
 
 
+class DeprecatedUse(Payload):
+    """One API key's use of the deprecated thing."""
+
+    key_id: str
+    key_name: str
+    count: int
+    first_used_at: datetime
+    last_used_at: datetime
+
+
+class ApiDeprecationWarning(Payload):
+    """Something this workspace's integrations use stops working on `sunset`; sent monthly from six months before
+    (with an email to the workspace's contact address). `target` is `METHOD /path`, `METHOD /path field` or an
+    event type."""
+
+    kind: Literal["route", "field", "event"]
+    target: str
+    deprecated_on: date
+    sunset: date
+    note: str
+    keys: list[DeprecatedUse]
+
+
 class EmailAutoReplied(EmailRef):
     """An automatic answer (out-of-office and the like) to a sent email."""
 
@@ -118,6 +142,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     "warmup.threshold_paused": WarmupThresholdPaused,
     "inbox.disconnected": InboxConnection,
     "inbox.reconnected": InboxConnection,
+    "api.deprecation_warning": ApiDeprecationWarning,
 }
 
 EventType = Literal[
@@ -132,6 +157,7 @@ EventType = Literal[
     "warmup.threshold_paused",
     "inbox.disconnected",
     "inbox.reconnected",
+    "api.deprecation_warning",
 ]
 
 # Facts the log keeps for analytics (auto-replied and unsubscribed counts, rebuilt from the log like the rest) that

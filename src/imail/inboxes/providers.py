@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imail.config import Settings
+from imail.mail.endpoint import parse_server
 
 # Scopes that allow SMTP sending and IMAP reading with XOAUTH2 (and a refresh token).
 SCOPES = {
@@ -22,9 +23,7 @@ class Server:
 
     @classmethod
     def parse(cls, spec: str) -> Server:
-        host, _, rest = spec.rpartition(":")
-        port, _, security = rest.partition("/")
-        return cls(host, int(port), security)
+        return cls(*parse_server(spec))
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imail.context import set_request_id
-from imail.errors import ImailError, InternalError, InvalidField, PayloadTooLarge, error_response
+from imail.errors import ImailError, InternalError, InvalidField, PayloadTooLarge, RateLimited, error_response
 from imail.kit import versions
 from imail.kit.ids import new_id
+from imail.kit.ratelimit import Decision, Limit, RateLimiter
 
 log = structlog.get_logger("imail.http")
 
@@ -61,10 +62,31 @@ def _body_nul(body: bytes) -> InvalidField | None:
     return InvalidField(f"{field}: {NUL_MESSAGE}" if field else f"Text {NUL_MESSAGE}", field)
 
 
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int):
+    """Also the rate limit of requests that no API key answers for: a request without `Authorization` (public
+    endpoints, tracking links, docs) is charged to its client address before it runs, and one whose key did not
+    get as far as the key's limiter (a 401, an unknown route) is charged to its address when it answers, so every
+    response carries `X-RateLimit-*`."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, public_limit: Limit):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.public_limit = public_limit
+
+    def _limiter(self, scope: Scope) -> RateLimiter | None:
+        app = scope.get("app")
+        return getattr(getattr(app, "state", None), "rate_limiter", None)
+
+    async def _charge_address(self, scope: Scope) -> Decision | None:
+        limiter = self._limiter(scope)
+        if limiter is None:
+            return None
+        return await limiter.hit(f"addr:{client_address(scope)}", self.public_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,12 +103,17 @@ class RequestContextMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if "rate_limit_headers" not in state and (decision := await self._charge_address(scope)) is not None:
+                    state["rate_limit_headers"] = decision.headers()
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-Id"] = request_id
                 headers["Imail-Version"] = snapshot.isoformat()
-                for name, value in state.get("rate_limit_headers", {}).items():
-                    if name not in headers:
-                        headers[name] = value
+                # Set by the app on request.state, whatever the response's status: the caller's rate-limit
+                # standing, and Deprecation/Sunset/Link when the request used something deprecated.
+                for key in ("rate_limit_headers", "deprecation_headers"):
+                    for name, value in state.get(key, {}).items():
+                        if name not in headers:
+                            headers[name] = value
             await send(message)
 
         received = 0
@@ -115,6 +142,14 @@ class RequestContextMiddleware:
                 raise InvalidField(f"The URL path {NUL_MESSAGE}", "path")
             if field := _query_nul(scope.get("query_string", b"")):
                 raise InvalidField(f"{field}: {NUL_MESSAGE}", field)
+            if "authorization" not in request_headers and (decision := await self._charge_address(scope)) is not None:
+                state["rate_limit_headers"] = decision.headers()
+                if not decision.allowed:
+                    raise RateLimited(
+                        f"Too many requests from this address ({self.public_limit.per_minute}/min, burst "
+                        f"{self.public_limit.burst}); retry after {decision.retry_after} s",
+                        headers={"Retry-After": str(decision.retry_after)},
+                    )
             length = request_headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 raise PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes")

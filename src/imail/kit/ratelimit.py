@@ -89,18 +89,30 @@ class Decision:
 class LocalBuckets:
     """In-process buckets: exact for one process, per-process when several run."""
 
+    # Buckets are keyed by client address too, which anyone can vary: past this many, full ones are dropped (a
+    # full bucket is what a new one would be, so dropping it changes no decision).
+    SWEEP_AT = 10_000
+
     def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[str, tuple[float, float, float]] = {}  # key: (tokens, when, seconds to refill)
 
     def hit(self, key: str, limit: Limit) -> Decision:
         now = time.monotonic()
-        tokens, ts = self._buckets.get(key, (float(limit.burst), now))
+        tokens, ts, _ = self._buckets.get(key, (float(limit.burst), now, 0.0))
         tokens = min(limit.burst, tokens + (now - ts) * limit.rate)
         allowed = tokens >= 1
         if allowed:
             tokens -= 1
-        self._buckets[key] = (tokens, now)
+        if key not in self._buckets and len(self._buckets) >= self.SWEEP_AT:
+            self._sweep(now)
+        self._buckets[key] = (tokens, now, (limit.burst - tokens) / limit.rate)
         return Decision.from_tokens(allowed, tokens, limit)
+
+    def _sweep(self, now: float) -> None:
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < v[2]}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 class RateLimiter:

@@ -179,3 +179,11 @@ async def update_rows(session: AsyncSession, table: Table, key: str, rows: Seque
     stmt, given = _update_unnest(table, key, columns)
     stmt = stmt.where(*conditions).values({**{c: given.c[c] for c in columns}, **fixed})
     await session.execute(stmt, _as_arrays(table, (key, *columns), rows))
+
+
+def upsert_insert(session: AsyncSession) -> Any:
+    """The dialect's `insert` (PostgreSQL's or SQLite's), which both offer `on_conflict_do_…`."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

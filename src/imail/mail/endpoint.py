@@ -31,6 +31,13 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
+def parse_server(spec: str) -> tuple[str, int, str]:
+    """`host:port/security` (the settings' form for a fixed server) as (host, port, security)."""
+    host, _, rest = spec.rpartition(":")
+    port, _, security = rest.partition("/")
+    return host, int(port), security
+
+
 class MailConnectionError(Exception):
     """A server could not be reached, refused TLS, or refused the login. `detail` holds the server's own words."""
 

@@ -58,6 +58,8 @@ async def _open(client: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
 
 
 async def _authenticate(client: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
+    if not endpoint.username and endpoint.oauth_token is None:
+        return  # a relay that takes mail without a login (the operator's own server; inboxes always log in)
     try:
         if endpoint.oauth_token is not None:
             await client.auth_xoauth2(endpoint.username, endpoint.oauth_token)

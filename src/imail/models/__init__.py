@@ -4,6 +4,7 @@ from imail.models.analytics import AnalyticsCampaignDaily, AnalyticsDaily, Analy
 from imail.models.api_key import ApiKey
 from imail.models.base import Base
 from imail.models.campaign import Campaign, CampaignInbox, CampaignStatus
+from imail.models.deprecation import DeprecationNotice, DeprecationUsage
 from imail.models.event import Event
 from imail.models.idempotency import IdempotencyRecord
 from imail.models.inbox import Inbox
@@ -17,4 +18,4 @@ from imail.models.worker_heartbeat import WorkerHeartbeat
 from imail.models.webhook import WebhookDelivery, WebhookEndpoint
 from imail.models.workspace import Tier, Workspace
 
-__all__ = ["AnalyticsCampaignDaily", "AnalyticsDaily", "AnalyticsRef", "ApiKey", "Base", "Campaign", "CampaignInbox", "CampaignStatus", "InterestStatus", "InboxPacing", "Lead", "Message", "SendCounter", "SequenceState", "LeadStatus", "Suppression", "Event", "IdempotencyRecord", "Inbox", "Tier", "WebhookDelivery", "WebhookEndpoint", "WorkerHeartbeat", "Workspace", "InboundReceipt", "MailboxCursor", "MailboxPoll", "Reply", "InboxWarmup", "WarmupDaily", "WarmupMessage"]
+__all__ = ["AnalyticsCampaignDaily", "AnalyticsDaily", "AnalyticsRef", "ApiKey", "Base", "Campaign", "CampaignInbox", "CampaignStatus", "DeprecationNotice", "DeprecationUsage", "InterestStatus", "InboxPacing", "Lead", "Message", "SendCounter", "SequenceState", "LeadStatus", "Suppression", "Event", "IdempotencyRecord", "Inbox", "Tier", "WebhookDelivery", "WebhookEndpoint", "WorkerHeartbeat", "Workspace", "InboundReceipt", "MailboxCursor", "MailboxPoll", "Reply", "InboxWarmup", "WarmupDaily", "WarmupMessage"]

@@ -24,3 +24,5 @@ class Workspace(IdMixin, TimestampMixin, Base):
     # Apex limits are negotiated per workspace; other tiers leave these empty and use the tier's figures.
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
     rate_limit_burst: Mapped[int | None] = mapped_column(Integer)
+    # Where operator notices go (deprecation warnings): the workspace's technical contact.
+    contact_email: Mapped[str | None] = mapped_column(String(320))

@@ -33,7 +33,7 @@ def _envelope(event_type: str, payload: type[BaseModel]) -> type[BaseModel]:
 
 
 def _since(event_type: str) -> str:
-    added = next((c.date for c in versions.CHANGES if event_type in c.events), None)
+    added = versions.event_introduced(event_type)
     if added is None or added == versions.FIRST:
         return ""
     return (

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from imail.auth.deps import CallerDep, require_scope
+from imail.deprecations.usage import note_used
 from imail.db import SessionDep
+from imail.kit import versions
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.webhooks import service
 from imail.webhooks.schemas import (
@@ -35,6 +37,7 @@ async def create_webhook(body: WebhookCreate, request: Request, caller: CallerDe
     """Register an endpoint. Its signing secret is in this response only. The endpoint is pinned to the
     request's `Imail-Version`: event types added after that snapshot can't be subscribed to nor delivered."""
     settings = request.app.state.settings
+    note_used(request, [d for event in body.events if (d := versions.registry().event_deprecation(event))])
     created = await service.create_webhook(
         session, caller, body, request.state.api_version, settings.webhooks_allow_private
     )

@@ -31,7 +31,7 @@ class CreatedWebhook:
 
 
 def _introduced(event_type: str) -> date:
-    return min((c.date for c in versions.CHANGES if event_type in c.events), default=versions.FIRST)
+    return versions.event_introduced(event_type) or versions.FIRST
 
 
 def check_events(events: list[str], api_version: date) -> list[str]:

@@ -6,6 +6,7 @@ import os
 import socket
 from datetime import timedelta
 
+from imail.deprecations.notices import send_deprecation_warnings
 from imail.idempotency import service as idempotency
 from imail.kit import memory
 from imail.kit.clock import utcnow
@@ -26,3 +27,7 @@ async def purge_idempotency_records(ctx: WorkerContext) -> int:
 async def release_memory(ctx: WorkerContext) -> int:
     memory.release_free_memory()
     return 0
+
+
+async def warn_deprecation_users(ctx: WorkerContext) -> int:
+    return await send_deprecation_warnings(ctx.database, ctx.settings, ctx.clock())

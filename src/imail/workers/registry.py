@@ -21,6 +21,8 @@ class WorkerSpec:
 WORKERS: tuple[WorkerSpec, ...] = (
     WorkerSpec("heartbeat", maintenance.heartbeat, interval=10.0),
     WorkerSpec("idempotency_purge", maintenance.purge_idempotency_records, interval=600.0),
+    # Monthly emails and events to workspaces still using something deprecated (see imail.deprecations).
+    WorkerSpec("deprecation_warnings", maintenance.warn_deprecation_users, interval=3600.0),
     # Freed heap pages back to the system once a minute (see imail.kit.memory).
     WorkerSpec("release_memory", maintenance.release_memory, interval=60.0),
     # Logs in to live inboxes due a check (IMAIL_INBOX_CHECK_INTERVAL, or at once after a reported failure).
