@@ -207,12 +207,22 @@ def _as_request(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "properties": properties}
 
 
+def _nullable(prop: dict[str, Any]) -> bool:
+    types = prop.get("type")
+    return (types == "null" or (isinstance(types, list) and "null" in types)
+            or any(_nullable(option) for option in prop.get("anyOf", []) + prop.get("oneOf", [])))
+
+
 def _as_response(body: dict[str, Any]) -> dict[str, Any]:
-    """A success response or webhook payload: the server serializes every field of its model, null ones
-    included, so every property is present: `required` lists them all (a nullable one stays nullable)."""
+    """A success response or webhook payload: a field that defaults to a value (a `default`, or a factory,
+    which leaves a non-nullable property out of `required`) is always sent, so `required` lists it. A
+    nullable field without one defaults to null and may be left out of a body built by hand (a bulk result's
+    import-only `line`): it stays optional."""
     if "properties" not in body:
         return body
-    return {**body, "required": list(body["properties"])}
+    required = [name for name, prop in body["properties"].items()
+                if name in body.get("required", []) or "default" in prop or not _nullable(prop)]
+    return {**body, "required": required}
 
 
 def _fit_request_and_response_schemas(schema: dict[str, Any]) -> None:

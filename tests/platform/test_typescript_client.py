@@ -41,7 +41,7 @@ STEP_TIMEOUT = 120.0  # a deadline for a hung flow, not a speed check
 
 
 def _run(*command: str | Path, timeout: float = 300) -> None:
-    result = subprocess.run([str(c) for c in command], cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([str(c) for c in command], check=False, cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(map(str, command))}:\n{result.stdout}\n{result.stderr}"
 
 
