@@ -3,7 +3,8 @@ openapi-typescript with its default options for the types, openapi-fetch for the
 hand edits. tests/typescript/src/flow.ts drives the whole flow against a real `imail serve` on a loopback port:
 an inbox on the loopback SMTP (aiosmtpd) and IMAP (Dovecot) servers, a campaign created without the fields the
 server defaults (which must type-check), bulk leads, resume, every lead through cursor pagination, campaign
-analytics and the funnel after the sending worker sent, a webhook and its test delivery.
+analytics and the funnel after the sending worker sent, a webhook and its test delivery. The README's
+TypeScript example is compiled with it.
 
 The npm packages are pinned in tests/typescript/package-lock.json; `npm ci` runs only when it changed."""
 
@@ -13,8 +14,10 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +58,24 @@ def _install() -> None:
     stamp.touch()
 
 
+def _readme_example() -> str:
+    """The README's TypeScript example (API conventions), which imports the types from `./imail.js`."""
+    blocks = re.findall(r"^( *)```ts\n(.*?)^\1```", (REPO / "README.md").read_text(), re.DOTALL | re.MULTILINE)
+    assert len(blocks) == 1, "the README has one TypeScript example"
+    return textwrap.dedent(blocks[0][1])
+
+
 @pytest.fixture(scope="module")
 def compiled_flow() -> Path:
-    """tests/typescript built from types generated now from openapi.json: the entry point to run with node."""
+    """tests/typescript built from types generated now from openapi.json, with the README's example beside
+    them so it type-checks too: the flow's entry point, to run with node."""
     if not (shutil.which("node") and shutil.which("npm")):
         missing_service("Node.js and npm (the generated TypeScript client)")
     _install()
     shutil.rmtree(PROJECT / "build", ignore_errors=True)
+    shutil.rmtree(PROJECT / "src" / "generated", ignore_errors=True)
     _run(BIN / "openapi-typescript", REPO / "openapi.json", "--output", "src/generated/imail.ts")
+    (PROJECT / "src" / "generated" / "readme_example.ts").write_text(_readme_example())
     _run(BIN / "tsc", "--strict")  # noEmitOnError: a type error leaves nothing to run
     return PROJECT / "build" / "flow.js"
 

@@ -115,7 +115,7 @@ async function main(): Promise<void> {
   do {
     const page: Schemas["LeadList"] = ok(
       await api.GET("/v1/leads", {
-        params: { query: { campaign_id: campaign.id, limit: pageSize, ...(cursor ? { cursor } : {}) } },
+        params: { query: { campaign_id: campaign.id, limit: pageSize, cursor } },  // null: not sent
       }),
       `leads page ${pages + 1}`,
     );
