@@ -126,6 +126,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     _declare_headers(schema)
     _reuse_components(schema)
     _drop_unused_validation_schemas(schema)
+    _name_components_by_title(schema)
+    _fit_request_and_response_schemas(schema)
     return schema
 
 
@@ -180,6 +182,139 @@ def _reuse_components(schema: dict[str, Any]) -> None:
     for key in ("paths", "webhooks"):
         if key in schema:
             schema[key] = walk(schema[key], None)
+
+
+SCHEMA_REF = "#/components/schemas/"
+
+
+def _rewrite_refs(node: Any, renamed: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(SCHEMA_REF) and ref[len(SCHEMA_REF):] in renamed:
+            node = {**node, "$ref": SCHEMA_REF + renamed[ref[len(SCHEMA_REF):]]}
+        return {key: _rewrite_refs(value, renamed) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_rewrite_refs(item, renamed) for item in node]
+    return node
+
+
+def _name_components_by_title(schema: dict[str, Any]) -> None:
+    """Key each component by its title: pydantic keys a generic model by its parameters (`Page_Lead_`), which
+    generators that name types by key (openapi-typescript) hand to users as is; the title is the readable
+    name the model chose (`LeadList`)."""
+    components = schema.get("components", {}).get("schemas", {})
+    renamed = {
+        name: body["title"]
+        for name, body in components.items()
+        if isinstance(body.get("title"), str) and body["title"].isidentifier() and body["title"] != name
+        and body["title"] not in components
+    }
+    if not renamed:
+        return
+    schema["components"]["schemas"] = {renamed.get(name, name): body for name, body in components.items()}
+    for key in ("paths", "webhooks", "components"):
+        if key in schema:
+            schema[key] = _rewrite_refs(schema[key], renamed)
+
+
+def _referenced(node: Any, components: dict[str, Any], found: set[str]) -> set[str]:
+    """The components `node` refers to, directly or through other components."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(SCHEMA_REF):
+            name = ref[len(SCHEMA_REF):]
+            if name not in found:
+                found.add(name)
+                _referenced(components[name], components, found)
+        for value in node.values():
+            _referenced(value, components, found)
+    elif isinstance(node, list):
+        for item in node:
+            _referenced(item, components, found)
+    return found
+
+
+def _as_request(body: dict[str, Any]) -> dict[str, Any]:
+    """A request schema: a property the server defaults may be left out, so its default moves to the
+    description. Generators read `default` as "always present" (openapi-typescript's defaults make such a
+    property required in the type), which holds for what the server sends, not for what a client sends."""
+    if "properties" not in body:
+        return body
+    properties = {}
+    for name, prop in body["properties"].items():
+        if "default" in prop:
+            prop = dict(prop)
+            default = json.dumps(prop.pop("default"), ensure_ascii=False)
+            prop["description"] = f"{prop.get('description', '').rstrip()} Default: `{default}`.".lstrip()
+        properties[name] = prop
+    return {**body, "properties": properties}
+
+
+def _nullable(prop: dict[str, Any]) -> bool:
+    types = prop.get("type")
+    return (types == "null" or (isinstance(types, list) and "null" in types)
+            or any(_nullable(option) for option in prop.get("anyOf", []) + prop.get("oneOf", [])))
+
+
+def _as_response(body: dict[str, Any]) -> dict[str, Any]:
+    """A success response or webhook payload: a field that defaults to a value (a `default`, or a factory,
+    which leaves a non-nullable property out of `required`) is always sent, so `required` lists it. A
+    nullable field without one defaults to null and may be left out of a body built by hand (a bulk result's
+    import-only `line`): it stays optional."""
+    if "properties" not in body:
+        return body
+    required = [name for name, prop in body["properties"].items()
+                if name in body.get("required", []) or "default" in prop or not _nullable(prop)]
+    return {**body, "required": required}
+
+
+def _fit_request_and_response_schemas(schema: dict[str, Any]) -> None:
+    """Request schemas say what a client may leave out, success-response schemas what the server always
+    sends. A component used on both sides whose two forms differ is split: the request side gets its own
+    `<Name>In` copy (as `StepIn` is to `Step`). Error bodies are left as declared (`field` is sent only when
+    the error names one)."""
+    components = schema.get("components", {}).get("schemas", {})
+    request_roots: list[Any] = []
+    response_roots: list[Any] = []
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            request_roots.append(operation.get("requestBody"))
+            response_roots.extend(r for status, r in operation.get("responses", {}).items() if status[0] in "23")
+    for operations in schema.get("webhooks", {}).values():
+        for operation in operations.values():
+            response_roots.append(operation.get("requestBody"))  # what the server sends to a receiver
+    requests = _referenced(request_roots, components, set())
+    responses = _referenced(response_roots, components, set())
+    split: set[str] = set()
+    for name in requests & responses:
+        if _as_request(components[name]) != _as_response(components[name]):
+            split.add(name)
+    # A shared component that refers to a split one is split too, so each side's copy points at its own side.
+    while grown := {n for n in (requests & responses) - split if _referenced(components[n], components, set()) & split}:
+        split |= grown
+    request_names = {name: f"{name}In" for name in split}
+    clash = set(request_names.values()) & set(components)
+    if clash:
+        raise ValueError(f"request-side copies would replace existing components: {sorted(clash)}")
+    fitted: dict[str, Any] = {}
+    for name, body in components.items():
+        if name in split:
+            fitted[name] = _as_response(body)
+            # Generators that name a class by the title (openapi-python-client) need it to differ too.
+            copy = {**_as_request(body), "title": request_names[name]}
+            fitted[request_names[name]] = _rewrite_refs(copy, request_names)
+        elif name in requests:
+            fitted[name] = _rewrite_refs(_as_request(body), request_names)
+        elif name in responses:
+            fitted[name] = _as_response(body)
+        else:
+            fitted[name] = body
+    components.clear()
+    components.update(fitted)
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["requestBody"] = _rewrite_refs(operation["requestBody"], request_names)
 
 
 def _document_errors(operation: dict[str, Any]) -> None:

@@ -11,27 +11,22 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
 
 from imail.db import Database
-from imail.workers import sending as sending_worker
 from imail.workers import webhooks as webhooks_worker
-from imail.workers.context import WorkerContext
-from tests.conftest import make_settings
-from tests.fixtures.api_servers import SERVER_SECRET, api_servers, imail_command
+from tests.fixtures.api_servers import api_servers
 from tests.fixtures.certs import CertPair
+from tests.fixtures.client_flow import create_workspace, send_all_due, worker
 from tests.fixtures.imap import DovecotServer, dovecot, dovecot_session  # noqa: F401
 from tests.fixtures.smtp import SmtpServer, smtp_server, tls_cert  # noqa: F401
 from tests.fixtures.webhook_receiver import Receiver
 from tests.inboxes.conftest import Mailbox, make_mailbox  # noqa: F401
-from tests.sending.conftest import ALL_DAY, Clock
+from tests.sending.conftest import ALL_DAY
 
 pytestmark = pytest.mark.slow
 
@@ -76,17 +71,8 @@ def test_generated_names_read_well(client_package: ModuleType) -> None:
     models = _module("models")
     names = [name for name in models.__all__]
     assert {"Campaign", "CampaignCreate", "Inbox", "InboxCreate", "Lead", "LeadBulkCreate", "Webhook",
-            "ErrorBody", "ConnectionSecurity", "CustomVariables"} <= set(names)
+            "ErrorBody", "ConnectionSecurity", "CustomVariables", "SendWindow", "SendWindowIn"} <= set(names)
     assert [n for n in names if UNREADABLE.search(n)] == []
-
-
-def _create_workspace(database_url: str) -> dict[str, str]:
-    result = subprocess.run(
-        [*imail_command(), "workspaces", "create", "Acme", "--tier", "surge", "--json"],
-        env={**os.environ, "IMAIL_DATABASE_URL": database_url, "IMAIL_SECRET_KEY": SERVER_SECRET},
-        check=True, capture_output=True, text=True, timeout=60,
-    )
-    return json.loads(result.stdout)
 
 
 async def test_a_whole_flow_through_the_generated_client(
@@ -107,7 +93,7 @@ async def test_a_whole_flow_through_the_generated_client(
     create_webhook, test_webhook, list_webhook_deliveries = (
         _module(f"api.webhooks.{n}") for n in ("create_webhook", "test_webhook", "list_webhook_deliveries")
     )
-    keys = _create_workspace(database_url)
+    keys = create_workspace(database_url)
     mailbox: Mailbox = make_mailbox()
     env = {
         "IMAIL_DATABASE_URL": database_url,
@@ -134,7 +120,7 @@ async def test_a_whole_flow_through_the_generated_client(
                 campaign = await create_campaign.asyncio(client=api, body=models.CampaignCreate(
                     name="Q4 outbound", inbox_ids=[inbox.id],
                     steps=[models.StepIn(subject="Hi {{first_name|there}}", body="<p>Hello {{first_name|there}}</p>")],
-                    send_window=models.SendWindow.from_dict(ALL_DAY),
+                    send_window=models.SendWindowIn.from_dict(ALL_DAY),
                 ))
                 assert isinstance(campaign, models.Campaign), campaign
 
@@ -149,9 +135,7 @@ async def test_a_whole_flow_through_the_generated_client(
                 assert isinstance(resumed, models.Campaign), resumed
                 assert resumed.status == models.CampaignStatus.ACTIVE
 
-                for _ in range(10):  # the sending worker's iterations, until it finds nothing due
-                    if not await sending_worker.send_due(ctx):
-                        break
+                await send_all_due(ctx)
                 delivered = smtp_server.wait_for_messages(len(LEADS))
                 assert sorted(m.envelope_to[0] for m in delivered) == LEADS
 
@@ -179,19 +163,3 @@ async def test_a_whole_flow_through_the_generated_client(
                 assert missing.error.code == "not_found"
     finally:
         await receiver.close()
-
-
-@asynccontextmanager
-async def worker(database_url: str, tls_cert: CertPair) -> AsyncIterator[WorkerContext]:
-    """A worker context in this process (the server's secret, so it can read the inbox's password), with a
-    clock a little ahead of the server's, so the steps the server scheduled on resume are due."""
-    settings = make_settings(database_url, secret_key=SERVER_SECRET, mail_ca_file=str(tls_cert.ca_file), mail_timeout=5.0)
-    database = Database(settings)
-    async with httpx.AsyncClient(timeout=10.0) as http:
-        ctx = WorkerContext(settings, database, None, http, "generated-client-test",
-                            clock=Clock(datetime.now(UTC) + timedelta(minutes=1)))
-        try:
-            yield ctx
-        finally:
-            await sending_worker.smtp_pool(ctx).close()
-            await database.dispose()
