@@ -67,7 +67,7 @@ def db_upgrade(revision: str = "heads") -> None:
     from imail.migrations import upgrade
 
     settings = settings_or_exit()
-    upgrade(settings.database_url, revision)
+    upgrade(settings.database_url, revision, settings)
     typer.echo(f"database at {revision}")
 
 

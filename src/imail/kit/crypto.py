@@ -1,4 +1,5 @@
-"""Encryption at rest for secrets we must be able to read back (inbox passwords, OAuth refresh tokens).
+"""Encryption at rest for secrets we must be able to read back (inbox passwords, OAuth refresh tokens, webhook
+signing secrets, and the responses kept for `Idempotency-Key` retries, which may hold a new key's secret).
 
 Fernet (AES-128-CBC + HMAC-SHA256, authenticated, with a timestamp) keyed by HKDF-SHA256 from
 `IMAIL_SECRET_KEY`, one derived key per purpose so a token made for one use never opens in another.
@@ -19,8 +20,12 @@ from imail.config import Settings
 
 CREDENTIALS = "credentials"
 OAUTH_STATE = "oauth-state"
+WEBHOOK_SECRETS = "webhook-secrets"
+IDEMPOTENT_RESPONSES = "idempotent-responses"
 
-__all__ = ["CREDENTIALS", "OAUTH_STATE", "InvalidToken", "SecretBox", "secret_box"]
+__all__ = [
+    "CREDENTIALS", "IDEMPOTENT_RESPONSES", "OAUTH_STATE", "WEBHOOK_SECRETS", "InvalidToken", "SecretBox", "secret_box"
+]
 
 
 @lru_cache(maxsize=64)
@@ -58,10 +63,17 @@ class SecretBox:
             self._opened[token] = plaintext
         return plaintext
 
-    def is_current(self, token: str) -> bool:
+    def encrypt_bytes(self, plaintext: bytes) -> bytes:
+        return self._primary.encrypt(plaintext)
+
+    def decrypt_bytes(self, token: bytes) -> bytes:
+        """Not remembered, unlike `decrypt`: for one-off reads of data too large or too short-lived to keep."""
+        return self._multi.decrypt(token)
+
+    def is_current(self, token: str | bytes) -> bool:
         """Whether the current key opens this token (False: it needs `rotate`)."""
         try:
-            self._primary.decrypt(token.encode("ascii"))
+            self._primary.decrypt(token.encode("ascii") if isinstance(token, str) else token)
         except InvalidToken:
             return False
         return True

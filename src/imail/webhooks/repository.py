@@ -61,7 +61,7 @@ class Job:
     attempts: int
     webhook_id: str
     url: str
-    secret: str
+    secret_encrypted: str  # opened by the worker only to sign (webhooks.signing.open_secret)
     endpoint_status: str
     event_id: str
     event_type: str
@@ -107,7 +107,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
                 D.attempts,
                 D.webhook_id,
                 W.url,
-                W.secret,
+                W.secret_encrypted,
                 W.status,
                 E.id,
                 E.type,

@@ -19,7 +19,8 @@ from imail.webhooks import urls
 from imail.webhooks.fanout import ALL_EVENTS, deliver_to, forget_subscriptions
 from imail.webhooks.repository import DeliveryRepository, WebhookEndpointRepository
 from imail.webhooks.schemas import WebhookCreate
-from imail.webhooks.signing import new_secret
+from imail.config import Settings
+from imail.webhooks.signing import new_secret, seal_secret
 
 TEST_EVENT_TYPE = "webhook.test"
 
@@ -58,10 +59,10 @@ def check_events(events: list[str], api_version: date) -> list[str]:
 
 
 async def create_webhook(
-    session: AsyncSession, caller: Caller, body: WebhookCreate, api_version: date, allow_private: bool
+    session: AsyncSession, caller: Caller, body: WebhookCreate, api_version: date, settings: Settings
 ) -> CreatedWebhook:
     events = check_events(body.events, api_version)
-    url = await urls.validate(body.url, allow_private)
+    url = await urls.validate(body.url, settings.webhooks_allow_private)
     secret = new_secret()
     repo = WebhookEndpointRepository(session, caller.tenant)
     endpoint = await repo.add(
@@ -69,7 +70,7 @@ async def create_webhook(
             url=url,
             description=body.description.strip(),
             events=events,
-            secret=secret,
+            secret_encrypted=seal_secret(settings, secret),
             api_version=api_version,
             status="enabled",
         )
