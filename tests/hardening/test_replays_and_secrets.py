@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
@@ -229,3 +230,55 @@ async def test_a_key_may_revoke_keys_whose_scopes_it_holds(client, database, wor
     # The unscoped key may revoke anything, a scoped one included.
     scoped = await client.post("/v1/keys", headers=workspace.headers(), json={"scopes": ["analytics:read"]})
     assert (await client.delete(f"/v1/keys/{scoped.json()['id']}", headers=workspace.headers())).status_code == 200
+
+
+# --- 2. the migration leaves no plaintext secret behind -------------------------------------------------------
+
+LEGACY_SECRET = "whsec_bGVnYWN5LXBsYWludGV4dC1zZWNyZXQtMDEyMzQ1Njc4OQ=="
+
+
+async def _sql(url: str, statement: str, **params) -> list[dict]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(text(statement), params)
+            return [dict(r._mapping) for r in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+def test_migrating_encrypts_existing_webhook_secrets_and_drops_plaintext_responses(tmp_path):
+    import asyncio
+
+    from imail.kit import crypto
+    from imail.migrations import upgrade
+    from tests.fixtures.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
+
+    admin = services.POSTGRES_ADMIN_URL
+    url = create_postgres_database(admin, migrate=False) if admin else create_sqlite_database(tmp_path, migrate=False)
+    try:
+        upgrade(url, "0010")
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        asyncio.run(_sql(url, "INSERT INTO workspaces (id, name, tier, created_at, updated_at) "
+                              "VALUES ('ws_1', 'Old', 'surge', :t, :t)", t=now))
+        asyncio.run(_sql(url, "INSERT INTO webhook_endpoints (id, workspace_id, livemode, url, description, events, "
+                              "secret, api_version, status, created_at, updated_at) VALUES ('wh_1', 'ws_1', :y, "
+                              "'https://example.com/h', '', '[\"*\"]', :s, :v, 'enabled', :t, :t)",
+                         y=True, s=LEGACY_SECRET, v=date(2026, 5, 10), t=now))
+        asyncio.run(_sql(url, "INSERT INTO idempotency_records (id, workspace_id, livemode, key, request_hash, "
+                              "response_status, response_body, created_at) VALUES ('idem_1', 'ws_1', :y, 'k', 'h', "
+                              "201, :b, :t)", y=True, b=b'{"secret": "imk_live_PLAINTEXT"}', t=now))
+
+        settings = make_settings(url)
+        upgrade(url, "heads", settings)
+
+        [row] = asyncio.run(_sql(url, "SELECT * FROM webhook_endpoints"))
+        assert "secret" not in row and LEGACY_SECRET not in json.dumps(row, default=str)
+        box = crypto.secret_box(settings, crypto.WEBHOOK_SECRETS)
+        assert box.decrypt(row["secret_encrypted"]) == LEGACY_SECRET
+        assert asyncio.run(_sql(url, "SELECT * FROM idempotency_records")) == []
+    finally:
+        if admin:
+            drop_postgres_database(admin, url)

@@ -101,3 +101,8 @@ async def release(database: Database, claimed: Claimed) -> None:
 async def purge_expired(database: Database, ttl: timedelta) -> int:
     async with database.transaction() as session:
         return await IdempotencyMaintenance(session).delete_created_before(utcnow() - ttl)
+
+
+async def rotate_responses(database: Database, batch: int = 200) -> crypto.Rotation:
+    """Re-encrypt every kept response under the current IMAIL_SECRET_KEY (`imail secrets rotate`)."""
+    return await crypto.rotate_column(database, IdempotencyMaintenance, "response_body_encrypted", _box(database), batch)

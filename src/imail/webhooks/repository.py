@@ -19,6 +19,12 @@ E = Event
 W = WebhookEndpoint
 
 
+class WebhookMaintenance(Repository[WebhookEndpoint]):
+    """Every endpoint, across tenants, for `imail secrets rotate` (operators only)."""
+
+    model = WebhookEndpoint
+
+
 class WebhookEndpointRepository(TenantRepository[WebhookEndpoint]):
     model = WebhookEndpoint
 

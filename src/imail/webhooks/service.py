@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,13 +12,13 @@ from imail.auth.service import Caller
 from imail.errors import Conflict, InvalidField, NotFound
 from imail.events.repository import EventRepository
 from imail.events.types import EVENT_TYPES
-from imail.kit import versions
+from imail.kit import crypto, versions
 from imail.kit.clock import utcnow
 from imail.kit.pagination import PageParams
 from imail.models import WebhookDelivery, WebhookEndpoint
 from imail.webhooks import urls
 from imail.webhooks.fanout import ALL_EVENTS, deliver_to, forget_subscriptions
-from imail.webhooks.repository import DeliveryRepository, WebhookEndpointRepository
+from imail.webhooks.repository import DeliveryRepository, WebhookEndpointRepository, WebhookMaintenance
 from imail.webhooks.schemas import WebhookCreate
 from imail.config import Settings
 from imail.webhooks.signing import new_secret, seal_secret
@@ -144,3 +145,9 @@ async def send_test(session: AsyncSession, caller: Caller, webhook_id: str) -> W
         )
     )
     return await deliver_to(session, event, endpoint.id)
+
+
+async def rotate_secrets(database: Any, settings: Settings, batch: int = 200) -> crypto.Rotation:
+    """Re-encrypt every endpoint's signing secret under the current IMAIL_SECRET_KEY (`imail secrets rotate`)."""
+    box = crypto.secret_box(settings, crypto.WEBHOOK_SECRETS)
+    return await crypto.rotate_column(database, WebhookMaintenance, "secret_encrypted", box, batch)
