@@ -27,7 +27,7 @@ def _webhook_box():
 
     settings = context.config.attributes.get("imail.settings")
     if settings is None:
-        # Plain `alembic upgrade`: IMAIL_SECRET_KEY (or the embedded default's key file) for the migrated database.
+        # Plain `alembic upgrade`: IMAIL_SECRET_KEY, or the embedded default's key file beside the database.
         settings = Settings(database_url=context.config.get_main_option("sqlalchemy.url"))
     return crypto.secret_box(settings, crypto.WEBHOOK_SECRETS)
 
@@ -43,7 +43,9 @@ def upgrade() -> None:
             batch_op.f('fk_idempotency_records_api_key_id_api_keys'), 'api_keys', ['api_key_id'], ['id'],
             ondelete='CASCADE',
         )
-        batch_op.create_unique_constraint(batch_op.f('uq_idempotency_records_api_key_id_key'), ['api_key_id', 'key'])
+        batch_op.create_unique_constraint(
+            batch_op.f('uq_idempotency_records_api_key_id_key'), ['api_key_id', 'key']
+        )
 
     with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
         batch_op.add_column(sa.Column('secret_encrypted', sa.String(length=255), nullable=True))

@@ -178,8 +178,8 @@ def secrets_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     if as_json:
         typer.echo(json.dumps(body))
     else:
-        typer.echo(f"{rotated} secret(s) re-encrypted, {current} already under the current key, "
-                   f"{inboxes.inboxes} inbox(es), {webhooks.rows} webhook(s), {responses.rows} kept response(s) scanned")
+        typer.echo(f"{rotated} secret(s) re-encrypted, {current} already under the current key; scanned "
+                   f"{inboxes.inboxes} inbox(es), {webhooks.rows} webhook(s), {responses.rows} kept response(s)")
     if unreadable:
         typer.echo("imail: no configured key opens the secrets of " + ", ".join(unreadable)
                    + " (add the key they were written with to IMAIL_SECRET_KEYS_OLD)", err=True)

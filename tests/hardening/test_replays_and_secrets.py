@@ -167,6 +167,10 @@ async def test_no_secret_is_stored_in_plain_text_and_a_retry_still_gets_it(clien
     assert hook_again.json()["secret"] == whsec
 
 
+def suppression(workspace_id: str, email: str) -> Suppression:
+    return Suppression(workspace_id=workspace_id, livemode=True, type="email", value=email, reason="manual")
+
+
 async def test_a_failing_sql_statement_logs_no_bound_parameter(app, client, database, workspace):
     """A statement that fails with personal data bound to it (a lead's email): neither the error SQLAlchemy raises
     nor what imail logs about it (with the traceback) may carry the value."""
@@ -174,7 +178,7 @@ async def test_a_failing_sql_statement_logs_no_bound_parameter(app, client, data
 
     async def duplicate(session: SessionDep) -> None:
         for _ in range(2):  # the same suppression twice: a unique violation
-            session.add(Suppression(workspace_id=workspace.workspace_id, livemode=True, type="email", value=email, reason="manual"))
+            session.add(suppression(workspace.workspace_id, email))
             await session.flush()
 
     app.add_api_route("/boom-for-the-test", duplicate, methods=["POST"])
@@ -191,10 +195,10 @@ async def test_a_failing_sql_statement_logs_no_bound_parameter(app, client, data
     assert email not in logged and "jane.private" not in logged
 
     async with database.transaction() as session:
-        session.add(Suppression(workspace_id=workspace.workspace_id, livemode=True, type="email", value=email, reason="manual"))
+        session.add(suppression(workspace.workspace_id, email))
     with pytest.raises(Exception) as raised:
         async with app.state.database.transaction() as session:
-            session.add(Suppression(workspace_id=workspace.workspace_id, livemode=True, type="email", value=email, reason="manual"))
+            session.add(suppression(workspace.workspace_id, email))
             await session.flush()
     assert email not in str(raised.value)
     async with database.read() as session:
@@ -254,7 +258,11 @@ def test_migrating_encrypts_existing_webhook_secrets_and_drops_plaintext_respons
 
     from imail.kit import crypto
     from imail.migrations import upgrade
-    from tests.fixtures.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
+    from tests.fixtures.databases import (
+        create_postgres_database,
+        create_sqlite_database,
+        drop_postgres_database,
+    )
 
     admin = services.POSTGRES_ADMIN_URL
     url = create_postgres_database(admin, migrate=False) if admin else create_sqlite_database(tmp_path, migrate=False)

@@ -33,7 +33,8 @@ class IdempotencyRecorder:
                     stored_headers = {
                         k.decode("latin-1"): v.decode("latin-1")
                         for k, v in message.get("headers", [])
-                        if k.decode("latin-1").lower() not in _NOT_STORED and not k.lower().startswith(b"x-ratelimit")
+                        if k.decode("latin-1").lower() not in _NOT_STORED
+                        and not k.lower().startswith(b"x-ratelimit")
                     }
                 elif message["type"] == "http.response.body":
                     chunks.append(message.get("body", b""))

@@ -39,12 +39,16 @@ def _box(database: Database) -> crypto.SecretBox:
     return crypto.secret_box(database.settings, crypto.IDEMPOTENT_RESPONSES)
 
 
-async def claim(database: Database, caller: Caller, key: str, request_hash: str, ttl: timedelta) -> Claimed | Replay:
+async def claim(
+    database: Database, caller: Caller, key: str, request_hash: str, ttl: timedelta
+) -> Claimed | Replay:
     for _ in range(2):
         try:
             async with database.transaction() as session:
                 repo = IdempotencyRepository(session, caller.tenant)
-                record = repo.new(api_key_id=caller.key_id, key=key, request_hash=request_hash, created_at=utcnow())
+                record = repo.new(
+                    api_key_id=caller.key_id, key=key, request_hash=request_hash, created_at=utcnow()
+                )
                 await repo.add(record)
                 return Claimed(record.id, caller)
         except IntegrityError:
@@ -68,11 +72,13 @@ def _replay_or_conflict(database: Database, existing: IdempotencyRecord, request
         )
     if existing.response_status is None:
         raise Conflict(
-            "A request with this Idempotency-Key is still in progress (or was interrupted); retry later or use a new key",
+            "A request with this Idempotency-Key is still in progress (or was interrupted); "
+            "retry later or use a new key",
             "Idempotency-Key",
         )
+    sealed = existing.response_body_encrypted
     try:
-        body = _box(database).decrypt_bytes(existing.response_body_encrypted) if existing.response_body_encrypted else b""
+        body = _box(database).decrypt_bytes(sealed) if sealed else b""
     except crypto.InvalidToken:
         # Written under a server key that has since been retired and dropped: nothing can be replayed, and running
         # the request again could do it twice.
@@ -82,7 +88,9 @@ def _replay_or_conflict(database: Database, existing: IdempotencyRecord, request
     return Replay(existing.response_status, dict(existing.response_headers or {}), body)
 
 
-async def complete(database: Database, claimed: Claimed, status: int, headers: dict[str, str], body: bytes) -> None:
+async def complete(
+    database: Database, claimed: Claimed, status: int, headers: dict[str, str], body: bytes
+) -> None:
     async with database.transaction() as session:
         record = await IdempotencyRepository(session, claimed.caller.tenant).get(claimed.record_id)
         if record is not None:
@@ -105,4 +113,6 @@ async def purge_expired(database: Database, ttl: timedelta) -> int:
 
 async def rotate_responses(database: Database, batch: int = 200) -> crypto.Rotation:
     """Re-encrypt every kept response under the current IMAIL_SECRET_KEY (`imail secrets rotate`)."""
-    return await crypto.rotate_column(database, IdempotencyMaintenance, "response_body_encrypted", _box(database), batch)
+    return await crypto.rotate_column(
+        database, IdempotencyMaintenance, "response_body_encrypted", _box(database), batch
+    )

@@ -27,7 +27,15 @@ WEBHOOK_SECRETS = "webhook-secrets"
 IDEMPOTENT_RESPONSES = "idempotent-responses"
 
 __all__ = [
-    "CREDENTIALS", "IDEMPOTENT_RESPONSES", "OAUTH_STATE", "WEBHOOK_SECRETS", "InvalidToken", "SecretBox", "secret_box"
+    "CREDENTIALS",
+    "IDEMPOTENT_RESPONSES",
+    "OAUTH_STATE",
+    "WEBHOOK_SECRETS",
+    "InvalidToken",
+    "Rotation",
+    "SecretBox",
+    "rotate_column",
+    "secret_box",
 ]
 
 
