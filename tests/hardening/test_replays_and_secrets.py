@@ -290,3 +290,23 @@ def test_migrating_encrypts_existing_webhook_secrets_and_drops_plaintext_respons
     finally:
         if admin:
             drop_postgres_database(admin, url)
+
+
+async def test_a_multipart_upload_is_replayed_too(client, workspace):
+    """The body is fingerprinted as it streams past, so a route whose form FastAPI parses before the dependencies
+    run (a CSV import) is claimed and replayed like a JSON one."""
+    from tests.fixtures.outreach import create_campaign
+
+    campaign = await create_campaign(client, workspace.headers(), [])
+    boundary = "imail-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="campaign_id"\r\n\r\n{campaign["id"]}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="l.csv"\r\n'
+        f"Content-Type: text/csv\r\n\r\nemail\r\nana@example.com\r\n--{boundary}--\r\n"
+    ).encode()
+    headers = workspace.headers(**{"Idempotency-Key": "csv-1", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    first = await client.post("/v1/leads/import", headers=headers, content=body)
+    again = await client.post("/v1/leads/import", headers=headers, content=body)
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+    assert first.json()["created"] == 1

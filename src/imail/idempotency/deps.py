@@ -5,7 +5,6 @@ or stops the request with the stored response (`Replayed`, rendered by `replayed
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from fastapi import Depends, Request
@@ -13,10 +12,8 @@ from fastapi import Depends, Request
 from imail.auth.deps import CallerDep
 from imail.errors import InvalidField
 from imail.idempotency import service
+from imail.idempotency.recorder import CLAIM, FINGERPRINT, HEADER, RequestFingerprint
 from imail.kit.responses import JSONBody
-
-HEADER = "idempotency-key"
-CLAIM = "idempotency_claim"  # the request state entry the recorder (idempotency.recorder) completes or releases
 
 
 class Replayed(Exception):
@@ -35,13 +32,13 @@ async def idempotent(request: Request, caller: CallerDep) -> None:
         return
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise InvalidField("Idempotency-Key must be 1–255 printable characters", "Idempotency-Key")
-    body = await request.body()
-    fingerprint = hashlib.sha256(
-        b"\0".join([request.scope["path"].encode(), request.scope.get("query_string", b""), body])
-    ).hexdigest()
+    fingerprint: RequestFingerprint = getattr(request.state, FINGERPRINT)
+    if not fingerprint.complete:  # a route without a body parameter: nothing has read it yet
+        async for _ in request.stream():
+            pass
     state = request.app.state
     ttl = timedelta(hours=state.settings.idempotency_ttl_hours)
-    outcome = await service.claim(state.database, caller, key, fingerprint, ttl)
+    outcome = await service.claim(state.database, caller, key, fingerprint.hexdigest(), ttl)
     if isinstance(outcome, service.Replay):
         raise Replayed(outcome)
     setattr(request.state, CLAIM, outcome)
