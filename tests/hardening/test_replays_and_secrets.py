@@ -310,3 +310,24 @@ async def test_a_multipart_upload_is_replayed_too(client, workspace):
     assert first.status_code == again.status_code == 200, (first.text, again.text)
     assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
     assert first.json()["created"] == 1
+
+
+def test_every_post_of_the_api_runs_the_idempotency_step_after_its_guard():
+    """Replays are decided in a dependency each router lists after its scope guard; a POST route without it would
+    silently ignore `Idempotency-Key`, one listing it first would replay before checking scopes."""
+    from fastapi.routing import APIRoute
+
+    from imail.api import build_v1
+    from imail.idempotency.deps import idempotent
+
+    def routes(router):
+        for route in router.routes:
+            nested = getattr(route, "original_router", None)
+            yield from routes(nested) if nested is not None else [route]
+
+    posts = [r for r in routes(build_v1()) if isinstance(r, APIRoute) and "POST" in r.methods]
+    assert len(posts) > 10
+    for route in posts:
+        calls = [d.dependency for d in route.dependencies]
+        assert idempotent in calls, route.path
+        assert calls.index(idempotent) > 0, f"{route.path}: the idempotency step runs before the route's guard"
