@@ -22,6 +22,7 @@ from imail.models import Suppression
 from tests.conftest import make_settings
 from tests.fixtures import services
 from tests.fixtures.factories import bearer, make_key, make_workspace
+from tests.webhooks.conftest import create_endpoint, deliveries, drive, emit, receiver, worker_context  # noqa: F401
 
 WEBHOOK = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
 
@@ -331,3 +332,26 @@ def test_every_post_of_the_api_runs_the_idempotency_step_after_its_guard():
         calls = [d.dependency for d in route.dependencies]
         assert idempotent in calls, route.path
         assert calls.index(idempotent) > 0, f"{route.path}: the idempotency step runs before the route's guard"
+
+
+async def test_a_delivery_is_signed_with_the_opened_secret_and_never_sent_unsigned(
+    client, workspace, database, receiver, worker_context  # noqa: F811
+):
+    """The worker opens the stored secret to sign; under a server key that cannot open it (IMAIL_SECRET_KEY
+    changed without IMAIL_SECRET_KEYS_OLD), nothing is sent and the delivery log says why."""
+    import hashlib
+    import hmac
+
+    from imail.workers.webhooks import UNREADABLE_SECRET, deliver_webhooks
+
+    created = await create_endpoint(client, workspace.headers(), receiver.url())
+    await emit(database, workspace.workspace_id)
+    await deliver_webhooks(worker_context(secret_key="a-different-server-key-0123456789-abcdefgh"))
+    assert receiver.requests == []
+    [row] = await deliveries(database)
+    assert row.status == "pending" and row.last_error == UNREADABLE_SECRET
+
+    await drive(worker_context(), lambda: len(receiver.requests) == 1)
+    [request] = receiver.requests
+    expected = hmac.new(created["secret"].encode(), request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(request.headers["x-imail-signature"], expected)
