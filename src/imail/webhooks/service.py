@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
+from imail.config import Settings
 from imail.errors import Conflict, InvalidField, NotFound
 from imail.events.repository import EventRepository
 from imail.events.types import EVENT_TYPES
@@ -20,7 +21,6 @@ from imail.webhooks import urls
 from imail.webhooks.fanout import ALL_EVENTS, deliver_to, forget_subscriptions
 from imail.webhooks.repository import DeliveryRepository, WebhookEndpointRepository, WebhookMaintenance
 from imail.webhooks.schemas import WebhookCreate
-from imail.config import Settings
 from imail.webhooks.signing import new_secret, seal_secret
 
 TEST_EVENT_TYPE = "webhook.test"
