@@ -46,7 +46,7 @@ from imail.kit.tenancy import Tenant  # noqa: E402
 from imail.models import Event, WebhookDelivery, WebhookEndpoint  # noqa: E402
 from imail.webhooks.delivery import render_body  # noqa: E402
 from imail.webhooks.repository import Job  # noqa: E402
-from imail.webhooks.signing import new_secret, signed_headers, standard_key  # noqa: E402
+from imail.webhooks.signing import new_secret, open_secret, seal_secret, signed_headers, standard_key  # noqa: E402
 from imail.workers.context import WorkerContext  # noqa: E402
 from imail.workers.registry import WORKERS  # noqa: E402
 from imail.workers.runner import Supervisor  # noqa: E402
@@ -101,22 +101,24 @@ async def record_events(database: Database, workspace_id: str, count: int, chunk
 
 
 async def bodies_and_headers(database: Database) -> list[tuple[str, bytes, dict[str, str]]]:
-    """What the worker will send, rendered the same way: (url, body, headers) per delivery."""
+    """What the worker will send, rendered the same way (the secret opened, then signed): (url, body, headers) per
+    delivery."""
     async with database.transaction() as session:
         rows = await session.execute(
-            select(WebhookDelivery.id, WebhookEndpoint.url, WebhookEndpoint.secret, Event)
+            select(WebhookDelivery.id, WebhookEndpoint.url, WebhookEndpoint.secret_encrypted, Event)
             .join(Event, Event.id == WebhookDelivery.event_id)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.webhook_id)
             .order_by(WebhookDelivery.id)
         )
         out = []
-        for delivery_id, url, secret, event in rows.all():
+        for delivery_id, url, sealed, event in rows.all():
+            secret = open_secret(database.settings, sealed)
             job = Job(
                 delivery_id,
                 0,
                 "",
                 url,
-                secret,
+                sealed,
                 "enabled",
                 event.id,
                 event.type,
@@ -279,7 +281,7 @@ async def bench(args: argparse.Namespace, url: str, admin: str) -> None:
                         livemode=True,
                         url=receiver.url(f"/ep{i}"),
                         events=events,
-                        secret=new_secret(),
+                        secret_encrypted=seal_secret(settings, new_secret()),
                         api_version=date(2026, 5, 10),
                         status="enabled",
                     )

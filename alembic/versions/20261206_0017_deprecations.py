@@ -1,7 +1,7 @@
 """deprecations: who uses what a snapshot deprecated, the warnings sent, and a workspace's contact address
 
 Revision ID: 0017
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06 02:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import imail.models.base
 
 revision = '0017'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

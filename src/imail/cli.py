@@ -67,7 +67,7 @@ def db_upgrade(revision: str = "heads") -> None:
     from imail.migrations import upgrade
 
     settings = settings_or_exit()
-    upgrade(settings.database_url, revision)
+    upgrade(settings.database_url, revision, settings)
     typer.echo(f"database at {revision}")
 
 
@@ -158,33 +158,43 @@ def keys_revoke(key_id: str) -> None:
 
 @secrets_app.command("rotate")
 def secrets_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Re-encrypt every stored inbox secret under the current IMAIL_SECRET_KEY.
+    """Re-encrypt every stored secret (inbox credentials, webhook signing secrets, kept idempotent responses) under
+    the current IMAIL_SECRET_KEY.
 
     Rotation: move the old key to IMAIL_SECRET_KEYS_OLD (comma-separated), set the new IMAIL_SECRET_KEY, run
     this, then drop the old key from IMAIL_SECRET_KEYS_OLD.
     """
     from imail.db import Database
+    from imail.idempotency.service import rotate_responses
     from imail.inboxes.service import rotate_secrets
+    from imail.webhooks.service import rotate_secrets as rotate_webhook_secrets
 
     settings = settings_or_exit()
 
     async def main() -> Any:
         database = Database(settings)
         try:
-            return await rotate_secrets(database, settings)
+            return (
+                await rotate_secrets(database, settings),
+                await rotate_webhook_secrets(database, settings),
+                await rotate_responses(database),
+            )
         finally:
             await database.dispose()
 
-    report = asyncio.run(main())
-    body = {"inboxes": report.inboxes, "rotated": report.rotated, "already_current": report.current,
-            "unreadable": report.unreadable}
+    inboxes, webhooks, responses = asyncio.run(main())
+    rotated = inboxes.rotated + webhooks.rotated + responses.rotated
+    current = inboxes.current + webhooks.current + responses.current
+    unreadable = [*(inboxes.unreadable or []), *webhooks.unreadable, *responses.unreadable]
+    body = {"inboxes": inboxes.inboxes, "webhooks": webhooks.rows, "idempotency_records": responses.rows,
+            "rotated": rotated, "already_current": current, "unreadable": unreadable}
     if as_json:
         typer.echo(json.dumps(body))
     else:
-        typer.echo(f"{report.rotated} secret(s) re-encrypted, {report.current} already under the current key, "
-                   f"{report.inboxes} inbox(es) scanned")
-    if report.unreadable:
-        typer.echo("imail: no configured key opens the secrets of " + ", ".join(report.unreadable)
+        typer.echo(f"{rotated} secret(s) re-encrypted, {current} already under the current key; scanned "
+                   f"{inboxes.inboxes} inbox(es), {webhooks.rows} webhook(s), {responses.rows} kept response(s)")
+    if unreadable:
+        typer.echo("imail: no configured key opens the secrets of " + ", ".join(unreadable)
                    + " (add the key they were written with to IMAIL_SECRET_KEYS_OLD)", err=True)
         raise typer.Exit(1)
 

@@ -106,11 +106,14 @@ class Database:
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
+    """The engine; with `hide_parameters`, a failing statement's error names the SQL but never its bound values."""
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            settings.database_url, connect_args={"timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -124,6 +127,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         return engine
     return create_async_engine(
         settings.database_url,
+        hide_parameters=True,
         # The pool keeps what a busy process uses at once: a connection beyond pool_size is closed when returned,
         # and opening one (a PostgreSQL backend, the asyncpg handshake, type codecs) costs more than a request.
         pool_size=settings.database_pool_size,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -18,7 +17,8 @@ from imail.config import Settings, get_settings
 from imail.db import Database
 from imail.docs import mount_docs
 from imail.errors import register_error_handlers
-from imail.idempotency.middleware import IdempotencyMiddleware
+from imail.idempotency.deps import Replayed, replayed_response
+from imail.idempotency.recorder import IdempotencyRecorder
 from imail.kit.middleware import RequestContextMiddleware
 from imail.kit.ratelimit import Limit, RateLimiter
 from imail.openapi import install_openapi
@@ -96,11 +96,12 @@ def create_app(settings: Settings | None = None, run_workers: bool = False) -> F
     app.state.settings = settings
     app.state.run_workers = run_workers
     register_error_handlers(app)
+    app.add_exception_handler(Replayed, replayed_response)
     mount_routers(app)
     mount_docs(app)
     install_openapi(app)
-    # Added last = outermost: the request context wraps idempotency so replays and conflicts carry request ids.
-    app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))
+    # Added last = outermost: the request context wraps the recorder, so what it stores has no request id.
+    app.add_middleware(IdempotencyRecorder)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -7,9 +7,11 @@ import json
 import os
 import sys
 
+from sqlalchemy import select
+
 from imail.inboxes.service import rotate_secrets
 from imail.kit import crypto
-from imail.models import Inbox
+from imail.models import IdempotencyRecord, Inbox, WebhookEndpoint
 from tests.conftest import TEST_SECRET, make_settings
 from tests.inboxes.conftest import Mailbox, inbox_rows
 
@@ -46,7 +48,11 @@ async def test_rows_no_key_opens_are_reported(database, workspace, database_url)
 
 
 async def test_the_cli_command(client, workspace, mailbox: Mailbox, database, database_url, tmp_path):
+    """Every encrypted column: inbox credentials, a webhook's signing secret, a response kept for a retry."""
     assert (await client.post("/v1/inboxes", json=mailbox.body(), headers=workspace.headers())).status_code == 201
+    hook = await client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/h", "events": ["*"]},
+                             headers=workspace.headers(**{"Idempotency-Key": "rotate-me"}))
+    assert hook.status_code == 201
     env = {**os.environ, "IMAIL_DATABASE_URL": database_url, "IMAIL_SECRET_KEY": NEW_KEY,
            "IMAIL_SECRET_KEYS_OLD": TEST_SECRET}
     process = await asyncio.create_subprocess_exec(
@@ -55,6 +61,14 @@ async def test_the_cli_command(client, workspace, mailbox: Mailbox, database, da
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
-    assert json.loads(out) == {"inboxes": 1, "rotated": 2, "already_current": 0, "unreadable": []}
+    assert json.loads(out) == {
+        "inboxes": 1, "webhooks": 1, "idempotency_records": 1, "rotated": 4, "already_current": 0, "unreadable": []
+    }
     row = (await inbox_rows(database))[0]
     assert crypto.SecretBox(NEW_KEY).decrypt(row["smtp_password_encrypted"]) == mailbox.smtp_password
+    async with database.read() as session:
+        sealed = (await session.execute(select(WebhookEndpoint.secret_encrypted))).scalar_one()
+        kept = (await session.execute(select(IdempotencyRecord.response_body_encrypted))).scalar_one()
+    assert crypto.SecretBox(NEW_KEY, purpose=crypto.WEBHOOK_SECRETS).decrypt(sealed) == hook.json()["secret"]
+    replay = crypto.SecretBox(NEW_KEY, purpose=crypto.IDEMPOTENT_RESPONSES).decrypt_bytes(kept)
+    assert json.loads(replay)["secret"] == hook.json()["secret"]

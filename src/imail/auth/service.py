@@ -84,17 +84,6 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
     return await caller_for_token(session, bearer_token(authorization))
 
 
-async def tenant_for_token(session: AsyncSession, authorization: str | None) -> Tenant | None:
-    """The tenant a bearer token belongs to, or None; no errors (for middleware that must not answer itself)."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    found = await _lookup(session, token.strip())
-    return None if found is None else Tenant(found.workspace_id, found.livemode)
-
-
 async def issue_key(
     session: AsyncSession, workspace_id: str, livemode: bool, name: str = "", scopes: list[str] | None = None
 ) -> IssuedKey:

@@ -12,10 +12,13 @@ from imail.campaigns import service
 from imail.campaigns.schemas import Campaign, CampaignCreate, CampaignUpdate, Preview, PreviewRequest
 from imail.db import SessionDep
 from imail.errors import Forbidden
+from imail.idempotency.deps import Idempotent
 from imail.kit.pagination import Page, PageParams, encode_cursor, page_params
 from imail.models import CampaignStatus
 
-router = APIRouter(prefix="/campaigns", tags=["Campaigns"], dependencies=[Depends(require_scope("campaigns"))])
+router = APIRouter(
+    prefix="/campaigns", tags=["Campaigns"], dependencies=[Depends(require_scope("campaigns")), Idempotent]
+)
 
 
 async def require_preview_scopes(caller: CallerDep) -> None:
@@ -25,7 +28,9 @@ async def require_preview_scopes(caller: CallerDep) -> None:
             raise Forbidden(f"This API key lacks the `{family}:read` scope")
 
 
-preview_router = APIRouter(prefix="/campaigns", tags=["Campaigns"], dependencies=[Depends(require_preview_scopes)])
+preview_router = APIRouter(
+    prefix="/campaigns", tags=["Campaigns"], dependencies=[Depends(require_preview_scopes), Idempotent]
+)
 
 
 @router.get("", response_model=Page[Campaign])

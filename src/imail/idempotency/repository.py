@@ -11,8 +11,8 @@ from imail.models import IdempotencyRecord
 class IdempotencyRepository(TenantRepository[IdempotencyRecord]):
     model = IdempotencyRecord
 
-    async def by_key(self, key: str) -> IdempotencyRecord | None:
-        stmt = self.select().where(IdempotencyRecord.key == key)
+    async def by_key(self, api_key_id: str, key: str) -> IdempotencyRecord | None:
+        stmt = self.select().where(IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
 

@@ -11,12 +11,15 @@ from fastapi.responses import HTMLResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
+from imail.idempotency.deps import Idempotent
 from imail.inboxes import service
 from imail.inboxes.schemas import Inbox, InboxCreate, InboxDeleted, InboxUpdate
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.warmup.schemas import WarmupSettings
 
-router = APIRouter(prefix="/inboxes", tags=["Inboxes"], dependencies=[Depends(require_scope("inboxes"))])
+router = APIRouter(
+    prefix="/inboxes", tags=["Inboxes"], dependencies=[Depends(require_scope("inboxes")), Idempotent]
+)
 oauth_router = APIRouter(tags=["Inboxes"])
 
 

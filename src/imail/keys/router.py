@@ -6,11 +6,14 @@ from fastapi import APIRouter, Depends
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
+from imail.idempotency.deps import Idempotent
 from imail.keys import service
 from imail.keys.schemas import ApiKey, ApiKeyCreate, ApiKeyCreated
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 
-router = APIRouter(prefix="/keys", tags=["API keys"], dependencies=[Depends(require_scope("keys"))])
+router = APIRouter(
+    prefix="/keys", tags=["API keys"], dependencies=[Depends(require_scope("keys")), Idempotent]
+)
 
 
 @router.get("", response_model=Page[ApiKey])

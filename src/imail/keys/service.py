@@ -21,16 +21,31 @@ async def list_keys(session: AsyncSession, caller: Caller, params: PageParams) -
     return await ApiKeyRepository(session, caller.tenant).page_columns(params, LIST_COLUMNS)
 
 
+def _beyond(caller: Caller, scopes: list[str] | None) -> str | None:
+    """The first of `scopes` (None: every scope) the caller's own key does not hold, or None."""
+    if caller.scopes is None:
+        return None
+    wanted = scope_rules.ALL_SCOPES if scopes is None else scopes
+    return next((s for s in wanted if not scope_rules.allows(caller.scopes, *s.split(":"))), None)
+
+
 async def create_key(session: AsyncSession, caller: Caller, name: str, scopes: list[str] | None) -> IssuedKey:
     """A new key in the caller's workspace and ledger, never with more rights than the caller's own key."""
-    if caller.scopes is not None:
-        wanted = scope_rules.ALL_SCOPES if scopes is None else scopes
-        beyond = [s for s in wanted if not scope_rules.allows(caller.scopes, *s.split(":"))]
-        if beyond:
-            raise Forbidden(f"A key cannot grant the `{beyond[0]}` scope it does not hold itself", "scopes")
-        scopes = list(scopes if scopes is not None else caller.scopes)
+    if beyond := _beyond(caller, scopes):
+        raise Forbidden(f"A key cannot grant the `{beyond}` scope it does not hold itself", "scopes")
+    if caller.scopes is not None and scopes is None:
+        scopes = list(caller.scopes)
     return await auth.issue_key(session, caller.workspace_id, caller.livemode, name=name, scopes=scopes)
 
 
 async def revoke_key(session: AsyncSession, caller: Caller, key_id: str) -> ApiKey:
+    """Revoke a key of the caller's workspace and ledger, only if the caller's key holds every scope it has (the
+    rule for creating keys): a `keys:write` key must not cut off the unscoped key every integration runs on."""
+    target = await ApiKeyRepository(session, caller.tenant).get(key_id)
+    if target is not None and (beyond := _beyond(caller, target.scopes)):
+        held = "every scope" if target.scopes is None else f"the `{beyond}` scope"
+        raise Forbidden(
+            f"This API key cannot revoke key {key_id}: that key has {held}, which this key lacks; "
+            "revoke it with a key that holds every scope it has"
+        )
     return await auth.revoke_key(session, key_id, tenant=caller.tenant)

@@ -1,4 +1,5 @@
-"""Encryption at rest for secrets we must be able to read back (inbox passwords, OAuth refresh tokens).
+"""Encryption at rest for secrets we must be able to read back (inbox passwords, OAuth refresh tokens, webhook
+signing secrets, and the responses kept for `Idempotency-Key` retries, which may hold a new key's secret).
 
 Fernet (AES-128-CBC + HMAC-SHA256, authenticated, with a timestamp) keyed by HKDF-SHA256 from
 `IMAIL_SECRET_KEY`, one derived key per purpose so a token made for one use never opens in another.
@@ -9,7 +10,10 @@ reads try every key (MultiFernet), writes use the new one, and `imail secrets ro
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -19,8 +23,20 @@ from imail.config import Settings
 
 CREDENTIALS = "credentials"
 OAUTH_STATE = "oauth-state"
+WEBHOOK_SECRETS = "webhook-secrets"
+IDEMPOTENT_RESPONSES = "idempotent-responses"
 
-__all__ = ["CREDENTIALS", "OAUTH_STATE", "InvalidToken", "SecretBox", "secret_box"]
+__all__ = [
+    "CREDENTIALS",
+    "IDEMPOTENT_RESPONSES",
+    "OAUTH_STATE",
+    "WEBHOOK_SECRETS",
+    "InvalidToken",
+    "Rotation",
+    "SecretBox",
+    "rotate_column",
+    "secret_box",
+]
 
 
 @lru_cache(maxsize=64)
@@ -58,10 +74,17 @@ class SecretBox:
             self._opened[token] = plaintext
         return plaintext
 
-    def is_current(self, token: str) -> bool:
+    def encrypt_bytes(self, plaintext: bytes) -> bytes:
+        return self._primary.encrypt(plaintext)
+
+    def decrypt_bytes(self, token: bytes) -> bytes:
+        """Not remembered, unlike `decrypt`: for one-off reads of data too large or too short-lived to keep."""
+        return self._multi.decrypt(token)
+
+    def is_current(self, token: str | bytes) -> bool:
         """Whether the current key opens this token (False: it needs `rotate`)."""
         try:
-            self._primary.decrypt(token.encode("ascii"))
+            self._primary.decrypt(token.encode("ascii") if isinstance(token, str) else token)
         except InvalidToken:
             return False
         return True
@@ -69,6 +92,50 @@ class SecretBox:
     def rotate(self, token: str) -> str:
         """The same plaintext, re-encrypted under the current key."""
         return self._multi.rotate(token.encode("ascii")).decode("ascii")
+
+    def rotate_bytes(self, token: bytes) -> bytes:
+        return self._multi.rotate(token)
+
+
+@dataclass
+class Rotation:
+    """What `imail secrets rotate` did to one encrypted column."""
+
+    rows: int = 0
+    rotated: int = 0  # re-encrypted under the current key
+    current: int = 0  # already under the current key
+    unreadable: list[str] = field(default_factory=list)  # ids of rows no configured key opens
+
+
+async def rotate_column(
+    database: Any, repository: Callable[[Any], Any], column: str, box: SecretBox, batch: int = 200
+) -> Rotation:
+    """Re-encrypt one column of every row under the current key, one transaction per batch; `repository(session)`
+    gives the table's `batch_after`."""
+    report = Rotation()
+    after: str | None = None
+    while True:
+        async with database.transaction() as session:
+            rows = await repository(session).batch_after(after, batch)
+            for row in rows:
+                report.rows += 1
+                token = getattr(row, column)
+                if not token:
+                    continue
+                if box.is_current(token):
+                    report.current += 1
+                    continue
+                try:
+                    rotated = box.rotate(token) if isinstance(token, str) else box.rotate_bytes(token)
+                except InvalidToken:
+                    report.unreadable.append(row.id)
+                    continue
+                setattr(row, column, rotated)
+                report.rotated += 1
+            await session.flush()
+        if len(rows) < batch:
+            return report
+        after = rows[-1].id
 
 
 def retired_keys(settings: Settings) -> list[str]:

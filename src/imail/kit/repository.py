@@ -28,6 +28,14 @@ class Repository(Generic[M]):
         await self.session.flush()
         return obj
 
+    async def batch_after(self, after_id: str | None, limit: int) -> list[M]:
+        """Every row of the table (all tenants: operators' maintenance only) in id order, `limit` at a time."""
+        model: Any = self.model
+        stmt = select(model).order_by(model.id).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(model.id > after_id)
+        return list((await self.session.execute(stmt)).scalars())
+
 
 class TenantRepository(Repository[M]):
     def __init__(self, session: AsyncSession, tenant: Tenant):

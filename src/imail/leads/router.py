@@ -9,6 +9,7 @@ from starlette.responses import StreamingResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
+from imail.idempotency.deps import Idempotent
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.kit.responses import JSONBody
 from imail.leads import csv_import, service
@@ -23,7 +24,9 @@ from imail.leads.schemas import (
 )
 from imail.models.lead import InterestStatus, LeadStatus
 
-router = APIRouter(prefix="/leads", tags=["Leads"], dependencies=[Depends(require_scope("leads"))])
+router = APIRouter(
+    prefix="/leads", tags=["Leads"], dependencies=[Depends(require_scope("leads")), Idempotent]
+)
 
 
 @router.get("", response_model=Page[Lead])

@@ -18,7 +18,8 @@ class WebhookEndpoint(IdMixin, TimestampMixin, TenantMixin, Base):
     description: Mapped[str] = mapped_column(String(500), default="")
     # Event types, or ["*"] for every type the endpoint's API version knows.
     events: Mapped[list[str]] = mapped_column()
-    secret: Mapped[str] = mapped_column(String(100))
+    # The signing secret (`whsec_…`), Fernet-encrypted (kit.crypto, WEBHOOK_SECRETS): opened only to sign.
+    secret_encrypted: Mapped[str] = mapped_column(String(255))
     # The Imail-Version snapshot the endpoint was created under: it never receives event types added later.
     api_version: Mapped[date] = mapped_column(Date)
     # enabled | disabled | deleted (kept, invisible to the API, so a transaction that has just read the

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
+from imail.idempotency.deps import Idempotent
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.models.reply import ReplyLabel
 from imail.replies import service
 from imail.replies.schemas import Direction, LeadReplyCreate, Reply, ReplyDetail, ReplyUpdate
 
-router = APIRouter(tags=["Replies"], dependencies=[Depends(require_scope("replies"))])
+router = APIRouter(tags=["Replies"], dependencies=[Depends(require_scope("replies")), Idempotent])
 
 
 @router.get("/replies", response_model=Page[Reply])

@@ -8,12 +8,17 @@ from fastapi import APIRouter, Depends, Query
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
+from imail.idempotency.deps import Idempotent
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.suppressions import service
 from imail.suppressions.schemas import Suppression, SuppressionCreate
 
-router = APIRouter(prefix="/suppressions", tags=["Suppressions"], dependencies=[Depends(require_scope("suppressions"))])
+router = APIRouter(
+    prefix="/suppressions",
+    tags=["Suppressions"],
+    dependencies=[Depends(require_scope("suppressions")), Idempotent],
+)
 
 
 @router.get("", response_model=Page[Suppression])

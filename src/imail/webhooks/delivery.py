@@ -68,9 +68,10 @@ async def _read_some(response: httpx.Response) -> bytes:
 
 
 async def send(
-    http: httpx.AsyncClient, job: Job, timeout: float, guard: AddressGuard | None = None
+    http: httpx.AsyncClient, job: Job, secret: str, timeout: float, guard: AddressGuard | None = None
 ) -> Attempt:
-    """POST the event once: 10 s in all (connect, send, answer) by default; redirects are not followed."""
+    """POST the event once, signed with `secret` (the endpoint's, opened): 10 s in all (connect, send, answer) by
+    default; redirects are not followed."""
     started = time.perf_counter()
     if guard is not None:
         blocked = await guard.blocked(job.url)
@@ -81,7 +82,7 @@ async def send(
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         **signed_headers(
-            job.secret, standard_key(job.secret), job.event_id, job.event_type, int(time.time()), body
+            secret, standard_key(secret), job.event_id, job.event_type, int(time.time()), body
         ),
     }
     status: int | None = None

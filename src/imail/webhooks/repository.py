@@ -19,6 +19,12 @@ E = Event
 W = WebhookEndpoint
 
 
+class WebhookMaintenance(Repository[WebhookEndpoint]):
+    """Every endpoint, across tenants, for `imail secrets rotate` (operators only)."""
+
+    model = WebhookEndpoint
+
+
 class WebhookEndpointRepository(TenantRepository[WebhookEndpoint]):
     model = WebhookEndpoint
 
@@ -61,7 +67,7 @@ class Job:
     attempts: int
     webhook_id: str
     url: str
-    secret: str
+    secret_encrypted: str  # opened by the worker only to sign (webhooks.signing.open_secret)
     endpoint_status: str
     event_id: str
     event_type: str
@@ -107,7 +113,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
                 D.attempts,
                 D.webhook_id,
                 W.url,
-                W.secret,
+                W.secret_encrypted,
                 W.status,
                 E.id,
                 E.type,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from imail.auth.deps import CallerDep, require_scope
 from imail.deprecations.usage import note_used
 from imail.db import SessionDep
+from imail.idempotency.deps import Idempotent
 from imail.kit import versions
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.webhooks import service
@@ -21,7 +22,9 @@ from imail.webhooks.schemas import (
     WebhookDelivery,
 )
 
-router = APIRouter(prefix="/webhooks", tags=["Webhooks"], dependencies=[Depends(require_scope("webhooks"))])
+router = APIRouter(
+    prefix="/webhooks", tags=["Webhooks"], dependencies=[Depends(require_scope("webhooks")), Idempotent]
+)
 
 Params = Annotated[PageParams, Depends(page_params)]
 
@@ -36,10 +39,9 @@ async def list_webhooks(caller: CallerDep, session: SessionDep, params: Params):
 async def create_webhook(body: WebhookCreate, request: Request, caller: CallerDep, session: SessionDep):
     """Register an endpoint. Its signing secret is in this response only. The endpoint is pinned to the
     request's `Imail-Version`: event types added after that snapshot can't be subscribed to nor delivered."""
-    settings = request.app.state.settings
     note_used(request, [d for event in body.events if (d := versions.registry().event_deprecation(event))])
     created = await service.create_webhook(
-        session, caller, body, request.state.api_version, settings.webhooks_allow_private
+        session, caller, body, request.state.api_version, request.app.state.settings
     )
     return WebhookCreated.model_validate(
         {**Webhook.model_validate(created.endpoint).model_dump(), "secret": created.secret}

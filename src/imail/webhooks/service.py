@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
+from imail.config import Settings
 from imail.errors import Conflict, InvalidField, NotFound
 from imail.events.repository import EventRepository
 from imail.events.types import EVENT_TYPES
-from imail.kit import versions
+from imail.kit import crypto, versions
 from imail.kit.clock import utcnow
 from imail.kit.pagination import PageParams
 from imail.models import WebhookDelivery, WebhookEndpoint
 from imail.webhooks import urls
 from imail.webhooks.fanout import ALL_EVENTS, deliver_to, forget_subscriptions
-from imail.webhooks.repository import DeliveryRepository, WebhookEndpointRepository
+from imail.webhooks.repository import DeliveryRepository, WebhookEndpointRepository, WebhookMaintenance
 from imail.webhooks.schemas import WebhookCreate
-from imail.webhooks.signing import new_secret
+from imail.webhooks.signing import new_secret, seal_secret
 
 TEST_EVENT_TYPE = "webhook.test"
 
@@ -58,10 +60,10 @@ def check_events(events: list[str], api_version: date) -> list[str]:
 
 
 async def create_webhook(
-    session: AsyncSession, caller: Caller, body: WebhookCreate, api_version: date, allow_private: bool
+    session: AsyncSession, caller: Caller, body: WebhookCreate, api_version: date, settings: Settings
 ) -> CreatedWebhook:
     events = check_events(body.events, api_version)
-    url = await urls.validate(body.url, allow_private)
+    url = await urls.validate(body.url, settings.webhooks_allow_private)
     secret = new_secret()
     repo = WebhookEndpointRepository(session, caller.tenant)
     endpoint = await repo.add(
@@ -69,7 +71,7 @@ async def create_webhook(
             url=url,
             description=body.description.strip(),
             events=events,
-            secret=secret,
+            secret_encrypted=seal_secret(settings, secret),
             api_version=api_version,
             status="enabled",
         )
@@ -143,3 +145,9 @@ async def send_test(session: AsyncSession, caller: Caller, webhook_id: str) -> W
         )
     )
     return await deliver_to(session, event, endpoint.id)
+
+
+async def rotate_secrets(database: Any, settings: Settings, batch: int = 200) -> crypto.Rotation:
+    """Re-encrypt every endpoint's signing secret under the current IMAIL_SECRET_KEY (`imail secrets rotate`)."""
+    box = crypto.secret_box(settings, crypto.WEBHOOK_SECRETS)
+    return await crypto.rotate_column(database, WebhookMaintenance, "secret_encrypted", box, batch)

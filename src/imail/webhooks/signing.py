@@ -1,4 +1,7 @@
-"""Webhook secrets and signatures: imail's own `X-Imail-Signature` and the Standard Webhooks headers."""
+"""Webhook secrets and signatures: imail's own `X-Imail-Signature` and the Standard Webhooks headers.
+
+A secret is stored encrypted with the server's key (kit.crypto, WEBHOOK_SECRETS) and opened only to sign.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,24 @@ import hashlib
 import hmac
 import secrets
 
+from imail.config import Settings
+from imail.kit import crypto
+
 SECRET_PREFIX = "whsec_"
 
 
 def new_secret() -> str:
     """`whsec_` + base64 of 32 random bytes (the Standard Webhooks secret format)."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def seal_secret(settings: Settings, secret: str) -> str:
+    return crypto.secret_box(settings, crypto.WEBHOOK_SECRETS).encrypt(secret)
+
+
+def open_secret(settings: Settings, sealed: str) -> str:
+    """The secret as shown to the user; raises crypto.InvalidToken when no configured server key opens it."""
+    return crypto.secret_box(settings, crypto.WEBHOOK_SECRETS).decrypt(sealed)
 
 
 def imail_signature(secret: str, body: bytes) -> str:

@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 import structlog
 from ulid import ULID
 
+from imail.kit import crypto
 from imail.kit.clock import utcnow
 from imail.webhooks.delivery import GONE_REASON, Attempt, Outcome, judge, send
 from imail.webhooks.repository import DeliveryLogPurge, DeliveryQueue, Job
+from imail.webhooks.signing import open_secret
 from imail.webhooks.urls import AddressGuard
 from imail.workers.context import WorkerContext
 
@@ -24,6 +26,7 @@ GUARD_KEY = "webhooks.address_guard"
 PURGE_CHUNK = 5000
 # Seconds the requests in flight may all go unanswered before the batch opens one more concurrent request.
 RAMP_AFTER = 0.02
+UNREADABLE_SECRET = "not sent: no configured IMAIL_SECRET_KEY opens the endpoint's signing secret"
 
 
 def lease_seconds(ctx: WorkerContext) -> float:
@@ -46,9 +49,13 @@ async def _attempt(
 ) -> tuple[Attempt | _Deferred, datetime]:
     if job.webhook_id in silent:
         return DEFERRED, utcnow()
+    try:
+        secret = open_secret(ctx.settings, job.secret_encrypted)
+    except crypto.InvalidToken:
+        return Attempt(None, UNREADABLE_SECRET, None, None, 0), utcnow()
     # With the guard, its pinned client: the address checked is the address connected to.
     http = ctx.http if guard is None else guard.http
-    attempt = await send(http, job, ctx.settings.webhooks_timeout, guard)
+    attempt = await send(http, job, secret, ctx.settings.webhooks_timeout, guard)
     if attempt.status_code is None:
         # Timed out, refused or blocked: the endpoint's other deliveries in this batch would most likely wait
         # the same way, holding slots healthy endpoints could use. They are retried shortly instead.
