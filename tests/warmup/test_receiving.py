@@ -1,5 +1,6 @@
 """The receiving side, in the IMAP reader: warmup mail found in Junk is moved to INBOX and counted as a spam
-placement on the sender's side, marked read and important, and answered in thread at about the reply rate."""
+placement on the sender's side, marked read and important, and answered in thread at about the reply rate — sent
+and read in each security mode."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from imail.models import Event, InboundReceipt, Reply
 from imail.models.analytics import AnalyticsDaily
 from imail.models.warmup import WarmupDaily, WarmupMessage
 from imail.warmup.content import should_reply
+from tests.fixtures.security import each_security
 from tests.warmup.conftest import Pool
 
 VOLUME = 30
 
 
-async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answered_in_thread(pool: Pool):
+@each_security
+async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answered_in_thread(pool: Pool, security):
     pool.settings.warmup_spam_threshold = 1.0  # this test is about placement, not auto-pause
     a = await pool.inbox({"start_volume": VOLUME, "ceiling": VOLUME, "reply_rate": 0.5})
     b = await pool.inbox({"start_volume": VOLUME, "ceiling": VOLUME, "reply_rate": 0})
+    assert {((await pool.get(i))["smtp_security"], (await pool.get(i))["imap_security"]) for i in (a, b)} == {
+        (security, security)}
     pool.router.junk.add(pool.email(b))  # B's provider files everything into Junk
 
     pool.clock.at(0, 18)
