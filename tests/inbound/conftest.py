@@ -51,9 +51,7 @@ class Mailroom:
         self.server.append(self.inbox_email, message, folder)
 
     def imap(self) -> imaplib.IMAP4:
-        client = imaplib.IMAP4(self.server.host, self.server.port, timeout=10)
-        client.login(self.inbox_email, self.outreach.imap_password)
-        return client
+        return self.server.login(self.inbox_email)
 
     def context(self, **overrides: Any) -> WorkerContext:
         """A fresh worker (its own connection pool and instance id), seeing `self.now`."""

@@ -20,7 +20,7 @@ from tests.conftest import make_settings
 from tests.fixtures.certs import CertPair
 from tests.fixtures.imap import DovecotServer, dovecot_available, require_dovecot
 from tests.fixtures.oauth import CLIENT_ID, CLIENT_SECRET, OAuthTestProvider
-from tests.fixtures.security import each_security
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import SmtpServer
 from tests.inboxes.conftest import events_of, inbox_rows, load_inbox, unique_email
 
@@ -162,6 +162,10 @@ async def test_the_oauth_flow_ends_with_an_inbox_that_sends_through_xoauth2(
         assert (await imap.examine(reader, "INBOX", timeout=5.0)).name == "INBOX"
     finally:
         await imap.close_client(reader)
+    # Every login (the connection check's, sending's, reading's) was XOAUTH2, encrypted as the mode says.
+    smtp_logins = [(mechanism, tls) for user, mechanism, tls in oauth_smtp.logins if user == email]
+    assert smtp_logins == [("XOAUTH2", encrypted(security))] * 2
+    assert oauth_dovecot.logins_over_tls(email, at_least=3) == [encrypted(security)] * 3
 
 
 async def test_microsoft_uses_its_own_scopes(client, workspace, provider):

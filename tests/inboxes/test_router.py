@@ -8,7 +8,7 @@ import pytest
 from imail.kit import crypto
 from imail.models import Campaign, CampaignInbox
 from tests.fixtures.factories import bearer, make_key
-from tests.fixtures.security import each_security
+from tests.fixtures.security import each_security, encrypted
 from tests.inboxes.conftest import Mailbox, events_of, inbox_rows, load_inbox, unique_email
 
 PASSWORD_FIELDS = ("smtp_password", "imap_password", "smtp_password_encrypted", "imap_password_encrypted",
@@ -30,6 +30,9 @@ async def test_a_good_inbox_connects_after_logging_in_to_both_servers(client, wo
     inbox = response.json()
     assert (inbox["smtp_security"], inbox["smtp_port"]) == (security, mailbox.smtp.port)
     assert (inbox["imap_security"], inbox["imap_port"]) == (security, dovecot.port_for(security))
+    # Both servers saw one login, encrypted exactly when the mode says so.
+    assert mailbox.smtp.logins_over_tls(mailbox.email) == [encrypted(security)]
+    assert dovecot.logins_over_tls(mailbox.email) == [encrypted(security)]
     assert inbox["id"].startswith("inb_") and inbox["object"] == "inbox"
     assert inbox["status"] == "connected" and inbox["last_error"] is None
     assert inbox["email"] == mailbox.email and inbox["provider"] == "custom"

@@ -13,7 +13,7 @@ from imail.kit.clock import utcnow
 from imail.models import Event, Lead, Reply, SequenceState, Suppression
 from tests.fixtures.factories import bearer, make_key
 from tests.fixtures.inbound import FIRST_SUBJECT, make_outreach, make_reply
-from tests.fixtures.security import each_security
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import make_smtp_server, tls_cert  # noqa: F401
 
 
@@ -185,7 +185,7 @@ async def test_answering_a_lead_sends_in_the_thread_from_its_inbox(client, works
 
     [received] = server.wait_for_messages(1)
     assert received.envelope_from == outreach.inbox_email and received.envelope_to == [lead.email]
-    assert received.login == outreach.inbox_email
+    assert received.login == outreach.inbox_email and received.tls == encrypted(security)
     sent_message = message_from_bytes(received.data)
     assert sent_message["In-Reply-To"] == their_id
     assert sent_message["References"].split() == [lead.header, their_id]

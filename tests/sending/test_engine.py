@@ -11,7 +11,7 @@ import pytest
 
 from imail.models import Lead
 from imail.models.sending import Message
-from tests.fixtures.security import each_security
+from tests.fixtures.security import each_security, encrypted
 from tests.sending.conftest import freeze_api_clock
 
 pytestmark = pytest.mark.usefixtures("sink")
@@ -90,6 +90,9 @@ async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(outreac
     messages = (await outreach.client.get(f"/v1/campaigns/{campaign['id']}/messages", headers=outreach.headers)).json()
     assert len(messages["data"]) == 5 and {m["step"] for m in messages["data"]} == {1, 2}
     assert all(m["status"] == "sent" and m["inbox_id"] == outreach.inbox_ids[0] for m in messages["data"])
+    # Every SMTP session (login check, worker) and the IMAP login check: encrypted as the mode says.
+    assert {m.tls for m in sink.messages} == set(sink.logins_over_tls(mailbox.email)) == {encrypted(security)}
+    assert mailbox.imap.logins_over_tls(mailbox.email) == [encrypted(security)]
 
 
 async def test_a_closed_window_sends_nothing(outreach, mailbox, sink, clock):
