@@ -12,6 +12,7 @@ from imail.mail.endpoint import Endpoint, MailConnectionError
 from tests.fixtures.certs import CertPair
 from tests.fixtures.imap import DovecotServer, dovecot, dovecot_session, make_dovecot  # noqa: F401
 from tests.fixtures.oauth import OAuthTestProvider, oauth_provider  # noqa: F401
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import free_port, tls_cert  # noqa: F401
 
 
@@ -27,13 +28,13 @@ async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> Mail
     return caught.value
 
 
-@pytest.mark.parametrize("security", ["ssl", "starttls", "none"])
+@each_security
 async def test_login_in_each_security_mode(dovecot: DovecotServer, tls_cert: CertPair, security):  # noqa: F811
     user, password = account(dovecot, security)
-    port = dovecot.ssl_port if security == "ssl" else dovecot.port
-    ep = Endpoint("127.0.0.1", port, security, user, password=password)
+    ep = Endpoint("127.0.0.1", dovecot.port_for(security), security, user, password=password)
     async with imap.imap_session(ep, timeout=5, ca_file=str(tls_cert.ca_file)) as client:
         assert (await client.select("INBOX")).result == "OK"
+    assert dovecot.logins_over_tls(user) == [encrypted(security)]
 
 
 async def test_the_session_reads_what_the_fixture_appended(dovecot: DovecotServer, tls_cert):  # noqa: F811

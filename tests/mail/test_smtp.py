@@ -12,6 +12,7 @@ import pytest
 from imail.mail import smtp
 from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected
 from tests.fixtures.certs import CertPair
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import free_port, make_smtp_server, tls_cert  # noqa: F401
 
 USER, PASSWORD = "ana@example.com", "smtp-secret"
@@ -27,7 +28,7 @@ async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> Mail
     return caught.value
 
 
-@pytest.mark.parametrize("security", ["ssl", "starttls", "none"])
+@each_security
 async def test_login_and_send_in_each_security_mode(make_smtp_server, tls_cert: CertPair, security):  # noqa: F811
     server = make_smtp_server(security)
     server.add_user(USER, PASSWORD)
@@ -38,6 +39,7 @@ async def test_login_and_send_in_each_security_mode(make_smtp_server, tls_cert: 
     assert reply.startswith("2.0.0")
     [message] = server.messages
     assert (message.login, message.envelope_from, message.envelope_to) == (USER, USER, ["lead@example.org"])
+    assert message.tls == encrypted(security) and server.logins_over_tls(USER) == [encrypted(security)] * 2
     assert message.message["Subject"] == "x"
 
 
