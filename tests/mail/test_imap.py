@@ -57,8 +57,11 @@ async def test_wrong_password_is_an_auth_failure_in_the_servers_words(dovecot: D
 
 async def test_an_untrusted_certificate_and_a_wrong_tls_mode_are_tls_failures(dovecot: DovecotServer, tls_cert):  # noqa: F811
     user, password = account(dovecot, "tls")
-    untrusted = await fails(Endpoint("127.0.0.1", dovecot.ssl_port, "ssl", user, password=password), None)
-    assert (untrusted.stage, untrusted.field) == ("tls", "imap_security")
+    for security in ("ssl", "starttls"):
+        untrusted = await fails(Endpoint("127.0.0.1", dovecot.port_for(security), security, user, password=password),
+                                None)
+        assert (untrusted.stage, untrusted.field) == ("tls", "imap_security")
+        assert "IMAIL_MAIL_CA_FILE" in untrusted.message  # where a self-signed server's CA goes
     implicit_on_plain = await fails(Endpoint("127.0.0.1", dovecot.port, "ssl", user, password=password),
                                     str(tls_cert.ca_file))
     assert implicit_on_plain.stage == "tls"

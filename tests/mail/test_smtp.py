@@ -18,8 +18,8 @@ from tests.fixtures.smtp import free_port, make_smtp_server, tls_cert  # noqa: F
 USER, PASSWORD = "ana@example.com", "smtp-secret"
 
 
-def endpoint(server, security=None, password=PASSWORD, **kwargs) -> Endpoint:
-    return Endpoint("127.0.0.1", server.port, security or server.security, USER, password=password, **kwargs)
+def endpoint(server, security=None, password=PASSWORD, host="127.0.0.1", **kwargs) -> Endpoint:
+    return Endpoint(host, server.port, security or server.security, USER, password=password, **kwargs)
 
 
 async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> MailConnectionError:
@@ -64,11 +64,19 @@ async def test_xoauth2(make_smtp_server, tls_cert):  # noqa: F811
     assert time.monotonic() - started < 3  # the JSON challenge is answered, not waited out
 
 
-async def test_an_untrusted_certificate_is_a_tls_failure(make_smtp_server):  # noqa: F811
-    server = make_smtp_server("ssl")
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+async def test_an_untrusted_certificate_is_a_tls_failure_that_points_at_the_ca_setting(make_smtp_server, security):  # noqa: F811
+    server = make_smtp_server(security)
     error = await fails(endpoint(server), ca_file=None)
     assert (error.stage, error.field) == ("tls", "smtp_security")
-    assert "CERTIFICATE_VERIFY_FAILED" in error.message
+    assert "CERTIFICATE_VERIFY_FAILED" in error.message and "IMAIL_MAIL_CA_FILE" in error.message
+
+
+async def test_a_certificate_for_another_name_is_a_tls_failure_naming_the_host(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("ssl", host="127.0.0.2")  # the certificate is for localhost and 127.0.0.1
+    error = await fails(endpoint(server, host="127.0.0.2"), str(tls_cert.ca_file))
+    assert (error.stage, error.field) == ("tls", "smtp_host")
+    assert "mismatch" in error.message and "set smtp_host to a name it is for" in error.message
 
 
 async def test_starttls_against_a_server_without_it(make_smtp_server, tls_cert):  # noqa: F811
