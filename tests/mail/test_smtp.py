@@ -76,7 +76,7 @@ async def test_a_certificate_for_another_name_is_a_tls_failure_naming_the_host(m
     server = make_smtp_server("ssl", host="127.0.0.2")  # the certificate is for localhost and 127.0.0.1
     error = await fails(endpoint(server, host="127.0.0.2"), str(tls_cert.ca_file))
     assert (error.stage, error.field) == ("tls", "smtp_host")
-    assert "mismatch" in error.message and "set smtp_host to a name it is for" in error.message
+    assert "mismatch" in error.message and "set smtp_host to a name the certificate is for" in error.message
 
 
 async def test_starttls_against_a_server_without_it(make_smtp_server, tls_cert):  # noqa: F811

@@ -78,11 +78,12 @@ class MailConnectionError(Exception):
                     f"{self.side}_port and {self.side}_security (implicit TLS ports such as 465 and 993 need ssl)"
                 )
             case "tls" if self._wrong_name:
-                return f"{side} TLS with {where} failed: {self.detail}; set {self.side}_host to a name it is for"
+                return (f"{side} TLS with {where} failed: {self.detail}; "
+                        f"set {self.side}_host to a name the certificate is for")
             case "tls" if self._untrusted:
                 return (
-                    f"{side} TLS with {where} failed: {self.detail}; if the server's certificate is self-signed or "
-                    "from a private CA, trust that CA with IMAIL_MAIL_CA_FILE on the imail server"
+                    f"{side} TLS with {where} failed: {self.detail}; if the server's certificate is "
+                    "self-signed or from a private CA, trust that CA with IMAIL_MAIL_CA_FILE on the imail server"
                 )
             case "tls":
                 return f"{side} TLS with {where} failed: {self.detail}; check {self.side}_security"
