@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import ssl
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,7 +61,9 @@ class Settings(BaseSettings):
     # inboxes: mail server logins, credential encryption, OAuth providers (see imail.inboxes)
     secret_keys_old: str = Field("", description="comma-separated retired IMAIL_SECRET_KEY values, still decrypted")
     mail_timeout: float = Field(15.0, gt=0, le=120, description="seconds for one SMTP or IMAP connect+login")
-    mail_ca_file: str | None = Field(None, description="extra CA bundle (PEM) trusted for SMTP/IMAP TLS")
+    mail_ca_file: str | None = Field(
+        None, description="extra CA bundle (PEM) trusted for SMTP/IMAP TLS, for self-signed or private-CA servers"
+    )
     inbox_check_interval: float = Field(300.0, ge=5, description="seconds between two checks of one inbox")
     oauth_state_ttl: int = Field(3600, ge=60, description="seconds an OAuth setup_url stays valid")
     google_client_id: str | None = None
@@ -81,6 +84,19 @@ class Settings(BaseSettings):
     system_smtp_username: str = Field("", description="empty: the server takes mail without a login")
     system_smtp_password: str | None = None
     system_mail_from: str = Field("imail@localhost", description="From address of the operator's notices")
+
+    @field_validator("mail_ca_file")
+    @classmethod
+    def _mail_ca_file(cls, value: str | None) -> str | None:
+        """Loaded once now: a missing or unreadable bundle would otherwise fail only the TLS connections, later
+        and every time (plain text never reads it)."""
+        if not value:
+            return None
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=value)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ValueError(f"{value} cannot be read as a PEM CA bundle: {exc}") from None
+        return value
 
     @field_validator(
         "google_smtp_server", "google_imap_server", "microsoft_smtp_server", "microsoft_imap_server", "system_smtp_server"

@@ -51,9 +51,7 @@ class Mailroom:
         self.server.append(self.inbox_email, message, folder)
 
     def imap(self) -> imaplib.IMAP4:
-        client = imaplib.IMAP4(self.server.host, self.server.port, timeout=10)
-        client.login(self.inbox_email, self.outreach.imap_password)
-        return client
+        return self.server.login(self.inbox_email)
 
     def context(self, **overrides: Any) -> WorkerContext:
         """A fresh worker (its own connection pool and instance id), seeing `self.now`."""
@@ -78,16 +76,18 @@ class Mailroom:
 
 
 @pytest.fixture
-async def make_mailroom(database: Database, settings: Settings, workspace, dovecot: DovecotServer  # noqa: F811
-                        ) -> AsyncIterator[Callable[..., Any]]:
+async def make_mailroom(database: Database, settings: Settings, workspace,
+                        dovecot: DovecotServer,  # noqa: F811
+                        security: str) -> AsyncIterator[Callable[..., Any]]:
+    """Mailrooms whose inbox reads IMAP in the test's security mode (STARTTLS unless `@each_security`)."""
     rooms: list[Mailroom] = []
 
     async def make(server: DovecotServer | None = None, *, workspace_id: str | None = None, add_user: bool = True,
                    **kwargs: Any) -> Mailroom:
         server = server or dovecot
         now = utcnow()
-        outreach = await make_outreach(database, settings, workspace_id or workspace.workspace_id,
-                                       imap_port=server.port, now=now, **kwargs)
+        outreach = await make_outreach(database, settings, workspace_id or workspace.workspace_id, now=now,
+                                       imap_port=server.port_for(security), imap_security=security, **kwargs)
         if add_user:
             server.add_user(outreach.inbox_email, outreach.imap_password)
         room = Mailroom(database, settings, server, outreach, now, [])

@@ -13,6 +13,7 @@ from imail.sending import service as sending
 from imail.workers.inbound import inbound_pool, read_inboxes
 from imail.workers.registry import WORKERS
 from tests.fixtures.inbound import FIRST_SUBJECT, dsn, make_outreach, newsletter, out_of_office, reply
+from tests.fixtures.security import each_security, encrypted
 from tests.inbound.conftest import (
     Mailroom,
     count,
@@ -290,7 +291,8 @@ async def test_the_same_message_in_inbox_and_spam_is_acted_on_once(make_mailroom
     assert len(await events(room.database, "reply.received")) == 1 and len(await replies(room.database)) == 1
 
 
-async def test_idle_announces_new_mail_and_the_connection_is_reused(make_mailroom):
+@each_security
+async def test_idle_announces_new_mail_and_the_connection_is_reused(make_mailroom, security):
     room: Mailroom = await make_mailroom()
     lead = room.outreach.leads[0]
     ctx = room.context()
@@ -306,6 +308,7 @@ async def test_idle_announces_new_mail_and_the_connection_is_reused(make_mailroo
     assert await room.read(ctx) == 1  # read at once, though not due by the schedule
     assert len(await events(room.database, "reply.received")) == 1
     assert pool.opened == 1
+    assert room.server.logins_over_tls(room.inbox_email) == [encrypted(security)]
 
 
 async def test_without_idle_the_inbox_is_polled_on_its_interval(make_mailroom):

@@ -1,5 +1,6 @@
-"""Inbox fixtures: a real SMTP server (aiosmtpd, STARTTLS + AUTH) and a real IMAP server (Dovecot) on loopback,
-settings that trust their test CA, a mailbox account on both, and helpers to read the inboxes table directly."""
+"""Inbox fixtures: a real SMTP server (aiosmtpd with AUTH) and a real IMAP server (Dovecot) on loopback,
+spoken to in the test's security mode (tests.fixtures.security: STARTTLS unless `@each_security`), settings
+that trust their test CA, a mailbox account on both, and helpers to read the inboxes table directly."""
 
 from __future__ import annotations
 
@@ -37,19 +38,20 @@ class Mailbox:
     imap: DovecotServer
     smtp_password: str
     imap_password: str
+    imap_security: str = "starttls"
 
     def body(self, **overrides: Any) -> dict[str, Any]:
-        """A POST /v1/inboxes body for this account (STARTTLS on both sides)."""
+        """A POST /v1/inboxes body for this account: SMTP as its server speaks, IMAP in `imap_security`."""
         body: dict[str, Any] = {
             "email": self.email,
             "name": "Ana Lima",
             "smtp_host": "127.0.0.1",
             "smtp_port": self.smtp.port,
-            "smtp_security": "starttls",
+            "smtp_security": self.smtp.security,
             "smtp_password": self.smtp_password,
             "imap_host": "127.0.0.1",
-            "imap_port": self.imap.port,
-            "imap_security": "starttls",
+            "imap_port": self.imap.port_for(self.imap_security),
+            "imap_security": self.imap_security,
             "imap_password": self.imap_password,
         }
         body.update(overrides)
@@ -61,10 +63,15 @@ def unique_email(prefix: str = "ana") -> str:
 
 
 @pytest.fixture
-def make_mailbox(smtp_server: SmtpServer, dovecot: DovecotServer) -> Callable[..., Mailbox]:  # noqa: F811
+def make_mailbox(smtp_server: SmtpServer, dovecot: DovecotServer,  # noqa: F811
+                 security: str) -> Callable[..., Mailbox]:
+    """Accounts on both servers, read over IMAP in the test's security mode (STARTTLS unless
+    `@each_security`)."""
+
     def make(prefix: str = "ana", smtp: SmtpServer | None = None, imap: DovecotServer | None = None) -> Mailbox:
         email = unique_email(prefix)
-        box = Mailbox(email, smtp or smtp_server, imap or dovecot, f"smtp-{uuid.uuid4().hex[:8]}", f"imap-{uuid.uuid4().hex[:8]}")
+        box = Mailbox(email, smtp or smtp_server, imap or dovecot, f"smtp-{uuid.uuid4().hex[:8]}",
+                      f"imap-{uuid.uuid4().hex[:8]}", imap_security=security)
         box.smtp.add_user(email, box.smtp_password)
         box.imap.add_user(email, box.imap_password)
         return box

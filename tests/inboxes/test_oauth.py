@@ -1,6 +1,6 @@
 """Google/Microsoft inboxes end to end, against a local OAuth provider (authorize, token, introspection
 endpoints on loopback), aiosmtpd accepting XOAUTH2 with the provider's access tokens, and Dovecot's oauth2
-passdb validating them at the provider's introspection endpoint."""
+passdb validating them at the provider's introspection endpoint; the whole flow in each security mode."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.conftest import make_settings
 from tests.fixtures.certs import CertPair
 from tests.fixtures.imap import DovecotServer, dovecot_available, require_dovecot
 from tests.fixtures.oauth import CLIENT_ID, CLIENT_SECRET, OAuthTestProvider
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import SmtpServer
 from tests.inboxes.conftest import events_of, inbox_rows, load_inbox, unique_email
 
@@ -35,11 +36,23 @@ def provider() -> Iterator[OAuthTestProvider]:
 
 
 @pytest.fixture(scope="module")
-def oauth_smtp(provider: OAuthTestProvider, tls_cert: CertPair) -> Iterator[SmtpServer]:
-    server = SmtpServer(security="starttls", cert=tls_cert, token_validator=provider.valid_access_token)
-    server.start()
-    yield server
-    server.stop()
+def oauth_smtp_servers(provider: OAuthTestProvider, tls_cert: CertPair) -> Iterator[dict[str, SmtpServer]]:
+    """One XOAUTH2 SMTP server per security mode, started when a test first asks for that mode."""
+    servers: dict[str, SmtpServer] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def oauth_smtp(oauth_smtp_servers: dict[str, SmtpServer], provider: OAuthTestProvider, tls_cert: CertPair,
+               security: str) -> SmtpServer:
+    """The XOAUTH2 SMTP server in the test's security mode (STARTTLS unless `@each_security`)."""
+    if security not in oauth_smtp_servers:
+        server = SmtpServer(security=security, cert=tls_cert, token_validator=provider.valid_access_token)
+        server.start()
+        oauth_smtp_servers[security] = server
+    return oauth_smtp_servers[security]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +67,7 @@ def oauth_dovecot(provider: OAuthTestProvider, tls_cert: CertPair) -> Iterator[D
 
 
 @pytest.fixture
-def settings(database_url, tls_cert, provider, oauth_smtp, oauth_dovecot):
+def settings(database_url, tls_cert, provider, oauth_smtp, oauth_dovecot, security):
     require_dovecot()
     provider.revoke_all()
     provider.account_email = None
@@ -69,8 +82,8 @@ def settings(database_url, tls_cert, provider, oauth_smtp, oauth_dovecot):
             f"{name}_client_secret": CLIENT_SECRET,
             f"{name}_authorize_url": provider.authorize_url,
             f"{name}_token_url": provider.token_url,
-            f"{name}_smtp_server": f"127.0.0.1:{oauth_smtp.port}/starttls",
-            f"{name}_imap_server": f"127.0.0.1:{oauth_dovecot.port}/starttls",
+            f"{name}_smtp_server": f"127.0.0.1:{oauth_smtp.port}/{security}",
+            f"{name}_imap_server": f"127.0.0.1:{oauth_dovecot.port_for(security)}/{security}",
         })
     return make_settings(database_url, mail_ca_file=str(tls_cert.ca_file), mail_timeout=5.0, public_url=PUBLIC_URL,
                          **servers)
@@ -93,8 +106,9 @@ async def consent(client, setup_url: str) -> httpx.Response:
     return await client.get(at_provider.headers["location"])
 
 
+@each_security
 async def test_the_oauth_flow_ends_with_an_inbox_that_sends_through_xoauth2(
-    client, workspace, database, settings, provider, oauth_smtp, oauth_dovecot
+    client, workspace, database, settings, provider, oauth_smtp, oauth_dovecot, security
 ):
     email = unique_email()
     inbox = await start_google_inbox(client, workspace, email)
@@ -115,7 +129,8 @@ async def test_the_oauth_flow_ends_with_an_inbox_that_sends_through_xoauth2(
     connected = (await client.get(f"/v1/inboxes/{inbox['id']}", headers=workspace.headers())).json()
     assert connected["status"] == "connected" and connected["setup_url"] is None
     assert connected["health_score"] == 70
-    assert (connected["smtp_port"], connected["imap_port"]) == (oauth_smtp.port, oauth_dovecot.port)
+    assert (connected["smtp_port"], connected["imap_port"]) == (oauth_smtp.port, oauth_dovecot.port_for(security))
+    assert (connected["smtp_security"], connected["imap_security"]) == (security, security)
 
     # Dovecot checked the IMAP XOAUTH2 login at the provider's introspection endpoint.
     assert any(path == "/introspect" for _, path, _ in provider.requests)
@@ -140,8 +155,17 @@ async def test_the_oauth_flow_ends_with_an_inbox_that_sends_through_xoauth2(
     [message] = oauth_smtp.messages
     assert message.mechanism == "XOAUTH2" and message.login == email
     assert message.envelope_to == ["lead@example.org"] and b"Sent with XOAUTH2." in message.data
-    # Reading: IMAP XOAUTH2 with the same token.
+    # Reading: IMAP XOAUTH2 with the same token, by the login check and by the reader's long-lived client.
     await imap.check_login(endpoints.imap, timeout=5.0, ca_file=settings.mail_ca_file)
+    reader = await imap.open_client(endpoints.imap, timeout=5.0, ca_file=settings.mail_ca_file)
+    try:
+        assert (await imap.examine(reader, "INBOX", timeout=5.0)).name == "INBOX"
+    finally:
+        await imap.close_client(reader)
+    # Every login (the connection check's, sending's, reading's) was XOAUTH2, encrypted as the mode says.
+    smtp_logins = [(mechanism, tls) for user, mechanism, tls in oauth_smtp.logins if user == email]
+    assert smtp_logins == [("XOAUTH2", encrypted(security))] * 2
+    assert oauth_dovecot.logins_over_tls(email, at_least=3) == [encrypted(security)] * 3
 
 
 async def test_microsoft_uses_its_own_scopes(client, workspace, provider):

@@ -12,6 +12,7 @@ from imail.mail.endpoint import Endpoint, MailConnectionError
 from tests.fixtures.certs import CertPair
 from tests.fixtures.imap import DovecotServer, dovecot, dovecot_session, make_dovecot  # noqa: F401
 from tests.fixtures.oauth import OAuthTestProvider, oauth_provider  # noqa: F401
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import free_port, tls_cert  # noqa: F401
 
 
@@ -27,13 +28,13 @@ async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> Mail
     return caught.value
 
 
-@pytest.mark.parametrize("security", ["ssl", "starttls", "none"])
+@each_security
 async def test_login_in_each_security_mode(dovecot: DovecotServer, tls_cert: CertPair, security):  # noqa: F811
     user, password = account(dovecot, security)
-    port = dovecot.ssl_port if security == "ssl" else dovecot.port
-    ep = Endpoint("127.0.0.1", port, security, user, password=password)
+    ep = Endpoint("127.0.0.1", dovecot.port_for(security), security, user, password=password)
     async with imap.imap_session(ep, timeout=5, ca_file=str(tls_cert.ca_file)) as client:
         assert (await client.select("INBOX")).result == "OK"
+    assert dovecot.logins_over_tls(user) == [encrypted(security)]
 
 
 async def test_the_session_reads_what_the_fixture_appended(dovecot: DovecotServer, tls_cert):  # noqa: F811
@@ -56,8 +57,11 @@ async def test_wrong_password_is_an_auth_failure_in_the_servers_words(dovecot: D
 
 async def test_an_untrusted_certificate_and_a_wrong_tls_mode_are_tls_failures(dovecot: DovecotServer, tls_cert):  # noqa: F811
     user, password = account(dovecot, "tls")
-    untrusted = await fails(Endpoint("127.0.0.1", dovecot.ssl_port, "ssl", user, password=password), None)
-    assert (untrusted.stage, untrusted.field) == ("tls", "imap_security")
+    for security in ("ssl", "starttls"):
+        untrusted = await fails(Endpoint("127.0.0.1", dovecot.port_for(security), security, user, password=password),
+                                None)
+        assert (untrusted.stage, untrusted.field) == ("tls", "imap_security")
+        assert "IMAIL_MAIL_CA_FILE" in untrusted.message  # where a self-signed server's CA goes
     implicit_on_plain = await fails(Endpoint("127.0.0.1", dovecot.port, "ssl", user, password=password),
                                     str(tls_cert.ca_file))
     assert implicit_on_plain.stage == "tls"

@@ -12,13 +12,14 @@ import pytest
 from imail.mail import smtp
 from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected
 from tests.fixtures.certs import CertPair
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import free_port, make_smtp_server, tls_cert  # noqa: F401
 
 USER, PASSWORD = "ana@example.com", "smtp-secret"
 
 
-def endpoint(server, security=None, password=PASSWORD, **kwargs) -> Endpoint:
-    return Endpoint("127.0.0.1", server.port, security or server.security, USER, password=password, **kwargs)
+def endpoint(server, security=None, password=PASSWORD, host="127.0.0.1", **kwargs) -> Endpoint:
+    return Endpoint(host, server.port, security or server.security, USER, password=password, **kwargs)
 
 
 async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> MailConnectionError:
@@ -27,7 +28,7 @@ async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> Mail
     return caught.value
 
 
-@pytest.mark.parametrize("security", ["ssl", "starttls", "none"])
+@each_security
 async def test_login_and_send_in_each_security_mode(make_smtp_server, tls_cert: CertPair, security):  # noqa: F811
     server = make_smtp_server(security)
     server.add_user(USER, PASSWORD)
@@ -38,6 +39,7 @@ async def test_login_and_send_in_each_security_mode(make_smtp_server, tls_cert: 
     assert reply.startswith("2.0.0")
     [message] = server.messages
     assert (message.login, message.envelope_from, message.envelope_to) == (USER, USER, ["lead@example.org"])
+    assert message.tls == encrypted(security) and server.logins_over_tls(USER) == [encrypted(security)] * 2
     assert message.message["Subject"] == "x"
 
 
@@ -62,11 +64,19 @@ async def test_xoauth2(make_smtp_server, tls_cert):  # noqa: F811
     assert time.monotonic() - started < 3  # the JSON challenge is answered, not waited out
 
 
-async def test_an_untrusted_certificate_is_a_tls_failure(make_smtp_server):  # noqa: F811
-    server = make_smtp_server("ssl")
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+async def test_an_untrusted_certificate_is_a_tls_failure_that_points_at_the_ca_setting(make_smtp_server, security):  # noqa: F811
+    server = make_smtp_server(security)
     error = await fails(endpoint(server), ca_file=None)
     assert (error.stage, error.field) == ("tls", "smtp_security")
-    assert "CERTIFICATE_VERIFY_FAILED" in error.message
+    assert "CERTIFICATE_VERIFY_FAILED" in error.message and "IMAIL_MAIL_CA_FILE" in error.message
+
+
+async def test_a_certificate_for_another_name_is_a_tls_failure_naming_the_host(make_smtp_server, tls_cert):  # noqa: F811
+    server = make_smtp_server("ssl", host="127.0.0.2")  # the certificate is for localhost and 127.0.0.1
+    error = await fails(endpoint(server, host="127.0.0.2"), str(tls_cert.ca_file))
+    assert (error.stage, error.field) == ("tls", "smtp_host")
+    assert "mismatch" in error.message and "set smtp_host to a name the certificate is for" in error.message
 
 
 async def test_starttls_against_a_server_without_it(make_smtp_server, tls_cert):  # noqa: F811

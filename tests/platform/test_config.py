@@ -18,6 +18,8 @@ from imail.config import SettingsError, load_settings
         ("IMAIL_DATABASE_POOL_SIZE", "many"),
         ("IMAIL_SECRET_KEY", "short"),
         ("IMAIL_LOG_LEVEL", "LOUD"),
+        ("IMAIL_MAIL_CA_FILE", "/nonexistent/ca.pem"),
+        ("IMAIL_MAIL_CA_FILE", __file__),  # a file, but no certificate in it
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch, variable, value):

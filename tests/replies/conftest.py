@@ -1,4 +1,5 @@
-"""A real OpenAI-compatible chat-completions server on loopback, scripted per test."""
+"""Settings that trust the test mail servers' CA, and a real OpenAI-compatible chat-completions server on
+loopback, scripted per test."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from typing import Any
 
 import pytest
 
+from imail.config import Settings
+from tests.conftest import make_settings
+from tests.fixtures.certs import CertPair
+from tests.fixtures.smtp import tls_cert  # noqa: F401
+
 HANG_LIMIT = 10.0  # a "hanging" answer is released at teardown, or after this many seconds at most
+
+
+@pytest.fixture
+def settings(database_url: str, tls_cert: CertPair) -> Settings:  # noqa: F811
+    """Answers to leads go out over TLS to the test SMTP server, whose certificate the test CA signed."""
+    return make_settings(database_url, mail_ca_file=str(tls_cert.ca_file))
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The unified inbox API: listing and filtering replies, one reply with its thread, label corrections, and answering a
-lead in its thread over real SMTP (test mode: recorded, not sent)."""
+lead in its thread over real SMTP in each security mode (test mode: recorded, not sent)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from imail.kit.clock import utcnow
 from imail.models import Event, Lead, Reply, SequenceState, Suppression
 from tests.fixtures.factories import bearer, make_key
 from tests.fixtures.inbound import FIRST_SUBJECT, make_outreach, make_reply
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import make_smtp_server, tls_cert  # noqa: F401
 
 
@@ -165,10 +166,12 @@ async def test_scopes_guard_the_replies_family(client, workspace, database, sent
 # --- answering a lead -------------------------------------------------------------------------------------
 
 
+@each_security
 async def test_answering_a_lead_sends_in_the_thread_from_its_inbox(client, workspace, database, settings,
-                                                                   make_smtp_server):  # noqa: F811
-    server = make_smtp_server(security="none")
-    outreach = await make_outreach(database, settings, workspace.workspace_id, smtp_port=server.port)
+                                                                   make_smtp_server, security):  # noqa: F811
+    server = make_smtp_server(security=security)
+    outreach = await make_outreach(database, settings, workspace.workspace_id, smtp_port=server.port,
+                                   smtp_security=security)
     server.add_user(outreach.inbox_email, "smtp-secret")
     lead = outreach.leads[0]
     _, their_id = await make_reply(database, outreach, lead)
@@ -182,7 +185,7 @@ async def test_answering_a_lead_sends_in_the_thread_from_its_inbox(client, works
 
     [received] = server.wait_for_messages(1)
     assert received.envelope_from == outreach.inbox_email and received.envelope_to == [lead.email]
-    assert received.login == outreach.inbox_email
+    assert received.login == outreach.inbox_email and received.tls == encrypted(security)
     sent_message = message_from_bytes(received.data)
     assert sent_message["In-Reply-To"] == their_id
     assert sent_message["References"].split() == [lead.header, their_id]

@@ -67,8 +67,7 @@ class SentFiler:
         with self.lock:
             client = self.clients.get(sender)
             if client is None:
-                client = self.clients[sender] = imaplib.IMAP4(self.imap.host, self.imap.port, timeout=10)
-                client.login(sender, self.imap.passwords[sender])
+                client = self.clients[sender] = self.imap.login(sender)
                 client.create("Sent")
             client.append("Sent", "\\Seen", None, received.data)
 

@@ -35,6 +35,7 @@ from imail.workers import sending as sending_worker
 from tests.conftest import TEST_SECRET
 from tests.fixtures.factories import make_workspace
 from tests.fixtures.imap import DovecotServer, require_dovecot
+from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import SmtpServer
 from tests.inboxes.conftest import Mailbox, unique_email
 from tests.sending.conftest import ALL_DAY, SentFiler, freeze_api_clock
@@ -296,9 +297,12 @@ async def _sink_has(sinks: ScaleSinks, count: int) -> bool:
 # --- in-flight resolution, step by step ------------------------------------------------------------------
 
 
-async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach, mailbox, sink, clock, monkeypatch):
+@each_security
+async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach, mailbox, sink, clock, monkeypatch,
+                                                                       security):
     """A worker claimed three sends and died: one after its DATA went out (it is in Sent), one just after marking
-    it handed (not in Sent), one before handing it over at all."""
+    it handed (not in Sent), one before handing it over at all. Sent and the Sent folder searched in each security
+    mode."""
     freeze_api_clock(monkeypatch, clock)
     ctx = outreach.ctx
     await outreach.connect_inbox(mailbox)
@@ -360,6 +364,10 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach
     assert {message_id_of(r.data) for r in sink.messages} == {
         rows[leads["delivered"]["id"]].message_id_header, rows[leads["claimed"]["id"]].message_id_header
     }
+    # Sent, and looked up in Sent (after the login check), over sessions encrypted as the mode says.
+    assert {r.tls for r in sink.messages} == {encrypted(security)}
+    imap_logins = mailbox.imap.logins_over_tls(mailbox.email, at_least=2)
+    assert len(imap_logins) >= 2 and set(imap_logins) == {encrypted(security)}
 
 
 async def test_a_worker_whose_lease_ran_out_never_sends_what_another_worker_took(outreach, mailbox, sink, clock, monkeypatch):

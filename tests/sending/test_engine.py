@@ -1,5 +1,6 @@
-"""The sending engine end to end: the API sets up, the worker sends through a real SMTP server (aiosmtpd) and
-Dovecot holds the Sent folder; a test clock moves days forward."""
+"""The sending engine end to end: the API sets up, the worker sends through a real SMTP server (aiosmtpd; in each
+security mode for the first test, STARTTLS for the rest) and Dovecot holds the Sent folder; a test clock moves
+days forward."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from imail.models import Lead
 from imail.models.sending import Message
+from tests.fixtures.security import each_security, encrypted
 from tests.sending.conftest import freeze_api_clock
 
 pytestmark = pytest.mark.usefixtures("sink")
@@ -37,8 +39,10 @@ def by_recipient(sink) -> dict[str, list]:
     return found
 
 
-async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(outreach, mailbox, sink, clock):
+@each_security
+async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(outreach, mailbox, sink, clock, security):
     await outreach.connect_inbox(mailbox)
+    assert (mailbox.smtp.security, mailbox.imap_security) == (security, security)
     campaign = await outreach.campaign([STEP_1, STEP_2])
     leads = [
         await outreach.lead(campaign["id"], "ana@example.org", first_name="Ana", company="Globex"),
@@ -86,6 +90,9 @@ async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(outreac
     messages = (await outreach.client.get(f"/v1/campaigns/{campaign['id']}/messages", headers=outreach.headers)).json()
     assert len(messages["data"]) == 5 and {m["step"] for m in messages["data"]} == {1, 2}
     assert all(m["status"] == "sent" and m["inbox_id"] == outreach.inbox_ids[0] for m in messages["data"])
+    # Every SMTP session (login check, worker) and the IMAP login check: encrypted as the mode says.
+    assert {m.tls for m in sink.messages} == set(sink.logins_over_tls(mailbox.email)) == {encrypted(security)}
+    assert mailbox.imap.logins_over_tls(mailbox.email) == [encrypted(security)]
 
 
 async def test_a_closed_window_sends_nothing(outreach, mailbox, sink, clock):

@@ -87,8 +87,7 @@ class Router:
                     continue
                 client = self.clients.get(recipient)
                 if client is None:
-                    client = self.clients[recipient] = imaplib.IMAP4(self.imap.host, self.imap.port, timeout=10)
-                    client.login(recipient, self.imap.passwords[recipient])
+                    client = self.clients[recipient] = self.imap.login(recipient)
                 folder = "Junk" if recipient in self.junk else "INBOX"
                 status, detail = client.append(folder, None, None, received.data)
                 assert status == "OK", detail
@@ -124,8 +123,7 @@ class Pool:
     async def inbox(self, warmup: dict[str, Any] | None = None, start: bool = True, **overrides: Any) -> str:
         """A mailbox on both servers (with a Junk folder), connected through the API, warmup started with `warmup`."""
         box = self.make_mailbox("warm")
-        client = imaplib.IMAP4(self.imap.host, self.imap.port, timeout=10)
-        client.login(box.email, box.imap_password)
+        client = self.imap.login(box.email)
         client.create("Junk")
         client.logout()
         body = {**box.body(), "sending_gap_minutes": 0, "daily_limit": 100, **overrides}
@@ -174,9 +172,8 @@ class Pool:
     def folder(self, inbox_id: str, folder: str) -> list[tuple[bytes, bytes]]:
         """(flags, raw message) of every message in one of the inbox's folders."""
         box = self.mailboxes[inbox_id]
-        client = imaplib.IMAP4(self.imap.host, self.imap.port, timeout=10)
+        client = self.imap.login(box.email)
         try:
-            client.login(box.email, box.imap_password)
             status, _ = client.select(folder, readonly=True)
             assert status == "OK"
             _, data = client.uid("search", None, "ALL")

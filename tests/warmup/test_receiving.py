@@ -1,5 +1,6 @@
 """The receiving side, in the IMAP reader: warmup mail found in Junk is moved to INBOX and counted as a spam
-placement on the sender's side, marked read and important, and answered in thread at about the reply rate."""
+placement on the sender's side, marked read and important, and answered in thread at about the reply rate — sent
+and read in each security mode."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from imail.models import Event, InboundReceipt, Reply
 from imail.models.analytics import AnalyticsDaily
 from imail.models.warmup import WarmupDaily, WarmupMessage
 from imail.warmup.content import should_reply
+from tests.fixtures.security import each_security, encrypted
 from tests.warmup.conftest import Pool
 
 VOLUME = 30
 
 
-async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answered_in_thread(pool: Pool):
+@each_security
+async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answered_in_thread(pool: Pool, security):
     pool.settings.warmup_spam_threshold = 1.0  # this test is about placement, not auto-pause
     a = await pool.inbox({"start_volume": VOLUME, "ceiling": VOLUME, "reply_rate": 0.5})
     b = await pool.inbox({"start_volume": VOLUME, "ceiling": VOLUME, "reply_rate": 0})
+    assert {((await pool.get(i))["smtp_security"], (await pool.get(i))["imap_security"]) for i in (a, b)} == {
+        (security, security)}
     pool.router.junk.add(pool.email(b))  # B's provider files everything into Junk
 
     pool.clock.at(0, 18)
@@ -69,6 +74,13 @@ async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answere
     assert (await pool.get(a))["health_score"] == 46  # 0.40·70 + 0.35·0 + 0.25·70 = 45.5
     assert (await pool.get(b))["health_score"] == 81  # 0.40·70 + 0.35·100 + 0.25·70 = 80.5
     assert (await pool.get(b))["warmup"]["today"]["replies_sent"] == len(expected)
+
+    # Sent, read and filed over sessions encrypted as the mode says.
+    for inbox_id in (a, b):
+        box = pool.mailboxes[inbox_id]
+        assert set(box.smtp.logins_over_tls(box.email)) == set(box.imap.logins_over_tls(box.email)) == {
+            encrypted(security)}
+    assert {m.tls for _, m in pool.router.accepted} == {encrypted(security)}
 
     # None of it is campaign mail: no replies rows, no receipts, no email or reply events, no analytics.
     assert await pool.count(Reply) == 0 and await pool.count(InboundReceipt) == 0

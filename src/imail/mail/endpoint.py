@@ -49,10 +49,23 @@ class MailConnectionError(Exception):
         super().__init__(self.message)
 
     @property
+    def _wrong_name(self) -> bool:
+        """The certificate is valid but for another name (`Hostname mismatch`, `IP address mismatch`)."""
+        return self.stage == "tls" and "mismatch, certificate is not valid for" in self.detail
+
+    @property
+    def _untrusted(self) -> bool:
+        """The certificate chain ends at a CA this server does not trust: self-signed or a private CA."""
+        words = ("self-signed certificate", "self signed certificate", "local issuer")
+        return self.stage == "tls" and any(word in self.detail for word in words)
+
+    @property
     def field(self) -> str | None:
         """The request field most likely at fault."""
         if self.side not in ("smtp", "imap"):
             return None
+        if self._wrong_name:
+            return f"{self.side}_host"
         suffix = {"dns": "host", "connect": "port", "timeout": "port", "tls": "security", "auth": "password"}.get(self.stage)
         return f"{self.side}_{suffix}" if suffix else f"{self.side}_host"
 
@@ -70,6 +83,14 @@ class MailConnectionError(Exception):
                 return (
                     f"{side} server {where} did not answer in time ({self.detail}); check {self.side}_host, "
                     f"{self.side}_port and {self.side}_security (implicit TLS ports such as 465 and 993 need ssl)"
+                )
+            case "tls" if self._wrong_name:
+                return (f"{side} TLS with {where} failed: {self.detail}; "
+                        f"set {self.side}_host to a name the certificate is for")
+            case "tls" if self._untrusted:
+                return (
+                    f"{side} TLS with {where} failed: {self.detail}; if the server's certificate is "
+                    "self-signed or from a private CA, trust that CA with IMAIL_MAIL_CA_FILE on the imail server"
                 )
             case "tls":
                 return f"{side} TLS with {where} failed: {self.detail}; check {self.side}_security"
