@@ -14,12 +14,13 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from imail import __version__
 from imail.api import mount_routers
 from imail.auth.cache import CallerCache
+from imail.auth.middleware import AuthenticateBeforeBody
 from imail.config import Settings, get_settings
 from imail.db import Database
 from imail.docs import mount_docs
 from imail.errors import register_error_handlers
 from imail.idempotency.middleware import IdempotencyMiddleware
-from imail.kit.middleware import RequestContextMiddleware
+from imail.kit.middleware import HeadAsGet, RequestContextMiddleware
 from imail.kit.ratelimit import RateLimiter
 from imail.openapi import install_openapi
 from imail.workers.context import WorkerContext
@@ -99,7 +100,10 @@ def create_app(settings: Settings | None = None, run_workers: bool = False) -> F
     mount_routers(app)
     mount_docs(app)
     install_openapi(app)
-    # Added last = outermost: the request context wraps idempotency so replays and conflicts carry request ids.
+    # Added last = outermost: the request context wraps idempotency so replays and conflicts carry request ids;
+    # the key is checked before anything reads a body; HEAD is a GET whose body is dropped on the way out.
     app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))
+    app.add_middleware(AuthenticateBeforeBody)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     return app
