@@ -186,3 +186,13 @@ async def test_the_key_is_checked_before_the_body_is_read(database_url, database
         # Public routes with a body are not asked for a key (one-click unsubscribe posts a form).
         status, _ = await call({"content-type": "application/x-www-form-urlencoded"}, path="/u/forged")
         assert status == 404
+
+
+def test_every_api_route_taking_a_body_needs_a_key(repo_root):
+    """AuthenticateBeforeBody asks a key of every POST/PUT/PATCH/DELETE under /v1/: that holds only while no such
+    route is public. A public one added later must come with its own rule there."""
+    document = json.loads((repo_root / "openapi.json").read_text())
+    operations = [(method, path, op) for path, ops in document["paths"].items() if path.startswith("/v1/")
+                  for method, op in ops.items() if method.upper() in ("POST", "PUT", "PATCH", "DELETE")]
+    assert len(operations) > 20
+    assert [(m, p) for m, p, op in operations if not op.get("security")] == []

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.analytics.rollups import apply_events as apply_rollups
 from imail.errors import NotFound
 from imail.events.service import record_event
+from imail.kit.clock import utcnow
 from imail.kit.signing import BadSignature, Signer
 from imail.models import Message
 from imail.models.lead import InterestStatus, LeadStatus
@@ -46,7 +47,8 @@ async def _record_hit(session: AsyncSession, message: Message, link: int, event_
     if await TrackingRepository(session).open_window(message.id, link, now, now - REPEAT_WINDOW):
         await record_event(session, tenant_of(message), event_type, data)
     else:
-        await apply_rollups(session, [(tenant_of(message), event_type, data, now)])
+        # Stamped as its event would have been (the events' clock), so it counts on the same day.
+        await apply_rollups(session, [(tenant_of(message), event_type, data, utcnow())])
 
 
 async def record_open(session: AsyncSession, signer: Signer, token: str, user_agent: str, ip: str | None, now: datetime) -> None:
