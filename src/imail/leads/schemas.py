@@ -65,10 +65,11 @@ class LeadBulkCreate(BaseModel):
 
 
 class LeadImport(BaseModel):
-    """The multipart/form-data fields of a CSV import (their text checked as JSON bodies are: kit.text)."""
+    """The multipart/form-data fields of a CSV import."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
+    # StoredText: form fields miss the request-level check JSON bodies get, so their text is checked here (kit.text).
     campaign_id: StoredText = Field(description="The campaign to add the leads to.")
     file: UploadFile = Field(description="A CSV file (UTF-8) whose first row names the columns.")
     mapping: StoredText | None = Field(

@@ -6,10 +6,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.analytics.rollups import apply_events as apply_rollups
 from imail.errors import NotFound
 from imail.events.service import record_event
-from imail.kit.clock import utcnow
 from imail.kit.signing import BadSignature, Signer
 from imail.models import Message
 from imail.models.lead import InterestStatus, LeadStatus
@@ -41,14 +39,11 @@ async def _message(session: AsyncSession, message_id: str) -> Message:
 
 async def _record_hit(session: AsyncSession, message: Message, link: int, event_type: str, data: dict,
                       now: datetime) -> None:
-    """Count the hit, and record its event (with its webhooks) only when it is the first of its link in
-    REPEAT_WINDOW: a client or scanner replaying one pixel or link is one event, not one per request. A repeat
-    still adds to the analytics totals (`opened`, `clicked`, `*_machine`), as an event would."""
-    if await TrackingRepository(session).open_window(message.id, link, now, now - REPEAT_WINDOW):
-        await record_event(session, tenant_of(message), event_type, data)
-    else:
-        # Stamped as its event would have been (the events' clock), so it counts on the same day.
-        await apply_rollups(session, [(tenant_of(message), event_type, data, utcnow())])
+    """Record the hit as an event (with its webhooks) when it is the first of its link in REPEAT_WINDOW, else as
+    the internal `<type>.repeat` (analytics totals only): a client or scanner replaying one pixel or link is one
+    event, not one per request, while every hit still counts."""
+    first = await TrackingRepository(session).open_window(message.id, link, now, now - REPEAT_WINDOW)
+    await record_event(session, tenant_of(message), event_type if first else f"{event_type}.repeat", data)
 
 
 async def record_open(session: AsyncSession, signer: Signer, token: str, user_agent: str, ip: str | None, now: datetime) -> None:
