@@ -207,14 +207,20 @@ def assert_structured(response: httpx.Response, case: object) -> None:
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 CSV_ALPHABET = st.sampled_from(list(string.ascii_letters[:6] + ',;|\t"\r\n \x00@.') + ["é", "\ufeff", "\u2028"])
-header_rows = st.sampled_from([b"email\n", b"email,first_name,city\n", b"Email;Company\n", b""])
+header_rows = st.sampled_from([b"email\n", b"email,first_name\n", b"email,first_name,city\n", b"Email;Company\n", b""])
+
+
+# Rows that get past the address check, so what the other cells hold reaches the database.
+valid_rows = st.lists(st.tuples(st.integers(0, 10**6), st.text(CSV_ALPHABET, max_size=30)), max_size=4).map(
+    lambda rows: "".join(f"lead{n}@example.com,{cell}\n" for n, cell in rows))
+deep_mappings = st.integers(1, 3000).map(lambda n: '{"email": ' + "[" * n + "]" * n + "}")
 
 
 @FUZZ
 @given(head=header_rows,
-       text=st.text(CSV_ALPHABET, max_size=200),
+       text=st.one_of(st.text(CSV_ALPHABET, max_size=200), valid_rows),
        raw=st.binary(max_size=200),
-       mapping=st.one_of(st.none(), st.text(max_size=60),
+       mapping=st.one_of(st.none(), st.text(max_size=60), deep_mappings,
                          st.recursive(st.text(max_size=8) | st.integers() | st.none(),
                                       lambda inner: st.lists(inner, max_size=3)
                                       | st.dictionaries(st.sampled_from(["email", "first_name", "custom_variables",

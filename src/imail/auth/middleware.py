@@ -6,12 +6,15 @@ ahead of the body. The public routes (tracking, unsubscribe, OAuth callback) liv
 
 from __future__ import annotations
 
+import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imail.auth.deps import cached_caller
 from imail.auth.service import bearer_token
 from imail.errors import ImailError
+
+log = structlog.get_logger("imail.auth")
 
 API_PREFIX = "/v1/"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -36,6 +39,6 @@ class AuthenticateBeforeBody:
                     # The unread body leaves the connection unusable for another request: close it after the answer.
                     refused.headers = {**refused.headers, "Connection": "close"}
                     raise
-                except Exception:  # noqa: BLE001 - e.g. the database is down: the route's own check answers (503)
-                    pass
+                except Exception as exc:  # noqa: BLE001 - the database is down, say: the route's own check answers (503)
+                    log.debug("key check before the body left to the route", error=str(exc)[:200])
         await self.app(scope, receive, send)
