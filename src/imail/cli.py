@@ -237,6 +237,11 @@ def analytics_rebuild(
     typer.echo(json.dumps(result) if as_json else f"rebuilt {result['rows']} rollup rows from {result['events']} events")
 
 
+# uvicorn's httptools protocol, plus a bound on requests that stall (IMAIL_REQUEST_STALL_SECONDS); by import
+# string, so the processes of --processes load it too.
+HTTP_PROTOCOL = "imail.kit.slow_clients:StallGuardedProtocol"
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -253,14 +258,14 @@ def serve(
         if workers:
             typer.echo("imail: --processes > 1 needs --no-workers (run `imail worker` beside it)", err=True)
             raise typer.Exit(2)
-        uvicorn.run("imail.asgi:app", host=host, port=port, workers=processes, log_level="warning",
+        uvicorn.run("imail.asgi:app", host=host, port=port, workers=processes, log_level="warning", http=HTTP_PROTOCOL,
                     access_log=False, timeout_graceful_shutdown=settings.shutdown_grace)
         return
     from imail.main import create_app, freeze_startup_heap
 
     api = create_app(settings, run_workers=workers)
     freeze_startup_heap()
-    uvicorn.run(api, host=host, port=port, log_level="warning",
+    uvicorn.run(api, host=host, port=port, log_level="warning", http=HTTP_PROTOCOL,
                 access_log=False, timeout_graceful_shutdown=settings.shutdown_grace)
 
 

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     # Generous: a mailbox provider's image proxy fetches the pixels of many recipients from one address.
     public_rate_limit_per_minute: int = Field(1200, ge=1, description="sustained requests/min per client address")
     public_rate_limit_burst: int = Field(2400, ge=1, description="burst per client address")
+    # A request's headers must arrive whole within this many seconds of its first byte, and its body may pause no
+    # longer than this between two reads (nginx's client_header_timeout / client_body_timeout); past it: 408, closed.
+    request_stall_seconds: float = Field(30.0, gt=0, le=600, description="seconds before a stalled request is closed")
+    # The public tracking and unsubscribe routes, per client address (429 past it), on top of the public limit
+    # above. Generous: image proxies (Gmail's) fetch every recipient's pixel from a few shared addresses.
+    tracking_rate_limit_per_minute: int = Field(600, ge=1, description="tracking hits per minute per client address")
+    tracking_rate_limit_burst: int = Field(1200, ge=1, description="tracking hits allowed at once per client address")
 
     # public URLs (tracking, unsubscribe, docs links in errors)
     public_url: str = "http://127.0.0.1:8000"

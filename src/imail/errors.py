@@ -72,6 +72,11 @@ class MethodNotAllowed(ImailError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(ImailError):
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(ImailError):
     status = 409
     code = "conflict"
@@ -128,14 +133,14 @@ def database_unavailable(exc: BaseException) -> bool:
     )
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict:
+def error_body(code: str, message: str, field: str | None = None, request_id: str | None = None) -> dict:
     from imail.config import get_settings
 
     error: dict = {"code": code, "message": message}
     if field:
         error["field"] = field
     error["doc"] = f"{get_settings().docs_url}/{code}"
-    return {"error": error, "request_id": current_request_id()}
+    return {"error": error, "request_id": request_id or current_request_id()}
 
 
 def error_response(exc: ImailError) -> JSONBody:
@@ -191,6 +196,11 @@ def register_error_handlers(app: FastAPI) -> None:
             # FastAPI turns anything raised while it reads the body into a bare 400; keep our own error (the
             # request-context middleware's 413 and NUL refusals are raised from the body stream).
             return error_response(exc.__cause__)
+        if isinstance(exc.__cause__, RecursionError):
+            # The JSON parser recursing past Python's limit: a body nested hundreds of levels deep.
+            return error_response(InvalidJSON("Request body is nested too deeply"))
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            return error_response(InvalidJSON("Request body is not valid UTF-8"))
         if exc.status_code == 404:
             err: ImailError = NotFound(f"No route {request.method} {request.url.path}")
         elif exc.status_code == 405:

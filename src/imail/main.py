@@ -13,13 +13,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from imail import __version__
 from imail.api import mount_routers
 from imail.auth.cache import CallerCache
+from imail.auth.middleware import AuthenticateBeforeBody
 from imail.config import Settings, get_settings
 from imail.db import Database
 from imail.docs import mount_docs
 from imail.errors import register_error_handlers
 from imail.idempotency.deps import Replayed, replayed_response
 from imail.idempotency.recorder import IdempotencyRecorder
-from imail.kit.middleware import RequestContextMiddleware
+from imail.kit.middleware import HeadAsGet, RequestContextMiddleware
 from imail.kit.ratelimit import Limit, RateLimiter
 from imail.openapi import install_openapi
 from imail.workers.context import WorkerContext
@@ -100,11 +101,15 @@ def create_app(settings: Settings | None = None, run_workers: bool = False) -> F
     mount_routers(app)
     mount_docs(app)
     install_openapi(app)
-    # Added last = outermost: the request context wraps the recorder, so what it stores has no request id.
+    # Added last = outermost. The recorder stores what the route answered (no request id in it); the key is checked
+    # before anything reads a body; the request context gives every answer its id and headers; HEAD is a GET whose
+    # body is dropped on the way out.
     app.add_middleware(IdempotencyRecorder)
+    app.add_middleware(AuthenticateBeforeBody)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         public_limit=Limit(settings.public_rate_limit_per_minute, settings.public_rate_limit_burst),
     )
+    app.add_middleware(HeadAsGet)
     return app

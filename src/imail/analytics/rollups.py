@@ -9,8 +9,9 @@ identical numbers.
 Definitions (raw counts; rates are yours to compute):
 - day: the UTC date of the event's `created_at`; a reply's `interested` / `meeting_booked` count on the day of the
   reply itself (a later relabel moves the count, it never double counts).
-- opened / clicked: every open/click event; *_machine: those flagged machine; *_unique: the first human
-  (non-machine) open/click event of each email (remembered per email in analytics_refs).
+- opened / clicked: every open/click hit, the `email.opened` / `email.clicked` events and the internal
+  `*.repeat` ones (hits of one pixel or link within a minute of its last event); *_machine: those flagged machine;
+  *_unique: the first human (non-machine) open/click of each email (remembered per email in analytics_refs).
 - replied: `reply.received` events (real replies only), counted under the campaign/step/variant/inbox of the email
   replied to; auto_replied: `email.auto_replied` (an internal event type, never sent to webhooks), likewise.
 - unsubscribed: `lead.unsubscribed` (internal too): a recipient's first unsubscribe through an email's link or
@@ -39,7 +40,10 @@ Key = tuple[str, int, str, str, date]  # campaign_id, step, variant, inbox_id, d
 LABEL_COUNTERS = {"interested": "interested", "meeting_booked": "meeting_booked"}
 DIRECT = {"email.sent": "sent", "email.delivered": "delivered", "email.bounced.hard": "bounced_hard",
           "email.bounced.soft": "bounced_soft", "email.auto_replied": "auto_replied", "lead.unsubscribed": "unsubscribed"}
-COUNTED = {*DIRECT, "email.opened", "email.clicked", "reply.received", "reply.classified"}
+# Opens and clicks, and their repeats (internal, see events.types), by the counter they feed.
+ENGAGEMENT = {"email.opened": "opened", "email.opened.repeat": "opened", "email.clicked": "clicked",
+              "email.clicked.repeat": "clicked"}
+COUNTED = {*DIRECT, *ENGAGEMENT, "reply.received", "reply.classified"}
 CREATE_ONLY = {"email.sent"}  # its ref is inserted if absent, never overwritten
 
 
@@ -69,7 +73,7 @@ def day_of(moment: datetime) -> date:
 
 def needed_refs(event_type: str, data: Mapping[str, Any]) -> list[str]:
     """The refs `plan` must be given (most events need none: one statement, no read)."""
-    if event_type in ("email.opened", "email.clicked") and not data.get("machine"):
+    if event_type in ENGAGEMENT and not data.get("machine"):
         return [data["message_id"]]
     if event_type == "reply.received":
         return [i for i in (data.get("message_id"), data["reply_id"]) if i]
@@ -89,8 +93,8 @@ def plan(event_type: str, data: Mapping[str, Any], day: date,
         deltas.append((own.key(day), DIRECT[event_type], 1))
         if event_type in CREATE_ONLY:
             writes[data["message_id"]] = own
-    elif event_type in ("email.opened", "email.clicked"):
-        kind = "opened" if event_type == "email.opened" else "clicked"
+    elif event_type in ENGAGEMENT:
+        kind = ENGAGEMENT[event_type]
         own = _ref_of(data, day)
         deltas.append((own.key(day), kind, 1))
         if data.get("machine"):

@@ -9,12 +9,24 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
 from imail.analytics.public import PUBLIC_CACHE, PublicMetrics, metrics_cache
+from imail.kit import pages
 from imail.status.router import status_cache
 from imail.status.schemas import StatusFull
 
 router = APIRouter(include_in_schema=False)
 
 COLORS = {"ok": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e", "disabled": "#6e7781"}
+# One fixed stylesheet (a state is a class, never an inline style), so the page's CSP allows it by its hash.
+STYLE = (
+    'body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:760px;margin:2rem auto;padding:0 1rem;'
+    "color:#1f2328}\nh1{font-size:1.5rem} .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;color:#fff}\n"
+    "table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem} td,th{text-align:left;padding:.3rem .5rem;"
+    "border-bottom:1px solid #d0d7de}\n.figures{display:flex;gap:1rem;flex-wrap:wrap} .figure{flex:1;min-width:140px;"
+    "border:1px solid #d0d7de;border-radius:6px;padding:.6rem}\n.figure b{display:block;font-size:1.4rem} "
+    ".muted{color:#6e7781;font-size:.85rem}\n"
+    + "".join(f".s.{name}{{color:{color}}} .badge.{name}{{background:{color}}}\n" for name, color in COLORS.items())
+)
+PAGE_POLICY = pages.policy(styles=[STYLE])
 
 
 def sparkline(values: list[int], width: int = 480, height: int = 60) -> str:
@@ -30,7 +42,7 @@ def sparkline(values: list[int], width: int = 480, height: int = 60) -> str:
 
 def render(status: StatusFull, metrics: PublicMetrics) -> str:
     rows = "".join(
-        f'<tr><td>{escape(name)}</td><td class="s" style="color:{COLORS[c.status]}">{escape(c.status)}</td>'
+        f'<tr><td>{escape(name)}</td><td class="s {c.status}">{escape(c.status)}</td>'
         f'<td>{escape(c.detail or "")}</td></tr>' for name, c in status.components.items())
     ops = status.operations
     op_rows = "" if ops is None else (
@@ -41,14 +53,8 @@ def render(status: StatusFull, metrics: PublicMetrics) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>imail status: {escape(status.status)}</title>
-<style>
-body{{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:760px;margin:2rem auto;padding:0 1rem;color:#1f2328}}
-h1{{font-size:1.5rem}} .badge{{display:inline-block;padding:.15rem .6rem;border-radius:1rem;color:#fff;background:{COLORS[status.status]}}}
-table{{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}} td,th{{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d0d7de}}
-.figures{{display:flex;gap:1rem;flex-wrap:wrap}} .figure{{flex:1;min-width:140px;border:1px solid #d0d7de;border-radius:6px;padding:.6rem}}
-.figure b{{display:block;font-size:1.4rem}} .muted{{color:#6e7781;font-size:.85rem}}
-</style></head><body>
-<h1>imail status <span class="badge" id="overall">{escape(status.status)}</span></h1>
+<style>{STYLE}</style></head><body>
+<h1>imail status <span class="badge {status.status}" id="overall">{escape(status.status)}</span></h1>
 <div class="figures">
 <div class="figure"><b id="sent-today">{metrics.emails_sent_today}</b>emails sent today (UTC)</div>
 <div class="figure"><b id="replies-today">{metrics.replies_today}</b>replies today</div>
@@ -66,4 +72,5 @@ table{{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}} td,th{{text-a
 @router.get("/status", response_class=HTMLResponse)
 async def status_page(request: Request):
     html = render(await status_cache(request).get(), await metrics_cache(request).get())
-    return HTMLResponse(html, headers={"Cache-Control": PUBLIC_CACHE})
+    return HTMLResponse(html, headers={**pages.HTML_HEADERS, "Content-Security-Policy": PAGE_POLICY,
+                                       "Cache-Control": PUBLIC_CACHE})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -22,10 +22,8 @@ async def _checked(database: Database, token: str) -> Caller:
         return await caller_for_token(session, token)
 
 
-async def current_caller(request: Request) -> Caller:
+async def cached_caller(state: Any, token: str) -> Caller:
     """The key's caller, from the process's cache when it was checked in the last few seconds (see auth.cache)."""
-    state = request.app.state
-    token = bearer_token(request.headers.get("authorization"))
     digest = keys.hash_key(token)
     callers: CallerCache = state.callers
     generation = callers.generation
@@ -33,6 +31,17 @@ async def current_caller(request: Request) -> Caller:
     if caller is None:
         caller = await _checked(state.database, token)
         callers.put(digest, caller, generation)
+    return caller
+
+
+async def current_caller(request: Request) -> Caller:
+    """The authenticated, rate-limited caller (401, 403 tier_gated or 429 otherwise)."""
+    state = request.app.state
+    token = bearer_token(request.headers.get("authorization"))
+    digest = keys.hash_key(token)
+    callers: CallerCache = state.callers
+    generation = callers.generation  # read before the lookup, as cached_caller does
+    caller = await cached_caller(state, token)
     limiter: RateLimiter = state.rate_limiter
     decision = await limiter.hit(caller.key_id, caller.rate_limit, watch=REVOCATIONS_KEY)
     if decision.watched is not None and decision.watched != generation:

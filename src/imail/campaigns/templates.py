@@ -24,6 +24,9 @@ from typing import Any
 BUILTIN_VARIABLES: tuple[str, ...] = ("email", "first_name", "last_name", "company", "title")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 ESCAPABLE = "{}|"
+# Groups and spintax nest at most this deep. The parser and the renderer recurse once per level, so the bound is
+# what keeps a body nested hundreds deep a 400 instead of a RecursionError; real templates nest two or three.
+MAX_NESTING = 20
 
 
 class TemplateError(ValueError):
@@ -101,6 +104,7 @@ class _Parser:
     def __init__(self, source: str):
         self.source = source
         self.i = 0
+        self.depth = 0
 
     def error(self, problem: str, index: int) -> TemplateError:
         return TemplateError(problem, *_locate(self.source, index))
@@ -174,6 +178,9 @@ class _Parser:
 
     def group(self) -> Node:
         start = self.i
+        if self.depth >= MAX_NESTING:
+            raise self.error(f"braces and spintax nest more than {MAX_NESTING} levels deep", start)
+        self.depth += 1
         self.i += 1
         options: list[tuple[Node, ...]] = []
         while True:
@@ -181,6 +188,7 @@ class _Parser:
             options.append(nodes)
             if closed_by == "}":
                 break
+        self.depth -= 1
         if len(options) == 1:
             return Group(options[0])
         return Spin(tuple(options), start + 1)

@@ -162,9 +162,13 @@ EventType = Literal[
 
 # Facts the log keeps for analytics (auto-replied and unsubscribed counts, rebuilt from the log like the rest) that
 # are not among the reference's eleven event types: never delivered to webhooks, never listed as subscribable.
+# `*.repeat`: a hit of a pixel or link within a minute of its last open/click event (tracking.service), counted in
+# the totals like one but not an event of its own.
 INTERNAL_EVENT_TYPES: dict[str, type[Payload]] = {
     "email.auto_replied": EmailAutoReplied,
     "lead.unsubscribed": LeadUnsubscribed,
+    "email.opened.repeat": EmailOpened,
+    "email.clicked.repeat": EmailClicked,
 }
 
 ALL_EVENT_TYPES: dict[str, type[Payload]] = {**EVENT_TYPES, **INTERNAL_EVENT_TYPES}

@@ -1,5 +1,6 @@
-"""The request-context ASGI middleware: request id, `Imail-Version`, body cap, and the headers every
-response carries. Pure ASGI (no BaseHTTPMiddleware) so it costs next to nothing per request."""
+"""The request-context ASGI middleware: request id, `Imail-Version`, body cap, text that cannot be stored, and
+the headers every response carries; and HEAD answered as GET. Pure ASGI (no BaseHTTPMiddleware) so it costs next
+to nothing per request."""
 
 from __future__ import annotations
 
@@ -14,52 +15,63 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imail.context import set_request_id
 from imail.errors import ImailError, InternalError, InvalidField, PayloadTooLarge, RateLimited, error_response
-from imail.kit import versions
+from imail.kit import pages, versions
 from imail.kit.ids import new_id
 from imail.kit.ratelimit import Decision, Limit, RateLimiter
+from imail.kit.text import printable_field, unstorable, unstorable_message
 
 log = structlog.get_logger("imail.http")
 
-# PostgreSQL text cannot hold U+0000, so a NUL anywhere in the input is refused up front (on SQLite too, so
-# both backends answer alike). In JSON it can only arrive as the escape \u0000 after an even run of backslashes.
-JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-NUL_MESSAGE = "may not contain NUL (U+0000) characters"
+# Where JSON can carry unstorable text: only as an escape (a raw NUL is not valid JSON, a raw surrogate not valid
+# UTF-8). An escaped backslash before it (`\\u0000` in JSON is text) also matches: the parsed body is the
+# authority, this only decides whether to look.
+JSON_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 
-def _query_nul(query_string: bytes) -> str | None:
-    if b"%00" not in query_string and b"\x00" not in query_string:
+def _query_unstorable(query_string: bytes) -> str | None:
+    """The name of the first query parameter whose name or value cannot be stored, decoded as Starlette does."""
+    if b"%" not in query_string and b"\x00" not in query_string:
         return None
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-        if "\x00" in name or "\x00" in value:
-            return name.replace("\x00", "") or "query"
+        if unstorable(name) or unstorable(value):
+            return printable_field(name) or "query"
     return None
 
 
-def _json_nul(value: Any, path: str) -> str | None:
-    """The path of the first string (or key) holding a NUL, written as validation errors name fields (a.b[0])."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        child = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
-        if isinstance(key, str) and "\x00" in key:
-            return child
-        if found := _json_nul(item, child):
-            return found
+def _json_unstorable(document: Any) -> str | None:
+    """The path of the first string (or key) that cannot be stored, written as validation errors name fields
+    (a.b[0]). Iterative: a body nested as deep as the JSON parser allows cannot exhaust the stack here."""
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if unstorable(value):
+                return path
+            continue
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        children = []
+        for key, item in items:
+            child = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+            if isinstance(key, str) and unstorable(key):
+                return child
+            children.append((child, item))
+        pending.extend(reversed(children))  # depth-first, in document order
     return None
 
 
-def _body_nul(body: bytes) -> InvalidField | None:
-    # The substring test runs at memchr speed; the regex (which tells an escaped backslash from an escape) only
-    # when it hits, so a 1 MB body without one costs microseconds instead of a regex step per byte.
-    if b"\\u0000" not in body or not JSON_NUL.search(body):
+def _body_unstorable(body: bytes) -> InvalidField | None:
+    # The substring test runs at memchr speed; the regex and the parse only when it hits, so a 1 MB body without
+    # an escape costs microseconds.
+    if b"\\u" not in body or not JSON_ESCAPE.search(body):
         return None
     try:
-        field = _json_nul(json.loads(body), "")
-    except ValueError:
-        return None  # malformed JSON: the body parser answers invalid_json
-    field = field.replace("\x00", "") if field else None
-    return InvalidField(f"{field}: {NUL_MESSAGE}" if field else f"Text {NUL_MESSAGE}", field)
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # malformed (or absurdly nested) JSON: the body parser answers invalid_json
+    if (field := _json_unstorable(document)) is None:
+        return None
+    field = printable_field(field) or None
+    return InvalidField(unstorable_message(field), field)
 
 
 def client_address(scope: Scope) -> str:
@@ -114,6 +126,10 @@ class RequestContextMiddleware:
                     for name, value in state.get(key, {}).items():
                         if name not in headers:
                             headers[name] = value
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if headers.get("content-type", "").startswith("text/html"):
+                    for name, value in pages.HTML_HEADERS.items():  # a page with its own policy keeps it
+                        headers.setdefault(name, value)
             await send(message)
 
         received = 0
@@ -131,17 +147,17 @@ class RequestContextMiddleware:
                     raise PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes")
                 if scan_body:
                     chunks.append(chunk)
-                    if not message.get("more_body") and (error := _body_nul(b"".join(chunks))):
+                    if not message.get("more_body") and (error := _body_unstorable(b"".join(chunks))):
                         raise error
             return message
 
         try:
             snapshot = versions.resolve(request_headers.get(versions.HEADER))
             state["api_version"] = snapshot
-            if "\x00" in scope["path"]:
-                raise InvalidField(f"The URL path {NUL_MESSAGE}", "path")
-            if field := _query_nul(scope.get("query_string", b"")):
-                raise InvalidField(f"{field}: {NUL_MESSAGE}", field)
+            if unstorable(scope["path"]):
+                raise InvalidField(unstorable_message("path"), "path")
+            if field := _query_unstorable(scope.get("query_string", b"")):
+                raise InvalidField(unstorable_message(field), field)
             if "authorization" not in request_headers and (decision := await self._charge_address(scope)) is not None:
                 state["rate_limit_headers"] = decision.headers()
                 if not decision.allowed:
@@ -164,3 +180,32 @@ class RequestContextMiddleware:
                 await error_response(InternalError("Something went wrong on our side; send the request_id to support"))(
                     scope, receive, send_with_headers
                 )
+
+
+HEAD_REQUEST = "imail.head"  # scope key: this GET is a HEAD (routes with side effects skip them)
+
+
+def is_head(scope: Scope) -> bool:
+    return bool(scope.get(HEAD_REQUEST))
+
+
+class HeadAsGet:
+    """HEAD on any GET route: the GET's status and headers (Content-Length included), without the body, as RFC
+    9110 asks. FastAPI registers GET routes for GET alone, so HEAD would otherwise be a 405."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET", HEAD_REQUEST: True}, receive, without_body)

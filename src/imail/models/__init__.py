@@ -13,9 +13,10 @@ from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPo
 from imail.models.reply import Reply
 from imail.models.sending import InboxPacing, Message, SendCounter, SequenceState
 from imail.models.suppression import Suppression
+from imail.models.tracking import TrackingWindow
 from imail.models.warmup import InboxWarmup, WarmupDaily, WarmupMessage
 from imail.models.worker_heartbeat import WorkerHeartbeat
 from imail.models.webhook import WebhookDelivery, WebhookEndpoint
 from imail.models.workspace import Tier, Workspace
 
-__all__ = ["AnalyticsCampaignDaily", "AnalyticsDaily", "AnalyticsRef", "ApiKey", "Base", "Campaign", "CampaignInbox", "CampaignStatus", "DeprecationNotice", "DeprecationUsage", "InterestStatus", "InboxPacing", "Lead", "Message", "SendCounter", "SequenceState", "LeadStatus", "Suppression", "Event", "IdempotencyRecord", "Inbox", "Tier", "WebhookDelivery", "WebhookEndpoint", "WorkerHeartbeat", "Workspace", "InboundReceipt", "MailboxCursor", "MailboxPoll", "Reply", "InboxWarmup", "WarmupDaily", "WarmupMessage"]
+__all__ = ["AnalyticsCampaignDaily", "AnalyticsDaily", "AnalyticsRef", "ApiKey", "Base", "Campaign", "CampaignInbox", "CampaignStatus", "DeprecationNotice", "DeprecationUsage", "InterestStatus", "InboxPacing", "Lead", "Message", "SendCounter", "SequenceState", "LeadStatus", "Suppression", "TrackingWindow", "Event", "IdempotencyRecord", "Inbox", "Tier", "WebhookDelivery", "WebhookEndpoint", "WorkerHeartbeat", "Workspace", "InboundReceipt", "MailboxCursor", "MailboxPoll", "Reply", "InboxWarmup", "WarmupDaily", "WarmupMessage"]

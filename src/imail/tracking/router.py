@@ -6,16 +6,34 @@ import base64
 import html
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from imail.db import SessionDep
-from imail.errors import NotFound
+from imail.errors import NotFound, RateLimited
+from imail.kit import pages
 from imail.kit.clock import utcnow
+from imail.kit.middleware import is_head
+from imail.kit.ratelimit import Limit
 from imail.kit.signing import Signer
 from imail.tracking import service
 
-router = APIRouter(include_in_schema=False)
+
+async def limit_by_address(request: Request) -> None:
+    """The public routes are rate-limited per client address (IMAIL_TRACKING_RATE_LIMIT_*): 429 past it, the
+    pixel included (what loads it, an image proxy or a mail client, retries or shows nothing)."""
+    state = request.app.state
+    settings = state.settings
+    limit = Limit(settings.tracking_rate_limit_per_minute, settings.tracking_rate_limit_burst)
+    address = request.client.host if request.client else "unknown"
+    decision = await state.rate_limiter.hit(f"tracking:{address}", limit)
+    request.state.rate_limit_headers = decision.headers()  # the tighter of the two buckets it is charged to
+    if not decision.allowed:
+        raise RateLimited(f"Too many requests from {address}; retry after {decision.retry_after} s",
+                          headers={"Retry-After": str(decision.retry_after)})
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(limit_by_address)])
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
@@ -28,21 +46,20 @@ def signer(request: Request) -> Signer:
     return state.signer
 
 
+STYLE = ("body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}"
+         "button{font-size:1rem;padding:.6rem 1.2rem}")
+
+
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-        f"<title>{html.escape(title)}</title><style>body{{font:16px system-ui,sans-serif;max-width:32rem;"
-        f"margin:4rem auto;padding:0 1rem;color:#222}}button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head>"
-        f"<body>{body}</body></html>",
-        status_code=status,
-        headers=NO_STORE,
-    )
+    return pages.page(html.escape(title), body, STYLE, status, headers=NO_STORE)
 
 
 @router.get("/t/o/{token}.gif")
 async def track_open(token: str, request: Request, session: SessionDep,
                      user_agent: Annotated[str, Header()] = "") -> Response:
-    """The open pixel. Always the image (a bad token is simply not counted)."""
+    """The open pixel. Always the image (a bad token is simply not counted, nor is a HEAD)."""
+    if is_head(request.scope):
+        return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
     try:
         await service.record_open(session, signer(request), token, user_agent, request.client.host if request.client else None, utcnow())
     except NotFound:
@@ -53,8 +70,12 @@ async def track_open(token: str, request: Request, session: SessionDep,
 @router.get("/t/c/{token}")
 async def track_click(token: str, request: Request, session: SessionDep,
                       user_agent: Annotated[str, Header()] = "") -> Response:
+    """The click redirect; a HEAD (link checkers send them) is answered but not counted."""
     try:
-        url = await service.record_click(session, signer(request), token, user_agent, utcnow())
+        if is_head(request.scope):
+            url = await service.click_target(session, signer(request), token)
+        else:
+            url = await service.record_click(session, signer(request), token, user_agent, utcnow())
     except NotFound:
         return _page("Link not valid", "<h1>This link is not valid</h1>", 404)
     return RedirectResponse(url, status_code=302, headers=NO_STORE)

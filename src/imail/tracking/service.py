@@ -13,12 +13,14 @@ from imail.models import Message
 from imail.models.lead import InterestStatus, LeadStatus
 from imail.models.sending import StopReason
 from imail.models.suppression import SuppressionReason, SuppressionType
+from imail.models.tracking import OPEN_PIXEL
 from imail.sending.service import event_ref, stop_sequence, tenant_of
 from imail.suppressions import service as suppressions
 from imail.tracking import machine
 from imail.tracking.repository import TrackingRepository
 
 CLICK_SCANNER_WINDOW = timedelta(seconds=10)
+REPEAT_WINDOW = timedelta(seconds=60)  # hits of one pixel or link within this of its last event: no new event
 
 
 def _read(signer: Signer, purpose: str, token: str) -> str:
@@ -35,29 +37,48 @@ async def _message(session: AsyncSession, message_id: str) -> Message:
     return message
 
 
+async def _record_hit(session: AsyncSession, message: Message, link: int, event_type: str, data: dict,
+                      now: datetime) -> None:
+    """Record the hit as an event (with its webhooks) when it is the first of its link in REPEAT_WINDOW, else as
+    the internal `<type>.repeat` (analytics totals only): a client or scanner replaying one pixel or link is one
+    event, not one per request, while every hit still counts."""
+    first = await TrackingRepository(session).open_window(message.id, link, now, now - REPEAT_WINDOW)
+    await record_event(session, tenant_of(message), event_type if first else f"{event_type}.repeat", data)
+
+
 async def record_open(session: AsyncSession, signer: Signer, token: str, user_agent: str, ip: str | None, now: datetime) -> None:
     message = await _message(session, _read(signer, "open", token))
     is_machine = machine.open_is_machine(user_agent, ip, message.sent_at, now)
     if message.opened_at is None and not is_machine:
         message.opened_at = now
-    await record_event(session, tenant_of(message), "email.opened",
-                       {**event_ref(message), "machine": is_machine, "user_agent": user_agent[:300] or None})
+    await _record_hit(session, message, OPEN_PIXEL, "email.opened",
+                      {**event_ref(message), "machine": is_machine, "user_agent": user_agent[:300] or None}, now)
 
 
-async def record_click(session: AsyncSession, signer: Signer, token: str, user_agent: str, now: datetime) -> str:
-    """The original link to redirect to: only a link that was in this very email."""
+async def _click(session: AsyncSession, signer: Signer, token: str) -> tuple[Message, int, str]:
+    """The email, the link's index and its original URL: only a link that was in this very email."""
     message_id, _, index = _read(signer, "click", token).rpartition(":")
     message = await _message(session, message_id)
     links = message.links or []
     if not index.isdigit() or int(index) >= len(links):
         raise NotFound("This link is not valid")
-    url = links[int(index)]
+    return message, int(index), links[int(index)]
+
+
+async def click_target(session: AsyncSession, signer: Signer, token: str) -> str:
+    return (await _click(session, signer, token))[2]
+
+
+async def record_click(session: AsyncSession, signer: Signer, token: str, user_agent: str, now: datetime) -> str:
+    """The original link to redirect to, once the click is recorded."""
+    message, index, url = await _click(session, signer, token)
     is_machine = machine.click_is_machine(user_agent, message.sent_at, now, CLICK_SCANNER_WINDOW)
     if not is_machine:
         message.clicked_at = message.clicked_at or now
         message.opened_at = message.opened_at or now  # a human click implies the email was opened
-    await record_event(session, tenant_of(message), "email.clicked",
-                       {**event_ref(message), "url": url, "machine": is_machine, "user_agent": user_agent[:300] or None})
+    await _record_hit(session, message, index, "email.clicked",
+                      {**event_ref(message), "url": url, "machine": is_machine, "user_agent": user_agent[:300] or None},
+                      now)
     return url
 
 
