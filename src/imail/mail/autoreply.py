@@ -57,7 +57,11 @@ OOO_WORDING = re.compile(
     r"fuera de (la )?oficina|estoy (de vacaciones|ausente|fuera)|de vacaciones|"
     r"acceso limitado a (mi )?correo|"
     r"de baja (por|medica|maternal|paternal)|estoy de permiso|"
-    r"fuori (sede|ufficio)|sono assente|in ferie|niet op kantoor|afwezig"
+    r"fuori (sede|ufficio)|sono assente|in ferie|niet op kantoor|afwezig|"
+    r"fora do escritorio|estou (de ferias|ausente|de licenca|em viagem|fora)|encontro-me (de licenca|ausente|fora)|"
+    r"acesso limitado ao e-?mail|"
+    r"(ben|zijn) (op|met) (vakantie|verlof)|beperkte? toegang tot (mijn )?(e-?)?mail|"
+    r"sono (in (congedo|viaggio|vacanza|maternita|malattia))|accesso limitato alla (posta|mail)"
 )
 
 

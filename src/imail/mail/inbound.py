@@ -435,22 +435,24 @@ _ATTRIBUTION_START = re.compile(r"^(on|am|le|el|il|op|em)\b")
 _SEPARATOR = re.compile(
     r"^[-=_ ]*(-{2,}|={2,})\s*(original message|ursprungliche nachricht|originalnachricht|message d'origine|"
     r"message original|mensaje original|messaggio originale|oorspronkelijk bericht|mensagem original|"
-    r"forwarded message|weitergeleitete nachricht|message transfere|mensaje reenviado|messaggio inoltrato)"
+    r"forwarded message|weitergeleitete nachricht|message transfere|mensaje reenviado|messaggio inoltrato|"
+    r"mensagem encaminhada|doorgestuurd bericht)"
     r"\s*(-{2,}|={2,})?[-= ]*$"
 )
 _UNDERSCORES = re.compile(r"^_{8,}$")
 _OUTLOOK_FROM = re.compile(r"^(from|von|de|da|van|od|fra|fran)\s*:\s*\S")
 _OUTLOOK_SENT = re.compile(
-    r"^(sent|gesendet|envoye|enviado|inviato|verzonden|date|datum|fecha|data|skickat|sendt)\s*:"
+    r"^(sent|gesendet|envoye|enviad[oa]( em| el)?|inviato|verzonden|verstuurd|date|datum|fecha|data|skickat|sendt)\s*:"
 )
 _OUTLOOK_OTHER = re.compile(
-    r"^(to|an|a|para|aan|till|til|subject|betreff|objet|asunto|oggetto|onderwerp|amne|emne)\s*:"
+    r"^(to|an|a|para|aan|till|til|subject|betreff|objet|asunto|assunto|oggetto|onderwerp|amne|emne)\s*:"
 )
 _MOBILE = re.compile(
     r"^(sent from my|sent from (outlook|mail|yahoo)|get outlook for|sent via|sent with|"
     r"von meinem .{0,40}gesendet|gesendet von meinem|gesendet mit|"
     r"envoye de mon|envoye depuis|enviado desde|enviado con|inviato da|"
-    r"verzonden (vanaf|met) mijn|obtener outlook para|outlook (fur|pour|para) (ios|android))"
+    r"verzonden (vanaf|met) mijn|verstuurd (vanaf|met) mijn|enviado do meu|enviado de meu|obter o outlook para|"
+    r"obtener outlook para|outlook (fur|pour|para|per|voor) (ios|android))"
 )
 _VALEDICTION = re.compile(
     r"^(best|best regards|kind regards|warm regards|regards|cheers|all the best|best wishes|sincerely|yours|"
@@ -458,12 +460,15 @@ _VALEDICTION = re.compile(
     r"gruss|grusse|lg|vg|mfg|"
     r"cordialement|bien cordialement|bien a vous|salutations|bonne journee|a bientot|"
     r"saludos|un saludo|saludos cordiales|atentamente|un abrazo|"
-    r"cordiali saluti|saluti|met vriendelijke groet|groeten)[\s,.!-]*$"
+    r"cordiali saluti|distinti saluti|un saluto|saluti|buona giornata|"
+    r"atenciosamente|cumprimentos|melhores cumprimentos|abraco|um abraco|abracos|att|"
+    r"met vriendelijke groet|met vriendelijke groeten|vriendelijke groet|groet|groeten|hartelijke groet|mvg|"
+    r"groetjes)[\s,.!-]*$"
 )
 # Thanks can be the message itself ("Thanks!"), so it only counts as a sign-off right before a short name.
 _THANKS = re.compile(
     r"^(thanks|thank you|thanks again|many thanks|thx|danke|vielen dank|danke schon|merci|merci beaucoup|"
-    r"gracias|muchas gracias|grazie)[\s,.!-]*$"
+    r"gracias|muchas gracias|grazie|grazie mille|obrigado|obrigada|muito obrigado|bedankt|dank je|dank u)[\s,.!-]*$"
 )
 
 
