@@ -38,7 +38,7 @@ UNSUBSCRIBE = re.compile(
     # French
     r"desabonn|desinscri|\bretirez[- ]moi\b|\bretirer (mon adresse|moi)\b|\bretirez mon adresse\b|"
     r"\bne (plus|jamais) (me )?(contacter|recevoir|ecrire|solliciter|relancer)\b|"
-    r"\b(plus|pas) (de |d')(e-?mails|mails|messages|sollicitations)\b|"
+    r"\b(plus|pas) (de |d')(e-?mails|mails|messages|sollicitations|relances)\b|"
     r"\bsupprime[rz]? (mes|mon) (coordonnees|adresse|donnees|e-?mail)\b|\barretez de m'|"
     r"\bne me (contactez|ecrivez|sollicitez|relancez|envoyez) plus\b|\bne (souhaite|veux|desire) plus (rien )?recevoir\b|"
     # Spanish
@@ -58,7 +58,7 @@ UNSUBSCRIBE = re.compile(
     r"\bhaal (me|mij|mijn (adres|e-?mailadres|gegevens)) (alsjeblieft |aub |a\.u\.b\. |graag )?(van|uit)\b|"
     r"\bverwijder (me|mij|mijn)\b|\b(stop|hou op|houd op) met (mij |me )?(te )?(mailen|e-?mailen|berichten)|"
     r"\bgeen (e-?mails|mails|berichten|mailtjes|nieuwsbrieven) meer\b|\bneem geen contact meer\b|"
-    r"\bniet meer (benaderd|gemaild|gecontacteerd)\b|"
+    r"\bniet meer (benaderd|gemaild|gecontacteerd)\b|\bniet (langer|meer) (te )?(mailen|e-?mailen|benaderen|contacteren)\b|"
     # Italian
     r"disiscriv|\bcancellatemi\b|\bannullare l'?iscrizione\b|"
     r"\bcancella(te|re)? (la mia iscrizione|i miei dati|il mio indirizzo)|"

@@ -3,7 +3,8 @@
     PYTHONPATH=src python tests/data/replies/corpus/compose.py
 
 Sources: `base.jsonl` (the first corpus, en/de/fr/es, relabelled to the README's label contract) and
-`phrases_new.py` (pt/nl/it in full and the contract's boundary cases in every language). Each text is kept as
+`phrases_new.py` (pt/nl/it in full and the contract's boundary cases in every language) and `phrases_more.py`
+(breadth: more ways to decline, defer, point elsewhere, be away, agree to talk or opt out). Each text is kept as
 written and also dressed, deterministically (a fixed seed), the way replies arrive: a greeting and a sign-off or
 signature block, our quoted email under an attribution line in the writer's language (or an Outlook header block),
 a note from someone the email was forwarded to, an English pleasantry around a reply in another language (people
@@ -20,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from phrases_more import MORE  # noqa: E402
 from phrases_new import CORE  # noqa: E402
 
 ROOT = HERE.parents[3]
@@ -98,7 +100,7 @@ FORWARDED = {
 PLEASANTRY = {  # neither here nor there: a label must not hang on them
     "en": ["Thanks for reaching out.", "Thanks for your email.", "Appreciate the note.", "Hope you're well."],
     "de": ["Danke für Ihre Nachricht.", "Vielen Dank für die E-Mail."],
-    "fr": ["Merci pour votre message.", "Merci de m'avoir contacté."],
+    "fr": ["Merci de votre mail.", "Merci de m'avoir contacté."],
     "es": ["Gracias por tu mensaje.", "Gracias por escribir."],
     "pt": ["Obrigado pela mensagem.", "Obrigada pelo contato."],
     "nl": ["Bedankt voor je bericht.", "Dank voor uw mail."],
@@ -161,9 +163,10 @@ def rows() -> list[dict]:
     rng = random.Random(27)
     base = [json.loads(line) for line in (HERE / "base.jsonl").read_text(encoding="utf-8").splitlines() if line]
     texts = [(r["text"], r["label"], r["language"]) for r in base]
-    for lang, labels in CORE.items():
-        for label, items in labels.items():
-            texts += [(text, label, lang) for text in items]
+    for written in (CORE, MORE):
+        for lang, labels in written.items():
+            for label, items in labels.items():
+                texts += [(text, label, lang) for text in items]
     out, seen = [], set()
     for text, label, lang in texts:
         variants = [text] + [dress(text, lang, rng, kind) for kind in rng.sample(KINDS, VARIANTS)]

@@ -173,11 +173,11 @@ CORE = {
             "Das ist nicht mein Bereich, ich habe es an die IT weitergegeben.",
         ],
         "unsubscribe_request": [
-            "Bitte nehmen Sie mich aus Ihrem Verteiler.",
+            "Ich will aus Ihrem Adressbestand raus.",
             "Hören Sie auf, mir zu schreiben.",
             "Bitte keine E-Mails mehr.",
             "Kontaktieren Sie mich nicht wieder.",
-            "Ich möchte keine weiteren Nachrichten von Ihnen erhalten.",
+            "Von Ihnen möchte ich nichts mehr bekommen.",
             "Löschen Sie bitte meine Daten.",
             "Bitte austragen.",
         ],
@@ -298,7 +298,7 @@ CORE = {
         "unsubscribe_request": [
             "Por favor, quítame de vuestra lista.",
             "Dejad de escribirme.",
-            "No quiero recibir más correos.",
+            "No deseo seguir recibiendo vuestros emails.",
             "No me contactéis más.",
             "Borrad mis datos, por favor.",
             "Baja, gracias.",
