@@ -42,7 +42,7 @@ RULE_CONFIDENCE = 0.95
 AUTO_REPLY_CONFIDENCE = 0.97
 # An unsubscribe reading this probable suppresses the address even when another label is on top.
 UNSUBSCRIBE_THRESHOLD = 0.25
-__all__ = ["MAX_TEXT_CHARS", "LABELS", "Classification", "Example", "ReplyClassifier", "default_classifier"]
+__all__ = ["LABELS", "MAX_TEXT_CHARS", "Classification", "Example", "ReplyClassifier", "default_classifier"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Example:
     text: str
     label: str
     language: str = ""
+    group: int | None = None  # copies of one written reply (dressed differently) share a group
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def load_examples(path: str | Path) -> list[Example]:
             row = json.loads(line)
             if row.get("label") not in LABELS or not isinstance(row.get("text"), str):
                 raise ValueError(f"{path}:{number}: needs a text and a label among {', '.join(LABELS)}")
-            examples.append(Example(row["text"], row["label"], row.get("language", "")))
+            examples.append(Example(row["text"], row["label"], row.get("language", ""), row.get("group")))
     return examples
 
 
@@ -147,12 +148,14 @@ class ReplyClassifier:
 def fit_model(examples: Sequence[Example], *, weights: Sequence[float] | None = None,
               settings: TrainingSettings | None = None, temperature: float | None = None) -> LogisticModel:
     """A model fitted on `examples` (each text's quoted history and signature cut first, as at classification).
-    Without a `temperature`, one fifth of the examples is set aside to fit it, then the model is refitted on all."""
+    Without a `temperature`, one fifth of the examples (whole groups) is set aside to fit it, then the model is
+    refitted on all."""
     texts = [extract_reply_text(e.text) for e in examples]
     labels = [e.label for e in examples]
     if temperature is None:
-        fitting = [i for i in range(len(examples)) if i % 5]
-        aside = [i for i in range(len(examples)) if not i % 5]
+        group = [e.group if e.group is not None else i for i, e in enumerate(examples)]
+        fitting = [i for i in range(len(examples)) if group[i] % 5]
+        aside = [i for i in range(len(examples)) if not group[i] % 5]
         trial = LogisticModel.fit([texts[i] for i in fitting], [labels[i] for i in fitting], LABELS, settings,
                                   [weights[i] for i in fitting] if weights is not None else None)
         temperature = trial.calibrate([texts[i] for i in aside], [labels[i] for i in aside])

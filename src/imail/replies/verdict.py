@@ -35,6 +35,7 @@ class Verdict:
     out_of_office: bool
     return_date: date | None
     source: str  # rules, model, remote, auto_reply, bounce, empty
+    unsubscribe: bool  # suppress the address: an unsubscribe label, or a strong unsubscribe reading under another
     evidence: list[str]
     text: str  # the text that was classified
     bounce: Bounce
@@ -49,6 +50,7 @@ class Verdict:
         body.update(
             source=self.source,
             evidence=self.evidence,
+            unsubscribe=self.unsubscribe,
             out_of_office=self.out_of_office,
             return_date=self.return_date.isoformat() if self.return_date else None,
             auto_reply_signals=self.auto.signals,
@@ -99,6 +101,7 @@ async def assess(
         return_date=auto.return_date,
         source=result.source,
         evidence=result.evidence,
+        unsubscribe=result.unsubscribe,
         text=text,
         bounce=bounce,
         auto=auto,

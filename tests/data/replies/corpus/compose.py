@@ -8,7 +8,8 @@ Sources: `base.jsonl` (the first corpus, en/de/fr/es, relabelled to the README's
 written and also dressed, deterministically (a fixed seed), the way replies arrive: a greeting and a sign-off or
 signature block, our quoted email under an attribution line in the writer's language (or an Outlook header block),
 a note from someone the email was forwarded to, an English pleasantry around a reply in another language (people
-mix languages), all lower case without punctuation, or a typo. The held-out set (heldout.jsonl) is written
+mix languages), all lower case without punctuation, or a typo. Copies of one text share a `group` number, so that
+calibration sets whole groups aside (a sibling in training would make the model look surer than it is). The held-out set (heldout.jsonl) is written
 separately, by hand, and never generated here.
 """
 
@@ -21,8 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from phrases_more import MORE  # noqa: E402
-from phrases_new import CORE  # noqa: E402
+from phrases_more import MORE
+from phrases_new import CORE
 
 ROOT = HERE.parents[3]
 OUT = [ROOT / "tests" / "data" / "replies" / "train.jsonl", ROOT / "src" / "imail" / "replies" / "data" / "train.jsonl"]
@@ -168,12 +169,12 @@ def rows() -> list[dict]:
             for label, items in labels.items():
                 texts += [(text, label, lang) for text in items]
     out, seen = [], set()
-    for text, label, lang in texts:
+    for group, (text, label, lang) in enumerate(texts):
         variants = [text] + [dress(text, lang, rng, kind) for kind in rng.sample(KINDS, VARIANTS)]
         for variant in variants:
             if variant not in seen:
                 seen.add(variant)
-                out.append({"text": variant, "label": label, "language": lang})
+                out.append({"text": variant, "label": label, "language": lang, "group": group})
     return out
 
 
