@@ -548,7 +548,7 @@ def _extract_reply_text(text: str) -> str:
             break
         out.append(line.rstrip())
         index += 1
-    return _strip_valediction(out)
+    return _strip_signature_block(_strip_valediction(out))
 
 
 def _strip_valediction(lines: list[str]) -> str:
@@ -572,3 +572,24 @@ def _strip_valediction(lines: list[str]) -> str:
             break
     joined = "\n".join(lines).strip()
     return re.sub(r"\n{3,}", "\n\n", joined)
+
+
+# A signature's first line: a name, one to four words that start with a capital letter ("Robin Meyer", "M. Ferreira").
+_NAME_LINE = re.compile(r"^[^\W\d_][\w'’.-]*(?: [^\W\d_][\w'’.-]*){0,3}$")
+
+
+def _strip_signature_block(text: str) -> str:
+    """Cut a signature block without a sign-off: the last paragraph, if it is at most five short lines opening with
+    a name (title, company, phone below it) and the reply has text before it."""
+    paragraphs = re.split(r"\n[ \t]*\n", text)
+    if len(paragraphs) < 2:
+        return text
+    block = [line.strip() for line in paragraphs[-1].split("\n") if line.strip()]
+    if not 1 <= len(block) <= 5 or any(len(line) > 70 for line in block):
+        return text
+    name = block[0]
+    if not _NAME_LINE.match(name) or not all(word[0].isupper() for word in name.split()):
+        return text
+    if any(line.endswith(("?", "!")) or (line.endswith(".") and len(line.split()) >= 5) for line in block[1:]):
+        return text  # sentences, not a signature
+    return "\n\n".join(paragraphs[:-1]).strip()

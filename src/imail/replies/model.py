@@ -160,13 +160,14 @@ class LogisticModel:
     # --- inference ---
 
     def logits(self, found: set[str]) -> tuple[list[float], list[str]]:
-        known = [f for f in found if f in self.weights]
-        value = 1.0 / math.sqrt(len(found)) if found else 0.0
-        scores = list(self.bias)
-        for f in known:
-            for c, x in enumerate(self.weights[f]):
-                scores[c] += x * value
-        return scores, known
+        """Each label's score for a reply's features, and which of them the model knows."""
+        weights = self.weights
+        known = [f for f in found if f in weights]
+        if not known:
+            return list(self.bias), known
+        value = 1.0 / math.sqrt(len(found))
+        sums = map(sum, zip(*(weights[f] for f in known), strict=True))  # column sums in C, not a loop per weight
+        return [b + value * total for b, total in zip(self.bias, sums, strict=True)], known
 
     def probabilities(self, logits: list[float]) -> list[float]:
         top = max(logits)

@@ -116,7 +116,7 @@ WRONG_PERSON = re.compile(
     r"\bdejo la (empresa|compania)\b|"
     r"\bnao (trabalha|trabalho) mais\b|\bnao sou a pessoa (certa|indicada|correta)\b|\b(pessoa|contato) errad[ao]\b|"
     r"\bsai(u)? da empresa\b|"
-    r"\bwerkt (hier )?niet meer\b|\bniet de juiste (persoon|contactpersoon)\b|\bverkeerde (persoon|contactpersoon)\b|"
+    r"\bwerkt? (hier |daar )?niet meer\b|\bniet de juiste (persoon|contactpersoon)\b|\bverkeerde (persoon|contactpersoon)\b|"
     r"\bniet meer (werkzaam|in dienst)\b|"
     r"\bnon lavora piu\b|\bnon sono la persona giusta\b|\bpersona sbagliata\b|\bha(o)? lasciato l'?azienda\b"
 )
