@@ -85,6 +85,17 @@ CONCEPTS = {
     "weekend": "weekend wochenende journee =dia =tag =day soiree",
     "internal": "internal intern interne internamente interno intern interna",
     "priority": "priorit =thema sujet tema relevan pertinen",
+    "period": (
+        "spring printemps primavera voorjaar fruhling fruhjahr summer =ete sommer verano =verao zomer =estate autumn "
+        "=fall herbst automne otono outono najaar autunno winter hiver invierno inverno quarter quartal trimestr "
+        "kwartaal =q0 semest halbjahr january januar janvier enero janeiro januari gennaio september septembre "
+        "septiembre setembro settembre fiscal geschaftsjahr exercice ejercicio =anno =jaar =jahr =year =annee =ano"
+    ),
+    "again": (
+        "=again nochmal erneut =wieder nouveau =novo =nuevo opnieuw =weer =nuovo recontact ricontatt volte vuelv "
+        "reach circle =revisit =retomar riprend hervat"
+    ),
+    "moment": "moment momento timing zeitpunkt =momentan =ahora =agora =adesso =nu =now =maintenant =jetzt",
     "need": "=need =needs brauch =besoin necesit =bedarf precis nodig =serve bisogno",
 }
 

@@ -32,6 +32,7 @@ MORE = {
             "What does a typical contract look like?",
         ],
         "not_interested": [
+            "We just went another direction, thanks.",
             "Not a fit for us, thanks.",
             "This doesn't match how we work.",
             "We're covered, thanks.",
@@ -46,6 +47,9 @@ MORE = {
             "We're not in the market for this.",
         ],
         "neutral": [
+            "Bad timing. Try me again in the spring.",
+            "Not the right moment for us, maybe reach out around September.",
+            "Please follow up after our fiscal year closes in March.",
             "Thank you for thinking of us.",
             "Thanks for the heads up.",
             "Cheers, noted.",
@@ -127,6 +131,9 @@ MORE = {
             "Das werden wir nicht brauchen.",
         ],
         "neutral": [
+            "Schlechter Zeitpunkt. Melden Sie sich im Frühjahr noch einmal.",
+            "Jetzt gerade nicht, vielleicht im September wieder.",
+            "Fragen Sie nach Abschluss unseres Geschäftsjahres im März nochmal nach.",
             "Danke für den Hinweis.",
             "Momentan ist Hochsaison, können wir im Herbst nochmal sprechen?",
             "Schreiben Sie mir nach dem zweiten Quartal wieder.",
@@ -191,6 +198,9 @@ MORE = {
             "Nous n'en aurons pas l'utilité.",
         ],
         "neutral": [
+            "Mauvais timing. Réessayez au printemps.",
+            "Ce n'est pas le moment, revenez vers moi vers septembre.",
+            "Relancez-moi après la clôture de notre exercice en mars.",
             "Merci pour l'info.",
             "C'est la haute saison, on peut en reparler à l'automne ?",
             "Réécrivez-moi après le deuxième trimestre.",
@@ -254,6 +264,9 @@ MORE = {
             "No nos va a hacer falta.",
         ],
         "neutral": [
+            "Mal momento. Vuelve a intentarlo en primavera.",
+            "Ahora no es el momento, quizá hacia septiembre.",
+            "Escríbeme cuando cerremos el ejercicio en marzo.",
             "Gracias por la información.",
             "Estamos en temporada alta, ¿lo retomamos en otoño?",
             "Vuelve a escribirme después del segundo trimestre.",
@@ -318,6 +331,9 @@ MORE = {
             "Não faz sentido para o nosso negócio.",
         ],
         "neutral": [
+            "Momento ruim. Tente de novo na primavera.",
+            "Agora não é a hora, talvez lá para setembro.",
+            "Volte a falar comigo depois do fecho do ano fiscal em março.",
             "Obrigado pela informação.",
             "Estamos em alta temporada, podemos retomar no outono?",
             "Escreva-me novamente depois do segundo trimestre.",
@@ -382,6 +398,9 @@ MORE = {
             "Voor ons bedrijf heeft dit geen zin.",
         ],
         "neutral": [
+            "Slechte timing. Probeer het in het voorjaar opnieuw.",
+            "Het is nu niet het moment, misschien rond september.",
+            "Neem na de afsluiting van ons boekjaar in maart weer contact op.",
             "Bedankt voor de informatie.",
             "Het is hoogseizoen, kunnen we het in het najaar oppakken?",
             "Schrijf me na het tweede kwartaal weer.",
@@ -446,6 +465,9 @@ MORE = {
             "Per la nostra attività non ha senso.",
         ],
         "neutral": [
+            "Brutto momento. Riprovi in primavera.",
+            "Adesso non è il momento, magari verso settembre.",
+            "Mi ricontatti dopo la chiusura dell'anno fiscale a marzo.",
             "Grazie per l'informazione.",
             "È alta stagione, possiamo riparlarne in autunno?",
             "Mi riscriva dopo il secondo trimestre.",
