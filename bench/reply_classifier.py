@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Reply classifier benchmark: held-out accuracy per label and per language, calibration, and speed.
 
-The held-out replies (tests/data/replies/heldout.jsonl) are written separately from the training corpus and never
-trained on. Each is sent the way `imail replies classify` receives replies: as an RFC 822 message through
+The held-out replies are written separately from the training corpus and never trained on:
+tests/data/replies/heldout.jsonl (254) and heldout_fresh.jsonl (75, written later, after the first round of
+changes, including mixed-language and forwarded replies). Each is sent the way `imail replies classify` receives replies: as an RFC 822 message through
 `imail.replies.verdict.assess` (bounce and auto-reply detection, quoted history and signature cut, rules, model).
 One in four is plain text as written, one in four carries a signature and our quoted email under an attribution line
 in its language, one in four is HTML only (the quote in a <blockquote>), one in four quotes us in an Outlook header
@@ -24,9 +25,9 @@ import math
 import re
 import time
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
@@ -109,7 +110,9 @@ def share(right: int, total: int) -> str:
 
 async def main() -> None:
     train = load_examples(DATA / "train.jsonl")
-    heldout = load_examples(DATA / "heldout.jsonl")
+    first = load_examples(DATA / "heldout.jsonl")
+    fresh = load_examples(DATA / "heldout_fresh.jsonl")
+    heldout = first + fresh
     started = time.perf_counter()
     classifier = default_classifier()
     loaded = time.perf_counter() - started
@@ -121,15 +124,17 @@ async def main() -> None:
 
     messages = [message(e, i) for i, e in enumerate(heldout)]
     right: Counter[str] = Counter()
+    fresh_right = 0
     total: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     misses = []
-    for data, example in zip(messages, heldout, strict=True):
+    for position, (data, example) in enumerate(zip(messages, heldout, strict=True)):
         verdict = await assess(data)
         sources[verdict.source] += 1
         for key in ("all", example.label, example.language):
             total[key] += 1
             right[key] += verdict.label == example.label
+        fresh_right += position >= len(first) and verdict.label == example.label
         if verdict.label != example.label:
             misses.append(f"  {example.language} {example.label} → {verdict.label} ({verdict.source} "
                           f"{verdict.confidence:.2f}): {example.text[:90]!r}")
@@ -154,6 +159,8 @@ async def main() -> None:
     print(f"shipped model alone (no rules), text         held-out accuracy {share(model_only, len(heldout))}")
     print(f"shipped pipeline on RFC 822 messages         held-out accuracy {share(right['all'], total['all'])}"
           f"  decided by {dict(sources)}")
+    print(f"  of which heldout.jsonl {share(right['all'] - fresh_right, len(first))}, "
+          f"heldout_fresh.jsonl {share(fresh_right, len(fresh))}")
     print("per label:    " + "  ".join(f"{label} {share(right[label], total[label])}" for label in LABELS))
     print("per language: " + "  ".join(f"{lang} {share(right[lang], total[lang])}" for lang in LANGUAGES))
     print(f"calibration (model alone): mean confidence {mean_confidence:.3f}, accuracy {model_only / len(heldout):.3f}")

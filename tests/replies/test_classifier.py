@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from imail.replies.classifier import (
 )
 from imail.replies.model import LogisticModel, TrainingSettings, corpus_digest
 from imail.replies.rules import rule_label
+from imail.replies.verdict import assess
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "replies"
@@ -309,3 +311,49 @@ def test_bad_training_file_names_the_line(tmp_path):
     bad.write_text('{"text": "ok", "label": "neutral"}\n{"text": "x", "label": "maybe"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.jsonl:2"):
         load_examples(bad)
+
+
+# --- whole messages ------------------------------------------------------------------------------------------
+
+HEADERS = (
+    "From: Rita Sousa <rita@cliente.example>\r\nTo: sam@seller.example\r\nSubject: Re: Pergunta\r\n"
+    "Date: Wed, 07 Jan 2026 10:00:00 +0000\r\nMessage-ID: <r1@cliente.example>\r\nMIME-Version: 1.0\r\n"
+)
+
+
+async def test_an_out_of_office_label_is_an_auto_reply_even_without_headers():
+    raw = HEADERS + "Content-Type: text/plain; charset=utf-8\r\n\r\nTirei uns dias, leio o e-mail a partir de 20 de janeiro.\r\n"
+    verdict = await assess(raw.encode())
+    assert (verdict.label, verdict.auto_reply, verdict.out_of_office) == ("out_of_office", True, True)
+    assert verdict.return_date == date(2026, 1, 20)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "label"),
+    [
+        (  # HTML only, the quote in a blockquote
+            "text/html",
+            ("<div>Por favor, n&atilde;o me escrevam mais.</div><div>Em qua., 7 de jan. de 2026 &agrave;s 08:41, Sam "
+            "&lt;sam@seller.example&gt; escreveu:<blockquote>Would a short call next week be useful?</blockquote></div>"),
+            "unsubscribe_request",
+        ),
+        (  # Dutch, Outlook header block and a signature without a sign-off
+            "text/plain",
+            ("Prima, donderdag om 14 uur past. Stuur de uitnodiging maar.\r\n\r\nJeroen Bakker\r\nInkoop | Bakker B.V."
+            "\r\n\r\nVan: Sam <sam@seller.example>\r\nVerzonden: woensdag 7 januari 2026 08:41\r\nAan: Jeroen\r\n"
+            "Onderwerp: Vraag\r\n\r\nInteressant voor jullie? Wij helpen je aan meer afspraken.\r\n"),
+            "meeting_booked",
+        ),
+        (  # Italian, quoted history that says the opposite
+            "text/plain",
+            ("Non fa per noi, grazie.\r\n\r\nIl giorno mer 7 gen 2026 alle ore 08:41 Sam <sam@seller.example> ha "
+            "scritto:\r\n> Ti interessa una demo? Prenota qui il tuo appuntamento.\r\n"),
+            "not_interested",
+        ),
+    ],
+)
+async def test_whole_messages_are_read_on_their_new_text(content_type, body, label):
+    raw = HEADERS + f"Content-Type: {content_type}; charset=utf-8\r\n\r\n{body}"
+    verdict = await assess(raw.encode())
+    assert verdict.label == label, verdict.text
+    assert "Sam" not in verdict.text and "Jeroen Bakker" not in verdict.text

@@ -14,7 +14,8 @@ UNSUBSCRIBE = re.compile(
     # English
     r"\bunsubscribe\b|\bremove me\b|"
     r"\bremove (my|this) (e-?mail |email |contact )?(address|email|e-mail|name|details|data)|"
-    r"\btake (me|my (name|address|e-?mail|email)) off\b|\boff (your|the|this) (mailing |e-?mail )?list|"
+    r"\btake (me|(my|this) (name|address|e-?mail|email|e-?mail address)) off\b|"
+    r"\boff (your|the|this) (mailing |e-?mail )?(list|system|database|crm)|"
     r"\bstop (e-?mailing|emailing|sending|contacting|messaging|writing to|spamming) (me|us)\b|"
     r"\b(do not|don'?t|dont|never) (contact|e-?mail|email|message|write to|reach out to) (me|us)\b|"
     r"\bopt (me )?out\b|\bno (more|further) (e-?mails|emails|messages|contact|mailings)\b|"

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from imail.config import Settings
-from imail.mail.autoreply import AutoReply, detect_auto_reply
+from imail.kit.clock import utcnow
+from imail.mail.autoreply import AutoReply, detect_auto_reply, find_return_date
 from imail.mail.bounces import Bounce, parse_bounce
 from imail.mail.inbound import InboundMessage, parse_input
 from imail.replies.classifier import (
@@ -93,12 +94,18 @@ async def assess(
         result = Classification("out_of_office", AUTO_REPLY_CONFIDENCE, "auto_reply", list(auto.signals))
     else:
         result = await classify_reply(text, settings, client=client, local=classifier or default_classifier())
+    # The label contract: an out_of_office label is an automatic absence reply, even when no header said so.
+    absent = result.label == "out_of_office"
+    return_date = auto.return_date
+    if absent and not auto.out_of_office:
+        reference = today or (message.date.date() if message.date else utcnow().date())
+        return_date = find_return_date(f"{message.subject}\n{text}", reference)
     return Verdict(
         label=result.label,
         confidence=result.confidence,
-        auto_reply=auto.is_auto_reply or bounce.is_bounce,
-        out_of_office=auto.out_of_office,
-        return_date=auto.return_date,
+        auto_reply=auto.is_auto_reply or bounce.is_bounce or absent,
+        out_of_office=auto.out_of_office or absent,
+        return_date=return_date,
         source=result.source,
         evidence=result.evidence,
         unsubscribe=result.unsubscribe,
