@@ -37,6 +37,7 @@ async def test_a_workspace_model_labels_that_workspaces_replies_until_dropped(ma
     assert trained.corrections == 2
 
     room.deliver(reply(second.header, from_email=second.email, to_email=room.inbox_email, text=PHRASE))
+    room.later(room.settings.inbound_idle_recheck + 1)
     assert await room.read(room.context()) == 1
     stored = await label_of(room, second)
     assert (stored.label, stored.label_source) == ("meeting_booked", "model")
@@ -45,6 +46,7 @@ async def test_a_workspace_model_labels_that_workspaces_replies_until_dropped(ma
     async with room.database.transaction() as session:
         assert await drop_workspace_model(session, workspace_id) is True
     room.deliver(reply(third.header, from_email=third.email, to_email=room.inbox_email, text=PHRASE))
+    room.later(room.settings.inbound_idle_recheck + 1)
     assert await room.read(room.context()) == 1
     assert (await label_of(room, third)).label == "neutral"
     assert await suppressions(room.database) == []
