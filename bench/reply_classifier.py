@@ -127,10 +127,17 @@ async def main() -> None:
     fresh_right = 0
     total: Counter[str] = Counter()
     sources: Counter[str] = Counter()
+    net = Counter()  # the unsubscribe safety net: opt-outs it flags, and replies it would suppress wrongly
     misses = []
     for position, (data, example) in enumerate(zip(messages, heldout, strict=True)):
         verdict = await assess(data)
         sources[verdict.source] += 1
+        opt_out = example.label == "unsubscribe_request"
+        net["opt-outs"] += opt_out
+        net["opt-outs flagged"] += opt_out and verdict.unsubscribe
+        net["opt-outs flagged under another label"] += opt_out and verdict.unsubscribe and verdict.label != example.label
+        net["others"] += not opt_out
+        net["others flagged"] += not opt_out and verdict.unsubscribe
         for key in ("all", example.label, example.language):
             total[key] += 1
             right[key] += verdict.label == example.label
@@ -163,6 +170,9 @@ async def main() -> None:
           f"heldout_fresh.jsonl {share(fresh_right, len(fresh))}")
     print("per label:    " + "  ".join(f"{label} {share(right[label], total[label])}" for label in LABELS))
     print("per language: " + "  ".join(f"{lang} {share(right[lang], total[lang])}" for lang in LANGUAGES))
+    print(f"unsubscribe safety net: {net['opt-outs flagged']}/{net['opt-outs']} opt-outs suppressed "
+          f"({net['opt-outs flagged under another label']} under another label); {net['others flagged']}/{net['others']} "
+          "other replies would be suppressed too")
     print(f"calibration (model alone): mean confidence {mean_confidence:.3f}, accuracy {model_only / len(heldout):.3f}")
     print(f"speed: {len(latencies) / sum(latencies):.0f} messages/s through the whole pipeline, per message mean "
           f"{1000 * sum(latencies) / len(latencies):.2f} ms, p99 {1000 * latencies[int(len(latencies) * 0.99)]:.2f} ms; "

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "replies"
 TRAIN = DATA / "train.jsonl"
 HELDOUT = DATA / "heldout.jsonl"
+HELDOUT_FRESH = DATA / "heldout_fresh.jsonl"  # written later, after the first model's changes
 LANGUAGES = {"en", "de", "fr", "es", "pt", "nl", "it"}
 REQUIRED_ACCURACY = 0.92
 REQUIRED_LANGUAGE_ACCURACY = 0.85  # per language: 27-68 held-out replies each, so one miss moves it 1.5-4 points
@@ -74,7 +75,7 @@ def test_every_label_in_every_language_has_enough_training_rows():
 
 
 def test_held_out_rows_are_not_in_training_nor_near_copies_of_it():
-    train, heldout = load_examples(TRAIN), load_examples(HELDOUT)
+    train, heldout = load_examples(TRAIN), load_examples(HELDOUT) + load_examples(HELDOUT_FRESH)
     train_texts = {fold(e.text).strip() for e in train}
     assert not [e.text for e in heldout if fold(e.text).strip() in train_texts]
     train_words = [words(e.text) for e in train]

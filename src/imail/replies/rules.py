@@ -45,7 +45,7 @@ UNSUBSCRIBE = re.compile(
     # Spanish
     r"\b(dar(me|se)?|dame|dadme|denme|deme) de baja\b|^\W*baja\b|"
     r"\bno me (contact|escrib|envi|mand)\w* mas\b|\bno quiero recibir mas (correos|e-?mails|emails|mensajes)\b|"
-    r"\bno (me )?(vuelvan|vuelvas) a (escribir|contactar)|\bdej(en|a|ad|e) de (enviar|escribir|mandar)(me)?\b|"
+    r"\bno (me )?(vuelv|volv)\w* a (escribir|contactar)|\bdej(en|a|ad|e) de (enviar|escribir|mandar)(me)?\b|"
     r"\bquit(en|a|ad)me de\b|\belimin(en|a|ad)(me| mi| mis)\b|\bborr(en|a|ad) (mis|mi) (datos|direccion|correo)\b|"
     # Portuguese
     r"descadastr|\bremova-me\b|\bme remov(a|am)\b|\bremovam-me\b|\bremov(a|am|er) (o )?meu (e-?mail|endereco|contato)|"

@@ -4,7 +4,8 @@
 
 Sources: `base.jsonl` (the first corpus, en/de/fr/es, relabelled to the README's label contract) and
 `phrases_new.py` (pt/nl/it in full and the contract's boundary cases in every language) and `phrases_more.py`
-(breadth: more ways to decline, defer, point elsewhere, be away, agree to talk or opt out). Each text is kept as
+(breadth: more ways to decline, defer, point elsewhere, be away, agree to talk or opt out) and `phrases_en.py`
+(more English, the language of most replies). Each text is kept as
 written and also dressed, deterministically (a fixed seed), the way replies arrive: a greeting and a sign-off or
 signature block, our quoted email under an attribution line in the writer's language (or an Outlook header block),
 a note from someone the email was forwarded to, an English pleasantry around a reply in another language (people
@@ -22,6 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from phrases_en import ENGLISH
 from phrases_more import MORE
 from phrases_new import CORE
 
@@ -164,7 +166,7 @@ def rows() -> list[dict]:
     rng = random.Random(27)
     base = [json.loads(line) for line in (HERE / "base.jsonl").read_text(encoding="utf-8").splitlines() if line]
     texts = [(r["text"], r["label"], r["language"]) for r in base]
-    for written in (CORE, MORE):
+    for written in (CORE, MORE, {"en": ENGLISH}):
         for lang, labels in written.items():
             for label, items in labels.items():
                 texts += [(text, label, lang) for text in items]
