@@ -209,6 +209,9 @@ def test_model_answers_carry_a_probability_and_evidence():
         ("Não trabalho mais nessa empresa.", "wrong_person"),
         ("Ik werk hier niet meer.", "wrong_person"),
         ("Non lavora più qui.", "wrong_person"),
+        ("Mark hasn't worked here since March.", "wrong_person"),
+        ("Interesting. Let's find a time next week.", "meeting_booked"),
+        ("Happy to jump on a quick call.", "meeting_booked"),
     ],
 )
 def test_rules(text, label):

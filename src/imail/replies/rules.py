@@ -79,6 +79,8 @@ MEETING_BOOKED = re.compile(
     r"\baccepted (the |your |our )?(calendar |meeting |google meet |zoom |teams )?invit|\binvite accepted\b|"
     r"\b(meeting|call|demo|appointment) (is )?(now )?(confirmed|booked|set)\b|"
     r"\bconfirmed for\b|\bmy acceptance\b|\bon my calendar for\b|"
+    r"\blet'?s (find|set up|schedule|book|pick|lock in) (a |some )?(time|call|slot|meeting)\b|"
+    r"\b(happy|glad|keen) to (jump|hop|get) on a (quick |short )?(call|zoom|chat)\b|"
     # German
     r"\b(termin|slot|call|gesprach|meeting)\b.{0,40}\b(gebucht|bestatigt|eingetragen|reserviert|steht)\b|"
     r"\beinladung (ist )?angenommen\b|\bhabe (die|ihre) einladung angenommen\b|"
@@ -107,6 +109,8 @@ MEETING_BOOKED = re.compile(
 
 WRONG_PERSON = re.compile(
     r"\bno longer (work|with|at|employed)\b|\bleft the (company|business|firm|organi[sz]ation)\b|"
+    r"\b(hasn'?t|has not|haven'?t|have not) (worked|been) (here|with us|with the company)\b|"
+    r"\b(doesn'?t|does not) work (here|for us|with us) any ?more\b|\bbei mir falsch\b|"
     r"\b(not|isn'?t|am not) the right (person|contact)\b|\bwrong (person|contact)\b|"
     r"\bnicht mehr (bei|im unternehmen|in der firma|fur)\b|\bnicht zustandig\b|"
     r"\bfalsche?r? ansprechpartner\b|"
