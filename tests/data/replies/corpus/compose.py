@@ -2,16 +2,17 @@
 
     PYTHONPATH=src python tests/data/replies/corpus/compose.py
 
-Sources: `base.jsonl` (the first corpus, en/de/fr/es, relabelled to the README's label contract) and
-`phrases_new.py` (pt/nl/it in full and the contract's boundary cases in every language) and `phrases_more.py`
-(breadth: more ways to decline, defer, point elsewhere, be away, agree to talk or opt out) and `phrases_en.py`
-(more English, the language of most replies). Each text is kept as
-written and also dressed, deterministically (a fixed seed), the way replies arrive: a greeting and a sign-off or
-signature block, our quoted email under an attribution line in the writer's language (or an Outlook header block),
-a note from someone the email was forwarded to, an English pleasantry around a reply in another language (people
-mix languages), all lower case without punctuation, or a typo. Copies of one text share a `group` number, so that
-calibration sets whole groups aside (a sibling in training would make the model look surer than it is). The held-out set (heldout.jsonl) is written
-separately, by hand, and never generated here.
+Sources, all written by hand: `base.jsonl` (the first corpus, en/de/fr/es, relabelled to the README's label
+contract), `phrases_new.py` (pt/nl/it in full and the contract's boundary cases in every language),
+`phrases_more.py` (breadth: more ways to decline, defer, point elsewhere, be away, agree to talk or opt out),
+`phrases_en.py` (more English, the language of most replies) and `phrases_pt_nl_it.py` (a third batch for pt, nl
+and it). Each text is kept as written and also dressed, deterministically (a fixed seed), the way replies arrive: a
+greeting and a sign-off or signature block, our quoted email under an attribution line in the writer's language (or
+an Outlook header block), a note from someone the email was forwarded to, an English pleasantry around a reply in
+another language (people mix languages), all lower case without punctuation, or a typo. Copies of one text share a
+`group` number, so that calibration sets whole groups aside (a sibling in training would make the model look surer
+than it is). The held-out sets (heldout.jsonl, heldout_fresh.jsonl) are written separately, by hand, and never
+generated here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(HERE))
 from phrases_en import ENGLISH
 from phrases_more import MORE
 from phrases_new import CORE
+from phrases_pt_nl_it import EXTRA
 
 ROOT = HERE.parents[3]
 OUT = [ROOT / "tests" / "data" / "replies" / "train.jsonl", ROOT / "src" / "imail" / "replies" / "data" / "train.jsonl"]
@@ -166,7 +168,7 @@ def rows() -> list[dict]:
     rng = random.Random(27)
     base = [json.loads(line) for line in (HERE / "base.jsonl").read_text(encoding="utf-8").splitlines() if line]
     texts = [(r["text"], r["label"], r["language"]) for r in base]
-    for written in (CORE, MORE, {"en": ENGLISH}):
+    for written in (CORE, MORE, {"en": ENGLISH}, EXTRA):
         for lang, labels in written.items():
             for label, items in labels.items():
                 texts += [(text, label, lang) for text in items]
