@@ -17,11 +17,14 @@ from sqlalchemy import select
 from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.models import Lead, ReplyLabelCorrection, ReplyModel, SequenceState, Suppression
-from imail.replies.classifier import default_classifier
+from imail.replies import training
+from imail.replies.classifier import LABELS, default_classifier
 from imail.replies.labels import apply_label
-from imail.replies.repository import WorkspaceCorrections
-from imail.replies.training import classifier_for
+from imail.replies.model import LogisticModel
+from imail.replies.repository import ReplyModels, WorkspaceCorrections
+from imail.replies.training import MAX_LOADED_MODELS, classifier_for
 from tests.conftest import TEST_SECRET
+from tests.fixtures.factories import make_workspace
 from tests.fixtures.inbound import make_outreach, make_reply
 
 PHRASE = "zorblax quuxify frobnicate"  # words the shipped corpus has never seen
@@ -144,3 +147,17 @@ async def test_an_unsubscribe_reading_suppresses_whatever_the_label(database, se
         assert (state.status, state.stop_reason) == ("stopped", "unsubscribed")
         [suppressed] = (await session.execute(select(Suppression))).scalars().all()
         assert (suppressed.value, suppressed.reason) == (lead.email, "unsubscribed")
+
+
+async def test_a_process_keeps_only_the_most_recently_used_workspace_models(database):
+    tiny = LogisticModel(LABELS, {"w:hello": [1.0] + [0.0] * (len(LABELS) - 1)}, [0.0] * len(LABELS)).to_bytes()
+    ids = [(await make_workspace(database, "surge", f"W{n}")).workspace_id for n in range(MAX_LOADED_MODELS + 1)]
+    async with database.transaction() as session:
+        for workspace_id in ids:
+            await ReplyModels(session).save(workspace_id, tiny, 1, 1, utcnow())
+    async with database.transaction() as session:
+        loaded = [await classifier_for(session, workspace_id) for workspace_id in ids]
+        assert all(c is not default_classifier() for c in loaded)
+        cached = training._loaded
+        assert ids[0] not in cached and ids[-1] in cached and len(cached) <= MAX_LOADED_MODELS
+        assert await classifier_for(session, ids[-1]) is loaded[-1]  # still cached

@@ -11,6 +11,7 @@ are untouched. The temperature is the shipped model's (calibrated on the shipped
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,7 +80,9 @@ async def drop_workspace_model(session: AsyncSession, workspace_id: str) -> bool
     return await ReplyModels(session).drop(workspace_id)
 
 
-_loaded: dict[str, tuple[datetime, ReplyClassifier]] = {}
+# A loaded model holds tens of MB of Python objects: keep the most recently used few per process.
+MAX_LOADED_MODELS = 8
+_loaded: OrderedDict[str, tuple[datetime, ReplyClassifier]] = OrderedDict()
 
 
 async def classifier_for(session: AsyncSession, workspace_id: str) -> ReplyClassifier:
@@ -92,10 +95,14 @@ async def classifier_for(session: AsyncSession, workspace_id: str) -> ReplyClass
         return default_classifier()
     cached = _loaded.get(workspace_id)
     if cached is not None and cached[0] == trained_at:
+        _loaded.move_to_end(workspace_id)
         return cached[1]
     row = await models.get(workspace_id)
     if row is None:  # dropped between the two reads
         return default_classifier()
     classifier = ReplyClassifier.from_bytes(row.model)
     _loaded[workspace_id] = (row.trained_at, classifier)
+    _loaded.move_to_end(workspace_id)
+    while len(_loaded) > MAX_LOADED_MODELS:
+        _loaded.popitem(last=False)
     return classifier
