@@ -4,6 +4,11 @@ material; putting it off vs. saying no; an opt-out in passing)."""
 
 ENGLISH = {
     "meeting_booked": [
+        "Thanks for following up. I had a look at your site and it seems relevant. I can do a 30 minute call on Thursday at 1pm Central, please send an invite with a dial-in.",
+        "Hi Alex, sorry for the slow reply, it's been a busy month. Yes, let's talk. Next Tuesday or Wednesday afternoon works best for me.",
+        "I showed this to my cofounder and we'd both like to see it. Could we do a demo on Monday the 12th at 10am? Please include Maria on the invite.",
+        "Sure, I'm open to a conversation. What does your availability look like on Friday? Anything after 2pm works for me.",
+        "Appreciate the persistence! Let's do it - book 20 min with me here: https://calendly.com/nwhite/20min",
         "ok sure, thursday 11am est works, send invite",
         "Fine by me. Put something in for early next week and I'll accept it.",
         "Happy to hear more on a call. How's Tuesday at 9?",
@@ -24,6 +29,10 @@ ENGLISH = {
         "Hi, yes, I'd be glad to meet. Would next Monday at 10 suit you?",
     ],
     "interested": [
+        "Thanks for reaching out. We're reviewing our outbound tooling this quarter, so the timing is decent. Can you send pricing for about 15 users and a few customer references?",
+        "Hi, this looks like it could help our SDR team. Before we talk, could you send a short overview of how it works with Gmail and what onboarding involves?",
+        "I've forwarded your email to our VP of Sales with a note that it's worth a look. Could you send over a deck he can review?",
+        "Interesting timing, we were just discussing this problem. What kind of ROI do customers typically see in the first 90 days?",
         "Interesting, what's the price range?",
         "Sure, send me some info and I'll take a look.",
         "Could you email over a one-pager? I'll share it with the team.",
@@ -40,6 +49,10 @@ ENGLISH = {
         "Tell me more about the integration with our CRM.",
     ],
     "not_interested": [
+        "Thanks for reaching out, but we're a small team and this is way more than we need. Good luck!",
+        "I appreciate the follow-ups but we're not going to move forward with this. We're happy with our current provider.",
+        "Hi Sam, we looked into tools like this last year and decided to build it ourselves. Not something we'll revisit.",
+        "Honestly it's not a fit. We don't do outbound sales at all.",
         "No thank you.",
         "not interested",
         "We're good, thanks.",
@@ -56,6 +69,12 @@ ENGLISH = {
         "We went a different way, thanks.",
     ],
     "neutral": [
+        "Thanks for the note. We're in the middle of a budget freeze until the new fiscal year, so please reach out again in April.",
+        "Hi, I'm not sure how you got my details or what your company does. Can you clarify before I forward this anywhere?",
+        "Got it, thanks. I'll keep this in mind when we start planning for next year.",
+        "Sorry, I'm a bit lost - is this about our existing account or something new?",
+        "Timing isn't right at the moment with the reorg. Feel free to touch base again after the summer.",
+        "Thanks Sam. I'll pass it along if it comes up.",
         "Thanks for the email.",
         "Thanks for the note.",
         "Got your message, thanks.",
@@ -78,6 +97,9 @@ ENGLISH = {
         "Who gave you my email?",
     ],
     "wrong_person": [
+        "Hi, thanks for the email. I'm actually in finance and don't get involved in sales tooling. You'd want our Head of Sales, Lena Ortiz.",
+        "Kate left us a few months ago. I've taken over some of her accounts but not this area - try our ops team.",
+        "I think you've got the wrong contact. I run the warehouse, not marketing.",
         "I'm not the decision maker here. That would be our COO, Dana Wright.",
         "Not my area - try sales ops.",
         "Wrong department, sorry. You might try IT.",
@@ -89,6 +111,9 @@ ENGLISH = {
         "I'm in HR, so not the person you're looking for.",
     ],
     "unsubscribe_request": [
+        "This is the fourth email I've received. I'm not interested and I'd like to be removed from your mailing list.",
+        "Hi, please stop sending me these emails. I don't recall opting in to anything.",
+        "Kindly remove my address from your list and don't follow up again. Thanks.",
         "Please unsubscribe.",
         "Take me off.",
         "remove",
@@ -103,6 +128,8 @@ ENGLISH = {
         "Please don't contact me again about this.",
     ],
     "out_of_office": [
+        "Thank you for your email. I am currently out of the office attending a conference and will have limited access to email until Monday 16th. I will respond as soon as possible on my return.",
+        "Hi, I'm on paternity leave until the end of March. For anything urgent please contact my colleague Ben at ben@contoso.example.",
         "I'm out of the office until Tuesday and will respond when I return.",
         "Currently travelling with limited email access. Back on the 21st.",
         "I am on leave until 3 March. For urgent matters please contact office@contoso.example.",
