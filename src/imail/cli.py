@@ -225,6 +225,49 @@ def replies_classify(
     typer.echo(json.dumps(body, ensure_ascii=False))
 
 
+@replies_app.command("train")
+def replies_train(
+    workspace: Annotated[str, typer.Option(help="The workspace (ws_…) whose label corrections to learn from")],
+    drop: Annotated[bool, typer.Option("--drop", help="Delete its model instead: back to the shipped one")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fit a workspace's own reply model from the shipped corpus plus its label corrections (PATCH /v1/replies/{id});
+    its replies are classified with it from then on. Other workspaces keep the shipped model."""
+    if drop:
+        _drop_reply_model(workspace, as_json)
+        return
+    from imail.kit.clock import utcnow
+    from imail.replies.training import train_workspace
+
+    settings = settings_or_exit()
+    trained = run_in_session(settings, lambda session: train_workspace(session, workspace, utcnow()))
+    body = {"workspace_id": trained.workspace_id, "corrections": trained.corrections, "examples": trained.examples,
+            "trained_at": trained.trained_at.isoformat(), "bytes": trained.size}
+    typer.echo(json.dumps(body) if as_json else
+               f"trained a reply model for {workspace}: {trained.corrections} correction(s) on top of "
+               f"{trained.examples - trained.corrections} shipped examples ({trained.size // 1024} KiB)")
+
+
+@replies_app.command("drop-model")
+def replies_drop_model(
+    workspace: Annotated[str, typer.Option(help="The workspace (ws_…) whose own model to delete")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Delete a workspace's own reply model: its replies go back to the shipped model."""
+    _drop_reply_model(workspace, as_json)
+
+
+def _drop_reply_model(workspace: str, as_json: bool) -> None:
+    from imail.replies.training import drop_workspace_model
+
+    dropped = run_in_session(settings_or_exit(), lambda session: drop_workspace_model(session, workspace))
+    if as_json:
+        typer.echo(json.dumps({"workspace_id": workspace, "dropped": dropped}))
+    else:
+        typer.echo(f"dropped the reply model of {workspace}; the shipped model applies" if dropped
+                   else f"{workspace} had no model of its own; the shipped model applies")
+
+
 @analytics_app.command("rebuild")
 def analytics_rebuild(
     workspace: Annotated[str | None, typer.Option(help="Only this workspace (default: all)")] = None,

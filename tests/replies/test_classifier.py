@@ -1,10 +1,12 @@
-"""The local reply classifier: its labelled data, its held-out accuracy, its rules, determinism and limits."""
+"""The local reply classifier: its labelled data, the shipped model, held-out accuracy, rules, the unsubscribe safety
+net, determinism and limits."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,19 +15,26 @@ from imail.mail.inbound import fold
 from imail.replies.classifier import (
     LABELS,
     RULE_CONFIDENCE,
+    UNSUBSCRIBE_THRESHOLD,
+    Example,
     ReplyClassifier,
     default_classifier,
     load_examples,
+    model_file,
     training_file,
 )
+from imail.replies.model import LogisticModel, TrainingSettings, corpus_digest
 from imail.replies.rules import rule_label
+from imail.replies.verdict import assess
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "replies"
 TRAIN = DATA / "train.jsonl"
 HELDOUT = DATA / "heldout.jsonl"
-LANGUAGES = {"en", "de", "fr", "es"}
-REQUIRED_ACCURACY = 0.90
+HELDOUT_FRESH = DATA / "heldout_fresh.jsonl"  # written later, after the first model's changes
+LANGUAGES = {"en", "de", "fr", "es", "pt", "nl", "it"}
+REQUIRED_ACCURACY = 0.92
+REQUIRED_LANGUAGE_ACCURACY = 0.85  # per language: 27-68 held-out replies each, so one miss moves it 1.5-4 points
 
 
 def words(text: str) -> set[str]:
@@ -50,8 +59,23 @@ def test_package_ships_exactly_the_training_split():
     )
 
 
+def test_shipped_model_was_trained_on_the_shipped_corpus():
+    model = LogisticModel.from_bytes(model_file().read_bytes())
+    examples = load_examples(TRAIN)
+    assert model.meta["corpus"] == corpus_digest([(e.text, e.label) for e in examples]), (
+        "train.jsonl changed since the model was built: run python -m imail.replies.train"
+    )
+    assert model.labels == list(LABELS) and model.temperature > 0
+
+
+def test_every_label_in_every_language_has_enough_training_rows():
+    cells = Counter((e.language, e.label) for e in load_examples(TRAIN))
+    thin = {cell: n for cell in ((lang, label) for lang in LANGUAGES for label in LABELS) if (n := cells[cell]) < 30}
+    assert not thin, thin
+
+
 def test_held_out_rows_are_not_in_training_nor_near_copies_of_it():
-    train, heldout = load_examples(TRAIN), load_examples(HELDOUT)
+    train, heldout = load_examples(TRAIN), load_examples(HELDOUT) + load_examples(HELDOUT_FRESH)
     train_texts = {fold(e.text).strip() for e in train}
     assert not [e.text for e in heldout if fold(e.text).strip() in train_texts]
     train_words = [words(e.text) for e in train]
@@ -69,7 +93,7 @@ def test_held_out_rows_are_not_in_training_nor_near_copies_of_it():
 
 
 def test_held_out_accuracy():
-    classifier = ReplyClassifier.from_file(TRAIN)  # trained on the training split only
+    classifier = default_classifier()  # the shipped model, trained on the training split only (checked above)
     heldout = load_examples(HELDOUT)
     right = Counter()
     total = Counter()
@@ -100,25 +124,45 @@ def test_held_out_accuracy():
     artifacts.mkdir(exist_ok=True)
     (artifacts / "classifier-accuracy.txt").write_text(report, encoding="utf-8")
     assert accuracy >= REQUIRED_ACCURACY, report
+    for language in LANGUAGES:
+        assert right[language] / total[language] >= REQUIRED_LANGUAGE_ACCURACY, report
+
+
+def test_confidence_is_calibrated_on_held_out_replies():
+    """Mean confidence of the model's own answers is close to how often they are right (not near 1 for all)."""
+    classifier = default_classifier()
+    answers = [(classifier.classify(e.text, use_rules=False), e.label) for e in load_examples(HELDOUT)]
+    mean_confidence = sum(got.confidence for got, _ in answers) / len(answers)
+    accuracy = sum(got.label == label for got, label in answers) / len(answers)
+    assert abs(mean_confidence - accuracy) < 0.1, (mean_confidence, accuracy)
 
 
 # --- behaviour -----------------------------------------------------------------------------------------
 
 
 def test_training_is_deterministic():
+    sample = load_examples(TRAIN)[::20]
     texts = [e.text for e in load_examples(HELDOUT)]
-    first = ReplyClassifier.from_file(TRAIN)
-    second = ReplyClassifier.from_file(TRAIN)
+    first = ReplyClassifier.from_examples(sample, TrainingSettings(epochs=3))
+    second = ReplyClassifier.from_examples(sample, TrainingSettings(epochs=3))
+    assert first.model.to_bytes() == second.model.to_bytes()
     assert [first.classify(t) for t in texts] == [second.classify(t) for t in texts]
 
 
-def test_default_classifier_is_trained_once_and_fast():
+def test_a_model_survives_storage():
+    sample = load_examples(TRAIN)[::40]
+    model = ReplyClassifier.from_examples(sample, TrainingSettings(epochs=2), temperature=0.5).model
+    again = LogisticModel.from_bytes(model.to_bytes())
+    assert (again.labels, again.weights, again.bias, again.temperature) == (
+        model.labels, model.weights, model.bias, 0.5)
+    with pytest.raises(ValueError, match="format"):
+        LogisticModel.from_bytes(__import__("gzip").compress(b'{"format": 99}'))
+
+
+def test_the_shipped_classifier_is_loaded_once():
     default_classifier.cache_clear()
-    started = time.perf_counter()
     classifier = default_classifier()
-    trained = time.perf_counter() - started
     assert default_classifier() is classifier
-    assert trained < 5.0, f"training took {trained:.2f}s"
 
 
 def test_model_answers_carry_a_probability_and_evidence():
@@ -149,6 +193,25 @@ def test_model_answers_carry_a_probability_and_evidence():
         ("Invite accepted, see you Thursday.", "meeting_booked"),
         ("Einladung angenommen.", "meeting_booked"),
         ("I no longer work at Acme.", "wrong_person"),
+        ("Por favor, me remova da sua lista.", "unsubscribe_request"),
+        ("Não quero receber mais e-mails.", "unsubscribe_request"),
+        ("Haal me alsjeblieft van de mailinglijst.", "unsubscribe_request"),
+        ("Graag uitschrijven.", "unsubscribe_request"),
+        ("Non contattatemi più, grazie.", "unsubscribe_request"),
+        ("Vorrei disiscrivermi.", "unsubscribe_request"),
+        ("Estou de férias até dia 20.", "out_of_office"),
+        ("Ik ben op vakantie tot maandag.", "out_of_office"),
+        ("Sono in ferie fino al 3 giugno.", "out_of_office"),
+        ("Aceitei o convite, até terça.", "meeting_booked"),
+        ("Uitnodiging geaccepteerd.", "meeting_booked"),
+        ("Ho accettato l'invito.", "meeting_booked"),
+        ("Grab a slot here: https://calendly.com/jo-lee/30min", "meeting_booked"),
+        ("Não trabalho mais nessa empresa.", "wrong_person"),
+        ("Ik werk hier niet meer.", "wrong_person"),
+        ("Non lavora più qui.", "wrong_person"),
+        ("Mark hasn't worked here since March.", "wrong_person"),
+        ("Interesting. Let's find a time next week.", "meeting_booked"),
+        ("Happy to jump on a quick call.", "meeting_booked"),
     ],
 )
 def test_rules(text, label):
@@ -178,6 +241,62 @@ def test_empty_text_is_neutral(text):
     assert result.label == "neutral" and result.source in ("empty", "model")
 
 
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        # The label contract's boundary cases (README): agreeing to talk is a meeting; wanting material is interest;
+        # a deferral, a who-are-you, an acknowledgement are neutral.
+        ("Happy to chat, does Thursday at 2pm work for you?", "meeting_booked"),
+        ("Sure, send me the Zoom link for Monday.", "meeting_booked"),
+        ("Could you send me your pricing?", "interested"),
+        ("Not now, reach out in Q3.", "neutral"),
+        ("Who is this?", "neutral"),
+        ("ok thanks", "neutral"),
+        ("We already have a tool for that.", "not_interested"),
+        ("Claro, ¿te va bien el martes a las 10?", "meeting_booked"),
+        ("Pode me enviar mais informações sobre os preços?", "interested"),
+        ("Wie bent u en hoe komt u aan mijn adres?", "neutral"),
+        ("Non ci interessa, abbiamo già un fornitore.", "not_interested"),
+    ],
+)
+def test_label_contract_boundaries(text, label):
+    assert default_classifier().classify(text).label == label
+
+
+def _model(unsubscribe_logit: float) -> ReplyClassifier:
+    """A model by hand: the word "hello" leans not_interested, with `unsubscribe_logit` for unsubscribe_request."""
+    weights = [0.0] * len(LABELS)
+    weights[LABELS.index("not_interested")] = 20.0
+    weights[LABELS.index("unsubscribe_request")] = unsubscribe_logit
+    return ReplyClassifier(LogisticModel(LABELS, {"w:hello": weights}, [0.0] * len(LABELS)))
+
+
+def test_an_unsubscribe_reading_under_another_label_still_asks_for_suppression():
+    strong = _model(unsubscribe_logit=19.0)  # just under not_interested: second, but a strong reading
+    found = strong.classify("hello")
+    probabilities, _ = strong.probabilities("hello")
+    assert found.label == "not_interested" and found.source == "model"
+    assert probabilities["unsubscribe_request"] >= UNSUBSCRIBE_THRESHOLD and found.unsubscribe is True
+
+    weak = _model(unsubscribe_logit=-30.0).classify("hello")
+    assert weak.label == "not_interested" and weak.unsubscribe is False
+
+
+def test_the_unsubscribe_label_and_rule_always_ask_for_suppression():
+    classifier = default_classifier()
+    assert classifier.classify("Please unsubscribe me.").unsubscribe is True
+    assert classifier.classify("Purge my address from your database.").unsubscribe is True
+    assert classifier.classify("Could you send me your pricing?").unsubscribe is False
+
+
+def test_corrections_outweigh_the_corpus_for_a_new_phrase():
+    sample = load_examples(TRAIN)[::10]
+    taught = [Example("zorblax quuxify frobnicate", "meeting_booked")] * 2
+    model = ReplyClassifier.from_examples(sample + taught, TrainingSettings(epochs=4), temperature=1.0)
+    assert model.classify("zorblax quuxify frobnicate", use_rules=False).label == "meeting_booked"
+    assert default_classifier().classify("zorblax quuxify frobnicate").label == "neutral"  # unknown to the corpus
+
+
 def test_text_without_known_features_is_neutral():
     result = default_classifier().classify("qqqq zzzz xxxx")
     assert result.label == "neutral" and result.confidence == pytest.approx(1 / len(LABELS), abs=1e-3)
@@ -196,3 +315,49 @@ def test_bad_training_file_names_the_line(tmp_path):
     bad.write_text('{"text": "ok", "label": "neutral"}\n{"text": "x", "label": "maybe"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.jsonl:2"):
         load_examples(bad)
+
+
+# --- whole messages ------------------------------------------------------------------------------------------
+
+HEADERS = (
+    "From: Rita Sousa <rita@cliente.example>\r\nTo: sam@seller.example\r\nSubject: Re: Pergunta\r\n"
+    "Date: Wed, 07 Jan 2026 10:00:00 +0000\r\nMessage-ID: <r1@cliente.example>\r\nMIME-Version: 1.0\r\n"
+)
+
+
+async def test_an_out_of_office_label_is_an_auto_reply_even_without_headers():
+    raw = HEADERS + "Content-Type: text/plain; charset=utf-8\r\n\r\nTirei uns dias, leio o e-mail a partir de 20 de janeiro.\r\n"
+    verdict = await assess(raw.encode())
+    assert (verdict.label, verdict.auto_reply, verdict.out_of_office) == ("out_of_office", True, True)
+    assert verdict.return_date == date(2026, 1, 20)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "label"),
+    [
+        (  # HTML only, the quote in a blockquote
+            "text/html",
+            ("<div>Por favor, n&atilde;o me escrevam mais.</div><div>Em qua., 7 de jan. de 2026 &agrave;s 08:41, Sam "
+            "&lt;sam@seller.example&gt; escreveu:<blockquote>Would a short call next week be useful?</blockquote></div>"),
+            "unsubscribe_request",
+        ),
+        (  # Dutch, Outlook header block and a signature without a sign-off
+            "text/plain",
+            ("Prima, donderdag om 14 uur past. Stuur de uitnodiging maar.\r\n\r\nJeroen Bakker\r\nInkoop | Bakker B.V."
+            "\r\n\r\nVan: Sam <sam@seller.example>\r\nVerzonden: woensdag 7 januari 2026 08:41\r\nAan: Jeroen\r\n"
+            "Onderwerp: Vraag\r\n\r\nInteressant voor jullie? Wij helpen je aan meer afspraken.\r\n"),
+            "meeting_booked",
+        ),
+        (  # Italian, quoted history that says the opposite
+            "text/plain",
+            ("Non fa per noi, grazie.\r\n\r\nIl giorno mer 7 gen 2026 alle ore 08:41 Sam <sam@seller.example> ha "
+            "scritto:\r\n> Ti interessa una demo? Prenota qui il tuo appuntamento.\r\n"),
+            "not_interested",
+        ),
+    ],
+)
+async def test_whole_messages_are_read_on_their_new_text(content_type, body, label):
+    raw = HEADERS + f"Content-Type: {content_type}; charset=utf-8\r\n\r\n{body}"
+    verdict = await assess(raw.encode())
+    assert verdict.label == label, verdict.text
+    assert "Sam" not in verdict.text and "Jeroen Bakker" not in verdict.text

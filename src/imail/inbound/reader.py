@@ -46,6 +46,7 @@ from imail.mail import imap
 from imail.mail.endpoint import Endpoint, MailConnectionError, describe
 from imail.mail.inbound import InboundMessage
 from imail.models import Inbox
+from imail.replies.training import classifier_for
 from imail.replies.verdict import Verdict, assess
 from imail.warmup import content as warmup_content
 from imail.warmup import service as warmup
@@ -443,6 +444,7 @@ async def _commit(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: in
         if items:
             matches = await service.match_all(session, tenant, inbox, items, warmup_marker=marker, skip=dsns)
         needs_label = [i for i in matches if not items[i].bounce.is_bounce]
+        classifier = await classifier_for(session, tenant.workspace_id) if needs_label else None
         if not needs_label:  # nothing to classify: act in this same transaction
             filed = await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns)
             if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
@@ -450,7 +452,7 @@ async def _commit(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: in
             return outcomes, filed
     # Classification may call a remote endpoint: never inside a transaction.
     for index in needs_label:
-        verdicts[index] = await assess(items[index].message, ctx.settings, client=ctx.http)
+        verdicts[index] = await assess(items[index].message, ctx.settings, client=ctx.http, classifier=classifier)
     async with ctx.database.transaction() as session:
         filed = await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns)
         if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):

@@ -416,7 +416,7 @@ async def act(
     stops = campaign is None or campaign.stop_on_reply
     if state is not None and stops and state.status not in (SequenceStatus.stopped.value, SequenceStatus.finished.value):
         stop_sequence(state, StopReason.replied, now)
-    await apply_label(session, tenant, lead, state, verdict.label, now)
+    await apply_label(session, tenant, lead, state, verdict.label, now, unsubscribe=verdict.unsubscribe)
     emitted.add(tenant, "reply.classified", {
         "reply_id": reply.id, "lead_id": message.lead_id, "campaign_id": message.campaign_id,
         "label": verdict.label, "confidence": verdict.confidence,

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-PREFIXES = frozenset({"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl", "wrm"})
+PREFIXES = frozenset({"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl", "rlc", "wrm"})
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Every pair of base-32 digits, indexed by the 10 bits they spell: a ULID is 13 look-ups, not a digit loop.

@@ -57,7 +57,11 @@ OOO_WORDING = re.compile(
     r"fuera de (la )?oficina|estoy (de vacaciones|ausente|fuera)|de vacaciones|"
     r"acceso limitado a (mi )?correo|"
     r"de baja (por|medica|maternal|paternal)|estoy de permiso|"
-    r"fuori (sede|ufficio)|sono assente|in ferie|niet op kantoor|afwezig"
+    r"fuori (sede|ufficio)|sono assente|in ferie|niet op kantoor|afwezig|"
+    r"fora do escritorio|estou (de ferias|ausente|de licenca|em viagem|fora)|encontro-me (de licenca|ausente|fora)|"
+    r"acesso limitado ao e-?mail|"
+    r"(ben|zijn) (op|met) (vakantie|verlof)|beperkte? toegang tot (mijn )?(e-?)?mail|"
+    r"sono (in (congedo|viaggio|vacanza|maternita|malattia))|accesso limitato alla (posta|mail)"
 )
 
 
@@ -122,23 +126,23 @@ def _detect(message: InboundMessage, today: date | None) -> AutoReply:
 # --- return dates --------------------------------------------------------------------------------------
 
 _MONTHS = {
-    1: "january jan januar janner janv janvier enero ene gennaio gen januari",
-    2: "february feb februar fev fevr fevrier febrero febbraio februari",
-    3: "march mar marz mrz mars marzo maart",
+    1: "january jan januar janner janv janvier enero ene gennaio gen januari janeiro",
+    2: "february feb februar fev fevr fevrier febrero febbraio februari fevereiro",
+    3: "march mar marz mrz mars marzo maart marco",
     4: "april apr avr avril abril abr aprile",
-    5: "may mai mayo maggio mei",
-    6: "june jun juni juin junio giugno",
-    7: "july jul juli juil juillet julio luglio",
+    5: "may mai mayo maggio mei maio",
+    6: "june jun juni juin junio giugno junho",
+    7: "july jul juli juil juillet julio luglio julho",
     8: "august aug aout agosto ago augustus",
-    9: "september sept sep septembre septiembre setiembre settembre set",
-    10: "october oct oktober okt octobre octubre ottobre ott",
-    11: "november nov novembre noviembre",
-    12: "december dec dezember dez decembre diciembre dic dicembre",
+    9: "september sept sep septembre septiembre setiembre settembre set setembro",
+    10: "october oct oktober okt octobre octubre ottobre ott outubro",
+    11: "november nov novembre noviembre novembro",
+    12: "december dec dezember dez decembre diciembre dic dicembre dezembro",
 }
 _MONTH_OF = {name: number for number, names in _MONTHS.items() for name in names.split()}
 _MONTH_RE = "|".join(sorted(_MONTH_OF, key=len, reverse=True))
 _WEEKDAYS = {
-    0: "monday mon montag lundi lunes lunedi maandag",
+    0: "monday mon montag lundi lunes lunedi maandag segunda",
     1: "tuesday tue tues dienstag mardi martes martedi dinsdag",
     2: "wednesday wed mittwoch mercredi miercoles mercoledi woensdag",
     3: "thursday thu thur thurs donnerstag jeudi jueves giovedi donderdag",
@@ -166,7 +170,7 @@ _CUE = re.compile(
     r"\b(back|return|returning|returns|until|till|til|through|thru|in the office|reachable|available again|"
     r"zuruck|wieder|bis|ab|erreichbar|retour|jusqu'?au|jusqu'?a|a partir du|a partir de|reviens|reviendrai|"
     r"rentre|regreso|regresare|vuelta|volvere|hasta|a partir del|reincorporo|rientro|rientrero|fino al|dal|"
-    r"terug|tot)\b"
+    r"terug|tot|ate|volto|regresso|retorno|vanaf)\b"
 )
 _INCLUSIVE_BEFORE = re.compile(r"\b(through|thru|up to and including|einschliesslich|inclusive)\b")
 _INCLUSIVE_AFTER = re.compile(

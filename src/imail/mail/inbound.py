@@ -435,22 +435,24 @@ _ATTRIBUTION_START = re.compile(r"^(on|am|le|el|il|op|em)\b")
 _SEPARATOR = re.compile(
     r"^[-=_ ]*(-{2,}|={2,})\s*(original message|ursprungliche nachricht|originalnachricht|message d'origine|"
     r"message original|mensaje original|messaggio originale|oorspronkelijk bericht|mensagem original|"
-    r"forwarded message|weitergeleitete nachricht|message transfere|mensaje reenviado|messaggio inoltrato)"
+    r"forwarded message|weitergeleitete nachricht|message transfere|mensaje reenviado|messaggio inoltrato|"
+    r"mensagem encaminhada|doorgestuurd bericht)"
     r"\s*(-{2,}|={2,})?[-= ]*$"
 )
 _UNDERSCORES = re.compile(r"^_{8,}$")
 _OUTLOOK_FROM = re.compile(r"^(from|von|de|da|van|od|fra|fran)\s*:\s*\S")
 _OUTLOOK_SENT = re.compile(
-    r"^(sent|gesendet|envoye|enviado|inviato|verzonden|date|datum|fecha|data|skickat|sendt)\s*:"
+    r"^(sent|gesendet|envoye|enviad[oa]( em| el)?|inviato|verzonden|verstuurd|date|datum|fecha|data|skickat|sendt)\s*:"
 )
 _OUTLOOK_OTHER = re.compile(
-    r"^(to|an|a|para|aan|till|til|subject|betreff|objet|asunto|oggetto|onderwerp|amne|emne)\s*:"
+    r"^(to|an|a|para|aan|till|til|subject|betreff|objet|asunto|assunto|oggetto|onderwerp|amne|emne)\s*:"
 )
 _MOBILE = re.compile(
     r"^(sent from my|sent from (outlook|mail|yahoo)|get outlook for|sent via|sent with|"
     r"von meinem .{0,40}gesendet|gesendet von meinem|gesendet mit|"
     r"envoye de mon|envoye depuis|enviado desde|enviado con|inviato da|"
-    r"verzonden (vanaf|met) mijn|obtener outlook para|outlook (fur|pour|para) (ios|android))"
+    r"verzonden (vanaf|met) mijn|verstuurd (vanaf|met) mijn|enviado do meu|enviado de meu|obter o outlook para|"
+    r"obtener outlook para|outlook (fur|pour|para|per|voor) (ios|android))"
 )
 _VALEDICTION = re.compile(
     r"^(best|best regards|kind regards|warm regards|regards|cheers|all the best|best wishes|sincerely|yours|"
@@ -458,12 +460,15 @@ _VALEDICTION = re.compile(
     r"gruss|grusse|lg|vg|mfg|"
     r"cordialement|bien cordialement|bien a vous|salutations|bonne journee|a bientot|"
     r"saludos|un saludo|saludos cordiales|atentamente|un abrazo|"
-    r"cordiali saluti|saluti|met vriendelijke groet|groeten)[\s,.!-]*$"
+    r"cordiali saluti|distinti saluti|un saluto|saluti|buona giornata|"
+    r"atenciosamente|cumprimentos|melhores cumprimentos|abraco|um abraco|abracos|att|"
+    r"met vriendelijke groet|met vriendelijke groeten|vriendelijke groet|groet|groeten|hartelijke groet|mvg|"
+    r"groetjes)[\s,.!-]*$"
 )
 # Thanks can be the message itself ("Thanks!"), so it only counts as a sign-off right before a short name.
 _THANKS = re.compile(
     r"^(thanks|thank you|thanks again|many thanks|thx|danke|vielen dank|danke schon|merci|merci beaucoup|"
-    r"gracias|muchas gracias|grazie)[\s,.!-]*$"
+    r"gracias|muchas gracias|grazie|grazie mille|obrigado|obrigada|muito obrigado|bedankt|dank je|dank u)[\s,.!-]*$"
 )
 
 
@@ -543,7 +548,7 @@ def _extract_reply_text(text: str) -> str:
             break
         out.append(line.rstrip())
         index += 1
-    return _strip_valediction(out)
+    return _strip_signature_block(_strip_valediction(out))
 
 
 def _strip_valediction(lines: list[str]) -> str:
@@ -567,3 +572,24 @@ def _strip_valediction(lines: list[str]) -> str:
             break
     joined = "\n".join(lines).strip()
     return re.sub(r"\n{3,}", "\n\n", joined)
+
+
+# A signature's first line: a name, one to four words that start with a capital letter ("Robin Meyer", "M. Ferreira").
+_NAME_LINE = re.compile(r"^[^\W\d_][\w'’.-]*(?: [^\W\d_][\w'’.-]*){0,3}$")
+
+
+def _strip_signature_block(text: str) -> str:
+    """Cut a signature block without a sign-off: the last paragraph, if it is at most five short lines opening with
+    a name (title, company, phone below it) and the reply has text before it."""
+    paragraphs = re.split(r"\n[ \t]*\n", text)
+    if len(paragraphs) < 2:
+        return text
+    block = [line.strip() for line in paragraphs[-1].split("\n") if line.strip()]
+    if not 1 <= len(block) <= 5 or any(len(line) > 70 for line in block):
+        return text
+    name = block[0]
+    if not _NAME_LINE.match(name) or not all(word[0].isupper() for word in name.split()):
+        return text
+    if any(line.endswith(("?", "!")) or (line.endswith(".") and len(line.split()) >= 5) for line in block[1:]):
+        return text  # sentences, not a signature
+    return "\n\n".join(paragraphs[:-1]).strip()

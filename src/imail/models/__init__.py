@@ -11,12 +11,50 @@ from imail.models.inbox import Inbox
 from imail.models.lead import InterestStatus, Lead, LeadStatus
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
 from imail.models.reply import Reply
+from imail.models.reply_training import ReplyLabelCorrection, ReplyModel
 from imail.models.sending import InboxPacing, Message, SendCounter, SequenceState
 from imail.models.suppression import Suppression
 from imail.models.tracking import TrackingWindow
 from imail.models.warmup import InboxWarmup, WarmupDaily, WarmupMessage
-from imail.models.worker_heartbeat import WorkerHeartbeat
 from imail.models.webhook import WebhookDelivery, WebhookEndpoint
+from imail.models.worker_heartbeat import WorkerHeartbeat
 from imail.models.workspace import Tier, Workspace
 
-__all__ = ["AnalyticsCampaignDaily", "AnalyticsDaily", "AnalyticsRef", "ApiKey", "Base", "Campaign", "CampaignInbox", "CampaignStatus", "DeprecationNotice", "DeprecationUsage", "InterestStatus", "InboxPacing", "Lead", "Message", "SendCounter", "SequenceState", "LeadStatus", "Suppression", "TrackingWindow", "Event", "IdempotencyRecord", "Inbox", "Tier", "WebhookDelivery", "WebhookEndpoint", "WorkerHeartbeat", "Workspace", "InboundReceipt", "MailboxCursor", "MailboxPoll", "Reply", "InboxWarmup", "WarmupDaily", "WarmupMessage"]
+__all__ = [
+    "AnalyticsCampaignDaily",
+    "AnalyticsDaily",
+    "AnalyticsRef",
+    "ApiKey",
+    "Base",
+    "Campaign",
+    "CampaignInbox",
+    "CampaignStatus",
+    "DeprecationNotice",
+    "DeprecationUsage",
+    "Event",
+    "IdempotencyRecord",
+    "InboundReceipt",
+    "Inbox",
+    "InboxPacing",
+    "InboxWarmup",
+    "InterestStatus",
+    "Lead",
+    "LeadStatus",
+    "MailboxCursor",
+    "MailboxPoll",
+    "Message",
+    "Reply",
+    "ReplyLabelCorrection",
+    "ReplyModel",
+    "SendCounter",
+    "SequenceState",
+    "Suppression",
+    "Tier",
+    "TrackingWindow",
+    "WarmupDaily",
+    "WarmupMessage",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WorkerHeartbeat",
+    "Workspace",
+]

@@ -1,34 +1,29 @@
-"""Reply classification without network or downloads: phrase rules first, then a naive Bayes model.
+"""Reply classification without network or downloads: phrase rules first, then a logistic regression model.
 
-The model is a multinomial naive Bayes over binary features of the folded text (lower case, accents removed,
-digits as 0, addresses and links as placeholders): words, word pairs, character 3–5-grams inside words, and
-cross-language concepts (`imail.replies.lexicon`: "danke", "merci", "gracias" → thanks) with concept pairs
-("not … interested"). Each kind of feature has a fixed weight in the score (`FEATURE_WEIGHTS`: the many,
-correlated character n-grams count for less; weights, smoothing and temperature were chosen by 5-fold
-cross-validation on the training file alone, never on the held-out replies). It is trained on first use from
-the labelled replies shipped in `imail/replies/data/train.jsonl` (English, German, French, Spanish), in well
-under a second, deterministically.
+The model (`imail.replies.model`) is trained by `python -m imail.replies.train` on the labelled replies shipped in
+`imail/replies/data/train.jsonl` (English, German, French, Spanish, Portuguese, Dutch, Italian) and ships as
+`imail/replies/data/model.json.gz`; nothing is trained when the server starts. A workspace can have its own model,
+fitted on that corpus plus its label corrections (`imail replies train --workspace …`, see
+`imail.replies.training`); the shipped model stays the default.
 
-`confidence` is the model's posterior tempered by the number of features (naive Bayes posteriors are otherwise
-near 0 or 1 for any text; the temperature was chosen so that mean confidence matches cross-validated accuracy
-on the training file), a fixed 0.95 when a phrase rule decided, or 0.97 for an out-of-office auto-reply.
+`confidence` is the model's calibrated probability of its label, a fixed 0.95 when a phrase rule decided, or 0.97
+for an out-of-office auto-reply. `unsubscribe` is the safety net: set when the label is `unsubscribe_request`, and
+also when another label won but the model still gives an unsubscribe reading at least `UNSUBSCRIBE_THRESHOLD`
+probability (the address is suppressed either way: losing an opt-out is a compliance failure).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal, get_args
 
-from imail.mail.inbound import fold
-from imail.replies.lexicon import concepts_of
+from imail.mail.inbound import extract_reply_text, fold
+from imail.replies.model import MAX_TEXT_CHARS, LogisticModel, TrainingSettings, corpus_digest, features
 from imail.replies.rules import rule_label
 
 Label = Literal[
@@ -43,13 +38,11 @@ Label = Literal[
 LABELS: tuple[str, ...] = get_args(Label)
 Source = Literal["rules", "model", "auto_reply", "empty", "remote", "bounce"]
 
-# How much each kind of feature counts: w word, b word pair, c character n-gram, k concept, q concept pair.
-FEATURE_WEIGHTS = {"w": 1.0, "b": 1.5, "c": 0.25, "k": 2.0, "q": 1.0}
-CONCEPT_WINDOW = 3  # concept pairs: concepts at most this many words apart, in order
-TEMPERATURE_FEATURES = 16.0  # posterior temperature: one degree per this many features present
 RULE_CONFIDENCE = 0.95
 AUTO_REPLY_CONFIDENCE = 0.97
-MAX_TEXT_CHARS = 4000  # a reply's new text beyond this adds nothing but time
+# An unsubscribe reading this probable suppresses the address even when another label is on top.
+UNSUBSCRIBE_THRESHOLD = 0.25
+__all__ = ["LABELS", "MAX_TEXT_CHARS", "Classification", "Example", "ReplyClassifier", "default_classifier"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +50,7 @@ class Example:
     text: str
     label: str
     language: str = ""
+    group: int | None = None  # copies of one written reply (dressed differently) share a group
 
 
 @dataclass(frozen=True)
@@ -65,6 +59,7 @@ class Classification:
     confidence: float
     source: Source
     evidence: list[str] = field(default_factory=list)  # the rule phrase, or the features that weighed most
+    unsubscribe: bool = False  # suppress the address: an unsubscribe label, or a strong unsubscribe reading
 
 
 def load_examples(path: str | Path) -> list[Example]:
@@ -77,122 +72,8 @@ def load_examples(path: str | Path) -> list[Example]:
             row = json.loads(line)
             if row.get("label") not in LABELS or not isinstance(row.get("text"), str):
                 raise ValueError(f"{path}:{number}: needs a text and a label among {', '.join(LABELS)}")
-            examples.append(Example(row["text"], row["label"], row.get("language", "")))
+            examples.append(Example(row["text"], row["label"], row.get("language", ""), row.get("group")))
     return examples
-
-
-# --- features ---------------------------------------------------------------------------------------------
-
-_EMAIL = re.compile(r"\S+@\S+\.\w+")
-_URL = re.compile(r"https?://\S+|www\.\S+")
-_TOKEN = re.compile(r"[a-z0]+|[?!]")
-
-
-def normalise(text: str) -> str:
-    text = _URL.sub(" zurlz ", text[:MAX_TEXT_CHARS])
-    text = _EMAIL.sub(" zemailz ", text)
-    return re.sub(r"\d", "0", fold(text))
-
-
-def features(text: str) -> set[str]:
-    """Binary features: words, word pairs, character 3–5-grams inside words, concepts, concept pairs."""
-    tokens = _TOKEN.findall(normalise(text))
-    found: set[str] = set()
-    concepts: list[tuple[int, set[str]]] = []
-    for index, token in enumerate(tokens):
-        found.add("w:" + token)
-        if index:
-            found.add(f"b:{tokens[index - 1]}_{token}")
-        if token in ("?", "!"):
-            continue
-        padded = f" {token} "
-        for size in (3, 4, 5):
-            for start in range(len(padded) - size + 1):
-                found.add("c:" + padded[start : start + size])
-        meaning = concepts_of(token)
-        if meaning:
-            concepts.append((index, meaning))
-    if tokens:
-        found.add("b:^_" + tokens[0])
-    for position, (index, meaning) in enumerate(concepts):
-        found.update("k:" + concept for concept in meaning)
-        for later, following in concepts[position + 1 :]:
-            if later - index > CONCEPT_WINDOW:
-                break
-            found.update(f"q:{a}>{b}" for a in meaning for b in following)
-    return found
-
-
-# --- the model ----------------------------------------------------------------------------------------------
-
-
-class NaiveBayes:
-    """Multinomial naive Bayes over binary features, Lidstone-smoothed, with uniform class priors."""
-
-    def __init__(self, alpha: float = 0.3, featurize: Callable[[str], set[str]] | None = None) -> None:
-        self.alpha = alpha
-        self.featurize = featurize or features
-        self.labels: list[str] = []
-        self.log_likelihood: dict[str, dict[str, float]] = {}
-        self.log_unseen: dict[str, float] = {}
-        self.vocabulary: set[str] = set()
-
-    def fit(self, examples: Iterable[Example]) -> NaiveBayes:
-        counts: dict[str, Counter[str]] = defaultdict(Counter)
-        for example in examples:
-            counts[example.label].update(self.featurize(example.text))
-        if not counts:
-            raise ValueError("no training examples")
-        self.labels = sorted(counts)
-        self.vocabulary = set().union(*counts.values())
-        size = len(self.vocabulary)
-        for label in self.labels:
-            total = sum(counts[label].values()) + self.alpha * size
-            self.log_likelihood[label] = {
-                f: math.log((n + self.alpha) / total) for f, n in counts[label].items()
-            }
-            self.log_unseen[label] = math.log(self.alpha / total)
-        return self
-
-    def scores(self, found: set[str]) -> dict[str, float]:
-        known = found & self.vocabulary
-        return {
-            label: sum(
-                self.log_likelihood[label].get(f, self.log_unseen[label]) * FEATURE_WEIGHTS[f[0]]
-                for f in known
-            )
-            for label in self.labels
-        }
-
-    def predict(self, text: str) -> tuple[str, float, list[str]]:
-        """Label, tempered posterior, and the known features that favoured the label most."""
-        found = self.featurize(text) & self.vocabulary
-        if not any(f.startswith("w:") and len(f) > 3 and not f[2:].isdigit() for f in found):
-            return "neutral", 1.0 / len(LABELS), []  # not one known word: no language to go by
-        scores = self.scores(found)
-        temperature = max(1.0, len(found) / TEMPERATURE_FEATURES)
-        top = max(scores.values())
-        weights = {label: math.exp((score - top) / temperature) for label, score in scores.items()}
-        label = max(weights, key=lambda item: (weights[item], -self.labels.index(item)))
-        confidence = weights[label] / sum(weights.values())
-        margin = {
-            f: self.log_likelihood[label].get(f, self.log_unseen[label])
-            - max(
-                self.log_likelihood[other].get(f, self.log_unseen[other])
-                for other in self.labels
-                if other != label
-            )
-            for f in found
-            if f.startswith(("w:", "b:", "k:", "q:"))
-        }
-        ranked = sorted(margin.items(), key=lambda kv: -kv[1] * FEATURE_WEIGHTS[kv[0][0]])
-        evidence: list[str] = []
-        for f, weight in ranked:
-            if weight <= 0 or len(evidence) == 4:
-                break
-            if _describe(f) not in evidence:
-                evidence.append(_describe(f))
-        return label, confidence, evidence
 
 
 def _describe(feature: str) -> str:
@@ -207,37 +88,99 @@ def _describe(feature: str) -> str:
 class ReplyClassifier:
     """Rules, then the model, on a reply's new text (see `imail.replies.verdict` for whole messages)."""
 
-    def __init__(self, model: NaiveBayes) -> None:
+    def __init__(self, model: LogisticModel) -> None:
         self.model = model
 
     @classmethod
-    def from_examples(cls, examples: Sequence[Example]) -> ReplyClassifier:
-        return cls(NaiveBayes().fit(examples))
+    def from_examples(cls, examples: Sequence[Example], settings: TrainingSettings | None = None,
+                      temperature: float | None = None) -> ReplyClassifier:
+        return cls(fit_model(examples, settings=settings, temperature=temperature))
 
     @classmethod
     def from_file(cls, path: str | Path) -> ReplyClassifier:
         return cls.from_examples(load_examples(path))
 
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReplyClassifier:
+        return cls(LogisticModel.from_bytes(data))
+
+    def probabilities(self, text: str) -> tuple[dict[str, float], list[str]]:
+        """Each label's calibrated probability for a reply's new text, and the features that weighed most."""
+        found = features(text)
+        logits, known = self.model.logits(found)
+        labels = self.model.labels
+        if not any(f.startswith("w:") and len(f) > 3 for f in known):  # not one known word: no language to go by
+            return {label: 1.0 / len(labels) for label in labels}, []
+        probabilities = dict(zip(labels, self.model.probabilities(logits), strict=True))
+        top = labels.index(max(probabilities, key=probabilities.__getitem__))
+        margin = {
+            f: self.model.weights[f][top] - max(x for c, x in enumerate(self.model.weights[f]) if c != top)
+            for f in known
+            if f[0] in "wbkq"
+        }
+        evidence: list[str] = []
+        for f, weight in sorted(margin.items(), key=lambda kv: (-kv[1], kv[0])):
+            if weight <= 0 or len(evidence) == 4:
+                break
+            if _describe(f) not in evidence:
+                evidence.append(_describe(f))
+        return probabilities, evidence
+
     def classify(self, text: str, use_rules: bool = True) -> Classification:
         text = (text or "").strip()
         if not text:
             return Classification("neutral", 1.0 / len(LABELS), "empty")
+        probabilities, evidence = self.probabilities(text)
+        unsubscribe_reading = probabilities.get("unsubscribe_request", 0.0) >= UNSUBSCRIBE_THRESHOLD
         if use_rules:
             decided = rule_label(fold(text[:MAX_TEXT_CHARS]))
             if decided:
-                return Classification(decided[0], RULE_CONFIDENCE, "rules", [decided[1]])
-        label, confidence, evidence = self.model.predict(text)
-        return Classification(label, round(confidence, 4), "model", evidence)
+                label = decided[0]
+                return Classification(label, RULE_CONFIDENCE, "rules", [decided[1]],
+                                      unsubscribe=label == "unsubscribe_request" or unsubscribe_reading)
+        if len(set(probabilities.values())) == 1:
+            return Classification("neutral", round(probabilities["neutral"], 4), "model", [])
+        label = max(probabilities, key=lambda item: (probabilities[item], -LABELS.index(item)))
+        return Classification(label, round(probabilities[label], 4), "model", evidence,
+                              unsubscribe=label == "unsubscribe_request" or unsubscribe_reading)
+
+
+def fit_model(examples: Sequence[Example], *, weights: Sequence[float] | None = None,
+              settings: TrainingSettings | None = None, temperature: float | None = None) -> LogisticModel:
+    """A model fitted on `examples` (each text's quoted history and signature cut first, as at classification).
+    Without a `temperature`, one fifth of the examples (whole groups) is set aside to fit it, then the model is
+    refitted on all."""
+    texts = [extract_reply_text(e.text) for e in examples]
+    labels = [e.label for e in examples]
+    if temperature is None:
+        group = [e.group if e.group is not None else i for i, e in enumerate(examples)]
+        fitting = [i for i in range(len(examples)) if group[i] % 5]
+        aside = [i for i in range(len(examples)) if not group[i] % 5]
+        trial = LogisticModel.fit([texts[i] for i in fitting], [labels[i] for i in fitting], LABELS, settings,
+                                  [weights[i] for i in fitting] if weights is not None else None)
+        temperature = trial.calibrate([texts[i] for i in aside], [labels[i] for i in aside])
+    model = LogisticModel.fit(texts, labels, LABELS, settings, weights)
+    model.temperature = temperature
+    model.meta = {"corpus": corpus_digest([(e.text, e.label) for e in examples]), "examples": len(examples)}
+    return model
+
+
+def data_file(name: str) -> Path:
+    return Path(str(resources.files("imail.replies") / "data" / name))
 
 
 def training_file() -> Path:
-    return Path(str(resources.files("imail.replies") / "data" / "train.jsonl"))
+    return data_file("train.jsonl")
+
+
+def model_file() -> Path:
+    return data_file("model.json.gz")
 
 
 @lru_cache(maxsize=1)
 def default_classifier() -> ReplyClassifier:
-    """The classifier trained on the shipped replies (once per process)."""
-    return ReplyClassifier.from_file(training_file())
+    """The shipped classifier (loaded once per process)."""
+    return ReplyClassifier.from_bytes(model_file().read_bytes())
 
 
 def classify_text(text: str) -> Classification:

@@ -35,11 +35,13 @@ async def apply_label(
     label: str,
     now: datetime,
     previous: str | None = None,
+    unsubscribe: bool = False,
 ) -> None:
     """Set the lead's interest status from a reply's label. `previous` is the label being corrected: a correction
     to `neutral` clears the interest status that label had set (if nothing changed it since). An unsubscribe request
     suppresses the address (every campaign of the workspace) and stops the sequence; correcting it away later does
-    not lift the suppression (DELETE /v1/suppressions/{id} does)."""
+    not lift the suppression (DELETE /v1/suppressions/{id} does). `unsubscribe` is the classifier's safety net: the
+    reply also reads as an opt-out, so the address is suppressed whatever the label."""
     if lead is None:
         return
     interest = INTEREST_OF_LABEL.get(label)
@@ -49,12 +51,11 @@ async def apply_label(
             lead.interest_status = None
             lead.interest_updated_at = now
             lead.updated_at = now
-        return
-    if lead.interest_status != interest:
+    elif lead.interest_status != interest:
         lead.interest_status = interest
         lead.interest_updated_at = now
         lead.updated_at = now
-    if interest == InterestStatus.unsubscribed.value:
+    if unsubscribe or interest == InterestStatus.unsubscribed.value:
         await suppressions.add_suppression(session, tenant, SuppressionType.email, lead.email, SuppressionReason.unsubscribed)
         lead.status = LeadStatus.unsubscribed.value
         if state is not None and state.status not in (SequenceStatus.stopped.value, SequenceStatus.finished.value):

@@ -3,7 +3,8 @@
 Set `IMAIL_CLASSIFIER_URL` (the API base, e.g. `http://127.0.0.1:11434/v1`; `/chat/completions` is appended
 unless the URL already ends with it), `IMAIL_CLASSIFIER_MODEL`, and if the server wants one
 `IMAIL_CLASSIFIER_API_KEY`. The phrase rules still decide first (an unsubscribe request never depends on a
-remote service); the endpoint replaces the naive Bayes model. Any failure — connection refused, timeout
+remote service); the endpoint replaces the local model, though the local model's unsubscribe reading still
+suppresses (the safety net in `imail.replies.classifier`). Any failure — connection refused, timeout
 (`IMAIL_CLASSIFIER_TIMEOUT`, for the whole exchange), an HTTP error, an answer that is not JSON or names an
 unknown label — falls back to the local model.
 """
@@ -14,6 +15,7 @@ import asyncio
 import json
 import math
 import re
+from dataclasses import replace
 
 import httpx
 import structlog
@@ -145,10 +147,13 @@ async def classify_reply(
     if decided:
         return local.classify(text)
     try:
-        return await remote.classify(text, client)
+        answer = await remote.classify(text, client)
     except RemoteClassifierError as exc:
         log.warning("classifier endpoint failed, using the local model", url=remote.url, error=str(exc))
         return local.classify(text, use_rules=False)
     except Exception as exc:  # never let the optional endpoint break inbound processing
         log.warning("classifier endpoint failed, using the local model", url=remote.url, error=repr(exc))
         return local.classify(text, use_rules=False)
+    # The unsubscribe safety net never depends on the endpoint: the local model's reading counts too.
+    opt_out = answer.label == "unsubscribe_request" or local.classify(text, use_rules=False).unsubscribe
+    return replace(answer, unsubscribe=opt_out)

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
-from imail.models import Message, Reply
+from imail.models import Message, Reply, ReplyLabelCorrection, ReplyModel
 from imail.models.sending import SequenceState
 
 
@@ -49,3 +52,61 @@ class LeadThread(TenantRepository[Message]):
             SequenceState.lead_id == lead_id,
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class CorrectionRepository(TenantRepository[ReplyLabelCorrection]):
+    model = ReplyLabelCorrection
+
+
+class WorkspaceCorrections:
+    """Every label correction of one workspace, both ledgers (what its own model learns from)."""
+
+    def __init__(self, session: AsyncSession, workspace_id: str) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+
+    async def latest(self) -> list[ReplyLabelCorrection]:
+        """The corrections in force, oldest first: per reply only its newest (a reply relabelled twice teaches its
+        last label once); corrections whose reply is gone are all kept."""
+        stmt = (
+            select(ReplyLabelCorrection)
+            .where(ReplyLabelCorrection.workspace_id == self.workspace_id)
+            .order_by(ReplyLabelCorrection.created_at, ReplyLabelCorrection.id)
+        )
+        newest: dict[str, ReplyLabelCorrection] = {}
+        orphans: list[ReplyLabelCorrection] = []
+        for row in (await self.session.execute(stmt)).scalars():
+            if row.reply_id is None:
+                orphans.append(row)
+            else:
+                newest.pop(row.reply_id, None)
+                newest[row.reply_id] = row
+        return sorted([*orphans, *newest.values()], key=lambda row: (row.created_at, row.id))
+
+
+class ReplyModels:
+    """Per-workspace reply models (not ledger-scoped: one model serves a workspace's live and test replies)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, workspace_id: str) -> ReplyModel | None:
+        return await self.session.get(ReplyModel, workspace_id)
+
+    async def trained_at(self, workspace_id: str) -> datetime | None:
+        stmt = select(ReplyModel.trained_at).where(ReplyModel.workspace_id == workspace_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def save(self, workspace_id: str, model: bytes, corrections: int, examples: int,
+                   trained_at: datetime) -> ReplyModel:
+        row = await self.get(workspace_id)
+        if row is None:
+            row = ReplyModel(workspace_id=workspace_id)
+            self.session.add(row)
+        row.model, row.corrections, row.examples, row.trained_at = model, corrections, examples, trained_at
+        await self.session.flush()
+        return row
+
+    async def drop(self, workspace_id: str) -> bool:
+        result = await self.session.execute(delete(ReplyModel).where(ReplyModel.workspace_id == workspace_id))
+        return bool(result.rowcount)

@@ -14,11 +14,15 @@ UNSUBSCRIBE = re.compile(
     # English
     r"\bunsubscribe\b|\bremove me\b|"
     r"\bremove (my|this) (e-?mail |email |contact )?(address|email|e-mail|name|details|data)|"
-    r"\btake (me|my (name|address|e-?mail|email)) off\b|\boff (your|the|this) (mailing |e-?mail )?list|"
+    r"\btake (me|(my|this) (name|address|e-?mail|email|e-?mail address)) off\b|"
+    r"\boff (your|the|this) (mailing |e-?mail )?(list|system|database|crm)|"
     r"\bstop (e-?mailing|emailing|sending|contacting|messaging|writing to|spamming) (me|us)\b|"
     r"\b(do not|don'?t|dont|never) (contact|e-?mail|email|message|write to|reach out to) (me|us)\b|"
     r"\bopt (me )?out\b|\bno (more|further) (e-?mails|emails|messages|contact|mailings)\b|"
     r"\bdelete my (data|details|contact|information|e-?mail|email|address|personal)|"
+    r"\bstop sending (these|them|this|emails|e-?mails|messages)\b|\b(do not|don'?t) send (me|us) (any )?(more|further)\b|"
+    r"\bprefer not to (receive|get) (these|your|any|more)\b|\bno (longer )?wish to (receive|be contacted)\b|"
+    r"\b(do not|don'?t) want to (receive|get) (any )?(further|more|these|your) (e-?mails|emails|messages|communication)|"
     r"\bcease (all )?(further )?contact|"
     r"\b(delete|remove) (this|my) (e-?mail |email )?address\b|^\W*stop\W*$|"
     # German
@@ -29,17 +33,42 @@ UNSUBSCRIBE = re.compile(
     r"\bbitte keine (e-?mails|mails|nachrichten|werbung|zusendungen)\b|"
     r"\bkeine (e-?mails|mails|nachrichten|werbung|zusendungen) mehr\b|"
     r"\bnicht mehr (kontaktieren|anschreiben|zu kontaktieren|anzuschreiben|schreiben)\b|\bhoren sie auf\b|"
-    r"\bloschen sie meine\b|\bentfernen sie (mich|meine)\b|\bstreichen sie mich\b|"
+    r"\bloschen sie (bitte )?meine\b|"
+    r"\b(kontaktieren|anschreiben|schreiben|mailen|kontakten) sie (mich|mir|uns) (bitte )?nicht (mehr|wieder|erneut)\b|"
+    r"\bentfernen sie (mich|meine)\b|\bstreichen sie mich\b|"
     # French
     r"desabonn|desinscri|\bretirez[- ]moi\b|\bretirer (mon adresse|moi)\b|\bretirez mon adresse\b|"
     r"\bne (plus|jamais) (me )?(contacter|recevoir|ecrire|solliciter|relancer)\b|"
-    r"\b(plus|pas) (de |d')(e-?mails|mails|messages|sollicitations)\b|"
+    r"\b(plus|pas) (de |d')(e-?mails|mails|messages|sollicitations|relances)\b|"
     r"\bsupprime[rz]? (mes|mon) (coordonnees|adresse|donnees|e-?mail)\b|\barretez de m'|"
+    r"\bne me (contactez|ecrivez|sollicitez|relancez|envoyez) plus\b|\bne (souhaite|veux|desire) plus (rien )?recevoir\b|"
     # Spanish
     r"\b(dar(me|se)?|dame|dadme|denme|deme) de baja\b|^\W*baja\b|"
-    r"\bno me (contacten|escriban|envien|manden|contactes|escribas|envies|mandes) mas\b|"
-    r"\bno (me )?(vuelvan|vuelvas) a (escribir|contactar)|\bdej(en|a) de (enviar|escribir|mandar)(me)?\b|"
-    r"\bquit(en|a)me de\b|\belimin(en|a)(me| mi| mis)\b|\bborr(en|a) (mis|mi) (datos|direccion|correo)\b"
+    r"\bno me (contact|escrib|envi|mand)\w* mas\b|\bno quiero recibir mas (correos|e-?mails|emails|mensajes)\b|"
+    r"\bno (me )?(vuelv|volv)\w* a (escribir|contactar)|\bdej(en|a|ad|e) de (enviar|escribir|mandar)(me)?\b|"
+    r"\bquit(en|a|ad)me de\b|\belimin(en|a|ad)(me| mi| mis)\b|\bborr(en|a|ad) (mis|mi) (datos|direccion|correo)\b|"
+    # Portuguese
+    r"descadastr|\bremova-me\b|\bme remov(a|am)\b|\bremovam-me\b|\bremov(a|am|er) (o )?meu (e-?mail|endereco|contato)|"
+    r"\btir(e|em|ar) (o )?meu (e-?mail|endereco|nome|contato)\b|\bme (tire|tirem|retire|retirem) d[ae]\b|"
+    r"\bpar(e|em) de (me )?(enviar|mandar|contatar|contactar|escrever)|"
+    r"\bnao (me )?(contat|contact|envi|mand|escrev)\w* mais\b|\bnao quero (receber )?mais (e-?mails|emails|mensagens)\b|"
+    r"\bnao quero ser (contatad|contactad)|\bcancelar (a )?(minha )?inscricao\b|"
+    r"\b(apag|exclu)\w* (os )?meus dados\b|"
+    # Dutch
+    r"\bafmelden\b|\buitschrijven\b|\bschrijf (me|mij) uit\b|"
+    r"\bhaal (me|mij|mijn (adres|e-?mailadres|gegevens)) (alsjeblieft |aub |a\.u\.b\. |graag )?(van|uit)\b|"
+    r"\bverwijder (me|mij|mijn)\b|\b(stop|hou op|houd op) met (mij |me )?(te )?(mailen|e-?mailen|berichten)|"
+    r"\bgeen (e-?mails|mails|berichten|mailtjes|nieuwsbrieven) meer\b|\bneem geen contact meer\b|"
+    r"\bniet meer (benaderd|gemaild|gecontacteerd)\b|\bniet (langer|meer) (te )?(mailen|e-?mailen|benaderen|contacteren)\b|"
+    # Italian
+    r"disiscriv|\bcancellatemi\b|\bannullare l'?iscrizione\b|"
+    r"\bcancella(te|re)? (la mia iscrizione|i miei dati|il mio indirizzo)|"
+    r"\b(tolga|togliete|toglietemi|rimuova|rimuovete|rimuovetemi|eliminate|elimini)\b.{0,30}"
+    r"\b(lista|indirizzo|dati|mailing)\b|"
+    r"\bnon (mi )?(contatt|scriv|mand|invi)\w*( mai)? piu\b|"
+    r"\bnon voglio (piu )?ricevere (altre |piu )?(e-?mail|email|mail|messaggi|comunicazioni)|"
+    r"\bsmett\w* di (scriver|mandar|inviar|contattar)|\bbasta (e-?mail|email|mail|messaggi)\b|"
+    r"\bnon voglio essere ricontattat"
 )
 
 MEETING_BOOKED = re.compile(
@@ -50,6 +79,8 @@ MEETING_BOOKED = re.compile(
     r"\baccepted (the |your |our )?(calendar |meeting |google meet |zoom |teams )?invit|\binvite accepted\b|"
     r"\b(meeting|call|demo|appointment) (is )?(now )?(confirmed|booked|set)\b|"
     r"\bconfirmed for\b|\bmy acceptance\b|\bon my calendar for\b|"
+    r"\blet'?s (find|set up|schedule|book|pick|lock in) (a |some )?(time|call|slot|meeting)\b|"
+    r"\b(happy|glad|keen) to (jump|hop|get) on a (quick |short )?(call|zoom|chat)\b|"
     # German
     r"\b(termin|slot|call|gesprach|meeting)\b.{0,40}\b(gebucht|bestatigt|eingetragen|reserviert|steht)\b|"
     r"\beinladung (ist )?angenommen\b|\bhabe (die|ihre) einladung angenommen\b|"
@@ -62,11 +93,24 @@ MEETING_BOOKED = re.compile(
     r"\b(he |ya )?(reservado|reserve|agende|agendado|programado)\b|\bacepte la invitacion\b|"
     r"\binvitacion aceptada\b|"
     r"\b(reunion|cita|llamada|demo)\b.{0,20}\b(confirmada|reservada|agendada|programada)\b|"
-    r"\bya (esta|quedo) agendad"
+    r"\bya (esta|quedo) agendad|"
+    # Portuguese
+    r"\baceitei o convite\b|\bconvite aceito\b|\b(reuniao|chamada|call|demo) (esta |ja esta )?(marcada|agendada|confirmada)\b|"
+    r"\bmarquei\b|\bagendei\b|"
+    # Dutch
+    r"\b(heb de )?uitnodiging (is )?geaccepteerd\b|\b(afspraak|gesprek|call|demo) (staat|is) (ingepland|bevestigd|geboekt)\b|"
+    r"\bheb .{0,30}(geboekt|ingepland)\b|"
+    # Italian
+    r"\bho accettato l'?invito\b|\binvito accettato\b|"
+    r"\b(riunione|chiamata|call|demo|appuntamento) (e )?(confermat|fissat|prenotat)|\bho (prenotato|fissato)\b|"
+    # a scheduling link is an offer to book: the lead agreed to meet
+    r"\b(calendly\.com|cal\.com|savvycal\.com|zcal\.co|tidycal\.com)/|\bhubspot\.com/meetings/|\bbookwithme\b"
 )
 
 WRONG_PERSON = re.compile(
     r"\bno longer (work|with|at|employed)\b|\bleft the (company|business|firm|organi[sz]ation)\b|"
+    r"\b(hasn'?t|has not|haven'?t|have not) (worked|been) (here|with us|with the company)\b|"
+    r"\b(doesn'?t|does not) work (here|for us|with us) any ?more\b|\bbei mir falsch\b|"
     r"\b(not|isn'?t|am not) the right (person|contact)\b|\bwrong (person|contact)\b|"
     r"\bnicht mehr (bei|im unternehmen|in der firma|fur)\b|\bnicht zustandig\b|"
     r"\bfalsche?r? ansprechpartner\b|"
@@ -74,7 +118,12 @@ WRONG_PERSON = re.compile(
     r"\bne (travaille|fait) plus (dans|partie|chez)\b|\ba quitte (la societe|l'entreprise|le groupe)\b|"
     r"\bpas la bonne personne\b|\btrompe d'interlocuteur\b|"
     r"\bya no trabaj|\bno soy la persona (adecuada|correcta)\b|\bequivocado de (contacto|persona)\b|"
-    r"\bdejo la (empresa|compania)\b"
+    r"\bdejo la (empresa|compania)\b|"
+    r"\bnao (trabalha|trabalho) mais\b|\bnao sou a pessoa (certa|indicada|correta)\b|\b(pessoa|contato) errad[ao]\b|"
+    r"\bsai(u)? da empresa\b|"
+    r"\bwerkt? (hier |daar )?niet meer\b|\bniet de juiste (persoon|contactpersoon)\b|\bverkeerde (persoon|contactpersoon)\b|"
+    r"\bniet meer (werkzaam|in dienst)\b|"
+    r"\bnon lavora piu\b|\bnon sono la persona giusta\b|\bpersona sbagliata\b|\bha(o)? lasciato l'?azienda\b"
 )
 
 

@@ -29,6 +29,7 @@ from imail.replies import schemas
 from imail.replies.labels import apply_label
 from imail.replies.repository import LeadThread, ReplyRepository
 from imail.replies.schemas import LeadReplyCreate, ReplyUpdate, ThreadItem
+from imail.replies.training import record_correction
 from imail.sending.sequence import reply_subject
 from imail.suppressions import service as suppressions
 
@@ -88,7 +89,8 @@ async def reply_detail(session: AsyncSession, caller: Caller, reply_id: str) -> 
 
 
 async def update_reply(session: AsyncSession, caller: Caller, reply_id: str, body: ReplyUpdate) -> Reply:
-    """Correct a label: the lead's interest status follows, and `reply.classified` fires with the new label."""
+    """Correct a label: the lead's interest status follows, `reply.classified` fires with the new label, and the
+    correction is kept for the workspace's own model (`imail replies train`)."""
     reply = await get_reply(session, caller, reply_id)
     if reply.direction != ReplyDirection.inbound.value:
         raise Conflict(f"Reply {reply.id} is our own answer; only inbound replies have a label", "label")
@@ -97,6 +99,7 @@ async def update_reply(session: AsyncSession, caller: Caller, reply_id: str, bod
         return reply  # the same correction again: nothing changes, nothing fires
     now = utcnow()
     previous = reply.label
+    await record_correction(session, caller.tenant, reply, label, now)
     reply.label = label
     reply.confidence = 1.0
     reply.label_source = "manual"

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from imail.config import Settings
-from imail.mail.autoreply import AutoReply, detect_auto_reply
+from imail.kit.clock import utcnow
+from imail.mail.autoreply import AutoReply, detect_auto_reply, find_return_date
 from imail.mail.bounces import Bounce, parse_bounce
 from imail.mail.inbound import InboundMessage, parse_input
 from imail.replies.classifier import (
@@ -35,6 +36,7 @@ class Verdict:
     out_of_office: bool
     return_date: date | None
     source: str  # rules, model, remote, auto_reply, bounce, empty
+    unsubscribe: bool  # suppress the address: an unsubscribe label, or a strong unsubscribe reading under another
     evidence: list[str]
     text: str  # the text that was classified
     bounce: Bounce
@@ -49,6 +51,7 @@ class Verdict:
         body.update(
             source=self.source,
             evidence=self.evidence,
+            unsubscribe=self.unsubscribe,
             out_of_office=self.out_of_office,
             return_date=self.return_date.isoformat() if self.return_date else None,
             auto_reply_signals=self.auto.signals,
@@ -91,14 +94,21 @@ async def assess(
         result = Classification("out_of_office", AUTO_REPLY_CONFIDENCE, "auto_reply", list(auto.signals))
     else:
         result = await classify_reply(text, settings, client=client, local=classifier or default_classifier())
+    # The label contract: an out_of_office label is an automatic absence reply, even when no header said so.
+    absent = result.label == "out_of_office"
+    return_date = auto.return_date
+    if absent and not auto.out_of_office:
+        reference = today or (message.date.date() if message.date else utcnow().date())
+        return_date = find_return_date(f"{message.subject}\n{text}", reference)
     return Verdict(
         label=result.label,
         confidence=result.confidence,
-        auto_reply=auto.is_auto_reply or bounce.is_bounce,
-        out_of_office=auto.out_of_office,
-        return_date=auto.return_date,
+        auto_reply=auto.is_auto_reply or bounce.is_bounce or absent,
+        out_of_office=auto.out_of_office or absent,
+        return_date=return_date,
         source=result.source,
         evidence=result.evidence,
+        unsubscribe=result.unsubscribe,
         text=text,
         bounce=bounce,
         auto=auto,
