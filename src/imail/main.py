@@ -19,6 +19,7 @@ from imail.db import Database
 from imail.docs import mount_docs
 from imail.errors import register_error_handlers
 from imail.idempotency.middleware import IdempotencyMiddleware
+from imail.kit.concurrency import ConcurrencyLimiter
 from imail.kit.middleware import RequestContextMiddleware
 from imail.kit.ratelimit import RateLimiter
 from imail.openapi import install_openapi
@@ -54,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database = database
     app.state.redis = redis
     app.state.rate_limiter = RateLimiter(redis)
+    app.state.outbound = ConcurrencyLimiter(redis)
     app.state.callers = CallerCache()
     app.state.http = http
     supervisor = None

@@ -6,12 +6,13 @@ from __future__ import annotations
 import html
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.inboxes import service
+from imail.inboxes.outbound import Context, ContextDep
 from imail.inboxes.schemas import Inbox, InboxCreate, InboxDeleted, InboxUpdate
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.warmup.schemas import WarmupSettings
@@ -20,14 +21,10 @@ router = APIRouter(prefix="/inboxes", tags=["Inboxes"], dependencies=[Depends(re
 oauth_router = APIRouter(tags=["Inboxes"])
 
 
-def _context(request: Request) -> service.Context:
-    return service.Context(request.app.state.settings, request.app.state.http)
 
 
-ContextDep = Annotated[service.Context, Depends(_context)]
 
-
-async def _one(session, caller, inbox, ctx: service.Context) -> Inbox:
+async def _one(session, caller, inbox, ctx: Context) -> Inbox:
     return Inbox.model_validate((await service.with_views(session, caller.tenant, [inbox], ctx))[0])
 
 

@@ -33,7 +33,10 @@ UNREACHABLE_RECHECK = timedelta(minutes=5)
 def smtp_pool(ctx: WorkerContext) -> SmtpPool:
     pool = ctx.extra.get("smtp_pool")
     if pool is None:
-        pool = ctx.extra["smtp_pool"] = SmtpPool(ctx.settings.mail_timeout, ctx.settings.mail_ca_file, ctx.settings.sending_idle_seconds)
+        pool = ctx.extra["smtp_pool"] = SmtpPool(
+            ctx.settings.mail_timeout, ctx.settings.mail_ca_file, ctx.settings.sending_idle_seconds,
+            allow_private=ctx.settings.mail_allow_private,
+        )
     return pool
 
 
@@ -156,7 +159,8 @@ async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[st
     """The headers found in the inbox's Sent folder, or None when it can't be checked now."""
     try:
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
-        return await imap.find_in_sent(endpoints.imap, headers, timeout=ctx.settings.mail_timeout, ca_file=ctx.settings.mail_ca_file)
+        return await imap.find_in_sent(endpoints.imap, headers, timeout=ctx.settings.mail_timeout,
+                                     ca_file=ctx.settings.mail_ca_file, allow_private=ctx.settings.mail_allow_private)
     except (CredentialsUnavailable, MailConnectionError, imap.ImapCommandError, aioimaplib.AioImapException,
             OSError, TimeoutError) as exc:
         # Any failure to read the folder means "can't tell yet": the caller pushes these leases back, so one
