@@ -84,7 +84,23 @@ async def _starttls(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str |
     await protocol.capability()
 
 
-async def _connect_and_login(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str | None) -> None:
+async def _connect_and_login(client: _PinnedIMAP4, endpoint: Endpoint, ca_file: str | None) -> None:
+    """Greeting, STARTTLS and login; a server hanging up meanwhile fails at once (aioimaplib itself would wait for
+    an answer on a closed connection until the timeout)."""
+    login = asyncio.ensure_future(_greet_and_login(client, endpoint, ca_file))
+    try:
+        await asyncio.wait({login, client.lost}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        login.cancel()
+        raise
+    if login.done():
+        login.result()
+        return
+    login.cancel()
+    raise MailConnectionError(SIDE, "connect", endpoint, "the server closed the connection")
+
+
+async def _greet_and_login(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str | None) -> None:
     try:
         await client.wait_hello_from_server()
     except aioimaplib.AioImapException as exc:
@@ -113,13 +129,22 @@ class _PinnedIMAP4(aioimaplib.IMAP4):
     def __init__(self, endpoint: Endpoint, *, timeout: float, ssl_context, on_lost, allow_private: bool):
         self.endpoint = endpoint
         self.allow_private = allow_private
+        self.lost: asyncio.Future = asyncio.get_running_loop().create_future()  # done once the connection is gone
         super().__init__(host=endpoint.host, port=endpoint.port, timeout=timeout, conn_lost_cb=on_lost,
                          ssl_context=ssl_context)
+
+    def _connection_lost(self, exc: Exception | None, then: Callable[[Exception | None], None] | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+        if then is not None:
+            then(exc)
 
     def create_client(self, host: str, port: int, loop: asyncio.AbstractEventLoop | None,
                       conn_lost_cb: Callable[[Exception | None], None] | None = None, ssl_context=None) -> None:
         local_loop = loop if loop is not None else asyncio.get_running_loop()
-        self.protocol = aioimaplib.IMAP4ClientProtocol(local_loop, conn_lost_cb)
+        self.protocol = aioimaplib.IMAP4ClientProtocol(
+            local_loop, lambda exc: self._connection_lost(exc, conn_lost_cb)
+        )
         self._client_task = local_loop.create_task(self._dial(local_loop, ssl_context))
 
     async def _dial(self, loop: asyncio.AbstractEventLoop, ssl_context) -> tuple:
@@ -137,7 +162,7 @@ class _PinnedIMAP4(aioimaplib.IMAP4):
 def _new_client(
     endpoint: Endpoint, *, timeout: float, ca_file: str | None, on_lost: Callable[[Exception | None], None] | None = None,
     allow_private: bool = False,
-) -> aioimaplib.IMAP4:
+) -> _PinnedIMAP4:
     """The one place a client is made, for every security mode and every caller. Implicit TLS goes through
     aioimaplib.IMAP4 with an SSL context rather than IMAP4_SSL: the subclass takes no `conn_lost_cb`, so a
     keyword that works over plain text would fail only over TLS (it did: every 993 inbox was unreadable)."""
