@@ -36,7 +36,8 @@ class Endpoint:
 
 
 class MailConnectionError(Exception):
-    """A server could not be reached, refused TLS, or refused the login. `detail` holds the server's own words."""
+    """A server could not be reached (or may not be: stage `address`), refused TLS, or refused the login. `detail`
+    says what happened in our words; only a refused login quotes the server."""
 
     def __init__(self, side: str, stage: Stage, endpoint: Endpoint | None, detail: str = ""):
         self.side = side
