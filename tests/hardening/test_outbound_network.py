@@ -93,9 +93,9 @@ async def silent() -> AsyncIterator[Listener]:
 async def api(database_url: str, **overrides) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
     """The API with these settings (its own lifespan), and the app (to look at its database pool)."""
     app = create_app(make_settings(database_url, **overrides))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://imail.test") as http:
-            yield http, app
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        yield http, app
 
 
 def inbox_body(smtp_host: str = "127.0.0.1", smtp_port: int = 2525, imap_host: str = "127.0.0.1",
@@ -349,21 +349,21 @@ async def test_a_workspace_past_its_outbound_limit_gets_429_and_others_are_unaff
 async def test_the_outbound_limit_holds_across_processes_through_redis(database_url, database, redis_url, silent):
     acme = await make_workspace(database, "surge", "Acme")
     body = inbox_body(smtp_port=silent.port, imap_port=silent.port)
-    async with api(database_url, redis_url=redis_url, outbound_concurrency=2, mail_timeout=60.0) as (first, _a):
-        async with api(database_url, redis_url=redis_url, outbound_concurrency=2, mail_timeout=60.0) as (second, _b):
-            tasks = [await tracked(silent, first.post("/v1/inboxes", json={**body, "email": unique_email()},
-                                                      headers=acme.headers())) for _ in range(2)]
-            await silent.wait_for(lambda: silent.accepted == 4 or any(t.done() for t in tasks))
-            assert not any(t.done() for t in tasks)
-            refused = await second.post("/v1/inboxes", json={**body, "email": unique_email()}, headers=acme.headers())
-            assert refused.status_code == 429, refused.text
-            assert silent.accepted == 4
-            silent.release()
-            assert {r.status_code for r in await asyncio.gather(*tasks)} == {400}
-            closed = free_port()
-            freed = await second.post("/v1/inboxes", json=inbox_body(smtp_port=closed, imap_port=closed),
-                                      headers=acme.headers())
-            assert freed.status_code == 400, freed.text  # both leases were returned
+    two_processes = {"redis_url": redis_url, "outbound_concurrency": 2, "mail_timeout": 60.0}
+    async with api(database_url, **two_processes) as (first, _a), api(database_url, **two_processes) as (second, _b):
+        tasks = [await tracked(silent, first.post("/v1/inboxes", json={**body, "email": unique_email()},
+                                                  headers=acme.headers())) for _ in range(2)]
+        await silent.wait_for(lambda: silent.accepted == 4 or any(t.done() for t in tasks))
+        assert not any(t.done() for t in tasks)
+        refused = await second.post("/v1/inboxes", json={**body, "email": unique_email()}, headers=acme.headers())
+        assert refused.status_code == 429, refused.text
+        assert silent.accepted == 4
+        silent.release()
+        assert {r.status_code for r in await asyncio.gather(*tasks)} == {400}
+        closed = free_port()
+        freed = await second.post("/v1/inboxes", json=inbox_body(smtp_port=closed, imap_port=closed),
+                                  headers=acme.headers())
+        assert freed.status_code == 400, freed.text  # both leases were returned
 
 
 def _setup_state(setup_url: str) -> str:
