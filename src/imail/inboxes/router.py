@@ -39,8 +39,10 @@ async def list_inboxes(
 
 @router.post("", response_model=Inbox, status_code=201)
 async def create_inbox(body: InboxCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep):
-    """Connect an inbox. Custom inboxes answer only after logging in to both servers (400 naming the failing side,
-    in the server's own words; nothing is stored). Google and Microsoft answer `setup_pending` with a `setup_url`."""
+    """Connect an inbox. Custom inboxes answer only after logging in to both servers (400 naming the failing side;
+    nothing is stored); hosts on loopback, private, link-local or metadata addresses are refused (400), and a
+    workspace with too many logins in flight gets 429. Google and Microsoft answer `setup_pending` with a
+    `setup_url`."""
     inbox = await service.create_inbox(session, caller, body, ctx)
     return await _one(session, caller, inbox, ctx)
 
