@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     mail_ca_file: str | None = Field(
         None, description="extra CA bundle (PEM) trusted for SMTP/IMAP TLS, for self-signed or private-CA servers"
     )
+    # Off: mail servers on loopback or private addresses are refused (400), so inbox settings can't probe the
+    # server's own network. A self-hoster whose mail server is on the LAN turns it on; link-local, metadata and
+    # the like stay refused either way.
+    mail_allow_private: bool = Field(False, description="allow SMTP/IMAP servers on loopback and private addresses")
+    # Logins, sends and OAuth exchanges that API requests make to mail servers and providers, in flight at once
+    # per workspace (across processes when Redis is configured); past it a request is answered 429.
+    outbound_concurrency: int = Field(4, ge=1, le=1000, description="outbound mail operations per workspace at once")
     inbox_check_interval: float = Field(300.0, ge=5, description="seconds between two checks of one inbox")
     oauth_state_ttl: int = Field(3600, ge=60, description="seconds an OAuth setup_url stays valid")
     google_client_id: str | None = None

@@ -20,6 +20,7 @@ from imail.docs import mount_docs
 from imail.errors import register_error_handlers
 from imail.idempotency.deps import Replayed, replayed_response
 from imail.idempotency.recorder import IdempotencyRecorder
+from imail.kit.concurrency import ConcurrencyLimiter
 from imail.kit.middleware import HeadAsGet, RequestContextMiddleware
 from imail.kit.ratelimit import Limit, RateLimiter
 from imail.openapi import install_openapi
@@ -55,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database = database
     app.state.redis = redis
     app.state.rate_limiter = RateLimiter(redis)
+    app.state.outbound = ConcurrencyLimiter(redis)
     app.state.callers = CallerCache()
     app.state.http = http
     supervisor = None

@@ -69,6 +69,7 @@ async def test_two_api_and_two_worker_processes_keep_limits_sends_and_webhooks_e
         "IMAIL_SECRET_KEY": TEST_SECRET,
         "IMAIL_MAIL_CA_FILE": str(tls_cert.ca_file),
         "IMAIL_MAIL_TIMEOUT": "5",
+        "IMAIL_MAIL_ALLOW_PRIVATE": "1",
         "IMAIL_WEBHOOKS_ALLOW_PRIVATE": "1",
         # Small batches, so that both workers get a share of the sends and of their events' deliveries.
         "IMAIL_SENDING_BATCH_SIZE": "20",

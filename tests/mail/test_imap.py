@@ -24,7 +24,7 @@ def account(server: DovecotServer, name: str) -> tuple[str, str]:
 
 async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> MailConnectionError:
     with pytest.raises(MailConnectionError) as caught:
-        await imap.check_login(ep, timeout=timeout, ca_file=ca_file)
+        await imap.check_login(ep, allow_private=True, timeout=timeout, ca_file=ca_file)
     return caught.value
 
 
@@ -32,7 +32,7 @@ async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> Mail
 async def test_login_in_each_security_mode(dovecot: DovecotServer, tls_cert: CertPair, security):  # noqa: F811
     user, password = account(dovecot, security)
     ep = Endpoint("127.0.0.1", dovecot.port_for(security), security, user, password=password)
-    async with imap.imap_session(ep, timeout=5, ca_file=str(tls_cert.ca_file)) as client:
+    async with imap.imap_session(ep, allow_private=True, timeout=5, ca_file=str(tls_cert.ca_file)) as client:
         assert (await client.select("INBOX")).result == "OK"
     assert dovecot.logins_over_tls(user) == [encrypted(security)]
 
@@ -42,7 +42,7 @@ async def test_the_session_reads_what_the_fixture_appended(dovecot: DovecotServe
     dovecot.append(user, b"From: lead@example.org\r\nSubject: Re: hello\r\n\r\nSounds good.\r\n")
     assert len(dovecot.fetch_all(user)) == 1
     ep = Endpoint("127.0.0.1", dovecot.port, "starttls", user, password=password)
-    async with imap.imap_session(ep, timeout=5, ca_file=str(tls_cert.ca_file)) as client:
+    async with imap.imap_session(ep, allow_private=True, timeout=5, ca_file=str(tls_cert.ca_file)) as client:
         await client.select("INBOX")
         fetched = await client.fetch("1", "(BODY.PEEK[])")
     assert fetched.result == "OK" and any(b"Sounds good." in bytes(line) for line in fetched.lines)
@@ -79,7 +79,7 @@ async def test_a_stopped_and_restarted_dovecot(make_dovecot, tls_cert):  # noqa:
     server.stop()
     assert (await fails(ep, None)).stage == "connect"
     server.start()
-    await imap.check_login(ep, timeout=5)
+    await imap.check_login(ep, allow_private=True, timeout=5)
 
 
 async def test_xoauth2_through_dovecots_oauth2_passdb(make_dovecot, oauth_provider: OAuthTestProvider, tls_cert):  # noqa: F811
@@ -87,7 +87,7 @@ async def test_xoauth2_through_dovecots_oauth2_passdb(make_dovecot, oauth_provid
     email = "oauth-user@example.com"
     token = oauth_provider._issue(email)["access_token"]
     ca = str(tls_cert.ca_file)
-    await imap.check_login(Endpoint("127.0.0.1", server.port, "starttls", email, oauth_token=token), timeout=5,
+    await imap.check_login(Endpoint("127.0.0.1", server.port, "starttls", email, oauth_token=token), allow_private=True, timeout=5,
                            ca_file=ca)
     assert ("POST", "/introspect", {"token": token}) in oauth_provider.requests  # Dovecot asked the provider
     started = time.monotonic()

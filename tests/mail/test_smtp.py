@@ -24,7 +24,7 @@ def endpoint(server, security=None, password=PASSWORD, host="127.0.0.1", **kwarg
 
 async def fails(ep: Endpoint, ca_file: str | None, timeout: float = 5.0) -> MailConnectionError:
     with pytest.raises(MailConnectionError) as caught:
-        await smtp.check_login(ep, timeout=timeout, ca_file=ca_file)
+        await smtp.check_login(ep, allow_private=True, timeout=timeout, ca_file=ca_file)
     return caught.value
 
 
@@ -33,9 +33,9 @@ async def test_login_and_send_in_each_security_mode(make_smtp_server, tls_cert: 
     server = make_smtp_server(security)
     server.add_user(USER, PASSWORD)
     ca = str(tls_cert.ca_file)
-    await smtp.check_login(endpoint(server), timeout=5, ca_file=ca)
+    await smtp.check_login(endpoint(server), allow_private=True, timeout=5, ca_file=ca)
     reply = await smtp.send_message(endpoint(server), USER, ["lead@example.org"], b"Subject: x\r\n\r\nhi\r\n",
-                                    timeout=5, ca_file=ca)
+                                    allow_private=True, timeout=5, ca_file=ca)
     assert reply.startswith("2.0.0")
     [message] = server.messages
     assert (message.login, message.envelope_from, message.envelope_to) == (USER, USER, ["lead@example.org"])
@@ -56,7 +56,7 @@ async def test_xoauth2(make_smtp_server, tls_cert):  # noqa: F811
     server = make_smtp_server("starttls", token_validator=lambda user, token: (user, token) == (USER, "good"))
     ca = str(tls_cert.ca_file)
     ok = Endpoint("127.0.0.1", server.port, "starttls", USER, oauth_token="good")
-    await smtp.send_message(ok, USER, ["x@example.org"], b"Subject: o\r\n\r\n.\r\n", timeout=5, ca_file=ca)
+    await smtp.send_message(ok, USER, ["x@example.org"], b"Subject: o\r\n\r\n.\r\n", allow_private=True, timeout=5, ca_file=ca)
     assert server.messages[0].mechanism == "XOAUTH2"
     started = time.monotonic()
     error = await fails(Endpoint("127.0.0.1", server.port, "starttls", USER, oauth_token="bad"), ca)
@@ -118,7 +118,7 @@ async def test_a_refused_recipient_is_a_rejection_not_a_connection_failure(make_
     server.add_user(USER, PASSWORD)
     server.refuse_recipient("gone@example.org")
     with pytest.raises(MailRejected) as caught:
-        await smtp.send_message(endpoint(server), USER, ["gone@example.org"], b"Subject: x\r\n\r\n.\r\n", timeout=5,
+        await smtp.send_message(endpoint(server), USER, ["gone@example.org"], b"Subject: x\r\n\r\n.\r\n", allow_private=True, timeout=5,
                                 ca_file=str(tls_cert.ca_file))
     assert caught.value.code == 550 and "User unknown" in caught.value.detail
     assert caught.value.recipients == ["gone@example.org"] and server.messages == []
@@ -132,12 +132,12 @@ async def test_a_server_stopped_and_started_again_answers_on_the_same_port(make_
     assert (await fails(endpoint(server), str(tls_cert.ca_file))).stage == "connect"
     server.start()
     assert server.port == port
-    await asyncio.wait_for(smtp.check_login(endpoint(server), timeout=5, ca_file=str(tls_cert.ca_file)), 10)
+    await asyncio.wait_for(smtp.check_login(endpoint(server), allow_private=True, timeout=5, ca_file=str(tls_cert.ca_file)), 10)
 
 
 async def _session(server, tls_cert):  # noqa: F811
     server.add_user(USER, PASSWORD)
-    return await smtp.open_session(endpoint(server), timeout=5, ca_file=str(tls_cert.ca_file))
+    return await smtp.open_session(endpoint(server), allow_private=True, timeout=5, ca_file=str(tls_cert.ca_file))
 
 
 async def test_an_envelope_left_unanswered_is_a_timeout_before_any_data(make_smtp_server, tls_cert):  # noqa: F811
@@ -196,8 +196,8 @@ async def test_a_unicode_domain_goes_out_in_idna_form_and_a_unicode_local_part_i
     server = make_smtp_server("starttls")
     server.add_user(USER, PASSWORD)
     ca = str(tls_cert.ca_file)
-    await smtp.send_message(endpoint(server), USER, ["ana@bücher.example"], b"Subject: x\r\n\r\nhi\r\n", timeout=5, ca_file=ca)
+    await smtp.send_message(endpoint(server), USER, ["ana@bücher.example"], b"Subject: x\r\n\r\nhi\r\n", allow_private=True, timeout=5, ca_file=ca)
     assert [m.envelope_to for m in server.wait_for_messages(1)] == [["ana@xn--bcher-kva.example"]]
     with pytest.raises(MailRejected):
-        await smtp.send_message(endpoint(server), USER, ["jörg@example.org"], b"Subject: x\r\n\r\nhi\r\n", timeout=5, ca_file=ca)
+        await smtp.send_message(endpoint(server), USER, ["jörg@example.org"], b"Subject: x\r\n\r\nhi\r\n", allow_private=True, timeout=5, ca_file=ca)
     assert len(server.messages) == 1

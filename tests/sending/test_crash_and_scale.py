@@ -99,6 +99,7 @@ def worker_processes(postgres_url: str, tls_cert, tmp_path: Path) -> Iterator[Wo
         IMAIL_DATABASE_URL=postgres_url,
         IMAIL_SECRET_KEY=TEST_SECRET,
         IMAIL_MAIL_CA_FILE=str(tls_cert.ca_file),
+        IMAIL_MAIL_ALLOW_PRIVATE="1",  # the SMTP sinks listen on loopback
         IMAIL_MAIL_TIMEOUT="5",
         IMAIL_SENDING_LEASE_SECONDS="10",
         IMAIL_SENDING_BATCH_SIZE="100",

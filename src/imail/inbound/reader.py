@@ -125,7 +125,7 @@ class InboundPool:
 
             try:
                 conn.client = await imap.open_client(endpoint, timeout=self.timeout, ca_file=self.settings.mail_ca_file,
-                                                     on_lost=lost)
+                                                     on_lost=lost, allow_private=self.settings.mail_allow_private)
             except BaseException:
                 self.connections.pop(inbox_id, None)
                 raise

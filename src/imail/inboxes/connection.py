@@ -11,14 +11,17 @@ import asyncio
 from dataclasses import dataclass
 
 import httpx
+import structlog
 
 from imail.config import Settings
 from imail.inboxes import oauth
 from imail.inboxes.providers import is_oauth, oauth_provider
 from imail.kit import crypto
 from imail.mail import imap, smtp
-from imail.mail.endpoint import Endpoint, MailConnectionError
+from imail.mail.endpoint import Endpoint, MailConnectionError, check_address
 from imail.models import Inbox
+
+log = structlog.get_logger("imail.inboxes.connection")
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,26 @@ async def endpoints_for(inbox: Inbox, settings: Settings, http: httpx.AsyncClien
     return oauth_endpoints(inbox, tokens.access_token, rotated)
 
 
+async def refused_hosts(endpoints: Endpoints, settings: Settings, *, resolve_names: bool = True) -> list[MailConnectionError]:
+    """The sides whose host the address policy refuses (checked before anything is dialled, and again at the dial);
+    without `resolve_names` only IP literals and local names are judged (test mode, which never dials)."""
+    failures: list[MailConnectionError] = []
+    for side, endpoint in (("smtp", endpoints.smtp), ("imap", endpoints.imap)):
+        try:
+            await check_address(endpoint, side, allow_private=settings.mail_allow_private, resolve_names=resolve_names)
+        except MailConnectionError as exc:
+            failures.append(exc)
+    return failures
+
+
 async def check_endpoints(endpoints: Endpoints, settings: Settings) -> list[MailConnectionError]:
     """Log in to both servers at once, for real; the failures, SMTP's first (empty: both fine)."""
     timeout = mail_timeout(settings)
     ca_file = settings.mail_ca_file
+    allow_private = settings.mail_allow_private
     results = await asyncio.gather(
-        smtp.check_login(endpoints.smtp, timeout=timeout, ca_file=ca_file),
-        imap.check_login(endpoints.imap, timeout=timeout, ca_file=ca_file),
+        smtp.check_login(endpoints.smtp, timeout=timeout, ca_file=ca_file, allow_private=allow_private),
+        imap.check_login(endpoints.imap, timeout=timeout, ca_file=ca_file, allow_private=allow_private),
         return_exceptions=True,
     )
     failures: list[MailConnectionError] = []
@@ -114,6 +130,9 @@ async def check_endpoints(endpoints: Endpoints, settings: Settings) -> list[Mail
         elif isinstance(result, BaseException):
             if isinstance(result, asyncio.CancelledError):
                 raise result
+            # A client library tripping over what a non-mail service sent: said in our words (its own message
+            # can quote the bytes), and logged for the operator.
+            log.warning("mail login check failed unexpectedly", side=side, error=type(result).__name__)
             endpoint = endpoints.smtp if side == "smtp" else endpoints.imap
-            failures.append(MailConnectionError(side, "protocol", endpoint, f"{type(result).__name__}: {result}"))
+            failures.append(MailConnectionError(side, "protocol", endpoint))
     return failures

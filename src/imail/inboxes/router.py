@@ -6,13 +6,14 @@ from __future__ import annotations
 import html
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
 from imail.inboxes import service
+from imail.inboxes.outbound import Context, ContextDep
 from imail.inboxes.schemas import Inbox, InboxCreate, InboxDeleted, InboxUpdate
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.warmup.schemas import WarmupSettings
@@ -23,14 +24,10 @@ router = APIRouter(
 oauth_router = APIRouter(tags=["Inboxes"])
 
 
-def _context(request: Request) -> service.Context:
-    return service.Context(request.app.state.settings, request.app.state.http)
 
 
-ContextDep = Annotated[service.Context, Depends(_context)]
 
-
-async def _one(session, caller, inbox, ctx: service.Context) -> Inbox:
+async def _one(session, caller, inbox, ctx: Context) -> Inbox:
     return Inbox.model_validate((await service.with_views(session, caller.tenant, [inbox], ctx))[0])
 
 
@@ -45,8 +42,10 @@ async def list_inboxes(
 
 @router.post("", response_model=Inbox, status_code=201)
 async def create_inbox(body: InboxCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep):
-    """Connect an inbox. Custom inboxes answer only after logging in to both servers (400 naming the failing side,
-    in the server's own words; nothing is stored). Google and Microsoft answer `setup_pending` with a `setup_url`."""
+    """Connect an inbox. Custom inboxes answer only after logging in to both servers (400 naming the failing side;
+    nothing is stored); hosts on loopback, private, link-local or metadata addresses are refused (400), and a
+    workspace with too many logins in flight gets 429. Google and Microsoft answer `setup_pending` with a
+    `setup_url`."""
     inbox = await service.create_inbox(session, caller, body, ctx)
     return await _one(session, caller, inbox, ctx)
 

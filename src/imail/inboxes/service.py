@@ -2,6 +2,10 @@
 
 Test mode (a test key's ledger) never opens a connection, as for sends: logins are assumed to succeed and the
 connection monitor leaves test inboxes alone, so a customer's CI can build campaigns without a real mailbox.
+
+Every operation that waits on a mail server or an OAuth provider (connect, PATCH of server settings, reconnect,
+the OAuth callback) reads what it needs through `Database.read()`, waits with no connection checked out and
+inside a workspace slot (inboxes.outbound), then writes in the request's session, checking the row again.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +22,7 @@ from imail.config import Settings
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
 from imail.inboxes import connection, monitor, oauth
 from imail.inboxes.health import health_score
+from imail.inboxes.outbound import Context, outbound_slot
 from imail.inboxes.providers import is_oauth, oauth_provider
 from imail.inboxes.repository import InboxRepository
 from imail.inboxes.schemas import InboxCreate, InboxUpdate
@@ -41,14 +45,6 @@ SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 SERVER_FIELDS = tuple(f"{side}_{part}" for side in ("smtp", "imap") for part in ("host", "port", "security", "username", "password"))
 NOT_NULL_ON_UPDATE = ("name", "daily_limit", "sending_gap_minutes", *(f for f in SERVER_FIELDS if not f.endswith("_username")))
-
-
-@dataclass(frozen=True)
-class Context:
-    """What inbox operations need beyond the session: settings and the shared HTTP client (OAuth)."""
-
-    settings: Settings
-    http: httpx.AsyncClient
 
 
 # --- views ------------------------------------------------------------------------------------------------
@@ -121,11 +117,13 @@ def _login_error(failures: list[MailConnectionError]) -> InvalidField:
     return InvalidField(message + "; nothing was saved", first.field)
 
 
-async def _verify(endpoints: connection.Endpoints, caller: Caller, ctx: Context) -> None:
-    """Log in to both servers for real (live mode); raise 400 on any failure."""
-    if not caller.livemode:
-        return
-    failures = await connection.check_endpoints(endpoints, ctx.settings)
+async def _verify(session: AsyncSession, endpoints: connection.Endpoints, caller: Caller, ctx: Context) -> None:
+    """Refuse hosts the address policy forbids (400, before anything is dialled), then log in to both servers for
+    real (live mode; test mode only judges IP literals and local names) and raise 400 on any failure."""
+    failures = await connection.refused_hosts(endpoints, ctx.settings, resolve_names=caller.livemode)
+    if not failures and caller.livemode:
+        async with outbound_slot(ctx, session, caller.workspace_id):
+            failures = await connection.check_endpoints(endpoints, ctx.settings)
     if failures:
         raise _login_error(failures)
 
@@ -164,7 +162,8 @@ async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate,
     for name in ("smtp_host", "smtp_password", "imap_host", "imap_password"):
         if getattr(body, name) is None:
             raise MissingField(f"{name} is required to connect a custom SMTP/IMAP inbox", name)
-    await _duplicate_guard(repo, body.email)
+    async with ctx.database.read() as reader:
+        await _duplicate_guard(InboxRepository(reader, caller.tenant), body.email)
     smtp_port, smtp_security = _smtp_defaults(body.smtp_port, body.smtp_security)
     imap_port, imap_security = _imap_defaults(body.imap_port, body.imap_security)
     inbox = repo.new(
@@ -175,7 +174,7 @@ async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate,
         imap_host=body.imap_host, imap_port=imap_port, imap_security=imap_security,
         imap_username=body.imap_username or body.email,
     )
-    await _verify(connection.password_endpoints(inbox, body.smtp_password, body.imap_password), caller, ctx)
+    await _verify(session, connection.password_endpoints(inbox, body.smtp_password, body.imap_password), caller, ctx)
     box = crypto.secret_box(ctx.settings)
     now = utcnow()
     inbox.smtp_password_encrypted = box.encrypt(body.smtp_password)
@@ -226,48 +225,76 @@ def provider_label(name: str) -> str:
 # --- update -----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _CheckedServers:
+    """New server settings whose logins worked, and the stored login they were checked against."""
+
+    candidate: Inbox
+    smtp_password: str
+    imap_password: str
+    fingerprint: tuple
+
+
+async def _check_server_changes(
+    session: AsyncSession, caller: Caller, seen: Inbox, server_changes: dict[str, Any], ctx: Context
+) -> _CheckedServers:
+    """Log in with the stored inbox's settings as changed (no database connection is held meanwhile)."""
+    if is_oauth(seen.provider):
+        name = next(iter(server_changes))
+        raise InvalidField(
+            f"{name} cannot be set on a {seen.provider} inbox: it logs in with OAuth (POST /v1/inboxes/{seen.id}/reconnect)",
+            name,
+        )
+    box = crypto.secret_box(ctx.settings)
+    candidate = Inbox(
+        id=seen.id, email=seen.email, provider=seen.provider,
+        **{f"{side}_{part}": server_changes.get(f"{side}_{part}", getattr(seen, f"{side}_{part}"))
+           for side in ("smtp", "imap") for part in ("host", "port", "security")},
+        smtp_username=server_changes.get("smtp_username") or seen.smtp_username or seen.email,
+        imap_username=server_changes.get("imap_username") or seen.imap_username or seen.email,
+    )
+    try:
+        smtp_password = server_changes.get("smtp_password") or box.decrypt(seen.smtp_password_encrypted or "")
+        imap_password = server_changes.get("imap_password") or box.decrypt(seen.imap_password_encrypted or "")
+    except crypto.InvalidToken:
+        raise InvalidField(
+            "the stored passwords can no longer be decrypted (IMAIL_SECRET_KEY changed without "
+            "IMAIL_SECRET_KEYS_OLD); send smtp_password and imap_password again",
+            "smtp_password",
+        ) from None
+    await _verify(session, connection.password_endpoints(candidate, smtp_password, imap_password), caller, ctx)
+    return _CheckedServers(candidate, smtp_password, imap_password, monitor.login_fingerprint(seen))
+
+
 async def update_inbox(session: AsyncSession, caller: Caller, inbox_id: str, body: InboxUpdate, ctx: Context) -> Inbox:
-    inbox = await get_inbox(session, caller.tenant, inbox_id)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     for name in NOT_NULL_ON_UPDATE:
         if name in changes and changes[name] is None:
             raise InvalidField(f"{name} cannot be null; leave it out to keep the current value", name)
     _check_daily_limit(caller, changes.get("daily_limit"))
     server_changes = {k: v for k, v in changes.items() if k in SERVER_FIELDS}
-    if server_changes and is_oauth(inbox.provider):
-        name = next(iter(server_changes))
-        raise InvalidField(
-            f"{name} cannot be set on a {inbox.provider} inbox: it logs in with OAuth (POST /v1/inboxes/{inbox.id}/reconnect)",
-            name,
-        )
-
-    reconnected = False
+    checked: _CheckedServers | None = None
     if server_changes:
-        box = crypto.secret_box(ctx.settings)
-        candidate = Inbox(
-            id=inbox.id, email=inbox.email, provider=inbox.provider,
-            **{f"{side}_{part}": server_changes.get(f"{side}_{part}", getattr(inbox, f"{side}_{part}"))
-               for side in ("smtp", "imap") for part in ("host", "port", "security")},
-            smtp_username=server_changes.get("smtp_username") or inbox.smtp_username or inbox.email,
-            imap_username=server_changes.get("imap_username") or inbox.imap_username or inbox.email,
-        )
-        try:
-            smtp_password = server_changes.get("smtp_password") or box.decrypt(inbox.smtp_password_encrypted or "")
-            imap_password = server_changes.get("imap_password") or box.decrypt(inbox.imap_password_encrypted or "")
-        except crypto.InvalidToken:
-            raise InvalidField(
-                "the stored passwords can no longer be decrypted (IMAIL_SECRET_KEY changed without "
-                "IMAIL_SECRET_KEYS_OLD); send smtp_password and imap_password again",
-                "smtp_password",
-            ) from None
-        await _verify(connection.password_endpoints(candidate, smtp_password, imap_password), caller, ctx)
+        async with ctx.database.read() as reader:
+            seen = await get_inbox(reader, caller.tenant, inbox_id)
+        checked = await _check_server_changes(session, caller, seen, server_changes, ctx)
+
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    reconnected = False
+    if checked is not None:
+        if monitor.login_fingerprint(inbox) != checked.fingerprint:
+            raise Conflict(
+                f"Inbox {inbox.id}'s server settings changed while the new ones were being checked; send the change "
+                "again"
+            )
         for side in ("smtp", "imap"):
             for part in ("host", "port", "security", "username"):
-                setattr(inbox, f"{side}_{part}", getattr(candidate, f"{side}_{part}"))
+                setattr(inbox, f"{side}_{part}", getattr(checked.candidate, f"{side}_{part}"))
+        box = crypto.secret_box(ctx.settings)
         if "smtp_password" in server_changes:
-            inbox.smtp_password_encrypted = box.encrypt(smtp_password)
+            inbox.smtp_password_encrypted = box.encrypt(checked.smtp_password)
         if "imap_password" in server_changes:
-            inbox.imap_password_encrypted = box.encrypt(imap_password)
+            inbox.imap_password_encrypted = box.encrypt(checked.imap_password)
         monitor.forget_read_failures(inbox)  # new settings: the reader starts counting again
         reconnected = True
 
@@ -333,16 +360,19 @@ async def delete_inbox(session: AsyncSession, caller: Caller, inbox_id: str, for
 
 async def reconnect_inbox(session: AsyncSession, caller: Caller, inbox_id: str, ctx: Context) -> Inbox:
     """Log in again now and store the new status (an OAuth inbox still waiting for consent stays setup_pending).
-    The IMAP reader's failures are forgotten: a good login connects an inbox its failed reads disconnected."""
+    The IMAP reader's failures are forgotten: a good login connects an inbox its failed reads disconnected. A check
+    made with settings changed meanwhile decides nothing (monitor.apply_outcome)."""
+    async with ctx.database.read() as reader:
+        seen = await get_inbox(reader, caller.tenant, inbox_id)
+    if seen.status != InboxStatus.setup_pending.value:
+        now = utcnow()
+        if not caller.livemode:
+            outcome = monitor.CheckOutcome()
+        else:
+            async with outbound_slot(ctx, session, caller.workspace_id):
+                outcome = await monitor.probe(seen, ctx.settings, ctx.http)
+        await monitor.apply_outcome(session, seen, outcome, ctx.settings, now, requested=True)
     inbox = await get_inbox(session, caller.tenant, inbox_id)
-    if inbox.status == InboxStatus.setup_pending.value:
-        return inbox
-    now = utcnow()
-    if not caller.livemode:
-        outcome = monitor.CheckOutcome()
-    else:
-        outcome = await monitor.probe(inbox, ctx.settings, ctx.http)
-    await monitor.apply_outcome(session, inbox, outcome, ctx.settings, now, requested=True)
     await session.refresh(inbox)
     return inbox
 
@@ -405,35 +435,40 @@ async def complete_oauth(
     claims = oauth.read_state(ctx.settings, state)
     if claims is None:
         raise InvalidField("state is invalid or expired; GET the inbox again for a fresh setup_url", "state")
-    inbox = await InboxRepository(session, claims.tenant).get(claims.inbox_id)
-    if inbox is None or not is_oauth(inbox.provider):
-        raise NotFound("The inbox this setup link was made for no longer exists")
-    if inbox.oauth_state_nonce != claims.nonce:
-        raise InvalidField("This setup link was already used; GET the inbox again for a fresh setup_url", "state")
-    label = provider_label(inbox.provider)
+    async with ctx.database.read() as reader:
+        seen = await _oauth_inbox(InboxRepository(reader, claims.tenant), claims)
+    label = provider_label(seen.provider)
     if error:
         words = f"{error}: {error_description}" if error_description else error
         raise InvalidField(f"{label} did not grant access ({words}); open the setup_url again to retry", "error")
     if not code:
         raise MissingField("code is required (the provider's authorization code)", "code")
-    provider = oauth_provider(ctx.settings, inbox.provider)
+    provider = oauth_provider(ctx.settings, seen.provider)
     if provider is None:
         raise InvalidField(f"{label} inboxes are no longer enabled on this server", "provider")
-    try:
-        tokens = await oauth.exchange_code(ctx.http, provider, ctx.settings, code, ctx.settings.mail_timeout)
-    except oauth.OAuthError as exc:
-        raise InvalidField(exc.detail, "code") from None
 
     # The servers come from settings again, so a re-consent also picks up changed provider settings.
-    inbox.smtp_host, inbox.smtp_port, inbox.smtp_security = provider.smtp.host, provider.smtp.port, provider.smtp.security
-    inbox.imap_host, inbox.imap_port, inbox.imap_security = provider.imap.host, provider.imap.port, provider.imap.security
-    endpoints = connection.oauth_endpoints(inbox, tokens.access_token)
-    if claims.tenant.livemode:
-        failures = await connection.check_endpoints(endpoints, ctx.settings)
-        if failures:
-            error = _login_error(failures)
-            error.field = failures[0].side  # no password to blame: "smtp" or "imap"
-            raise error  # the request's transaction rolls back: nothing of this attempt is kept
+    servers = {
+        "smtp_host": provider.smtp.host, "smtp_port": provider.smtp.port, "smtp_security": provider.smtp.security,
+        "imap_host": provider.imap.host, "imap_port": provider.imap.port, "imap_security": provider.imap.security,
+    }
+    async with outbound_slot(ctx, session, claims.tenant.workspace_id):
+        try:
+            tokens = await oauth.exchange_code(ctx.http, provider, ctx.settings, code, ctx.settings.mail_timeout)
+        except oauth.OAuthError as exc:
+            raise InvalidField(exc.detail, "code") from None
+        endpoints = connection.oauth_endpoints(Inbox(email=seen.email, **servers), tokens.access_token)
+        failures = await connection.refused_hosts(endpoints, ctx.settings, resolve_names=claims.tenant.livemode)
+        if not failures and claims.tenant.livemode:
+            failures = await connection.check_endpoints(endpoints, ctx.settings)
+    if failures:
+        problem = _login_error(failures)
+        problem.field = failures[0].side  # no password to blame: "smtp" or "imap"
+        raise problem  # nothing of this attempt is kept
+
+    inbox = await _oauth_inbox(InboxRepository(session, claims.tenant), claims)  # a parallel callback may have won
+    for name, value in servers.items():
+        setattr(inbox, name, value)
     now = utcnow()
     ciphertext = crypto.secret_box(ctx.settings).encrypt(tokens.refresh_token or "")
     inbox.oauth_refresh_token_encrypted = ciphertext
@@ -451,6 +486,16 @@ async def complete_oauth(
         await monitor.mark_ok(session, inbox, now)
         await session.refresh(inbox)
     oauth.ACCESS_TOKENS.put(inbox.id, ciphertext, tokens.access_token, tokens.expires_in)
+    return inbox
+
+
+async def _oauth_inbox(repo: InboxRepository, claims: oauth.StateClaims) -> Inbox:
+    """The inbox a setup link was made for, while that link is unspent."""
+    inbox = await repo.get(claims.inbox_id)
+    if inbox is None or not is_oauth(inbox.provider):
+        raise NotFound("The inbox this setup link was made for no longer exists")
+    if inbox.oauth_state_nonce != claims.nonce:
+        raise InvalidField("This setup link was already used; GET the inbox again for a fresh setup_url", "state")
     return inbox
 
 

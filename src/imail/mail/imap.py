@@ -10,7 +10,14 @@ from contextlib import asynccontextmanager
 import aioimaplib
 from aioimaplib.aioimaplib import AUTH, Command
 
-from imail.mail.endpoint import Endpoint, MailConnectionError, classify_os_error, describe, tls_context
+from imail.mail.endpoint import (
+    Endpoint,
+    MailConnectionError,
+    classify_os_error,
+    connect_socket,
+    describe,
+    tls_context,
+)
 
 SIDE = "imap"
 
@@ -66,7 +73,7 @@ async def _starttls(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str |
         raise MailConnectionError(SIDE, "tls", endpoint, "the server does not offer STARTTLS")
     response = await protocol.execute(Command("STARTTLS", protocol.new_tag(), loop=protocol.loop))
     if response.result != "OK":
-        raise MailConnectionError(SIDE, "tls", endpoint, _words(response))
+        raise MailConnectionError(SIDE, "tls", endpoint, f"the server refused STARTTLS ({response.result})")
     loop = asyncio.get_running_loop()
     try:
         protocol.transport = await loop.start_tls(
@@ -77,7 +84,23 @@ async def _starttls(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str |
     await protocol.capability()
 
 
-async def _connect_and_login(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str | None) -> None:
+async def _connect_and_login(client: _PinnedIMAP4, endpoint: Endpoint, ca_file: str | None) -> None:
+    """Greeting, STARTTLS and login; a server hanging up meanwhile fails at once (aioimaplib itself would wait for
+    an answer on a closed connection until the timeout)."""
+    login = asyncio.ensure_future(_greet_and_login(client, endpoint, ca_file))
+    try:
+        await asyncio.wait({login, client.lost}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        login.cancel()
+        raise
+    if login.done():
+        login.result()
+        return
+    login.cancel()
+    raise MailConnectionError(SIDE, "connect", endpoint, "the server closed the connection")
+
+
+async def _greet_and_login(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str | None) -> None:
     try:
         await client.wait_hello_from_server()
     except aioimaplib.AioImapException as exc:
@@ -99,18 +122,56 @@ async def _connect_and_login(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_fi
         raise MailConnectionError(SIDE, "auth", endpoint, _words(response))
 
 
+class _PinnedIMAP4(aioimaplib.IMAP4):
+    """aioimaplib's client on a connection of ours: the address policy is applied and the checked address dialled
+    (see connect_socket), while TLS still verifies the certificate against the host name."""
+
+    def __init__(self, endpoint: Endpoint, *, timeout: float, ssl_context, on_lost, allow_private: bool):
+        self.endpoint = endpoint
+        self.allow_private = allow_private
+        self.lost: asyncio.Future = asyncio.get_running_loop().create_future()  # done once the connection is gone
+        super().__init__(host=endpoint.host, port=endpoint.port, timeout=timeout, conn_lost_cb=on_lost,
+                         ssl_context=ssl_context)
+
+    def _connection_lost(self, exc: Exception | None, then: Callable[[Exception | None], None] | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+        if then is not None:
+            then(exc)
+
+    def create_client(self, host: str, port: int, loop: asyncio.AbstractEventLoop | None,
+                      conn_lost_cb: Callable[[Exception | None], None] | None = None, ssl_context=None) -> None:
+        local_loop = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = aioimaplib.IMAP4ClientProtocol(
+            local_loop, lambda exc: self._connection_lost(exc, conn_lost_cb)
+        )
+        self._client_task = local_loop.create_task(self._dial(local_loop, ssl_context))
+
+    async def _dial(self, loop: asyncio.AbstractEventLoop, ssl_context) -> tuple:
+        sock = await connect_socket(self.endpoint, SIDE, allow_private=self.allow_private)
+        try:
+            return await loop.create_connection(
+                lambda: self.protocol, sock=sock, ssl=ssl_context,
+                server_hostname=self.endpoint.host if ssl_context is not None else None,
+            )
+        except BaseException:
+            sock.close()
+            raise
+
+
 def _new_client(
-    endpoint: Endpoint, *, timeout: float, ca_file: str | None, on_lost: Callable[[Exception | None], None] | None = None
-) -> aioimaplib.IMAP4:
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None, on_lost: Callable[[Exception | None], None] | None = None,
+    allow_private: bool = False,
+) -> _PinnedIMAP4:
     """The one place a client is made, for every security mode and every caller. Implicit TLS goes through
     aioimaplib.IMAP4 with an SSL context rather than IMAP4_SSL: the subclass takes no `conn_lost_cb`, so a
     keyword that works over plain text would fail only over TLS (it did: every 993 inbox was unreadable)."""
-    return aioimaplib.IMAP4(
-        host=endpoint.host,
-        port=endpoint.port,
+    return _PinnedIMAP4(
+        endpoint,
         timeout=timeout,
-        conn_lost_cb=on_lost,
+        on_lost=on_lost,
         ssl_context=tls_context(ca_file) if endpoint.security == "ssl" else None,
+        allow_private=allow_private,
     )
 
 
@@ -124,12 +185,15 @@ def _close(client: aioimaplib.IMAP4) -> None:
 
 
 @asynccontextmanager
-async def imap_session(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None) -> AsyncIterator[aioimaplib.IMAP4]:
+async def imap_session(
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, allow_private: bool = False
+) -> AsyncIterator[aioimaplib.IMAP4]:
     """An authenticated aioimaplib client (state AUTH); logged out on exit.
 
-    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError.
+    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError. Loopback and
+    private addresses are dialled only with `allow_private` (IMAIL_MAIL_ALLOW_PRIVATE).
     """
-    client = _new_client(endpoint, timeout=timeout, ca_file=ca_file)
+    client = _new_client(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private)
     try:
         try:
             async with asyncio.timeout(timeout):
@@ -146,9 +210,11 @@ async def imap_session(endpoint: Endpoint, *, timeout: float, ca_file: str | Non
         _close(client)
 
 
-async def check_login(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None) -> None:
-    """Connect, secure and log in for real, then log out; raises MailConnectionError with the server's words."""
-    async with imap_session(endpoint, timeout=timeout, ca_file=ca_file):
+async def check_login(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None,
+                      allow_private: bool = False) -> None:
+    """Connect, secure and log in for real, then log out; raises MailConnectionError (a refused login in the
+    server's words)."""
+    async with imap_session(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private):
         pass
 
 
@@ -181,10 +247,11 @@ def sent_folders(list_lines: list[bytes]) -> list[str]:
     return special + [n for n in named if n not in special]
 
 
-async def find_in_sent(endpoint: Endpoint, message_ids: list[str], *, timeout: float, ca_file: str | None = None) -> set[str]:
+async def find_in_sent(endpoint: Endpoint, message_ids: list[str], *, timeout: float, ca_file: str | None = None,
+                       allow_private: bool = False) -> set[str]:
     """Which of these Message-ID headers are in the account's Sent folder(s)."""
     found: set[str] = set()
-    async with imap_session(endpoint, timeout=timeout, ca_file=ca_file) as client:
+    async with imap_session(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private) as client:
         async with asyncio.timeout(timeout):
             listing = await client.list('""', "*")
         for folder in sent_folders(listing.lines):
@@ -242,11 +309,12 @@ class FolderStatus:
 
 
 async def open_client(
-    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, on_lost: Callable[[Exception | None], None] | None = None
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, on_lost: Callable[[Exception | None], None] | None = None,
+    allow_private: bool = False,
 ) -> aioimaplib.IMAP4:
     """An authenticated client that the caller keeps (a pool) and ends with `close_client`. `on_lost` is called
     when the connection drops. Connecting and logging in are bounded by `timeout`; failures raise MailConnectionError."""
-    client = _new_client(endpoint, timeout=timeout, ca_file=ca_file, on_lost=on_lost)
+    client = _new_client(endpoint, timeout=timeout, ca_file=ca_file, on_lost=on_lost, allow_private=allow_private)
     try:
         async with asyncio.timeout(timeout):
             await _connect_and_login(client, endpoint, ca_file)

@@ -16,21 +16,40 @@ from imail.mail.endpoint import (
     MailConnectionError,
     MailRejected,
     classify_os_error,
-    describe,
+    connect_socket,
     tls_context,
 )
+from imail.mail.endpoint import describe as describe_failure
 
 SIDE = "smtp"
 
 
+def _library_words(error: BaseException) -> bool:
+    """aiosmtplib's own messages ("SMTP STARTTLS extension not supported by server."); its response exceptions carry
+    the server's text instead, and a line that is no SMTP reply at all comes quoted in one (code -1)."""
+    return isinstance(error, aiosmtplib.SMTPException) and not isinstance(
+        error, (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused)
+    )
+
+
+def describe(exc: BaseException) -> str:
+    return describe_failure(exc, _library_words)
+
+
+def _is_reply(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """Whether the server answered with an SMTP reply at all (aiosmtplib reports a malformed line as code -1)."""
+    return 200 <= exc.code < 600
+
+
 def _response_words(exc: aiosmtplib.SMTPResponseException) -> str:
+    """A refusal as the server put it: quoted only when it was an SMTP reply, from a server that greeted as one."""
     return f"{exc.code} {exc.message}"
 
 
 def _client(endpoint: Endpoint, timeout: float, ca_file: str | None) -> aiosmtplib.SMTP:
+    """The client, connected later on a socket of ours (see _open): `hostname` only names the server for TLS."""
     return aiosmtplib.SMTP(
         hostname=endpoint.host,
-        port=endpoint.port,
         use_tls=endpoint.security == "ssl",
         start_tls=False,  # done explicitly below, so a STARTTLS failure is told apart from a refused connection
         tls_context=tls_context(ca_file),
@@ -38,22 +57,31 @@ def _client(endpoint: Endpoint, timeout: float, ca_file: str | None) -> aiosmtpl
     )
 
 
-async def _open(client: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
+async def _open(client: aiosmtplib.SMTP, endpoint: Endpoint, allow_private: bool) -> None:
+    sock = await connect_socket(endpoint, SIDE, allow_private=allow_private)
     try:
-        await client.connect()
+        await client.connect(sock=sock)
     except aiosmtplib.SMTPConnectResponseError as exc:
-        raise MailConnectionError(SIDE, "protocol", endpoint, _response_words(exc)) from exc
-    except (aiosmtplib.SMTPException, OSError) as exc:
+        sock.close()
+        words = f"the server greeted with code {exc.code}, not 220" if _is_reply(exc) else ""
+        raise MailConnectionError(SIDE, "protocol", endpoint, words) from exc
+    except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+        sock.close()  # ValueError: aiosmtplib could not parse the greeting as an SMTP reply
         raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
+    except BaseException:
+        sock.close()
+        raise
     if endpoint.security == "starttls":
         try:
             await client.starttls()
         except aiosmtplib.SMTPResponseException as exc:
-            raise MailConnectionError(SIDE, "tls", endpoint, _response_words(exc)) from exc
+            if not _is_reply(exc):
+                raise MailConnectionError(SIDE, "protocol", endpoint) from exc
+            raise MailConnectionError(SIDE, "tls", endpoint, f"the server refused STARTTLS (code {exc.code})") from exc
         except aiosmtplib.SMTPException as exc:
             stage = classify_os_error(exc)
             raise MailConnectionError(SIDE, "tls" if stage == "protocol" else stage, endpoint, describe(exc)) from exc
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
 
 
@@ -66,26 +94,31 @@ async def _authenticate(client: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
         else:
             await client.login(endpoint.username, endpoint.password or "")
     except aiosmtplib.SMTPResponseException as exc:
+        if not _is_reply(exc):
+            raise MailConnectionError(SIDE, "protocol", endpoint) from exc
         raise MailConnectionError(SIDE, "auth", endpoint, _response_words(exc)) from exc
     except aiosmtplib.SMTPException as exc:
         # e.g. "No suitable authentication method found." or AUTH not offered without TLS
         stage = classify_os_error(exc)
         raise MailConnectionError(SIDE, "auth" if stage == "protocol" else stage, endpoint, describe(exc)) from exc
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
 
 
 @asynccontextmanager
-async def smtp_session(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None) -> AsyncIterator[aiosmtplib.SMTP]:
+async def smtp_session(
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, allow_private: bool = False
+) -> AsyncIterator[aiosmtplib.SMTP]:
     """A connected, TLS-secured (unless security is none) and authenticated client; closed on exit.
 
-    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError.
+    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError. Loopback and
+    private addresses are dialled only with `allow_private` (IMAIL_MAIL_ALLOW_PRIVATE); see connect_socket.
     """
     client = _client(endpoint, timeout, ca_file)
     try:
         try:
             async with asyncio.timeout(timeout):
-                await _open(client, endpoint)
+                await _open(client, endpoint, allow_private)
                 await _authenticate(client, endpoint)
         except TimeoutError as exc:
             raise MailConnectionError(SIDE, "timeout", endpoint, f"no answer within {timeout:g} s") from exc
@@ -99,9 +132,11 @@ async def smtp_session(endpoint: Endpoint, *, timeout: float, ca_file: str | Non
                 client.close()
 
 
-async def check_login(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None) -> None:
-    """Connect, secure and log in for real, then quit; raises MailConnectionError with the server's words."""
-    async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file):
+async def check_login(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None,
+                      allow_private: bool = False) -> None:
+    """Connect, secure and log in for real, then quit; raises MailConnectionError (a refused login in the
+    server's words)."""
+    async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private):
         pass
 
 
@@ -113,13 +148,14 @@ async def send_message(
     *,
     timeout: float,
     ca_file: str | None = None,
+    allow_private: bool = False,
 ) -> str:
     """Hand one message to the server; returns its reply to DATA (e.g. "250 2.0.0 Ok: queued as …").
 
     Connection and login problems raise MailConnectionError (report them to the inbox monitor);
     a refused sender, recipient or message raises MailRejected.
     """
-    async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file) as client:
+    async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private) as client:
         try:
             _refused, reply = await client.sendmail(ascii_address(sender) or sender, [ascii_address(r) or r for r in recipients],
                                                     data, timeout=timeout)
@@ -154,12 +190,13 @@ class DeliveryInDoubt(Exception):
         super().__init__(detail)
 
 
-async def open_session(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None) -> aiosmtplib.SMTP:
+async def open_session(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None,
+                       allow_private: bool = False) -> aiosmtplib.SMTP:
     """A connected and authenticated client that the caller keeps and closes with `close_session`."""
     client = _client(endpoint, timeout, ca_file)
     try:
         async with asyncio.timeout(timeout):
-            await _open(client, endpoint)
+            await _open(client, endpoint, allow_private)
             await _authenticate(client, endpoint)
     except TimeoutError as exc:
         client.close()

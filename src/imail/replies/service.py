@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
-from imail.config import Settings
 from imail.errors import Conflict, NotFound, ServiceUnavailable
 from imail.events.service import record_event
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.inboxes.outbound import Context, outbound_slot
 from imail.inboxes.repository import InboxRepository
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
@@ -21,7 +21,7 @@ from imail.leads.service import get_lead
 from imail.mail import smtp
 from imail.mail.endpoint import MailConnectionError, MailRejected
 from imail.mail.mime import Outbound, build, domain_of, make_message_id
-from imail.models import Message, Reply
+from imail.models import Inbox, Lead, Message, Reply
 from imail.models.inbox import InboxStatus
 from imail.models.reply import ReplyDirection
 from imail.models.sending import MessageStatus
@@ -131,10 +131,21 @@ def _thread_headers(messages: list[Message], replies: list[Reply]) -> tuple[str 
     return (ids[-1] if ids else None), ids
 
 
-async def answer_lead(session: AsyncSession, caller: Caller, settings: Settings, http: httpx.AsyncClient,
-                      lead_id: str, body: LeadReplyCreate) -> Reply:
-    """Send an answer to a lead from the inbox that wrote to it, threaded under the conversation. Test mode
-    records it without sending."""
+@dataclass(frozen=True)
+class _Answer:
+    """An answer ready to send: everything read from the database, and the message itself."""
+
+    lead: Lead
+    inbox: Inbox
+    message_id: str
+    header_id: str
+    in_reply_to: str | None
+    references: list[str]
+    subject: str
+    data: bytes
+
+
+async def _prepare_answer(session: AsyncSession, caller: Caller, lead_id: str, body: LeadReplyCreate) -> _Answer:
     lead = await get_lead(session, caller, lead_id)
     blocked = await suppressions.is_suppressed(session, caller.tenant, lead.email)
     if blocked is not None:
@@ -160,28 +171,40 @@ async def answer_lead(session: AsyncSession, caller: Caller, settings: Settings,
         from_email=inbox.email, from_name=inbox.name, to_email=lead.email, to_name=name, subject=subject,
         text=body.text, html=body.html, message_id=header_id, in_reply_to=in_reply_to, references=references,
     ))
-    now = utcnow()
+    return _Answer(lead, inbox, messages[-1].id, header_id, in_reply_to, references, subject, data)
+
+
+async def answer_lead(session: AsyncSession, caller: Caller, ctx: Context, lead_id: str, body: LeadReplyCreate) -> Reply:
+    """Send an answer to a lead from the inbox that wrote to it, threaded under the conversation. Test mode
+    records it without sending. The thread is read before the SMTP send and the answer written after it, so no
+    database connection waits on the mail server."""
+    async with ctx.database.read() as reader:
+        answer = await _prepare_answer(reader, caller, lead_id, body)
+    lead, inbox, settings = answer.lead, answer.inbox, ctx.settings
     status = "recorded"
     if caller.livemode:
-        try:
-            endpoints = await endpoints_for(inbox, settings, http)
-            await smtp.send_message(endpoints.smtp, inbox.email, [lead.email], data, timeout=settings.mail_timeout,
-                                    ca_file=settings.mail_ca_file)
-        except CredentialsUnavailable as exc:
-            raise Conflict(f"Inbox {inbox.id} cannot log in: {exc.detail}", "lead_id") from None
-        except MailConnectionError as exc:
-            raise ServiceUnavailable(f"{exc.message}; nothing was sent, try again") from None
-        except MailRejected as exc:
-            raise Conflict(f"The SMTP server refused the answer: {exc}", "lead_id") from None
+        async with outbound_slot(ctx, session, caller.workspace_id):
+            try:
+                endpoints = await endpoints_for(inbox, settings, ctx.http)
+                await smtp.send_message(endpoints.smtp, inbox.email, [lead.email], answer.data,
+                                        timeout=settings.mail_timeout, ca_file=settings.mail_ca_file,
+                                        allow_private=settings.mail_allow_private)
+            except CredentialsUnavailable as exc:
+                raise Conflict(f"Inbox {inbox.id} cannot log in: {exc.detail}", "lead_id") from None
+            except MailConnectionError as exc:
+                raise ServiceUnavailable(f"{exc.message}; nothing was sent, try again") from None
+            except MailRejected as exc:
+                raise Conflict(f"The SMTP server refused the answer: {exc}", "lead_id") from None
         status = "sent"
+    now = utcnow()
     reply = Reply(
         id=new_id("rpl"), workspace_id=caller.workspace_id, livemode=caller.livemode,
         direction=ReplyDirection.outbound.value, campaign_id=lead.campaign_id, lead_id=lead.id, inbox_id=inbox.id,
-        message_id=messages[-1].id, rfc_message_id=header_id, in_reply_to=in_reply_to, reference_ids=references,
-        from_email=inbox.email, from_name=inbox.name or "", to_emails=[lead.email], subject=subject, headers={},
-        text=body.text, reply_text=body.text, label=None, confidence=None, label_source=None, auto_reply=False,
-        out_of_office=False, return_date=None, folder=None, status=status, received_at=now, created_at=now,
-        updated_at=now,
+        message_id=answer.message_id, rfc_message_id=answer.header_id, in_reply_to=answer.in_reply_to,
+        reference_ids=answer.references, from_email=inbox.email, from_name=inbox.name or "", to_emails=[lead.email],
+        subject=answer.subject, headers={}, text=body.text, reply_text=body.text, label=None, confidence=None,
+        label_source=None, auto_reply=False, out_of_office=False, return_date=None, folder=None, status=status,
+        received_at=now, created_at=now, updated_at=now,
     )
     session.add(reply)
     await session.flush()

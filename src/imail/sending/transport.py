@@ -27,9 +27,11 @@ class _Connection:
 class SmtpPool:
     """One open connection per inbox; a send waits for its inbox's connection (sends per inbox are sequential)."""
 
-    def __init__(self, timeout: float, ca_file: str | None = None, idle_seconds: float = 60.0):
+    def __init__(self, timeout: float, ca_file: str | None = None, idle_seconds: float = 60.0,
+                 allow_private: bool = False):
         self.timeout = timeout
         self.ca_file = ca_file
+        self.allow_private = allow_private  # IMAIL_MAIL_ALLOW_PRIVATE: the address policy holds at every dial
         self.idle_seconds = idle_seconds
         self._connections: dict[str, _Connection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -43,7 +45,8 @@ class SmtpPool:
             return current.client
         if current is not None:
             await self._close(inbox_id)
-        client = await smtp.open_session(endpoint, timeout=self.timeout, ca_file=self.ca_file)
+        client = await smtp.open_session(endpoint, timeout=self.timeout, ca_file=self.ca_file,
+                                         allow_private=self.allow_private)
         self._connections[inbox_id] = _Connection(endpoint, client, time.monotonic())
         return client
 

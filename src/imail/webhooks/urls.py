@@ -3,9 +3,6 @@ allows them), so the server cannot be turned against its own network. Checked on
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,25 +12,14 @@ import httpcore
 import httpx
 
 from imail.errors import InvalidField
+from imail.kit.network import is_local_name, literal_ip, refused, resolve
 
 MAX_URL_LENGTH = 2048
-RESOLVE_TIMEOUT = 3.0
-# Names that only ever mean "this machine" or "this site's network".
-LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa", ".lan")
 
 
 def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def _literal_ip(host: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return None
+    """The one address policy (imail.kit.network), IPv4 inside IPv6 unwrapped, with no private exception."""
+    return refused(address, allow_private=False) is None
 
 
 def parse(url: str) -> tuple[str, int]:
@@ -64,19 +50,6 @@ def parse(url: str) -> tuple[str, int]:
     return host, port or (443 if parts.scheme == "https" else 80)
 
 
-async def resolve(host: str, port: int) -> list[str]:
-    """The addresses a host name resolves to (empty when it does not resolve in time)."""
-    literal = _literal_ip(host)
-    if literal is not None:
-        return [literal]
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT)
-    except (TimeoutError, OSError, UnicodeError):
-        return []
-    return sorted({info[4][0] for info in infos})
-
-
 def _private_message(host: str, address: str) -> str:
     shown = host if host == address else f"{host} ({address})"
     return (
@@ -90,8 +63,7 @@ async def validate(url: str, allow_private: bool) -> str:
     host, port = parse(url)
     if allow_private:
         return url
-    lowered = host.lower()
-    if lowered == "localhost" or lowered.endswith(LOCAL_SUFFIXES):
+    if is_local_name(host):
         raise InvalidField(_private_message(host, host), "url")
     addresses = await resolve(host, port)
     if not addresses:
@@ -118,7 +90,7 @@ class PinnedAddressBackend(httpcore.AsyncNetworkBackend):
         self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = [literal] if (literal := _literal_ip(host)) else await resolve(host, port)
+        addresses = [literal] if (literal := literal_ip(host)) else await resolve(host, port)
         if not addresses:
             raise httpcore.ConnectError(f"could not resolve {host}")
         if not all(self.allowed(address) for address in addresses):
@@ -163,7 +135,7 @@ class AddressGuard:
         if hit is not None and hit[0] > now:
             return hit[1]
         reason: str | None = None
-        if key[0] == "localhost" or key[0].endswith(LOCAL_SUFFIXES):
+        if is_local_name(key[0]):
             reason = "blocked: the host is a local name"
         else:
             addresses = await resolve(host, port)

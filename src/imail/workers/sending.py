@@ -33,7 +33,10 @@ UNREACHABLE_RECHECK = timedelta(minutes=5)
 def smtp_pool(ctx: WorkerContext) -> SmtpPool:
     pool = ctx.extra.get("smtp_pool")
     if pool is None:
-        pool = ctx.extra["smtp_pool"] = SmtpPool(ctx.settings.mail_timeout, ctx.settings.mail_ca_file, ctx.settings.sending_idle_seconds)
+        pool = ctx.extra["smtp_pool"] = SmtpPool(
+            ctx.settings.mail_timeout, ctx.settings.mail_ca_file, ctx.settings.sending_idle_seconds,
+            allow_private=ctx.settings.mail_allow_private,
+        )
     return pool
 
 
@@ -156,7 +159,8 @@ async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[st
     """The headers found in the inbox's Sent folder, or None when it can't be checked now."""
     try:
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
-        return await imap.find_in_sent(endpoints.imap, headers, timeout=ctx.settings.mail_timeout, ca_file=ctx.settings.mail_ca_file)
+        return await imap.find_in_sent(endpoints.imap, headers, timeout=ctx.settings.mail_timeout,
+                                     ca_file=ctx.settings.mail_ca_file, allow_private=ctx.settings.mail_allow_private)
     except (CredentialsUnavailable, MailConnectionError, imap.ImapCommandError, aioimaplib.AioImapException,
             OSError, TimeoutError) as exc:
         # Any failure to read the folder means "can't tell yet": the caller pushes these leases back, so one
@@ -166,8 +170,12 @@ async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[st
 
 
 async def resolve_in_flight(ctx: WorkerContext) -> int:
-    """Attempts whose lease ran out: their worker died after recording them. See service.resolve_stale."""
+    """Attempts whose lease ran out: their worker died after recording them. See service.resolve_stale. Those
+    never handed to SMTP are requeued at once; for those handed over the inboxes' Sent folders are asked with no
+    transaction open (IMAP can take up to the mail timeout per inbox; a new lease keeps other workers off them
+    meanwhile), and each is settled after, if still ours."""
     now = ctx.clock()
+    looking = now + timedelta(seconds=ctx.settings.sending_lease_seconds)
     async with ctx.database.transaction() as session:
         queue = SendQueue(session)
         stale = await queue.lock_stale_in_flight(now, RESOLVE_BATCH)
@@ -175,17 +183,28 @@ async def resolve_in_flight(ctx: WorkerContext) -> int:
             return 0
         handed = [m for m in stale if m.status == MessageStatus.handed.value]
         inboxes = await queue.inboxes(m.inbox_id for m in handed if m.inbox_id)
-        by_inbox: dict[str | None, list[Message]] = defaultdict(list)
+        await service.resolve_stale(session, ctx.settings, stale, {}, now)  # the handed ones wait for the look
         for message in handed:
-            by_inbox[message.inbox_id].append(message)
-        found: dict[str, bool] = {}
-        for inbox_id, messages in by_inbox.items():
-            inbox = inboxes.get(inbox_id) if inbox_id else None
-            in_sent = None if inbox is None else await _look_in_sent(ctx, inbox, [m.message_id_header for m in messages])
-            if in_sent is None:
-                for message in messages:
+            message.lease_until = looking
+    by_inbox: dict[str | None, list[Message]] = defaultdict(list)
+    for message in handed:
+        by_inbox[message.inbox_id].append(message)
+    found: dict[str, bool] = {}
+    unreachable: set[str] = set()
+    for inbox_id, messages in by_inbox.items():
+        inbox = inboxes.get(inbox_id) if inbox_id else None
+        in_sent = None if inbox is None else await _look_in_sent(ctx, inbox, [m.message_id_header for m in messages])
+        if in_sent is None:
+            unreachable.update(m.id for m in messages)
+            continue
+        found.update({m.id: m.message_id_header in in_sent for m in messages})
+    if handed:
+        async with ctx.database.transaction() as session:
+            current = await SendQueue(session).messages([m.id for m in handed], lock=True)
+            ours = [m for m in current.values()
+                    if m.status == MessageStatus.handed.value and m.lease_until == looking]
+            for message in ours:
+                if message.id in unreachable:
                     message.lease_until = now + UNREACHABLE_RECHECK
-                continue
-            found.update({m.id: m.message_id_header in in_sent for m in messages})
-        await service.resolve_stale(session, ctx.settings, stale, found, now)
+            await service.resolve_stale(session, ctx.settings, ours, found, now)
     return len(stale)
