@@ -179,6 +179,36 @@ async def main() -> None:
           f"{text_rate:.0f} texts/s classified; model loaded in {loaded * 1000:.0f} ms")
     print("misses:" if misses else "misses: none")
     print("\n".join(misses))
+    await independent(classifier)
+
+
+async def independent(classifier) -> None:
+    """The independent set (tests/data/replies/independent, see its README): whole messages as written."""
+    import json
+
+    folder = DATA / "independent"
+    rows = [json.loads(line) for line in (folder / "labels.jsonl").read_text().splitlines() if line.strip()]
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    suppressed = wrongly_suppressed = 0
+    misses = []
+    for row in rows:
+        verdict = await assess((folder / row["file"]).read_bytes())
+        for key in ("all", row["label"], row["language"]):
+            total[key] += 1
+            right[key] += verdict.label == row["label"]
+        opt_out = row["label"] == "unsubscribe_request"
+        suppressed += opt_out and verdict.unsubscribe
+        wrongly_suppressed += not opt_out and verdict.unsubscribe
+        if verdict.label != row["label"]:
+            misses.append(f"  {row['file']}: {row['label']} → {verdict.label} ({verdict.source} {verdict.confidence:.2f})")
+    print(f"independent set (written blind; see its README): {share(right['all'], total['all'])}")
+    print("  per label:    " + "  ".join(f"{label} {share(right[label], total[label])}" for label in LABELS))
+    print("  per language: " + "  ".join(f"{lang} {share(right[lang], total[lang])}" for lang in LANGUAGES))
+    opt_outs = total["unsubscribe_request"]
+    print(f"  opt-outs suppressed {suppressed}/{opt_outs}; other replies suppressed {wrongly_suppressed}/"
+          f"{total['all'] - opt_outs}")
+    print("\n".join(misses) if misses else "  misses: none")
 
 
 if __name__ == "__main__":

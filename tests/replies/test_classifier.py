@@ -361,3 +361,57 @@ async def test_whole_messages_are_read_on_their_new_text(content_type, body, lab
     verdict = await assess(raw.encode())
     assert verdict.label == label, verdict.text
     assert "Sam" not in verdict.text and "Jeroen Bakker" not in verdict.text
+
+
+def _plain_message(body: str) -> bytes:
+    return (
+        "From: lead@northwind.example\r\nTo: sam@seller.example\r\nSubject: Re: your email\r\n"
+        "Message-ID: <r1@northwind.example>\r\nIn-Reply-To: <m1@seller.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body
+    ).encode()
+
+
+LEGAL_FOOTERS = [
+    "DISCLAIMER: This message and any attachment are confidential and may be privileged. If you are not the intended "
+    "recipient, please notify the sender immediately and delete it; do not copy or forward it.",
+    "Diese E-Mail ist vertraulich. Wenn Sie nicht der richtige Empfänger sind oder diese E-Mail irrtümlich erhalten "
+    "haben, informieren Sie bitte sofort den Absender und vernichten Sie diese E-Mail.",
+    "Ce message est confidentiel et destiné exclusivement à son destinataire. Si vous l'avez reçu par erreur, merci "
+    "d'en avertir l'expéditeur et de le détruire.",
+    "Questo messaggio è riservato. Se lo avete ricevuto per errore, vi preghiamo di avvisare il mittente e di "
+    "distruggerlo.",
+]
+
+
+@pytest.mark.parametrize("footer", LEGAL_FOOTERS)
+async def test_a_legal_footer_is_not_an_opt_out(footer):
+    """'Notify the sender and delete this message' is boilerplate: it must not suppress a lead who wants a call."""
+    body = (f"Tuesday at 3pm works, please send the invite.\n\nThanks,\nPriya Nair\nHead of Finance, Northwind\n\n"
+            f"{footer}\n")
+    verdict = await assess(_plain_message(body))
+    assert verdict.label == "meeting_booked" and verdict.unsubscribe is False
+    assert "notif" not in verdict.text.lower() and "absender" not in verdict.text.lower()
+
+
+@pytest.mark.parametrize("text", [
+    "I withdraw my consent and ask you to erase my personal data under the GDPR.",
+    "Hiermit widerspreche ich der Verarbeitung meiner Daten zu Werbezwecken und verlange die Löschung nach DSGVO.",
+    "Je retire mon consentement : merci de procéder à l'effacement de mes données (RGPD).",
+    "Me opongo al tratamiento de mis datos y solicito su supresión conforme al RGPD.",
+    "Revogo o meu consentimento e peço a exclusão dos meus dados nos termos da LGPD.",
+    "Ik maak bezwaar tegen de verwerking van mijn gegevens en verzoek om verwijdering op grond van de AVG.",
+    "Revoco il consenso e chiedo la cancellazione dei miei dati ai sensi del GDPR.",
+])
+def test_data_protection_objections_are_opt_outs(text):
+    found = default_classifier().classify(text)
+    assert found.label == "unsubscribe_request" and found.unsubscribe is True
+
+
+@pytest.mark.parametrize("text", [
+    "Under the GDPR, please tell me where you got my email address.",
+    "Laut DSGVO: Woher haben Sie meine Adresse?",
+    "Can you remove the typo in the subject? Also, are you GDPR compliant?",
+])
+def test_a_mention_of_data_protection_alone_decides_nothing(text):
+    """The rule wants an objection, withdrawn consent or an erasure request; a question is for the model."""
+    assert rule_label(fold(text)) is None

@@ -548,7 +548,46 @@ def _extract_reply_text(text: str) -> str:
             break
         out.append(line.rstrip())
         index += 1
-    return _strip_signature_block(_strip_valediction(out))
+    return _strip_signature_block(_strip_valediction(_strip_disclaimer(out)))
+
+
+# A legal footer ("if you are not the intended recipient, notify the sender and delete this message") is boilerplate
+# the sender never typed; its "delete" and "do not copy" read like an opt-out to a classifier. A paragraph is one
+# when it opens with such a heading, or holds two or more of these cues (folded: lower case, no accents).
+_DISCLAIMER_HEADING = re.compile(
+    r"^\W*(confidentiality notice|confidentiality|disclaimer|legal notice|privileged (and|&) confidential|"
+    r"vertraulichkeitshinweis|haftungsausschluss|avis de confidentialite|aviso legal|aviso de confidencialidad|"
+    r"aviso de confidencialidade|vertrouwelijkheid|disclaimer|avvertenza|informativa sulla riservatezza|"
+    r"riservatezza)\b"
+)
+_DISCLAIMER_CUES = re.compile(
+    r"confidential|privileged|intended (solely )?(only )?for|intended recipient|addressee|received (this|it) in error|"
+    r"by mistake|notify the sender|delete (this|the|it)|destroy (this|all)|prohibited|"
+    r"vertraulich|empfanger|irrtumlich|den absender|vernichten|loschen sie diese|"
+    r"confidentiel|destinataire|par erreur|l'expediteur|detruire|"
+    r"confidencial|destinatario|por error|por engano|al remitente|o remetente|"
+    r"vertrouwelijk|geadresseerde|abusievelijk|de afzender|"
+    r"riservat|per errore|il mittente|distrugg"
+)
+
+
+def _strip_disclaimer(lines: list[str]) -> list[str]:
+    """Cut from the first legal-footer paragraph on (never the first paragraph: a reply is not a footer)."""
+    start = None
+    cues = 0
+    for index, line in enumerate(lines + [""]):
+        if not line.strip():
+            if start is not None and cues >= 2 and any(kept.strip() for kept in lines[:start]):
+                return lines[:start]
+            start, cues = None, 0
+            continue
+        norm = _norm(line)
+        if start is None:
+            start = index
+            if _DISCLAIMER_HEADING.match(norm) and any(kept.strip() for kept in lines[:start]):
+                return lines[:start]
+        cues += len(_DISCLAIMER_CUES.findall(norm))
+    return lines
 
 
 def _strip_valediction(lines: list[str]) -> str:

@@ -68,7 +68,22 @@ UNSUBSCRIBE = re.compile(
     r"\bnon (mi )?(contatt|scriv|mand|invi)\w*( mai)? piu\b|"
     r"\bnon voglio (piu )?ricevere (altre |piu )?(e-?mail|email|mail|messaggi|comunicazioni)|"
     r"\bsmett\w* di (scriver|mandar|inviar|contattar)|\bbasta (e-?mail|email|mail|messaggi)\b|"
-    r"\bnon voglio essere ricontattat"
+    r"\bnon voglio essere ricontattat|"
+    r"\bdiffid\w*\b.{0,40}\b(inviar|contattar|scriver|mandar)|"
+    r"\bcancellazione (immediata )?(del mio indirizzo|dei miei dati|dei dati)\b|"
+    # Data-protection objections in any language: withdrawn consent, an objection to processing, an erasure request
+    # under the GDPR (DSGVO, RGPD, AVG, LGPD). A question about where the address came from is not one (neutral).
+    r"\bwithdraw (my |all )?consent\b|\bi object to (the |any )?(further )?(processing|use) of my\b|"
+    r"\bwiderrufe (hiermit )?(meine )?einwilligung\b|\bwiderspreche\b.{0,60}\b(verarbeitung|nutzung|werbung)\b|"
+    r"\bje (retire|revoque) mon consentement\b|\bje m'oppose\b.{0,40}\btraitement\b|"
+    r"\b(retiro|revoco) mi consentimiento\b|\bme opongo al tratamiento\b|"
+    r"\b(retiro|revogo) o meu consentimento\b|\b(me oponho|oponho-me) ao tratamento\b|"
+    r"\btrek (hierbij )?mijn toestemming in\b|\bmaak (hierbij )?bezwaar tegen\b.{0,40}\bverwerking\b|"
+    r"\brevoco (il )?(mio )?consenso\b|\bmi oppongo al trattamento\b|"
+    r"\b(erase|erasure|deletion|loschung|effacement|borrado|supresion|eliminacion|exclusao|apagamento|verwijdering|"
+    r"cancellazione)\b.{0,80}\b(gdpr|dsgvo|rgpd|avg|lgpd|art\.? ?17)\b|"
+    r"\b(gdpr|dsgvo|rgpd|avg|lgpd|art\.? ?17)\b.{0,80}\b(erase|erasure|deletion|loschung|effacement|borrado|"
+    r"supresion|eliminacion|exclusao|apagamento|verwijdering|cancellazione)\b"
 )
 
 MEETING_BOOKED = re.compile(
