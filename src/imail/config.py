@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imail.spamcheck.client import SpamdAddress
+
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./imail.db"
 
 
@@ -219,6 +221,18 @@ class Settings(BaseSettings):
         if info.data.get("classifier_url") and not value:
             raise ValueError("must be set when IMAIL_CLASSIFIER_URL is set (the model name the endpoint serves)")
         return value or None
+
+    # POST /v1/campaigns/{id}/spam-check: SpamAssassin's spamd (Debian's spamd package); unset, the check answers 409
+    spamd_url: str | None = Field(None, description="spamd://host:port, e.g. spamd://127.0.0.1:783")
+    spamd_timeout: float = Field(30.0, gt=0, le=300, description="seconds spamd may take to score one email")
+
+    @field_validator("spamd_url")
+    @classmethod
+    def _spamd_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        SpamdAddress.parse(value)
+        return value
 
     # workers
     # On SIGTERM: in-flight requests may finish for this long, then running worker iterations for as long again.

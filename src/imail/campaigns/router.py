@@ -16,6 +16,8 @@ from imail.idempotency.deps import Idempotent
 from imail.kit.pagination import Page, PageParams, encode_cursor, page_params
 from imail.models import CampaignStatus
 from imail.sending.compose import TrackingUrls
+from imail.spamcheck import service as spamcheck
+from imail.spamcheck.schemas import SpamCheck, SpamCheckRequest
 from imail.tracking.router import signer
 
 router = APIRouter(
@@ -101,3 +103,16 @@ async def preview_campaign(
     the campaign includes it, and {{unsubscribe_url}} as a signed link."""
     urls = TrackingUrls(signer(request), request.app.state.settings.public_url)
     return await service.preview(session, caller, campaign_id, body, urls)
+
+
+@preview_router.post("/{campaign_id}/spam-check", response_model=SpamCheck)
+async def spam_check_campaign(
+    campaign_id: str, caller: CallerDep, session: SessionDep, request: Request, body: SpamCheckRequest | None = None
+):
+    """Render every step for a sample lead (or `lead_id`) exactly as it would be sent and score it with
+    SpamAssassin's spamd (IMAIL_SPAMD_URL): the score and every rule that fired. Sends and stores nothing; 409
+    when spamd is not configured."""
+    urls = TrackingUrls(signer(request), request.app.state.settings.public_url)
+    return await spamcheck.spam_check(
+        session, caller, campaign_id, body or SpamCheckRequest(), request.app.state.settings, urls
+    )

@@ -256,7 +256,7 @@ def _describe_unusable(statuses: dict[str, str], inbox_ids: list[str]) -> str:
     return "none of its inboxes is connected (" + ", ".join(f"{i} is {statuses.get(i, 'gone')}" for i in inbox_ids) + ")"
 
 
-async def _footer(session: AsyncSession, caller: Caller) -> Footer | None:
+async def workspace_footer(session: AsyncSession, caller: Caller) -> Footer | None:
     """The workspace's footer, or None while it has no postal address."""
     workspace = await WorkspaceRepository(session).get(caller.workspace_id)
     if workspace is None or not (workspace.postal_address or "").strip():
@@ -265,7 +265,7 @@ async def _footer(session: AsyncSession, caller: Caller) -> Footer | None:
 
 
 async def _check_footer(session: AsyncSession, caller: Caller) -> None:
-    if await _footer(session, caller) is None:
+    if await workspace_footer(session, caller) is None:
         raise InvalidField(
             "include_footer: the workspace has no postal address for the footer; set it first with "
             "PATCH /v1/workspace {\"postal_address\": …}",
@@ -442,7 +442,7 @@ async def preview(
     else:
         subject_text = templates.render(subject or "", values, rng, missing=missing)
     rendered = templates.render(html_body or "", values, rng, escape_html=True, missing=missing)
-    footer = await _footer(session, caller) if campaign.include_footer else None
+    footer = await workspace_footer(session, caller) if campaign.include_footer else None
     if campaign.include_footer:
         # Sending adds the opt-out line even while the workspace has no postal address (it was cleared later).
         rendered += render_footer(footer or Footer(""), unsubscribe_url)
