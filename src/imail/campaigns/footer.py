@@ -32,7 +32,8 @@ def render_footer(footer: Footer, unsubscribe_url: str) -> str:
     of the address on its own line, the unsubscribe URL as a link that shows itself, so it reads the same in
     the plain-text part."""
     line = templates.render(footer.text or DEFAULT_FOOTER_TEXT, {UNSUBSCRIBE_VARIABLE: unsubscribe_url})
-    link = f'<a href="{html.escape(unsubscribe_url, quote=True)}">{html.escape(unsubscribe_url)}</a>'
-    lines = [html.escape(part).replace(html.escape(unsubscribe_url), link) for part in line.splitlines()]
-    lines += [html.escape(part) for part in footer.postal_address.splitlines() if part.strip()]
+    shown = html.escape(unsubscribe_url, quote=False)
+    link = f'<a href="{html.escape(unsubscribe_url, quote=True)}">{shown}</a>'
+    lines = [html.escape(part, quote=False).replace(shown, link) for part in line.splitlines()]
+    lines += [html.escape(part, quote=False) for part in footer.postal_address.splitlines() if part.strip()]
     return f'<p style="color:#777777;font-size:12px">{"<br>".join(lines)}</p>'

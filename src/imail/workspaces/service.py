@@ -98,14 +98,18 @@ def _footer_text(value: str | None) -> str | None:
 
 
 async def update_footer(session: AsyncSession, caller: Caller, body: WorkspaceUpdate) -> Workspace:
-    """The footer's postal address and opt-out line; fields left out keep their value, null clears."""
+    """PATCH /v1/workspace: fields left out keep their value, null clears."""
     if not caller.livemode:
         raise Forbidden("The workspace's footer applies to live emails too: change it with a live key")
-    workspace = await get_workspace(session, caller.workspace_id)
-    changes = body.model_dump(exclude_unset=True)
+    return await set_footer(session, caller.workspace_id, **body.model_dump(exclude_unset=True))
+
+
+async def set_footer(session: AsyncSession, workspace_id: str, **changes: str | None) -> Workspace:
+    """The footer's postal address and opt-out line (`postal_address`, `footer_text`; None or empty clears)."""
+    workspace = await get_workspace(session, workspace_id)
     if "footer_text" in changes:
-        workspace.footer_text = _footer_text(body.footer_text)
+        workspace.footer_text = _footer_text(changes["footer_text"])
     if "postal_address" in changes:
-        workspace.postal_address = _postal_address(body.postal_address)
+        workspace.postal_address = _postal_address(changes["postal_address"])
     await session.flush()
     return workspace
