@@ -13,9 +13,11 @@ from functools import cache
 
 import pytest
 
+from imail.config import SettingsError, load_settings
 from tests.conftest import make_settings
 from tests.fixtures.factories import bearer, make_key
 from tests.fixtures.outreach import assert_error, create_campaign, make_inbox, step
+from tests.fixtures.ports import free_port
 from tests.fixtures.spamd import RULES, Spamd, spamd  # noqa: F401
 
 CONTENT_TYPES = frozenset({"body", "rawbody", "uri", "full"})
@@ -138,3 +140,21 @@ async def test_without_spamd_the_check_says_how_to_enable_it(client, app, databa
     app.state.settings = settings.model_copy(update={"spamd_url": None})
     error = assert_error(await spam_check(client, h, campaign["id"]), 409, None, "conflict")
     assert "IMAIL_SPAMD_URL=spamd://" in error["message"] and "apt-get install spamassassin spamd" in error["message"]
+    no_body = await client.post(f"/v1/campaigns/{campaign['id']}/spam-check", headers=h)
+    assert assert_error(no_body, 409, None, "conflict") == error
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:783", "spamd://", "spamd://127.0.0.1:99999", "spamd://h:783/x"])
+def test_a_bad_spamd_url_stops_start_up_in_one_line(monkeypatch, url):
+    monkeypatch.setenv("IMAIL_SPAMD_URL", url)
+    with pytest.raises(SettingsError, match=r"^IMAIL_SPAMD_URL: must look like spamd://127\.0\.0\.1:783$"):
+        load_settings()
+
+
+async def test_an_unreachable_spamd_is_a_503(client, app, database, workspace, settings):
+    h = workspace.headers()
+    inbox = await make_inbox(database, workspace.workspace_id)
+    campaign = await create_campaign(client, h, [inbox], steps=STEPS[:1])
+    app.state.settings = settings.model_copy(update={"spamd_url": f"spamd://127.0.0.1:{free_port()}"})
+    error = assert_error(await spam_check(client, h, campaign["id"]), 503, None, "service_unavailable")
+    assert "did not answer" in error["message"]
