@@ -3,6 +3,11 @@ campaigns, and what the preview shows of them."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from imail.kit.signing import Signer
@@ -126,3 +131,21 @@ async def test_text_only_is_a_campaign_option_and_the_preview_shows_only_text(cl
     assert html["text_only"] is False and html["body"].startswith("<p>Hi Ana")
     assert_error(await client.patch(f"/v1/campaigns/{campaign['id']}", headers=h, json={"text_only": "yes please"}),
                  400, "text_only")
+
+
+def test_the_operator_sets_the_footer_from_the_command_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAIL_")}
+    env.update(IMAIL_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/cli.db", PYTHONPATH=":".join(sys.path))
+
+    def imail(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "imail.cli", *args], env=env, capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120, check=False)
+
+    assert imail("db", "upgrade").returncode == 0
+    workspace_id = json.loads(imail("workspaces", "create", "Acme", "--json").stdout)["workspace_id"]
+    done = imail("workspaces", "set-footer", workspace_id, "--address", "Acme Ltd\\n1 Market Street",
+                 "--text", "Opt out: {{unsubscribe_url}}")
+    assert done.returncode == 0, done.stderr
+    assert "'Acme Ltd\\n1 Market Street'" in done.stdout and "'Opt out: {{unsubscribe_url}}'" in done.stdout
+    refused = imail("workspaces", "set-footer", workspace_id, "--text", "no link")
+    assert refused.returncode == 1 and "footer_text" in refused.stderr
