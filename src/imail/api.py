@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from imail.analytics.public import router as public_metrics_router
 from imail.analytics.prometheus import MetricsMiddleware
 from imail.analytics.prometheus import router as prometheus_router
-from imail.analytics.status_page import router as status_page_router
+from imail.analytics.public import router as public_metrics_router
 from imail.analytics.router import router as analytics_router
+from imail.analytics.status_page import router as status_page_router
 from imail.campaigns.router import preview_router as campaign_preview_router
 from imail.campaigns.router import router as campaigns_router
 from imail.changelog.router import page_router as changelog_page_router
@@ -29,6 +29,7 @@ from imail.suppressions.router import router as suppressions_router
 from imail.tracking.router import router as tracking_router
 from imail.webhooks.docs import document_webhooks
 from imail.webhooks.router import router as webhooks_router
+from imail.workspaces.router import router as workspace_router
 
 ERROR_RESPONSES = {
     status: {"model": ErrorBody, "description": description}
@@ -51,6 +52,7 @@ def build_v1() -> APIRouter:
     tracking = [Depends(track_deprecations)] if versions.DEPRECATIONS else []
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(version_gate), *tracking])
     v1.include_router(keys_router, responses=ERROR_RESPONSES)
+    v1.include_router(workspace_router, responses=ERROR_RESPONSES)
     v1.include_router(campaigns_router, responses=ERROR_RESPONSES)
     v1.include_router(campaign_preview_router, responses=ERROR_RESPONSES)
     v1.include_router(leads_router, responses=ERROR_RESPONSES)

@@ -100,6 +100,23 @@ def workspaces_set_contact(workspace_id: str, contact_email: Annotated[str, type
     typer.echo(f"workspace {workspace.id}: contact {workspace.contact_email or '(none)'}")
 
 
+@workspaces_app.command("set-footer")
+def workspaces_set_footer(
+    workspace_id: str,
+    address: Annotated[str | None, typer.Option(help="postal address; lines separated by \\n; empty clears")] = None,
+    text: Annotated[str | None, typer.Option(help="opt-out line with {{unsubscribe_url}}; empty: the default")] = None,
+) -> None:
+    """Set the footer campaigns with include_footer add to every email (as PATCH /v1/workspace does)."""
+    from imail.workspaces.service import set_footer
+
+    changes = {name: value.replace("\\n", "\n") for name, value in
+               (("postal_address", address), ("footer_text", text)) if value is not None}
+    settings = settings_or_exit()
+    workspace = run_in_session(settings, lambda s: set_footer(s, workspace_id, **changes))
+    typer.echo(f"workspace {workspace.id}: postal address {workspace.postal_address or '(none)'!r}, "
+               f"opt-out line {workspace.footer_text or '(default)'!r}")
+
+
 @app.command("demo")
 def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Ensure the demo workspace exists and print fresh live and test keys for it."""

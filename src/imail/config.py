@@ -5,12 +5,25 @@ from __future__ import annotations
 import secrets
 import ssl
 from functools import lru_cache
+from ipaddress import ip_address
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imail.spamcheck.client import SpamdAddress
+
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./imail.db"
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):
@@ -48,6 +61,9 @@ class Settings(BaseSettings):
     tracking_rate_limit_burst: int = Field(1200, ge=1, description="tracking hits allowed at once per client address")
 
     # public URLs (tracking, unsubscribe, docs links in errors)
+    # RFC 8058 one-click unsubscribe needs an https List-Unsubscribe URL: http is refused for any host but loopback
+    # unless this is set (then GET /v1/status/full warns).
+    allow_http_public_url: bool = False
     public_url: str = "http://127.0.0.1:8000"
     docs_url: str = "https://api.imail.now/docs/errors"
 
@@ -98,6 +114,29 @@ class Settings(BaseSettings):
     system_smtp_username: str = Field("", description="empty: the server takes mail without a login")
     system_smtp_password: str | None = None
     system_mail_from: str = Field("imail@localhost", description="From address of the operator's notices")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str, info: ValidationInfo) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute https:// URL, like https://t.example.com")
+        if parts.scheme == "http" and not is_loopback(parts.hostname) and not info.data.get("allow_http_public_url"):
+            raise ValueError(
+                f"{value} is http: List-Unsubscribe one-click (RFC 8058) needs https; use https://, or set "
+                "IMAIL_ALLOW_HTTP_PUBLIC_URL=1 to accept it anyway"
+            )
+        return value
+
+    def public_url_warnings(self) -> list[str]:
+        """Operator-facing warnings about the public URL (shown by GET /v1/status/full)."""
+        parts = urlsplit(self.public_url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            return [(
+                "IMAIL_PUBLIC_URL is http (allowed by IMAIL_ALLOW_HTTP_PUBLIC_URL): List-Unsubscribe links are not "
+                "https, so mailbox providers ignore one-click unsubscribe (RFC 8058); serve it over https"
+            )]
+        return []
 
     @field_validator("mail_ca_file")
     @classmethod
@@ -196,6 +235,18 @@ class Settings(BaseSettings):
         if info.data.get("classifier_url") and not value:
             raise ValueError("must be set when IMAIL_CLASSIFIER_URL is set (the model name the endpoint serves)")
         return value or None
+
+    # POST /v1/campaigns/{id}/spam-check: SpamAssassin's spamd (Debian's spamd package); unset, the check answers 409
+    spamd_url: str | None = Field(None, description="spamd://host:port, e.g. spamd://127.0.0.1:783")
+    spamd_timeout: float = Field(30.0, gt=0, le=300, description="seconds spamd may take to score one email")
+
+    @field_validator("spamd_url")
+    @classmethod
+    def _spamd_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        SpamdAddress.parse(value)
+        return value
 
     # workers
     # On SIGTERM: in-flight requests may finish for this long, then running worker iterations for as long again.

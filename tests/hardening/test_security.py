@@ -165,7 +165,7 @@ def tokens_of(data: bytes) -> dict[str, str]:
     html = msg.get_body(("html",)).get_content()
     return {
         "unsubscribe": re.search(r"<https://t\.acme\.test/u/([^>]+)>", msg["List-Unsubscribe"]).group(1),
-        "open": re.search(r'src="https://t\.acme\.test/t/o/([^"]+)\.gif"', html).group(1),
+        "open": re.search(r"url\('https://t\.acme\.test/t/o/([^']+)\.gif'\)", html).group(1),
         "click": re.search(r'href="https://t\.acme\.test/t/c/([^"]+)"', html).group(1),
     }
 

@@ -24,7 +24,7 @@ from tests.fixtures.security import each_security, encrypted
 from tests.fixtures.smtp import SmtpServer
 from tests.inboxes.conftest import events_of, inbox_rows, load_inbox, unique_email
 
-PUBLIC_URL = "http://imail.test"
+PUBLIC_URL = "https://imail.test"
 
 
 @pytest.fixture(scope="module")

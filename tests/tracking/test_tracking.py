@@ -33,7 +33,7 @@ async def send_one(outreach, mailbox, sink, email="ana@example.org"):
     msg = message_from_bytes(sink.messages[-1].data, policy=default)
     html = msg.get_body(("html",)).get_content()
     links = re.findall(r'href="https://t\.acme\.test(/t/c/[^"]+)"', html)
-    pixel = re.search(r'src="https://t\.acme\.test(/t/o/[^"]+)"', html).group(1)
+    pixel = re.search(r"url\('https://t\.acme\.test(/t/o/[^']+)'\)", html).group(1)
     unsubscribe = re.search(r"<https://t\.acme\.test(/u/[^>]+)>", msg["List-Unsubscribe"]).group(1)
     return lead, links, pixel, unsubscribe
 

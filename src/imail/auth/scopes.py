@@ -12,6 +12,7 @@ FAMILIES = (
     "replies",
     "events",
     "keys",
+    "workspace",
 )
 ACCESS = ("read", "write")
 ALL_SCOPES = tuple(f"{family}:{access}" for family in FAMILIES for access in ACCESS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from imail.auth import scopes
 from imail.auth.deps import CallerDep, require_scope
@@ -15,6 +15,10 @@ from imail.errors import Forbidden
 from imail.idempotency.deps import Idempotent
 from imail.kit.pagination import Page, PageParams, encode_cursor, page_params
 from imail.models import CampaignStatus
+from imail.sending.compose import TrackingUrls
+from imail.spamcheck import service as spamcheck
+from imail.spamcheck.schemas import SpamCheck, SpamCheckRequest
+from imail.tracking.router import signer
 
 router = APIRouter(
     prefix="/campaigns", tags=["Campaigns"], dependencies=[Depends(require_scope("campaigns")), Idempotent]
@@ -92,6 +96,23 @@ async def delete_campaign(campaign_id: str, caller: CallerDep, session: SessionD
 
 
 @preview_router.post("/{campaign_id}/preview", response_model=Preview)
-async def preview_campaign(campaign_id: str, body: PreviewRequest, caller: CallerDep, session: SessionDep):
-    """Render one step (and variant) for one of the campaign's leads, as it would be sent."""
-    return await service.preview(session, caller, campaign_id, body)
+async def preview_campaign(
+    campaign_id: str, body: PreviewRequest, caller: CallerDep, session: SessionDep, request: Request
+):
+    """Render one step (and variant) for one of the campaign's leads, as it would be sent: with the footer when
+    the campaign includes it, and {{unsubscribe_url}} as a signed link."""
+    urls = TrackingUrls(signer(request), request.app.state.settings.public_url)
+    return await service.preview(session, caller, campaign_id, body, urls)
+
+
+@preview_router.post("/{campaign_id}/spam-check", response_model=SpamCheck)
+async def spam_check_campaign(
+    campaign_id: str, caller: CallerDep, session: SessionDep, request: Request, body: SpamCheckRequest | None = None
+):
+    """Render every step for a sample lead (or `lead_id`) exactly as it would be sent and score it with
+    SpamAssassin's spamd (IMAIL_SPAMD_URL): the score and every rule that fired. Sends and stores nothing; 409
+    when spamd is not configured."""
+    urls = TrackingUrls(signer(request), request.app.state.settings.public_url)
+    return await spamcheck.spam_check(
+        session, caller, campaign_id, body or SpamCheckRequest(), request.app.state.settings, urls
+    )

@@ -145,6 +145,16 @@ class CampaignCreate(BaseModel):
     track_opens: bool = True
     track_clicks: bool = True
     stop_on_reply: bool = True
+    text_only: bool = Field(
+        False,
+        description="Send one text/plain part: no HTML, no open pixel (so no open tracking), links as plain URLs "
+        "(through the click redirect only when track_clicks is on).",
+    )
+    include_footer: bool = Field(
+        False,
+        description="Add the workspace's footer (its opt-out line and postal address, see PATCH /v1/workspace) to "
+        "every email; needs the workspace's postal_address.",
+    )
     custom_variables: list[str] = Field(
         default_factory=list,
         description="Names of lead custom_variables the steps use without a fallback, like `pain_point`.",
@@ -179,6 +189,8 @@ class CampaignUpdate(BaseModel):
     track_opens: bool | None = None
     track_clicks: bool | None = None
     stop_on_reply: bool | None = None
+    text_only: bool | None = None
+    include_footer: bool | None = None
     custom_variables: list[str] | None = None
 
     @field_validator("name")
@@ -209,6 +221,8 @@ class Campaign(BaseModel):
     track_opens: bool
     track_clicks: bool
     stop_on_reply: bool
+    text_only: bool
+    include_footer: bool
     custom_variables: list[str]
     livemode: bool
     created_at: datetime
@@ -233,8 +247,16 @@ class Preview(BaseModel):
     step: int
     variant: str | None
     subject: str = Field(description="With `Re: ` and the first subject for follow-ups that thread.")
-    body: str = Field(description="Rendered HTML; lead values are HTML-escaped.")
-    text: str
+    body: str | None = Field(
+        description="Rendered HTML (lead values HTML-escaped), with the footer when the campaign includes it; null "
+        "for a text_only campaign, whose emails have no HTML part."
+    )
+    text: str = Field(description="The text/plain part (for a text_only campaign, all that is sent).")
+    text_only: bool
+    unsubscribe_url: str = Field(
+        description="What {{unsubscribe_url}} renders as: a link of the signed https shape the email and its "
+        "List-Unsubscribe header carry (in a preview it names no sent email, so it unsubscribes nobody)."
+    )
     missing_variables: list[str] = Field(
         description="Variables the lead has no value for and the template gave no fallback (rendered empty here; "
         "rendering for a real send refuses such an email)."

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
 from imail.campaigns import templates
+from imail.campaigns.footer import UNSUBSCRIBE_VARIABLE, Footer, render_footer
 from imail.campaigns.repository import CampaignRepository, InboxLookup
 from imail.campaigns.schemas import (
     MAX_DELAY_MINUTES,
@@ -30,6 +31,8 @@ from imail.mail.html import html_to_text
 from imail.models import Campaign, CampaignStatus
 from imail.models.inbox import InboxStatus
 from imail.sending import service as sending
+from imail.sending.compose import TrackingUrls
+from imail.workspaces.repository import WorkspaceRepository
 from imail.workspaces.tiers import policy
 
 MAX_CUSTOM_VARIABLES = 50
@@ -74,6 +77,8 @@ def view(campaign: Campaign, inbox_ids: list[str], stats: CampaignStats) -> dict
         "track_opens": campaign.track_opens,
         "track_clicks": campaign.track_clicks,
         "stop_on_reply": campaign.stop_on_reply,
+        "text_only": campaign.text_only,
+        "include_footer": campaign.include_footer,
         "custom_variables": campaign.custom_variables,
         "livemode": campaign.livemode,
         "created_at": campaign.created_at,
@@ -138,6 +143,8 @@ def _custom_variables(names: list[str]) -> list[str]:
             raise InvalidField(f"{field}: {name!r} is not a variable name; use letters, digits and _", field)
         if name in templates.BUILTIN_VARIABLES:
             raise InvalidField(f"{field}: {name!r} is a built-in lead field; list only custom variables", field)
+        if name == UNSUBSCRIBE_VARIABLE:
+            raise InvalidField(f"{field}: {name!r} is filled in by imail (the email's unsubscribe link)", field)
         if name in seen:
             raise InvalidField(f"{field}: {name!r} is listed twice", field)
         seen.add(name)
@@ -155,7 +162,7 @@ def _check_template(text: str | None, field: str, where: str, known: frozenset[s
 
 def validate_steps(steps: list[StepIn], custom_variables: list[str]) -> list[dict[str, Any]]:
     """The steps as stored, or InvalidField naming the step, the part and the position at fault."""
-    known = frozenset(templates.BUILTIN_VARIABLES) | frozenset(custom_variables)
+    known = frozenset(templates.BUILTIN_VARIABLES) | {UNSUBSCRIBE_VARIABLE} | frozenset(custom_variables)
     count = len(steps)
     stored: list[dict[str, Any]] = []
     for i, step in enumerate(steps):
@@ -249,6 +256,23 @@ def _describe_unusable(statuses: dict[str, str], inbox_ids: list[str]) -> str:
     return "none of its inboxes is connected (" + ", ".join(f"{i} is {statuses.get(i, 'gone')}" for i in inbox_ids) + ")"
 
 
+async def workspace_footer(session: AsyncSession, caller: Caller) -> Footer | None:
+    """The workspace's footer, or None while it has no postal address."""
+    workspace = await WorkspaceRepository(session).get(caller.workspace_id)
+    if workspace is None or not (workspace.postal_address or "").strip():
+        return None
+    return Footer(workspace.postal_address, workspace.footer_text)
+
+
+async def _check_footer(session: AsyncSession, caller: Caller) -> None:
+    if await workspace_footer(session, caller) is None:
+        raise InvalidField(
+            "include_footer: the workspace has no postal address for the footer; set it first with "
+            "PATCH /v1/workspace {\"postal_address\": …}",
+            "include_footer",
+        )
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -258,6 +282,8 @@ async def create_campaign(session: AsyncSession, caller: Caller, body: CampaignC
     steps = validate_steps(body.steps, custom_variables)
     window = _send_window(body.send_window)
     await _inbox_ids(session, caller, body.inbox_ids)
+    if body.include_footer:
+        await _check_footer(session, caller)
     repo = CampaignRepository(session, caller.tenant)
     campaign = await repo.add(
         repo.new(
@@ -269,6 +295,8 @@ async def create_campaign(session: AsyncSession, caller: Caller, body: CampaignC
             track_opens=body.track_opens,
             track_clicks=body.track_clicks,
             stop_on_reply=body.stop_on_reply,
+            text_only=body.text_only,
+            include_footer=body.include_footer,
             custom_variables=custom_variables,
         )
     )
@@ -276,7 +304,8 @@ async def create_campaign(session: AsyncSession, caller: Caller, body: CampaignC
     return campaign
 
 
-NOT_NULL = ("name", "inbox_ids", "steps", "track_opens", "track_clicks", "stop_on_reply", "custom_variables")
+NOT_NULL = ("name", "inbox_ids", "steps", "track_opens", "track_clicks", "stop_on_reply", "text_only", "include_footer",
+            "custom_variables")
 
 
 async def update_campaign(session: AsyncSession, caller: Caller, campaign_id: str, body: CampaignUpdate) -> Campaign:
@@ -301,7 +330,9 @@ async def update_campaign(session: AsyncSession, caller: Caller, campaign_id: st
         validate_steps([StepIn.model_validate(s | {"variants": _strip_labels(s)}) for s in campaign.steps], custom_variables)
     if "send_window" in changes:
         values["send_window"] = _send_window(body.send_window)
-    for name in ("name", "track_opens", "track_clicks", "stop_on_reply"):
+    if changes.get("include_footer"):
+        await _check_footer(session, caller)
+    for name in ("name", "track_opens", "track_clicks", "stop_on_reply", "text_only", "include_footer"):
         if name in changes:
             values[name] = changes[name]
     if "inbox_ids" in changes:
@@ -382,7 +413,12 @@ async def archive_campaign(session: AsyncSession, caller: Caller, campaign_id: s
 # ---------------------------------------------------------------- preview
 
 
-async def preview(session: AsyncSession, caller: Caller, campaign_id: str, body: PreviewRequest) -> dict[str, Any]:
+PREVIEW_MESSAGE_ID = "msg_preview"
+
+
+async def preview(
+    session: AsyncSession, caller: Caller, campaign_id: str, body: PreviewRequest, urls: TrackingUrls
+) -> dict[str, Any]:
     campaign = await get_campaign(session, caller, campaign_id)
     lead = await LeadRepository(session, caller.tenant).get(body.lead_id)
     if lead is None:
@@ -395,7 +431,8 @@ async def preview(session: AsyncSession, caller: Caller, campaign_id: str, body:
     label, subject, html_body = pick(step, body.variant)
     seed = body.seed if body.seed is not None else templates.stable_seed(lead.id, body.step, label)
     rng = random.Random(seed)
-    values = templates.lead_values(lead)
+    unsubscribe_url = urls.unsubscribe(PREVIEW_MESSAGE_ID)
+    values = templates.lead_values(lead) | {UNSUBSCRIBE_VARIABLE: unsubscribe_url}
     missing: list[str] = []
     if body.step > 1 and not (subject or "").strip():
         first_label, first_subject, _ = pick(campaign.steps[0], label if _has_label(campaign.steps[0], label) else None)
@@ -405,14 +442,20 @@ async def preview(session: AsyncSession, caller: Caller, campaign_id: str, body:
     else:
         subject_text = templates.render(subject or "", values, rng, missing=missing)
     rendered = templates.render(html_body or "", values, rng, escape_html=True, missing=missing)
+    footer = await workspace_footer(session, caller) if campaign.include_footer else None
+    if campaign.include_footer:
+        # Sending adds the opt-out line even while the workspace has no postal address (it was cleared later).
+        rendered += render_footer(footer or Footer(""), unsubscribe_url)
     return {
         "campaign_id": campaign.id,
         "lead_id": lead.id,
         "step": body.step,
         "variant": label,
         "subject": subject_text,
-        "body": rendered,
+        "body": None if campaign.text_only else rendered,
         "text": html_to_text(rendered),
+        "text_only": campaign.text_only,
+        "unsubscribe_url": unsubscribe_url,
         "missing_variables": missing,
     }
 

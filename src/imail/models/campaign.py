@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imail.models.base import ID_LENGTH, Base, IdMixin, JSONType, TenantMixin, TimestampMixin
@@ -34,6 +34,10 @@ class Campaign(IdMixin, TimestampMixin, TenantMixin, Base):
     track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=True)
     stop_on_reply: Mapped[bool] = mapped_column(Boolean, default=True)
+    # One text/plain part: no HTML, no open pixel, links as plain URLs (see imail.sending.compose).
+    text_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Append the workspace's footer (postal address and an opt-out line, as CAN-SPAM asks) to every email.
+    include_footer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Names of the lead custom_variables the steps may use without a fallback.
     custom_variables: Mapped[list[str]] = mapped_column(JSONType)
 

@@ -3,12 +3,15 @@ tracking links and pixel, List-Unsubscribe. Pure apart from the signer it is giv
 
 from __future__ import annotations
 
+import html
 import random
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from imail.campaigns import templates
+from imail.campaigns.footer import UNSUBSCRIBE_VARIABLE, Footer, render_footer
 from imail.kit.signing import Signer
 from imail.mail.html import html_to_text, text_to_html
 from imail.mail.mime import Outbound, build, domain_of, make_message_id
@@ -75,14 +78,22 @@ def compose(
     track_clicks: bool,
     text_only: bool,
     urls: TrackingUrls,
+    footer: Footer | None = None,
 ) -> Composed:
+    """One email as sent. `text_only`: a single text/plain part (no HTML, no open pixel; links as plain URLs,
+    through the click redirect when click tracking is on). `footer`: the workspace's opt-out line and postal
+    address, appended after the signature."""
     rng = random.Random(templates.stable_seed(lead.id, step_index))
     variant = choose_variant(step, rng)
     subject_template, body_template = content(step, variant)
-    values = templates.lead_values(lead)
+    unsubscribe_url = urls.unsubscribe(message_id)
+    # The body holds a stand-in for its unsubscribe link while click tracking rewrites the others: that link stays
+    # the signed one of the List-Unsubscribe header, never a click redirect.
+    placeholder = f"unsubscribe-{secrets.token_hex(8)}"
+    values = templates.lead_values(lead) | {UNSUBSCRIBE_VARIABLE: placeholder}
     missing: list[str] = []  # variables a lead lacks render empty: the campaign was validated on save
     if subject_template and (step_index == 0 or not thread.first_subject or step.get("subject")):
-        subject = templates.render(subject_template, values, rng, missing=missing).strip()
+        subject = templates.render(subject_template, values, rng, missing=missing).strip().replace(placeholder, "")
     else:
         subject = reply_subject(thread.first_subject or "")
     body = templates.render(body_template, values, rng, escape_html=True, missing=missing)
@@ -90,8 +101,11 @@ def compose(
         body = f"{body}<br><br>{_signature_html(sender.signature)}"
 
     links: list[str] = []
-    if track_clicks and not text_only:
+    if track_clicks:  # in a text-only email the tracked URLs are written out as plain text
         body, links = rewrite_links(body, lambda index: urls.click(message_id, index))
+    body = body.replace(placeholder, html.escape(unsubscribe_url, quote=True))
+    if footer is not None:
+        body += render_footer(footer, unsubscribe_url)
     text = html_to_text(body) + "\n"  # the preview's derivation, so previews match what is sent
     html_part = None
     if not text_only:
@@ -109,7 +123,7 @@ def compose(
         message_id=header_id,
         in_reply_to=thread.message_ids[-1] if thread.message_ids else None,
         references=list(thread.message_ids),
-        unsubscribe_url=urls.unsubscribe(message_id),
+        unsubscribe_url=unsubscribe_url,
         unsubscribe_mailto=f"{sender.email}?subject=unsubscribe",
     )
     return Composed(subject, variant["label"] if variant else None, header_id, links, build(outbound))

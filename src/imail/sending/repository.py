@@ -14,9 +14,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.campaigns.footer import Footer
 from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows
-from imail.models import Campaign, Inbox, Lead
+from imail.models import Campaign, Inbox, Lead, Workspace
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
 from imail.models.sending import (
@@ -130,6 +131,11 @@ class SendQueue(Repository[SequenceState]):
 
     async def leads(self, ids: Iterable[str]) -> dict[str, Lead]:
         return await self._by_ids(Lead, ids)
+
+    async def footers(self, workspace_ids: Iterable[str]) -> dict[str, Footer]:
+        """The email footer of each workspace, by workspace id."""
+        workspaces = await self._by_ids(Workspace, workspace_ids)
+        return {w.id: Footer(w.postal_address or "", w.footer_text) for w in workspaces.values()}
 
     async def inboxes(self, ids: Iterable[str]) -> dict[str, Inbox]:
         return await self._by_ids(Inbox, ids)

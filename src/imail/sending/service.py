@@ -174,6 +174,7 @@ class Planner:
         leads = await self.queue.lead_rows(s.lead_id for s in states)
         history = await self.queue.history(s.lead_id for s in states)
         campaign_inboxes = await self.queue.campaign_inboxes(campaigns)
+        self.footers = await self.queue.footers(c.workspace_id for c in campaigns.values() if c.include_footer)
         inbox_ids = {i for ids in campaign_inboxes.values() for i in ids} | {s.inbox_id for s in states if s.inbox_id}
         inboxes = await self.queue.inboxes(inbox_ids)
         self.day = self.now.date()
@@ -285,8 +286,9 @@ class Planner:
             thread=thread,
             track_opens=campaign.track_opens,
             track_clicks=campaign.track_clicks,
-            text_only=bool(getattr(campaign, "text_only", False)),
+            text_only=campaign.text_only,
             urls=self.urls,
+            footer=self.footers.get(campaign.workspace_id) if campaign.include_footer else None,
         )
         attempt = {
             "inbox_id": inbox.id,

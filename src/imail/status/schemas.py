@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from typing_extensions import TypeAliasType
 
 # A named alias is one schema component, so generated clients get one well-named enum.
@@ -36,3 +36,6 @@ class StatusFull(BaseModel):
     version: str
     components: dict[str, Component]
     operations: Operations | None = None
+    warnings: list[str] = Field(
+        default_factory=list, description="Configuration the operator should fix, like an http IMAIL_PUBLIC_URL."
+    )

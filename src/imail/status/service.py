@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from imail import __version__
+from imail.config import Settings
 from imail.db import Database
 from imail.kit.clock import utcnow
 from imail.kit.ratelimit import RateLimiter
@@ -47,7 +48,9 @@ async def check_redis(redis: Redis | None, limiter: RateLimiter) -> Component:
     return component
 
 
-async def full_status(database: Database, redis: Redis | None, limiter: RateLimiter) -> StatusFull:
+async def full_status(
+    database: Database, redis: Redis | None, limiter: RateLimiter, settings: Settings
+) -> StatusFull:
     db_component, redis_component = await asyncio.gather(check_database(database), check_redis(redis, limiter))
     components = {"database": db_component, "redis": redis_component}
     states = {c.status for c in components.values()}
@@ -60,4 +63,5 @@ async def full_status(database: Database, redis: Redis | None, limiter: RateLimi
             figures = Operations.model_validate((await asyncio.wait_for(operations(database), CHECK_TIMEOUT)).model_dump())
         except Exception:  # the figures are extra: never turn a status answer into an error
             figures = None
-    return StatusFull(status=overall, checked_at=utcnow(), version=__version__, components=components, operations=figures)
+    return StatusFull(status=overall, checked_at=utcnow(), version=__version__, components=components,
+                      operations=figures, warnings=settings.public_url_warnings())

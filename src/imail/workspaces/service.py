@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.auth.service import issue_key
-from imail.errors import InvalidField, NotFound
+from imail.auth.service import Caller, issue_key
+from imail.campaigns import templates
+from imail.campaigns.footer import check_footer_text
+from imail.errors import Forbidden, InvalidField, NotFound
 from imail.models import Tier, Workspace
 from imail.workspaces.repository import WorkspaceRepository
+from imail.workspaces.schemas import WorkspaceUpdate
 
 
 @dataclass(frozen=True)
@@ -67,4 +70,46 @@ async def set_contact(session: AsyncSession, workspace_id: str, contact_email: s
     if workspace is None:
         raise NotFound(f"No workspace {workspace_id}")
     workspace.contact_email = _contact(contact_email)
+    return workspace
+
+
+async def get_workspace(session: AsyncSession, workspace_id: str) -> Workspace:
+    workspace = await WorkspaceRepository(session).get(workspace_id)
+    if workspace is None:
+        raise NotFound(f"No workspace {workspace_id}")
+    return workspace
+
+
+def _postal_address(value: str | None) -> str | None:
+    if value is None:
+        return None
+    lines = [line.strip() for line in value.replace("\r\n", "\n").split("\n") if line.strip()]
+    return "\n".join(lines) or None
+
+
+def _footer_text(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        check_footer_text(value.strip())
+    except templates.TemplateError as exc:
+        raise InvalidField(f"footer_text: {exc}", "footer_text") from None
+    return value.strip()
+
+
+async def update_footer(session: AsyncSession, caller: Caller, body: WorkspaceUpdate) -> Workspace:
+    """PATCH /v1/workspace: fields left out keep their value, null clears."""
+    if not caller.livemode:
+        raise Forbidden("The workspace's footer applies to live emails too: change it with a live key")
+    return await set_footer(session, caller.workspace_id, **body.model_dump(exclude_unset=True))
+
+
+async def set_footer(session: AsyncSession, workspace_id: str, **changes: str | None) -> Workspace:
+    """The footer's postal address and opt-out line (`postal_address`, `footer_text`; None or empty clears)."""
+    workspace = await get_workspace(session, workspace_id)
+    if "footer_text" in changes:
+        workspace.footer_text = _footer_text(changes["footer_text"])
+    if "postal_address" in changes:
+        workspace.postal_address = _postal_address(changes["postal_address"])
+    await session.flush()
     return workspace

@@ -1,0 +1,1 @@
+"""Scoring rendered emails with SpamAssassin's spamd before a campaign sends them."""

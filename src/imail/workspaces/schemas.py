@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from imail.campaigns.footer import DEFAULT_FOOTER_TEXT, MAX_FOOTER_TEXT, MAX_POSTAL_ADDRESS
+
+
+class WorkspaceView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    object: Literal["workspace"] = "workspace"
+    name: str
+    tier: str
+    postal_address: str | None = Field(
+        description="The sender's postal address, printed in the footer of campaigns with include_footer (CAN-SPAM)."
+    )
+    footer_text: str | None = Field(
+        description=f"The footer's opt-out line, a template with {{{{unsubscribe_url}}}}; null: "
+        f"\"{DEFAULT_FOOTER_TEXT}\"."
+    )
+
+
+class WorkspaceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    postal_address: str | None = Field(
+        None, max_length=MAX_POSTAL_ADDRESS, description="Lines separated by newlines; null or empty clears it."
+    )
+    footer_text: str | None = Field(
+        None, max_length=MAX_FOOTER_TEXT,
+        description="Must contain {{unsubscribe_url}} (the email's signed unsubscribe link); null: the default line.",
+    )
