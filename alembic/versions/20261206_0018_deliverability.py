@@ -1,7 +1,7 @@
 """deliverability: plain-text-only campaigns, an opt-in CAN-SPAM footer, and the workspace's postal address
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0016
 Create Date: 2026-12-06 03:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0018'
-down_revision = '0017'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
