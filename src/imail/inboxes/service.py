@@ -516,27 +516,10 @@ async def rotate_secrets(database: Any, settings: Settings, batch: int = 200) ->
 
     box = crypto.secret_box(settings)
     report = RotationReport(unreadable=[])
-    after: str | None = None
-    columns = ("smtp_password_encrypted", "imap_password_encrypted", "oauth_refresh_token_encrypted")
-    while True:
-        async with database.transaction() as session:
-            rows = await InboxMaintenance(session).batch_after(after, batch)
-            for inbox in rows:
-                report.inboxes += 1
-                for column in columns:
-                    token = getattr(inbox, column)
-                    if not token:
-                        continue
-                    if box.is_current(token):
-                        report.current += 1
-                        continue
-                    try:
-                        setattr(inbox, column, box.rotate(token))
-                        report.rotated += 1
-                    except crypto.InvalidToken:
-                        if inbox.id not in report.unreadable:
-                            report.unreadable.append(inbox.id)
-            await session.flush()
-        if len(rows) < batch:
-            return report
-        after = rows[-1].id
+    for column in ("smtp_password_encrypted", "imap_password_encrypted", "oauth_refresh_token_encrypted"):
+        done = await crypto.rotate_column(database, InboxMaintenance, column, box, batch)
+        report.inboxes = done.rows
+        report.rotated += done.rotated
+        report.current += done.current
+        report.unreadable += [inbox_id for inbox_id in done.unreadable if inbox_id not in report.unreadable]
+    return report
