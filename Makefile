@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test openapi bench soak lint clean
+.PHONY: install run test test-shifted openapi bench soak lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("imail needs Python 3.11+" if sys.version_info < (3, 11) else 0)'
@@ -24,6 +24,10 @@ run: install
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite with the system date a year ahead (needs the faketime package); SHIFT=+30d for a month.
+test-shifted: install
+	VENV=$(VENV) .ci/test-date-shifted $(PYTEST_ARGS)
 
 openapi: install
 	$(BIN)/imail openapi --output openapi.json

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 from sqlalchemy import select
 
@@ -34,10 +33,10 @@ async def test_a_server_stalling_mid_data_does_not_hold_up_other_inboxes(
     ctx = outreach.ctx
     stalled_server = make_smtp_server("starttls")
     unstall = threading.Event()
-    stalls: list[float] = []
+    stalls: list = []
 
     def stall(received) -> None:  # runs on the stalled server's own thread: only that server hangs
-        stalls.append(time.monotonic())
+        stalls.append(received)
         unstall.wait(60)
 
     stalled_server.data_hook = stall
@@ -48,32 +47,27 @@ async def test_a_server_stalling_mid_data_does_not_hold_up_other_inboxes(
         await outreach.lead(campaign["id"], f"lead{n}@example.org", first_name=f"L{n}")
     await outreach.resume(campaign["id"])
 
-    started = time.monotonic()
     batch = asyncio.create_task(sending_worker.send_due(ctx))
     try:
-        # The healthy inbox's share goes out and is recorded while the other server is still hanging in DATA.
-        deadline = started + ctx.settings.mail_timeout - 1
-        while time.monotonic() < deadline:
+        # The healthy inbox's share goes out and is recorded while the other server is still hanging in DATA
+        # (it hangs until the mail timeout ends the batch's wait: watched until then, not for a set time).
+        while not batch.done():
             healthy = (await statuses(outreach)).get(healthy_inbox, {})
             if healthy and set(healthy.values()) == {"sent"} and stalls:
                 break
             await asyncio.sleep(0.05)
-        recorded_after = time.monotonic() - started
         by_inbox = await statuses(outreach)
         assert set(by_inbox[healthy_inbox].values()) == {"sent"}, by_inbox
         assert not batch.done() and len(stalls) == 1
-        assert recorded_after < ctx.settings.mail_timeout - 1
         healthy_count = len(by_inbox[healthy_inbox])
         assert len(sink.messages) == healthy_count and healthy_count >= 2
-
-        await asyncio.wait_for(batch, ctx.settings.mail_timeout * 3)
-        ended_after = time.monotonic() - started
+        await batch
     finally:
         unstall.set()
         if not batch.done():
             batch.cancel()
-    # The stall cost one timeout, not one per email waiting for that inbox.
-    assert ended_after < ctx.settings.mail_timeout * 2, ended_after
+    # The stall cost one timeout, not one per email waiting for that inbox: only one DATA reached the stalled
+    # server, and the rest were given back untried (below).
     stalled = await outreach.rows(Message, Message.inbox_id == stalled_inbox)
     assert len(stalled) == LEADS - healthy_count and len(stalled) >= 2
     in_doubt = [m for m in stalled if m.status == "handed"]

@@ -83,11 +83,18 @@ async def test_callers_are_not_left_waiting_when_the_batch_runner_is_cancelled()
         await asyncio.wait_for(waiting, 1)
 
 
+async def _batch_under_way(coalescer: Coalescer) -> None:
+    """Return once the batch runner has started on what was asked so far (event-loop turns, not seconds)."""
+    while coalescer._runner is None:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the runner's first step: lingering, or already handling its batch
+
+
 async def test_a_lingering_batch_takes_calls_made_a_moment_apart():
     handle = Recorder()
     coalescer = Coalescer(handle, linger=0.05)
     first = asyncio.create_task(coalescer("a"))
-    await asyncio.sleep(0.01)  # within the linger: joins "a"
+    await _batch_under_way(coalescer)  # "a" lingers: "b" joins it
     second = asyncio.create_task(coalescer("b"))
     assert [await first, await second] == ["A", "B"]
     assert handle.batches == [["a", "b"]]
@@ -95,6 +102,6 @@ async def test_a_lingering_batch_takes_calls_made_a_moment_apart():
     eager = Recorder()
     coalescer = Coalescer(eager)
     first = asyncio.create_task(coalescer("a"))
-    await asyncio.sleep(0.01)
+    await _batch_under_way(coalescer)
     assert await coalescer("b") == "B" and await first == "A"
     assert eager.batches == [["a"], ["b"]]

@@ -65,14 +65,20 @@ async def test_another_process_notices_a_revoke_within_the_ttl_without_redis(dat
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as remote:
             listing = await remote.get("/v1/keys", headers=bearer(other))
             assert listing.status_code == 200  # the server now holds the key in its cache
+            # It cached the key before it answered, so its entry has expired by then + TTL (the monotonic clock is
+            # the machine's, shared by both processes): a request sent after that must be refused. Told apart by
+            # when each request was sent, not by how long they took, so a busy machine changes nothing.
+            expired_by = time.monotonic() + TTL_SECONDS
             revoked = await client.delete(f"/v1/keys/{key_id_of(listing, other)}", headers=workspace.headers())
             assert revoked.status_code == 200
-            started = time.monotonic()
-            while (status := (await remote.get("/v1/keys", headers=bearer(other))).status_code) == 200:
-                assert time.monotonic() - started < TTL_SECONDS + 5, "still accepted well past the cache's TTL"
+            while True:
+                sent_at = time.monotonic()
+                status = (await remote.get("/v1/keys", headers=bearer(other))).status_code
+                if status != 200:
+                    break
+                assert sent_at < expired_by, "still accepted after the cache's entry expired"
                 await asyncio.sleep(0.2)
             assert status == 401
-            assert time.monotonic() - started <= TTL_SECONDS + 3
 
 
 @pytest.mark.slow

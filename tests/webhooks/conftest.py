@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -14,14 +15,17 @@ from sqlalchemy import select
 
 from imail.db import Database
 from imail.events.service import record_event
+from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.models import Event, WebhookDelivery
 from imail.workers.context import WorkerContext
 from imail.workers.webhooks import deliver_webhooks
 from tests.fixtures.webhook_receiver import Receiver
 
-# Compressed schedule: the shape of the real one (a few retries, a final attempt at the deadline) in seconds.
-FAST = dict(webhooks_retry_schedule=[0.05, 0.05, 0.05], webhooks_retry_jitter=0.1, webhooks_give_up_after=3.0)
+# Compressed schedule: the shape of the real one (a few retries, then a final attempt at the deadline) with
+# retries in hundredths of a second. The deadline stays out of reach of a test that waits on the wall clock, so a
+# busy machine never turns a retry into a give-up; tests of the deadline move the worker's clock instead.
+FAST = dict(webhooks_retry_schedule=[0.05, 0.05, 0.05], webhooks_retry_jitter=0.1, webhooks_give_up_after=3600.0)
 
 
 @pytest.fixture
@@ -33,14 +37,15 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def worker_context(settings, database) -> AsyncIterator[Callable[..., WorkerContext]]:
-    """make(**setting_overrides) -> a WorkerContext like the runner's, with its own HTTP client."""
+    """make(clock=..., **setting_overrides) -> a WorkerContext like the runner's, with its own HTTP client;
+    the clock is the wall clock unless a test passes one it moves itself."""
     clients: list[httpx.AsyncClient] = []
 
-    def make(**overrides: Any) -> WorkerContext:
+    def make(clock: Callable[[], datetime] = utcnow, **overrides: Any) -> WorkerContext:
         http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         clients.append(http)
         merged = settings.model_copy(update={**FAST, **overrides})
-        return WorkerContext(merged, database, None, http, f"test-worker-{len(clients)}")
+        return WorkerContext(merged, database, None, http, f"test-worker-{len(clients)}", clock=clock)
 
     yield make
     for http in clients:

@@ -20,6 +20,7 @@ from imail.kit.tenancy import Tenant
 from imail.models import WebhookDelivery, WebhookEndpoint
 from imail.webhooks.fanout import deliver_to
 from tests.fixtures.webhook_receiver import Reply
+from tests.sending.conftest import Clock
 from tests.webhooks.conftest import create_endpoint, deliveries, drive, emit
 
 
@@ -108,23 +109,26 @@ async def test_a_receiver_failing_the_first_attempts_gets_the_same_event_after_r
 async def test_a_receiver_that_times_out_gets_the_event_on_a_later_attempt(
     client, workspace, database, receiver, worker_context
 ):
-    async def slow_first(request, nth):
+    never = asyncio.Event()
+
+    async def silent_first(request, nth):
         if nth == 1:
-            await asyncio.sleep(3)
+            await never.wait()  # never answers: the sender's timeout, whatever the machine's speed, ends it
         return Reply(200)
 
-    receiver.handler = slow_first
+    receiver.handler = silent_first
     await create_endpoint(client, workspace.headers(), receiver.url())
     event = await emit(database, workspace.workspace_id)
     ctx = worker_context(webhooks_timeout=0.3)
 
     await drive(ctx, lambda: len(receiver.requests) == 1)
+    await drive(ctx, lambda: _attempted(database))
     [row] = await deliveries(database)
     assert row.status == "pending" and row.attempts == 1
     assert row.last_status_code is None and row.last_error == "timed out after 0.3 s"
-    await drive(ctx, lambda: len(receiver.requests) == 2)
     await drive(ctx, lambda: status_is(database, "succeeded"))
-    assert [r.event_id for r in receiver.requests] == [event.id, event.id]
+    # The same event every time (a busy machine may let a later answer time out too: it is simply retried).
+    assert len(receiver.requests) >= 2 and {r.event_id for r in receiver.requests} == {event.id}
 
 
 async def status_is(database, status: str) -> bool:
@@ -138,15 +142,29 @@ async def test_refused_connection_is_retried_then_failed_after_the_deadline(
     port = receiver.port
     await receiver.close()  # nothing listens there any more
     created = await create_endpoint(client, workspace.headers(), f"http://127.0.0.1:{port}/hook")
-    await emit(database, workspace.workspace_id)
-    # The deadline leaves room for both retries even when a loaded machine makes each attempt slow.
-    ctx = worker_context(webhooks_retry_schedule=[0.05, 0.05], webhooks_give_up_after=2.0)
-    await drive(ctx, lambda: status_is(database, "failed"))
+    event = await emit(database, workspace.workspace_id)
+    # The worker's clock only moves when the test moves it: each attempt happens exactly when it is due.
+    clock = Clock(event.created_at)
+    ctx = worker_context(clock, webhooks_retry_schedule=[0.05, 0.05], webhooks_give_up_after=2.0)
+    deadline = event.created_at + timedelta(seconds=2)
+    for attempts, wait in ((1, 0.05), (2, 0.05)):  # the two scheduled retries
+        assert await deliver_once(ctx) == 1
+        [row] = await deliveries(database)
+        assert (row.status, row.attempts) == ("pending", attempts)
+        assert row.last_error.startswith("could not connect")
+        assert row.next_attempt_at - clock.now == pytest.approx(timedelta(seconds=wait), rel=0.11)
+        assert await deliver_once(ctx) == 0  # not due yet
+        clock.now = row.next_attempt_at
+    assert await deliver_once(ctx) == 1
     [row] = await deliveries(database)
-    # Two scheduled retries, then the final attempt at the deadline, then failed.
-    assert row.attempts == 4
+    assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 3, deadline)  # the final one
+    clock.now = deadline - timedelta(seconds=0.5)
+    assert await deliver_once(ctx) == 0
+    clock.now = deadline
+    assert await deliver_once(ctx) == 1
+    [row] = await deliveries(database)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("failed", 4, None)
     assert row.last_error.startswith("could not connect")
-    assert row.next_attempt_at is None
     endpoint = (await client.get(f"/v1/webhooks/{created['id']}", headers=workspace.headers())).json()
     assert endpoint["status"] == "enabled"  # failing for 2 s is not failing for 24 h
 
@@ -436,12 +454,14 @@ async def test_a_lease_left_by_a_dead_worker_is_taken_over(
 
     await create_endpoint(client, workspace.headers(), receiver.url())
     event = await emit(database, workspace.workspace_id)
-    now = utcnow()
+    clock = Clock(utcnow())
     async with database.transaction() as session:  # a worker claims, then dies before sending
-        [job] = await DeliveryQueue(session).claim(now, 10, now + timedelta(seconds=0.3), "dead-worker#1")
+        [job] = await DeliveryQueue(session).claim(clock.now, 10, clock.now + timedelta(seconds=30), "dead-worker#1")
     assert job.event_id == event.id
-    ctx = worker_context()
+    ctx = worker_context(clock)
+    clock.advance(seconds=29)
     assert await deliver_once(ctx) == 0  # leased: invisible
+    clock.advance(seconds=1)
     await drive(ctx, lambda: len(receiver.requests) == 1)  # due again once the lease ends
     # The dead worker's late result can't overwrite the new holder's.
     async with database.transaction() as session:
@@ -506,7 +526,8 @@ async def test_fast_answers_are_sent_one_after_another(
         open_now -= 1
         return Reply(200)
 
-    monkeypatch.setattr("imail.workers.webhooks.RAMP_AFTER", 0.5)  # "slow" = no answer within 0.5 s
+    # No answer ever counts as slow, however long a busy machine takes to give it: only answers open the next.
+    monkeypatch.setattr("imail.workers.webhooks.RAMP_AFTER", None)
     receiver.handler = quick
     await create_endpoint(client, workspace.headers(), receiver.url())
     for _ in range(20):
@@ -569,9 +590,11 @@ async def test_retention_purges_old_final_deliveries_and_deleted_endpoints(
 async def test_an_endpoint_that_does_not_answer_does_not_hold_up_the_batch(
     client, workspace, database, receiver, worker_context
 ):
+    never = asyncio.Event()
+
     async def hang_on_slow(request, nth):
         if request.path == "/slow":
-            await asyncio.sleep(3)
+            await never.wait()
         return Reply(200)
 
     receiver.handler = hang_on_slow
@@ -580,16 +603,16 @@ async def test_an_endpoint_that_does_not_answer_does_not_hold_up_the_batch(
     for _ in range(4):
         await emit(database, workspace.workspace_id, "email.opened")
     fast_events = [await emit(database, workspace.workspace_id, "email.sent") for _ in range(4)]
-    ctx = worker_context(webhooks_timeout=0.3, webhooks_concurrency=4, webhooks_retry_schedule=[30.0])
-    started = asyncio.get_running_loop().time()
+    # The timeout is what ends the /slow request (it never answers); it is long enough that an answer from
+    # /fast never runs into it on a busy machine.
+    ctx = worker_context(webhooks_timeout=2.0, webhooks_concurrency=4, webhooks_retry_schedule=[30.0])
     assert await deliver_once(ctx) == 8
-    elapsed = asyncio.get_running_loop().time() - started
-    # One request to /slow timed out; its three siblings were not queued behind it (4 × 0.3 s).
+    # One request to /slow timed out; its three siblings were not queued behind it, each waiting out its own
+    # timeout, but given back untried; /fast got all of its own meanwhile.
     assert [r.path for r in receiver.requests].count("/slow") == 1
     assert sorted(r.event_id for r in receiver.requests if r.path == "/fast") == sorted(
         e.id for e in fast_events
     )
-    assert elapsed < 1.0, elapsed
     rows = await deliveries(database, webhook_id=slow["id"])
     assert sorted(r.attempts for r in rows) == [0, 0, 0, 1]
     assert all(r.status == "pending" and r.next_attempt_at > utcnow() for r in rows)

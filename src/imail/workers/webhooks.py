@@ -13,7 +13,6 @@ import structlog
 from ulid import ULID
 
 from imail.kit import crypto
-from imail.kit.clock import utcnow
 from imail.webhooks.delivery import GONE_REASON, Attempt, Outcome, judge, send
 from imail.webhooks.repository import DeliveryLogPurge, DeliveryQueue, Job
 from imail.webhooks.signing import open_secret
@@ -48,11 +47,11 @@ async def _attempt(
     ctx: WorkerContext, job: Job, guard: AddressGuard | None, silent: set[str]
 ) -> tuple[Attempt | _Deferred, datetime]:
     if job.webhook_id in silent:
-        return DEFERRED, utcnow()
+        return DEFERRED, ctx.clock()
     try:
         secret = open_secret(ctx.settings, job.secret_encrypted)
     except crypto.InvalidToken:
-        return Attempt(None, UNREADABLE_SECRET, None, None, 0), utcnow()
+        return Attempt(None, UNREADABLE_SECRET, None, None, 0), ctx.clock()
     # With the guard, its pinned client: the address checked is the address connected to.
     http = ctx.http if guard is None else guard.http
     attempt = await send(http, job, secret, ctx.settings.webhooks_timeout, guard)
@@ -60,7 +59,7 @@ async def _attempt(
         # Timed out, refused or blocked: the endpoint's other deliveries in this batch would most likely wait
         # the same way, holding slots healthy endpoints could use. They are retried shortly instead.
         silent.add(job.webhook_id)
-    return attempt, utcnow()
+    return attempt, ctx.clock()
 
 
 async def send_batch(
@@ -108,7 +107,7 @@ async def send_batch(
                 continue
             job = jobs[index]
             if job.endpoint_status != "enabled":
-                results[index] = (None, utcnow())
+                results[index] = (None, ctx.clock())
                 continue
             if in_flight:
                 _, in_flight = await asyncio.wait(
@@ -138,7 +137,7 @@ async def deliver_webhooks(ctx: WorkerContext) -> int:
     """One iteration: claim up to `webhooks_batch_size` due deliveries, send them (see `send_batch`), record
     the outcomes in one transaction. Returns how many were claimed (>0: run again at once)."""
     settings = ctx.settings
-    now = utcnow()
+    now = ctx.clock()
     token = f"{ctx.instance_id}#{secrets.token_hex(4)}"
     async with ctx.database.transaction() as session:
         jobs = await DeliveryQueue(session).claim(
@@ -184,7 +183,7 @@ async def record_outcomes(
 ) -> None:
     """One transaction: the endpoints' health (only where it changes), then the deliveries."""
     settings = ctx.settings
-    now = utcnow()
+    now = ctx.clock()
     cutoff = now - timedelta(seconds=settings.webhooks_disable_after)
     succeeded: set[str] = set()
     failed: set[str] = set()
@@ -226,7 +225,7 @@ async def record_outcomes(
 
 async def purge_webhook_deliveries(ctx: WorkerContext) -> int:
     """Retention: delete final deliveries older than `webhooks_retention_days`, a few thousand at a time."""
-    cutoff = utcnow() - timedelta(days=ctx.settings.webhooks_retention_days)
+    cutoff = ctx.clock() - timedelta(days=ctx.settings.webhooks_retention_days)
     boundary = "dlv_" + str(ULID.from_datetime(cutoff))[:10] + "0" * 16
     async with ctx.database.transaction() as session:
         return await DeliveryLogPurge(session).purge(boundary, cutoff, PURGE_CHUNK)
