@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from imail.deprecations.notices import send_deprecation_warnings
+from imail.errors import InvalidField
 from imail.kit import versions
 from imail.kit.versions.base import Deprecation, VersionChange
 from imail.models import Event
 from imail.models.deprecation import DeprecationUsage
+from imail.workspaces.service import _contact, set_contact
 from tests.conftest import make_settings
 from tests.fixtures.factories import make_workspace
 from tests.fixtures.smtp import smtp_server, tls_cert  # noqa: F401
@@ -166,8 +168,6 @@ async def _warnings(database, workspace_id: str) -> list[Event]:
 async def test_monthly_warnings_from_six_months_before_the_sunset(client, database, settings, smtp_server, clock):  # noqa: F811
     user = await make_workspace(database, "surge", "Initech")
     async with database.transaction() as session:
-        from imail.workspaces.service import set_contact
-
         await set_contact(session, user.workspace_id, "cto@initech.example")
     silent = await make_workspace(database, "surge", "Hooli")  # uses nothing deprecated
     for _ in range(4):
@@ -212,8 +212,6 @@ async def test_without_a_contact_address_the_event_still_goes(client, database, 
 async def test_an_unreachable_mail_server_retries_next_round(client, database, settings, smtp_server, clock):  # noqa: F811
     user = await make_workspace(database, "surge", "Stark")
     async with database.transaction() as session:
-        from imail.workspaces.service import set_contact
-
         await set_contact(session, user.workspace_id, "ops@stark.example")
     await client.get("/v1/suppressions", headers=user.headers())
     smtp_server.stop()
@@ -241,9 +239,6 @@ async def test_changelog_page_and_data_come_from_the_registry(client):
 
 
 def test_workspace_contact_is_validated():
-    from imail.errors import InvalidField
-    from imail.workspaces.service import _contact
-
     assert _contact(" CTO@Initech.example ") == "CTO@initech.example"
     assert _contact("") is None
     with pytest.raises(InvalidField):

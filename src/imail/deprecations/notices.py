@@ -35,6 +35,11 @@ class Use:
     last_used_at: datetime
 
 
+def add_months_at(moment: datetime, months: int) -> datetime:
+    day = add_months(moment.date(), months)
+    return moment.replace(year=day.year, month=day.month, day=day.day)
+
+
 def due(deprecation: Deprecation, now: datetime) -> bool:
     return deprecation.warn_from <= now.date() < deprecation.sunset
 
@@ -121,11 +126,6 @@ async def send_deprecation_warnings(database: Database, settings: Settings, now:
             await _record(database, workspace_id, deprecation, uses, now, emailed_to)
             warned += 1
     return warned
-
-
-def add_months_at(moment: datetime, months: int) -> datetime:
-    day = add_months(moment.date(), months)
-    return moment.replace(year=day.year, month=day.month, day=day.day)
 
 
 async def _record(database: Database, workspace_id: str, deprecation: Deprecation, uses: list[Use], now: datetime,

@@ -14,19 +14,12 @@ from fastapi import Request
 from imail.deprecations.repository import DeprecationRepository
 from imail.kit import versions
 from imail.kit.clock import utcnow
+from imail.kit.version_gate import route_template
 from imail.kit.versions.base import Deprecation
 
 log = structlog.get_logger("imail.deprecations")
 
 _STATE = "deprecations_used"
-
-
-def _route_path(request: Request) -> str:
-    # An included router's route keeps its relative path; FastAPI records the full template in the effective
-    # route context (as the version gate reads it).
-    context = request.scope.get("fastapi", {}).get("effective_route_context")
-    route = request.scope.get("route")
-    return getattr(context, "path", None) or getattr(route, "path", request.url.path)
 
 
 async def _sent_fields(request: Request) -> set[str]:
@@ -68,7 +61,7 @@ def response_headers(used: Sequence[Deprecation], public_url: str) -> dict[str, 
 async def track_deprecations(request: Request) -> AsyncIterator[None]:
     """A `/v1` router dependency: finds the route's and its fields' deprecations this request uses, and once the
     endpoint has run, counts every use (those routers noted too) against the caller's key."""
-    candidates = versions.registry().route_deprecations(request.method, _route_path(request))
+    candidates = versions.registry().route_deprecations(request.method, route_template(request))
     if candidates:
         fields = await _sent_fields(request) if any(d.kind == "field" for d in candidates) else set()
         note_used(request, [d for d in candidates if d.kind == "route" or d.field_name in fields])

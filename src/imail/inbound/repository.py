@@ -8,12 +8,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among
+from imail.kit.sql import among, upsert_insert
 from imail.models import Campaign, Inbox, Lead, Message
 from imail.models.inbox import InboxStatus
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
@@ -23,9 +20,6 @@ from imail.models.sending import MessageStatus, SequenceState
 SENT_STATUSES = (MessageStatus.sent.value, MessageStatus.sending.value, MessageStatus.retry.value,
                  MessageStatus.bounced.value, MessageStatus.unknown.value)
 
-
-def _insert(session: AsyncSession):
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 class ReaderQueue(Repository[MailboxPoll]):
@@ -71,7 +65,7 @@ class ReaderQueue(Repository[MailboxPoll]):
         if not ids:
             return set()
         table = MailboxPoll.__table__
-        stmt = _insert(self.session)(table).values(
+        stmt = upsert_insert(self.session)(table).values(
             [{"inbox_id": i, "lease_until": lease_until, "worker_id": worker_id, "idle": False} for i in ids]
         )
         stmt = stmt.on_conflict_do_update(
@@ -169,7 +163,7 @@ class ReaderQueue(Repository[MailboxPoll]):
         """Start (or start again, after a UIDVALIDITY change) reading a folder after `last_uid`."""
         table = MailboxCursor.__table__
         values = {"uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": now}
-        stmt = _insert(self.session)(table).values(inbox_id=inbox_id, folder=folder, synced_at=None, **values)
+        stmt = upsert_insert(self.session)(table).values(inbox_id=inbox_id, folder=folder, synced_at=None, **values)
         await self.session.execute(stmt.on_conflict_do_update(index_elements=["inbox_id", "folder"], set_=values))
 
     async def advance(self, inbox_id: str, folder: str, uidvalidity: int, expected: int, last_uid: int,
@@ -206,7 +200,7 @@ class ReaderQueue(Repository[MailboxPoll]):
             return set()
         table = InboundReceipt.__table__
         # The rows as executemany parameters, not a VALUES list: one cached statement whatever the batch's length.
-        stmt = _insert(self.session)(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        stmt = upsert_insert(self.session)(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
         return {row[0] for row in (await self.session.execute(stmt, rows)).all()}
 
     async def receipt_counts(self, message_ids: Iterable[str], kind: str, exclude: Iterable[str] = ()) -> dict[str, int]:

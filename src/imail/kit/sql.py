@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Boolean, Table, Text, any_, bindparam, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -183,7 +185,4 @@ async def update_rows(session: AsyncSession, table: Table, key: str, rows: Seque
 
 def upsert_insert(session: AsyncSession) -> Any:
     """The dialect's `insert` (PostgreSQL's or SQLite's), which both offer `on_conflict_do_…`."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

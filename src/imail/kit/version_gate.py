@@ -8,13 +8,17 @@ from imail.errors import NotFound
 from imail.kit import versions
 
 
-async def version_gate(request: Request) -> None:
-    route = request.scope.get("route")
-    snapshot = request.state.api_version
-    # A route of a router included in another keeps its own relative path ("/leads/bulk"); FastAPI records the
-    # full template ("/v1/leads/bulk") in the effective route context.
+def route_template(request: Request) -> str:
+    """The matched route's full path template ("/v1/leads/{lead_id}"). A route of a router included in another
+    keeps its own relative path ("/leads/bulk"); FastAPI records the full one in the effective route context."""
     context = request.scope.get("fastapi", {}).get("effective_route_context")
-    path = getattr(context, "path", None) or getattr(route, "path", request.url.path)
+    route = request.scope.get("route")
+    return getattr(context, "path", None) or getattr(route, "path", request.url.path)
+
+
+async def version_gate(request: Request) -> None:
+    snapshot = request.state.api_version
+    path = route_template(request)
     if not versions.endpoint_available(snapshot, request.method, path):
         raise NotFound(
             f"No route {request.method} {request.url.path} in API version {snapshot.isoformat()}; "

@@ -10,13 +10,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.campaigns.footer import Footer
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows
+from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows, upsert_insert
 from imail.models import Campaign, Inbox, Lead, Workspace
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
@@ -36,9 +35,6 @@ IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
 # What planning may change in a sequence state.
 CLAIM_STATE_COLUMNS = ("status", "next_step", "scheduled_at", "due_at", "stop_reason", "inbox_id", "updated_at")
 
-
-def _insert(session: AsyncSession):
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _is_postgres(session: AsyncSession) -> bool:
@@ -216,7 +212,7 @@ class SendQueue(Repository[SequenceState]):
             return {}
         # executemany, not a VALUES list: one cached statement whatever the number of scopes.
         await self.session.execute(
-            _insert(self.session)(SendCounter.__table__).on_conflict_do_nothing(index_elements=["scope_id", "day"]),
+            upsert_insert(self.session)(SendCounter.__table__).on_conflict_do_nothing(index_elements=["scope_id", "day"]),
             [{"scope_id": i, "day": day, "sent": 0} for i in ids],
         )
         stmt = select(SendCounter).where(among(SendCounter.scope_id, ids), SendCounter.day == day).order_by(SendCounter.scope_id)
@@ -230,7 +226,7 @@ class SendQueue(Repository[SequenceState]):
         if not ids:
             return {}
         await self.session.execute(
-            _insert(self.session)(InboxPacing.__table__).on_conflict_do_nothing(index_elements=["inbox_id"]),
+            upsert_insert(self.session)(InboxPacing.__table__).on_conflict_do_nothing(index_elements=["inbox_id"]),
             [{"inbox_id": i} for i in ids],
         )
         stmt = select(InboxPacing).where(among(InboxPacing.inbox_id, ids)).order_by(InboxPacing.inbox_id)

@@ -9,12 +9,10 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among
+from imail.kit.sql import among, upsert_insert
 from imail.models import Inbox
 from imail.models.analytics import AnalyticsDaily
 from imail.models.inbox import InboxStatus, WarmupStatus
@@ -24,9 +22,6 @@ from imail.models.warmup import WARMUP_COUNTERS, InboxWarmup, WarmupDaily, Warmu
 def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
-
-def _insert(session: AsyncSession):
-    return pg_insert if _is_postgres(session) else sqlite_insert
 
 
 class WarmupRepository(TenantRepository[InboxWarmup]):
@@ -137,7 +132,7 @@ class WarmupQueue(Repository[InboxWarmup]):
             return {}
         zeros = {name: 0 for name in WARMUP_COUNTERS}
         await self.session.execute(
-            _insert(self.session)(WarmupDaily).on_conflict_do_nothing(index_elements=["inbox_id", "day"]),
+            upsert_insert(self.session)(WarmupDaily).on_conflict_do_nothing(index_elements=["inbox_id", "day"]),
             [{"inbox_id": i, "workspace_id": ws, "livemode": live, "day": d, **zeros} for i, ws, live, d in wanted],
         )
         found: dict[tuple[str, date], WarmupDaily] = {}
