@@ -63,8 +63,15 @@ def generate(target: int, campaigns: list[str], inboxes: list[str], rng: random.
     t0 = datetime(START.year, START.month, START.day, tzinfo=UTC)
     while len(events) < target:
         at = t0 + timedelta(seconds=rng.randrange(DAYS * 86400 - 86400))
-        ref = {"message_id": new_id("msg"), "campaign_id": rng.choice(campaigns), "lead_id": None,
-               "inbox_id": rng.choice(inboxes), "email": None, "step": rng.randint(1, 3), "variant": rng.choice("ab")}
+        ref = {
+            "message_id": new_id("msg"),
+            "campaign_id": rng.choice(campaigns),
+            "lead_id": None,
+            "inbox_id": rng.choice(inboxes),
+            "email": None,
+            "step": rng.randint(1, 3),
+            "variant": rng.choice("ab"),
+        }
         later = lambda at=at: at + timedelta(seconds=rng.randrange(1, 20 * 3600))
         events.append((at, "email.sent", ref))
         fate = rng.random()
@@ -77,16 +84,37 @@ def generate(target: int, campaigns: list[str], inboxes: list[str], rng: random.
         for _ in range(rng.choice([0, 0, 1, 1, 2])):
             events.append((later(), "email.opened", {**ref, "machine": rng.random() < 0.25}))
         if rng.random() < 0.15:
-            events.append((later(), "email.clicked", {**ref, "url": "https://x.test/", "machine": rng.random() < 0.25}))
+            events.append(
+                (later(), "email.clicked", {**ref, "url": "https://x.test/", "machine": rng.random() < 0.25})
+            )
         if rng.random() < 0.08:
             reply_id = new_id("rpl")
             replied = at + timedelta(seconds=rng.randrange(20 * 3600, 22 * 3600))
-            events.append((replied, "reply.received", {"reply_id": reply_id, "message_id": ref["message_id"],
-                                                        "campaign_id": ref["campaign_id"], "inbox_id": ref["inbox_id"],
-                                                        "from_email": "x@y.test"}))
-            events.append((replied + timedelta(seconds=1), "reply.classified",
-                           {"reply_id": reply_id, "campaign_id": ref["campaign_id"], "label": rng.choice(LABELS),
-                            "confidence": 0.9}))
+            events.append(
+                (
+                    replied,
+                    "reply.received",
+                    {
+                        "reply_id": reply_id,
+                        "message_id": ref["message_id"],
+                        "campaign_id": ref["campaign_id"],
+                        "inbox_id": ref["inbox_id"],
+                        "from_email": "x@y.test",
+                    },
+                )
+            )
+            events.append(
+                (
+                    replied + timedelta(seconds=1),
+                    "reply.classified",
+                    {
+                        "reply_id": reply_id,
+                        "campaign_id": ref["campaign_id"],
+                        "label": rng.choice(LABELS),
+                        "confidence": 0.9,
+                    },
+                )
+            )
     events.sort(key=lambda e: e[0])
     return [(at + timedelta(microseconds=i % 1000), kind, data) for i, (at, kind, data) in enumerate(events)]
 
@@ -120,22 +148,37 @@ WHERE workspace_id = :ws AND livemode AND created_at >= :start AND created_at < 
 GROUP BY 1, 2, 3, 4
 """
 
-TYPE_COUNTER = {"email.sent": "sent", "email.delivered": "delivered", "email.bounced.hard": "bounced_hard",
-                "email.bounced.soft": "bounced_soft", "email.opened": "opened", "email.clicked": "clicked"}
+TYPE_COUNTER = {
+    "email.sent": "sent",
+    "email.delivered": "delivered",
+    "email.bounced.hard": "bounced_hard",
+    "email.bounced.soft": "bounced_soft",
+    "email.opened": "opened",
+    "email.clicked": "clicked",
+}
 
 
 async def seed(admin_url: str, n_events: int) -> tuple[str, str, str]:
     name = f"imail_bench_analytics_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    admin = await asyncpg.connect(
+        make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    url = make_url(admin_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+    url = (
+        make_url(admin_url)
+        .set(drivername="postgresql+asyncpg", database=name)
+        .render_as_string(hide_password=False)
+    )
     await asyncio.to_thread(upgrade, url)
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(dsn)
     try:
         ws = new_id("ws")
-        await conn.execute("INSERT INTO workspaces (id, name, tier, created_at, updated_at) VALUES ($1, 'bench', 'surge', now(), now())", ws)
+        await conn.execute(
+            "INSERT INTO workspaces (id, name, tier, created_at, updated_at) VALUES ($1, 'bench', 'surge', now(), now())",
+            ws,
+        )
         rng = random.Random(7)
         campaigns = [new_id("cmp") for _ in range(20)]
         inboxes = [new_id("inb") for _ in range(10)]
@@ -145,15 +188,28 @@ async def seed(admin_url: str, n_events: int) -> tuple[str, str, str]:
         fold = Fold()
         for at, kind, data in events:
             fold.add(tenant, kind, data, at)
-        records = [(new_id("evt"), ws, True, kind, at, orjson.dumps(data).decode()) for at, kind, data in events]
-        await conn.copy_records_to_table("events", records=records,
-                                         columns=["id", "workspace_id", "livemode", "type", "created_at", "data"])
+        records = [
+            (new_id("evt"), ws, True, kind, at, orjson.dumps(data).decode()) for at, kind, data in events
+        ]
+        await conn.copy_records_to_table(
+            "events",
+            records=records,
+            columns=["id", "workspace_id", "livemode", "type", "created_at", "data"],
+        )
         daily, coarse, refs = fold.rows()
-        for table, rows in (("analytics_daily", daily), ("analytics_campaign_daily", coarse), ("analytics_refs", refs)):
+        for table, rows in (
+            ("analytics_daily", daily),
+            ("analytics_campaign_daily", coarse),
+            ("analytics_refs", refs),
+        ):
             columns = list(rows[0])
-            await conn.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
+            await conn.copy_records_to_table(
+                table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+            )
         await conn.execute("ANALYZE")
-        print(f"seeded {len(events):,} events, {len(daily):,} rollup rows in {time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {len(events):,} events, {len(daily):,} rollup rows in {time.perf_counter() - started:.1f} s"
+        )
         return url, ws, campaigns[0]
     finally:
         await conn.close()
@@ -179,15 +235,29 @@ async def main() -> None:
     database = Database(Settings(database_url=url, secret_key="x" * 32))
     tenant = Tenant(ws, True)
     rng = reports.Range(START, END)
-    bounds = {"ws": ws, "start": datetime(START.year, START.month, START.day, tzinfo=UTC),
-              "end": datetime(END.year, END.month, END.day, tzinfo=UTC) + timedelta(days=1)}
+    bounds = {
+        "ws": ws,
+        "start": datetime(START.year, START.month, START.day, tzinfo=UTC),
+        "end": datetime(END.year, END.month, END.day, tzinfo=UTC) + timedelta(days=1),
+    }
     try:
         from imail.models import Campaign
 
         async with database.transaction() as session:  # the campaign row the report checks exists
-            session.add(Campaign(id=campaign, workspace_id=ws, livemode=True, name="bench", steps=[], daily_limit=100,
-                                 send_window={}, custom_variables=[]))
+            session.add(
+                Campaign(
+                    id=campaign,
+                    workspace_id=ws,
+                    livemode=True,
+                    name="bench",
+                    steps=[],
+                    daily_limit=100,
+                    send_window={},
+                    custom_variables=[],
+                )
+            )
         async with database.transaction() as session:
+
             async def funnel_rollup():
                 return (await reports.funnel_report(session, tenant, rng, None))["totals"]
 
@@ -215,11 +285,18 @@ async def main() -> None:
                 by_step_raw[(step, variant, counter)] += n
             direct = list(TYPE_COUNTER.values())
             by_day = Counter({(d["day"], c): d[c] for d in report["days"] for c in direct if d[c]})
-            by_step = Counter({(s["step"], s["variant"], c): s[c] for s in report["steps"] for c in direct if s[c]})
-            assert by_day == by_day_raw and by_step == by_step_raw, "campaign breakdown differs from the raw count"
+            by_step = Counter(
+                {(s["step"], s["variant"], c): s[c] for s in report["steps"] for c in direct if s[c]}
+            )
+            assert by_day == by_day_raw and by_step == by_step_raw, (
+                "campaign breakdown differs from the raw count"
+            )
 
             results = {}
-            for name, rollup, raw_fn in (("funnel", funnel_rollup, funnel_raw), ("campaign 90 days", campaign_rollup, campaign_raw)):
+            for name, rollup, raw_fn in (
+                ("funnel", funnel_rollup, funnel_raw),
+                ("campaign 90 days", campaign_rollup, campaign_raw),
+            ):
                 r_ms, _ = await timed(rollup, args.rounds)
                 raw_ms, _ = await timed(raw_fn, max(2, args.rounds // 2))
                 r_ms = min(r_ms, (await timed(rollup, args.rounds))[0])
@@ -229,15 +306,21 @@ async def main() -> None:
         if os.environ.get("IMAIL_BENCH_KEEP"):
             print("kept", url, ws, campaign)
         else:
-            admin = await asyncpg.connect(make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False))
+            admin = await asyncpg.connect(
+                make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+            )
             await admin.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
             await admin.close()
 
-    lines = [f"backend PostgreSQL; {args.events:,} events over {DAYS} days; best of {args.rounds} rounds; {os.cpu_count()} CPUs"]
+    lines = [
+        f"backend PostgreSQL; {args.events:,} events over {DAYS} days; best of {args.rounds} rounds; {os.cpu_count()} CPUs"
+    ]
     for name, (r_ms, raw_ms) in results.items():
         ok = "ok" if r_ms < 20 and raw_ms / r_ms >= 20 else "MISSED"
-        lines.append(f"{name:<18} rollups {r_ms:8.2f} ms   raw COUNT…GROUP BY {raw_ms:9.1f} ms   ×{raw_ms / r_ms:7.1f}  "
-                     f"(target < 20 ms and ≥ 20×: {ok})")
+        lines.append(
+            f"{name:<18} rollups {r_ms:8.2f} ms   raw COUNT…GROUP BY {raw_ms:9.1f} ms   ×{raw_ms / r_ms:7.1f}  "
+            f"(target < 20 ms and ≥ 20×: {ok})"
+        )
     print("\n".join(lines))
     if args.record:
         record(args, lines)
@@ -246,15 +329,19 @@ async def main() -> None:
 def record(args, lines: list[str]) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     current = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = (f"## Analytics\n\n`.venv/bin/python bench/analytics.py{'' if args.events == 1_000_000 else f' --events {args.events}'} --rounds {args.rounds}`"
-               f" ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC; shared 2-core machine, numbers vary with load; Python {platform.python_version()})\n\n"
-               "```\n" + "\n".join(lines) + "\n```\n\n"
-               "Rollups: the report functions behind `GET /v1/analytics/funnel` and `GET /v1/analytics/campaigns/{id}` "
-               "(totals, every day, per step and variant), timed in-process on one session (no HTTP). Raw: the same "
-               "numbers counted from `events` (JSON payload fields) with COUNT … GROUP BY; both answers are asserted "
-               "equal before timing.\n")
+    section = (
+        f"## Analytics\n\n`.venv/bin/python bench/analytics.py{'' if args.events == 1_000_000 else f' --events {args.events}'} --rounds {args.rounds}`"
+        f" ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC; shared 2-core machine, numbers vary with load; Python {platform.python_version()})\n\n"
+        "```\n" + "\n".join(lines) + "\n```\n\n"
+        "Rollups: the report functions behind `GET /v1/analytics/funnel` and `GET /v1/analytics/campaigns/{id}` "
+        "(totals, every day, per step and variant), timed in-process on one session (no HTTP). Raw: the same "
+        "numbers counted from `events` (JSON payload fields) with COUNT … GROUP BY; both answers are asserted "
+        "equal before timing.\n"
+    )
     if "## Analytics" in current:
-        current = re.sub(r"## Analytics\n.*?(?=\n## |\Z)", section.rstrip("\n") + "\n", current, flags=re.DOTALL)
+        current = re.sub(
+            r"## Analytics\n.*?(?=\n## |\Z)", section.rstrip("\n") + "\n", current, flags=re.DOTALL
+        )
     else:
         current = current.rstrip("\n") + "\n\n" + section
     path.write_text(current)

@@ -127,9 +127,22 @@ class ServerProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="imail-bench-serve-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            [imail_bin(), "serve", "--no-workers", "--processes", str(processes),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                imail_bin(),
+                "serve",
+                "--no-workers",
+                "--processes",
+                str(processes),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
@@ -274,18 +287,31 @@ def run_wrk(url: str, headers: dict[str, str], connections: int, seconds: float,
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT.format(auth=auth))
     try:
-        cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
-               "-s", script.name, url]
+        cmd = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "5s",
+            "-s",
+            script.name,
+            url,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     finally:
         os.unlink(script.name)
     for line in done.stdout.splitlines():
         if line.startswith("BENCHJSON "):
-            raw = json.loads(line[len("BENCHJSON "):])
+            raw = json.loads(line[len("BENCHJSON ") :])
             return {
-                "requests": raw["requests"], "seconds": raw["duration_us"] / 1e6, "errors": raw["errors"],
-                "p50_ms": raw["p50_us"] / 1000, "p90_ms": raw["p90_us"] / 1000,
-                "p99_ms": raw["p99_us"] / 1000, "max_ms": raw["max_us"] / 1000,
+                "requests": raw["requests"],
+                "seconds": raw["duration_us"] / 1e6,
+                "errors": raw["errors"],
+                "p50_ms": raw["p50_us"] / 1000,
+                "p90_ms": raw["p90_us"] / 1000,
+                "p99_ms": raw["p99_us"] / 1000,
+                "max_ms": raw["max_us"] / 1000,
             }
     sys.exit(f"bench: wrk gave no result ({done.returncode}):\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}")
 
@@ -293,7 +319,9 @@ def run_wrk(url: str, headers: dict[str, str], connections: int, seconds: float,
 # --------------------------------------------------------------------------------------------- python client
 
 
-async def _connection_loop(host: str, port: int, request: bytes, until: float, latencies: list[float]) -> tuple[int, int]:
+async def _connection_loop(
+    host: str, port: int, request: bytes, until: float, latencies: list[float]
+) -> tuple[int, int]:
     """One keep-alive HTTP/1.1 connection sending `request` back to back until `until`; (ok, errors)."""
     ok = errors = 0
     reader = writer = None
@@ -349,23 +377,41 @@ def run_python(url: str, headers: dict[str, str], connections: int, seconds: flo
     start_at = time.time() + 1.0
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(processes) as pool:
-        parts = pool.map(_python_worker, [(parsed.host, parsed.port, request, n, start_at, seconds) for n in shares])
+        parts = pool.map(
+            _python_worker, [(parsed.host, parsed.port, request, n, start_at, seconds) for n in shares]
+        )
     latencies = sorted(x for part in parts for x in part[2])
 
     def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, math.ceil(p / 100 * len(latencies)) - 1)] * 1000 if latencies else 0.0
+        return (
+            latencies[min(len(latencies) - 1, math.ceil(p / 100 * len(latencies)) - 1)] * 1000
+            if latencies
+            else 0.0
+        )
 
     return {
-        "requests": sum(p[0] for p in parts), "seconds": seconds, "errors": sum(p[1] for p in parts),
-        "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": latencies[-1] * 1000 if latencies else 0.0,
+        "requests": sum(p[0] for p in parts),
+        "seconds": seconds,
+        "errors": sum(p[1] for p in parts),
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
     }
 
 
 # --------------------------------------------------------------------------------------------- run
 
 
-def measure(client: str, name: str, base_url: str, path: str, headers: dict[str, str], args,
-            meter: CpuMeter | None = None) -> Result:
+def measure(
+    client: str,
+    name: str,
+    base_url: str,
+    path: str,
+    headers: dict[str, str],
+    args,
+    meter: CpuMeter | None = None,
+) -> Result:
     url = base_url + path
     before = meter.snapshot() if meter else None
     if client == "wrk":
@@ -377,16 +423,23 @@ def measure(client: str, name: str, base_url: str, path: str, headers: dict[str,
 
 
 def table(results: list[Result]) -> str:
-    rows = ["| endpoint | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| endpoint | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
-        rows.append(f"| `{r.path}` ({r.name}) | {r.requests} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p90_ms:.1f} | "
-                    f"{r.p99_ms:.1f} | {r.max_ms:.1f} | {r.errors} |")
+        rows.append(
+            f"| `{r.path}` ({r.name}) | {r.requests} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p90_ms:.1f} | "
+            f"{r.p99_ms:.1f} | {r.max_ms:.1f} | {r.errors} |"
+        )
     return "\n".join(rows)
 
 
 def cpu_table(results: list[Result]) -> str:
-    rows = ["| endpoint | " + " | ".join(COMPONENTS) + " | ours total |", "|---|" + "---:|" * (len(COMPONENTS) + 1)]
+    rows = [
+        "| endpoint | " + " | ".join(COMPONENTS) + " | ours total |",
+        "|---|" + "---:|" * (len(COMPONENTS) + 1),
+    ]
     for r in results:
         cells = [r.cpu_ms_per_request(c) for c in COMPONENTS]
         ours = sum(cells[:-1])
@@ -423,13 +476,20 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per endpoint")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--processes", type=int, default=2, help="server (uvicorn) processes")
-    parser.add_argument("--rounds", type=int, default=1, help="alternate the two endpoints this many times; best kept")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate the two endpoints this many times; best kept"
+    )
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--client-processes", type=int, default=2, help="python client only")
     parser.add_argument("--record", action="store_true", help="write the figures into bench/RESULTS.md")
-    parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
-                        help="py-spy record every server process for SECONDS during an extra list run")
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="py-spy record every server process for SECONDS during an extra list run",
+    )
     args = parser.parse_args()
 
     client = args.client
@@ -442,25 +502,48 @@ def main() -> int:
     redis_url = os.environ.get("IMAIL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     db_name = f"imail_bench_{uuid.uuid4().hex[:12]}"
     database_url = "postgresql+asyncpg://" + pg_dsn(admin_url, db_name).split("://", 1)[1]
-    env = {**os.environ, "IMAIL_DATABASE_URL": database_url, "IMAIL_REDIS_URL": redis_url,
-           "IMAIL_SECRET_KEY": SECRET, "IMAIL_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "IMAIL_DATABASE_URL": database_url,
+        "IMAIL_REDIS_URL": redis_url,
+        "IMAIL_SECRET_KEY": SECRET,
+        "IMAIL_LOG_LEVEL": "WARNING",
+    }
 
     asyncio.run(pg_admin(admin_url, f'CREATE DATABASE "{db_name}"'))
     server: ServerProcess | None = None
     try:
         run_cli(["db", "upgrade"], env)
-        created = json.loads(run_cli(
-            ["workspaces", "create", "Bench", "--tier", "apex", "--rate-limit-per-minute", "100000000",
-             "--rate-limit-burst", "100000000", "--json"], env).strip().splitlines()[-1])
+        created = json.loads(
+            run_cli(
+                [
+                    "workspaces",
+                    "create",
+                    "Bench",
+                    "--tier",
+                    "apex",
+                    "--rate-limit-per-minute",
+                    "100000000",
+                    "--rate-limit-burst",
+                    "100000000",
+                    "--json",
+                ],
+                env,
+            )
+            .strip()
+            .splitlines()[-1]
+        )
         server = ServerProcess(env, args.processes)
         server.wait_healthy()
         seed(server.base_url, created["live_key"])
 
         auth = {"Authorization": f"Bearer {created['live_key']}"}
         endpoints = [("trivial", "/healthz", {}), ("list", "/v1/keys?limit=25", auth)]
-        print(f"bench: {client} load, {args.connections} connections, server: imail serve --no-workers "
-              f"--processes {args.processes}, PostgreSQL + Redis; warm-up {args.warmup:g} s, {args.duration:g} s each",
-              flush=True)
+        print(
+            f"bench: {client} load, {args.connections} connections, server: imail serve --no-workers "
+            f"--processes {args.processes}, PostgreSQL + Redis; warm-up {args.warmup:g} s, {args.duration:g} s each",
+            flush=True,
+        )
         if args.warmup > 0:
             warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
             for name, path, headers in endpoints:
@@ -472,7 +555,9 @@ def main() -> int:
             for name, path, headers in endpoints:
                 result = measure(client, name, server.base_url, path, headers, args, meter)
                 if result.errors:
-                    print(f"bench: {result.errors} errors on {path} (non-2xx or socket errors):\n{server.log_tail()}")
+                    print(
+                        f"bench: {result.errors} errors on {path} (non-2xx or socket errors):\n{server.log_tail()}"
+                    )
                     return 1
                 if name not in best or result.rps > best[name].rps:
                     best[name] = result
@@ -484,8 +569,10 @@ def main() -> int:
         ratio = best["list"].rps / best["trivial"].rps
         verdict_ratio = "met" if ratio >= TARGET_RATIO else "MISSED"
         verdict_p99 = "met" if best["list"].p99_ms < TARGET_P99_MS else "MISSED"
-        summary = (f"ratio list/trivial: {ratio:.1%} (target >= {TARGET_RATIO:.0%}: {verdict_ratio}); "
-                   f"list p99 {best['list'].p99_ms:.1f} ms (target < {TARGET_P99_MS:.0f} ms: {verdict_p99})")
+        summary = (
+            f"ratio list/trivial: {ratio:.1%} (target >= {TARGET_RATIO:.0%}: {verdict_ratio}); "
+            f"list p99 {best['list'].p99_ms:.1f} ms (target < {TARGET_P99_MS:.0f} ms: {verdict_p99})"
+        )
         print()
         print(table(results))
         print()
@@ -511,9 +598,28 @@ def profile(server: ServerProcess, client: str, auth: dict[str, str], args) -> N
         return
     workers = [p for p in server.pids() if p != server.process.pid]
     outputs = [f"/tmp/imail-bench-profile-{pid}.txt" for pid in workers]
-    spies = [subprocess.Popen([str(spy), "record", "--gil", "-r", "200", "-f", "raw", "-d", str(int(args.profile)),
-                               "-p", str(pid), "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for pid, out in zip(workers, outputs)]
+    spies = [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--gil",
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "-d",
+                str(int(args.profile)),
+                "-p",
+                str(pid),
+                "-o",
+                out,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid, out in zip(workers, outputs)
+    ]
     load = argparse.Namespace(**{**vars(args), "duration": args.profile + 2})
     measure(client, "list", server.base_url, "/v1/keys?limit=25", auth, load)
     for spy_process in spies:
@@ -532,7 +638,7 @@ query on an autocommit read session; pydantic schema, middleware, `Imail-Version
 the same app's unauthenticated `GET /healthz`, same run, same server: `imail serve --no-workers --processes
 {args.processes}` on PostgreSQL + Redis, Apex workspace with a 10^8/min negotiated limit (the limiter runs on
 every request and never refuses). Load: {client}, {args.connections} connections, {args.warmup:g} s warm-up
-then {args.duration:g} s per endpoint{f', best of {args.rounds} alternated rounds' if args.rounds > 1 else ''}.
+then {args.duration:g} s per endpoint{f", best of {args.rounds} alternated rounds" if args.rounds > 1 else ""}.
 Machine: {os.cpu_count()} cores shared by client, server, PostgreSQL and Redis; Python
 {platform.python_version()}; load average at the end {load[0]:.2f}. Measured {when}.
 
@@ -545,7 +651,7 @@ Redis server, "rest of machine" is everything else that ran meanwhile):
 
 {summary}
 
-Reproduce: `.venv/bin/python bench/api.py{' --rounds ' + str(args.rounds) if args.rounds > 1 else ''} --record`
+Reproduce: `.venv/bin/python bench/api.py{" --rounds " + str(args.rounds) if args.rounds > 1 else ""} --record`
 (needs PostgreSQL on 127.0.0.1:5432 with trust auth, Redis on 127.0.0.1:6379, and `wrk` for the C load
 generator; without it a built-in multi-process Python client is used).
 """

@@ -86,7 +86,9 @@ def mailbox(outreach, count: int, seed: int = 7) -> list[bytes]:
     return made
 
 
-def fill(server: DovecotServer, user: str, password: str, messages: list[bytes], connections: int = 4) -> float:
+def fill(
+    server: DovecotServer, user: str, password: str, messages: list[bytes], connections: int = 4
+) -> float:
     """APPEND every message, over a few connections at once (set-up, not measured)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -107,13 +109,17 @@ def fill(server: DovecotServer, user: str, password: str, messages: list[bytes],
     return time.perf_counter() - started
 
 
-async def bare_fetch(server: DovecotServer, user: str, password: str, batch: int) -> tuple[list[bytes], float]:
+async def bare_fetch(
+    server: DovecotServer, user: str, password: str, batch: int
+) -> tuple[list[bytes], float]:
     """(messages fetched, seconds): the IMAP work alone."""
     started = time.perf_counter()
     client = aioimaplib.IMAP4(host=server.host, port=server.port, timeout=60)
     await client.wait_hello_from_server()
     await client.login(user, password)
-    await client.select("INBOX")  # aioimaplib's EXAMINE doesn't enter the selected state; SELECT with PEEK is the same read
+    await client.select(
+        "INBOX"
+    )  # aioimaplib's EXAMINE doesn't enter the selected state; SELECT with PEEK is the same read
     response = await client.uid_search("ALL", charset=None)
     uids = sorted({int(t) for line in response.lines[:-1] for t in bytes(line).split() if t.isdigit()})
     fetched: list[bytes] = []
@@ -163,7 +169,9 @@ async def table_counts(database: Database) -> dict[str, int]:
             counts[name] = (await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
         rows = await conn.execute(text("SELECT type, count(*) FROM events GROUP BY type ORDER BY type"))
         counts.update({f"events:{t}": n for t, n in rows.all()})
-        counts["cursor"] = (await conn.execute(text("SELECT max(last_uid) FROM mailbox_cursors"))).scalar_one()
+        counts["cursor"] = (
+            await conn.execute(text("SELECT max(last_uid) FROM mailbox_cursors"))
+        ).scalar_one()
     return counts
 
 
@@ -181,21 +189,35 @@ def write_results(text_block: str) -> None:
 
 async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
     settings = Settings(
-        database_url=url, secret_key="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz", redis_url=None,
-        mail_timeout=30.0, inbound_idle=False, inbound_fetch_batch=args.batch, inbound_max_messages=args.messages + 1,
+        database_url=url,
+        secret_key="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        redis_url=None,
+        mail_timeout=30.0,
+        inbound_idle=False,
+        inbound_fetch_batch=args.batch,
+        inbound_max_messages=args.messages + 1,
     )
     database = Database(settings)
     try:
         async with database.transaction() as session:
             workspace = (await create_workspace(session, "Bench", "surge")).workspace.id
         leads = max(1, args.messages // 4)
-        outreach = await make_outreach(database, settings, workspace, imap_port=server.port, imap_security="none",
-                                       leads=leads, now=utcnow())
+        outreach = await make_outreach(
+            database,
+            settings,
+            workspace,
+            imap_port=server.port,
+            imap_security="none",
+            leads=leads,
+            now=utcnow(),
+        )
         server.add_user(outreach.inbox_email, outreach.imap_password)
         messages = mailbox(outreach, args.messages)
         fill_seconds = fill(server, outreach.inbox_email, outreach.imap_password, messages)
-        print(f"mailbox: {len(messages)} messages appended in {fill_seconds:.1f} s; {leads} leads; "
-              f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
+        print(
+            f"mailbox: {len(messages)} messages appended in {fill_seconds:.1f} s; {leads} leads; "
+            f"database: {'PostgreSQL' if args.postgres else 'SQLite'}"
+        )
 
         base_before = await bare_fetch(server, outreach.inbox_email, outreach.imap_password, args.batch)
         seconds, iterations = await measured(settings, database)
@@ -206,7 +228,10 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
         await database.dispose()
 
     processed = counts["cursor"] or 0
-    assert len(base_before[0]) == len(base_after[0]) == args.messages, (len(base_before[0]), len(base_after[0]))
+    assert len(base_before[0]) == len(base_after[0]) == args.messages, (
+        len(base_before[0]),
+        len(base_after[0]),
+    )
     assert processed == args.messages, f"the reader stopped at UID {processed}"
     baseline_rate = (len(base_before[0]) / base_before[1] + len(base_after[0]) / base_after[1]) / 2
     rate = processed / seconds
@@ -215,30 +240,44 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
     database_name = "PostgreSQL" if args.postgres else "SQLite"
     events = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in counts.items() if k.startswith("events:"))
     lines = [
-        (f"- mailbox: {args.messages} messages in Dovecot's INBOX (55% replies, 10% out-of-office, 25% RFC 3464 "
-         f"reports, 10% unrelated); database {database_name}; FETCH batch {args.batch}; written: "
-         f"{counts['replies']} replies rows, {counts['inbound_receipts']} receipts, {counts['events']} events"),
-        (f"- baseline, bare aioimaplib UID FETCH (mean of before/after): {baseline_rate:,.0f} messages/s "
-         f"({base_before[1]:.2f} s / {base_after[1]:.2f} s)"),
+        (
+            f"- mailbox: {args.messages} messages in Dovecot's INBOX (55% replies, 10% out-of-office, 25% RFC 3464 "
+            f"reports, 10% unrelated); database {database_name}; FETCH batch {args.batch}; written: "
+            f"{counts['replies']} replies rows, {counts['inbound_receipts']} receipts, {counts['events']} events"
+        ),
+        (
+            f"- baseline, bare aioimaplib UID FETCH (mean of before/after): {baseline_rate:,.0f} messages/s "
+            f"({base_before[1]:.2f} s / {base_after[1]:.2f} s)"
+        ),
         f"- measured, the inbound worker `read_inboxes` ({iterations} iterations): {rate:,.0f} messages/s ({seconds:.2f} s)",
-        f"- ratio: {ratio:.1%} (target ≥ 50%)" + (" — analytics rollups skipped (attribution run)" if args.no_rollups else ""),
-        (f"- for reference, the per-message CPU work alone (parse, bounce/auto-reply detection, classify; no IMAP, "
-         f"no database): {cpu_rate:,.0f} messages/s ({cpu_seconds:.2f} s)"),
+        f"- ratio: {ratio:.1%} (target ≥ 50%)"
+        + (" — analytics rollups skipped (attribution run)" if args.no_rollups else ""),
+        (
+            f"- for reference, the per-message CPU work alone (parse, bounce/auto-reply detection, classify; no IMAP, "
+            f"no database): {cpu_rate:,.0f} messages/s ({cpu_seconds:.2f} s)"
+        ),
         f"- events: {events}",
         f"- reproduce: `.venv/bin/python bench/inbound.py -n {args.messages}"
-        + (" --postgres ADMIN_URL" if args.postgres else "") + (" --no-rollups" if args.no_rollups else "") + "`",
+        + (" --postgres ADMIN_URL" if args.postgres else "")
+        + (" --no-rollups" if args.no_rollups else "")
+        + "`",
     ]
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", "--messages", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=100, help="messages per FETCH (and per transaction)")
     parser.add_argument("--postgres", metavar="ADMIN_URL", help="use a throwaway PostgreSQL database")
     parser.add_argument("--write", action="store_true", help="write the figures into bench/RESULTS.md")
-    parser.add_argument("--no-rollups", action="store_true",
-                        help="attribution only: skip the analytics rollups record_event maintains")
+    parser.add_argument(
+        "--no-rollups",
+        action="store_true",
+        help="attribution only: skip the analytics rollups record_event maintains",
+    )
     args = parser.parse_args()
     if args.no_rollups:
         import imail.events.service as events_service

@@ -33,18 +33,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from imail.config import Settings  # noqa: E402
-from imail.db import Database  # noqa: E402
-from imail.inboxes.monitor import check_due_inboxes, probe  # noqa: E402
-from imail.kit import crypto  # noqa: E402
-from imail.kit.clock import utcnow  # noqa: E402
-from imail.migrations import upgrade  # noqa: E402
-from imail.models import Inbox  # noqa: E402
-from imail.workers.context import WorkerContext  # noqa: E402
-from imail.workspaces.service import create_workspace  # noqa: E402
-from tests.fixtures.certs import make_self_signed  # noqa: E402
-from tests.fixtures.imap import DovecotServer, dovecot_available  # noqa: E402
-from tests.fixtures.smtp import SmtpServer  # noqa: E402
+from tests.fixtures.certs import make_self_signed
+from tests.fixtures.imap import DovecotServer, dovecot_available
+from tests.fixtures.smtp import SmtpServer
+
+from imail.config import Settings
+from imail.db import Database
+from imail.inboxes.monitor import check_due_inboxes, probe
+from imail.kit import crypto
+from imail.kit.clock import utcnow
+from imail.migrations import upgrade
+from imail.models import Inbox
+from imail.workers.context import WorkerContext
+from imail.workspaces.service import create_workspace
 
 
 def _serve_smtp(cert, users: dict[str, str], port_out) -> None:
@@ -76,6 +77,7 @@ def _serve_proxy(targets: list[int], delay: float, ports_out) -> None:
     async def run() -> None:
         servers, ports = [], []
         for target in targets:
+
             async def handle(reader, writer, target=target):
                 try:
                     up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
@@ -105,16 +107,25 @@ async def main(count: int, rtt_ms: float) -> None:
         imap.add_user(email, imap_password)
     spawn = multiprocessing.get_context("spawn")
     receive, send = spawn.Pipe(duplex=False)
-    smtp_process = spawn.Process(target=_serve_smtp, args=(cert, {e: p[0] for e, p in users.items()}, send), daemon=True)
+    smtp_process = spawn.Process(
+        target=_serve_smtp, args=(cert, {e: p[0] for e, p in users.items()}, send), daemon=True
+    )
     smtp_process.start()
     smtp_port = receive.recv()
-    proxy_process = spawn.Process(target=_serve_proxy, args=([smtp_port, imap.port], rtt_ms / 2000, send), daemon=True)
+    proxy_process = spawn.Process(
+        target=_serve_proxy, args=([smtp_port, imap.port], rtt_ms / 2000, send), daemon=True
+    )
     proxy_process.start()
     smtp_via, imap_via = receive.recv()
     url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
     await asyncio.to_thread(upgrade, url)
-    settings = Settings(database_url=url, secret_key="bench-secret-key-0123456789-abcdefghijklmnop",
-                        mail_ca_file=str(cert.ca_file), mail_timeout=10.0, redis_url=None)
+    settings = Settings(
+        database_url=url,
+        secret_key="bench-secret-key-0123456789-abcdefghijklmnop",
+        mail_ca_file=str(cert.ca_file),
+        mail_timeout=10.0,
+        redis_url=None,
+    )
     database = Database(settings)
     box = crypto.secret_box(settings)
     try:
@@ -123,11 +134,22 @@ async def main(count: int, rtt_ms: float) -> None:
         inboxes = []
         async with database.transaction() as session:
             for email, (smtp_password, imap_password) in users.items():
-                inbox = Inbox(workspace_id=workspace.id, livemode=True, email=email, status="connected",
-                              smtp_host="127.0.0.1", smtp_port=smtp_via, smtp_security="starttls", smtp_username=email,
-                              smtp_password_encrypted=box.encrypt(smtp_password), imap_host="127.0.0.1",
-                              imap_port=imap_via, imap_security="starttls", imap_username=email,
-                              imap_password_encrypted=box.encrypt(imap_password))
+                inbox = Inbox(
+                    workspace_id=workspace.id,
+                    livemode=True,
+                    email=email,
+                    status="connected",
+                    smtp_host="127.0.0.1",
+                    smtp_port=smtp_via,
+                    smtp_security="starttls",
+                    smtp_username=email,
+                    smtp_password_encrypted=box.encrypt(smtp_password),
+                    imap_host="127.0.0.1",
+                    imap_port=imap_via,
+                    imap_security="starttls",
+                    imap_username=email,
+                    imap_password_encrypted=box.encrypt(imap_password),
+                )
                 session.add(inbox)
                 inboxes.append(inbox)
         async with httpx.AsyncClient() as http:
@@ -157,9 +179,13 @@ async def main(count: int, rtt_ms: float) -> None:
             process.join(5)
         imap.cleanup()
 
-    print(f"inboxes: {count}  (aiosmtpd STARTTLS + Dovecot STARTTLS behind a {rtt_ms:g} ms RTT proxy, SQLite)")
-    print(f"one check (SMTP + IMAP login, sequential): p50 {statistics.median(latencies) * 1000:.1f} ms, "
-          f"max {max(latencies) * 1000:.1f} ms")
+    print(
+        f"inboxes: {count}  (aiosmtpd STARTTLS + Dovecot STARTTLS behind a {rtt_ms:g} ms RTT proxy, SQLite)"
+    )
+    print(
+        f"one check (SMTP + IMAP login, sequential): p50 {statistics.median(latencies) * 1000:.1f} ms, "
+        f"max {max(latencies) * 1000:.1f} ms"
+    )
     print(f"baseline  sequential probes        {count / baseline:8.1f} checks/s  ({baseline:.2f} s)")
     print(f"measured  check_due_inboxes (x20)  {count / measured:8.1f} checks/s  ({measured:.2f} s)")
     print(f"ratio     {baseline / measured:.2f}x")
@@ -168,6 +194,8 @@ async def main(count: int, rtt_ms: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=60)
-    parser.add_argument("--rtt", type=float, default=20.0, help="simulated round trip to the mail servers, ms")
+    parser.add_argument(
+        "--rtt", type=float, default=20.0, help="simulated round trip to the mail servers, ms"
+    )
     args = parser.parse_args()
     asyncio.run(main(args.count, args.rtt))

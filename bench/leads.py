@@ -56,8 +56,25 @@ TARGET_RATIO = 0.33
 TARGET_IMPORT_S = 30.0
 TARGET_RSS_MB = 300.0
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
-COLUMNS = ("id", "workspace_id", "livemode", "campaign_id", "email", "first_name", "last_name", "company", "title",
-           "phone", "country", "timezone", "timezone_source", "custom_variables", "status", "created_at", "updated_at")
+COLUMNS = (
+    "id",
+    "workspace_id",
+    "livemode",
+    "campaign_id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "phone",
+    "country",
+    "timezone",
+    "timezone_source",
+    "custom_variables",
+    "status",
+    "created_at",
+    "updated_at",
+)
 COUNTRIES = ("US", "FR", "DE", "GB", "BR", "JP", "IN", "CA", "AU", "ES")
 
 
@@ -80,7 +97,9 @@ async def pg_admin(url: str, sql: str) -> None:
 def run_cli(args: list[str], env: dict[str, str]) -> str:
     imail = Path(sys.executable).with_name("imail")
     command = [str(imail)] if imail.exists() else [sys.executable, "-m", "imail.cli"]
-    done = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [*command, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     if done.returncode != 0:
         sys.exit(f"bench: imail {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -100,7 +119,10 @@ class Server:
         command = [str(imail)] if imail.exists() else [sys.executable, "-m", "imail.cli"]
         self.process = subprocess.Popen(
             [*command, "serve", "--no-workers", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         self.base_url = f"http://127.0.0.1:{self.port}"
 
@@ -160,11 +182,39 @@ def copy_records(leads: list[dict], workspace_id: str, campaign_id: str, zone: s
     now = datetime.now(UTC)
     records = []
     for lead in leads:
-        p = from_fields(lead["email"], lead["first_name"], lead["last_name"], lead["company"], lead["title"], None,
-                        lead["country"], None, lead["custom_variables"], zone)
-        records.append((new_id("lead"), workspace_id, True, campaign_id, p.email, p.first_name, p.last_name,
-                        p.company, p.title, p.phone, p.country, p.timezone, p.timezone_source,
-                        json.dumps(p.custom_variables), "active", now, now))
+        p = from_fields(
+            lead["email"],
+            lead["first_name"],
+            lead["last_name"],
+            lead["company"],
+            lead["title"],
+            None,
+            lead["country"],
+            None,
+            lead["custom_variables"],
+            zone,
+        )
+        records.append(
+            (
+                new_id("lead"),
+                workspace_id,
+                True,
+                campaign_id,
+                p.email,
+                p.first_name,
+                p.last_name,
+                p.company,
+                p.title,
+                p.phone,
+                p.country,
+                p.timezone,
+                p.timezone_source,
+                json.dumps(p.custom_variables),
+                "active",
+                now,
+                now,
+            )
+        )
     return records
 
 
@@ -182,7 +232,9 @@ async def raw_copy(dsn: str, records: list[tuple]) -> float:
 def api_bulk(client: httpx.Client, headers: dict, campaign_id: str, leads: list[dict]) -> float:
     body = json.dumps({"campaign_id": campaign_id, "leads": leads}).encode()
     started = time.perf_counter()
-    response = client.post("/v1/leads/bulk", content=body, headers={**headers, "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/leads/bulk", content=body, headers={**headers, "Content-Type": "application/json"}
+    )
     elapsed = time.perf_counter() - started
     if response.status_code != 200 or response.json()["created"] != len(leads):
         sys.exit(f"bench: bulk failed: {response.status_code} {response.text[:500]}")
@@ -198,10 +250,15 @@ def write_csv(path: Path, rows: int) -> tuple[int, int, int]:
             if i % 1000 == 999:
                 email, invalid = f"broken-address-{i}", invalid + 1
             elif i % 500 == 499:
-                email, duplicates = f"csv.lead{i - 250:06d}@firm{(i - 250) % 1499}.example.org", duplicates + 1
+                email, duplicates = (
+                    f"csv.lead{i - 250:06d}@firm{(i - 250) % 1499}.example.org",
+                    duplicates + 1,
+                )
             else:
                 email = f"csv.lead{i:06d}@firm{i % 1499}.example.org"
-            out.write(f"{email},First{i},Last{i},Firm {i % 1499},Head of Sales,{COUNTRIES[i % 10]},City {i % 50}\n")
+            out.write(
+                f"{email},First{i},Last{i},Firm {i % 1499},Head of Sales,{COUNTRIES[i % 10]},City {i % 50}\n"
+            )
     return rows - invalid - duplicates, invalid, duplicates
 
 
@@ -216,25 +273,39 @@ def main() -> int:
     admin_url = os.environ.get("IMAIL_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     db_name = f"imail_bench_{uuid.uuid4().hex[:12]}"
     dsn = pg_dsn(admin_url, db_name)
-    env = {**os.environ, "IMAIL_DATABASE_URL": "postgresql+asyncpg://" + dsn.split("://", 1)[1],
-           "IMAIL_SECRET_KEY": SECRET, "IMAIL_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "IMAIL_DATABASE_URL": "postgresql+asyncpg://" + dsn.split("://", 1)[1],
+        "IMAIL_SECRET_KEY": SECRET,
+        "IMAIL_LOG_LEVEL": "WARNING",
+    }
     env.pop("IMAIL_REDIS_URL", None)
 
     asyncio.run(pg_admin(admin_url, f'CREATE DATABASE "{db_name}"'))
     server: Server | None = None
     try:
         run_cli(["db", "upgrade"], env)
-        created = json.loads(run_cli(["workspaces", "create", "Bench", "--tier", "surge", "--json"], env).strip().splitlines()[-1])
+        created = json.loads(
+            run_cli(["workspaces", "create", "Bench", "--tier", "surge", "--json"], env)
+            .strip()
+            .splitlines()[-1]
+        )
         server = Server(env)
         server.wait_healthy()
         headers = {"Authorization": f"Bearer {created['live_key']}"}
         with httpx.Client(base_url=server.base_url, timeout=120.0) as client:
             campaigns = []
             for name in ("bench api", "bench copy", "bench csv"):
-                response = client.post("/v1/campaigns", headers=headers, json={
-                    "name": name, "inbox_ids": [], "custom_variables": ["pain_point"],
-                    "steps": [{"subject": "Hi {{first_name|there}}", "body": "<p>{{pain_point}}</p>"}],
-                })
+                response = client.post(
+                    "/v1/campaigns",
+                    headers=headers,
+                    json={
+                        "name": name,
+                        "inbox_ids": [],
+                        "custom_variables": ["pain_point"],
+                        "steps": [{"subject": "Hi {{first_name|there}}", "body": "<p>{{pain_point}}</p>"}],
+                    },
+                )
                 if response.status_code != 201:
                     sys.exit(f"bench: campaign create failed: {response.text}")
                 campaigns.append(response.json())
@@ -243,7 +314,12 @@ def main() -> int:
 
             # Warm-up (imports, prepared statements, caches), not measured.
             api_bulk(client, headers, api_campaign["id"], make_leads("warm", 200))
-            asyncio.run(raw_copy(dsn, copy_records(make_leads("warm", 200), created["workspace_id"], copy_campaign["id"], zone)))
+            asyncio.run(
+                raw_copy(
+                    dsn,
+                    copy_records(make_leads("warm", 200), created["workspace_id"], copy_campaign["id"], zone),
+                )
+            )
 
             api_times, copy_times = [], []
             for r in range(args.rounds):
@@ -251,8 +327,10 @@ def main() -> int:
                 records = copy_records(leads, created["workspace_id"], copy_campaign["id"], zone)
                 copy_times.append(asyncio.run(raw_copy(dsn, records)))
                 api_times.append(api_bulk(client, headers, api_campaign["id"], leads))
-                print(f"bench: round {r + 1}: copy {copy_times[-1] * 1000:.0f} ms, api {api_times[-1] * 1000:.0f} ms",
-                      flush=True)
+                print(
+                    f"bench: round {r + 1}: copy {copy_times[-1] * 1000:.0f} ms, api {api_times[-1] * 1000:.0f} ms",
+                    flush=True,
+                )
             api_s, copy_s = statistics.median(api_times), statistics.median(copy_times)
             ratio = copy_s / api_s
 
@@ -264,12 +342,22 @@ def main() -> int:
                 with csv_path.open("rb") as handle:
                     started = time.perf_counter()
                     response = client.post(
-                        "/v1/leads/import", headers=headers,
-                        data={"campaign_id": csv_campaign["id"], "mapping": json.dumps({
-                            "email": "Email", "first_name": "First Name", "last_name": "Last Name",
-                            "company": "Company", "title": "Job Title", "country": "Country",
-                            "custom_variables": {"city": "City"},
-                        })},
+                        "/v1/leads/import",
+                        headers=headers,
+                        data={
+                            "campaign_id": csv_campaign["id"],
+                            "mapping": json.dumps(
+                                {
+                                    "email": "Email",
+                                    "first_name": "First Name",
+                                    "last_name": "Last Name",
+                                    "company": "Company",
+                                    "title": "Job Title",
+                                    "country": "Country",
+                                    "custom_variables": {"city": "City"},
+                                }
+                            ),
+                        },
                         files={"file": ("leads.csv", handle, "text/csv")},
                     )
                     import_s = time.perf_counter() - started
@@ -277,8 +365,13 @@ def main() -> int:
                 sys.exit(f"bench: import failed: {response.status_code} {response.text[:500]}")
             result = response.json()
             got = (result["created"], result["invalid"], result["duplicates"])
-            if got != (expect_created, expect_invalid, expect_dupes) or len(result["results"]) != args.csv_rows:
-                sys.exit(f"bench: import counts {got}, expected {(expect_created, expect_invalid, expect_dupes)}")
+            if (
+                got != (expect_created, expect_invalid, expect_dupes)
+                or len(result["results"]) != args.csv_rows
+            ):
+                sys.exit(
+                    f"bench: import counts {got}, expected {(expect_created, expect_invalid, expect_dupes)}"
+                )
             rss_after, rss_peak = server.memory_mb()
 
         ok_ratio = "met" if ratio >= TARGET_RATIO else "MISSED"
@@ -289,11 +382,15 @@ def main() -> int:
             f"  raw asyncpg COPY      {copy_s * 1000:8.1f} ms  ({args.rows / copy_s:>9,.0f} rows/s)",
             f"  POST /v1/leads/bulk   {api_s * 1000:8.1f} ms  ({args.rows / api_s:>9,.0f} rows/s)",
             f"  ratio API / COPY      {ratio:8.1%}   (target >= {TARGET_RATIO:.0%}: {ok_ratio})",
-            (f"CSV import {args.csv_rows:,} rows ({size_mb:.1f} MB; {expect_created:,} created, {expect_invalid} invalid, "
-             f"{expect_dupes} repeated):"),
+            (
+                f"CSV import {args.csv_rows:,} rows ({size_mb:.1f} MB; {expect_created:,} created, {expect_invalid} invalid, "
+                f"{expect_dupes} repeated):"
+            ),
             f"  POST /v1/leads/import {import_s:8.2f} s   ({args.csv_rows / import_s:>9,.0f} rows/s; target < {TARGET_IMPORT_S:.0f} s: {ok_time})",
-            (f"  server RSS            {rss_before:6.0f} MB before, {rss_after:.0f} MB after, peak {rss_peak:.0f} MB "
-             f"(target < {TARGET_RSS_MB:.0f} MB: {ok_rss})"),
+            (
+                f"  server RSS            {rss_before:6.0f} MB before, {rss_after:.0f} MB after, peak {rss_peak:.0f} MB "
+                f"(target < {TARGET_RSS_MB:.0f} MB: {ok_rss})"
+            ),
         ]
         print()
         print("\n".join(lines))

@@ -49,9 +49,12 @@ ATTRIBUTION = {
     "it": "Il giorno mer 7 gen 2026 alle ore 08:41 Sam Carter <sam@seller.example> ha scritto:",
 }
 OUTLOOK = {
-    "en": ("From", "Sent", "To", "Subject"), "de": ("Von", "Gesendet", "An", "Betreff"),
-    "fr": ("De", "Envoyé", "À", "Objet"), "es": ("De", "Enviado el", "Para", "Asunto"),
-    "pt": ("De", "Enviada em", "Para", "Assunto"), "nl": ("Van", "Verzonden", "Aan", "Onderwerp"),
+    "en": ("From", "Sent", "To", "Subject"),
+    "de": ("Von", "Gesendet", "An", "Betreff"),
+    "fr": ("De", "Envoyé", "À", "Objet"),
+    "es": ("De", "Enviado el", "Para", "Asunto"),
+    "pt": ("De", "Enviada em", "Para", "Assunto"),
+    "nl": ("Van", "Verzonden", "Aan", "Onderwerp"),
     "it": ("Da", "Inviato", "A", "Oggetto"),
 }
 SIGNATURE = "Robin Meyer\nSenior Buyer | Contoso Group\n+44 20 7946 0018"
@@ -74,13 +77,18 @@ def message(example: Example, index: int) -> bytes:
         msg.set_content(f"{text}\n\n{SIGNATURE}\n\n{ATTRIBUTION[lang]}\n> {OUR_EMAIL}\n>\n> Sam\n")
     elif style == 2:
         paragraphs = "".join(f"<p>{escape(line)}</p>" for line in text.split("\n") if line.strip())
-        msg.set_content(f"<html><body><div>{paragraphs}</div><div class=gmail_quote>{escape(ATTRIBUTION[lang])}"
-                        f"<blockquote>{escape(OUR_EMAIL)}</blockquote></div></body></html>", subtype="html")
+        msg.set_content(
+            f"<html><body><div>{paragraphs}</div><div class=gmail_quote>{escape(ATTRIBUTION[lang])}"
+            f"<blockquote>{escape(OUR_EMAIL)}</blockquote></div></body></html>",
+            subtype="html",
+        )
     else:
         f, s, t, subject = OUTLOOK[lang]
-        msg.set_content(f"{text}\n\n{SIGNATURE}\n\n________________________________\n"
-                        f"{f}: Sam Carter <sam@seller.example>\n{s}: 7 January 2026 08:41\n"
-                        f"{t}: Robin Meyer\n{subject}: Quick question\n\n{OUR_EMAIL}\n")
+        msg.set_content(
+            f"{text}\n\n{SIGNATURE}\n\n________________________________\n"
+            f"{f}: Sam Carter <sam@seller.example>\n{s}: 7 January 2026 08:41\n"
+            f"{t}: Robin Meyer\n{subject}: Quick question\n\n{OUR_EMAIL}\n"
+        )
     return bytes(msg)
 
 
@@ -100,8 +108,10 @@ class WordsNaiveBayes:
 
     def predict(self, text: str) -> str:
         words = [w for w in self.words(text) if w in self.vocabulary]
-        return max(self.counts, key=lambda label: sum(
-            math.log((self.counts[label][w] + 1) / self.totals[label]) for w in words))
+        return max(
+            self.counts,
+            key=lambda label: sum(math.log((self.counts[label][w] + 1) / self.totals[label]) for w in words),
+        )
 
 
 def share(right: int, total: int) -> str:
@@ -135,7 +145,9 @@ async def main() -> None:
         opt_out = example.label == "unsubscribe_request"
         net["opt-outs"] += opt_out
         net["opt-outs flagged"] += opt_out and verdict.unsubscribe
-        net["opt-outs flagged under another label"] += opt_out and verdict.unsubscribe and verdict.label != example.label
+        net["opt-outs flagged under another label"] += (
+            opt_out and verdict.unsubscribe and verdict.label != example.label
+        )
         net["others"] += not opt_out
         net["others flagged"] += not opt_out and verdict.unsubscribe
         for key in ("all", example.label, example.language):
@@ -143,8 +155,10 @@ async def main() -> None:
             right[key] += verdict.label == example.label
         fresh_right += position >= len(first) and verdict.label == example.label
         if verdict.label != example.label:
-            misses.append(f"  {example.language} {example.label} → {verdict.label} ({verdict.source} "
-                          f"{verdict.confidence:.2f}): {example.text[:90]!r}")
+            misses.append(
+                f"  {example.language} {example.label} → {verdict.label} ({verdict.source} "
+                f"{verdict.confidence:.2f}): {example.text[:90]!r}"
+            )
 
     latencies = []
     for _ in range(3):
@@ -160,23 +174,35 @@ async def main() -> None:
     text_rate = len(texts) / (time.perf_counter() - started)
 
     mean_confidence = sum(got.confidence for got, _ in model_answers) / len(model_answers)
-    print(f"labelled replies: {len(train)} training rows, {len(heldout)} held out "
-          f"({', '.join(f'{lang} {total[lang]}' for lang in LANGUAGES)})")
+    print(
+        f"labelled replies: {len(train)} training rows, {len(heldout)} held out "
+        f"({', '.join(f'{lang} {total[lang]}' for lang in LANGUAGES)})"
+    )
     print(f"baseline words-only naive Bayes, text       held-out accuracy {share(base, len(heldout))}")
     print(f"shipped model alone (no rules), text         held-out accuracy {share(model_only, len(heldout))}")
-    print(f"shipped pipeline on RFC 822 messages         held-out accuracy {share(right['all'], total['all'])}"
-          f"  decided by {dict(sources)}")
-    print(f"  of which heldout.jsonl {share(right['all'] - fresh_right, len(first))}, "
-          f"heldout_fresh.jsonl {share(fresh_right, len(fresh))}")
+    print(
+        f"shipped pipeline on RFC 822 messages         held-out accuracy {share(right['all'], total['all'])}"
+        f"  decided by {dict(sources)}"
+    )
+    print(
+        f"  of which heldout.jsonl {share(right['all'] - fresh_right, len(first))}, "
+        f"heldout_fresh.jsonl {share(fresh_right, len(fresh))}"
+    )
     print("per label:    " + "  ".join(f"{label} {share(right[label], total[label])}" for label in LABELS))
     print("per language: " + "  ".join(f"{lang} {share(right[lang], total[lang])}" for lang in LANGUAGES))
-    print(f"unsubscribe safety net: {net['opt-outs flagged']}/{net['opt-outs']} opt-outs suppressed "
-          f"({net['opt-outs flagged under another label']} under another label); {net['others flagged']}/{net['others']} "
-          "other replies would be suppressed too")
-    print(f"calibration (model alone): mean confidence {mean_confidence:.3f}, accuracy {model_only / len(heldout):.3f}")
-    print(f"speed: {len(latencies) / sum(latencies):.0f} messages/s through the whole pipeline, per message mean "
-          f"{1000 * sum(latencies) / len(latencies):.2f} ms, p99 {1000 * latencies[int(len(latencies) * 0.99)]:.2f} ms; "
-          f"{text_rate:.0f} texts/s classified; model loaded in {loaded * 1000:.0f} ms")
+    print(
+        f"unsubscribe safety net: {net['opt-outs flagged']}/{net['opt-outs']} opt-outs suppressed "
+        f"({net['opt-outs flagged under another label']} under another label); {net['others flagged']}/{net['others']} "
+        "other replies would be suppressed too"
+    )
+    print(
+        f"calibration (model alone): mean confidence {mean_confidence:.3f}, accuracy {model_only / len(heldout):.3f}"
+    )
+    print(
+        f"speed: {len(latencies) / sum(latencies):.0f} messages/s through the whole pipeline, per message mean "
+        f"{1000 * sum(latencies) / len(latencies):.2f} ms, p99 {1000 * latencies[int(len(latencies) * 0.99)]:.2f} ms; "
+        f"{text_rate:.0f} texts/s classified; model loaded in {loaded * 1000:.0f} ms"
+    )
     print("misses:" if misses else "misses: none")
     print("\n".join(misses))
     await independent(classifier)
@@ -201,13 +227,17 @@ async def independent(classifier) -> None:
         suppressed += opt_out and verdict.unsubscribe
         wrongly_suppressed += not opt_out and verdict.unsubscribe
         if verdict.label != row["label"]:
-            misses.append(f"  {row['file']}: {row['label']} → {verdict.label} ({verdict.source} {verdict.confidence:.2f})")
+            misses.append(
+                f"  {row['file']}: {row['label']} → {verdict.label} ({verdict.source} {verdict.confidence:.2f})"
+            )
     print(f"independent set (written blind; see its README): {share(right['all'], total['all'])}")
     print("  per label:    " + "  ".join(f"{label} {share(right[label], total[label])}" for label in LABELS))
     print("  per language: " + "  ".join(f"{lang} {share(right[lang], total[lang])}" for lang in LANGUAGES))
     opt_outs = total["unsubscribe_request"]
-    print(f"  opt-outs suppressed {suppressed}/{opt_outs}; other replies suppressed {wrongly_suppressed}/"
-          f"{total['all'] - opt_outs}")
+    print(
+        f"  opt-outs suppressed {suppressed}/{opt_outs}; other replies suppressed {wrongly_suppressed}/"
+        f"{total['all'] - opt_outs}"
+    )
     print("\n".join(misses) if misses else "  misses: none")
 
 

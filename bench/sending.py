@@ -79,13 +79,20 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Sending"
 TARGET_RATIO = 0.60
 TARGET_TICK_MS = 100.0
-CPROFILE = os.environ.get("BENCH_CPROFILE")  # a file: cProfile stats of the engine runs (only the last one is kept)
+CPROFILE = os.environ.get(
+    "BENCH_CPROFILE"
+)  # a file: cProfile stats of the engine runs (only the last one is kept)
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
-ALL_DAY = {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
+ALL_DAY = {
+    "timezone": "UTC",
+    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    "start": "00:00",
+    "end": "24:00",
+}
 STEP = {
     "subject": "{{first_name|Hi}}, a quick question about {{company|your team}}",
     "body": "<p>Hi {{first_name|there}},</p><p>We help teams like {{company|yours}} send better email. "
-            "{Worth|Would it be worth} a <a href=\"https://acme.io/demo\">15-minute look</a>?</p><p>Best,</p>",
+    '{Worth|Would it be worth} a <a href="https://acme.io/demo">15-minute look</a>?</p><p>Best,</p>',
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -153,15 +160,23 @@ def _sink_main(port: int, accepted, ready) -> None:  # runs in its own process
     async def serve() -> None:
         handler = Handler()
         server = await asyncio.get_running_loop().create_server(
-            lambda: SMTP(handler, hostname="sink.bench", authenticator=authenticator, auth_require_tls=False,
-                         data_size_limit=None),
-            "127.0.0.1", port, backlog=512,
+            lambda: SMTP(
+                handler,
+                hostname="sink.bench",
+                authenticator=authenticator,
+                auth_require_tls=False,
+                data_size_limit=None,
+            ),
+            "127.0.0.1",
+            port,
+            backlog=512,
         )
         ready.set()
         async with server:
             await server.serve_forever()
 
     import logging
+
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     asyncio.run(serve())
 
@@ -222,11 +237,26 @@ async def setup(settings, database, sink: Sink, inboxes: int, leads: int) -> Fix
     password = "bench-password"
     async with database.transaction() as session:
         rows = [
-            Inbox(workspace_id=workspace_id, livemode=True, email=f"sender{n:02d}@bench-{n:02d}.test", name=f"Sender {n}",
-                  signature="Sender\nAcme", status="connected", daily_limit=100_000, sending_gap_minutes=0,
-                  smtp_host="127.0.0.1", smtp_port=sink.port, smtp_security="none", smtp_username=f"sender{n:02d}",
-                  smtp_password_encrypted=box.encrypt(password), imap_host="127.0.0.1", imap_port=1,
-                  imap_security="none", imap_username=f"sender{n:02d}", imap_password_encrypted=box.encrypt(password))
+            Inbox(
+                workspace_id=workspace_id,
+                livemode=True,
+                email=f"sender{n:02d}@bench-{n:02d}.test",
+                name=f"Sender {n}",
+                signature="Sender\nAcme",
+                status="connected",
+                daily_limit=100_000,
+                sending_gap_minutes=0,
+                smtp_host="127.0.0.1",
+                smtp_port=sink.port,
+                smtp_security="none",
+                smtp_username=f"sender{n:02d}",
+                smtp_password_encrypted=box.encrypt(password),
+                imap_host="127.0.0.1",
+                imap_port=1,
+                imap_security="none",
+                imap_username=f"sender{n:02d}",
+                imap_password_encrypted=box.encrypt(password),
+            )
             for n in range(inboxes)
         ]
         session.add_all(rows)
@@ -236,17 +266,36 @@ async def setup(settings, database, sink: Sink, inboxes: int, leads: int) -> Fix
     app = create_app(settings)
     headers = {"Authorization": f"Bearer {created.live_key}"}
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as api:
-        campaign = await api.post("/v1/campaigns", headers=headers, json={
-            "name": "Bench", "inbox_ids": inbox_ids, "steps": [STEP], "send_window": ALL_DAY, "daily_limit": 100_000,
-        })
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as api,
+    ):
+        campaign = await api.post(
+            "/v1/campaigns",
+            headers=headers,
+            json={
+                "name": "Bench",
+                "inbox_ids": inbox_ids,
+                "steps": [STEP],
+                "send_window": ALL_DAY,
+                "daily_limit": 100_000,
+            },
+        )
         if campaign.status_code != 201:
             raise SystemExit(f"bench: creating the campaign failed: {campaign.text[:500]}")
         campaign_id = campaign.json()["id"]
         for start in range(0, leads, 5000):
-            batch = [{"email": f"lead{n:06d}@example.org", "first_name": f"Lead{n}", "company": f"Company {n % 997}"}
-                     for n in range(start, min(leads, start + 5000))]
-            bulk = await api.post("/v1/leads/bulk", headers=headers, json={"campaign_id": campaign_id, "leads": batch})
+            batch = [
+                {
+                    "email": f"lead{n:06d}@example.org",
+                    "first_name": f"Lead{n}",
+                    "company": f"Company {n % 997}",
+                }
+                for n in range(start, min(leads, start + 5000))
+            ]
+            bulk = await api.post(
+                "/v1/leads/bulk", headers=headers, json={"campaign_id": campaign_id, "leads": batch}
+            )
             if bulk.status_code != 200 or bulk.json()["created"] != len(batch):
                 raise SystemExit(f"bench: adding leads failed: {bulk.text[:500]}")
         resumed = await api.post(f"/v1/campaigns/{campaign_id}/resume", headers=headers)
@@ -255,7 +304,11 @@ async def setup(settings, database, sink: Sink, inboxes: int, leads: int) -> Fix
     async with database.transaction() as session:
         from sqlalchemy import select
 
-        inbox_rows = list((await session.execute(select(Inbox).where(Inbox.id.in_(inbox_ids)).order_by(Inbox.email))).scalars())
+        inbox_rows = list(
+            (
+                await session.execute(select(Inbox).where(Inbox.id.in_(inbox_ids)).order_by(Inbox.email))
+            ).scalars()
+        )
     return Fixture(workspace_id, campaign_id, inbox_rows, password)
 
 
@@ -270,7 +323,13 @@ async def pre_render(settings, database, fixture: Fixture) -> dict[str, list[tup
 
     async with database.transaction() as session:
         campaign = await session.get(Campaign, fixture.campaign_id)
-        leads = list((await session.execute(select(Lead).where(Lead.campaign_id == fixture.campaign_id).order_by(Lead.id))).scalars())
+        leads = list(
+            (
+                await session.execute(
+                    select(Lead).where(Lead.campaign_id == fixture.campaign_id).order_by(Lead.id)
+                )
+            ).scalars()
+        )
     urls = TrackingUrls(Signer(settings.resolved_secret_key()), settings.public_url)
     per_inbox: dict[str, list[tuple[str, str, bytes]]] = defaultdict(list)
     import imail.sending.compose as compose_module
@@ -306,9 +365,16 @@ def _compose_all(leads, fixture, campaign, urls, compose, Sender, Thread, new_id
     for n, lead in enumerate(leads):
         inbox = fixture.inboxes[n % len(fixture.inboxes)]
         composed = compose(
-            message_id=new_id("msg"), step=campaign.steps[0], step_index=0, lead=lead,
-            sender=Sender(inbox.email, inbox.name, inbox.signature or ""), thread=Thread(None, ()),
-            track_opens=campaign.track_opens, track_clicks=campaign.track_clicks, text_only=False, urls=urls,
+            message_id=new_id("msg"),
+            step=campaign.steps[0],
+            step_index=0,
+            lead=lead,
+            sender=Sender(inbox.email, inbox.name, inbox.signature or ""),
+            thread=Thread(None, ()),
+            track_opens=campaign.track_opens,
+            track_clicks=campaign.track_clicks,
+            text_only=False,
+            urls=urls,
         )
         out.append((inbox, lead, composed.data))
     return out
@@ -342,12 +408,16 @@ class CpuMeter:
         return {k: max(0.0, after[k] - before[k]) for k in before}
 
 
-async def bare_loop(sink: Sink, per_inbox: dict[str, list[tuple[str, str, bytes]]], password: str, meter: CpuMeter) -> Run:
+async def bare_loop(
+    sink: Sink, per_inbox: dict[str, list[tuple[str, str, bytes]]], password: str, meter: CpuMeter
+) -> Run:
     total = sum(len(v) for v in per_inbox.values())
     start_count = sink.count
 
     async def one(username: str, messages: list[tuple[str, str, bytes]]) -> None:
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, use_tls=False, start_tls=False, timeout=60)
+        client = aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=sink.port, use_tls=False, start_tls=False, timeout=60
+        )
         await client.connect()
         await client.login(username, password)
         for sender, recipient, data in messages:
@@ -359,12 +429,18 @@ async def bare_loop(sink: Sink, per_inbox: dict[str, list[tuple[str, str, bytes]
     await asyncio.gather(*(one(u, m) for u, m in per_inbox.items()))
     await sink.wait_for(start_count + total)
     seconds = time.perf_counter() - started
-    return Run("bare aiosmtplib loop", total, seconds, meter.delta(before, meter.snapshot()),
-               f"{len(per_inbox)} connections at once")
+    return Run(
+        "bare aiosmtplib loop",
+        total,
+        seconds,
+        meter.delta(before, meter.snapshot()),
+        f"{len(per_inbox)} connections at once",
+    )
 
 
-async def floor_loop(settings, database, database_url: str, sink: Sink, fixture: Fixture, meter: CpuMeter,
-                     durable: bool) -> Run:
+async def floor_loop(
+    settings, database, database_url: str, sink: Sink, fixture: Fixture, meter: CpuMeter, durable: bool
+) -> Run:
     """What any engine meeting the issue must do per message, and nothing else, as cheaply as this stack allows:
     render it (the engine's compose, timed inside the run) and, with `durable`, record before DATA that it is about
     to leave (one row per message, committed; the marks of the 50 connections written in groups by the engine's
@@ -380,7 +456,13 @@ async def floor_loop(settings, database, database_url: str, sink: Sink, fixture:
 
     async with database.transaction() as session:
         campaign = await session.get(Campaign, fixture.campaign_id)
-        leads = list((await session.execute(select(Lead).where(Lead.campaign_id == fixture.campaign_id).order_by(Lead.id))).scalars())
+        leads = list(
+            (
+                await session.execute(
+                    select(Lead).where(Lead.campaign_id == fixture.campaign_id).order_by(Lead.id)
+                )
+            ).scalars()
+        )
     urls = TrackingUrls(Signer(settings.resolved_secret_key()), settings.public_url)
     per_inbox: dict[str, list] = defaultdict(list)
     for n, lead in enumerate(leads):
@@ -397,15 +479,26 @@ async def floor_loop(settings, database, database_url: str, sink: Sink, fixture:
     start_count = sink.count
 
     async def one(inbox, batch: list) -> None:
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, use_tls=False, start_tls=False, timeout=60)
+        client = aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=sink.port, use_tls=False, start_tls=False, timeout=60
+        )
         await client.connect()
         await client.login(inbox.smtp_username, fixture.password)
         sender = Sender(inbox.email, inbox.name, inbox.signature or "")
         for lead in batch:
             message_id = new_id("msg")
-            composed = compose(message_id=message_id, step=campaign.steps[0], step_index=0, lead=lead, sender=sender,
-                               thread=Thread(None, ()), track_opens=campaign.track_opens,
-                               track_clicks=campaign.track_clicks, text_only=False, urls=urls)
+            composed = compose(
+                message_id=message_id,
+                step=campaign.steps[0],
+                step_index=0,
+                lead=lead,
+                sender=sender,
+                thread=Thread(None, ()),
+                track_opens=campaign.track_opens,
+                track_clicks=campaign.track_clicks,
+                text_only=False,
+                urls=urls,
+            )
             await client.mail(inbox.email)
             await client.rcpt(lead.email)
             if durable:
@@ -427,8 +520,16 @@ async def floor_loop(settings, database, database_url: str, sink: Sink, fixture:
     return Run(name, len(leads), seconds, cpu, "no database" if not durable else "marks grouped, asyncpg")
 
 
-async def floor_rows_loop(settings, database, database_url: str, sink: Sink, fixture: Fixture, meter: CpuMeter,
-                          loops: int, batch: int) -> Run:
+async def floor_rows_loop(
+    settings,
+    database,
+    database_url: str,
+    sink: Sink,
+    fixture: Fixture,
+    meter: CpuMeter,
+    loops: int,
+    batch: int,
+) -> Run:
     """The floor with the rows every engine meeting the issue writes per email, each group of them in one
     hand-written statement straight through asyncpg, no ORM: a claim takes `batch` due sequence states (SKIP LOCKED)
     and inserts their attempts with their Message-IDs; the before-DATA mark (grouped, as in the durable floor); then
@@ -448,12 +549,19 @@ async def floor_rows_loop(settings, database, database_url: str, sink: Sink, fix
     await reset_engine_state(database_url, fixture.campaign_id)
     async with database.transaction() as session:
         campaign = await session.get(Campaign, fixture.campaign_id)
-        leads = {lead.id: lead for lead in (await session.execute(select(Lead).where(Lead.campaign_id == fixture.campaign_id))).scalars()}
+        leads = {
+            lead.id: lead
+            for lead in (
+                await session.execute(select(Lead).where(Lead.campaign_id == fixture.campaign_id))
+            ).scalars()
+        }
     urls = TrackingUrls(Signer(settings.resolved_secret_key()), settings.public_url)
     pool = await asyncpg.create_pool(pg_dsn(database_url), min_size=loops + 1, max_size=2 * loops + 2)
     clients: dict[str, tuple[aiosmtplib.SMTP, asyncio.Lock]] = {}
     for inbox in fixture.inboxes:
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, use_tls=False, start_tls=False, timeout=60)
+        client = aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=sink.port, use_tls=False, start_tls=False, timeout=60
+        )
         await client.connect()
         await client.login(inbox.smtp_username, fixture.password)
         clients[inbox.id] = (client, asyncio.Lock())
@@ -470,24 +578,55 @@ async def floor_rows_loop(settings, database, database_url: str, sink: Sink, fix
             due = await conn.fetch(
                 "UPDATE sequence_states s SET status = 'sending', updated_at = now() FROM (SELECT lead_id FROM"
                 " sequence_states WHERE campaign_id = $1 AND status = 'scheduled' AND due_at <= now() ORDER BY due_at"
-                " LIMIT $2 FOR UPDATE SKIP LOCKED) d WHERE s.lead_id = d.lead_id RETURNING s.lead_id", campaign.id, batch)
+                " LIMIT $2 FOR UPDATE SKIP LOCKED) d WHERE s.lead_id = d.lead_id RETURNING s.lead_id",
+                campaign.id,
+                batch,
+            )
             jobs = []
             for row in due:
                 lead, inbox = leads[row["lead_id"]], fixture.inboxes[next(rotation) % len(fixture.inboxes)]
                 message_id = new_id("msg")
-                composed = compose(message_id=message_id, step=campaign.steps[0], step_index=0, lead=lead,
-                                   sender=Sender(inbox.email, inbox.name, inbox.signature or ""), thread=Thread(None, ()),
-                                   track_opens=campaign.track_opens, track_clicks=campaign.track_clicks, text_only=False, urls=urls)
+                composed = compose(
+                    message_id=message_id,
+                    step=campaign.steps[0],
+                    step_index=0,
+                    lead=lead,
+                    sender=Sender(inbox.email, inbox.name, inbox.signature or ""),
+                    thread=Thread(None, ()),
+                    track_opens=campaign.track_opens,
+                    track_clicks=campaign.track_clicks,
+                    text_only=False,
+                    urls=urls,
+                )
                 jobs.append((message_id, lead, inbox, composed))
             if jobs:
-                columns = list(zip(*[(m, lead.id, inbox.id, lead.email, c.subject, c.message_id_header, c.variant,
-                                      orjson.dumps(c.links).decode()) for m, lead, inbox, c in jobs]))
+                columns = list(
+                    zip(
+                        *[
+                            (
+                                m,
+                                lead.id,
+                                inbox.id,
+                                lead.email,
+                                c.subject,
+                                c.message_id_header,
+                                c.variant,
+                                orjson.dumps(c.links).decode(),
+                            )
+                            for m, lead, inbox, c in jobs
+                        ]
+                    )
+                )
                 await conn.execute(
                     "INSERT INTO messages (id, workspace_id, livemode, campaign_id, lead_id, inbox_id, step_index, to_email,"
                     " subject, message_id_header, variant, links, status, attempts, lease_until, worker_id, created_at)"
                     " SELECT i, $1, true, $2, l, b, 0, e, s, h, v, k::jsonb, 'sending', 1, now() + interval '5 minutes', 'floor', now()"
                     " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
-                    " AS t(i, l, b, e, s, h, v, k)", fixture.workspace_id, campaign.id, *map(list, columns))
+                    " AS t(i, l, b, e, s, h, v, k)",
+                    fixture.workspace_id,
+                    campaign.id,
+                    *map(list, columns),
+                )
             return jobs
 
     async def send(inbox_id: str, group: list[tuple]) -> None:
@@ -502,19 +641,40 @@ async def floor_rows_loop(settings, database, database_url: str, sink: Sink, fix
     async def record(conn, jobs: list[tuple]) -> None:
         async with conn.transaction():
             ids = [job[0] for job in jobs]
-            await conn.execute("UPDATE messages SET status = 'sent', sent_at = now(), smtp_code = 250, smtp_response = 'OK',"
-                               " lease_until = NULL WHERE id = ANY($1::text[])", ids)
-            payloads = [orjson.dumps({"message_id": m, "campaign_id": campaign.id, "lead_id": lead.id, "inbox_id": inbox.id,
-                                      "email": lead.email, "step": 1, "variant": c.variant, "smtp_message_id": c.message_id_header,
-                                      "subject": c.subject}).decode() for m, lead, inbox, c in jobs]
+            await conn.execute(
+                "UPDATE messages SET status = 'sent', sent_at = now(), smtp_code = 250, smtp_response = 'OK',"
+                " lease_until = NULL WHERE id = ANY($1::text[])",
+                ids,
+            )
+            payloads = [
+                orjson.dumps(
+                    {
+                        "message_id": m,
+                        "campaign_id": campaign.id,
+                        "lead_id": lead.id,
+                        "inbox_id": inbox.id,
+                        "email": lead.email,
+                        "step": 1,
+                        "variant": c.variant,
+                        "smtp_message_id": c.message_id_header,
+                        "subject": c.subject,
+                    }
+                ).decode()
+                for m, lead, inbox, c in jobs
+            ]
             await conn.execute(
                 "INSERT INTO events (id, workspace_id, livemode, type, created_at, data)"
                 " SELECT i, $1, true, 'email.sent', now(), d::jsonb FROM unnest($2::text[], $3::text[]) AS t(i, d)",
-                fixture.workspace_id, [new_id("evt") for _ in jobs], payloads)
+                fixture.workspace_id,
+                [new_id("evt") for _ in jobs],
+                payloads,
+            )
             await conn.execute(
                 "UPDATE sequence_states s SET status = 'completed', next_step = 1, due_at = NULL, inbox_id = t.b,"
                 " last_sent_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(l, b) WHERE s.lead_id = t.l",
-                [job[1].id for job in jobs], [job[2].id for job in jobs])
+                [job[1].id for job in jobs],
+                [job[2].id for job in jobs],
+            )
 
     async def loop() -> None:
         while True:
@@ -544,9 +704,16 @@ async def floor_rows_loop(settings, database, database_url: str, sink: Sink, fix
             await client.quit()
         await pool.close()
     if sent != len(leads) or sink.count - start_count != len(leads):
-        raise SystemExit(f"bench: the rows floor recorded {sent} sent and the sink got {sink.count - start_count}, expected {len(leads)}")
-    return Run(f"floor: render + rows (asyncpg) + send, {loops} loop{'s' if loops > 1 else ''}", len(leads), seconds, cpu,
-               f"batch {batch}, hand-written SQL")
+        raise SystemExit(
+            f"bench: the rows floor recorded {sent} sent and the sink got {sink.count - start_count}, expected {len(leads)}"
+        )
+    return Run(
+        f"floor: render + rows (asyncpg) + send, {loops} loop{'s' if loops > 1 else ''}",
+        len(leads),
+        seconds,
+        cpu,
+        f"batch {batch}, hand-written SQL",
+    )
 
 
 import contextvars
@@ -581,6 +748,7 @@ class Phases:
                     self.seconds[name] += time.perf_counter() - started
                     self.cpu[name] += time.process_time() - cpu_started
                     self.calls[name] += 1
+
             return wrapper
 
         service.claim = timed("claim", originals["claim"])
@@ -588,14 +756,22 @@ class Phases:
         service.record_outcomes = timed("record", originals["record"])
 
         def uninstall() -> None:
-            service.claim, worker.deliver, service.record_outcomes = originals["claim"], originals["deliver"], originals["record"]
+            service.claim, worker.deliver, service.record_outcomes = (
+                originals["claim"],
+                originals["deliver"],
+                originals["record"],
+            )
+
         return uninstall
 
     def describe(self) -> str:
         per = max(1, self.messages)
-        return ", ".join(f"{name} {self.seconds[name]:.1f} s / {self.calls[name]} calls "
-                         f"({1000 * self.seconds[name] / max(1, self.calls[name]):.0f} ms each, "
-                         f"{1000 * self.cpu[name] / per:.1f} ms CPU per message)" for name in ("claim", "deliver", "record"))
+        return ", ".join(
+            f"{name} {self.seconds[name]:.1f} s / {self.calls[name]} calls "
+            f"({1000 * self.seconds[name] / max(1, self.calls[name]):.0f} ms each, "
+            f"{1000 * self.cpu[name] / per:.1f} ms CPU per message)"
+            for name in ("claim", "deliver", "record")
+        )
 
 
 class SqlProfile:
@@ -634,7 +810,9 @@ class SqlProfile:
             began = starts.pop(id(cursor), None)
             if began is None:
                 return
-            entry = self.stats[(current_phase.get(), self.kind(statement) + (" (many)" if executemany else ""))]
+            entry = self.stats[
+                (current_phase.get(), self.kind(statement) + (" (many)" if executemany else ""))
+            ]
             entry[0] += 1
             entry[1] += time.perf_counter() - began
 
@@ -644,12 +822,15 @@ class SqlProfile:
         def uninstall() -> None:
             event.remove(engine, "before_cursor_execute", before)
             event.remove(engine, "after_cursor_execute", after)
+
         return uninstall
 
     def describe(self, messages: int) -> str:
         lines = [f"{'phase':<8} {'statement':<52} {'count':>7} {'per msg':>8} {'total s':>8} {'ms each':>8}"]
         for (phase, kind), (count, seconds) in sorted(self.stats.items(), key=lambda kv: -kv[1][1])[:30]:
-            lines.append(f"{phase:<8} {kind[:52]:<52} {count:>7} {count / messages:>8.2f} {seconds:>8.1f} {1000 * seconds / count:>8.2f}")
+            lines.append(
+                f"{phase:<8} {kind[:52]:<52} {count:>7} {count / messages:>8.2f} {seconds:>8.1f} {1000 * seconds / count:>8.2f}"
+            )
         return "\n".join(lines)
 
 
@@ -659,21 +840,38 @@ async def reset_engine_state(database_url: str, campaign_id: str) -> None:
     try:
         async with conn.transaction():
             await conn.execute("DELETE FROM messages")
-            for table in ("events", "send_counters", "inbox_pacing", "webhook_deliveries", "analytics_campaign_daily",
-                          "analytics_daily", "analytics_refs"):
+            for table in (
+                "events",
+                "send_counters",
+                "inbox_pacing",
+                "webhook_deliveries",
+                "analytics_campaign_daily",
+                "analytics_daily",
+                "analytics_refs",
+            ):
                 if await conn.fetchval("SELECT to_regclass($1)", table):
                     await conn.execute(f'DELETE FROM "{table}"')
             await conn.execute("UPDATE leads SET status = 'active' WHERE campaign_id = $1", campaign_id)
             await conn.execute(
                 "UPDATE sequence_states SET status = 'scheduled', next_step = 0, stop_reason = NULL, inbox_id = NULL, "
-                "last_sent_at = NULL, scheduled_at = now(), due_at = now() WHERE campaign_id = $1", campaign_id)
+                "last_sent_at = NULL, scheduled_at = now(), due_at = now() WHERE campaign_id = $1",
+                campaign_id,
+            )
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
 
 
-ENGINE_TABLES = ("messages", "events", "analytics_refs", "analytics_daily", "sequence_states", "leads",
-                 "send_counters", "inbox_pacing")
+ENGINE_TABLES = (
+    "messages",
+    "events",
+    "analytics_refs",
+    "analytics_daily",
+    "sequence_states",
+    "leads",
+    "send_counters",
+    "inbox_pacing",
+)
 
 
 @asynccontextmanager
@@ -721,6 +919,7 @@ def without_rollups():
 
     def undo() -> None:
         events_service.apply_rollups = original
+
     return undo
 
 
@@ -740,11 +939,20 @@ async def send_until_idle(ctx) -> None:
 def bench_settings(database_url: str, batch: int):
     from imail.config import Settings
 
-    return Settings(database_url=database_url, secret_key=SECRET, redis_url=None, public_url="https://t.bench.test",
-                    sending_batch_size=batch, database_pool_size=10, log_level="WARNING")
+    return Settings(
+        database_url=database_url,
+        secret_key=SECRET,
+        redis_url=None,
+        public_url="https://t.bench.test",
+        sending_batch_size=batch,
+        database_pool_size=10,
+        log_level="WARNING",
+    )
 
 
-def _engine_process(database_url: str, batch: int, loops: int, ready, go, results, measured) -> None:  # a spawned process
+def _engine_process(
+    database_url: str, batch: int, loops: int, ready, go, results, measured
+) -> None:  # a spawned process
     async def run() -> None:
         import httpx
 
@@ -776,8 +984,16 @@ def _engine_process(database_url: str, batch: int, loops: int, ready, go, result
     asyncio.run(run())
 
 
-async def engine_processes(sink: Sink, database_url: str, batch: int, processes: int, loops: int, expected: int,
-                           meter: CpuMeter, database) -> Run:
+async def engine_processes(
+    sink: Sink,
+    database_url: str,
+    batch: int,
+    processes: int,
+    loops: int,
+    expected: int,
+    meter: CpuMeter,
+    database,
+) -> Run:
     """The engine as `processes` worker processes (each one WorkerContext and `loops` send_due loops), started
     together; timed from the start signal to the last process finding nothing due."""
     from sqlalchemy import func, select
@@ -788,8 +1004,14 @@ async def engine_processes(sink: Sink, database_url: str, batch: int, processes:
     context = multiprocessing.get_context("spawn")
     go, measured, results = context.Event(), context.Event(), context.Queue()
     readies = [context.Event() for _ in range(processes)]
-    children = [context.Process(target=_engine_process, args=(database_url, batch, loops, ready, go, results, measured), daemon=True)
-                for ready in readies]
+    children = [
+        context.Process(
+            target=_engine_process,
+            args=(database_url, batch, loops, ready, go, results, measured),
+            daemon=True,
+        )
+        for ready in readies
+    ]
     for child in children:
         child.start()
     loop = asyncio.get_running_loop()
@@ -809,17 +1031,30 @@ async def engine_processes(sink: Sink, database_url: str, batch: int, processes:
         child.join(10)
     errors = [error for _, error in reports if error]
     async with database.transaction() as session:
-        sent = (await session.execute(select(func.count()).select_from(Message).where(Message.status == "sent"))).scalar_one()
+        sent = (
+            await session.execute(select(func.count()).select_from(Message).where(Message.status == "sent"))
+        ).scalar_one()
     if errors:
         return Run(name, 0, seconds, cpu, f"FAILED after {seconds:.0f} s, {sent} recorded sent: {errors[0]}")
     delivered = sink.count - start_count
     if sent != expected or delivered != expected:
-        raise SystemExit(f"bench: the engine recorded {sent} sent and the sink got {delivered}, expected {expected}")
+        raise SystemExit(
+            f"bench: the engine recorded {sent} sent and the sink got {delivered}, expected {expected}"
+        )
     return Run(name, expected, seconds, cpu, f"batch {batch}, {processes} processes")
 
 
-async def engine(settings, database, sink: Sink, fixture: Fixture, loops: int, expected: int, meter: CpuMeter,
-                 phases: Phases | None, rollups: bool = True) -> Run:
+async def engine(
+    settings,
+    database,
+    sink: Sink,
+    fixture: Fixture,
+    loops: int,
+    expected: int,
+    meter: CpuMeter,
+    phases: Phases | None,
+    rollups: bool = True,
+) -> Run:
     import httpx
     from sqlalchemy import func, select
 
@@ -827,7 +1062,9 @@ async def engine(settings, database, sink: Sink, fixture: Fixture, loops: int, e
     from imail.workers import sending as worker
     from imail.workers.context import WorkerContext
 
-    name = f"engine, {loops} send_due loop{'s' if loops > 1 else ''}" + ("" if rollups else " [what-if: no rollups]")
+    name = f"engine, {loops} send_due loop{'s' if loops > 1 else ''}" + (
+        "" if rollups else " [what-if: no rollups]"
+    )
     start_count = sink.count
     uninstall = phases.install() if phases else None
     undo_rollups = None if rollups else without_rollups()
@@ -859,7 +1096,9 @@ async def engine(settings, database, sink: Sink, fixture: Fixture, loops: int, e
             if undo_rollups:
                 undo_rollups()
     async with database.transaction() as session:
-        sent = (await session.execute(select(func.count()).select_from(Message).where(Message.status == "sent"))).scalar_one()
+        sent = (
+            await session.execute(select(func.count()).select_from(Message).where(Message.status == "sent"))
+        ).scalar_one()
     delivered = sink.count - start_count
     if failure is not None:
         # What the runner would log (and back off from); the batch in flight stays `handed` for the in-flight
@@ -868,7 +1107,9 @@ async def engine(settings, database, sink: Sink, fixture: Fixture, loops: int, e
         note = f"FAILED after {seconds:.0f} s, {sent} recorded sent: {type(failure).__name__} {str(failure)[:120]}{where}"
         return Run(name, 0, seconds, cpu, note)
     if sent != expected or delivered != expected:
-        raise SystemExit(f"bench: the engine recorded {sent} sent and the sink got {delivered}, expected {expected}")
+        raise SystemExit(
+            f"bench: the engine recorded {sent} sent and the sink got {delivered}, expected {expected}"
+        )
     return Run(name, expected, seconds, cpu, f"batch {settings.sending_batch_size}, 1 process")
 
 
@@ -892,7 +1133,9 @@ class Tick:
         return f"median {statistics.median(ordered):.1f} ms, p95 {p95:.1f} ms, max {ordered[-1]:.1f} ms"
 
 
-async def scheduler_tick(settings, database, database_url: str, fixture: Fixture, states: int, batch: int, repeats: int) -> Tick:
+async def scheduler_tick(
+    settings, database, database_url: str, fixture: Fixture, states: int, batch: int, repeats: int
+) -> Tick:
     from sqlalchemy import text
 
     from imail.kit.clock import utcnow
@@ -911,14 +1154,19 @@ async def scheduler_tick(settings, database, database_url: str, fixture: Fixture
                 "track_opens, track_clicks, stop_on_reply, custom_variables, created_at, updated_at) "
                 "SELECT $1, workspace_id, livemode, 'Tick', 'active', steps, daily_limit, send_window, track_opens, "
                 "track_clicks, stop_on_reply, custom_variables, now(), now() FROM campaigns WHERE id = $2",
-                campaign_id, fixture.campaign_id)
+                campaign_id,
+                fixture.campaign_id,
+            )
             # Lead ids sort like ULIDs would not matter here; they only need to be unique.
             await conn.execute(
                 "INSERT INTO leads (id, workspace_id, livemode, campaign_id, email, timezone, timezone_source, "
                 "custom_variables, status, created_at, updated_at) "
                 "SELECT 'lead_tick' || lpad(n::text, 8, '0'), $1, true, $2, 'tick' || n || '@example.org', 'UTC', "
                 "'default', '{}'::jsonb, 'active', now(), now() FROM generate_series(1, $3) AS n",
-                fixture.workspace_id, campaign_id, states)
+                fixture.workspace_id,
+                campaign_id,
+                states,
+            )
             # 1% due (over the last hour), 79% scheduled later (over the next week), 20% finished (due_at NULL).
             await conn.execute(
                 "INSERT INTO sequence_states (lead_id, workspace_id, livemode, campaign_id, status, next_step, "
@@ -928,7 +1176,12 @@ async def scheduler_tick(settings, database, database_url: str, fixture: Fixture
                 "FROM (SELECT n, CASE WHEN n <= $3 THEN now() - random() * interval '1 hour' "
                 "                     WHEN n <= $3 + $4 THEN now() + interval '1 minute' + random() * interval '7 days' "
                 "                END AS s FROM generate_series(1, $5) AS n) AS g",
-                fixture.workspace_id, campaign_id, due, later, states)
+                fixture.workspace_id,
+                campaign_id,
+                due,
+                later,
+                states,
+            )
         await conn.execute("VACUUM ANALYZE leads")
         await conn.execute("VACUUM ANALYZE sequence_states")
         insert_seconds = time.perf_counter() - started
@@ -958,9 +1211,12 @@ async def scheduler_tick(settings, database, database_url: str, fixture: Fixture
                 await session.rollback()
         await holder.rollback()
     async with database.sessions() as session:
-        explain = await session.execute(text(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM sequence_states WHERE due_at <= now() "
-            f"ORDER BY due_at LIMIT {batch} FOR UPDATE SKIP LOCKED"))
+        explain = await session.execute(
+            text(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT * FROM sequence_states WHERE due_at <= now() "
+                f"ORDER BY due_at LIMIT {batch} FOR UPDATE SKIP LOCKED"
+            )
+        )
         plan = "\n".join(row[0] for row in explain)
         await session.rollback()
     return Tick(states, total_due, batch, insert_seconds, timings, contended, plan)
@@ -983,13 +1239,17 @@ def cpu_ceiling(run: Run) -> float:
 
 
 def run_table(runs: list[Run], baseline: Run) -> str:
-    lines = [f"{'contender':<48} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8} {'CPU ms/msg':>10} {'CPU cap':>8}"
-             "   CPU s: bench / sink / postgres"]
+    lines = [
+        f"{'contender':<48} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8} {'CPU ms/msg':>10} {'CPU cap':>8}"
+        "   CPU s: bench / sink / postgres"
+    ]
     for run in runs:
         cpu = run.cpu
-        lines.append(f"{run.name:<48} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} {run.rate / baseline.rate:>8.0%} "
-                     f"{1000 * cpu_per_message(run):>10.3f} {cpu_ceiling(run) / baseline.rate:>8.0%}   "
-                     f"{cpu.get('bench process', 0):.1f} / {cpu.get('sink', 0):.1f} / {cpu.get('postgres', 0):.1f}  ({run.note})")
+        lines.append(
+            f"{run.name:<48} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} {run.rate / baseline.rate:>8.0%} "
+            f"{1000 * cpu_per_message(run):>10.3f} {cpu_ceiling(run) / baseline.rate:>8.0%}   "
+            f"{cpu.get('bench process', 0):.1f} / {cpu.get('sink', 0):.1f} / {cpu.get('postgres', 0):.1f}  ({run.note})"
+        )
     return "\n".join(lines)
 
 
@@ -1026,7 +1286,10 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
         leads = 10 if args.skip_throughput else args.leads
         fixture = await setup(settings, database, sink, args.inboxes, leads)
         per_inbox = await pre_render(settings, database, fixture)
-        print(f"bench: set-up {time.perf_counter() - started:.1f} s ({args.inboxes} inboxes, {leads} leads due)", flush=True)
+        print(
+            f"bench: set-up {time.perf_counter() - started:.1f} s ({args.inboxes} inboxes, {leads} leads due)",
+            flush=True,
+        )
 
         baseline_runs: list[Run] = []
         engine_runs: list[Run] = []
@@ -1040,18 +1303,36 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
                     engine_runs.append(run)
                     print(f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})", flush=True)
                 for loops in args.loops:
-                    run = await floor_rows_loop(settings, database, database_url, sink, fixture, meter, loops, settings.sending_batch_size)
+                    run = await floor_rows_loop(
+                        settings,
+                        database,
+                        database_url,
+                        sink,
+                        fixture,
+                        meter,
+                        loops,
+                        settings.sending_batch_size,
+                    )
                     engine_runs.append(run)
                     print(f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})", flush=True)
-            variants = [(1, loops, True) for loops in args.loops] + [(1, loops, False) for loops in args.without_rollups]
-            variants += [(processes, loops, True) for processes in args.processes if processes > 1 for loops in args.loops]
+            variants = [(1, loops, True) for loops in args.loops] + [
+                (1, loops, False) for loops in args.without_rollups
+            ]
+            variants += [
+                (processes, loops, True)
+                for processes in args.processes
+                if processes > 1
+                for loops in args.loops
+            ]
             for processes, loops, rollups in variants:
                 # Also before the first: it ends with VACUUM ANALYZE, so every run starts from tables with
                 # statistics and no dead rows (this machine's PostgreSQL runs without autovacuum).
                 await reset_engine_state(database_url, fixture.campaign_id)
                 if processes > 1:
                     async with statistics_kept_current(database_url):
-                        run = await engine_processes(sink, database_url, args.batch, processes, loops, args.leads, meter, database)
+                        run = await engine_processes(
+                            sink, database_url, args.batch, processes, loops, args.leads, meter, database
+                        )
                     engine_runs.append(run)
                     print(f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})", flush=True)
                     continue
@@ -1062,12 +1343,18 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
                     if phases:
                         phases.messages = args.leads
                     async with statistics_kept_current(database_url):
-                        run = await engine(settings, database, sink, fixture, loops, args.leads, meter, phases, rollups)
+                        run = await engine(
+                            settings, database, sink, fixture, loops, args.leads, meter, phases, rollups
+                        )
                 finally:
                     if uninstall_sql:
                         uninstall_sql()
                 engine_runs.append(run)
-                print(f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})" + (f"  [{phases.describe()}]" if phases else ""), flush=True)
+                print(
+                    f"bench: {run.name}: {run.rate:.0f} msg/s ({run.note})"
+                    + (f"  [{phases.describe()}]" if phases else ""),
+                    flush=True,
+                )
                 if sql:
                     print(sql.describe(args.leads), flush=True)
                 if phases:
@@ -1080,7 +1367,15 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
         tick = None
         if not args.skip_tick:
             print(f"bench: inserting {args.tick_states:,} sequence states for the tick…", flush=True)
-            tick = await scheduler_tick(settings, database, database_url, fixture, args.tick_states, args.tick_batch, args.tick_repeats)
+            tick = await scheduler_tick(
+                settings,
+                database,
+                database_url,
+                fixture,
+                args.tick_states,
+                args.tick_batch,
+                args.tick_repeats,
+            )
         runs = [baseline, *best.values()] if baseline else []
         return runs, baseline, tick, "\n".join(phase_notes)
     finally:
@@ -1093,20 +1388,48 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inboxes", type=int, default=50)
     parser.add_argument("--leads", type=int, default=20_000)
-    parser.add_argument("--loops", type=int, nargs="+", default=[1, 2, 4],
-                        help="concurrent send_due loops per engine run (imail worker runs 2)")
-    parser.add_argument("--batch", type=int, default=None,
-                        help="IMAIL_SENDING_BATCH_SIZE for the engine (default: the setting's default)")
-    parser.add_argument("--rounds", type=int, default=1, help="alternate baseline and engine runs this many times")
+    parser.add_argument(
+        "--loops",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="concurrent send_due loops per engine run (imail worker runs 2)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="IMAIL_SENDING_BATCH_SIZE for the engine (default: the setting's default)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate baseline and engine runs this many times"
+    )
     parser.add_argument("--phases", action="store_true", help="time claim / deliver / record inside send_due")
-    parser.add_argument("--sql", action="store_true", help="count and time the engine's SQL statements by phase")
-    parser.add_argument("--processes", type=int, nargs="*", default=[2],
-                        help="also run the engine as this many worker processes at once (each with --loops loops)")
-    parser.add_argument("--no-floor", dest="floor", action="store_false",
-                        help="skip the floor runs (render + send, and render + durable mark + send, no engine)")
-    parser.add_argument("--without-rollups", type=int, nargs="*", default=[], metavar="LOOPS",
-                        help="what-if runs (not the shipped engine): record_event without its analytics rollups, "
-                             "with these loop counts (none: skip)")
+    parser.add_argument(
+        "--sql", action="store_true", help="count and time the engine's SQL statements by phase"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="*",
+        default=[2],
+        help="also run the engine as this many worker processes at once (each with --loops loops)",
+    )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the floor runs (render + send, and render + durable mark + send, no engine)",
+    )
+    parser.add_argument(
+        "--without-rollups",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="LOOPS",
+        help="what-if runs (not the shipped engine): record_event without its analytics rollups, "
+        "with these loop counts (none: skip)",
+    )
     parser.add_argument("--skip-tick", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--tick-states", type=int, default=1_000_000)
@@ -1134,39 +1457,57 @@ def main() -> int:
 
     summary = []
     if runs:
-        shipped = [r for r in runs[1:] if r.name.startswith("engine, ") and "what-if" not in r.name and "processes" not in r.name]
+        shipped = [
+            r
+            for r in runs[1:]
+            if r.name.startswith("engine, ") and "what-if" not in r.name and "processes" not in r.name
+        ]
         best_engine = max(shipped, key=lambda r: r.rate)
         ratio = best_engine.rate / baseline.rate
-        summary.append(f"throughput: best engine in one process (like the bare loop) {best_engine.rate:.0f} msg/s = {ratio:.0%} "
-                       f"of the bare loop's {baseline.rate:.0f} msg/s (target >= {TARGET_RATIO:.0%}: "
-                       f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+        summary.append(
+            f"throughput: best engine in one process (like the bare loop) {best_engine.rate:.0f} msg/s = {ratio:.0%} "
+            f"of the bare loop's {baseline.rate:.0f} msg/s (target >= {TARGET_RATIO:.0%}: "
+            f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})"
+        )
         own = best_engine.cpu.get("bench process", 0.0) / best_engine.messages
-        summary.append(f"CPU cap of that run: {1000 * cpu_per_message(best_engine):.3f} ms CPU per message in all (engine "
-                       f"{1000 * own:.3f}, sink and PostgreSQL the rest): with all {os.cpu_count()} cores busy all the time, "
-                       f"at most {cpu_ceiling(best_engine):.0f} msg/s = {cpu_ceiling(best_engine) / baseline.rate:.0%} of the bare "
-                       f"loop; its one process, on one core, at most {1 / own:.0f} msg/s = {1 / own / baseline.rate:.0%}")
+        summary.append(
+            f"CPU cap of that run: {1000 * cpu_per_message(best_engine):.3f} ms CPU per message in all (engine "
+            f"{1000 * own:.3f}, sink and PostgreSQL the rest): with all {os.cpu_count()} cores busy all the time, "
+            f"at most {cpu_ceiling(best_engine):.0f} msg/s = {cpu_ceiling(best_engine) / baseline.rate:.0%} of the bare "
+            f"loop; its one process, on one core, at most {1 / own:.0f} msg/s = {1 / own / baseline.rate:.0%}"
+        )
         for floor in (r for r in runs[1:] if r.name.startswith("floor")):
-            summary.append(f"{floor.name}: {floor.rate:.0f} msg/s = {floor.rate / baseline.rate:.0%} of the bare loop "
-                           f"(the most any engine doing this much per message could reach here); CPU cap "
-                           f"{cpu_ceiling(floor) / baseline.rate:.0%} at {1000 * cpu_per_message(floor):.3f} ms per message")
+            summary.append(
+                f"{floor.name}: {floor.rate:.0f} msg/s = {floor.rate / baseline.rate:.0%} of the bare loop "
+                f"(the most any engine doing this much per message could reach here); CPU cap "
+                f"{cpu_ceiling(floor) / baseline.rate:.0%} at {1000 * cpu_per_message(floor):.3f} ms per message"
+            )
         scaled = [r for r in runs[1:] if "processes" in r.name]
         if scaled:
             best_scaled = max(scaled, key=lambda r: r.rate)
-            summary.append(f"scale-out: {best_scaled.name.removeprefix('engine, ')} {best_scaled.rate:.0f} msg/s = "
-                           f"{best_scaled.rate / baseline.rate:.0%} of the bare loop (each process opens its own connections)")
+            summary.append(
+                f"scale-out: {best_scaled.name.removeprefix('engine, ')} {best_scaled.rate:.0f} msg/s = "
+                f"{best_scaled.rate / baseline.rate:.0%} of the bare loop (each process opens its own connections)"
+            )
         what_ifs = [r for r in runs[1:] if "what-if" in r.name]
         if what_ifs:
             best_what_if = max(what_ifs, key=lambda r: r.rate)
-            summary.append(f"what-if without the per-event analytics rollups: {best_what_if.rate:.0f} msg/s = "
-                           f"{best_what_if.rate / baseline.rate:.0%} of the bare loop")
-        summary.append(f"render: the engine's compose() costs {RENDER['compose_ms']:.2f} ms CPU per message, of which "
-                       f"{RENDER['mime_ms']:.2f} ms build and serialize it with the email package (imail.mail.mime)")
+            summary.append(
+                f"what-if without the per-event analytics rollups: {best_what_if.rate:.0f} msg/s = "
+                f"{best_what_if.rate / baseline.rate:.0%} of the bare loop"
+            )
+        summary.append(
+            f"render: the engine's compose() costs {RENDER['compose_ms']:.2f} ms CPU per message, of which "
+            f"{RENDER['mime_ms']:.2f} ms build and serialize it with the email package (imail.mail.mime)"
+        )
     if tick is not None:
         median = statistics.median(tick.timings_ms)
-        summary.append(f"scheduler tick: lock_due({tick.batch}) on {tick.states:,} states ({tick.due:,} due): "
-                       f"{Tick.stats(tick.timings_ms)}; with another claimer holding a batch: {Tick.stats(tick.contended_ms)} "
-                       f"(target < {TARGET_TICK_MS:.0f} ms: {'met' if max(median, statistics.median(tick.contended_ms)) < TARGET_TICK_MS else 'MISSED'}); "
-                       f"insert took {tick.insert_seconds:.0f} s")
+        summary.append(
+            f"scheduler tick: lock_due({tick.batch}) on {tick.states:,} states ({tick.due:,} due): "
+            f"{Tick.stats(tick.timings_ms)}; with another claimer holding a batch: {Tick.stats(tick.contended_ms)} "
+            f"(target < {TARGET_TICK_MS:.0f} ms: {'met' if max(median, statistics.median(tick.contended_ms)) < TARGET_TICK_MS else 'MISSED'}); "
+            f"insert took {tick.insert_seconds:.0f} s"
+        )
     if runs:
         print()
         print(run_table(runs, baseline))
@@ -1182,7 +1523,9 @@ def main() -> int:
     return 0
 
 
-def results_section(args, runs: list[Run], baseline: Run, tick: Tick | None, summary: list[str], phase_notes: str) -> str:
+def results_section(
+    args, runs: list[Run], baseline: Run, tick: Tick | None, summary: list[str], phase_notes: str
+) -> str:
     load = os.getloadavg()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     options = []
@@ -1201,13 +1544,21 @@ def results_section(args, runs: list[Run], baseline: Run, tick: Tick | None, sum
     command = " ".join([".venv/bin/python bench/sending.py", *options, "--record"])
     tick_text = ""
     if tick is not None:
-        tick_text = (f"\nScheduler tick, `SendQueue.lock_due(now, {tick.batch})` (FOR UPDATE SKIP LOCKED) on {tick.states:,} "
-                     f"sequence states, {tick.due:,} due (1%), 79% scheduled later, 20% finished; {args.tick_repeats} "
-                     f"timings each:\n\n```\nalone:                         {Tick.stats(tick.timings_ms)}\n"
-                     f"another claimer holds a batch:  {Tick.stats(tick.contended_ms)}\n```\n\n"
-                     f"```\n{tick.plan}\n```\n")
-    phases_text = (f"\nPhases inside `send_due` (wall time summed over loops; CPU per message exact with one loop, with "
-                   f"several it is the process's CPU while the phase ran):\n\n```\n{phase_notes}\n```\n") if phase_notes else ""
+        tick_text = (
+            f"\nScheduler tick, `SendQueue.lock_due(now, {tick.batch})` (FOR UPDATE SKIP LOCKED) on {tick.states:,} "
+            f"sequence states, {tick.due:,} due (1%), 79% scheduled later, 20% finished; {args.tick_repeats} "
+            f"timings each:\n\n```\nalone:                         {Tick.stats(tick.timings_ms)}\n"
+            f"another claimer holds a batch:  {Tick.stats(tick.contended_ms)}\n```\n\n"
+            f"```\n{tick.plan}\n```\n"
+        )
+    phases_text = (
+        (
+            f"\nPhases inside `send_due` (wall time summed over loops; CPU per message exact with one loop, with "
+            f"several it is the process's CPU while the phase ran):\n\n```\n{phase_notes}\n```\n"
+        )
+        if phase_notes
+        else ""
+    )
     return f"""{SECTION}
 
 `{command}` ({when}; {os.cpu_count()} cores shared with other work, load average {load[0]:.2f} at the end;
@@ -1233,7 +1584,7 @@ waiting can bring a contender up to its cap, only less CPU per message raises it
 {run_table(runs, baseline)}
 ```
 {phases_text}{tick_text}
-{chr(10).join('- ' + s for s in summary)}
+{chr(10).join("- " + s for s in summary)}
 """
 
 

@@ -58,9 +58,17 @@ from tests.fixtures.smtp import SmtpServer
 from tests.fixtures.webhook_receiver import Receiver
 
 IMAIL = Path(sys.executable).with_name("imail")
-ALL_DAY = {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
+ALL_DAY = {
+    "timezone": "UTC",
+    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    "start": "00:00",
+    "end": "24:00",
+}
 STEPS = [
-    {"subject": "Quick question, {{first_name}}", "body": '<p>Hi {{first_name|there}}, see <a href="https://acme.io/x">this</a>.</p>'},
+    {
+        "subject": "Quick question, {{first_name}}",
+        "body": '<p>Hi {{first_name|there}}, see <a href="https://acme.io/x">this</a>.</p>',
+    },
     {"body": "<p>Following up on my note.</p>", "delay": {"amount": 1, "unit": "minutes"}},
 ]
 REPLIES = [
@@ -115,17 +123,36 @@ class Tally:
 def start_process(name: str, args: list[str], env: dict[str, str], logs: Path) -> Process:
     log = logs / f"{name}.log"
     with open(log, "wb") as out:
-        popen = subprocess.Popen([str(IMAIL), *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, cwd=logs)
+        popen = subprocess.Popen(
+            [str(IMAIL), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=logs,
+        )
     return Process(name, popen, log)
 
 
 def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     popen = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(directory)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
     )
     return popen, f"redis://127.0.0.1:{port}/0"
 
@@ -145,8 +172,14 @@ async def wait_healthy(base_url: str, process: Process, timeout: float = 60.0) -
     raise SystemExit(f"soak: {process.name} not healthy after {timeout} s")
 
 
-async def api_loop(http: httpx.AsyncClient, campaign_id: str, webhook_id: str, tally: Tally, stop: asyncio.Event,
-                   rng: random.Random) -> None:
+async def api_loop(
+    http: httpx.AsyncClient,
+    campaign_id: str,
+    webhook_id: str,
+    tally: Tally,
+    stop: asyncio.Event,
+    rng: random.Random,
+) -> None:
     while not stop.is_set():
         choice = rng.randrange(10)
         try:
@@ -166,7 +199,9 @@ async def api_loop(http: httpx.AsyncClient, campaign_id: str, webhook_id: str, t
                 r = await http.get("/v1/analytics/funnel")
                 tally.record("GET analytics funnel", r, (200,))
             elif choice == 5:
-                r = await http.post("/v1/suppressions", json={"email": f"s-{secrets.token_hex(5)}@blocked.example"})
+                r = await http.post(
+                    "/v1/suppressions", json={"email": f"s-{secrets.token_hex(5)}@blocked.example"}
+                )
                 tally.record("POST /v1/suppressions", r, (201,))
                 if r.status_code == 201:
                     d = await http.delete(f"/v1/suppressions/{r.json()['id']}")
@@ -188,13 +223,17 @@ async def api_loop(http: httpx.AsyncClient, campaign_id: str, webhook_id: str, t
         await asyncio.sleep(0.1)
 
 
-async def feeder(http: httpx.AsyncClient, campaign_id: str, interval: float, tally: Tally, stop: asyncio.Event) -> None:
+async def feeder(
+    http: httpx.AsyncClient, campaign_id: str, interval: float, tally: Tally, stop: asyncio.Event
+) -> None:
     n = 0
     while not stop.is_set():
         n += 1
         email = f"lead{n:06d}-{secrets.token_hex(3)}@prospect.example"
         try:
-            r = await http.post("/v1/leads", json={"campaign_id": campaign_id, "email": email, "first_name": f"Lee{n}"})
+            r = await http.post(
+                "/v1/leads", json={"campaign_id": campaign_id, "email": email, "first_name": f"Lee{n}"}
+            )
             tally.record("POST /v1/leads", r, (201,))
             tally.leads_added += r.status_code == 201
         except httpx.HTTPError as exc:
@@ -202,21 +241,28 @@ async def feeder(http: httpx.AsyncClient, campaign_id: str, interval: float, tal
         await asyncio.sleep(interval)
 
 
-def replier(sinks: list[SmtpServer], imap: DovecotServer, share: float, tally: Tally, stop: threading.Event) -> None:
+def replier(
+    sinks: list[SmtpServer], imap: DovecotServer, share: float, tally: Tally, stop: threading.Event
+) -> None:
     """Answers a share of the step-1 emails the sinks accept, as the lead would: a threaded reply in the inbox."""
     rng = random.Random(7)
     seen = [0] * len(sinks)
     while not stop.is_set():
         for i, sink in enumerate(sinks):
             with sink.lock:
-                fresh = sink.messages[seen[i]:]
+                fresh = sink.messages[seen[i] :]
                 seen[i] = len(sink.messages)
             for received in fresh:
                 message = received.message
-                if (message["In-Reply-To"] or rng.random() >= share):
+                if message["In-Reply-To"] or rng.random() >= share:
                     continue
-                answer = reply(message["Message-ID"], from_email=received.envelope_to[0], to_email=received.envelope_from,
-                               subject="Re: " + str(message["Subject"]), text=rng.choice(REPLIES))
+                answer = reply(
+                    message["Message-ID"],
+                    from_email=received.envelope_to[0],
+                    to_email=received.envelope_from,
+                    subject="Re: " + str(message["Subject"]),
+                    text=rng.choice(REPLIES),
+                )
                 imap.append(received.envelope_from, answer)
                 tally.replies_placed += 1
         stop.wait(0.5)
@@ -257,12 +303,31 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
             "IMAIL_LOG_LEVEL": "WARNING",
         }
         created = subprocess.run(
-            [str(IMAIL), "workspaces", "create", "Soak", "--tier", "apex", "--rate-limit-per-minute", "100000000",
-             "--rate-limit-burst", "100000000", "--json"], env=env, capture_output=True, text=True, check=True,
+            [
+                str(IMAIL),
+                "workspaces",
+                "create",
+                "Soak",
+                "--tier",
+                "apex",
+                "--rate-limit-per-minute",
+                "100000000",
+                "--rate-limit-burst",
+                "100000000",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         headers = {"Authorization": f"Bearer {json.loads(created.stdout)['live_key']}"}
         port = free_port()
-        processes.append(start_process("api", ["serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)], env, work))
+        processes.append(
+            start_process(
+                "api", ["serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)], env, work
+            )
+        )
         processes.append(start_process("worker", ["worker"], env, work))
         base_url = f"http://127.0.0.1:{port}"
         await wait_healthy(base_url, processes[0])
@@ -275,19 +340,37 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
                 password = secrets.token_hex(8)
                 sink.add_user(email, password)
                 imap.add_user(email, password)
-                r = await http.post("/v1/inboxes", json={
-                    "email": email, "name": f"Sender {n}", "smtp_host": "127.0.0.1", "smtp_port": sink.port,
-                    "smtp_security": "starttls", "smtp_password": password, "imap_host": "127.0.0.1",
-                    "imap_port": imap.port, "imap_security": "starttls", "imap_password": password,
-                    "sending_gap_minutes": 0, "daily_limit": 5000,
-                })
+                r = await http.post(
+                    "/v1/inboxes",
+                    json={
+                        "email": email,
+                        "name": f"Sender {n}",
+                        "smtp_host": "127.0.0.1",
+                        "smtp_port": sink.port,
+                        "smtp_security": "starttls",
+                        "smtp_password": password,
+                        "imap_host": "127.0.0.1",
+                        "imap_port": imap.port,
+                        "imap_security": "starttls",
+                        "imap_password": password,
+                        "sending_gap_minutes": 0,
+                        "daily_limit": 5000,
+                    },
+                )
                 if r.status_code != 201:
                     raise SystemExit(f"soak: connecting an inbox failed: {r.text}")
                 inbox_ids.append(r.json()["id"])
             hook = await http.post("/v1/webhooks", json={"url": receiver.url(), "events": ["*"]})
-            campaign = await http.post("/v1/campaigns", json={
-                "name": "Soak", "inbox_ids": inbox_ids, "steps": STEPS, "send_window": ALL_DAY, "daily_limit": 10_000,
-            })
+            campaign = await http.post(
+                "/v1/campaigns",
+                json={
+                    "name": "Soak",
+                    "inbox_ids": inbox_ids,
+                    "steps": STEPS,
+                    "send_window": ALL_DAY,
+                    "daily_limit": 10_000,
+                },
+            )
             if hook.status_code != 201 or campaign.status_code != 201:
                 raise SystemExit(f"soak: set-up failed: {hook.text} {campaign.text}")
             campaign_id = campaign.json()["id"]
@@ -299,11 +382,15 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
             stop = asyncio.Event()
             rng = random.Random(1)
             started = time.monotonic()
-            replier_thread = threading.Thread(target=replier, args=(sinks, imap, args.reply_share, tally, replier_stop), daemon=True)
+            replier_thread = threading.Thread(
+                target=replier, args=(sinks, imap, args.reply_share, tally, replier_stop), daemon=True
+            )
             replier_thread.start()
             tasks = [asyncio.create_task(feeder(http, campaign_id, args.lead_interval, tally, stop))]
-            tasks += [asyncio.create_task(api_loop(http, campaign_id, hook.json()["id"], tally, stop, rng))
-                      for _ in range(args.clients)]
+            tasks += [
+                asyncio.create_task(api_loop(http, campaign_id, hook.json()["id"], tally, stop, rng))
+                for _ in range(args.clients)
+            ]
             baseline: dict[str, float] = {}
             while (elapsed := time.monotonic() - started) < duration:
                 for process in processes:
@@ -312,12 +399,19 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
                     process.samples.append((elapsed, process.rss_mb()))
                 if not baseline and elapsed >= warmup:
                     baseline = {p.name: p.samples[-1][1] for p in processes}
-                    print(f"[{elapsed:6.0f} s] warm-up over; RSS " + ", ".join(f"{k} {v:.1f} MB" for k, v in baseline.items()), flush=True)
+                    print(
+                        f"[{elapsed:6.0f} s] warm-up over; RSS "
+                        + ", ".join(f"{k} {v:.1f} MB" for k, v in baseline.items()),
+                        flush=True,
+                    )
                 elif len(processes[0].samples) % 6 == 0:
-                    print(f"[{elapsed:6.0f} s] {sum(tally.requests.values())} requests, {tally.leads_added} leads, "
-                          f"{sum(len(s.messages) for s in sinks)} emails, {tally.replies_placed} replies placed, "
-                          f"{len(receiver.requests)} webhooks; RSS "
-                          + ", ".join(f"{p.name} {p.samples[-1][1]:.1f} MB" for p in processes), flush=True)
+                    print(
+                        f"[{elapsed:6.0f} s] {sum(tally.requests.values())} requests, {tally.leads_added} leads, "
+                        f"{sum(len(s.messages) for s in sinks)} emails, {tally.replies_placed} replies placed, "
+                        f"{len(receiver.requests)} webhooks; RSS "
+                        + ", ".join(f"{p.name} {p.samples[-1][1]:.1f} MB" for p in processes),
+                        flush=True,
+                    )
                 await asyncio.sleep(10)
             end_rss = {p.name: p.rss_mb() for p in processes}
             stop.set()
@@ -362,8 +456,11 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
     errors += [f"{n} emails {status}" for status, n in messages.items() if status in ("failed", "unknown")]
     # Pending is an error only when the drain gave up on it: the last sends' events, recorded while the worker
     # stopped, stay queued for its next start (that is the queue working, not a loss).
-    errors += [f"{n} webhook deliveries {status}" for status, n in figures["deliveries"].items()
-               if status != "succeeded" and (status != "pending" or not drained)]
+    errors += [
+        f"{n} webhook deliveries {status}"
+        for status, n in figures["deliveries"].items()
+        if status != "succeeded" and (status != "pending" or not drained)
+    ]
     if figures["replies"] < tally.replies_placed:
         errors.append(f"{tally.replies_placed - figures['replies']} replies placed but never read")
     received = sum(len(s.messages) for s in sinks)
@@ -375,22 +472,28 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
     if received != messages.get("sent", 0):
         errors.append(f"sinks received {received} emails, {messages.get('sent', 0)} recorded as sent")
 
-    print(f"\nsoak: {args.minutes:g} min of load ({load_seconds:.0f} s), then drained; {sum(tally.requests.values())} API "
-          f"requests, {tally.leads_added} leads added, {received} emails accepted by the sinks, "
-          f"{tally.replies_placed} replies placed / {figures['replies']} read, {figures['events']} events, "
-          f"{len(receiver.requests)} webhook deliveries received")
+    print(
+        f"\nsoak: {args.minutes:g} min of load ({load_seconds:.0f} s), then drained; {sum(tally.requests.values())} API "
+        f"requests, {tally.leads_added} leads added, {received} emails accepted by the sinks, "
+        f"{tally.replies_placed} replies placed / {figures['replies']} read, {figures['events']} events, "
+        f"{len(receiver.requests)} webhook deliveries received"
+    )
     print("requests: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.requests.items())))
     print(f"emails by status: {dict(messages)}; webhook deliveries by status: {dict(figures['deliveries'])}")
     growth_failed = False
-    print(f"\n| process | RSS after warm-up ({min(120.0, args.minutes * 12):.0f} s) | RSS at end | growth | limit |")
+    print(
+        f"\n| process | RSS after warm-up ({min(120.0, args.minutes * 12):.0f} s) | RSS at end | growth | limit |"
+    )
     print("|---|---:|---:|---:|---:|")
     for process in processes:
         start_mb, end_mb = baseline.get(process.name, 0.0), end_rss[process.name]
         growth = (end_mb - start_mb) / start_mb if start_mb else 0.0
         over = growth > args.max_growth
         growth_failed |= over
-        print(f"| {process.name} | {start_mb:.1f} MB | {end_mb:.1f} MB | {growth:+.1%} | "
-              f"{args.max_growth:.0%}{' EXCEEDED' if over else ''} |")
+        print(
+            f"| {process.name} | {start_mb:.1f} MB | {end_mb:.1f} MB | {growth:+.1%} | "
+            f"{args.max_growth:.0%}{' EXCEEDED' if over else ''} |"
+        )
     print(f"\nerrors: {len(errors)}")
     for line in errors[:30]:
         print("  " + line)
@@ -408,13 +511,19 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=3, help="concurrent API loops")
     parser.add_argument("--lead-interval", type=float, default=0.5, help="seconds between two new leads")
     parser.add_argument("--reply-share", type=float, default=0.2, help="share of step-1 emails answered")
-    parser.add_argument("--drain", type=float, default=120.0, help="seconds to let the workers finish afterwards")
-    parser.add_argument("--max-growth", type=float, default=0.10, help="largest RSS growth allowed (0.10 = 10 %%)")
+    parser.add_argument(
+        "--drain", type=float, default=120.0, help="seconds to let the workers finish afterwards"
+    )
+    parser.add_argument(
+        "--max-growth", type=float, default=0.10, help="largest RSS growth allowed (0.10 = 10 %%)"
+    )
     parser.add_argument("--redis-url", help="use this Redis instead of a private redis-server")
     args = parser.parse_args()
     if not dovecot_available():
         raise SystemExit("soak: needs Dovecot (see .ci/packages)")
-    admin_url = os.environ.get("IMAIL_BENCH_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    admin_url = os.environ.get(
+        "IMAIL_BENCH_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    )
     work = Path(tempfile.mkdtemp(prefix="imail-soak-"))
     work.chmod(0o755)  # Dovecot's unprivileged processes read the certificate kept here
     database_url = create_postgres_database(admin_url)

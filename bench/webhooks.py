@@ -33,23 +33,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-import httpx  # noqa: E402
-from sqlalchemy import func, select, text, update  # noqa: E402
-from tests.conftest import make_settings  # noqa: E402
-from tests.fixtures.databases import create_postgres_database, create_sqlite_database, drop_postgres_database  # noqa: E402
-from tests.fixtures.factories import make_workspace  # noqa: E402
+import httpx
+from sqlalchemy import func, select, text, update
+from tests.conftest import make_settings
+from tests.fixtures.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
+from tests.fixtures.factories import make_workspace
 
-from imail.db import Database  # noqa: E402
-from imail.events.service import batched_events, record_event  # noqa: E402
-from imail.kit.clock import utcnow  # noqa: E402
-from imail.kit.tenancy import Tenant  # noqa: E402
-from imail.models import Event, WebhookDelivery, WebhookEndpoint  # noqa: E402
-from imail.webhooks.delivery import render_body  # noqa: E402
-from imail.webhooks.repository import Job  # noqa: E402
-from imail.webhooks.signing import new_secret, open_secret, seal_secret, signed_headers, standard_key  # noqa: E402
-from imail.workers.context import WorkerContext  # noqa: E402
-from imail.workers.registry import WORKERS  # noqa: E402
-from imail.workers.runner import Supervisor  # noqa: E402
+from imail.db import Database
+from imail.events.service import batched_events, record_event
+from imail.kit.clock import utcnow
+from imail.kit.tenancy import Tenant
+from imail.models import Event, WebhookDelivery, WebhookEndpoint
+from imail.webhooks.delivery import render_body
+from imail.webhooks.repository import Job
+from imail.webhooks.signing import new_secret, open_secret, seal_secret, signed_headers, standard_key
+from imail.workers.context import WorkerContext
+from imail.workers.registry import WORKERS
+from imail.workers.runner import Supervisor
 
 TYPES = ["email.sent", "email.delivered", "email.opened", "email.bounced.hard", "email.bounced.soft"]
 DATA = {"message_id": "msg_01HZ8K0000000000000000BENCH", "email": "ana@example.com", "campaign_id": "cmp_1"}
@@ -253,7 +253,7 @@ async def clear_backlog(database: Database) -> None:
 def write_results(section: str) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     current = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## Webhooks\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(r"^## Webhooks\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     section = section.rstrip("\n") + "\n\n"
     if pattern.search(current):
         updated = pattern.sub(lambda _: section, current)

@@ -48,8 +48,13 @@ def redis_url() -> str:
 
 
 def make_settings(database_url: str, **overrides) -> Settings:
-    values = dict(database_url=database_url, secret_key=TEST_SECRET, webhooks_allow_private=True,
-                  mail_allow_private=True, redis_url=None)
+    values = dict(
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        webhooks_allow_private=True,
+        mail_allow_private=True,
+        redis_url=None,
+    )
     values.update(overrides)
     return Settings(**values)
 

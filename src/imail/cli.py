@@ -14,7 +14,9 @@ import typer
 from imail.config import Settings, SettingsError, load_settings
 from imail.kit import memory
 
-app = typer.Typer(help="imail: self-hostable cold-email outreach server.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="imail: self-hostable cold-email outreach server.", no_args_is_help=True, add_completion=False
+)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 workspaces_app = typer.Typer(help="Workspaces.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -77,7 +79,9 @@ def workspaces_create(
     tier: Annotated[str, typer.Option(help="starter, surge, velocity or apex")] = "surge",
     rate_limit_per_minute: Annotated[int | None, typer.Option(help="Apex: negotiated sustained rate")] = None,
     rate_limit_burst: Annotated[int | None, typer.Option(help="Apex: negotiated burst")] = None,
-    contact_email: Annotated[str | None, typer.Option(help="where operator notices go (deprecation warnings)")] = None,
+    contact_email: Annotated[
+        str | None, typer.Option(help="where operator notices go (deprecation warnings)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Create a workspace and print its first live and test keys (shown once)."""
@@ -85,13 +89,16 @@ def workspaces_create(
 
     settings = settings_or_exit()
     created = run_in_session(
-        settings, lambda s: create_workspace(s, name, tier, rate_limit_per_minute, rate_limit_burst, contact_email)
+        settings,
+        lambda s: create_workspace(s, name, tier, rate_limit_per_minute, rate_limit_burst, contact_email),
     )
     _print_workspace(created, as_json)
 
 
 @workspaces_app.command("set-contact")
-def workspaces_set_contact(workspace_id: str, contact_email: Annotated[str, typer.Argument(help="empty to clear")]) -> None:
+def workspaces_set_contact(
+    workspace_id: str, contact_email: Annotated[str, typer.Argument(help="empty to clear")]
+) -> None:
     """Set the address that gets the workspace's operator notices (deprecation warnings)."""
     from imail.workspaces.service import set_contact
 
@@ -103,18 +110,27 @@ def workspaces_set_contact(workspace_id: str, contact_email: Annotated[str, type
 @workspaces_app.command("set-footer")
 def workspaces_set_footer(
     workspace_id: str,
-    address: Annotated[str | None, typer.Option(help="postal address; lines separated by \\n; empty clears")] = None,
-    text: Annotated[str | None, typer.Option(help="opt-out line with {{unsubscribe_url}}; empty: the default")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="postal address; lines separated by \\n; empty clears")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option(help="opt-out line with {{unsubscribe_url}}; empty: the default")
+    ] = None,
 ) -> None:
     """Set the footer campaigns with include_footer add to every email (as PATCH /v1/workspace does)."""
     from imail.workspaces.service import set_footer
 
-    changes = {name: value.replace("\\n", "\n") for name, value in
-               (("postal_address", address), ("footer_text", text)) if value is not None}
+    changes = {
+        name: value.replace("\\n", "\n")
+        for name, value in (("postal_address", address), ("footer_text", text))
+        if value is not None
+    }
     settings = settings_or_exit()
     workspace = run_in_session(settings, lambda s: set_footer(s, workspace_id, **changes))
-    typer.echo(f"workspace {workspace.id}: postal address {workspace.postal_address or '(none)'!r}, "
-               f"opt-out line {workspace.footer_text or '(default)'!r}")
+    typer.echo(
+        f"workspace {workspace.id}: postal address {workspace.postal_address or '(none)'!r}, "
+        f"opt-out line {workspace.footer_text or '(default)'!r}"
+    )
 
 
 @app.command("demo")
@@ -142,7 +158,9 @@ def keys_create(
     workspace: Annotated[str, typer.Option(help="ws_… id")],
     mode: Annotated[str, typer.Option(help="live or test")] = "live",
     name: Annotated[str, typer.Option()] = "",
-    scope: Annotated[list[str] | None, typer.Option(help="Repeat for several, e.g. --scope analytics:read")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="Repeat for several, e.g. --scope analytics:read")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Issue a new API key (shown once)."""
@@ -158,7 +176,9 @@ def keys_create(
         typer.echo(f"imail: {exc}", err=True)
         raise typer.Exit(2) from None
     settings = settings_or_exit()
-    issued = run_in_session(settings, lambda s: issue_key(s, workspace, mode == "live", name=name, scopes=scopes))
+    issued = run_in_session(
+        settings, lambda s: issue_key(s, workspace, mode == "live", name=name, scopes=scopes)
+    )
     body = {"key_id": issued.key.id, "key": issued.secret, "livemode": issued.key.livemode, "scopes": scopes}
     typer.echo(json.dumps(body) if as_json else f"{issued.key.id}: {issued.secret}")
 
@@ -203,22 +223,36 @@ def secrets_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     rotated = inboxes.rotated + webhooks.rotated + responses.rotated
     current = inboxes.current + webhooks.current + responses.current
     unreadable = [*(inboxes.unreadable or []), *webhooks.unreadable, *responses.unreadable]
-    body = {"inboxes": inboxes.inboxes, "webhooks": webhooks.rows, "idempotency_records": responses.rows,
-            "rotated": rotated, "already_current": current, "unreadable": unreadable}
+    body = {
+        "inboxes": inboxes.inboxes,
+        "webhooks": webhooks.rows,
+        "idempotency_records": responses.rows,
+        "rotated": rotated,
+        "already_current": current,
+        "unreadable": unreadable,
+    }
     if as_json:
         typer.echo(json.dumps(body))
     else:
-        typer.echo(f"{rotated} secret(s) re-encrypted, {current} already under the current key; scanned "
-                   f"{inboxes.inboxes} inbox(es), {webhooks.rows} webhook(s), {responses.rows} kept response(s)")
+        typer.echo(
+            f"{rotated} secret(s) re-encrypted, {current} already under the current key; scanned "
+            f"{inboxes.inboxes} inbox(es), {webhooks.rows} webhook(s), {responses.rows} kept response(s)"
+        )
     if unreadable:
-        typer.echo("imail: no configured key opens the secrets of " + ", ".join(unreadable)
-                   + " (add the key they were written with to IMAIL_SECRET_KEYS_OLD)", err=True)
+        typer.echo(
+            "imail: no configured key opens the secrets of "
+            + ", ".join(unreadable)
+            + " (add the key they were written with to IMAIL_SECRET_KEYS_OLD)",
+            err=True,
+        )
         raise typer.Exit(1)
 
 
 @replies_app.command("classify")
 def replies_classify(
-    explain: Annotated[bool, typer.Option("--explain", help="Also print why: source, evidence, bounce, text")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also print why: source, evidence, bounce, text")
+    ] = False,
 ) -> None:
     """Classify one message read on stdin (RFC 822 bytes in any charset, or plain text); print JSON."""
     import structlog
@@ -232,10 +266,14 @@ def replies_classify(
         typer.echo(f"imail: bad setting: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_json)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries the JSON only
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr)
+    )  # stdout carries the JSON only
     data = sys.stdin.buffer.read()
     if not data.strip():
-        typer.echo("imail: nothing on stdin (pipe one message in: imail replies classify < reply.eml)", err=True)
+        typer.echo(
+            "imail: nothing on stdin (pipe one message in: imail replies classify < reply.eml)", err=True
+        )
         raise typer.Exit(1)
     verdict = asyncio.run(assess(data, settings))
     body = verdict.explanation() if explain else verdict.summary()
@@ -244,8 +282,12 @@ def replies_classify(
 
 @replies_app.command("train")
 def replies_train(
-    workspace: Annotated[str, typer.Option(help="The workspace (ws_…) whose label corrections to learn from")],
-    drop: Annotated[bool, typer.Option("--drop", help="Delete its model instead: back to the shipped one")] = False,
+    workspace: Annotated[
+        str, typer.Option(help="The workspace (ws_…) whose label corrections to learn from")
+    ],
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Delete its model instead: back to the shipped one")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fit a workspace's own reply model from the shipped corpus plus its label corrections (PATCH /v1/replies/{id});
@@ -258,11 +300,19 @@ def replies_train(
 
     settings = settings_or_exit()
     trained = run_in_session(settings, lambda session: train_workspace(session, workspace, utcnow()))
-    body = {"workspace_id": trained.workspace_id, "corrections": trained.corrections, "examples": trained.examples,
-            "trained_at": trained.trained_at.isoformat(), "bytes": trained.size}
-    typer.echo(json.dumps(body) if as_json else
-               f"trained a reply model for {workspace}: {trained.corrections} correction(s) on top of "
-               f"{trained.examples - trained.corrections} shipped examples ({trained.size // 1024} KiB)")
+    body = {
+        "workspace_id": trained.workspace_id,
+        "corrections": trained.corrections,
+        "examples": trained.examples,
+        "trained_at": trained.trained_at.isoformat(),
+        "bytes": trained.size,
+    }
+    typer.echo(
+        json.dumps(body)
+        if as_json
+        else f"trained a reply model for {workspace}: {trained.corrections} correction(s) on top of "
+        f"{trained.examples - trained.corrections} shipped examples ({trained.size // 1024} KiB)"
+    )
 
 
 @replies_app.command("drop-model")
@@ -281,8 +331,11 @@ def _drop_reply_model(workspace: str, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({"workspace_id": workspace, "dropped": dropped}))
     else:
-        typer.echo(f"dropped the reply model of {workspace}; the shipped model applies" if dropped
-                   else f"{workspace} had no model of its own; the shipped model applies")
+        typer.echo(
+            f"dropped the reply model of {workspace}; the shipped model applies"
+            if dropped
+            else f"{workspace} had no model of its own; the shipped model applies"
+        )
 
 
 @analytics_app.command("rebuild")
@@ -294,7 +347,11 @@ def analytics_rebuild(
     from imail.analytics.rollups import rebuild
 
     result = run_in_session(settings_or_exit(), lambda session: rebuild(session, workspace))
-    typer.echo(json.dumps(result) if as_json else f"rebuilt {result['rows']} rollup rows from {result['events']} events")
+    typer.echo(
+        json.dumps(result)
+        if as_json
+        else f"rebuilt {result['rows']} rollup rows from {result['events']} events"
+    )
 
 
 # uvicorn's httptools protocol, plus a bound on requests that stall (IMAIL_REQUEST_STALL_SECONDS); by import
@@ -306,7 +363,9 @@ HTTP_PROTOCOL = "imail.kit.slow_clients:StallGuardedProtocol"
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[bool, typer.Option("--workers/--no-workers", help="Run the background workers in-process")] = True,
+    workers: Annotated[
+        bool, typer.Option("--workers/--no-workers", help="Run the background workers in-process")
+    ] = True,
     processes: Annotated[int, typer.Option(help="uvicorn worker processes (API only)")] = 1,
 ) -> None:
     """Serve the HTTP API (and, unless --no-workers, the background workers)."""
@@ -318,15 +377,30 @@ def serve(
         if workers:
             typer.echo("imail: --processes > 1 needs --no-workers (run `imail worker` beside it)", err=True)
             raise typer.Exit(2)
-        uvicorn.run("imail.asgi:app", host=host, port=port, workers=processes, log_level="warning", http=HTTP_PROTOCOL,
-                    access_log=False, timeout_graceful_shutdown=settings.shutdown_grace)
+        uvicorn.run(
+            "imail.asgi:app",
+            host=host,
+            port=port,
+            workers=processes,
+            log_level="warning",
+            http=HTTP_PROTOCOL,
+            access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace,
+        )
         return
     from imail.main import create_app, freeze_startup_heap
 
     api = create_app(settings, run_workers=workers)
     freeze_startup_heap()
-    uvicorn.run(api, host=host, port=port, log_level="warning", http=HTTP_PROTOCOL,
-                access_log=False, timeout_graceful_shutdown=settings.shutdown_grace)
+    uvicorn.run(
+        api,
+        host=host,
+        port=port,
+        log_level="warning",
+        http=HTTP_PROTOCOL,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace,
+    )
 
 
 @app.command("worker")

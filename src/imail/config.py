@@ -36,7 +36,10 @@ class Settings(BaseSettings):
     # database
     database_url: str = EMBEDDED_DATABASE_URL
     database_pool_size: int = Field(
-        20, ge=1, le=200, description="connections each process keeps open (plus half as many more under bursts)"
+        20,
+        ge=1,
+        le=200,
+        description="connections each process keeps open (plus half as many more under bursts)",
     )
     database_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection")
     # A statement still unanswered after this is abandoned (503), so a partitioned database can't hang requests.
@@ -50,15 +53,23 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     # Requests no API key answers for (public endpoints, tracking links, 401s): a token bucket per client address.
     # Generous: a mailbox provider's image proxy fetches the pixels of many recipients from one address.
-    public_rate_limit_per_minute: int = Field(1200, ge=1, description="sustained requests/min per client address")
+    public_rate_limit_per_minute: int = Field(
+        1200, ge=1, description="sustained requests/min per client address"
+    )
     public_rate_limit_burst: int = Field(2400, ge=1, description="burst per client address")
     # A request's headers must arrive whole within this many seconds of its first byte, and its body may pause no
     # longer than this between two reads (nginx's client_header_timeout / client_body_timeout); past it: 408, closed.
-    request_stall_seconds: float = Field(30.0, gt=0, le=600, description="seconds before a stalled request is closed")
+    request_stall_seconds: float = Field(
+        30.0, gt=0, le=600, description="seconds before a stalled request is closed"
+    )
     # The public tracking and unsubscribe routes, per client address (429 past it), on top of the public limit
     # above. Generous: image proxies (Gmail's) fetch every recipient's pixel from a few shared addresses.
-    tracking_rate_limit_per_minute: int = Field(600, ge=1, description="tracking hits per minute per client address")
-    tracking_rate_limit_burst: int = Field(1200, ge=1, description="tracking hits allowed at once per client address")
+    tracking_rate_limit_per_minute: int = Field(
+        600, ge=1, description="tracking hits per minute per client address"
+    )
+    tracking_rate_limit_burst: int = Field(
+        1200, ge=1, description="tracking hits allowed at once per client address"
+    )
 
     # public URLs (tracking, unsubscribe, docs links in errors)
     # RFC 8058 one-click unsubscribe needs an https List-Unsubscribe URL: http is refused for any host but loopback
@@ -70,30 +81,49 @@ class Settings(BaseSettings):
     # webhooks
     webhooks_allow_private: bool = False
     # seconds between attempts (Svix-like); after the last, one final attempt at webhooks_give_up_after
-    webhooks_retry_schedule: list[float] = Field(default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0])
+    webhooks_retry_schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0]
+    )
     webhooks_retry_jitter: float = Field(0.1, ge=0, lt=1)
-    webhooks_give_up_after: float = Field(86400.0, gt=0, description="seconds after the event: last attempt, then failed")
-    webhooks_disable_after: float = Field(86400.0, gt=0, description="seconds of failing every attempt before disabling")
+    webhooks_give_up_after: float = Field(
+        86400.0, gt=0, description="seconds after the event: last attempt, then failed"
+    )
+    webhooks_disable_after: float = Field(
+        86400.0, gt=0, description="seconds of failing every attempt before disabling"
+    )
     webhooks_timeout: float = Field(10.0, gt=0)
-    webhooks_lease: float = Field(60.0, gt=0, description="seconds a claimed delivery stays invisible to other workers")
-    webhooks_batch_size: int = Field(50, ge=1, le=1000, description="deliveries each worker loop claims at a time")
+    webhooks_lease: float = Field(
+        60.0, gt=0, description="seconds a claimed delivery stays invisible to other workers"
+    )
+    webhooks_batch_size: int = Field(
+        50, ge=1, le=1000, description="deliveries each worker loop claims at a time"
+    )
     # at most this many requests in flight per worker loop; more are opened only while answers are slow
-    webhooks_concurrency: int = Field(8, ge=1, le=200, description="most requests a worker loop has in flight")
+    webhooks_concurrency: int = Field(
+        8, ge=1, le=200, description="most requests a worker loop has in flight"
+    )
     webhooks_retention_days: int = Field(30, ge=1, description="days the delivery log is kept")
 
     # inboxes: mail server logins, credential encryption, OAuth providers (see imail.inboxes)
-    secret_keys_old: str = Field("", description="comma-separated retired IMAIL_SECRET_KEY values, still decrypted")
+    secret_keys_old: str = Field(
+        "", description="comma-separated retired IMAIL_SECRET_KEY values, still decrypted"
+    )
     mail_timeout: float = Field(15.0, gt=0, le=120, description="seconds for one SMTP or IMAP connect+login")
     mail_ca_file: str | None = Field(
-        None, description="extra CA bundle (PEM) trusted for SMTP/IMAP TLS, for self-signed or private-CA servers"
+        None,
+        description="extra CA bundle (PEM) trusted for SMTP/IMAP TLS, for self-signed or private-CA servers",
     )
     # Off: mail servers on loopback or private addresses are refused (400), so inbox settings can't probe the
     # server's own network. A self-hoster whose mail server is on the LAN turns it on; link-local, metadata and
     # the like stay refused either way.
-    mail_allow_private: bool = Field(False, description="allow SMTP/IMAP servers on loopback and private addresses")
+    mail_allow_private: bool = Field(
+        False, description="allow SMTP/IMAP servers on loopback and private addresses"
+    )
     # Logins, sends and OAuth exchanges that API requests make to mail servers and providers, in flight at once
     # per workspace (across processes when Redis is configured); past it a request is answered 429.
-    outbound_concurrency: int = Field(4, ge=1, le=1000, description="outbound mail operations per workspace at once")
+    outbound_concurrency: int = Field(
+        4, ge=1, le=1000, description="outbound mail operations per workspace at once"
+    )
     inbox_check_interval: float = Field(300.0, ge=5, description="seconds between two checks of one inbox")
     oauth_state_ttl: int = Field(3600, ge=60, description="seconds an OAuth setup_url stays valid")
     google_client_id: str | None = None
@@ -110,7 +140,9 @@ class Settings(BaseSettings):
     microsoft_imap_server: str = "outlook.office365.com:993/ssl"
 
     # The operator's own mail server, for notices to workspaces (deprecation warnings); unset: none are emailed.
-    system_smtp_server: str | None = Field(None, description="host:port/security, e.g. smtp.example.com:587/starttls")
+    system_smtp_server: str | None = Field(
+        None, description="host:port/security, e.g. smtp.example.com:587/starttls"
+    )
     system_smtp_username: str = Field("", description="empty: the server takes mail without a login")
     system_smtp_password: str | None = None
     system_mail_from: str = Field("imail@localhost", description="From address of the operator's notices")
@@ -121,7 +153,11 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute https:// URL, like https://t.example.com")
-        if parts.scheme == "http" and not is_loopback(parts.hostname) and not info.data.get("allow_http_public_url"):
+        if (
+            parts.scheme == "http"
+            and not is_loopback(parts.hostname)
+            and not info.data.get("allow_http_public_url")
+        ):
             raise ValueError(
                 f"{value} is http: List-Unsubscribe one-click (RFC 8058) needs https; use https://, or set "
                 "IMAIL_ALLOW_HTTP_PUBLIC_URL=1 to accept it anyway"
@@ -132,10 +168,12 @@ class Settings(BaseSettings):
         """Operator-facing warnings about the public URL (shown by GET /v1/status/full)."""
         parts = urlsplit(self.public_url)
         if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
-            return [(
-                "IMAIL_PUBLIC_URL is http (allowed by IMAIL_ALLOW_HTTP_PUBLIC_URL): List-Unsubscribe links are not "
-                "https, so mailbox providers ignore one-click unsubscribe (RFC 8058); serve it over https"
-            )]
+            return [
+                (
+                    "IMAIL_PUBLIC_URL is http (allowed by IMAIL_ALLOW_HTTP_PUBLIC_URL): List-Unsubscribe links are not "
+                    "https, so mailbox providers ignore one-click unsubscribe (RFC 8058); serve it over https"
+                )
+            ]
         return []
 
     @field_validator("mail_ca_file")
@@ -152,7 +190,11 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "google_smtp_server", "google_imap_server", "microsoft_smtp_server", "microsoft_imap_server", "system_smtp_server"
+        "google_smtp_server",
+        "google_imap_server",
+        "microsoft_smtp_server",
+        "microsoft_imap_server",
+        "system_smtp_server",
     )
     @classmethod
     def _mail_server(cls, value: str | None) -> str | None:
@@ -160,44 +202,82 @@ class Settings(BaseSettings):
             return None
         host, _, rest = value.rpartition(":")
         port, _, security = rest.partition("/")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536 or security not in ("ssl", "starttls", "none"):
+        if (
+            not host
+            or not port.isdigit()
+            or not 0 < int(port) < 65536
+            or security not in ("ssl", "starttls", "none")
+        ):
             raise ValueError("must look like host:port/security with security ssl, starttls or none")
         return value
 
     # sending engine (see imail.sending)
     sending_batch_size: int = Field(400, ge=1, le=5000, description="sequence states claimed per iteration")
     sending_lease_seconds: float = Field(300.0, ge=10, description="an attempt older than this is in doubt")
-    sending_max_attempts: int = Field(5, ge=1, le=50, description="temporary failures before a send is failed")
+    sending_max_attempts: int = Field(
+        5, ge=1, le=50, description="temporary failures before a send is failed"
+    )
     sending_retry_seconds: float = Field(300.0, gt=0, description="first retry delay; doubles per attempt")
     sending_smtp_concurrency: int = Field(64, ge=1, le=1000, description="inboxes sending at once per worker")
-    sending_idle_seconds: float = Field(60.0, gt=0, description="pooled SMTP connections idle longer are closed")
+    sending_idle_seconds: float = Field(
+        60.0, gt=0, description="pooled SMTP connections idle longer are closed"
+    )
 
     # inbound: the IMAP reader of replies and bounces (see imail.inbound)
-    inbound_poll_interval: float = Field(60.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE")
+    inbound_poll_interval: float = Field(
+        60.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE"
+    )
     inbound_idle: bool = Field(True, description="wait on IMAP IDLE where the server offers it")
-    inbound_idle_recheck: float = Field(300.0, ge=5, le=1740, description="seconds between full reads of an IDLE inbox")
+    inbound_idle_recheck: float = Field(
+        300.0, ge=5, le=1740, description="seconds between full reads of an IDLE inbox"
+    )
     inbound_batch_inboxes: int = Field(20, ge=1, le=1000, description="inboxes claimed per reader iteration")
     inbound_concurrency: int = Field(10, ge=1, le=500, description="inboxes read at once per worker")
-    inbound_max_connections: int = Field(100, ge=1, le=10000, description="IMAP connections kept open per worker")
+    inbound_max_connections: int = Field(
+        100, ge=1, le=10000, description="IMAP connections kept open per worker"
+    )
     inbound_fetch_batch: int = Field(100, ge=1, le=1000, description="messages per FETCH and per transaction")
     inbound_max_messages: int = Field(1000, ge=1, description="messages read from one inbox per iteration")
-    inbound_lease_seconds: float = Field(300.0, ge=10, description="an inbox being read is left alone this long")
-    inbound_read_failure_limit: int = Field(
-        5, ge=1, le=100, description="reads failed in a row (retried after the poll interval, doubling) that disconnect an inbox"
+    inbound_lease_seconds: float = Field(
+        300.0, ge=10, description="an inbox being read is left alone this long"
     )
-    inbound_soft_bounce_retries: int = Field(2, ge=0, le=10, description="resends of one email after soft bounces")
+    inbound_read_failure_limit: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="reads failed in a row (retried after the poll interval, doubling) that disconnect an inbox",
+    )
+    inbound_soft_bounce_retries: int = Field(
+        2, ge=0, le=10, description="resends of one email after soft bounces"
+    )
     inbound_soft_bounce_retry_seconds: float = Field(3600.0, gt=0, description="first resend delay; doubles")
 
     # warmup: the pool of warming inboxes (see imail.warmup)
-    warmup_marker: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
-                                      description="X-Imail-Warmup header value; default derived from IMAIL_SECRET_KEY")
-    warmup_tag: str | None = Field(None, min_length=4, max_length=16, pattern=r"^[A-Za-z0-9-]+$",
-                                   description="short tag in every warmup email, to filter on; default derived")
+    warmup_marker: str | None = Field(
+        None,
+        min_length=8,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="X-Imail-Warmup header value; default derived from IMAIL_SECRET_KEY",
+    )
+    warmup_tag: str | None = Field(
+        None,
+        min_length=4,
+        max_length=16,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="short tag in every warmup email, to filter on; default derived",
+    )
     warmup_window: str = Field("08:00-18:00", description="UTC hours a day's warmup sends are spread over")
     warmup_reply_delay: float = Field(1800.0, ge=0, description="seconds before a warmup reply is due")
-    warmup_threshold_sends: int = Field(20, ge=1, le=1000, description="last N warmup sends judged for auto-pause")
-    warmup_spam_threshold: float = Field(0.2, gt=0, le=1, description="spam share of those that pauses warmup")
-    warmup_bounce_threshold: float = Field(0.05, gt=0, le=1, description="bounce share of those that pauses warmup")
+    warmup_threshold_sends: int = Field(
+        20, ge=1, le=1000, description="last N warmup sends judged for auto-pause"
+    )
+    warmup_spam_threshold: float = Field(
+        0.2, gt=0, le=1, description="spam share of those that pauses warmup"
+    )
+    warmup_bounce_threshold: float = Field(
+        0.05, gt=0, le=1, description="bounce share of those that pauses warmup"
+    )
     warmup_batch_inboxes: int = Field(50, ge=1, le=1000, description="warming inboxes claimed per iteration")
 
     @field_validator("warmup_window")
@@ -207,7 +287,10 @@ class Settings(BaseSettings):
 
         start, sep, end = value.partition("-")
         try:
-            opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip()) if end.strip() != "24:00" else None
+            opens, closes = (
+                time.fromisoformat(start.strip()),
+                time.fromisoformat(end.strip()) if end.strip() != "24:00" else None,
+            )
         except ValueError:
             raise ValueError("must look like 08:00-18:00 (UTC)") from None
         if not sep or (closes is not None and closes <= opens):
@@ -215,10 +298,14 @@ class Settings(BaseSettings):
         return value
 
     # replies: an optional OpenAI-compatible endpoint replacing the local reply model (see imail.replies.remote)
-    classifier_url: str | None = Field(None, description="API base, e.g. http://127.0.0.1:11434/v1; unset: local")
+    classifier_url: str | None = Field(
+        None, description="API base, e.g. http://127.0.0.1:11434/v1; unset: local"
+    )
     classifier_model: str | None = Field(None, validate_default=True)
     classifier_api_key: str | None = None
-    classifier_timeout: float = Field(10.0, gt=0, le=120, description="seconds for one classification request")
+    classifier_timeout: float = Field(
+        10.0, gt=0, le=120, description="seconds for one classification request"
+    )
 
     @field_validator("classifier_url")
     @classmethod
@@ -233,7 +320,9 @@ class Settings(BaseSettings):
     @classmethod
     def _classifier_model(cls, value: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("classifier_url") and not value:
-            raise ValueError("must be set when IMAIL_CLASSIFIER_URL is set (the model name the endpoint serves)")
+            raise ValueError(
+                "must be set when IMAIL_CLASSIFIER_URL is set (the model name the endpoint serves)"
+            )
         return value or None
 
     # POST /v1/campaigns/{id}/spam-check: SpamAssassin's spamd (Debian's spamd package); unset, the check answers 409
@@ -309,7 +398,9 @@ class Settings(BaseSettings):
             return self.secret_key
         db_path = self.sqlite_path()
         if db_path is None:
-            raise SettingsError("IMAIL_SECRET_KEY: must be set (at least 32 characters) outside the embedded default")
+            raise SettingsError(
+                "IMAIL_SECRET_KEY: must be set (at least 32 characters) outside the embedded default"
+            )
         key_file = db_path.with_name(db_path.name + ".secret")
         if not key_file.exists():
             key_file.parent.mkdir(parents=True, exist_ok=True)

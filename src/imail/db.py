@@ -43,7 +43,9 @@ class Database:
         # before-DATA marks on SQLite; PostgreSQL's run on `pinned()`): one round trip instead of BEGIN, the
         # statement and COMMIT.
         self.single_statements = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, autoflush=False,
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            autoflush=False,
         )
         self._pinned: Any = None  # see pinned()
         self._pinned_lock = asyncio.Lock()
@@ -133,7 +135,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size // 2,
         pool_timeout=settings.database_timeout,
-        connect_args={"timeout": settings.database_timeout, "command_timeout": settings.database_command_timeout},
+        connect_args={
+            "timeout": settings.database_timeout,
+            "command_timeout": settings.database_command_timeout,
+        },
     )
 
 
@@ -176,7 +181,7 @@ def _is_api_read(request: Request) -> bool:
     path: str = request.scope["path"]
     root: str = request.scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     return path.startswith("/v1/")
 
 

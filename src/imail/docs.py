@@ -26,8 +26,14 @@ def swagger_page() -> HTMLResponse:
         swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
     )
     inline = re.findall(r"<script>(.*?)</script>", bytes(response.body).decode(), re.DOTALL)
-    policy = pages.policy(scripts=inline, script_src="'self'", style_src="'self'", img_src="'self' data:",
-                          connect_src="'self'", font_src="'self' data:")
+    policy = pages.policy(
+        scripts=inline,
+        script_src="'self'",
+        style_src="'self'",
+        img_src="'self' data:",
+        connect_src="'self'",
+        font_src="'self' data:",
+    )
     response.headers.update({**pages.HTML_HEADERS, "Content-Security-Policy": policy})
     return response
 
@@ -35,7 +41,10 @@ def swagger_page() -> HTMLResponse:
 def mount_docs(app: FastAPI) -> None:
     app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
     page = swagger_page()  # the same document every time: built (and its script hashed) once
-    body, headers = bytes(page.body), {k: v for k, v in page.headers.items() if k not in ("content-length", "content-type")}
+    body, headers = (
+        bytes(page.body),
+        {k: v for k, v in page.headers.items() if k not in ("content-length", "content-type")},
+    )
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui():

@@ -126,8 +126,17 @@ def database_unavailable(exc: BaseException) -> bool:
     connection refused, reset or lost mid-statement (the driver's error, or SQLAlchemy's wrapping of it flagged
     connection_invalidated), or the pool timing out because every connection waits on an unreachable server."""
     return any(
-        isinstance(e, (OperationalError, InterfaceError, SQLAlchemyTimeoutError, OSError, PostgresConnectionError,
-                       ConnectionDoesNotExistError))
+        isinstance(
+            e,
+            (
+                OperationalError,
+                InterfaceError,
+                SQLAlchemyTimeoutError,
+                OSError,
+                PostgresConnectionError,
+                ConnectionDoesNotExistError,
+            ),
+        )
         or (isinstance(e, DBAPIError) and e.connection_invalidated)
         for e in causes(exc)
     )
@@ -148,7 +157,11 @@ def error_response(exc: ImailError) -> JSONBody:
 
 
 def _field_path(loc: tuple) -> str | None:
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else [str(p) for p in loc]
+    parts = (
+        [str(p) for p in loc[1:]]
+        if loc and loc[0] in ("body", "query", "path", "header")
+        else [str(p) for p in loc]
+    )
     if not parts:
         return None
     path = parts[0]
@@ -164,7 +177,9 @@ def validation_to_error(exc: RequestValidationError) -> ImailError:
     kind = first.get("type", "")
     loc = tuple(first.get("loc", ()))
     if kind == "json_invalid":
-        return InvalidJSON(f"Request body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}")
+        return InvalidJSON(
+            f"Request body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}"
+        )
     field = _field_path(loc)
     if kind == "missing":
         if loc == ("body",):
@@ -187,7 +202,9 @@ def register_error_handlers(app: FastAPI) -> None:
         error = validation_to_error(exc)
         content_type = request.headers.get("content-type", "")
         if isinstance(error, InvalidJSON) and content_type and "json" not in content_type:
-            error = InvalidJSON(f"Request bodies are JSON: send `Content-Type: application/json` (got {content_type!r})")
+            error = InvalidJSON(
+                f"Request bodies are JSON: send `Content-Type: application/json` (got {content_type!r})"
+            )
         return error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
@@ -222,16 +239,24 @@ def register_error_handlers(app: FastAPI) -> None:
         if not database_unavailable(exc):
             return await _unexpected(request, exc)
         log.warning("database unavailable", error=str(getattr(exc, "orig", None) or exc)[:200])
-        return error_response(ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"}))
+        return error_response(
+            ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"})
+        )
 
     @app.exception_handler(OSError)
     async def _conn_down(request: Request, exc: OSError) -> JSONBody:
         log.warning("backing service unavailable", error=str(exc)[:200])
-        return error_response(ServiceUnavailable("A backing service is unavailable; retry shortly", headers={"Retry-After": "5"}))
+        return error_response(
+            ServiceUnavailable(
+                "A backing service is unavailable; retry shortly", headers={"Retry-After": "5"}
+            )
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONBody:
         if database_unavailable(exc):  # a lost connection surfacing through another layer's exception
             return await _db_down(request, exc)
         log.exception("unhandled error", path=request.url.path)
-        return error_response(InternalError("Something went wrong on our side; send the request_id to support"))
+        return error_response(
+            InternalError("Something went wrong on our side; send the request_id to support")
+        )

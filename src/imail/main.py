@@ -41,7 +41,11 @@ def make_redis(settings: Settings) -> Redis | None:
     # requests of one process were in flight, letting a burst through once per process. A few connections serve
     # thousands of one-round-trip calls a second; opening hundreds at once under load is what times out.
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=32, timeout=10.0, socket_timeout=2.0, socket_connect_timeout=5.0,
+        settings.redis_url,
+        max_connections=32,
+        timeout=10.0,
+        socket_timeout=2.0,
+        socket_connect_timeout=5.0,
         health_check_interval=30,
     )
     return Redis.from_pool(pool)

@@ -24,12 +24,17 @@ def _integer_header(description: str) -> dict[str, Any]:
 
 # Every response's headers, declared so that generated clients expose them.
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
-    "X-Request-Id": {"description": "This request's id (`req_…`); quote it to support.",
-                     "schema": {"type": "string"}},
-    "Imail-Version": {"description": "The API snapshot that answered (see the `Imail-Version` request header).",
-                      "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}},
-    "X-RateLimit-Limit": _integer_header("The bucket's size (burst): per API key, or per client address for "
-                                         "requests no key answers for."),
+    "X-Request-Id": {
+        "description": "This request's id (`req_…`); quote it to support.",
+        "schema": {"type": "string"},
+    },
+    "Imail-Version": {
+        "description": "The API snapshot that answered (see the `Imail-Version` request header).",
+        "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+    },
+    "X-RateLimit-Limit": _integer_header(
+        "The bucket's size (burst): per API key, or per client address for requests no key answers for."
+    ),
     "X-RateLimit-Remaining": _integer_header("Whole requests left in the bucket."),
     "X-RateLimit-Reset": _integer_header("Seconds until the bucket is full again."),
 }
@@ -48,7 +53,11 @@ def _declare_headers(schema: dict[str, Any]) -> None:
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             operation.setdefault("responses", {}).setdefault(
-                "429", {"description": "Rate limited; see Retry-After", "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+                "429",
+                {
+                    "description": "Rate limited; see Retry-After",
+                    "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                },
             )
             for status, response in operation["responses"].items():
                 headers = response.setdefault("headers", {})
@@ -70,7 +79,9 @@ def authenticated_operations(app: FastAPI) -> set[tuple[str, str]]:
     a key and a new authenticated one never documented as public."""
     return {
         (route.path_format, method.lower())
-        for route in iter_route_contexts(app.routes)  # routes of included routers too, with their dependencies
+        for route in iter_route_contexts(
+            app.routes
+        )  # routes of included routers too, with their dependencies
         if isinstance(route.original_route, APIRoute) and _needs_key(route.dependant)
         for method in route.methods
     }
@@ -100,7 +111,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         "description": "Pin to a dated snapshot: " + ", ".join(s.isoformat() for s in versions.SNAPSHOTS),
         # A pattern, not `format: date`: a date-typed header defeats client generators, and the server reads the
         # text itself (a malformed date is 400 invalid_version).
-        "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$", "examples": [versions.LATEST.isoformat()]},
+        "schema": {
+            "type": "string",
+            "pattern": r"^\d{4}-\d{2}-\d{2}$",
+            "examples": [versions.LATEST.isoformat()],
+        },
     }
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
@@ -154,7 +169,9 @@ def _mark_deprecations(schema: dict[str, Any]) -> None:
         for parameter in operation.get("parameters", []):
             if parameter.get("in") == "query" and parameter.get("name") == deprecation.field_name:
                 parameter["deprecated"] = True
-        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        body = (
+            operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        )
         target = components.get(body.get("$ref", "").rpartition("/")[2], body)
         field = target.get("properties", {}).get(deprecation.field_name)
         if field is not None:
@@ -170,7 +187,12 @@ def _reuse_components(schema: dict[str, Any]) -> None:
     def walk(node: Any, inside: str | None) -> Any:
         if isinstance(node, dict):
             title = node.get("title")
-            if isinstance(title, str) and title != inside and title in components and node == components[title]:
+            if (
+                isinstance(title, str)
+                and title != inside
+                and title in components
+                and node == components[title]
+            ):
                 return {"$ref": f"#/components/schemas/{title}"}
             return {key: walk(value, inside) for key, value in node.items()}
         if isinstance(node, list):
@@ -190,8 +212,8 @@ SCHEMA_REF = "#/components/schemas/"
 def _rewrite_refs(node: Any, renamed: dict[str, str]) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(SCHEMA_REF) and ref[len(SCHEMA_REF):] in renamed:
-            node = {**node, "$ref": SCHEMA_REF + renamed[ref[len(SCHEMA_REF):]]}
+        if isinstance(ref, str) and ref.startswith(SCHEMA_REF) and ref[len(SCHEMA_REF) :] in renamed:
+            node = {**node, "$ref": SCHEMA_REF + renamed[ref[len(SCHEMA_REF) :]]}
         return {key: _rewrite_refs(value, renamed) for key, value in node.items()}
     if isinstance(node, list):
         return [_rewrite_refs(item, renamed) for item in node]
@@ -206,7 +228,9 @@ def _name_components_by_title(schema: dict[str, Any]) -> None:
     renamed = {
         name: body["title"]
         for name, body in components.items()
-        if isinstance(body.get("title"), str) and body["title"].isidentifier() and body["title"] != name
+        if isinstance(body.get("title"), str)
+        and body["title"].isidentifier()
+        and body["title"] != name
         and body["title"] not in components
     }
     if not renamed:
@@ -222,7 +246,7 @@ def _referenced(node: Any, components: dict[str, Any], found: set[str]) -> set[s
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith(SCHEMA_REF):
-            name = ref[len(SCHEMA_REF):]
+            name = ref[len(SCHEMA_REF) :]
             if name not in found:
                 found.add(name)
                 _referenced(components[name], components, found)
@@ -252,8 +276,11 @@ def _as_request(body: dict[str, Any]) -> dict[str, Any]:
 
 def _nullable(prop: dict[str, Any]) -> bool:
     types = prop.get("type")
-    return (types == "null" or (isinstance(types, list) and "null" in types)
-            or any(_nullable(option) for option in prop.get("anyOf", []) + prop.get("oneOf", [])))
+    return (
+        types == "null"
+        or (isinstance(types, list) and "null" in types)
+        or any(_nullable(option) for option in prop.get("anyOf", []) + prop.get("oneOf", []))
+    )
 
 
 def _as_response(body: dict[str, Any]) -> dict[str, Any]:
@@ -263,8 +290,11 @@ def _as_response(body: dict[str, Any]) -> dict[str, Any]:
     import-only `line`): it stays optional."""
     if "properties" not in body:
         return body
-    required = [name for name, prop in body["properties"].items()
-                if name in body.get("required", []) or "default" in prop or not _nullable(prop)]
+    required = [
+        name
+        for name, prop in body["properties"].items()
+        if name in body.get("required", []) or "default" in prop or not _nullable(prop)
+    ]
     return {**body, "required": required}
 
 
@@ -279,7 +309,9 @@ def _fit_request_and_response_schemas(schema: dict[str, Any]) -> None:
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             request_roots.append(operation.get("requestBody"))
-            response_roots.extend(r for status, r in operation.get("responses", {}).items() if status[0] in "23")
+            response_roots.extend(
+                r for status, r in operation.get("responses", {}).items() if status[0] in "23"
+            )
     for operations in schema.get("webhooks", {}).values():
         for operation in operations.values():
             response_roots.append(operation.get("requestBody"))  # what the server sends to a receiver
@@ -290,7 +322,9 @@ def _fit_request_and_response_schemas(schema: dict[str, Any]) -> None:
         if _as_request(components[name]) != _as_response(components[name]):
             split.add(name)
     # A shared component that refers to a split one is split too, so each side's copy points at its own side.
-    while grown := {n for n in (requests & responses) - split if _referenced(components[n], components, set()) & split}:
+    while grown := {
+        n for n in (requests & responses) - split if _referenced(components[n], components, set()) & split
+    }:
         split |= grown
     request_names = {name: f"{name}In" for name in split}
     clash = set(request_names.values()) & set(components)

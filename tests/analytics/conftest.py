@@ -36,14 +36,22 @@ class History:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_history(rng: random.Random, campaign_ids: list[str], inbox_ids: list[str], messages: int) -> list[tuple[datetime, str, dict]]:
+def plan_history(
+    rng: random.Random, campaign_ids: list[str], inbox_ids: list[str], messages: int
+) -> list[tuple[datetime, str, dict]]:
     """Events of `messages` emails and their fates, spread over DAYS days, in time order."""
     planned: list[tuple[datetime, str, dict]] = []
     for _ in range(messages):
         sent_at = START + timedelta(minutes=rng.randrange(DAYS * 24 * 60 - 60 * 20))
-        ref = {"message_id": new_id("msg"), "campaign_id": rng.choice(campaign_ids), "lead_id": new_id("lead"),
-               "inbox_id": rng.choice(inbox_ids), "email": "x@example.test", "step": rng.randint(1, 3),
-               "variant": rng.choice(["a", "b", None])}
+        ref = {
+            "message_id": new_id("msg"),
+            "campaign_id": rng.choice(campaign_ids),
+            "lead_id": new_id("lead"),
+            "inbox_id": rng.choice(inbox_ids),
+            "email": "x@example.test",
+            "step": rng.randint(1, 3),
+            "variant": rng.choice(["a", "b", None]),
+        }
         planned.append((sent_at, "email.sent", ref))
         at = lambda hours, sent_at=sent_at: sent_at + timedelta(minutes=rng.randrange(1, int(hours * 60)))
         fate = rng.random()
@@ -54,32 +62,67 @@ def plan_history(rng: random.Random, campaign_ids: list[str], inbox_ids: list[st
             planned.append((at(2), "email.bounced.soft", {**ref, "category": "mailbox_full"}))
         planned.append((at(1), "email.delivered", ref))
         for _ in range(rng.choice([0, 0, 1, 2, 3])):
-            planned.append((at(30), "email.opened", {**ref, "machine": rng.random() < 0.3, "user_agent": "ua"}))
+            planned.append(
+                (at(30), "email.opened", {**ref, "machine": rng.random() < 0.3, "user_agent": "ua"})
+            )
         for _ in range(rng.choice([0, 0, 0, 1, 2])):
-            planned.append((at(30), "email.clicked", {**ref, "url": "https://x.test/", "machine": rng.random() < 0.3}))
+            planned.append(
+                (at(30), "email.clicked", {**ref, "url": "https://x.test/", "machine": rng.random() < 0.3})
+            )
         if rng.random() < 0.08:
-            planned.append((at(20), "email.auto_replied", {**ref, "reply_id": new_id("rpl"), "out_of_office": True}))
+            planned.append(
+                (at(20), "email.auto_replied", {**ref, "reply_id": new_id("rpl"), "out_of_office": True})
+            )
         if rng.random() < 0.04:
             planned.append((at(30), "lead.unsubscribed", ref))
         if rng.random() < 0.25:
             reply_id = new_id("rpl")
             replied_at = at(40)
-            planned.append((replied_at, "reply.received", {
-                "reply_id": reply_id, "message_id": ref["message_id"], "campaign_id": ref["campaign_id"],
-                "lead_id": ref["lead_id"], "inbox_id": ref["inbox_id"], "from_email": "x@example.test"}))
+            planned.append(
+                (
+                    replied_at,
+                    "reply.received",
+                    {
+                        "reply_id": reply_id,
+                        "message_id": ref["message_id"],
+                        "campaign_id": ref["campaign_id"],
+                        "lead_id": ref["lead_id"],
+                        "inbox_id": ref["inbox_id"],
+                        "from_email": "x@example.test",
+                    },
+                )
+            )
             moment = replied_at
             for _ in range(rng.choice([1, 1, 2])):  # a classification, sometimes a correction after
                 moment += timedelta(minutes=rng.randrange(1, 600))
-                planned.append((moment, "reply.classified", {
-                    "reply_id": reply_id, "lead_id": ref["lead_id"], "campaign_id": ref["campaign_id"],
-                    "label": rng.choice(LABELS), "confidence": 0.9}))
+                planned.append(
+                    (
+                        moment,
+                        "reply.classified",
+                        {
+                            "reply_id": reply_id,
+                            "lead_id": ref["lead_id"],
+                            "campaign_id": ref["campaign_id"],
+                            "label": rng.choice(LABELS),
+                            "confidence": 0.9,
+                        },
+                    )
+                )
     planned.sort(key=lambda e: e[0])
     # distinct, increasing instants: the log's order is the order they were recorded in
-    return [(moment + timedelta(microseconds=i), kind, data) for i, (moment, kind, data) in enumerate(planned)]
+    return [
+        (moment + timedelta(microseconds=i), kind, data) for i, (moment, kind, data) in enumerate(planned)
+    ]
 
 
-async def record_history(database: Database, tenant: Tenant, planned: list[tuple[datetime, str, dict]],
-                         monkeypatch: pytest.MonkeyPatch, per_transaction: int = 50, batched: bool = False) -> None:
+async def record_history(
+    database: Database,
+    tenant: Tenant,
+    planned: list[tuple[datetime, str, dict]],
+    monkeypatch: pytest.MonkeyPatch,
+    per_transaction: int = 50,
+    batched: bool = False,
+) -> None:
     """Event by event, or (`batched`) each transaction's events written together as the sending and inbound
     workers do; both must count the same."""
     clock = {"now": START}
@@ -89,16 +132,22 @@ async def record_history(database: Database, tenant: Tenant, planned: list[tuple
             async with database.transaction() as session, AsyncExitStack() as stack:
                 if batched:
                     await stack.enter_async_context(batched_events(session))
-                for moment, kind, data in planned[start:start + per_transaction]:
+                for moment, kind, data in planned[start : start + per_transaction]:
                     clock["now"] = moment
                     await record_event(session, tenant, kind, data)
 
 
 @pytest.fixture
-async def history(client, database: Database, workspace, other_workspace, monkeypatch: pytest.MonkeyPatch) -> History:
+async def history(
+    client, database: Database, workspace, other_workspace, monkeypatch: pytest.MonkeyPatch
+) -> History:
     tenant = Tenant(workspace.workspace_id, True)
-    inbox_ids = [await make_inbox(database, workspace.workspace_id, email=f"s{i}@acme.test") for i in range(2)]
-    campaign_ids = [(await create_campaign(client, workspace.headers(), inbox_ids, name=f"c{i}"))["id"] for i in range(3)]
+    inbox_ids = [
+        await make_inbox(database, workspace.workspace_id, email=f"s{i}@acme.test") for i in range(2)
+    ]
+    campaign_ids = [
+        (await create_campaign(client, workspace.headers(), inbox_ids, name=f"c{i}"))["id"] for i in range(3)
+    ]
     rng = random.Random(20261123)
     planned = plan_history(rng, campaign_ids, inbox_ids, messages=550)
     # noise that must never show: the test ledger of this workspace, and another workspace
@@ -108,7 +157,14 @@ async def history(client, database: Database, workspace, other_workspace, monkey
     half = len(planned) // 2
     await record_history(database, tenant, planned[:half], monkeypatch)
     await record_history(database, tenant, planned[half:], monkeypatch, batched=True)
-    return History(tenant, campaign_ids, inbox_ids, START.date(), START.date() + timedelta(days=DAYS), events=len(planned))
+    return History(
+        tenant,
+        campaign_ids,
+        inbox_ids,
+        START.date(),
+        START.date() + timedelta(days=DAYS),
+        events=len(planned),
+    )
 
 
 # --- the expected numbers, counted straight from the raw event log (independently of imail.analytics) -----------
@@ -116,8 +172,11 @@ async def history(client, database: Database, workspace, other_workspace, monkey
 
 async def raw_events(database: Database, tenant: Tenant) -> list[Event]:
     async with database.transaction() as session:
-        stmt = (select(Event).where(Event.workspace_id == tenant.workspace_id, Event.livemode == tenant.livemode)
-                .order_by(Event.created_at, Event.id))
+        stmt = (
+            select(Event)
+            .where(Event.workspace_id == tenant.workspace_id, Event.livemode == tenant.livemode)
+            .order_by(Event.created_at, Event.id)
+        )
         return list((await session.execute(stmt)).scalars())
 
 
@@ -129,13 +188,24 @@ def expected_rows(events: list[Event]) -> list[dict[str, Any]]:
     replies: dict[str, dict] = {}
     last_label: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
-    simple = {"email.sent": "sent", "email.delivered": "delivered", "email.bounced.hard": "bounced_hard",
-              "email.bounced.soft": "bounced_soft", "email.auto_replied": "auto_replied",
-              "lead.unsubscribed": "unsubscribed"}
+    simple = {
+        "email.sent": "sent",
+        "email.delivered": "delivered",
+        "email.bounced.hard": "bounced_hard",
+        "email.bounced.soft": "bounced_soft",
+        "email.auto_replied": "auto_replied",
+        "lead.unsubscribed": "unsubscribed",
+    }
     for e in events:
         d, day = e.data, e.created_at.date()
         if e.type.startswith("email.") or e.type == "lead.unsubscribed":
-            where = {"campaign_id": d["campaign_id"], "step": d["step"], "variant": d["variant"], "inbox_id": d["inbox_id"], "day": day}
+            where = {
+                "campaign_id": d["campaign_id"],
+                "step": d["step"],
+                "variant": d["variant"],
+                "inbox_id": d["inbox_id"],
+                "day": day,
+            }
         if e.type == "email.sent":
             sent[d["message_id"]] = where
         if e.type in simple:

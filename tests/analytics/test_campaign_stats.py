@@ -24,15 +24,28 @@ async def test_sent_today_and_reply_rate_7d(client, database, workspace, monkeyp
         message_id = new_id("msg")
         monkeypatch.setattr(event_service, "utcnow", lambda: now - ago)
         async with database.transaction() as session:
-            await record_event(session, Tenant(tenant.workspace_id, livemode), "email.sent",
-                               {"message_id": message_id, "campaign_id": campaign_id, "inbox_id": inbox, "step": 1})
+            await record_event(
+                session,
+                Tenant(tenant.workspace_id, livemode),
+                "email.sent",
+                {"message_id": message_id, "campaign_id": campaign_id, "inbox_id": inbox, "step": 1},
+            )
         return message_id
 
     async def replied(message_id: str) -> None:
         monkeypatch.setattr(event_service, "utcnow", lambda: now)
         async with database.transaction() as session:
-            await record_event(session, tenant, "reply.received", {"reply_id": new_id("rpl"), "message_id": message_id,
-                                                                   "campaign_id": campaign, "from_email": "a@b.test"})
+            await record_event(
+                session,
+                tenant,
+                "reply.received",
+                {
+                    "reply_id": new_id("rpl"),
+                    "message_id": message_id,
+                    "campaign_id": campaign,
+                    "from_email": "a@b.test",
+                },
+            )
 
     first = await sent(campaign, timedelta(0))
     await sent(campaign, timedelta(0))
@@ -48,8 +61,12 @@ async def test_sent_today_and_reply_rate_7d(client, database, workspace, monkeyp
     body = (await client.get(f"/v1/campaigns/{campaign}", headers=workspace.headers())).json()
     assert body["sent_today"] == 3
     assert body["reply_rate_7d"] == 0.5  # 2 replies / 4 sent over the last 7 UTC days
-    listed = {c["id"]: c for c in (await client.get("/v1/campaigns", headers=workspace.headers())).json()["data"]}
+    listed = {
+        c["id"]: c for c in (await client.get("/v1/campaigns", headers=workspace.headers())).json()["data"]
+    }
     assert (listed[other]["sent_today"], listed[other]["reply_rate_7d"]) == (1, 0.0)
     assert (listed[fresh]["sent_today"], listed[fresh]["reply_rate_7d"]) == (0, 0.0)
     test_view = (await client.get("/v1/campaigns", headers=workspace.headers(live=False))).json()["data"]
-    assert test_view == []  # campaigns are per ledger; the test-ledger send did not leak into the live figures
+    assert (
+        test_view == []
+    )  # campaigns are per ledger; the test-ledger send did not leak into the live figures

@@ -21,16 +21,29 @@ async def test_rebuild_command_restores_lost_rollups(settings, database, workspa
     tenant = Tenant(workspace.workspace_id, True)
     async with database.transaction() as session:
         message = new_id("msg")
-        await record_event(session, tenant, "email.sent", {"message_id": message, "campaign_id": "cmp_a", "step": 1})
-        await record_event(session, tenant, "email.opened", {"message_id": message, "campaign_id": "cmp_a", "step": 1})
-        await record_event(session, tenant, "email.opened", {"message_id": message, "campaign_id": "cmp_a", "step": 1})
+        await record_event(
+            session, tenant, "email.sent", {"message_id": message, "campaign_id": "cmp_a", "step": 1}
+        )
+        await record_event(
+            session, tenant, "email.opened", {"message_id": message, "campaign_id": "cmp_a", "step": 1}
+        )
+        await record_event(
+            session, tenant, "email.opened", {"message_id": message, "campaign_id": "cmp_a", "step": 1}
+        )
     async with database.transaction() as session:
         for model in (AnalyticsDaily, AnalyticsCampaignDaily, AnalyticsRef):
             await session.execute(delete(model))
     env = {**os.environ, "IMAIL_DATABASE_URL": settings.database_url, "IMAIL_SECRET_KEY": "s" * 40}
     imail = Path(sys.executable).parent / "imail"
-    done = await asyncio.to_thread(subprocess.run, [str(imail), "analytics", "rebuild", "--json"], env=env, check=False,
-                                   capture_output=True, text=True, timeout=120)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(imail), "analytics", "rebuild", "--json"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["events"] == 3
     async with database.transaction() as session:

@@ -33,7 +33,9 @@ async def _page(client, database, workspace) -> str:
     await make_inbox(database, workspace.workspace_id)
     async with database.transaction() as session:
         for _ in range(7):
-            await record_event(session, Tenant(workspace.workspace_id, True), "email.sent", {"message_id": new_id("msg")})
+            await record_event(
+                session, Tenant(workspace.workspace_id, True), "email.sent", {"message_id": new_id("msg")}
+            )
     response = await client.get("/status")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -60,14 +62,34 @@ async def test_status_page_renders_in_headless_chromium(client, database, worksp
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "status-page.png"
     shot.unlink(missing_ok=True)
-    common = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,1000"]
-    dom = await asyncio.to_thread(subprocess.run, [*common, "--dump-dom", page.as_uri()], check=False,
-                                  capture_output=True, text=True, timeout=90)
+    common = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=900,1000",
+    ]
+    dom = await asyncio.to_thread(
+        subprocess.run,
+        [*common, "--dump-dom", page.as_uri()],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert 'id="sent-today">7<' in dom.stdout, dom.stderr[-2000:]
     assert "<polyline" in dom.stdout
-    done = await asyncio.to_thread(subprocess.run, [*common, f"--screenshot={shot}", page.as_uri()], check=False,
-                                   capture_output=True, text=True, timeout=90)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*common, f"--screenshot={shot}", page.as_uri()],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert shot.exists(), done.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000  # a real picture, not a blank stub

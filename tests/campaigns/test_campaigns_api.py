@@ -16,8 +16,13 @@ async def inbox(database, workspace) -> str:
 
 
 async def test_create_returns_a_draft_with_defaults(client, workspace, inbox):
-    body = campaign_body([inbox], steps=[step(), step(subject=None, body="<p>Following up</p><p>Bye</p>",
-                                                      delay={"amount": 3, "unit": "days"})])
+    body = campaign_body(
+        [inbox],
+        steps=[
+            step(),
+            step(subject=None, body="<p>Following up</p><p>Bye</p>", delay={"amount": 3, "unit": "days"}),
+        ],
+    )
     response = await client.post("/v1/campaigns", headers=workspace.headers(), json=body)
     assert response.status_code == 201, response.text
     campaign = response.json()
@@ -25,14 +30,26 @@ async def test_create_returns_a_draft_with_defaults(client, workspace, inbox):
     assert campaign["status"] == "draft"
     assert campaign["inbox_ids"] == [inbox]
     assert campaign["daily_limit"] == 5000  # the Surge tier's maximum
-    assert campaign["send_window"] == {"timezone": "lead", "days": ["mon", "tue", "wed", "thu", "fri"],
-                                       "start": "09:00", "end": "17:00"}
-    assert (campaign["track_opens"], campaign["track_clicks"], campaign["stop_on_reply"]) == (True, True, True)
+    assert campaign["send_window"] == {
+        "timezone": "lead",
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "start": "09:00",
+        "end": "17:00",
+    }
+    assert (campaign["track_opens"], campaign["track_clicks"], campaign["stop_on_reply"]) == (
+        True,
+        True,
+        True,
+    )
     assert campaign["sent_today"] == 0 and campaign["reply_rate_7d"] == 0.0
     assert campaign["livemode"] is True and campaign["created_at"].endswith("Z")
     first, second = campaign["steps"]
     assert first["number"] == 1 and first["text"] == "Hello {{first_name|there}}"
-    assert first["delay"] == {"amount": 0, "unit": "days"} and first["variants"] == [] and first["branches"] == []
+    assert (
+        first["delay"] == {"amount": 0, "unit": "days"}
+        and first["variants"] == []
+        and first["branches"] == []
+    )
     assert second["subject"] is None and second["text"] == "Following up\n\nBye"
     fetched = await client.get(f"/v1/campaigns/{campaign['id']}", headers=workspace.headers())
     assert fetched.status_code == 200 and fetched.json() == campaign
@@ -40,21 +57,42 @@ async def test_create_returns_a_draft_with_defaults(client, workspace, inbox):
 
 async def test_variants_and_branches_round_trip(client, workspace, inbox):
     steps = [
-        step(variants=[{"subject": "Quick question", "weight": 70}, {"body": "<p>Other {{company|team}}</p>", "weight": 30}],
-             branches=[{"condition": "opened", "next_step": 3}, {"condition": "not_opened", "next_step": 2}]),
+        step(
+            variants=[
+                {"subject": "Quick question", "weight": 70},
+                {"body": "<p>Other {{company|team}}</p>", "weight": 30},
+            ],
+            branches=[{"condition": "opened", "next_step": 3}, {"condition": "not_opened", "next_step": 2}],
+        ),
         step(subject=None, body="<p>bump</p>", delay={"amount": 2, "unit": "days"}),
-        step(subject=None, body="<p>saw you opened</p>", delay={"amount": 90, "unit": "minutes"},
-             branches=[{"condition": "clicked", "next_step": None}]),
+        step(
+            subject=None,
+            body="<p>saw you opened</p>",
+            delay={"amount": 90, "unit": "minutes"},
+            branches=[{"condition": "clicked", "next_step": None}],
+        ),
     ]
-    campaign = await create_campaign(client, workspace.headers(), [inbox], steps=steps, daily_limit=120,
-                                     send_window={"timezone": "Europe/Paris", "days": ["fri", "mon"], "start": "08:30",
-                                                  "end": "12:00"}, track_clicks=False)
+    campaign = await create_campaign(
+        client,
+        workspace.headers(),
+        [inbox],
+        steps=steps,
+        daily_limit=120,
+        send_window={"timezone": "Europe/Paris", "days": ["fri", "mon"], "start": "08:30", "end": "12:00"},
+        track_clicks=False,
+    )
     variants = campaign["steps"][0]["variants"]
     assert [(v["label"], v["weight"]) for v in variants] == [("A", 70), ("B", 30)]
-    assert variants[0]["subject"] == "Quick question" and variants[0]["body"] is None and variants[0]["text"] is None
+    assert (
+        variants[0]["subject"] == "Quick question"
+        and variants[0]["body"] is None
+        and variants[0]["text"] is None
+    )
     assert variants[1]["text"] == "Other {{company|team}}"
-    assert campaign["steps"][0]["branches"] == [{"condition": "opened", "next_step": 3},
-                                                {"condition": "not_opened", "next_step": 2}]
+    assert campaign["steps"][0]["branches"] == [
+        {"condition": "opened", "next_step": 3},
+        {"condition": "not_opened", "next_step": 2},
+    ]
     assert campaign["send_window"]["days"] == ["mon", "fri"]  # normalized to week order
     assert campaign["daily_limit"] == 120 and campaign["track_clicks"] is False
 
@@ -95,7 +133,12 @@ BAD_CREATES = [
     ("steps[0].delay", {"amount": 400, "unit": "days"}, "steps[0].delay.amount", "365 days"),
     ("steps[0].delay", {"amount": 1, "unit": "weeks"}, "steps[0].delay.unit", None),
     ("steps[0].variants", [{"subject": "only one"}], "steps[0].variants", "give 2–10"),
-    ("steps[0].variants", [{"subject": "a", "weight": 0}, {"subject": "b"}], "steps[0].variants[0].weight", None),
+    (
+        "steps[0].variants",
+        [{"subject": "a", "weight": 0}, {"subject": "b"}],
+        "steps[0].variants[0].weight",
+        None,
+    ),
     ("steps[0].branches", [{"condition": "replied", "next_step": 1}], "steps[0].branches[0].condition", None),
     ("custom_variables", ["first_name"], "custom_variables[0]", "built-in"),
     ("custom_variables", ["ok", "not ok"], "custom_variables[1]", "not a variable name"),
@@ -118,14 +161,19 @@ async def test_invalid_create_is_400_naming_the_field_and_writes_nothing(client,
 
 async def test_template_errors_name_the_step_and_position(client, database, workspace, inbox):
     steps = [step(), step(subject=None, body="<p>Hi {{fist_name}},</p>")]
-    response = await client.post("/v1/campaigns", headers=workspace.headers(), json=campaign_body([inbox], steps=steps))
+    response = await client.post(
+        "/v1/campaigns", headers=workspace.headers(), json=campaign_body([inbox], steps=steps)
+    )
     error = assert_error(response, 400, "steps[1].body")
     assert "step 2 body" in error["message"] and "unknown variable {{fist_name}}" in error["message"]
     assert "position 7 (line 1, column 7)" in error["message"]
 
     variants = [{"subject": "A"}, {"subject": "B {{pain_point}}"}]
-    response = await client.post("/v1/campaigns", headers=workspace.headers(),
-                                 json=campaign_body([inbox], steps=[step(variants=variants)]))
+    response = await client.post(
+        "/v1/campaigns",
+        headers=workspace.headers(),
+        json=campaign_body([inbox], steps=[step(variants=variants)]),
+    )
     error = assert_error(response, 400, "steps[0].variants[1].subject")
     assert "step 1 variant B subject" in error["message"]
     # Declared custom variables and fallbacks are fine.
@@ -136,22 +184,35 @@ async def test_template_errors_name_the_step_and_position(client, database, work
 
 async def test_branches_only_go_forward(client, database, workspace, inbox):
     cases = [
-        ([{"condition": "opened", "next_step": 1}], "steps[1].branches[0].next_step", "only branch forward, to steps 3–3"),
+        (
+            [{"condition": "opened", "next_step": 1}],
+            "steps[1].branches[0].next_step",
+            "only branch forward, to steps 3–3",
+        ),
         ([{"condition": "opened", "next_step": 4}], "steps[1].branches[0].next_step", "got 4"),
-        ([{"condition": "opened", "next_step": 3}, {"condition": "opened", "next_step": None}],
-         "steps[1].branches[1].condition", "already branches on opened"),
+        (
+            [{"condition": "opened", "next_step": 3}, {"condition": "opened", "next_step": None}],
+            "steps[1].branches[1].condition",
+            "already branches on opened",
+        ),
     ]
     for branches, field, words in cases:
         steps = [step(), step(subject=None, branches=branches), step(subject=None)]
-        response = await client.post("/v1/campaigns", headers=workspace.headers(), json=campaign_body([inbox], steps=steps))
+        response = await client.post(
+            "/v1/campaigns", headers=workspace.headers(), json=campaign_body([inbox], steps=steps)
+        )
         assert words in assert_error(response, 400, field)["message"]
     last = [step(), step(subject=None, branches=[{"condition": "clicked", "next_step": 2}])]
-    response = await client.post("/v1/campaigns", headers=workspace.headers(), json=campaign_body([inbox], steps=last))
+    response = await client.post(
+        "/v1/campaigns", headers=workspace.headers(), json=campaign_body([inbox], steps=last)
+    )
     assert "it is the last step" in assert_error(response, 400, "steps[1].branches[0].next_step")["message"]
     assert (await counts(database))["campaigns"] == 0
 
 
-async def test_inbox_ids_must_be_this_workspace_and_ledger(client, database, workspace, other_workspace, inbox):
+async def test_inbox_ids_must_be_this_workspace_and_ledger(
+    client, database, workspace, other_workspace, inbox
+):
     theirs = await make_inbox(database, other_workspace.workspace_id, email="them@globex.test")
     test_mode = await make_inbox(database, workspace.workspace_id, livemode=False, email="ci@acme.test")
     before = await counts(database)
@@ -162,17 +223,26 @@ async def test_inbox_ids_must_be_this_workspace_and_ledger(client, database, wor
         ([inbox, "not-an-id"], "inbox_ids[1]"),
         ([inbox, inbox], "inbox_ids[1]"),
     ):
-        response = await client.post("/v1/campaigns", headers=workspace.headers(), json=campaign_body(inbox_ids))
+        response = await client.post(
+            "/v1/campaigns", headers=workspace.headers(), json=campaign_body(inbox_ids)
+        )
         assert_error(response, 400, field)
     assert await counts(database) == before
     # The test-mode inbox is usable from the test ledger.
-    created = await client.post("/v1/campaigns", headers=workspace.headers(live=False), json=campaign_body([test_mode]))
+    created = await client.post(
+        "/v1/campaigns", headers=workspace.headers(live=False), json=campaign_body([test_mode])
+    )
     assert created.status_code == 201 and created.json()["livemode"] is False
 
 
 async def test_update_validates_and_writes_nothing_on_error(client, database, workspace, inbox):
-    campaign = await create_campaign(client, workspace.headers(), [inbox], custom_variables=["pain_point"],
-                                     steps=[step(body="<p>{{pain_point}}</p>")])
+    campaign = await create_campaign(
+        client,
+        workspace.headers(),
+        [inbox],
+        custom_variables=["pain_point"],
+        steps=[step(body="<p>{{pain_point}}</p>")],
+    )
     url = f"/v1/campaigns/{campaign['id']}"
     for body, field in (
         ({"daily_limit": 9999}, "daily_limit"),
@@ -189,34 +259,57 @@ async def test_update_validates_and_writes_nothing_on_error(client, database, wo
     assert (await client.get(url, headers=workspace.headers())).json() == campaign
 
     second = await make_inbox(database, workspace.workspace_id, email="second@acme.test")
-    response = await client.patch(url, headers=workspace.headers(), json={
-        "name": "Renamed", "daily_limit": 40, "inbox_ids": [second, inbox], "track_opens": False,
-        "steps": [step(), step(subject=None, body="<p>{{pain_point|that}}</p>")], "custom_variables": [],
-    })
+    response = await client.patch(
+        url,
+        headers=workspace.headers(),
+        json={
+            "name": "Renamed",
+            "daily_limit": 40,
+            "inbox_ids": [second, inbox],
+            "track_opens": False,
+            "steps": [step(), step(subject=None, body="<p>{{pain_point|that}}</p>")],
+            "custom_variables": [],
+        },
+    )
     assert response.status_code == 200, response.text
     updated = response.json()
     assert (updated["name"], updated["daily_limit"], updated["inbox_ids"], updated["track_opens"]) == (
-        "Renamed", 40, [second, inbox], False)
+        "Renamed",
+        40,
+        [second, inbox],
+        False,
+    )
     assert len(updated["steps"]) == 2 and updated["updated_at"] > campaign["updated_at"]
-    reset = await client.patch(url, headers=workspace.headers(), json={"daily_limit": None, "send_window": None})
+    reset = await client.patch(
+        url, headers=workspace.headers(), json={"daily_limit": None, "send_window": None}
+    )
     assert reset.json()["daily_limit"] == 5000 and reset.json()["send_window"]["timezone"] == "lead"
 
 
 async def test_status_machine(client, database, workspace, inbox):
     down = await make_inbox(database, workspace.workspace_id, status="disconnected", email="down@acme.test")
-    pending = await make_inbox(database, workspace.workspace_id, status="setup_pending", email="oauth@acme.test")
+    pending = await make_inbox(
+        database, workspace.workspace_id, status="setup_pending", email="oauth@acme.test"
+    )
     h = workspace.headers()
     campaign = await create_campaign(client, h, [down, pending])
     url = f"/v1/campaigns/{campaign['id']}"
 
-    assert "draft" in assert_error(await client.post(f"{url}/pause", headers=h), 409, None, "conflict")["message"]
+    assert (
+        "draft"
+        in assert_error(await client.post(f"{url}/pause", headers=h), 409, None, "conflict")["message"]
+    )
     error = assert_error(await client.post(f"{url}/resume", headers=h), 409, "inbox_ids", "conflict")
     assert f"{down} is disconnected" in error["message"] and f"{pending} is setup_pending" in error["message"]
     assert (await client.get(url, headers=h)).json()["status"] == "draft"
 
     empty = await create_campaign(client, h, [])
-    assert "has no inboxes" in assert_error(await client.post(f"/v1/campaigns/{empty['id']}/resume", headers=h),
-                                            409, "inbox_ids")["message"]
+    assert (
+        "has no inboxes"
+        in assert_error(
+            await client.post(f"/v1/campaigns/{empty['id']}/resume", headers=h), 409, "inbox_ids"
+        )["message"]
+    )
 
     await client.patch(url, headers=h, json={"inbox_ids": [down, inbox]})
     active = await client.post(f"{url}/resume", headers=h)
@@ -248,11 +341,18 @@ async def test_list_filters_and_pages(client, workspace, inbox):
 
     page = (await client.get("/v1/campaigns?limit=1", headers=h)).json()
     assert [c["name"] for c in page["data"]] == ["c2"] and page["pagination"]["has_more"] is True
-    rest = (await client.get(f"/v1/campaigns?limit=5&cursor={page['pagination']['next_cursor']}", headers=h)).json()
-    assert [c["name"] for c in rest["data"]] == ["c1"] and rest["pagination"] == {"next_cursor": None, "has_more": False}
+    rest = (
+        await client.get(f"/v1/campaigns?limit=5&cursor={page['pagination']['next_cursor']}", headers=h)
+    ).json()
+    assert [c["name"] for c in rest["data"]] == ["c1"] and rest["pagination"] == {
+        "next_cursor": None,
+        "has_more": False,
+    }
     archived = (await client.get("/v1/campaigns?status=archived", headers=h)).json()["data"]
     assert [c["name"] for c in archived] == ["c0"]
-    assert (await client.get("/v1/campaigns?status=draft", headers=h)).json()["data"][0]["inbox_ids"] == [inbox]
+    assert (await client.get("/v1/campaigns?status=draft", headers=h)).json()["data"][0]["inbox_ids"] == [
+        inbox
+    ]
     assert_error(await client.get("/v1/campaigns?status=running", headers=h), 400, "status")
 
 
@@ -273,4 +373,6 @@ async def test_scopes(client, database, workspace, inbox):
 
     reader = bearer(await make_key(database, workspace.workspace_id, scopes=["campaigns:read"]))
     assert (await client.get("/v1/campaigns", headers=reader)).status_code == 200
-    assert (await client.post("/v1/campaigns", headers=reader, json=campaign_body([inbox]))).status_code == 403
+    assert (
+        await client.post("/v1/campaigns", headers=reader, json=campaign_body([inbox]))
+    ).status_code == 403

@@ -25,14 +25,22 @@ RULE_TYPES = frozenset({"header", "mimeheader", "meta", *CONTENT_TYPES})
 
 # A three-step sequence as a careful sender writes it: a short opener with one link, two shorter follow-ups.
 STEPS = [
-    step(subject="Quick question, {{first_name|there}}",
-         body="<p>Hi {{first_name|there}},</p><p>I noticed {{company|your team}} is growing its sales team. We help "
-              "companies like yours book more meetings without adding headcount.</p><p>Would a short call next week "
-              "make sense? Here is <a href=\"https://acme.io/demo\">a two-minute demo</a>.</p><p>Best,<br>Ana</p>"),
-    step(subject=None, body="<p>Hi {{first_name|there}}, just bumping this up in case it got buried.</p>",
-         delay={"amount": 2, "unit": "days"}),
-    step(subject=None, body="<p>Last note from me: should I close your file, or is there someone better to talk "
-                            "to?</p>", delay={"amount": 4, "unit": "days"}),
+    step(
+        subject="Quick question, {{first_name|there}}",
+        body="<p>Hi {{first_name|there}},</p><p>I noticed {{company|your team}} is growing its sales team. We help "
+        "companies like yours book more meetings without adding headcount.</p><p>Would a short call next week "
+        'make sense? Here is <a href="https://acme.io/demo">a two-minute demo</a>.</p><p>Best,<br>Ana</p>',
+    ),
+    step(
+        subject=None,
+        body="<p>Hi {{first_name|there}}, just bumping this up in case it got buried.</p>",
+        delay={"amount": 2, "unit": "days"},
+    ),
+    step(
+        subject=None,
+        body="<p>Last note from me: should I close your file, or is there someone better to talk to?</p>",
+        delay={"amount": 4, "unit": "days"},
+    ),
 ]
 
 
@@ -98,9 +106,17 @@ async def test_the_check_reports_what_spamassassin_objects_to(client, database, 
     """The same check catches an email that is one image and a few words."""
     h = workspace.headers()
     inbox = await make_inbox(database, workspace.workspace_id)
-    campaign = await create_campaign(client, h, [inbox], steps=[
-        step(subject="Our offer", body='<p>Hi!</p><img src="https://acme.io/banner.png" width="600" height="400">'),
-    ])
+    campaign = await create_campaign(
+        client,
+        h,
+        [inbox],
+        steps=[
+            step(
+                subject="Our offer",
+                body='<p>Hi!</p><img src="https://acme.io/banner.png" width="600" height="400">',
+            ),
+        ],
+    )
     scored = (await spam_check(client, h, campaign["id"])).json()["steps"][0]
     image_rule = next(r for r in scored["rules"] if r["name"].startswith("HTML_IMAGE_ONLY"))
     assert image_rule["score"] > 1.0 and "HTML: images with" in image_rule["description"]
@@ -108,20 +124,31 @@ async def test_the_check_reports_what_spamassassin_objects_to(client, database, 
     assert scored["score"] == pytest.approx(sum(r["score"] for r in scored["rules"]), abs=0.2)
 
 
-async def test_a_named_lead_is_rendered_and_another_tenants_lead_is_refused(client, database, workspace,
-                                                                             other_workspace):
+async def test_a_named_lead_is_rendered_and_another_tenants_lead_is_refused(
+    client, database, workspace, other_workspace
+):
     h = workspace.headers()
     inbox = await make_inbox(database, workspace.workspace_id)
     campaign = await create_campaign(client, h, [inbox], steps=STEPS[:1])
-    lead = (await client.post("/v1/leads", headers=h, json={
-        "campaign_id": campaign["id"], "email": "bo@example.org", "first_name": "Bo"})).json()
+    lead = (
+        await client.post(
+            "/v1/leads",
+            headers=h,
+            json={"campaign_id": campaign["id"], "email": "bo@example.org", "first_name": "Bo"},
+        )
+    ).json()
     checked = (await spam_check(client, h, campaign["id"], {"lead_id": lead["id"]})).json()
     assert checked["lead_id"] == lead["id"] and checked["steps"][0]["subject"] == "Quick question, Bo"
 
     other_inbox = await make_inbox(database, other_workspace.workspace_id)
     theirs = await create_campaign(client, other_workspace.headers(), [other_inbox], steps=STEPS[:1])
-    their_lead = (await client.post("/v1/leads", headers=other_workspace.headers(), json={
-        "campaign_id": theirs["id"], "email": "cy@example.org"})).json()
+    their_lead = (
+        await client.post(
+            "/v1/leads",
+            headers=other_workspace.headers(),
+            json={"campaign_id": theirs["id"], "email": "cy@example.org"},
+        )
+    ).json()
     assert_error(await spam_check(client, h, theirs["id"]), 404, None, "not_found")
     assert_error(await spam_check(client, h, campaign["id"], {"lead_id": their_lead["id"]}), 400, "lead_id")
     assert_error(await spam_check(client, h, campaign["id"], {"lead_id": 1}), 400, "lead_id")
@@ -139,12 +166,17 @@ async def test_without_spamd_the_check_says_how_to_enable_it(client, app, databa
     campaign = await create_campaign(client, h, [inbox], steps=STEPS[:1])
     app.state.settings = settings.model_copy(update={"spamd_url": None})
     error = assert_error(await spam_check(client, h, campaign["id"]), 409, None, "conflict")
-    assert "IMAIL_SPAMD_URL=spamd://" in error["message"] and "apt-get install spamassassin spamd" in error["message"]
+    assert (
+        "IMAIL_SPAMD_URL=spamd://" in error["message"]
+        and "apt-get install spamassassin spamd" in error["message"]
+    )
     no_body = await client.post(f"/v1/campaigns/{campaign['id']}/spam-check", headers=h)
     assert assert_error(no_body, 409, None, "conflict") == error
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:783", "spamd://", "spamd://127.0.0.1:99999", "spamd://h:783/x"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:783", "spamd://", "spamd://127.0.0.1:99999", "spamd://h:783/x"]
+)
 def test_a_bad_spamd_url_stops_start_up_in_one_line(monkeypatch, url):
     monkeypatch.setenv("IMAIL_SPAMD_URL", url)
     with pytest.raises(SettingsError, match=r"^IMAIL_SPAMD_URL: must look like spamd://127\.0\.0\.1:783$"):

@@ -38,7 +38,10 @@ def test_spintax_picks_every_option_and_is_stable_for_a_seed():
 
 
 def test_spintax_nests_and_holds_variables():
-    outputs = {render("{Hi {{first_name}}|{Hello|Hey} there}", {"first_name": "Ana"}, random.Random(s)) for s in range(80)}
+    outputs = {
+        render("{Hi {{first_name}}|{Hello|Hey} there}", {"first_name": "Ana"}, random.Random(s))
+        for s in range(80)
+    }
     assert outputs == {"Hi Ana", "Hello there", "Hey there"}
 
 
@@ -48,7 +51,10 @@ def test_braces_without_a_pipe_stay_literal_so_css_survives():
 
 
 def test_escapes():
-    assert render(r"\{not spin\} a\|b {x\|y|z}", {}, random.Random(1)) in {"{not spin} a|b x|y", "{not spin} a|b z"}
+    assert render(r"\{not spin\} a\|b {x\|y|z}", {}, random.Random(1)) in {
+        "{not spin} a|b x|y",
+        "{not spin} a|b z",
+    }
 
 
 def test_html_escaping_applies_to_values_only():
@@ -90,15 +96,21 @@ def test_check_refuses_unknown_variables_without_fallback():
 def test_lead_values_builtins_win_over_custom_variables():
     from types import SimpleNamespace
 
-    lead = SimpleNamespace(email="a@x.com", first_name="Ana", last_name=None, company="Acme", title=None,
-                           custom_variables={"first_name": "Custom", "city": "Lyon"})
+    lead = SimpleNamespace(
+        email="a@x.com",
+        first_name="Ana",
+        last_name=None,
+        company="Acme",
+        title=None,
+        custom_variables={"first_name": "Custom", "city": "Lyon"},
+    )
     values = templates.lead_values(lead)
     assert values["first_name"] == "Ana" and values["city"] == "Lyon" and values["last_name"] is None
 
 
 def test_html_to_text():
     html = (
-        "<html><head><style>p{color:red}</style></head><body><p>Hi&nbsp;Ana,</p><p>See <a href=\"https://x.io/a\">"
+        '<html><head><style>p{color:red}</style></head><body><p>Hi&nbsp;Ana,</p><p>See <a href="https://x.io/a">'
         "this</a>.<br>Thanks</p><ul><li>one</li><li>two</li></ul></body></html>"
     )
     assert html_to_text(html) == "Hi Ana,\n\nSee this (https://x.io/a).\nThanks\n\n- one\n- two"

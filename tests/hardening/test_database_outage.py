@@ -87,7 +87,9 @@ async def test_database_outage_answers_503_then_recovers_without_losing_writes(
     }
     with api_servers(1, env) as [server]:
         load = Load()
-        clients = [asyncio.create_task(client_loop(server.base_url, apex.headers(), load, n)) for n in range(CLIENTS)]
+        clients = [
+            asyncio.create_task(client_loop(server.base_url, apex.headers(), load, n)) for n in range(CLIENTS)
+        ]
         try:
             # Load first: a few rounds answered by every client (a cold process on a busy machine takes a while).
             deadline = time.monotonic() + 30
@@ -105,7 +107,7 @@ async def test_database_outage_answers_503_then_recovers_without_losing_writes(
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
-                recent = [a for a in load.answers if a[0] == "restored"][-CLIENTS * 2:]
+                recent = [a for a in load.answers if a[0] == "restored"][-CLIENTS * 2 :]
                 if len(recent) >= CLIENTS * 2 and all(status in (200, 201) for _, status, _, _ in recent):
                     recovered_at = time.monotonic()
                     break
@@ -140,7 +142,10 @@ async def test_database_outage_answers_503_then_recovers_without_losing_writes(
     # No acknowledged write is lost.
     async with database.transaction() as session:
         stored = set(
-            (await session.execute(select(Suppression.value).where(Suppression.workspace_id == apex.workspace_id)))
-            .scalars()
+            (
+                await session.execute(
+                    select(Suppression.value).where(Suppression.workspace_id == apex.workspace_id)
+                )
+            ).scalars()
         )
     assert load.acknowledged <= stored, sorted(load.acknowledged - stored)[:5]

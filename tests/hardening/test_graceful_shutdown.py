@@ -56,16 +56,26 @@ async def test_sigterm_drains_requests_finishes_the_send_in_hand_and_gives_the_r
     smtp.data_hook = lambda received: time.sleep(HAND_OVER_SECONDS)
     box = make_mailbox("drain", smtp=smtp)
     headers = workspace.headers()
-    inbox = await client.post("/v1/inboxes", headers=headers,
-                              json={**box.body(), "sending_gap_minutes": 0, "daily_limit": 500})
+    inbox = await client.post(
+        "/v1/inboxes", headers=headers, json={**box.body(), "sending_gap_minutes": 0, "daily_limit": 500}
+    )
     assert inbox.status_code == 201, inbox.text
-    campaign = await client.post("/v1/campaigns", headers=headers, json={
-        "name": "Drain", "inbox_ids": [inbox.json()["id"]], "steps": [STEP], "send_window": ALL_DAY,
-    })
+    campaign = await client.post(
+        "/v1/campaigns",
+        headers=headers,
+        json={
+            "name": "Drain",
+            "inbox_ids": [inbox.json()["id"]],
+            "steps": [STEP],
+            "send_window": ALL_DAY,
+        },
+    )
     assert campaign.status_code == 201, campaign.text
     campaign_id = campaign.json()["id"]
     leads = [{"email": f"lead{n:03d}@example.org", "first_name": f"L{n}"} for n in range(LEADS)]
-    bulk = await client.post("/v1/leads/bulk", headers=headers, json={"campaign_id": campaign_id, "leads": leads})
+    bulk = await client.post(
+        "/v1/leads/bulk", headers=headers, json={"campaign_id": campaign_id, "leads": leads}
+    )
     assert bulk.status_code == 200 and bulk.json()["created"] == LEADS, bulk.text
     assert (await client.post(f"/v1/campaigns/{campaign_id}/resume", headers=headers)).status_code == 200
 
@@ -81,7 +91,10 @@ async def test_sigterm_drains_requests_finishes_the_send_in_hand_and_gives_the_r
     }
     with api_servers(1, env, workers=True) as [server]:
         await wait_until(lambda: _received(smtp, 3), 30, "the first emails to go out")
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http, database.engine.connect() as lock:
+        async with (
+            httpx.AsyncClient(base_url=server.base_url, timeout=60) as http,
+            database.engine.connect() as lock,
+        ):
             # A request held in flight: its INSERT waits on a table lock this test holds.
             await lock.execute(text("LOCK TABLE suppressions IN SHARE ROW EXCLUSIVE MODE"))
             in_flight = asyncio.create_task(

@@ -33,7 +33,10 @@ async def burst(client: httpx.AsyncClient, headers: dict[str, str], count: int) 
         assert response.status_code in (200, 429), response.text
         assert response.headers["x-ratelimit-limit"] == str(BURST)
         if response.status_code == 429:
-            assert response.json()["error"]["code"] == "rate_limited" and int(response.headers["retry-after"]) >= 1
+            assert (
+                response.json()["error"]["code"] == "rate_limited"
+                and int(response.headers["retry-after"]) >= 1
+            )
     return Counter(r.status_code for r in responses)
 
 
@@ -66,9 +69,13 @@ async def test_redis_outage_falls_back_to_per_process_buckets_and_recovers(
             app = create_app(settings)
             apps.append(app)
             await stack.enter_async_context(app.router.lifespan_context(app))
-            clients.append(await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://imail.test", timeout=30)
-            ))
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        transport=httpx.ASGITransport(app=app), base_url="http://imail.test", timeout=30
+                    )
+                )
+            )
         a, b = clients
 
         # Shared: one bucket for both processes.

@@ -34,7 +34,9 @@ def idem(key: str, token: str) -> dict[str, str]:
 # --- 1. a replay is a request: authenticated, authorised, limited, and only for the key that made it ----------
 
 
-async def test_a_scoped_key_replaying_a_key_creation_gets_its_own_403_not_the_secret(client, database, workspace):
+async def test_a_scoped_key_replaying_a_key_creation_gets_its_own_403_not_the_secret(
+    client, database, workspace
+):
     first = await client.post("/v1/keys", headers=idem("mint-1", workspace.live_key), json={"name": "ci"})
     assert first.status_code == 201
     secret = first.json()["secret"]
@@ -47,7 +49,9 @@ async def test_a_scoped_key_replaying_a_key_creation_gets_its_own_403_not_the_se
     assert secret not in stolen.text and "idempotent-replayed" not in stolen.headers
 
 
-async def test_a_scoped_key_replaying_a_webhook_creation_never_sees_its_signing_secret(client, database, workspace):
+async def test_a_scoped_key_replaying_a_webhook_creation_never_sees_its_signing_secret(
+    client, database, workspace
+):
     first = await client.post("/v1/webhooks", headers=idem("hook-1", workspace.live_key), json=WEBHOOK)
     assert first.status_code == 201, first.text
     whsec = first.json()["secret"]
@@ -59,7 +63,9 @@ async def test_a_scoped_key_replaying_a_webhook_creation_never_sees_its_signing_
         assert whsec not in stolen.text and "idempotent-replayed" not in stolen.headers
 
 
-async def test_another_key_with_the_same_idempotency_key_executes_as_its_own_request(client, database, workspace):
+async def test_another_key_with_the_same_idempotency_key_executes_as_its_own_request(
+    client, database, workspace
+):
     """Even a key allowed to make the request never gets another key's stored response: it runs its own."""
     first = await client.post("/v1/keys", headers=idem("shared", workspace.live_key), json={"name": "ci"})
     sibling = await make_key(database, workspace.workspace_id)  # unscoped, same workspace and ledger
@@ -94,9 +100,10 @@ async def tight_client(database_url, database) -> AsyncIterator[tuple[httpx.Asyn
     workspace allows a burst of 3 and then 1 request a minute."""
     workspace = await make_workspace(database, "surge", "Tight", per_minute=1, burst=3)
     app = create_app(make_settings(database_url, redis_url=services.REDIS_URL))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://imail.test"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://imail.test") as http,
+    ):
         yield http, workspace.live_key
 
 
@@ -104,7 +111,9 @@ async def test_replays_are_charged_to_the_rate_limiter(tight_client):
     http, key = tight_client
     first = await http.post("/v1/keys", headers=idem("limited", key), json={"name": "l"})
     assert first.status_code == 201 and first.headers["x-ratelimit-remaining"] == "2"
-    replays = [await http.post("/v1/keys", headers=idem("limited", key), json={"name": "l"}) for _ in range(3)]
+    replays = [
+        await http.post("/v1/keys", headers=idem("limited", key), json={"name": "l"}) for _ in range(3)
+    ]
     assert [r.status_code for r in replays] == [201, 201, 429]
     assert [r.headers.get("x-ratelimit-remaining") for r in replays] == ["1", "0", "0"]
     assert replays[0].headers["idempotent-replayed"] == "true"
@@ -162,9 +171,13 @@ async def test_no_secret_is_stored_in_plain_text_and_a_retry_still_gets_it(clien
         assert needle not in stored
 
     # A retry still gets the secret back (the stored body is decrypted with the server's key).
-    again = await client.post("/v1/keys", headers=idem("k-at-rest", workspace.live_key), json={"name": "rest"})
+    again = await client.post(
+        "/v1/keys", headers=idem("k-at-rest", workspace.live_key), json={"name": "rest"}
+    )
     assert again.headers["idempotent-replayed"] == "true" and again.json()["secret"] == key.json()["secret"]
-    hook_again = await client.post("/v1/webhooks", headers=idem("w-at-rest", workspace.live_key), json=WEBHOOK)
+    hook_again = await client.post(
+        "/v1/webhooks", headers=idem("w-at-rest", workspace.live_key), json=WEBHOOK
+    )
     assert hook_again.json()["secret"] == whsec
 
 
@@ -192,7 +205,9 @@ async def test_a_failing_sql_statement_logs_no_bound_parameter(app, client, data
         structlog.reset_defaults()
     assert response.status_code == 500 and email not in response.text
     logged = stream.getvalue()
-    assert "unhandled error" in logged and "Traceback" in logged, "nothing was logged: this test checks nothing"
+    assert "unhandled error" in logged and "Traceback" in logged, (
+        "nothing was logged: this test checks nothing"
+    )
     assert email not in logged and "jane.private" not in logged
 
     async with database.transaction() as session:
@@ -220,8 +235,12 @@ async def test_a_keys_write_key_cannot_revoke_a_broader_key(client, database, wo
     assert error["code"] == "forbidden" and "request_id" in denied.json()
     assert (await client.get("/v1/keys", headers=workspace.headers())).status_code == 200  # still alive
 
-    broader = await client.post("/v1/keys", headers=workspace.headers(), json={"scopes": ["keys:write", "leads:read"]})
-    assert (await client.delete(f"/v1/keys/{broader.json()['id']}", headers=bearer(manager))).status_code == 403
+    broader = await client.post(
+        "/v1/keys", headers=workspace.headers(), json={"scopes": ["keys:write", "leads:read"]}
+    )
+    assert (
+        await client.delete(f"/v1/keys/{broader.json()['id']}", headers=bearer(manager))
+    ).status_code == 403
 
 
 async def test_a_key_may_revoke_keys_whose_scopes_it_holds(client, database, workspace):
@@ -234,7 +253,9 @@ async def test_a_key_may_revoke_keys_whose_scopes_it_holds(client, database, wor
         assert (await client.get("/v1/keys", headers=bearer(target.json()["secret"]))).status_code == 401
     # The unscoped key may revoke anything, a scoped one included.
     scoped = await client.post("/v1/keys", headers=workspace.headers(), json={"scopes": ["analytics:read"]})
-    assert (await client.delete(f"/v1/keys/{scoped.json()['id']}", headers=workspace.headers())).status_code == 200
+    assert (
+        await client.delete(f"/v1/keys/{scoped.json()['id']}", headers=workspace.headers())
+    ).status_code == 200
 
 
 # --- 2. the migration leaves no plaintext secret behind -------------------------------------------------------
@@ -266,19 +287,45 @@ def test_migrating_encrypts_existing_webhook_secrets_and_drops_plaintext_respons
     )
 
     admin = services.POSTGRES_ADMIN_URL
-    url = create_postgres_database(admin, migrate=False) if admin else create_sqlite_database(tmp_path, migrate=False)
+    url = (
+        create_postgres_database(admin, migrate=False)
+        if admin
+        else create_sqlite_database(tmp_path, migrate=False)
+    )
     try:
         upgrade(url, "0010")
         now = datetime(2026, 12, 1, tzinfo=UTC)
-        asyncio.run(_sql(url, "INSERT INTO workspaces (id, name, tier, created_at, updated_at) "
-                              "VALUES ('ws_1', 'Old', 'surge', :t, :t)", t=now))
-        asyncio.run(_sql(url, "INSERT INTO webhook_endpoints (id, workspace_id, livemode, url, description, events, "
-                              "secret, api_version, status, created_at, updated_at) VALUES ('wh_1', 'ws_1', :y, "
-                              "'https://example.com/h', '', '[\"*\"]', :s, :v, 'enabled', :t, :t)",
-                         y=True, s=LEGACY_SECRET, v=date(2026, 5, 10), t=now))
-        asyncio.run(_sql(url, "INSERT INTO idempotency_records (id, workspace_id, livemode, key, request_hash, "
-                              "response_status, response_body, created_at) VALUES ('idem_1', 'ws_1', :y, 'k', 'h', "
-                              "201, :b, :t)", y=True, b=b'{"secret": "imk_live_PLAINTEXT"}', t=now))
+        asyncio.run(
+            _sql(
+                url,
+                "INSERT INTO workspaces (id, name, tier, created_at, updated_at) "
+                "VALUES ('ws_1', 'Old', 'surge', :t, :t)",
+                t=now,
+            )
+        )
+        asyncio.run(
+            _sql(
+                url,
+                "INSERT INTO webhook_endpoints (id, workspace_id, livemode, url, description, events, "
+                "secret, api_version, status, created_at, updated_at) VALUES ('wh_1', 'ws_1', :y, "
+                "'https://example.com/h', '', '[\"*\"]', :s, :v, 'enabled', :t, :t)",
+                y=True,
+                s=LEGACY_SECRET,
+                v=date(2026, 5, 10),
+                t=now,
+            )
+        )
+        asyncio.run(
+            _sql(
+                url,
+                "INSERT INTO idempotency_records (id, workspace_id, livemode, key, request_hash, "
+                "response_status, response_body, created_at) VALUES ('idem_1', 'ws_1', :y, 'k', 'h', "
+                "201, :b, :t)",
+                y=True,
+                b=b'{"secret": "imk_live_PLAINTEXT"}',
+                t=now,
+            )
+        )
 
         settings = make_settings(url)
         upgrade(url, "heads", settings)
@@ -305,7 +352,9 @@ async def test_a_multipart_upload_is_replayed_too(client, workspace):
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="l.csv"\r\n'
         f"Content-Type: text/csv\r\n\r\nemail\r\nana@example.com\r\n--{boundary}--\r\n"
     ).encode()
-    headers = workspace.headers(**{"Idempotency-Key": "csv-1", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    headers = workspace.headers(
+        **{"Idempotency-Key": "csv-1", "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     first = await client.post("/v1/leads/import", headers=headers, content=body)
     again = await client.post("/v1/leads/import", headers=headers, content=body)
     assert first.status_code == again.status_code == 200, (first.text, again.text)
@@ -331,11 +380,17 @@ def test_every_post_of_the_api_runs_the_idempotency_step_after_its_guard():
     for route in posts:
         calls = [d.dependency for d in route.dependencies]
         assert idempotent in calls, route.path
-        assert calls.index(idempotent) > 0, f"{route.path}: the idempotency step runs before the route's guard"
+        assert calls.index(idempotent) > 0, (
+            f"{route.path}: the idempotency step runs before the route's guard"
+        )
 
 
 async def test_a_delivery_is_signed_with_the_opened_secret_and_never_sent_unsigned(
-    client, workspace, database, receiver, worker_context  # noqa: F811
+    client,
+    workspace,
+    database,
+    receiver,
+    worker_context,  # noqa: F811
 ):
     """The worker opens the stored secret to sign; under a server key that cannot open it (IMAIL_SECRET_KEY
     changed without IMAIL_SECRET_KEYS_OLD), nothing is sent and the delivery log says why."""

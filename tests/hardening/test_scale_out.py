@@ -61,7 +61,14 @@ async def wait_until(predicate, timeout: float, what: str, workers: WorkerProces
 
 
 async def test_two_api_and_two_worker_processes_keep_limits_sends_and_webhooks_exact(
-    postgres_url, redis_url, database, make_mailbox, make_smtp_server, tls_cert, receiver, tmp_path  # noqa: F811
+    postgres_url,
+    redis_url,
+    database,
+    make_mailbox,
+    make_smtp_server,
+    tls_cert,
+    receiver,
+    tmp_path,
 ):
     env = {
         "IMAIL_DATABASE_URL": postgres_url,
@@ -90,14 +97,23 @@ async def test_two_api_and_two_worker_processes_keep_limits_sends_and_webhooks_e
             # Set-up spread over both API processes.
             inbox_ids = []
             for n, box in enumerate(boxes):
-                created = await api[n % 2].post("/v1/inboxes", json={**box.body(), "sending_gap_minutes": 0, "daily_limit": 1000})
+                created = await api[n % 2].post(
+                    "/v1/inboxes", json={**box.body(), "sending_gap_minutes": 0, "daily_limit": 1000}
+                )
                 assert created.status_code == 201, created.text
                 inbox_ids.append(created.json()["id"])
             hook = await api[1].post("/v1/webhooks", json={"url": receiver.url(), "events": ["*"]})
             assert hook.status_code == 201, hook.text
-            campaign = await api[0].post("/v1/campaigns", json={
-                "name": "Scale-out", "inbox_ids": inbox_ids, "steps": [STEP], "send_window": ALL_DAY, "daily_limit": 10_000,
-            })
+            campaign = await api[0].post(
+                "/v1/campaigns",
+                json={
+                    "name": "Scale-out",
+                    "inbox_ids": inbox_ids,
+                    "steps": [STEP],
+                    "send_window": ALL_DAY,
+                    "daily_limit": 10_000,
+                },
+            )
             assert campaign.status_code == 201, campaign.text
             campaign_id = campaign.json()["id"]
             leads = [{"email": f"lead{n:04d}@example.org", "first_name": f"L{n}"} for n in range(LEADS)]
@@ -111,7 +127,9 @@ async def test_two_api_and_two_worker_processes_keep_limits_sends_and_webhooks_e
             results, elapsed = await hammer(servers, limited.headers(), 400)
 
             await wait_until(lambda: _all_sent(database), SETTLE_TIMEOUT, "every lead's email", workers)
-            await wait_until(lambda: _all_delivered(database), SETTLE_TIMEOUT, "every webhook delivery", workers)
+            await wait_until(
+                lambda: _all_delivered(database), SETTLE_TIMEOUT, "every webhook delivery", workers
+            )
             await asyncio.sleep(0.5)  # anything still on the wire would arrive now
             assert len(workers.running()) == 2, workers.log_tails()
             api_logs = "\n".join(s.log_tail(3000) for s in servers)
@@ -122,9 +140,15 @@ async def test_two_api_and_two_worker_processes_keep_limits_sends_and_webhooks_e
 
     statuses = Counter(r.status_code for _, r in results)
     assert set(statuses) <= {200, 429}, statuses
-    assert SURGE_BURST <= statuses[200] <= SURGE_BURST + refill_allowance(elapsed), (statuses, elapsed, api_logs)
+    assert SURGE_BURST <= statuses[200] <= SURGE_BURST + refill_allowance(elapsed), (
+        statuses,
+        elapsed,
+        api_logs,
+    )
     for index in (0, 1):
-        assert {r.status_code for i, r in results if i == index} == {200, 429}, f"server {index} never limited"
+        assert {r.status_code for i, r in results if i == index} == {200, 429}, (
+            f"server {index} never limited"
+        )
 
     received = [r for box in boxes for r in box.smtp.messages]
     recipients = Counter(address for r in received for address in r.envelope_to)
@@ -134,11 +158,13 @@ async def test_two_api_and_two_worker_processes_keep_limits_sends_and_webhooks_e
             w.split(":")[1] for w in (await session.execute(select(Message.worker_id))).scalars() if w
         )
         events = set((await session.execute(select(WebhookDelivery.event_id))).scalars())
-        sent_events = (await session.execute(
-            select(func.count()).select_from(Event).where(Event.type == "email.sent")
-        )).scalar_one()
+        sent_events = (
+            await session.execute(select(func.count()).select_from(Event).where(Event.type == "email.sent"))
+        ).scalar_one()
         claimers = Counter(
-            c.split(":")[1] for c in (await session.execute(select(WebhookDelivery.claimed_by))).scalars() if c
+            c.split(":")[1]
+            for c in (await session.execute(select(WebhookDelivery.claimed_by))).scalars()
+            if c
         )
     assert len(senders) == 2, f"one worker did all the sending: {senders}"
     assert sent_events == LEADS
@@ -146,8 +172,10 @@ async def test_two_api_and_two_worker_processes_keep_limits_sends_and_webhooks_e
     assert {r.event_id for r in receiver.requests} == events
     assert Counter(receiver.attempts.values()) == Counter({1: len(events)}), "an event was delivered twice"
     assert len(claimers) == 2, f"one worker made every delivery: {claimers}"
-    print(f"\nrate limit: {dict(statuses)} in {elapsed:.1f} s; sends by worker pid {dict(senders)}; "
-          f"{len(events)} events, deliveries by worker pid {dict(claimers)}")
+    print(
+        f"\nrate limit: {dict(statuses)} in {elapsed:.1f} s; sends by worker pid {dict(senders)}; "
+        f"{len(events)} events, deliveries by worker pid {dict(claimers)}"
+    )
 
 
 async def _all_sent(database) -> bool:

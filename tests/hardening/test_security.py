@@ -71,7 +71,9 @@ def loopback_name() -> str:
 
 @pytest.mark.parametrize("url", PRIVATE_TARGETS)
 async def test_webhook_targets_in_private_ranges_are_refused(strict_client, workspace, url):  # noqa: F811
-    response = await strict_client.post("/v1/webhooks", headers=workspace.headers(), json={"url": url, "events": ["*"]})
+    response = await strict_client.post(
+        "/v1/webhooks", headers=workspace.headers(), json={"url": url, "events": ["*"]}
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["field"] == "url"
     assert "private" in response.json()["error"]["message"]
@@ -88,7 +90,11 @@ async def test_a_name_whose_dns_answer_is_private_is_refused_on_create(strict_cl
 
 
 async def test_a_name_whose_dns_answer_is_private_is_refused_at_delivery(
-    client, workspace, database, receiver, worker_context  # noqa: F811
+    client,
+    workspace,
+    database,
+    receiver,
+    worker_context,  # noqa: F811
 ):
     """Registered while allowed (or while the name pointed elsewhere): the check runs again before each send."""
     name = loopback_name()
@@ -118,7 +124,11 @@ async def test_the_address_checked_is_the_address_connected_to(receiver):  # noq
 
 
 async def test_a_send_whose_check_was_fooled_still_never_connects(
-    client, workspace, database, receiver, worker_context  # noqa: F811
+    client,
+    workspace,
+    database,
+    receiver,
+    worker_context,  # noqa: F811
 ):
     class FooledGuard(AddressGuard):
         async def blocked(self, url: str) -> str | None:
@@ -136,17 +146,27 @@ async def test_a_send_whose_check_was_fooled_still_never_connects(
 
 
 async def test_a_redirect_towards_a_private_target_is_not_followed(
-    client, workspace, database, receiver, worker_context, app  # noqa: F811
+    client,
+    workspace,
+    database,
+    receiver,
+    worker_context,
+    app,
 ):
     from tests.fixtures.webhook_receiver import Reply
 
-    receiver.handler = lambda request, nth: Reply(302, {"Location": "http://169.254.169.254/latest/meta-data/"})
+    receiver.handler = lambda request, nth: Reply(
+        302, {"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
     await create_endpoint(client, workspace.headers(), receiver.url())
     await emit(database, workspace.workspace_id)
     await drive(worker_context(), lambda: _attempted(database))
     [row] = await deliveries(database)
     # A 3xx is a failed attempt (retried later, to the same URL), never a hop elsewhere.
-    assert (row.status, row.last_status_code) == ("pending", 302) and "redirects are not followed" in row.last_error
+    assert (row.status, row.last_status_code) == (
+        "pending",
+        302,
+    ) and "redirects are not followed" in row.last_error
     assert [r.path for r in receiver.requests] == ["/hook"]
     assert app.state.http.follow_redirects is False  # the process-wide client the workers share
 
@@ -157,7 +177,10 @@ async def _attempted(database) -> bool:
 
 # --- tracking and unsubscribe tokens ---------------------------------------------------------------------
 
-TRACKED_STEP = {"subject": "Hi {{first_name}}", "body": '<p>See <a href="https://acme.io/demo">the demo</a></p>'}
+TRACKED_STEP = {
+    "subject": "Hi {{first_name}}",
+    "body": '<p>See <a href="https://acme.io/demo">the demo</a></p>',
+}
 
 
 def tokens_of(data: bytes) -> dict[str, str]:
@@ -170,7 +193,9 @@ def tokens_of(data: bytes) -> dict[str, str]:
     }
 
 
-async def test_tokens_cannot_be_forged_or_moved_onto_another_lead(outreach, mailbox, sink, client, clock, monkeypatch):
+async def test_tokens_cannot_be_forged_or_moved_onto_another_lead(
+    outreach, mailbox, sink, client, clock, monkeypatch
+):
     freeze_api_clock(monkeypatch, clock)
     await outreach.connect_inbox(mailbox)
     campaign = await outreach.campaign([TRACKED_STEP])
@@ -187,7 +212,7 @@ async def test_tokens_cannot_be_forged_or_moved_onto_another_lead(outreach, mail
     def flip(token: str) -> str:
         """One signature character changed (not the last: its low bits are base64 padding)."""
         at = len(token) - 5
-        return token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1:]
+        return token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1 :]
 
     refused = [
         splice(b["unsubscribe"], a["unsubscribe"]),  # Bob's message under Ana's signature
@@ -228,7 +253,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 @pytest.mark.parametrize("start", FORMULA_STARTS)
 def test_csv_cells_that_would_run_as_formulas_are_neutralised(start):
-    for tail in ("1+1", "HYPERLINK(\"http://evil.example\",\"x\")", "cmd|' /C calc'!A0", ""):
+    for tail in ("1+1", 'HYPERLINK("http://evil.example","x")', "cmd|' /C calc'!A0", ""):
         cell = safe_cell(start + tail)
         assert cell == "'" + start + tail
         assert not cell.startswith(FORMULA_STARTS)
@@ -284,7 +309,14 @@ def _secret_comparisons(tree: ast.AST) -> list[str]:
 
 # Where a secret that came from outside is checked: API keys, signed links and OAuth state, webhook signatures,
 # the metrics token.
-SECRET_CHECKS = ("auth", "kit", "tracking", "webhooks/signing.py", "analytics/prometheus.py", "inboxes/oauth.py")
+SECRET_CHECKS = (
+    "auth",
+    "kit",
+    "tracking",
+    "webhooks/signing.py",
+    "analytics/prometheus.py",
+    "inboxes/oauth.py",
+)
 
 
 def test_secrets_are_compared_in_constant_time():
@@ -292,7 +324,11 @@ def test_secrets_are_compared_in_constant_time():
     webhook signatures and the metrics token; no plain == on secret material anywhere in the code."""
     assert _secret_comparisons(ast.parse("if row.key_hash == digest: pass")), "the detector itself must work"
     offenders = {}
-    paths = [p for name in SECRET_CHECKS for p in ([SRC / name] if name.endswith(".py") else (SRC / name).rglob("*.py"))]
+    paths = [
+        p
+        for name in SECRET_CHECKS
+        for p in ([SRC / name] if name.endswith(".py") else (SRC / name).rglob("*.py"))
+    ]
     assert all(p.exists() for p in paths) and len(paths) > 10
     for path in paths:
         if found := _secret_comparisons(ast.parse(path.read_text())):
@@ -332,8 +368,18 @@ async def test_keys_never_reach_the_logs_and_bodies_are_capped_on_the_wire(postg
                 ("GET", "/v1/campaigns", {"Authorization": f"Basic {ws.live_key}"}, None),
                 ("GET", f"/v1/campaigns?api_key={ws.live_key}", {}, None),
                 ("GET", f"/v1/no-such-route/{ws.live_key}", bearer(ws.live_key), None),
-                ("POST", "/v1/campaigns", bearer(ws.live_key), {"name": ws.live_key, "inbox_ids": [ws.live_key]}),
-                ("POST", "/v1/webhooks", bearer(ws.live_key), {"url": f"http://127.0.0.1/{ws.live_key}", "events": ["*"]}),
+                (
+                    "POST",
+                    "/v1/campaigns",
+                    bearer(ws.live_key),
+                    {"name": ws.live_key, "inbox_ids": [ws.live_key]},
+                ),
+                (
+                    "POST",
+                    "/v1/webhooks",
+                    bearer(ws.live_key),
+                    {"url": f"http://127.0.0.1/{ws.live_key}", "events": ["*"]},
+                ),
             ]
             statuses = []
             for method, path, headers, body in attempts:
@@ -342,36 +388,51 @@ async def test_keys_never_reach_the_logs_and_bodies_are_capped_on_the_wire(postg
                 assert response.status_code < 500, response.text
             assert statuses[:4] == [200, 200, 401, 401] and statuses[4:6] == [401, 401]
 
-            declared = await http.post("/v1/suppressions", headers=bearer(ws.live_key),
-                                       content=b'{"email": "' + b"a" * 5000 + b'@x.io"}',
-                                       )
+            declared = await http.post(
+                "/v1/suppressions",
+                headers=bearer(ws.live_key),
+                content=b'{"email": "' + b"a" * 5000 + b'@x.io"}',
+            )
             assert declared.status_code == 413 and declared.json()["error"]["code"] == "payload_too_large"
             chunked = await asyncio.to_thread(_post_chunked, server.port, ws.live_key, 64, 1024)
             assert chunked.startswith("HTTP/1.1 413"), chunked[:300]
             assert '"payload_too_large"' in chunked
-            small = await asyncio.to_thread(_post_chunked, server.port, ws.live_key, 1, 40, b'{"email": "ok@x.io"}')
+            small = await asyncio.to_thread(
+                _post_chunked, server.port, ws.live_key, 1, 40, b'{"email": "ok@x.io"}'
+            )
             assert small.startswith("HTTP/1.1 201"), small[:300]
         log = server.log_tail(10**6)
 
     lines = [line for line in log.splitlines() if line.strip()]
-    assert any("rate limiter falling back" in line for line in lines), "nothing was logged: this test checks nothing"
+    assert any("rate limiter falling back" in line for line in lines), (
+        "nothing was logged: this test checks nothing"
+    )
     for key in (ws.live_key, ws.test_key, unknown, other.live_key, other.test_key):
         secret_part = key.split("_", 2)[2]
         assert secret_part[:16] not in log, f"key material in the log: {secret_part[:6]}…"
     async with database.transaction() as session:
-        stored = (await session.execute(text("SELECT value FROM suppressions WHERE workspace_id = :w"),
-                                        {"w": ws.workspace_id})).scalars().all()
+        stored = (
+            (
+                await session.execute(
+                    text("SELECT value FROM suppressions WHERE workspace_id = :w"), {"w": ws.workspace_id}
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert stored == ["ok@x.io"]  # the refused bodies wrote nothing
 
 
 def _post_chunked(port: int, key: str, chunks: int, size: int, body: bytes | None = None) -> str:
     """POST /v1/suppressions with `Transfer-Encoding: chunked` (no Content-Length), on a raw socket."""
     payload = body if body is not None else b'{"email": "' + b"a" * (chunks * size) + b'@x.io"}'
-    head = (f"POST /v1/suppressions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
-            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /v1/suppressions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(head)
-        pieces = [payload[start:start + size] for start in range(0, len(payload), size)]
+        pieces = [payload[start : start + size] for start in range(0, len(payload), size)]
         for piece in [*pieces, b""]:
             # Stop sending once the server has answered (413 before the end): writing on would only reset it.
             if select.select([sock], [], [], 0.01)[0]:
@@ -393,11 +454,12 @@ async def test_bodies_over_the_cap_are_refused_in_process(database_url, database
     async def stream(total: int):
         body = b'{"email": "' + b"b" * total + b'@x.io"}'
         for start in range(0, len(body), 256):
-            yield body[start:start + 256]
+            yield body[start : start + 256]
 
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://imail.test"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://imail.test") as http,
+    ):
         headers = workspace.headers()
         too_long = await http.post("/v1/suppressions", headers=headers, content=stream(4000))
         assert too_long.status_code == 413, too_long.text
@@ -410,7 +472,16 @@ async def test_bodies_over_the_cap_are_refused_in_process(database_url, database
 
 # --- SQL -----------------------------------------------------------------------------------------------------
 
-SQL_SINKS = {"text", "literal_column", "execute", "exec_driver_sql", "executemany", "fetch", "fetchrow", "fetchval"}
+SQL_SINKS = {
+    "text",
+    "literal_column",
+    "execute",
+    "exec_driver_sql",
+    "executemany",
+    "fetch",
+    "fetchrow",
+    "fetchval",
+}
 
 
 def _built_from_strings(node: ast.AST) -> bool:
@@ -418,7 +489,11 @@ def _built_from_strings(node: ast.AST) -> bool:
         return any(isinstance(v, ast.FormattedValue) for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
         return not (isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant))
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join"):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("format", "join")
+    ):
         return True
     return False
 
@@ -439,7 +514,9 @@ def sql_built_from_strings(source: str) -> list[str]:
         if not isinstance(node, ast.Call) or not node.args:
             continue
         func = node.func
-        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        name = (
+            func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        )
         first = node.args[0]
         if name in SQL_SINKS and (
             _built_from_strings(first) or (isinstance(first, ast.Name) and first.id in built_names)
@@ -449,8 +526,10 @@ def sql_built_from_strings(source: str) -> list[str]:
 
 
 def test_no_sql_is_built_from_strings():
-    bad = 'q = f"SELECT * FROM leads WHERE email = \'{email}\'"\nawait session.execute(text(q))\n'
-    assert sql_built_from_strings(bad) and sql_built_from_strings("conn.execute('DELETE FROM t WHERE id=%s' % i)")
+    bad = "q = f\"SELECT * FROM leads WHERE email = '{email}'\"\nawait session.execute(text(q))\n"
+    assert sql_built_from_strings(bad) and sql_built_from_strings(
+        "conn.execute('DELETE FROM t WHERE id=%s' % i)"
+    )
     offenders = {
         str(path.relative_to(SRC)): found
         for path in sorted(SRC.rglob("*.py"))

@@ -34,7 +34,9 @@ def until_closed(sock: socket.socket) -> bytes:
         while chunk := sock.recv(65536):
             answer += chunk
     except TimeoutError:
-        raise AssertionError(f"the server kept the connection open for {PATIENCE} s; it sent {answer[:200]!r}") from None
+        raise AssertionError(
+            f"the server kept the connection open for {PATIENCE} s; it sent {answer[:200]!r}"
+        ) from None
     except ConnectionResetError:
         pass
     finally:
@@ -116,7 +118,7 @@ def moving_body_is_not_cut_off(port: int, key: str, chunks: int, pause: float) -
     size = len(body) // chunks
     for start in range(0, len(body), size):
         time.sleep(pause)
-        sock.sendall(body[start:start + size])
+        sock.sendall(body[start : start + size])
     sock.settimeout(PATIENCE)
     answer = sock.recv(65536)
     sock.close()
@@ -156,7 +158,9 @@ async def test_the_key_is_checked_before_the_body_is_read(database_url, database
     app = create_app(make_settings(database_url))
     body = json.dumps({"email": "ok@example.com"}).encode()
 
-    async def call(headers: dict[str, str], method: str = "POST", path: str = "/v1/suppressions") -> tuple[int, bool]:
+    async def call(
+        headers: dict[str, str], method: str = "POST", path: str = "/v1/suppressions"
+    ) -> tuple[int, bool]:
         read = False
         status = 0
 
@@ -170,11 +174,27 @@ async def test_the_key_is_checked_before_the_body_is_read(database_url, database
             if message["type"] == "http.response.start":
                 status = message["status"]
 
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "path": path,
-                 "raw_path": path.encode(), "root_path": "", "scheme": "http", "query_string": b"",
-                 "server": ("imail.test", 80), "client": ("127.0.0.1", 5000),
-                 "headers": [(k.lower().encode(), v.encode()) for k, v in
-                             {"content-type": "application/json", "content-length": str(len(body)), **headers}.items()]}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "scheme": "http",
+            "query_string": b"",
+            "server": ("imail.test", 80),
+            "client": ("127.0.0.1", 5000),
+            "headers": [
+                (k.lower().encode(), v.encode())
+                for k, v in {
+                    "content-type": "application/json",
+                    "content-length": str(len(body)),
+                    **headers,
+                }.items()
+            ],
+        }
         await app(scope, receive, send)
         return status, read
 
@@ -192,7 +212,12 @@ def test_every_api_route_taking_a_body_needs_a_key(repo_root):
     """AuthenticateBeforeBody asks a key of every POST/PUT/PATCH/DELETE under /v1/: that holds only while no such
     route is public. A public one added later must come with its own rule there."""
     document = json.loads((repo_root / "openapi.json").read_text())
-    operations = [(method, path, op) for path, ops in document["paths"].items() if path.startswith("/v1/")
-                  for method, op in ops.items() if method.upper() in ("POST", "PUT", "PATCH", "DELETE")]
+    operations = [
+        (method, path, op)
+        for path, ops in document["paths"].items()
+        if path.startswith("/v1/")
+        for method, op in ops.items()
+        if method.upper() in ("POST", "PUT", "PATCH", "DELETE")
+    ]
     assert len(operations) > 20
     assert [(m, p) for m, p, op in operations if not op.get("security")] == []

@@ -56,8 +56,14 @@ class Mailroom:
     def context(self, **overrides: Any) -> WorkerContext:
         """A fresh worker (its own connection pool and instance id), seeing `self.now`."""
         http = httpx.AsyncClient(timeout=10.0)
-        ctx = WorkerContext(self.settings.model_copy(update=overrides), self.database, None, http,
-                            f"inbound-test-{len(self.contexts) + 1}", clock=lambda: self.now)
+        ctx = WorkerContext(
+            self.settings.model_copy(update=overrides),
+            self.database,
+            None,
+            http,
+            f"inbound-test-{len(self.contexts) + 1}",
+            clock=lambda: self.now,
+        )
         self.contexts.append(ctx)
         return ctx
 
@@ -76,18 +82,34 @@ class Mailroom:
 
 
 @pytest.fixture
-async def make_mailroom(database: Database, settings: Settings, workspace,
-                        dovecot: DovecotServer,  # noqa: F811
-                        security: str) -> AsyncIterator[Callable[..., Any]]:
+async def make_mailroom(
+    database: Database,
+    settings: Settings,
+    workspace,
+    dovecot: DovecotServer,  # noqa: F811
+    security: str,
+) -> AsyncIterator[Callable[..., Any]]:
     """Mailrooms whose inbox reads IMAP in the test's security mode (STARTTLS unless `@each_security`)."""
     rooms: list[Mailroom] = []
 
-    async def make(server: DovecotServer | None = None, *, workspace_id: str | None = None, add_user: bool = True,
-                   **kwargs: Any) -> Mailroom:
+    async def make(
+        server: DovecotServer | None = None,
+        *,
+        workspace_id: str | None = None,
+        add_user: bool = True,
+        **kwargs: Any,
+    ) -> Mailroom:
         server = server or dovecot
         now = utcnow()
-        outreach = await make_outreach(database, settings, workspace_id or workspace.workspace_id, now=now,
-                                       imap_port=server.port_for(security), imap_security=security, **kwargs)
+        outreach = await make_outreach(
+            database,
+            settings,
+            workspace_id or workspace.workspace_id,
+            now=now,
+            imap_port=server.port_for(security),
+            imap_security=security,
+            **kwargs,
+        )
         if add_user:
             server.add_user(outreach.inbox_email, outreach.imap_password)
         room = Mailroom(database, settings, server, outreach, now, [])
@@ -145,16 +167,30 @@ async def poll(database: Database, inbox_id: str) -> MailboxPoll | None:
 async def snapshot(database: Database) -> dict[str, Any]:
     """Everything the reader may change: a message that matches nothing must leave this equal."""
     async with database.transaction() as session:
+
         def rows(model: Any, *columns: Any) -> Any:
             return session.execute(select(*columns).order_by(*columns[:1]))
 
         return {
             "leads": (await rows(Lead, Lead.id, Lead.status, Lead.interest_status, Lead.updated_at)).all(),
-            "states": (await rows(SequenceState, SequenceState.lead_id, SequenceState.status, SequenceState.next_step,
-                                  SequenceState.scheduled_at, SequenceState.due_at, SequenceState.stop_reason)).all(),
+            "states": (
+                await rows(
+                    SequenceState,
+                    SequenceState.lead_id,
+                    SequenceState.status,
+                    SequenceState.next_step,
+                    SequenceState.scheduled_at,
+                    SequenceState.due_at,
+                    SequenceState.stop_reason,
+                )
+            ).all(),
             "messages": (await rows(Message, Message.id, Message.status)).all(),
             "events": (await session.execute(select(func.count()).select_from(Event))).scalar_one(),
             "replies": (await session.execute(select(func.count()).select_from(Reply))).scalar_one(),
-            "receipts": (await session.execute(select(func.count()).select_from(InboundReceipt))).scalar_one(),
-            "suppressions": (await session.execute(select(func.count()).select_from(Suppression))).scalar_one(),
+            "receipts": (
+                await session.execute(select(func.count()).select_from(InboundReceipt))
+            ).scalar_one(),
+            "suppressions": (
+                await session.execute(select(func.count()).select_from(Suppression))
+            ).scalar_one(),
         }

@@ -92,8 +92,11 @@ async def test_reads_failing_below_the_limit_leave_it_connected_and_show_the_las
 async def test_the_limit_disconnects_once_with_the_servers_words_and_the_webhook_gets_it(
     make_mailroom, client, workspace, receiver, settings, database
 ):
-    created = await client.post("/v1/webhooks", json={"url": receiver.url(), "events": ["inbox.disconnected"]},
-                                headers=workspace.headers())
+    created = await client.post(
+        "/v1/webhooks",
+        json={"url": receiver.url(), "events": ["inbox.disconnected"]},
+        headers=workspace.headers(),
+    )
     assert created.status_code == 201, created.text
     room: Mailroom = await make_mailroom()
     inbox_id = room.outreach.inbox_id
@@ -106,12 +109,19 @@ async def test_the_limit_disconnects_once_with_the_servers_words_and_the_webhook
     shown = await view(client, workspace, inbox_id)
     assert shown["status"] == "disconnected" and shown["read_failures"] == LIMIT
     assert "AUTHENTICATIONFAILED" in shown["last_read_error"] and at(shown["last_read_error_at"]) == failed_at
-    assert f"failed {LIMIT} times in a row" in shown["last_error"] and "AUTHENTICATIONFAILED" in shown["last_error"]
+    assert (
+        f"failed {LIMIT} times in a row" in shown["last_error"]
+        and "AUTHENTICATIONFAILED" in shown["last_error"]
+    )
 
     [event] = await events(room.database, "inbox.disconnected")
     assert event.workspace_id == workspace.workspace_id and event.livemode is True
     assert set(event.data) == {"inbox_id", "email", "side", "detail"}
-    assert (event.data["inbox_id"], event.data["email"], event.data["side"]) == (inbox_id, room.inbox_email, "imap")
+    assert (event.data["inbox_id"], event.data["email"], event.data["side"]) == (
+        inbox_id,
+        room.inbox_email,
+        "imap",
+    )
     assert event.data["detail"] == shown["last_error"]
 
     # Disconnected: not read any more, so not counted and not announced again.
@@ -129,7 +139,9 @@ async def test_the_limit_disconnects_once_with_the_servers_words_and_the_webhook
     assert (body["id"], body["type"], body["data"]) == (event.id, "inbox.disconnected", event.data)
 
 
-async def test_a_read_that_works_in_between_starts_the_count_again(make_mailroom, make_dovecot, client, workspace):
+async def test_a_read_that_works_in_between_starts_the_count_again(
+    make_mailroom, make_dovecot, client, workspace
+):
     private = make_dovecot()
     room: Mailroom = await make_mailroom(private)
     inbox_id = room.outreach.inbox_id
@@ -159,7 +171,10 @@ async def test_a_read_that_works_in_between_starts_the_count_again(make_mailroom
 
 
 async def test_a_mailbox_the_server_will_not_open_stays_disconnected_until_reconnected(
-    make_mailroom, make_smtp_server, client, workspace  # noqa: F811
+    make_mailroom,
+    make_smtp_server,
+    client,
+    workspace,
 ):
     """The login works, EXAMINE INBOX is refused: the scheduled login check cannot tell, so only a reconnect
     (which forgets the failures) lets the reader try again."""
@@ -185,7 +200,12 @@ async def test_a_mailbox_the_server_will_not_open_stays_disconnected_until_recon
 
         # The monitor's scheduled login check succeeds, yet leaves it disconnected: reading is what fails.
         monitor = room.context()
-        assert await check_due_inboxes(monitor, room.now + timedelta(seconds=room.settings.inbox_check_interval + 1)) == 1
+        assert (
+            await check_due_inboxes(
+                monitor, room.now + timedelta(seconds=room.settings.inbox_check_interval + 1)
+            )
+            == 1
+        )
         assert (await view(client, workspace, inbox_id))["status"] == "disconnected"
         assert await events(room.database, "inbox.reconnected") == []
     finally:
@@ -221,7 +241,8 @@ async def test_a_crash_of_imail_is_logged_with_its_traceback_once_and_counts_tow
             await read_when_due(room, ctx)
     crashes = [entry for entry in logs if entry["event"].startswith("inbox read crashed")]
     assert [entry["event"] for entry in crashes] == [
-        "inbox read crashed", *["inbox read crashed again (its traceback was logged before)"] * 2
+        "inbox read crashed",
+        *["inbox read crashed again (its traceback was logged before)"] * 2,
     ]
     assert isinstance(crashes[0]["exc_info"], RuntimeError)
     assert all("exc_info" not in entry for entry in crashes[1:])

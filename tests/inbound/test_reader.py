@@ -122,7 +122,9 @@ async def test_soft_bounces_stop_being_retried_at_the_limit(make_mailroom):
     ctx = room.context(inbound_soft_bounce_retries=1)
     room.deliver(dsn(lead.header, recipient=lead.email, to_email=room.inbox_email, status="4.2.2"))
     await room.read(ctx)
-    async with room.database.transaction() as session:  # the resend went out (as the sending engine records it)
+    async with (
+        room.database.transaction() as session
+    ):  # the resend went out (as the sending engine records it)
         message = await session.get(Message, lead.message_id)
         message.status = "sent"
         state = await session.get(SequenceState, lead.lead_id)
@@ -149,23 +151,40 @@ async def test_two_soft_bounces_of_one_email_in_one_batch_count_twice(make_mailr
     assert (await row(room.database, Message, lead.message_id)).status == "retry"  # one resend, not two
 
 
-async def test_one_batch_of_bounces_and_unsubscribe_requests_suppresses_every_address_once(make_mailroom, database):
+async def test_one_batch_of_bounces_and_unsubscribe_requests_suppresses_every_address_once(
+    make_mailroom, database
+):
     room: Mailroom = await make_mailroom(leads=4)
     bounced, unsubscribed, soft, replied = room.outreach.leads
     elsewhere = await make_outreach(database, room.settings, room.outreach.workspace_id, leads=1)
     async with database.transaction() as session:  # the bounced address is also a lead of another campaign
         (await session.get(Lead, elsewhere.leads[0].lead_id)).email = bounced.email
     room.deliver(dsn(bounced.header, recipient=bounced.email, to_email=room.inbox_email, status="5.1.1"))
-    room.deliver(reply(unsubscribed.header, from_email=unsubscribed.email, to_email=room.inbox_email,
-                       text="Please remove me from your list."))
+    room.deliver(
+        reply(
+            unsubscribed.header,
+            from_email=unsubscribed.email,
+            to_email=room.inbox_email,
+            text="Please remove me from your list.",
+        )
+    )
     room.deliver(dsn(soft.header, recipient=soft.email, to_email=room.inbox_email, status="4.2.2"))
     room.deliver(reply(replied.header, from_email=replied.email, to_email=room.inbox_email))
-    room.deliver(dsn(bounced.header, recipient=bounced.email, to_email=room.inbox_email, status="5.1.1",
-                     message_id="<second-report@mx.example.org>"))  # a second report of the same bounce
+    room.deliver(
+        dsn(
+            bounced.header,
+            recipient=bounced.email,
+            to_email=room.inbox_email,
+            status="5.1.1",
+            message_id="<second-report@mx.example.org>",
+        )
+    )  # a second report of the same bounce
     assert await room.read(room.context()) == 5
 
     assert {(e.value, e.reason) for e in await suppressions(room.database)} == {
-        (bounced.email, "bounced"), (unsubscribed.email, "unsubscribed")}
+        (bounced.email, "bounced"),
+        (unsubscribed.email, "unsubscribed"),
+    }
     statuses = [(await row(room.database, Lead, lead.lead_id)).status for lead in room.outreach.leads]
     assert statuses == ["bounced", "unsubscribed", "active", "replied"]
     assert (await row(room.database, Lead, elsewhere.leads[0].lead_id)).status == "suppressed"
@@ -179,19 +198,25 @@ async def test_an_out_of_office_is_not_a_reply_and_moves_the_next_step_past_its_
     room: Mailroom = await make_mailroom()
     lead = room.outreach.leads[0]
     back_on = (room.now + timedelta(days=10)).date()
-    room.deliver(out_of_office(lead.header, from_email=lead.email, to_email=room.inbox_email, back_on=back_on))
+    room.deliver(
+        out_of_office(lead.header, from_email=lead.email, to_email=room.inbox_email, back_on=back_on)
+    )
     await room.read(room.context())
 
     assert await events(room.database, "reply.received", "reply.classified") == []
     [stored] = await replies(room.database)
     assert stored.auto_reply is True and stored.out_of_office is True and stored.return_date == back_on
-    [counted] = await events(room.database, "email.auto_replied")  # for analytics only (never sent to webhooks)
+    [counted] = await events(
+        room.database, "email.auto_replied"
+    )  # for analytics only (never sent to webhooks)
     assert (counted.data["reply_id"], counted.data["message_id"]) == (stored.id, lead.message_id)
     stored_lead = await row(room.database, Lead, lead.lead_id)
     assert (stored_lead.status, stored_lead.interest_status) == ("active", "out_of_office")
     state = await row(room.database, SequenceState, lead.lead_id)
     assert state.status == "scheduled" and state.stop_reason is None  # the sequence goes on …
-    assert state.scheduled_at.date() == back_on + timedelta(days=1) == state.due_at.date()  # … after the return
+    assert (
+        state.scheduled_at.date() == back_on + timedelta(days=1) == state.due_at.date()
+    )  # … after the return
     assert await due_jobs(room, days=3) == []
     assert len(await due_jobs(room, days=12)) == 1
 
@@ -218,8 +243,15 @@ async def test_messages_from_unknown_threads_change_nothing(make_mailroom, other
 async def test_without_threading_headers_the_sender_and_subject_thread_match(make_mailroom):
     room: Mailroom = await make_mailroom()
     lead = room.outreach.leads[0]
-    room.deliver(reply(None, from_email=lead.email, to_email=room.inbox_email, subject=f"AW: Re: {FIRST_SUBJECT}",
-                       text="Please remove me from your list."))
+    room.deliver(
+        reply(
+            None,
+            from_email=lead.email,
+            to_email=room.inbox_email,
+            subject=f"AW: Re: {FIRST_SUBJECT}",
+            text="Please remove me from your list.",
+        )
+    )
     await room.read(room.context())
 
     [classified] = await events(room.database, "reply.classified")
@@ -237,8 +269,9 @@ async def test_restarting_the_reader_rereads_nothing_and_misses_nothing(make_mai
     room.deliver(dsn(second.header, recipient=second.email, to_email=room.inbox_email, status="5.1.1"))
     assert await room.read(room.context()) == 2
 
-    room.deliver(reply(third.header, from_email=third.email, to_email=room.inbox_email,
-                       text="Not interested, thanks."))
+    room.deliver(
+        reply(third.header, from_email=third.email, to_email=room.inbox_email, text="Not interested, thanks.")
+    )
     room.later(room.settings.inbound_idle_recheck + 1)
     restarted = room.context()  # a new worker: no connections, no memory, only the database
     assert await room.read(restarted) == 1
@@ -271,7 +304,9 @@ async def test_a_uidvalidity_change_rereads_by_date_without_acting_twice(make_ma
     finally:
         client.logout()
     room.deliver(spam_reply, "Junk")  # the same message again (same Message-ID)
-    room.deliver(dsn(second.header, recipient=second.email, to_email=room.inbox_email, status="5.1.1"), "Junk")
+    room.deliver(
+        dsn(second.header, recipient=second.email, to_email=room.inbox_email, status="5.1.1"), "Junk"
+    )
     room.later(room.settings.inbound_idle_recheck + 1)
     assert await room.read(ctx) == 2
 
@@ -317,7 +352,9 @@ async def test_without_idle_the_inbox_is_polled_on_its_interval(make_mailroom):
     ctx = room.context(inbound_idle=False)
     assert await room.read(ctx) == 0
     state = await poll(room.database, room.outreach.inbox_id)
-    assert state.idle is False and state.next_poll_at == room.now + timedelta(seconds=ctx.settings.inbound_poll_interval)
+    assert state.idle is False and state.next_poll_at == room.now + timedelta(
+        seconds=ctx.settings.inbound_poll_interval
+    )
 
     room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
     assert await room.read(ctx) == 0  # not due yet
@@ -371,7 +408,9 @@ async def test_a_failed_login_is_reported_to_the_connection_monitor(make_mailroo
     assert await room.read(room.context()) == 0
     inbox = await row(room.database, Inbox, room.outreach.inbox_id)
     assert inbox.last_error_side == "imap" and "AUTHENTICATIONFAILED" in inbox.last_error
-    assert inbox.last_checked_at is None  # the monitor checks it at once and marks it disconnected if it fails
+    assert (
+        inbox.last_checked_at is None
+    )  # the monitor checks it at once and marks it disconnected if it fails
     state = await poll(room.database, room.outreach.inbox_id)
     assert state.lease_until is None and "login" in state.last_error
     assert await cursors(room.database, room.outreach.inbox_id) == {}
@@ -396,7 +435,9 @@ async def test_a_reply_arriving_while_another_worker_holds_the_lease_waits(make_
     room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
     now = room.now
     async with room.database.transaction() as session:
-        assert await ReaderQueue(session).claim([room.outreach.inbox_id], now, now + timedelta(minutes=5), "other")
+        assert await ReaderQueue(session).claim(
+            [room.outreach.inbox_id], now, now + timedelta(minutes=5), "other"
+        )
     assert await read_inboxes(room.context()) == 0  # leased to "other"
     room.later(6 * 60)  # the lease ran out (that worker died)
     assert await room.read(room.context()) == 1

@@ -30,8 +30,16 @@ async def test_a_workspace_model_labels_that_workspaces_replies_until_dropped(ma
     async with room.database.transaction() as session:  # what PATCH /v1/replies/{id} keeps
         corrections = CorrectionRepository(session, Tenant(workspace_id, True))
         for _ in range(2):
-            session.add(corrections.new(reply_id=None, text=PHRASE, label="meeting_booked", previous_label="neutral",
-                                        previous_source="model", created_at=room.now))
+            session.add(
+                corrections.new(
+                    reply_id=None,
+                    text=PHRASE,
+                    label="meeting_booked",
+                    previous_label="neutral",
+                    previous_source="model",
+                    created_at=room.now,
+                )
+            )
     async with room.database.transaction() as session:
         trained = await train_workspace(session, workspace_id, room.now)
     assert trained.corrections == 2

@@ -63,15 +63,26 @@ def unique_email(prefix: str = "ana") -> str:
 
 
 @pytest.fixture
-def make_mailbox(smtp_server: SmtpServer, dovecot: DovecotServer,  # noqa: F811
-                 security: str) -> Callable[..., Mailbox]:
+def make_mailbox(
+    smtp_server: SmtpServer,
+    dovecot: DovecotServer,  # noqa: F811
+    security: str,
+) -> Callable[..., Mailbox]:
     """Accounts on both servers, read over IMAP in the test's security mode (STARTTLS unless
     `@each_security`)."""
 
-    def make(prefix: str = "ana", smtp: SmtpServer | None = None, imap: DovecotServer | None = None) -> Mailbox:
+    def make(
+        prefix: str = "ana", smtp: SmtpServer | None = None, imap: DovecotServer | None = None
+    ) -> Mailbox:
         email = unique_email(prefix)
-        box = Mailbox(email, smtp or smtp_server, imap or dovecot, f"smtp-{uuid.uuid4().hex[:8]}",
-                      f"imap-{uuid.uuid4().hex[:8]}", imap_security=security)
+        box = Mailbox(
+            email,
+            smtp or smtp_server,
+            imap or dovecot,
+            f"smtp-{uuid.uuid4().hex[:8]}",
+            f"imap-{uuid.uuid4().hex[:8]}",
+            imap_security=security,
+        )
         box.smtp.add_user(email, box.smtp_password)
         box.imap.add_user(email, box.imap_password)
         return box
@@ -93,7 +104,11 @@ async def inbox_rows(database: Database) -> list[dict[str, Any]]:
 
 async def events_of(database: Database, event_type: str, inbox_id: str | None = None) -> list[Event]:
     async with database.transaction() as session:
-        rows = list((await session.execute(select(Event).where(Event.type == event_type).order_by(Event.id))).scalars())
+        rows = list(
+            (
+                await session.execute(select(Event).where(Event.type == event_type).order_by(Event.id))
+            ).scalars()
+        )
     return [e for e in rows if inbox_id is None or e.data.get("inbox_id") == inbox_id]
 
 
@@ -105,14 +120,18 @@ async def load_inbox(database: Database, inbox_id: str) -> Inbox:
 
 
 @pytest.fixture
-async def worker_context(settings: Settings, database: Database) -> AsyncIterator[Callable[..., WorkerContext]]:  # noqa: F811
+async def worker_context(
+    settings: Settings, database: Database
+) -> AsyncIterator[Callable[..., WorkerContext]]:
     """make(**setting_overrides) -> a WorkerContext like the runner's, with its own HTTP client."""
     clients: list[httpx.AsyncClient] = []
 
     def make(**overrides: Any) -> WorkerContext:
         http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         clients.append(http)
-        return WorkerContext(settings.model_copy(update=overrides), database, None, http, f"inbox-test-{len(clients)}")
+        return WorkerContext(
+            settings.model_copy(update=overrides), database, None, http, f"inbox-test-{len(clients)}"
+        )
 
     yield make
     for http in clients:

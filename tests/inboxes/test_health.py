@@ -14,7 +14,9 @@ def test_a_new_connected_inbox_is_neutral():
     assert health_score("connected", InboxStats()) == 70
 
 
-@pytest.mark.parametrize(("status", "score"), [("connected", 70), ("setup_pending", 35), ("disconnected", 18)])
+@pytest.mark.parametrize(
+    ("status", "score"), [("connected", 70), ("setup_pending", 35), ("disconnected", 18)]
+)
 def test_connection_state_scales_the_score(status, score):
     assert health_score(status) == score
 
@@ -46,12 +48,12 @@ def test_small_samples_count_as_no_data():
 
 def test_more_bounces_never_raise_the_score_and_more_replies_never_lower_it():
     previous = 101
-    for bounced in range(0, 30):
+    for bounced in range(30):
         score = health_score("connected", InboxStats(sent=100, bounced=bounced, replied=3))
         assert score <= previous
         previous = score
     previous = -1
-    for replied in range(0, 30):
+    for replied in range(30):
         score = health_score("connected", InboxStats(sent=100, bounced=1, replied=replied))
         assert score >= previous
         previous = score

@@ -86,8 +86,9 @@ async def test_a_changed_password_on_the_server_disconnects_with_its_words(
     assert "535 5.7.8" in stored.last_error
 
 
-async def test_a_reported_failure_makes_the_inbox_due_at_once(client, workspace, mailbox: Mailbox, database,
-                                                             worker_context):
+async def test_a_reported_failure_makes_the_inbox_due_at_once(
+    client, workspace, mailbox: Mailbox, database, worker_context
+):
     inbox = await connect(client, workspace, mailbox)
     ctx = worker_context()
     now = utcnow()
@@ -95,8 +96,13 @@ async def test_a_reported_failure_makes_the_inbox_due_at_once(client, workspace,
 
     # A send fails: the sender reports it; the monitor checks at once (no interval to wait for).
     async with database.transaction() as session:
-        await report_connection_failure(session, Tenant(workspace.workspace_id, True), inbox["id"], "smtp",
-                                        "SMTP server went away during DATA")
+        await report_connection_failure(
+            session,
+            Tenant(workspace.workspace_id, True),
+            inbox["id"],
+            "smtp",
+            "SMTP server went away during DATA",
+        )
     stored = await load_inbox(database, inbox["id"])
     assert stored.status == "connected" and stored.last_error == "SMTP server went away during DATA"
 
@@ -109,13 +115,17 @@ async def test_a_reported_failure_makes_the_inbox_due_at_once(client, workspace,
     # A real outage: the report plus the immediate check flip it.
     mailbox.smtp.stop()
     async with database.transaction() as session:
-        await report_connection_failure(session, Tenant(workspace.workspace_id, True), inbox["id"], "smtp", "refused")
+        await report_connection_failure(
+            session, Tenant(workspace.workspace_id, True), inbox["id"], "smtp", "refused"
+        )
     assert await check_due_inboxes(ctx, now) == 1
     assert (await load_inbox(database, inbox["id"])).status == "disconnected"
     assert len(await events_of(database, "inbox.disconnected", inbox["id"])) == 1
 
 
-async def test_racing_monitors_record_one_event(client, workspace, mailbox: Mailbox, database, worker_context):
+async def test_racing_monitors_record_one_event(
+    client, workspace, mailbox: Mailbox, database, worker_context
+):
     inbox = await connect(client, workspace, mailbox)
     mailbox.smtp.stop()
     later = utcnow() + timedelta(seconds=3600)
@@ -130,8 +140,13 @@ async def test_racing_monitors_record_one_event(client, workspace, mailbox: Mail
 
 
 async def test_test_mode_and_pending_inboxes_are_never_checked(client, workspace, database, worker_context):
-    body = {"email": unique_email(), "smtp_host": "smtp.example.invalid", "smtp_password": "a",
-            "imap_host": "imap.example.invalid", "imap_password": "b"}
+    body = {
+        "email": unique_email(),
+        "smtp_host": "smtp.example.invalid",
+        "smtp_password": "a",
+        "imap_host": "imap.example.invalid",
+        "imap_password": "b",
+    }
     created = await client.post("/v1/inboxes", json=body, headers=workspace.headers(live=False))
     assert created.status_code == 201
     ctx = worker_context()
@@ -145,8 +160,9 @@ async def test_a_check_made_with_old_credentials_does_not_override_new_ones(
     inbox = await connect(client, workspace, mailbox)
     stale = await load_inbox(database, inbox["id"])
     mailbox.smtp.add_user(mailbox.email, "new-password")
-    patched = await client.patch(f"/v1/inboxes/{inbox['id']}", json={"smtp_password": "new-password"},
-                                 headers=workspace.headers())
+    patched = await client.patch(
+        f"/v1/inboxes/{inbox['id']}", json={"smtp_password": "new-password"}, headers=workspace.headers()
+    )
     assert patched.status_code == 200
     outcome = monitor.CheckOutcome(failures=[MailConnectionError("smtp", "auth", None, "535 old password")])
     async with database.transaction() as session:

@@ -45,8 +45,9 @@ def oauth_smtp_servers(provider: OAuthTestProvider, tls_cert: CertPair) -> Itera
 
 
 @pytest.fixture
-def oauth_smtp(oauth_smtp_servers: dict[str, SmtpServer], provider: OAuthTestProvider, tls_cert: CertPair,
-               security: str) -> SmtpServer:
+def oauth_smtp(
+    oauth_smtp_servers: dict[str, SmtpServer], provider: OAuthTestProvider, tls_cert: CertPair, security: str
+) -> SmtpServer:
     """The XOAUTH2 SMTP server in the test's security mode (STARTTLS unless `@each_security`)."""
     if security not in oauth_smtp_servers:
         server = SmtpServer(security=security, cert=tls_cert, token_validator=provider.valid_access_token)
@@ -77,21 +78,27 @@ def settings(database_url, tls_cert, provider, oauth_smtp, oauth_dovecot, securi
     oauth.ACCESS_TOKENS._tokens.clear()
     servers = {}
     for name in ("google", "microsoft"):
-        servers.update({
-            f"{name}_client_id": CLIENT_ID,
-            f"{name}_client_secret": CLIENT_SECRET,
-            f"{name}_authorize_url": provider.authorize_url,
-            f"{name}_token_url": provider.token_url,
-            f"{name}_smtp_server": f"127.0.0.1:{oauth_smtp.port}/{security}",
-            f"{name}_imap_server": f"127.0.0.1:{oauth_dovecot.port_for(security)}/{security}",
-        })
-    return make_settings(database_url, mail_ca_file=str(tls_cert.ca_file), mail_timeout=5.0, public_url=PUBLIC_URL,
-                         **servers)
+        servers.update(
+            {
+                f"{name}_client_id": CLIENT_ID,
+                f"{name}_client_secret": CLIENT_SECRET,
+                f"{name}_authorize_url": provider.authorize_url,
+                f"{name}_token_url": provider.token_url,
+                f"{name}_smtp_server": f"127.0.0.1:{oauth_smtp.port}/{security}",
+                f"{name}_imap_server": f"127.0.0.1:{oauth_dovecot.port_for(security)}/{security}",
+            }
+        )
+    return make_settings(
+        database_url, mail_ca_file=str(tls_cert.ca_file), mail_timeout=5.0, public_url=PUBLIC_URL, **servers
+    )
 
 
-async def start_google_inbox(client, workspace, email: str | None = None, provider_name: str = "google") -> dict:
+async def start_google_inbox(
+    client, workspace, email: str | None = None, provider_name: str = "google"
+) -> dict:
     response = await client.post(
-        "/v1/inboxes", json={"provider": provider_name, "email": email or unique_email(), "name": "Ana"},
+        "/v1/inboxes",
+        json={"provider": provider_name, "email": email or unique_email(), "name": "Ana"},
         headers=workspace.headers(),
     )
     assert response.status_code == 201, response.text
@@ -129,7 +136,10 @@ async def test_the_oauth_flow_ends_with_an_inbox_that_sends_through_xoauth2(
     connected = (await client.get(f"/v1/inboxes/{inbox['id']}", headers=workspace.headers())).json()
     assert connected["status"] == "connected" and connected["setup_url"] is None
     assert connected["health_score"] == 70
-    assert (connected["smtp_port"], connected["imap_port"]) == (oauth_smtp.port, oauth_dovecot.port_for(security))
+    assert (connected["smtp_port"], connected["imap_port"]) == (
+        oauth_smtp.port,
+        oauth_dovecot.port_for(security),
+    )
     assert (connected["smtp_security"], connected["imap_security"]) == (security, security)
 
     # Dovecot checked the IMAP XOAUTH2 login at the provider's introspection endpoint.
@@ -145,11 +155,18 @@ async def test_the_oauth_flow_ends_with_an_inbox_that_sends_through_xoauth2(
     stored = await load_inbox(database, inbox["id"])
     async with httpx.AsyncClient() as http:
         endpoints = await connection.endpoints_for(stored, settings, http)
-    assert any(form.get("grant_type") == "refresh_token" for _, path, form in provider.requests if path == "/token")
+    assert any(
+        form.get("grant_type") == "refresh_token" for _, path, form in provider.requests if path == "/token"
+    )
     assert endpoints.smtp.oauth_token and endpoints.smtp.password is None
     reply = await smtp.send_message(
-        endpoints.smtp, email, ["lead@example.org"], b"Subject: hello\r\n\r\nSent with XOAUTH2.\r\n",
-        allow_private=True, timeout=5.0, ca_file=settings.mail_ca_file,
+        endpoints.smtp,
+        email,
+        ["lead@example.org"],
+        b"Subject: hello\r\n\r\nSent with XOAUTH2.\r\n",
+        allow_private=True,
+        timeout=5.0,
+        ca_file=settings.mail_ca_file,
     )
     assert reply.startswith("2.0.0")
     [message] = oauth_smtp.messages
@@ -157,7 +174,9 @@ async def test_the_oauth_flow_ends_with_an_inbox_that_sends_through_xoauth2(
     assert message.envelope_to == ["lead@example.org"] and b"Sent with XOAUTH2." in message.data
     # Reading: IMAP XOAUTH2 with the same token, by the login check and by the reader's long-lived client.
     await imap.check_login(endpoints.imap, allow_private=True, timeout=5.0, ca_file=settings.mail_ca_file)
-    reader = await imap.open_client(endpoints.imap, allow_private=True, timeout=5.0, ca_file=settings.mail_ca_file)
+    reader = await imap.open_client(
+        endpoints.imap, allow_private=True, timeout=5.0, ca_file=settings.mail_ca_file
+    )
     try:
         assert (await imap.examine(reader, "INBOX", timeout=5.0)).name == "INBOX"
     finally:
@@ -188,7 +207,12 @@ async def test_a_setup_link_works_once(client, workspace, provider):
 
 async def test_a_forged_or_missing_state_is_refused(client, workspace):
     await start_google_inbox(client, workspace)
-    for query in ("code=abc", "code=abc&state=", "code=abc&state=garbage", "code=abc&state=gAAAAABlkZ-not-a-token"):
+    for query in (
+        "code=abc",
+        "code=abc&state=",
+        "code=abc&state=garbage",
+        "code=abc&state=gAAAAABlkZ-not-a-token",
+    ):
         response = await client.get(f"/oauth/callback?{query}")
         assert response.status_code == 400, query
         assert response.json()["error"]["field"] == "state"
@@ -223,8 +247,9 @@ async def test_signing_in_as_another_account_fails_the_xoauth2_login(client, wor
     assert row["status"] == "setup_pending" and row["oauth_refresh_token_encrypted"] is None
 
 
-async def test_a_revoked_token_disconnects_and_re_consent_reconnects(client, workspace, provider, database,
-                                                                    worker_context):
+async def test_a_revoked_token_disconnects_and_re_consent_reconnects(
+    client, workspace, provider, database, worker_context
+):
     inbox = await start_google_inbox(client, workspace)
     assert (await consent(client, inbox["setup_url"])).status_code == 200
     provider.revoke_all()
@@ -244,26 +269,35 @@ async def test_a_revoked_token_disconnects_and_re_consent_reconnects(client, wor
     assert len(await events_of(database, "inbox.reconnected", inbox["id"])) == 1
 
 
-async def test_a_rotated_refresh_token_is_stored(client, workspace, provider, database, settings, worker_context):
+async def test_a_rotated_refresh_token_is_stored(
+    client, workspace, provider, database, settings, worker_context
+):
     inbox = await start_google_inbox(client, workspace)
     assert (await consent(client, inbox["setup_url"])).status_code == 200
-    first = crypto.secret_box(settings).decrypt((await inbox_rows(database))[0]["oauth_refresh_token_encrypted"])
+    first = crypto.secret_box(settings).decrypt(
+        (await inbox_rows(database))[0]["oauth_refresh_token_encrypted"]
+    )
     provider.rotate_refresh_tokens = True
     oauth.ACCESS_TOKENS._tokens.clear()
     assert await check_due_inboxes(worker_context(), utcnow() + timedelta(hours=1)) == 1
-    second = crypto.secret_box(settings).decrypt((await inbox_rows(database))[0]["oauth_refresh_token_encrypted"])
+    second = crypto.secret_box(settings).decrypt(
+        (await inbox_rows(database))[0]["oauth_refresh_token_encrypted"]
+    )
     assert second != first and second in provider.refresh_tokens
     assert (await load_inbox(database, inbox["id"])).status == "connected"
 
 
 async def test_oauth_inboxes_take_no_server_settings(client, workspace):
     response = await client.post(
-        "/v1/inboxes", json={"provider": "google", "email": unique_email(), "smtp_host": "smtp.example.com"},
+        "/v1/inboxes",
+        json={"provider": "google", "email": unique_email(), "smtp_host": "smtp.example.com"},
         headers=workspace.headers(),
     )
     assert response.status_code == 400 and response.json()["error"]["field"] == "smtp_host"
     inbox = await start_google_inbox(client, workspace)
-    patched = await client.patch(f"/v1/inboxes/{inbox['id']}", json={"imap_password": "x"}, headers=workspace.headers())
+    patched = await client.patch(
+        f"/v1/inboxes/{inbox['id']}", json={"imap_password": "x"}, headers=workspace.headers()
+    )
     assert patched.status_code == 400 and patched.json()["error"]["field"] == "imap_password"
 
 
@@ -280,5 +314,7 @@ async def test_an_unconfigured_provider_is_a_400_naming_the_setting(client, work
 async def test_the_same_address_twice_is_409_for_oauth_too(client, workspace):
     email = unique_email()
     await start_google_inbox(client, workspace, email)
-    again = await client.post("/v1/inboxes", json={"provider": "google", "email": email}, headers=workspace.headers())
+    again = await client.post(
+        "/v1/inboxes", json={"provider": "google", "email": email}, headers=workspace.headers()
+    )
     assert again.status_code == 409

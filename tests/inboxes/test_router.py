@@ -11,8 +11,14 @@ from tests.fixtures.factories import bearer, make_key
 from tests.fixtures.security import each_security, encrypted
 from tests.inboxes.conftest import Mailbox, events_of, inbox_rows, load_inbox, unique_email
 
-PASSWORD_FIELDS = ("smtp_password", "imap_password", "smtp_password_encrypted", "imap_password_encrypted",
-                   "oauth_refresh_token_encrypted", "oauth_state_nonce")
+PASSWORD_FIELDS = (
+    "smtp_password",
+    "imap_password",
+    "smtp_password_encrypted",
+    "imap_password_encrypted",
+    "oauth_refresh_token_encrypted",
+    "oauth_state_nonce",
+)
 
 
 async def create(client, workspace, body, live=True):
@@ -23,9 +29,12 @@ async def create(client, workspace, body, live=True):
 
 
 @each_security
-async def test_a_good_inbox_connects_after_logging_in_to_both_servers(client, workspace, mailbox: Mailbox,
-                                                                     dovecot, security):
-    response = await create(client, workspace, mailbox.body(daily_limit=40, sending_gap_minutes=7, signature="-- Ana"))
+async def test_a_good_inbox_connects_after_logging_in_to_both_servers(
+    client, workspace, mailbox: Mailbox, dovecot, security
+):
+    response = await create(
+        client, workspace, mailbox.body(daily_limit=40, sending_gap_minutes=7, signature="-- Ana")
+    )
     assert response.status_code == 201, response.text
     inbox = response.json()
     assert (inbox["smtp_security"], inbox["smtp_port"]) == (security, mailbox.smtp.port)
@@ -95,7 +104,9 @@ async def test_wrong_tls_mode_is_a_400_naming_security(client, workspace, mailbo
     assert response.status_code == 400 and error["field"] == "imap_security", error
 
 
-async def test_the_stored_row_holds_no_plaintext_password(client, workspace, mailbox: Mailbox, database, settings):
+async def test_the_stored_row_holds_no_plaintext_password(
+    client, workspace, mailbox: Mailbox, database, settings
+):
     response = await create(client, workspace, mailbox.body())
     assert response.status_code == 201
     rows = await inbox_rows(database)
@@ -120,12 +131,16 @@ async def test_the_same_address_twice_is_409(client, workspace, mailbox: Mailbox
     assert len(await inbox_rows(database)) == 1
 
 
-async def test_the_same_address_in_another_workspace_is_fine(client, workspace, other_workspace, mailbox: Mailbox):
+async def test_the_same_address_in_another_workspace_is_fine(
+    client, workspace, other_workspace, mailbox: Mailbox
+):
     assert (await create(client, workspace, mailbox.body())).status_code == 201
     assert (await create(client, other_workspace, mailbox.body())).status_code == 201
 
 
-async def test_defaults_fill_ports_usernames_and_limits(client, workspace, make_smtp_server, make_mailbox, dovecot):
+async def test_defaults_fill_ports_usernames_and_limits(
+    client, workspace, make_smtp_server, make_mailbox, dovecot
+):
     # Only the essentials: port and security come from each other, usernames from the address.
     smtps = make_smtp_server("ssl")
     box = make_mailbox(smtp=smtps)
@@ -159,7 +174,9 @@ BAD_CREATES = [
 ]
 
 
-async def test_bad_input_is_a_structured_4xx_and_writes_nothing(client, workspace, mailbox: Mailbox, database):
+async def test_bad_input_is_a_structured_4xx_and_writes_nothing(
+    client, workspace, mailbox: Mailbox, database
+):
     for overrides, code, field, words in BAD_CREATES:
         response = await create(client, workspace, mailbox.body(**overrides))
         assert response.status_code == 400, (overrides, response.text)
@@ -170,7 +187,9 @@ async def test_bad_input_is_a_structured_4xx_and_writes_nothing(client, workspac
     assert await inbox_rows(database) == []
 
 
-async def test_another_workspaces_inbox_is_404_everywhere(client, workspace, other_workspace, mailbox: Mailbox):
+async def test_another_workspaces_inbox_is_404_everywhere(
+    client, workspace, other_workspace, mailbox: Mailbox
+):
     inbox = (await create(client, workspace, mailbox.body())).json()
     theirs = other_workspace.headers()
     for method, path, kwargs in [
@@ -199,13 +218,22 @@ async def test_a_test_key_cannot_see_a_live_inbox(client, workspace, mailbox: Ma
 
 async def test_test_mode_never_opens_a_connection(client, workspace, database):
     # No server listens at this address: in test mode the inbox is created without logging in.
-    body = {"email": unique_email(), "smtp_host": "smtp.example.invalid", "smtp_password": "a",
-            "imap_host": "imap.example.invalid", "imap_password": "b"}
+    body = {
+        "email": unique_email(),
+        "smtp_host": "smtp.example.invalid",
+        "smtp_password": "a",
+        "imap_host": "imap.example.invalid",
+        "imap_password": "b",
+    }
     response = await create(client, workspace, body, live=False)
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "connected" and response.json()["livemode"] is False
-    assert (await client.get(f"/v1/inboxes/{response.json()['id']}", headers=workspace.headers())).status_code == 404
-    reconnected = await client.post(f"/v1/inboxes/{response.json()['id']}/reconnect", headers=workspace.headers(live=False))
+    assert (
+        await client.get(f"/v1/inboxes/{response.json()['id']}", headers=workspace.headers())
+    ).status_code == 404
+    reconnected = await client.post(
+        f"/v1/inboxes/{response.json()['id']}/reconnect", headers=workspace.headers(live=False)
+    )
     assert reconnected.json()["status"] == "connected"
 
 
@@ -221,20 +249,29 @@ async def test_a_read_only_key_can_list_but_not_connect(client, workspace, datab
 async def test_list_pages_with_cursors(client, workspace):
     ids = []
     for _ in range(3):
-        body = {"email": unique_email(), "smtp_host": "h.invalid", "smtp_password": "a", "imap_host": "h.invalid",
-                "imap_password": "b"}
+        body = {
+            "email": unique_email(),
+            "smtp_host": "h.invalid",
+            "smtp_password": "a",
+            "imap_host": "h.invalid",
+            "imap_password": "b",
+        }
         ids.append((await create(client, workspace, body, live=False)).json()["id"])
     headers = workspace.headers(live=False)
     first = (await client.get("/v1/inboxes?limit=2", headers=headers)).json()
     assert [i["id"] for i in first["data"]] == ids[::-1][:2] and first["pagination"]["has_more"] is True
-    second = (await client.get(f"/v1/inboxes?limit=2&cursor={first['pagination']['next_cursor']}", headers=headers)).json()
+    second = (
+        await client.get(f"/v1/inboxes?limit=2&cursor={first['pagination']['next_cursor']}", headers=headers)
+    ).json()
     assert [i["id"] for i in second["data"]] == ids[:1] and second["pagination"]["has_more"] is False
 
 
 # --- PATCH ------------------------------------------------------------------------------------------------
 
 
-async def test_patch_changes_limits_name_and_signature_without_logging_in(client, workspace, mailbox: Mailbox):
+async def test_patch_changes_limits_name_and_signature_without_logging_in(
+    client, workspace, mailbox: Mailbox
+):
     inbox = (await create(client, workspace, mailbox.body())).json()
     mailbox.smtp.stop()  # no login needed for these fields
     response = await client.patch(
@@ -244,20 +281,31 @@ async def test_patch_changes_limits_name_and_signature_without_logging_in(client
     )
     assert response.status_code == 200, response.text
     changed = response.json()
-    assert (changed["daily_limit"], changed["sending_gap_minutes"], changed["name"], changed["signature"]) == (
-        120, 0, "Ana L.", "Cheers")
+    assert (
+        changed["daily_limit"],
+        changed["sending_gap_minutes"],
+        changed["name"],
+        changed["signature"],
+    ) == (120, 0, "Ana L.", "Cheers")
     assert changed["status"] == "connected"
 
 
 async def test_patch_rejects_bad_values_and_keeps_the_inbox(client, workspace, mailbox: Mailbox):
     inbox = (await create(client, workspace, mailbox.body())).json()
     for patch, field in [
-        ({"sending_gap_minutes": 2000}, "sending_gap_minutes"), ({"daily_limit": 10**6}, "daily_limit"),
-        ({"smtp_port": 0}, "smtp_port"), ({"name": None}, "name"), ({"email": "b@example.com"}, "email"),
-        ({"imap_security": "ssl3"}, "imap_security"), ({"smtp_password": None}, "smtp_password"),
+        ({"sending_gap_minutes": 2000}, "sending_gap_minutes"),
+        ({"daily_limit": 10**6}, "daily_limit"),
+        ({"smtp_port": 0}, "smtp_port"),
+        ({"name": None}, "name"),
+        ({"email": "b@example.com"}, "email"),
+        ({"imap_security": "ssl3"}, "imap_security"),
+        ({"smtp_password": None}, "smtp_password"),
     ]:
         response = await client.patch(f"/v1/inboxes/{inbox['id']}", json=patch, headers=workspace.headers())
-        assert response.status_code == 400 and response.json()["error"]["field"] == field, (patch, response.text)
+        assert response.status_code == 400 and response.json()["error"]["field"] == field, (
+            patch,
+            response.text,
+        )
     after = (await client.get(f"/v1/inboxes/{inbox['id']}", headers=workspace.headers())).json()
     assert after == inbox
 
@@ -278,14 +326,23 @@ async def test_patch_credentials_logs_in_again_first(client, workspace, mailbox:
     assert box.decrypt((await inbox_rows(database))[0]["imap_password_encrypted"]) == mailbox.imap_password
 
 
-async def test_patch_to_working_credentials_reconnects_a_disconnected_inbox(client, workspace, mailbox: Mailbox, database):
+async def test_patch_to_working_credentials_reconnects_a_disconnected_inbox(
+    client, workspace, mailbox: Mailbox, database
+):
     inbox = (await create(client, workspace, mailbox.body())).json()
     mailbox.smtp.add_user(mailbox.email, "changed-on-the-server")
     down = await client.post(f"/v1/inboxes/{inbox['id']}/reconnect", headers=workspace.headers())
     assert down.json()["status"] == "disconnected"
-    fixed = await client.patch(f"/v1/inboxes/{inbox['id']}", json={"smtp_password": "changed-on-the-server"},
-                               headers=workspace.headers())
-    assert fixed.status_code == 200 and fixed.json()["status"] == "connected" and fixed.json()["last_error"] is None
+    fixed = await client.patch(
+        f"/v1/inboxes/{inbox['id']}",
+        json={"smtp_password": "changed-on-the-server"},
+        headers=workspace.headers(),
+    )
+    assert (
+        fixed.status_code == 200
+        and fixed.json()["status"] == "connected"
+        and fixed.json()["last_error"] is None
+    )
     assert len(await events_of(database, "inbox.disconnected", inbox["id"])) == 1
     assert len(await events_of(database, "inbox.reconnected", inbox["id"])) == 1
 
@@ -325,7 +382,9 @@ async def test_warmup_start_and_pause(client, workspace, mailbox: Mailbox):
     assert (await client.post(f"{base}/start", headers=workspace.headers())).json() == started  # idempotent
     paused = (await client.post(f"{base}/pause", headers=workspace.headers())).json()
     assert paused["warmup_status"] == "paused"
-    assert (await client.post(f"{base}/pause", headers=workspace.headers())).json()["warmup_status"] == "paused"
+    assert (await client.post(f"{base}/pause", headers=workspace.headers())).json()[
+        "warmup_status"
+    ] == "paused"
     resumed = (await client.post(f"{base}/start", headers=workspace.headers())).json()
     assert resumed["warmup_status"] == "active"
     assert resumed["warmup_started_at"] == started["warmup_started_at"]  # resuming keeps the start date
@@ -346,8 +405,16 @@ async def test_warmup_needs_a_connected_inbox(client, workspace, mailbox: Mailbo
 
 async def _campaign(database, workspace, inbox_ids: list[str], status: str = "active") -> str:
     async with database.transaction() as session:
-        campaign = Campaign(workspace_id=workspace.workspace_id, livemode=True, name="Q2", status=status, steps=[],
-                            daily_limit=100, send_window={}, custom_variables=[])
+        campaign = Campaign(
+            workspace_id=workspace.workspace_id,
+            livemode=True,
+            name="Q2",
+            status=status,
+            steps=[],
+            daily_limit=100,
+            send_window={},
+            custom_variables=[],
+        )
         session.add(campaign)
         await session.flush()
         for position, inbox_id in enumerate(inbox_ids):
@@ -358,7 +425,11 @@ async def _campaign(database, workspace, inbox_ids: list[str], status: str = "ac
 async def test_delete_removes_the_inbox_and_its_secrets(client, workspace, mailbox: Mailbox, database):
     inbox = (await create(client, workspace, mailbox.body())).json()
     response = await client.delete(f"/v1/inboxes/{inbox['id']}", headers=workspace.headers())
-    assert response.status_code == 200 and response.json() == {"id": inbox["id"], "object": "inbox", "deleted": True}
+    assert response.status_code == 200 and response.json() == {
+        "id": inbox["id"],
+        "object": "inbox",
+        "deleted": True,
+    }
     assert (await client.get(f"/v1/inboxes/{inbox['id']}", headers=workspace.headers())).status_code == 404
     assert await inbox_rows(database) == []
 
@@ -370,7 +441,10 @@ async def test_delete_is_refused_while_an_active_campaign_sends_only_from_it(
     campaign_id = await _campaign(database, workspace, [only["id"]])
     refused = await client.delete(f"/v1/inboxes/{only['id']}", headers=workspace.headers())
     assert refused.status_code == 409, refused.text
-    assert campaign_id in refused.json()["error"]["message"] and "force=true" in refused.json()["error"]["message"]
+    assert (
+        campaign_id in refused.json()["error"]["message"]
+        and "force=true" in refused.json()["error"]["message"]
+    )
     assert (await client.get(f"/v1/inboxes/{only['id']}", headers=workspace.headers())).status_code == 200
 
     forced = await client.delete(f"/v1/inboxes/{only['id']}?force=true", headers=workspace.headers())
@@ -389,7 +463,9 @@ async def test_delete_is_allowed_when_the_campaign_has_another_connected_inbox_o
     assert (await client.delete(f"/v1/inboxes/{first['id']}", headers=workspace.headers())).status_code == 200
     assert (await client.delete(f"/v1/inboxes/{third['id']}", headers=workspace.headers())).status_code == 200
     # Now the active campaign's last inbox: refused.
-    assert (await client.delete(f"/v1/inboxes/{second['id']}", headers=workspace.headers())).status_code == 409
+    assert (
+        await client.delete(f"/v1/inboxes/{second['id']}", headers=workspace.headers())
+    ).status_code == 409
 
 
 async def test_health_score_drops_when_disconnected(client, workspace, mailbox: Mailbox, database):

@@ -19,9 +19,12 @@ NEW_KEY = "brand-new-secret-key-0123456789-abcdefghijklmnop"
 SECRET_COLUMNS = ("smtp_password_encrypted", "imap_password_encrypted")
 
 
-async def test_rotation_re_encrypts_every_row_under_the_new_key(client, workspace, mailbox: Mailbox, database,
-                                                               database_url):
-    assert (await client.post("/v1/inboxes", json=mailbox.body(), headers=workspace.headers())).status_code == 201
+async def test_rotation_re_encrypts_every_row_under_the_new_key(
+    client, workspace, mailbox: Mailbox, database, database_url
+):
+    assert (
+        await client.post("/v1/inboxes", json=mailbox.body(), headers=workspace.headers())
+    ).status_code == 201
     before = (await inbox_rows(database))[0]
 
     rotated_settings = make_settings(database_url, secret_key=NEW_KEY, secret_keys_old=TEST_SECRET)
@@ -41,28 +44,58 @@ async def test_rotation_re_encrypts_every_row_under_the_new_key(client, workspac
 
 async def test_rows_no_key_opens_are_reported(database, workspace, database_url):
     async with database.transaction() as session:
-        session.add(Inbox(workspace_id=workspace.workspace_id, livemode=True, email="lost@example.com",
-                          smtp_password_encrypted=crypto.SecretBox("a-key-nobody-configured-0123456789-xyz").encrypt("x")))
+        session.add(
+            Inbox(
+                workspace_id=workspace.workspace_id,
+                livemode=True,
+                email="lost@example.com",
+                smtp_password_encrypted=crypto.SecretBox("a-key-nobody-configured-0123456789-xyz").encrypt(
+                    "x"
+                ),
+            )
+        )
     report = await rotate_secrets(database, make_settings(database_url, secret_key=NEW_KEY))
     assert report.rotated == 0 and len(report.unreadable) == 1
 
 
 async def test_the_cli_command(client, workspace, mailbox: Mailbox, database, database_url, tmp_path):
     """Every encrypted column: inbox credentials, a webhook's signing secret, a response kept for a retry."""
-    assert (await client.post("/v1/inboxes", json=mailbox.body(), headers=workspace.headers())).status_code == 201
-    hook = await client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/h", "events": ["*"]},
-                             headers=workspace.headers(**{"Idempotency-Key": "rotate-me"}))
+    assert (
+        await client.post("/v1/inboxes", json=mailbox.body(), headers=workspace.headers())
+    ).status_code == 201
+    hook = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/h", "events": ["*"]},
+        headers=workspace.headers(**{"Idempotency-Key": "rotate-me"}),
+    )
     assert hook.status_code == 201
-    env = {**os.environ, "IMAIL_DATABASE_URL": database_url, "IMAIL_SECRET_KEY": NEW_KEY,
-           "IMAIL_SECRET_KEYS_OLD": TEST_SECRET}
+    env = {
+        **os.environ,
+        "IMAIL_DATABASE_URL": database_url,
+        "IMAIL_SECRET_KEY": NEW_KEY,
+        "IMAIL_SECRET_KEYS_OLD": TEST_SECRET,
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imail.cli", "secrets", "rotate", "--json", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "imail.cli",
+        "secrets",
+        "rotate",
+        "--json",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     assert json.loads(out) == {
-        "inboxes": 1, "webhooks": 1, "idempotency_records": 1, "rotated": 4, "already_current": 0, "unreadable": []
+        "inboxes": 1,
+        "webhooks": 1,
+        "idempotency_records": 1,
+        "rotated": 4,
+        "already_current": 0,
+        "unreadable": [],
     }
     row = (await inbox_rows(database))[0]
     assert crypto.SecretBox(NEW_KEY).decrypt(row["smtp_password_encrypted"]) == mailbox.smtp_password

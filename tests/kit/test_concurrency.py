@@ -47,4 +47,3 @@ async def test_an_unreachable_redis_falls_back_to_in_process_slots():
         assert await limiter.acquire("k", 1, 60) is not None
     finally:
         await client.aclose()
-

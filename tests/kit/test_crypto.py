@@ -41,11 +41,15 @@ def test_rotation_reads_old_tokens_and_rewrites_them_under_the_new_key():
     rotated = box.rotate(old_token)
     assert box.is_current(rotated)
     assert crypto.SecretBox(NEW).decrypt(rotated) == "pw"  # the old key is no longer needed
-    assert box.encrypt("x") and crypto.SecretBox(NEW).decrypt(box.encrypt("x")) == "x"  # writes use the new key
+    assert (
+        box.encrypt("x") and crypto.SecretBox(NEW).decrypt(box.encrypt("x")) == "x"
+    )  # writes use the new key
 
 
 def test_retired_keys_come_from_a_comma_separated_setting(tmp_path):
-    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/x.db", secret_key=NEW, secret_keys_old=f" {OLD} , ,")
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{tmp_path}/x.db", secret_key=NEW, secret_keys_old=f" {OLD} , ,"
+    )
     assert crypto.retired_keys(settings) == [OLD]
     assert crypto.secret_box(settings).decrypt(crypto.SecretBox(OLD).encrypt("v")) == "v"
 

@@ -22,8 +22,15 @@ async def add(client, headers, campaign_id: str, **fields) -> dict:
 
 async def test_create_normalizes_and_infers_the_zone(client, workspace, campaign):
     h, cid = workspace.headers(), campaign["id"]
-    lead = await add(client, h, cid, email="  Ana.Maria@Example.COM ", first_name=" Ana ", company="Acme",
-                     custom_variables={"seats": 12, "plan": "pro"})
+    lead = await add(
+        client,
+        h,
+        cid,
+        email="  Ana.Maria@Example.COM ",
+        first_name=" Ana ",
+        company="Acme",
+        custom_variables={"seats": 12, "plan": "pro"},
+    )
     assert lead["id"].startswith("lead_") and lead["object"] == "lead"
     assert lead["email"] == "ana.maria@example.com" and lead["first_name"] == "Ana"
     assert (lead["status"], lead["interest_status"], lead["livemode"]) == ("active", None, True)
@@ -32,7 +39,10 @@ async def test_create_normalizes_and_infers_the_zone(client, workspace, campaign
 
     zones = {
         "tz@example.com": ({"timezone": "asia/tokyo", "country": "FR"}, ("Asia/Tokyo", "explicit")),
-        "phone@example.com": ({"phone": "+1 415 555 0123", "country": "FR"}, ("America/Los_Angeles", "phone")),
+        "phone@example.com": (
+            {"phone": "+1 415 555 0123", "country": "FR"},
+            ("America/Los_Angeles", "phone"),
+        ),
         "country@example.com": ({"country": "de"}, ("Europe/Berlin", "country")),
     }
     for email, (fields, expected) in zones.items():
@@ -44,7 +54,9 @@ async def test_create_normalizes_and_infers_the_zone(client, workspace, campaign
     assert (lead["timezone"], lead["timezone_source"]) == ("America/Chicago", "campaign")
     # Changing the campaign's window zone moves the leads that took theirs from it, not the others.
     other = await add(client, h, fixed["id"], email="fr@example.com", country="FR")
-    await client.patch(f"/v1/campaigns/{fixed['id']}", headers=h, json={"send_window": {"timezone": "Asia/Dubai"}})
+    await client.patch(
+        f"/v1/campaigns/{fixed['id']}", headers=h, json={"send_window": {"timezone": "Asia/Dubai"}}
+    )
     assert (await client.get(f"/v1/leads/{lead['id']}", headers=h)).json()["timezone"] == "Asia/Dubai"
     assert (await client.get(f"/v1/leads/{other['id']}", headers=h)).json()["timezone"] == "Europe/Paris"
     await client.patch(f"/v1/campaigns/{fixed['id']}", headers=h, json={"send_window": {"timezone": "lead"}})
@@ -55,8 +67,13 @@ async def test_create_normalizes_and_infers_the_zone(client, workspace, campaign
 async def test_duplicate_address_is_409_whatever_the_casing(client, database, workspace, campaign):
     h = workspace.headers()
     first = await add(client, h, campaign["id"], email="ana@example.com")
-    error = assert_error(await client.post("/v1/leads", headers=h, json={"campaign_id": campaign["id"],
-                                                                         "email": "ANA@example.com"}), 409, "email")
+    error = assert_error(
+        await client.post(
+            "/v1/leads", headers=h, json={"campaign_id": campaign["id"], "email": "ANA@example.com"}
+        ),
+        409,
+        "email",
+    )
     assert first["id"] in error["message"]
     # The same address in another campaign is fine.
     other = await create_campaign(client, h, [])
@@ -80,14 +97,19 @@ async def test_invalid_create_is_400_and_writes_nothing(client, database, worksp
     before = await counts(database)
     for fields, field in cases:
         body = {"campaign_id": campaign["id"], **fields}
-        assert_error(await client.post("/v1/leads", headers=workspace.headers(), json=body), 400, field, case=fields)
+        assert_error(
+            await client.post("/v1/leads", headers=workspace.headers(), json=body), 400, field, case=fields
+        )
     assert await counts(database) == before
 
 
 async def test_archived_campaign_takes_no_leads(client, database, workspace, campaign):
     await client.delete(f"/v1/campaigns/{campaign['id']}", headers=workspace.headers())
-    response = await client.post("/v1/leads", headers=workspace.headers(), json={"campaign_id": campaign["id"],
-                                                                                 "email": "a@example.com"})
+    response = await client.post(
+        "/v1/leads",
+        headers=workspace.headers(),
+        json={"campaign_id": campaign["id"], "email": "a@example.com"},
+    )
     assert "archived" in assert_error(response, 409, "campaign_id")["message"]
     assert (await counts(database))["leads"] == 0
 
@@ -97,13 +119,21 @@ async def test_list_filters_and_pages(client, workspace, campaign):
     other = await create_campaign(client, h, [])
     made = [await add(client, h, campaign["id"], email=f"l{i}@example.com") for i in range(3)]
     await add(client, h, other["id"], email="elsewhere@example.com")
-    await client.patch(f"/v1/leads/{made[1]['id']}", headers=h, json={"interest_status": "interested", "status": "paused"})
+    await client.patch(
+        f"/v1/leads/{made[1]['id']}", headers=h, json={"interest_status": "interested", "status": "paused"}
+    )
 
     listed = (await client.get(f"/v1/leads?campaign_id={campaign['id']}&limit=2", headers=h)).json()
     assert [lead["email"] for lead in listed["data"]] == ["l2@example.com", "l1@example.com"]
-    rest = (await client.get(f"/v1/leads?campaign_id={campaign['id']}&limit=2&cursor={listed['pagination']['next_cursor']}",
-                             headers=h)).json()
-    assert [lead["email"] for lead in rest["data"]] == ["l0@example.com"] and rest["pagination"]["has_more"] is False
+    rest = (
+        await client.get(
+            f"/v1/leads?campaign_id={campaign['id']}&limit=2&cursor={listed['pagination']['next_cursor']}",
+            headers=h,
+        )
+    ).json()
+    assert [lead["email"] for lead in rest["data"]] == ["l0@example.com"] and rest["pagination"][
+        "has_more"
+    ] is False
     assert len((await client.get("/v1/leads", headers=h)).json()["data"]) == 4
     paused = (await client.get("/v1/leads?status=paused", headers=h)).json()["data"]
     assert [lead["id"] for lead in paused] == [made[1]["id"]]
@@ -117,8 +147,15 @@ async def test_list_filters_and_pages(client, workspace, campaign):
 
 async def test_update(client, database, workspace, campaign):
     h = workspace.headers()
-    lead = await add(client, h, campaign["id"], email="ana@example.com", first_name="Ana", country="FR",
-                     custom_variables={"a": 1})
+    lead = await add(
+        client,
+        h,
+        campaign["id"],
+        email="ana@example.com",
+        first_name="Ana",
+        country="FR",
+        custom_variables={"a": 1},
+    )
     url = f"/v1/leads/{lead['id']}"
     for body, field in (
         ({"timezone": "Nowhere/Zone"}, "timezone"),
@@ -132,11 +169,24 @@ async def test_update(client, database, workspace, campaign):
         assert_error(await client.patch(url, headers=h, json=body), 400, field)
     assert (await client.get(url, headers=h)).json() == lead
 
-    updated = (await client.patch(url, headers=h, json={
-        "first_name": "Ana Maria", "title": "CTO", "custom_variables": {"b": "two"}, "timezone": "Asia/Tokyo",
-        "interest_status": "meeting_booked",
-    })).json()
-    assert (updated["first_name"], updated["title"], updated["custom_variables"]) == ("Ana Maria", "CTO", {"b": "two"})
+    updated = (
+        await client.patch(
+            url,
+            headers=h,
+            json={
+                "first_name": "Ana Maria",
+                "title": "CTO",
+                "custom_variables": {"b": "two"},
+                "timezone": "Asia/Tokyo",
+                "interest_status": "meeting_booked",
+            },
+        )
+    ).json()
+    assert (updated["first_name"], updated["title"], updated["custom_variables"]) == (
+        "Ana Maria",
+        "CTO",
+        {"b": "two"},
+    )
     assert (updated["timezone"], updated["timezone_source"]) == ("Asia/Tokyo", "explicit")
     assert updated["interest_status"] == "meeting_booked"
     # timezone null: inferred again (from the country here).
@@ -158,14 +208,22 @@ async def test_unsubscribed_interest_suppresses_the_address(client, workspace, c
     lead = await add(client, h, campaign["id"], email="stop@example.com")
     other = await create_campaign(client, h, [])
     twin = await add(client, h, other["id"], email="stop@example.com")
-    updated = (await client.patch(f"/v1/leads/{lead['id']}", headers=h, json={"interest_status": "unsubscribed"})).json()
+    updated = (
+        await client.patch(f"/v1/leads/{lead['id']}", headers=h, json={"interest_status": "unsubscribed"})
+    ).json()
     assert (updated["interest_status"], updated["status"]) == ("unsubscribed", "unsubscribed")
     entries = (await client.get("/v1/suppressions", headers=h)).json()["data"]
-    assert [(e["type"], e["value"], e["reason"]) for e in entries] == [("email", "stop@example.com", "unsubscribed")]
+    assert [(e["type"], e["value"], e["reason"]) for e in entries] == [
+        ("email", "stop@example.com", "unsubscribed")
+    ]
     assert (await client.get(f"/v1/leads/{twin['id']}", headers=h)).json()["status"] == "suppressed"
-    error = assert_error(await client.patch(f"/v1/leads/{twin['id']}", headers=h, json={"status": "active"}), 409, "status")
+    error = assert_error(
+        await client.patch(f"/v1/leads/{twin['id']}", headers=h, json={"status": "active"}), 409, "status"
+    )
     assert entries[0]["id"] in error["message"]
-    assert_error(await client.patch(f"/v1/leads/{lead['id']}", headers=h, json={"status": "active"}), 409, "status")
+    assert_error(
+        await client.patch(f"/v1/leads/{lead['id']}", headers=h, json={"status": "active"}), 409, "status"
+    )
 
 
 async def test_delete_suppresses_and_later_imports_are_marked(client, database, workspace, campaign):
@@ -185,15 +243,29 @@ async def test_delete_suppresses_and_later_imports_are_marked(client, database, 
     assert (await client.get(f"/v1/leads/{existing['id']}", headers=h)).json()["status"] == "suppressed"
 
     third = await create_campaign(client, h, [])
-    bulk = (await client.post("/v1/leads/bulk", headers=h, json={"campaign_id": third["id"], "leads": [
-        {"email": "GONE@example.com"}, {"email": "fresh@example.com"}]})).json()
+    bulk = (
+        await client.post(
+            "/v1/leads/bulk",
+            headers=h,
+            json={
+                "campaign_id": third["id"],
+                "leads": [{"email": "GONE@example.com"}, {"email": "fresh@example.com"}],
+            },
+        )
+    ).json()
     assert [r["status"] for r in bulk["results"]] == ["suppressed", "created"]
     assert body["suppression_id"] in bulk["results"][0]["reason"]
-    single = await client.post("/v1/leads", headers=h, json={"campaign_id": third["id"], "email": "gone@example.com"})
+    single = await client.post(
+        "/v1/leads", headers=h, json={"campaign_id": third["id"], "email": "gone@example.com"}
+    )
     assert "suppression list" in assert_error(single, 409, "email")["message"]
     fourth = await create_campaign(client, h, [])
-    imported = await client.post("/v1/leads/import", headers=h, data={"campaign_id": fourth["id"]},
-                                 files={"file": ("x.csv", b"email,first_name\ngone@example.com,Gone\n", "text/csv")})
+    imported = await client.post(
+        "/v1/leads/import",
+        headers=h,
+        data={"campaign_id": fourth["id"]},
+        files={"file": ("x.csv", b"email,first_name\ngone@example.com,Gone\n", "text/csv")},
+    )
     assert imported.json()["suppressed"] == 1 and imported.json()["results"][0]["status"] == "suppressed"
     # Deleting again is a 404; the suppression stays.
     assert (await client.delete(f"/v1/leads/{lead['id']}", headers=h)).status_code == 404
@@ -209,6 +281,8 @@ async def test_tenancy(client, workspace, other_workspace, campaign):
         assert (await client.delete(url, headers=headers)).status_code == 404
         assert (await client.get("/v1/leads", headers=headers)).json()["data"] == []
         # Another tenant cannot add leads to this campaign either.
-        response = await client.post("/v1/leads", headers=headers, json={"campaign_id": campaign["id"], "email": "b@example.com"})
+        response = await client.post(
+            "/v1/leads", headers=headers, json={"campaign_id": campaign["id"], "email": "b@example.com"}
+        )
         assert_error(response, 400, "campaign_id")
     assert (await client.get(url, headers=workspace.headers())).json()["first_name"] is None

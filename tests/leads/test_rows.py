@@ -14,14 +14,44 @@ from imail.leads.zones import COUNTRY_ZONES
 from imail.models.lead import TimezoneSource
 
 CORPUS = [
-    "ana@example.com", "Ana.Maria@Example.COM", "a+tag@sub.example.co.uk", "x@a-b.io", "o'neil@example.ie",
-    "first.last@xn--bcher-kva.example", "user@mail.example.travel", "a@b.c", "a@b.co", "a@123.com",
-    "!#$%&'*+/=?^_`{|}~-@example.org", ("a" * 64) + "@example.com", ("a" * 65) + "@example.com",
-    "a@" + ".".join(["b" * 63] * 4) + ".com", "ana@localhost", "ana@example.local", "ana@example.test",
-    "ana@example", "ana@-example.com", "ana@example-.com", "ana@exa_mple.com", "ana@@example.com",
-    ".ana@example.com", "ana.@example.com", "an..a@example.com", "ana@example..com", "ana example@x.com",
-    "\"ana\"@example.com", "ana@[127.0.0.1]", "jörg@example.de", "ana@bücher.de", "ana@example.com.",
-    "", "@example.com", "ana@", "ana", "ana@1.2.3.4", "ANA@EXAMPLE.COM ",
+    "ana@example.com",
+    "Ana.Maria@Example.COM",
+    "a+tag@sub.example.co.uk",
+    "x@a-b.io",
+    "o'neil@example.ie",
+    "first.last@xn--bcher-kva.example",
+    "user@mail.example.travel",
+    "a@b.c",
+    "a@b.co",
+    "a@123.com",
+    "!#$%&'*+/=?^_`{|}~-@example.org",
+    ("a" * 64) + "@example.com",
+    ("a" * 65) + "@example.com",
+    "a@" + ".".join(["b" * 63] * 4) + ".com",
+    "ana@localhost",
+    "ana@example.local",
+    "ana@example.test",
+    "ana@example",
+    "ana@-example.com",
+    "ana@example-.com",
+    "ana@exa_mple.com",
+    "ana@@example.com",
+    ".ana@example.com",
+    "ana.@example.com",
+    "an..a@example.com",
+    "ana@example..com",
+    "ana example@x.com",
+    '"ana"@example.com',
+    "ana@[127.0.0.1]",
+    "jörg@example.de",
+    "ana@bücher.de",
+    "ana@example.com.",
+    "",
+    "@example.com",
+    "ana@",
+    "ana",
+    "ana@1.2.3.4",
+    "ANA@EXAMPLE.COM ",
 ]
 
 
@@ -46,8 +76,17 @@ def test_plain_host_shortcut_agrees_with_email_validator_on_generated_domains():
     rng = random.Random(5)
     alphabet = "ab-9.xnZ"
     domains = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14))) for _ in range(4000)]
-    domains += ["a.b" + "c" * 61 + "d", "a." + "b" * 64, "example.-com", "ex--ample.com", "xn--bcher-kva.de",
-                "a.local", "b.onion", "c.arpa", "a." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + "." + "e" * 61]
+    domains += [
+        "a.b" + "c" * 61 + "d",
+        "a." + "b" * 64,
+        "example.-com",
+        "ex--ample.com",
+        "xn--bcher-kva.de",
+        "a.local",
+        "b.onion",
+        "c.arpa",
+        "a." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + "." + "e" * 61,
+    ]
     for domain in domains:
         assert _answer(lambda: normalize_email(f"ana@{domain}")) == reference(f"ana@{domain}"), domain
 
@@ -67,14 +106,23 @@ def test_domains():
 
 
 def test_zone_inference_order():
-    assert timezones.resolve("Asia/Tokyo", "FR", "+14155550123", "Europe/Paris") == ("Asia/Tokyo", TimezoneSource.explicit)
-    assert timezones.resolve(None, "FR", "+14155550123", None) == ("America/Los_Angeles", TimezoneSource.phone)
+    assert timezones.resolve("Asia/Tokyo", "FR", "+14155550123", "Europe/Paris") == (
+        "Asia/Tokyo",
+        TimezoneSource.explicit,
+    )
+    assert timezones.resolve(None, "FR", "+14155550123", None) == (
+        "America/Los_Angeles",
+        TimezoneSource.phone,
+    )
     assert timezones.resolve(None, "FR", None, "Asia/Tokyo") == ("Europe/Paris", TimezoneSource.country)
     # A number whose prefix spans zones loses to an explicit country, else gives its country's main zone.
     assert timezones.resolve(None, "IE", "+447911123456", None) == ("Europe/Dublin", TimezoneSource.country)
     assert timezones.resolve(None, None, "+447911123456", None) == ("Europe/London", TimezoneSource.phone)
     assert timezones.resolve(None, None, "+79161234567", None) == ("Europe/Moscow", TimezoneSource.phone)
-    assert timezones.resolve(None, None, "not a phone", "Asia/Tokyo") == ("Asia/Tokyo", TimezoneSource.campaign)
+    assert timezones.resolve(None, None, "not a phone", "Asia/Tokyo") == (
+        "Asia/Tokyo",
+        TimezoneSource.campaign,
+    )
     assert timezones.resolve(None, None, None, "lead") == ("UTC", TimezoneSource.default)
     # A national number is read with the country's dialling rules.
     assert timezones.resolve(None, "US", "(212) 555-0123", None) == ("America/New_York", TimezoneSource.phone)
@@ -110,8 +158,21 @@ def test_row_problems_name_the_field(row, field):
 
 
 def test_prepare_normalizes():
-    p = prepare({"email": " Ana@Example.COM ", "first_name": " Ana ", "country": "fr", "timezone": "",
-                 "custom_variables": {"n": 3}}, None)
+    p = prepare(
+        {
+            "email": " Ana@Example.COM ",
+            "first_name": " Ana ",
+            "country": "fr",
+            "timezone": "",
+            "custom_variables": {"n": 3},
+        },
+        None,
+    )
     assert (p.email, p.first_name, p.country, p.timezone, p.timezone_source) == (
-        "ana@example.com", "Ana", "FR", "Europe/Paris", "country")
+        "ana@example.com",
+        "Ana",
+        "FR",
+        "Europe/Paris",
+        "country",
+    )
     assert p.custom_variables == {"n": 3}

@@ -8,11 +8,51 @@ import pytest
 
 from imail.mail.html import _extract_simple_markup, _TextExtractor, html_to_text
 
-TAGS = ["p", "div", "br", "a", "b", "li", "ul", "h1", "span", "table", "tr", "td", "P", "A", "Br", "img", "title"]
-TEXTS = ["Hi Ana,", " see ", "\n  this\t", "&amp;", "&lt;b&gt;", "a > b", "&#39;quoted&#x27;", "caf&eacute;",
-         "https://acme.io", "  ", "{{first_name}}", "&notanentity;", "x&y", "—ünïcode"]
-VALUES = ["https://acme.io/a?x=1&amp;y=2", "https://t.acme.test/t/c/abc", "mailto:a@b.c", "", "it's", 'say "hi"',
-          "a > b", "https://acme.io"]
+TAGS = [
+    "p",
+    "div",
+    "br",
+    "a",
+    "b",
+    "li",
+    "ul",
+    "h1",
+    "span",
+    "table",
+    "tr",
+    "td",
+    "P",
+    "A",
+    "Br",
+    "img",
+    "title",
+]
+TEXTS = [
+    "Hi Ana,",
+    " see ",
+    "\n  this\t",
+    "&amp;",
+    "&lt;b&gt;",
+    "a > b",
+    "&#39;quoted&#x27;",
+    "caf&eacute;",
+    "https://acme.io",
+    "  ",
+    "{{first_name}}",
+    "&notanentity;",
+    "x&y",
+    "—ünïcode",
+]
+VALUES = [
+    "https://acme.io/a?x=1&amp;y=2",
+    "https://t.acme.test/t/c/abc",
+    "mailto:a@b.c",
+    "",
+    "it's",
+    'say "hi"',
+    "a > b",
+    "https://acme.io",
+]
 
 
 def _attributes(rng: random.Random) -> str:
@@ -61,25 +101,33 @@ def test_plain_markup_gives_what_the_stdlib_parser_gives(seed):
         assert fast.parts == _with_stdlib_parser(body), body
 
 
-@pytest.mark.parametrize(("body", "text"), [
-    ("<p>a<!-- note --></p>", "a"),
-    ("<!DOCTYPE html><p>x</p>", "x"),
-    ("<p>1 < 2</p>", "1 < 2"),
-    ("<style>p{}</style><p>x</p>", "x"),
-    ("<script>if (a<b) {}</script>ok", "ok"),
-    ("<a href=https://acme.io/x>here</a>", "here (https://acme.io/x)"),
-    ("<o:p>x</o:p>", "x"),
-    ("<p>unclosed <b", "unclosed <b"),
-    ("<?xml version='1.0'?><p>x</p>", "x"),
-])
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ("<p>a<!-- note --></p>", "a"),
+        ("<!DOCTYPE html><p>x</p>", "x"),
+        ("<p>1 < 2</p>", "1 < 2"),
+        ("<style>p{}</style><p>x</p>", "x"),
+        ("<script>if (a<b) {}</script>ok", "ok"),
+        ("<a href=https://acme.io/x>here</a>", "here (https://acme.io/x)"),
+        ("<o:p>x</o:p>", "x"),
+        ("<p>unclosed <b", "unclosed <b"),
+        ("<?xml version='1.0'?><p>x</p>", "x"),
+    ],
+)
 def test_other_markup_goes_to_the_stdlib_parser(body, text):
     assert not _extract_simple_markup(body, _TextExtractor())
     assert html_to_text(body) == text
 
 
 def test_a_rendered_campaign_email_takes_the_fast_path():
-    body = ('<p>Hello Ana at Globex, see <a href="https://t.acme.test/t/c/x?i=0&amp;s=1">the demo</a>.</p>'
-            '<br><br><p>Jo<br>Acme &amp; Co</p>')
+    body = (
+        '<p>Hello Ana at Globex, see <a href="https://t.acme.test/t/c/x?i=0&amp;s=1">the demo</a>.</p>'
+        "<br><br><p>Jo<br>Acme &amp; Co</p>"
+    )
     fast = _TextExtractor()
     assert _extract_simple_markup(body, fast)
-    assert html_to_text(body) == "Hello Ana at Globex, see the demo (https://t.acme.test/t/c/x?i=0&s=1).\n\nJo\nAcme & Co"
+    assert (
+        html_to_text(body)
+        == "Hello Ana at Globex, see the demo (https://t.acme.test/t/c/x?i=0&s=1).\n\nJo\nAcme & Co"
+    )

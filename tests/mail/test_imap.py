@@ -50,20 +50,26 @@ async def test_the_session_reads_what_the_fixture_appended(dovecot: DovecotServe
 
 async def test_wrong_password_is_an_auth_failure_in_the_servers_words(dovecot: DovecotServer, tls_cert):  # noqa: F811
     user, _ = account(dovecot, "wrong")
-    error = await fails(Endpoint("127.0.0.1", dovecot.port, "starttls", user, password="nope"), str(tls_cert.ca_file))
+    error = await fails(
+        Endpoint("127.0.0.1", dovecot.port, "starttls", user, password="nope"), str(tls_cert.ca_file)
+    )
     assert (error.side, error.stage, error.field) == ("imap", "auth", "imap_password")
     assert "NO [AUTHENTICATIONFAILED] Authentication failed." in error.message
 
 
-async def test_an_untrusted_certificate_and_a_wrong_tls_mode_are_tls_failures(dovecot: DovecotServer, tls_cert):  # noqa: F811
+async def test_an_untrusted_certificate_and_a_wrong_tls_mode_are_tls_failures(
+    dovecot: DovecotServer, tls_cert
+):
     user, password = account(dovecot, "tls")
     for security in ("ssl", "starttls"):
-        untrusted = await fails(Endpoint("127.0.0.1", dovecot.port_for(security), security, user, password=password),
-                                None)
+        untrusted = await fails(
+            Endpoint("127.0.0.1", dovecot.port_for(security), security, user, password=password), None
+        )
         assert (untrusted.stage, untrusted.field) == ("tls", "imap_security")
         assert "IMAIL_MAIL_CA_FILE" in untrusted.message  # where a self-signed server's CA goes
-    implicit_on_plain = await fails(Endpoint("127.0.0.1", dovecot.port, "ssl", user, password=password),
-                                    str(tls_cert.ca_file))
+    implicit_on_plain = await fails(
+        Endpoint("127.0.0.1", dovecot.port, "ssl", user, password=password), str(tls_cert.ca_file)
+    )
     assert implicit_on_plain.stage == "tls"
 
 
@@ -82,14 +88,22 @@ async def test_a_stopped_and_restarted_dovecot(make_dovecot, tls_cert):  # noqa:
     await imap.check_login(ep, allow_private=True, timeout=5)
 
 
-async def test_xoauth2_through_dovecots_oauth2_passdb(make_dovecot, oauth_provider: OAuthTestProvider, tls_cert):  # noqa: F811
+async def test_xoauth2_through_dovecots_oauth2_passdb(
+    make_dovecot, oauth_provider: OAuthTestProvider, tls_cert
+):
     server = make_dovecot(oauth_introspection_url=oauth_provider.introspection_url)
     email = "oauth-user@example.com"
     token = oauth_provider._issue(email)["access_token"]
     ca = str(tls_cert.ca_file)
-    await imap.check_login(Endpoint("127.0.0.1", server.port, "starttls", email, oauth_token=token), allow_private=True, timeout=5,
-                           ca_file=ca)
+    await imap.check_login(
+        Endpoint("127.0.0.1", server.port, "starttls", email, oauth_token=token),
+        allow_private=True,
+        timeout=5,
+        ca_file=ca,
+    )
     assert ("POST", "/introspect", {"token": token}) in oauth_provider.requests  # Dovecot asked the provider
     # The continuation is answered, not waited out: waited out, it would end as a timeout, not an auth failure.
-    error = await fails(Endpoint("127.0.0.1", server.port, "starttls", email, oauth_token="revoked"), ca, timeout=30)
+    error = await fails(
+        Endpoint("127.0.0.1", server.port, "starttls", email, oauth_token="revoked"), ca, timeout=30
+    )
     assert error.stage == "auth" and "AUTHENTICATIONFAILED" in error.message

@@ -216,9 +216,14 @@ QUOTED = "\n> Hallo,\n> kurze Frage\n"
         # Portuguese, Dutch and Italian quoting, Outlook blocks, sign-offs and mobile signatures
         ("Sim.\n\nEm seg., 5 de jan. de 2026 às 10:00, Ana <ana@acme.io> escreveu:" + QUOTED, "Sim."),
         ("Ja.\n\nOp ma 5 jan 2026 om 10:00 schreef Ana <ana@acme.io>:" + QUOTED, "Ja."),
-        ("Sim.\n\nDe: Ana\nEnviada em: segunda-feira, 5 de janeiro de 2026 10:00\nPara: Bob\nAssunto: Olá\n\nOlá",
-         "Sim."),
-        ("Ja.\n\nVan: Ana\nVerzonden: maandag 5 januari 2026 10:00\nAan: Bob\nOnderwerp: Hallo\n\nHallo", "Ja."),
+        (
+            "Sim.\n\nDe: Ana\nEnviada em: segunda-feira, 5 de janeiro de 2026 10:00\nPara: Bob\nAssunto: Olá\n\nOlá",
+            "Sim.",
+        ),
+        (
+            "Ja.\n\nVan: Ana\nVerzonden: maandag 5 januari 2026 10:00\nAan: Bob\nOnderwerp: Hallo\n\nHallo",
+            "Ja.",
+        ),
         ("Sì.\n\nDa: Ana\nInviato: lunedì 5 gennaio 2026 10:00\nA: Bob\nOggetto: Ciao\n\nCiao", "Sì."),
         ("Pode ser.\n\nAtenciosamente,\nRita Sousa", "Pode ser."),
         ("Prima.\n\nMet vriendelijke groet,\nJeroen Bakker\nInkoop", "Prima."),
@@ -227,7 +232,10 @@ QUOTED = "\n> Hallo,\n> kurze Frage\n"
         ("Goed.\n\nVerstuurd vanaf mijn iPhone", "Goed."),
         # a signature block without a sign-off
         ("Tuesday works.\n\nRobin Meyer\nSenior Buyer | Contoso Group\n+44 20 7946 0018", "Tuesday works."),
-        ("Tuesday works.\n\nDoes 3pm suit you? Let me know.", "Tuesday works.\n\nDoes 3pm suit you? Let me know."),
+        (
+            "Tuesday works.\n\nDoes 3pm suit you? Let me know.",
+            "Tuesday works.\n\nDoes 3pm suit you? Let me know.",
+        ),
         ("Ok.\n\nMonday at 3pm works", "Ok.\n\nMonday at 3pm works"),
         ("", ""),
     ],

@@ -13,7 +13,12 @@ import pytest
 
 def imail(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "imail.cli", *args], env=env, capture_output=True, text=True, cwd=cwd, timeout=120
+        [sys.executable, "-m", "imail.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
     )
 
 
@@ -27,7 +32,9 @@ def cli_env(tmp_path) -> dict[str, str]:
 def test_upgrade_create_rotate_revoke(cli_env, tmp_path):
     assert imail("db", "upgrade", env=cli_env, cwd=tmp_path).returncode == 0
 
-    created = imail("workspaces", "create", "Acme Outbound", "--tier", "velocity", "--json", env=cli_env, cwd=tmp_path)
+    created = imail(
+        "workspaces", "create", "Acme Outbound", "--tier", "velocity", "--json", env=cli_env, cwd=tmp_path
+    )
     assert created.returncode == 0, created.stderr
     body = json.loads(created.stdout)
     assert set(body) == {"workspace_id", "live_key", "test_key"}
@@ -35,8 +42,17 @@ def test_upgrade_create_rotate_revoke(cli_env, tmp_path):
     assert body["live_key"].startswith("imk_live_") and body["test_key"].startswith("imk_test_")
 
     issued = imail(
-        "keys", "create", "--workspace", body["workspace_id"], "--mode", "test", "--scope", "analytics:read", "--json",
-        env=cli_env, cwd=tmp_path,
+        "keys",
+        "create",
+        "--workspace",
+        body["workspace_id"],
+        "--mode",
+        "test",
+        "--scope",
+        "analytics:read",
+        "--json",
+        env=cli_env,
+        cwd=tmp_path,
     )
     assert issued.returncode == 0, issued.stderr
     key = json.loads(issued.stdout)

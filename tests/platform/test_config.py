@@ -57,4 +57,6 @@ def test_the_cli_stops_with_one_line(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["imail: bad setting: IMAIL_DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"]
+    assert result.stderr.strip().splitlines() == [
+        "imail: bad setting: IMAIL_DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+    ]

@@ -51,9 +51,9 @@ def test_healthchecks_probe_healthz_and_pg_isready(compose):
 
 def test_dockerfile_is_slim_non_root_and_runs_imail(repo_root):
     text = (repo_root / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
+    user = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert user and user[-1] not in ("root", "0")
     assert re.search(r"pip install (--no-deps )?-e \.", text)
-    assert re.search(r'^ENTRYPOINT \["imail"\]', text, re.M)
+    assert re.search(r'^ENTRYPOINT \["imail"\]', text, re.MULTILINE)
     assert "/app" in text

@@ -28,7 +28,9 @@ TEST_ONLY = VersionChange(
     DEPRECATED_ON,
     "Test-only snapshot: deprecates a route, a field and an event type.",
     deprecations=(
-        Deprecation("route", "GET /v1/suppressions", SUNSET, "List suppressions with GET /v1/suppressions/v2."),
+        Deprecation(
+            "route", "GET /v1/suppressions", SUNSET, "List suppressions with GET /v1/suppressions/v2."
+        ),
         Deprecation("field", "POST /v1/campaigns daily_limit", SUNSET, "Set limits per inbox instead."),
         Deprecation("event", "email.opened", SUNSET, "Subscribe to email.clicked instead."),
     ),
@@ -89,7 +91,9 @@ async def test_a_deprecated_route_answers_with_deprecation_and_sunset(client, wo
 
 
 async def test_a_deprecated_field_marks_only_requests_that_send_it(client, workspace, clock):
-    with_field = await client.post("/v1/campaigns", headers=workspace.headers(), json={**CAMPAIGN, "daily_limit": 50})
+    with_field = await client.post(
+        "/v1/campaigns", headers=workspace.headers(), json={**CAMPAIGN, "daily_limit": 50}
+    )
     assert with_field.status_code == 201, with_field.text
     assert_deprecation_headers(with_field)
     without = await client.post("/v1/campaigns", headers=workspace.headers(), json=CAMPAIGN)
@@ -97,12 +101,18 @@ async def test_a_deprecated_field_marks_only_requests_that_send_it(client, works
 
 
 async def test_subscribing_to_a_deprecated_event_is_marked(client, workspace, clock):
-    response = await client.post("/v1/webhooks", headers=workspace.headers(),
-                                 json={"url": "https://hooks.example.org/imail", "events": ["email.opened"]})
+    response = await client.post(
+        "/v1/webhooks",
+        headers=workspace.headers(),
+        json={"url": "https://hooks.example.org/imail", "events": ["email.opened"]},
+    )
     assert response.status_code == 201, response.text
     assert_deprecation_headers(response)
-    other = await client.post("/v1/webhooks", headers=workspace.headers(),
-                              json={"url": "https://hooks.example.org/imail", "events": ["email.clicked"]})
+    other = await client.post(
+        "/v1/webhooks",
+        headers=workspace.headers(),
+        json={"url": "https://hooks.example.org/imail", "events": ["email.clicked"]},
+    )
     assert other.status_code == 201 and "deprecation" not in other.headers
 
 
@@ -111,7 +121,9 @@ async def test_openapi_marks_what_is_deprecated(client):
     assert document["paths"]["/v1/suppressions"]["get"]["deprecated"] is True
     assert "2027-12-31" in document["paths"]["/v1/suppressions"]["get"]["description"]
     assert "deprecated" not in document["paths"]["/v1/suppressions"]["post"]
-    body_ref = document["paths"]["/v1/campaigns"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body_ref = document["paths"]["/v1/campaigns"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]["$ref"]
     body = document["components"]["schemas"][body_ref.rpartition("/")[2]]
     assert body["properties"]["daily_limit"]["deprecated"] is True
     assert "deprecated" not in body["properties"]["name"]
@@ -123,14 +135,17 @@ async def test_the_shipped_document_deprecates_nothing(repo_root):
     import json
 
     document = json.loads((repo_root / "openapi.json").read_text())
-    assert "\"deprecated\": true" not in json.dumps(document)
+    assert '"deprecated": true' not in json.dumps(document)
     assert versions.SHIPPED and all(not change.deprecations for change in versions.SHIPPED)
 
 
 def test_a_sunset_under_twelve_months_is_refused():
     with pytest.raises(ValueError, match="12 months"):
-        VersionChange(date(2027, 1, 1), "too soon",
-                      deprecations=(Deprecation("route", "GET /v1/keys", date(2027, 12, 31), "no"),))
+        VersionChange(
+            date(2027, 1, 1),
+            "too soon",
+            deprecations=(Deprecation("route", "GET /v1/keys", date(2027, 12, 31), "no"),),
+        )
 
 
 async def _usage(database) -> dict[tuple[str, str], int]:
@@ -151,7 +166,10 @@ async def test_uses_are_counted_per_key(client, database, workspace, other_works
     await client.post("/v1/campaigns", headers=workspace.headers(), json={**CAMPAIGN, "daily_limit": 10})
     await client.get("/v1/campaigns", headers=workspace.headers())  # not deprecated: not counted
     await client.get("/v1/suppressions")  # no key: nothing to count against (401)
-    mine, theirs = await _key_id(client, workspace.headers()), await _key_id(client, other_workspace.headers())
+    mine, theirs = (
+        await _key_id(client, workspace.headers()),
+        await _key_id(client, other_workspace.headers()),
+    )
     assert await _usage(database) == {
         (mine, "GET /v1/suppressions"): 3,
         (theirs, "GET /v1/suppressions"): 1,
@@ -161,11 +179,15 @@ async def test_uses_are_counted_per_key(client, database, workspace, other_works
 
 async def _warnings(database, workspace_id: str) -> list[Event]:
     async with database.read() as session:
-        stmt = select(Event).where(Event.type == "api.deprecation_warning", Event.workspace_id == workspace_id)
+        stmt = select(Event).where(
+            Event.type == "api.deprecation_warning", Event.workspace_id == workspace_id
+        )
         return list((await session.execute(stmt.order_by(Event.id))).scalars())
 
 
-async def test_monthly_warnings_from_six_months_before_the_sunset(client, database, settings, smtp_server, clock):  # noqa: F811
+async def test_monthly_warnings_from_six_months_before_the_sunset(
+    client, database, settings, smtp_server, clock
+):
     user = await make_workspace(database, "surge", "Initech")
     async with database.transaction() as session:
         await set_contact(session, user.workspace_id, "cto@initech.example")
@@ -227,8 +249,12 @@ async def test_changelog_page_and_data_come_from_the_registry(client):
     assert data["latest"] == "2026-12-20"
     assert [e["version"] for e in data["data"]] == [c.date.isoformat() for c in reversed(versions.CHANGES)]
     first = data["data"][0]
-    assert first["deprecations"][0] == {"kind": "route", "target": "GET /v1/suppressions", "sunset": "2027-12-31",
-                                        "note": "List suppressions with GET /v1/suppressions/v2."}
+    assert first["deprecations"][0] == {
+        "kind": "route",
+        "target": "GET /v1/suppressions",
+        "sunset": "2027-12-31",
+        "note": "List suppressions with GET /v1/suppressions/v2.",
+    }
     bulk = next(e for e in data["data"] if e["version"] == "2026-04-22")
     assert bulk["endpoints_added"] == ["POST /v1/leads/bulk"]
     page = await client.get("/changelog")

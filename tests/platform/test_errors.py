@@ -27,7 +27,13 @@ async def test_missing_key_is_401(client):
 
 @pytest.mark.parametrize(
     "header",
-    ["Basic abc", "Bearer", "Bearer imk_live_short", "Bearer imk_live_" + "A" * 32, "Token imk_live_" + "A" * 32],
+    [
+        "Basic abc",
+        "Bearer",
+        "Bearer imk_live_short",
+        "Bearer imk_live_" + "A" * 32,
+        "Token imk_live_" + "A" * 32,
+    ],
 )
 async def test_malformed_or_unknown_key_is_401(client, header):
     assert_error(await client.get("/v1/keys", headers={"Authorization": header}), 401, "unauthorized")
@@ -66,7 +72,9 @@ async def test_bad_json_is_400_invalid_json(client, workspace):
 
 async def test_form_body_gets_a_content_type_hint(client, workspace):
     headers = workspace.headers(**{"Content-Type": "application/x-www-form-urlencoded"})
-    body = assert_error(await client.post("/v1/keys", headers=headers, content=b'{"name": "x"}'), 400, "invalid_json")
+    body = assert_error(
+        await client.post("/v1/keys", headers=headers, content=b'{"name": "x"}'), 400, "invalid_json"
+    )
     assert "application/json" in body["error"]["message"]
 
 
@@ -76,7 +84,9 @@ async def test_body_without_content_type_is_read_as_json(client, workspace):
 
 
 async def test_invalid_field_names_the_field(client, workspace):
-    response = await client.post("/v1/keys", headers=workspace.headers(), json={"scopes": ["campaigns:delete"]})
+    response = await client.post(
+        "/v1/keys", headers=workspace.headers(), json={"scopes": ["campaigns:delete"]}
+    )
     body = assert_error(response, 400, "invalid_field", "scopes")
     assert "campaigns:read" in body["error"]["message"]
     long_name = await client.post("/v1/keys", headers=workspace.headers(), json={"name": "x" * 121})
@@ -89,9 +99,15 @@ async def test_unknown_field_is_400(client, workspace):
 
 
 async def test_bad_query_parameter_is_400(client, workspace):
-    assert_error(await client.get("/v1/keys?limit=0", headers=workspace.headers()), 400, "invalid_field", "limit")
-    assert_error(await client.get("/v1/keys?limit=abc", headers=workspace.headers()), 400, "invalid_field", "limit")
-    assert_error(await client.get("/v1/keys?cursor=xyz", headers=workspace.headers()), 400, "invalid_field", "cursor")
+    assert_error(
+        await client.get("/v1/keys?limit=0", headers=workspace.headers()), 400, "invalid_field", "limit"
+    )
+    assert_error(
+        await client.get("/v1/keys?limit=abc", headers=workspace.headers()), 400, "invalid_field", "limit"
+    )
+    assert_error(
+        await client.get("/v1/keys?cursor=xyz", headers=workspace.headers()), 400, "invalid_field", "cursor"
+    )
 
 
 async def test_rate_limited_is_429_with_retry_after(client, database):
@@ -150,7 +166,9 @@ def test_a_lost_database_connection_is_unavailable_whichever_layer_raises_it():
 
     lost = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
     assert database_unavailable(lost)
-    assert database_unavailable(raised_from(InvalidRequestError("Can't reconnect until invalid transaction is rolled back"), lost))
+    assert database_unavailable(
+        raised_from(InvalidRequestError("Can't reconnect until invalid transaction is rolled back"), lost)
+    )
     assert database_unavailable(raised_from(RuntimeError("wrapped"), ConnectionResetError()))
     assert database_unavailable(DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True))
     # A bug is not an outage: a plain failure, and a statement the server refused, stay 500s.

@@ -44,9 +44,22 @@ def client_package(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleT
     # The generator formats its output with ruff, which it looks for on PATH (it is installed beside it).
     env = {**os.environ, "PATH": f"{generator.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     subprocess.run(
-        [str(generator), "generate", "--path", str(REPO / "openapi.json"), "--output-path", str(root / PACKAGE),
-         "--meta", "none", "--fail-on-warning"],
-        check=True, env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(generator),
+            "generate",
+            "--path",
+            str(REPO / "openapi.json"),
+            "--output-path",
+            str(root / PACKAGE),
+            "--meta",
+            "none",
+            "--fail-on-warning",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     sys.path.insert(0, str(root))
     try:
@@ -70,8 +83,20 @@ def test_generated_names_read_well(client_package: ModuleType) -> None:
     assert not [m for m in modules if re.search(r"_v1_|_(get|post|patch|delete)$", m)]
     models = _module("models")
     names = [name for name in models.__all__]
-    assert {"Campaign", "CampaignCreate", "Inbox", "InboxCreate", "Lead", "LeadBulkCreate", "Webhook",
-            "ErrorBody", "ConnectionSecurity", "CustomVariables", "SendWindow", "SendWindowIn"} <= set(names)
+    assert {
+        "Campaign",
+        "CampaignCreate",
+        "Inbox",
+        "InboxCreate",
+        "Lead",
+        "LeadBulkCreate",
+        "Webhook",
+        "ErrorBody",
+        "ConnectionSecurity",
+        "CustomVariables",
+        "SendWindow",
+        "SendWindowIn",
+    } <= set(names)
     assert [n for n in names if UNREADABLE.search(n)] == []
 
 
@@ -107,27 +132,51 @@ async def test_a_whole_flow_through_the_generated_client(
                 client_package.AuthenticatedClient(base_url=server.base_url, token=keys["live_key"]) as api,
                 worker(database_url, tls_cert) as ctx,
             ):
-                inbox = await create_inbox.asyncio(client=api, body=models.InboxCreate(
-                    email=mailbox.email, name="Ana Lima", daily_limit=50, sending_gap_minutes=0,
-                    smtp_host="127.0.0.1", smtp_port=mailbox.smtp.port, smtp_password=mailbox.smtp_password,
-                    smtp_security=models.ConnectionSecurity.STARTTLS,
-                    imap_host="127.0.0.1", imap_port=mailbox.imap.port, imap_password=mailbox.imap_password,
-                    imap_security=models.ConnectionSecurity.STARTTLS,
-                ))
+                inbox = await create_inbox.asyncio(
+                    client=api,
+                    body=models.InboxCreate(
+                        email=mailbox.email,
+                        name="Ana Lima",
+                        daily_limit=50,
+                        sending_gap_minutes=0,
+                        smtp_host="127.0.0.1",
+                        smtp_port=mailbox.smtp.port,
+                        smtp_password=mailbox.smtp_password,
+                        smtp_security=models.ConnectionSecurity.STARTTLS,
+                        imap_host="127.0.0.1",
+                        imap_port=mailbox.imap.port,
+                        imap_password=mailbox.imap_password,
+                        imap_security=models.ConnectionSecurity.STARTTLS,
+                    ),
+                )
                 assert isinstance(inbox, models.Inbox), inbox
                 assert inbox.status == models.InboxStatus.CONNECTED
 
-                campaign = await create_campaign.asyncio(client=api, body=models.CampaignCreate(
-                    name="Q4 outbound", inbox_ids=[inbox.id],
-                    steps=[models.StepIn(subject="Hi {{first_name|there}}", body="<p>Hello {{first_name|there}}</p>")],
-                    send_window=models.SendWindowIn.from_dict(ALL_DAY),
-                ))
+                campaign = await create_campaign.asyncio(
+                    client=api,
+                    body=models.CampaignCreate(
+                        name="Q4 outbound",
+                        inbox_ids=[inbox.id],
+                        steps=[
+                            models.StepIn(
+                                subject="Hi {{first_name|there}}", body="<p>Hello {{first_name|there}}</p>"
+                            )
+                        ],
+                        send_window=models.SendWindowIn.from_dict(ALL_DAY),
+                    ),
+                )
                 assert isinstance(campaign, models.Campaign), campaign
 
-                added = await create_leads_bulk.asyncio(client=api, body=models.LeadBulkCreate(
-                    campaign_id=campaign.id,
-                    leads=[models.LeadInput(email=email, first_name=email.split("@")[0].title()) for email in LEADS],
-                ))
+                added = await create_leads_bulk.asyncio(
+                    client=api,
+                    body=models.LeadBulkCreate(
+                        campaign_id=campaign.id,
+                        leads=[
+                            models.LeadInput(email=email, first_name=email.split("@")[0].title())
+                            for email in LEADS
+                        ],
+                    ),
+                )
                 assert isinstance(added, models.LeadBulkResult), added
                 assert added.created == len(LEADS)
 
@@ -143,9 +192,13 @@ async def test_a_whole_flow_through_the_generated_client(
                 assert isinstance(report, models.CampaignAnalytics), report
                 assert report.totals.sent == len(LEADS)
 
-                webhook = await create_webhook.asyncio(client=api, body=models.WebhookCreate(
-                    url=receiver.url(), events=[models.WebhookEventType.EMAIL_SENT],
-                ))
+                webhook = await create_webhook.asyncio(
+                    client=api,
+                    body=models.WebhookCreate(
+                        url=receiver.url(),
+                        events=[models.WebhookEventType.EMAIL_SENT],
+                    ),
+                )
                 assert isinstance(webhook, models.WebhookCreated), webhook
                 assert webhook.secret.startswith("whsec_")
                 queued = await test_webhook.asyncio(webhook.id, client=api)

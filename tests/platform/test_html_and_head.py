@@ -38,7 +38,10 @@ def assert_strict_page(response) -> dict[str, set[str]]:
     assert policy["default-src"] == {"'none'"} and policy["frame-ancestors"] == {"'none'"}
     assert policy["base-uri"] == {"'none'"} and policy["form-action"] == {"'self'"}
     for directive, sources in policy.items():
-        assert not sources & {"'unsafe-inline'", "'unsafe-eval'", "*", "http:", "https:"}, (directive, sources)
+        assert not sources & {"'unsafe-inline'", "'unsafe-eval'", "*", "http:", "https:"}, (
+            directive,
+            sources,
+        )
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
@@ -96,11 +99,15 @@ async def test_head_answers_every_get_route_without_a_body(client, database, wor
         assert head.status_code == get.status_code and head.status_code != 405, (path, head.status_code)
         assert head.content == b"", path
         assert head.headers["content-type"] == get.headers["content-type"], path
-        if "content-length" in get.headers and path != "/v1/campaigns":  # (the list carries a request-time field)
+        if (
+            "content-length" in get.headers and path != "/v1/campaigns"
+        ):  # (the list carries a request-time field)
             assert head.headers["content-length"] == get.headers["content-length"], path
         assert head.headers["x-request-id"].startswith("req_")
     # A route without a GET still refuses HEAD.
-    assert (await client.head(f"/v1/campaigns/{campaign['id']}/pause", headers=workspace.headers())).status_code == 405
+    assert (
+        await client.head(f"/v1/campaigns/{campaign['id']}/pause", headers=workspace.headers())
+    ).status_code == 405
 
 
 @pytest.mark.slow
@@ -115,11 +122,23 @@ async def test_swagger_ui_still_works_under_its_policy(database_url, database, t
     finally:
         await db.dispose()
     with api_servers(1, {"IMAIL_DATABASE_URL": database_url}) as [server]:
-        command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                   f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-                   "--virtual-time-budget=20000", "--dump-dom", f"{server.base_url}/docs"]
-        done = await asyncio.to_thread(subprocess.run, command, check=False, capture_output=True, text=True,
-                                       timeout=120)
+        command = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            f"{server.base_url}/docs",
+        ]
+        done = await asyncio.to_thread(
+            subprocess.run, command, check=False, capture_output=True, text=True, timeout=120
+        )
     dom = done.stdout
     assert 'class="swagger-ui"' in dom, done.stderr[-3000:]  # the bundle and the inline start-up script ran
     # …and fetched /openapi.json: it either draws the operations or, as Swagger UI 4 does with an OpenAPI 3.1

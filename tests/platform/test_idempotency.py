@@ -13,7 +13,11 @@ from imail.models import ApiKey, IdempotencyRecord
 
 async def _key_count(database, workspace_id: str) -> int:
     async with database.transaction() as session:
-        return (await session.execute(select(func.count()).select_from(ApiKey).where(ApiKey.workspace_id == workspace_id))).scalar_one()
+        return (
+            await session.execute(
+                select(func.count()).select_from(ApiKey).where(ApiKey.workspace_id == workspace_id)
+            )
+        ).scalar_one()
 
 
 async def test_a_retry_replays_the_first_response(client, database, workspace):
@@ -48,7 +52,9 @@ async def test_keys_are_scoped_to_the_workspace_and_ledger(client, database, wor
 
 async def test_concurrent_requests_with_one_key_execute_once(client, database, workspace):
     headers = workspace.headers(**{"Idempotency-Key": "race"})
-    responses = await asyncio.gather(*(client.post("/v1/keys", headers=headers, json={"name": "race"}) for _ in range(12)))
+    responses = await asyncio.gather(
+        *(client.post("/v1/keys", headers=headers, json={"name": "race"}) for _ in range(12))
+    )
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}
     created_ids = {r.json()["id"] for r in responses if r.status_code == 201}
@@ -74,11 +80,15 @@ async def test_expired_records_are_forgotten(client, database, workspace):
 
 
 async def test_malformed_idempotency_key_is_400(client, workspace):
-    response = await client.post("/v1/keys", headers=workspace.headers(**{"Idempotency-Key": "x" * 256}), json={})
+    response = await client.post(
+        "/v1/keys", headers=workspace.headers(**{"Idempotency-Key": "x" * 256}), json={}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "Idempotency-Key"
 
 
 async def test_without_a_valid_api_key_the_route_answers_401(client):
-    response = await client.post("/v1/keys", headers={"Idempotency-Key": "k", "Authorization": "Bearer nope"}, json={})
+    response = await client.post(
+        "/v1/keys", headers={"Idempotency-Key": "k", "Authorization": "Bearer nope"}, json={}
+    )
     assert response.status_code == 401

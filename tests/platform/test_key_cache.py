@@ -54,12 +54,16 @@ async def test_a_revoked_key_is_refused_at_once_by_the_revoking_process(client, 
     other = await make_key(database, workspace.workspace_id)
     listing = await client.get("/v1/keys", headers=bearer(other))  # cached from here on
     assert listing.status_code == 200
-    assert (await client.delete(f"/v1/keys/{key_id_of(listing, other)}", headers=workspace.headers())).status_code == 200
+    assert (
+        await client.delete(f"/v1/keys/{key_id_of(listing, other)}", headers=workspace.headers())
+    ).status_code == 200
     assert (await client.get("/v1/keys", headers=bearer(other))).status_code == 401
 
 
 @pytest.mark.slow
-async def test_another_process_notices_a_revoke_within_the_ttl_without_redis(database_url, client, database, workspace):
+async def test_another_process_notices_a_revoke_within_the_ttl_without_redis(
+    database_url, client, database, workspace
+):
     other = await make_key(database, workspace.workspace_id)
     with api_servers(1, {"IMAIL_DATABASE_URL": database_url, "IMAIL_REDIS_URL": ""}) as [server]:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as remote:
@@ -69,7 +73,9 @@ async def test_another_process_notices_a_revoke_within_the_ttl_without_redis(dat
             # the machine's, shared by both processes): a request sent after that must be refused. Told apart by
             # when each request was sent, not by how long they took, so a busy machine changes nothing.
             expired_by = time.monotonic() + TTL_SECONDS
-            revoked = await client.delete(f"/v1/keys/{key_id_of(listing, other)}", headers=workspace.headers())
+            revoked = await client.delete(
+                f"/v1/keys/{key_id_of(listing, other)}", headers=workspace.headers()
+            )
             assert revoked.status_code == 200
             while True:
                 sent_at = time.monotonic()
@@ -82,7 +88,9 @@ async def test_another_process_notices_a_revoke_within_the_ttl_without_redis(dat
 
 
 @pytest.mark.slow
-async def test_a_revoke_reaches_another_process_at_once_through_redis(database_url, redis_url, database, workspace):
+async def test_a_revoke_reaches_another_process_at_once_through_redis(
+    database_url, redis_url, database, workspace
+):
     """The other process refuses the key on its very next request, long before its cached entry would expire."""
     app = create_app(make_settings(database_url, redis_url=redis_url))
     env = {"IMAIL_DATABASE_URL": database_url, "IMAIL_REDIS_URL": redis_url}
@@ -95,7 +103,9 @@ async def test_a_revoke_reaches_another_process_at_once_through_redis(database_u
                     warmed = time.monotonic()
                     listing = await remote.get("/v1/keys", headers=bearer(secret))
                     assert listing.status_code == 200  # cached by the server from here on
-                    revoked = await local.delete(f"/v1/keys/{key_id_of(listing, secret)}", headers=workspace.headers())
+                    revoked = await local.delete(
+                        f"/v1/keys/{key_id_of(listing, secret)}", headers=workspace.headers()
+                    )
                     assert revoked.status_code == 200
                     assert (await remote.get("/v1/keys", headers=bearer(secret))).status_code == 401
                     if time.monotonic() - warmed < TTL_SECONDS:
@@ -104,17 +114,29 @@ async def test_a_revoke_reaches_another_process_at_once_through_redis(database_u
 
 
 @pytest.mark.slow
-async def test_a_revoke_from_the_cli_is_announced_through_redis(database_url, redis_url, database, workspace, tmp_path):
+async def test_a_revoke_from_the_cli_is_announced_through_redis(
+    database_url, redis_url, database, workspace, tmp_path
+):
     counter = Redis.from_url(redis_url)
     try:
         before = int(await counter.get(REVOCATIONS_KEY) or 0)
         async with database.transaction() as session:
             issued = await issue_key(session, workspace.workspace_id, True)
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("IMAIL_")},
-               "IMAIL_DATABASE_URL": database_url, "IMAIL_REDIS_URL": redis_url, "IMAIL_SECRET_KEY": SERVER_SECRET}
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("IMAIL_")},
+            "IMAIL_DATABASE_URL": database_url,
+            "IMAIL_REDIS_URL": redis_url,
+            "IMAIL_SECRET_KEY": SERVER_SECRET,
+        }
         done = await asyncio.to_thread(
-            subprocess.run, [*imail_command(), "keys", "revoke", issued.key.id], check=False, env=env, cwd=tmp_path,
-            capture_output=True, text=True, timeout=120,
+            subprocess.run,
+            [*imail_command(), "keys", "revoke", issued.key.id],
+            check=False,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         assert int(await counter.get(REVOCATIONS_KEY) or 0) > before
@@ -130,7 +152,9 @@ async def test_a_get_of_the_api_cannot_write(settings, database, workspace):
 
     @probe.get("/probe/update")
     async def writes_with_a_statement(caller: CallerDep, session: SessionDep):
-        await session.execute(update(ApiKey).where(ApiKey.workspace_id == caller.workspace_id).values(name="written"))
+        await session.execute(
+            update(ApiKey).where(ApiKey.workspace_id == caller.workspace_id).values(name="written")
+        )
         return {}
 
     @probe.get("/probe/add")
@@ -141,11 +165,16 @@ async def test_a_get_of_the_api_cannot_write(settings, database, workspace):
 
     app.include_router(probe)
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://x") as client,
+    ):
         for path in ("/v1/probe/update", "/v1/probe/add"):
             response = await client.get(path, headers=workspace.headers())
             assert response.status_code == 500, response.text
             assert response.json()["error"]["code"] == "internal_error"
     async with database.transaction() as session:
-        written = await session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.name == "written"))
+        written = await session.scalar(
+            select(func.count()).select_from(ApiKey).where(ApiKey.name == "written")
+        )
     assert written == 0

@@ -27,9 +27,9 @@ def _components_under(node: Any, document: dict[str, Any], found: set[str] | Non
     found = set() if found is None else found
     if isinstance(node, dict):
         ref = node.get("$ref", "")
-        if ref.startswith(REF) and ref[len(REF):] not in found:
-            found.add(ref[len(REF):])
-            _components_under(document["components"]["schemas"][ref[len(REF):]], document, found)
+        if ref.startswith(REF) and ref[len(REF) :] not in found:
+            found.add(ref[len(REF) :])
+            _components_under(document["components"]["schemas"][ref[len(REF) :]], document, found)
         for value in node.values():
             _components_under(value, document, found)
     elif isinstance(node, list):
@@ -83,24 +83,32 @@ def test_success_responses_require_what_is_always_sent(document):
     assert "deleted" in schemas["LeadDeleted"]["required"] and "machine" in schemas["EmailOpened"]["required"]
     assert schemas["SendWindow"]["required"] == ["timezone", "days", "start", "end"]
     # Nullable stays nullable: required means present, maybe null.
-    assert schemas["Pagination"]["properties"]["next_cursor"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert schemas["Pagination"]["properties"]["next_cursor"]["anyOf"] == [
+        {"type": "string"},
+        {"type": "null"},
+    ]
     assert "next_cursor" in schemas["Pagination"]["required"]
 
 
 def test_fields_the_server_may_leave_out_stay_optional(document):
     """An error's `field` is written only when the error names one; a bulk result's `line` only for imports."""
     schemas = document["components"]["schemas"]
-    assert "field" in schemas["ErrorDetail"]["properties"] and "field" not in schemas["ErrorDetail"]["required"]
-    assert "line" in schemas["LeadRowResult"]["properties"] and "line" not in schemas["LeadRowResult"]["required"]
+    assert (
+        "field" in schemas["ErrorDetail"]["properties"] and "field" not in schemas["ErrorDetail"]["required"]
+    )
+    assert (
+        "line" in schemas["LeadRowResult"]["properties"]
+        and "line" not in schemas["LeadRowResult"]["required"]
+    )
 
 
 def test_components_are_keyed_by_their_titles(document):
     schemas = document["components"]["schemas"]
     assert {name for name, body in schemas.items() if body.get("title", name) != name} == set()
     assert [name for name in schemas if not name.isidentifier() or "_" in name] == []
-    assert document["paths"]["/v1/leads"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": REF + "LeadList"
-    }
+    assert document["paths"]["/v1/leads"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ] == {"$ref": REF + "LeadList"}
     assert _components_under(document, document) == set(schemas)
 
 
@@ -113,7 +121,10 @@ def test_a_schema_on_both_sides_has_a_component_per_side(document):
     assert "required" not in schemas["SendWindowIn"] and schemas["SendWindowIn"]["title"] == "SendWindowIn"
     assert schemas["SendWindow"]["required"] == ["timezone", "days", "start", "end"]
     assert schemas["StepIn"]["properties"]["delay"] == {"$ref": REF + "DelayIn"}
-    assert {"SendWindow", "Delay"} <= responses - requests and {"SendWindowIn", "DelayIn"} <= requests - responses
+    assert {"SendWindow", "Delay"} <= responses - requests and {
+        "SendWindowIn",
+        "DelayIn",
+    } <= requests - responses
     # What is left on both sides reads the same either way: enums and objects without defaults.
     for name in requests & responses:
         assert not [p for p in schemas[name].get("properties", {}).values() if "default" in p], name
@@ -122,10 +133,16 @@ def test_a_schema_on_both_sides_has_a_component_per_side(document):
 async def test_described_defaults_are_the_ones_the_server_applies(client, document, database, workspace):
     schemas = document["components"]["schemas"]
     inbox = await make_inbox(database, workspace.workspace_id)
-    response = await client.post("/v1/campaigns", headers=workspace.headers(), json={
-        "name": "Defaults", "inbox_ids": [inbox], "steps": [{"subject": "Hi", "body": "<p>Hi</p>"}],
-        "send_window": {"days": ["mon"]},
-    })
+    response = await client.post(
+        "/v1/campaigns",
+        headers=workspace.headers(),
+        json={
+            "name": "Defaults",
+            "inbox_ids": [inbox],
+            "steps": [{"subject": "Hi", "body": "<p>Hi</p>"}],
+            "send_window": {"days": ["mon"]},
+        },
+    )
     assert response.status_code == 201, response.text
     campaign = response.json()
 

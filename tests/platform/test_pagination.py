@@ -12,7 +12,10 @@ from tests.fixtures.factories import make_key
 async def test_walking_every_page_while_inserting_returns_each_old_row_once(client, database, workspace):
     for _ in range(23):
         await make_key(database, workspace.workspace_id)
-    before = {row["id"] for row in (await client.get("/v1/keys?limit=100", headers=workspace.headers())).json()["data"]}
+    before = {
+        row["id"]
+        for row in (await client.get("/v1/keys?limit=100", headers=workspace.headers())).json()["data"]
+    }
     assert len(before) == 24
 
     seen: list[str] = []

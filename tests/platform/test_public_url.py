@@ -22,7 +22,9 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path):
     return monkeypatch
 
 
-@pytest.mark.parametrize("url", ["http://t.acme.io", "http://203.0.113.7:8000", "ftp://t.acme.io", "t.acme.io"])
+@pytest.mark.parametrize(
+    "url", ["http://t.acme.io", "http://203.0.113.7:8000", "ftp://t.acme.io", "t.acme.io"]
+)
 def test_http_or_no_scheme_off_loopback_stops_start_up_in_one_line(env, url):
     env.setenv("IMAIL_PUBLIC_URL", url)
     with pytest.raises(SettingsError) as failure:
@@ -31,8 +33,16 @@ def test_http_or_no_scheme_off_loopback_stops_start_up_in_one_line(env, url):
     assert message.startswith("IMAIL_PUBLIC_URL: ") and "\n" not in message and "https" in message
 
 
-@pytest.mark.parametrize("url", ["https://t.acme.io", "http://127.0.0.1:8000", "http://localhost:8000",
-                                 "http://[::1]:8000", "http://127.0.0.2"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://t.acme.io",
+        "http://127.0.0.1:8000",
+        "http://localhost:8000",
+        "http://[::1]:8000",
+        "http://127.0.0.2",
+    ],
+)
 def test_https_and_loopback_http_are_accepted(env, url):
     env.setenv("IMAIL_PUBLIC_URL", url)
     settings = load_settings()
@@ -40,12 +50,24 @@ def test_https_and_loopback_http_are_accepted(env, url):
 
 
 def test_the_command_line_refuses_to_start_with_one_line(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "IMAIL_PUBLIC_URL": "http://t.acme.io",
-           "IMAIL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"}
-    done = subprocess.run([sys.executable, "-m", "imail.cli", "serve"], env={**env, "PYTHONPATH": ":".join(sys.path)},
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "IMAIL_PUBLIC_URL": "http://t.acme.io",
+        "IMAIL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "imail.cli", "serve"],
+        env={**env, "PYTHONPATH": ":".join(sys.path)},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "IMAIL_PUBLIC_URL: http://t.acme.io is http" in done.stderr
+    assert (
+        done.stderr.strip().count("\n") == 0 and "IMAIL_PUBLIC_URL: http://t.acme.io is http" in done.stderr
+    )
 
 
 async def test_http_allowed_explicitly_is_warned_about_in_the_status(env, database_url):
@@ -56,10 +78,15 @@ async def test_http_allowed_explicitly_is_warned_about_in_the_status(env, databa
 
     settings = make_settings(database_url, public_url="http://t.acme.io", allow_http_public_url=True)
     app = create_app(settings, run_workers=False)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            warnings = (await client.get("/v1/status/full")).json()["warnings"]
-    assert len(warnings) == 1 and "IMAIL_PUBLIC_URL" in warnings[0] and "IMAIL_ALLOW_HTTP_PUBLIC_URL" in warnings[0]
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        warnings = (await client.get("/v1/status/full")).json()["warnings"]
+    assert (
+        len(warnings) == 1
+        and "IMAIL_PUBLIC_URL" in warnings[0]
+        and "IMAIL_ALLOW_HTTP_PUBLIC_URL" in warnings[0]
+    )
 
 
 async def test_a_loopback_public_url_has_no_warning(client):

@@ -80,7 +80,9 @@ async def test_public_endpoints_are_limited_per_client_address(tight, workspace)
         limited = await first.get("/v1/metrics/public")
         assert limited.status_code == 429
         body = limited.json()
-        assert body["error"]["code"] == "rate_limited" and body["request_id"] == limited.headers["x-request-id"]
+        assert (
+            body["error"]["code"] == "rate_limited" and body["request_id"] == limited.headers["x-request-id"]
+        )
         assert int(limited.headers["retry-after"]) >= 1
         assert_rate_headers(limited)
         # Another address has its own bucket; a key has its own, whatever the address.
@@ -91,7 +93,9 @@ async def test_public_endpoints_are_limited_per_client_address(tight, workspace)
 async def test_failed_logins_spend_the_address_bucket(tight):
     async with _client(tight, "198.51.100.9") as guesser:
         codes = [
-            (await guesser.get("/v1/campaigns", headers={"Authorization": f"Bearer imk_live_{n:032d}"})).status_code
+            (
+                await guesser.get("/v1/campaigns", headers={"Authorization": f"Bearer imk_live_{n:032d}"})
+            ).status_code
             for n in range(3)
         ]
         assert codes == [401, 401, 401]
@@ -101,15 +105,25 @@ async def test_failed_logins_spend_the_address_bucket(tight):
 async def test_openapi_declares_every_response_header(client):
     document = (await client.get("/openapi.json")).json()
     assert set(document["components"]["headers"]) >= {
-        "X-Request-Id", "Imail-Version", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
-        "Retry-After", "Idempotent-Replayed",
+        "X-Request-Id",
+        "Imail-Version",
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+        "Retry-After",
+        "Idempotent-Replayed",
     }
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             assert "429" in operation["responses"], (method, path)
             for status, response in operation["responses"].items():
                 declared = set(response.get("headers", {}))
-                assert {"X-Request-Id", "Imail-Version", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= declared
+                assert {
+                    "X-Request-Id",
+                    "Imail-Version",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset",
+                } <= declared
                 assert ("Retry-After" in declared) is (status in ("429", "503")), (method, path, status)
                 if method == "post" and path.startswith("/v1/") and status.startswith("2"):
                     assert "Idempotent-Replayed" in declared

@@ -39,7 +39,9 @@ def server_env(database_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
-async def fire(servers: list[Server], headers: dict[str, str], total: int) -> tuple[list[tuple[int, httpx.Response]], float]:
+async def fire(
+    servers: list[Server], headers: dict[str, str], total: int
+) -> tuple[list[tuple[int, httpx.Response]], float]:
     """`total` GET /v1/keys all in flight at once, split evenly over the servers; (server index, response) pairs
     and the seconds they took. Many small clients, one connection per request: httpx's pool slows down badly
     with hundreds of requests queued on one client, and the test should measure the servers, not the pool."""
@@ -48,11 +50,15 @@ async def fire(servers: list[Server], headers: dict[str, str], total: int) -> tu
     tls = ssl.create_default_context()  # unused over http, but built once instead of once per client
     limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
     clients = [
-        (index, httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=REQUEST_TIMEOUT, verify=tls))
+        (
+            index,
+            httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=REQUEST_TIMEOUT, verify=tls),
+        )
         for index, server in enumerate(servers)
         for _ in range(math.ceil(per_server / per_client))
     ]
     try:
+
         async def one(n: int) -> tuple[int, httpx.Response]:
             index, client = clients[n % len(clients)]
             return index, await client.get("/v1/keys", headers=headers)

@@ -13,7 +13,15 @@ def test_round_trip():
     assert signer.unsign("open", token) == "msg_01HZ8K7XQ9VFRSGT3W2YBNMPDL"
 
 
-@pytest.mark.parametrize("mutate", [lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), lambda t: "x" + t, lambda t: t.split(".")[0], lambda t: ""])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        lambda t: "x" + t,
+        lambda t: t.split(".")[0],
+        lambda t: "",
+    ],
+)
 def test_tampered_tokens_are_refused(mutate):
     signer = Signer("s" * 40)
     with pytest.raises(BadSignature):

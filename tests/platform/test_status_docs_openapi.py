@@ -34,9 +34,10 @@ async def test_status_full_with_real_redis(settings, database, redis_url):
     from imail.main import create_app
 
     application = create_app(settings.model_copy(update={"redis_url": redis_url}))
-    async with application.router.lifespan_context(application):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
-            body = (await http.get("/v1/status/full")).json()
+    async with application.router.lifespan_context(application), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application), base_url="http://t"
+    ) as http:
+        body = (await http.get("/v1/status/full")).json()
     assert body["components"]["redis"]["status"] == "ok"
 
 
@@ -60,4 +61,8 @@ async def test_operation_ids_read_well(client):
     ids = [op["operationId"] for path in document["paths"].values() for op in path.values()]
     assert len(ids) == len(set(ids))
     for operation_id in ids:
-        assert operation_id.isidentifier() and "_v1_" not in operation_id and not operation_id.endswith(("_get", "_post"))
+        assert (
+            operation_id.isidentifier()
+            and "_v1_" not in operation_id
+            and not operation_id.endswith(("_get", "_post"))
+        )

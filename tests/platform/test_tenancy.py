@@ -44,5 +44,7 @@ async def test_keys_created_with_a_test_key_are_test_keys(client, workspace):
 
 async def test_repository_filters_on_workspace_and_ledger(database, workspace, other_workspace):
     async with database.transaction() as session:
-        rows = await ApiKeyRepository(session, Tenant(workspace.workspace_id, False)).page(PageParams(limit=100, after_id=None))
+        rows = await ApiKeyRepository(session, Tenant(workspace.workspace_id, False)).page(
+            PageParams(limit=100, after_id=None)
+        )
     assert [(r.workspace_id, r.livemode) for r in rows] == [(workspace.workspace_id, False)]

@@ -44,7 +44,9 @@ STEP_TIMEOUT = 120.0  # a deadline for a hung flow, not a speed check
 
 
 def _run(*command: str | Path, timeout: float = 300) -> None:
-    result = subprocess.run([str(c) for c in command], check=False, cwd=PROJECT, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [str(c) for c in command], check=False, cwd=PROJECT, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, f"{' '.join(map(str, command))}:\n{result.stdout}\n{result.stderr}"
 
 
@@ -60,7 +62,9 @@ def _install() -> None:
 
 def _readme_example() -> str:
     """The README's TypeScript example (API conventions), which imports the types from `./imail.js`."""
-    blocks = re.findall(r"^( *)```ts\n(.*?)^\1```", (REPO / "README.md").read_text(), re.DOTALL | re.MULTILINE)
+    blocks = re.findall(
+        r"^( *)```ts\n(.*?)^\1```", (REPO / "README.md").read_text(), re.DOTALL | re.MULTILINE
+    )
     assert len(blocks) == 1, "the README has one TypeScript example"
     return textwrap.dedent(blocks[0][1])
 
@@ -86,7 +90,9 @@ async def _read_step(flow: asyncio.subprocess.Process, step: str) -> dict[str, A
     if not line:
         assert flow.stderr is not None
         await flow.wait()
-        pytest.fail(f"flow exited with {flow.returncode} before `{step}`:\n{(await flow.stderr.read()).decode()}")
+        pytest.fail(
+            f"flow exited with {flow.returncode} before `{step}`:\n{(await flow.stderr.read()).decode()}"
+        )
     message = json.loads(line)
     assert message["step"] == step, message
     return message
@@ -112,8 +118,12 @@ async def test_a_whole_flow_through_the_generated_typescript_client(
         with api_servers(1, env) as (server,):
             async with worker(database_url, tls_cert) as ctx:
                 flow = await asyncio.create_subprocess_exec(
-                    "node", str(compiled_flow), cwd=PROJECT,
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                    "node",
+                    str(compiled_flow),
+                    cwd=PROJECT,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
                     env={
                         **os.environ,
                         "IMAIL_URL": server.base_url,

@@ -34,7 +34,9 @@ def test_a_date_pins_to_the_newest_snapshot_on_or_before_it(header, snapshot):
     assert versions.resolve(header) == snapshot
 
 
-@pytest.mark.parametrize("header", ["yesterday", "2026-13-01", "2026-02-30", "2026-3-10", "20260310", "2026-03-10T00:00"])
+@pytest.mark.parametrize(
+    "header", ["yesterday", "2026-13-01", "2026-02-30", "2026-3-10", "20260310", "2026-03-10T00:00"]
+)
 def test_malformed_dates_are_invalid(header):
     with pytest.raises(InvalidVersion):
         versions.resolve(header)
@@ -45,7 +47,9 @@ def test_registry_gates_bulk_and_the_newer_events():
     assert versions.endpoint_available(date(2026, 4, 22), "POST", "/v1/leads/bulk")
     assert versions.endpoint_available(date(2026, 3, 10), "GET", "/v1/keys")
     assert versions.events_unavailable(date(2026, 4, 22)) == {
-        "email.bounced.soft", "warmup.threshold_paused", "api.deprecation_warning"
+        "email.bounced.soft",
+        "warmup.threshold_paused",
+        "api.deprecation_warning",
     }
     assert versions.events_unavailable(date(2026, 5, 10)) == {"api.deprecation_warning"}
     assert versions.events_unavailable(versions.LATEST) == frozenset()

@@ -67,8 +67,11 @@ async def test_list_filters_and_pages(client, workspace, sent):
 
     page = (await client.get("/v1/replies", headers=headers, params={"limit": 2})).json()
     assert page["pagination"]["has_more"] is True
-    rest = (await client.get("/v1/replies", headers=headers,
-                             params={"limit": 2, "cursor": page["pagination"]["next_cursor"]})).json()
+    rest = (
+        await client.get(
+            "/v1/replies", headers=headers, params={"limit": 2, "cursor": page["pagination"]["next_cursor"]}
+        )
+    ).json()
     assert [r["id"] for r in page["data"] + rest["data"]] == [ids["c"], ids["b"], ids["a"]]
     assert rest["pagination"] == {"next_cursor": None, "has_more": False}
 
@@ -90,35 +93,67 @@ async def test_other_workspaces_and_the_other_ledger_see_nothing(client, workspa
 async def test_one_reply_with_headers_text_and_thread(client, workspace, database, sent):
     first, _, ids = sent
     lead = first.leads[0]
-    later, _ = await make_reply(database, first, lead, label="meeting_booked", text="Booked for Tuesday.",
-                                received_at=utcnow() + timedelta(minutes=5))
+    later, _ = await make_reply(
+        database,
+        first,
+        lead,
+        label="meeting_booked",
+        text="Booked for Tuesday.",
+        received_at=utcnow() + timedelta(minutes=5),
+    )
     response = await client.get(f"/v1/replies/{ids['a']}", headers=workspace.headers())
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["headers"]["in-reply-to"] == [lead.header] and body["rfc_message_id"].startswith("<")
-    assert body["text"].startswith("Sounds interesting") and body["reply_text"] == "Sounds interesting, can we talk?"
-    assert [(i["object"], i["id"]) for i in body["thread"]] == [("message", lead.message_id), ("reply", ids["a"]),
-                                                                ("reply", later)]
+    assert (
+        body["text"].startswith("Sounds interesting")
+        and body["reply_text"] == "Sounds interesting, can we talk?"
+    )
+    assert [(i["object"], i["id"]) for i in body["thread"]] == [
+        ("message", lead.message_id),
+        ("reply", ids["a"]),
+        ("reply", later),
+    ]
     ours = body["thread"][0]
     assert (ours["step"], ours["subject"], ours["from_email"], ours["to_email"]) == (
-        1, FIRST_SUBJECT, first.inbox_email, lead.email)
-    assert body["thread"][2]["label"] == "meeting_booked" and body["thread"][2]["text"] == "Booked for Tuesday."
+        1,
+        FIRST_SUBJECT,
+        first.inbox_email,
+        lead.email,
+    )
+    assert (
+        body["thread"][2]["label"] == "meeting_booked" and body["thread"][2]["text"] == "Booked for Tuesday."
+    )
 
 
-async def test_correcting_a_label_updates_the_lead_and_fires_reply_classified(client, workspace, database, sent):
+async def test_correcting_a_label_updates_the_lead_and_fires_reply_classified(
+    client, workspace, database, sent
+):
     first, _, ids = sent
     lead = first.leads[0]
-    response = await client.patch(f"/v1/replies/{ids['a']}", headers=workspace.headers(), json={"label": "meeting_booked"})
+    response = await client.patch(
+        f"/v1/replies/{ids['a']}", headers=workspace.headers(), json={"label": "meeting_booked"}
+    )
     assert response.status_code == 200, response.text
     assert (response.json()["label"], response.json()["confidence"], response.json()["label_source"]) == (
-        "meeting_booked", 1.0, "manual")
+        "meeting_booked",
+        1.0,
+        "manual",
+    )
     assert (await lead_row(database, lead.lead_id)).interest_status == "meeting_booked"
     [event] = await classified(database)
-    assert event.data == {"reply_id": ids["a"], "lead_id": lead.lead_id, "campaign_id": first.campaign_id,
-                          "label": "meeting_booked", "confidence": 1.0}
+    assert event.data == {
+        "reply_id": ids["a"],
+        "lead_id": lead.lead_id,
+        "campaign_id": first.campaign_id,
+        "label": "meeting_booked",
+        "confidence": 1.0,
+    }
 
     # The same correction again changes nothing and fires nothing.
-    again = await client.patch(f"/v1/replies/{ids['a']}", headers=workspace.headers(), json={"label": "meeting_booked"})
+    again = await client.patch(
+        f"/v1/replies/{ids['a']}", headers=workspace.headers(), json={"label": "meeting_booked"}
+    )
     assert again.status_code == 200 and len(await classified(database)) == 1
 
     # neutral says nothing about interest: it clears what the corrected label had set.
@@ -129,8 +164,9 @@ async def test_correcting_a_label_updates_the_lead_and_fires_reply_classified(cl
 async def test_correcting_to_unsubscribe_request_suppresses_the_address(client, workspace, database, sent):
     first, _, ids = sent
     lead = first.leads[0]
-    response = await client.patch(f"/v1/replies/{ids['a']}", headers=workspace.headers(),
-                                  json={"label": "unsubscribe_request"})
+    response = await client.patch(
+        f"/v1/replies/{ids['a']}", headers=workspace.headers(), json={"label": "unsubscribe_request"}
+    )
     assert response.status_code == 200
     stored = await lead_row(database, lead.lead_id)
     assert (stored.status, stored.interest_status) == ("unsubscribed", "unsubscribed")
@@ -144,11 +180,17 @@ async def test_correcting_to_unsubscribe_request_suppresses_the_address(client, 
 async def test_bad_corrections_are_refused_and_change_nothing(client, workspace, database, sent):
     _, _, ids = sent
     headers = workspace.headers()
-    for body, field in (({"label": "hot"}, "label"), ({}, "label"), ({"label": "neutral", "note": "x"}, "note")):
+    for body, field in (
+        ({"label": "hot"}, "label"),
+        ({}, "label"),
+        ({"label": "neutral", "note": "x"}, "note"),
+    ):
         response = await client.patch(f"/v1/replies/{ids['a']}", headers=headers, json=body)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["field"] == field
-    missing = await client.patch("/v1/replies/rpl_01JZZZZZZZZZZZZZZZZZZZZZZZ", headers=headers, json={"label": "neutral"})
+    missing = await client.patch(
+        "/v1/replies/rpl_01JZZZZZZZZZZZZZZZZZZZZZZZ", headers=headers, json={"label": "neutral"}
+    )
     assert missing.status_code == 404
     assert await classified(database) == []
 
@@ -167,17 +209,22 @@ async def test_scopes_guard_the_replies_family(client, workspace, database, sent
 
 
 @each_security
-async def test_answering_a_lead_sends_in_the_thread_from_its_inbox(client, workspace, database, settings,
-                                                                   make_smtp_server, security):  # noqa: F811
+async def test_answering_a_lead_sends_in_the_thread_from_its_inbox(
+    client, workspace, database, settings, make_smtp_server, security
+):
     server = make_smtp_server(security=security)
-    outreach = await make_outreach(database, settings, workspace.workspace_id, smtp_port=server.port,
-                                   smtp_security=security)
+    outreach = await make_outreach(
+        database, settings, workspace.workspace_id, smtp_port=server.port, smtp_security=security
+    )
     server.add_user(outreach.inbox_email, "smtp-secret")
     lead = outreach.leads[0]
     _, their_id = await make_reply(database, outreach, lead)
 
-    response = await client.post(f"/v1/leads/{lead.lead_id}/reply", headers=workspace.headers(),
-                                 json={"text": "Great — does Tuesday 10:00 work?"})
+    response = await client.post(
+        f"/v1/leads/{lead.lead_id}/reply",
+        headers=workspace.headers(),
+        json={"text": "Great — does Tuesday 10:00 work?"},
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert (body["direction"], body["status"], body["label"]) == ("outbound", "sent", None)
@@ -195,39 +242,57 @@ async def test_answering_a_lead_sends_in_the_thread_from_its_inbox(client, works
     detail = (await client.get(f"/v1/replies/{body['id']}", headers=workspace.headers())).json()
     assert detail["in_reply_to"] == their_id and detail["rfc_message_id"] == sent_message["Message-ID"]
     assert [i["direction"] for i in detail["thread"]] == ["outbound", "inbound", "outbound"]
-    listed = (await client.get("/v1/replies", headers=workspace.headers(), params={"direction": "outbound"})).json()
+    listed = (
+        await client.get("/v1/replies", headers=workspace.headers(), params={"direction": "outbound"})
+    ).json()
     assert [r["id"] for r in listed["data"]] == [body["id"]]
 
 
-async def test_in_test_mode_the_answer_is_recorded_not_sent(client, workspace, database, settings,
-                                                            make_smtp_server):  # noqa: F811
+async def test_in_test_mode_the_answer_is_recorded_not_sent(
+    client, workspace, database, settings, make_smtp_server
+):
     server = make_smtp_server(security="none")
-    outreach = await make_outreach(database, settings, workspace.workspace_id, smtp_port=server.port, livemode=False)
+    outreach = await make_outreach(
+        database, settings, workspace.workspace_id, smtp_port=server.port, livemode=False
+    )
     lead = outreach.leads[0]
-    response = await client.post(f"/v1/leads/{lead.lead_id}/reply", headers=workspace.headers(live=False),
-                                 json={"text": "Thanks!", "subject": "Next steps"})
+    response = await client.post(
+        f"/v1/leads/{lead.lead_id}/reply",
+        headers=workspace.headers(live=False),
+        json={"text": "Thanks!", "subject": "Next steps"},
+    )
     assert response.status_code == 201, response.text
     assert (response.json()["status"], response.json()["subject"], response.json()["livemode"]) == (
-        "recorded", "Next steps", False)
+        "recorded",
+        "Next steps",
+        False,
+    )
     assert server.messages == []
-    live = await client.post(f"/v1/leads/{lead.lead_id}/reply", headers=workspace.headers(), json={"text": "x"})
+    live = await client.post(
+        f"/v1/leads/{lead.lead_id}/reply", headers=workspace.headers(), json={"text": "x"}
+    )
     assert live.status_code == 404  # a test lead is invisible to live keys
 
 
-async def test_answers_that_cannot_be_sent_are_refused_and_record_nothing(client, workspace, database, settings,
-                                                                          make_smtp_server):  # noqa: F811
+async def test_answers_that_cannot_be_sent_are_refused_and_record_nothing(
+    client, workspace, database, settings, make_smtp_server
+):
     server = make_smtp_server(security="none")
     outreach = await make_outreach(database, settings, workspace.workspace_id, smtp_port=server.port, leads=2)
     server.add_user(outreach.inbox_email, "smtp-secret")
     headers = workspace.headers()
     first, second = outreach.leads
 
-    missing = await client.post("/v1/leads/lead_01JZZZZZZZZZZZZZZZZZZZZZZZ/reply", headers=headers, json={"text": "x"})
+    missing = await client.post(
+        "/v1/leads/lead_01JZZZZZZZZZZZZZZZZZZZZZZZ/reply", headers=headers, json={"text": "x"}
+    )
     assert missing.status_code == 404
     empty = await client.post(f"/v1/leads/{first.lead_id}/reply", headers=headers, json={"text": ""})
     assert empty.status_code == 400 and empty.json()["error"]["field"] == "text"
 
-    assert (await client.post("/v1/suppressions", headers=headers, json={"email": second.email})).status_code == 201
+    assert (
+        await client.post("/v1/suppressions", headers=headers, json={"email": second.email})
+    ).status_code == 201
     suppressed = await client.post(f"/v1/leads/{second.lead_id}/reply", headers=headers, json={"text": "x"})
     assert suppressed.status_code == 409 and "suppression list" in suppressed.json()["error"]["message"]
 
@@ -239,8 +304,15 @@ async def test_answers_that_cannot_be_sent_are_refused_and_record_nothing(client
 
     never = await make_outreach(database, settings, workspace.workspace_id)
     async with database.transaction() as session:  # a lead that was never emailed
-        lead = Lead(workspace_id=workspace.workspace_id, livemode=True, campaign_id=never.campaign_id,
-                    email="new@prospect.test", timezone="UTC", timezone_source="explicit", custom_variables={})
+        lead = Lead(
+            workspace_id=workspace.workspace_id,
+            livemode=True,
+            campaign_id=never.campaign_id,
+            email="new@prospect.test",
+            timezone="UTC",
+            timezone_source="explicit",
+            custom_variables={},
+        )
         session.add(lead)
         await session.flush()
         lead_id = lead.id

@@ -34,7 +34,9 @@ HELDOUT = DATA / "heldout.jsonl"
 HELDOUT_FRESH = DATA / "heldout_fresh.jsonl"  # written later, after the first model's changes
 LANGUAGES = {"en", "de", "fr", "es", "pt", "nl", "it"}
 REQUIRED_ACCURACY = 0.92
-REQUIRED_LANGUAGE_ACCURACY = 0.85  # per language: 27-68 held-out replies each, so one miss moves it 1.5-4 points
+REQUIRED_LANGUAGE_ACCURACY = (
+    0.85  # per language: 27-68 held-out replies each, so one miss moves it 1.5-4 points
+)
 
 
 def words(text: str) -> set[str]:
@@ -70,7 +72,11 @@ def test_shipped_model_was_trained_on_the_shipped_corpus():
 
 def test_every_label_in_every_language_has_enough_training_rows():
     cells = Counter((e.language, e.label) for e in load_examples(TRAIN))
-    thin = {cell: n for cell in ((lang, label) for lang in LANGUAGES for label in LABELS) if (n := cells[cell]) < 30}
+    thin = {
+        cell: n
+        for cell in ((lang, label) for lang in LANGUAGES for label in LABELS)
+        if (n := cells[cell]) < 30
+    }
     assert not thin, thin
 
 
@@ -154,7 +160,11 @@ def test_a_model_survives_storage():
     model = ReplyClassifier.from_examples(sample, TrainingSettings(epochs=2), temperature=0.5).model
     again = LogisticModel.from_bytes(model.to_bytes())
     assert (again.labels, again.weights, again.bias, again.temperature) == (
-        model.labels, model.weights, model.bias, 0.5)
+        model.labels,
+        model.weights,
+        model.bias,
+        0.5,
+    )
     with pytest.raises(ValueError, match="format"):
         LogisticModel.from_bytes(__import__("gzip").compress(b'{"format": 99}'))
 
@@ -294,7 +304,9 @@ def test_corrections_outweigh_the_corpus_for_a_new_phrase():
     taught = [Example("zorblax quuxify frobnicate", "meeting_booked")] * 2
     model = ReplyClassifier.from_examples(sample + taught, TrainingSettings(epochs=4), temperature=1.0)
     assert model.classify("zorblax quuxify frobnicate", use_rules=False).label == "meeting_booked"
-    assert default_classifier().classify("zorblax quuxify frobnicate").label == "neutral"  # unknown to the corpus
+    assert (
+        default_classifier().classify("zorblax quuxify frobnicate").label == "neutral"
+    )  # unknown to the corpus
 
 
 def test_text_without_known_features_is_neutral():
@@ -310,7 +322,9 @@ def test_huge_text_is_bounded():
     result = default_classifier().classify(head + tail)
     assert result == default_classifier().classify(head[:MAX_TEXT_CHARS])
     assert result.label in LABELS and result.label != "unsubscribe_request"
-    assert default_classifier().classify(tail).label == "unsubscribe_request"  # the tail alone would decide it
+    assert (
+        default_classifier().classify(tail).label == "unsubscribe_request"
+    )  # the tail alone would decide it
 
 
 def test_bad_training_file_names_the_line(tmp_path):
@@ -329,7 +343,10 @@ HEADERS = (
 
 
 async def test_an_out_of_office_label_is_an_auto_reply_even_without_headers():
-    raw = HEADERS + "Content-Type: text/plain; charset=utf-8\r\n\r\nTirei uns dias, leio o e-mail a partir de 20 de janeiro.\r\n"
+    raw = (
+        HEADERS
+        + "Content-Type: text/plain; charset=utf-8\r\n\r\nTirei uns dias, leio o e-mail a partir de 20 de janeiro.\r\n"
+    )
     verdict = await assess(raw.encode())
     assert (verdict.label, verdict.auto_reply, verdict.out_of_office) == ("out_of_office", True, True)
     assert verdict.return_date == date(2026, 1, 20)
@@ -340,21 +357,27 @@ async def test_an_out_of_office_label_is_an_auto_reply_even_without_headers():
     [
         (  # HTML only, the quote in a blockquote
             "text/html",
-            ("<div>Por favor, n&atilde;o me escrevam mais.</div><div>Em qua., 7 de jan. de 2026 &agrave;s 08:41, Sam "
-            "&lt;sam@seller.example&gt; escreveu:<blockquote>Would a short call next week be useful?</blockquote></div>"),
+            (
+                "<div>Por favor, n&atilde;o me escrevam mais.</div><div>Em qua., 7 de jan. de 2026 &agrave;s 08:41, Sam "
+                "&lt;sam@seller.example&gt; escreveu:<blockquote>Would a short call next week be useful?</blockquote></div>"
+            ),
             "unsubscribe_request",
         ),
         (  # Dutch, Outlook header block and a signature without a sign-off
             "text/plain",
-            ("Prima, donderdag om 14 uur past. Stuur de uitnodiging maar.\r\n\r\nJeroen Bakker\r\nInkoop | Bakker B.V."
-            "\r\n\r\nVan: Sam <sam@seller.example>\r\nVerzonden: woensdag 7 januari 2026 08:41\r\nAan: Jeroen\r\n"
-            "Onderwerp: Vraag\r\n\r\nInteressant voor jullie? Wij helpen je aan meer afspraken.\r\n"),
+            (
+                "Prima, donderdag om 14 uur past. Stuur de uitnodiging maar.\r\n\r\nJeroen Bakker\r\nInkoop | Bakker B.V."
+                "\r\n\r\nVan: Sam <sam@seller.example>\r\nVerzonden: woensdag 7 januari 2026 08:41\r\nAan: Jeroen\r\n"
+                "Onderwerp: Vraag\r\n\r\nInteressant voor jullie? Wij helpen je aan meer afspraken.\r\n"
+            ),
             "meeting_booked",
         ),
         (  # Italian, quoted history that says the opposite
             "text/plain",
-            ("Non fa per noi, grazie.\r\n\r\nIl giorno mer 7 gen 2026 alle ore 08:41 Sam <sam@seller.example> ha "
-            "scritto:\r\n> Ti interessa una demo? Prenota qui il tuo appuntamento.\r\n"),
+            (
+                "Non fa per noi, grazie.\r\n\r\nIl giorno mer 7 gen 2026 alle ore 08:41 Sam <sam@seller.example> ha "
+                "scritto:\r\n> Ti interessa una demo? Prenota qui il tuo appuntamento.\r\n"
+            ),
             "not_interested",
         ),
     ],
@@ -389,32 +412,40 @@ LEGAL_FOOTERS = [
 @pytest.mark.parametrize("footer", LEGAL_FOOTERS)
 async def test_a_legal_footer_is_not_an_opt_out(footer):
     """'Notify the sender and delete this message' is boilerplate: it must not suppress a lead who wants a call."""
-    body = (f"Tuesday at 3pm works, please send the invite.\n\nThanks,\nPriya Nair\nHead of Finance, Northwind\n\n"
-            f"{footer}\n")
+    body = (
+        f"Tuesday at 3pm works, please send the invite.\n\nThanks,\nPriya Nair\nHead of Finance, Northwind\n\n"
+        f"{footer}\n"
+    )
     verdict = await assess(_plain_message(body))
     assert verdict.label == "meeting_booked" and verdict.unsubscribe is False
     assert "notif" not in verdict.text.lower() and "absender" not in verdict.text.lower()
 
 
-@pytest.mark.parametrize("text", [
-    "I withdraw my consent and ask you to erase my personal data under the GDPR.",
-    "Hiermit widerspreche ich der Verarbeitung meiner Daten zu Werbezwecken und verlange die Löschung nach DSGVO.",
-    "Je retire mon consentement : merci de procéder à l'effacement de mes données (RGPD).",
-    "Me opongo al tratamiento de mis datos y solicito su supresión conforme al RGPD.",
-    "Revogo o meu consentimento e peço a exclusão dos meus dados nos termos da LGPD.",
-    "Ik maak bezwaar tegen de verwerking van mijn gegevens en verzoek om verwijdering op grond van de AVG.",
-    "Revoco il consenso e chiedo la cancellazione dei miei dati ai sensi del GDPR.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I withdraw my consent and ask you to erase my personal data under the GDPR.",
+        "Hiermit widerspreche ich der Verarbeitung meiner Daten zu Werbezwecken und verlange die Löschung nach DSGVO.",
+        "Je retire mon consentement : merci de procéder à l'effacement de mes données (RGPD).",
+        "Me opongo al tratamiento de mis datos y solicito su supresión conforme al RGPD.",
+        "Revogo o meu consentimento e peço a exclusão dos meus dados nos termos da LGPD.",
+        "Ik maak bezwaar tegen de verwerking van mijn gegevens en verzoek om verwijdering op grond van de AVG.",
+        "Revoco il consenso e chiedo la cancellazione dei miei dati ai sensi del GDPR.",
+    ],
+)
 def test_data_protection_objections_are_opt_outs(text):
     found = default_classifier().classify(text)
     assert found.label == "unsubscribe_request" and found.unsubscribe is True
 
 
-@pytest.mark.parametrize("text", [
-    "Under the GDPR, please tell me where you got my email address.",
-    "Laut DSGVO: Woher haben Sie meine Adresse?",
-    "Can you remove the typo in the subject? Also, are you GDPR compliant?",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Under the GDPR, please tell me where you got my email address.",
+        "Laut DSGVO: Woher haben Sie meine Adresse?",
+        "Can you remove the typo in the subject? Also, are you GDPR compliant?",
+    ],
+)
 def test_a_mention_of_data_protection_alone_decides_nothing(text):
     """The rule wants an objection, withdrawn consent or an erasure request; a question is for the model."""
     assert rule_label(fold(text)) is None

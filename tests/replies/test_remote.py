@@ -148,7 +148,9 @@ def test_settings_need_a_model_with_a_url(monkeypatch):
     assert load_settings().classifier_model == "m"
 
 
-async def test_the_local_unsubscribe_reading_suppresses_even_when_the_endpoint_says_otherwise(completions_server):
+async def test_the_local_unsubscribe_reading_suppresses_even_when_the_endpoint_says_otherwise(
+    completions_server,
+):
     completions_server.answer('{"label": "interested", "confidence": 0.9}')
     text = "Purge my address from your database."  # no phrase rule; the local model reads an opt-out
     result = await classify_reply(text, settings_for(completions_server.url))

@@ -44,19 +44,37 @@ def cli_env(database_url) -> dict[str, str]:
 
 
 def replies_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "imail.cli", "replies", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "imail.cli", "replies", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
-async def test_a_correction_is_kept_with_the_text_it_labelled(client, workspace, other_workspace, database, settings):
+async def test_a_correction_is_kept_with_the_text_it_labelled(
+    client, workspace, other_workspace, database, settings
+):
     outreach = await make_outreach(database, settings, workspace.workspace_id, leads=1)
-    reply_id, _ = await make_reply(database, outreach, outreach.leads[0], label="interested", text="Who are you?")
+    reply_id, _ = await make_reply(
+        database, outreach, outreach.leads[0], label="interested", text="Who are you?"
+    )
     headers = workspace.headers()
 
-    assert (await client.patch(f"/v1/replies/{reply_id}", headers=headers, json={"label": "neutral"})).status_code == 200
+    assert (
+        await client.patch(f"/v1/replies/{reply_id}", headers=headers, json={"label": "neutral"})
+    ).status_code == 200
     [first] = await kept(database)
     assert (first.reply_id, first.text, first.label, first.previous_label, first.previous_source) == (
-        reply_id, "Who are you?", "neutral", "interested", "model")
+        reply_id,
+        "Who are you?",
+        "neutral",
+        "interested",
+        "model",
+    )
     assert (first.workspace_id, first.livemode) == (workspace.workspace_id, True)
 
     # The same correction again adds nothing; a different one is kept too, and only the newest is in force.
@@ -65,34 +83,43 @@ async def test_a_correction_is_kept_with_the_text_it_labelled(client, workspace,
     await client.patch(f"/v1/replies/{reply_id}", headers=headers, json={"label": "not_interested"})
     rows = await kept(database)
     assert [(r.label, r.previous_label, r.previous_source) for r in rows] == [
-        ("neutral", "interested", "model"), ("not_interested", "neutral", "manual")]
+        ("neutral", "interested", "model"),
+        ("not_interested", "neutral", "manual"),
+    ]
     async with database.transaction() as session:
         assert [r.label for r in await WorkspaceCorrections(session, workspace.workspace_id).latest()] == [
-            "not_interested"]
+            "not_interested"
+        ]
         assert await WorkspaceCorrections(session, other_workspace.workspace_id).latest() == []
 
     # Refused corrections keep nothing.
     bad = await client.patch(f"/v1/replies/{reply_id}", headers=headers, json={"label": "maybe"})
     assert bad.status_code == 400
-    foreign = await client.patch(f"/v1/replies/{reply_id}", headers=other_workspace.headers(), json={"label": "neutral"})
+    foreign = await client.patch(
+        f"/v1/replies/{reply_id}", headers=other_workspace.headers(), json={"label": "neutral"}
+    )
     assert foreign.status_code == 404
     assert len(await kept(database)) == 2
 
 
-async def test_train_use_and_drop_a_workspace_model(client, workspace, other_workspace, database, settings, cli_env,
-                                                     tmp_path):
+async def test_train_use_and_drop_a_workspace_model(
+    client, workspace, other_workspace, database, settings, cli_env, tmp_path
+):
     ws = workspace.workspace_id
     outreach = await make_outreach(database, settings, ws, leads=3)
     for lead in outreach.leads:
         reply_id, _ = await make_reply(database, outreach, lead, label="neutral", text=PHRASE)
-        patched = await client.patch(f"/v1/replies/{reply_id}", headers=workspace.headers(),
-                                     json={"label": "meeting_booked"})
+        patched = await client.patch(
+            f"/v1/replies/{reply_id}", headers=workspace.headers(), json={"label": "meeting_booked"}
+        )
         assert patched.status_code == 200, patched.text
     async with database.transaction() as session:
         assert await classifier_for(session, ws) is default_classifier()
     assert default_classifier().classify(PHRASE).label == "neutral"
 
-    trained = await asyncio.to_thread(replies_cli, "train", "--workspace", ws, "--json", env=cli_env, cwd=tmp_path)
+    trained = await asyncio.to_thread(
+        replies_cli, "train", "--workspace", ws, "--json", env=cli_env, cwd=tmp_path
+    )
     assert trained.returncode == 0, trained.stderr
     body = json.loads(trained.stdout)
     assert body["workspace_id"] == ws and body["corrections"] == 3 and body["examples"] > 3
@@ -105,28 +132,38 @@ async def test_train_use_and_drop_a_workspace_model(client, workspace, other_wor
         assert await classifier_for(session, ws) is own  # loaded once, not per reply
         result = own.classify(PHRASE)
         assert (result.label, result.source) == ("meeting_booked", "model")
-        assert own.classify("Please unsubscribe me.").label == "unsubscribe_request"  # the rules still come first
+        assert (
+            own.classify("Please unsubscribe me.").label == "unsubscribe_request"
+        )  # the rules still come first
         # Another workspace keeps the shipped model.
         assert await classifier_for(session, other_workspace.workspace_id) is default_classifier()
 
-    dropped = await asyncio.to_thread(replies_cli, "drop-model", "--workspace", ws, "--json", env=cli_env,
-                                      cwd=tmp_path)
+    dropped = await asyncio.to_thread(
+        replies_cli, "drop-model", "--workspace", ws, "--json", env=cli_env, cwd=tmp_path
+    )
     assert dropped.returncode == 0, dropped.stderr
     assert json.loads(dropped.stdout) == {"workspace_id": ws, "dropped": True}
     async with database.transaction() as session:
         assert await session.get(ReplyModel, ws) is None
         assert await classifier_for(session, ws) is default_classifier()
-    again = await asyncio.to_thread(replies_cli, "train", "--workspace", ws, "--drop", env=cli_env, cwd=tmp_path)
+    again = await asyncio.to_thread(
+        replies_cli, "train", "--workspace", ws, "--drop", env=cli_env, cwd=tmp_path
+    )
     assert again.returncode == 0 and "had no model of its own" in again.stdout
 
 
 async def test_training_refuses_what_it_cannot_do(workspace, database, cli_env, tmp_path):
-    unknown = await asyncio.to_thread(replies_cli, "train", "--workspace", "ws_nope", env=cli_env, cwd=tmp_path)
+    unknown = await asyncio.to_thread(
+        replies_cli, "train", "--workspace", "ws_nope", env=cli_env, cwd=tmp_path
+    )
     assert unknown.returncode == 1 and "No workspace ws_nope" in unknown.stderr
-    nothing = await asyncio.to_thread(replies_cli, "train", "--workspace", workspace.workspace_id, env=cli_env,
-                                      cwd=tmp_path)
+    nothing = await asyncio.to_thread(
+        replies_cli, "train", "--workspace", workspace.workspace_id, env=cli_env, cwd=tmp_path
+    )
     assert nothing.returncode == 1 and "no label corrections" in nothing.stderr
-    missing = await asyncio.to_thread(replies_cli, "drop-model", "--workspace", "ws_nope", env=cli_env, cwd=tmp_path)
+    missing = await asyncio.to_thread(
+        replies_cli, "drop-model", "--workspace", "ws_nope", env=cli_env, cwd=tmp_path
+    )
     assert missing.returncode == 1 and "No workspace ws_nope" in missing.stderr
     async with database.transaction() as session:
         assert (await session.execute(select(ReplyModel))).scalars().all() == []
@@ -138,8 +175,15 @@ async def test_an_unsubscribe_reading_suppresses_whatever_the_label(database, se
     async with database.transaction() as session:
         row = await session.get(Lead, lead.lead_id)
         state = await session.get(SequenceState, lead.lead_id)
-        await apply_label(session, Tenant(workspace.workspace_id, True), row, state, "not_interested", utcnow(),
-                          unsubscribe=True)
+        await apply_label(
+            session,
+            Tenant(workspace.workspace_id, True),
+            row,
+            state,
+            "not_interested",
+            utcnow(),
+            unsubscribe=True,
+        )
     async with database.transaction() as session:
         row = await session.get(Lead, lead.lead_id)
         assert (row.interest_status, row.status) == ("not_interested", "unsubscribed")
@@ -150,8 +194,12 @@ async def test_an_unsubscribe_reading_suppresses_whatever_the_label(database, se
 
 
 async def test_a_process_keeps_only_the_most_recently_used_workspace_models(database):
-    tiny = LogisticModel(LABELS, {"w:hello": [1.0] + [0.0] * (len(LABELS) - 1)}, [0.0] * len(LABELS)).to_bytes()
-    ids = [(await make_workspace(database, "surge", f"W{n}")).workspace_id for n in range(MAX_LOADED_MODELS + 1)]
+    tiny = LogisticModel(
+        LABELS, {"w:hello": [1.0] + [0.0] * (len(LABELS) - 1)}, [0.0] * len(LABELS)
+    ).to_bytes()
+    ids = [
+        (await make_workspace(database, "surge", f"W{n}")).workspace_id for n in range(MAX_LOADED_MODELS + 1)
+    ]
     async with database.transaction() as session:
         for workspace_id in ids:
             await ReplyModels(session).save(workspace_id, tiny, 1, 1, utcnow())

@@ -27,13 +27,23 @@ from tests.fixtures.smtp import SmtpServer, smtp_server, tls_cert  # noqa: F401
 from tests.inboxes.conftest import Mailbox, mailbox, make_mailbox  # noqa: F401
 
 MONDAY_10_UTC = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-ALL_DAY = {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
+ALL_DAY = {
+    "timezone": "UTC",
+    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    "start": "00:00",
+    "end": "24:00",
+}
 
 
 @pytest.fixture
 def settings(database_url: str, tls_cert: CertPair) -> Settings:  # noqa: F811
-    return make_settings(database_url, mail_ca_file=str(tls_cert.ca_file), mail_timeout=5.0,
-                         public_url="https://t.acme.test", sending_retry_seconds=60.0)
+    return make_settings(
+        database_url,
+        mail_ca_file=str(tls_cert.ca_file),
+        mail_timeout=5.0,
+        public_url="https://t.acme.test",
+        sending_retry_seconds=60.0,
+    )
 
 
 @dataclass
@@ -107,7 +117,13 @@ class Outreach:
         return response.json()["id"]
 
     async def campaign(self, steps: list[dict], **overrides: Any) -> dict:
-        body = {"name": "Q4 outbound", "inbox_ids": self.inbox_ids, "steps": steps, "send_window": ALL_DAY, **overrides}
+        body = {
+            "name": "Q4 outbound",
+            "inbox_ids": self.inbox_ids,
+            "steps": steps,
+            "send_window": ALL_DAY,
+            **overrides,
+        }
         created = await self.client.post("/v1/campaigns", headers=self.headers, json=body)
         assert created.status_code == 201, created.text
         return created.json()
@@ -117,7 +133,9 @@ class Outreach:
         assert response.status_code == 200, response.text
 
     async def lead(self, campaign_id: str, email: str, **fields: Any) -> dict:
-        response = await self.client.post("/v1/leads", headers=self.headers, json={"campaign_id": campaign_id, "email": email, **fields})
+        response = await self.client.post(
+            "/v1/leads", headers=self.headers, json={"campaign_id": campaign_id, "email": email, **fields}
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -134,7 +152,13 @@ class Outreach:
 
     async def count(self, model: Any) -> int:
         async with self.database.transaction() as session:
-            return len((await session.execute(select(model.__table__.c[list(model.__table__.primary_key.columns)[0].name]))).all())
+            return len(
+                (
+                    await session.execute(
+                        select(model.__table__.c[list(model.__table__.primary_key.columns)[0].name])
+                    )
+                ).all()
+            )
 
     async def rows(self, model: Any, *where: Any) -> list[Any]:
         async with self.database.transaction() as session:

@@ -63,8 +63,13 @@ class WorkerProcesses:
     def start(self) -> subprocess.Popen:
         log = open(self.logs / f"worker-{len(self.started)}.log", "wb")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            [str(IMAIL), "worker"], env=self.env, cwd=self.logs, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [str(IMAIL), "worker"],
+            env=self.env,
+            cwd=self.logs,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()  # the child holds its own descriptor
         self.started.append(process)
@@ -183,10 +188,16 @@ async def _wait_for(predicate, timeout: float, what: str, workers: WorkerProcess
 async def _settled(database) -> bool:
     """Nothing in flight or waiting for a retry, and every lead's sequence over."""
     async with database.transaction() as session:
-        busy = (await session.execute(select(func.count()).select_from(Message).where(Message.status.in_(IN_FLIGHT)))).scalar_one()
+        busy = (
+            await session.execute(
+                select(func.count()).select_from(Message).where(Message.status.in_(IN_FLIGHT))
+            )
+        ).scalar_one()
         open_states = (
             await session.execute(
-                select(func.count()).select_from(SequenceState).where(SequenceState.status.notin_(("finished", "stopped")))
+                select(func.count())
+                .select_from(SequenceState)
+                .where(SequenceState.status.notin_(("finished", "stopped")))
             )
         ).scalar_one()
     return busy == 0 and open_states == 0
@@ -206,19 +217,36 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
     headers = apex.headers()
     inbox_ids = []
     for box in sinks.mailboxes:
-        created = await client.post("/v1/inboxes", headers=headers,
-                                    json={**box.body(), "sending_gap_minutes": 0, "daily_limit": 100_000})
+        created = await client.post(
+            "/v1/inboxes",
+            headers=headers,
+            json={**box.body(), "sending_gap_minutes": 0, "daily_limit": 100_000},
+        )
         assert created.status_code == 201, created.text
         inbox_ids.append(created.json()["id"])
-    campaign = await client.post("/v1/campaigns", headers=headers, json={
-        "name": "Scale", "inbox_ids": inbox_ids, "steps": [STEP], "send_window": ALL_DAY, "daily_limit": 100_000,
-    })
+    campaign = await client.post(
+        "/v1/campaigns",
+        headers=headers,
+        json={
+            "name": "Scale",
+            "inbox_ids": inbox_ids,
+            "steps": [STEP],
+            "send_window": ALL_DAY,
+            "daily_limit": 100_000,
+        },
+    )
     assert campaign.status_code == 201, campaign.text
     campaign_id = campaign.json()["id"]
     emails = [f"lead{n:05d}@example.org" for n in range(LEADS)]
-    bulk = await client.post("/v1/leads/bulk", headers=headers, json={
-        "campaign_id": campaign_id, "leads": [{"email": e, "first_name": f"L{n}"} for n, e in enumerate(emails)],
-    }, timeout=120)
+    bulk = await client.post(
+        "/v1/leads/bulk",
+        headers=headers,
+        json={
+            "campaign_id": campaign_id,
+            "leads": [{"email": e, "first_name": f"L{n}"} for n, e in enumerate(emails)],
+        },
+        timeout=120,
+    )
     assert bulk.status_code == 200, bulk.text[:500]
     assert bulk.json()["created"] == LEADS
     resumed = await client.post(f"/v1/campaigns/{campaign_id}/resume", headers=headers)
@@ -227,8 +255,13 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
     started = time.monotonic()
     setup = started - setup_started
     first = [worker_processes.start() for _ in range(3)]
-    await _wait_for(lambda: _sink_has(sinks, KILL_AFTER), KILL_TIMEOUT, f"{KILL_AFTER} messages in the sink", worker_processes,
-                    every=0.05)
+    await _wait_for(
+        lambda: _sink_has(sinks, KILL_AFTER),
+        KILL_TIMEOUT,
+        f"{KILL_AFTER} messages in the sink",
+        worker_processes,
+        every=0.05,
+    )
     victim = first[0]
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
@@ -236,12 +269,15 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
     killed_mark = f":{victim.pid}:"
     async with database.transaction() as session:
         left_in_flight = Counter(
-            status for status, worker in (await session.execute(select(Message.status, Message.worker_id))).all()
+            status
+            for status, worker in (await session.execute(select(Message.status, Message.worker_id))).all()
             if worker and killed_mark in worker and status in ("sending", "handed")
         )
     worker_processes.start()
 
-    await _wait_for(lambda: _settled(database), SETTLE_TIMEOUT, "every send to settle", worker_processes, every=0.5)
+    await _wait_for(
+        lambda: _settled(database), SETTLE_TIMEOUT, "every send to settle", worker_processes, every=0.5
+    )
     elapsed = time.monotonic() - started
     assert len(worker_processes.running()) == 3, worker_processes.log_tails()
     worker_processes.stop_all()
@@ -254,11 +290,14 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
         states = {s.lead_id: s for s in (await session.execute(select(SequenceState))).scalars()}
         leads = {lead.id: lead.email for lead in (await session.execute(select(Lead))).scalars()}
         sent_events = Counter(
-            data["message_id"] for (data,) in (await session.execute(select(Event.data).where(Event.type == "email.sent"))).all()
+            data["message_id"]
+            for (data,) in (await session.execute(select(Event.data).where(Event.type == "email.sent"))).all()
         )
     statuses = Counter(m.status for m in messages)
     unknown = [m for m in messages if m.status == "unknown"]
-    from_sent_folder = [m for m in messages if m.status == "sent" and "Sent folder" in (m.smtp_response or "")]
+    from_sent_folder = [
+        m for m in messages if m.status == "sent" and "Sent folder" in (m.smtp_response or "")
+    ]
     by_killed = sum(1 for m in messages if m.worker_id and killed_mark in m.worker_id)
     print(
         f"\nset-up {setup:.1f} s; {LEADS} leads, {INBOXES} inboxes, 3 workers (+1 after the kill) in {elapsed:.1f} s: "
@@ -285,7 +324,10 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
     assert all(sent[h].to_email == leads[sent[h].lead_id] for h in sent)
     for message in unknown:
         assert by_recipient[message.to_email] == 0 and message.message_id_header not in by_header
-        assert states[message.lead_id].status == "stopped" and states[message.lead_id].stop_reason == "delivery_unknown"
+        assert (
+            states[message.lead_id].status == "stopped"
+            and states[message.lead_id].stop_reason == "delivery_unknown"
+        )
     assert all(states[m.lead_id].status == "finished" for m in sent.values())
     # One email.sent event per sent message, none for the others.
     assert sent_events == Counter({m.id: 1 for m in sent.values()})
@@ -299,8 +341,9 @@ async def _sink_has(sinks: ScaleSinks, count: int) -> bool:
 
 
 @each_security
-async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach, mailbox, sink, clock, monkeypatch,
-                                                                       security):
+async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(
+    outreach, mailbox, sink, clock, monkeypatch, security
+):
     """A worker claimed three sends and died: one after its DATA went out (it is in Sent), one just after marking
     it handed (not in Sent), one before handing it over at all. Sent and the Sent folder searched in each security
     mode."""
@@ -308,8 +351,10 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach
     ctx = outreach.ctx
     await outreach.connect_inbox(mailbox)
     campaign = await outreach.campaign([STEP])
-    leads = {name: await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
-             for name in ("delivered", "handed", "claimed")}
+    leads = {
+        name: await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
+        for name in ("delivered", "handed", "claimed")
+    }
     await outreach.resume(campaign["id"])
 
     async with outreach.database.transaction() as session:
@@ -322,11 +367,17 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach
     # Handed: marked, then the worker died before its DATA reached the server.
     async with outreach.database.transaction() as session:
         handed = jobs["handed"]
-        assert await SendQueue(session).mark_handed([(handed.message_id, handed.message_id_header)]) == {handed.message_id}
+        assert await SendQueue(session).mark_handed([(handed.message_id, handed.message_id_header)]) == {
+            handed.message_id
+        }
     await sending_worker.smtp_pool(ctx).close()
     assert [r.envelope_to for r in sink.messages] == [["delivered@example.org"]]
     status = {m.lead_id: m.status for m in await outreach.rows(Message)}
-    assert status == {leads["delivered"]["id"]: "handed", leads["handed"]["id"]: "handed", leads["claimed"]["id"]: "sending"}
+    assert status == {
+        leads["delivered"]["id"]: "handed",
+        leads["handed"]["id"]: "handed",
+        leads["claimed"]["id"]: "sending",
+    }
 
     # While the lease runs, nothing is touched: the worker might still be working on them.
     assert await sending_worker.resolve_in_flight(ctx) == 0
@@ -345,7 +396,11 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach
     assert sent_events[0].data["smtp_message_id"] == jobs["delivered"].message_id_header
     assert (await outreach.state(leads["delivered"]["id"])).status == "finished"
     handed_state = await outreach.state(leads["handed"]["id"])
-    assert (handed_state.status, handed_state.stop_reason, handed_state.due_at) == ("stopped", "delivery_unknown", None)
+    assert (handed_state.status, handed_state.stop_reason, handed_state.due_at) == (
+        "stopped",
+        "delivery_unknown",
+        None,
+    )
     assert (await outreach.state(leads["claimed"]["id"])).due_at == clock()
     assert await sending_worker.resolve_in_flight(ctx) == 0  # settled once, not again
 
@@ -360,10 +415,12 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach
     assert rows[leads["claimed"]["id"]].status == "sent" and rows[leads["claimed"]["id"]].attempts == 1
     assert rows[leads["handed"]["id"]].status == "unknown"
     assert Counter(e.data["message_id"] for e in await outreach.events("email.sent")) == {
-        delivered.id: 1, rows[leads["claimed"]["id"]].id: 1
+        delivered.id: 1,
+        rows[leads["claimed"]["id"]].id: 1,
     }
     assert {message_id_of(r.data) for r in sink.messages} == {
-        rows[leads["delivered"]["id"]].message_id_header, rows[leads["claimed"]["id"]].message_id_header
+        rows[leads["delivered"]["id"]].message_id_header,
+        rows[leads["claimed"]["id"]].message_id_header,
     }
     # Sent, and looked up in Sent (after the login check), over sessions encrypted as the mode says.
     assert {r.tls for r in sink.messages} == {encrypted(security)}
@@ -371,7 +428,9 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(outreach
     assert len(imap_logins) >= 2 and set(imap_logins) == {encrypted(security)}
 
 
-async def test_a_worker_whose_lease_ran_out_never_sends_what_another_worker_took(outreach, mailbox, sink, clock, monkeypatch):
+async def test_a_worker_whose_lease_ran_out_never_sends_what_another_worker_took(
+    outreach, mailbox, sink, clock, monkeypatch
+):
     """Worker A claims a send and stalls past its lease; the attempt is requeued and worker B claims it again.
     When A wakes up it must not hand its copy over: the lead gets B's email only."""
     freeze_api_clock(monkeypatch, clock)
@@ -397,7 +456,11 @@ async def test_a_worker_whose_lease_ran_out_never_sends_what_another_worker_took
         await service.record_outcomes(session, ctx.settings, [*stale, *fresh], now=clock())
 
     [message] = await outreach.rows(Message)
-    assert (message.status, message.message_id_header, message.attempts) == ("sent", job_b.message_id_header, 1)
+    assert (message.status, message.message_id_header, message.attempts) == (
+        "sent",
+        job_b.message_id_header,
+        1,
+    )
     assert [e.data["message_id"] for e in await outreach.events("email.sent")] == [message.id]
     assert (await outreach.state(lead["id"])).status == "finished"
     clock.advance(days=3)
@@ -409,9 +472,13 @@ async def _until_a_backend_waits_on_a_lock(database, timeout: float = 10.0) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         async with database.engine.connect() as conn:
-            waiting = (await conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ))).scalar_one()
+            waiting = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
         if waiting:
             return
         await asyncio.sleep(0.02)
@@ -419,7 +486,9 @@ async def _until_a_backend_waits_on_a_lock(database, timeout: float = 10.0) -> N
 
 
 @pytest.mark.postgres
-async def test_an_outcome_recorded_while_the_resolver_settles_it_counts_once(postgres_url, outreach, mailbox, sink, clock, monkeypatch):
+async def test_an_outcome_recorded_while_the_resolver_settles_it_counts_once(
+    postgres_url, outreach, mailbox, sink, clock, monkeypatch
+):
     """The owner of a handed attempt records its outcome just as another worker's resolver, having found the
     message in the Sent folder, settles the same attempt: one `sent`, one email.sent event."""
     freeze_api_clock(monkeypatch, clock)
@@ -460,10 +529,15 @@ async def _two_claimed(outreach, mailbox, clock) -> dict[str, service.Job]:
         await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
     await outreach.resume(campaign["id"])
     async with outreach.database.transaction() as session:
-        return {job.to_email: job for job in (await service.claim(session, outreach.ctx.settings, "worker-a", now=clock())).jobs}
+        return {
+            job.to_email: job
+            for job in (await service.claim(session, outreach.ctx.settings, "worker-a", now=clock())).jobs
+        }
 
 
-async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_open_session(outreach, mailbox, sink, clock, monkeypatch):
+async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_open_session(
+    outreach, mailbox, sink, clock, monkeypatch
+):
     """The before-DATA mark fails (the database went away after the envelope was accepted): that email does not
     go out, its SMTP session is dropped rather than reused mid-transaction (a reused one answers the next MAIL
     FROM with 503 and would fail an innocent email for good), and the attempt is requeued once its lease runs out."""
@@ -493,7 +567,9 @@ async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_ope
     assert {m.status for m in await outreach.rows(Message)} == {"sent"}
 
 
-async def test_one_mark_statement_marks_only_the_attempts_that_still_own_their_message(outreach, mailbox, sink, clock, monkeypatch):
+async def test_one_mark_statement_marks_only_the_attempts_that_still_own_their_message(
+    outreach, mailbox, sink, clock, monkeypatch
+):
     """Marks of many sends go in one UPDATE; an attempt with a stale Message-ID (its message requeued and claimed
     again) in the same group is refused while the others are marked."""
     freeze_api_clock(monkeypatch, clock)
@@ -501,15 +577,18 @@ async def test_one_mark_statement_marks_only_the_attempts_that_still_own_their_m
     ana, bea = jobs["ana@example.org"], jobs["bea@example.org"]
 
     async with outreach.database.transaction() as session:
-        owned = await SendQueue(session).mark_handed([(ana.message_id, ana.message_id_header),
-                                                      (bea.message_id, "<an-earlier-attempt@bench.test>")])
+        owned = await SendQueue(session).mark_handed(
+            [(ana.message_id, ana.message_id_header), (bea.message_id, "<an-earlier-attempt@bench.test>")]
+        )
     assert owned == {ana.message_id}
     status = {m.id: m.status for m in await outreach.rows(Message)}
     assert status == {ana.message_id: "handed", bea.message_id: "sending"}
 
 
 @pytest.mark.postgres
-async def test_the_marks_pinned_connection_commits_each_mark_and_survives_losing_its_backend(postgres_url, outreach, mailbox, sink, clock, monkeypatch):
+async def test_the_marks_pinned_connection_commits_each_mark_and_survives_losing_its_backend(
+    postgres_url, outreach, mailbox, sink, clock, monkeypatch
+):
     """On PostgreSQL the worker's marks run on one pinned driver connection, outside SQLAlchemy: each mark is
     committed when the call returns (another connection sees it), and when that connection's backend is gone the
     mark fails (the email is not sent) and the next one runs on a fresh connection."""
@@ -518,9 +597,13 @@ async def test_the_marks_pinned_connection_commits_each_mark_and_survives_losing
     ana, bea = jobs["ana@example.org"], jobs["bea@example.org"]
     database = outreach.database
 
-    assert await sending_repository.mark_handed(database, [(ana.message_id, ana.message_id_header)]) == {ana.message_id}
+    assert await sending_repository.mark_handed(database, [(ana.message_id, ana.message_id_header)]) == {
+        ana.message_id
+    }
     async with database.engine.connect() as conn:  # another connection: the mark is committed, not pending
-        status = (await conn.execute(text("SELECT status FROM messages WHERE id = :id"), {"id": ana.message_id})).scalar_one()
+        status = (
+            await conn.execute(text("SELECT status FROM messages WHERE id = :id"), {"id": ana.message_id})
+        ).scalar_one()
         assert status == "handed"
         async with database.pinned() as pinned:
             pid = pinned.get_server_pid()
@@ -532,6 +615,8 @@ async def test_the_marks_pinned_connection_commits_each_mark_and_survives_losing
     assert sink.messages == []
     assert {m.id: m.status for m in await outreach.rows(Message)}[bea.message_id] == "sending"
 
-    assert await sending_repository.mark_handed(database, [(bea.message_id, bea.message_id_header)]) == {bea.message_id}
+    assert await sending_repository.mark_handed(database, [(bea.message_id, bea.message_id_header)]) == {
+        bea.message_id
+    }
     async with database.pinned() as pinned:
         assert pinned.get_server_pid() != pid

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("sink")
 OPENER = {
     "subject": "Quick question, {{first_name|there}}",
     "body": '<p>Hi {{first_name|there}}, worth a look? <a href="https://acme.io/demo">The demo</a>.</p>'
-            '<p>Not for you? <a href="{{unsubscribe_url}}">Unsubscribe</a>.</p>',
+    '<p>Not for you? <a href="{{unsubscribe_url}}">Unsubscribe</a>.</p>',
 }
 FOLLOW_UP = {"body": "<p>Bumping this, {{first_name|there}}.</p>", "delay": {"amount": 2, "unit": "days"}}
 ADDRESS = "Acme Ltd\n1 Market Street\nSpringfield, IL 62701"
@@ -31,8 +31,10 @@ def _pinned_clock(monkeypatch, clock):
 
 def sent_folder(dovecot, mailbox) -> list[EmailMessage]:
     """The sender's Sent folder as Dovecot holds it, oldest first."""
-    return [message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=default)
-            for raw in dovecot.fetch_all(mailbox.email, "Sent")]
+    return [
+        message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=default)
+        for raw in dovecot.fetch_all(mailbox.email, "Sent")
+    ]
 
 
 def one_click_url(message: EmailMessage) -> str:

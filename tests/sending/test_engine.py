@@ -40,7 +40,9 @@ def by_recipient(sink) -> dict[str, list]:
 
 
 @each_security
-async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(outreach, mailbox, sink, clock, security):
+async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(
+    outreach, mailbox, sink, clock, security
+):
     await outreach.connect_inbox(mailbox)
     assert (mailbox.smtp.security, mailbox.imap_security) == (security, security)
     campaign = await outreach.campaign([STEP_1, STEP_2])
@@ -59,10 +61,17 @@ async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(outreac
     assert ana["From"].addresses[0].addr_spec == mailbox.email
     assert ana["Message-ID"].endswith("@example.com>")
     assert ana["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert "<https://t.acme.test/u/" in ana["List-Unsubscribe"] and f"<mailto:{mailbox.email}" in ana["List-Unsubscribe"]
+    assert (
+        "<https://t.acme.test/u/" in ana["List-Unsubscribe"]
+        and f"<mailto:{mailbox.email}" in ana["List-Unsubscribe"]
+    )
     html = ana.get_body(("html",)).get_content()
     text = ana.get_body(("plain",)).get_content()
-    assert "Hello Ana at Globex" in html and "https://t.acme.test/t/c/" in html and "https://acme.io/demo" not in html
+    assert (
+        "Hello Ana at Globex" in html
+        and "https://t.acme.test/t/c/" in html
+        and "https://acme.io/demo" not in html
+    )
     assert "https://t.acme.test/t/o/" in html
     assert "Hello Ana at Globex" in text
     assert "Hello there at your team" in first["cy@example.org"][0].get_body(("plain",)).get_content()
@@ -87,7 +96,9 @@ async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(outreac
     assert (await outreach.state(leads[0]["id"])).status == "finished"
     assert (await outreach.state(leads[1]["id"])).stop_reason == "replied"
     assert len(await outreach.events("email.sent")) == 5
-    messages = (await outreach.client.get(f"/v1/campaigns/{campaign['id']}/messages", headers=outreach.headers)).json()
+    messages = (
+        await outreach.client.get(f"/v1/campaigns/{campaign['id']}/messages", headers=outreach.headers)
+    ).json()
     assert len(messages["data"]) == 5 and {m["step"] for m in messages["data"]} == {1, 2}
     assert all(m["status"] == "sent" and m["inbox_id"] == outreach.inbox_ids[0] for m in messages["data"])
     # Every SMTP session (login check, worker) and the IMAP login check: encrypted as the mode says.
@@ -185,7 +196,10 @@ async def test_internationalized_addresses_go_out_in_idna_form_or_fail_alone(out
     await outreach.resume(campaign["id"])
     await outreach.drain()
     assert sorted(m.envelope_to[0] for m in sink.messages) == ["ana@xn--bcher-kva.example", "bo@example.org"]
-    assert sorted(parsed(m)["To"] for m in sink.messages) == ["Ana <ana@xn--bcher-kva.example>", "Bo <bo@example.org>"]
+    assert sorted(parsed(m)["To"] for m in sink.messages) == [
+        "Ana <ana@xn--bcher-kva.example>",
+        "Bo <bo@example.org>",
+    ]
     [failed] = [m for m in await outreach.rows(Message) if m.lead_id == jorg["id"]]
     assert failed.status == "failed" and "needs SMTPUTF8" in failed.smtp_response
     assert (await outreach.state(jorg["id"])).stop_reason == "failed"
@@ -212,7 +226,9 @@ async def test_suppressed_and_paused_leads_get_nothing(outreach, mailbox, sink, 
     await outreach.connect_inbox(mailbox)
     campaign = await outreach.campaign([STEP_1])
     blocked = await outreach.lead(campaign["id"], "x@blocked.example", first_name="X")
-    added = await outreach.client.post("/v1/suppressions", headers=outreach.headers, json={"domain": "blocked.example"})
+    added = await outreach.client.post(
+        "/v1/suppressions", headers=outreach.headers, json={"domain": "blocked.example"}
+    )
     assert added.status_code == 201, added.text
     await outreach.resume(campaign["id"])
     await outreach.drain()
@@ -250,8 +266,9 @@ async def test_two_sending_loops_of_one_worker_send_each_email_once(outreach, ma
     for i in range(24):
         await outreach.lead(campaign["id"], f"lead{i}@example.org", first_name=f"L{i}")
     await outreach.resume(campaign["id"])
-    ctx = dataclasses.replace(outreach.ctx, settings=outreach.ctx.settings.model_copy(update={"sending_batch_size": 5}),
-                              extra={})
+    ctx = dataclasses.replace(
+        outreach.ctx, settings=outreach.ctx.settings.model_copy(update={"sending_batch_size": 5}), extra={}
+    )
 
     async def loop() -> None:
         idle = 0
@@ -260,12 +277,21 @@ async def test_two_sending_loops_of_one_worker_send_each_email_once(outreach, ma
 
     await asyncio.gather(*(loop() for _ in range(loops)))
     await sending_worker.smtp_pool(ctx).close()
-    assert sorted(r.envelope_to[0] for r in sink.messages) == sorted(f"lead{i}@example.org" for i in range(24))
+    assert sorted(r.envelope_to[0] for r in sink.messages) == sorted(
+        f"lead{i}@example.org" for i in range(24)
+    )
     assert {m.status for m in await outreach.rows(Message)} == {"sent"}
 
 
-async def _claim_stop_and_record(outreach, mailbox, clock, steps: list[dict], emails: list[str], stop: dict[str, str],
-                                 replied: bool = False) -> list[dict]:
+async def _claim_stop_and_record(
+    outreach,
+    mailbox,
+    clock,
+    steps: list[dict],
+    emails: list[str],
+    stop: dict[str, str],
+    replied: bool = False,
+) -> list[dict]:
     """Claims the leads' first step, then stops the named leads' sequences (`stop`: lead email -> reason; with
     `replied` their leads are marked replied, as the inbound reader does) before the sends are recorded as
     accepted: what happens when a reply lands while the email is on the wire."""
@@ -274,7 +300,9 @@ async def _claim_stop_and_record(outreach, mailbox, clock, steps: list[dict], em
 
     await outreach.connect_inbox(mailbox)
     campaign = await outreach.campaign(steps)
-    leads = [await outreach.lead(campaign["id"], email, first_name=email.split("@")[0].title()) for email in emails]
+    leads = [
+        await outreach.lead(campaign["id"], email, first_name=email.split("@")[0].title()) for email in emails
+    ]
     await outreach.resume(campaign["id"])
     async with outreach.database.transaction() as session:
         claim = await service.claim(session, outreach.ctx.settings, "w1", now=clock())
@@ -284,20 +312,35 @@ async def _claim_stop_and_record(outreach, mailbox, clock, steps: list[dict], em
             if lead["email"] in stop:
                 if replied:
                     (await session.get(Lead, lead["id"])).status = "replied"
-                service.stop_sequence(await session.get(SequenceState, lead["id"]), service.StopReason(stop[lead["email"]]), clock())
+                service.stop_sequence(
+                    await session.get(SequenceState, lead["id"]),
+                    service.StopReason(stop[lead["email"]]),
+                    clock(),
+                )
     async with outreach.database.transaction() as session:
-        await service.record_outcomes(session, outreach.ctx.settings,
-                                      [service.Outcome(job.message_id, "sent", 250, "2.0.0 queued") for job in claim.jobs],
-                                      now=clock())
+        await service.record_outcomes(
+            session,
+            outreach.ctx.settings,
+            [service.Outcome(job.message_id, "sent", 250, "2.0.0 queued") for job in claim.jobs],
+            now=clock(),
+        )
     return leads
 
 
-async def test_a_reply_that_lands_while_its_email_is_on_the_wire_keeps_the_sequence_stopped(outreach, mailbox, clock):
+async def test_a_reply_that_lands_while_its_email_is_on_the_wire_keeps_the_sequence_stopped(
+    outreach, mailbox, clock
+):
     """Recording a send moves its sequence on only if the sequence is still `sending`: one stopped meanwhile
     (the inbound reader saw a reply to step 1's thread) is not put back in the queue for step 2."""
-    replying, quiet = await _claim_stop_and_record(outreach, mailbox, clock, [STEP_1, STEP_2],
-                                                   ["ana@example.org", "bob@example.org"], {"ana@example.org": "replied"},
-                                                   replied=True)
+    replying, quiet = await _claim_stop_and_record(
+        outreach,
+        mailbox,
+        clock,
+        [STEP_1, STEP_2],
+        ["ana@example.org", "bob@example.org"],
+        {"ana@example.org": "replied"},
+        replied=True,
+    )
 
     stopped, going_on = await outreach.state(replying["id"]), await outreach.state(quiet["id"])
     assert (stopped.status, stopped.stop_reason, stopped.due_at) == ("stopped", "replied", None)
@@ -319,10 +362,15 @@ async def test_the_last_step_sent_completes_the_lead(outreach, mailbox, sink):
     assert (await outreach.lead_row(lead["id"])).status == "completed"
 
 
-async def test_a_last_step_recorded_after_its_sequence_was_stopped_leaves_the_lead_alone(outreach, mailbox, clock):
-    [lead] = await _claim_stop_and_record(outreach, mailbox, clock, [STEP_1], ["ana@example.org"],
-                                          {"ana@example.org": "suppressed"})
+async def test_a_last_step_recorded_after_its_sequence_was_stopped_leaves_the_lead_alone(
+    outreach, mailbox, clock
+):
+    [lead] = await _claim_stop_and_record(
+        outreach, mailbox, clock, [STEP_1], ["ana@example.org"], {"ana@example.org": "suppressed"}
+    )
 
     assert (await outreach.state(lead["id"])).status == "stopped"
-    assert (await outreach.lead_row(lead["id"])).status == "active"  # not completed by a sequence that did not finish
+    assert (
+        await outreach.lead_row(lead["id"])
+    ).status == "active"  # not completed by a sequence that did not finish
     assert len(await outreach.events("email.sent")) == 1

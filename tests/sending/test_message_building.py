@@ -51,7 +51,7 @@ def test_pixel_goes_before_the_closing_body_and_is_no_image_tag():
     marked = add_pixel("<html><body><p>x</p></body></html>", "https://t.io/o.gif")
     assert marked.endswith(
         "<div style=\"background-image:url('https://t.io/o.gif');width:1px;height:1px;font-size:1px;"
-        "line-height:1px\"></div></body></html>"
+        'line-height:1px"></div></body></html>'
     )
     assert "<img" not in marked  # spam filters score a short email with an image as image-only
 
@@ -62,5 +62,8 @@ def test_html_to_text_keeps_paragraphs_and_link_targets():
 
 
 def test_html_to_text_names_a_link_once_and_unescapes_once():
-    assert html_to_text('<p>Book at <a href="https://acme.io/book">https://acme.io/book</a></p>') == "Book at https://acme.io/book"
+    assert (
+        html_to_text('<p>Book at <a href="https://acme.io/book">https://acme.io/book</a></p>')
+        == "Book at https://acme.io/book"
+    )
     assert html_to_text("<p>a &amp;lt; b &amp; c</p>") == "a &lt; b & c"

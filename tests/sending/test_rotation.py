@@ -9,14 +9,25 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 def rotation(specs: dict[str, dict], limits: dict[str, int] | None = None) -> Rotation:
-    inboxes = {i: SimpleNamespace(id=i, status=s.get("status", "connected"), livemode=s.get("livemode", True),
-                                  daily_limit=s.get("limit", 100)) for i, s in specs.items()}
+    inboxes = {
+        i: SimpleNamespace(
+            id=i,
+            status=s.get("status", "connected"),
+            livemode=s.get("livemode", True),
+            daily_limit=s.get("limit", 100),
+        )
+        for i, s in specs.items()
+    }
     counters = {i: SimpleNamespace(sent=s.get("sent", 0)) for i, s in specs.items()}
-    pacing = {i: SimpleNamespace(last_sent_at=s.get("last"), next_send_at=s.get("next")) for i, s in specs.items()}
+    pacing = {
+        i: SimpleNamespace(last_sent_at=s.get("last"), next_send_at=s.get("next")) for i, s in specs.items()
+    }
     return Rotation(NOW, inboxes, counters, pacing, limits or {})
 
 
-def picks(r: Rotation, n: int, group: str = "campaign", ids: list[str] | None = None, gap: timedelta = timedelta(0)) -> list[str]:
+def picks(
+    r: Rotation, n: int, group: str = "campaign", ids: list[str] | None = None, gap: timedelta = timedelta(0)
+) -> list[str]:
     chosen = []
     for _ in range(n):
         inbox = r.choose(group, ids or sorted(r.inboxes), True)
@@ -29,18 +40,22 @@ def picks(r: Rotation, n: int, group: str = "campaign", ids: list[str] | None = 
 
 
 def test_least_recently_used_first_then_fewest_sends_today():
-    r = rotation({
-        "a": {"last": NOW - timedelta(minutes=5), "sent": 1},
-        "b": {"last": NOW - timedelta(hours=1), "sent": 9},
-        "c": {"last": None, "sent": 3},
-    })
+    r = rotation(
+        {
+            "a": {"last": NOW - timedelta(minutes=5), "sent": 1},
+            "b": {"last": NOW - timedelta(hours=1), "sent": 9},
+            "c": {"last": None, "sent": 3},
+        }
+    )
     # c never sent, then b (an hour ago), then a; after that all share NOW and today's count
     # decides (then the id).
     assert picks(r, 7) == ["c", "b", "a", "a", "a", "a", "c"]
 
 
 def test_limits_warmup_ramps_and_gaps_take_inboxes_out_for_the_claim():
-    r = rotation({"a": {"limit": 2}, "b": {"limit": 100}, "c": {"next": NOW + timedelta(minutes=3)}}, limits={"b": 1})
+    r = rotation(
+        {"a": {"limit": 2}, "b": {"limit": 100}, "c": {"next": NOW + timedelta(minutes=3)}}, limits={"b": 1}
+    )
     assert picks(r, 4) == ["a", "b", "a", "gap_running"]
     shortage = r.choose("campaign", ["a", "b", "c"], True)
     assert shortage == NoInbox(Shortage.gap_running, NOW + timedelta(minutes=3))

@@ -86,7 +86,10 @@ def test_bulk_due_times_equal_one_by_one():
     from imail.sending.sequence import window_for
 
     send_window = {"timezone": "lead", "days": ["mon", "tue"], "start": "09:00", "end": "17:00"}
-    leads = [(f"lead_{i}", zone) for i, zone in enumerate(["Europe/Paris", "Asia/Tokyo", "America/Denver", None] * 25)]
+    leads = [
+        (f"lead_{i}", zone)
+        for i, zone in enumerate(["Europe/Paris", "Asia/Tokyo", "America/Denver", None] * 25)
+    ]
     for previous in (utc(2026, 11, 23, 3, 0), utc(2026, 11, 23, 12, 0), utc(2026, 11, 25, 12, 0)):
         bulk = due_for_many(previous, timedelta(hours=2), lambda zone: window_for(send_window, zone), leads)
         for key, zone in leads:

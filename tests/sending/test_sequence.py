@@ -18,9 +18,18 @@ from imail.sending.sequence import (
 )
 
 STEPS = [
-    {"subject": "Hi", "body": "b1", "branches": [{"condition": "clicked", "next_step": 4}, {"condition": "not_opened", "next_step": 3}]},
+    {
+        "subject": "Hi",
+        "body": "b1",
+        "branches": [{"condition": "clicked", "next_step": 4}, {"condition": "not_opened", "next_step": 3}],
+    },
     {"subject": None, "body": "b2", "delay": {"amount": 2, "unit": "days"}},
-    {"subject": None, "body": "b3", "delay": {"amount": 3, "unit": "hours"}, "branches": [{"condition": "opened", "next_step": None}]},
+    {
+        "subject": None,
+        "body": "b3",
+        "delay": {"amount": 3, "unit": "hours"},
+        "branches": [{"condition": "opened", "next_step": None}],
+    },
     {"subject": "Last", "body": "b4"},
 ]
 
@@ -44,7 +53,11 @@ def test_delays():
 
 
 def test_variants_follow_their_weights():
-    step = {"subject": "s", "body": "b", "variants": [{"label": "A", "weight": 3}, {"label": "B", "weight": 1, "subject": "s2"}]}
+    step = {
+        "subject": "s",
+        "body": "b",
+        "variants": [{"label": "A", "weight": 3}, {"label": "B", "weight": 1, "subject": "s2"}],
+    }
     rng = random.Random(7)
     counts = Counter(choose_variant(step, rng)["label"] for _ in range(4000))
     assert 2800 < counts["A"] < 3200

@@ -18,11 +18,22 @@ def _pinned_clock(monkeypatch, clock):
 @pytest.fixture
 async def test_outreach(outreach, workspace):
     outreach.headers = workspace.headers(live=False)
-    inbox = await outreach.client.post("/v1/inboxes", headers=outreach.headers, json={
-        "email": "ci@acme.example.com", "smtp_host": "127.0.0.1", "smtp_port": 1, "smtp_security": "none",
-        "smtp_password": "x", "imap_host": "127.0.0.1", "imap_port": 1, "imap_security": "none", "imap_password": "x",
-        "sending_gap_minutes": 0,
-    })
+    inbox = await outreach.client.post(
+        "/v1/inboxes",
+        headers=outreach.headers,
+        json={
+            "email": "ci@acme.example.com",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": 1,
+            "smtp_security": "none",
+            "smtp_password": "x",
+            "imap_host": "127.0.0.1",
+            "imap_port": 1,
+            "imap_security": "none",
+            "imap_password": "x",
+            "sending_gap_minutes": 0,
+        },
+    )
     assert inbox.status_code == 201, inbox.text
     outreach.inbox_ids.append(inbox.json()["id"])
     return outreach
@@ -53,7 +64,9 @@ async def test_test_mode_records_without_smtp_and_fires_the_same_events(test_out
     ],
 )
 async def test_tags_simulate_their_outcome(test_outreach, tag, expected, lead_status):
-    campaign = await test_outreach.campaign([STEP, {"body": "<p>again</p>", "delay": {"amount": 1, "unit": "days"}}])
+    campaign = await test_outreach.campaign(
+        [STEP, {"body": "<p>again</p>", "delay": {"amount": 1, "unit": "days"}}]
+    )
     lead = await test_outreach.lead(campaign["id"], f"ana+{tag}@example.org")
     await test_outreach.resume(campaign["id"])
     await test_outreach.drain()
@@ -72,7 +85,11 @@ async def test_live_keys_never_see_test_messages(test_outreach, client, workspac
     await test_outreach.lead(campaign["id"], "ana@example.org")
     await test_outreach.resume(campaign["id"])
     await test_outreach.drain()
-    as_test = await client.get(f"/v1/campaigns/{campaign['id']}/messages", headers=workspace.headers(live=False))
+    as_test = await client.get(
+        f"/v1/campaigns/{campaign['id']}/messages", headers=workspace.headers(live=False)
+    )
     assert len(as_test.json()["data"]) == 1
-    as_live = await client.get(f"/v1/campaigns/{campaign['id']}/messages", headers=workspace.headers(live=True))
+    as_live = await client.get(
+        f"/v1/campaigns/{campaign['id']}/messages", headers=workspace.headers(live=True)
+    )
     assert as_live.status_code == 404

@@ -15,7 +15,9 @@ EMAIL = SuppressionType.email
 
 
 async def new_lead(client, headers, campaign_id: str, email: str) -> str:
-    response = await client.post("/v1/leads", headers=headers, json={"campaign_id": campaign_id, "email": email})
+    response = await client.post(
+        "/v1/leads", headers=headers, json={"campaign_id": campaign_id, "email": email}
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -26,7 +28,9 @@ async def lead_status(client, headers, lead_id: str) -> str:
 
 async def one_lead(client, workspace, email: str) -> tuple[str, Tenant]:
     campaign = await create_campaign(client, workspace.headers(), [])
-    return await new_lead(client, workspace.headers(), campaign["id"], email), Tenant(workspace.workspace_id, True)
+    return await new_lead(client, workspace.headers(), campaign["id"], email), Tenant(
+        workspace.workspace_id, True
+    )
 
 
 async def entries(client, headers) -> dict[str, str]:
@@ -74,6 +78,8 @@ async def test_outside_a_block_the_entry_is_written_at_once(client, workspace, d
 
     async with database.transaction() as session:
         await add_suppression(session, tenant, EMAIL, "ana@example.com", SuppressionReason.bounced)
-        assert (await SuppressionRepository(session, tenant).find(EMAIL.value, "ana@example.com")).reason == "bounced"
+        assert (
+            await SuppressionRepository(session, tenant).find(EMAIL.value, "ana@example.com")
+        ).reason == "bounced"
 
     assert await lead_status(client, h, lead_id) == "suppressed"

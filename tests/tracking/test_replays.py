@@ -27,7 +27,9 @@ def _pinned_clock(monkeypatch, clock):
 async def totals(outreach, client, event_type: str) -> dict:
     """The analytics totals of the day the first such event was stamped with (the events' own clock)."""
     day = str((await outreach.events(event_type))[0].created_at.date())
-    report = await client.get("/v1/analytics/workspace", headers=outreach.headers, params={"from": day, "to": day})
+    report = await client.get(
+        "/v1/analytics/workspace", headers=outreach.headers, params={"from": day, "to": day}
+    )
     assert report.status_code == 200, report.text
     return report.json()["totals"]
 
@@ -92,22 +94,33 @@ async def test_head_requests_are_answered_but_not_counted(outreach, mailbox, sin
 async def test_public_tracking_routes_are_rate_limited_per_address(settings, database, workspace):
     """Burst 3, refilling 1 a minute: the fourth request from one address within the test is refused (429 in the
     contract's shape, with Retry-After) on every public route, while another address is still served."""
-    limited = settings.model_copy(update={"tracking_rate_limit_per_minute": 1, "tracking_rate_limit_burst": 3,
-                                          "redis_url": services.REDIS_URL or None})  # shared buckets when there
+    limited = settings.model_copy(
+        update={
+            "tracking_rate_limit_per_minute": 1,
+            "tracking_rate_limit_burst": 3,
+            "redis_url": services.REDIS_URL or None,
+        }
+    )  # shared buckets when there
     app = create_app(limited)
     # Addresses of their own, so a bucket left in a shared Redis by an earlier run cannot interfere.
     address, other = (f"198.51.{uuid.uuid4().int % 250}.{n}" for n in (1, 2))
     async with app.router.lifespan_context(app):
+
         def client_from(host: str) -> httpx.AsyncClient:
-            return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 40000)),
-                                     base_url="http://imail.test")
+            return httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, client=(host, 40000)), base_url="http://imail.test"
+            )
 
         async with client_from(address) as hammer, client_from(other) as bystander:
             for path in ("/t/o/forged.gif", "/t/c/forged", "/u/forged"):
                 response = await hammer.get(path)
                 assert response.status_code in (200, 404), response.text
-            for method, path in (("GET", "/t/o/forged.gif"), ("GET", "/t/c/forged"), ("GET", "/u/forged"),
-                                 ("POST", "/u/forged")):
+            for method, path in (
+                ("GET", "/t/o/forged.gif"),
+                ("GET", "/t/c/forged"),
+                ("GET", "/u/forged"),
+                ("POST", "/u/forged"),
+            ):
                 refused = await hammer.request(method, path)
                 assert refused.status_code == 429, (path, refused.text)
                 assert refused.json()["error"]["code"] == "rate_limited"

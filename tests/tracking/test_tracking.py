@@ -15,7 +15,10 @@ from tests.sending.conftest import freeze_api_clock
 
 pytestmark = pytest.mark.usefixtures("sink")
 
-STEP = {"subject": "Hi {{first_name}}", "body": '<p>See <a href="https://acme.io/demo?x=1">the demo</a> and <a href="https://acme.io/price">prices</a></p>'}
+STEP = {
+    "subject": "Hi {{first_name}}",
+    "body": '<p>See <a href="https://acme.io/demo?x=1">the demo</a> and <a href="https://acme.io/price">prices</a></p>',
+}
 BROWSER = {"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Safari/605.1.15"}
 
 
@@ -26,7 +29,9 @@ def _pinned_clock(monkeypatch, clock):
 
 async def send_one(outreach, mailbox, sink, email="ana@example.org"):
     await outreach.connect_inbox(mailbox)
-    campaign = await outreach.campaign([STEP, {"body": "<p>bump</p>", "delay": {"amount": 1, "unit": "days"}}])
+    campaign = await outreach.campaign(
+        [STEP, {"body": "<p>bump</p>", "delay": {"amount": 1, "unit": "days"}}]
+    )
     lead = await outreach.lead(campaign["id"], email, first_name="Ana")
     await outreach.resume(campaign["id"])
     assert await outreach.drain() == 1
@@ -52,7 +57,12 @@ async def test_open_pixel_records_an_open(outreach, mailbox, sink, client, clock
 async def test_image_proxy_opens_are_flagged_machine(outreach, mailbox, sink, client, clock):
     _, _, pixel, _ = await send_one(outreach, mailbox, sink)
     clock.advance(minutes=5)
-    await client.get(pixel, headers={"User-Agent": "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"})
+    await client.get(
+        pixel,
+        headers={
+            "User-Agent": "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+        },
+    )
     [opened] = await outreach.events("email.opened")
     assert opened.data["machine"] is True
     [message] = await outreach.rows(Message)
@@ -99,8 +109,11 @@ async def test_unsubscribe_get_confirms_and_post_unsubscribes(outreach, mailbox,
     page = await client.get(unsubscribe)
     assert page.status_code == 200 and "<form method=post>" in page.text
     assert (await outreach.lead_row(lead["id"])).status == "active"  # a GET changes nothing
-    one_click = await client.post(unsubscribe, content=b"List-Unsubscribe=One-Click",
-                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    one_click = await client.post(
+        unsubscribe,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert one_click.status_code == 200
     assert (await outreach.lead_row(lead["id"])).status == "unsubscribed"
     assert (await outreach.state(lead["id"])).stop_reason == "unsubscribed"
@@ -114,6 +127,7 @@ async def test_unsubscribe_get_confirms_and_post_unsubscribes(outreach, mailbox,
     assert counted.data["lead_id"] == lead["id"]
     # The day the event was stamped with, whatever today is: never a range from it to the test clock's date.
     day = str(counted.created_at.date())
-    report = (await client.get("/v1/analytics/workspace", headers=outreach.headers,
-                               params={"from": day, "to": day})).json()
+    report = (
+        await client.get("/v1/analytics/workspace", headers=outreach.headers, params={"from": day, "to": day})
+    ).json()
     assert report["totals"]["unsubscribed"] == 1

@@ -38,9 +38,17 @@ SECRET = "warmup-test-marker-0001"
 @pytest.fixture
 def settings(database_url: str, tls_cert: CertPair) -> Settings:  # noqa: F811
     # IDLE off: the reader polls, so reads happen exactly when a test runs the inbound worker.
-    return make_settings(database_url, mail_ca_file=str(tls_cert.ca_file), mail_timeout=5.0, inbound_idle=False,
-                         inbound_poll_interval=1.0, warmup_marker=SECRET, warmup_tag="WTAG42",
-                         warmup_window="08:00-18:00", warmup_reply_delay=600.0)
+    return make_settings(
+        database_url,
+        mail_ca_file=str(tls_cert.ca_file),
+        mail_timeout=5.0,
+        inbound_idle=False,
+        inbound_poll_interval=1.0,
+        warmup_marker=SECRET,
+        warmup_tag="WTAG42",
+        warmup_window="08:00-18:00",
+        warmup_reply_delay=600.0,
+    )
 
 
 @dataclass
@@ -94,8 +102,11 @@ class Router:
 
     def warmup(self, sender: str | None = None) -> list[tuple[datetime, ReceivedMessage]]:
         with self.lock:
-            return [(at, m) for at, m in self.accepted
-                    if m.message.get(HEADER) and (sender is None or m.envelope_from == sender)]
+            return [
+                (at, m)
+                for at, m in self.accepted
+                if m.message.get(HEADER) and (sender is None or m.envelope_from == sender)
+            ]
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -132,8 +143,9 @@ class Pool:
         inbox_id = response.json()["id"]
         self.mailboxes[inbox_id] = box
         if start:
-            started = await self.client.post(f"/v1/inboxes/{inbox_id}/warmup/start", headers=self.headers,
-                                             json=warmup or {})
+            started = await self.client.post(
+                f"/v1/inboxes/{inbox_id}/warmup/start", headers=self.headers, json=warmup or {}
+            )
             assert started.status_code == 200, started.text
         return inbox_id
 
@@ -199,8 +211,16 @@ def sender_of(received: ReceivedMessage) -> str:
 
 
 @pytest.fixture
-async def pool(client, database, settings, workspace, clock, smtp_server, dovecot, make_mailbox  # noqa: F811
-               ) -> AsyncIterator[Pool]:
+async def pool(
+    client,
+    database,
+    settings,
+    workspace,
+    clock,
+    smtp_server,
+    dovecot,
+    make_mailbox,  # noqa: F811
+) -> AsyncIterator[Pool]:
     router = Router(dovecot, clock)
     smtp_server.on_accept = router
     async with httpx.AsyncClient(timeout=10.0) as http:

@@ -14,8 +14,11 @@ PUBLIC_URL = "https://93.184.216.34/hooks/imail"  # a public address literal: no
 
 
 async def _endpoint(pool: Pool, version: str) -> str:
-    response = await pool.client.post("/v1/webhooks", json={"url": PUBLIC_URL, "events": ["*"]},
-                                      headers={**pool.headers, "Imail-Version": version})
+    response = await pool.client.post(
+        "/v1/webhooks",
+        json={"url": PUBLIC_URL, "events": ["*"]},
+        headers={**pool.headers, "Imail-Version": version},
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -23,7 +26,9 @@ async def _endpoint(pool: Pool, version: str) -> str:
 async def test_spam_placement_over_the_threshold_pauses_warmup_once_with_one_event(pool: Pool):
     pool.settings.warmup_threshold_sends = 5
     pool.settings.warmup_spam_threshold = 0.5
-    pool.settings.inbound_fetch_batch = 2  # placements arrive over several transactions, each judging the threshold
+    pool.settings.inbound_fetch_batch = (
+        2  # placements arrive over several transactions, each judging the threshold
+    )
     current = await _endpoint(pool, "2026-05-10")
     pinned = await _endpoint(pool, "2026-04-22")
     a = await pool.inbox({"start_volume": 12, "ceiling": 12, "reply_rate": 0})
@@ -85,7 +90,9 @@ async def test_delivery_reports_about_warmup_mail_count_as_warmup_bounces_only(p
     sent_by_a = await pool.rows(WarmupMessage, WarmupMessage.inbox_id == a)
     # B's server later reports two of A's emails undeliverable: DSNs in A's INBOX quoting their Message-IDs.
     for message in sent_by_a[:2]:
-        pool.imap.append(pool.email(a), dsn(message.message_id_header, recipient=pool.email(b), to_email=pool.email(a)))
+        pool.imap.append(
+            pool.email(a), dsn(message.message_id_header, recipient=pool.email(b), to_email=pool.email(a))
+        )
     await pool.read()
 
     statuses = Counter(m.status for m in await pool.rows(WarmupMessage, WarmupMessage.inbox_id == a))

@@ -16,40 +16,61 @@ from imail.warmup import content
 from tests.warmup.conftest import Pool
 
 SUBJECT = "Quick question"
-ALL_DAY = {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}
+ALL_DAY = {
+    "timezone": "UTC",
+    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    "start": "00:00",
+    "end": "24:00",
+}
 DAYS = [date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)]
 
 
-async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(pool: Pool, monkeypatch: pytest.MonkeyPatch):
+async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+):
     # Every warmup email gets the campaign's subject: only the marker keeps B's warmup mail from reading as a reply.
     monkeypatch.setattr(content, "SUBJECTS", (SUBJECT,))
     pool.ctx.extra["warmup.rng"] = random.Random(7)
     # B answers every warmup email of A's (A's reply_rate), in thread; A answers none of B's.
-    a = await pool.inbox({"start_volume": 4, "daily_increment": 0, "ceiling": 4, "reply_rate": 1}, daily_limit=10)
+    a = await pool.inbox(
+        {"start_volume": 4, "daily_increment": 0, "ceiling": 4, "reply_rate": 1}, daily_limit=10
+    )
     b = await pool.inbox({"start_volume": 4, "daily_increment": 0, "ceiling": 4, "reply_rate": 0})
     api = pool.client
 
     # Day 0 (Thursday), 18:00: A's 4 warmup emails, then a campaign from A; its first lead is B's own address.
     pool.clock.at(0, 18)
     await pool.send()
-    steps = [{"subject": SUBJECT, "body": "<p>Hi {{first_name|there}}</p>", "delay": {"amount": 0, "unit": "days"}}]
-    created = await api.post("/v1/campaigns", headers=pool.headers,
-                             json={"name": "Q4", "inbox_ids": [a], "steps": steps, "send_window": ALL_DAY})
+    steps = [
+        {"subject": SUBJECT, "body": "<p>Hi {{first_name|there}}</p>", "delay": {"amount": 0, "unit": "days"}}
+    ]
+    created = await api.post(
+        "/v1/campaigns",
+        headers=pool.headers,
+        json={"name": "Q4", "inbox_ids": [a], "steps": steps, "send_window": ALL_DAY},
+    )
     assert created.status_code == 201, created.text
     campaign = created.json()["id"]
-    lead_b = await api.post("/v1/leads", headers=pool.headers, json={"campaign_id": campaign, "email": pool.email(b)})
+    lead_b = await api.post(
+        "/v1/leads", headers=pool.headers, json={"campaign_id": campaign, "email": pool.email(b)}
+    )
     assert lead_b.status_code == 201, lead_b.text
     assert (await api.post(f"/v1/campaigns/{campaign}/resume", headers=pool.headers)).status_code == 200
     await pool.campaign_sends()
     for n in range(24):
-        response = await api.post("/v1/leads", headers=pool.headers,
-                                  json={"campaign_id": campaign, "email": f"lead{n}@prospects.com"})
+        response = await api.post(
+            "/v1/leads",
+            headers=pool.headers,
+            json={"campaign_id": campaign, "email": f"lead{n}@prospects.com"},
+        )
         assert response.status_code == 201, response.text
     await pool.campaign_sends()
     await pool.read()
 
     # Day 1 (Friday): slow ramp on: A's campaign sends are capped by the ramp (4), next to its 4 warmup emails.
-    patched = await api.patch(f"/v1/inboxes/{a}", headers=pool.headers, json={"warmup": {"enable_slow_ramp": True}})
+    patched = await api.patch(
+        f"/v1/inboxes/{a}", headers=pool.headers, json={"warmup": {"enable_slow_ramp": True}}
+    )
     assert patched.status_code == 200 and patched.json()["warmup"]["enable_slow_ramp"] is True
     pool.clock.at(1, 18)
     await pool.send()
@@ -66,8 +87,11 @@ async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(
     shown = (await pool.get(a))["warmup"]["today"]
     assert (shown["target"], shown["sent"]) == (4, 0)
 
-    from_a = Counter((at.date(), "warmup" if m.message.get(content.HEADER) else "campaign")
-                     for at, m in pool.router.accepted if m.envelope_from == pool.email(a))
+    from_a = Counter(
+        (at.date(), "warmup" if m.message.get(content.HEADER) else "campaign")
+        for at, m in pool.router.accepted
+        if m.envelope_from == pool.email(a)
+    )
     assert [(from_a[(d, "warmup")], from_a[(d, "campaign")]) for d in DAYS] == [(4, 6), (4, 4), (0, 10)]
     counters = {c.day: c.sent for c in await pool.rows(SendCounter, SendCounter.scope_id == a)}
     assert [counters[d] for d in DAYS] == [10, 8, 10]
@@ -89,8 +113,9 @@ async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(
     assert {e.type for e in await pool.rows(Event)} <= {"email.sent"}
 
     # Analytics: the campaign counts only campaign mail; the inbox report adds warmup rows per day.
-    report = await api.get(f"/v1/analytics/inboxes/{a}", headers=pool.headers,
-                           params={"from": "2026-11-26", "to": "2026-11-28"})
+    report = await api.get(
+        f"/v1/analytics/inboxes/{a}", headers=pool.headers, params={"from": "2026-11-26", "to": "2026-11-28"}
+    )
     assert report.status_code == 200, report.text
     days = report.json()["days"]
     assert [(d["sent"], d["warmup_sent"]) for d in days] == [(6, 4), (4, 4), (10, 0)]
@@ -98,11 +123,19 @@ async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(
     assert all(d["replied"] == 0 for d in days)
     # health_score reads the same rollups: 20 campaign sends, no bounce (100), no reply (0), 8 placements (neutral).
     assert (await pool.get(a))["health_score"] == 65  # 0.40·100 + 0.35·70 + 0.25·0 = 64.5
-    campaign_report = await api.get(f"/v1/analytics/campaigns/{campaign}", headers=pool.headers,
-                                    params={"from": "2026-11-26", "to": "2026-11-28"})
+    campaign_report = await api.get(
+        f"/v1/analytics/campaigns/{campaign}",
+        headers=pool.headers,
+        params={"from": "2026-11-26", "to": "2026-11-28"},
+    )
     assert campaign_report.json()["totals"]["sent"] == 20 and campaign_report.json()["totals"]["replied"] == 0
-    csv = await api.get(f"/v1/analytics/inboxes/{a}", headers=pool.headers,
-                        params={"from": "2026-11-26", "to": "2026-11-28", "format": "csv"})
+    csv = await api.get(
+        f"/v1/analytics/inboxes/{a}",
+        headers=pool.headers,
+        params={"from": "2026-11-26", "to": "2026-11-28", "format": "csv"},
+    )
     header, first = csv.text.splitlines()[:2]
-    assert header.endswith("warmup_sent,warmup_replies_sent,warmup_inbox,warmup_spam,warmup_replies_received,warmup_bounced")
+    assert header.endswith(
+        "warmup_sent,warmup_replies_sent,warmup_inbox,warmup_spam,warmup_replies_received,warmup_bounced"
+    )
     assert first.startswith("2026-11-26,6,")

@@ -14,7 +14,14 @@ THU = date(2026, 11, 26)
 
 def test_target_grows_by_the_increment_and_stops_at_the_ceiling():
     r = ramp.Ramp(start_volume=3, daily_increment=2, ceiling=9)
-    assert [ramp.target(r, THU, THU + timedelta(days=d), daily_limit=100) for d in range(6)] == [3, 5, 7, 9, 9, 9]
+    assert [ramp.target(r, THU, THU + timedelta(days=d), daily_limit=100) for d in range(6)] == [
+        3,
+        5,
+        7,
+        9,
+        9,
+        9,
+    ]
     assert ramp.target(r, THU, date(2026, 11, 25), daily_limit=100) == 0  # before the start
     assert ramp.target(r, THU, date(2026, 11, 29), daily_limit=6) == 6  # never above the inbox's daily limit
 
@@ -38,8 +45,9 @@ def test_slots_spread_over_the_window_and_all_pass_by_its_end():
 
 async def test_sends_per_day_follow_the_ramp_exactly_and_stop_at_the_ceiling(pool: Pool):
     a = await pool.inbox({"start_volume": 3, "daily_increment": 2, "ceiling": 9, "reply_rate": 0})
-    b = await pool.inbox({"start_volume": 2, "daily_increment": 3, "ceiling": 10, "weekdays_only": True,
-                          "reply_rate": 0})
+    b = await pool.inbox(
+        {"start_volume": 2, "daily_increment": 3, "ceiling": 10, "weekdays_only": True, "reply_rate": 0}
+    )
     for day in range(7):  # Thursday … Wednesday
         for hour in (9, 13, 18):  # part of the day's slots, then the rest at the window's end
             pool.clock.at(day, hour)
@@ -51,7 +59,12 @@ async def test_sends_per_day_follow_the_ramp_exactly_and_stop_at_the_ceiling(poo
     days = [THU + timedelta(days=d) for d in range(7)]
     assert [per_day[(d, pool.email(a))] for d in days] == [3, 5, 7, 9, 9, 9, 9]
     assert [per_day[(d, pool.email(b))] for d in days] == [2, 5, 0, 0, 8, 10, 10]
-    assert (await pool.get(b))["warmup"]["today"] == {"day": "2026-12-02", "target": 10, "sent": 10, "replies_sent": 0}
+    assert (await pool.get(b))["warmup"]["today"] == {
+        "day": "2026-12-02",
+        "target": 10,
+        "sent": 10,
+        "replies_sent": 0,
+    }
 
     # Sent over the real SMTP transport between pool members, marked and tagged; the sender's daily rows agree.
     sent = pool.router.warmup()
@@ -61,7 +74,9 @@ async def test_sends_per_day_follow_the_ramp_exactly_and_stop_at_the_ceiling(poo
         assert message["X-Imail-Warmup"] == SECRET and "WTAG42" in message.get_payload(decode=True).decode()
         assert received.login == received.envelope_from  # each inbox logged in to its own SMTP account
     rows = await pool.rows(WarmupDaily, WarmupDaily.inbox_id == a)
-    assert sorted((r.day, r.sent) for r in rows) == [(d, n) for d, n in zip(days, [3, 5, 7, 9, 9, 9, 9], strict=True)]
+    assert sorted((r.day, r.sent) for r in rows) == [
+        (d, n) for d, n in zip(days, [3, 5, 7, 9, 9, 9, 9], strict=True)
+    ]
 
 
 async def test_sends_wait_for_their_slot_within_the_window(pool: Pool):

@@ -20,12 +20,15 @@ VOLUME = 30
 
 
 @each_security
-async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answered_in_thread(pool: Pool, security):
+async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answered_in_thread(
+    pool: Pool, security
+):
     pool.settings.warmup_spam_threshold = 1.0  # this test is about placement, not auto-pause
     a = await pool.inbox({"start_volume": VOLUME, "ceiling": VOLUME, "reply_rate": 0.5})
     b = await pool.inbox({"start_volume": VOLUME, "ceiling": VOLUME, "reply_rate": 0})
     assert {((await pool.get(i))["smtp_security"], (await pool.get(i))["imap_security"]) for i in (a, b)} == {
-        (security, security)}
+        (security, security)
+    }
     pool.router.junk.add(pool.email(b))  # B's provider files everything into Junk
 
     pool.clock.at(0, 18)
@@ -37,8 +40,11 @@ async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answere
 
     # B: nothing left in Junk; every warmup email of A's now in INBOX, read and important.
     assert pool.folder(b, "Junk") == []
-    in_inbox = [(flags, raw) for flags, raw in pool.folder(b, "INBOX") if message_from_bytes(raw)["From"].endswith(
-        f"<{pool.email(a)}>")]
+    in_inbox = [
+        (flags, raw)
+        for flags, raw in pool.folder(b, "INBOX")
+        if message_from_bytes(raw)["From"].endswith(f"<{pool.email(a)}>")
+    ]
     assert len(in_inbox) == VOLUME
     assert all(b"\\Seen" in flags and b"\\Flagged" in flags for flags, _ in in_inbox)
 
@@ -53,7 +59,9 @@ async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answere
 
     # B answers about half of A's emails (A's reply_rate), after the reply delay, in thread.
     expected = {m.message_id_header for m in sent_by_a if should_reply(m.message_id_header, 0.5)}
-    assert 0.2 * VOLUME <= len(expected) <= 0.8 * VOLUME  # binomial(30, ½) leaves 6–24 about 3 times in 10,000
+    assert (
+        0.2 * VOLUME <= len(expected) <= 0.8 * VOLUME
+    )  # binomial(30, ½) leaves 6–24 about 3 times in 10,000
     pool.clock.advance(minutes=11)
     await pool.send()
     replies = [m.message for _, m in pool.router.warmup(pool.email(b)) if m.message["In-Reply-To"]]
@@ -67,7 +75,9 @@ async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answere
     await pool.read()  # A reads B's replies (in its INBOX)
     [today_a] = await pool.rows(WarmupDaily, WarmupDaily.inbox_id == a)
     assert today_a.replies_received == len(expected)
-    assert {m.message_id_header for m in await pool.rows(WarmupMessage, WarmupMessage.replied.is_(True))} == expected
+    assert {
+        m.message_id_header for m in await pool.rows(WarmupMessage, WarmupMessage.replied.is_(True))
+    } == expected
     shown = (await pool.get(a))["warmup"]
     assert shown["placement_7d"] == {"inbox": 0, "spam": VOLUME, "rate": 0.0}
     # health_score's placement part now has data: 0 for A (all spam), 100 for B (all inbox); the rest neutral (70).
@@ -78,8 +88,11 @@ async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answere
     # Sent, read and filed over sessions encrypted as the mode says.
     for inbox_id in (a, b):
         box = pool.mailboxes[inbox_id]
-        assert set(box.smtp.logins_over_tls(box.email)) == set(box.imap.logins_over_tls(box.email)) == {
-            encrypted(security)}
+        assert (
+            set(box.smtp.logins_over_tls(box.email))
+            == set(box.imap.logins_over_tls(box.email))
+            == {encrypted(security)}
+        )
     assert {m.tls for _, m in pool.router.accepted} == {encrypted(security)}
 
     # None of it is campaign mail: no replies rows, no receipts, no email or reply events, no analytics.
@@ -88,7 +101,9 @@ async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answere
     assert await pool.count(AnalyticsDaily) == 0
 
 
-async def test_the_pool_spans_workspaces_and_each_sees_only_its_own_side(pool: Pool, workspace, other_workspace):
+async def test_the_pool_spans_workspaces_and_each_sees_only_its_own_side(
+    pool: Pool, workspace, other_workspace
+):
     pool_workspace = workspace.workspace_id
     a = await pool.inbox({"start_volume": 3, "ceiling": 3, "reply_rate": 0})
     mine = pool.headers

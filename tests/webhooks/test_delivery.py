@@ -328,7 +328,9 @@ async def test_subscriptions_filter_event_types(client, workspace, database, rec
     await create_endpoint(client, workspace.headers(), receiver.url("/all"), ["*"])
     await emit(database, workspace.workspace_id, "email.opened")
     # internal types (analytics only) go to no endpoint, not even "*"
-    await emit(database, workspace.workspace_id, "email.auto_replied", {"message_id": "msg_1", "reply_id": "rpl_0"})
+    await emit(
+        database, workspace.workspace_id, "email.auto_replied", {"message_id": "msg_1", "reply_id": "rpl_0"}
+    )
     await emit(database, workspace.workspace_id, "lead.unsubscribed", {"message_id": "msg_1"})
     reply = await emit(
         database,
@@ -456,7 +458,9 @@ async def test_a_lease_left_by_a_dead_worker_is_taken_over(
     event = await emit(database, workspace.workspace_id)
     clock = Clock(utcnow())
     async with database.transaction() as session:  # a worker claims, then dies before sending
-        [job] = await DeliveryQueue(session).claim(clock.now, 10, clock.now + timedelta(seconds=30), "dead-worker#1")
+        [job] = await DeliveryQueue(session).claim(
+            clock.now, 10, clock.now + timedelta(seconds=30), "dead-worker#1"
+        )
     assert job.event_id == event.id
     ctx = worker_context(clock)
     clock.advance(seconds=29)

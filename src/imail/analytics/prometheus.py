@@ -79,8 +79,10 @@ def route_template(scope: Scope, outer_root: str = "") -> str:
     params = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
     path = scope.get("path", "")
     if outer_root and path.startswith(outer_root):
-        path = path[len(outer_root):]
-    return "/".join(f"{{{params[unquote(seg)]}}}" if unquote(seg) in params else seg for seg in path.split("/"))
+        path = path[len(outer_root) :]
+    return "/".join(
+        f"{{{params[unquote(seg)]}}}" if unquote(seg) in params else seg for seg in path.split("/")
+    )
 
 
 def _label(value: str) -> str:
@@ -88,13 +90,19 @@ def _label(value: str) -> str:
 
 
 def render(http: HttpMetrics | None, figures: dict[str, Any]) -> str:
-    lines = ["# HELP imail_http_requests_total HTTP requests by method, route template and status (this process).",
-             "# TYPE imail_http_requests_total counter"]
+    lines = [
+        "# HELP imail_http_requests_total HTTP requests by method, route template and status (this process).",
+        "# TYPE imail_http_requests_total counter",
+    ]
     if http is not None:
         for (method, route, status), n in sorted(http.requests.items()):
-            lines.append(f'imail_http_requests_total{{method="{method}",route="{_label(route)}",status="{status}"}} {n}')
-        lines += ["# HELP imail_http_request_duration_seconds HTTP request latency by route template (this process).",
-                  "# TYPE imail_http_request_duration_seconds histogram"]
+            lines.append(
+                f'imail_http_requests_total{{method="{method}",route="{_label(route)}",status="{status}"}} {n}'
+            )
+        lines += [
+            "# HELP imail_http_request_duration_seconds HTTP request latency by route template (this process).",
+            "# TYPE imail_http_request_duration_seconds histogram",
+        ]
         for route, counts in sorted(http.buckets.items()):
             r = _label(route)
             for bound, n in zip((*[str(b) for b in BUCKETS], "+Inf"), counts, strict=True):
@@ -103,14 +111,34 @@ def render(http: HttpMetrics | None, figures: dict[str, Any]) -> str:
             lines.append(f'imail_http_request_duration_seconds_count{{route="{r}"}} {counts[-1]}')
     for name, kind, help_text, value in (
         ("imail_emails_sent_total", "counter", "Emails sent (live ledger, all workspaces).", figures["sent"]),
-        ("imail_bounces_total{kind=\"hard\"}", "counter", "Bounces (live ledger).", figures["bounced_hard"]),
-        ("imail_bounces_total{kind=\"soft\"}", "counter", None, figures["bounced_soft"]),
-        ("imail_queue_depth{queue=\"sending_due\"}", "gauge", "Items due and not yet processed.", figures["sending_due"]),
-        ("imail_queue_depth{queue=\"webhooks_due\"}", "gauge", None, figures["webhook_backlog"]),
+        ('imail_bounces_total{kind="hard"}', "counter", "Bounces (live ledger).", figures["bounced_hard"]),
+        ('imail_bounces_total{kind="soft"}', "counter", None, figures["bounced_soft"]),
+        (
+            'imail_queue_depth{queue="sending_due"}',
+            "gauge",
+            "Items due and not yet processed.",
+            figures["sending_due"],
+        ),
+        ('imail_queue_depth{queue="webhooks_due"}', "gauge", None, figures["webhook_backlog"]),
         ("imail_webhook_backlog", "gauge", "Webhook deliveries due now.", figures["webhook_backlog"]),
-        ("imail_sending_lag_seconds", "gauge", "How late the oldest due send is.", figures["sending_lag_seconds"]),
-        ("imail_workers_alive", "gauge", "Worker processes seen by heartbeat in the last 30 s.", figures["workers_alive"]),
-        ("imail_imap_readers_connected", "gauge", "Mailboxes held by an IMAP reader.", figures["imap_readers_connected"]),
+        (
+            "imail_sending_lag_seconds",
+            "gauge",
+            "How late the oldest due send is.",
+            figures["sending_lag_seconds"],
+        ),
+        (
+            "imail_workers_alive",
+            "gauge",
+            "Worker processes seen by heartbeat in the last 30 s.",
+            figures["workers_alive"],
+        ),
+        (
+            "imail_imap_readers_connected",
+            "gauge",
+            "Mailboxes held by an IMAP reader.",
+            figures["imap_readers_connected"],
+        ),
     ):
         base = name.split("{")[0]
         if help_text is not None:
@@ -127,12 +155,25 @@ async def database_figures(database: Any) -> dict[str, Any]:
     now = utcnow()
     ops = await operations(database, now)
     async with database.transaction() as session:
-        sent, hard, soft = (await session.execute(
-            select(func.coalesce(func.sum(Rollup.sent), 0), func.coalesce(func.sum(Rollup.bounced_hard), 0),
-                   func.coalesce(func.sum(Rollup.bounced_soft), 0)).where(Rollup.livemode.is_(True)))).one()
-        due = await session.scalar(select(func.count()).select_from(SequenceState).where(SequenceState.due_at <= now))
-    return {"sent": int(sent), "bounced_hard": int(hard), "bounced_soft": int(soft), "sending_due": int(due or 0),
-            **ops.model_dump()}
+        sent, hard, soft = (
+            await session.execute(
+                select(
+                    func.coalesce(func.sum(Rollup.sent), 0),
+                    func.coalesce(func.sum(Rollup.bounced_hard), 0),
+                    func.coalesce(func.sum(Rollup.bounced_soft), 0),
+                ).where(Rollup.livemode.is_(True))
+            )
+        ).one()
+        due = await session.scalar(
+            select(func.count()).select_from(SequenceState).where(SequenceState.due_at <= now)
+        )
+    return {
+        "sent": int(sent),
+        "bounced_hard": int(hard),
+        "bounced_soft": int(soft),
+        "sending_due": int(due or 0),
+        **ops.model_dump(),
+    }
 
 
 router = APIRouter(include_in_schema=False)

@@ -56,18 +56,34 @@ async def public_metrics(database: Database, now: datetime | None = None) -> Pub
     today = now.date()
     async with database.transaction() as session:
         live = (Rollup.livemode.is_(True),)
-        sent_today, replies_today = (await session.execute(
-            select(func.coalesce(func.sum(Rollup.sent), 0), func.coalesce(func.sum(Rollup.replied), 0))
-            .where(Rollup.day == today, *live))).one()
-        sent_7d, replied_7d = (await session.execute(
-            select(func.coalesce(func.sum(Rollup.sent), 0), func.coalesce(func.sum(Rollup.replied), 0))
-            .where(Rollup.day >= today - timedelta(days=6), Rollup.day <= today, *live))).one()
-        inboxes = await session.scalar(select(func.count()).select_from(Inbox)
-                                       .where(Inbox.livemode.is_(True), Inbox.status == "connected"))
+        sent_today, replies_today = (
+            await session.execute(
+                select(
+                    func.coalesce(func.sum(Rollup.sent), 0), func.coalesce(func.sum(Rollup.replied), 0)
+                ).where(Rollup.day == today, *live)
+            )
+        ).one()
+        sent_7d, replied_7d = (
+            await session.execute(
+                select(
+                    func.coalesce(func.sum(Rollup.sent), 0), func.coalesce(func.sum(Rollup.replied), 0)
+                ).where(Rollup.day >= today - timedelta(days=6), Rollup.day <= today, *live)
+            )
+        ).one()
+        inboxes = await session.scalar(
+            select(func.count())
+            .select_from(Inbox)
+            .where(Inbox.livemode.is_(True), Inbox.status == "connected")
+        )
         hourly = await sends_per_hour(session, now)
-    return PublicMetrics(emails_sent_today=int(sent_today), replies_today=int(replies_today), active_inboxes=int(inboxes or 0),
-                         reply_rate_7d=round(int(replied_7d) / int(sent_7d), 4) if sent_7d else 0.0,
-                         sends_per_hour=hourly, computed_at=now)
+    return PublicMetrics(
+        emails_sent_today=int(sent_today),
+        replies_today=int(replies_today),
+        active_inboxes=int(inboxes or 0),
+        reply_rate_7d=round(int(replied_7d) / int(sent_7d), 4) if sent_7d else 0.0,
+        sends_per_hour=hourly,
+        computed_at=now,
+    )
 
 
 async def sends_per_hour(session: Any, now: datetime) -> list[int]:
@@ -80,8 +96,11 @@ async def sends_per_hour(session: Any, now: datetime) -> list[int]:
         hour = func.to_char(func.timezone("UTC", Event.created_at), "YYYY-MM-DD HH24")
     else:
         hour = func.strftime("%Y-%m-%d %H", Event.created_at)
-    rows = await session.execute(select(hour, func.count()).where(
-        Event.created_at >= first, Event.type == "email.sent", Event.livemode.is_(True)).group_by(hour))
+    rows = await session.execute(
+        select(hour, func.count())
+        .where(Event.created_at >= first, Event.type == "email.sent", Event.livemode.is_(True))
+        .group_by(hour)
+    )
     counts = dict(rows.all())
     return [int(counts.get((first + timedelta(hours=i)).strftime("%Y-%m-%d %H"), 0)) for i in range(24)]
 
@@ -89,23 +108,38 @@ async def sends_per_hour(session: Any, now: datetime) -> list[int]:
 async def operations(database: Database, now: datetime | None = None) -> Operations:
     now = now or utcnow()
     async with database.transaction() as session:
-        workers = await session.scalar(select(func.count()).select_from(WorkerHeartbeat)
-                                       .where(WorkerHeartbeat.seen_at >= now - HEARTBEAT_ALIVE))
-        oldest_due = await session.scalar(select(func.min(SequenceState.due_at)).where(SequenceState.due_at <= now))
-        backlog = await session.scalar(select(func.count()).select_from(WebhookDelivery).where(
-            WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now))
-        readers = await session.scalar(select(func.count()).select_from(MailboxPoll).where(MailboxPoll.lease_until > now))
+        workers = await session.scalar(
+            select(func.count())
+            .select_from(WorkerHeartbeat)
+            .where(WorkerHeartbeat.seen_at >= now - HEARTBEAT_ALIVE)
+        )
+        oldest_due = await session.scalar(
+            select(func.min(SequenceState.due_at)).where(SequenceState.due_at <= now)
+        )
+        backlog = await session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+        )
+        readers = await session.scalar(
+            select(func.count()).select_from(MailboxPoll).where(MailboxPoll.lease_until > now)
+        )
     if oldest_due is not None and oldest_due.tzinfo is None:
         from datetime import UTC
 
         oldest_due = oldest_due.replace(tzinfo=UTC)
     lag = max(0.0, (now - oldest_due).total_seconds()) if oldest_due is not None else 0.0
-    return Operations(workers_alive=int(workers or 0), sending_lag_seconds=round(lag, 1), webhook_backlog=int(backlog or 0),
-                      imap_readers_connected=int(readers or 0))
+    return Operations(
+        workers_alive=int(workers or 0),
+        sending_lag_seconds=round(lag, 1),
+        webhook_backlog=int(backlog or 0),
+        imap_readers_connected=int(readers or 0),
+    )
 
 
-def shared(redis: Redis | None, name: str, model: type[M], compute: Callable[[], Awaitable[M]],
-           namespace: str = "") -> Cached[M]:
+def shared(
+    redis: Redis | None, name: str, model: type[M], compute: Callable[[], Awaitable[M]], namespace: str = ""
+) -> Cached[M]:
     """Cached per process for TTL seconds; through Redis (when configured) across processes. `namespace` (the
     database URL) keeps two installations sharing one Redis apart."""
     key = f"imail:public:{name}:{hashlib.sha256(namespace.encode()).hexdigest()[:16]}"
@@ -116,7 +150,11 @@ def shared(redis: Redis | None, name: str, model: type[M], compute: Callable[[],
                 stored = await redis.get(key)
                 if stored is not None:
                     return model.model_validate_json(stored)
-            except (RedisError, OSError, ValueError) as exc:  # Redis down: compute here, still once per TTL per process
+            except (
+                RedisError,
+                OSError,
+                ValueError,
+            ) as exc:  # Redis down: compute here, still once per TTL per process
                 log.warning("public figures: Redis read failed", key=key, error=str(exc)[:200])
         value = await compute()
         if redis is not None:
@@ -144,8 +182,9 @@ def metrics_cache(request: Request) -> Cached[PublicMetrics]:
     state = request.app.state
     if getattr(state, "public_metrics_cache", None) is None:
         state.public_metrics_compute = Counter(lambda: public_metrics(state.database))
-        state.public_metrics_cache = shared(state.redis, "metrics", PublicMetrics, state.public_metrics_compute,
-                                            state.settings.database_url)
+        state.public_metrics_cache = shared(
+            state.redis, "metrics", PublicMetrics, state.public_metrics_compute, state.settings.database_url
+        )
     return state.public_metrics_cache
 
 
@@ -158,5 +197,3 @@ async def get_public_metrics(request: Request, response: Response):
     last 7 UTC days. No auth; computed at most once per 30 s per process (shared through Redis when configured)."""
     response.headers["Cache-Control"] = PUBLIC_CACHE
     return await metrics_cache(request).get()
-
-

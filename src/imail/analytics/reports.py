@@ -28,7 +28,11 @@ DEFAULT_DAYS = 30
 # The reference's funnel stages (sent → opened → replied → interested → meeting), each read from the counter that
 # means it: an email is opened once a person opened it (unique, human), a meeting is a reply labelled meeting_booked.
 FUNNEL_COUNTERS = {
-    "sent": "sent", "opened": "opened_unique", "replied": "replied", "interested": "interested", "meeting": "meeting_booked",
+    "sent": "sent",
+    "opened": "opened_unique",
+    "replied": "replied",
+    "interested": "interested",
+    "meeting": "meeting_booked",
 }
 FUNNEL = tuple(FUNNEL_COUNTERS)
 SUPPORTED_TIMEZONES = ("UTC", "Etc/UTC", "Z")
@@ -47,14 +51,20 @@ class Range:
 
 def date_range(start: date | None, end: date | None, timezone: str) -> Range:
     if timezone not in SUPPORTED_TIMEZONES:
-        raise InvalidField(f"timezone {timezone!r} is not supported: analytics are bucketed by UTC day; pass timezone=UTC",
-                           "timezone")
+        raise InvalidField(
+            f"timezone {timezone!r} is not supported: analytics are bucketed by UTC day; pass timezone=UTC",
+            "timezone",
+        )
     end = end or utcnow().date()
     start = start or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
-        raise InvalidField(f"from ({start}) is after to ({end}); from and to are inclusive dates (YYYY-MM-DD)", "from")
+        raise InvalidField(
+            f"from ({start}) is after to ({end}); from and to are inclusive dates (YYYY-MM-DD)", "from"
+        )
     if (end - start).days + 1 > MAX_DAYS:
-        raise InvalidField(f"the range spans {(end - start).days + 1} days; at most {MAX_DAYS} at a time", "from")
+        raise InvalidField(
+            f"the range spans {(end - start).days + 1} days; at most {MAX_DAYS} at a time", "from"
+        )
     return Range(start, end)
 
 
@@ -63,8 +73,12 @@ def _statement(model: Any, group: tuple[str, ...], filter_column: str | None) ->
     """Built once per shape, with bind parameters: the SQL compilation cache does the rest (reads are a few ms)."""
     sums = [func.coalesce(func.sum(getattr(model, c)), 0).label(c) for c in COUNTERS]
     columns = [getattr(model, g) for g in group]
-    stmt = select(*columns, *sums).where(model.workspace_id == bindparam("ws"), model.livemode == bindparam("live"),
-                                         model.day >= bindparam("start"), model.day <= bindparam("end"))
+    stmt = select(*columns, *sums).where(
+        model.workspace_id == bindparam("ws"),
+        model.livemode == bindparam("live"),
+        model.day >= bindparam("start"),
+        model.day <= bindparam("end"),
+    )
     if filter_column is not None:
         stmt = stmt.where(getattr(model, filter_column) == bindparam("target"))
     return stmt.group_by(*columns).order_by(*columns)
@@ -74,20 +88,41 @@ def _counts(row: Any) -> dict[str, int]:
     return {c: int(getattr(row, c)) for c in COUNTERS}
 
 
-async def _report(session: AsyncSession, tenant: Tenant, rng: Range, *, campaign_id: str | None = None,
-                  inbox_id: str | None = None, by_step: bool = False) -> dict[str, Any]:
+async def _report(
+    session: AsyncSession,
+    tenant: Tenant,
+    rng: Range,
+    *,
+    campaign_id: str | None = None,
+    inbox_id: str | None = None,
+    by_step: bool = False,
+) -> dict[str, Any]:
     """Per day from the table without inboxes (or the fine one for an inbox); totals are the sum of the days."""
     model: Any = AnalyticsDaily if inbox_id is not None else AnalyticsCampaignDaily
     filter_column = "inbox_id" if inbox_id is not None else "campaign_id" if campaign_id is not None else None
-    params = {"ws": tenant.workspace_id, "live": tenant.livemode, "start": rng.start, "end": rng.end,
-              "target": inbox_id if inbox_id is not None else campaign_id}
+    params = {
+        "ws": tenant.workspace_id,
+        "live": tenant.livemode,
+        "start": rng.start,
+        "end": rng.end,
+        "target": inbox_id if inbox_id is not None else campaign_id,
+    }
     if filter_column is None:
         params.pop("target")
-    per_day = {row.day: _counts(row) for row in await session.execute(_statement(model, ("day",), filter_column), params)}
+    per_day = {
+        row.day: _counts(row)
+        for row in await session.execute(_statement(model, ("day",), filter_column), params)
+    }
     zero = {c: 0 for c in COUNTERS}
     days = [{"day": d, **per_day.get(d, zero)} for d in rng.days()]
     totals = {c: sum(day[c] for day in days) for c in COUNTERS}
-    report: dict[str, Any] = {"from": rng.start, "to": rng.end, "timezone": "UTC", "totals": totals, "days": days}
+    report: dict[str, Any] = {
+        "from": rng.start,
+        "to": rng.end,
+        "timezone": "UTC",
+        "totals": totals,
+        "days": days,
+    }
     if by_step:
         rows = await session.execute(_statement(model, ("step", "variant"), filter_column), params)
         report["steps"] = [{"step": r.step or None, "variant": r.variant or None, **_counts(r)} for r in rows]
@@ -96,28 +131,43 @@ async def _report(session: AsyncSession, tenant: Tenant, rng: Range, *, campaign
 
 @lru_cache(maxsize=8)
 def _exists_statement(model: Any) -> Any:
-    return select(model.id).where(model.id == bindparam("id"), model.workspace_id == bindparam("ws"),
-                                  model.livemode == bindparam("live"))
+    return select(model.id).where(
+        model.id == bindparam("id"),
+        model.workspace_id == bindparam("ws"),
+        model.livemode == bindparam("live"),
+    )
 
 
 async def _exists(session: AsyncSession, tenant: Tenant, model: Any, object_id: str, what: str) -> None:
-    found = (await session.execute(_exists_statement(model),
-                                   {"id": object_id, "ws": tenant.workspace_id, "live": tenant.livemode})).first()
+    found = (
+        await session.execute(
+            _exists_statement(model), {"id": object_id, "ws": tenant.workspace_id, "live": tenant.livemode}
+        )
+    ).first()
     if found is None:
-        raise NotFound(f"No {what} {object_id!r} in this workspace's {'live' if tenant.livemode else 'test'} ledger")
+        raise NotFound(
+            f"No {what} {object_id!r} in this workspace's {'live' if tenant.livemode else 'test'} ledger"
+        )
 
 
-async def campaign_report(session: AsyncSession, tenant: Tenant, campaign_id: str, rng: Range) -> dict[str, Any]:
+async def campaign_report(
+    session: AsyncSession, tenant: Tenant, campaign_id: str, rng: Range
+) -> dict[str, Any]:
     await _exists(session, tenant, Campaign, campaign_id, "campaign")
-    return {"campaign_id": campaign_id,
-            **await _report(session, tenant, rng, campaign_id=campaign_id, by_step=True)}
+    return {
+        "campaign_id": campaign_id,
+        **await _report(session, tenant, rng, campaign_id=campaign_id, by_step=True),
+    }
 
 
 async def inbox_report(session: AsyncSession, tenant: Tenant, inbox_id: str, rng: Range) -> dict[str, Any]:
     """The inbox's campaign counts, each day (and the totals) joined with its warmup counts (`warmup_*`)."""
     await _exists(session, tenant, Inbox, inbox_id, "inbox")
     report = await _report(session, tenant, rng, inbox_id=inbox_id)
-    warm = {row.day: row for row in await WarmupRepository(session, tenant).daily_between([inbox_id], rng.start, rng.end)}
+    warm = {
+        row.day: row
+        for row in await WarmupRepository(session, tenant).daily_between([inbox_id], rng.start, rng.end)
+    }
     for day in report["days"]:
         row = warm.get(day["day"])
         day.update({f"warmup_{c}": getattr(row, c) if row is not None else 0 for c in WARMUP_COUNTERS})
@@ -129,16 +179,23 @@ async def workspace_report(session: AsyncSession, tenant: Tenant, rng: Range) ->
     return await _report(session, tenant, rng)
 
 
-async def funnel_report(session: AsyncSession, tenant: Tenant, rng: Range, campaign_id: str | None) -> dict[str, Any]:
+async def funnel_report(
+    session: AsyncSession, tenant: Tenant, rng: Range, campaign_id: str | None
+) -> dict[str, Any]:
     if campaign_id is not None:
         await _exists(session, tenant, Campaign, campaign_id, "campaign")
     report = await _report(session, tenant, rng, campaign_id=campaign_id)
     pick = lambda counts: {stage: counts[counter] for stage, counter in FUNNEL_COUNTERS.items()}
     totals = pick(report["totals"])
-    return {"campaign_id": campaign_id, "from": rng.start, "to": rng.end, "timezone": "UTC",
-            "stages": [{"stage": stage, "count": count} for stage, count in totals.items()],
-            "totals": totals,
-            "days": [{"day": d["day"], **pick(d)} for d in report["days"]]}
+    return {
+        "campaign_id": campaign_id,
+        "from": rng.start,
+        "to": rng.end,
+        "timezone": "UTC",
+        "stages": [{"stage": stage, "count": count} for stage, count in totals.items()],
+        "totals": totals,
+        "days": [{"day": d["day"], **pick(d)} for d in report["days"]],
+    }
 
 
 # --- CSV ---------------------------------------------------------------------------------------------------------

@@ -38,11 +38,21 @@ from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDa
 
 Key = tuple[str, int, str, str, date]  # campaign_id, step, variant, inbox_id, day
 LABEL_COUNTERS = {"interested": "interested", "meeting_booked": "meeting_booked"}
-DIRECT = {"email.sent": "sent", "email.delivered": "delivered", "email.bounced.hard": "bounced_hard",
-          "email.bounced.soft": "bounced_soft", "email.auto_replied": "auto_replied", "lead.unsubscribed": "unsubscribed"}
+DIRECT = {
+    "email.sent": "sent",
+    "email.delivered": "delivered",
+    "email.bounced.hard": "bounced_hard",
+    "email.bounced.soft": "bounced_soft",
+    "email.auto_replied": "auto_replied",
+    "lead.unsubscribed": "unsubscribed",
+}
 # Opens and clicks, and their repeats (internal, see events.types), by the counter they feed.
-ENGAGEMENT = {"email.opened": "opened", "email.opened.repeat": "opened", "email.clicked": "clicked",
-              "email.clicked.repeat": "clicked"}
+ENGAGEMENT = {
+    "email.opened": "opened",
+    "email.opened.repeat": "opened",
+    "email.clicked": "clicked",
+    "email.clicked.repeat": "clicked",
+}
 COUNTED = {*DIRECT, *ENGAGEMENT, "reply.received", "reply.classified"}
 CREATE_ONLY = {"email.sent"}  # its ref is inserted if absent, never overwritten
 
@@ -63,8 +73,13 @@ class Ref:
 
 
 def _ref_of(data: Mapping[str, Any], day: date) -> Ref:
-    return Ref(data.get("campaign_id") or "", int(data.get("step") or 0), data.get("variant") or "",
-               data.get("inbox_id") or "", day)
+    return Ref(
+        data.get("campaign_id") or "",
+        int(data.get("step") or 0),
+        data.get("variant") or "",
+        data.get("inbox_id") or "",
+        day,
+    )
 
 
 def day_of(moment: datetime) -> date:
@@ -82,8 +97,9 @@ def needed_refs(event_type: str, data: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def plan(event_type: str, data: Mapping[str, Any], day: date,
-         refs: Mapping[str, Ref]) -> tuple[list[tuple[Key, str, int]], dict[str, Ref]]:
+def plan(
+    event_type: str, data: Mapping[str, Any], day: date, refs: Mapping[str, Ref]
+) -> tuple[list[tuple[Key, str, int]], dict[str, Ref]]:
     """(counter deltas, refs to write) for one event, given the refs `needed_refs` named (missing ones absent).
     The ref of `email.sent` is written only if the email has none yet (see CREATE_ONLY)."""
     deltas: list[tuple[Key, str, int]] = []
@@ -128,7 +144,9 @@ def plan(event_type: str, data: Mapping[str, Any], day: date,
 
 
 def _ref_from_row(row: AnalyticsRef) -> Ref:
-    return Ref(row.campaign_id, row.step, row.variant, row.inbox_id, row.day, row.opened, row.clicked, row.label)
+    return Ref(
+        row.campaign_id, row.step, row.variant, row.inbox_id, row.day, row.opened, row.clicked, row.label
+    )
 
 
 Counted = tuple[Tenant, str, Mapping[str, Any], datetime]  # tenant, event type, data, created_at
@@ -151,10 +169,15 @@ async def apply_events(session: AsyncSession, events: Iterable[Counted]) -> None
             wanted.setdefault(tenant, set()).update(ids)
     fold = Fold()
     for tenant in sorted(wanted, key=_tenant_order):
-        stmt = (select(AnalyticsRef)
-                .where(AnalyticsRef.workspace_id == tenant.workspace_id, AnalyticsRef.livemode == tenant.livemode,
-                       among(AnalyticsRef.ref_id, sorted(wanted[tenant])))
-                .order_by(AnalyticsRef.ref_id))
+        stmt = (
+            select(AnalyticsRef)
+            .where(
+                AnalyticsRef.workspace_id == tenant.workspace_id,
+                AnalyticsRef.livemode == tenant.livemode,
+                among(AnalyticsRef.ref_id, sorted(wanted[tenant])),
+            )
+            .order_by(AnalyticsRef.ref_id)
+        )
         if session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         for row in (await session.execute(stmt.execution_options(populate_existing=True))).scalars():
@@ -168,7 +191,10 @@ async def apply_events(session: AsyncSession, events: Iterable[Counted]) -> None
         if rows:
             await session.execute(stmt, rows)
     daily, coarse = fold.counter_rows()
-    for rows, stmt, keys in ((daily, upserts.daily, KEY_FIELDS), (coarse, upserts.campaign_daily, COARSE_FIELDS)):
+    for rows, stmt, keys in (
+        (daily, upserts.daily, KEY_FIELDS),
+        (coarse, upserts.campaign_daily, COARSE_FIELDS),
+    ):
         if rows:
             await session.execute(stmt, sorted(rows, key=lambda r: tuple(r[k] for k in keys)))
 
@@ -194,12 +220,15 @@ def _upserts(dialect: str) -> _Upserts:
 
     def adding_counters(model: Any, keys: tuple[str, ...]) -> Any:
         stmt = insert(model.__table__)
-        return stmt.on_conflict_do_update(index_elements=list(keys),
-                                          set_={c: model.__table__.c[c] + stmt.excluded[c] for c in COUNTERS})
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: model.__table__.c[c] + stmt.excluded[c] for c in COUNTERS}
+        )
 
     return _Upserts(
         new_refs=refs.on_conflict_do_nothing(index_elements=ref_keys),
-        changed_refs=refs.on_conflict_do_update(index_elements=ref_keys, set_={c: refs.excluded[c] for c in REF_FIELDS}),
+        changed_refs=refs.on_conflict_do_update(
+            index_elements=ref_keys, set_={c: refs.excluded[c] for c in REF_FIELDS}
+        ),
         daily=adding_counters(AnalyticsDaily, KEY_FIELDS),
         campaign_daily=adding_counters(AnalyticsCampaignDaily, COARSE_FIELDS),
     )
@@ -220,14 +249,31 @@ def _coarse(fine: dict[str, Any]) -> dict[str, Any]:
 
 def _key_values(tenant: Tenant, key: Key) -> dict[str, Any]:
     campaign_id, step, variant, inbox_id, day = key
-    return {"workspace_id": tenant.workspace_id, "livemode": tenant.livemode, "campaign_id": campaign_id,
-            "step": step, "variant": variant, "inbox_id": inbox_id, "day": day}
+    return {
+        "workspace_id": tenant.workspace_id,
+        "livemode": tenant.livemode,
+        "campaign_id": campaign_id,
+        "step": step,
+        "variant": variant,
+        "inbox_id": inbox_id,
+        "day": day,
+    }
 
 
 def _ref_values(tenant: Tenant, ref_id: str, ref: Ref) -> dict[str, Any]:
-    return {"workspace_id": tenant.workspace_id, "livemode": tenant.livemode, "ref_id": ref_id,
-            "campaign_id": ref.campaign_id, "step": ref.step, "variant": ref.variant, "inbox_id": ref.inbox_id,
-            "day": ref.day, "opened": ref.opened, "clicked": ref.clicked, "label": ref.label}
+    return {
+        "workspace_id": tenant.workspace_id,
+        "livemode": tenant.livemode,
+        "ref_id": ref_id,
+        "campaign_id": ref.campaign_id,
+        "step": ref.step,
+        "variant": ref.variant,
+        "inbox_id": ref.inbox_id,
+        "day": ref.day,
+        "opened": ref.opened,
+        "clicked": ref.clicked,
+        "label": ref.label,
+    }
 
 
 # --- the fold (live batches and rebuild) -------------------------------------------------------------------------
@@ -268,7 +314,7 @@ class Fold:
         """(refs first made here — inserted only if still absent, like `email.sent`'s —, refs changed here),
         each in key order."""
         created, updated = [], []
-        for (tenant, ref_id) in sorted(self.refs, key=lambda k: (*_tenant_order(k[0]), k[1])):
+        for tenant, ref_id in sorted(self.refs, key=lambda k: (*_tenant_order(k[0]), k[1])):
             if (tenant, ref_id) in self._updated:
                 updated.append(_ref_values(tenant, ref_id, self.refs[(tenant, ref_id)]))
             elif (tenant, ref_id) not in self._stored:
@@ -277,7 +323,10 @@ class Fold:
 
     def counter_rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(analytics_daily rows, analytics_campaign_daily rows): every counter given, zeros included."""
-        daily = [{**_key_values(t, key), **{c: 0 for c in COUNTERS}, **counts} for (t, key), counts in self.counters.items()]
+        daily = [
+            {**_key_values(t, key), **{c: 0 for c in COUNTERS}, **counts}
+            for (t, key), counts in self.counters.items()
+        ]
         coarse: dict[tuple, dict[str, Any]] = {}
         for row in daily:
             key = tuple(_coarse(row).values())
@@ -295,14 +344,19 @@ class Fold:
 
 async def write_fold(session: AsyncSession, fold: Fold, chunk: int = 1000) -> tuple[int, int]:
     daily, coarse, refs = fold.rows()
-    for table, rows in ((AnalyticsDaily.__table__, daily), (AnalyticsCampaignDaily.__table__, coarse),
-                        (AnalyticsRef.__table__, refs)):
+    for table, rows in (
+        (AnalyticsDaily.__table__, daily),
+        (AnalyticsCampaignDaily.__table__, coarse),
+        (AnalyticsRef.__table__, refs),
+    ):
         for start in range(0, len(rows), chunk):
-            await session.execute(table.insert(), rows[start:start + chunk])
+            await session.execute(table.insert(), rows[start : start + chunk])
     return len(daily), len(refs)
 
 
-async def rebuild(session: AsyncSession, workspace_id: str | None = None, batch: int = 5000) -> dict[str, int]:
+async def rebuild(
+    session: AsyncSession, workspace_id: str | None = None, batch: int = 5000
+) -> dict[str, int]:
     """Recompute the rollups (of one workspace, or all) from the event log, replacing what is stored."""
     from imail.models import Event
 

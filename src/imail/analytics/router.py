@@ -14,10 +14,16 @@ from imail.analytics.schemas import CampaignAnalytics, Funnel, InboxAnalytics, W
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 
-router = APIRouter(prefix="/analytics", tags=["Analytics"], dependencies=[Depends(require_scope("analytics"))])
+router = APIRouter(
+    prefix="/analytics", tags=["Analytics"], dependencies=[Depends(require_scope("analytics"))]
+)
 
-CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                                                     "description": "JSON, or CSV with `?format=csv`"}}
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "JSON, or CSV with `?format=csv`",
+    }
+}
 
 
 # A named alias is one schema component, so generated clients get one well-named enum.
@@ -27,10 +33,15 @@ ReportFormat = TypeAliasType("ReportFormat", Literal["json", "csv"])
 class RangeQuery:
     def __init__(
         self,
-        from_: Annotated[date | None, Query(alias="from", description="first day, inclusive (default: 29 days before `to`)")] = None,
+        from_: Annotated[
+            date | None,
+            Query(alias="from", description="first day, inclusive (default: 29 days before `to`)"),
+        ] = None,
         to: Annotated[date | None, Query(description="last day, inclusive (default: today)")] = None,
         timezone: Annotated[str, Query(description="days are UTC days; only `UTC` is accepted")] = "UTC",
-        format: Annotated[ReportFormat, Query(description="`csv`: text/csv, a header row, one row per day")] = "json",
+        format: Annotated[
+            ReportFormat, Query(description="`csv`: text/csv, a header row, one row per day")
+        ] = "json",
     ):
         self.range = reports.date_range(from_, to, timezone)
         self.format = format
@@ -39,11 +50,20 @@ class RangeQuery:
 RangeDep = Annotated[RangeQuery, Depends()]
 
 
-def _answer(report: dict[str, Any], model: Any, query: RangeQuery, name: str, columns: tuple[str, ...] = reports.COUNTERS) -> Any:
+def _answer(
+    report: dict[str, Any],
+    model: Any,
+    query: RangeQuery,
+    name: str,
+    columns: tuple[str, ...] = reports.COUNTERS,
+) -> Any:
     if query.format == "csv":
         filename = f"{name}-{query.range.start}-{query.range.end}.csv"
-        return Response(reports.to_csv(report, columns), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return Response(
+            reports.to_csv(report, columns),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
     return model.model_validate(report).model_dump(mode="json", by_alias=True)
 
 
@@ -70,8 +90,12 @@ async def get_workspace_analytics(caller: CallerDep, session: SessionDep, query:
 
 
 @router.get("/funnel", response_model=Funnel, responses=CSV_RESPONSE)
-async def get_funnel(caller: CallerDep, session: SessionDep, query: RangeDep,
-                     campaign_id: Annotated[str | None, Query(description="one campaign only")] = None):
+async def get_funnel(
+    caller: CallerDep,
+    session: SessionDep,
+    query: RangeDep,
+    campaign_id: Annotated[str | None, Query(description="one campaign only")] = None,
+):
     """sent → opened → replied → interested → meeting (the reference's stages), over the range and per UTC day:
     `opened` counts emails a person opened (unique, human), `meeting` replies labelled `meeting_booked`."""
     report = await reports.funnel_report(session, caller.tenant, query.range, campaign_id)

@@ -47,7 +47,10 @@ class Report(BaseModel):
     totals: Counts
     days: list[DayCounts]
 
-    model_config = {"populate_by_name": True, "alias_generator": lambda name: "from" if name == "from_" else name}
+    model_config = {
+        "populate_by_name": True,
+        "alias_generator": lambda name: "from" if name == "from_" else name,
+    }
 
 
 class CampaignAnalytics(Report):
@@ -110,4 +113,7 @@ class Funnel(BaseModel):
     totals: FunnelCounts
     days: list[FunnelDay]
 
-    model_config = {"populate_by_name": True, "alias_generator": lambda name: "from" if name == "from_" else name}
+    model_config = {
+        "populate_by_name": True,
+        "alias_generator": lambda name: "from" if name == "from_" else name,
+    }

@@ -24,7 +24,9 @@ STYLE = (
     "border-bottom:1px solid #d0d7de}\n.figures{display:flex;gap:1rem;flex-wrap:wrap} .figure{flex:1;min-width:140px;"
     "border:1px solid #d0d7de;border-radius:6px;padding:.6rem}\n.figure b{display:block;font-size:1.4rem} "
     ".muted{color:#6e7781;font-size:.85rem}\n"
-    + "".join(f".s.{name}{{color:{color}}} .badge.{name}{{background:{color}}}\n" for name, color in COLORS.items())
+    + "".join(
+        f".s.{name}{{color:{color}}} .badge.{name}{{background:{color}}}\n" for name, color in COLORS.items()
+    )
 )
 PAGE_POLICY = pages.policy(styles=[STYLE])
 
@@ -33,23 +35,34 @@ def sparkline(values: list[int], width: int = 480, height: int = 60) -> str:
     """An inline SVG polyline of `values` (sends per hour), with a title for screen readers."""
     top = max(values) or 1
     step = width / max(1, len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 4 - (v / top) * (height - 8):.1f}" for i, v in enumerate(values))
-    return (f'<svg id="sparkline" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>Emails sent per hour, last 24 hours: '
-            f'{escape(", ".join(map(str, values)))}</title>'
-            f'<polyline fill="none" stroke="#0969da" stroke-width="2" points="{points}"/></svg>')
+    points = " ".join(
+        f"{i * step:.1f},{height - 4 - (v / top) * (height - 8):.1f}" for i, v in enumerate(values)
+    )
+    return (
+        f'<svg id="sparkline" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>Emails sent per hour, last 24 hours: '
+        f"{escape(', '.join(map(str, values)))}</title>"
+        f'<polyline fill="none" stroke="#0969da" stroke-width="2" points="{points}"/></svg>'
+    )
 
 
 def render(status: StatusFull, metrics: PublicMetrics) -> str:
     rows = "".join(
         f'<tr><td>{escape(name)}</td><td class="s {c.status}">{escape(c.status)}</td>'
-        f'<td>{escape(c.detail or "")}</td></tr>' for name, c in status.components.items())
+        f"<td>{escape(c.detail or '')}</td></tr>"
+        for name, c in status.components.items()
+    )
     ops = status.operations
-    op_rows = "" if ops is None else (
-        f"<tr><td>Workers alive</td><td>{ops.workers_alive}</td></tr>"
-        f"<tr><td>Sending lag</td><td>{ops.sending_lag_seconds:g} s</td></tr>"
-        f"<tr><td>Webhook backlog</td><td>{ops.webhook_backlog}</td></tr>"
-        f"<tr><td>IMAP readers connected</td><td>{ops.imap_readers_connected}</td></tr>")
+    op_rows = (
+        ""
+        if ops is None
+        else (
+            f"<tr><td>Workers alive</td><td>{ops.workers_alive}</td></tr>"
+            f"<tr><td>Sending lag</td><td>{ops.sending_lag_seconds:g} s</td></tr>"
+            f"<tr><td>Webhook backlog</td><td>{ops.webhook_backlog}</td></tr>"
+            f"<tr><td>IMAP readers connected</td><td>{ops.imap_readers_connected}</td></tr>"
+        )
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>imail status: {escape(status.status)}</title>
@@ -72,5 +85,7 @@ def render(status: StatusFull, metrics: PublicMetrics) -> str:
 @router.get("/status", response_class=HTMLResponse)
 async def status_page(request: Request):
     html = render(await status_cache(request).get(), await metrics_cache(request).get())
-    return HTMLResponse(html, headers={**pages.HTML_HEADERS, "Content-Security-Policy": PAGE_POLICY,
-                                       "Cache-Control": PUBLIC_CACHE})
+    return HTMLResponse(
+        html,
+        headers={**pages.HTML_HEADERS, "Content-Security-Policy": PAGE_POLICY, "Cache-Control": PUBLIC_CACHE},
+    )

@@ -29,7 +29,9 @@ TTL_SECONDS = 3.0
 MAX_ENTRIES = 10_000  # one entry per key in use; past this the cache starts over rather than grow
 REVOCATIONS_KEY = "imail:keys:revocations"
 
-_caches: weakref.WeakSet[CallerCache] = weakref.WeakSet()  # every cache of this process, for forget_everywhere
+_caches: weakref.WeakSet[CallerCache] = (
+    weakref.WeakSet()
+)  # every cache of this process, for forget_everywhere
 
 
 class CallerCache:

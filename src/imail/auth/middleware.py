@@ -30,7 +30,11 @@ class AuthenticateBeforeBody:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in BODY_METHODS and scope["path"].startswith(API_PREFIX):
+        if (
+            scope["type"] == "http"
+            and scope["method"] in BODY_METHODS
+            and scope["path"].startswith(API_PREFIX)
+        ):
             headers = Headers(scope=scope)
             if _has_body(headers):
                 try:

@@ -21,7 +21,9 @@ ALL_SCOPES = tuple(f"{family}:{access}" for family in FAMILIES for access in ACC
 def validate(scopes: list[str]) -> list[str]:
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown:
-        raise ValueError(f"unknown scope {unknown[0]!r}; scopes look like 'campaigns:read' or 'webhooks:write'")
+        raise ValueError(
+            f"unknown scope {unknown[0]!r}; scopes look like 'campaigns:read' or 'webhooks:write'"
+        )
     return sorted(set(scopes))
 
 

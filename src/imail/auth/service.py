@@ -105,7 +105,9 @@ async def issue_key(
 async def revoke_key(session: AsyncSession, key_id: str, tenant: Tenant | None = None) -> ApiKey:
     """Revoke a key; with a tenant, only a key of that tenant (404 otherwise). Revoking twice is a no-op."""
     key = await KeyLookup(session).by_id(key_id)
-    if key is None or (tenant is not None and (key.workspace_id, key.livemode) != (tenant.workspace_id, tenant.livemode)):
+    if key is None or (
+        tenant is not None and (key.workspace_id, key.livemode) != (tenant.workspace_id, tenant.livemode)
+    ):
         raise NotFound(f"No API key {key_id}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()

@@ -43,7 +43,10 @@ class CampaignRepository(TenantRepository[Campaign]):
         if inbox_ids:
             await self.session.execute(
                 insert(CampaignInbox),
-                [{"campaign_id": campaign_id, "inbox_id": inbox_id, "position": i} for i, inbox_id in enumerate(inbox_ids)],
+                [
+                    {"campaign_id": campaign_id, "inbox_id": inbox_id, "position": i}
+                    for i, inbox_id in enumerate(inbox_ids)
+                ],
             )
 
 
@@ -57,4 +60,3 @@ class InboxLookup(TenantRepository[Inbox]):
             return {}
         stmt = self.select(Inbox.id, Inbox.status).where(among(Inbox.id, list(inbox_ids)))
         return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
-

@@ -42,7 +42,9 @@ async def list_campaigns(
     caller: CallerDep,
     session: SessionDep,
     params: Annotated[PageParams, Depends(page_params)],
-    status: Annotated[CampaignStatus | None, Query(description="Only this status; archived ones show only when asked.")] = None,
+    status: Annotated[
+        CampaignStatus | None, Query(description="Only this status; archived ones show only when asked.")
+    ] = None,
 ):
     """List campaigns, newest first; archived ones are left out unless `?status=archived`."""
     rows = await service.list_campaigns(session, caller, params, status.value if status else None)
@@ -50,7 +52,10 @@ async def list_campaigns(
     rows = rows[: params.limit]
     return {
         "data": await service.present(session, caller, rows),
-        "pagination": {"next_cursor": encode_cursor(rows[-1].id) if has_more and rows else None, "has_more": has_more},
+        "pagination": {
+            "next_cursor": encode_cursor(rows[-1].id) if has_more and rows else None,
+            "has_more": has_more,
+        },
     }
 
 
@@ -64,7 +69,9 @@ async def create_campaign(body: CampaignCreate, caller: CallerDep, session: Sess
 @router.get("/{campaign_id}", response_model=Campaign)
 async def get_campaign(campaign_id: str, caller: CallerDep, session: SessionDep):
     """Retrieve a campaign (archived ones too)."""
-    return await service.present_one(session, caller, await service.get_campaign(session, caller, campaign_id))
+    return await service.present_one(
+        session, caller, await service.get_campaign(session, caller, campaign_id)
+    )
 
 
 @router.patch("/{campaign_id}", response_model=Campaign)
@@ -107,7 +114,11 @@ async def preview_campaign(
 
 @preview_router.post("/{campaign_id}/spam-check", response_model=SpamCheck)
 async def spam_check_campaign(
-    campaign_id: str, caller: CallerDep, session: SessionDep, request: Request, body: SpamCheckRequest | None = None
+    campaign_id: str,
+    caller: CallerDep,
+    session: SessionDep,
+    request: Request,
+    body: SpamCheckRequest | None = None,
 ):
     """Render every step for a sample lead (or `lead_id`) exactly as it would be sent and score it with
     SpamAssassin's spamd (IMAIL_SPAMD_URL): the score and every rule that fired. Sends and stores nothing; 409

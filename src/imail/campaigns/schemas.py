@@ -44,12 +44,16 @@ class VariantIn(BaseModel):
 
     subject: str | None = Field(None, max_length=500)
     body: str | None = Field(None, max_length=100_000)
-    weight: int = Field(1, ge=1, le=100, description="Relative weight, 1–100: the chance is weight / sum of weights.")
+    weight: int = Field(
+        1, ge=1, le=100, description="Relative weight, 1–100: the chance is weight / sum of weights."
+    )
 
 
 class Variant(VariantIn):
     label: str = Field(description="`A`, `B`, … in the order given.")
-    text: str | None = Field(description="The plain-text part derived from this variant's body (null if it has none).")
+    text: str | None = Field(
+        description="The plain-text part derived from this variant's body (null if it has none)."
+    )
 
 
 class Branch(BaseModel):
@@ -57,7 +61,9 @@ class Branch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    condition: Condition = Field(description="`opened`, `clicked`, `not_opened` or `not_clicked`, within the delay.")
+    condition: Condition = Field(
+        description="`opened`, `clicked`, `not_opened` or `not_clicked`, within the delay."
+    )
     next_step: int | None = Field(
         description="The step (1-based, after this one) to go to when the condition holds; null ends the sequence."
     )
@@ -67,13 +73,18 @@ class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subject: str | None = Field(
-        None, max_length=500,
+        None,
+        max_length=500,
         description="Required on step 1. Follow-ups may leave it out: they reply in the first email's thread.",
     )
-    body: str | None = Field(None, max_length=100_000, description="HTML; a plain-text part is derived from it.")
+    body: str | None = Field(
+        None, max_length=100_000, description="HTML; a plain-text part is derived from it."
+    )
     delay: Delay = Field(default_factory=Delay)
     variants: list[VariantIn] = Field(default_factory=list, description="None, or 2–10 A/B variants.")
-    branches: list[Branch] = Field(default_factory=list, description="Checked in order; the first that holds wins.")
+    branches: list[Branch] = Field(
+        default_factory=list, description="Checked in order; the first that holds wins."
+    )
 
 
 class Step(BaseModel):
@@ -91,7 +102,9 @@ class SendWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timezone: str = Field("lead", description="`lead` (each lead's own zone) or an IANA name like Europe/Paris.")
+    timezone: str = Field(
+        "lead", description="`lead` (each lead's own zone) or an IANA name like Europe/Paris."
+    )
     days: list[Day] = Field(default_factory=lambda: list(WEEKDAYS))
     start: str = Field("09:00", description="HH:MM, local time.")
     end: str = Field("17:00", description="HH:MM, local time, after start (24:00 for midnight).")
@@ -107,7 +120,7 @@ class SendWindow(BaseModel):
     @classmethod
     def _days(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("give at least one day, like [\"mon\", \"tue\"]")
+            raise ValueError('give at least one day, like ["mon", "tue"]')
         if len(set(value)) != len(value):
             raise ValueError("lists a day twice")
         return [d for d in DAYS if d in value]
@@ -140,8 +153,12 @@ class CampaignCreate(BaseModel):
     name: str = Field(description="Display name, at most 120 characters.")
     inbox_ids: list[str] = Field(description="Inboxes to send from (this workspace's, this ledger's).")
     steps: list[StepIn] = Field(description="1–20 steps.")
-    daily_limit: int | None = Field(None, description="Emails per day; default and maximum: the tier's limit.")
-    send_window: SendWindow | None = Field(None, description="Default: 09:00–17:00 on weekdays in the lead's zone.")
+    daily_limit: int | None = Field(
+        None, description="Emails per day; default and maximum: the tier's limit."
+    )
+    send_window: SendWindow | None = Field(
+        None, description="Default: 09:00–17:00 on weekdays in the lead's zone."
+    )
     track_opens: bool = True
     track_clicks: bool = True
     stop_on_reply: bool = True
@@ -228,7 +245,9 @@ class Campaign(BaseModel):
     created_at: datetime
     updated_at: datetime
     sent_today: int = Field(description="Emails sent today (UTC day).")
-    reply_rate_7d: float = Field(description="Replies / emails sent over the last 7 days (0 when none were sent).")
+    reply_rate_7d: float = Field(
+        description="Replies / emails sent over the last 7 days (0 when none were sent)."
+    )
 
 
 class PreviewRequest(BaseModel):

@@ -49,7 +49,9 @@ async def get_campaign(session: AsyncSession, caller: Caller, campaign_id: str) 
     return campaign
 
 
-async def list_campaigns(session: AsyncSession, caller: Caller, params: PageParams, status: str | None) -> list[Campaign]:
+async def list_campaigns(
+    session: AsyncSession, caller: Caller, params: PageParams, status: str | None
+) -> list[Campaign]:
     return await CampaignRepository(session, caller.tenant).list_page(params, status)
 
 
@@ -113,7 +115,8 @@ def _daily_limit(caller: Caller, value: int | None) -> int:
         return rules.max_campaign_daily_limit
     if not 1 <= value <= rules.max_campaign_daily_limit:
         raise InvalidField(
-            f"daily_limit must be between 1 and {rules.max_campaign_daily_limit} on {rules.label} tier", "daily_limit"
+            f"daily_limit must be between 1 and {rules.max_campaign_daily_limit} on {rules.label} tier",
+            "daily_limit",
         )
     return value
 
@@ -123,28 +126,35 @@ def _send_window(window: SendWindow | None) -> dict[str, Any]:
     if window.timezone != "lead" and not timezones.is_zone(window.timezone):
         raise InvalidField(
             f"send_window.timezone: unknown time zone {window.timezone!r}; use an IANA name like Europe/Paris, "
-            f"or \"lead\" for each lead's own zone",
+            f'or "lead" for each lead\'s own zone',
             "send_window.timezone",
         )
     if window.start >= window.end:
         raise InvalidField(
-            f"send_window.end ({window.end}) must be after send_window.start ({window.start})", "send_window.end"
+            f"send_window.end ({window.end}) must be after send_window.start ({window.start})",
+            "send_window.end",
         )
     return window.model_dump()
 
 
 def _custom_variables(names: list[str]) -> list[str]:
     if len(names) > MAX_CUSTOM_VARIABLES:
-        raise InvalidField(f"custom_variables: at most {MAX_CUSTOM_VARIABLES} names; got {len(names)}", "custom_variables")
+        raise InvalidField(
+            f"custom_variables: at most {MAX_CUSTOM_VARIABLES} names; got {len(names)}", "custom_variables"
+        )
     seen: set[str] = set()
     for i, name in enumerate(names):
         field = f"custom_variables[{i}]"
         if not templates.NAME.match(name):
             raise InvalidField(f"{field}: {name!r} is not a variable name; use letters, digits and _", field)
         if name in templates.BUILTIN_VARIABLES:
-            raise InvalidField(f"{field}: {name!r} is a built-in lead field; list only custom variables", field)
+            raise InvalidField(
+                f"{field}: {name!r} is a built-in lead field; list only custom variables", field
+            )
         if name == UNSUBSCRIBE_VARIABLE:
-            raise InvalidField(f"{field}: {name!r} is filled in by imail (the email's unsubscribe link)", field)
+            raise InvalidField(
+                f"{field}: {name!r} is filled in by imail (the email's unsubscribe link)", field
+            )
         if name in seen:
             raise InvalidField(f"{field}: {name!r} is listed twice", field)
         seen.add(name)
@@ -168,7 +178,9 @@ def validate_steps(steps: list[StepIn], custom_variables: list[str]) -> list[dic
     for i, step in enumerate(steps):
         number, prefix = i + 1, f"steps[{i}]"
         if step.delay.minutes > MAX_DELAY_MINUTES:
-            raise InvalidField(f"{prefix}.delay: step {number} waits more than 365 days", f"{prefix}.delay.amount")
+            raise InvalidField(
+                f"{prefix}.delay: step {number} waits more than 365 days", f"{prefix}.delay.amount"
+            )
         if len(step.variants) == 1 or len(step.variants) > MAX_VARIANTS:
             raise InvalidField(
                 f"{prefix}.variants: step {number} has {len(step.variants)} variant(s); give 2–{MAX_VARIANTS}, or none",
@@ -180,13 +192,21 @@ def validate_steps(steps: list[StepIn], custom_variables: list[str]) -> list[dic
         for j, variant in enumerate(step.variants):
             label = chr(ord("A") + j)
             vprefix = f"{prefix}.variants[{j}]"
-            _check_template(variant.subject, f"{vprefix}.subject", f"step {number} variant {label} subject", known)
+            _check_template(
+                variant.subject, f"{vprefix}.subject", f"step {number} variant {label} subject", known
+            )
             _check_template(variant.body, f"{vprefix}.body", f"step {number} variant {label} body", known)
             variants.append({"label": label, **variant.model_dump()})
         # Every way the step can be sent needs a body, and the first step a subject.
         for j, (subject, body) in enumerate(
-            [(v.subject if v.subject is not None else step.subject, v.body if v.body is not None else step.body)
-             for v in step.variants] or [(step.subject, step.body)]
+            [
+                (
+                    v.subject if v.subject is not None else step.subject,
+                    v.body if v.body is not None else step.body,
+                )
+                for v in step.variants
+            ]
+            or [(step.subject, step.body)]
         ):
             where = f"{prefix}.variants[{j}]" if step.variants else prefix
             if not (body or "").strip():
@@ -201,7 +221,8 @@ def validate_steps(steps: list[StepIn], custom_variables: list[str]) -> list[dic
             bprefix = f"{prefix}.branches[{k}]"
             if branch.condition in seen_conditions:
                 raise InvalidField(
-                    f"{bprefix}.condition: step {number} already branches on {branch.condition}", f"{bprefix}.condition"
+                    f"{bprefix}.condition: step {number} already branches on {branch.condition}",
+                    f"{bprefix}.condition",
                 )
             seen_conditions.add(branch.condition)
             target = branch.next_step
@@ -234,7 +255,9 @@ async def _inbox_ids(session: AsyncSession, caller: Caller, inbox_ids: list[str]
         if inbox_id in seen:
             raise InvalidField(f"inbox_ids[{i}]: {inbox_id} is listed twice", f"inbox_ids[{i}]")
         seen.add(inbox_id)
-    statuses = await InboxLookup(session, caller.tenant).statuses([i for i in inbox_ids if has_prefix(i, "inb")])
+    statuses = await InboxLookup(session, caller.tenant).statuses(
+        [i for i in inbox_ids if has_prefix(i, "inb")]
+    )
     for i, inbox_id in enumerate(inbox_ids):
         if inbox_id not in statuses:
             ledger = "live" if caller.livemode else "test"
@@ -253,7 +276,11 @@ def _none_usable(statuses: dict[str, str], inbox_ids: list[str]) -> bool:
 def _describe_unusable(statuses: dict[str, str], inbox_ids: list[str]) -> str:
     if not inbox_ids:
         return "it has no inboxes"
-    return "none of its inboxes is connected (" + ", ".join(f"{i} is {statuses.get(i, 'gone')}" for i in inbox_ids) + ")"
+    return (
+        "none of its inboxes is connected ("
+        + ", ".join(f"{i} is {statuses.get(i, 'gone')}" for i in inbox_ids)
+        + ")"
+    )
 
 
 async def workspace_footer(session: AsyncSession, caller: Caller) -> Footer | None:
@@ -268,7 +295,7 @@ async def _check_footer(session: AsyncSession, caller: Caller) -> None:
     if await workspace_footer(session, caller) is None:
         raise InvalidField(
             "include_footer: the workspace has no postal address for the footer; set it first with "
-            "PATCH /v1/workspace {\"postal_address\": …}",
+            'PATCH /v1/workspace {"postal_address": …}',
             "include_footer",
         )
 
@@ -304,11 +331,22 @@ async def create_campaign(session: AsyncSession, caller: Caller, body: CampaignC
     return campaign
 
 
-NOT_NULL = ("name", "inbox_ids", "steps", "track_opens", "track_clicks", "stop_on_reply", "text_only", "include_footer",
-            "custom_variables")
+NOT_NULL = (
+    "name",
+    "inbox_ids",
+    "steps",
+    "track_opens",
+    "track_clicks",
+    "stop_on_reply",
+    "text_only",
+    "include_footer",
+    "custom_variables",
+)
 
 
-async def update_campaign(session: AsyncSession, caller: Caller, campaign_id: str, body: CampaignUpdate) -> Campaign:
+async def update_campaign(
+    session: AsyncSession, caller: Caller, campaign_id: str, body: CampaignUpdate
+) -> Campaign:
     campaign = await get_campaign(session, caller, campaign_id)
     changes = body.model_dump(exclude_unset=True)
     for name in NOT_NULL:
@@ -327,7 +365,10 @@ async def update_campaign(session: AsyncSession, caller: Caller, campaign_id: st
         values["steps"] = validate_steps(body.steps or [], custom_variables)
     elif "custom_variables" in changes:
         # Dropping a name the current steps use without a fallback is caught here, naming the step.
-        validate_steps([StepIn.model_validate(s | {"variants": _strip_labels(s)}) for s in campaign.steps], custom_variables)
+        validate_steps(
+            [StepIn.model_validate(s | {"variants": _strip_labels(s)}) for s in campaign.steps],
+            custom_variables,
+        )
     if "send_window" in changes:
         values["send_window"] = _send_window(body.send_window)
     if changes.get("include_footer"):
@@ -368,7 +409,9 @@ async def pause_campaign(session: AsyncSession, caller: Caller, campaign_id: str
     if campaign.status == CampaignStatus.archived.value:
         raise Conflict(f"Campaign {campaign.id} is archived; it cannot be paused or resumed")
     if campaign.status == CampaignStatus.draft.value:
-        raise Conflict(f"Campaign {campaign.id} is a draft and has not started; POST /v1/campaigns/{campaign.id}/resume starts it")
+        raise Conflict(
+            f"Campaign {campaign.id} is a draft and has not started; POST /v1/campaigns/{campaign.id}/resume starts it"
+        )
     if campaign.status == CampaignStatus.active.value:
         campaign.status = CampaignStatus.paused.value
         campaign.updated_at = utcnow()
@@ -424,9 +467,13 @@ async def preview(
     if lead is None:
         raise InvalidField(f"lead_id: no lead {body.lead_id}", "lead_id")
     if lead.campaign_id != campaign.id:
-        raise InvalidField(f"lead_id: lead {lead.id} belongs to campaign {lead.campaign_id}, not {campaign.id}", "lead_id")
+        raise InvalidField(
+            f"lead_id: lead {lead.id} belongs to campaign {lead.campaign_id}, not {campaign.id}", "lead_id"
+        )
     if body.step > len(campaign.steps):
-        raise InvalidField(f"step: campaign {campaign.id} has {len(campaign.steps)} step(s); got {body.step}", "step")
+        raise InvalidField(
+            f"step: campaign {campaign.id} has {len(campaign.steps)} step(s); got {body.step}", "step"
+        )
     step = campaign.steps[body.step - 1]
     label, subject, html_body = pick(step, body.variant)
     seed = body.seed if body.seed is not None else templates.stable_seed(lead.id, body.step, label)
@@ -435,10 +482,14 @@ async def preview(
     values = templates.lead_values(lead) | {UNSUBSCRIBE_VARIABLE: unsubscribe_url}
     missing: list[str] = []
     if body.step > 1 and not (subject or "").strip():
-        first_label, first_subject, _ = pick(campaign.steps[0], label if _has_label(campaign.steps[0], label) else None)
+        first_label, first_subject, _ = pick(
+            campaign.steps[0], label if _has_label(campaign.steps[0], label) else None
+        )
         # The first email's subject as that lead got it: step 1 renders its subject first, with this seed.
         first_seed = body.seed if body.seed is not None else templates.stable_seed(lead.id, 1, first_label)
-        subject_text = "Re: " + templates.render(first_subject or "", values, random.Random(first_seed), missing=missing)
+        subject_text = "Re: " + templates.render(
+            first_subject or "", values, random.Random(first_seed), missing=missing
+        )
     else:
         subject_text = templates.render(subject or "", values, rng, missing=missing)
     rendered = templates.render(html_body or "", values, rng, escape_html=True, missing=missing)
@@ -469,7 +520,9 @@ def pick(step: dict[str, Any], label: str | None) -> tuple[str | None, str | Non
     variants = step.get("variants", [])
     if not variants:
         if label is not None:
-            raise InvalidField(f"variant: this step has no variants; leave variant out (got {label!r})", "variant")
+            raise InvalidField(
+                f"variant: this step has no variants; leave variant out (got {label!r})", "variant"
+            )
         return None, step.get("subject"), step.get("body")
     chosen = variants[0] if label is None else next((v for v in variants if v["label"] == label), None)
     if chosen is None:

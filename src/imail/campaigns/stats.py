@@ -38,12 +38,23 @@ async def campaign_stats(
     today = now.date() if now.tzinfo is None else now.astimezone(UTC).date()
     first = today - timedelta(days=6)
     rows = await session.execute(
-        select(AnalyticsDaily.campaign_id,
-               func.sum(case((AnalyticsDaily.day == today, AnalyticsDaily.sent), else_=0)),
-               func.sum(AnalyticsDaily.sent), func.sum(AnalyticsDaily.replied))
-        .where(AnalyticsDaily.workspace_id == tenant.workspace_id, AnalyticsDaily.livemode == tenant.livemode,
-               among(AnalyticsDaily.campaign_id, list(campaign_ids)), AnalyticsDaily.day >= first, AnalyticsDaily.day <= today)
-        .group_by(AnalyticsDaily.campaign_id))
-    found = {cid: CampaignStats(int(sent_today or 0), round(int(replied or 0) / int(sent), 4) if sent else 0.0)
-             for cid, sent_today, sent, replied in rows}
+        select(
+            AnalyticsDaily.campaign_id,
+            func.sum(case((AnalyticsDaily.day == today, AnalyticsDaily.sent), else_=0)),
+            func.sum(AnalyticsDaily.sent),
+            func.sum(AnalyticsDaily.replied),
+        )
+        .where(
+            AnalyticsDaily.workspace_id == tenant.workspace_id,
+            AnalyticsDaily.livemode == tenant.livemode,
+            among(AnalyticsDaily.campaign_id, list(campaign_ids)),
+            AnalyticsDaily.day >= first,
+            AnalyticsDaily.day <= today,
+        )
+        .group_by(AnalyticsDaily.campaign_id)
+    )
+    found = {
+        cid: CampaignStats(int(sent_today or 0), round(int(replied or 0) / int(sent), 4) if sent else 0.0)
+        for cid, sent_today, sent, replied in rows
+    }
     return {campaign_id: found.get(campaign_id, CampaignStats()) for campaign_id in campaign_ids}

@@ -238,8 +238,12 @@ def render(
 
 
 def _render(
-    nodes: tuple[Node, ...], values: Mapping[str, Any], rng: random.Random, escape_html: bool,
-    missing: list[str] | None, out: list[str],
+    nodes: tuple[Node, ...],
+    values: Mapping[str, Any],
+    rng: random.Random,
+    escape_html: bool,
+    missing: list[str] | None,
+    out: list[str],
 ) -> None:
     for node in nodes:
         if isinstance(node, str):

@@ -24,8 +24,10 @@ def changelog() -> Changelog:
                 description=change.description,
                 endpoints_added=sorted(f"{method} {path}" for method, path in change.endpoints),
                 events_added=sorted(change.events),
-                deprecations=[ChangelogDeprecation(kind=d.kind, target=d.target, sunset=d.sunset, note=d.note)
-                              for d in change.deprecations],
+                deprecations=[
+                    ChangelogDeprecation(kind=d.kind, target=d.target, sunset=d.sunset, note=d.note)
+                    for d in change.deprecations
+                ],
             )
             for change in reversed(versions.CHANGES)
         ],
@@ -45,13 +47,16 @@ def render(log: Changelog) -> str:
         items += [f"<li>New webhook event <code>{escape(e)}</code></li>" for e in entry.events_added]
         items += [
             f'<li class="deprecated">Deprecated: <code>{escape(d.target)}</code> ({escape(d.kind)}), stops working on '
-            f"<time>{d.sunset.isoformat()}</time>. {escape(d.note)}</li>" for d in entry.deprecations
+            f"<time>{d.sunset.isoformat()}</time>. {escape(d.note)}</li>"
+            for d in entry.deprecations
         ]
         listing = f"<ul>{''.join(items)}</ul>" if items else ""
         version = entry.version.isoformat()
         latest = " (latest)" if entry.version == log.latest else ""
-        sections.append(f'<section id="{version}"><h2><a href="#{version}">{version}</a>{latest}</h2>'
-                        f"<p>{escape(entry.description)}</p>{listing}</section>")
+        sections.append(
+            f'<section id="{version}"><h2><a href="#{version}">{version}</a>{latest}</h2>'
+            f"<p>{escape(entry.description)}</p>{listing}</section>"
+        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>imail changelog</title>
@@ -65,7 +70,7 @@ h2{{font-size:1.15rem;margin-top:2rem}} h2 a{{color:inherit;text-decoration:none
 before it answers). Within v1 nothing is removed without a deprecation of at least 12 months, announced here, in the
 <code>Deprecation</code> and <code>Sunset</code> headers of responses that use it, and by email from six months before
 it goes. The same list as data: <a href="/v1/changelog"><code>GET /v1/changelog</code></a>.</p>
-{''.join(sections)}
+{"".join(sections)}
 </body></html>"""
 
 

@@ -45,7 +45,9 @@ def due(deprecation: Deprecation, now: datetime) -> bool:
 
 
 def notice_text(deprecation: Deprecation, workspace_name: str, uses: list[Use], changelog_url: str) -> str:
-    what = {"route": "The endpoint", "field": "The request field", "event": "The webhook event type"}[deprecation.kind]
+    what = {"route": "The endpoint", "field": "The request field", "event": "The webhook event type"}[
+        deprecation.kind
+    ]
     lines = [
         f"{what} {deprecation.target} was deprecated on {deprecation.deprecated_on.isoformat()} and stops working on "
         f"{deprecation.sunset.isoformat()}.",
@@ -84,8 +86,15 @@ async def _email(settings: Settings, to: str, subject: str, text: str, now: date
     message.set_content(text)
     # The operator's own server, set in the environment, not by a tenant: the mail address policy is for tenants'
     # hosts, so a relay on loopback or the LAN is fine here.
-    await smtp.send_message(endpoint, settings.system_mail_from, [to], message.as_bytes(),
-                            timeout=settings.mail_timeout, ca_file=settings.mail_ca_file, allow_private=True)
+    await smtp.send_message(
+        endpoint,
+        settings.system_mail_from,
+        [to],
+        message.as_bytes(),
+        timeout=settings.mail_timeout,
+        ca_file=settings.mail_ca_file,
+        allow_private=True,
+    )
     return True
 
 
@@ -108,40 +117,72 @@ async def send_deprecation_warnings(database: Database, settings: Settings, now:
                 rows = await repo.usage(workspace_id, deprecation.target)
             if workspace is None or not rows:
                 continue
-            uses = [Use(u.api_key_id, name, livemode, u.count, u.first_used_at, u.last_used_at)
-                    for u, name, livemode in rows]
-            changelog_url = f"{settings.public_url.rstrip('/')}/changelog#{deprecation.deprecated_on.isoformat()}"
+            uses = [
+                Use(u.api_key_id, name, livemode, u.count, u.first_used_at, u.last_used_at)
+                for u, name, livemode in rows
+            ]
+            changelog_url = (
+                f"{settings.public_url.rstrip('/')}/changelog#{deprecation.deprecated_on.isoformat()}"
+            )
             emailed_to = None
             if workspace.contact_email:
                 subject = f"imail: {deprecation.target} stops working on {deprecation.sunset.isoformat()}"
                 try:
-                    if await _email(settings, workspace.contact_email, subject,
-                                    notice_text(deprecation, workspace.name, uses, changelog_url), now):
+                    if await _email(
+                        settings,
+                        workspace.contact_email,
+                        subject,
+                        notice_text(deprecation, workspace.name, uses, changelog_url),
+                        now,
+                    ):
                         emailed_to = workspace.contact_email
                 except (MailConnectionError, MailRejected) as exc:
                     # Tried again on the next round: no notice is recorded for this month yet.
-                    log.warning("deprecation warning not emailed", workspace_id=workspace_id,
-                                target=deprecation.target, error=str(exc))
+                    log.warning(
+                        "deprecation warning not emailed",
+                        workspace_id=workspace_id,
+                        target=deprecation.target,
+                        error=str(exc),
+                    )
                     continue
             await _record(database, workspace_id, deprecation, uses, now, emailed_to)
             warned += 1
     return warned
 
 
-async def _record(database: Database, workspace_id: str, deprecation: Deprecation, uses: list[Use], now: datetime,
-                  emailed_to: str | None) -> None:
+async def _record(
+    database: Database,
+    workspace_id: str,
+    deprecation: Deprecation,
+    uses: list[Use],
+    now: datetime,
+    emailed_to: str | None,
+) -> None:
     by_ledger: dict[bool, list[Use]] = defaultdict(list)
     for use in uses:
         by_ledger[use.livemode].append(use)
     async with database.transaction() as session:
         for livemode, ledger_uses in sorted(by_ledger.items()):
-            await record_event(session, Tenant(workspace_id, livemode), "api.deprecation_warning", {
-                "kind": deprecation.kind,
-                "target": deprecation.target,
-                "deprecated_on": deprecation.deprecated_on,
-                "sunset": deprecation.sunset,
-                "note": deprecation.note,
-                "keys": [{"key_id": u.key_id, "key_name": u.key_name, "count": u.count,
-                          "first_used_at": u.first_used_at, "last_used_at": u.last_used_at} for u in ledger_uses],
-            })
+            await record_event(
+                session,
+                Tenant(workspace_id, livemode),
+                "api.deprecation_warning",
+                {
+                    "kind": deprecation.kind,
+                    "target": deprecation.target,
+                    "deprecated_on": deprecation.deprecated_on,
+                    "sunset": deprecation.sunset,
+                    "note": deprecation.note,
+                    "keys": [
+                        {
+                            "key_id": u.key_id,
+                            "key_name": u.key_name,
+                            "count": u.count,
+                            "first_used_at": u.first_used_at,
+                            "last_used_at": u.last_used_at,
+                        }
+                        for u in ledger_uses
+                    ],
+                },
+            )
         await DeprecationRepository(session).save_notice(workspace_id, deprecation.target, now, emailed_to)

@@ -18,17 +18,25 @@ class DeprecationRepository:
     def __init__(self, session: AsyncSession):
         self.session = session
 
-    async def record_use(self, workspace_id: str, api_key_id: str, targets: Sequence[str], now: datetime) -> None:
+    async def record_use(
+        self, workspace_id: str, api_key_id: str, targets: Sequence[str], now: datetime
+    ) -> None:
         table = DeprecationUsage.__table__
         for target in targets:
             stmt = upsert_insert(self.session)(table).values(
-                workspace_id=workspace_id, api_key_id=api_key_id, target=target, count=1,
-                first_used_at=now, last_used_at=now,
+                workspace_id=workspace_id,
+                api_key_id=api_key_id,
+                target=target,
+                count=1,
+                first_used_at=now,
+                last_used_at=now,
             )
-            await self.session.execute(stmt.on_conflict_do_update(
-                index_elements=["workspace_id", "api_key_id", "target"],
-                set_={"count": table.c.count + 1, "last_used_at": stmt.excluded.last_used_at},
-            ))
+            await self.session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["workspace_id", "api_key_id", "target"],
+                    set_={"count": table.c.count + 1, "last_used_at": stmt.excluded.last_used_at},
+                )
+            )
 
     async def workspaces_using(self, target: str) -> list[str]:
         stmt = select(DeprecationUsage.workspace_id).where(DeprecationUsage.target == target).distinct()
@@ -47,15 +55,19 @@ class DeprecationRepository:
     async def last_notice(self, workspace_id: str, target: str) -> DeprecationNotice | None:
         return await self.session.get(DeprecationNotice, (workspace_id, target))
 
-    async def save_notice(self, workspace_id: str, target: str, now: datetime, emailed_to: str | None) -> None:
+    async def save_notice(
+        self, workspace_id: str, target: str, now: datetime, emailed_to: str | None
+    ) -> None:
         table = DeprecationNotice.__table__
         stmt = upsert_insert(self.session)(table).values(
             workspace_id=workspace_id, target=target, sent_at=now, emailed_to=emailed_to
         )
-        await self.session.execute(stmt.on_conflict_do_update(
-            index_elements=["workspace_id", "target"],
-            set_={"sent_at": stmt.excluded.sent_at, "emailed_to": stmt.excluded.emailed_to},
-        ))
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["workspace_id", "target"],
+                set_={"sent_at": stmt.excluded.sent_at, "emailed_to": stmt.excluded.emailed_to},
+            )
+        )
 
     async def workspace(self, workspace_id: str) -> Workspace | None:
         return await self.session.get(Workspace, workspace_id)

@@ -48,12 +48,24 @@ def new_event(tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any])
     schema = ALL_EVENT_TYPES.get(event_type)
     if schema is None:
         raise ValueError(f"unknown event type {event_type!r}")
-    payload = data if isinstance(data, schema) else schema.model_validate(data.model_dump() if isinstance(data, BaseModel) else data)
-    return NewEvent(new_id(Event.id_prefix), tenant.workspace_id, tenant.livemode, event_type, utcnow(),
-                    payload.model_dump(mode="json"))
+    payload = (
+        data
+        if isinstance(data, schema)
+        else schema.model_validate(data.model_dump() if isinstance(data, BaseModel) else data)
+    )
+    return NewEvent(
+        new_id(Event.id_prefix),
+        tenant.workspace_id,
+        tenant.livemode,
+        event_type,
+        utcnow(),
+        payload.model_dump(mode="json"),
+    )
 
 
-async def record_event(session: AsyncSession, tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> NewEvent:
+async def record_event(
+    session: AsyncSession, tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]
+) -> NewEvent:
     """Add an event to the log, with the webhook deliveries and rollups it owes, in the caller's transaction:
     at once, or when the enclosing `batched_events` block ends."""
     event = new_event(tenant, event_type, data)
@@ -65,7 +77,9 @@ async def record_event(session: AsyncSession, tenant: Tenant, event_type: str, d
     return event
 
 
-async def record_events(session: AsyncSession, items: Sequence[tuple[Tenant, str, BaseModel | dict[str, Any]]]) -> list[NewEvent]:
+async def record_events(
+    session: AsyncSession, items: Sequence[tuple[Tenant, str, BaseModel | dict[str, Any]]]
+) -> list[NewEvent]:
     """`record_event` for many (tenant, type, data) at once, in this order."""
     async with batched_events(session):
         return [await record_event(session, tenant, event_type, data) for tenant, event_type, data in items]
@@ -85,10 +99,22 @@ async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> Non
     if not events:
         return
     # Core insert: every column is given and the rows are never read back in this transaction.
-    await insert_rows(session, Event.__table__, [
-        {"id": e.id, "workspace_id": e.workspace_id, "livemode": e.livemode, "type": e.type,
-         "created_at": e.created_at, "data": e.data}
-        for e in events
-    ])
+    await insert_rows(
+        session,
+        Event.__table__,
+        [
+            {
+                "id": e.id,
+                "workspace_id": e.workspace_id,
+                "livemode": e.livemode,
+                "type": e.type,
+                "created_at": e.created_at,
+                "data": e.data,
+            }
+            for e in events
+        ],
+    )
     await fan_out(session, events)
-    await apply_rollups(session, [(Tenant(e.workspace_id, e.livemode), e.type, e.data, e.created_at) for e in events])
+    await apply_rollups(
+        session, [(Tenant(e.workspace_id, e.livemode), e.type, e.data, e.created_at) for e in events]
+    )

@@ -20,7 +20,9 @@ class IdempotencyMaintenance(Repository[IdempotencyRecord]):
     model = IdempotencyRecord
 
     async def delete_created_before(self, cutoff: datetime) -> int:
-        result = await self.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+        result = await self.session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
+        )
         return result.rowcount or 0
 
     async def delete_id(self, record_id: str) -> None:

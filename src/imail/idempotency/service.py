@@ -83,7 +83,8 @@ def _replay_or_conflict(database: Database, existing: IdempotencyRecord, request
         # Written under a server key that has since been retired and dropped: nothing can be replayed, and running
         # the request again could do it twice.
         raise Conflict(
-            "The response kept for this Idempotency-Key can no longer be read; use a new key", "Idempotency-Key"
+            "The response kept for this Idempotency-Key can no longer be read; use a new key",
+            "Idempotency-Key",
         ) from None
     return Replay(existing.response_status, dict(existing.response_headers or {}), body)
 

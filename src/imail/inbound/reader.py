@@ -105,7 +105,9 @@ class InboundPool:
         """The inbox's open connection (IDLE stopped, checked alive), or a new one; raises MailConnectionError when
         connecting or logging in fails."""
         conn = self.connections.get(inbox_id)
-        if conn is not None and (conn.endpoint != endpoint or conn.lost or conn.client is None or not imap.is_open(conn.client)):
+        if conn is not None and (
+            conn.endpoint != endpoint or conn.lost or conn.client is None or not imap.is_open(conn.client)
+        ):
             await self.drop(inbox_id)
             conn = None
         if conn is not None:
@@ -120,12 +122,19 @@ class InboundPool:
 
             def lost(_exc: Exception | None, conn: Connection = conn) -> None:
                 conn.lost = True
-                if conn.idle is not None:  # dropped while IDLE-ing: read (and reconnect) at the next iteration
+                if (
+                    conn.idle is not None
+                ):  # dropped while IDLE-ing: read (and reconnect) at the next iteration
                     self.pushed.add(conn.inbox_id)
 
             try:
-                conn.client = await imap.open_client(endpoint, timeout=self.timeout, ca_file=self.settings.mail_ca_file,
-                                                     on_lost=lost, allow_private=self.settings.mail_allow_private)
+                conn.client = await imap.open_client(
+                    endpoint,
+                    timeout=self.timeout,
+                    ca_file=self.settings.mail_ca_file,
+                    on_lost=lost,
+                    allow_private=self.settings.mail_allow_private,
+                )
             except BaseException:
                 self.connections.pop(inbox_id, None)
                 raise
@@ -232,15 +241,21 @@ class ReadFailure:
     @classmethod
     def from_crash(cls, exc: BaseException) -> ReadFailure:
         # The owner learns what kind of error; its text and traceback, which may name internals, go to the log.
-        return cls(f"imail failed while reading this inbox (an internal error, {type(exc).__name__}); the details "
-                   "are in the server's log", crash=exc)
+        return cls(
+            f"imail failed while reading this inbox (an internal error, {type(exc).__name__}); the details "
+            "are in the server's log",
+            crash=exc,
+        )
 
     @cached_property
     def fingerprint(self) -> str | None:
         """For a crash: the same for the same error raised at the same place, whatever its message says."""
         if self.crash is None:
             return None
-        where = [f"{frame.filename}:{frame.name}:{frame.lineno}" for frame in traceback.extract_tb(self.crash.__traceback__)]
+        where = [
+            f"{frame.filename}:{frame.name}:{frame.lineno}"
+            for frame in traceback.extract_tb(self.crash.__traceback__)
+        ]
         kind = f"{type(self.crash).__module__}.{type(self.crash).__qualname__}"
         return hashlib.sha256("\n".join([kind, *where]).encode()).hexdigest()
 
@@ -286,7 +301,9 @@ async def sync_inbox(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> Inb
                 result.more = True
                 break
             try:
-                read, more = await sync_folder(ctx, conn, inbox, folder, budget - result.processed, result.outcomes)
+                read, more = await sync_folder(
+                    ctx, conn, inbox, folder, budget - result.processed, result.outcomes
+                )
             except imap.ImapCommandError as exc:
                 if folder == INBOX:
                     raise
@@ -302,7 +319,9 @@ async def sync_inbox(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> Inb
         result.failure = ReadFailure.from_server(exc)
         result.error = result.failure.reason
         await pool.drop(inbox.id)
-    except CursorMoved as exc:  # another reader got there (its lease, not ours): its work stands, ours rolled back
+    except (
+        CursorMoved
+    ) as exc:  # another reader got there (its lease, not ours): its work stands, ours rolled back
         result.error = f"cursor of {exc} moved by another reader"
         log.warning("inbox read overlapped", inbox_id=inbox.id, folder=str(exc))
         await pool.drop(inbox.id)
@@ -320,8 +339,9 @@ async def _cursor(ctx: WorkerContext, inbox_id: str, folder: str) -> tuple[int, 
         return None if cursor is None else (cursor.uidvalidity, cursor.last_uid, cursor.synced_at)
 
 
-async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder: str, budget: int,
-                      outcomes: Counter) -> tuple[int, bool]:
+async def sync_folder(
+    ctx: WorkerContext, conn: Connection, inbox: Inbox, folder: str, budget: int, outcomes: Counter
+) -> tuple[int, bool]:
     """Read one folder from its cursor: (messages read, whether more are waiting)."""
     client = conn.client
     assert client is not None
@@ -330,7 +350,9 @@ async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder
     stored = await _cursor(ctx, inbox.id, folder)
     synced_at = None
     if stored is None or stored[0] != status.uidvalidity:
-        horizon = (stored[2] if stored is not None and stored[2] is not None else inbox.created_at) - HORIZON_MARGIN
+        horizon = (
+            stored[2] if stored is not None and stored[2] is not None else inbox.created_at
+        ) - HORIZON_MARGIN
         since = await imap.uids_since(client, horizon.date(), timeout=timeout)
         if since:
             last_uid = since[0] - 1
@@ -339,9 +361,17 @@ async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder
         else:
             last_uid = max(await imap.uids_from(client, 1, timeout=timeout), default=0)
         async with ctx.database.transaction() as session:
-            await ReaderQueue(session).reset_cursor(inbox.id, folder, status.uidvalidity, last_uid, ctx.clock())
-        log.info("folder cursor placed", inbox_id=inbox.id, folder=folder, uidvalidity=status.uidvalidity,
-                 last_uid=last_uid, previous_uidvalidity=stored[0] if stored else None)
+            await ReaderQueue(session).reset_cursor(
+                inbox.id, folder, status.uidvalidity, last_uid, ctx.clock()
+            )
+        log.info(
+            "folder cursor placed",
+            inbox_id=inbox.id,
+            folder=folder,
+            uidvalidity=status.uidvalidity,
+            last_uid=last_uid,
+            previous_uidvalidity=stored[0] if stored else None,
+        )
         position = last_uid
     else:
         position, synced_at = stored[1], stored[2]
@@ -361,7 +391,9 @@ async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder
     size = ctx.settings.inbound_fetch_batch
     chunks = [take[i : i + size] for i in range(0, len(take), size)]
     fetch_timeout = max(timeout, 60.0)
-    pending: asyncio.Task | None = asyncio.create_task(imap.fetch_messages(client, chunks[0], timeout=fetch_timeout))
+    pending: asyncio.Task | None = asyncio.create_task(
+        imap.fetch_messages(client, chunks[0], timeout=fetch_timeout)
+    )
     try:
         for number, chunk in enumerate(chunks):
             assert pending is not None
@@ -369,11 +401,22 @@ async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder
             # Fetch the next chunk while this one is acted on: the IMAP round trip overlaps the database's.
             pending = (
                 asyncio.create_task(imap.fetch_messages(client, chunks[number + 1], timeout=fetch_timeout))
-                if number + 1 < len(chunks) else None
+                if number + 1 < len(chunks)
+                else None
             )
             last = number + 1 == len(chunks)
-            await process_batch(ctx, inbox, folder, status.uidvalidity, position, chunk[-1], fetched,
-                                synced=last and not more, outcomes=outcomes, filings=filings)
+            await process_batch(
+                ctx,
+                inbox,
+                folder,
+                status.uidvalidity,
+                position,
+                chunk[-1],
+                fetched,
+                synced=last and not more,
+                outcomes=outcomes,
+                filings=filings,
+            )
             position = chunk[-1]
     finally:
         if pending is not None:
@@ -383,13 +426,21 @@ async def sync_folder(ctx: WorkerContext, conn: Connection, inbox: Inbox, folder
     return len(take), more
 
 
-async def _file_warmup(ctx: WorkerContext, client, inbox: Inbox, folder: str, filings: list[warmup.Filing]) -> None:
+async def _file_warmup(
+    ctx: WorkerContext, client, inbox: Inbox, folder: str, filings: list[warmup.Filing]
+) -> None:
     """Mark the folder's warmup mail read and important and move it out of spam. Its placement is already committed,
     so a server refusing this (NO/BAD) is logged and the read goes on; a lost connection ends the read as usual."""
     try:
-        await imap.file_messages(client, folder, [f.uid for f in filings], flags=WARMUP_FLAGS,
-                                 move=[f.uid for f in filings if f.move_to_inbox], destination=INBOX,
-                                 timeout=ctx.settings.mail_timeout)
+        await imap.file_messages(
+            client,
+            folder,
+            [f.uid for f in filings],
+            flags=WARMUP_FLAGS,
+            move=[f.uid for f in filings if f.move_to_inbox],
+            destination=INBOX,
+            timeout=ctx.settings.mail_timeout,
+        )
     except imap.ImapCommandError as exc:
         log.warning("warmup mail not filed", inbox_id=inbox.id, folder=folder, error=exc.detail)
 
@@ -397,9 +448,19 @@ async def _file_warmup(ctx: WorkerContext, client, inbox: Inbox, folder: str, fi
 # --- one batch --------------------------------------------------------------------------------------------
 
 
-async def process_batch(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: int, expected: int, last_uid: int,
-                        fetched: list[tuple[int, bytes]], *, synced: bool, outcomes: Counter,
-                        filings: list[warmup.Filing] | None = None) -> None:
+async def process_batch(
+    ctx: WorkerContext,
+    inbox: Inbox,
+    folder: str,
+    uidvalidity: int,
+    expected: int,
+    last_uid: int,
+    fetched: list[tuple[int, bytes]],
+    *,
+    synced: bool,
+    outcomes: Counter,
+    filings: list[warmup.Filing] | None = None,
+) -> None:
     """Act on a batch of fetched messages and move the cursor from `expected` to `last_uid`, in one transaction.
     A message whose processing fails (a bug, not the database) is retried alone and, failing again, skipped."""
     items = [Fetched.read(uid, raw) for uid, raw in fetched]
@@ -413,30 +474,55 @@ async def process_batch(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidi
         raise
     except Exception:
         if len(items) <= 1:
-            log.exception("inbound message skipped", inbox_id=inbox.id, folder=folder, uids=[i.uid for i in items])
+            log.exception(
+                "inbound message skipped", inbox_id=inbox.id, folder=folder, uids=[i.uid for i in items]
+            )
             async with ctx.database.transaction() as session:
-                if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
+                if not await ReaderQueue(session).advance(
+                    inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced
+                ):
                     raise CursorMoved(folder) from None
             outcomes["failed"] += len(items)
             return
     position = expected
     for index, item in enumerate(items):  # one at a time, to isolate the message that fails
         upto = last_uid if index + 1 == len(items) else item.uid
-        await process_batch(ctx, inbox, folder, uidvalidity, position, upto, [(item.uid, item.raw)],
-                            synced=synced and upto == last_uid, outcomes=outcomes, filings=filings)
+        await process_batch(
+            ctx,
+            inbox,
+            folder,
+            uidvalidity,
+            position,
+            upto,
+            [(item.uid, item.raw)],
+            synced=synced and upto == last_uid,
+            outcomes=outcomes,
+            filings=filings,
+        )
         position = upto
 
 
-async def _commit(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: int, expected: int, last_uid: int,
-                  items: list[Fetched], synced: bool) -> tuple[Counter, list[warmup.Filing]]:
+async def _commit(
+    ctx: WorkerContext,
+    inbox: Inbox,
+    folder: str,
+    uidvalidity: int,
+    expected: int,
+    last_uid: int,
+    items: list[Fetched],
+    synced: bool,
+) -> tuple[Counter, list[warmup.Filing]]:
     tenant = Tenant(inbox.workspace_id, inbox.livemode)
     outcomes: Counter = Counter()
     verdicts: dict[int, Verdict] = {}
     matches: dict[int, Match] = {}
     marker = warmup_content.marker(ctx.settings)
     warm = [(item.uid, item.message) for item in items if service.is_warmup(item.message, marker)]
-    reports = {i: item.bounce.original_message_id for i, item in enumerate(items)
-               if item.bounce.is_bounce and item.bounce.original_message_id}
+    reports = {
+        i: item.bounce.original_message_id
+        for i, item in enumerate(items)
+        if item.bounce.is_bounce and item.bounce.original_message_id
+    }
     dsns: frozenset[int] = frozenset()
     async with ctx.database.transaction() as session:
         if reports:
@@ -446,31 +532,56 @@ async def _commit(ctx: WorkerContext, inbox: Inbox, folder: str, uidvalidity: in
         needs_label = [i for i in matches if not items[i].bounce.is_bounce]
         classifier = await classifier_for(session, tenant.workspace_id) if needs_label else None
         if not needs_label:  # nothing to classify: act in this same transaction
-            filed = await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns)
-            if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
+            filed = await _act_all(
+                ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns
+            )
+            if not await ReaderQueue(session).advance(
+                inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced
+            ):
                 raise CursorMoved(folder)
             return outcomes, filed
     # Classification may call a remote endpoint: never inside a transaction.
     for index in needs_label:
-        verdicts[index] = await assess(items[index].message, ctx.settings, client=ctx.http, classifier=classifier)
+        verdicts[index] = await assess(
+            items[index].message, ctx.settings, client=ctx.http, classifier=classifier
+        )
     async with ctx.database.transaction() as session:
-        filed = await _act_all(ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns)
-        if not await ReaderQueue(session).advance(inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced):
+        filed = await _act_all(
+            ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns
+        )
+        if not await ReaderQueue(session).advance(
+            inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced
+        ):
             raise CursorMoved(folder)
     return outcomes, filed
 
 
-async def _act_all(ctx: WorkerContext, session, tenant: Tenant, inbox: Inbox, folder: str, items: list[Fetched],
-                   matches: dict[int, Match], verdicts: dict[int, Verdict], outcomes: Counter,
-                   warm: list[tuple[int, InboundMessage]], dsns: frozenset[int]) -> list[warmup.Filing]:
+async def _act_all(
+    ctx: WorkerContext,
+    session,
+    tenant: Tenant,
+    inbox: Inbox,
+    folder: str,
+    items: list[Fetched],
+    matches: dict[int, Match],
+    verdicts: dict[int, Verdict],
+    outcomes: Counter,
+    warm: list[tuple[int, InboundMessage]],
+    dsns: frozenset[int],
+) -> list[warmup.Filing]:
     outcomes["unmatched"] += len(items) - len(matches) - len(warm) - len(dsns)
     if warm or dsns:
         outcomes["warmup"] += len(warm) + len(dsns)
     if matches:
-        outcomes.update(await service.act_batch(session, ctx.settings, tenant, inbox, folder, items, matches, verdicts,
-                                                ctx.clock()))
+        outcomes.update(
+            await service.act_batch(
+                session, ctx.settings, tenant, inbox, folder, items, matches, verdicts, ctx.clock()
+            )
+        )
     if dsns:
-        await warmup.record_reports(session, ctx.settings, [items[i].bounce for i in sorted(dsns)], ctx.clock())
+        await warmup.record_reports(
+            session, ctx.settings, [items[i].bounce for i in sorted(dsns)], ctx.clock()
+        )
     if not warm:
         return []
     return await warmup.receive(session, ctx.settings, inbox, folder, warm, ctx.clock())

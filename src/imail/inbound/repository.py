@@ -17,9 +17,13 @@ from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPo
 from imail.models.sending import MessageStatus, SequenceState
 
 # Emails a reply or bounce can be about: everything that may have left the server.
-SENT_STATUSES = (MessageStatus.sent.value, MessageStatus.sending.value, MessageStatus.retry.value,
-                 MessageStatus.bounced.value, MessageStatus.unknown.value)
-
+SENT_STATUSES = (
+    MessageStatus.sent.value,
+    MessageStatus.sending.value,
+    MessageStatus.retry.value,
+    MessageStatus.bounced.value,
+    MessageStatus.unknown.value,
+)
 
 
 class ReaderQueue(Repository[MailboxPoll]):
@@ -53,12 +57,16 @@ class ReaderQueue(Repository[MailboxPoll]):
         if not ids:
             return []
         stmt = select(Inbox).where(
-            among(Inbox.id, ids), Inbox.livemode.is_(True), Inbox.status == InboxStatus.connected.value,
+            among(Inbox.id, ids),
+            Inbox.livemode.is_(True),
+            Inbox.status == InboxStatus.connected.value,
             Inbox.imap_host.is_not(None),
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def claim(self, inbox_ids: Sequence[str], now: datetime, lease_until: datetime, worker_id: str) -> set[str]:
+    async def claim(
+        self, inbox_ids: Sequence[str], now: datetime, lease_until: datetime, worker_id: str
+    ) -> set[str]:
         """Take the lease on these inboxes where no other worker holds one; the ids this call got. A conditional
         upsert: of two workers claiming one inbox at once, exactly one gets it."""
         ids = sorted(set(inbox_ids))
@@ -75,13 +83,25 @@ class ReaderQueue(Repository[MailboxPoll]):
         ).returning(table.c.inbox_id)
         return {row[0] for row in (await self.session.execute(stmt)).all()}
 
-    async def release(self, inbox_id: str, worker_id: str, next_poll_at: datetime, idle: bool, now: datetime,
-                      error: str | None) -> None:
+    async def release(
+        self,
+        inbox_id: str,
+        worker_id: str,
+        next_poll_at: datetime,
+        idle: bool,
+        now: datetime,
+        error: str | None,
+    ) -> None:
         await self.session.execute(
             update(MailboxPoll)
             .where(MailboxPoll.inbox_id == inbox_id, MailboxPoll.worker_id == worker_id)
-            .values(lease_until=None, next_poll_at=next_poll_at, idle=idle, polled_at=now,
-                    last_error=error[:1000] if error else None)
+            .values(
+                lease_until=None,
+                next_poll_at=next_poll_at,
+                idle=idle,
+                polled_at=now,
+                last_error=error[:1000] if error else None,
+            )
         )
 
     async def owners(self, inbox_ids: Iterable[str]) -> dict[str, str | None]:
@@ -103,9 +123,13 @@ class ReaderQueue(Repository[MailboxPoll]):
             return
         await self.session.execute(
             update(MailboxPoll)
-            .where(among(MailboxPoll.inbox_id, ids), MailboxPoll.worker_id == worker_id, MailboxPoll.idle.is_(True),
-                   MailboxPoll.lease_until.is_(None),
-                   or_(MailboxPoll.next_poll_at.is_(None), MailboxPoll.next_poll_at > when))
+            .where(
+                among(MailboxPoll.inbox_id, ids),
+                MailboxPoll.worker_id == worker_id,
+                MailboxPoll.idle.is_(True),
+                MailboxPoll.lease_until.is_(None),
+                or_(MailboxPoll.next_poll_at.is_(None), MailboxPoll.next_poll_at > when),
+            )
             .values(idle=False, next_poll_at=when)
         )
 
@@ -122,28 +146,36 @@ class ReaderQueue(Repository[MailboxPoll]):
 
     def _locked(self, stmt):
         if self.session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update()  # the sending worker updates these too: wait for it, never overwrite it
+            stmt = (
+                stmt.with_for_update()
+            )  # the sending worker updates these too: wait for it, never overwrite it
         return stmt.execution_options(populate_existing=True)
 
     async def lock_messages(self, ids: Iterable[str]) -> dict[str, Message]:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = await self.session.execute(self._locked(select(Message).where(among(Message.id, wanted)).order_by(Message.id)))
+        rows = await self.session.execute(
+            self._locked(select(Message).where(among(Message.id, wanted)).order_by(Message.id))
+        )
         return {m.id: m for m in rows.scalars()}
 
     async def lock_states(self, lead_ids: Iterable[str]) -> dict[str, SequenceState]:
         wanted = sorted(set(lead_ids))
         if not wanted:
             return {}
-        stmt = select(SequenceState).where(among(SequenceState.lead_id, wanted)).order_by(SequenceState.lead_id)
+        stmt = (
+            select(SequenceState).where(among(SequenceState.lead_id, wanted)).order_by(SequenceState.lead_id)
+        )
         return {s.lead_id: s for s in (await self.session.execute(self._locked(stmt))).scalars()}
 
     async def leads(self, ids: Iterable[str]) -> dict[str, Lead]:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = await self.session.execute(select(Lead).where(among(Lead.id, wanted)).execution_options(populate_existing=True))
+        rows = await self.session.execute(
+            select(Lead).where(among(Lead.id, wanted)).execution_options(populate_existing=True)
+        )
         return {lead.id: lead for lead in rows.scalars()}
 
     async def campaigns(self, ids: Iterable[str]) -> dict[str, Campaign]:
@@ -157,17 +189,33 @@ class ReaderQueue(Repository[MailboxPoll]):
 
     async def cursor(self, inbox_id: str, folder: str) -> MailboxCursor | None:
         stmt = select(MailboxCursor).where(MailboxCursor.inbox_id == inbox_id, MailboxCursor.folder == folder)
-        return (await self.session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+        return (
+            await self.session.execute(stmt.execution_options(populate_existing=True))
+        ).scalar_one_or_none()
 
-    async def reset_cursor(self, inbox_id: str, folder: str, uidvalidity: int, last_uid: int, now: datetime) -> None:
+    async def reset_cursor(
+        self, inbox_id: str, folder: str, uidvalidity: int, last_uid: int, now: datetime
+    ) -> None:
         """Start (or start again, after a UIDVALIDITY change) reading a folder after `last_uid`."""
         table = MailboxCursor.__table__
         values = {"uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": now}
-        stmt = upsert_insert(self.session)(table).values(inbox_id=inbox_id, folder=folder, synced_at=None, **values)
-        await self.session.execute(stmt.on_conflict_do_update(index_elements=["inbox_id", "folder"], set_=values))
+        stmt = upsert_insert(self.session)(table).values(
+            inbox_id=inbox_id, folder=folder, synced_at=None, **values
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["inbox_id", "folder"], set_=values)
+        )
 
-    async def advance(self, inbox_id: str, folder: str, uidvalidity: int, expected: int, last_uid: int,
-                      now: datetime, synced: bool) -> bool:
+    async def advance(
+        self,
+        inbox_id: str,
+        folder: str,
+        uidvalidity: int,
+        expected: int,
+        last_uid: int,
+        now: datetime,
+        synced: bool,
+    ) -> bool:
         """Move the cursor from `expected` to `last_uid`; False if it was not at `expected` any more (another reader
         moved it: the caller rolls its work back rather than act twice)."""
         values: dict = {"last_uid": last_uid, "updated_at": now}
@@ -175,8 +223,12 @@ class ReaderQueue(Repository[MailboxPoll]):
             values["synced_at"] = now
         result = await self.session.execute(
             update(MailboxCursor)
-            .where(MailboxCursor.inbox_id == inbox_id, MailboxCursor.folder == folder,
-                   MailboxCursor.uidvalidity == uidvalidity, MailboxCursor.last_uid == expected)
+            .where(
+                MailboxCursor.inbox_id == inbox_id,
+                MailboxCursor.folder == folder,
+                MailboxCursor.uidvalidity == uidvalidity,
+                MailboxCursor.last_uid == expected,
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
         )
@@ -200,10 +252,16 @@ class ReaderQueue(Repository[MailboxPoll]):
             return set()
         table = InboundReceipt.__table__
         # The rows as executemany parameters, not a VALUES list: one cached statement whatever the batch's length.
-        stmt = upsert_insert(self.session)(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        stmt = (
+            upsert_insert(self.session)(table)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(table.c.key)
+        )
         return {row[0] for row in (await self.session.execute(stmt, rows)).all()}
 
-    async def receipt_counts(self, message_ids: Iterable[str], kind: str, exclude: Iterable[str] = ()) -> dict[str, int]:
+    async def receipt_counts(
+        self, message_ids: Iterable[str], kind: str, exclude: Iterable[str] = ()
+    ) -> dict[str, int]:
         """How many receipts of `kind` each of these messages has, leaving out the receipts keyed `exclude`."""
         wanted = sorted(set(message_ids))
         if not wanted:
@@ -238,7 +296,11 @@ class ThreadLookup(TenantRepository[Message]):
             return []
         stmt = (
             self.select()
-            .where(Message.inbox_id == inbox_id, among(Message.to_email, wanted), Message.status.in_(SENT_STATUSES))
+            .where(
+                Message.inbox_id == inbox_id,
+                among(Message.to_email, wanted),
+                Message.status.in_(SENT_STATUSES),
+            )
             .order_by(Message.created_at.desc(), Message.step_index.desc())
         )
         return list((await self.session.execute(stmt)).scalars())

@@ -126,8 +126,14 @@ def _readable(item: Fetched, inbox: Inbox, warmup_marker: str | None) -> bool:
     return not (message.from_email and message.from_email == own and not item.bounce.is_bounce)
 
 
-async def match_all(session: AsyncSession, tenant: Tenant, inbox: Inbox, items: list[Fetched],
-                    warmup_marker: str | None = None, skip: frozenset[int] = frozenset()) -> dict[int, Match]:
+async def match_all(
+    session: AsyncSession,
+    tenant: Tenant,
+    inbox: Inbox,
+    items: list[Fetched],
+    warmup_marker: str | None = None,
+    skip: frozenset[int] = frozenset(),
+) -> dict[int, Match]:
     """Our email each message belongs to, by position in `items`; messages that match nothing, warmup mail carrying
     `warmup_marker`, and the positions in `skip` (delivery reports about warmup mail) are left out."""
     lookup = ThreadLookup(session, tenant)
@@ -219,8 +225,16 @@ def _received_at(message: InboundMessage, now: datetime) -> datetime:
     return moment
 
 
-def new_reply(tenant: Tenant, inbox: Inbox, ours: Message, item: Fetched, verdict: Verdict, folder: str,
-              now: datetime, reply_id: str) -> Reply:
+def new_reply(
+    tenant: Tenant,
+    inbox: Inbox,
+    ours: Message,
+    item: Fetched,
+    verdict: Verdict,
+    folder: str,
+    now: datetime,
+    reply_id: str,
+) -> Reply:
     message = item.message
     return Reply(
         id=reply_id,
@@ -317,12 +331,23 @@ async def act_batch(
         seen.add(key)
         reply_id = None if items[index].bounce.is_bounce else new_id("rpl")
         planned.append((index, key, reply_id))
-        receipts.append({"key": key, "workspace_id": tenant.workspace_id, "inbox_id": inbox.id,
-                         "kind": receipt_kind(items[index], verdicts.get(index)), "message_id": message.id,
-                         "reply_id": reply_id, "created_at": now})
+        receipts.append(
+            {
+                "key": key,
+                "workspace_id": tenant.workspace_id,
+                "inbox_id": inbox.id,
+                "kind": receipt_kind(items[index], verdicts.get(index)),
+                "message_id": message.id,
+                "reply_id": reply_id,
+                "created_at": now,
+            }
+        )
     fresh = await queue.add_receipts(receipts)
-    soft = [rows.messages[matches[index].message.id] for index, key, _ in planned
-            if key in fresh and items[index].bounce.is_bounce and items[index].bounce.kind == "soft"]
+    soft = [
+        rows.messages[matches[index].message.id]
+        for index, key, _ in planned
+        if key in fresh and items[index].bounce.is_bounce and items[index].bounce.kind == "soft"
+    ]
     emitted = Emitted(
         [],
         soft_before=await queue.receipt_counts((m.id for m in soft), "bounce_soft", exclude=fresh),
@@ -337,8 +362,22 @@ async def act_batch(
                     if key not in fresh:
                         outcomes.append("duplicate")
                         continue
-                    outcomes.append(await act(session, settings, tenant, inbox, folder, items[index], matches[index],
-                                              verdicts.get(index), rows, now, reply_id, emitted))
+                    outcomes.append(
+                        await act(
+                            session,
+                            settings,
+                            tenant,
+                            inbox,
+                            folder,
+                            items[index],
+                            matches[index],
+                            verdicts.get(index),
+                            rows,
+                            now,
+                            reply_id,
+                            emitted,
+                        )
+                    )
         await session.flush()
         await emitted.record(session)
     return outcomes
@@ -370,17 +409,36 @@ async def act(
             if message.status == MessageStatus.bounced.value:
                 return "duplicate"  # refused at SMTP time already, or an earlier report: one bounce per email
             message.status = MessageStatus.bounced.value
-            await bounce_hard(session, tenant, message, lead, state, now, bounce.status_code or "",
-                              bounce.diagnostic or "")
+            await bounce_hard(
+                session, tenant, message, lead, state, now, bounce.status_code or "", bounce.diagnostic or ""
+            )
         elif kind == "bounce_soft":
             emitted.soft_in_batch[message.id] += 1
-            count = emitted.soft_before.get(message.id, 0) + emitted.soft_in_batch[message.id]  # this one included
-            retry = await feedback.retry_after_soft_bounce(session, settings, message, state, lead, campaign, count, now,
-                                                           history=emitted.histories.get(message.lead_id, []))
-            emitted.add(tenant, "email.bounced.soft", {
-                **event_ref(message), "category": bounce.category or "unknown", "status_code": bounce.status_code,
-                "diagnostic": (bounce.diagnostic or "")[:500] or None, "will_retry": retry,
-            })
+            count = (
+                emitted.soft_before.get(message.id, 0) + emitted.soft_in_batch[message.id]
+            )  # this one included
+            retry = await feedback.retry_after_soft_bounce(
+                session,
+                settings,
+                message,
+                state,
+                lead,
+                campaign,
+                count,
+                now,
+                history=emitted.histories.get(message.lead_id, []),
+            )
+            emitted.add(
+                tenant,
+                "email.bounced.soft",
+                {
+                    **event_ref(message),
+                    "category": bounce.category or "unknown",
+                    "status_code": bounce.status_code,
+                    "diagnostic": (bounce.diagnostic or "")[:500] or None,
+                    "will_retry": retry,
+                },
+            )
         else:
             detail = "delivery report" + (f": {bounce.status_code}" if bounce.status_code else "")
             if bounce.diagnostic:
@@ -392,8 +450,11 @@ async def act(
     reply = new_reply(tenant, inbox, message, item, verdict, folder, now, reply_id)
     session.add(reply)
     if verdict.auto_reply:
-        emitted.add(tenant, "email.auto_replied", {**event_ref(message), "reply_id": reply.id,
-                                                   "out_of_office": verdict.out_of_office})
+        emitted.add(
+            tenant,
+            "email.auto_replied",
+            {**event_ref(message), "reply_id": reply.id, "out_of_office": verdict.out_of_office},
+        )
         if verdict.out_of_office:
             if lead is not None and lead.interest_status is None:
                 lead.interest_status = InterestStatus.out_of_office.value
@@ -402,23 +463,47 @@ async def act(
             if verdict.return_date is not None:
                 moved = feedback.push_past(state, campaign, lead, verdict.return_date, now)
                 if moved is not None:
-                    log.info("next step moved past an out-of-office", lead_id=message.lead_id, until=moved.isoformat())
+                    log.info(
+                        "next step moved past an out-of-office",
+                        lead_id=message.lead_id,
+                        until=moved.isoformat(),
+                    )
         return "auto_reply"
 
-    emitted.add(tenant, "reply.received", {
-        "reply_id": reply.id, "message_id": message.id, "campaign_id": message.campaign_id,
-        "lead_id": message.lead_id, "inbox_id": inbox.id, "from_email": reply.from_email or message.to_email,
-        "subject": reply.subject or None, "received_at": reply.received_at,
-    })
+    emitted.add(
+        tenant,
+        "reply.received",
+        {
+            "reply_id": reply.id,
+            "message_id": message.id,
+            "campaign_id": message.campaign_id,
+            "lead_id": message.lead_id,
+            "inbox_id": inbox.id,
+            "from_email": reply.from_email or message.to_email,
+            "subject": reply.subject or None,
+            "received_at": reply.received_at,
+        },
+    )
     if lead is not None and lead.status in REPLIED_FROM:
         lead.status = LeadStatus.replied.value
         lead.updated_at = now
     stops = campaign is None or campaign.stop_on_reply
-    if state is not None and stops and state.status not in (SequenceStatus.stopped.value, SequenceStatus.finished.value):
+    if (
+        state is not None
+        and stops
+        and state.status not in (SequenceStatus.stopped.value, SequenceStatus.finished.value)
+    ):
         stop_sequence(state, StopReason.replied, now)
     await apply_label(session, tenant, lead, state, verdict.label, now, unsubscribe=verdict.unsubscribe)
-    emitted.add(tenant, "reply.classified", {
-        "reply_id": reply.id, "lead_id": message.lead_id, "campaign_id": message.campaign_id,
-        "label": verdict.label, "confidence": verdict.confidence,
-    })
+    emitted.add(
+        tenant,
+        "reply.classified",
+        {
+            "reply_id": reply.id,
+            "lead_id": message.lead_id,
+            "campaign_id": message.campaign_id,
+            "label": verdict.label,
+            "confidence": verdict.confidence,
+        },
+    )
     return "reply"

@@ -47,19 +47,39 @@ def mail_timeout(settings: Settings) -> float:
 
 def password_endpoints(inbox: Inbox, smtp_password: str, imap_password: str) -> Endpoints:
     return Endpoints(
-        smtp=Endpoint(inbox.smtp_host or "", inbox.smtp_port or 0, inbox.smtp_security or "ssl",
-                      inbox.smtp_username or inbox.email, password=smtp_password),
-        imap=Endpoint(inbox.imap_host or "", inbox.imap_port or 0, inbox.imap_security or "ssl",
-                      inbox.imap_username or inbox.email, password=imap_password),
+        smtp=Endpoint(
+            inbox.smtp_host or "",
+            inbox.smtp_port or 0,
+            inbox.smtp_security or "ssl",
+            inbox.smtp_username or inbox.email,
+            password=smtp_password,
+        ),
+        imap=Endpoint(
+            inbox.imap_host or "",
+            inbox.imap_port or 0,
+            inbox.imap_security or "ssl",
+            inbox.imap_username or inbox.email,
+            password=imap_password,
+        ),
     )
 
 
 def oauth_endpoints(inbox: Inbox, access_token: str, new_refresh_token: str | None = None) -> Endpoints:
     return Endpoints(
-        smtp=Endpoint(inbox.smtp_host or "", inbox.smtp_port or 0, inbox.smtp_security or "ssl", inbox.email,
-                      oauth_token=access_token),
-        imap=Endpoint(inbox.imap_host or "", inbox.imap_port or 0, inbox.imap_security or "ssl", inbox.email,
-                      oauth_token=access_token),
+        smtp=Endpoint(
+            inbox.smtp_host or "",
+            inbox.smtp_port or 0,
+            inbox.smtp_security or "ssl",
+            inbox.email,
+            oauth_token=access_token,
+        ),
+        imap=Endpoint(
+            inbox.imap_host or "",
+            inbox.imap_port or 0,
+            inbox.imap_security or "ssl",
+            inbox.email,
+            oauth_token=access_token,
+        ),
         new_refresh_token=new_refresh_token,
     )
 
@@ -90,7 +110,9 @@ async def endpoints_for(inbox: Inbox, settings: Settings, http: httpx.AsyncClien
     try:
         refresh_token = box.decrypt(ciphertext)
     except crypto.InvalidToken:
-        raise CredentialsUnavailable("the stored refresh token cannot be decrypted", needs_consent=True) from None
+        raise CredentialsUnavailable(
+            "the stored refresh token cannot be decrypted", needs_consent=True
+        ) from None
     try:
         tokens = await oauth.refresh(http, provider, refresh_token, timeout=mail_timeout(settings))
     except oauth.OAuthError as exc:
@@ -101,13 +123,17 @@ async def endpoints_for(inbox: Inbox, settings: Settings, http: httpx.AsyncClien
     return oauth_endpoints(inbox, tokens.access_token, rotated)
 
 
-async def refused_hosts(endpoints: Endpoints, settings: Settings, *, resolve_names: bool = True) -> list[MailConnectionError]:
+async def refused_hosts(
+    endpoints: Endpoints, settings: Settings, *, resolve_names: bool = True
+) -> list[MailConnectionError]:
     """The sides whose host the address policy refuses (checked before anything is dialled, and again at the dial);
     without `resolve_names` only IP literals and local names are judged (test mode, which never dials)."""
     failures: list[MailConnectionError] = []
     for side, endpoint in (("smtp", endpoints.smtp), ("imap", endpoints.imap)):
         try:
-            await check_address(endpoint, side, allow_private=settings.mail_allow_private, resolve_names=resolve_names)
+            await check_address(
+                endpoint, side, allow_private=settings.mail_allow_private, resolve_names=resolve_names
+            )
         except MailConnectionError as exc:
             failures.append(exc)
     return failures

@@ -72,8 +72,16 @@ def tenant_of(inbox: Inbox) -> Tenant:
 def login_fingerprint(inbox: Inbox) -> tuple:
     """Everything a login depends on: a check made with other settings must not decide this row's status."""
     return (
-        inbox.smtp_host, inbox.smtp_port, inbox.smtp_security, inbox.smtp_username, inbox.smtp_password_encrypted,
-        inbox.imap_host, inbox.imap_port, inbox.imap_security, inbox.imap_username, inbox.imap_password_encrypted,
+        inbox.smtp_host,
+        inbox.smtp_port,
+        inbox.smtp_security,
+        inbox.smtp_username,
+        inbox.smtp_password_encrypted,
+        inbox.imap_host,
+        inbox.imap_port,
+        inbox.imap_security,
+        inbox.imap_username,
+        inbox.imap_password_encrypted,
         inbox.oauth_refresh_token_encrypted,
     )
 
@@ -93,12 +101,21 @@ async def mark_failed(session: AsyncSession, inbox: Inbox, side: str, detail: st
     repo = InboxRepository(session, tenant_of(inbox))
     detail = detail[:MAX_ERROR_CHARS]
     changed = await repo.set_status_if(
-        inbox.id, (InboxStatus.connected.value,), InboxStatus.disconnected.value,
-        last_error=detail, last_error_side=side, last_checked_at=now, status_changed_at=now,
+        inbox.id,
+        (InboxStatus.connected.value,),
+        InboxStatus.disconnected.value,
+        last_error=detail,
+        last_error_side=side,
+        last_checked_at=now,
+        status_changed_at=now,
     )
     if changed:
-        await record_event(session, repo.tenant, "inbox.disconnected",
-                           {"inbox_id": inbox.id, "email": inbox.email, "side": side, "detail": detail})
+        await record_event(
+            session,
+            repo.tenant,
+            "inbox.disconnected",
+            {"inbox_id": inbox.id, "email": inbox.email, "side": side, "detail": detail},
+        )
         log.info("inbox disconnected", inbox_id=inbox.id, side=side)
     else:
         await _stamp(session, inbox, last_error=detail, last_error_side=side, last_checked_at=now)
@@ -109,11 +126,18 @@ async def mark_ok(session: AsyncSession, inbox: Inbox, now: datetime) -> bool:
     """Record a good check; `disconnected → connected` (and `inbox.reconnected`) only if this call made the change."""
     repo = InboxRepository(session, tenant_of(inbox))
     changed = await repo.set_status_if(
-        inbox.id, (InboxStatus.disconnected.value,), InboxStatus.connected.value,
-        last_error=None, last_error_side=None, last_checked_at=now, status_changed_at=now,
+        inbox.id,
+        (InboxStatus.disconnected.value,),
+        InboxStatus.connected.value,
+        last_error=None,
+        last_error_side=None,
+        last_checked_at=now,
+        status_changed_at=now,
     )
     if changed:
-        await record_event(session, repo.tenant, "inbox.reconnected", {"inbox_id": inbox.id, "email": inbox.email})
+        await record_event(
+            session, repo.tenant, "inbox.reconnected", {"inbox_id": inbox.id, "email": inbox.email}
+        )
         log.info("inbox reconnected", inbox_id=inbox.id)
     else:
         await _stamp(session, inbox, last_error=None, last_error_side=None, last_checked_at=now)
@@ -123,14 +147,23 @@ async def mark_ok(session: AsyncSession, inbox: Inbox, now: datetime) -> bool:
 async def _stamp(session: AsyncSession, inbox: Inbox, **values) -> None:
     await session.execute(
         update(Inbox)
-        .where(Inbox.workspace_id == inbox.workspace_id, Inbox.livemode == inbox.livemode, Inbox.id == inbox.id)
+        .where(
+            Inbox.workspace_id == inbox.workspace_id, Inbox.livemode == inbox.livemode, Inbox.id == inbox.id
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
 
 
-async def apply_outcome(session: AsyncSession, inbox: Inbox, outcome: CheckOutcome, settings: Settings, now: datetime,
-                        *, requested: bool = False) -> bool:
+async def apply_outcome(
+    session: AsyncSession,
+    inbox: Inbox,
+    outcome: CheckOutcome,
+    settings: Settings,
+    now: datetime,
+    *,
+    requested: bool = False,
+) -> bool:
     """Write a check's outcome to the stored inbox; False when the row changed meanwhile (then the check is moot).
     `requested`: someone asked to reconnect, so the reader's failures are forgotten and a good login reconnects
     even an inbox that reads disconnected."""
@@ -153,22 +186,32 @@ async def apply_outcome(session: AsyncSession, inbox: Inbox, outcome: CheckOutco
     return True
 
 
-async def report_connection_failure(session: AsyncSession, tenant: Tenant, inbox_id: str, side: str, detail: str) -> None:
+async def report_connection_failure(
+    session: AsyncSession, tenant: Tenant, inbox_id: str, side: str, detail: str
+) -> None:
     """For sending and IMAP polling: call this (in your transaction) when SMTP or IMAP fails to connect or log in
     — not for a refused recipient. It records the error and makes the inbox due for a check at once; the monitor
     then logs in again within seconds and, if that fails too, marks it disconnected (one `inbox.disconnected`).
     """
     await session.execute(
         update(Inbox)
-        .where(Inbox.workspace_id == tenant.workspace_id, Inbox.livemode == tenant.livemode, Inbox.id == inbox_id)
-        .values(last_error=detail[:MAX_ERROR_CHARS], last_error_side=side if side in ("smtp", "imap") else "both",
-                last_checked_at=None)
+        .where(
+            Inbox.workspace_id == tenant.workspace_id, Inbox.livemode == tenant.livemode, Inbox.id == inbox_id
+        )
+        .values(
+            last_error=detail[:MAX_ERROR_CHARS],
+            last_error_side=side if side in ("smtp", "imap") else "both",
+            last_checked_at=None,
+        )
         .execution_options(synchronize_session=False)
     )
 
 
 def disconnected_by_reads(inbox: Inbox, settings: Settings) -> bool:
-    return inbox.status == InboxStatus.disconnected.value and inbox.read_failures >= settings.inbound_read_failure_limit
+    return (
+        inbox.status == InboxStatus.disconnected.value
+        and inbox.read_failures >= settings.inbound_read_failure_limit
+    )
 
 
 def forget_read_failures(inbox: Inbox) -> None:
@@ -180,18 +223,33 @@ def forget_read_failures(inbox: Inbox) -> None:
     inbox.read_crash_logged = None
 
 
-async def report_read_failure(session: AsyncSession, inbox: Inbox, reason: str, now: datetime, *, limit: int,
-                              login: bool = False, crash: str | None = None) -> int:
+async def report_read_failure(
+    session: AsyncSession,
+    inbox: Inbox,
+    reason: str,
+    now: datetime,
+    *,
+    limit: int,
+    login: bool = False,
+    crash: str | None = None,
+) -> int:
     """For the IMAP reader, in its transaction: a read of this inbox failed. Counted on the row (a restart does not
     forget it) with the reason (`last_read_error`, shown by the API); the count in a row is returned. At `limit`
     the inbox is disconnected as by a failed login check (`mark_failed`: one `inbox.disconnected`, side imap).
     Below it, a failed connect or login (`login`) is reported to the monitor, which checks the login at once.
     `crash`: the fingerprint of an imail error whose traceback is being logged."""
     reason = reason[:MAX_ERROR_CHARS]
-    failures = await InboxRepository(session, tenant_of(inbox)).count_read_failure(inbox.id, reason, now, crash)
+    failures = await InboxRepository(session, tenant_of(inbox)).count_read_failure(
+        inbox.id, reason, now, crash
+    )
     if failures >= limit:
-        await mark_failed(session, inbox, "imap", f"reading mail over IMAP failed {failures} times in a row; the last "
-                                                  f"time: {reason}", now)
+        await mark_failed(
+            session,
+            inbox,
+            "imap",
+            f"reading mail over IMAP failed {failures} times in a row; the last time: {reason}",
+            now,
+        )
     elif failures and login:
         await report_connection_failure(session, tenant_of(inbox), inbox.id, "imap", reason)
     return failures
@@ -207,16 +265,23 @@ async def check_due_inboxes(ctx: WorkerContext, now: datetime, limit: int = BATC
     cutoff = now - timedelta(seconds=ctx.settings.inbox_check_interval)
     async with ctx.database.transaction() as session:
         maintenance = InboxMaintenance(session)
-        claimed = [inbox for inbox in await maintenance.due_for_check(cutoff, limit)
-                   if await maintenance.claim(inbox.id, cutoff, now)]
+        claimed = [
+            inbox
+            for inbox in await maintenance.due_for_check(cutoff, limit)
+            if await maintenance.claim(inbox.id, cutoff, now)
+        ]
     if not claimed:
         return 0
-    outcomes = await asyncio.gather(*(probe(inbox, ctx.settings, ctx.http) for inbox in claimed), return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(probe(inbox, ctx.settings, ctx.http) for inbox in claimed), return_exceptions=True
+    )
     async with ctx.database.transaction() as session:
         for inbox, outcome in zip(claimed, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 # A bug, not a mail server's answer: keep the status, try again next interval.
-                log.error("inbox check failed", inbox_id=inbox.id, error=f"{type(outcome).__name__}: {outcome}")
+                log.error(
+                    "inbox check failed", inbox_id=inbox.id, error=f"{type(outcome).__name__}: {outcome}"
+                )
                 continue
             await apply_outcome(session, inbox, outcome, ctx.settings, now)
     return len(claimed)

@@ -69,7 +69,9 @@ def read_state(settings: Settings, state: str) -> StateClaims | None:
         return None
 
 
-def setup_url(settings: Settings, provider: OAuthProvider, inbox_id: str, tenant: Tenant, nonce: str, email: str) -> str:
+def setup_url(
+    settings: Settings, provider: OAuthProvider, inbox_id: str, tenant: Tenant, nonce: str, email: str
+) -> str:
     query = {
         "client_id": provider.client_id,
         "redirect_uri": redirect_uri(settings),
@@ -84,7 +86,9 @@ def setup_url(settings: Settings, provider: OAuthProvider, inbox_id: str, tenant
     return provider.authorize_url + separator + urlencode(query)
 
 
-async def _token_request(http: httpx.AsyncClient, provider: OAuthProvider, form: dict[str, str], timeout: float) -> TokenSet:
+async def _token_request(
+    http: httpx.AsyncClient, provider: OAuthProvider, form: dict[str, str], timeout: float
+) -> TokenSet:
     try:
         response = await http.post(
             provider.token_url,
@@ -93,7 +97,9 @@ async def _token_request(http: httpx.AsyncClient, provider: OAuthProvider, form:
             timeout=timeout,
         )
     except httpx.HTTPError as exc:
-        raise OAuthError(f"{provider.label}'s token endpoint could not be reached: {exc or type(exc).__name__}") from exc
+        raise OAuthError(
+            f"{provider.label}'s token endpoint could not be reached: {exc or type(exc).__name__}"
+        ) from exc
     try:
         body = response.json()
     except ValueError:
@@ -102,7 +108,9 @@ async def _token_request(http: httpx.AsyncClient, provider: OAuthProvider, form:
         error = body.get("error") if isinstance(body, dict) else None
         description = body.get("error_description") if isinstance(body, dict) else None
         words = ": ".join(str(w) for w in (error, description) if w) or f"HTTP {response.status_code}"
-        raise OAuthError(f"{provider.label} refused the token request: {words}", invalid_grant=error == "invalid_grant")
+        raise OAuthError(
+            f"{provider.label} refused the token request: {words}", invalid_grant=error == "invalid_grant"
+        )
     return TokenSet(
         access_token=str(body["access_token"]),
         refresh_token=body.get("refresh_token"),
@@ -127,8 +135,12 @@ async def exchange_code(
     return tokens
 
 
-async def refresh(http: httpx.AsyncClient, provider: OAuthProvider, refresh_token: str, timeout: float) -> TokenSet:
-    return await _token_request(http, provider, {"grant_type": "refresh_token", "refresh_token": refresh_token}, timeout)
+async def refresh(
+    http: httpx.AsyncClient, provider: OAuthProvider, refresh_token: str, timeout: float
+) -> TokenSet:
+    return await _token_request(
+        http, provider, {"grant_type": "refresh_token", "refresh_token": refresh_token}, timeout
+    )
 
 
 class AccessTokenCache:
@@ -147,7 +159,10 @@ class AccessTokenCache:
     def put(self, inbox_id: str, refresh_token_ciphertext: str, access_token: str, expires_in: int) -> None:
         if len(self._tokens) > 10_000:
             self._tokens.clear()
-        self._tokens[(inbox_id, refresh_token_ciphertext)] = (access_token, self._clock() + max(expires_in - 60, 0))
+        self._tokens[(inbox_id, refresh_token_ciphertext)] = (
+            access_token,
+            self._clock() + max(expires_in - 60, 0),
+        )
 
     def forget(self, inbox_id: str) -> None:
         for key in [k for k in self._tokens if k[0] == inbox_id]:

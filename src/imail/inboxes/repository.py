@@ -17,7 +17,9 @@ class InboxRepository(TenantRepository[Inbox]):
         stmt = self.select().where(Inbox.email == email)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def set_status_if(self, inbox_id: str, expected: tuple[str, ...], status: str, **values: Any) -> bool:
+    async def set_status_if(
+        self, inbox_id: str, expected: tuple[str, ...], status: str, **values: Any
+    ) -> bool:
         """Move to `status` only from one of `expected`, atomically: True if this call made the transition.
 
         Two monitors (or a monitor and a request) seeing the same change cannot both win, which is what
@@ -40,14 +42,20 @@ class InboxRepository(TenantRepository[Inbox]):
     async def count_read_failure(self, inbox_id: str, reason: str, now: datetime, crash: str | None) -> int:
         """One more failed read (and its reason); the count now, 0 if the inbox is gone. `crash`, when given, is
         the fingerprint of the imail error whose traceback is logged."""
-        values: dict[str, Any] = {"read_failures": Inbox.read_failures + 1, "last_read_error": reason,
-                                  "last_read_error_at": now}
+        values: dict[str, Any] = {
+            "read_failures": Inbox.read_failures + 1,
+            "last_read_error": reason,
+            "last_read_error_at": now,
+        }
         if crash is not None:
             values["read_crash_logged"] = crash
         stmt = (
             update(Inbox)
-            .where(Inbox.workspace_id == self.tenant.workspace_id, Inbox.livemode == self.tenant.livemode,
-                   Inbox.id == inbox_id)
+            .where(
+                Inbox.workspace_id == self.tenant.workspace_id,
+                Inbox.livemode == self.tenant.livemode,
+                Inbox.id == inbox_id,
+            )
             .values(**values)
             .returning(Inbox.read_failures)
             .execution_options(synchronize_session=False)
@@ -58,8 +66,12 @@ class InboxRepository(TenantRepository[Inbox]):
         """A read worked: no failures in a row, no last read error (the logged crash stays known)."""
         await self.session.execute(
             update(Inbox)
-            .where(Inbox.workspace_id == self.tenant.workspace_id, Inbox.livemode == self.tenant.livemode,
-                   Inbox.id == inbox_id, or_(Inbox.read_failures > 0, Inbox.last_read_error.is_not(None)))
+            .where(
+                Inbox.workspace_id == self.tenant.workspace_id,
+                Inbox.livemode == self.tenant.livemode,
+                Inbox.id == inbox_id,
+                or_(Inbox.read_failures > 0, Inbox.last_read_error.is_not(None)),
+            )
             .values(read_failures=0, last_read_error=None, last_read_error_at=None)
             .execution_options(synchronize_session=False)
         )
@@ -67,7 +79,9 @@ class InboxRepository(TenantRepository[Inbox]):
     async def remove(self, inbox: Inbox) -> None:
         await self.session.execute(
             delete(Inbox).where(
-                Inbox.workspace_id == self.tenant.workspace_id, Inbox.livemode == self.tenant.livemode, Inbox.id == inbox.id
+                Inbox.workspace_id == self.tenant.workspace_id,
+                Inbox.livemode == self.tenant.livemode,
+                Inbox.id == inbox.id,
             )
         )
 

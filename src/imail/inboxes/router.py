@@ -24,16 +24,16 @@ router = APIRouter(
 oauth_router = APIRouter(tags=["Inboxes"])
 
 
-
-
-
 async def _one(session, caller, inbox, ctx: Context) -> Inbox:
     return Inbox.model_validate((await service.with_views(session, caller.tenant, [inbox], ctx))[0])
 
 
 @router.get("", response_model=Page[Inbox])
 async def list_inboxes(
-    caller: CallerDep, session: SessionDep, ctx: ContextDep, params: Annotated[PageParams, Depends(page_params)]
+    caller: CallerDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    params: Annotated[PageParams, Depends(page_params)],
 ):
     """List the workspace's inboxes in the caller's ledger, newest first, with health scores and warmup state."""
     rows = await service.list_inboxes(session, caller, params)
@@ -58,7 +58,9 @@ async def get_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: 
 
 
 @router.patch("/{inbox_id}", response_model=Inbox)
-async def update_inbox(inbox_id: str, body: InboxUpdate, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+async def update_inbox(
+    inbox_id: str, body: InboxUpdate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+):
     """Change limits, gap, name, signature or server settings; new server settings are logged in with first."""
     inbox = await service.update_inbox(session, caller, inbox_id, body, ctx)
     return await _one(session, caller, inbox, ctx)
@@ -69,7 +71,9 @@ async def delete_inbox(
     inbox_id: str,
     caller: CallerDep,
     session: SessionDep,
-    force: Annotated[bool, Query(description="Delete even if an active campaign sends only from this inbox.")] = False,
+    force: Annotated[
+        bool, Query(description="Delete even if an active campaign sends only from this inbox.")
+    ] = False,
 ):
     """Delete an inbox and its stored credentials. 409 while an active campaign still sends only from it."""
     await service.delete_inbox(session, caller, inbox_id, force)
@@ -85,8 +89,9 @@ async def reconnect_inbox(inbox_id: str, caller: CallerDep, session: SessionDep,
 
 
 @router.post("/{inbox_id}/warmup/start", response_model=Inbox)
-async def start_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep,
-                             body: WarmupSettings | None = None):
+async def start_inbox_warmup(
+    inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep, body: WarmupSettings | None = None
+):
     """Start (or resume) warmup on a connected inbox: it joins the deployment's warmup pool. Idempotent. An optional
     body sets the ramp (the same fields as `warmup` in PATCH)."""
     inbox = await service.start_warmup(session, caller, inbox_id, body)

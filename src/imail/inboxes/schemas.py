@@ -56,14 +56,16 @@ class _ServerFields(BaseModel):
     smtp_host: Host = Field(None, description="SMTP server, e.g. `smtp.example.com`.")
     smtp_port: Port = Field(None, description="Default: 465 for `ssl`, 587 for `starttls`, 25 for `none`.")
     smtp_security: Security | None = Field(
-        None, description="`ssl` (implicit TLS), `starttls` or `none`. Default: `ssl` on port 465, else `starttls`."
+        None,
+        description="`ssl` (implicit TLS), `starttls` or `none`. Default: `ssl` on port 465, else `starttls`.",
     )
     smtp_username: str | None = Field(None, max_length=320, description="Default: the inbox's email.")
     smtp_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
     imap_host: Host = Field(None, description="IMAP server, e.g. `imap.example.com`.")
     imap_port: Port = Field(None, description="Default: 993 for `ssl`, 143 otherwise.")
     imap_security: Security | None = Field(
-        None, description="`ssl` (implicit TLS), `starttls` or `none`. Default: `starttls` on port 143, else `ssl`."
+        None,
+        description="`ssl` (implicit TLS), `starttls` or `none`. Default: `starttls` on port 143, else `ssl`.",
     )
     imap_username: str | None = Field(None, max_length=320, description="Default: the inbox's email.")
     imap_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
@@ -75,12 +77,18 @@ class InboxCreate(_ServerFields):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Provider = Field("custom", description="`custom` (SMTP/IMAP with passwords), `google` or `microsoft` (OAuth).")
+    provider: Provider = Field(
+        "custom", description="`custom` (SMTP/IMAP with passwords), `google` or `microsoft` (OAuth)."
+    )
     email: EmailStr = Field(description="The sending address; unique among a workspace's inboxes.")
     name: str = Field("", max_length=120, description="Sender display name.")
     signature: str = Field("", max_length=10_000)
-    daily_limit: DailyLimit = Field(None, description="Emails per day from this inbox. Default 50; at most the tier's maximum.")
-    sending_gap_minutes: Gap = Field(None, description="Minutes between two sends from this inbox, 0–1440. Default 10.")
+    daily_limit: DailyLimit = Field(
+        None, description="Emails per day from this inbox. Default 50; at most the tier's maximum."
+    )
+    sending_gap_minutes: Gap = Field(
+        None, description="Minutes between two sends from this inbox, 0–1440. Default 10."
+    )
 
     @field_validator("email")
     @classmethod
@@ -97,7 +105,9 @@ class InboxUpdate(_ServerFields):
     signature: str | None = Field(None, max_length=10_000)
     daily_limit: DailyLimit = None
     sending_gap_minutes: Gap = None
-    warmup: WarmupSettings | None = Field(None, description="Warmup ramp settings; fields left out keep their value.")
+    warmup: WarmupSettings | None = Field(
+        None, description="Warmup ramp settings; fields left out keep their value."
+    )
 
 
 class Inbox(BaseModel):
@@ -113,14 +123,19 @@ class Inbox(BaseModel):
         description="`setup_pending` (OAuth consent not given yet), `connected`, or `disconnected` (a login failed)."
     )
     setup_url: str | None = Field(
-        None, description="OAuth inboxes that are not connected: open it to (re)grant access. Expires after an hour."
+        None,
+        description="OAuth inboxes that are not connected: open it to (re)grant access. Expires after an hour.",
     )
-    health_score: int = Field(ge=0, le=100, description="0–100, from connection, bounces, replies and warmup placement (7 days).")
+    health_score: int = Field(
+        ge=0, le=100, description="0–100, from connection, bounces, replies and warmup placement (7 days)."
+    )
     daily_limit: int
     sending_gap_minutes: int
     warmup_status: WarmupStatusName
     warmup_started_at: datetime | None
-    warmup: WarmupView = Field(description="Warmup ramp, today's target and sends, 7-day placement, last pause reason.")
+    warmup: WarmupView = Field(
+        description="Warmup ramp, today's target and sends, 7-day placement, last pause reason."
+    )
     smtp_host: str | None
     smtp_port: int | None
     smtp_security: Security | None
@@ -129,17 +144,22 @@ class Inbox(BaseModel):
     imap_port: int | None
     imap_security: Security | None
     imap_username: str | None
-    last_error: str | None = Field(description="Why the last login failed, in the server's words (null when fine).")
+    last_error: str | None = Field(
+        description="Why the last login failed, in the server's words (null when fine)."
+    )
     last_checked_at: datetime | None
     read_failures: int = Field(
-        ge=0, description="Reads of the inbox's mail over IMAP that failed in a row (0 after a read that worked). At "
-        "`IMAIL_INBOUND_READ_FAILURE_LIMIT` (5) the inbox becomes `disconnected` until reconnected."
+        ge=0,
+        description="Reads of the inbox's mail over IMAP that failed in a row (0 after a read that worked). At "
+        "`IMAIL_INBOUND_READ_FAILURE_LIMIT` (5) the inbox becomes `disconnected` until reconnected.",
     )
     last_read_error: str | None = Field(
         description="Why the latest of those reads failed, in imail's words plus the server's where it answered "
         "(null when the last read worked)."
     )
-    last_read_error_at: datetime | None = Field(description="When that read failed (null when the last read worked).")
+    last_read_error_at: datetime | None = Field(
+        description="When that read failed (null when the last read worked)."
+    )
     livemode: bool
     created_at: datetime
     updated_at: datetime

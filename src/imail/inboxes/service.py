@@ -43,8 +43,17 @@ DEFAULT_DAILY_LIMIT = 50
 DEFAULT_GAP_MINUTES = 10
 SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
-SERVER_FIELDS = tuple(f"{side}_{part}" for side in ("smtp", "imap") for part in ("host", "port", "security", "username", "password"))
-NOT_NULL_ON_UPDATE = ("name", "daily_limit", "sending_gap_minutes", *(f for f in SERVER_FIELDS if not f.endswith("_username")))
+SERVER_FIELDS = tuple(
+    f"{side}_{part}"
+    for side in ("smtp", "imap")
+    for part in ("host", "port", "security", "username", "password")
+)
+NOT_NULL_ON_UPDATE = (
+    "name",
+    "daily_limit",
+    "sending_gap_minutes",
+    *(f for f in SERVER_FIELDS if not f.endswith("_username")),
+)
 
 
 # --- views ------------------------------------------------------------------------------------------------
@@ -59,12 +68,16 @@ def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: Context) -> Inbo
         provider = oauth_provider(ctx.settings, inbox.provider)
         if provider is not None:
             tenant = Tenant(inbox.workspace_id, inbox.livemode)
-            url = oauth.setup_url(ctx.settings, provider, inbox.id, tenant, inbox.oauth_state_nonce, inbox.email)
+            url = oauth.setup_url(
+                ctx.settings, provider, inbox.id, tenant, inbox.oauth_state_nonce, inbox.email
+            )
     inbox.setup_url = url  # type: ignore[attr-defined]
     return inbox
 
 
-async def with_views(session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: Context) -> list[Inbox]:
+async def with_views(
+    session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: Context
+) -> list[Inbox]:
     """The rows, each ready to serialize as the `Inbox` schema: health_score from the last 7 days' campaign sends,
     bounces and replies (analytics rollups) and warmup placement (imail.warmup)."""
     found = await warmup.figures(session, tenant, inboxes, utcnow().date())
@@ -81,7 +94,9 @@ async def list_inboxes(session: AsyncSession, caller: Caller, params: PageParams
 async def get_inbox(session: AsyncSession, tenant: Tenant, inbox_id: str) -> Inbox:
     inbox = await InboxRepository(session, tenant).get(inbox_id) if has_prefix(inbox_id, "inb") else None
     if inbox is None:
-        raise NotFound(f"No inbox {inbox_id} in this workspace's {'live' if tenant.livemode else 'test'} data")
+        raise NotFound(
+            f"No inbox {inbox_id} in this workspace's {'live' if tenant.livemode else 'test'} data"
+        )
     return inbox
 
 
@@ -94,7 +109,8 @@ def _check_daily_limit(caller: Caller, value: int | None) -> None:
     tier = policy(caller.tier)
     if not 1 <= value <= tier.max_campaign_daily_limit:
         raise InvalidField(
-            f"daily_limit must be between 1 and {tier.max_campaign_daily_limit} on {tier.label} tier", "daily_limit"
+            f"daily_limit must be between 1 and {tier.max_campaign_daily_limit} on {tier.label} tier",
+            "daily_limit",
         )
 
 
@@ -117,7 +133,9 @@ def _login_error(failures: list[MailConnectionError]) -> InvalidField:
     return InvalidField(message + "; nothing was saved", first.field)
 
 
-async def _verify(session: AsyncSession, endpoints: connection.Endpoints, caller: Caller, ctx: Context) -> None:
+async def _verify(
+    session: AsyncSession, endpoints: connection.Endpoints, caller: Caller, ctx: Context
+) -> None:
     """Refuse hosts the address policy forbids (400, before anything is dialled), then log in to both servers for
     real (live mode; test mode only judges IP literals and local names) and raise 400 on any failure."""
     failures = await connection.refused_hosts(endpoints, ctx.settings, resolve_names=caller.livemode)
@@ -153,7 +171,9 @@ async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate,
         name=body.name,
         signature=body.signature,
         daily_limit=body.daily_limit or DEFAULT_DAILY_LIMIT,
-        sending_gap_minutes=DEFAULT_GAP_MINUTES if body.sending_gap_minutes is None else body.sending_gap_minutes,
+        sending_gap_minutes=DEFAULT_GAP_MINUTES
+        if body.sending_gap_minutes is None
+        else body.sending_gap_minutes,
         warmup_status=WarmupStatus.off.value,
     )
     if is_oauth(body.provider):
@@ -169,12 +189,18 @@ async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate,
     inbox = repo.new(
         **common,
         status=InboxStatus.connected.value,
-        smtp_host=body.smtp_host, smtp_port=smtp_port, smtp_security=smtp_security,
+        smtp_host=body.smtp_host,
+        smtp_port=smtp_port,
+        smtp_security=smtp_security,
         smtp_username=body.smtp_username or body.email,
-        imap_host=body.imap_host, imap_port=imap_port, imap_security=imap_security,
+        imap_host=body.imap_host,
+        imap_port=imap_port,
+        imap_security=imap_security,
         imap_username=body.imap_username or body.email,
     )
-    await _verify(session, connection.password_endpoints(inbox, body.smtp_password, body.imap_password), caller, ctx)
+    await _verify(
+        session, connection.password_endpoints(inbox, body.smtp_password, body.imap_password), caller, ctx
+    )
     box = crypto.secret_box(ctx.settings)
     now = utcnow()
     inbox.smtp_password_encrypted = box.encrypt(body.smtp_password)
@@ -192,7 +218,8 @@ async def _create_oauth_inbox(
     for name in SERVER_FIELDS:
         if getattr(body, name) is not None:
             raise InvalidField(
-                f"{name} is not used for {body.provider} inboxes: they connect with OAuth through the setup_url", name
+                f"{name} is not used for {body.provider} inboxes: they connect with OAuth through the setup_url",
+                name,
             )
     provider = oauth_provider(ctx.settings, body.provider)
     if provider is None:
@@ -206,9 +233,13 @@ async def _create_oauth_inbox(
     inbox = repo.new(
         **common,
         status=InboxStatus.setup_pending.value,
-        smtp_host=provider.smtp.host, smtp_port=provider.smtp.port, smtp_security=provider.smtp.security,
+        smtp_host=provider.smtp.host,
+        smtp_port=provider.smtp.port,
+        smtp_security=provider.smtp.security,
         smtp_username=body.email,
-        imap_host=provider.imap.host, imap_port=provider.imap.port, imap_security=provider.imap.security,
+        imap_host=provider.imap.host,
+        imap_port=provider.imap.port,
+        imap_security=provider.imap.security,
         imap_username=body.email,
         oauth_state_nonce=oauth.new_nonce(),
         status_changed_at=utcnow(),
@@ -247,9 +278,14 @@ async def _check_server_changes(
         )
     box = crypto.secret_box(ctx.settings)
     candidate = Inbox(
-        id=seen.id, email=seen.email, provider=seen.provider,
-        **{f"{side}_{part}": server_changes.get(f"{side}_{part}", getattr(seen, f"{side}_{part}"))
-           for side in ("smtp", "imap") for part in ("host", "port", "security")},
+        id=seen.id,
+        email=seen.email,
+        provider=seen.provider,
+        **{
+            f"{side}_{part}": server_changes.get(f"{side}_{part}", getattr(seen, f"{side}_{part}"))
+            for side in ("smtp", "imap")
+            for part in ("host", "port", "security")
+        },
         smtp_username=server_changes.get("smtp_username") or seen.smtp_username or seen.email,
         imap_username=server_changes.get("imap_username") or seen.imap_username or seen.email,
     )
@@ -262,11 +298,15 @@ async def _check_server_changes(
             "IMAIL_SECRET_KEYS_OLD); send smtp_password and imap_password again",
             "smtp_password",
         ) from None
-    await _verify(session, connection.password_endpoints(candidate, smtp_password, imap_password), caller, ctx)
+    await _verify(
+        session, connection.password_endpoints(candidate, smtp_password, imap_password), caller, ctx
+    )
     return _CheckedServers(candidate, smtp_password, imap_password, monitor.login_fingerprint(seen))
 
 
-async def update_inbox(session: AsyncSession, caller: Caller, inbox_id: str, body: InboxUpdate, ctx: Context) -> Inbox:
+async def update_inbox(
+    session: AsyncSession, caller: Caller, inbox_id: str, body: InboxUpdate, ctx: Context
+) -> Inbox:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     for name in NOT_NULL_ON_UPDATE:
         if name in changes and changes[name] is None:
@@ -329,7 +369,9 @@ async def inbox_in_exclusive_use(session: AsyncSession, tenant: Tenant, inbox_id
     )
     stmt = (
         select(Campaign.id)
-        .join(CampaignInbox, and_(CampaignInbox.campaign_id == Campaign.id, CampaignInbox.inbox_id == inbox_id))
+        .join(
+            CampaignInbox, and_(CampaignInbox.campaign_id == Campaign.id, CampaignInbox.inbox_id == inbox_id)
+        )
         .where(
             Campaign.workspace_id == tenant.workspace_id,
             Campaign.livemode == tenant.livemode,
@@ -383,11 +425,15 @@ def _warmup_changes(body: WarmupSettings | None) -> dict[str, Any]:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     for name, value in changes.items():
         if value is None:
-            raise InvalidField(f"warmup.{name} cannot be null; leave it out to keep the current value", f"warmup.{name}")
+            raise InvalidField(
+                f"warmup.{name} cannot be null; leave it out to keep the current value", f"warmup.{name}"
+            )
     return changes
 
 
-async def start_warmup(session: AsyncSession, caller: Caller, inbox_id: str, body: WarmupSettings | None = None) -> Inbox:
+async def start_warmup(
+    session: AsyncSession, caller: Caller, inbox_id: str, body: WarmupSettings | None = None
+) -> Inbox:
     """Join the warmup pool (or change the ramp of an inbox already in it). The ramp counts from the first start;
     resuming after a pause carries on where the ramp is."""
     inbox = await get_inbox(session, caller.tenant, inbox_id)
@@ -397,7 +443,9 @@ async def start_warmup(session: AsyncSession, caller: Caller, inbox_id: str, bod
             await warmup.configure(session, caller.tenant, inbox, changes, utcnow())
         return inbox
     if inbox.status != InboxStatus.connected.value:
-        raise Conflict(f"Warmup needs a connected inbox; this one is {inbox.status} (POST /v1/inboxes/{inbox.id}/reconnect)")
+        raise Conflict(
+            f"Warmup needs a connected inbox; this one is {inbox.status} (POST /v1/inboxes/{inbox.id}/reconnect)"
+        )
     now = utcnow()
     if inbox.warmup_status == WarmupStatus.off.value or inbox.warmup_started_at is None:
         inbox.warmup_started_at = now
@@ -440,7 +488,9 @@ async def complete_oauth(
     label = provider_label(seen.provider)
     if error:
         words = f"{error}: {error_description}" if error_description else error
-        raise InvalidField(f"{label} did not grant access ({words}); open the setup_url again to retry", "error")
+        raise InvalidField(
+            f"{label} did not grant access ({words}); open the setup_url again to retry", "error"
+        )
     if not code:
         raise MissingField("code is required (the provider's authorization code)", "code")
     provider = oauth_provider(ctx.settings, seen.provider)
@@ -449,16 +499,24 @@ async def complete_oauth(
 
     # The servers come from settings again, so a re-consent also picks up changed provider settings.
     servers = {
-        "smtp_host": provider.smtp.host, "smtp_port": provider.smtp.port, "smtp_security": provider.smtp.security,
-        "imap_host": provider.imap.host, "imap_port": provider.imap.port, "imap_security": provider.imap.security,
+        "smtp_host": provider.smtp.host,
+        "smtp_port": provider.smtp.port,
+        "smtp_security": provider.smtp.security,
+        "imap_host": provider.imap.host,
+        "imap_port": provider.imap.port,
+        "imap_security": provider.imap.security,
     }
     async with outbound_slot(ctx, session, claims.tenant.workspace_id):
         try:
-            tokens = await oauth.exchange_code(ctx.http, provider, ctx.settings, code, ctx.settings.mail_timeout)
+            tokens = await oauth.exchange_code(
+                ctx.http, provider, ctx.settings, code, ctx.settings.mail_timeout
+            )
         except oauth.OAuthError as exc:
             raise InvalidField(exc.detail, "code") from None
         endpoints = connection.oauth_endpoints(Inbox(email=seen.email, **servers), tokens.access_token)
-        failures = await connection.refused_hosts(endpoints, ctx.settings, resolve_names=claims.tenant.livemode)
+        failures = await connection.refused_hosts(
+            endpoints, ctx.settings, resolve_names=claims.tenant.livemode
+        )
         if not failures and claims.tenant.livemode:
             failures = await connection.check_endpoints(endpoints, ctx.settings)
     if failures:
@@ -466,7 +524,9 @@ async def complete_oauth(
         problem.field = failures[0].side  # no password to blame: "smtp" or "imap"
         raise problem  # nothing of this attempt is kept
 
-    inbox = await _oauth_inbox(InboxRepository(session, claims.tenant), claims)  # a parallel callback may have won
+    inbox = await _oauth_inbox(
+        InboxRepository(session, claims.tenant), claims
+    )  # a parallel callback may have won
     for name, value in servers.items():
         setattr(inbox, name, value)
     now = utcnow()
@@ -495,7 +555,9 @@ async def _oauth_inbox(repo: InboxRepository, claims: oauth.StateClaims) -> Inbo
     if inbox is None or not is_oauth(inbox.provider):
         raise NotFound("The inbox this setup link was made for no longer exists")
     if inbox.oauth_state_nonce != claims.nonce:
-        raise InvalidField("This setup link was already used; GET the inbox again for a fresh setup_url", "state")
+        raise InvalidField(
+            "This setup link was already used; GET the inbox again for a fresh setup_url", "state"
+        )
     return inbox
 
 

@@ -17,7 +17,9 @@ router = APIRouter(
 
 
 @router.get("", response_model=Page[ApiKey])
-async def list_api_keys(caller: CallerDep, session: SessionDep, params: Annotated[PageParams, Depends(page_params)]):
+async def list_api_keys(
+    caller: CallerDep, session: SessionDep, params: Annotated[PageParams, Depends(page_params)]
+):
     """List this workspace's API keys in the caller's ledger, newest first (redacted)."""
     return build_page(await service.list_keys(session, caller, params), params, ApiKey)
 
@@ -26,7 +28,9 @@ async def list_api_keys(caller: CallerDep, session: SessionDep, params: Annotate
 async def create_api_key(body: ApiKeyCreate, caller: CallerDep, session: SessionDep):
     """Create a key in the caller's workspace and ledger; its secret is shown only in this response."""
     issued = await service.create_key(session, caller, body.name, body.scopes)
-    return ApiKeyCreated.model_validate({**ApiKey.model_validate(issued.key).model_dump(), "secret": issued.secret})
+    return ApiKeyCreated.model_validate(
+        {**ApiKey.model_validate(issued.key).model_dump(), "secret": issued.secret}
+    )
 
 
 @router.delete("/{key_id}", response_model=ApiKey)

@@ -14,7 +14,9 @@ class ApiKey(BaseModel):
     id: str
     object: Literal["api_key"] = "api_key"
     name: str
-    redacted: str = Field(description="The key's first and last characters; the key itself is shown once, on create.")
+    redacted: str = Field(
+        description="The key's first and last characters; the key itself is shown once, on create."
+    )
     livemode: bool
     scopes: list[str] | None = Field(description="`null`: every scope.")
     created_at: datetime
@@ -30,7 +32,8 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field("", max_length=120)
     scopes: list[str] | None = Field(
-        None, description="Scopes such as `analytics:read` or `campaigns:write`; omit for every scope the caller has."
+        None,
+        description="Scopes such as `analytics:read` or `campaigns:write`; omit for every scope the caller has.",
     )
 
     @field_validator("scopes")

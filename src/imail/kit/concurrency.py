@@ -62,8 +62,9 @@ class ConcurrencyLimiter:
         token = uuid.uuid4().hex
         if self._script is not None:
             try:
-                granted = await self._script(keys=[self.prefix + key],
-                                             args=[limit, math.ceil(lease_seconds * 1000), token])
+                granted = await self._script(
+                    keys=[self.prefix + key], args=[limit, math.ceil(lease_seconds * 1000), token]
+                )
             except (RedisError, OSError) as exc:
                 if not self.degraded:
                     log.warning("concurrency limiter falling back to in-process counts", error=str(exc)[:200])

@@ -42,7 +42,9 @@ __all__ = [
 @lru_cache(maxsize=64)
 def derive_key(secret: str, purpose: str) -> bytes:
     """A Fernet key (urlsafe base64 of 32 bytes) for one purpose, derived from a configured secret."""
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"imail/kit/crypto", info=f"imail:{purpose}:v1".encode())
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"imail/kit/crypto", info=f"imail:{purpose}:v1".encode()
+    )
     return base64.urlsafe_b64encode(hkdf.derive(secret.encode()))
 
 

@@ -11,7 +11,9 @@ import os
 import threading
 import time
 
-PREFIXES = frozenset({"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl", "rlc", "wrm"})
+PREFIXES = frozenset(
+    {"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl", "rlc", "wrm"}
+)
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Every pair of base-32 digits, indexed by the 10 bits they spell: a ULID is 13 look-ups, not a digit loop.
@@ -41,10 +43,21 @@ def _reserve(count: int) -> tuple[int, int]:
 def _text(millis: int, randomness: int) -> str:
     # 48 timestamp bits as 10 digits (the top two bits of 50 are zero), then 80 random bits as 16.
     p = _PAIRS
-    return (p[millis >> 40 & 1023] + p[millis >> 30 & 1023] + p[millis >> 20 & 1023] + p[millis >> 10 & 1023]
-            + p[millis & 1023] + p[randomness >> 70 & 1023] + p[randomness >> 60 & 1023] + p[randomness >> 50 & 1023]
-            + p[randomness >> 40 & 1023] + p[randomness >> 30 & 1023] + p[randomness >> 20 & 1023] + p[randomness >> 10 & 1023]
-            + p[randomness & 1023])
+    return (
+        p[millis >> 40 & 1023]
+        + p[millis >> 30 & 1023]
+        + p[millis >> 20 & 1023]
+        + p[millis >> 10 & 1023]
+        + p[millis & 1023]
+        + p[randomness >> 70 & 1023]
+        + p[randomness >> 60 & 1023]
+        + p[randomness >> 50 & 1023]
+        + p[randomness >> 40 & 1023]
+        + p[randomness >> 30 & 1023]
+        + p[randomness >> 20 & 1023]
+        + p[randomness >> 10 & 1023]
+        + p[randomness & 1023]
+    )
 
 
 def new_ulid() -> str:

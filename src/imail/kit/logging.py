@@ -17,14 +17,18 @@ _DATABASE_DETAIL = re.compile(r"^(DETAIL:\s*).*$", re.MULTILINE)
 def hide_database_details(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     exception = event_dict.get("exception")
     if isinstance(exception, str) and "DETAIL:" in exception:
-        event_dict["exception"] = _DATABASE_DETAIL.sub(r"\1(hidden: it may quote the row's values)", exception)
+        event_dict["exception"] = _DATABASE_DETAIL.sub(
+            r"\1(hidden: it may quote the row's values)", exception
+        )
     return event_dict
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     logging.basicConfig(format="%(message)s", level=level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (
+        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

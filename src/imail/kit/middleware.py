@@ -48,7 +48,9 @@ def _json_unstorable(document: Any) -> str | None:
             if unstorable(value):
                 return path
             continue
-        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        items = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        )
         children = []
         for key, item in items:
             child = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
@@ -115,7 +117,10 @@ class RequestContextMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if "rate_limit_headers" not in state and (decision := await self._charge_address(scope)) is not None:
+                if (
+                    "rate_limit_headers" not in state
+                    and (decision := await self._charge_address(scope)) is not None
+                ):
                     state["rate_limit_headers"] = decision.headers()
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-Id"] = request_id
@@ -158,7 +163,10 @@ class RequestContextMiddleware:
                 raise InvalidField(unstorable_message("path"), "path")
             if field := _query_unstorable(scope.get("query_string", b"")):
                 raise InvalidField(unstorable_message(field), field)
-            if "authorization" not in request_headers and (decision := await self._charge_address(scope)) is not None:
+            if (
+                "authorization" not in request_headers
+                and (decision := await self._charge_address(scope)) is not None
+            ):
                 state["rate_limit_headers"] = decision.headers()
                 if not decision.allowed:
                     raise RateLimited(
@@ -177,9 +185,9 @@ class RequestContextMiddleware:
             # Anything the app's own handlers did not turn into a response: never a bare 500 or a trace.
             log.exception("unhandled error reached the edge", path=scope.get("path"))
             if not started:
-                await error_response(InternalError("Something went wrong on our side; send the request_id to support"))(
-                    scope, receive, send_with_headers
-                )
+                await error_response(
+                    InternalError("Something went wrong on our side; send the request_id to support")
+                )(scope, receive, send_with_headers)
 
 
 HEAD_REQUEST = "imail.head"  # scope key: this GET is a HEAD (routes with side effects skip them)

@@ -50,7 +50,9 @@ def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     if ip in _SIIT or (ip in _IPV4_COMPATIBLE and int(ip) > 1) or any(ip in net for net in _NAT64):
-        if ip in _NAT64[1]:  # RFC 6052 /48 prefix: the IPv4 address sits in bits 48-63 and 72-87 (u octet skipped)
+        if (
+            ip in _NAT64[1]
+        ):  # RFC 6052 /48 prefix: the IPv4 address sits in bits 48-63 and 72-87 (u octet skipped)
             packed = ip.packed
             return ipaddress.IPv4Address(packed[6:8] + packed[9:11])
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)

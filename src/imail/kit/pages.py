@@ -38,10 +38,16 @@ def policy(styles: Iterable[str] = (), scripts: Iterable[str] = (), **directives
     return "; ".join(parts)
 
 
-def page(title_html: str, body_html: str, style: str, status: int = 200,
-         headers: Mapping[str, str] | None = None) -> HTMLResponse:
+def page(
+    title_html: str, body_html: str, style: str, status: int = 200, headers: Mapping[str, str] | None = None
+) -> HTMLResponse:
     """A small self-contained page: its one inline style block allowed by hash, nothing else loadable."""
-    document = (f"<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-                f"<title>{title_html}</title><style>{style}</style></head><body>{body_html}</body></html>")
-    return HTMLResponse(document, status_code=status,
-                        headers={**HTML_HEADERS, **(headers or {}), "Content-Security-Policy": policy(styles=[style])})
+    document = (
+        f"<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>{title_html}</title><style>{style}</style></head><body>{body_html}</body></html>"
+    )
+    return HTMLResponse(
+        document,
+        status_code=status,
+        headers={**HTML_HEADERS, **(headers or {}), "Content-Security-Policy": policy(styles=[style])},
+    )

@@ -52,8 +52,10 @@ def encode_cursor(last_id: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     if not cursor.startswith(CURSOR_PREFIX):
-        raise InvalidField("cursor is not one this API issued; pass next_cursor from the previous page", "cursor")
-    raw = cursor[len(CURSOR_PREFIX):]
+        raise InvalidField(
+            "cursor is not one this API issued; pass next_cursor from the previous page", "cursor"
+        )
+    raw = cursor[len(CURSOR_PREFIX) :]
     try:
         value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -84,7 +86,9 @@ def build_page(rows: list, params: PageParams, item: type[BaseModel]) -> Respons
     body = {
         "data": rows,
         "pagination": {
-            "next_cursor": encode_cursor(last["id"] if isinstance(last, dict) else last.id) if has_more and rows else None,
+            "next_cursor": encode_cursor(last["id"] if isinstance(last, dict) else last.id)
+            if has_more and rows
+            else None,
             "has_more": has_more,
         },
     }

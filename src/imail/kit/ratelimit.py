@@ -143,7 +143,9 @@ class RateLimiter:
         if self.degraded:
             log.info("rate limiter back on redis")
             self.degraded = False
-        return Decision.from_tokens(bool(int(allowed)), float(tokens), limit, _text(watched[0]) if watched else None)
+        return Decision.from_tokens(
+            bool(int(allowed)), float(tokens), limit, _text(watched[0]) if watched else None
+        )
 
 
 def _text(value: bytes | str) -> str:

@@ -45,7 +45,9 @@ class TenantRepository(Repository[M]):
     def select(self, *entities: Any) -> Select:
         model: Any = self.model
         stmt = select(*entities) if entities else select(model)
-        return stmt.where(model.workspace_id == self.tenant.workspace_id, model.livemode == self.tenant.livemode)
+        return stmt.where(
+            model.workspace_id == self.tenant.workspace_id, model.livemode == self.tenant.livemode
+        )
 
     def new(self, **fields: Any) -> M:
         """An instance stamped with this tenant, not yet added."""
@@ -102,7 +104,9 @@ def _keyset_page(model: Any, columns: tuple[str, ...], after: bool) -> Select:
     # statement through the ORM's compile and loading steps.
     table = model.__table__.c if columns else model
     stmt = select(*(table[name] for name in columns)) if columns else select(model)
-    stmt = stmt.where(table.workspace_id == bindparam("tenant_workspace_id"), table.livemode == bindparam("tenant_livemode"))
+    stmt = stmt.where(
+        table.workspace_id == bindparam("tenant_workspace_id"), table.livemode == bindparam("tenant_livemode")
+    )
     if after:
         stmt = stmt.where(table.id < bindparam("after_id"))
     return stmt.order_by(table.id.desc()).limit(bindparam("page_size", type_=Integer))

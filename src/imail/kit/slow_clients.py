@@ -78,7 +78,9 @@ class StallGuardedProtocol(HttpToolsProtocol):
         if self.flow is not None and self.flow.read_paused:
             self._arm()  # the server stopped reading (the app has not taken the body yet): not the client's stall
             return
-        cycle = self.cycle if self._phase == "body" else None  # in a head, self.cycle is the previous request's
+        cycle = (
+            self.cycle if self._phase == "body" else None
+        )  # in a head, self.cycle is the previous request's
         if self._phase == "head" or (cycle is not None and not cycle.response_started):
             self.transport.write(_timeout_response(self.stall_seconds))
         if cycle is not None and not cycle.response_complete:
@@ -90,10 +92,15 @@ class StallGuardedProtocol(HttpToolsProtocol):
 
 def _timeout_response(seconds: float) -> bytes:
     request_id = new_id("req")
-    body = orjson.dumps(error_body(
-        "request_timeout", f"The request did not arrive within {seconds:g} s (headers) or its body stalled that long",
-        request_id=request_id,
-    ))
-    head = (f"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            f"x-request-id: {request_id}\r\nconnection: close\r\n\r\n")
+    body = orjson.dumps(
+        error_body(
+            "request_timeout",
+            f"The request did not arrive within {seconds:g} s (headers) or its body stalled that long",
+            request_id=request_id,
+        )
+    )
+    head = (
+        f"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        f"x-request-id: {request_id}\r\nconnection: close\r\n\r\n"
+    )
     return head.encode() + body

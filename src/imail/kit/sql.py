@@ -37,7 +37,9 @@ class among(ColumnElement[bool]):
         """`values` are the values, or `bindparam("name")` for a statement built once and given them (a list) at
         execution, as `{"name": [...]}`."""
         # One expanding parameter, not a literal per value: building the IN form costs the same for 2 values or 200.
-        given = {"key": values.key} if isinstance(values, BindParameter) else {"key": None, "value": list(values)}
+        given = (
+            {"key": values.key} if isinstance(values, BindParameter) else {"key": None, "value": list(values)}
+        )
         self.in_list = column.in_(bindparam(**given, expanding=True))
         self.any_array = column == any_(bindparam(**given, type_=ARRAY(column.type)))
 
@@ -71,7 +73,11 @@ class Loaded:
 
     def changes(self) -> dict[str, Any]:
         loaded = self.__dict__["_loaded"]
-        return {name: value for name, value in self.__dict__.items() if name != "_loaded" and loaded.get(name) != value}
+        return {
+            name: value
+            for name, value in self.__dict__.items()
+            if name != "_loaded" and loaded.get(name) != value
+        }
 
 
 class DriverStatement:
@@ -86,7 +92,9 @@ class DriverStatement:
         compiled = statement.compile(dialect=dialect)
         computed = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
         if computed:  # SQLAlchemy computes these per execution; run on the driver they would be NULL
-            raise ValueError(f"columns with Python-side defaults cannot run on the driver: {', '.join(computed)}")
+            raise ValueError(
+                f"columns with Python-side defaults cannot run on the driver: {', '.join(computed)}"
+            )
         self.sql = str(compiled)
         self._order = tuple(compiled.positiontup or ())
         self._compiled_values = compiled.params
@@ -126,14 +134,18 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _as_arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+def _as_arrays(
+    table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> dict[str, list[Any]]:
     arrays = {}
     for column in columns:
         values = [row[column] for row in rows]
         column_type = table.c[column].type
         if _is_json(column_type):
             # As SQLAlchemy's JSON stores None: JSON null, unless the type says SQL NULL.
-            keep_null = getattr(column_type, "none_as_null", False) or getattr(getattr(column_type, "impl", None), "none_as_null", False)
+            keep_null = getattr(column_type, "none_as_null", False) or getattr(
+                getattr(column_type, "impl", None), "none_as_null", False
+            )
             values = [None if value is None and keep_null else _json_text(value) for value in values]
         arrays[f"{column}_values"] = values
     return arrays
@@ -163,8 +175,14 @@ def _update_unnest(table: Table, key: str, columns: tuple[str, ...]) -> tuple[An
     return update(table).where(table.c[key] == given.c[key]), given
 
 
-async def update_rows(session: AsyncSession, table: Table, key: str, rows: Sequence[Mapping[str, Any]],
-                      *conditions: Any, values: Mapping[str, Any] | None = None) -> None:
+async def update_rows(
+    session: AsyncSession,
+    table: Table,
+    key: str,
+    rows: Sequence[Mapping[str, Any]],
+    *conditions: Any,
+    values: Mapping[str, Any] | None = None,
+) -> None:
     """Set, in each row of `table` whose `key` column equals a given row's `key`, that row's other columns, and
     `values` (the same for all). `conditions` narrow the rows updated. Every given row has the same columns, and
     keys are distinct."""
@@ -174,9 +192,14 @@ async def update_rows(session: AsyncSession, table: Table, key: str, rows: Seque
     fixed = dict(values or {})
     if session.get_bind().dialect.name != "postgresql":
         # "_key" and "_<column>": bind names that never clash with a column of the statement's SET clause.
-        stmt = (update(table).where(table.c[key] == bindparam("_key"), *conditions)
-                .values({**{c: bindparam(f"_{c}") for c in columns}, **fixed}))
-        await session.execute(stmt, [{"_key": row[key], **{f"_{c}": row[c] for c in columns}} for row in rows])
+        stmt = (
+            update(table)
+            .where(table.c[key] == bindparam("_key"), *conditions)
+            .values({**{c: bindparam(f"_{c}") for c in columns}, **fixed})
+        )
+        await session.execute(
+            stmt, [{"_key": row[key], **{f"_{c}": row[c] for c in columns}} for row in rows]
+        )
         return
     stmt, given = _update_unnest(table, key, columns)
     stmt = stmt.where(*conditions).values({**{c: given.c[c] for c in columns}, **fixed})

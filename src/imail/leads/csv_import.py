@@ -60,15 +60,20 @@ def parse_mapping(raw: str | None, header: list[str]) -> Mapping:
 
     def column(field: str, name: Any) -> int:
         if not isinstance(name, str):
-            raise InvalidField(f"mapping.{field}: give a column header (a string); got {_json_kind(name)}",
-                               f"mapping.{field}")
+            raise InvalidField(
+                f"mapping.{field}: give a column header (a string); got {_json_kind(name)}",
+                f"mapping.{field}",
+            )
         if name.strip() not in position:
             shown = ", ".join(repr(h) for h in header[:30])
             raise InvalidField(
-                f"mapping.{field}: column {name!r} is not in the file's header row (columns: {shown})", f"mapping.{field}"
+                f"mapping.{field}: column {name!r} is not in the file's header row (columns: {shown})",
+                f"mapping.{field}",
             )
         if name.strip() in duplicated:
-            raise InvalidField(f"mapping.{field}: the header has two columns named {name!r}", f"mapping.{field}")
+            raise InvalidField(
+                f"mapping.{field}: the header has two columns named {name!r}", f"mapping.{field}"
+            )
         return position[name.strip()]
 
     fields: dict[str, int] = {}
@@ -82,7 +87,7 @@ def parse_mapping(raw: str | None, header: list[str]) -> Mapping:
                 columns[field] = header[fields[field]]
         if "email" not in fields:
             raise InvalidField(
-                "mapping: no column is named email; send a mapping like {\"email\": \"Work Email\"} "
+                'mapping: no column is named email; send a mapping like {"email": "Work Email"} '
                 f"(the file's columns: {', '.join(repr(h) for h in header[:30])})",
                 "mapping",
             )
@@ -95,14 +100,14 @@ def parse_mapping(raw: str | None, header: list[str]) -> Mapping:
     except orjson.JSONDecodeError as exc:
         raise InvalidField(f"mapping is not valid JSON: {exc}", "mapping") from None
     if not isinstance(spec, dict):
-        raise InvalidField("mapping must be a JSON object like {\"email\": \"Work Email\"}", "mapping")
+        raise InvalidField('mapping must be a JSON object like {"email": "Work Email"}', "mapping")
     from imail.campaigns.templates import NAME
 
     for field, value in spec.items():
         if field == "custom_variables":
             if not isinstance(value, dict):
                 raise InvalidField(
-                    "mapping.custom_variables must be an object of variable name → column, like {\"city\": \"City\"}",
+                    'mapping.custom_variables must be an object of variable name → column, like {"city": "City"}',
                     "mapping.custom_variables",
                 )
             for name, header_name in value.items():
@@ -160,10 +165,20 @@ def _prepare(record: list[str], width: int, mapping: Mapping, zone: str | None) 
         if len(values.get("phone") or "") > 40:
             raise RowInvalid("phone", "phone: at most 40 characters")
         if len(values.get("country") or "") > 2:
-            raise RowInvalid("country", f"country: {values['country']!r} is not an ISO 3166-1 alpha-2 code (like US)")
+            raise RowInvalid(
+                "country", f"country: {values['country']!r} is not an ISO 3166-1 alpha-2 code (like US)"
+            )
         return from_fields(
-            values.get("email", ""), values.get("first_name"), values.get("last_name"), values.get("company"),
-            values.get("title"), values.get("phone"), values.get("country"), values.get("timezone"), custom, zone,
+            values.get("email", ""),
+            values.get("first_name"),
+            values.get("last_name"),
+            values.get("company"),
+            values.get("title"),
+            values.get("phone"),
+            values.get("country"),
+            values.get("timezone"),
+            custom,
+            zone,
         )
     except RowInvalid as problem:
         column = mapping.columns.get(problem.field or "")
@@ -183,7 +198,12 @@ class ImportResult:
 
     async def stream(self) -> AsyncIterator[bytes]:
         try:
-            head = {"object": "lead_import_result", "campaign_id": self.campaign_id, "total": self.total, **self.totals}
+            head = {
+                "object": "lead_import_result",
+                "campaign_id": self.campaign_id,
+                "total": self.total,
+                **self.totals,
+            }
             yield orjson.dumps(head)[:-1] + b',"results":['
             self.spool.seek(0)
             while chunk := self.spool.read(READ_CHUNK):
@@ -194,7 +214,11 @@ class ImportResult:
 
 
 async def import_csv(
-    session: AsyncSession, caller: Caller, campaign_id: str, upload: IO[bytes], mapping_raw: str | None,
+    session: AsyncSession,
+    caller: Caller,
+    campaign_id: str,
+    upload: IO[bytes],
+    mapping_raw: str | None,
     delimiter: str | None,
 ) -> ImportResult:
     campaign = await campaign_for_leads(session, caller, campaign_id)
@@ -210,7 +234,9 @@ async def import_csv(
         try:
             first = next(lines, None)
             if first is None or not first.strip():
-                raise InvalidField("file is empty: the first line must be a header row naming the columns", "file")
+                raise InvalidField(
+                    "file is empty: the first line must be a header row naming the columns", "file"
+                )
             sep = _sniff(first, delimiter)
             chained = itertools.chain((first,), lines)
             # strict: a broken quote is an error, not a silent merge of the rest of the file into one field.
@@ -234,7 +260,7 @@ async def import_csv(
                 wrote = _spool(spool, await writer.write(batch), wrote)
         except UnicodeDecodeError as exc:
             raise InvalidField(
-                f"file is not UTF-8 (byte 0x{exc.object[exc.start]:02x}); export it as \"CSV UTF-8\"", "file"
+                f'file is not UTF-8 (byte 0x{exc.object[exc.start]:02x}); export it as "CSV UTF-8"', "file"
             ) from None
         except csv.Error as exc:
             line = reader.line_num if reader is not None else 1
@@ -253,7 +279,9 @@ def _storable_lines(lines: Iterator[str]) -> Iterator[str]:
     """The file's lines; the first holding text no column can store (kit.text) refuses the whole file."""
     for number, line in enumerate(lines, 1):
         if unstorable(line):
-            raise InvalidField(f"file: line {number} {UNSTORABLE}; remove them and upload the file again", "file")
+            raise InvalidField(
+                f"file: line {number} {UNSTORABLE}; remove them and upload the file again", "file"
+            )
         yield line
 
 

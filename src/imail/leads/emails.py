@@ -32,8 +32,13 @@ _SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
 
 
 def _plain_host(domain: str) -> bool:
-    return (len(domain) <= 253 and _PLAIN_HOST.fullmatch(domain) is not None and "--" not in domain
-            and not domain.startswith("-") and not any(domain == d or domain.endswith("." + d) for d in _SPECIAL_USE))
+    return (
+        len(domain) <= 253
+        and _PLAIN_HOST.fullmatch(domain) is not None
+        and "--" not in domain
+        and not domain.startswith("-")
+        and not any(domain == d or domain.endswith("." + d) for d in _SPECIAL_USE)
+    )
 
 
 @lru_cache(maxsize=65536)
@@ -56,7 +61,13 @@ def normalize_email(value: str) -> str:
         raise InvalidEmail("The email address must be a string.")
     value = value.strip()
     local, at, domain = value.rpartition("@")
-    if at and len(value) <= 254 and len(local) <= 64 and _LOCAL.fullmatch(local) and _ASCII_DOMAIN.fullmatch(domain):
+    if (
+        at
+        and len(value) <= 254
+        and len(local) <= 64
+        and _LOCAL.fullmatch(local)
+        and _ASCII_DOMAIN.fullmatch(domain)
+    ):
         return f"{local.lower()}@{_domain(domain)}"
     try:
         return validate_email(value, check_deliverability=False).normalized.lower()

@@ -23,9 +23,25 @@ from imail.models.suppression import SuppressionType
 if TYPE_CHECKING:
     from imail.leads.rows import Prepared
 
-COPY_COLUMNS = ("id", "workspace_id", "livemode", "campaign_id", "email", "first_name", "last_name", "company",
-                "title", "phone", "country", "timezone", "timezone_source", "custom_variables", "status", "created_at",
-                "updated_at")
+COPY_COLUMNS = (
+    "id",
+    "workspace_id",
+    "livemode",
+    "campaign_id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "phone",
+    "country",
+    "timezone",
+    "timezone_source",
+    "custom_variables",
+    "status",
+    "created_at",
+    "updated_at",
+)
 
 _PG_BULK_INSERT = text(
     """
@@ -41,10 +57,22 @@ _PG_BULK_INSERT = text(
     RETURNING id
     """
 ).bindparams(
-    *(bindparam(name, type_=ARRAY(String)) for name in (
-        "ids", "emails", "first_names", "last_names", "companies", "titles", "phones", "countries", "timezones",
-        "timezone_sources", "custom_variables",
-    )),
+    *(
+        bindparam(name, type_=ARRAY(String))
+        for name in (
+            "ids",
+            "emails",
+            "first_names",
+            "last_names",
+            "companies",
+            "titles",
+            "phones",
+            "countries",
+            "timezones",
+            "timezone_sources",
+            "custom_variables",
+        )
+    ),
     bindparam("now", type_=UTCDateTime()),
 )
 
@@ -61,7 +89,11 @@ class LeadRepository(TenantRepository[Lead]):
         return self.session.get_bind().dialect.name == "postgresql"
 
     async def list_page(
-        self, params: PageParams, campaign_id: str | None, status: str | None, interest_status: str | None,
+        self,
+        params: PageParams,
+        campaign_id: str | None,
+        status: str | None,
+        interest_status: str | None,
         email: str | None,
     ) -> list[Lead]:
         stmt = self.select()
@@ -82,17 +114,25 @@ class LeadRepository(TenantRepository[Lead]):
         if self.is_postgres:
             # A join against the unnested array, not `email = ANY(array)`: the latter is checked row by row
             # against the whole array, quadratic while a big import grows the table inside one transaction.
-            wanted = func.unnest(bindparam("emails", list(emails), type_=ARRAY(String))).table_valued("email").render_derived(name="wanted")
+            wanted = (
+                func.unnest(bindparam("emails", list(emails), type_=ARRAY(String)))
+                .table_valued("email")
+                .render_derived(name="wanted")
+            )
             stmt = (
                 self.select(Lead.email, Lead.id)
                 .join(wanted, Lead.email == wanted.c.email)
                 .where(Lead.campaign_id == campaign_id)
             )
         else:
-            stmt = self.select(Lead.email, Lead.id).where(Lead.campaign_id == campaign_id, among(Lead.email, list(emails)))
+            stmt = self.select(Lead.email, Lead.id).where(
+                Lead.campaign_id == campaign_id, among(Lead.email, list(emails))
+            )
         return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
 
-    async def insert_rows(self, campaign_id: str, rows: Sequence[tuple[str, Prepared]], now: datetime) -> set[str]:
+    async def insert_rows(
+        self, campaign_id: str, rows: Sequence[tuple[str, Prepared]], now: datetime
+    ) -> set[str]:
         """Insert the rows in one statement; returns the ids inserted. A row whose address is already in the
         campaign (before, or added by a concurrent call) is skipped, not an error."""
         if not rows:
@@ -101,8 +141,11 @@ class LeadRepository(TenantRepository[Lead]):
             if await self._copy(campaign_id, rows, now):
                 return {lead_id for lead_id, _ in rows}
             params = {
-                "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode,
-                "campaign_id": campaign_id, "status": LeadStatus.active.value, "now": now,
+                "workspace_id": self.tenant.workspace_id,
+                "livemode": self.tenant.livemode,
+                "campaign_id": campaign_id,
+                "status": LeadStatus.active.value,
+                "now": now,
                 "ids": [lead_id for lead_id, _ in rows],
                 "emails": [p.email for _, p in rows],
                 "first_names": [p.first_name for _, p in rows],
@@ -124,14 +167,30 @@ class LeadRepository(TenantRepository[Lead]):
             .returning(table.c.id)
         )
         base = {
-            "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode, "campaign_id": campaign_id,
-            "status": LeadStatus.active.value, "interest_status": None, "interest_updated_at": None,
-            "created_at": now, "updated_at": now,
+            "workspace_id": self.tenant.workspace_id,
+            "livemode": self.tenant.livemode,
+            "campaign_id": campaign_id,
+            "status": LeadStatus.active.value,
+            "interest_status": None,
+            "interest_updated_at": None,
+            "created_at": now,
+            "updated_at": now,
         }
         values = [
-            {**base, "id": lead_id, "email": p.email, "first_name": p.first_name, "last_name": p.last_name,
-             "company": p.company, "title": p.title, "phone": p.phone, "country": p.country, "timezone": p.timezone,
-             "timezone_source": p.timezone_source, "custom_variables": p.custom_variables}
+            {
+                **base,
+                "id": lead_id,
+                "email": p.email,
+                "first_name": p.first_name,
+                "last_name": p.last_name,
+                "company": p.company,
+                "title": p.title,
+                "phone": p.phone,
+                "country": p.country,
+                "timezone": p.timezone,
+                "timezone_source": p.timezone_source,
+                "custom_variables": p.custom_variables,
+            }
             for lead_id, p in rows
         ]
         result = await self.session.execute(stmt, values)
@@ -145,9 +204,25 @@ class LeadRepository(TenantRepository[Lead]):
         tenant = self.tenant
         status = LeadStatus.active.value
         records = [
-            (lead_id, tenant.workspace_id, tenant.livemode, campaign_id, p.email, p.first_name, p.last_name, p.company,
-             p.title, p.phone, p.country, p.timezone, p.timezone_source, orjson.dumps(p.custom_variables).decode(),
-             status, now, now)
+            (
+                lead_id,
+                tenant.workspace_id,
+                tenant.livemode,
+                campaign_id,
+                p.email,
+                p.first_name,
+                p.last_name,
+                p.company,
+                p.title,
+                p.phone,
+                p.country,
+                p.timezone,
+                p.timezone_source,
+                orjson.dumps(p.custom_variables).decode(),
+                status,
+                now,
+                now,
+            )
             for lead_id, p in rows
         ]
         # The savepoint is plain SQL through SQLAlchemy's connection: that also makes sure the transaction has
@@ -179,7 +254,9 @@ class LeadRepository(TenantRepository[Lead]):
         stmt = (
             update(Lead)
             .where(
-                Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode, matching,
+                Lead.workspace_id == self.tenant.workspace_id,
+                Lead.livemode == self.tenant.livemode,
+                matching,
                 Lead.status.in_([LeadStatus.active.value, LeadStatus.paused.value]),
             )
             .values(status=LeadStatus.suppressed.value, updated_at=utcnow())
@@ -198,8 +275,11 @@ class LeadRepository(TenantRepository[Lead]):
             return
         stmt = (
             update(Lead)
-            .where(Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode,
-                   among(Lead.id, list(lead_ids)))
+            .where(
+                Lead.workspace_id == self.tenant.workspace_id,
+                Lead.livemode == self.tenant.livemode,
+                among(Lead.id, list(lead_ids)),
+            )
             .values(status=LeadStatus.active.value, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
@@ -210,7 +290,8 @@ class LeadRepository(TenantRepository[Lead]):
         stmt = (
             update(Lead)
             .where(
-                Lead.workspace_id == self.tenant.workspace_id, Lead.livemode == self.tenant.livemode,
+                Lead.workspace_id == self.tenant.workspace_id,
+                Lead.livemode == self.tenant.livemode,
                 Lead.campaign_id == campaign_id,
                 Lead.timezone_source.in_([TimezoneSource.campaign.value, TimezoneSource.default.value]),
             )
@@ -218,4 +299,3 @@ class LeadRepository(TenantRepository[Lead]):
             .execution_options(synchronize_session=False)
         )
         await self.session.execute(stmt)
-

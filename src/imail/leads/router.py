@@ -41,8 +41,13 @@ async def list_leads(
 ):
     """List leads, newest first."""
     rows = await service.list_leads(
-        session, caller, params, campaign_id, status.value if status else None,
-        interest_status.value if interest_status else None, email,
+        session,
+        caller,
+        params,
+        campaign_id,
+        status.value if status else None,
+        interest_status.value if interest_status else None,
+        email,
     )
     return build_page(rows, params, Lead)
 
@@ -63,10 +68,14 @@ async def create_leads_bulk(body: LeadBulkCreate, caller: CallerDep, session: Se
 
 @router.post("/import", response_model=LeadBulkResult)
 async def import_leads(
-    form: Annotated[LeadImport, Form(media_type="multipart/form-data")], caller: CallerDep, session: SessionDep
+    form: Annotated[LeadImport, Form(media_type="multipart/form-data")],
+    caller: CallerDep,
+    session: SessionDep,
 ):
     """Import leads from a CSV upload (multipart/form-data), streamed; results as for bulk, one per data row."""
-    result = await csv_import.import_csv(session, caller, form.campaign_id, form.file.file, form.mapping, form.delimiter)
+    result = await csv_import.import_csv(
+        session, caller, form.campaign_id, form.file.file, form.mapping, form.delimiter
+    )
     return StreamingResponse(result.stream(), media_type="application/json")
 
 

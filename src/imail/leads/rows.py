@@ -63,14 +63,18 @@ def pydantic_problem(exc: ValidationError) -> RowInvalid:
 def check_timezone(value: str, field: str = "timezone") -> str:
     canonical = timezones.canonical_zone(value)
     if canonical is None:
-        raise RowInvalid(field, f"{field}: unknown time zone {value!r}; use an IANA name like America/New_York")
+        raise RowInvalid(
+            field, f"{field}: unknown time zone {value!r}; use an IANA name like America/New_York"
+        )
     return canonical
 
 
 def check_country(value: str, field: str = "country") -> str:
     code = value.upper()
     if not timezones.is_country(code):
-        raise RowInvalid(field, f"{field}: {value!r} is not an ISO 3166-1 alpha-2 country code (like US, FR, DE)")
+        raise RowInvalid(
+            field, f"{field}: {value!r} is not an ISO 3166-1 alpha-2 country code (like US, FR, DE)"
+        )
     return code
 
 
@@ -79,7 +83,9 @@ def check_custom_variables(values: Mapping[str, Any], field: str = "custom_varia
         raise RowInvalid(field, f"{field}: at most {MAX_CUSTOM_VARIABLES} variables; got {len(values)}")
     for key, value in values.items():
         if not NAME.match(key):
-            raise RowInvalid(f"{field}.{key}", f"{field}: {key!r} is not a variable name; use letters, digits and _")
+            raise RowInvalid(
+                f"{field}.{key}", f"{field}: {key!r} is not a variable name; use letters, digits and _"
+            )
         if value is not None and not isinstance(value, (str, int, float, bool)):
             raise RowInvalid(f"{field}.{key}", f"{field}.{key}: must be a string, number, boolean or null")
         if isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE:
@@ -96,14 +102,29 @@ def prepare(row: Any, campaign_zone: str | None) -> Prepared:
     except ValidationError as exc:
         raise pydantic_problem(exc) from None
     return from_fields(
-        lead.email, lead.first_name, lead.last_name, lead.company, lead.title, lead.phone, lead.country,
-        lead.timezone, lead.custom_variables, campaign_zone,
+        lead.email,
+        lead.first_name,
+        lead.last_name,
+        lead.company,
+        lead.title,
+        lead.phone,
+        lead.country,
+        lead.timezone,
+        lead.custom_variables,
+        campaign_zone,
     )
 
 
 def from_fields(
-    email: str, first_name: str | None, last_name: str | None, company: str | None, title: str | None,
-    phone: str | None, country: str | None, timezone: str | None, custom_variables: Mapping[str, Any],
+    email: str,
+    first_name: str | None,
+    last_name: str | None,
+    company: str | None,
+    title: str | None,
+    phone: str | None,
+    country: str | None,
+    timezone: str | None,
+    custom_variables: Mapping[str, Any],
     campaign_zone: str | None,
 ) -> Prepared:
     if not email:

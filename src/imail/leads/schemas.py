@@ -17,7 +17,9 @@ CustomVariables = TypeAliasType(
     "CustomVariables",
     Annotated[
         dict[str, Any],
-        WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}),
+        WithJsonSchema(
+            {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}
+        ),
     ],
 )
 LeadStatusChange = TypeAliasType("LeadStatusChange", Literal["active", "paused"])
@@ -33,10 +35,13 @@ class LeadInput(BaseModel):
     last_name: str | None = Field(None, max_length=200)
     company: str | None = Field(None, max_length=200)
     title: str | None = Field(None, max_length=200)
-    phone: str | None = Field(None, max_length=40, description="International format (+14155550123) helps infer the zone.")
+    phone: str | None = Field(
+        None, max_length=40, description="International format (+14155550123) helps infer the zone."
+    )
     country: str | None = Field(None, max_length=2, description="ISO 3166-1 alpha-2 code, like US or FR.")
     timezone: str | None = Field(
-        None, max_length=64,
+        None,
+        max_length=64,
         description="IANA name. Default: inferred from phone or country, else the campaign's window zone, else UTC.",
     )
     custom_variables: CustomVariables = Field(
@@ -77,7 +82,9 @@ class LeadImport(BaseModel):
         description='JSON object, lead field → column header: {"email": "Work Email", "first_name": "First", '
         '"custom_variables": {"city": "City"}}. Default: the columns named like lead fields.',
     )
-    delimiter: StoredText | None = Field(None, description="`,` `;` `|` or `\\t`; default: guessed from the header row.")
+    delimiter: StoredText | None = Field(
+        None, description="`,` `;` `|` or `\\t`; default: guessed from the header row."
+    )
 
 
 class LeadUpdate(BaseModel):
@@ -133,13 +140,17 @@ RowStatus = Literal["created", "duplicate", "suppressed", "invalid"]
 
 
 class LeadRowResult(BaseModel):
-    index: int = Field(description="0-based position in `leads` (bulk) or among the file's data rows (import).")
+    index: int = Field(
+        description="0-based position in `leads` (bulk) or among the file's data rows (import)."
+    )
     status: RowStatus
     id: str | None = Field(description="The new lead's id (created rows).")
     email: str | None = Field(description="The normalized address, when it could be read.")
     reason: str | None = Field(description="Why the row was not created.")
     field: str | None = Field(description="The lead field at fault (invalid rows).")
-    line: int | None = Field(None, description="Import only: the file line the row ends on (the header is line 1).")
+    line: int | None = Field(
+        None, description="Import only: the file line the row ends on (the header is line 1)."
+    )
 
 
 class LeadBulkResult(BaseModel):

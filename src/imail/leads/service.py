@@ -45,9 +45,13 @@ async def campaign_for_leads(session: AsyncSession, caller: Caller, campaign_id:
     campaign = await CampaignRepository(session, caller.tenant).get(campaign_id)
     if campaign is None:
         ledger = "live" if caller.livemode else "test"
-        raise InvalidField(f"campaign_id: no campaign {campaign_id} in this workspace's {ledger} mode", "campaign_id")
+        raise InvalidField(
+            f"campaign_id: no campaign {campaign_id} in this workspace's {ledger} mode", "campaign_id"
+        )
     if campaign.status == CampaignStatus.archived.value:
-        raise Conflict(f"Campaign {campaign.id} is archived; leads can no longer be added to it", "campaign_id")
+        raise Conflict(
+            f"Campaign {campaign.id} is archived; leads can no longer be added to it", "campaign_id"
+        )
     return campaign
 
 
@@ -69,18 +73,28 @@ class LeadWriter:
 
     def totals(self) -> dict[str, int]:
         return {
-            "created": self.counts[CREATED], "duplicates": self.counts[DUPLICATE],
-            "suppressed": self.counts[SUPPRESSED], "invalid": self.counts[INVALID],
+            "created": self.counts[CREATED],
+            "duplicates": self.counts[DUPLICATE],
+            "suppressed": self.counts[SUPPRESSED],
+            "invalid": self.counts[INVALID],
         }
 
-    async def write(self, rows: Sequence[tuple[int, Prepared | RowInvalid, int | None]]) -> list[dict[str, Any]]:
+    async def write(
+        self, rows: Sequence[tuple[int, Prepared | RowInvalid, int | None]]
+    ) -> list[dict[str, Any]]:
         """Per-row results, in order, for rows of (index, prepared fields or the problem, file line or None)."""
         results: list[dict[str, Any]] = []
         candidates: list[tuple[dict[str, Any], Prepared]] = []
         first_index = self.first_index
         for index, outcome, line in rows:
-            result: dict[str, Any] = {"index": index, "status": INVALID, "id": None, "email": None, "reason": None,
-                                      "field": None}
+            result: dict[str, Any] = {
+                "index": index,
+                "status": INVALID,
+                "id": None,
+                "email": None,
+                "reason": None,
+                "field": None,
+            }
             if line is not None:
                 result["line"] = line
             results.append(result)
@@ -100,7 +114,9 @@ class LeadWriter:
         # Addresses already in the campaign are found by the insert itself (the unique index on campaign and
         # address), not by a look-up first: one statement, and no query plan to go wrong on a table that a big
         # import is growing inside its transaction.
-        blocked = await suppressions.suppressed_among(self.session, self.tenant, [p.email for _, p in candidates])
+        blocked = await suppressions.suppressed_among(
+            self.session, self.tenant, [p.email for _, p in candidates]
+        )
         pending: list[dict[str, Any]] = []
         fields: list[Prepared] = []
         for result, prepared in candidates:
@@ -116,7 +132,9 @@ class LeadWriter:
         created = [(i, p.timezone) for i, p in zip(ids, fields) if i in inserted]
         # Sequence states for the new leads (the sending engine schedules step 1), in bounded slices.
         for start in range(0, len(created), ENROLL_SLICE):
-            await sending.enroll(self.session, self.tenant, self.campaign, created[start : start + ENROLL_SLICE])
+            await sending.enroll(
+                self.session, self.tenant, self.campaign, created[start : start + ENROLL_SLICE]
+            )
         for lead_id, result in zip(ids, pending):
             if lead_id in inserted:
                 result["status"] = CREATED
@@ -142,7 +160,10 @@ async def create_leads_bulk(session: AsyncSession, caller: Caller, body: LeadBul
     writer = LeadWriter(session, caller.tenant, campaign)
     results = await writer.write([(i, prepare_row(row, zone), None) for i, row in enumerate(body.leads)])
     return {
-        "object": "lead_bulk_result", "campaign_id": campaign.id, "total": len(results), **writer.totals(),
+        "object": "lead_bulk_result",
+        "campaign_id": campaign.id,
+        "total": len(results),
+        **writer.totals(),
         "results": results,
     }
 
@@ -151,8 +172,16 @@ async def create_lead(session: AsyncSession, caller: Caller, body: LeadCreate) -
     campaign = await campaign_for_leads(session, caller, body.campaign_id)
     try:
         prepared = from_fields(
-            body.email, body.first_name, body.last_name, body.company, body.title, body.phone, body.country,
-            body.timezone, body.custom_variables, window_zone(campaign),
+            body.email,
+            body.first_name,
+            body.last_name,
+            body.company,
+            body.title,
+            body.phone,
+            body.country,
+            body.timezone,
+            body.custom_variables,
+            window_zone(campaign),
         )
     except RowInvalid as problem:
         raise InvalidField(problem.reason, problem.field) from None
@@ -160,16 +189,25 @@ async def create_lead(session: AsyncSession, caller: Caller, body: LeadCreate) -
     existing = await repo.existing_emails(campaign.id, [prepared.email])
     if existing:
         raise Conflict(
-            f"{prepared.email} is already a lead of campaign {campaign.id} ({existing[prepared.email]})", "email"
+            f"{prepared.email} is already a lead of campaign {campaign.id} ({existing[prepared.email]})",
+            "email",
         )
     blocked = await suppressions.is_suppressed(session, caller.tenant, prepared.email)
     if blocked is not None:
         raise Conflict(f"{prepared.email} cannot be added: {blocked.describe()}", "email")
     lead = repo.new(
-        campaign_id=campaign.id, email=prepared.email, first_name=prepared.first_name, last_name=prepared.last_name,
-        company=prepared.company, title=prepared.title, phone=prepared.phone, country=prepared.country,
-        timezone=prepared.timezone, timezone_source=prepared.timezone_source,
-        custom_variables=prepared.custom_variables, status=LeadStatus.active.value,
+        campaign_id=campaign.id,
+        email=prepared.email,
+        first_name=prepared.first_name,
+        last_name=prepared.last_name,
+        company=prepared.company,
+        title=prepared.title,
+        phone=prepared.phone,
+        country=prepared.country,
+        timezone=prepared.timezone,
+        timezone_source=prepared.timezone_source,
+        custom_variables=prepared.custom_variables,
+        status=LeadStatus.active.value,
     )
     try:
         async with session.begin_nested():
@@ -188,15 +226,22 @@ async def get_lead(session: AsyncSession, caller: Caller, lead_id: str) -> Lead:
 
 
 async def list_leads(
-    session: AsyncSession, caller: Caller, params: PageParams, campaign_id: str | None, status: str | None,
-    interest_status: str | None, email: str | None,
+    session: AsyncSession,
+    caller: Caller,
+    params: PageParams,
+    campaign_id: str | None,
+    status: str | None,
+    interest_status: str | None,
+    email: str | None,
 ) -> list[Lead]:
     if email is not None:
         try:
             email = normalize_email(email)
         except InvalidEmail as exc:
             raise InvalidField(f"email: {exc}", "email") from None
-    return await LeadRepository(session, caller.tenant).list_page(params, campaign_id, status, interest_status, email)
+    return await LeadRepository(session, caller.tenant).list_page(
+        params, campaign_id, status, interest_status, email
+    )
 
 
 NOT_NULL = ("custom_variables", "status")
@@ -220,7 +265,10 @@ async def update_lead(session: AsyncSession, caller: Caller, lead_id: str, body:
     new_status = changes.get("status")
     if new_status is not None and new_status != lead.status:
         if lead.status not in (*PAUSABLE, LeadStatus.suppressed.value):
-            raise Conflict(f"Lead {lead.id} is {lead.status}; only active or paused leads can be paused or resumed", "status")
+            raise Conflict(
+                f"Lead {lead.id} is {lead.status}; only active or paused leads can be paused or resumed",
+                "status",
+            )
         blocked = await suppressions.is_suppressed(session, caller.tenant, lead.email)
         if blocked is not None:
             raise Conflict(
@@ -267,5 +315,7 @@ async def delete_lead(session: AsyncSession, caller: Caller, lead_id: str) -> di
     email = lead.email
     await session.delete(lead)
     await session.flush()
-    entry = await suppressions.suppress(session, caller.tenant, SuppressionType.email, email, SuppressionReason.lead_deleted)
+    entry = await suppressions.suppress(
+        session, caller.tenant, SuppressionType.email, email, SuppressionReason.lead_deleted
+    )
     return {"id": lead_id, "deleted": True, "suppression_id": entry.id}

@@ -50,7 +50,9 @@ class MailConnectionError(Exception):
         self.side = side
         self.stage = stage
         self.endpoint = endpoint
-        self.detail = " ".join(detail.split()) or _STAGE_WORDS.get(stage, "no detail given").format(side=side.upper())
+        self.detail = " ".join(detail.split()) or _STAGE_WORDS.get(stage, "no detail given").format(
+            side=side.upper()
+        )
         super().__init__(self.message)
 
     @property
@@ -71,7 +73,13 @@ class MailConnectionError(Exception):
             return None
         if self._wrong_name:
             return f"{self.side}_host"
-        suffix = {"dns": "host", "connect": "port", "timeout": "port", "tls": "security", "auth": "password"}.get(self.stage)
+        suffix = {
+            "dns": "host",
+            "connect": "port",
+            "timeout": "port",
+            "tls": "security",
+            "auth": "password",
+        }.get(self.stage)
         return f"{self.side}_{suffix}" if suffix else f"{self.side}_host"
 
     @property
@@ -92,8 +100,10 @@ class MailConnectionError(Exception):
                     f"{self.side}_port and {self.side}_security (implicit TLS ports such as 465 and 993 need ssl)"
                 )
             case "tls" if self._wrong_name:
-                return (f"{side} TLS with {where} failed: {self.detail}; "
-                        f"set {self.side}_host to a name the certificate is for")
+                return (
+                    f"{side} TLS with {where} failed: {self.detail}; "
+                    f"set {self.side}_host to a name the certificate is for"
+                )
             case "tls" if self._untrusted:
                 return (
                     f"{side} TLS with {where} failed: {self.detail}; if the server's certificate is "
@@ -167,16 +177,24 @@ def describe(exc: BaseException, library_words: Callable[[BaseException], bool] 
     return ""
 
 
-async def check_address(endpoint: Endpoint, side: str, *, allow_private: bool, resolve_names: bool = True) -> tuple[str, ...]:
+async def check_address(
+    endpoint: Endpoint, side: str, *, allow_private: bool, resolve_names: bool = True
+) -> tuple[str, ...]:
     """The addresses the server may be dialled at (empty: the name does not resolve); raises MailConnectionError
     (stage `address`, naming the host) when the address policy (imail.kit.network) refuses any of them."""
-    checked = await check_host(endpoint.host, endpoint.port, allow_private=allow_private, resolve_names=resolve_names)
+    checked = await check_host(
+        endpoint.host, endpoint.port, allow_private=allow_private, resolve_names=resolve_names
+    )
     if checked.refusal is not None:
-        hint = "" if allow_private or checked.kind in ALWAYS_REFUSED else (
-            " (an operator whose mail server is on its own network can set IMAIL_MAIL_ALLOW_PRIVATE=1)"
+        hint = (
+            ""
+            if allow_private or checked.kind in ALWAYS_REFUSED
+            else (" (an operator whose mail server is on its own network can set IMAIL_MAIL_ALLOW_PRIVATE=1)")
         )
         raise MailConnectionError(
-            side, "address", endpoint,
+            side,
+            "address",
+            endpoint,
             f"{checked.refusal}, and imail does not connect to loopback, link-local, private, metadata or "
             f"other internal addresses{hint}",
         )

@@ -11,7 +11,9 @@ _SPACES = re.compile(r"\s+")
 
 
 class _TextExtractor(HTMLParser):
-    BLOCKS = frozenset({"p", "div", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "table"})
+    BLOCKS = frozenset(
+        {"p", "div", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "table"}
+    )
     SKIP = frozenset({"style", "script", "head", "title"})
 
     def __init__(self) -> None:
@@ -55,7 +57,9 @@ class _TextExtractor(HTMLParser):
 # The markup a rendered campaign email is made of: text, and start / end tags with quoted attributes. Anything
 # else (comments, declarations, script or style, unquoted attributes, a "<" that starts no such tag) is left to the
 # stdlib parser.
-_TAG = re.compile(r"""<([a-zA-Z][a-zA-Z0-9]*)((?:\s+[^\s/>"'=<]+(?:\s*=\s*(?:"[^"]*"|'[^']*'))?)*)\s*(/?)>|</([a-zA-Z][a-zA-Z0-9]*)\s*>""")
+_TAG = re.compile(
+    r"""<([a-zA-Z][a-zA-Z0-9]*)((?:\s+[^\s/>"'=<]+(?:\s*=\s*(?:"[^"]*"|'[^']*'))?)*)\s*(/?)>|</([a-zA-Z][a-zA-Z0-9]*)\s*>"""
+)
 _ATTRIBUTE = re.compile(r"""\s+([^\s/>"'=<]+)(\s*=\s*(?:"([^"]*)"|'([^']*)'))?""")
 _RAW_TEXT = frozenset({"script", "style"})
 
@@ -65,7 +69,7 @@ def _extract_simple_markup(body: str, extractor: _TextExtractor) -> bool:
     anything else (the extractor may then hold part of it: start again with a new one)."""
     position = 0
     for match in _TAG.finditer(body):
-        text = body[position:match.start()]
+        text = body[position : match.start()]
         if "<" in text:
             return False
         if text:
@@ -79,9 +83,19 @@ def _extract_simple_markup(body: str, extractor: _TextExtractor) -> bool:
         if name in _RAW_TEXT:
             return False
         # Of all attributes only a link's reach the text (its href): the others are not worth parsing.
-        attrs = [(attribute.group(1).lower(),
-                  None if attribute.group(2) is None else html.unescape(attribute.group(3) or attribute.group(4) or ""))
-                 for attribute in _ATTRIBUTE.finditer(attributes)] if name == "a" and attributes else []
+        attrs = (
+            [
+                (
+                    attribute.group(1).lower(),
+                    None
+                    if attribute.group(2) is None
+                    else html.unescape(attribute.group(3) or attribute.group(4) or ""),
+                )
+                for attribute in _ATTRIBUTE.finditer(attributes)
+            ]
+            if name == "a" and attributes
+            else []
+        )
         if self_closing:
             extractor.handle_startendtag(name, attrs)
         else:

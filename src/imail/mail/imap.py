@@ -24,7 +24,10 @@ SIDE = "imap"
 
 def _words(response: aioimaplib.Response) -> str:
     """The server's own text of a tagged reply, e.g. `NO [AUTHENTICATIONFAILED] Authentication failed.`"""
-    lines = [line.decode(errors="replace") if isinstance(line, bytes | bytearray) else str(line) for line in response.lines]
+    lines = [
+        line.decode(errors="replace") if isinstance(line, bytes | bytearray) else str(line)
+        for line in response.lines
+    ]
     text = " ".join(line.strip() for line in lines if line.strip())
     return f"{response.result} {text}".strip()
 
@@ -129,18 +132,33 @@ class _PinnedIMAP4(aioimaplib.IMAP4):
     def __init__(self, endpoint: Endpoint, *, timeout: float, ssl_context, on_lost, allow_private: bool):
         self.endpoint = endpoint
         self.allow_private = allow_private
-        self.lost: asyncio.Future = asyncio.get_running_loop().create_future()  # done once the connection is gone
-        super().__init__(host=endpoint.host, port=endpoint.port, timeout=timeout, conn_lost_cb=on_lost,
-                         ssl_context=ssl_context)
+        self.lost: asyncio.Future = (
+            asyncio.get_running_loop().create_future()
+        )  # done once the connection is gone
+        super().__init__(
+            host=endpoint.host,
+            port=endpoint.port,
+            timeout=timeout,
+            conn_lost_cb=on_lost,
+            ssl_context=ssl_context,
+        )
 
-    def _connection_lost(self, exc: Exception | None, then: Callable[[Exception | None], None] | None) -> None:
+    def _connection_lost(
+        self, exc: Exception | None, then: Callable[[Exception | None], None] | None
+    ) -> None:
         if not self.lost.done():
             self.lost.set_result(exc)
         if then is not None:
             then(exc)
 
-    def create_client(self, host: str, port: int, loop: asyncio.AbstractEventLoop | None,
-                      conn_lost_cb: Callable[[Exception | None], None] | None = None, ssl_context=None) -> None:
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Callable[[Exception | None], None] | None = None,
+        ssl_context=None,
+    ) -> None:
         local_loop = loop if loop is not None else asyncio.get_running_loop()
         self.protocol = aioimaplib.IMAP4ClientProtocol(
             local_loop, lambda exc: self._connection_lost(exc, conn_lost_cb)
@@ -151,7 +169,9 @@ class _PinnedIMAP4(aioimaplib.IMAP4):
         sock = await connect_socket(self.endpoint, SIDE, allow_private=self.allow_private)
         try:
             return await loop.create_connection(
-                lambda: self.protocol, sock=sock, ssl=ssl_context,
+                lambda: self.protocol,
+                sock=sock,
+                ssl=ssl_context,
                 server_hostname=self.endpoint.host if ssl_context is not None else None,
             )
         except BaseException:
@@ -160,7 +180,11 @@ class _PinnedIMAP4(aioimaplib.IMAP4):
 
 
 def _new_client(
-    endpoint: Endpoint, *, timeout: float, ca_file: str | None, on_lost: Callable[[Exception | None], None] | None = None,
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    ca_file: str | None,
+    on_lost: Callable[[Exception | None], None] | None = None,
     allow_private: bool = False,
 ) -> _PinnedIMAP4:
     """The one place a client is made, for every security mode and every caller. Implicit TLS goes through
@@ -210,8 +234,9 @@ async def imap_session(
         _close(client)
 
 
-async def check_login(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None,
-                      allow_private: bool = False) -> None:
+async def check_login(
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, allow_private: bool = False
+) -> None:
     """Connect, secure and log in for real, then log out; raises MailConnectionError (a refused login in the
     server's words)."""
     async with imap_session(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private):
@@ -220,10 +245,19 @@ async def check_login(endpoint: Endpoint, *, timeout: float, ca_file: str | None
 
 # --- finding sent messages (resolving sends left in doubt by a crash) ----------------------------------
 
-import re as _re  # noqa: E402
+import re as _re
 
 _LIST_LINE = _re.compile(rb'^\((?P<flags>[^)]*)\)\s+(?:"[^"]*"|NIL)\s+(?P<name>"(?:[^"\\]|\\.)*"|\S+)\s*$')
-SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "inbox.sent", "gesendet", "envoyés")
+SENT_NAMES = (
+    "sent",
+    "sent items",
+    "sent messages",
+    "sent mail",
+    "[gmail]/sent mail",
+    "inbox.sent",
+    "gesendet",
+    "envoyés",
+)
 
 
 def _quote(name: str) -> str:
@@ -247,11 +281,19 @@ def sent_folders(list_lines: list[bytes]) -> list[str]:
     return special + [n for n in named if n not in special]
 
 
-async def find_in_sent(endpoint: Endpoint, message_ids: list[str], *, timeout: float, ca_file: str | None = None,
-                       allow_private: bool = False) -> set[str]:
+async def find_in_sent(
+    endpoint: Endpoint,
+    message_ids: list[str],
+    *,
+    timeout: float,
+    ca_file: str | None = None,
+    allow_private: bool = False,
+) -> set[str]:
     """Which of these Message-ID headers are in the account's Sent folder(s)."""
     found: set[str] = set()
-    async with imap_session(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private) as client:
+    async with imap_session(
+        endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private
+    ) as client:
         async with asyncio.timeout(timeout):
             listing = await client.list('""', "*")
         for folder in sent_folders(listing.lines):
@@ -263,8 +305,12 @@ async def find_in_sent(endpoint: Endpoint, message_ids: list[str], *, timeout: f
                 for message_id in message_ids:
                     if message_id in found:
                         continue
-                    response = await client.uid_search("HEADER", "Message-ID", _quote(message_id), charset=None)
-                    if response.result == "OK" and any(line.strip() and line[:1].isdigit() for line in response.lines[:-1]):
+                    response = await client.uid_search(
+                        "HEADER", "Message-ID", _quote(message_id), charset=None
+                    )
+                    if response.result == "OK" and any(
+                        line.strip() and line[:1].isdigit() for line in response.lines[:-1]
+                    ):
                         found.add(message_id)
     return found
 
@@ -278,8 +324,20 @@ from aioimaplib.aioimaplib import SELECTED as _SELECTED
 from aioimaplib.aioimaplib import STOP_WAIT_SERVER_PUSH as _STOP_WAIT_SERVER_PUSH
 
 JUNK_NAMES = (
-    "junk", "spam", "junk e-mail", "junk email", "junk mail", "bulk mail", "[gmail]/spam", "inbox.junk", "inbox.spam",
-    "courrier indésirable", "spam-verdacht", "junk-e-mail", "correo no deseado", "posta indesiderata",
+    "junk",
+    "spam",
+    "junk e-mail",
+    "junk email",
+    "junk mail",
+    "bulk mail",
+    "[gmail]/spam",
+    "inbox.junk",
+    "inbox.spam",
+    "courrier indésirable",
+    "spam-verdacht",
+    "junk-e-mail",
+    "correo no deseado",
+    "posta indesiderata",
 )
 _UIDVALIDITY = _re.compile(rb"\[UIDVALIDITY (\d+)\]", _re.IGNORECASE)
 _UIDNEXT = _re.compile(rb"\[UIDNEXT (\d+)\]", _re.IGNORECASE)
@@ -309,12 +367,18 @@ class FolderStatus:
 
 
 async def open_client(
-    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, on_lost: Callable[[Exception | None], None] | None = None,
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    ca_file: str | None = None,
+    on_lost: Callable[[Exception | None], None] | None = None,
     allow_private: bool = False,
 ) -> aioimaplib.IMAP4:
     """An authenticated client that the caller keeps (a pool) and ends with `close_client`. `on_lost` is called
     when the connection drops. Connecting and logging in are bounded by `timeout`; failures raise MailConnectionError."""
-    client = _new_client(endpoint, timeout=timeout, ca_file=ca_file, on_lost=on_lost, allow_private=allow_private)
+    client = _new_client(
+        endpoint, timeout=timeout, ca_file=ca_file, on_lost=on_lost, allow_private=allow_private
+    )
     try:
         async with asyncio.timeout(timeout):
             await _connect_and_login(client, endpoint, ca_file)
@@ -387,10 +451,14 @@ async def examine(client: aioimaplib.IMAP4, folder: str, *, timeout: float) -> F
     """Open a folder read-only (EXAMINE: flags are never changed) and read its UIDVALIDITY and UIDNEXT."""
     protocol = client.protocol
     async with asyncio.timeout(timeout):
-        response = await protocol.execute(Command("EXAMINE", protocol.new_tag(), _quote(folder), loop=protocol.loop))
+        response = await protocol.execute(
+            Command("EXAMINE", protocol.new_tag(), _quote(folder), loop=protocol.loop)
+        )
     if response.result != "OK":
         raise ImapCommandError("EXAMINE", response)
-    async with protocol.state_condition:  # aioimaplib only tracks SELECT; EXAMINE selects too (RFC 3501 §6.3.2)
+    async with (
+        protocol.state_condition
+    ):  # aioimaplib only tracks SELECT; EXAMINE selects too (RFC 3501 §6.3.2)
         protocol.state = _SELECTED
         protocol.state_condition.notify_all()
     uidvalidity = uidnext = None
@@ -472,7 +540,9 @@ def parse_fetch(lines: list) -> list[tuple[int, bytes]]:
     return found
 
 
-async def fetch_messages(client: aioimaplib.IMAP4, uids: list[int], *, timeout: float) -> list[tuple[int, bytes]]:
+async def fetch_messages(
+    client: aioimaplib.IMAP4, uids: list[int], *, timeout: float
+) -> list[tuple[int, bytes]]:
     """The raw messages with these UIDs, ascending; BODY.PEEK so nothing is marked \\Seen. Expunged ones are absent."""
     if not uids:
         return []
@@ -519,13 +589,23 @@ async def idle_stop(client: aioimaplib.IMAP4, idle: asyncio.Future, *, timeout: 
             queue.get_nowait()
 
 
-async def file_messages(client: aioimaplib.IMAP4, folder: str, uids: list[int], *, flags: tuple[str, ...],
-                        move: list[int], destination: str, timeout: float) -> None:
+async def file_messages(
+    client: aioimaplib.IMAP4,
+    folder: str,
+    uids: list[int],
+    *,
+    flags: tuple[str, ...],
+    move: list[int],
+    destination: str,
+    timeout: float,
+) -> None:
     """Open `folder` read-write, add `flags` to `uids`, then move `move` (a subset) to `destination`: UID MOVE
     (RFC 6851) where offered, else COPY, \\Deleted and UID EXPUNGE (RFC 4315) or, lacking that, EXPUNGE."""
     protocol = client.protocol
     async with asyncio.timeout(timeout):
-        response = await protocol.execute(Command("SELECT", protocol.new_tag(), _quote(folder), loop=protocol.loop))
+        response = await protocol.execute(
+            Command("SELECT", protocol.new_tag(), _quote(folder), loop=protocol.loop)
+        )
         if response.result != "OK":
             raise ImapCommandError("SELECT", response)
         async with protocol.state_condition:
@@ -549,6 +629,8 @@ async def file_messages(client: aioimaplib.IMAP4, folder: str, uids: list[int], 
         response = await client.uid("store", moving, "+FLAGS.SILENT", "(\\Deleted)")
         if response.result != "OK":
             raise ImapCommandError("UID STORE", response)
-        response = await (client.uid("expunge", moving) if client.has_capability("UIDPLUS") else client.expunge())
+        response = await (
+            client.uid("expunge", moving) if client.has_capability("UIDPLUS") else client.expunge()
+        )
         if response.result != "OK":
             raise ImapCommandError("EXPUNGE", response)

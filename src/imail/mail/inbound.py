@@ -62,7 +62,9 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
 def fold(text: str) -> str:
     """Case- and accent-insensitive form for matching wording in any of the supported languages."""
     folded = text.casefold()
-    if folded.isascii():  # nothing to decompose: the common case, kept cheap (it runs per line of every message)
+    if (
+        folded.isascii()
+    ):  # nothing to decompose: the common case, kept cheap (it runs per line of every message)
         return folded
     decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -629,6 +631,8 @@ def _strip_signature_block(text: str) -> str:
     name = block[0]
     if not _NAME_LINE.match(name) or not all(word[0].isupper() for word in name.split()):
         return text
-    if any(line.endswith(("?", "!")) or (line.endswith(".") and len(line.split()) >= 5) for line in block[1:]):
+    if any(
+        line.endswith(("?", "!")) or (line.endswith(".") and len(line.split()) >= 5) for line in block[1:]
+    ):
         return text  # sentences, not a signature
     return "\n\n".join(paragraphs[:-1]).strip()

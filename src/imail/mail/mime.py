@@ -117,7 +117,9 @@ def _unstructured(value: str) -> str:
 def _address(name: str, email: str) -> str:
     email = _one_line(email)
     encoded = ascii_address(email)
-    if encoded is None:  # RFC 6532 (UTF-8 in the header): only an SMTPUTF8 session may carry it, and ours refuse it
+    if (
+        encoded is None
+    ):  # RFC 6532 (UTF-8 in the header): only an SMTPUTF8 session may carry it, and ours refuse it
         return f"{_unstructured(name)} <{email}>" if name else f"<{email}>"
     return formataddr((_one_line(name), encoded), charset="utf-8")
 
@@ -137,6 +139,13 @@ def _part(subtype: str, content: str) -> list[str]:
     if text.isascii() and max(map(len, text.split("\n"))) <= 998:
         encoding, body = "7bit", text
     else:
-        encoding, body = "quoted-printable", binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
-    return [f'Content-Type: text/{subtype}; charset="utf-8"', f"Content-Transfer-Encoding: {encoding}", "",
-            body.replace("\n", "\r\n")]
+        encoding, body = (
+            "quoted-printable",
+            binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii"),
+        )
+    return [
+        f'Content-Type: text/{subtype}; charset="utf-8"',
+        f"Content-Transfer-Encoding: {encoding}",
+        "",
+        body.replace("\n", "\r\n"),
+    ]

@@ -77,10 +77,14 @@ async def _open(client: aiosmtplib.SMTP, endpoint: Endpoint, allow_private: bool
         except aiosmtplib.SMTPResponseException as exc:
             if not _is_reply(exc):
                 raise MailConnectionError(SIDE, "protocol", endpoint) from exc
-            raise MailConnectionError(SIDE, "tls", endpoint, f"the server refused STARTTLS (code {exc.code})") from exc
+            raise MailConnectionError(
+                SIDE, "tls", endpoint, f"the server refused STARTTLS (code {exc.code})"
+            ) from exc
         except aiosmtplib.SMTPException as exc:
             stage = classify_os_error(exc)
-            raise MailConnectionError(SIDE, "tls" if stage == "protocol" else stage, endpoint, describe(exc)) from exc
+            raise MailConnectionError(
+                SIDE, "tls" if stage == "protocol" else stage, endpoint, describe(exc)
+            ) from exc
         except (OSError, ValueError) as exc:
             raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
 
@@ -100,7 +104,9 @@ async def _authenticate(client: aiosmtplib.SMTP, endpoint: Endpoint) -> None:
     except aiosmtplib.SMTPException as exc:
         # e.g. "No suitable authentication method found." or AUTH not offered without TLS
         stage = classify_os_error(exc)
-        raise MailConnectionError(SIDE, "auth" if stage == "protocol" else stage, endpoint, describe(exc)) from exc
+        raise MailConnectionError(
+            SIDE, "auth" if stage == "protocol" else stage, endpoint, describe(exc)
+        ) from exc
     except (OSError, ValueError) as exc:
         raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc)) from exc
 
@@ -132,8 +138,9 @@ async def smtp_session(
                 client.close()
 
 
-async def check_login(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None,
-                      allow_private: bool = False) -> None:
+async def check_login(
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, allow_private: bool = False
+) -> None:
     """Connect, secure and log in for real, then quit; raises MailConnectionError (a refused login in the
     server's words)."""
     async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private):
@@ -155,10 +162,16 @@ async def send_message(
     Connection and login problems raise MailConnectionError (report them to the inbox monitor);
     a refused sender, recipient or message raises MailRejected.
     """
-    async with smtp_session(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private) as client:
+    async with smtp_session(
+        endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private
+    ) as client:
         try:
-            _refused, reply = await client.sendmail(ascii_address(sender) or sender, [ascii_address(r) or r for r in recipients],
-                                                    data, timeout=timeout)
+            _refused, reply = await client.sendmail(
+                ascii_address(sender) or sender,
+                [ascii_address(r) or r for r in recipients],
+                data,
+                timeout=timeout,
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0] if exc.recipients else None
             raise MailRejected(
@@ -190,8 +203,9 @@ class DeliveryInDoubt(Exception):
         super().__init__(detail)
 
 
-async def open_session(endpoint: Endpoint, *, timeout: float, ca_file: str | None = None,
-                       allow_private: bool = False) -> aiosmtplib.SMTP:
+async def open_session(
+    endpoint: Endpoint, *, timeout: float, ca_file: str | None = None, allow_private: bool = False
+) -> aiosmtplib.SMTP:
     """A connected and authenticated client that the caller keeps and closes with `close_session`."""
     client = _client(endpoint, timeout, ca_file)
     try:
@@ -266,13 +280,17 @@ async def deliver(
     except aiosmtplib.SMTPResponseException as exc:
         await _reset(client)
         raise MailRejected(exc.code, exc.message) from exc
-    except ValueError as exc:  # an address the command line cannot carry: this email fails, the session goes on
+    except (
+        ValueError
+    ) as exc:  # an address the command line cannot carry: this email fails, the session goes on
         await _reset(client)
         raise MailRejected(None, f"not sent: {exc}") from exc
     except TimeoutError as exc:
         raise MailConnectionError(SIDE, "timeout", endpoint, f"no answer within {timeout:g} s") from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
-        raise MailConnectionError(SIDE, classify_os_error(exc), endpoint, describe(exc) or "no answer") from exc
+        raise MailConnectionError(
+            SIDE, classify_os_error(exc), endpoint, describe(exc) or "no answer"
+        ) from exc
     if before_data is not None:
         await before_data()
     try:

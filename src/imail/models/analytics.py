@@ -71,7 +71,9 @@ class AnalyticsCampaignDaily(TenantMixin, Base):
     __tenant_key__ = "day"
     __tenant_table_args__ = (
         PrimaryKeyConstraint("workspace_id", "livemode", "campaign_id", "day", "step", "variant"),
-        Index("ix_analytics_campaign_daily_day", "day", "livemode"),  # platform-wide figures (/v1/metrics/public)
+        Index(
+            "ix_analytics_campaign_daily_day", "day", "livemode"
+        ),  # platform-wide figures (/v1/metrics/public)
     )
 
     campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH))

@@ -21,8 +21,9 @@ class DeprecationUsage(Base):
     workspace_id: Mapped[str] = mapped_column(
         String(ID_LENGTH), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
-    api_key_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("api_keys.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
     target: Mapped[str] = mapped_column(String(TARGET_LENGTH), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
     first_used_at: Mapped[datetime] = mapped_column()

@@ -48,7 +48,9 @@ class Lead(IdMixin, TimestampMixin, TenantMixin, Base):
         Index(None, "workspace_id", "livemode", "email"),
     )
 
-    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE"))
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
     # Normalized by email-validator and lower-cased, so duplicates and suppressions match whatever the casing.
     email: Mapped[str] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(200))

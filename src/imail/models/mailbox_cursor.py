@@ -17,8 +17,12 @@ class MailboxCursor(Base):
 
     __tablename__ = "mailbox_cursors"
 
-    inbox_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True)
-    folder: Mapped[str] = mapped_column(String(255), primary_key=True)  # as the server lists it (modified UTF-7)
+    inbox_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
+    folder: Mapped[str] = mapped_column(
+        String(255), primary_key=True
+    )  # as the server lists it (modified UTF-7)
     uidvalidity: Mapped[int] = mapped_column(BigInteger)  # 32-bit unsigned on the wire
     last_uid: Mapped[int] = mapped_column(BigInteger)
     # When the reader last caught up with the whole folder: the horizon it searches back to after a UIDVALIDITY change.
@@ -32,7 +36,9 @@ class MailboxPoll(Base):
     __tablename__ = "mailbox_polls"
     __table_args__ = (Index(None, "next_poll_at"),)
 
-    inbox_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True)
+    inbox_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
     next_poll_at: Mapped[datetime | None] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column()
     # The worker that read it last; it keeps the IMAP connection (IDLE-ing when `idle`), others close theirs.
@@ -52,10 +58,16 @@ class InboundReceipt(Base):
 
     # sha256 of (workspace, ledger, Message-ID), or of the raw bytes for a message without a Message-ID.
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("workspaces.id", ondelete="CASCADE"))
-    inbox_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    inbox_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), index=True
+    )
     # reply | auto_reply | bounce_hard | bounce_soft | delivered | delayed
     kind: Mapped[str] = mapped_column(String(16))
-    message_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("messages.id", ondelete="SET NULL"))
+    message_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("messages.id", ondelete="SET NULL")
+    )
     reply_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column()

@@ -40,11 +40,15 @@ class Reply(IdMixin, TenantMixin, Base):
     )
 
     direction: Mapped[str] = mapped_column(String(8), default=ReplyDirection.inbound.value)
-    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE"))
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
     lead_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("leads.id", ondelete="CASCADE"))
     inbox_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"))
     # The email of ours this one answers (inbound), or the one our answer follows (outbound).
-    message_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("messages.id", ondelete="SET NULL"))
+    message_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("messages.id", ondelete="SET NULL")
+    )
     rfc_message_id: Mapped[str | None] = mapped_column(Text)  # its own Message-ID header
     in_reply_to: Mapped[str | None] = mapped_column(Text)
     reference_ids: Mapped[list[str]] = mapped_column()  # its References header, oldest first
@@ -54,15 +58,21 @@ class Reply(IdMixin, TenantMixin, Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     headers: Mapped[dict[str, Any]] = mapped_column()  # lower-cased name → decoded values (inbound only)
     text: Mapped[str] = mapped_column(Text, default="")  # the whole plain-text body
-    reply_text: Mapped[str] = mapped_column(Text, default="")  # the new text: quoted history and signature cut
+    reply_text: Mapped[str] = mapped_column(
+        Text, default=""
+    )  # the new text: quoted history and signature cut
     label: Mapped[str | None] = mapped_column(String(24))  # ReplyLabel; NULL for outbound
     confidence: Mapped[float | None] = mapped_column(Float)
-    label_source: Mapped[str | None] = mapped_column(String(16))  # rules | model | remote | auto_reply | manual
+    label_source: Mapped[str | None] = mapped_column(
+        String(16)
+    )  # rules | model | remote | auto_reply | manual
     auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)
     out_of_office: Mapped[bool] = mapped_column(Boolean, default=False)
     return_date: Mapped[date | None] = mapped_column(Date)
     folder: Mapped[str | None] = mapped_column(String(255))  # the IMAP folder it was read from
-    status: Mapped[str] = mapped_column(String(16), default="received")  # received | sent | recorded (test mode)
+    status: Mapped[str] = mapped_column(
+        String(16), default="received"
+    )  # received | sent | recorded (test mode)
     received_at: Mapped[datetime] = mapped_column()  # its Date header (inbound; else when read) or when sent
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

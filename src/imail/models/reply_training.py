@@ -20,7 +20,9 @@ class ReplyLabelCorrection(IdMixin, TenantMixin, Base):
     id_prefix = "rlc"
     __tenant_table_args__ = (Index(None, "workspace_id", "created_at"),)
 
-    reply_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("replies.id", ondelete="SET NULL"))
+    reply_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("replies.id", ondelete="SET NULL")
+    )
     text: Mapped[str] = mapped_column(Text)  # the reply's new text, as the classifier saw it
     label: Mapped[str] = mapped_column(String(24))
     previous_label: Mapped[str | None] = mapped_column(String(24))

@@ -36,12 +36,21 @@ class SequenceState(TenantMixin, Base):
     __tablename__ = "sequence_states"
     __tenant_key__ = "lead_id"
     __tenant_table_args__ = (
-        Index("ix_sequence_states_due", "due_at", postgresql_where=text("due_at IS NOT NULL"), sqlite_where=text("due_at IS NOT NULL")),
+        Index(
+            "ix_sequence_states_due",
+            "due_at",
+            postgresql_where=text("due_at IS NOT NULL"),
+            sqlite_where=text("due_at IS NOT NULL"),
+        ),
         Index(None, "campaign_id", "status"),
     )
 
-    lead_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True)
-    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE"))
+    lead_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True
+    )
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
     status: Mapped[str] = mapped_column(String(16), default=SequenceStatus.scheduled.value)
     next_step: Mapped[int] = mapped_column(Integer, default=0)
     scheduled_at: Mapped[datetime | None] = mapped_column()
@@ -75,10 +84,14 @@ class Message(IdMixin, TenantMixin, Base):
         Index(None, "inbox_id", "sent_at"),
     )
 
-    campaign_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE"))
+    campaign_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
     lead_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("leads.id", ondelete="CASCADE"))
     # SET NULL: deleting an inbox keeps its history (and with it the (lead, step) guard against resending).
-    inbox_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="SET NULL"))
+    inbox_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="SET NULL")
+    )
     step_index: Mapped[int] = mapped_column(Integer)
     variant: Mapped[str | None] = mapped_column(String(32))
     to_email: Mapped[str] = mapped_column(String(320))
@@ -117,8 +130,8 @@ class InboxPacing(Base):
 
     __tablename__ = "inbox_pacing"
 
-    inbox_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True)
+    inbox_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
     last_sent_at: Mapped[datetime | None] = mapped_column()
     next_send_at: Mapped[datetime | None] = mapped_column()
-
-

@@ -17,7 +17,8 @@ class TrackingWindow(Base):
 
     __tablename__ = "tracking_windows"
 
-    message_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("messages.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    message_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
     link: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     event_at: Mapped[datetime] = mapped_column()

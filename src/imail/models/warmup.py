@@ -48,10 +48,17 @@ class InboxWarmup(TenantMixin, Base):
     __tablename__ = "inbox_warmup"
     __tenant_key__ = "inbox_id"
     __tenant_table_args__ = (
-        Index("ix_inbox_warmup_next_send_at", "next_send_at", postgresql_where=text("active"), sqlite_where=text("active")),
+        Index(
+            "ix_inbox_warmup_next_send_at",
+            "next_send_at",
+            postgresql_where=text("active"),
+            sqlite_where=text("active"),
+        ),
     )
 
-    inbox_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True)
+    inbox_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
     start_volume: Mapped[int] = mapped_column(Integer, default=2)
     daily_increment: Mapped[int] = mapped_column(Integer, default=2)
     ceiling: Mapped[int] = mapped_column(Integer, default=40)
@@ -74,12 +81,18 @@ class WarmupMessage(IdMixin, TenantMixin, Base):
     __tenant_table_args__ = (
         Index(None, "message_id_header", unique=True),
         Index(None, "inbox_id", "sent_at"),
-        Index("ix_warmup_messages_queued", "due_at", postgresql_where=text("status = 'queued'"),
-              sqlite_where=text("status = 'queued'")),
+        Index(
+            "ix_warmup_messages_queued",
+            "due_at",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
     )
 
     inbox_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="CASCADE"))
-    recipient_inbox_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="SET NULL"))
+    recipient_inbox_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("inboxes.id", ondelete="SET NULL")
+    )
     from_email: Mapped[str] = mapped_column(String(320))
     to_email: Mapped[str] = mapped_column(String(320))
     kind: Mapped[str] = mapped_column(String(8))

@@ -92,8 +92,12 @@ class ReplyClassifier:
         self.model = model
 
     @classmethod
-    def from_examples(cls, examples: Sequence[Example], settings: TrainingSettings | None = None,
-                      temperature: float | None = None) -> ReplyClassifier:
+    def from_examples(
+        cls,
+        examples: Sequence[Example],
+        settings: TrainingSettings | None = None,
+        temperature: float | None = None,
+    ) -> ReplyClassifier:
         return cls(fit_model(examples, settings=settings, temperature=temperature))
 
     @classmethod
@@ -109,7 +113,9 @@ class ReplyClassifier:
         found = features(text)
         logits, known = self.model.logits(found)
         labels = self.model.labels
-        if not any(f.startswith("w:") and len(f) > 3 for f in known):  # not one known word: no language to go by
+        if not any(
+            f.startswith("w:") and len(f) > 3 for f in known
+        ):  # not one known word: no language to go by
             return {label: 1.0 / len(labels) for label in labels}, []
         probabilities = dict(zip(labels, self.model.probabilities(logits), strict=True))
         top = labels.index(max(probabilities, key=probabilities.__getitem__))
@@ -136,17 +142,32 @@ class ReplyClassifier:
             decided = rule_label(fold(text[:MAX_TEXT_CHARS]))
             if decided:
                 label = decided[0]
-                return Classification(label, RULE_CONFIDENCE, "rules", [decided[1]],
-                                      unsubscribe=label == "unsubscribe_request" or unsubscribe_reading)
+                return Classification(
+                    label,
+                    RULE_CONFIDENCE,
+                    "rules",
+                    [decided[1]],
+                    unsubscribe=label == "unsubscribe_request" or unsubscribe_reading,
+                )
         if len(set(probabilities.values())) == 1:
             return Classification("neutral", round(probabilities["neutral"], 4), "model", [])
         label = max(probabilities, key=lambda item: (probabilities[item], -LABELS.index(item)))
-        return Classification(label, round(probabilities[label], 4), "model", evidence,
-                              unsubscribe=label == "unsubscribe_request" or unsubscribe_reading)
+        return Classification(
+            label,
+            round(probabilities[label], 4),
+            "model",
+            evidence,
+            unsubscribe=label == "unsubscribe_request" or unsubscribe_reading,
+        )
 
 
-def fit_model(examples: Sequence[Example], *, weights: Sequence[float] | None = None,
-              settings: TrainingSettings | None = None, temperature: float | None = None) -> LogisticModel:
+def fit_model(
+    examples: Sequence[Example],
+    *,
+    weights: Sequence[float] | None = None,
+    settings: TrainingSettings | None = None,
+    temperature: float | None = None,
+) -> LogisticModel:
     """A model fitted on `examples` (each text's quoted history and signature cut first, as at classification).
     Without a `temperature`, one fifth of the examples (whole groups) is set aside to fit it, then the model is
     refitted on all."""
@@ -156,8 +177,13 @@ def fit_model(examples: Sequence[Example], *, weights: Sequence[float] | None = 
         group = [e.group if e.group is not None else i for i, e in enumerate(examples)]
         fitting = [i for i in range(len(examples)) if group[i] % 5]
         aside = [i for i in range(len(examples)) if not group[i] % 5]
-        trial = LogisticModel.fit([texts[i] for i in fitting], [labels[i] for i in fitting], LABELS, settings,
-                                  [weights[i] for i in fitting] if weights is not None else None)
+        trial = LogisticModel.fit(
+            [texts[i] for i in fitting],
+            [labels[i] for i in fitting],
+            LABELS,
+            settings,
+            [weights[i] for i in fitting] if weights is not None else None,
+        )
         temperature = trial.calibrate([texts[i] for i in aside], [labels[i] for i in aside])
     model = LogisticModel.fit(texts, labels, LABELS, settings, weights)
     model.temperature = temperature

@@ -56,7 +56,12 @@ async def apply_label(
         lead.interest_updated_at = now
         lead.updated_at = now
     if unsubscribe or interest == InterestStatus.unsubscribed.value:
-        await suppressions.add_suppression(session, tenant, SuppressionType.email, lead.email, SuppressionReason.unsubscribed)
+        await suppressions.add_suppression(
+            session, tenant, SuppressionType.email, lead.email, SuppressionReason.unsubscribed
+        )
         lead.status = LeadStatus.unsubscribed.value
-        if state is not None and state.status not in (SequenceStatus.stopped.value, SequenceStatus.finished.value):
+        if state is not None and state.status not in (
+            SequenceStatus.stopped.value,
+            SequenceStatus.finished.value,
+        ):
             stop_sequence(state, StopReason.unsubscribed, now)

@@ -93,8 +93,14 @@ class TrainingSettings:
 class LogisticModel:
     """Weights per feature (one per label) and a bias per label; `probabilities` is a calibrated softmax."""
 
-    def __init__(self, labels: Sequence[str], weights: dict[str, list[float]], bias: list[float],
-                 temperature: float = 1.0, meta: dict | None = None) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str],
+        weights: dict[str, list[float]],
+        bias: list[float],
+        temperature: float = 1.0,
+        meta: dict | None = None,
+    ) -> None:
         self.labels = list(labels)
         self.weights = weights
         self.bias = bias
@@ -104,9 +110,14 @@ class LogisticModel:
     # --- training ---
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[str], label_set: Sequence[str],
-            settings: TrainingSettings | None = None, sample_weights: Sequence[float] | None = None,
-            ) -> LogisticModel:
+    def fit(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        label_set: Sequence[str],
+        settings: TrainingSettings | None = None,
+        sample_weights: Sequence[float] | None = None,
+    ) -> LogisticModel:
         settings = settings or TrainingSettings()
         if not texts:
             raise ValueError("no training examples")
@@ -166,7 +177,9 @@ class LogisticModel:
         if not known:
             return list(self.bias), known
         value = 1.0 / math.sqrt(len(found))
-        sums = map(sum, zip(*(weights[f] for f in known), strict=True))  # column sums in C, not a loop per weight
+        sums = map(
+            sum, zip(*(weights[f] for f in known), strict=True)
+        )  # column sums in C, not a loop per weight
         return [b + value * total for b, total in zip(self.bias, sums, strict=True)], known
 
     def probabilities(self, logits: list[float]) -> list[float]:
@@ -177,7 +190,10 @@ class LogisticModel:
 
     def calibrate(self, texts: Sequence[str], labels: Sequence[str]) -> float:
         """Fit the temperature that minimises the negative log-likelihood of `texts` (not seen in training)."""
-        rows = [(self.logits(features(t))[0], self.labels.index(label)) for t, label in zip(texts, labels, strict=True)]
+        rows = [
+            (self.logits(features(t))[0], self.labels.index(label))
+            for t, label in zip(texts, labels, strict=True)
+        ]
 
         def loss(temperature: float) -> float:
             total = 0.0
@@ -203,8 +219,12 @@ class LogisticModel:
 
     def to_bytes(self) -> bytes:
         body = {
-            "format": FORMAT_VERSION, "labels": self.labels, "bias": self.bias, "temperature": self.temperature,
-            "meta": self.meta, "weights": self.weights,
+            "format": FORMAT_VERSION,
+            "labels": self.labels,
+            "bias": self.bias,
+            "temperature": self.temperature,
+            "meta": self.meta,
+            "weights": self.weights,
         }
         return gzip.compress(json.dumps(body, separators=(",", ":"), sort_keys=True).encode(), mtime=0)
 

@@ -14,9 +14,17 @@ from imail.models.sending import SequenceState
 class ReplyRepository(TenantRepository[Reply]):
     model = Reply
 
-    async def list_page(self, params: PageParams, *, campaign_id: str | None, inbox_id: str | None,
-                        lead_id: str | None, label: str | None, auto_reply: bool | None,
-                        direction: str | None) -> list[Reply]:
+    async def list_page(
+        self,
+        params: PageParams,
+        *,
+        campaign_id: str | None,
+        inbox_id: str | None,
+        lead_id: str | None,
+        label: str | None,
+        auto_reply: bool | None,
+        direction: str | None,
+    ) -> list[Reply]:
         stmt = self.select()
         if campaign_id is not None:
             stmt = stmt.where(Reply.campaign_id == campaign_id)
@@ -43,12 +51,15 @@ class LeadThread(TenantRepository[Message]):
     model = Message
 
     async def messages(self, lead_id: str) -> list[Message]:
-        stmt = self.select().where(Message.lead_id == lead_id).order_by(Message.step_index, Message.created_at)
+        stmt = (
+            self.select().where(Message.lead_id == lead_id).order_by(Message.step_index, Message.created_at)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
     async def state(self, lead_id: str) -> SequenceState | None:
         stmt = select(SequenceState).where(
-            SequenceState.workspace_id == self.tenant.workspace_id, SequenceState.livemode == self.tenant.livemode,
+            SequenceState.workspace_id == self.tenant.workspace_id,
+            SequenceState.livemode == self.tenant.livemode,
             SequenceState.lead_id == lead_id,
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
@@ -97,8 +108,9 @@ class ReplyModels:
         stmt = select(ReplyModel.trained_at).where(ReplyModel.workspace_id == workspace_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def save(self, workspace_id: str, model: bytes, corrections: int, examples: int,
-                   trained_at: datetime) -> ReplyModel:
+    async def save(
+        self, workspace_id: str, model: bytes, corrections: int, examples: int, trained_at: datetime
+    ) -> ReplyModel:
         row = await self.get(workspace_id)
         if row is None:
             row = ReplyModel(workspace_id=workspace_id)

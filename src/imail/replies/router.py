@@ -24,10 +24,14 @@ async def list_replies(
     session: SessionDep,
     params: Annotated[PageParams, Depends(page_params)],
     campaign_id: Annotated[str | None, Query(description="Only this campaign's replies.")] = None,
-    inbox_id: Annotated[str | None, Query(description="Only replies read from (or sent by) this inbox.")] = None,
+    inbox_id: Annotated[
+        str | None, Query(description="Only replies read from (or sent by) this inbox.")
+    ] = None,
     lead_id: Annotated[str | None, Query(description="Only this lead's replies.")] = None,
     label: Annotated[ReplyLabel | None, Query()] = None,
-    auto_reply: Annotated[bool | None, Query(description="`false` hides out-of-office and other auto-replies.")] = None,
+    auto_reply: Annotated[
+        bool | None, Query(description="`false` hides out-of-office and other auto-replies.")
+    ] = None,
     direction: Annotated[
         Direction | None,
         Query(description="`inbound` (from leads), `outbound` (our answers); default: both."),
@@ -35,8 +39,15 @@ async def list_replies(
 ):
     """The unified inbox: replies from every inbox, newest first."""
     rows = await service.list_replies(
-        session, caller, params, campaign_id=campaign_id, inbox_id=inbox_id, lead_id=lead_id,
-        label=label.value if label else None, auto_reply=auto_reply, direction=direction,
+        session,
+        caller,
+        params,
+        campaign_id=campaign_id,
+        inbox_id=inbox_id,
+        lead_id=lead_id,
+        label=label.value if label else None,
+        auto_reply=auto_reply,
+        direction=direction,
     )
     return build_page(rows, params, Reply)
 
@@ -55,7 +66,9 @@ async def update_reply(reply_id: str, body: ReplyUpdate, caller: CallerDep, sess
 
 
 @router.post("/leads/{lead_id}/reply", response_model=Reply, status_code=201)
-async def reply_to_lead(lead_id: str, body: LeadReplyCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+async def reply_to_lead(
+    lead_id: str, body: LeadReplyCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+):
     """Answer a lead in its thread, from the inbox that wrote to it (In-Reply-To and References set). Sent over
     SMTP before this answers (429 while the workspace already has its most mail operations in flight); in test
     mode recorded without sending."""

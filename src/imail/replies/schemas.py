@@ -10,7 +10,9 @@ from imail.models.reply import ReplyLabel
 
 # Named aliases: one schema component each, so generated clients get one well-named enum per concept.
 Direction = TypeAliasType("ReplyDirection", Literal["inbound", "outbound"])
-LabelSource = TypeAliasType("LabelSource", Literal["rules", "model", "remote", "auto_reply", "empty", "manual"])
+LabelSource = TypeAliasType(
+    "LabelSource", Literal["rules", "model", "remote", "auto_reply", "empty", "manual"]
+)
 ReplyStatus = TypeAliasType("ReplyStatus", Literal["received", "sent", "recorded"])
 
 
@@ -38,7 +40,9 @@ class Reply(BaseModel):
         description="What decided the label: a phrase rule, the local model, the configured endpoint, the "
         "auto-reply detector, or a correction (`manual`)."
     )
-    auto_reply: bool = Field(description="Sent by a machine (out-of-office, autoresponder): not counted as a reply.")
+    auto_reply: bool = Field(
+        description="Sent by a machine (out-of-office, autoresponder): not counted as a reply."
+    )
     out_of_office: bool
     return_date: date | None = Field(description="When an out-of-office says its sender is back.")
     folder: str | None = Field(description="The IMAP folder it was read from (INBOX, or the spam folder).")
@@ -92,6 +96,4 @@ class LeadReplyCreate(BaseModel):
 
     text: str = Field(min_length=1, max_length=50_000, description="The plain-text body.")
     html: str | None = Field(None, max_length=200_000, description="An HTML alternative of the same text.")
-    subject: str | None = Field(
-        None, max_length=998, description="Default: `Re: ` and the thread's subject."
-    )
+    subject: str | None = Field(None, max_length=998, description="Default: `Re: ` and the thread's subject.")

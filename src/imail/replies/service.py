@@ -39,11 +39,25 @@ MAX_REFERENCES = 20
 SENT = (MessageStatus.sent.value, MessageStatus.bounced.value, MessageStatus.unknown.value)
 
 
-async def list_replies(session: AsyncSession, caller: Caller, params: PageParams, *, campaign_id: str | None,
-                       inbox_id: str | None, lead_id: str | None, label: str | None, auto_reply: bool | None,
-                       direction: str | None) -> list[Reply]:
+async def list_replies(
+    session: AsyncSession,
+    caller: Caller,
+    params: PageParams,
+    *,
+    campaign_id: str | None,
+    inbox_id: str | None,
+    lead_id: str | None,
+    label: str | None,
+    auto_reply: bool | None,
+    direction: str | None,
+) -> list[Reply]:
     return await ReplyRepository(session, caller.tenant).list_page(
-        params, campaign_id=campaign_id, inbox_id=inbox_id, lead_id=lead_id, label=label, auto_reply=auto_reply,
+        params,
+        campaign_id=campaign_id,
+        inbox_id=inbox_id,
+        lead_id=lead_id,
+        label=label,
+        auto_reply=auto_reply,
         direction=direction,
     )
 
@@ -59,17 +73,35 @@ async def thread_of(session: AsyncSession, caller: Caller, lead_id: str) -> list
     """Every email between us and a lead, oldest first: our sequence's emails and the replies both ways."""
     items: list[ThreadItem] = []
     for message in await LeadThread(session, caller.tenant).messages(lead_id):
-        items.append(ThreadItem(
-            object="message", id=message.id, direction="outbound", from_email="", to_email=message.to_email,
-            subject=message.subject, at=message.sent_at or message.created_at, status=message.status,
-            step=message.step_index + 1,
-        ))
+        items.append(
+            ThreadItem(
+                object="message",
+                id=message.id,
+                direction="outbound",
+                from_email="",
+                to_email=message.to_email,
+                subject=message.subject,
+                at=message.sent_at or message.created_at,
+                status=message.status,
+                step=message.step_index + 1,
+            )
+        )
     for reply in await ReplyRepository(session, caller.tenant).of_lead(lead_id):
-        items.append(ThreadItem(
-            object="reply", id=reply.id, direction=reply.direction, from_email=reply.from_email,
-            to_email=(reply.to_emails or [""])[0], subject=reply.subject, at=reply.received_at, status=reply.status,
-            label=reply.label, auto_reply=reply.auto_reply, text=reply.reply_text,
-        ))
+        items.append(
+            ThreadItem(
+                object="reply",
+                id=reply.id,
+                direction=reply.direction,
+                from_email=reply.from_email,
+                to_email=(reply.to_emails or [""])[0],
+                subject=reply.subject,
+                at=reply.received_at,
+                status=reply.status,
+                label=reply.label,
+                auto_reply=reply.auto_reply,
+                text=reply.reply_text,
+            )
+        )
     items.sort(key=lambda item: (item.at, item.id))
     return items
 
@@ -82,9 +114,13 @@ async def reply_detail(session: AsyncSession, caller: Caller, reply_id: str) -> 
         if item.object == "message" and inbox is not None:
             item.from_email = inbox.email
     return {
-        **schemas.Reply.model_validate(reply).model_dump(), "rfc_message_id": reply.rfc_message_id,
-        "in_reply_to": reply.in_reply_to, "reference_ids": reply.reference_ids or [], "headers": reply.headers or {},
-        "text": reply.text, "thread": thread,
+        **schemas.Reply.model_validate(reply).model_dump(),
+        "rfc_message_id": reply.rfc_message_id,
+        "in_reply_to": reply.in_reply_to,
+        "reference_ids": reply.reference_ids or [],
+        "headers": reply.headers or {},
+        "text": reply.text,
+        "thread": thread,
     }
 
 
@@ -107,10 +143,18 @@ async def update_reply(session: AsyncSession, caller: Caller, reply_id: str, bod
     lead = await get_lead(session, caller, reply.lead_id)
     state = await LeadThread(session, caller.tenant).state(reply.lead_id)
     await apply_label(session, caller.tenant, lead, state, label, now, previous=previous)
-    await record_event(session, caller.tenant, "reply.classified", {
-        "reply_id": reply.id, "lead_id": reply.lead_id, "campaign_id": reply.campaign_id, "label": label,
-        "confidence": 1.0,
-    })
+    await record_event(
+        session,
+        caller.tenant,
+        "reply.classified",
+        {
+            "reply_id": reply.id,
+            "lead_id": reply.lead_id,
+            "campaign_id": reply.campaign_id,
+            "label": label,
+            "confidence": 1.0,
+        },
+    )
     await session.flush()
     return reply
 
@@ -118,7 +162,9 @@ async def update_reply(session: AsyncSession, caller: Caller, reply_id: str, bod
 def _thread_headers(messages: list[Message], replies: list[Reply]) -> tuple[str | None, list[str]]:
     """(In-Reply-To, References) for an answer: the thread's Message-IDs in order, the newest last."""
     timeline: list[tuple[datetime, str]] = [
-        (m.sent_at or m.created_at, m.message_id_header) for m in messages if m.status in SENT and m.message_id_header
+        (m.sent_at or m.created_at, m.message_id_header)
+        for m in messages
+        if m.status in SENT and m.message_id_header
     ]
     timeline += [(r.received_at, r.rfc_message_id) for r in replies if r.rfc_message_id]
     timeline.sort(key=lambda item: item[0])
@@ -127,7 +173,7 @@ def _thread_headers(messages: list[Message], replies: list[Reply]) -> tuple[str 
         if header not in ids:
             ids.append(header)
     if len(ids) > MAX_REFERENCES:  # keep the thread's root and the newest ones (RFC 5322 §3.6.4)
-        ids = [ids[0], *ids[-(MAX_REFERENCES - 1):]]
+        ids = [ids[0], *ids[-(MAX_REFERENCES - 1) :]]
     return (ids[-1] if ids else None), ids
 
 
@@ -145,7 +191,9 @@ class _Answer:
     data: bytes
 
 
-async def _prepare_answer(session: AsyncSession, caller: Caller, lead_id: str, body: LeadReplyCreate) -> _Answer:
+async def _prepare_answer(
+    session: AsyncSession, caller: Caller, lead_id: str, body: LeadReplyCreate
+) -> _Answer:
     lead = await get_lead(session, caller, lead_id)
     blocked = await suppressions.is_suppressed(session, caller.tenant, lead.email)
     if blocked is not None:
@@ -153,28 +201,46 @@ async def _prepare_answer(session: AsyncSession, caller: Caller, lead_id: str, b
     thread = LeadThread(session, caller.tenant)
     messages = [m for m in await thread.messages(lead.id) if m.status in SENT]
     if not messages:
-        raise Conflict(f"No email has been sent to lead {lead.id} yet: there is no thread to answer in", "lead_id")
+        raise Conflict(
+            f"No email has been sent to lead {lead.id} yet: there is no thread to answer in", "lead_id"
+        )
     state = await thread.state(lead.id)
     inbox_id = (state.inbox_id if state is not None and state.inbox_id else None) or messages[0].inbox_id
     inbox = await InboxRepository(session, caller.tenant).get(inbox_id)
     if inbox is None:
         raise Conflict(f"The inbox that wrote to lead {lead.id} ({inbox_id}) no longer exists", "lead_id")
     if inbox.status != InboxStatus.connected.value:
-        raise Conflict(f"Inbox {inbox.id} ({inbox.email}) is {inbox.status}; reconnect it before answering", "lead_id")
+        raise Conflict(
+            f"Inbox {inbox.id} ({inbox.email}) is {inbox.status}; reconnect it before answering", "lead_id"
+        )
 
     replies = await ReplyRepository(session, caller.tenant).of_lead(lead.id)
     in_reply_to, references = _thread_headers(messages, replies)
-    subject = body.subject.strip() if body.subject and body.subject.strip() else reply_subject(messages[0].subject)
+    subject = (
+        body.subject.strip() if body.subject and body.subject.strip() else reply_subject(messages[0].subject)
+    )
     header_id = make_message_id(domain_of(inbox.email))
     name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
-    data = build(Outbound(
-        from_email=inbox.email, from_name=inbox.name, to_email=lead.email, to_name=name, subject=subject,
-        text=body.text, html=body.html, message_id=header_id, in_reply_to=in_reply_to, references=references,
-    ))
+    data = build(
+        Outbound(
+            from_email=inbox.email,
+            from_name=inbox.name,
+            to_email=lead.email,
+            to_name=name,
+            subject=subject,
+            text=body.text,
+            html=body.html,
+            message_id=header_id,
+            in_reply_to=in_reply_to,
+            references=references,
+        )
+    )
     return _Answer(lead, inbox, messages[-1].id, header_id, in_reply_to, references, subject, data)
 
 
-async def answer_lead(session: AsyncSession, caller: Caller, ctx: Context, lead_id: str, body: LeadReplyCreate) -> Reply:
+async def answer_lead(
+    session: AsyncSession, caller: Caller, ctx: Context, lead_id: str, body: LeadReplyCreate
+) -> Reply:
     """Send an answer to a lead from the inbox that wrote to it, threaded under the conversation. Test mode
     records it without sending. The thread is read before the SMTP send and the answer written after it, so no
     database connection waits on the mail server."""
@@ -186,9 +252,15 @@ async def answer_lead(session: AsyncSession, caller: Caller, ctx: Context, lead_
         async with outbound_slot(ctx, session, caller.workspace_id):
             try:
                 endpoints = await endpoints_for(inbox, settings, ctx.http)
-                await smtp.send_message(endpoints.smtp, inbox.email, [lead.email], answer.data,
-                                        timeout=settings.mail_timeout, ca_file=settings.mail_ca_file,
-                                        allow_private=settings.mail_allow_private)
+                await smtp.send_message(
+                    endpoints.smtp,
+                    inbox.email,
+                    [lead.email],
+                    answer.data,
+                    timeout=settings.mail_timeout,
+                    ca_file=settings.mail_ca_file,
+                    allow_private=settings.mail_allow_private,
+                )
             except CredentialsUnavailable as exc:
                 raise Conflict(f"Inbox {inbox.id} cannot log in: {exc.detail}", "lead_id") from None
             except MailConnectionError as exc:
@@ -198,13 +270,35 @@ async def answer_lead(session: AsyncSession, caller: Caller, ctx: Context, lead_
         status = "sent"
     now = utcnow()
     reply = Reply(
-        id=new_id("rpl"), workspace_id=caller.workspace_id, livemode=caller.livemode,
-        direction=ReplyDirection.outbound.value, campaign_id=lead.campaign_id, lead_id=lead.id, inbox_id=inbox.id,
-        message_id=answer.message_id, rfc_message_id=answer.header_id, in_reply_to=answer.in_reply_to,
-        reference_ids=answer.references, from_email=inbox.email, from_name=inbox.name or "", to_emails=[lead.email],
-        subject=answer.subject, headers={}, text=body.text, reply_text=body.text, label=None, confidence=None,
-        label_source=None, auto_reply=False, out_of_office=False, return_date=None, folder=None, status=status,
-        received_at=now, created_at=now, updated_at=now,
+        id=new_id("rpl"),
+        workspace_id=caller.workspace_id,
+        livemode=caller.livemode,
+        direction=ReplyDirection.outbound.value,
+        campaign_id=lead.campaign_id,
+        lead_id=lead.id,
+        inbox_id=inbox.id,
+        message_id=answer.message_id,
+        rfc_message_id=answer.header_id,
+        in_reply_to=answer.in_reply_to,
+        reference_ids=answer.references,
+        from_email=inbox.email,
+        from_name=inbox.name or "",
+        to_emails=[lead.email],
+        subject=answer.subject,
+        headers={},
+        text=body.text,
+        reply_text=body.text,
+        label=None,
+        confidence=None,
+        label_source=None,
+        auto_reply=False,
+        out_of_office=False,
+        return_date=None,
+        folder=None,
+        status=status,
+        received_at=now,
+        created_at=now,
+        updated_at=now,
     )
     session.add(reply)
     await session.flush()

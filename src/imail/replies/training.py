@@ -43,12 +43,20 @@ class TrainedModel:
     size: int  # bytes stored
 
 
-async def record_correction(session: AsyncSession, tenant: Tenant, reply: Reply, label: str, now: datetime) -> None:
+async def record_correction(
+    session: AsyncSession, tenant: Tenant, reply: Reply, label: str, now: datetime
+) -> None:
     """Keep a label correction (call before the reply's own label changes)."""
-    session.add(CorrectionRepository(session, tenant).new(
-        reply_id=reply.id, text=reply.reply_text or reply.text or "", label=label, previous_label=reply.label,
-        previous_source=reply.label_source, created_at=now,
-    ))
+    session.add(
+        CorrectionRepository(session, tenant).new(
+            reply_id=reply.id,
+            text=reply.reply_text or reply.text or "",
+            label=label,
+            previous_label=reply.label,
+            previous_source=reply.label_source,
+            created_at=now,
+        )
+    )
 
 
 async def _workspace(session: AsyncSession, workspace_id: str) -> None:
@@ -59,10 +67,15 @@ async def _workspace(session: AsyncSession, workspace_id: str) -> None:
 async def train_workspace(session: AsyncSession, workspace_id: str, now: datetime) -> TrainedModel:
     """Fit and store the workspace's model from the shipped corpus and its corrections."""
     await _workspace(session, workspace_id)
-    corrections = [row for row in await WorkspaceCorrections(session, workspace_id).latest() if row.text.strip()]
+    corrections = [
+        row for row in await WorkspaceCorrections(session, workspace_id).latest() if row.text.strip()
+    ]
     if not corrections:
-        raise Conflict(f"Workspace {workspace_id} has no label corrections to learn from (PATCH /v1/replies/{{id}} "
-                       "makes them); it keeps the shipped model", "workspace")
+        raise Conflict(
+            f"Workspace {workspace_id} has no label corrections to learn from (PATCH /v1/replies/{{id}} "
+            "makes them); it keeps the shipped model",
+            "workspace",
+        )
     corpus = load_examples(training_file())
     examples = corpus + [Example(row.text, row.label) for row in corrections]
     weights = [1.0] * len(corpus) + [CORRECTION_WEIGHT] * len(corrections)

@@ -36,7 +36,9 @@ class Verdict:
     out_of_office: bool
     return_date: date | None
     source: str  # rules, model, remote, auto_reply, bounce, empty
-    unsubscribe: bool  # suppress the address: an unsubscribe label, or a strong unsubscribe reading under another
+    unsubscribe: (
+        bool  # suppress the address: an unsubscribe label, or a strong unsubscribe reading under another
+    )
     evidence: list[str]
     text: str  # the text that was classified
     bounce: Bounce

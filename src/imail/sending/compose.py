@@ -93,7 +93,9 @@ def compose(
     values = templates.lead_values(lead) | {UNSUBSCRIBE_VARIABLE: placeholder}
     missing: list[str] = []  # variables a lead lacks render empty: the campaign was validated on save
     if subject_template and (step_index == 0 or not thread.first_subject or step.get("subject")):
-        subject = templates.render(subject_template, values, rng, missing=missing).strip().replace(placeholder, "")
+        subject = (
+            templates.render(subject_template, values, rng, missing=missing).strip().replace(placeholder, "")
+        )
     else:
         subject = reply_subject(thread.first_subject or "")
     body = templates.render(body_template, values, rng, escape_html=True, missing=missing)
@@ -116,7 +118,9 @@ def compose(
         from_email=sender.email,
         from_name=sender.name,
         to_email=lead.email,
-        to_name=" ".join(p for p in (getattr(lead, "first_name", None), getattr(lead, "last_name", None)) if p),
+        to_name=" ".join(
+            p for p in (getattr(lead, "first_name", None), getattr(lead, "last_name", None)) if p
+        ),
         subject=subject,
         text=text,
         html=html_part,

@@ -59,7 +59,9 @@ async def retry_after_soft_bounce(
         return False
     if history is None:
         history = (await SendQueue(session).history([message.lead_id])).get(message.lead_id, [])
-    if any(m.step_index > message.step_index and m.status in LIVE_STATUSES for m in history if m.id != message.id):
+    if any(
+        m.step_index > message.step_index and m.status in LIVE_STATUSES for m in history if m.id != message.id
+    ):
         return False
     when = now + retry_delay(settings, soft_bounces)
     message.status = MessageStatus.retry.value
@@ -74,8 +76,9 @@ async def retry_after_soft_bounce(
     return True
 
 
-def push_past(state: SequenceState | None, campaign: Campaign | None, lead: Lead | None, back_on: date,
-              now: datetime) -> datetime | None:
+def push_past(
+    state: SequenceState | None, campaign: Campaign | None, lead: Lead | None, back_on: date, now: datetime
+) -> datetime | None:
     """An out-of-office says the lead is back on `back_on`: their next step waits for the first opening of their
     send window on the day after. Returns the new time, or None when nothing moved (no step waiting, already later,
     or the date is in the past or more than MAX_OUT_OF_OFFICE_PUSH ahead)."""

@@ -33,8 +33,15 @@ if TYPE_CHECKING:
 
 IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
 # What planning may change in a sequence state.
-CLAIM_STATE_COLUMNS = ("status", "next_step", "scheduled_at", "due_at", "stop_reason", "inbox_id", "updated_at")
-
+CLAIM_STATE_COLUMNS = (
+    "status",
+    "next_step",
+    "scheduled_at",
+    "due_at",
+    "stop_reason",
+    "inbox_id",
+    "updated_at",
+)
 
 
 def _is_postgres(session: AsyncSession) -> bool:
@@ -48,7 +55,10 @@ class SequenceRepository(TenantRepository[SequenceState]):
         """States of leads created in this very transaction, so none can exist yet (no conflict handling)."""
         if not rows:
             return
-        stamped = [{**row, "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode} for row in rows]
+        stamped = [
+            {**row, "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode}
+            for row in rows
+        ]
         if _is_postgres(self.session):
             # COPY: bulk enrols thousands of leads in one request, and COPY takes them ~3× cheaper than an INSERT.
             # The flush writes pending leads (their foreign keys) and begins the transaction on the driver
@@ -58,8 +68,11 @@ class SequenceRepository(TenantRepository[SequenceState]):
             await connection.exec_driver_sql("SELECT 1")
             driver = (await connection.get_raw_connection()).driver_connection
             columns = list(stamped[0])
-            await driver.copy_records_to_table(SequenceState.__tablename__, columns=columns,
-                                               records=[tuple(row[c] for c in columns) for row in stamped])
+            await driver.copy_records_to_table(
+                SequenceState.__tablename__,
+                columns=columns,
+                records=[tuple(row[c] for c in columns) for row in stamped],
+            )
         else:
             # executemany: SQLAlchemy batches the rows under SQLite's parameter limit.
             await self.session.execute(sqlite_insert(SequenceState), stamped)
@@ -88,7 +101,9 @@ class SequenceRepository(TenantRepository[SequenceState]):
 class MessageRepository(TenantRepository[Message]):
     model = Message
 
-    async def page_for(self, params, *, campaign_id: str | None = None, lead_id: str | None = None) -> list[Message]:
+    async def page_for(
+        self, params, *, campaign_id: str | None = None, lead_id: str | None = None
+    ) -> list[Message]:
         stmt = self.select()
         if campaign_id is not None:
             stmt = stmt.where(Message.campaign_id == campaign_id)
@@ -168,7 +183,9 @@ class SendQueue(Repository[SequenceState]):
         if ids:
             messages = Message.__table__
             rows = await self.session.execute(
-                select(messages).where(among(messages.c.lead_id, ids)).order_by(messages.c.lead_id, messages.c.step_index)
+                select(messages)
+                .where(among(messages.c.lead_id, ids))
+                .order_by(messages.c.lead_id, messages.c.step_index)
             )
             for message in Loaded.all(rows):
                 found[message.lead_id].append(message)
@@ -179,18 +196,38 @@ class SendQueue(Repository[SequenceState]):
         if not wanted:
             return {}
         leads = Lead.__table__
-        return {lead.id: lead for lead in Loaded.all(await self.session.execute(select(leads).where(among(leads.c.id, wanted))))}
+        return {
+            lead.id: lead
+            for lead in Loaded.all(await self.session.execute(select(leads).where(among(leads.c.id, wanted))))
+        }
 
-    async def save_claimed(self, new_messages: Sequence[dict[str, Any]], states: Iterable[Loaded], leads: Iterable[Loaded],
-                           messages: Iterable[Loaded]) -> None:
+    async def save_claimed(
+        self,
+        new_messages: Sequence[dict[str, Any]],
+        states: Iterable[Loaded],
+        leads: Iterable[Loaded],
+        messages: Iterable[Loaded],
+    ) -> None:
         """Writes what a claim planned: its new messages (whole rows), and what it changed in the plain rows it
         planned with: states, lead statuses, retried messages' new attempts. One statement per table for the
         first three (`insert_rows`, `update_rows`), every changed row with the same columns."""
         await insert_rows(self.session, Message.__table__, new_messages)
-        await update_rows(self.session, SequenceState.__table__, "lead_id",
-                          [{"lead_id": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}} for s in states if s.changes()])
-        await update_rows(self.session, Lead.__table__, "id",
-                          [{"id": lead.id, "status": lead.status} for lead in leads if "status" in lead.changes()])
+        await update_rows(
+            self.session,
+            SequenceState.__table__,
+            "lead_id",
+            [
+                {"lead_id": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}}
+                for s in states
+                if s.changes()
+            ],
+        )
+        await update_rows(
+            self.session,
+            Lead.__table__,
+            "id",
+            [{"id": lead.id, "status": lead.status} for lead in leads if "status" in lead.changes()],
+        )
         for message in messages:
             changes = message.changes()
             if changes:
@@ -212,10 +249,16 @@ class SendQueue(Repository[SequenceState]):
             return {}
         # executemany, not a VALUES list: one cached statement whatever the number of scopes.
         await self.session.execute(
-            upsert_insert(self.session)(SendCounter.__table__).on_conflict_do_nothing(index_elements=["scope_id", "day"]),
+            upsert_insert(self.session)(SendCounter.__table__).on_conflict_do_nothing(
+                index_elements=["scope_id", "day"]
+            ),
             [{"scope_id": i, "day": day, "sent": 0} for i in ids],
         )
-        stmt = select(SendCounter).where(among(SendCounter.scope_id, ids), SendCounter.day == day).order_by(SendCounter.scope_id)
+        stmt = (
+            select(SendCounter)
+            .where(among(SendCounter.scope_id, ids), SendCounter.day == day)
+            .order_by(SendCounter.scope_id)
+        )
         if _is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
@@ -226,7 +269,9 @@ class SendQueue(Repository[SequenceState]):
         if not ids:
             return {}
         await self.session.execute(
-            upsert_insert(self.session)(InboxPacing.__table__).on_conflict_do_nothing(index_elements=["inbox_id"]),
+            upsert_insert(self.session)(InboxPacing.__table__).on_conflict_do_nothing(
+                index_elements=["inbox_id"]
+            ),
             [{"inbox_id": i} for i in ids],
         )
         stmt = select(InboxPacing).where(among(InboxPacing.inbox_id, ids)).order_by(InboxPacing.inbox_id)
@@ -264,9 +309,19 @@ class SendQueue(Repository[SequenceState]):
             return []
         messages = Message.__table__.c
         stmt = (
-            select(messages.id, messages.workspace_id, messages.livemode, messages.campaign_id, messages.lead_id,
-                   messages.inbox_id, messages.to_email, messages.step_index, messages.variant, messages.subject,
-                   messages.message_id_header)
+            select(
+                messages.id,
+                messages.workspace_id,
+                messages.livemode,
+                messages.campaign_id,
+                messages.lead_id,
+                messages.inbox_id,
+                messages.to_email,
+                messages.step_index,
+                messages.variant,
+                messages.subject,
+                messages.message_id_header,
+            )
             .where(among(messages.id, wanted), messages.status.in_(IN_FLIGHT), messages.livemode.is_(True))
             .order_by(messages.id)
         )
@@ -276,16 +331,27 @@ class SendQueue(Repository[SequenceState]):
 
     async def settle_sent(self, now: datetime, answers: Sequence[tuple[str, int | None, str | None]]) -> None:
         """Accepted by SMTP: `answers` are (message id, SMTP code, SMTP response)."""
-        await update_rows(self.session, Message.__table__, "id",
-                          [{"id": message_id, "smtp_code": code, "smtp_response": response} for message_id, code, response in answers],
-                          values={"status": MessageStatus.sent.value, "sent_at": now, "lease_until": None})
+        await update_rows(
+            self.session,
+            Message.__table__,
+            "id",
+            [
+                {"id": message_id, "smtp_code": code, "smtp_response": response}
+                for message_id, code, response in answers
+            ],
+            values={"status": MessageStatus.sent.value, "sent_at": now, "lease_until": None},
+        )
 
     async def lead_timezones(self, ids: Iterable[str]) -> dict[str, str]:
         wanted = list(set(ids))
         if not wanted:
             return {}
         leads = Lead.__table__.c
-        return dict((await self.session.execute(select(leads.id, leads.timezone).where(among(leads.id, wanted)))).all())
+        return dict(
+            (
+                await self.session.execute(select(leads.id, leads.timezone).where(among(leads.id, wanted)))
+            ).all()
+        )
 
     async def campaign_sequences(self, ids: Iterable[str]) -> dict[str, Row]:
         """Each campaign's steps, send window and status."""
@@ -294,24 +360,46 @@ class SendQueue(Repository[SequenceState]):
             return {}
         campaigns = Campaign.__table__.c
         rows = await self.session.execute(
-            select(campaigns.id, campaigns.steps, campaigns.send_window, campaigns.status).where(among(campaigns.id, wanted)))
+            select(campaigns.id, campaigns.steps, campaigns.send_window, campaigns.status).where(
+                among(campaigns.id, wanted)
+            )
+        )
         return {row.id: row for row in rows}
 
-    async def advance_sent(self, now: datetime, scheduled: Sequence[dict[str, Any]], finished: Sequence[str]) -> None:
+    async def advance_sent(
+        self, now: datetime, scheduled: Sequence[dict[str, Any]], finished: Sequence[str]
+    ) -> None:
         """States whose email was just sent: `scheduled` ({lead_id, next_step, scheduled_at, due_at}) have a next step, `finished`
         (lead ids) had their last, and their leads, if still active, are completed. Only states still `sending`
         (and their leads): one stopped meanwhile (a reply, an unsubscribe) stays stopped."""
         states = SequenceState.__table__.c
         still_sending = states.status == SequenceStatus.sending.value
-        await update_rows(self.session, SequenceState.__table__, "lead_id", scheduled, still_sending,
-                          values={"status": SequenceStatus.scheduled.value, "last_sent_at": now, "updated_at": now})
+        await update_rows(
+            self.session,
+            SequenceState.__table__,
+            "lead_id",
+            scheduled,
+            still_sending,
+            values={"status": SequenceStatus.scheduled.value, "last_sent_at": now, "updated_at": now},
+        )
         if finished:
-            ended = (await self.session.execute(
-                update(SequenceState.__table__)
-                .where(among(states.lead_id, finished), still_sending)
-                .values(status=SequenceStatus.finished.value, due_at=None, last_sent_at=now, updated_at=now)
-                .returning(states.lead_id)
-            )).scalars().all()
+            ended = (
+                (
+                    await self.session.execute(
+                        update(SequenceState.__table__)
+                        .where(among(states.lead_id, finished), still_sending)
+                        .values(
+                            status=SequenceStatus.finished.value,
+                            due_at=None,
+                            last_sent_at=now,
+                            updated_at=now,
+                        )
+                        .returning(states.lead_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if ended:
                 leads = Lead.__table__.c
                 await self.session.execute(
@@ -339,8 +427,11 @@ def _mark_handed_statement() -> Any:
     messages = Message.__table__.c
     return (
         update(Message.__table__)
-        .where(among(messages.id, bindparam("ids")), among(messages.message_id_header, bindparam("headers")),
-               messages.status == MessageStatus.sending.value)
+        .where(
+            among(messages.id, bindparam("ids")),
+            among(messages.message_id_header, bindparam("headers")),
+            messages.status == MessageStatus.sending.value,
+        )
         .values(status=MessageStatus.handed.value)
         .returning(messages.id)
     )

@@ -36,8 +36,14 @@ class Rotation:
     it reaches the top; an inbox that lost its room or started a gap stays out for the rest of the claim, as
     the claim's clock does not move."""
 
-    def __init__(self, now: datetime, inboxes: Mapping[str, Inbox], counters: Mapping[str, SendCounter],
-                 pacing: Mapping[str, InboxPacing], limits: Mapping[str, int]):
+    def __init__(
+        self,
+        now: datetime,
+        inboxes: Mapping[str, Inbox],
+        counters: Mapping[str, SendCounter],
+        pacing: Mapping[str, InboxPacing],
+        limits: Mapping[str, int],
+    ):
         self.now = now
         self.inboxes = inboxes
         self.counters = counters
@@ -52,8 +58,10 @@ class Rotation:
         usable = self._usable.get(key)
         if usable is None:
             usable = self._usable[key] = [
-                self.inboxes[i] for i in inbox_ids
-                if i in self.inboxes and self.inboxes[i].status == InboxStatus.connected.value
+                self.inboxes[i]
+                for i in inbox_ids
+                if i in self.inboxes
+                and self.inboxes[i].status == InboxStatus.connected.value
                 and self.inboxes[i].livemode == livemode
             ]
             heap = self._heaps[key] = [self._key(i.id) for i in usable]

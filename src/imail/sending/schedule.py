@@ -46,7 +46,12 @@ class Window:
 @lru_cache(maxsize=4096)
 def _window(zone: str, days: tuple[str, ...], start: str, end: str) -> Window:
     """Windows are immutable and few (a campaign's, per time zone of its leads); the claim asks for one per email."""
-    return Window(ZoneInfo(zone), frozenset(DAY_NAMES.index(d) for d in days), time.fromisoformat(start), time.fromisoformat(end))
+    return Window(
+        ZoneInfo(zone),
+        frozenset(DAY_NAMES.index(d) for d in days),
+        time.fromisoformat(start),
+        time.fromisoformat(end),
+    )
 
 
 def spread_offset(key: str, window: Window, day: date) -> timedelta:
@@ -90,7 +95,9 @@ def due_at(previous: datetime, delay: timedelta, window: Window, spread_key: str
     return next_open(previous + delay, window, spread_key)
 
 
-def due_for_many(previous: datetime, delay: timedelta, window_of, leads: list[tuple[str, str | None]]) -> dict[str, datetime]:
+def due_for_many(
+    previous: datetime, delay: timedelta, window_of, leads: list[tuple[str, str | None]]
+) -> dict[str, datetime]:
     """`due_at` for many leads at once (bulk enrolment): the window's next opening is worked out once per
     timezone, then each lead gets its own spread offset — the same answers as `due_at`, lead by lead."""
     moment = previous + delay
@@ -102,7 +109,10 @@ def due_for_many(previous: datetime, delay: timedelta, window_of, leads: list[tu
             window = window_of(timezone)
             opening = next_open(moment, window)
             waits = opening != moment
-            openings[timezone] = (opening, _spread_span(window, opening.astimezone(window.zone).date()) if waits else None)
+            openings[timezone] = (
+                opening,
+                _spread_span(window, opening.astimezone(window.zone).date()) if waits else None,
+            )
         opening, span = openings[timezone]
         found[key] = opening if span is None else opening + _offset(key, span)
     return found

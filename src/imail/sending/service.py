@@ -62,15 +62,22 @@ def tenant_of(row: Any) -> Tenant:
 # --- enrolment (API side) -------------------------------------------------------------------------------
 
 
-async def enroll(session: AsyncSession, tenant: Tenant, campaign: Campaign, leads: Sequence[tuple[str, str | None]],
-                 now: datetime | None = None) -> None:
+async def enroll(
+    session: AsyncSession,
+    tenant: Tenant,
+    campaign: Campaign,
+    leads: Sequence[tuple[str, str | None]],
+    now: datetime | None = None,
+) -> None:
     """Give new leads, as (lead id, timezone) pairs, their sequence state: step 1 due after its delay, inside
     the lead's send window."""
     if not leads or not campaign.steps:
         return
     now = now or utcnow()
     running = campaign.status == CampaignStatus.active.value
-    due = due_for_many(now, step_delay(campaign.steps[0]), lambda zone: window_for(campaign.send_window, zone), leads)
+    due = due_for_many(
+        now, step_delay(campaign.steps[0]), lambda zone: window_for(campaign.send_window, zone), leads
+    )
     rows = [
         {
             "lead_id": lead_id,
@@ -156,7 +163,9 @@ def _behaviour(message: Loaded | None) -> Behaviour:
 class Planner:
     """Turns locked due states into jobs, one transaction, every limit enforced on locked counters."""
 
-    def __init__(self, session: AsyncSession, settings: Settings, now: datetime, worker_id: str, rng: random.Random):
+    def __init__(
+        self, session: AsyncSession, settings: Settings, now: datetime, worker_id: str, rng: random.Random
+    ):
         self.session = session
         self.settings = settings
         self.now = now
@@ -174,8 +183,12 @@ class Planner:
         leads = await self.queue.lead_rows(s.lead_id for s in states)
         history = await self.queue.history(s.lead_id for s in states)
         campaign_inboxes = await self.queue.campaign_inboxes(campaigns)
-        self.footers = await self.queue.footers(c.workspace_id for c in campaigns.values() if c.include_footer)
-        inbox_ids = {i for ids in campaign_inboxes.values() for i in ids} | {s.inbox_id for s in states if s.inbox_id}
+        self.footers = await self.queue.footers(
+            c.workspace_id for c in campaigns.values() if c.include_footer
+        )
+        inbox_ids = {i for ids in campaign_inboxes.values() for i in ids} | {
+            s.inbox_id for s in states if s.inbox_id
+        }
         inboxes = await self.queue.inboxes(inbox_ids)
         self.day = self.now.date()
         self.counters = await self.queue.lock_counters([*campaigns, *inboxes], self.day)
@@ -187,12 +200,19 @@ class Planner:
 
         self.new_messages: list[dict[str, Any]] = []
         for state in states:
-            job = await self._plan(state, campaigns.get(state.campaign_id), leads.get(state.lead_id),
-                                   history.get(state.lead_id, []), campaign_inboxes, blocked)
+            job = await self._plan(
+                state,
+                campaigns.get(state.campaign_id),
+                leads.get(state.lead_id),
+                history.get(state.lead_id, []),
+                campaign_inboxes,
+                blocked,
+            )
             if job is not None:
                 claim.jobs.append(job)
-        await self.queue.save_claimed(self.new_messages, states, leads.values(),
-                                      (m for previous in history.values() for m in previous))
+        await self.queue.save_claimed(
+            self.new_messages, states, leads.values(), (m for previous in history.values() for m in previous)
+        )
         await self.session.flush()
         return claim
 
@@ -204,7 +224,9 @@ class Planner:
                 by_tenant[tenant_of(state)].append(lead.email)
         blocked: set[tuple[Tenant, str]] = set()
         for tenant, emails in by_tenant.items():
-            blocked |= {(tenant, email) for email in await suppressions.suppressed_among(self.session, tenant, emails)}
+            blocked |= {
+                (tenant, email) for email in await suppressions.suppressed_among(self.session, tenant, emails)
+            }
         return blocked
 
     async def _plan(
@@ -254,7 +276,11 @@ class Planner:
             return None
 
         # Follow-ups go from the inbox that sent step 1.
-        group, candidates = (state.inbox_id, [state.inbox_id]) if state.inbox_id else (campaign.id, campaign_inboxes.get(campaign.id, []))
+        group, candidates = (
+            (state.inbox_id, [state.inbox_id])
+            if state.inbox_id
+            else (campaign.id, campaign_inboxes.get(campaign.id, []))
+        )
         inbox = self.rotation.choose(group, candidates, state.livemode)
         if isinstance(inbox, NoInbox):
             if inbox.shortage is Shortage.no_inbox:
@@ -304,11 +330,20 @@ class Planner:
         if existing is None:
             # A plain row, inserted with the batch's others in one statement: nothing reads it back in this
             # transaction, and it saves an ORM instance and its unit-of-work bookkeeping per email.
-            self.new_messages.append({
-                **attempt, "id": message_id, "workspace_id": state.workspace_id, "livemode": state.livemode,
-                "campaign_id": campaign.id, "lead_id": lead.id, "step_index": step_index, "to_email": lead.email,
-                "attempts": 1, "created_at": now,
-            })
+            self.new_messages.append(
+                {
+                    **attempt,
+                    "id": message_id,
+                    "workspace_id": state.workspace_id,
+                    "livemode": state.livemode,
+                    "campaign_id": campaign.id,
+                    "lead_id": lead.id,
+                    "step_index": step_index,
+                    "to_email": lead.email,
+                    "attempts": 1,
+                    "created_at": now,
+                }
+            )
         else:
             for name, value in attempt.items():
                 setattr(existing, name, value)
@@ -321,11 +356,25 @@ class Planner:
         state.due_at = None
         state.inbox_id = state.inbox_id or inbox.id
         state.updated_at = now
-        return Job(message_id, tenant_of(state), inbox, inbox.email, lead.email, composed.data, composed.message_id_header)
+        return Job(
+            message_id,
+            tenant_of(state),
+            inbox,
+            inbox.email,
+            lead.email,
+            composed.data,
+            composed.message_id_header,
+        )
 
 
-async def claim(session: AsyncSession, settings: Settings, worker_id: str, now: datetime | None = None,
-                rng: random.Random | None = None, limit: int | None = None) -> Claim:
+async def claim(
+    session: AsyncSession,
+    settings: Settings,
+    worker_id: str,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+    limit: int | None = None,
+) -> Claim:
     planner = Planner(session, settings, now or utcnow(), worker_id, rng or random.Random())
     return await planner.claim(limit or settings.sending_batch_size)
 
@@ -364,7 +413,9 @@ def _sent_event(message: Message | Row) -> dict[str, Any]:
     return {**event_ref(message), "smtp_message_id": message.message_id_header, "subject": message.subject}
 
 
-async def record_outcomes(session: AsyncSession, settings: Settings, outcomes: Sequence[Outcome], now: datetime | None = None) -> None:
+async def record_outcomes(
+    session: AsyncSession, settings: Settings, outcomes: Sequence[Outcome], now: datetime | None = None
+) -> None:
     now = now or utcnow()
     queue = SendQueue(session)
     async with batched_events(session):
@@ -382,7 +433,9 @@ async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: dat
     if not messages:
         return set()
     by_id = {o.message_id: o for o in outcomes}
-    await queue.settle_sent(now, [(m.id, by_id[m.id].code, by_id[m.id].detail[:2000] or None) for m in messages])
+    await queue.settle_sent(
+        now, [(m.id, by_id[m.id].code, by_id[m.id].detail[:2000] or None) for m in messages]
+    )
     campaigns = await queue.campaign_sequences(m.campaign_id for m in messages)
     timezones = await queue.lead_timezones(m.lead_id for m in messages)
     finished: list[str] = []
@@ -400,15 +453,28 @@ async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: dat
     for (campaign_id, step), leads in following.items():
         campaign = campaigns[campaign_id]
         running = campaign.status == CampaignStatus.active.value
-        due = due_for_many(now, step_delay(campaign.steps[step]), partial(window_for, campaign.send_window),
-                           [(lead, timezones[lead]) for lead in leads])
-        scheduled += [{"lead_id": lead, "next_step": step, "scheduled_at": due[lead], "due_at": due[lead] if running else None}
-                      for lead in leads]
+        due = due_for_many(
+            now,
+            step_delay(campaign.steps[step]),
+            partial(window_for, campaign.send_window),
+            [(lead, timezones[lead]) for lead in leads],
+        )
+        scheduled += [
+            {
+                "lead_id": lead,
+                "next_step": step,
+                "scheduled_at": due[lead],
+                "due_at": due[lead] if running else None,
+            }
+            for lead in leads
+        ]
     await queue.advance_sent(now, scheduled, finished)
     return {m.id for m in messages}
 
 
-async def _record_each(session: AsyncSession, settings: Settings, queue: SendQueue, outcomes: list[Outcome], now: datetime) -> None:
+async def _record_each(
+    session: AsyncSession, settings: Settings, queue: SendQueue, outcomes: list[Outcome], now: datetime
+) -> None:
     """Every other outcome, one by one through the ORM: retries, bounces, failures, doubts, test-mode sends."""
     # Locked: an attempt the in-flight resolver is settling right now is seen settled once it commits.
     messages = await queue.messages((o.message_id for o in outcomes), lock=True)
@@ -419,8 +485,16 @@ async def _record_each(session: AsyncSession, settings: Settings, queue: SendQue
         message = messages.get(outcome.message_id)
         if message is None or message.status not in IN_FLIGHT:
             continue  # resolved meanwhile (in-flight resolution), or gone with its lead
-        await apply_outcome(session, settings, message, states.get(message.lead_id), leads.get(message.lead_id),
-                            campaigns.get(message.campaign_id), outcome, now)
+        await apply_outcome(
+            session,
+            settings,
+            message,
+            states.get(message.lead_id),
+            leads.get(message.lead_id),
+            campaigns.get(message.campaign_id),
+            outcome,
+            now,
+        )
     await session.flush()
 
 
@@ -441,7 +515,11 @@ async def apply_outcome(
         message.lease_until = now + IN_DOUBT_GRACE
         message.smtp_response = outcome.detail[:2000] or None
         return
-    claimed_on = (message.lease_until - timedelta(seconds=settings.sending_lease_seconds)).date() if message.lease_until else now.date()
+    claimed_on = (
+        (message.lease_until - timedelta(seconds=settings.sending_lease_seconds)).date()
+        if message.lease_until
+        else now.date()
+    )
     message.lease_until = None
     message.smtp_code = outcome.code
     message.smtp_response = outcome.detail[:2000] or None
@@ -450,7 +528,12 @@ async def apply_outcome(
         message.sent_at = now
         await record_event(session, tenant, "email.sent", _sent_event(message))
         # As in _record_live_sends: a sequence stopped while its email was out (a reply) stays stopped.
-        if state is not None and lead is not None and campaign is not None and state.status == SequenceStatus.sending.value:
+        if (
+            state is not None
+            and lead is not None
+            and campaign is not None
+            and state.status == SequenceStatus.sending.value
+        ):
             _advance(state, lead, campaign, message, now)
         if not message.livemode and lead is not None:
             await simulation.after_send(session, tenant, message, lead, state, campaign, now)
@@ -460,9 +543,13 @@ async def apply_outcome(
         await bounce_hard(session, tenant, message, lead, state, now, str(outcome.code or ""), outcome.detail)
         return
     # Not handed over: give the send back to today's campaign and inbox limits.
-    await SendQueue(session).adjust_counters(claimed_on, [i for i in (message.campaign_id, message.inbox_id) if i], -1)
+    await SendQueue(session).adjust_counters(
+        claimed_on, [i for i in (message.campaign_id, message.inbox_id) if i], -1
+    )
     if outcome.inbox_failure_side and message.inbox_id:
-        await report_connection_failure(session, tenant, message.inbox_id, outcome.inbox_failure_side, outcome.detail)
+        await report_connection_failure(
+            session, tenant, message.inbox_id, outcome.inbox_failure_side, outcome.detail
+        )
     if outcome.kind == "requeue":
         # Claimed but never handed to SMTP (its worker stopped first): nothing left the server, so it simply
         # goes back in the queue, without counting as an attempt.
@@ -491,18 +578,34 @@ def _advance(state: SequenceState, lead: Lead, campaign: Campaign, message: Mess
         _finish(state, lead, now)
         return
     state.next_step = following
-    scheduled = due_at(now, step_delay(steps[following]), window_for(campaign.send_window, lead.timezone), lead.id)
+    scheduled = due_at(
+        now, step_delay(steps[following]), window_for(campaign.send_window, lead.timezone), lead.id
+    )
     _reschedule(state, scheduled, now)
     if campaign.status != CampaignStatus.active.value:
         state.due_at = None
 
 
-async def bounce_hard(session: AsyncSession, tenant: Tenant, message: Message, lead: Lead | None,
-                      state: SequenceState | None, now: datetime, status_code: str, diagnostic: str) -> None:
+async def bounce_hard(
+    session: AsyncSession,
+    tenant: Tenant,
+    message: Message,
+    lead: Lead | None,
+    state: SequenceState | None,
+    now: datetime,
+    status_code: str,
+    diagnostic: str,
+) -> None:
     """A hard bounce: the event, the address suppressed, the lead stopped."""
-    await record_event(session, tenant, "email.bounced.hard",
-                       {**event_ref(message), "status_code": status_code or None, "diagnostic": diagnostic[:500] or None})
-    await suppressions.add_suppression(session, tenant, SuppressionType.email, message.to_email, SuppressionReason.bounced)
+    await record_event(
+        session,
+        tenant,
+        "email.bounced.hard",
+        {**event_ref(message), "status_code": status_code or None, "diagnostic": diagnostic[:500] or None},
+    )
+    await suppressions.add_suppression(
+        session, tenant, SuppressionType.email, message.to_email, SuppressionReason.bounced
+    )
     if lead is not None:
         lead.status = LeadStatus.bounced.value
     if state is not None:
@@ -512,8 +615,13 @@ async def bounce_hard(session: AsyncSession, tenant: Tenant, message: Message, l
 # --- in-flight resolution -------------------------------------------------------------------------------
 
 
-async def resolve_stale(session: AsyncSession, settings: Settings, stale: Sequence[Message], found_in_sent: dict[str, bool],
-                        now: datetime) -> int:
+async def resolve_stale(
+    session: AsyncSession,
+    settings: Settings,
+    stale: Sequence[Message],
+    found_in_sent: dict[str, bool],
+    now: datetime,
+) -> int:
     """Settle attempts whose worker died before recording their outcome. Never handed to SMTP (`sending`):
     back in the queue. Handed over (`handed`): sent if the inbox's Sent folder holds the Message-ID
     (`found_in_sent`, by message id), otherwise `unknown` and reported — never resent."""
@@ -523,21 +631,48 @@ async def resolve_stale(session: AsyncSession, settings: Settings, stale: Sequen
     campaigns = await queue.campaigns(m.campaign_id for m in stale)
     async with batched_events(session):
         for message in stale:
-            state, lead, campaign = states.get(message.lead_id), leads.get(message.lead_id), campaigns.get(message.campaign_id)
+            state, lead, campaign = (
+                states.get(message.lead_id),
+                leads.get(message.lead_id),
+                campaigns.get(message.campaign_id),
+            )
             if message.status == MessageStatus.sending.value:
-                await apply_outcome(session, settings, message, state, lead, campaign,
-                                    Outcome(message.id, "requeue", detail="requeued: its worker stopped before sending"), now)
+                await apply_outcome(
+                    session,
+                    settings,
+                    message,
+                    state,
+                    lead,
+                    campaign,
+                    Outcome(message.id, "requeue", detail="requeued: its worker stopped before sending"),
+                    now,
+                )
             elif message.id not in found_in_sent:
                 continue  # the Sent folder could not be read now; the caller pushed the lease back
             elif found_in_sent[message.id]:
-                await apply_outcome(session, settings, message, state, lead, campaign,
-                                    Outcome(message.id, "sent", detail="found in the Sent folder after its worker stopped"), now)
+                await apply_outcome(
+                    session,
+                    settings,
+                    message,
+                    state,
+                    lead,
+                    campaign,
+                    Outcome(message.id, "sent", detail="found in the Sent folder after its worker stopped"),
+                    now,
+                )
             else:
                 message.status = MessageStatus.unknown.value
                 message.lease_until = None
-                message.smtp_response = "handed to SMTP when its worker stopped, and not in the Sent folder; not resent"
+                message.smtp_response = (
+                    "handed to SMTP when its worker stopped, and not in the Sent folder; not resent"
+                )
                 if state is not None:
                     stop_sequence(state, StopReason.delivery_unknown, now)
-                log.warning("send outcome unknown", message_id=message.id, lead_id=message.lead_id, inbox_id=message.inbox_id)
+                log.warning(
+                    "send outcome unknown",
+                    message_id=message.id,
+                    lead_id=message.lead_id,
+                    inbox_id=message.inbox_id,
+                )
         await session.flush()
     return len(stale)

@@ -22,41 +22,80 @@ def tags_of(email: str) -> set[str]:
     return {part for part in local.split("+")[1:] if part in TAGS}
 
 
-async def after_send(session: AsyncSession, tenant: Tenant, message: Any, lead: Any, state: Any, campaign: Any,
-                     now: datetime) -> None:
+async def after_send(
+    session: AsyncSession, tenant: Tenant, message: Any, lead: Any, state: Any, campaign: Any, now: datetime
+) -> None:
     from imail.models.sending import StopReason
     from imail.sending.service import bounce_hard, event_ref, stop_sequence
 
     ref = event_ref(message)
     tags = tags_of(message.to_email)
     if "bounce_hard" in tags:
-        await bounce_hard(session, tenant, message, lead, state, now, "5.1.1", "simulated: user unknown (test mode)")
+        await bounce_hard(
+            session, tenant, message, lead, state, now, "5.1.1", "simulated: user unknown (test mode)"
+        )
         return
     if "bounce_soft" in tags:
-        await record_event(session, tenant, "email.bounced.soft",
-                           {**ref, "category": "mailbox_full", "status_code": "4.2.2",
-                            "diagnostic": "simulated: mailbox full (test mode)", "will_retry": False})
+        await record_event(
+            session,
+            tenant,
+            "email.bounced.soft",
+            {
+                **ref,
+                "category": "mailbox_full",
+                "status_code": "4.2.2",
+                "diagnostic": "simulated: mailbox full (test mode)",
+                "will_retry": False,
+            },
+        )
         return
-    await record_event(session, tenant, "email.delivered", {**ref, "detail": "simulated delivery (test mode)"})
+    await record_event(
+        session, tenant, "email.delivered", {**ref, "detail": "simulated delivery (test mode)"}
+    )
     if tags & {"open", "click"}:
         message.opened_at = message.opened_at or now + timedelta(seconds=1)
-        await record_event(session, tenant, "email.opened", {**ref, "machine": False, "user_agent": "imail-test-mode"})
+        await record_event(
+            session, tenant, "email.opened", {**ref, "machine": False, "user_agent": "imail-test-mode"}
+        )
     if "click" in tags:
         message.clicked_at = message.clicked_at or now + timedelta(seconds=2)
         url = (message.links or ["https://example.com/"])[0]
-        await record_event(session, tenant, "email.clicked", {**ref, "url": url, "machine": False, "user_agent": "imail-test-mode"})
+        await record_event(
+            session,
+            tenant,
+            "email.clicked",
+            {**ref, "url": url, "machine": False, "user_agent": "imail-test-mode"},
+        )
     if tags & {"reply", "interested"}:
         reply_id = new_id("rpl")
-        await record_event(session, tenant, "reply.received", {
-            "reply_id": reply_id, "message_id": message.id, "campaign_id": message.campaign_id,
-            "lead_id": message.lead_id, "inbox_id": message.inbox_id, "from_email": message.to_email,
-            "subject": f"Re: {message.subject}", "received_at": now + timedelta(seconds=3),
-        })
+        await record_event(
+            session,
+            tenant,
+            "reply.received",
+            {
+                "reply_id": reply_id,
+                "message_id": message.id,
+                "campaign_id": message.campaign_id,
+                "lead_id": message.lead_id,
+                "inbox_id": message.inbox_id,
+                "from_email": message.to_email,
+                "subject": f"Re: {message.subject}",
+                "received_at": now + timedelta(seconds=3),
+            },
+        )
         label = "interested" if "interested" in tags else "neutral"
-        await record_event(session, tenant, "reply.classified", {
-            "reply_id": reply_id, "lead_id": message.lead_id, "campaign_id": message.campaign_id,
-            "label": label, "confidence": 1.0,
-        })
+        await record_event(
+            session,
+            tenant,
+            "reply.classified",
+            {
+                "reply_id": reply_id,
+                "lead_id": message.lead_id,
+                "campaign_id": message.campaign_id,
+                "label": label,
+                "confidence": 1.0,
+            },
+        )
         lead.status = LeadStatus.replied.value
         if label == "interested":
             lead.interest_status = InterestStatus.interested.value

@@ -27,8 +27,13 @@ class _Connection:
 class SmtpPool:
     """One open connection per inbox; a send waits for its inbox's connection (sends per inbox are sequential)."""
 
-    def __init__(self, timeout: float, ca_file: str | None = None, idle_seconds: float = 60.0,
-                 allow_private: bool = False):
+    def __init__(
+        self,
+        timeout: float,
+        ca_file: str | None = None,
+        idle_seconds: float = 60.0,
+        allow_private: bool = False,
+    ):
         self.timeout = timeout
         self.ca_file = ca_file
         self.allow_private = allow_private  # IMAIL_MAIL_ALLOW_PRIVATE: the address policy holds at every dial
@@ -45,8 +50,9 @@ class SmtpPool:
             return current.client
         if current is not None:
             await self._close(inbox_id)
-        client = await smtp.open_session(endpoint, timeout=self.timeout, ca_file=self.ca_file,
-                                         allow_private=self.allow_private)
+        client = await smtp.open_session(
+            endpoint, timeout=self.timeout, ca_file=self.ca_file, allow_private=self.allow_private
+        )
         self._connections[inbox_id] = _Connection(endpoint, client, time.monotonic())
         return client
 
@@ -55,7 +61,13 @@ class SmtpPool:
         return current is not None and current.endpoint == endpoint and current.client.is_connected
 
     async def send(
-        self, inbox_id: str, endpoint: Endpoint, message_id: str, sender: str, recipient: str, data: bytes,
+        self,
+        inbox_id: str,
+        endpoint: Endpoint,
+        message_id: str,
+        sender: str,
+        recipient: str,
+        data: bytes,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         """Hand one message over (the caller holds `lock(inbox_id)`). A pooled connection the server dropped
@@ -70,8 +82,12 @@ class SmtpPool:
             except MailRejected as exc:
                 return _rejected(message_id, exc)
             except AttemptTaken:
-                await self._close(inbox_id)  # the envelope was given: drop the session rather than hand the data
-                return Outcome(message_id, "taken", detail="its lease ran out and it was requeued before DATA")
+                await self._close(
+                    inbox_id
+                )  # the envelope was given: drop the session rather than hand the data
+                return Outcome(
+                    message_id, "taken", detail="its lease ran out and it was requeued before DATA"
+                )
             except smtp.DeliveryInDoubt as exc:
                 await self._close(inbox_id, polite=False)
                 return Outcome(message_id, "in_doubt", detail=exc.detail)
@@ -101,7 +117,9 @@ class SmtpPool:
 
     async def close_idle(self) -> None:
         cutoff = time.monotonic() - self.idle_seconds
-        for inbox_id in [i for i, c in self._connections.items() if c.last_used < cutoff and not self.lock(i).locked()]:
+        for inbox_id in [
+            i for i, c in self._connections.items() if c.last_used < cutoff and not self.lock(i).locked()
+        ]:
             await self._close(inbox_id)
 
     async def close(self) -> None:

@@ -67,7 +67,9 @@ async def report(address: SpamdAddress, message: bytes, timeout: float) -> Repor
             finally:
                 writer.close()
     except (OSError, TimeoutError) as exc:
-        raise SpamdError(f"spamd at {address.host}:{address.port} did not answer: {exc or 'timed out'}") from None
+        raise SpamdError(
+            f"spamd at {address.host}:{address.port} did not answer: {exc or 'timed out'}"
+        ) from None
     return parse_report(answer)
 
 

@@ -9,7 +9,8 @@ class SpamCheckRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lead_id: str | None = Field(
-        None, description="A lead of this campaign to render for; default: a sample lead (Alex Morgan, Example Inc)."
+        None,
+        description="A lead of this campaign to render for; default: a sample lead (Alex Morgan, Example Inc).",
     )
 
 
@@ -24,7 +25,9 @@ class StepScore(BaseModel):
     variant: str | None = Field(description="The A/B variant rendered (the one this lead would get).")
     subject: str
     score: float = Field(description="SpamAssassin's total for the email.")
-    threshold: float = Field(description="The score from which spamd calls an email spam (its required_score).")
+    threshold: float = Field(
+        description="The score from which spamd calls an email spam (its required_score)."
+    )
     is_spam: bool
     rules: list[SpamRule] = Field(description="Every rule that fired, as spamd reported it.")
 

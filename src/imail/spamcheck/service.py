@@ -52,12 +52,18 @@ async def _sender(session: AsyncSession, caller: Caller, campaign_id: str) -> Se
     inbox_ids = (await CampaignRepository(session, caller.tenant).inbox_ids([campaign_id]))[campaign_id]
     inbox = await InboxRepository(session, caller.tenant).get(inbox_ids[0]) if inbox_ids else None
     if inbox is None:
-        raise Conflict(f"Campaign {campaign_id} has no inbox to send from; PATCH inbox_ids first", "inbox_ids")
+        raise Conflict(
+            f"Campaign {campaign_id} has no inbox to send from; PATCH inbox_ids first", "inbox_ids"
+        )
     return Sender(inbox.email, inbox.name, inbox.signature or "")
 
 
 async def spam_check(
-    session: AsyncSession, caller: Caller, campaign_id: str, body: SpamCheckRequest, settings: Settings,
+    session: AsyncSession,
+    caller: Caller,
+    campaign_id: str,
+    body: SpamCheckRequest,
+    settings: Settings,
     urls: TrackingUrls,
 ) -> dict[str, Any]:
     if settings.spamd_url is None:
@@ -73,9 +79,17 @@ async def spam_check(
     message_ids: tuple[str, ...] = ()
     for index, step in enumerate(campaign.steps):
         composed = compose(
-            message_id=new_id("msg"), step=step, step_index=index, lead=lead, sender=sender,
-            thread=Thread(first_subject, message_ids), track_opens=campaign.track_opens,
-            track_clicks=campaign.track_clicks, text_only=campaign.text_only, urls=urls, footer=footer,
+            message_id=new_id("msg"),
+            step=step,
+            step_index=index,
+            lead=lead,
+            sender=sender,
+            thread=Thread(first_subject, message_ids),
+            track_opens=campaign.track_opens,
+            track_clicks=campaign.track_clicks,
+            text_only=campaign.text_only,
+            urls=urls,
+            footer=footer,
         )
         first_subject = first_subject or composed.subject
         message_ids += (composed.message_id_header,)
@@ -83,9 +97,17 @@ async def spam_check(
             scored = await report(address, composed.data, settings.spamd_timeout)
         except SpamdError as exc:
             raise ServiceUnavailable(f"The spam check could not score step {index + 1}: {exc}") from None
-        steps.append({
-            "step": index + 1, "variant": composed.variant, "subject": composed.subject, "score": scored.score,
-            "threshold": scored.threshold, "is_spam": scored.is_spam,
-            "rules": [{"name": r.name, "score": r.score, "description": r.description} for r in scored.rules],
-        })
+        steps.append(
+            {
+                "step": index + 1,
+                "variant": composed.variant,
+                "subject": composed.subject,
+                "score": scored.score,
+                "threshold": scored.threshold,
+                "is_spam": scored.is_spam,
+                "rules": [
+                    {"name": r.name, "score": r.score, "description": r.description} for r in scored.rules
+                ],
+            }
+        )
     return {"campaign_id": campaign.id, "lead_id": body.lead_id, "steps": steps}

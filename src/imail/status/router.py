@@ -25,10 +25,13 @@ def status_cache(request: Request) -> Cached[StatusFull]:
     if getattr(state, "status_cache", None) is None:
         from imail.analytics.public import shared  # per process, and through Redis when configured
 
-        state.status_cache = shared(state.redis, "status", StatusFull,
-                                    lambda: service.full_status(state.database, state.redis, state.rate_limiter,
-                                                                        state.settings),
-                                    state.settings.database_url)
+        state.status_cache = shared(
+            state.redis,
+            "status",
+            StatusFull,
+            lambda: service.full_status(state.database, state.redis, state.rate_limiter, state.settings),
+            state.settings.database_url,
+        )
     return state.status_cache
 
 

@@ -37,5 +37,6 @@ class StatusFull(BaseModel):
     components: dict[str, Component]
     operations: Operations | None = None
     warnings: list[str] = Field(
-        default_factory=list, description="Configuration the operator should fix, like an http IMAIL_PUBLIC_URL."
+        default_factory=list,
+        description="Configuration the operator should fix, like an http IMAIL_PUBLIC_URL.",
     )

@@ -51,17 +51,29 @@ async def check_redis(redis: Redis | None, limiter: RateLimiter) -> Component:
 async def full_status(
     database: Database, redis: Redis | None, limiter: RateLimiter, settings: Settings
 ) -> StatusFull:
-    db_component, redis_component = await asyncio.gather(check_database(database), check_redis(redis, limiter))
+    db_component, redis_component = await asyncio.gather(
+        check_database(database), check_redis(redis, limiter)
+    )
     components = {"database": db_component, "redis": redis_component}
     states = {c.status for c in components.values()}
-    overall = "down" if db_component.status == "down" else ("degraded" if states & {"down", "degraded"} else "ok")
+    overall = (
+        "down" if db_component.status == "down" else ("degraded" if states & {"down", "degraded"} else "ok")
+    )
     figures = None
     if db_component.status == "ok":
         from imail.analytics.public import operations
 
         try:
-            figures = Operations.model_validate((await asyncio.wait_for(operations(database), CHECK_TIMEOUT)).model_dump())
+            figures = Operations.model_validate(
+                (await asyncio.wait_for(operations(database), CHECK_TIMEOUT)).model_dump()
+            )
         except Exception:  # the figures are extra: never turn a status answer into an error
             figures = None
-    return StatusFull(status=overall, checked_at=utcnow(), version=__version__, components=components,
-                      operations=figures, warnings=settings.public_url_warnings())
+    return StatusFull(
+        status=overall,
+        checked_at=utcnow(),
+        version=__version__,
+        components=components,
+        operations=figures,
+        warnings=settings.public_url_warnings(),
+    )

@@ -18,7 +18,9 @@ from imail.models.suppression import SuppressionType
 class SuppressionRepository(TenantRepository[Suppression]):
     model = Suppression
 
-    async def list_page(self, params: PageParams, type_: str | None, value: str | None, reason: str | None) -> list[Suppression]:
+    async def list_page(
+        self, params: PageParams, type_: str | None, value: str | None, reason: str | None
+    ) -> list[Suppression]:
         stmt = self.select()
         if type_ is not None:
             stmt = stmt.where(Suppression.type == type_)
@@ -43,9 +45,21 @@ class SuppressionRepository(TenantRepository[Suppression]):
         insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         now = utcnow()
         await self.session.execute(
-            insert(Suppression.__table__).on_conflict_do_nothing(index_elements=["workspace_id", "livemode", "type", "value"]),
-            [{"id": new_id("sup"), "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode,
-              "type": type_, "value": value, "reason": reason, "created_at": now} for type_, value, reason in entries],
+            insert(Suppression.__table__).on_conflict_do_nothing(
+                index_elements=["workspace_id", "livemode", "type", "value"]
+            ),
+            [
+                {
+                    "id": new_id("sup"),
+                    "workspace_id": self.tenant.workspace_id,
+                    "livemode": self.tenant.livemode,
+                    "type": type_,
+                    "value": value,
+                    "reason": reason,
+                    "created_at": now,
+                }
+                for type_, value, reason in entries
+            ],
         )
 
     async def find(self, type_: str, value: str) -> Suppression | None:

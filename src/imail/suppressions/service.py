@@ -42,8 +42,12 @@ async def suppressed_among(session: AsyncSession, tenant: Tenant, emails: Sequen
     if not emails:
         return {}
     rows = await SuppressionRepository(session, tenant).matching(emails, [domain_of(e) for e in emails])
-    by_email = {value: Match(sid, kind, value) for sid, kind, value in rows if kind == SuppressionType.email.value}
-    by_domain = {value: Match(sid, kind, value) for sid, kind, value in rows if kind == SuppressionType.domain.value}
+    by_email = {
+        value: Match(sid, kind, value) for sid, kind, value in rows if kind == SuppressionType.email.value
+    }
+    by_domain = {
+        value: Match(sid, kind, value) for sid, kind, value in rows if kind == SuppressionType.domain.value
+    }
     found: dict[str, Match] = {}
     for email in emails:
         match = by_email.get(email) or by_domain.get(domain_of(email))
@@ -102,7 +106,9 @@ async def batched_suppressions(session: AsyncSession) -> AsyncIterator[None]:
 
 async def create_suppression(session: AsyncSession, caller: Caller, body: SuppressionCreate) -> Suppression:
     if body.email is None and body.domain is None:
-        raise MissingField("email or domain is required: {\"email\": \"ana@example.com\"} or {\"domain\": \"example.com\"}", "email")
+        raise MissingField(
+            'email or domain is required: {"email": "ana@example.com"} or {"domain": "example.com"}', "email"
+        )
     if body.email is not None and body.domain is not None:
         raise InvalidField("Give either email or domain, not both: one entry per call", "domain")
     try:
@@ -139,7 +145,12 @@ async def delete_suppression(session: AsyncSession, caller: Caller, suppression_
 
 
 async def list_suppressions(
-    session: AsyncSession, caller: Caller, params: PageParams, type_: str | None, value: str | None, reason: str | None
+    session: AsyncSession,
+    caller: Caller,
+    params: PageParams,
+    type_: str | None,
+    value: str | None,
+    reason: str | None,
 ) -> list[Suppression]:
     if value is not None:
         value = value.strip().lower()

@@ -34,5 +34,5 @@ def add_pixel(markup: str, pixel_url: str) -> str:
     pixel = f"<div style=\"background-image:url('{url}');width:1px;height:1px;font-size:1px;line-height:1px\"></div>"
     closing = re.search(r"</body\s*>", markup, re.IGNORECASE)
     if closing:
-        return markup[: closing.start()] + pixel + markup[closing.start():]
+        return markup[: closing.start()] + pixel + markup[closing.start() :]
     return markup + pixel

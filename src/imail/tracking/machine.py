@@ -6,11 +6,38 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime, timedelta
 
-IMAGE_PROXY_AGENTS = ("googleimageproxy", "ggpht.com", "yahoomailproxy", "yahoo! slurp", "outlook-ios-imageproxy")
+IMAGE_PROXY_AGENTS = (
+    "googleimageproxy",
+    "ggpht.com",
+    "yahoomailproxy",
+    "yahoo! slurp",
+    "outlook-ios-imageproxy",
+)
 SCANNER_AGENTS = (
-    "barracuda", "mimecast", "proofpoint", "urldefense", "safelinks", "forcepoint", "trendmicro", "symantec",
-    "messagelabs", "fireeye", "sophos", "python-requests", "python-httpx", "curl/", "wget/", "go-http-client",
-    "headlesschrome", "phantomjs", "bot", "crawler", "spider", "preview", "scanner", "linkcheck",
+    "barracuda",
+    "mimecast",
+    "proofpoint",
+    "urldefense",
+    "safelinks",
+    "forcepoint",
+    "trendmicro",
+    "symantec",
+    "messagelabs",
+    "fireeye",
+    "sophos",
+    "python-requests",
+    "python-httpx",
+    "curl/",
+    "wget/",
+    "go-http-client",
+    "headlesschrome",
+    "phantomjs",
+    "bot",
+    "crawler",
+    "spider",
+    "preview",
+    "scanner",
+    "linkcheck",
 )
 # Apple Mail Privacy Protection fetches images from Apple's own network.
 APPLE_PROXY_NETWORK = ipaddress.ip_network("17.0.0.0/8")
@@ -30,9 +57,15 @@ def _from_apple(ip: str | None) -> bool:
 
 def open_is_machine(user_agent: str, ip: str | None, sent_at: datetime | None, now: datetime) -> bool:
     agent = user_agent.lower()
-    return any(p in agent for p in IMAGE_PROXY_AGENTS) or _from_apple(ip) or _within(sent_at, now, PREFETCH_WINDOW)
+    return (
+        any(p in agent for p in IMAGE_PROXY_AGENTS)
+        or _from_apple(ip)
+        or _within(sent_at, now, PREFETCH_WINDOW)
+    )
 
 
-def click_is_machine(user_agent: str, sent_at: datetime | None, now: datetime, scanner_window: timedelta) -> bool:
+def click_is_machine(
+    user_agent: str, sent_at: datetime | None, now: datetime, scanner_window: timedelta
+) -> bool:
     agent = user_agent.lower()
     return not agent or any(p in agent for p in SCANNER_AGENTS) or _within(sent_at, now, scanner_window)

@@ -20,9 +20,13 @@ class TrackingRepository(Repository[Message]):
     async def message(self, message_id: str) -> Message | None:
         return await self.session.get(Message, message_id)
 
-    async def lead_state_campaign(self, message: Message) -> tuple[Lead | None, SequenceState | None, Campaign | None]:
+    async def lead_state_campaign(
+        self, message: Message
+    ) -> tuple[Lead | None, SequenceState | None, Campaign | None]:
         lead = await self.session.get(Lead, message.lead_id)
-        state = (await self.session.execute(select(SequenceState).where(SequenceState.lead_id == message.lead_id))).scalar_one_or_none()
+        state = (
+            await self.session.execute(select(SequenceState).where(SequenceState.lead_id == message.lead_id))
+        ).scalar_one_or_none()
         campaign = await self.session.get(Campaign, message.campaign_id)
         return lead, state, campaign
 
@@ -32,7 +36,8 @@ class TrackingRepository(Repository[Message]):
         insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = insert(TrackingWindow).values(message_id=message_id, link=link, event_at=now)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["message_id", "link"], set_={"event_at": stmt.excluded.event_at},
+            index_elements=["message_id", "link"],
+            set_={"event_at": stmt.excluded.event_at},
             where=TrackingWindow.event_at < since,
         ).returning(TrackingWindow.link)
         return (await self.session.execute(stmt)).first() is not None

@@ -29,8 +29,10 @@ async def limit_by_address(request: Request) -> None:
     decision = await state.rate_limiter.hit(f"tracking:{address}", limit)
     request.state.rate_limit_headers = decision.headers()  # the tighter of the two buckets it is charged to
     if not decision.allowed:
-        raise RateLimited(f"Too many requests from {address}; retry after {decision.retry_after} s",
-                          headers={"Retry-After": str(decision.retry_after)})
+        raise RateLimited(
+            f"Too many requests from {address}; retry after {decision.retry_after} s",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
 
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(limit_by_address)])
@@ -46,8 +48,10 @@ def signer(request: Request) -> Signer:
     return state.signer
 
 
-STYLE = ("body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}"
-         "button{font-size:1rem;padding:.6rem 1.2rem}")
+STYLE = (
+    "body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}"
+    "button{font-size:1rem;padding:.6rem 1.2rem}"
+)
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -55,21 +59,30 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 
 @router.get("/t/o/{token}.gif")
-async def track_open(token: str, request: Request, session: SessionDep,
-                     user_agent: Annotated[str, Header()] = "") -> Response:
+async def track_open(
+    token: str, request: Request, session: SessionDep, user_agent: Annotated[str, Header()] = ""
+) -> Response:
     """The open pixel. Always the image (a bad token is simply not counted, nor is a HEAD)."""
     if is_head(request.scope):
         return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
     try:
-        await service.record_open(session, signer(request), token, user_agent, request.client.host if request.client else None, utcnow())
+        await service.record_open(
+            session,
+            signer(request),
+            token,
+            user_agent,
+            request.client.host if request.client else None,
+            utcnow(),
+        )
     except NotFound:
         pass
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
 @router.get("/t/c/{token}")
-async def track_click(token: str, request: Request, session: SessionDep,
-                      user_agent: Annotated[str, Header()] = "") -> Response:
+async def track_click(
+    token: str, request: Request, session: SessionDep, user_agent: Annotated[str, Header()] = ""
+) -> Response:
     """The click redirect; a HEAD (link checkers send them) is answered but not counted."""
     try:
         if is_head(request.scope):
@@ -102,4 +115,7 @@ async def unsubscribe(token: str, request: Request, session: SessionDep) -> Resp
         message = await service.unsubscribe(session, signer(request), token, utcnow())
     except NotFound:
         return _page("Link not valid", "<h1>This unsubscribe link is not valid</h1>", 404)
-    return _page("Unsubscribed", f"<h1>You are unsubscribed</h1><p>{html.escape(message.to_email)} will get no more emails from us.</p>")
+    return _page(
+        "Unsubscribed",
+        f"<h1>You are unsubscribed</h1><p>{html.escape(message.to_email)} will get no more emails from us.</p>",
+    )

@@ -37,8 +37,9 @@ async def _message(session: AsyncSession, message_id: str) -> Message:
     return message
 
 
-async def _record_hit(session: AsyncSession, message: Message, link: int, event_type: str, data: dict,
-                      now: datetime) -> None:
+async def _record_hit(
+    session: AsyncSession, message: Message, link: int, event_type: str, data: dict, now: datetime
+) -> None:
     """Record the hit as an event (with its webhooks) when it is the first of its link in REPEAT_WINDOW, else as
     the internal `<type>.repeat` (analytics totals only): a client or scanner replaying one pixel or link is one
     event, not one per request, while every hit still counts."""
@@ -46,13 +47,21 @@ async def _record_hit(session: AsyncSession, message: Message, link: int, event_
     await record_event(session, tenant_of(message), event_type if first else f"{event_type}.repeat", data)
 
 
-async def record_open(session: AsyncSession, signer: Signer, token: str, user_agent: str, ip: str | None, now: datetime) -> None:
+async def record_open(
+    session: AsyncSession, signer: Signer, token: str, user_agent: str, ip: str | None, now: datetime
+) -> None:
     message = await _message(session, _read(signer, "open", token))
     is_machine = machine.open_is_machine(user_agent, ip, message.sent_at, now)
     if message.opened_at is None and not is_machine:
         message.opened_at = now
-    await _record_hit(session, message, OPEN_PIXEL, "email.opened",
-                      {**event_ref(message), "machine": is_machine, "user_agent": user_agent[:300] or None}, now)
+    await _record_hit(
+        session,
+        message,
+        OPEN_PIXEL,
+        "email.opened",
+        {**event_ref(message), "machine": is_machine, "user_agent": user_agent[:300] or None},
+        now,
+    )
 
 
 async def _click(session: AsyncSession, signer: Signer, token: str) -> tuple[Message, int, str]:
@@ -69,16 +78,23 @@ async def click_target(session: AsyncSession, signer: Signer, token: str) -> str
     return (await _click(session, signer, token))[2]
 
 
-async def record_click(session: AsyncSession, signer: Signer, token: str, user_agent: str, now: datetime) -> str:
+async def record_click(
+    session: AsyncSession, signer: Signer, token: str, user_agent: str, now: datetime
+) -> str:
     """The original link to redirect to, once the click is recorded."""
     message, index, url = await _click(session, signer, token)
     is_machine = machine.click_is_machine(user_agent, message.sent_at, now, CLICK_SCANNER_WINDOW)
     if not is_machine:
         message.clicked_at = message.clicked_at or now
         message.opened_at = message.opened_at or now  # a human click implies the email was opened
-    await _record_hit(session, message, index, "email.clicked",
-                      {**event_ref(message), "url": url, "machine": is_machine, "user_agent": user_agent[:300] or None},
-                      now)
+    await _record_hit(
+        session,
+        message,
+        index,
+        "email.clicked",
+        {**event_ref(message), "url": url, "machine": is_machine, "user_agent": user_agent[:300] or None},
+        now,
+    )
     return url
 
 
@@ -93,7 +109,9 @@ async def unsubscribe(session: AsyncSession, signer: Signer, token: str, now: da
     lead, state, _campaign = await TrackingRepository(session).lead_state_campaign(message)
     if await suppressions.is_suppressed(session, tenant, message.to_email) is None:
         await record_event(session, tenant, "lead.unsubscribed", event_ref(message))
-    await suppressions.suppress(session, tenant, SuppressionType.email, message.to_email, SuppressionReason.unsubscribed)
+    await suppressions.suppress(
+        session, tenant, SuppressionType.email, message.to_email, SuppressionReason.unsubscribed
+    )
     if lead is not None:
         lead.status = LeadStatus.unsubscribed.value
         lead.interest_status = InterestStatus.unsubscribed.value

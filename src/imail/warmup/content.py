@@ -17,14 +17,27 @@ from imail.sending.sequence import reply_subject
 HEADER = "X-Imail-Warmup"
 
 SUBJECTS = (
-    "Quick sync this week?", "Notes from today", "Following up on the plan", "Catching up", "Thoughts on the draft",
-    "Next steps", "Checking in", "Agenda for Thursday", "A small update", "Question about the timeline",
-    "Re-thinking the schedule", "Lunch next week?", "The numbers you asked for", "Idea for the team offsite",
+    "Quick sync this week?",
+    "Notes from today",
+    "Following up on the plan",
+    "Catching up",
+    "Thoughts on the draft",
+    "Next steps",
+    "Checking in",
+    "Agenda for Thursday",
+    "A small update",
+    "Question about the timeline",
+    "Re-thinking the schedule",
+    "Lunch next week?",
+    "The numbers you asked for",
+    "Idea for the team offsite",
 )
 OPENINGS = ("Hi", "Hello", "Hey", "Good morning", "Hi there")
 BODIES = (
-    ("I went through the notes from our last call and everything looks on track. Let me know if anything changed on "
-     "your side."),
+    (
+        "I went through the notes from our last call and everything looks on track. Let me know if anything changed on "
+        "your side."
+    ),
     "Do you have twenty minutes later this week to go over the plan? Tuesday or Wednesday afternoon works for me.",
     "Just wanted to share a quick update: the first part is done and I am starting on the second today.",
     "I had a thought about the schedule we discussed. Could we move the review a few days earlier?",
@@ -33,8 +46,12 @@ BODIES = (
     "I spoke with the team and they are happy with the direction. We can go ahead whenever you are ready.",
 )
 REPLIES = (
-    "Thanks for the note, that works for me.", "Sounds good, let's do that.", "Great, thanks for the update!",
-    "Sure, happy to help. I'll get back to you shortly.", "Perfect, talk soon.", "Good idea, I agree.",
+    "Thanks for the note, that works for me.",
+    "Sounds good, let's do that.",
+    "Great, thanks for the update!",
+    "Sure, happy to help. I'll get back to you shortly.",
+    "Perfect, talk soon.",
+    "Good idea, I agree.",
     "Thanks! I'll take a look today.",
 )
 CLOSINGS = ("Best", "Thanks", "Cheers", "Kind regards", "Talk soon")
@@ -83,27 +100,50 @@ class Composed:
     data: bytes
 
 
-def _message(sender: Party, recipient: Party, subject: str, text: str, settings: Settings,
-             in_reply_to: str | None = None) -> Composed:
+def _message(
+    sender: Party,
+    recipient: Party,
+    subject: str,
+    text: str,
+    settings: Settings,
+    in_reply_to: str | None = None,
+) -> Composed:
     header = make_message_id(domain_of(sender.email))
     outbound = Outbound(
-        from_email=sender.email, from_name=sender.name, to_email=recipient.email, to_name=recipient.name,
-        subject=subject, text=text, message_id=header, in_reply_to=in_reply_to,
-        references=[in_reply_to] if in_reply_to else [], headers={HEADER: marker(settings)},
+        from_email=sender.email,
+        from_name=sender.name,
+        to_email=recipient.email,
+        to_name=recipient.name,
+        subject=subject,
+        text=text,
+        message_id=header,
+        in_reply_to=in_reply_to,
+        references=[in_reply_to] if in_reply_to else [],
+        headers={HEADER: marker(settings)},
     )
     return Composed(subject, header, bytes(build(outbound)))
 
 
 def first_email(sender: Party, recipient: Party, settings: Settings, rng: random.Random) -> Composed:
     subject = rng.choice(SUBJECTS)
-    text = (f"{rng.choice(OPENINGS)} {_first_name(recipient.name, recipient.email)},\n\n{rng.choice(BODIES)}\n\n"
-            f"{rng.choice(CLOSINGS)},\n{_first_name(sender.name, sender.email)}\n\n{tag(settings)}\n")
+    text = (
+        f"{rng.choice(OPENINGS)} {_first_name(recipient.name, recipient.email)},\n\n{rng.choice(BODIES)}\n\n"
+        f"{rng.choice(CLOSINGS)},\n{_first_name(sender.name, sender.email)}\n\n{tag(settings)}\n"
+    )
     return _message(sender, recipient, subject, text, settings)
 
 
-def reply_email(sender: Party, recipient: Party, first_subject: str, in_reply_to: str, settings: Settings,
-                rng: random.Random) -> Composed:
+def reply_email(
+    sender: Party,
+    recipient: Party,
+    first_subject: str,
+    in_reply_to: str,
+    settings: Settings,
+    rng: random.Random,
+) -> Composed:
     subject = reply_subject(first_subject)
-    text = (f"{rng.choice(OPENINGS)} {_first_name(recipient.name, recipient.email)},\n\n{rng.choice(REPLIES)}\n\n"
-            f"{rng.choice(CLOSINGS)},\n{_first_name(sender.name, sender.email)}\n\n{tag(settings)}\n")
+    text = (
+        f"{rng.choice(OPENINGS)} {_first_name(recipient.name, recipient.email)},\n\n{rng.choice(REPLIES)}\n\n"
+        f"{rng.choice(CLOSINGS)},\n{_first_name(sender.name, sender.email)}\n\n{tag(settings)}\n"
+    )
     return _message(sender, recipient, subject, text, settings, in_reply_to)

@@ -59,12 +59,17 @@ class Window:
     def parse(cls, value: str) -> Window:
         opens, _, closes = value.partition("-")
         closes = closes.strip()
-        return cls(time.fromisoformat(opens.strip()), None if closes == "24:00" else time.fromisoformat(closes))
+        return cls(
+            time.fromisoformat(opens.strip()), None if closes == "24:00" else time.fromisoformat(closes)
+        )
 
     def bounds(self, day: date) -> tuple[datetime, datetime]:
         opens = datetime.combine(day, self.start, tzinfo=UTC)
-        closes = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC) if self.end is None else \
-            datetime.combine(day, self.end, tzinfo=UTC)
+        closes = (
+            datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+            if self.end is None
+            else datetime.combine(day, self.end, tzinfo=UTC)
+        )
         return opens, closes
 
 
@@ -99,5 +104,7 @@ def due_by(window: Window, now: datetime, count: int, key: str) -> int:
 def next_wake(window: Window, now: datetime, sent: int, count: int, key: str) -> datetime:
     """When the inbox has a send due next: its next slot today, else the start of tomorrow's window."""
     if sent < count:
-        return now if sent < due_by(window, now, count, key) else slot_time(window, now.date(), sent, count, key)
+        return (
+            now if sent < due_by(window, now, count, key) else slot_time(window, now.date(), sent, count, key)
+        )
     return window.bounds(now.date() + timedelta(days=1))[0]

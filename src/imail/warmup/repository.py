@@ -23,7 +23,6 @@ def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-
 class WarmupRepository(TenantRepository[InboxWarmup]):
     model = InboxWarmup
 
@@ -40,24 +39,38 @@ class WarmupRepository(TenantRepository[InboxWarmup]):
             return []
         stmt = (
             select(WarmupDaily)
-            .where(WarmupDaily.workspace_id == self.tenant.workspace_id, WarmupDaily.livemode == self.tenant.livemode,
-                   among(WarmupDaily.inbox_id, ids), WarmupDaily.day >= first, WarmupDaily.day <= last)
+            .where(
+                WarmupDaily.workspace_id == self.tenant.workspace_id,
+                WarmupDaily.livemode == self.tenant.livemode,
+                among(WarmupDaily.inbox_id, ids),
+                WarmupDaily.day >= first,
+                WarmupDaily.day <= last,
+            )
             .order_by(WarmupDaily.inbox_id, WarmupDaily.day)
         )
         return list((await self.session.execute(stmt)).scalars())
 
-    async def campaign_counts(self, inbox_ids: Iterable[str], first: date, last: date) -> dict[str, tuple[int, int, int]]:
+    async def campaign_counts(
+        self, inbox_ids: Iterable[str], first: date, last: date
+    ) -> dict[str, tuple[int, int, int]]:
         """(sent, bounced, replied) per inbox from the analytics rollups, days `first`..`last`."""
         ids = list(set(inbox_ids))
         if not ids:
             return {}
         stmt = (
-            select(AnalyticsDaily.inbox_id, func.coalesce(func.sum(AnalyticsDaily.sent), 0),
-                   func.coalesce(func.sum(AnalyticsDaily.bounced_hard + AnalyticsDaily.bounced_soft), 0),
-                   func.coalesce(func.sum(AnalyticsDaily.replied), 0))
-            .where(AnalyticsDaily.workspace_id == self.tenant.workspace_id,
-                   AnalyticsDaily.livemode == self.tenant.livemode, among(AnalyticsDaily.inbox_id, ids),
-                   AnalyticsDaily.day >= first, AnalyticsDaily.day <= last)
+            select(
+                AnalyticsDaily.inbox_id,
+                func.coalesce(func.sum(AnalyticsDaily.sent), 0),
+                func.coalesce(func.sum(AnalyticsDaily.bounced_hard + AnalyticsDaily.bounced_soft), 0),
+                func.coalesce(func.sum(AnalyticsDaily.replied), 0),
+            )
+            .where(
+                AnalyticsDaily.workspace_id == self.tenant.workspace_id,
+                AnalyticsDaily.livemode == self.tenant.livemode,
+                among(AnalyticsDaily.inbox_id, ids),
+                AnalyticsDaily.day >= first,
+                AnalyticsDaily.day <= last,
+            )
             .group_by(AnalyticsDaily.inbox_id)
         )
         return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in await self.session.execute(stmt)}
@@ -83,12 +96,19 @@ class WarmupQueue(Repository[InboxWarmup]):
     async def lock_due(self, now: datetime, limit: int) -> list[InboxWarmup]:
         """Warming inboxes with a send due (a ramp slot or a queued reply), locked; other workers skip them."""
         replies_due = select(WarmupMessage.inbox_id).where(
-            WarmupMessage.status == WarmupMessageStatus.queued.value, WarmupMessage.due_at <= now)
+            WarmupMessage.status == WarmupMessageStatus.queued.value, WarmupMessage.due_at <= now
+        )
         stmt = (
             select(InboxWarmup)
-            .where(InboxWarmup.active.is_(True), InboxWarmup.livemode.is_(True),
-                   or_(InboxWarmup.next_send_at.is_(None), InboxWarmup.next_send_at <= now,
-                       InboxWarmup.inbox_id.in_(replies_due)))
+            .where(
+                InboxWarmup.active.is_(True),
+                InboxWarmup.livemode.is_(True),
+                or_(
+                    InboxWarmup.next_send_at.is_(None),
+                    InboxWarmup.next_send_at <= now,
+                    InboxWarmup.inbox_id.in_(replies_due),
+                ),
+            )
             .order_by(InboxWarmup.next_send_at.is_not(None), InboxWarmup.next_send_at, InboxWarmup.inbox_id)
             .limit(limit)
         )
@@ -119,26 +139,41 @@ class WarmupQueue(Repository[InboxWarmup]):
         stmt = (
             select(Inbox.id, Inbox.email, Inbox.name)
             .join(InboxWarmup, InboxWarmup.inbox_id == Inbox.id)
-            .where(InboxWarmup.active.is_(True), Inbox.livemode.is_(True),
-                   Inbox.status == InboxStatus.connected.value, Inbox.warmup_status == WarmupStatus.active.value)
+            .where(
+                InboxWarmup.active.is_(True),
+                Inbox.livemode.is_(True),
+                Inbox.status == InboxStatus.connected.value,
+                Inbox.warmup_status == WarmupStatus.active.value,
+            )
             .order_by(Inbox.id)
         )
         return list((await self.session.execute(stmt)).all())
 
-    async def lock_daily(self, keys: Iterable[tuple[str, str, bool, date]]) -> dict[tuple[str, date], WarmupDaily]:
+    async def lock_daily(
+        self, keys: Iterable[tuple[str, str, bool, date]]
+    ) -> dict[tuple[str, date], WarmupDaily]:
         """Daily rows for (inbox, workspace, livemode, day) keys, created if missing and locked."""
         wanted = sorted(set(keys), key=lambda k: (k[0], k[3]))
         if not wanted:
             return {}
         zeros = {name: 0 for name in WARMUP_COUNTERS}
         await self.session.execute(
-            upsert_insert(self.session)(WarmupDaily).on_conflict_do_nothing(index_elements=["inbox_id", "day"]),
-            [{"inbox_id": i, "workspace_id": ws, "livemode": live, "day": d, **zeros} for i, ws, live, d in wanted],
+            upsert_insert(self.session)(WarmupDaily).on_conflict_do_nothing(
+                index_elements=["inbox_id", "day"]
+            ),
+            [
+                {"inbox_id": i, "workspace_id": ws, "livemode": live, "day": d, **zeros}
+                for i, ws, live, d in wanted
+            ],
         )
         found: dict[tuple[str, date], WarmupDaily] = {}
         for day in sorted({k[3] for k in wanted}):
             ids = [k[0] for k in wanted if k[3] == day]
-            stmt = select(WarmupDaily).where(among(WarmupDaily.inbox_id, ids), WarmupDaily.day == day).order_by(WarmupDaily.inbox_id)
+            stmt = (
+                select(WarmupDaily)
+                .where(among(WarmupDaily.inbox_id, ids), WarmupDaily.day == day)
+                .order_by(WarmupDaily.inbox_id)
+            )
             if _is_postgres(self.session):
                 stmt = stmt.with_for_update()
             for row in (await self.session.execute(stmt.execution_options(populate_existing=True))).scalars():
@@ -150,7 +185,9 @@ class WarmupQueue(Repository[InboxWarmup]):
         ids = list(set(inbox_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(select(WarmupDaily).where(among(WarmupDaily.inbox_id, ids), WarmupDaily.day == day))
+        rows = await self.session.execute(
+            select(WarmupDaily).where(among(WarmupDaily.inbox_id, ids), WarmupDaily.day == day)
+        )
         return {row.inbox_id: row for row in rows.scalars()}
 
     async def settings_for(self, inbox_ids: Iterable[str]) -> dict[str, InboxWarmup]:
@@ -167,8 +204,11 @@ class WarmupQueue(Repository[InboxWarmup]):
         if ids:
             stmt = (
                 select(WarmupMessage)
-                .where(WarmupMessage.status == WarmupMessageStatus.queued.value, WarmupMessage.due_at <= now,
-                       among(WarmupMessage.inbox_id, ids))
+                .where(
+                    WarmupMessage.status == WarmupMessageStatus.queued.value,
+                    WarmupMessage.due_at <= now,
+                    among(WarmupMessage.inbox_id, ids),
+                )
                 .order_by(WarmupMessage.due_at, WarmupMessage.id)
             )
             for row in (await self.session.execute(stmt)).scalars():
@@ -189,7 +229,11 @@ class WarmupQueue(Repository[InboxWarmup]):
         wanted = sorted(set(headers))
         if not wanted:
             return {}
-        stmt = select(WarmupMessage).where(among(WarmupMessage.message_id_header, wanted)).order_by(WarmupMessage.id)
+        stmt = (
+            select(WarmupMessage)
+            .where(among(WarmupMessage.message_id_header, wanted))
+            .order_by(WarmupMessage.id)
+        )
         if _is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
@@ -206,8 +250,13 @@ class WarmupQueue(Repository[InboxWarmup]):
         """(status, placement) of the inbox's last `limit` warmup emails whose outcome is known: bounced, or placed."""
         stmt = (
             select(WarmupMessage.status, WarmupMessage.placement)
-            .where(WarmupMessage.inbox_id == inbox_id,
-                   or_(WarmupMessage.status == WarmupMessageStatus.bounced.value, WarmupMessage.placement.is_not(None)))
+            .where(
+                WarmupMessage.inbox_id == inbox_id,
+                or_(
+                    WarmupMessage.status == WarmupMessageStatus.bounced.value,
+                    WarmupMessage.placement.is_not(None),
+                ),
+            )
             .order_by(WarmupMessage.created_at.desc(), WarmupMessage.id.desc())
             .limit(limit)
         )

@@ -58,9 +58,17 @@ if TYPE_CHECKING:
 log = structlog.get_logger("imail.warmup")
 
 INBOX_FOLDER = "INBOX"
-SETTING_FIELDS = ("start_volume", "daily_increment", "ceiling", "weekdays_only", "enable_slow_ramp", "reply_rate")
+SETTING_FIELDS = (
+    "start_volume",
+    "daily_increment",
+    "ceiling",
+    "weekdays_only",
+    "enable_slow_ramp",
+    "reply_rate",
+)
 DEFAULTS: dict[str, Any] = {
-    name: InboxWarmup.__table__.c[name].default.arg for name in SETTING_FIELDS  # one source: the model's defaults
+    name: InboxWarmup.__table__.c[name].default.arg
+    for name in SETTING_FIELDS  # one source: the model's defaults
 }
 HEALTH_DAYS = 7
 DISCONNECTED_RECHECK = timedelta(minutes=15)
@@ -73,7 +81,9 @@ def tenant_of(row: Any) -> Tenant:
 
 def ramp_of(row: InboxWarmup | None) -> ramp.Ramp:
     values = {name: getattr(row, name) if row is not None else DEFAULTS[name] for name in SETTING_FIELDS}
-    return ramp.Ramp(values["start_volume"], values["daily_increment"], values["ceiling"], values["weekdays_only"])
+    return ramp.Ramp(
+        values["start_volume"], values["daily_increment"], values["ceiling"], values["weekdays_only"]
+    )
 
 
 @lru_cache(maxsize=8)
@@ -91,22 +101,30 @@ def today_target(inbox: Inbox, row: InboxWarmup | None, day: date) -> int:
 # --- API side ---------------------------------------------------------------------------------------------
 
 
-async def configure(session: AsyncSession, tenant: Tenant, inbox: Inbox, changes: dict[str, Any], now: datetime,
-                    **state: Any) -> InboxWarmup:
+async def configure(
+    session: AsyncSession, tenant: Tenant, inbox: Inbox, changes: dict[str, Any], now: datetime, **state: Any
+) -> InboxWarmup:
     """Apply ramp settings (any of SETTING_FIELDS) and state columns to the inbox's warmup row, creating it."""
     repo = WarmupRepository(session, tenant)
     row = (await repo.settings_for([inbox.id])).get(inbox.id)
-    merged = {name: changes.get(name, getattr(row, name) if row is not None else DEFAULTS[name]) for name in SETTING_FIELDS}
+    merged = {
+        name: changes.get(name, getattr(row, name) if row is not None else DEFAULTS[name])
+        for name in SETTING_FIELDS
+    }
     if merged["start_volume"] > merged["ceiling"]:
         field = "start_volume" if "start_volume" in changes else "ceiling"
-        raise InvalidField(f"start_volume ({merged['start_volume']}) must not be above ceiling ({merged['ceiling']})",
-                           f"warmup.{field}")
+        raise InvalidField(
+            f"start_volume ({merged['start_volume']}) must not be above ceiling ({merged['ceiling']})",
+            f"warmup.{field}",
+        )
     if changes:
         state.setdefault("next_send_at", None)  # the worker works out the next slot under the new ramp
     return await repo.upsert(inbox.id, now, **merged, **state)
 
 
-async def start(session: AsyncSession, tenant: Tenant, inbox: Inbox, changes: dict[str, Any], now: datetime) -> None:
+async def start(
+    session: AsyncSession, tenant: Tenant, inbox: Inbox, changes: dict[str, Any], now: datetime
+) -> None:
     """Called when warmup starts or resumes: the inbox joins the pool (live inboxes only send)."""
     await configure(session, tenant, inbox, changes, now, active=True, next_send_at=None)
 
@@ -121,7 +139,9 @@ class Figures:
     warmup: dict[str, Any]  # the `warmup` object of the inbox API view
 
 
-async def figures(session: AsyncSession, tenant: Tenant, inboxes: Sequence[Inbox], today: date) -> dict[str, Figures]:
+async def figures(
+    session: AsyncSession, tenant: Tenant, inboxes: Sequence[Inbox], today: date
+) -> dict[str, Figures]:
     """For each inbox: its 7-day health counts (campaign sends, bounces and replies from the analytics rollups;
     warmup placement from warmup_daily) and its warmup view; three queries whatever the count."""
     if not inboxes:
@@ -144,11 +164,16 @@ async def figures(session: AsyncSession, tenant: Tenant, inboxes: Sequence[Inbox
         setting = rows.get(inbox.id)
         placed = placed_inbox + placed_spam
         found[inbox.id] = Figures(
-            stats=InboxStats(sent=sent, bounced=bounced, replied=replied, warmup_sent=placed, warmup_inbox=placed_inbox),
+            stats=InboxStats(
+                sent=sent, bounced=bounced, replied=replied, warmup_sent=placed, warmup_inbox=placed_inbox
+            ),
             warmup={
                 "status": inbox.warmup_status,
                 "started_at": inbox.warmup_started_at,
-                **{name: getattr(setting, name) if setting is not None else DEFAULTS[name] for name in SETTING_FIELDS},
+                **{
+                    name: getattr(setting, name) if setting is not None else DEFAULTS[name]
+                    for name in SETTING_FIELDS
+                },
                 "today": {
                     "day": today,
                     "target": today_target(inbox, setting, today),
@@ -174,7 +199,9 @@ async def campaign_limits(session: AsyncSession, inboxes: Iterable[Inbox], day: 
     """For warming inboxes with `enable_slow_ramp`: the most their shared daily counter may reach through campaign sends
     today — today's warmup sends plus today's ramp target (so campaign sends never pass the ramp). Called by the
     sending planner after it has locked the counters: the warmup worker writes warmup_daily under the same locks."""
-    warming = [i for i in inboxes if i.warmup_status != WarmupStatus.off.value and i.warmup_started_at is not None]
+    warming = [
+        i for i in inboxes if i.warmup_status != WarmupStatus.off.value and i.warmup_started_at is not None
+    ]
     if not warming:
         return {}
     queue = WarmupQueue(session)
@@ -208,7 +235,9 @@ def _next_day(now: datetime) -> datetime:
     return datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
 
 
-async def claim(session: AsyncSession, settings: Settings, now: datetime, rng: random.Random) -> tuple[int, list[Job]]:
+async def claim(
+    session: AsyncSession, settings: Settings, now: datetime, rng: random.Random
+) -> tuple[int, list[Job]]:
     """Lock warming inboxes with something due and turn it into jobs: queued replies first, then at most one new
     email per inbox (the next ramp slot), all within the inbox's daily limit. (inboxes examined, jobs)."""
     queue = WarmupQueue(session)
@@ -230,7 +259,9 @@ async def claim(session: AsyncSession, settings: Settings, now: datetime, rng: r
             row.active = False  # paused or turned off meanwhile: back in the pool when started again
             continue
         if inbox.status != InboxStatus.connected.value:
-            row.next_send_at = now + DISCONNECTED_RECHECK  # the connection monitor reconnects it; nothing is lost
+            row.next_send_at = (
+                now + DISCONNECTED_RECHECK
+            )  # the connection monitor reconnects it; nothing is lost
             continue
         counter, today = counters[inbox.id], daily[(inbox.id, day)]
         for reply in replies.get(inbox.id, []):
@@ -241,7 +272,10 @@ async def claim(session: AsyncSession, settings: Settings, now: datetime, rng: r
             counter.sent += 1
             today.replies_sent += 1
         count = today_target(inbox, row, day)
-        if today.sent < min(count, ramp.due_by(window, now, count, inbox.id)) and counter.sent < inbox.daily_limit:
+        if (
+            today.sent < min(count, ramp.due_by(window, now, count, inbox.id))
+            and counter.sent < inbox.daily_limit
+        ):
             recipients = [p for p in pool if p.id != inbox.id and p.email != inbox.email]
             if not recipients:
                 row.next_send_at = now + LONELY_RECHECK  # alone in the pool: nobody to write to yet
@@ -257,30 +291,50 @@ async def claim(session: AsyncSession, settings: Settings, now: datetime, rng: r
     return len(rows), jobs
 
 
-def _first_job(session: AsyncSession, inbox: Inbox, recipient: Any, settings: Settings, rng: random.Random,
-               now: datetime) -> Job:
-    composed = content.first_email(content.Party(inbox.email, inbox.name), content.Party(recipient.email, recipient.name),
-                                   settings, rng)
+def _first_job(
+    session: AsyncSession, inbox: Inbox, recipient: Any, settings: Settings, rng: random.Random, now: datetime
+) -> Job:
+    composed = content.first_email(
+        content.Party(inbox.email, inbox.name), content.Party(recipient.email, recipient.name), settings, rng
+    )
     message = WarmupMessage(
-        id=new_id("wrm"), workspace_id=inbox.workspace_id, livemode=inbox.livemode, inbox_id=inbox.id,
-        recipient_inbox_id=recipient.id, from_email=inbox.email, to_email=recipient.email,
-        kind=WarmupKind.first.value, subject=composed.subject, message_id_header=composed.message_id_header,
-        status=WarmupMessageStatus.sending.value, replied=False, day=now.date(), created_at=now,
+        id=new_id("wrm"),
+        workspace_id=inbox.workspace_id,
+        livemode=inbox.livemode,
+        inbox_id=inbox.id,
+        recipient_inbox_id=recipient.id,
+        from_email=inbox.email,
+        to_email=recipient.email,
+        kind=WarmupKind.first.value,
+        subject=composed.subject,
+        message_id_header=composed.message_id_header,
+        status=WarmupMessageStatus.sending.value,
+        replied=False,
+        day=now.date(),
+        created_at=now,
     )
     session.add(message)
     return Job(message.id, inbox, recipient.email, composed.data)
 
 
 def _reply_job(inbox: Inbox, reply: WarmupMessage, settings: Settings, rng: random.Random, day: date) -> Job:
-    composed = content.reply_email(content.Party(inbox.email, inbox.name), content.Party(reply.to_email, ""),
-                                   reply.subject, reply.in_reply_to or "", settings, rng)
+    composed = content.reply_email(
+        content.Party(inbox.email, inbox.name),
+        content.Party(reply.to_email, ""),
+        reply.subject,
+        reply.in_reply_to or "",
+        settings,
+        rng,
+    )
     reply.message_id_header = composed.message_id_header
     reply.status = WarmupMessageStatus.sending.value
     reply.day = day
     return Job(reply.id, inbox, reply.to_email, composed.data)
 
 
-async def record_outcomes(session: AsyncSession, settings: Settings, outcomes: Sequence[Outcome], now: datetime) -> None:
+async def record_outcomes(
+    session: AsyncSession, settings: Settings, outcomes: Sequence[Outcome], now: datetime
+) -> None:
     """What SMTP said for each claimed warmup email. Sent (or handed over in doubt) counts; refused for the
     recipient is a bounce (judged for auto-pause); anything else gives the send back to the day's counters."""
     queue = WarmupQueue(session)
@@ -311,8 +365,9 @@ async def record_outcomes(session: AsyncSession, settings: Settings, outcomes: S
         else:
             counts.replies_sent -= 1
         if outcome.inbox_failure_side:
-            await report_connection_failure(session, tenant_of(message), message.inbox_id, outcome.inbox_failure_side,
-                                            outcome.detail)
+            await report_connection_failure(
+                session, tenant_of(message), message.inbox_id, outcome.inbox_failure_side, outcome.detail
+            )
     await session.flush()
     for inbox_id in sorted(bounced):
         await check_thresholds(session, settings, inbox_id, now)
@@ -328,11 +383,15 @@ async def check_thresholds(session: AsyncSession, settings: Settings, inbox_id: 
     spam_rate = sum(1 for _, placement in recent if placement == Placement.spam.value) / window
     bounce_rate = sum(1 for status, _ in recent if status == WarmupMessageStatus.bounced.value) / window
     if spam_rate > settings.warmup_spam_threshold:
-        reason = (f"spam placement {spam_rate:.0%} over the last {window} warmup emails passed the "
-                  f"{settings.warmup_spam_threshold:.0%} threshold")
+        reason = (
+            f"spam placement {spam_rate:.0%} over the last {window} warmup emails passed the "
+            f"{settings.warmup_spam_threshold:.0%} threshold"
+        )
     elif bounce_rate > settings.warmup_bounce_threshold:
-        reason = (f"bounce rate {bounce_rate:.0%} over the last {window} warmup emails passed the "
-                  f"{settings.warmup_bounce_threshold:.0%} threshold")
+        reason = (
+            f"bounce rate {bounce_rate:.0%} over the last {window} warmup emails passed the "
+            f"{settings.warmup_bounce_threshold:.0%} threshold"
+        )
     else:
         return False
     queue = WarmupQueue(session)
@@ -343,9 +402,17 @@ async def check_thresholds(session: AsyncSession, settings: Settings, inbox_id: 
         row.active, row.last_pause_reason, row.paused_at, row.updated_at = False, reason, now, now
     inbox = (await queue.inboxes([inbox_id]))[inbox_id]
     await session.flush()
-    await record_event(session, tenant_of(inbox), "warmup.threshold_paused", {
-        "inbox_id": inbox_id, "reason": reason, "spam_rate": round(spam_rate, 4), "bounce_rate": round(bounce_rate, 4),
-    })
+    await record_event(
+        session,
+        tenant_of(inbox),
+        "warmup.threshold_paused",
+        {
+            "inbox_id": inbox_id,
+            "reason": reason,
+            "spam_rate": round(spam_rate, 4),
+            "bounce_rate": round(bounce_rate, 4),
+        },
+    )
     log.warning("warmup paused", inbox_id=inbox_id, reason=reason)
     return True
 
@@ -367,18 +434,29 @@ class Filing:
     move_to_inbox: bool  # it sits in the spam folder
 
 
-async def receive(session: AsyncSession, settings: Settings, inbox: Inbox, folder: str,
-                  found: Sequence[tuple[int, InboundMessage]], now: datetime) -> list[Filing]:
+async def receive(
+    session: AsyncSession,
+    settings: Settings,
+    inbox: Inbox,
+    folder: str,
+    found: Sequence[tuple[int, InboundMessage]],
+    now: datetime,
+) -> list[Filing]:
     """Record the placement of the pool's warmup emails read from `inbox`'s `folder` (in the reader's batch
     transaction), queue replies, and say which messages to mark read and important and move out of spam."""
     spam = folder.upper() != INBOX_FOLDER
     queue = WarmupQueue(session)
     rows = await queue.by_headers(m.message_id for _, m in found if m.message_id)
-    ours = [(uid, rows[m.message_id]) for uid, m in found
-            if m.message_id in rows and rows[m.message_id].recipient_inbox_id == inbox.id]
+    ours = [
+        (uid, rows[m.message_id])
+        for uid, m in found
+        if m.message_id in rows and rows[m.message_id].recipient_inbox_id == inbox.id
+    ]
     if not ours:
         return []
-    parents = await queue.messages(r.parent_id for _, r in ours if r.kind == WarmupKind.reply.value and r.parent_id)
+    parents = await queue.messages(
+        r.parent_id for _, r in ours if r.kind == WarmupKind.reply.value and r.parent_id
+    )
     senders = await queue.lock_settings({r.inbox_id for _, r in ours})
     keys = {(r.inbox_id, r.workspace_id, r.livemode, r.day) for _, r in ours}
     keys |= {(p.inbox_id, p.workspace_id, p.livemode, p.day) for p in parents.values()}
@@ -388,7 +466,9 @@ async def receive(session: AsyncSession, settings: Settings, inbox: Inbox, folde
     for uid, row in ours:
         if row.placement is not None:
             if spam:
-                filings.append(Filing(uid, True))  # back in spam (or its move failed): out again, counted once
+                filings.append(
+                    Filing(uid, True)
+                )  # back in spam (or its move failed): out again, counted once
             continue
         row.placement = Placement.spam.value if spam else Placement.inbox.value
         row.placed_at = now
@@ -407,13 +487,27 @@ async def receive(session: AsyncSession, settings: Settings, inbox: Inbox, folde
         rate = setting.reply_rate if setting is not None else DEFAULTS["reply_rate"]
         if row.kind == WarmupKind.first.value and content.should_reply(row.message_id_header, rate):
             due = now + timedelta(seconds=settings.warmup_reply_delay)
-            session.add(WarmupMessage(
-                id=new_id("wrm"), workspace_id=inbox.workspace_id, livemode=inbox.livemode, inbox_id=inbox.id,
-                recipient_inbox_id=row.inbox_id, from_email=inbox.email, to_email=row.from_email,
-                kind=WarmupKind.reply.value, parent_id=row.id, subject=content.reply_subject(row.subject),
-                message_id_header=f"<pending-{new_id('wrm').lower()}@imail.invalid>", in_reply_to=row.message_id_header,
-                status=WarmupMessageStatus.queued.value, replied=False, day=due.date(), due_at=due, created_at=now,
-            ))
+            session.add(
+                WarmupMessage(
+                    id=new_id("wrm"),
+                    workspace_id=inbox.workspace_id,
+                    livemode=inbox.livemode,
+                    inbox_id=inbox.id,
+                    recipient_inbox_id=row.inbox_id,
+                    from_email=inbox.email,
+                    to_email=row.from_email,
+                    kind=WarmupKind.reply.value,
+                    parent_id=row.id,
+                    subject=content.reply_subject(row.subject),
+                    message_id_header=f"<pending-{new_id('wrm').lower()}@imail.invalid>",
+                    in_reply_to=row.message_id_header,
+                    status=WarmupMessageStatus.queued.value,
+                    replied=False,
+                    day=due.date(),
+                    due_at=due,
+                    created_at=now,
+                )
+            )
     await session.flush()
     for sender_id in sorted(placed):
         await check_thresholds(session, settings, sender_id, now)
@@ -427,7 +521,9 @@ async def about_warmup(session: AsyncSession, reports: dict[int, str]) -> frozen
     return frozenset(index for index, header in reports.items() if header in ours)
 
 
-async def record_reports(session: AsyncSession, settings: Settings, bounces: Sequence[Bounce], now: datetime) -> None:
+async def record_reports(
+    session: AsyncSession, settings: Settings, bounces: Sequence[Bounce], now: datetime
+) -> None:
     """Delivery reports about pool emails (in the reader's batch transaction): a hard bounce counts as the sender's
     warmup bounce once, and is judged for auto-pause; soft bounces and delay or success notices change nothing."""
     hard = [b.original_message_id for b in bounces if b.kind == "hard" and b.original_message_id]

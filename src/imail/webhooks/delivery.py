@@ -81,9 +81,7 @@ async def send(
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        **signed_headers(
-            secret, standard_key(secret), job.event_id, job.event_type, int(time.time()), body
-        ),
+        **signed_headers(secret, standard_key(secret), job.event_id, job.event_type, int(time.time()), body),
     }
     status: int | None = None
     error: str | None = None

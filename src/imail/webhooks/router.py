@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from imail.auth.deps import CallerDep, require_scope
-from imail.deprecations.usage import note_used
 from imail.db import SessionDep
+from imail.deprecations.usage import note_used
 from imail.idempotency.deps import Idempotent
 from imail.kit import versions
 from imail.kit.pagination import Page, PageParams, build_page, page_params

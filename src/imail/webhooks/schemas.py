@@ -13,7 +13,9 @@ EVENT_CHOICES = ["*", *EVENT_TYPES]
 WebhookStatus = TypeAliasType("WebhookStatus", Literal["enabled", "disabled"])
 DeliveryStatus = TypeAliasType("DeliveryStatus", Literal["pending", "succeeded", "failed"])
 # Documented as the enum, read as text: whether a type may be subscribed depends on the API version (service).
-EventChoice = TypeAliasType("WebhookEventType", Annotated[str, WithJsonSchema({"type": "string", "enum": EVENT_CHOICES})])
+EventChoice = TypeAliasType(
+    "WebhookEventType", Annotated[str, WithJsonSchema({"type": "string", "enum": EVENT_CHOICES})]
+)
 
 
 class Webhook(BaseModel):

@@ -87,7 +87,11 @@ class PinnedAddressBackend(httpcore.AsyncNetworkBackend):
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         addresses = [literal] if (literal := literal_ip(host)) else await resolve(host, port)
@@ -97,8 +101,9 @@ class PinnedAddressBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(f"blocked: {host} resolves to a private or loopback address")
         return await self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise httpcore.ConnectError("webhooks are sent over TCP only")
 
     async def sleep(self, seconds: float) -> None:

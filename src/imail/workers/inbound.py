@@ -49,10 +49,16 @@ async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
         queue = ReaderQueue(session)
         due = await queue.due_inboxes(now, settings.inbound_batch_inboxes)
         listed = {inbox.id for inbox in due}
-        announced = await queue.readable(pushed - listed)  # IDLE said new mail: read now, whatever the schedule
+        announced = await queue.readable(
+            pushed - listed
+        )  # IDLE said new mail: read now, whatever the schedule
         candidates = (announced + due)[: max(settings.inbound_batch_inboxes, len(announced))]
-        claimed = await queue.claim([inbox.id for inbox in candidates], now,
-                                    now + timedelta(seconds=settings.inbound_lease_seconds), ctx.instance_id)
+        claimed = await queue.claim(
+            [inbox.id for inbox in candidates],
+            now,
+            now + timedelta(seconds=settings.inbound_lease_seconds),
+            ctx.instance_id,
+        )
     # Announced but being read by another worker right now: try again next iteration.
     pool.pushed |= {inbox.id for inbox in announced if inbox.id not in claimed}
     return [inbox for inbox in candidates if inbox.id in claimed]
@@ -80,8 +86,11 @@ def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int, 
     elif first_seen:
         log.error("inbox read crashed", exc_info=failure.crash, **fields)
     else:
-        log.error("inbox read crashed again (its traceback was logged before)",
-                  error=f"{type(failure.crash).__name__}: {failure.crash}"[:1000], **fields)
+        log.error(
+            "inbox read crashed again (its traceback was logged before)",
+            error=f"{type(failure.crash).__name__}: {failure.crash}"[:1000],
+            **fields,
+        )
 
 
 async def read_inboxes(ctx: WorkerContext) -> int:
@@ -107,11 +116,17 @@ async def read_inboxes(ctx: WorkerContext) -> int:
     limit = settings.inbound_read_failure_limit
     failures: dict[str, int] = {}
     first_seen: dict[str, str | None] = {}
-    evicted, pool.evicted = pool.evicted, set()  # IDLE connections closed to make room (maybe this iteration's)
+    evicted, pool.evicted = (
+        pool.evicted,
+        set(),
+    )  # IDLE connections closed to make room (maybe this iteration's)
     async with ctx.database.transaction() as session:
         queue = ReaderQueue(session)
-        await queue.back_to_polling(evicted - {inbox.id for inbox in inboxes}, ctx.instance_id,
-                                    now + timedelta(seconds=settings.inbound_poll_interval))
+        await queue.back_to_polling(
+            evicted - {inbox.id for inbox in inboxes},
+            ctx.instance_id,
+            now + timedelta(seconds=settings.inbound_poll_interval),
+        )
         for inbox, result in zip(inboxes, results, strict=True):
             if result.new_refresh_token:
                 ciphertext = crypto.secret_box(settings).encrypt(result.new_refresh_token)
@@ -119,8 +134,15 @@ async def read_inboxes(ctx: WorkerContext) -> int:
             result.idle = result.idle and inbox.id not in evicted
             if (failure := result.failure) is not None:
                 first_seen[inbox.id] = _unlogged_crash(inbox, failure)
-                failures[inbox.id] = await report_read_failure(session, inbox, failure.reason, now, limit=limit,
-                                                               login=failure.login, crash=first_seen[inbox.id])
+                failures[inbox.id] = await report_read_failure(
+                    session,
+                    inbox,
+                    failure.reason,
+                    now,
+                    limit=limit,
+                    login=failure.login,
+                    crash=first_seen[inbox.id],
+                )
                 wait = retry_wait(settings, failures[inbox.id])
             else:
                 if result.error is None and (inbox.read_failures or inbox.last_read_error):
@@ -131,7 +153,9 @@ async def read_inboxes(ctx: WorkerContext) -> int:
                     wait = settings.inbound_idle_recheck
                 else:
                     wait = settings.inbound_poll_interval
-            await queue.release(inbox.id, ctx.instance_id, now + timedelta(seconds=wait), result.idle, now, result.error)
+            await queue.release(
+                inbox.id, ctx.instance_id, now + timedelta(seconds=wait), result.idle, now, result.error
+            )
     for inbox, result in zip(inboxes, results, strict=True):
         if result.failure is not None:
             _log_failure(inbox, result.failure, failures[inbox.id], limit, first_seen[inbox.id] is not None)

@@ -14,7 +14,9 @@ class HeartbeatRepository(Repository[WorkerHeartbeat]):
     async def beat(self, instance_id: str, hostname: str, pid: int, now: datetime) -> None:
         row = await self.session.get(WorkerHeartbeat, instance_id)
         if row is None:
-            self.session.add(WorkerHeartbeat(id=instance_id, hostname=hostname, pid=pid, started_at=now, seen_at=now))
+            self.session.add(
+                WorkerHeartbeat(id=instance_id, hostname=hostname, pid=pid, started_at=now, seen_at=now)
+            )
         else:
             row.seen_at = now
         await self.session.flush()
@@ -23,4 +25,6 @@ class HeartbeatRepository(Repository[WorkerHeartbeat]):
         await self.session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.id == instance_id))
 
     async def alive_since(self, cutoff: datetime) -> int:
-        return (await self.session.execute(select(func.count()).where(WorkerHeartbeat.seen_at >= cutoff))).scalar_one()
+        return (
+            await self.session.execute(select(func.count()).where(WorkerHeartbeat.seen_at >= cutoff))
+        ).scalar_one()

@@ -24,7 +24,9 @@ def instance_id() -> str:
 
 
 class Supervisor:
-    def __init__(self, ctx: WorkerContext, specs: tuple[WorkerSpec, ...] = WORKERS, grace_seconds: float | None = None):
+    def __init__(
+        self, ctx: WorkerContext, specs: tuple[WorkerSpec, ...] = WORKERS, grace_seconds: float | None = None
+    ):
         self.ctx = ctx
         self.specs = specs
         self.grace_seconds = ctx.settings.shutdown_grace if grace_seconds is None else grace_seconds

@@ -34,7 +34,9 @@ def smtp_pool(ctx: WorkerContext) -> SmtpPool:
     pool = ctx.extra.get("smtp_pool")
     if pool is None:
         pool = ctx.extra["smtp_pool"] = SmtpPool(
-            ctx.settings.mail_timeout, ctx.settings.mail_ca_file, ctx.settings.sending_idle_seconds,
+            ctx.settings.mail_timeout,
+            ctx.settings.mail_ca_file,
+            ctx.settings.sending_idle_seconds,
             allow_private=ctx.settings.mail_allow_private,
         )
     return pool
@@ -47,7 +49,9 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -
     try:
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
     except CredentialsUnavailable as exc:
-        return [Outcome(job.message_id, "retry", detail=exc.detail, inbox_failure_side="smtp") for job in jobs]
+        return [
+            Outcome(job.message_id, "retry", detail=exc.detail, inbox_failure_side="smtp") for job in jobs
+        ]
     outcomes: list[Outcome] = []
     release: str | None = None
     async with pool.lock(inbox.id):
@@ -57,8 +61,15 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -
             if release:
                 outcomes.append(Outcome(job.message_id, "requeue", detail=release))
                 continue
-            outcome = await pool.send(inbox.id, endpoints.smtp, job.message_id, job.from_email, job.to_email,
-                                      job.data, before_data=_marker(ctx, job))
+            outcome = await pool.send(
+                inbox.id,
+                endpoints.smtp,
+                job.message_id,
+                job.from_email,
+                job.to_email,
+                job.data,
+                before_data=_marker(ctx, job),
+            )
             outcomes.append(outcome)
             if outcome.kind == "in_doubt" or outcome.inbox_failure_side:
                 # A server that stalls or drops us would cost a full timeout per remaining message, one after
@@ -74,6 +85,7 @@ def _handover_marks(ctx: WorkerContext) -> Coalescer[tuple[str, str], bool]:
     together, one UPDATE per round trip."""
     marks = ctx.extra.get("handover_marks")
     if marks is None:
+
         async def mark(attempts: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
             owned = await repository.mark_handed(ctx.database, attempts)
             return {attempt: attempt[0] in owned for attempt in attempts}
@@ -159,10 +171,21 @@ async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[st
     """The headers found in the inbox's Sent folder, or None when it can't be checked now."""
     try:
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
-        return await imap.find_in_sent(endpoints.imap, headers, timeout=ctx.settings.mail_timeout,
-                                     ca_file=ctx.settings.mail_ca_file, allow_private=ctx.settings.mail_allow_private)
-    except (CredentialsUnavailable, MailConnectionError, imap.ImapCommandError, aioimaplib.AioImapException,
-            OSError, TimeoutError) as exc:
+        return await imap.find_in_sent(
+            endpoints.imap,
+            headers,
+            timeout=ctx.settings.mail_timeout,
+            ca_file=ctx.settings.mail_ca_file,
+            allow_private=ctx.settings.mail_allow_private,
+        )
+    except (
+        CredentialsUnavailable,
+        MailConnectionError,
+        imap.ImapCommandError,
+        aioimaplib.AioImapException,
+        OSError,
+        TimeoutError,
+    ) as exc:
         # Any failure to read the folder means "can't tell yet": the caller pushes these leases back, so one
         # misbehaving server never stalls resolution for everyone else.
         log.warning("sent folder unreachable", inbox_id=inbox.id, error=str(exc)[:200])
@@ -183,7 +206,9 @@ async def resolve_in_flight(ctx: WorkerContext) -> int:
             return 0
         handed = [m for m in stale if m.status == MessageStatus.handed.value]
         inboxes = await queue.inboxes(m.inbox_id for m in handed if m.inbox_id)
-        await service.resolve_stale(session, ctx.settings, stale, {}, now)  # the handed ones wait for the look
+        await service.resolve_stale(
+            session, ctx.settings, stale, {}, now
+        )  # the handed ones wait for the look
         for message in handed:
             message.lease_until = looking
     by_inbox: dict[str | None, list[Message]] = defaultdict(list)
@@ -193,7 +218,11 @@ async def resolve_in_flight(ctx: WorkerContext) -> int:
     unreachable: set[str] = set()
     for inbox_id, messages in by_inbox.items():
         inbox = inboxes.get(inbox_id) if inbox_id else None
-        in_sent = None if inbox is None else await _look_in_sent(ctx, inbox, [m.message_id_header for m in messages])
+        in_sent = (
+            None
+            if inbox is None
+            else await _look_in_sent(ctx, inbox, [m.message_id_header for m in messages])
+        )
         if in_sent is None:
             unreachable.update(m.id for m in messages)
             continue
@@ -201,8 +230,11 @@ async def resolve_in_flight(ctx: WorkerContext) -> int:
     if handed:
         async with ctx.database.transaction() as session:
             current = await SendQueue(session).messages([m.id for m in handed], lock=True)
-            ours = [m for m in current.values()
-                    if m.status == MessageStatus.handed.value and m.lease_until == looking]
+            ours = [
+                m
+                for m in current.values()
+                if m.status == MessageStatus.handed.value and m.lease_until == looking
+            ]
             for message in ours:
                 if message.id in unreachable:
                     message.lease_until = now + UNREACHABLE_RECHECK

@@ -26,7 +26,9 @@ async def _send_for_inbox(ctx: WorkerContext, jobs: list[service.Job]) -> list[O
     outcomes = []
     async with pool.lock(inbox.id):  # shared with campaign sends: one SMTP session per inbox, used in turn
         for job in jobs:
-            outcomes.append(await pool.send(inbox.id, endpoints.smtp, job.warmup_id, inbox.email, job.to_email, job.data))
+            outcomes.append(
+                await pool.send(inbox.id, endpoints.smtp, job.warmup_id, inbox.email, job.to_email, job.data)
+            )
     return outcomes
 
 
@@ -47,5 +49,7 @@ async def send_warmup(ctx: WorkerContext) -> int:
 
         results = await asyncio.gather(*(run(group) for group in by_inbox.values()))
         async with ctx.database.transaction() as session:
-            await service.record_outcomes(session, ctx.settings, [o for group in results for o in group], ctx.clock())
+            await service.record_outcomes(
+                session, ctx.settings, [o for group in results for o in group], ctx.clock()
+            )
     return examined

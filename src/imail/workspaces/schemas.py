@@ -19,7 +19,7 @@ class WorkspaceView(BaseModel):
     )
     footer_text: str | None = Field(
         description=f"The footer's opt-out line, a template with {{{{unsubscribe_url}}}}; null: "
-        f"\"{DEFAULT_FOOTER_TEXT}\"."
+        f'"{DEFAULT_FOOTER_TEXT}".'
     )
 
 
@@ -27,9 +27,12 @@ class WorkspaceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     postal_address: str | None = Field(
-        None, max_length=MAX_POSTAL_ADDRESS, description="Lines separated by newlines; null or empty clears it."
+        None,
+        max_length=MAX_POSTAL_ADDRESS,
+        description="Lines separated by newlines; null or empty clears it.",
     )
     footer_text: str | None = Field(
-        None, max_length=MAX_FOOTER_TEXT,
+        None,
+        max_length=MAX_FOOTER_TEXT,
         description="Must contain {{unsubscribe_url}} (the email's signed unsubscribe link); null: the default line.",
     )

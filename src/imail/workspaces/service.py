@@ -40,13 +40,22 @@ def _contact(address: str | None) -> str | None:
 
 
 async def create_workspace(
-    session: AsyncSession, name: str, tier: str, rate_limit_per_minute: int | None = None,
-    rate_limit_burst: int | None = None, contact_email: str | None = None,
+    session: AsyncSession,
+    name: str,
+    tier: str,
+    rate_limit_per_minute: int | None = None,
+    rate_limit_burst: int | None = None,
+    contact_email: str | None = None,
 ) -> CreatedWorkspace:
     _check(name, tier)
     workspace = await WorkspaceRepository(session).add(
-        Workspace(name=name.strip(), tier=tier, rate_limit_per_minute=rate_limit_per_minute,
-                  rate_limit_burst=rate_limit_burst, contact_email=_contact(contact_email))
+        Workspace(
+            name=name.strip(),
+            tier=tier,
+            rate_limit_per_minute=rate_limit_per_minute,
+            rate_limit_burst=rate_limit_burst,
+            contact_email=_contact(contact_email),
+        )
     )
     live = await issue_key(session, workspace.id, livemode=True, name="default live key")
     test = await issue_key(session, workspace.id, livemode=False, name="default test key")

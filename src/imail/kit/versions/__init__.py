@@ -17,7 +17,9 @@ from imail.kit.versions import v2026_03_10, v2026_04_22, v2026_05_10, v2026_12_0
 from imail.kit.versions.base import Deprecation, VersionChange
 
 HEADER = "Imail-Version"
-SHIPPED: tuple[VersionChange, ...] = tuple(m.CHANGE for m in (v2026_03_10, v2026_04_22, v2026_05_10, v2026_12_06))
+SHIPPED: tuple[VersionChange, ...] = tuple(
+    m.CHANGE for m in (v2026_03_10, v2026_04_22, v2026_05_10, v2026_12_06)
+)
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -47,8 +49,12 @@ class Registry:
 
     def introduced(self, endpoint: tuple[str, str] | None = None, event: str | None = None) -> date | None:
         return next(
-            (c.date for c in self.changes if (endpoint is not None and endpoint in c.endpoints)
-             or (event is not None and event in c.events)),
+            (
+                c.date
+                for c in self.changes
+                if (endpoint is not None and endpoint in c.endpoints)
+                or (event is not None and event in c.events)
+            ),
             None,
         )
 

@@ -80,6 +80,8 @@ class VersionChange:
                     f"its deprecation in {self.date}"
                 )
             dated.append(
-                Deprecation(deprecation.kind, deprecation.target, deprecation.sunset, deprecation.note, self.date)
+                Deprecation(
+                    deprecation.kind, deprecation.target, deprecation.sunset, deprecation.note, self.date
+                )
             )
         object.__setattr__(self, "deprecations", tuple(dated))

@@ -30,7 +30,10 @@ from phrases_new import CORE
 from phrases_pt_nl_it import EXTRA
 
 ROOT = HERE.parents[3]
-OUT = [ROOT / "tests" / "data" / "replies" / "train.jsonl", ROOT / "src" / "imail" / "replies" / "data" / "train.jsonl"]
+OUT = [
+    ROOT / "tests" / "data" / "replies" / "train.jsonl",
+    ROOT / "src" / "imail" / "replies" / "data" / "train.jsonl",
+]
 VARIANTS = 3  # dressed copies per text, besides the text itself
 
 GREETING = {
@@ -51,27 +54,55 @@ SIGN_OFF = {
     "nl": ["Groet,", "Met vriendelijke groet,", "Groeten,", "Bedankt,", "Mvg,", "Hartelijke groet,"],
     "it": ["Saluti,", "Cordiali saluti,", "Grazie,", "Un saluto,", "Buona giornata,", "Distinti saluti,"],
 }
-NAMES = ["Jordan Lee", "Katrin Vogel", "Mathieu Blanc", "Lucía Romero", "Rita Sousa", "Jeroen Bakker",
-         "Giulia Conti", "Priya N.", "Tom", "M. Ferreira", "Sanne", "Luca"]
-TITLES = ["Head of Operations", "CEO | Fundador", "Directeur commercial", "Gerente de Compras", "IT Manager",
-          "Marketing Lead", "Responsabile Vendite", "Teamleider Sales", "Diretora Financeira"]
-COMPANIES = ["Acme GmbH", "Norte Logística Lda.", "Bakker & Zn B.V.", "Rossi S.r.l.", "Dupont SAS", "Tecno SL",
-             "Northwind Inc."]
+NAMES = [
+    "Jordan Lee",
+    "Katrin Vogel",
+    "Mathieu Blanc",
+    "Lucía Romero",
+    "Rita Sousa",
+    "Jeroen Bakker",
+    "Giulia Conti",
+    "Priya N.",
+    "Tom",
+    "M. Ferreira",
+    "Sanne",
+    "Luca",
+]
+TITLES = [
+    "Head of Operations",
+    "CEO | Fundador",
+    "Directeur commercial",
+    "Gerente de Compras",
+    "IT Manager",
+    "Marketing Lead",
+    "Responsabile Vendite",
+    "Teamleider Sales",
+    "Diretora Financeira",
+]
+COMPANIES = [
+    "Acme GmbH",
+    "Norte Logística Lda.",
+    "Bakker & Zn B.V.",
+    "Rossi S.r.l.",
+    "Dupont SAS",
+    "Tecno SL",
+    "Northwind Inc.",
+]
 PITCH = {
     "en": "Hi {n}, I noticed your team is hiring SDRs. We help sales teams book more meetings with less effort. "
-          "Worth a quick chat?",
+    "Worth a quick chat?",
     "de": "Hallo {n}, ich habe gesehen, dass Ihr Team wächst. Wir helfen Vertriebsteams, mehr Termine zu buchen. "
-          "Hätten Sie Interesse an einem kurzen Austausch?",
+    "Hätten Sie Interesse an einem kurzen Austausch?",
     "fr": "Bonjour {n}, j'ai vu que votre équipe recrute. Nous aidons les équipes commerciales à décrocher plus de "
-          "rendez-vous. Un court échange vous intéresserait ?",
+    "rendez-vous. Un court échange vous intéresserait ?",
     "es": "Hola {n}, vi que vuestro equipo está creciendo. Ayudamos a equipos comerciales a conseguir más "
-          "reuniones. ¿Te interesaría una breve llamada?",
+    "reuniones. ¿Te interesaría una breve llamada?",
     "pt": "Olá {n}, vi que a sua equipa está a crescer. Ajudamos equipas comerciais a marcar mais reuniões. "
-          "Teria interesse numa conversa rápida?",
+    "Teria interesse numa conversa rápida?",
     "nl": "Hoi {n}, ik zag dat jullie team groeit. Wij helpen salesteams meer afspraken te boeken. "
-          "Zin in een kort gesprek?",
+    "Zin in een kort gesprek?",
     "it": "Ciao {n}, ho visto che il vostro team sta crescendo. Aiutiamo i team commerciali a fissare più "
-          "appuntamenti. Le interesserebbe una breve chiamata?",
+    "appuntamenti. Le interesserebbe una breve chiamata?",
 }
 ATTRIBUTION = {
     "en": "On Tue, 4 Mar 2025 at 09:12, Alex Morgan <alex@outreach.example> wrote:",
@@ -93,9 +124,15 @@ OUTLOOK = {
 }
 # Someone the email was forwarded to writes back.
 FORWARDED = {
-    "en": ["My colleague forwarded me your email.", "Mark passed your note on to me.",
-           "Your message was forwarded to me by our CEO."],
-    "de": ["Mein Kollege hat mir Ihre E-Mail weitergeleitet.", "Ihre Nachricht wurde an mich weitergeleitet."],
+    "en": [
+        "My colleague forwarded me your email.",
+        "Mark passed your note on to me.",
+        "Your message was forwarded to me by our CEO.",
+    ],
+    "de": [
+        "Mein Kollege hat mir Ihre E-Mail weitergeleitet.",
+        "Ihre Nachricht wurde an mich weitergeleitet.",
+    ],
     "fr": ["Mon collègue m'a transféré votre e-mail.", "On m'a transmis votre message."],
     "es": ["Mi compañero me ha reenviado tu correo.", "Me han pasado tu mensaje."],
     "pt": ["Um colega me encaminhou o seu e-mail.", "Recebi a sua mensagem através do meu chefe."],
@@ -144,9 +181,11 @@ def dress(text: str, lang: str, rng: random.Random, kind: str) -> str:
         return f"{text}\n\n{signature(rng)}\n\n{ATTRIBUTION[lang]}\n{quoted}"
     if kind == "outlook":
         f, s, t, subj = OUTLOOK[lang]
-        return (f"{text}\n\n{rng.choice(SIGN_OFF[lang])}\n{signature(rng)}\n\n"
-                f"{f}: Alex Morgan <alex@outreach.example>\n{s}: 4 March 2025 09:12\n{t}: {rng.choice(NAMES)}\n"
-                f"{subj}: Quick question\n\n{PITCH[lang].format(n='there')}")
+        return (
+            f"{text}\n\n{rng.choice(SIGN_OFF[lang])}\n{signature(rng)}\n\n"
+            f"{f}: Alex Morgan <alex@outreach.example>\n{s}: 4 March 2025 09:12\n{t}: {rng.choice(NAMES)}\n"
+            f"{subj}: Quick question\n\n{PITCH[lang].format(n='there')}"
+        )
     if kind == "forwarded":
         return f"{rng.choice(GREETING[lang])}\n{rng.choice(FORWARDED[lang])} {text}\n\n{rng.choice(SIGN_OFF[lang])}"
     if kind == "mixed":
@@ -166,7 +205,9 @@ KINDS = ["letter", "quoted", "outlook", "forwarded", "mixed", "pleasantry", "pla
 
 def rows() -> list[dict]:
     rng = random.Random(27)
-    base = [json.loads(line) for line in (HERE / "base.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    base = [
+        json.loads(line) for line in (HERE / "base.jsonl").read_text(encoding="utf-8").splitlines() if line
+    ]
     texts = [(r["text"], r["label"], r["language"]) for r in base]
     for written in (CORE, MORE, {"en": ENGLISH}, EXTRA):
         for lang, labels in written.items():
