@@ -74,7 +74,7 @@ def plan_history(
                 (at(20), "email.auto_replied", {**ref, "reply_id": new_id("rpl"), "out_of_office": True})
             )
         if rng.random() < 0.04:
-            planned.append((at(30), "lead.unsubscribed", ref))
+            planned.append((at(30), "lead.unsubscribed", {**ref, "source": "one_click"}))
         if rng.random() < 0.25:
             reply_id = new_id("rpl")
             replied_at = at(40)

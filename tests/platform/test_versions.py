@@ -13,8 +13,8 @@ from imail.kit import versions
 @pytest.mark.parametrize(
     ("header", "snapshot"),
     [
-        (None, date(2026, 12, 6)),
-        ("", date(2026, 12, 6)),
+        (None, date(2026, 12, 7)),
+        ("", date(2026, 12, 7)),
         ("2026-03-10", date(2026, 3, 10)),
         ("2026-04-21", date(2026, 3, 10)),
         ("2026-04-22", date(2026, 4, 22)),
@@ -22,7 +22,7 @@ from imail.kit import versions
         ("2026-05-10", date(2026, 5, 10)),
         ("2026-12-05", date(2026, 5, 10)),
         ("2026-12-06", date(2026, 12, 6)),
-        ("2030-01-01", date(2026, 12, 6)),
+        ("2030-01-01", date(2026, 12, 7)),
         # Before v1 went stable: the first snapshot (the reference's own example is 2026-03-01).
         ("2026-03-01", date(2026, 3, 10)),
         ("2026-03-09", date(2026, 3, 10)),
@@ -42,6 +42,9 @@ def test_malformed_dates_are_invalid(header):
         versions.resolve(header)
 
 
+NEW_ON_2026_12_07 = {"lead.unsubscribed", "inbox.sending_paused", "job.completed"}
+
+
 def test_registry_gates_bulk_and_the_newer_events():
     assert not versions.endpoint_available(date(2026, 3, 10), "POST", "/v1/leads/bulk")
     assert versions.endpoint_available(date(2026, 4, 22), "POST", "/v1/leads/bulk")
@@ -50,8 +53,10 @@ def test_registry_gates_bulk_and_the_newer_events():
         "email.bounced.soft",
         "warmup.threshold_paused",
         "api.deprecation_warning",
+        *NEW_ON_2026_12_07,
     }
-    assert versions.events_unavailable(date(2026, 5, 10)) == {"api.deprecation_warning"}
+    assert versions.events_unavailable(date(2026, 5, 10)) == {"api.deprecation_warning", *NEW_ON_2026_12_07}
+    assert versions.events_unavailable(date(2026, 12, 6)) == NEW_ON_2026_12_07
     assert versions.events_unavailable(versions.LATEST) == frozenset()
     assert not versions.endpoint_available(date(2026, 5, 10), "GET", "/v1/changelog")
 
@@ -61,7 +66,7 @@ async def test_responses_echo_the_snapshot_used(client, workspace):
     assert pinned.status_code == 200
     assert pinned.headers["imail-version"] == "2026-04-22"
     default = await client.get("/v1/keys", headers=workspace.headers())
-    assert default.headers["imail-version"] == versions.LATEST.isoformat() == "2026-12-06"
+    assert default.headers["imail-version"] == versions.LATEST.isoformat() == "2026-12-07"
 
 
 async def test_the_references_own_example_pins_to_the_first_snapshot(client, workspace):

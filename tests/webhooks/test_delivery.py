@@ -331,7 +331,6 @@ async def test_subscriptions_filter_event_types(client, workspace, database, rec
     await emit(
         database, workspace.workspace_id, "email.auto_replied", {"message_id": "msg_1", "reply_id": "rpl_0"}
     )
-    await emit(database, workspace.workspace_id, "lead.unsubscribed", {"message_id": "msg_1"})
     reply = await emit(
         database,
         workspace.workspace_id,

@@ -125,9 +125,52 @@ class EmailAutoReplied(EmailRef):
     out_of_office: bool = False
 
 
-class LeadUnsubscribed(EmailRef):
-    """A recipient whose address was not yet suppressed unsubscribed through a sent email's link or one-click
-    header."""
+UnsubscribeSource = TypeAliasType("UnsubscribeSource", Literal["one_click", "link", "mailto", "reply", "api"])
+
+
+class LeadUnsubscribed(Payload):
+    """A lead asked not to be contacted again (or the workspace suppressed its address through the API): its
+    address is suppressed and its sequences stop. `source` says through which channel; the email fields name the
+    sent email it answered, when there is one."""
+
+    email: str
+    source: UnsubscribeSource
+    lead_id: str | None = None
+    campaign_id: str | None = None
+    inbox_id: str | None = None
+    message_id: str | None = None
+    step: int | None = None
+    variant: str | None = None
+
+
+SendingPauseReason = TypeAliasType("SendingPauseReason", Literal["bounce_rate", "smtp_policy", "manual"])
+
+
+class InboxSendingPaused(Payload):
+    """An inbox's campaign sending paused: its hard-bounce rate passed the threshold, its provider rejected it on
+    policy (SMTP 5.7.x), or someone paused it by hand. `POST /v1/inboxes/{id}/sending/resume` resumes it."""
+
+    inbox_id: str
+    email: str
+    reason: SendingPauseReason
+    detail: str | None = None
+    bounce_rate: float | None = None
+    sends_considered: int | None = None
+
+
+JobStatus = TypeAliasType("JobStatus", Literal["succeeded", "failed", "cancelled"])
+
+
+class JobCompleted(Payload):
+    """A background job (import, verification, export, bulk tag change) finished; `GET /v1/jobs/{id}` has the
+    rest."""
+
+    job_id: str
+    kind: str
+    status: JobStatus
+    total: int
+    done: int
+    failed: int = 0
 
 
 EVENT_TYPES: dict[str, type[Payload]] = {
@@ -143,6 +186,9 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     "inbox.disconnected": InboxConnection,
     "inbox.reconnected": InboxConnection,
     "api.deprecation_warning": ApiDeprecationWarning,
+    "lead.unsubscribed": LeadUnsubscribed,
+    "inbox.sending_paused": InboxSendingPaused,
+    "job.completed": JobCompleted,
 }
 
 EventType = Literal[
@@ -158,6 +204,9 @@ EventType = Literal[
     "inbox.disconnected",
     "inbox.reconnected",
     "api.deprecation_warning",
+    "lead.unsubscribed",
+    "inbox.sending_paused",
+    "job.completed",
 ]
 
 # Facts the log keeps for analytics (auto-replied and unsubscribed counts, rebuilt from the log like the rest) that
@@ -166,7 +215,6 @@ EventType = Literal[
 # the totals like one but not an event of its own.
 INTERNAL_EVENT_TYPES: dict[str, type[Payload]] = {
     "email.auto_replied": EmailAutoReplied,
-    "lead.unsubscribed": LeadUnsubscribed,
     "email.opened.repeat": EmailOpened,
     "email.clicked.repeat": EmailClicked,
 }

@@ -108,7 +108,7 @@ async def unsubscribe(session: AsyncSession, signer: Signer, token: str, now: da
     tenant = tenant_of(message)
     lead, state, _campaign = await TrackingRepository(session).lead_state_campaign(message)
     if await suppressions.is_suppressed(session, tenant, message.to_email) is None:
-        await record_event(session, tenant, "lead.unsubscribed", event_ref(message))
+        await record_event(session, tenant, "lead.unsubscribed", {**event_ref(message), "source": "link"})
     await suppressions.suppress(
         session, tenant, SuppressionType.email, message.to_email, SuppressionReason.unsubscribed
     )

@@ -13,12 +13,12 @@ from datetime import date
 from typing import Any
 
 from imail.errors import InvalidVersion
-from imail.kit.versions import v2026_03_10, v2026_04_22, v2026_05_10, v2026_12_06
+from imail.kit.versions import v2026_03_10, v2026_04_22, v2026_05_10, v2026_12_06, v2026_12_07
 from imail.kit.versions.base import Deprecation, VersionChange
 
 HEADER = "Imail-Version"
 SHIPPED: tuple[VersionChange, ...] = tuple(
-    m.CHANGE for m in (v2026_03_10, v2026_04_22, v2026_05_10, v2026_12_06)
+    m.CHANGE for m in (v2026_03_10, v2026_04_22, v2026_05_10, v2026_12_06, v2026_12_07)
 )
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
