@@ -17,6 +17,7 @@ from imail.models import Base
 from tests.fixtures import services
 from tests.fixtures.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
 from tests.fixtures.factories import WorkspaceKeys, make_workspace
+from tests.fixtures.dns import dns_server  # noqa: F401
 from tests.fixtures.security import security  # noqa: F401
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imail.kit.dns import parse_nameservers
 from imail.spamcheck.client import SpamdAddress
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./imail.db"
@@ -335,6 +336,18 @@ class Settings(BaseSettings):
         if value in (None, ""):
             return None
         SpamdAddress.parse(value)
+        return value
+
+    # DNS for tracking-domain checks and lead verification: host[:port], comma-separated; unset, the system's
+    dns_resolver: str | None = Field(None, description="e.g. 127.0.0.1:5353; unset uses /etc/resolv.conf")
+    dns_timeout: float = Field(5.0, gt=0, le=60, description="seconds one DNS lookup may take")
+
+    @field_validator("dns_resolver")
+    @classmethod
+    def _dns_resolver(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parse_nameservers(value)
         return value
 
     # workers
