@@ -22,8 +22,11 @@ run: install
 	$(BIN)/imail demo
 	$(BIN)/imail serve --host $(HOST) --port $(PORT)
 
+# The suite on every core (pytest-xdist), a test file per worker so a file's servers start once;
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The suite with the system date a year ahead (needs the faketime package); SHIFT=+30d for a month.
 test-shifted: install

@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 SURGE_BURST = 240
 SURGE_PER_MINUTE = 100
-REQUEST_TIMEOUT = 60.0
+# Generous: a busy machine (other tests on the other cores) only makes the surge slower, never a failure.
+REQUEST_TIMEOUT = 300.0
 CONNECTIONS_PER_CLIENT = 25
 
 
@@ -35,7 +36,7 @@ def server_env(database_url: str, redis_url: str) -> dict[str, str]:
         "IMAIL_DATABASE_URL": database_url,
         "IMAIL_REDIS_URL": redis_url,
         "IMAIL_DATABASE_POOL_SIZE": "5",
-        "IMAIL_DATABASE_TIMEOUT": "30",
+        "IMAIL_DATABASE_TIMEOUT": "240",
     }
 
 
