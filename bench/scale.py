@@ -84,6 +84,16 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
+def room_for(imap: DovecotServer, inboxes: int) -> None:
+    """Dovecot runs one `imap` process per connection and allows 100 by default (`default_process_limit`): with
+    more inboxes than that IDLE-ing, it closes new connections. Room for every inbox, twice over."""
+    limit = max(1000, 2 * inboxes + 50)
+    with open(imap.config_file, "a") as config:
+        config.write(
+            f"default_process_limit = {limit}\ndefault_client_limit = {2 * limit}\n"
+        )  # both services, imap and imap-login (which stays as the TLS proxy of each STARTTLS session)
+
+
 def without_idle(imap: DovecotServer) -> None:
     """Dovecot announcing every capability it has except IDLE (`imap_capability` replaces the list)."""
     imap.start()
@@ -196,6 +206,7 @@ async def scale(args: argparse.Namespace, database_url: str, work: Path) -> int:
     processes: list[Process] = []
     report: list[str] = []
     try:
+        room_for(imap, args.inboxes)
         if not args.server_idle:
             without_idle(imap)
         imap.start()

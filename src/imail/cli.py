@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from imail.config import Settings, SettingsError, load_settings
-from imail.kit import memory
+from imail.kit import memory, process
 
 app = typer.Typer(
     help="imail: self-hostable cold-email outreach server.", no_args_is_help=True, add_completion=False
@@ -373,6 +373,7 @@ def serve(
 
     settings = settings_or_exit()
     memory.limit_arenas()
+    process.raise_open_files_limit()
     if processes > 1:
         if workers:
             typer.echo("imail: --processes > 1 needs --no-workers (run `imail worker` beside it)", err=True)
@@ -408,6 +409,7 @@ def worker() -> None:
     """Run the background workers alone (scale-out)."""
     settings = settings_or_exit()
     memory.limit_arenas()
+    process.raise_open_files_limit()
     asyncio.run(_run_workers(settings))
 
 

@@ -390,6 +390,19 @@ async def test_connections_per_worker_are_bounded(make_mailroom, database):
     assert evicted.next_poll_at == rooms[0].now + timedelta(seconds=ctx.settings.inbound_poll_interval)
 
 
+async def test_inboxes_beyond_the_connection_limit_are_all_read(make_mailroom, database):
+    """Closing an IDLE connection to make room is not new mail: the inbox it served waits for its polling turn, so
+    inboxes never read yet are not starved by evicted ones read (and evicting others) again at once."""
+    rooms = [await make_mailroom() for _ in range(6)]
+    ctx = rooms[0].context(inbound_max_connections=2, inbound_batch_inboxes=2)
+    for _ in range(3):
+        await rooms[0].read(ctx)
+        assert inbound_pool(ctx).pushed == set()
+    polls = [await poll(database, room.outreach.inbox_id) for room in rooms]
+    assert all(p is not None and p.polled_at is not None for p in polls)
+    assert len(inbound_pool(ctx).connections) == 2
+
+
 async def test_connections_of_inboxes_no_longer_read_are_closed(make_mailroom, database):
     room: Mailroom = await make_mailroom()
     ctx = room.context()

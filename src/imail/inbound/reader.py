@@ -201,6 +201,9 @@ class InboundPool:
         conn = self.connections.pop(inbox_id, None)
         if conn is None:
             return
+        # Closed on purpose, not lost: without this the close would announce the inbox (see `lost` in acquire),
+        # and an evicted inbox read again at once would evict another, starving inboxes never read yet.
+        conn.idle = None
         if conn.watcher is not None:
             conn.watcher.cancel()
         if conn.client is not None:
