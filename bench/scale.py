@@ -284,31 +284,34 @@ async def scale(args: argparse.Namespace, database_url: str, work: Path) -> int:
             print("[scale] " + report[-1], flush=True)
 
             # 3. Reply to stop, while the campaign sends.
-            campaign = await http.post(
-                "/v1/campaigns",
-                json={
-                    "name": "Scale",
-                    "inbox_ids": [i for i, _ in inboxes],
-                    "steps": STEPS,
-                    "send_window": ALL_DAY,
-                    "daily_limit": 100_000,
-                },
-            )
-            if campaign.status_code != 201:
-                raise SystemExit(f"scale: campaign: {campaign.text}")
-            campaign_id = campaign.json()["id"]
-            leads = [
-                {"email": f"lead{n:06d}@prospect.example", "first_name": f"Lee{n}"}
-                for n in range(len(inboxes) * args.leads_per_inbox)
-            ]
-            for chunk in range(0, len(leads), 1000):
-                r = await http.post(
-                    "/v1/leads/bulk", json={"campaign_id": campaign_id, "leads": leads[chunk : chunk + 1000]}
+            # A campaign takes at most 100 inboxes: one per hundred.
+            for first in range(0, len(inboxes), 100):
+                share = inboxes[first : first + 100]
+                campaign = await http.post(
+                    "/v1/campaigns",
+                    json={
+                        "name": f"Scale {first // 100}",
+                        "inbox_ids": [i for i, _ in share],
+                        "steps": STEPS,
+                        "send_window": ALL_DAY,
+                        "daily_limit": 100_000,
+                    },
                 )
+                if campaign.status_code != 201:
+                    raise SystemExit(f"scale: campaign: {campaign.text}")
+                campaign_id = campaign.json()["id"]
+                leads = [
+                    {
+                        "email": f"lead{first * args.leads_per_inbox + n:06d}@prospect.example",
+                        "first_name": f"Lee{n}",
+                    }
+                    for n in range(len(share) * args.leads_per_inbox)
+                ]
+                r = await http.post("/v1/leads/bulk", json={"campaign_id": campaign_id, "leads": leads})
                 if r.status_code not in (200, 201):
                     raise SystemExit(f"scale: leads: {r.status_code} {r.text[:300]}")
-            if (await http.post(f"/v1/campaigns/{campaign_id}/resume")).status_code != 200:
-                raise SystemExit("scale: resuming the campaign failed")
+                if (await http.post(f"/v1/campaigns/{campaign_id}/resume")).status_code != 200:
+                    raise SystemExit("scale: resuming a campaign failed")
             placed = await place_replies(args, imap, sink, receiver, workers)
             report += placed.report
             # Every answered lead stopped; every reply read once.

@@ -374,6 +374,7 @@ def serve(
     settings = settings_or_exit()
     memory.limit_arenas()
     process.raise_open_files_limit()
+    process.shrink_tls_read_buffers()
     if processes > 1:
         if workers:
             typer.echo("imail: --processes > 1 needs --no-workers (run `imail worker` beside it)", err=True)
@@ -410,6 +411,7 @@ def worker() -> None:
     settings = settings_or_exit()
     memory.limit_arenas()
     process.raise_open_files_limit()
+    process.shrink_tls_read_buffers()
     asyncio.run(_run_workers(settings))
 
 

@@ -229,13 +229,17 @@ class Settings(BaseSettings):
         60.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE"
     )
     inbound_idle: bool = Field(True, description="wait on IMAP IDLE where the server offers it")
+    # A push can be missed (a connection dropped silently by a NAT): each IDLE-ing inbox is read in full this often
+    # anyway. Every full read costs the worker CPU and the database a transaction, for every connected inbox.
     inbound_idle_recheck: float = Field(
-        300.0, ge=5, le=1740, description="seconds between full reads of an IDLE inbox"
+        1200.0, ge=5, le=1740, description="seconds between full reads of an IDLE inbox"
     )
     inbound_batch_inboxes: int = Field(20, ge=1, le=1000, description="inboxes claimed per reader iteration")
     inbound_concurrency: int = Field(10, ge=1, le=500, description="inboxes read at once per worker")
+    # One IDLE-ing connection per inbox up to this many per worker (beyond it, the least recently used are closed
+    # and those inboxes polled every inbound_poll_interval): see "Capacity" in the README.
     inbound_max_connections: int = Field(
-        100, ge=1, le=10000, description="IMAP connections kept open per worker"
+        2000, ge=1, le=20000, description="IMAP connections kept open per worker"
     )
     inbound_fetch_batch: int = Field(100, ge=1, le=1000, description="messages per FETCH and per transaction")
     inbound_max_messages: int = Field(1000, ge=1, description="messages read from one inbox per iteration")

@@ -1,6 +1,6 @@
 import resource
 
-from imail.kit.process import raise_open_files_limit
+from imail.kit.process import TLS_READ_BUFFER, raise_open_files_limit, shrink_tls_read_buffers
 
 
 def test_the_soft_open_files_limit_is_lifted_to_the_hard_one():
@@ -13,3 +13,16 @@ def test_the_soft_open_files_limit_is_lifted_to_the_hard_one():
         assert lifted == hard or hard == resource.RLIM_INFINITY
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_tls_connections_read_into_a_small_buffer():
+    from asyncio import sslproto
+
+    default = sslproto.SSLProtocol.max_size
+    try:
+        shrink_tls_read_buffers()
+        assert sslproto.SSLProtocol.max_size == TLS_READ_BUFFER < default
+        shrink_tls_read_buffers(1 << 30)  # never grows it
+        assert sslproto.SSLProtocol.max_size == TLS_READ_BUFFER
+    finally:
+        sslproto.SSLProtocol.max_size = default
