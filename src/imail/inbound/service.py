@@ -16,6 +16,8 @@ suppressions are written together at its end):
 - auto-reply (RFC 3834 headers, out-of-office wording…) → a replies row with `auto_reply: true` and the internal
   `email.auto_replied` event (counted in analytics, never sent to webhooks); the sequence goes on; an out-of-office with a return date moves the next step past it, and gives a lead
   without an interest status `out_of_office`;
+- an email to the List-Unsubscribe mailto address (imail.tracking.mailto) → the lead unsubscribed and suppressed,
+  its sequence stopped, `lead.unsubscribed` (source `mailto`); never a replies row or `reply.received`;
 - reply → a replies row, `reply.received`, lead `replied`, sequence stopped when the campaign's `stop_on_reply`;
   then its label → the lead's interest status (imail.replies.labels) and `reply.classified`.
 
