@@ -257,6 +257,21 @@ class Settings(BaseSettings):
     )
     inbound_soft_bounce_retry_seconds: float = Field(3600.0, gt=0, description="first resend delay; doubles")
 
+    # bounce protection (imail.sending.protection): an inbox whose hard bounces pass this share of its latest
+    # campaign sends stops sending campaigns until resumed
+    bounce_protection_rate: float = Field(
+        0.05, gt=0, le=1, description="hard-bounce share of an inbox's latest campaign sends that pauses it"
+    )
+    bounce_protection_window: int = Field(
+        100, ge=1, le=10_000, description="latest campaign sends of an inbox judged by bounce protection"
+    )
+    bounce_protection_min_sends: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="sends (since the last resume) before bounce protection judges an inbox",
+    )
+
     # warmup: the pool of warming inboxes (see imail.warmup)
     warmup_marker: str | None = Field(
         None,

@@ -15,6 +15,7 @@ def rotation(specs: dict[str, dict], limits: dict[str, int] | None = None) -> Ro
             status=s.get("status", "connected"),
             livemode=s.get("livemode", True),
             daily_limit=s.get("limit", 100),
+            sending_paused_at=s.get("paused"),
         )
         for i, s in specs.items()
     }
@@ -75,3 +76,10 @@ def test_a_follow_up_from_an_inbox_makes_it_less_fresh_for_step_one():
     r = rotation({"a": {"last": NOW - timedelta(hours=2)}, "b": {"last": NOW - timedelta(hours=1)}})
     assert picks(r, 1, group="thread-a", ids=["a"]) == ["a"]  # a follow-up of a thread started from a
     assert picks(r, 2) == ["b", "a"]  # step 1: a was just used, so b goes first
+
+
+def test_an_inbox_whose_sending_is_paused_is_never_chosen():
+    r = rotation({"a": {"paused": NOW}, "b": {}})
+    assert picks(r, 2) == ["b", "b"]
+    alone = rotation({"a": {"paused": NOW}})
+    assert alone.choose("campaign", ["a"], True) == NoInbox(Shortage.no_inbox)

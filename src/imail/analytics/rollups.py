@@ -14,8 +14,9 @@ Definitions (raw counts; rates are yours to compute):
   *_unique: the first human (non-machine) open/click of each email (remembered per email in analytics_refs).
 - replied: `reply.received` events (real replies only), counted under the campaign/step/variant/inbox of the email
   replied to; auto_replied: `email.auto_replied` (an internal event type, never sent to webhooks), likewise.
-- unsubscribed: `lead.unsubscribed` (internal too): a recipient's first unsubscribe through an email's link or
-  one-click header, under that email's key.
+- unsubscribed: `lead.unsubscribed`: a recipient's first unsubscribe through one of our emails (its link, the
+  one-click or mailto header, or a reply asking to stop), under that email's key. Suppressions made through the
+  API (`source: api`) name no email and are not campaign unsubscribes: not counted.
 - interested / meeting_booked: replies whose current label (last `reply.classified`) is that label.
 """
 
@@ -104,6 +105,8 @@ def plan(
     The ref of `email.sent` is written only if the email has none yet (see CREATE_ONLY)."""
     deltas: list[tuple[Key, str, int]] = []
     writes: dict[str, Ref] = {}
+    if event_type == "lead.unsubscribed" and not data.get("message_id"):
+        return deltas, writes  # an API suppression: not an unsubscribe from a campaign's email
     if event_type in DIRECT:
         own = _ref_of(data, day)
         deltas.append((own.key(day), DIRECT[event_type], 1))

@@ -41,6 +41,7 @@ from imail.inbound import service
 from imail.inbound.repository import ReaderQueue
 from imail.inbound.service import Fetched, Match
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.kit.signing import Signer
 from imail.kit.tenancy import Tenant
 from imail.mail import imap
 from imail.mail.endpoint import Endpoint, MailConnectionError, describe
@@ -505,6 +506,14 @@ async def process_batch(
         position = upto
 
 
+def _signer(ctx: WorkerContext) -> Signer:
+    """Reads the unsubscribe tokens of mailto unsubscribes (imail.tracking.mailto)."""
+    signer = ctx.extra.get("signer")
+    if signer is None:
+        signer = ctx.extra["signer"] = Signer(ctx.settings.resolved_secret_key())
+    return signer
+
+
 async def _commit(
     ctx: WorkerContext,
     inbox: Inbox,
@@ -531,8 +540,10 @@ async def _commit(
         if reports:
             dsns = await warmup.about_warmup(session, reports)
         if items:
-            matches = await service.match_all(session, tenant, inbox, items, warmup_marker=marker, skip=dsns)
-        needs_label = [i for i in matches if not items[i].bounce.is_bounce]
+            matches = await service.match_all(
+                session, tenant, inbox, items, warmup_marker=marker, skip=dsns, signer=_signer(ctx)
+            )
+        needs_label = [i for i in matches if service.needs_label(items[i], matches[i])]
         classifier = await classifier_for(session, tenant.workspace_id) if needs_label else None
         if not needs_label:  # nothing to classify: act in this same transaction
             filed = await _act_all(

@@ -16,6 +16,8 @@ suppressions are written together at its end):
 - auto-reply (RFC 3834 headers, out-of-office wording…) → a replies row with `auto_reply: true` and the internal
   `email.auto_replied` event (counted in analytics, never sent to webhooks); the sequence goes on; an out-of-office with a return date moves the next step past it, and gives a lead
   without an interest status `out_of_office`;
+- an email to the List-Unsubscribe mailto address (imail.tracking.mailto) → the lead unsubscribed and suppressed,
+  its sequence stopped, `lead.unsubscribed` (source `mailto`); never a replies row or `reply.received`;
 - reply → a replies row, `reply.received`, lead `replied`, sequence stopped when the campaign's `stop_on_reply`;
   then its label → the lead's interest status (imail.replies.labels) and `reply.classified`.
 
@@ -39,6 +41,7 @@ from imail.config import Settings
 from imail.events.service import batched_events, record_events
 from imail.inbound.repository import ReaderQueue, ThreadLookup
 from imail.kit.ids import new_id
+from imail.kit.signing import Signer
 from imail.kit.tenancy import Tenant
 from imail.mail.bounces import Bounce, parse_bounce
 from imail.mail.inbound import InboundMessage, fold, parse_message
@@ -48,10 +51,12 @@ from imail.models.reply import ReplyDirection
 from imail.models.sending import MessageStatus, SequenceState, SequenceStatus, StopReason
 from imail.replies.labels import apply_label
 from imail.replies.verdict import Verdict
-from imail.sending import feedback
+from imail.sending import feedback, protection
 from imail.sending.repository import SendQueue
 from imail.sending.service import bounce_hard, event_ref, stop_sequence
 from imail.suppressions.service import batched_suppressions
+from imail.tracking import mailto
+from imail.tracking import service as tracking
 from imail.warmup import service as warmup
 
 log = structlog.get_logger("imail.inbound")
@@ -87,7 +92,20 @@ class Fetched:
 @dataclass
 class Match:
     message: Message  # ours
-    how: str  # header | subject | dsn | recipient
+    how: str  # header | subject | dsn | recipient | mailto | mailto_sender
+
+    @property
+    def opt_out(self) -> bool:
+        """Sent to the List-Unsubscribe mailto address (see imail.tracking.mailto): an unsubscribe, never a reply."""
+        return self.how in OPT_OUT_MATCHES
+
+
+OPT_OUT_MATCHES = ("mailto", "mailto_sender")
+
+
+def needs_label(item: Fetched, match: Match) -> bool:
+    """Whether a matched message is a reply the classifier must read (not a bounce, not an unsubscribe)."""
+    return not item.bounce.is_bounce and not match.opt_out
 
 
 def receipt_key(tenant: Tenant, item: Fetched) -> str:
@@ -133,9 +151,12 @@ async def match_all(
     items: list[Fetched],
     warmup_marker: str | None = None,
     skip: frozenset[int] = frozenset(),
+    signer: Signer | None = None,
 ) -> dict[int, Match]:
     """Our email each message belongs to, by position in `items`; messages that match nothing, warmup mail carrying
-    `warmup_marker`, and the positions in `skip` (delivery reports about warmup mail) are left out."""
+    `warmup_marker`, and the positions in `skip` (delivery reports about warmup mail) are left out. With `signer`,
+    unsubscribe emails sent to the List-Unsubscribe mailto address are found first (`mailto`: by the signed token
+    in their subject; `mailto_sender`: token lost, from an address this inbox emailed, asking to unsubscribe)."""
     lookup = ThreadLookup(session, tenant)
     wanted: set[str] = set()
     readable: list[tuple[int, Fetched]] = []
@@ -153,9 +174,17 @@ async def match_all(
     ours = await lookup.by_headers(wanted)
 
     found: dict[int, Match] = {}
+    if signer is not None:
+        subjects = {
+            index: item.message.subject
+            for index, item in readable
+            if not item.bounce.is_bounce and item.message.message_id not in ours
+        }
+        for index, message in (await tracking.mailto_targets(session, signer, tenant, subjects)).items():
+            found[index] = Match(message, "mailto")
     by_address: list[tuple[int, Fetched, str]] = []
     for index, item in readable:
-        if item.message.message_id in ours:
+        if item.message.message_id in ours or index in found:
             continue
         if item.bounce.is_bounce:
             if item.bounce.kind not in ("hard", "soft", "delivered"):
@@ -169,7 +198,7 @@ async def match_all(
         header = next((ours[h] for h in item.message.thread_ids if h in ours), None)
         if header is not None:
             found[index] = Match(header, "header")
-        elif item.message.from_email and thread_subject(item.message.subject):
+        elif item.message.from_email and (thread_subject(item.message.subject) or _asks_to_unsubscribe(item)):
             by_address.append((index, item, item.message.from_email))
     if by_address:
         sent = await lookup.sent_to(inbox.id, [address for _, _, address in by_address])
@@ -183,7 +212,13 @@ async def match_all(
             same_thread = [m for m in candidates if thread_subject(m.subject) == subject]
             if same_thread:
                 found[index] = Match(same_thread[0], "subject")
+            elif candidates and signer is not None and _asks_to_unsubscribe(item):
+                found[index] = Match(candidates[0], "mailto_sender")
     return found
+
+
+def _asks_to_unsubscribe(item: Fetched) -> bool:
+    return mailto.asks_to_unsubscribe(item.message.subject, item.message.reply_text or item.message.text)
 
 
 # --- acting ---------------------------------------------------------------------------------------------
@@ -329,14 +364,16 @@ async def act_batch(
             outcomes.append("duplicate")  # the same message twice in one batch
             continue
         seen.add(key)
-        reply_id = None if items[index].bounce.is_bounce else new_id("rpl")
+        reply_id = new_id("rpl") if needs_label(items[index], matches[index]) else None
         planned.append((index, key, reply_id))
         receipts.append(
             {
                 "key": key,
                 "workspace_id": tenant.workspace_id,
                 "inbox_id": inbox.id,
-                "kind": receipt_kind(items[index], verdicts.get(index)),
+                "kind": "unsubscribe"
+                if matches[index].opt_out
+                else receipt_kind(items[index], verdicts.get(index)),
                 "message_id": message.id,
                 "reply_id": reply_id,
                 "created_at": now,
@@ -380,6 +417,8 @@ async def act_batch(
                     )
         await session.flush()
         await emitted.record(session)
+        if "bounce_hard" in outcomes:
+            await protection.judge_inboxes(session, settings, [inbox.id], now)
     return outcomes
 
 
@@ -403,6 +442,9 @@ async def act(
     state = rows.states.get(message.lead_id)
     campaign = rows.campaigns.get(message.campaign_id)
     bounce = item.bounce
+    if match.opt_out:
+        await tracking.opt_out(session, message, lead, state, "mailto", now)
+        return "unsubscribe"
     if bounce.is_bounce:
         kind = RECEIPT_KINDS[bounce.kind]
         if kind == "bounce_hard":
@@ -494,7 +536,9 @@ async def act(
         and state.status not in (SequenceStatus.stopped.value, SequenceStatus.finished.value)
     ):
         stop_sequence(state, StopReason.replied, now)
-    await apply_label(session, tenant, lead, state, verdict.label, now, unsubscribe=verdict.unsubscribe)
+    await apply_label(
+        session, tenant, lead, state, verdict.label, now, unsubscribe=verdict.unsubscribe, message=message
+    )
     emitted.add(
         tenant,
         "reply.classified",

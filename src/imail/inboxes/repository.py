@@ -76,6 +76,43 @@ class InboxRepository(TenantRepository[Inbox]):
             .execution_options(synchronize_session=False)
         )
 
+    async def pause_sending_if_running(
+        self, inbox_id: str, now: datetime, reason: str, detail: str | None
+    ) -> str | None:
+        """Pause the inbox's campaign sending unless it is paused already: its address if this call paused it
+        (of racing callers, one wins, so `inbox.sending_paused` fires once), else None."""
+        stmt = (
+            update(Inbox)
+            .where(
+                Inbox.workspace_id == self.tenant.workspace_id,
+                Inbox.livemode == self.tenant.livemode,
+                Inbox.id == inbox_id,
+                Inbox.sending_paused_at.is_(None),
+            )
+            .values(sending_paused_at=now, sending_paused_reason=reason, sending_paused_detail=detail)
+            .returning(Inbox.email)
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def resume_sending(self, inbox_id: str, now: datetime) -> None:
+        await self.session.execute(
+            update(Inbox)
+            .where(
+                Inbox.workspace_id == self.tenant.workspace_id,
+                Inbox.livemode == self.tenant.livemode,
+                Inbox.id == inbox_id,
+                Inbox.sending_paused_at.is_not(None),
+            )
+            .values(
+                sending_paused_at=None,
+                sending_paused_reason=None,
+                sending_paused_detail=None,
+                sending_resumed_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
     async def remove(self, inbox: Inbox) -> None:
         await self.session.execute(
             delete(Inbox).where(

@@ -105,6 +105,35 @@ async def pause_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionD
     return await _one(session, caller, inbox, ctx)
 
 
+@router.post(
+    "/{inbox_id}/sending/pause",
+    response_model=Inbox,
+    summary="Pause an inbox's campaign sending",
+    responses={404: {"description": "No such inbox in this workspace and mode."}},
+)
+async def pause_inbox_sending(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+    """Stop campaign emails from this inbox until resumed (`sending_paused_reason: manual`); `inbox.sending_paused`
+    fires. Bounce protection and SMTP policy rejections (5.7.x) pause it the same way on their own. The inbox stays
+    connected: replies and bounces are still read, and warmup goes on. Idempotent: pausing a paused inbox changes
+    nothing and fires nothing. Needs `inboxes:write`."""
+    inbox = await service.pause_sending(session, caller, inbox_id)
+    return await _one(session, caller, inbox, ctx)
+
+
+@router.post(
+    "/{inbox_id}/sending/resume",
+    response_model=Inbox,
+    summary="Resume an inbox's campaign sending",
+    responses={404: {"description": "No such inbox in this workspace and mode."}},
+)
+async def resume_inbox_sending(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+    """Send campaign emails from this inbox again, whatever paused it. Bounce protection starts counting afresh:
+    only emails sent from now on are judged, so the bounces behind a pause cannot pause it again at once.
+    Idempotent. Needs `inboxes:write`."""
+    inbox = await service.resume_sending(session, caller, inbox_id)
+    return await _one(session, caller, inbox, ctx)
+
+
 @oauth_router.get("/oauth/callback", response_class=HTMLResponse)
 async def complete_inbox_oauth(
     session: SessionDep,

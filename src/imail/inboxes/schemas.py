@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 from typing_extensions import TypeAliasType
 
+from imail.events.types import SendingPauseReason
 from imail.warmup.schemas import WarmupSettings, WarmupView
 
 # Named aliases: one schema component each, so generated clients get one well-named enum per concept.
@@ -160,6 +161,19 @@ class Inbox(BaseModel):
     last_read_error_at: datetime | None = Field(
         description="When that read failed (null when the last read worked)."
     )
+    sending_paused: bool = Field(
+        description="Campaign sending is paused: no campaign email leaves this inbox until "
+        "`POST /v1/inboxes/{id}/sending/resume`. The inbox stays connected (replies and bounces are read, warmup "
+        "goes on)."
+    )
+    sending_paused_reason: SendingPauseReason | None = Field(
+        description="`bounce_rate` (its hard-bounce rate over its latest campaign sends passed the threshold), "
+        "`smtp_policy` (its SMTP server refused a send on policy, 5.7.x) or `manual`; null while sending."
+    )
+    sending_paused_detail: str | None = Field(
+        description="What paused it, in words (the rate, the SMTP answer)."
+    )
+    sending_paused_at: datetime | None
     livemode: bool
     created_at: datetime
     updated_at: datetime

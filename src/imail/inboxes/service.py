@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.auth.service import Caller
 from imail.config import Settings
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
-from imail.inboxes import connection, monitor, oauth
+from imail.inboxes import connection, monitor, oauth, pausing
 from imail.inboxes.health import health_score
 from imail.inboxes.outbound import Context, outbound_slot
 from imail.inboxes.providers import is_oauth, oauth_provider
@@ -463,6 +463,26 @@ async def pause_warmup(session: AsyncSession, caller: Caller, inbox_id: str) -> 
         inbox.warmup_status = WarmupStatus.paused.value
         await warmup.pause(session, caller.tenant, inbox, "paused through the API", utcnow())
     await session.flush()
+    return inbox
+
+
+async def pause_sending(session: AsyncSession, caller: Caller, inbox_id: str) -> Inbox:
+    """Pause the inbox's campaign sending by hand (idempotent: a paused inbox stays as it is, no second event)."""
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    await pausing.pause_sending(
+        session, caller.tenant, inbox.id, "manual", utcnow(), "paused through the API"
+    )
+    await session.flush()
+    await session.refresh(inbox)
+    return inbox
+
+
+async def resume_sending(session: AsyncSession, caller: Caller, inbox_id: str) -> Inbox:
+    """Resume campaign sending (idempotent); bounce protection judges only emails claimed from now on."""
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    await pausing.resume_sending(session, caller.tenant, inbox, utcnow())
+    await session.flush()
+    await session.refresh(inbox)
     return inbox
 
 

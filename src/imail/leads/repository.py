@@ -264,6 +264,15 @@ class LeadRepository(TenantRepository[Lead]):
         )
         await self.session.execute(stmt)
 
+    async def with_email(self, email: str) -> list[tuple[str, str]]:
+        """(lead id, campaign id) of every lead at this address, oldest first."""
+        stmt = (
+            self.select(Lead.id, Lead.campaign_id)
+            .where(Lead.email == email)
+            .order_by(Lead.created_at, Lead.id)
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
+
     async def suppressed_by(self, type_: str, value: str) -> list[tuple[str, str]]:
         stmt = self.select(Lead.id, Lead.email).where(
             self._matching(type_, value), Lead.status == LeadStatus.suppressed.value

@@ -300,8 +300,8 @@ async def update_lead(session: AsyncSession, caller: Caller, lead_id: str, body:
         lead.interest_updated_at = now
         if lead.interest_status == InterestStatus.unsubscribed.value:
             await session.flush()
-            await suppressions.suppress(
-                session, caller.tenant, SuppressionType.email, lead.email, SuppressionReason.unsubscribed
+            await suppressions.suppress_through_api(
+                session, caller.tenant, lead.email, SuppressionReason.unsubscribed
             )
             lead.status = LeadStatus.unsubscribed.value
     lead.updated_at = now

@@ -88,3 +88,17 @@ class Inbox(IdMixin, TimestampMixin, TenantMixin, Base):
     last_read_error: Mapped[str | None] = mapped_column(Text)
     last_read_error_at: Mapped[datetime | None] = mapped_column()
     read_crash_logged: Mapped[str | None] = mapped_column(String(64))
+
+    # Campaign sending paused (imail.inboxes.pausing): by bounce protection, an SMTP policy rejection (5.7.x) or by
+    # hand; the sending engine skips the inbox until it is resumed. `sending_resumed_at` starts bounce protection's
+    # window again: only emails claimed after it count.
+    sending_paused_at: Mapped[datetime | None] = mapped_column()
+    sending_paused_reason: Mapped[str | None] = mapped_column(
+        String(16)
+    )  # bounce_rate | smtp_policy | manual
+    sending_paused_detail: Mapped[str | None] = mapped_column(Text)
+    sending_resumed_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def sending_paused(self) -> bool:
+        return self.sending_paused_at is not None

@@ -82,6 +82,7 @@ class Message(IdMixin, TenantMixin, Base):
         Index(None, "status", "lease_until"),
         Index(None, "campaign_id", "id"),
         Index(None, "inbox_id", "sent_at"),
+        Index(None, "inbox_id", "created_at"),  # an inbox's latest sends, for bounce protection
     )
 
     campaign_id: Mapped[str] = mapped_column(

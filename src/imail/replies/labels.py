@@ -8,12 +8,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.events.service import record_event
 from imail.kit.tenancy import Tenant
-from imail.models import Lead
+from imail.models import Lead, Message
 from imail.models.lead import InterestStatus, LeadStatus
 from imail.models.sending import SequenceState, SequenceStatus, StopReason
 from imail.models.suppression import SuppressionReason, SuppressionType
-from imail.sending.service import stop_sequence
+from imail.sending.service import event_ref, stop_sequence
 from imail.suppressions import service as suppressions
 
 INTEREST_OF_LABEL: dict[str, str | None] = {
@@ -36,12 +37,14 @@ async def apply_label(
     now: datetime,
     previous: str | None = None,
     unsubscribe: bool = False,
+    message: Message | None = None,
 ) -> None:
     """Set the lead's interest status from a reply's label. `previous` is the label being corrected: a correction
     to `neutral` clears the interest status that label had set (if nothing changed it since). An unsubscribe request
     suppresses the address (every campaign of the workspace) and stops the sequence; correcting it away later does
     not lift the suppression (DELETE /v1/suppressions/{id} does). `unsubscribe` is the classifier's safety net: the
-    reply also reads as an opt-out, so the address is suppressed whatever the label."""
+    reply also reads as an opt-out, so the address is suppressed whatever the label. The first opt-out of an
+    address fires `lead.unsubscribed` (source `reply`), naming `message`, the email replied to, when given."""
     if lead is None:
         return
     interest = INTEREST_OF_LABEL.get(label)
@@ -56,6 +59,15 @@ async def apply_label(
         lead.interest_updated_at = now
         lead.updated_at = now
     if unsubscribe or interest == InterestStatus.unsubscribed.value:
+        if await suppressions.first_opt_out(session, tenant, lead.email):
+            ref = (
+                event_ref(message)
+                if message is not None
+                else {"lead_id": lead.id, "campaign_id": lead.campaign_id}
+            )
+            await record_event(
+                session, tenant, "lead.unsubscribed", {**ref, "email": lead.email, "source": "reply"}
+            )
         await suppressions.add_suppression(
             session, tenant, SuppressionType.email, lead.email, SuppressionReason.unsubscribed
         )

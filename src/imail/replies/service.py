@@ -142,7 +142,15 @@ async def update_reply(session: AsyncSession, caller: Caller, reply_id: str, bod
     reply.updated_at = now
     lead = await get_lead(session, caller, reply.lead_id)
     state = await LeadThread(session, caller.tenant).state(reply.lead_id)
-    await apply_label(session, caller.tenant, lead, state, label, now, previous=previous)
+    answered = next(
+        (
+            m
+            for m in await LeadThread(session, caller.tenant).messages(reply.lead_id)
+            if m.id == reply.message_id
+        ),
+        None,
+    )
+    await apply_label(session, caller.tenant, lead, state, label, now, previous=previous, message=answered)
     await record_event(
         session,
         caller.tenant,

@@ -16,6 +16,7 @@ from imail.kit.signing import Signer
 from imail.mail.html import html_to_text, text_to_html
 from imail.mail.mime import Outbound, build, domain_of, make_message_id
 from imail.sending.sequence import choose_variant, content, reply_subject
+from imail.tracking import mailto
 from imail.tracking.links import add_pixel, rewrite_links
 
 _HAS_TAG = re.compile(r"<[a-zA-Z][^>]*>")
@@ -128,6 +129,6 @@ def compose(
         in_reply_to=thread.message_ids[-1] if thread.message_ids else None,
         references=list(thread.message_ids),
         unsubscribe_url=unsubscribe_url,
-        unsubscribe_mailto=f"{sender.email}?subject=unsubscribe",
+        unsubscribe_mailto=mailto.address(sender.email, urls.signer.sign(mailto.PURPOSE, message_id)),
     )
     return Composed(subject, variant["label"] if variant else None, header_id, links, build(outbound))

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, case, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,6 +114,33 @@ class MessageRepository(TenantRepository[Message]):
     async def by_header(self, message_id_header: str) -> Message | None:
         stmt = self.select().where(Message.message_id_header == message_id_header)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class InboxSends(Repository[Message]):
+    """An inbox's latest campaign sends, for bounce protection (imail.sending.protection)."""
+
+    model = Message
+
+    async def latest(self, inbox_id: str, since: datetime | None, limit: int) -> tuple[int, int]:
+        """(sends, hard bounces) among the inbox's latest `limit` emails that left or were refused for their
+        recipient (sent or bounced), claimed after `since` when given."""
+        recent = (
+            select(Message.status)
+            .where(
+                Message.inbox_id == inbox_id,
+                Message.status.in_((MessageStatus.sent.value, MessageStatus.bounced.value)),
+            )
+            .order_by(Message.created_at.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            recent = recent.where(Message.created_at > since)
+        window = recent.subquery()
+        bounced = func.coalesce(
+            func.sum(case((window.c.status == MessageStatus.bounced.value, 1), else_=0)), 0
+        )
+        sends, bounces = (await self.session.execute(select(func.count(), bounced).select_from(window))).one()
+        return int(sends), int(bounces)
 
 
 class SendQueue(Repository[SequenceState]):

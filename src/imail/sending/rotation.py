@@ -62,6 +62,7 @@ class Rotation:
                 for i in inbox_ids
                 if i in self.inboxes
                 and self.inboxes[i].status == InboxStatus.connected.value
+                and self.inboxes[i].sending_paused_at is None  # bounce protection, SMTP policy, by hand
                 and self.inboxes[i].livemode == livemode
             ]
             heap = self._heaps[key] = [self._key(i.id) for i in usable]

@@ -33,7 +33,7 @@ from imail.models.campaign import CampaignStatus
 from imail.models.lead import LeadStatus
 from imail.models.sending import Message, MessageStatus, SequenceState, SequenceStatus, StopReason
 from imail.models.suppression import SuppressionReason, SuppressionType
-from imail.sending import simulation
+from imail.sending import protection, simulation
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
 from imail.sending.repository import IN_FLIGHT, SendQueue, SequenceRepository
 from imail.sending.rotation import NoInbox, Rotation, Shortage
@@ -390,7 +390,7 @@ class AttemptTaken(Exception):
 @dataclass(frozen=True)
 class Outcome:
     message_id: str
-    kind: str  # "sent" | "retry" | "requeue" | "bounced" | "failed" | "in_doubt" | "taken"
+    kind: str  # "sent" | "retry" | "requeue" | "bounced" | "policy" | "failed" | "in_doubt" | "taken"
     code: int | None = None
     detail: str = ""
     inbox_failure_side: str | None = None  # set when the inbox itself failed (connection, login)
@@ -496,6 +496,22 @@ async def _record_each(
             now,
         )
     await session.flush()
+    await _judge_bounces(session, settings, messages, outcomes, now)
+
+
+async def _judge_bounces(
+    session: AsyncSession,
+    settings: Settings,
+    messages: dict[str, Message],
+    outcomes: list[Outcome],
+    now: datetime,
+) -> None:
+    """Bounce protection for the inboxes whose emails SMTP just refused for their recipient."""
+    bounced = {
+        messages[o.message_id].inbox_id for o in outcomes if o.kind == "bounced" and o.message_id in messages
+    }
+    if bounced:
+        await protection.judge_inboxes(session, settings, [i for i in bounced if i], now)
 
 
 async def apply_outcome(
@@ -523,6 +539,9 @@ async def apply_outcome(
     message.lease_until = None
     message.smtp_code = outcome.code
     message.smtp_response = outcome.detail[:2000] or None
+    if outcome.kind == "policy":
+        await _policy_rejected(session, message, state, outcome, claimed_on, now)
+        return
     if outcome.kind == "sent":
         message.status = MessageStatus.sent.value
         message.sent_at = now
@@ -567,6 +586,29 @@ async def apply_outcome(
     message.status = MessageStatus.failed.value
     if state is not None:
         stop_sequence(state, StopReason.failed, now)
+
+
+async def _policy_rejected(
+    session: AsyncSession,
+    message: Message,
+    state: SequenceState | None,
+    outcome: Outcome,
+    claimed_on: Any,
+    now: datetime,
+) -> None:
+    """The inbox's SMTP server refused the send on policy (5.7.x): its provider is blocking it, not this
+    recipient. Nothing is suppressed and the attempt does not count: the email waits in the queue (another inbox of
+    the campaign may take a first step; a follow-up waits for its thread's inbox), and the inbox pauses."""
+    await SendQueue(session).adjust_counters(
+        claimed_on, [i for i in (message.campaign_id, message.inbox_id) if i], -1
+    )
+    message.status = MessageStatus.retry.value
+    message.attempts = max(0, message.attempts - 1)
+    if state is not None:
+        if message.step_index == 0:
+            state.inbox_id = None  # no email of this thread went out: any inbox may start it
+        _reschedule(state, now, now)
+    await protection.policy_rejected(session, tenant_of(message), message.inbox_id, outcome.detail, now)
 
 
 def _advance(state: SequenceState, lead: Lead, campaign: Campaign, message: Message, now: datetime) -> None:

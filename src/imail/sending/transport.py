@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -127,9 +128,16 @@ class SmtpPool:
             await self._close(inbox_id)
 
 
+POLICY = re.compile(r"^\s*5\.7\.\d{1,3}\b")
+
+
 def _rejected(message_id: str, exc: MailRejected) -> Outcome:
     code = exc.code or 0
     detail = f"{exc.code or ''} {exc.detail}".strip()
+    if code >= 500 and POLICY.match(exc.detail or ""):
+        # 5.7.x (RFC 3463: security or policy status) from the inbox's own server: its provider is refusing us,
+        # whichever recipient it was; the inbox pauses (imail.inboxes.pausing) and nobody is suppressed.
+        return Outcome(message_id, "policy", code=code, detail=detail)
     if 400 <= code < 500:
         return Outcome(message_id, "retry", code=code, detail=detail)
     if exc.recipients:

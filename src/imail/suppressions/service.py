@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
+from imail.events.service import record_event
 from imail.kit.deferred import collecting
 from imail.kit.pagination import PageParams
 from imail.kit.tenancy import Tenant
@@ -104,6 +105,44 @@ async def batched_suppressions(session: AsyncSession) -> AsyncIterator[None]:
             await leads.mark_suppressed(type_, [v for t, v in entries if t == type_])
 
 
+_OPTED_OUT_KEY = "imail.suppressions.opted_out"
+
+
+async def first_opt_out(session: AsyncSession, tenant: Tenant, email: str) -> bool:
+    """Whether an opt-out of this address is its first: not suppressed yet (by address or domain), nor suppressed
+    or opted out earlier in this transaction. `lead.unsubscribed` fires only then, once per address, whichever
+    channels the recipient uses. Reads no pending change, so it is safe inside an inbound batch."""
+    key = (tenant, email)
+    seen: set = session.info.setdefault(_OPTED_OUT_KEY, set())
+    if key in seen:
+        return False
+    seen.add(key)
+    pending = session.info.get(_BATCH_KEY) or {}
+    if (SuppressionType.email.value, email) in pending.get(tenant, {}):
+        return False
+    return await is_suppressed(session, tenant, email) is None
+
+
+async def suppress_through_api(
+    session: AsyncSession, tenant: Tenant, email: str, reason: SuppressionReason
+) -> Suppression:
+    """An address suppressed through the API (`POST /v1/suppressions`, a lead's interest status set to
+    `unsubscribed`): `suppress`, and `lead.unsubscribed` with source `api` for each lead at that address when it was
+    not suppressed before. These events name no sent email, so campaign analytics do not count them as
+    unsubscribes (see imail.analytics.rollups)."""
+    first = await first_opt_out(session, tenant, email)
+    entry = await suppress(session, tenant, SuppressionType.email, email, reason)
+    if first:
+        for lead_id, campaign_id in await LeadRepository(session, tenant).with_email(email):
+            await record_event(
+                session,
+                tenant,
+                "lead.unsubscribed",
+                {"email": email, "source": "api", "lead_id": lead_id, "campaign_id": campaign_id},
+            )
+    return entry
+
+
 async def create_suppression(session: AsyncSession, caller: Caller, body: SuppressionCreate) -> Suppression:
     if body.email is None and body.domain is None:
         raise MissingField(
@@ -122,6 +161,8 @@ async def create_suppression(session: AsyncSession, caller: Caller, body: Suppre
     existing = await SuppressionRepository(session, caller.tenant).find(type_.value, value)
     if existing is not None:
         raise Conflict(f"{value} is already suppressed ({existing.id})", type_.value)
+    if type_ is SuppressionType.email:
+        return await suppress_through_api(session, caller.tenant, value, SuppressionReason.manual)
     return await suppress(session, caller.tenant, type_, value, SuppressionReason.manual)
 
 

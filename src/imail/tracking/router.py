@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -108,11 +109,27 @@ async def unsubscribe_page(token: str, request: Request, session: SessionDep) ->
     )
 
 
+ONE_CLICK = re.compile(rb'List-Unsubscribe(=|"\s*\r?\n\r?\n\s*)One-Click')
+ONE_CLICK_BODY_LIMIT = 4096
+
+
+async def is_one_click(request: Request) -> bool:
+    """Whether a POST is RFC 8058's one-click: a mail client posting `List-Unsubscribe=One-Click`, form-urlencoded
+    or multipart/form-data (the confirmation page's button posts an empty form)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) >= ONE_CLICK_BODY_LIMIT:
+            break
+    return ONE_CLICK.search(body[:ONE_CLICK_BODY_LIMIT]) is not None
+
+
 @router.post("/u/{token}")
 async def unsubscribe(token: str, request: Request, session: SessionDep) -> Response:
     """The form's button, and RFC 8058 one-click (`List-Unsubscribe=One-Click`) from mail clients."""
+    source = "one_click" if await is_one_click(request) else "link"
     try:
-        message = await service.unsubscribe(session, signer(request), token, utcnow())
+        message = await service.unsubscribe(session, signer(request), token, utcnow(), source)
     except NotFound:
         return _page("Link not valid", "<h1>This unsubscribe link is not valid</h1>", 404)
     return _page(

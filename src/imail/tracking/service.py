@@ -9,14 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.errors import NotFound
 from imail.events.service import record_event
 from imail.kit.signing import BadSignature, Signer
-from imail.models import Message
+from imail.kit.tenancy import Tenant
+from imail.models import Lead, Message
 from imail.models.lead import InterestStatus, LeadStatus
-from imail.models.sending import StopReason
+from imail.models.sending import SequenceState, SequenceStatus, StopReason
 from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.models.tracking import OPEN_PIXEL
 from imail.sending.service import event_ref, stop_sequence, tenant_of
 from imail.suppressions import service as suppressions
-from imail.tracking import machine
+from imail.tracking import machine, mailto
 from imail.tracking.repository import TrackingRepository
 
 CLICK_SCANNER_WINDOW = timedelta(seconds=10)
@@ -102,20 +103,56 @@ async def unsubscribe_target(session: AsyncSession, signer: Signer, token: str) 
     return await _message(session, _read(signer, "unsubscribe", token))
 
 
-async def unsubscribe(session: AsyncSession, signer: Signer, token: str, now: datetime) -> Message:
-    """Stop the lead and suppress its address for the whole workspace (idempotent)."""
+async def unsubscribe(
+    session: AsyncSession, signer: Signer, token: str, now: datetime, source: str = "link"
+) -> Message:
+    """Stop the lead and suppress its address for the whole workspace (idempotent). `source`: `one_click` (RFC 8058
+    POST from a mail client) or `link` (the confirmation page's button)."""
     message = await unsubscribe_target(session, signer, token)
-    tenant = tenant_of(message)
     lead, state, _campaign = await TrackingRepository(session).lead_state_campaign(message)
-    if await suppressions.is_suppressed(session, tenant, message.to_email) is None:
-        await record_event(session, tenant, "lead.unsubscribed", {**event_ref(message), "source": "link"})
-    await suppressions.suppress(
+    await opt_out(session, message, lead, state, source, now)
+    return message
+
+
+async def opt_out(
+    session: AsyncSession,
+    message: Message,
+    lead: Lead | None,
+    state: SequenceState | None,
+    source: str,
+    now: datetime,
+) -> bool:
+    """The recipient of one of our emails opted out through it (link, one-click, mailto): the address suppressed for
+    the whole workspace, the lead unsubscribed, its sequence stopped, and `lead.unsubscribed` with `source` if the
+    address was not suppressed already (True then). Reads no pending change: safe inside an inbound batch."""
+    tenant = tenant_of(message)
+    first = await suppressions.first_opt_out(session, tenant, message.to_email)
+    if first:
+        await record_event(session, tenant, "lead.unsubscribed", {**event_ref(message), "source": source})
+    await suppressions.add_suppression(
         session, tenant, SuppressionType.email, message.to_email, SuppressionReason.unsubscribed
     )
     if lead is not None:
         lead.status = LeadStatus.unsubscribed.value
         lead.interest_status = InterestStatus.unsubscribed.value
         lead.interest_updated_at = now
-    if state is not None and state.status in ("scheduled", "sending"):
+        lead.updated_at = now
+    if state is not None and state.status in (SequenceStatus.scheduled.value, SequenceStatus.sending.value):
         stop_sequence(state, StopReason.unsubscribed, now)
-    return message
+    return first
+
+
+async def mailto_targets(
+    session: AsyncSession, signer: Signer, tenant: Tenant, subjects: dict[int, str]
+) -> dict[int, Message]:
+    """The emails that messages (by position) sent to the List-Unsubscribe mailto address are about: the one named
+    by a valid token in the subject, if it is this tenant's (a token is no key to another workspace's leads)."""
+    repo = TrackingRepository(session)
+    found: dict[int, Message] = {}
+    for index, subject in subjects.items():
+        for message_id in mailto.token_ids(signer, subject):
+            message = await repo.message(message_id)
+            if message is not None and tenant_of(message) == tenant:
+                found[index] = message
+                break
+    return found

@@ -71,7 +71,7 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -
                 before_data=_marker(ctx, job),
             )
             outcomes.append(outcome)
-            if outcome.kind == "in_doubt" or outcome.inbox_failure_side:
+            if outcome.kind in ("in_doubt", "policy") or outcome.inbox_failure_side:
                 # A server that stalls or drops us would cost a full timeout per remaining message, one after
                 # another; give them back untried instead (a later claim tries again, the monitor checks the inbox).
                 release = f"released unsent: the inbox's SMTP server failed on an earlier message ({outcome.detail[:200]})"
