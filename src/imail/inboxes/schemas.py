@@ -6,6 +6,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 from typing_extensions import TypeAliasType
 
+from imail.tracking_domains.schemas import (
+    DOMAIN_DESCRIPTION,
+    TrackingDomain,
+    TrackingDomainCheckedAt,
+    TrackingDomainReason,
+    TrackingDomainStatusName,
+)
 from imail.warmup.schemas import WarmupSettings, WarmupView
 
 # Named aliases: one schema component each, so generated clients get one well-named enum per concept.
@@ -108,6 +115,11 @@ class InboxUpdate(_ServerFields):
     warmup: WarmupSettings | None = Field(
         None, description="Warmup ramp settings; fields left out keep their value."
     )
+    tracking_domain: str | None = Field(
+        None,
+        max_length=300,
+        description=DOMAIN_DESCRIPTION.format(owner="inbox") + " Overrides the workspace's tracking domain.",
+    )
 
 
 class Inbox(BaseModel):
@@ -160,6 +172,10 @@ class Inbox(BaseModel):
     last_read_error_at: datetime | None = Field(
         description="When that read failed (null when the last read worked)."
     )
+    tracking_domain: TrackingDomain
+    tracking_domain_status: TrackingDomainStatusName
+    tracking_domain_checked_at: TrackingDomainCheckedAt
+    tracking_domain_reason: TrackingDomainReason
     livemode: bool
     created_at: datetime
     updated_at: datetime

@@ -35,6 +35,7 @@ from imail.mail.endpoint import MailConnectionError
 from imail.models import Campaign, CampaignInbox, Inbox
 from imail.models.campaign import CampaignStatus
 from imail.models.inbox import InboxStatus, WarmupStatus
+from imail.tracking_domains import service as tracking_domains
 from imail.warmup import service as warmup
 from imail.warmup.schemas import WarmupSettings
 from imail.workspaces.tiers import policy
@@ -345,11 +346,25 @@ async def update_inbox(
         inbox.signature = changes["signature"] or ""
     if "warmup" in changes:
         await warmup.configure(session, caller.tenant, inbox, _warmup_changes(body.warmup), utcnow())
+    if "tracking_domain" in changes:
+        await tracking_domains.set_domain(
+            session, ctx.settings, inbox, caller.workspace_id, changes["tracking_domain"], utcnow()
+        )
     await session.flush()
     if reconnected:
         # Both logins just worked: a disconnected inbox is connected again (one inbox.reconnected).
         await monitor.mark_ok(session, inbox, utcnow())
         await session.refresh(inbox)
+    return inbox
+
+
+async def verify_tracking_domain(session: AsyncSession, caller: Caller, inbox_id: str, ctx: Context) -> Inbox:
+    """Ask DNS again now whether the inbox's tracking domain points to this server."""
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    if not inbox.tracking_domain:
+        raise Conflict(f"Inbox {inbox.id} has no tracking_domain to verify; set one with PATCH first")
+    await tracking_domains.verify(ctx.settings, inbox, utcnow())
+    await session.flush()
     return inbox
 
 
