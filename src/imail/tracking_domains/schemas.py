@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
+from typing_extensions import TypeAliasType
 
 DOMAIN_DESCRIPTION = (
     "A custom host for this {owner}'s links, open pixel and unsubscribe URLs, e.g. track.acme.com: a CNAME to this "
@@ -18,7 +19,7 @@ TrackingDomain = Annotated[
     str | None, Field(description="The custom tracking host, or null (links use the server's public URL).")
 ]
 TrackingDomainStatusName = Annotated[
-    Literal["pending", "verified", "failed"] | None,
+    TypeAliasType("TrackingDomainStatus", Literal["pending", "verified", "failed"]) | None,
     Field(
         description="`pending`: set, not yet confirmed in DNS (or DNS did not answer); `verified`: in use; "
         "`failed`: DNS shows it pointing elsewhere (see tracking_domain_reason). Only `verified` is used."
