@@ -415,3 +415,26 @@ async def test_the_worker_rechecks_domains_and_links_fall_back(
     assert (await client.get("/v1/workspace", headers=outreach.headers)).json()["tracking_domain_status"] == (
         "verified"
     )
+
+
+async def test_a_proxy_may_ask_which_hosts_get_a_certificate(client, workspace, dns_server):
+    """Caddy's on-demand TLS asks before issuing: only the public host and verified tracking domains."""
+    dns_server.zone.add(DOMAIN, "CNAME", f"{PUBLIC}.")
+    dns_server.zone.add("pending.acme.com", "CNAME", "elsewhere.example.net.")
+
+    async def ask(domain: str) -> int:
+        return (await client.get("/tls/ask", params={"domain": domain})).status_code
+
+    assert await ask(DOMAIN) == 404  # pointing at us is not enough: a workspace must have it, verified
+    await set_domain(client, workspace.headers(), DOMAIN)
+    assert await ask(DOMAIN) == 200 and await ask(DOMAIN.upper() + ".") == 200
+    assert await ask(PUBLIC) == 200
+    await set_domain(client, workspace.headers(), "pending.acme.com")  # failed: not used, no certificate
+    assert await ask("pending.acme.com") == 404 and await ask(DOMAIN) == 404
+    assert await ask("") == 404 and (await client.get("/tls/ask")).status_code == 404
+    # Asked on a tracking domain itself, it does not exist either.
+    dns_server.zone.add("pending.acme.com", "CNAME", f"{PUBLIC}.")
+    await client.post("/v1/workspace/tracking-domain/verify", headers=workspace.headers())
+    assert (
+        await client.get("https://pending.acme.com/tls/ask", params={"domain": DOMAIN})
+    ).status_code == 404

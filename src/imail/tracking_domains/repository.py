@@ -33,6 +33,18 @@ class TrackingDomainRepository:
         )
         return found
 
+    async def is_verified(self, domain: str) -> bool:
+        verified = TrackingDomainStatus.verified.value
+        for model in (Workspace, Inbox):
+            stmt = (
+                select(model.id)
+                .where(model.tracking_domain == domain, model.tracking_domain_status == verified)
+                .limit(1)
+            )
+            if (await self.session.execute(stmt)).first() is not None:
+                return True
+        return False
+
     async def verified_for_workspaces(self, workspace_ids: Iterable[str]) -> dict[str, str]:
         wanted = sorted(set(workspace_ids))
         if not wanted:

@@ -167,6 +167,11 @@ async def owner_of(session: AsyncSession, host: str) -> str | None:
     return min(owners) if owners else None
 
 
+async def is_verified(session: AsyncSession, host: str) -> bool:
+    """Whether some workspace or inbox has `host` as a verified tracking domain."""
+    return await TrackingDomainRepository(session).is_verified(host)
+
+
 async def recheck_due(database: Database, settings: Settings, now: datetime) -> int:
     """Check again the domains last checked over IMAIL_TRACKING_DOMAIN_CHECK_INTERVAL ago (pending ones keep
     being tried, so adding the CNAME later is enough; a verified one whose CNAME went is no longer used). DNS is
