@@ -21,6 +21,7 @@ log = structlog.get_logger("imail.tracking_domains")
 
 TRACKING_PREFIXES = ("/t/", "/u/")
 HOST_TTL = 30.0
+FAILED_LOOKUP_TTL = 5.0
 MAX_HOSTS = 10_000  # any client can send any Host: the cache must not grow without bound
 OWNER_KEY = "tracking_host_owner"  # request.state: the workspace whose tracking domain the request came to
 
@@ -55,10 +56,10 @@ class HostOwners:
             return False, None
         return True, entry[0]
 
-    def put(self, host: str, owner: str | None) -> None:
+    def put(self, host: str, owner: str | None, ttl: float = HOST_TTL) -> None:
         if len(self._entries) >= MAX_HOSTS:
             self._entries.clear()
-        self._entries[host] = (owner, time.monotonic() + HOST_TTL)
+        self._entries[host] = (owner, time.monotonic() + ttl)
 
     def forget(self, *hosts: str | None) -> None:
         for host in hosts:
@@ -81,7 +82,10 @@ class TrackingHostGate:
             async with state.database.read() as session:
                 owner = await owner_of(session, host)
         except Exception as exc:  # noqa: BLE001 - the database is down: the routes' own reads answer 503
+            # Served as any host for a few seconds rather than every request waiting on the database first:
+            # without it no route answers anything but 503 (the API needs it for keys, tracking for tokens).
             log.debug("tracking host lookup failed", host=host, error=str(exc)[:200])
+            owners.put(host, None, FAILED_LOOKUP_TTL)
             return None
         owners.put(host, owner)
         return owner
