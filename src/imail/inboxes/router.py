@@ -69,9 +69,9 @@ async def update_inbox(
     """Change limits, gap, name, signature, tracking domain or server settings; new server settings are logged in
     with first. A new `tracking_domain` is checked in DNS before the answer (see PATCH /v1/workspace); 409 when
     another workspace uses it."""
-    before = (await service.get_inbox(session, caller.tenant, inbox_id)).tracking_domain
     inbox = await service.update_inbox(session, caller, inbox_id, body, ctx)
-    request.app.state.tracking_hosts.forget(before, inbox.tracking_domain)
+    if "tracking_domain" in body.model_fields_set:
+        request.app.state.tracking_hosts.clear()  # the old host and the new one: who owns them changed
     return await _one(session, caller, inbox, ctx)
 
 

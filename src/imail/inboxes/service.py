@@ -313,6 +313,9 @@ async def update_inbox(
         if name in changes and changes[name] is None:
             raise InvalidField(f"{name} cannot be null; leave it out to keep the current value", name)
     _check_daily_limit(caller, changes.get("daily_limit"))
+    domain = None
+    if "tracking_domain" in changes:  # DNS asked before any transaction opens
+        domain = await tracking_domains.prepare(ctx.settings, changes["tracking_domain"])
     server_changes = {k: v for k, v in changes.items() if k in SERVER_FIELDS}
     checked: _CheckedServers | None = None
     if server_changes:
@@ -346,10 +349,8 @@ async def update_inbox(
         inbox.signature = changes["signature"] or ""
     if "warmup" in changes:
         await warmup.configure(session, caller.tenant, inbox, _warmup_changes(body.warmup), utcnow())
-    if "tracking_domain" in changes:
-        await tracking_domains.set_domain(
-            session, ctx.settings, inbox, caller.workspace_id, changes["tracking_domain"], utcnow()
-        )
+    if domain is not None:
+        await tracking_domains.set_domain(session, inbox, caller.workspace_id, domain, utcnow())
     await session.flush()
     if reconnected:
         # Both logins just worked: a disconnected inbox is connected again (one inbox.reconnected).

@@ -3,7 +3,7 @@ for that workspace's emails; the API and every other page are 404 there. Any oth
 load balancer's) serves everything, for every tenant, as before (emails sent before a domain was set link there).
 
 Who owns a host is read from the database once per host and kept for HOST_TTL (a new or removed domain is seen by
-every process within that); the process that changes a domain forgets its entry at once."""
+every process within that); the process that changes a domain forgets what it knew at once."""
 
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ class HostOwners:
         if len(self._entries) >= MAX_HOSTS:
             self._entries.clear()
         self._entries[host] = (owner, time.monotonic() + ttl)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     def forget(self, *hosts: str | None) -> None:
         for host in hosts:

@@ -115,28 +115,35 @@ async def verify(settings: Settings, row: Workspace | Inbox, now: datetime) -> N
         _apply(row, await check(settings, row.tracking_domain), now)
 
 
-async def set_domain(
-    session: AsyncSession,
-    settings: Settings,
-    row: Workspace | Inbox,
-    workspace_id: str,
-    value: str | None,
-    now: datetime,
-) -> None:
-    """Set (or clear, with None or empty) the row's domain. A new domain is pending, then checked at once; naming
-    the one it already has checks it again. 409 when another workspace has named it."""
+@dataclass(frozen=True)
+class Change:
+    """A new value for a tracking domain, normalised and already checked in DNS (None: remove it)."""
+
+    domain: str | None
+    verdict: Verdict | None
+
+
+async def prepare(settings: Settings, value: str | None) -> Change:
+    """Validate (400) and ask DNS, before the request touches the database: no transaction waits on DNS."""
     domain = normalise(value, settings)
-    if domain is None:
+    return Change(domain, await check(settings, domain) if domain else None)
+
+
+async def set_domain(
+    session: AsyncSession, row: Workspace | Inbox, workspace_id: str, change: Change, now: datetime
+) -> None:
+    """Set (or remove) the row's domain with its DNS verdict. 409 when another workspace has named it."""
+    if change.domain is None or change.verdict is None:
         row.tracking_domain = row.tracking_domain_status = None
         row.tracking_domain_checked_at = row.tracking_domain_reason = None
         return
-    if await TrackingDomainRepository(session).owners(domain) - {workspace_id}:
-        raise Conflict(f"tracking_domain: {domain} is used by another workspace", "tracking_domain")
-    if domain != row.tracking_domain:
-        row.tracking_domain = domain
+    if await TrackingDomainRepository(session).owners(change.domain) - {workspace_id}:
+        raise Conflict(f"tracking_domain: {change.domain} is used by another workspace", "tracking_domain")
+    if change.domain != row.tracking_domain:
+        row.tracking_domain = change.domain
         row.tracking_domain_status = TrackingDomainStatus.pending.value
         row.tracking_domain_checked_at = row.tracking_domain_reason = None
-    await verify(settings, row, now)
+    _apply(row, change.verdict, now)
 
 
 def view(row: Workspace | Inbox) -> dict[str, Any]:

@@ -28,9 +28,9 @@ async def update_workspace(body: WorkspaceUpdate, caller: CallerDep, session: Se
     """Set the footer's postal address and opt-out line, and the tracking domain (shared by both ledgers, so a live
     key is needed). A new `tracking_domain` is checked in DNS before the answer: `verified` when it is a CNAME to
     this server, else `failed` or `pending` with `tracking_domain_reason`; 409 when another workspace uses it."""
-    before = (await service.get_workspace(session, caller.workspace_id)).tracking_domain
     workspace = await service.update_workspace(session, request.app.state.settings, caller, body, utcnow())
-    request.app.state.tracking_hosts.forget(before, workspace.tracking_domain)
+    if "tracking_domain" in body.model_fields_set:
+        request.app.state.tracking_hosts.clear()  # the old host and the new one: who owns them changed
     return workspace
 
 

@@ -117,11 +117,12 @@ async def update_workspace(
     if not caller.livemode:
         raise Forbidden("The workspace's settings apply to live emails too: change them with a live key")
     changes = body.model_dump(exclude_unset=True)
-    domain_set = "tracking_domain" in changes
-    domain = changes.pop("tracking_domain", None)
+    domain = None
+    if "tracking_domain" in changes:
+        domain = await tracking_domains.prepare(settings, changes.pop("tracking_domain"))
     workspace = await set_footer(session, caller.workspace_id, **changes)
-    if domain_set:
-        await tracking_domains.set_domain(session, settings, workspace, workspace.id, domain, now)
+    if domain is not None:
+        await tracking_domains.set_domain(session, workspace, workspace.id, domain, now)
         await session.flush()
     return workspace
 
