@@ -27,6 +27,7 @@ from imail.status.router import health_router
 from imail.status.router import router as status_router
 from imail.suppressions.router import router as suppressions_router
 from imail.tracking.router import router as tracking_router
+from imail.tracking_domains.router import router as tls_ask_router
 from imail.webhooks.docs import document_webhooks
 from imail.webhooks.router import router as webhooks_router
 from imail.workspaces.router import router as workspace_router
@@ -77,5 +78,6 @@ def mount_routers(app: FastAPI) -> None:
     app.add_middleware(MetricsMiddleware)  # request counts and latencies by route template
     app.include_router(inbox_oauth_router, responses=PUBLIC_ERROR_RESPONSES)  # /oauth/callback, outside /v1
     app.include_router(tracking_router)  # /t/… and /u/…: signed tokens, outside /v1
+    app.include_router(tls_ask_router)  # /tls/ask: which hosts a proxy may get certificates for
     app.include_router(build_v1())
     document_webhooks(app)  # the OpenAPI `webhooks` section: the deliveries imail sends

@@ -369,6 +369,34 @@ class Settings(BaseSettings):
         parse_nameservers(value)
         return value
 
+    # Custom tracking domains (see imail.tracking_domains): verified as a CNAME to IMAIL_PUBLIC_URL's host, or, for a
+    # name that cannot be a CNAME (a zone apex, a provider's CNAME flattening), A/AAAA records all among these.
+    tracking_domain_addresses: str | None = Field(
+        None,
+        description="comma-separated IP addresses of this server a tracking domain may point to (A/AAAA)",
+    )
+    tracking_domain_check_interval: float = Field(
+        3600.0, ge=60, description="seconds between two DNS re-checks of one tracking domain"
+    )
+
+    @field_validator("tracking_domain_addresses")
+    @classmethod
+    def _tracking_domain_addresses(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        for part in value.split(","):
+            try:
+                ip_address(part.strip())
+            except ValueError:
+                raise ValueError(f"{part.strip()!r} is not an IP address") from None
+        return value
+
+    def tracking_addresses(self) -> frozenset[str]:
+        """IMAIL_TRACKING_DOMAIN_ADDRESSES, each address in its canonical text."""
+        if not self.tracking_domain_addresses:
+            return frozenset()
+        return frozenset(str(ip_address(p.strip())) for p in self.tracking_domain_addresses.split(","))
+
     # workers
     # On SIGTERM: in-flight requests may finish for this long, then running worker iterations for as long again.
     shutdown_grace: float = Field(20.0, gt=0, le=600, description="seconds of each graceful-shutdown phase")

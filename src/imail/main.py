@@ -24,6 +24,8 @@ from imail.kit.concurrency import ConcurrencyLimiter
 from imail.kit.middleware import HeadAsGet, RequestContextMiddleware
 from imail.kit.ratelimit import Limit, RateLimiter
 from imail.openapi import install_openapi
+from imail.tracking_domains.hosts import HostOwners, TrackingHostGate
+from imail.tracking_domains.service import public_host
 from imail.workers.context import WorkerContext
 from imail.workers.runner import Supervisor, instance_id
 
@@ -112,6 +114,9 @@ def create_app(settings: Settings | None = None, run_workers: bool = False) -> F
     # body is dropped on the way out.
     app.add_middleware(IdempotencyRecorder)
     app.add_middleware(AuthenticateBeforeBody)
+    # Before any key is read: on a workspace's tracking domain the API does not exist (404), not even as a 401.
+    app.state.tracking_hosts = HostOwners()
+    app.add_middleware(TrackingHostGate, public=public_host(settings))
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth import scopes
 from imail.auth.deps import CallerDep, require_scope
+from imail.auth.service import Caller
 from imail.campaigns import service
 from imail.campaigns.schemas import Campaign, CampaignCreate, CampaignUpdate, Preview, PreviewRequest
 from imail.db import SessionDep
@@ -19,6 +21,7 @@ from imail.sending.compose import TrackingUrls
 from imail.spamcheck import service as spamcheck
 from imail.spamcheck.schemas import SpamCheck, SpamCheckRequest
 from imail.tracking.router import signer
+from imail.tracking_domains import service as tracking_domains
 
 router = APIRouter(
     prefix="/campaigns", tags=["Campaigns"], dependencies=[Depends(require_scope("campaigns")), Idempotent]
@@ -102,13 +105,20 @@ async def delete_campaign(campaign_id: str, caller: CallerDep, session: SessionD
     return await service.present_one(session, caller, campaign)
 
 
+async def _tracking_urls(request: Request, session: AsyncSession, caller: Caller) -> TrackingUrls:
+    """The workspace's URLs: on its verified tracking domain, else on IMAIL_PUBLIC_URL."""
+    hosts = await tracking_domains.workspace_hosts(session, [caller.workspace_id])
+    urls = TrackingUrls(signer(request), request.app.state.settings.public_url)
+    return urls.on(hosts.get(caller.workspace_id))
+
+
 @preview_router.post("/{campaign_id}/preview", response_model=Preview)
 async def preview_campaign(
     campaign_id: str, body: PreviewRequest, caller: CallerDep, session: SessionDep, request: Request
 ):
     """Render one step (and variant) for one of the campaign's leads, as it would be sent: with the footer when
     the campaign includes it, and {{unsubscribe_url}} as a signed link."""
-    urls = TrackingUrls(signer(request), request.app.state.settings.public_url)
+    urls = await _tracking_urls(request, session, caller)
     return await service.preview(session, caller, campaign_id, body, urls)
 
 
@@ -123,7 +133,7 @@ async def spam_check_campaign(
     """Render every step for a sample lead (or `lead_id`) exactly as it would be sent and score it with
     SpamAssassin's spamd (IMAIL_SPAMD_URL): the score and every rule that fired. Sends and stores nothing; 409
     when spamd is not configured."""
-    urls = TrackingUrls(signer(request), request.app.state.settings.public_url)
+    urls = await _tracking_urls(request, session, caller)
     return await spamcheck.spam_check(
         session, caller, campaign_id, body or SpamCheckRequest(), request.app.state.settings, urls
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from imail.auth.deps import CallerDep, require_scope
@@ -59,10 +59,34 @@ async def get_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: 
 
 @router.patch("/{inbox_id}", response_model=Inbox)
 async def update_inbox(
-    inbox_id: str, body: InboxUpdate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    inbox_id: str,
+    body: InboxUpdate,
+    caller: CallerDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    request: Request,
 ):
-    """Change limits, gap, name, signature or server settings; new server settings are logged in with first."""
+    """Change limits, gap, name, signature, tracking domain or server settings; new server settings are logged in
+    with first. A new `tracking_domain` is checked in DNS before the answer (see PATCH /v1/workspace); 409 when
+    another workspace uses it."""
     inbox = await service.update_inbox(session, caller, inbox_id, body, ctx)
+    if "tracking_domain" in body.model_fields_set:
+        request.app.state.tracking_hosts.clear()  # the old host and the new one: who owns them changed
+    return await _one(session, caller, inbox, ctx)
+
+
+@router.post(
+    "/{inbox_id}/tracking-domain/verify",
+    response_model=Inbox,
+    summary="Verify an inbox's tracking domain now",
+)
+async def verify_inbox_tracking_domain(
+    inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep, request: Request
+):
+    """Ask DNS again now whether the inbox's tracking domain points to this server (it is also re-checked
+    periodically); 409 when the inbox has none. DNS being unreachable leaves the status as it was."""
+    inbox = await service.verify_tracking_domain(session, caller, inbox_id, ctx)
+    request.app.state.tracking_hosts.forget(inbox.tracking_domain)
     return await _one(session, caller, inbox, ctx)
 
 

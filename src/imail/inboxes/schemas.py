@@ -7,6 +7,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, fie
 from typing_extensions import TypeAliasType
 
 from imail.events.types import SendingPauseReason
+from imail.tracking_domains.schemas import (
+    DOMAIN_DESCRIPTION,
+    TrackingDomain,
+    TrackingDomainCheckedAt,
+    TrackingDomainReason,
+    TrackingDomainStatusName,
+)
 from imail.warmup.schemas import WarmupSettings, WarmupView
 
 # Named aliases: one schema component each, so generated clients get one well-named enum per concept.
@@ -109,6 +116,11 @@ class InboxUpdate(_ServerFields):
     warmup: WarmupSettings | None = Field(
         None, description="Warmup ramp settings; fields left out keep their value."
     )
+    tracking_domain: str | None = Field(
+        None,
+        max_length=300,
+        description=DOMAIN_DESCRIPTION.format(owner="inbox") + " Overrides the workspace's tracking domain.",
+    )
 
 
 class Inbox(BaseModel):
@@ -174,6 +186,10 @@ class Inbox(BaseModel):
         description="What paused it, in words (the rate, the SMTP answer)."
     )
     sending_paused_at: datetime | None
+    tracking_domain: TrackingDomain
+    tracking_domain_status: TrackingDomainStatusName
+    tracking_domain_checked_at: TrackingDomainCheckedAt
+    tracking_domain_reason: TrackingDomainReason
     livemode: bool
     created_at: datetime
     updated_at: datetime

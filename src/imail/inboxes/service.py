@@ -35,6 +35,7 @@ from imail.mail.endpoint import MailConnectionError
 from imail.models import Campaign, CampaignInbox, Inbox
 from imail.models.campaign import CampaignStatus
 from imail.models.inbox import InboxStatus, WarmupStatus
+from imail.tracking_domains import service as tracking_domains
 from imail.warmup import service as warmup
 from imail.warmup.schemas import WarmupSettings
 from imail.workspaces.tiers import policy
@@ -312,6 +313,9 @@ async def update_inbox(
         if name in changes and changes[name] is None:
             raise InvalidField(f"{name} cannot be null; leave it out to keep the current value", name)
     _check_daily_limit(caller, changes.get("daily_limit"))
+    domain = None
+    if "tracking_domain" in changes:  # DNS asked before any transaction opens
+        domain = await tracking_domains.prepare(ctx.settings, changes["tracking_domain"])
     server_changes = {k: v for k, v in changes.items() if k in SERVER_FIELDS}
     checked: _CheckedServers | None = None
     if server_changes:
@@ -345,11 +349,23 @@ async def update_inbox(
         inbox.signature = changes["signature"] or ""
     if "warmup" in changes:
         await warmup.configure(session, caller.tenant, inbox, _warmup_changes(body.warmup), utcnow())
+    if domain is not None:
+        await tracking_domains.set_domain(session, inbox, caller.workspace_id, domain, utcnow())
     await session.flush()
     if reconnected:
         # Both logins just worked: a disconnected inbox is connected again (one inbox.reconnected).
         await monitor.mark_ok(session, inbox, utcnow())
         await session.refresh(inbox)
+    return inbox
+
+
+async def verify_tracking_domain(session: AsyncSession, caller: Caller, inbox_id: str, ctx: Context) -> Inbox:
+    """Ask DNS again now whether the inbox's tracking domain points to this server."""
+    inbox = await get_inbox(session, caller.tenant, inbox_id)
+    if not inbox.tracking_domain:
+        raise Conflict(f"Inbox {inbox.id} has no tracking_domain to verify; set one with PATCH first")
+    await tracking_domains.verify(ctx.settings, inbox, utcnow())
+    await session.flush()
     return inbox
 
 

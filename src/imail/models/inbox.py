@@ -13,6 +13,7 @@ from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imail.models.base import Base, IdMixin, TenantMixin, TimestampMixin
+from imail.models.tracking import TrackingDomainColumns
 
 
 class InboxStatus(StrEnum):
@@ -39,7 +40,7 @@ class WarmupStatus(StrEnum):
     paused = "paused"
 
 
-class Inbox(IdMixin, TimestampMixin, TenantMixin, Base):
+class Inbox(IdMixin, TimestampMixin, TenantMixin, TrackingDomainColumns, Base):
     __tablename__ = "inboxes"
     id_prefix = "inb"
     __tenant_table_args__ = (

@@ -6,6 +6,7 @@ from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imail.models.base import Base, IdMixin, TimestampMixin
+from imail.models.tracking import TrackingDomainColumns
 
 
 class Tier(StrEnum):
@@ -15,7 +16,7 @@ class Tier(StrEnum):
     apex = "apex"
 
 
-class Workspace(IdMixin, TimestampMixin, Base):
+class Workspace(IdMixin, TimestampMixin, TrackingDomainColumns, Base):
     __tablename__ = "workspaces"
     id_prefix = "ws"
 

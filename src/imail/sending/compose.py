@@ -53,6 +53,10 @@ class TrackingUrls:
         self.signer = signer
         self.base = public_url.rstrip("/")
 
+    def on(self, host: str | None) -> TrackingUrls:
+        """These URLs on a tenant's verified tracking domain (always https), or on the public URL for None."""
+        return self if host is None else TrackingUrls(self.signer, f"https://{host}")
+
     def pixel(self, message_id: str) -> str:
         return f"{self.base}/t/o/{self.signer.sign('open', message_id)}.gif"
 

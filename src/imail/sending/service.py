@@ -40,6 +40,7 @@ from imail.sending.rotation import NoInbox, Rotation, Shortage
 from imail.sending.schedule import due_at, due_for_many, next_open
 from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
 from imail.suppressions import service as suppressions
+from imail.tracking_domains import service as tracking_domains
 from imail.warmup import service as warmup
 
 log = structlog.get_logger("imail.sending")
@@ -186,6 +187,9 @@ class Planner:
         self.footers = await self.queue.footers(
             c.workspace_id for c in campaigns.values() if c.include_footer
         )
+        self.hosts = await tracking_domains.workspace_hosts(
+            self.session, (c.workspace_id for c in campaigns.values())
+        )
         inbox_ids = {i for ids in campaign_inboxes.values() for i in ids} | {
             s.inbox_id for s in states if s.inbox_id
         }
@@ -313,7 +317,8 @@ class Planner:
             track_opens=campaign.track_opens,
             track_clicks=campaign.track_clicks,
             text_only=campaign.text_only,
-            urls=self.urls,
+            # An inbox's verified tracking domain, else its workspace's, else IMAIL_PUBLIC_URL
+            urls=self.urls.on(tracking_domains.verified_host(inbox) or self.hosts.get(campaign.workspace_id)),
             footer=self.footers.get(campaign.workspace_id) if campaign.include_footer else None,
         )
         attempt = {

@@ -18,6 +18,7 @@ from imail.kit.middleware import is_head
 from imail.kit.ratelimit import Limit
 from imail.kit.signing import Signer
 from imail.tracking import service
+from imail.tracking_domains.hosts import OWNER_KEY
 
 
 async def limit_by_address(request: Request) -> None:
@@ -40,6 +41,12 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(limit_by_addre
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
+
+
+def host_owner(request: Request) -> str | None:
+    """The workspace whose tracking domain this request came to (see tracking_domains.hosts), None on any other
+    host."""
+    return getattr(request.state, OWNER_KEY, None)
 
 
 def signer(request: Request) -> Signer:
@@ -74,6 +81,7 @@ async def track_open(
             user_agent,
             request.client.host if request.client else None,
             utcnow(),
+            host_owner(request),
         )
     except NotFound:
         pass
@@ -87,9 +95,11 @@ async def track_click(
     """The click redirect; a HEAD (link checkers send them) is answered but not counted."""
     try:
         if is_head(request.scope):
-            url = await service.click_target(session, signer(request), token)
+            url = await service.click_target(session, signer(request), token, host_owner(request))
         else:
-            url = await service.record_click(session, signer(request), token, user_agent, utcnow())
+            url = await service.record_click(
+                session, signer(request), token, user_agent, utcnow(), host_owner(request)
+            )
     except NotFound:
         return _page("Link not valid", "<h1>This link is not valid</h1>", 404)
     return RedirectResponse(url, status_code=302, headers=NO_STORE)
@@ -99,7 +109,7 @@ async def track_click(
 async def unsubscribe_page(token: str, request: Request, session: SessionDep) -> Response:
     """A confirmation page: a GET never unsubscribes (mail scanners follow links)."""
     try:
-        message = await service.unsubscribe_target(session, signer(request), token)
+        message = await service.unsubscribe_target(session, signer(request), token, host_owner(request))
     except NotFound:
         return _page("Link not valid", "<h1>This unsubscribe link is not valid</h1>", 404)
     return _page(
@@ -129,7 +139,9 @@ async def unsubscribe(token: str, request: Request, session: SessionDep) -> Resp
     """The form's button, and RFC 8058 one-click (`List-Unsubscribe=One-Click`) from mail clients."""
     source = "one_click" if await is_one_click(request) else "link"
     try:
-        message = await service.unsubscribe(session, signer(request), token, utcnow(), source)
+        message = await service.unsubscribe(
+            session, signer(request), token, utcnow(), source, owner=host_owner(request)
+        )
     except NotFound:
         return _page("Link not valid", "<h1>This unsubscribe link is not valid</h1>", 404)
     return _page(

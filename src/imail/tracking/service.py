@@ -31,9 +31,11 @@ def _read(signer: Signer, purpose: str, token: str) -> str:
         raise NotFound("This link is not valid") from None
 
 
-async def _message(session: AsyncSession, message_id: str) -> Message:
+async def _message(session: AsyncSession, message_id: str, owner: str | None) -> Message:
+    """`owner`: the workspace whose tracking domain the request came to (None: the main host, any workspace's
+    emails). On a workspace's own domain another workspace's token is not valid."""
     message = await TrackingRepository(session).message(message_id)
-    if message is None:
+    if message is None or (owner is not None and message.workspace_id != owner):
         raise NotFound("This link is not valid")
     return message
 
@@ -49,9 +51,15 @@ async def _record_hit(
 
 
 async def record_open(
-    session: AsyncSession, signer: Signer, token: str, user_agent: str, ip: str | None, now: datetime
+    session: AsyncSession,
+    signer: Signer,
+    token: str,
+    user_agent: str,
+    ip: str | None,
+    now: datetime,
+    owner: str | None = None,
 ) -> None:
-    message = await _message(session, _read(signer, "open", token))
+    message = await _message(session, _read(signer, "open", token), owner)
     is_machine = machine.open_is_machine(user_agent, ip, message.sent_at, now)
     if message.opened_at is None and not is_machine:
         message.opened_at = now
@@ -65,25 +73,32 @@ async def record_open(
     )
 
 
-async def _click(session: AsyncSession, signer: Signer, token: str) -> tuple[Message, int, str]:
+async def _click(
+    session: AsyncSession, signer: Signer, token: str, owner: str | None
+) -> tuple[Message, int, str]:
     """The email, the link's index and its original URL: only a link that was in this very email."""
     message_id, _, index = _read(signer, "click", token).rpartition(":")
-    message = await _message(session, message_id)
+    message = await _message(session, message_id, owner)
     links = message.links or []
     if not index.isdigit() or int(index) >= len(links):
         raise NotFound("This link is not valid")
     return message, int(index), links[int(index)]
 
 
-async def click_target(session: AsyncSession, signer: Signer, token: str) -> str:
-    return (await _click(session, signer, token))[2]
+async def click_target(session: AsyncSession, signer: Signer, token: str, owner: str | None = None) -> str:
+    return (await _click(session, signer, token, owner))[2]
 
 
 async def record_click(
-    session: AsyncSession, signer: Signer, token: str, user_agent: str, now: datetime
+    session: AsyncSession,
+    signer: Signer,
+    token: str,
+    user_agent: str,
+    now: datetime,
+    owner: str | None = None,
 ) -> str:
     """The original link to redirect to, once the click is recorded."""
-    message, index, url = await _click(session, signer, token)
+    message, index, url = await _click(session, signer, token, owner)
     is_machine = machine.click_is_machine(user_agent, message.sent_at, now, CLICK_SCANNER_WINDOW)
     if not is_machine:
         message.clicked_at = message.clicked_at or now
@@ -99,16 +114,24 @@ async def record_click(
     return url
 
 
-async def unsubscribe_target(session: AsyncSession, signer: Signer, token: str) -> Message:
-    return await _message(session, _read(signer, "unsubscribe", token))
+async def unsubscribe_target(
+    session: AsyncSession, signer: Signer, token: str, owner: str | None = None
+) -> Message:
+    return await _message(session, _read(signer, "unsubscribe", token), owner)
 
 
 async def unsubscribe(
-    session: AsyncSession, signer: Signer, token: str, now: datetime, source: str = "link"
+    session: AsyncSession,
+    signer: Signer,
+    token: str,
+    now: datetime,
+    source: str = "link",
+    owner: str | None = None,
 ) -> Message:
     """Stop the lead and suppress its address for the whole workspace (idempotent). `source`: `one_click` (RFC 8058
-    POST from a mail client) or `link` (the confirmation page's button)."""
-    message = await unsubscribe_target(session, signer, token)
+    POST from a mail client) or `link` (the confirmation page's button); `owner`: the workspace whose tracking domain
+    the request came to, if any (another workspace's token is not found there)."""
+    message = await unsubscribe_target(session, signer, token, owner)
     lead, state, _campaign = await TrackingRepository(session).lead_state_campaign(message)
     await opt_out(session, message, lead, state, source, now)
     return message

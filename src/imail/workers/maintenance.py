@@ -1,4 +1,5 @@
-"""Housekeeping workers: the process heartbeat, expiry of idempotency records, freed memory back to the system."""
+"""Housekeeping workers: the process heartbeat, expiry of idempotency records, freed memory back to the system,
+DNS re-checks of tracking domains."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from imail.deprecations.notices import send_deprecation_warnings
 from imail.idempotency import service as idempotency
 from imail.kit import memory
 from imail.kit.clock import utcnow
+from imail.tracking_domains import service as tracking_domains
 from imail.workers.context import WorkerContext
 from imail.workers.repository import HeartbeatRepository
 
@@ -31,3 +33,7 @@ async def release_memory(ctx: WorkerContext) -> int:
 
 async def warn_deprecation_users(ctx: WorkerContext) -> int:
     return await send_deprecation_warnings(ctx.database, ctx.settings, ctx.clock())
+
+
+async def recheck_tracking_domains(ctx: WorkerContext) -> int:
+    return await tracking_domains.recheck_due(ctx.database, ctx.settings, ctx.clock())

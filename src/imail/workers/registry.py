@@ -25,6 +25,8 @@ WORKERS: tuple[WorkerSpec, ...] = (
     WorkerSpec("deprecation_warnings", maintenance.warn_deprecation_users, interval=3600.0),
     # Freed heap pages back to the system once a minute (see imail.kit.memory).
     WorkerSpec("release_memory", maintenance.release_memory, interval=60.0),
+    # Custom tracking domains asked again in DNS every IMAIL_TRACKING_DOMAIN_CHECK_INTERVAL (imail.tracking_domains).
+    WorkerSpec("tracking_domains", maintenance.recheck_tracking_domains, interval=60.0),
     # Logs in to live inboxes due a check (IMAIL_INBOX_CHECK_INTERVAL, or at once after a reported failure).
     WorkerSpec("inbox_connections", inbox_monitor.monitor_inbox_connections, interval=5.0),
     # Claims due sequence steps in batches and sends them over pooled SMTP connections (see imail.sending). Two

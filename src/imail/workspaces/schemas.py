@@ -5,6 +5,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imail.campaigns.footer import DEFAULT_FOOTER_TEXT, MAX_FOOTER_TEXT, MAX_POSTAL_ADDRESS
+from imail.tracking_domains.schemas import (
+    DOMAIN_DESCRIPTION,
+    TrackingDomain,
+    TrackingDomainCheckedAt,
+    TrackingDomainReason,
+    TrackingDomainStatusName,
+)
 
 
 class WorkspaceView(BaseModel):
@@ -21,6 +28,10 @@ class WorkspaceView(BaseModel):
         description=f"The footer's opt-out line, a template with {{{{unsubscribe_url}}}}; null: "
         f'"{DEFAULT_FOOTER_TEXT}".'
     )
+    tracking_domain: TrackingDomain
+    tracking_domain_status: TrackingDomainStatusName
+    tracking_domain_checked_at: TrackingDomainCheckedAt
+    tracking_domain_reason: TrackingDomainReason
 
 
 class WorkspaceUpdate(BaseModel):
@@ -35,4 +46,7 @@ class WorkspaceUpdate(BaseModel):
         None,
         max_length=MAX_FOOTER_TEXT,
         description="Must contain {{unsubscribe_url}} (the email's signed unsubscribe link); null: the default line.",
+    )
+    tracking_domain: str | None = Field(
+        None, max_length=300, description=DOMAIN_DESCRIPTION.format(owner="workspace")
     )

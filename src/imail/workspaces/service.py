@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.auth.service import Caller, issue_key
 from imail.campaigns import templates
 from imail.campaigns.footer import check_footer_text
-from imail.errors import Forbidden, InvalidField, NotFound
+from imail.config import Settings
+from imail.errors import Conflict, Forbidden, InvalidField, NotFound
 from imail.models import Tier, Workspace
+from imail.tracking_domains import service as tracking_domains
 from imail.workspaces.repository import WorkspaceRepository
 from imail.workspaces.schemas import WorkspaceUpdate
 
@@ -106,11 +109,34 @@ def _footer_text(value: str | None) -> str | None:
     return value.strip()
 
 
-async def update_footer(session: AsyncSession, caller: Caller, body: WorkspaceUpdate) -> Workspace:
-    """PATCH /v1/workspace: fields left out keep their value, null clears."""
+async def update_workspace(
+    session: AsyncSession, settings: Settings, caller: Caller, body: WorkspaceUpdate, now: datetime
+) -> Workspace:
+    """PATCH /v1/workspace: fields left out keep their value, null clears. A new tracking domain is checked in DNS
+    before the answer (its status says how that went)."""
     if not caller.livemode:
-        raise Forbidden("The workspace's footer applies to live emails too: change it with a live key")
-    return await set_footer(session, caller.workspace_id, **body.model_dump(exclude_unset=True))
+        raise Forbidden("The workspace's settings apply to live emails too: change them with a live key")
+    changes = body.model_dump(exclude_unset=True)
+    domain = None
+    if "tracking_domain" in changes:
+        domain = await tracking_domains.prepare(settings, changes.pop("tracking_domain"))
+    workspace = await set_footer(session, caller.workspace_id, **changes)
+    if domain is not None:
+        await tracking_domains.set_domain(session, workspace, workspace.id, domain, now)
+        await session.flush()
+    return workspace
+
+
+async def verify_tracking_domain(
+    session: AsyncSession, settings: Settings, caller: Caller, now: datetime
+) -> Workspace:
+    """POST /v1/workspace/tracking-domain/verify: ask DNS again now."""
+    workspace = await get_workspace(session, caller.workspace_id)
+    if not workspace.tracking_domain:
+        raise Conflict("The workspace has no tracking_domain to verify; set one with PATCH /v1/workspace")
+    await tracking_domains.verify(settings, workspace, now)
+    await session.flush()
+    return workspace
 
 
 async def set_footer(session: AsyncSession, workspace_id: str, **changes: str | None) -> Workspace:
