@@ -1,7 +1,7 @@
 """tracking domains: a custom host for a workspace's (or an inbox's) links, pixel and unsubscribe URLs
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-06 05:40:00
 """
 
