@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query
-from starlette.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Form, Query, Request
+from starlette.responses import Response, StreamingResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
+from imail.jobs import service as jobs
+from imail.jobs.schemas import Job
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.kit.responses import JSONBody
-from imail.leads import csv_import, service
+from imail.leads import csv_import, import_job, service
 from imail.leads.schemas import (
     Lead,
     LeadBulkCreate,
@@ -66,13 +68,36 @@ async def create_leads_bulk(body: LeadBulkCreate, caller: CallerDep, session: Se
     return JSONBody(await service.create_leads_bulk(session, caller, body))
 
 
-@router.post("/import", response_model=LeadBulkResult)
+@router.post(
+    "/import",
+    response_model=LeadBulkResult,
+    responses={
+        202: {
+            "model": Job,
+            "description": "The file has more than IMAIL_IMPORT_JOB_THRESHOLD data rows: it was checked and "
+            "queued as a `lead_import` job (GET /v1/jobs/{id}; `job.completed` when it ends).",
+        }
+    },
+)
 async def import_leads(
     form: Annotated[LeadImport, Form(media_type="multipart/form-data")],
     caller: CallerDep,
     session: SessionDep,
+    request: Request,
 ):
-    """Import leads from a CSV upload (multipart/form-data), streamed; results as for bulk, one per data row."""
+    """Import leads from a CSV upload (multipart/form-data), streamed; results as for bulk, one per data row.
+
+    A file of more than IMAIL_IMPORT_JOB_THRESHOLD data rows (default 1000) is checked the same way, then
+    imported in the background: the answer is 202 with the job, whose `errors` list the rows not created."""
+    settings = request.app.state.settings
+    threshold = settings.import_job_threshold
+    upload = form.file.file
+    if csv_import.count_rows(upload, form.delimiter, threshold + 1) > threshold:
+        job = await import_job.start(
+            session, caller, form.campaign_id, upload, form.mapping, form.delimiter, settings.jobs_chunk_rows
+        )
+        body = Job.model_validate(jobs.view(job)).model_dump_json(by_alias=True)
+        return Response(body, status_code=202, media_type="application/json")
     result = await csv_import.import_csv(
         session, caller, form.campaign_id, form.file.file, form.mapping, form.delimiter
     )
