@@ -52,7 +52,9 @@ class JobQueue(Repository[Job]):
         super().__init__(session)
         self.postgres = session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
 
-    async def claim(self, now: datetime, lease_until: datetime, token: str) -> Job | None:
+    async def claim(
+        self, now: datetime, lease_until: datetime, token: str, job_id: str | None = None
+    ) -> Job | None:
         """Take the oldest unfinished job nobody holds (never claimed, or its lease ran out: its worker died).
         PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent claims never take the same job, and a job whose
         worker is committing a chunk right now (its row locked) is skipped; SQLite serialises writers."""
@@ -62,6 +64,8 @@ class JobQueue(Repository[Job]):
             .order_by(Job.id)
             .limit(1)
         )
+        if job_id is not None:
+            free = free.where(Job.id == job_id)
         if self.postgres:
             cte = free.with_for_update(skip_locked=True).cte("free").prefix_with("MATERIALIZED")
             stmt = update(Job).where(Job.id == cte.c.id)

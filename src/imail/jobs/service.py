@@ -187,13 +187,16 @@ async def run_next(
     token: str,
     clock: Callable[[], datetime],
     stopping: Any,
+    job_id: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Claim one job and run it to its end (or until `stopping` is set, or its claim is lost). Returns the chunks
-    processed plus one if a job was claimed (0: nothing to do)."""
+    """Claim one job (the oldest free one, or `job_id`) and run it to its end (or until `stopping` is set, or its
+    claim is lost). Returns the chunks processed plus one if a job was claimed (0: nothing to do). `on_progress`
+    hears (done, total) after each chunk (the CLI's progress bar)."""
     lease = timedelta(seconds=settings.jobs_lease_seconds)
     now = clock()
     async with database.transaction() as session:
-        job = await JobQueue(session).claim(now, now + lease, token)
+        job = await JobQueue(session).claim(now, now + lease, token, job_id)
         if job is None:
             return 0
         job_id, kind, tenant, params = (
@@ -237,12 +240,15 @@ async def run_next(
                 else:
                     _add_outcome(current, outcome, settings.jobs_max_errors)
                     processed += 1
+                    progress = (current.done, current.total)
                 if refused is not None:
                     current = await queue.load(job_id)
                     await queue.drop_items(job_id)
                     await _finish(session, current, JobStatus.failed.value, now, refused.message)
                     log.info("job refused", job_id=job_id, reason=refused.message)
                     return processed
+            if on_progress is not None:
+                on_progress(*progress)
             if stopping.is_set():
                 async with database.transaction() as session:
                     await JobQueue(session).release(job_id, token, clock(), None)

@@ -12,12 +12,11 @@ from typing import IO, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.auth.service import Caller
 from imail.config import Settings
 from imail.jobs import service as jobs
 from imail.kit.tenancy import Tenant
 from imail.leads import csv_import
-from imail.leads.service import LeadWriter, campaign_for_leads, campaign_for_tenant, window_zone
+from imail.leads.service import LeadWriter, campaign_for_tenant, window_zone
 from imail.models import Job, JobKind
 
 COUNTERS = ("created", "duplicates", "suppressed", "invalid")
@@ -25,7 +24,7 @@ COUNTERS = ("created", "duplicates", "suppressed", "invalid")
 
 async def start(
     session: AsyncSession,
-    caller: Caller,
+    tenant: Tenant,
     campaign_id: str,
     upload: IO[bytes],
     mapping_raw: str | None,
@@ -33,8 +32,7 @@ async def start(
     chunk_rows: int,
 ) -> Job:
     """Check the file and queue its rows as a `lead_import` job, in the caller's transaction."""
-    campaign = await campaign_for_leads(session, caller, campaign_id)
-    tenant = caller.tenant
+    campaign = await campaign_for_tenant(session, tenant, campaign_id)
     with csv_import.decoded(upload) as text:
         mapping, width, rows = csv_import.parse_rows(text, mapping_raw, delimiter)
         params = {"campaign_id": campaign.id, "width": width, "mapping": csv_import.mapping_to_json(mapping)}

@@ -94,7 +94,13 @@ async def import_leads(
     upload = form.file.file
     if csv_import.count_rows(upload, form.delimiter, threshold + 1) > threshold:
         job = await import_job.start(
-            session, caller, form.campaign_id, upload, form.mapping, form.delimiter, settings.jobs_chunk_rows
+            session,
+            caller.tenant,
+            form.campaign_id,
+            upload,
+            form.mapping,
+            form.delimiter,
+            settings.jobs_chunk_rows,
         )
         body = Job.model_validate(jobs.view(job)).model_dump_json(by_alias=True)
         return Response(body, status_code=202, media_type="application/json")
