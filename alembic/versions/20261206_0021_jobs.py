@@ -1,4 +1,4 @@
-"""jobs: background jobs (big CSV imports, verification runs) and their input chunks
+"""jobs: background jobs (big CSV imports, verification runs) and their input chunks; lead verification
 
 Revision ID: 0021
 Revises: 0018
@@ -56,9 +56,21 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_job_items_job_id_jobs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', 'seq', name=op.f('pk_job_items'))
     )
+    with op.batch_alter_table('leads', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('verification_status', sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column('verification_reasons', JSON, nullable=True))
+        batch_op.add_column(sa.Column('verified_at', imail.models.base.UTCDateTime(timezone=True), nullable=True))
+    with op.batch_alter_table('campaigns', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('skip_verification', sa.String(length=16), nullable=False, server_default='none'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('campaigns', schema=None) as batch_op:
+        batch_op.drop_column('skip_verification')
+    with op.batch_alter_table('leads', schema=None) as batch_op:
+        batch_op.drop_column('verified_at')
+        batch_op.drop_column('verification_reasons')
+        batch_op.drop_column('verification_status')
     op.drop_table('job_items')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_jobs_workspace_id_livemode_id'))

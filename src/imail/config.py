@@ -369,6 +369,8 @@ class Settings(BaseSettings):
         1000, ge=0, le=100000, description="failed rows listed on a job (all are counted)"
     )
     jobs_max_attempts: int = Field(5, ge=1, description="crashed attempts in a row after which a job fails")
+    # lead verification (see imail.leads.verification): DNS look-ups in flight at once, per job chunk
+    verification_concurrency: int = Field(10, ge=1, le=100, description="domains looked up at once")
 
     # Prometheus scrape endpoint /metrics: off (404) unless a token is set; scrape with `Authorization: Bearer <token>`
     metrics_token: str | None = Field(None, min_length=16)

@@ -199,12 +199,8 @@ async def run_next(
         job = await JobQueue(session).claim(now, now + lease, token, job_id)
         if job is None:
             return 0
-        job_id, kind, tenant, params = (
-            job.id,
-            job.kind,
-            Tenant(job.workspace_id, job.livemode),
-            dict(job.params),
-        )
+        job_id, kind, tenant = job.id, job.kind, Tenant(job.workspace_id, job.livemode)
+        params = {**job.params, "job_id": job_id}  # handlers may key per-job state (a cache) on it
     handler = handlers.get(kind)
     processed = 1
     try:

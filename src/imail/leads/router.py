@@ -9,12 +9,13 @@ from starlette.responses import Response, StreamingResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
+from imail.errors import MissingField
 from imail.idempotency.deps import Idempotent
 from imail.jobs import service as jobs
 from imail.jobs.schemas import Job
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.kit.responses import JSONBody
-from imail.leads import csv_import, import_job, service
+from imail.leads import csv_import, import_job, service, verify_job
 from imail.leads.schemas import (
     Lead,
     LeadBulkCreate,
@@ -23,6 +24,8 @@ from imail.leads.schemas import (
     LeadDeleted,
     LeadImport,
     LeadUpdate,
+    LeadVerify,
+    VerificationFilter,
 )
 from imail.models.lead import InterestStatus, LeadStatus
 
@@ -40,6 +43,9 @@ async def list_leads(
     status: Annotated[LeadStatus | None, Query()] = None,
     interest_status: Annotated[InterestStatus | None, Query()] = None,
     email: Annotated[str | None, Query(description="An exact address (any casing).")] = None,
+    verification_status: Annotated[
+        VerificationFilter | None, Query(description="The last verification's outcome, or `unverified`.")
+    ] = None,
 ):
     """List leads, newest first."""
     rows = await service.list_leads(
@@ -50,6 +56,7 @@ async def list_leads(
         status.value if status else None,
         interest_status.value if interest_status else None,
         email,
+        verification_status,
     )
     return build_page(rows, params, Lead)
 
@@ -108,6 +115,30 @@ async def import_leads(
         session, caller, form.campaign_id, form.file.file, form.mapping, form.delimiter
     )
     return StreamingResponse(result.stream(), media_type="application/json")
+
+
+@router.post(
+    "/verify",
+    response_model=Job,
+    status_code=202,
+    responses={202: {"description": "The `lead_verification` job (GET /v1/jobs/{id})."}},
+)
+async def verify_leads(body: LeadVerify, caller: CallerDep, session: SessionDep, request: Request):
+    """Verify leads in the background: syntax, the domain's MX (or A) records, disposable domains and role
+    addresses, stored on each lead as `verification_status` (valid, risky, invalid, unknown) with the reasons.
+    Give `campaign_id`, `lead_ids`, or both."""
+    if body.campaign_id is None and body.lead_ids is None:
+        raise MissingField("give campaign_id or lead_ids: which leads to verify", "campaign_id")
+    settings = request.app.state.settings
+    job = await verify_job.start(
+        session,
+        caller.tenant,
+        body.campaign_id,
+        body.lead_ids,
+        body.only_unverified,
+        settings.jobs_chunk_rows,
+    )
+    return jobs.view(job)
 
 
 @router.get("/{lead_id}", response_model=Lead)

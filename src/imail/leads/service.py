@@ -237,6 +237,7 @@ async def list_leads(
     status: str | None,
     interest_status: str | None,
     email: str | None,
+    verification_status: str | None = None,
 ) -> list[Lead]:
     if email is not None:
         try:
@@ -244,7 +245,7 @@ async def list_leads(
         except InvalidEmail as exc:
             raise InvalidField(f"email: {exc}", "email") from None
     return await LeadRepository(session, caller.tenant).list_page(
-        params, campaign_id, status, interest_status, email
+        params, campaign_id, status, interest_status, email, verification_status
     )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 
 from imail.jobs import service
-from imail.leads import import_job
+from imail.leads import import_job, verify_job
 from imail.models import JobKind
 from imail.workers.context import WorkerContext
 
 HANDLERS: dict[str, service.JobHandler] = {
     JobKind.lead_import.value: import_job.HANDLER,
+    JobKind.lead_verification.value: verify_job.HANDLER,
 }
 
 
