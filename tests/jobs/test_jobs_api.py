@@ -28,10 +28,13 @@ def csv_of(rows: list[str]) -> str:
     return "email,first_name\n" + "".join(f"{row}\n" for row in rows)
 
 
-async def upload(client, headers, campaign_id: str, content: str, **form):
+async def upload(
+    client, headers, campaign_id: str, content: str, prefer: str | None = "respond-async", **form
+):
+    """An import from a client that takes a 202 (`Prefer: respond-async`), unless `prefer` says otherwise."""
     return await client.post(
         "/v1/leads/import",
-        headers=headers,
+        headers={**headers, **({"Prefer": prefer} if prefer else {})},
         data={"campaign_id": campaign_id, **form},
         files={"file": ("leads.csv", content.encode(), "text/csv")},
     )
@@ -50,6 +53,18 @@ async def test_small_file_is_still_imported_at_once(client, workspace, campaign,
     assert response.json()["created"] == 5
 
 
+async def test_without_prefer_a_big_file_is_imported_at_once(client, workspace, campaign, database):
+    """Clients written before jobs keep the synchronous answer, whatever the size."""
+    rows = [f"p{i}@example.com,P{i}" for i in range(12)]
+    response = await upload(client, workspace.headers(), campaign["id"], csv_of(rows), prefer=None)
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 12 and "preference-applied" not in response.headers
+    other = await upload(client, workspace.headers(), campaign["id"], csv_of(rows), prefer="return=minimal")
+    assert other.status_code == 200
+    listed = (await client.get("/v1/jobs", headers=workspace.headers())).json()
+    assert listed["data"] == []
+
+
 async def test_big_file_runs_as_a_job(client, workspace, campaign, database, settings):
     rows = [f"p{i}@example.com,P{i}" for i in range(10)]
     rows[2] = "not-an-address,X"
@@ -57,6 +72,7 @@ async def test_big_file_runs_as_a_job(client, workspace, campaign, database, set
     rows[7] = "p7@example.com,Seven,extra"
     response = await upload(client, workspace.headers(), campaign["id"], csv_of(rows))
     assert response.status_code == 202, response.text
+    assert response.headers["preference-applied"] == "respond-async"
     job = response.json()
     assert (job["object"], job["kind"], job["status"]) == ("job", "lead_import", "queued")
     assert job["progress"] == {"done": 0, "total": 10}

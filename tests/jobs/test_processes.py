@@ -38,7 +38,7 @@ async def test_sigkill_mid_job_then_another_worker_finishes_it_exactly_once(
     body = "email,first_name\n" + "".join(f"lead{i}@example.com,L{i}\n" for i in range(ROWS))
     response = await client.post(
         "/v1/leads/import",
-        headers=workspace.headers(),
+        headers=workspace.headers(Prefer="respond-async"),
         data={"campaign_id": campaign["id"]},
         files={"file": ("leads.csv", body.encode(), "text/csv")},
     )

@@ -81,8 +81,9 @@ async def create_leads_bulk(body: LeadBulkCreate, caller: CallerDep, session: Se
     responses={
         202: {
             "model": Job,
-            "description": "The file has more than IMAIL_IMPORT_JOB_THRESHOLD data rows: it was checked and "
-            "queued as a `lead_import` job (GET /v1/jobs/{id}; `job.completed` when it ends).",
+            "description": "Sent with `Prefer: respond-async`, the file has more than IMAIL_IMPORT_JOB_THRESHOLD "
+            "data rows: it was checked and queued as a `lead_import` job (GET /v1/jobs/{id}; `job.completed` "
+            "when it ends).",
         }
     },
 )
@@ -94,12 +95,14 @@ async def import_leads(
 ):
     """Import leads from a CSV upload (multipart/form-data), streamed; results as for bulk, one per data row.
 
-    A file of more than IMAIL_IMPORT_JOB_THRESHOLD data rows (default 1000) is checked the same way, then
-    imported in the background: the answer is 202 with the job, whose `errors` list the rows not created."""
+    With `Prefer: respond-async`, a file of more than IMAIL_IMPORT_JOB_THRESHOLD data rows (default 1000) is
+    checked the same way, then imported in the background: the answer is 202 with the job, whose `errors` list the
+    rows not created. Without the header every file is imported before the answer, as before."""
     settings = request.app.state.settings
     threshold = settings.import_job_threshold
     upload = form.file.file
-    if csv_import.count_rows(upload, form.delimiter, threshold + 1) > threshold:
+    # Only for a client that says it can take a 202 (RFC 7240): one written for the synchronous answer keeps it.
+    if wants_async(request) and csv_import.count_rows(upload, form.delimiter, threshold + 1) > threshold:
         job = await import_job.start(
             session,
             caller.tenant,
@@ -110,7 +113,12 @@ async def import_leads(
             settings.jobs_chunk_rows,
         )
         body = Job.model_validate(jobs.view(job)).model_dump_json(by_alias=True)
-        return Response(body, status_code=202, media_type="application/json")
+        return Response(
+            body,
+            status_code=202,
+            media_type="application/json",
+            headers={"Preference-Applied": "respond-async"},
+        )
     result = await csv_import.import_csv(
         session, caller, form.campaign_id, form.file.file, form.mapping, form.delimiter
     )
@@ -139,6 +147,12 @@ async def verify_leads(body: LeadVerify, caller: CallerDep, session: SessionDep,
         settings.jobs_chunk_rows,
     )
     return jobs.view(job)
+
+
+def wants_async(request: Request) -> bool:
+    """Whether the request's `Prefer` header asks for `respond-async` (RFC 7240)."""
+    preferences = ",".join(request.headers.getlist("prefer"))
+    return any(p.split(";")[0].strip().lower() == "respond-async" for p in preferences.split(","))
 
 
 @router.get("/{lead_id}", response_model=Lead)
