@@ -83,3 +83,50 @@ async def test_sigkill_mid_job_then_another_worker_finishes_it_exactly_once(
 
 async def _finished(database: Database, job_id: str) -> bool:
     return (await job_state(database, job_id)).status != "running"
+
+
+async def test_sigkill_mid_verification_then_another_worker_finishes_it(
+    client, workspace, database, workers, dns_server
+):
+    """The same for a verification job: its counts add up to the leads exactly (a chunk verified twice would
+    count twice), and every lead has its result."""
+    dns_server.zone.add("acme-mail.com", "MX", "10 mx.acme-mail.com.")
+    campaign = await create_campaign(client, workspace.headers(), [])
+    total = 600
+    for start in range(0, total, 300):
+        leads = [
+            {"email": f"v{i}@acme-mail.com" if i % 3 else f"v{i}@ghost{i % 7}.com"}
+            for i in range(start, start + 300)
+        ]
+        added = await client.post(
+            "/v1/leads/bulk",
+            headers=workspace.headers(),
+            json={"campaign_id": campaign["id"], "leads": leads},
+        )
+        assert added.json()["created"] == 300
+    response = await client.post(
+        "/v1/leads/verify", headers=workspace.headers(), json={"campaign_id": campaign["id"]}
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+
+    async def progressed(minimum: int) -> bool:
+        return (await job_state(database, job_id)).done >= minimum
+
+    env = {"jobs_lease_seconds": "2", "dns_resolver": dns_server.address, "dns_timeout": "2"}
+    first = workers.start(**env)
+    await wait_until(lambda: progressed(60), 60, "the first worker to verify 60 leads", workers)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    killed = await job_state(database, job_id)
+    assert killed.status == "running" and killed.done < total, "the kill came too late to test anything"
+
+    workers.start(**env)
+    await wait_until(lambda: _finished(database, job_id), 120, "the second worker to finish the job", workers)
+    done = await job_state(database, job_id)
+    assert done.status == "succeeded", done.failure
+    assert done.done == done.total == total
+    assert done.result == {"valid": 400, "risky": 0, "invalid": 200, "unknown": 0}
+    async with database.transaction() as session:
+        statuses = (await session.execute(select(Lead.verification_status))).scalars().all()
+    assert sorted(statuses) == ["invalid"] * 200 + ["valid"] * 400

@@ -147,7 +147,7 @@ def _inboxes(value: list[str]) -> list[str]:
     return value
 
 
-SkipVerification = Literal["none", "invalid", "risky"]
+SkipVerification = TypeAliasType("SkipVerification", Literal["none", "invalid", "risky"])
 
 
 class CampaignCreate(BaseModel):

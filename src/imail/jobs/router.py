@@ -10,10 +10,10 @@ from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
 from imail.jobs import service
-from imail.jobs.schemas import Job
+from imail.jobs.schemas import Job, JobState
 from imail.kit.clock import utcnow
 from imail.kit.pagination import Page, PageParams, build_page, page_params
-from imail.models.job import JobKind, JobStatus
+from imail.models.job import JobKind
 
 # Every job so far is lead work (imports, verification), so jobs share the leads scopes.
 router = APIRouter(prefix="/jobs", tags=["Jobs"], dependencies=[Depends(require_scope("leads")), Idempotent])
@@ -25,12 +25,10 @@ async def list_jobs(
     session: SessionDep,
     params: Annotated[PageParams, Depends(page_params)],
     kind: Annotated[JobKind | None, Query()] = None,
-    status: Annotated[JobStatus | None, Query()] = None,
+    status: Annotated[JobState | None, Query()] = None,
 ):
     """List jobs, newest first. Needs `leads:read`."""
-    rows = await service.list_jobs(
-        session, caller.tenant, params, kind.value if kind else None, status.value if status else None
-    )
+    rows = await service.list_jobs(session, caller.tenant, params, kind.value if kind else None, status)
     return build_page([service.view(job) for job in rows], params, Job)
 
 

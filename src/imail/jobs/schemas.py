@@ -4,9 +4,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
+from typing_extensions import TypeAliasType
 
 from imail.kit.schemas import ResponseModel
-from imail.models.job import JobKind, JobStatus
+from imail.models.job import JobKind
+
+# Named apart from the job.completed payload's JobStatus (the final three only).
+JobState = TypeAliasType("JobState", Literal["queued", "running", "succeeded", "failed", "cancelled"])
 
 
 class JobProgress(ResponseModel):
@@ -29,7 +33,7 @@ class Job(ResponseModel):
     id: str
     object: Literal["job"] = "job"
     kind: JobKind = Field(description="lead_import (a big CSV upload) or lead_verification.")
-    status: JobStatus = Field(
+    status: JobState = Field(
         description="queued → running → succeeded, failed (the job as a whole: see `failure`) or cancelled."
     )
     progress: JobProgress

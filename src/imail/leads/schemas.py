@@ -23,7 +23,9 @@ CustomVariables = TypeAliasType(
         ),
     ],
 )
-VerificationFilter = Literal["valid", "risky", "invalid", "unknown", "unverified"]
+VerificationFilter = TypeAliasType(
+    "VerificationFilter", Literal["valid", "risky", "invalid", "unknown", "unverified"]
+)
 LeadStatusChange = TypeAliasType("LeadStatusChange", Literal["active", "paused"])
 
 
