@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -254,3 +255,28 @@ async def test_stopping_worker_hands_the_job_back_after_its_chunk(
     done = (await client.get(f"/v1/jobs/{job['id']}", headers=workspace.headers())).json()
     assert done["status"] == "succeeded" and done["result"]["created"] == 8
     assert await count(database, Lead) == 8
+
+
+async def test_a_job_that_keeps_crashing_fails(client, workspace, campaign, database, settings):
+    job = (
+        await upload(
+            client, workspace.headers(), campaign["id"], csv_of([f"p{i}@example.com,P{i}" for i in range(8)])
+        )
+    ).json()
+
+    async def crash(settings_, params, data):
+        raise RuntimeError("a bug")
+
+    handlers = {"lead_import": service.JobHandler(work=crash, write=HANDLERS["lead_import"].write)}
+    twice = settings.model_copy(update={"jobs_max_attempts": 2})
+    await service.run_next(database, twice, handlers, "test#1", utcnow, asyncio.Event())
+    first = (await client.get(f"/v1/jobs/{job['id']}", headers=workspace.headers())).json()
+    assert (first["status"], first["failure"]) == ("running", None)  # handed back, to be tried again later
+    # Not before its back-off has passed; then once more, and that is the last time.
+    assert await service.run_next(database, twice, handlers, "test#2", utcnow, asyncio.Event()) == 0
+    later = lambda: utcnow() + timedelta(minutes=10)
+    await service.run_next(database, twice, handlers, "test#2", later, asyncio.Event())
+    failed = (await client.get(f"/v1/jobs/{job['id']}", headers=workspace.headers())).json()
+    assert failed["status"] == "failed"
+    assert failed["failure"] == "stopped after 2 failed attempts; the last: RuntimeError: a bug"
+    assert await count(database, JobItem) == 0
