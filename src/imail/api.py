@@ -17,6 +17,7 @@ from imail.deprecations.usage import track_deprecations
 from imail.errors import ErrorBody
 from imail.inboxes.router import oauth_router as inbox_oauth_router
 from imail.inboxes.router import router as inboxes_router
+from imail.jobs.router import router as jobs_router
 from imail.keys.router import router as keys_router
 from imail.kit import versions
 from imail.kit.version_gate import version_gate
@@ -57,6 +58,7 @@ def build_v1() -> APIRouter:
     v1.include_router(campaigns_router, responses=ERROR_RESPONSES)
     v1.include_router(campaign_preview_router, responses=ERROR_RESPONSES)
     v1.include_router(leads_router, responses=ERROR_RESPONSES)
+    v1.include_router(jobs_router, responses=ERROR_RESPONSES)
     v1.include_router(campaign_messages_router, responses=ERROR_RESPONSES)
     v1.include_router(lead_messages_router, responses=ERROR_RESPONSES)
     v1.include_router(replies_router, responses=ERROR_RESPONSES)

@@ -29,6 +29,8 @@ replies_app = typer.Typer(help="Inbound replies.", no_args_is_help=True)
 app.add_typer(replies_app, name="replies")
 analytics_app = typer.Typer(help="Analytics rollups.", no_args_is_help=True)
 app.add_typer(analytics_app, name="analytics")
+leads_app = typer.Typer(help="Leads.", no_args_is_help=True)
+app.add_typer(leads_app, name="leads")
 
 
 def settings_or_exit() -> Settings:
@@ -451,6 +453,107 @@ def openapi(output: Annotated[str | None, typer.Option("--output", "-o")] = None
             fh.write(document)
     else:
         sys.stdout.write(document)
+
+
+@leads_app.command("import")
+def leads_import(
+    file: Annotated[
+        typer.FileBinaryRead, typer.Argument(help="CSV file (UTF-8), first row naming the columns")
+    ],
+    campaign: Annotated[str, typer.Option(help="cmp_… id of the campaign to add the leads to")],
+    workspace: Annotated[str, typer.Option(help="ws_… id owning the campaign")],
+    mode: Annotated[str, typer.Option(help="live or test")] = "live",
+    mapping: Annotated[
+        str | None, typer.Option(help='JSON, lead field → column: {"email": "Work Email"}; default: by name')
+    ] = None,
+    delimiter: Annotated[str | None, typer.Option(help=", ; | or \\t; default: guessed")] = None,
+    background: Annotated[
+        bool, typer.Option("--background", help="queue the job for the workers and print its id, don't wait")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the finished job as JSON")] = False,
+) -> None:
+    """Import leads from a CSV file as a background job (the same as POST /v1/leads/import past the threshold),
+    run here with a progress bar on stderr; interrupted, the job stays queued for the workers."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from imail.db import Database
+    from imail.errors import ImailError
+    from imail.jobs import service as jobs
+    from imail.kit.clock import utcnow
+    from imail.kit.ids import new_id
+    from imail.kit.tenancy import Tenant
+    from imail.leads import import_job
+    from imail.workers.jobs import HANDLERS
+
+    if mode not in ("live", "test"):
+        typer.echo("imail: --mode must be live or test", err=True)
+        raise typer.Exit(2)
+    settings = settings_or_exit()
+    tenant = Tenant(workspace, mode == "live")
+
+    async def main() -> dict[str, Any]:
+        database = Database(settings)
+        try:
+            async with database.transaction() as session:
+                job = await import_job.start(
+                    session, tenant, campaign, file, mapping, delimiter, settings.jobs_chunk_rows
+                )
+                job_id, total = job.id, job.total
+            if background:
+                return {"id": job_id, "status": "queued", "progress": {"done": 0, "total": total}}
+            console = Console(stderr=True)
+            token = f"cli:{new_id('req')[-8:]}"
+
+            def run(on_progress: Callable[[int, int], None]) -> Awaitable[int]:
+                return jobs.run_next(
+                    database, settings, HANDLERS, token, utcnow, asyncio.Event(), job_id, on_progress
+                )
+
+            if console.is_terminal:
+                columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+                with Progress(*columns, console=console) as bar:
+                    task = bar.add_task("import", total=total)
+                    await run(lambda done, _total: bar.update(task, completed=done))
+            else:  # a log, not a screen: a line at every tenth of the way
+                shown = [-1]
+
+                def line(done: int, of: int) -> None:
+                    if done * 10 // max(of, 1) > shown[0]:
+                        shown[0] = done * 10 // max(of, 1)
+                        typer.echo(f"importing: {done}/{of} rows", err=True)
+
+                await run(line)
+            async with database.read() as session:
+                return jobs.view(await jobs.get_job(session, tenant, job_id))
+        finally:
+            await database.dispose()
+
+    try:
+        job = asyncio.run(main())
+    except ImailError as exc:
+        typer.echo(f"imail: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(job, default=str))
+        return
+    if background:
+        typer.echo(f"{job['id']}: queued, {job['progress']['total']} rows")
+        return
+    result = job["result"]
+    typer.echo(
+        f"{job['id']}: {job['status']}, {job['progress']['done']}/{job['progress']['total']} rows: "
+        f"{result.get('created', 0)} created, {result.get('duplicates', 0)} duplicates, "
+        f"{result.get('suppressed', 0)} suppressed, {result.get('invalid', 0)} invalid"
+    )
+    for error in job["errors"][:20]:
+        typer.echo(f"  line {error.get('line')}: {error['code']}: {error['message']}", err=True)
+    if job["error_count"] > 20:
+        typer.echo(f"  … {job['error_count'] - 20} more rows not created", err=True)
+    if job["status"] != "succeeded":
+        if job["failure"]:
+            typer.echo(f"imail: {job['failure']}", err=True)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -403,6 +403,23 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(1.0, gt=0)
     idempotency_ttl_hours: int = Field(24, ge=1)
 
+    # background jobs (see imail.jobs): a CSV import of more data rows than this, sent with `Prefer:
+    # respond-async`, answers 202 with a job
+    import_job_threshold: int = Field(
+        1000, ge=0, description="data rows above which POST /v1/leads/import may run as a background job"
+    )
+    jobs_chunk_rows: int = Field(500, ge=1, le=5000, description="rows a job processes per transaction")
+    # A worker renews its lease with every chunk; a chunk must finish well within it.
+    jobs_lease_seconds: float = Field(
+        60.0, ge=1, description="seconds a job stays with a worker that stopped renewing its claim"
+    )
+    jobs_max_errors: int = Field(
+        1000, ge=0, le=100000, description="failed rows listed on a job (all are counted)"
+    )
+    jobs_max_attempts: int = Field(5, ge=1, description="crashed attempts in a row after which a job fails")
+    # lead verification (see imail.leads.verification): DNS look-ups in flight at once, per job chunk
+    verification_concurrency: int = Field(10, ge=1, le=100, description="domains looked up at once")
+
     # Prometheus scrape endpoint /metrics: off (404) unless a token is set; scrape with `Authorization: Bearer <token>`
     metrics_token: str | None = Field(None, min_length=16)
 

@@ -147,6 +147,9 @@ def _inboxes(value: list[str]) -> list[str]:
     return value
 
 
+SkipVerification = TypeAliasType("SkipVerification", Literal["none", "invalid", "risky"])
+
+
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -175,6 +178,12 @@ class CampaignCreate(BaseModel):
     custom_variables: list[str] = Field(
         default_factory=list,
         description="Names of lead custom_variables the steps use without a fallback, like `pain_point`.",
+    )
+    skip_verification: SkipVerification = Field(
+        "none",
+        description="Leads not to email after verification (POST /v1/leads/verify): `invalid` skips invalid "
+        "ones, `risky` invalid and risky ones; their sequence stops. `none`: verification is not looked at. "
+        "Leads never verified are emailed either way.",
     )
 
     @field_validator("name")
@@ -209,6 +218,7 @@ class CampaignUpdate(BaseModel):
     text_only: bool | None = None
     include_footer: bool | None = None
     custom_variables: list[str] | None = None
+    skip_verification: SkipVerification | None = None
 
     @field_validator("name")
     @classmethod
@@ -241,6 +251,7 @@ class Campaign(BaseModel):
     text_only: bool
     include_footer: bool
     custom_variables: list[str]
+    skip_verification: SkipVerification = "none"
     livemode: bool
     created_at: datetime
     updated_at: datetime

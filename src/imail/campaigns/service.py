@@ -82,6 +82,7 @@ def view(campaign: Campaign, inbox_ids: list[str], stats: CampaignStats) -> dict
         "text_only": campaign.text_only,
         "include_footer": campaign.include_footer,
         "custom_variables": campaign.custom_variables,
+        "skip_verification": campaign.skip_verification,
         "livemode": campaign.livemode,
         "created_at": campaign.created_at,
         "updated_at": campaign.updated_at,
@@ -325,6 +326,7 @@ async def create_campaign(session: AsyncSession, caller: Caller, body: CampaignC
             text_only=body.text_only,
             include_footer=body.include_footer,
             custom_variables=custom_variables,
+            skip_verification=body.skip_verification,
         )
     )
     await repo.set_inboxes(campaign.id, body.inbox_ids)
@@ -341,6 +343,7 @@ NOT_NULL = (
     "text_only",
     "include_footer",
     "custom_variables",
+    "skip_verification",
 )
 
 
@@ -373,7 +376,15 @@ async def update_campaign(
         values["send_window"] = _send_window(body.send_window)
     if changes.get("include_footer"):
         await _check_footer(session, caller)
-    for name in ("name", "track_opens", "track_clicks", "stop_on_reply", "text_only", "include_footer"):
+    for name in (
+        "name",
+        "track_opens",
+        "track_clicks",
+        "stop_on_reply",
+        "text_only",
+        "include_footer",
+        "skip_verification",
+    ):
         if name in changes:
             values[name] = changes[name]
     if "inbox_ids" in changes:

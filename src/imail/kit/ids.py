@@ -13,6 +13,7 @@ import time
 
 PREFIXES = frozenset(
     {"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl", "rlc", "wrm"}
+    | {"job"}
 )
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -16,6 +16,7 @@ import io
 import itertools
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import orjson
@@ -291,3 +292,98 @@ def _spool(spool: IO[bytes], results: list[dict[str, Any]], wrote: bool) -> bool
         spool.write(b"," + body if wrote else body)
         return True
     return wrote
+
+
+def count_rows(upload: IO[bytes], delimiter: str | None, limit: int) -> int:
+    """How many data rows the file has, counting no further than `limit` (the upload is rewound after). A file
+    that can't be read counts what could be read: the import that follows reports the problem."""
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
+    count = 0
+    try:
+        first = next(text, None)
+        if first is None:
+            return 0
+        try:
+            sep = _sniff(first, delimiter)
+        except InvalidField:
+            return 0
+        reader = csv.reader(itertools.chain((first,), text), delimiter=sep, strict=True)
+        next(reader, None)
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                count += 1
+                if count >= limit:
+                    break
+    except (UnicodeDecodeError, csv.Error):
+        pass
+    finally:
+        text.detach()
+        upload.seek(0)
+    return count
+
+
+@contextmanager
+def decoded(upload: IO[bytes]) -> Iterator[io.TextIOWrapper]:
+    """The upload as UTF-8 text (a BOM dropped), detached after: the upload is the framework's to close."""
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
+    try:
+        yield text
+    finally:
+        text.detach()
+
+
+def parse_rows(
+    text: io.TextIOWrapper, mapping_raw: str | None, delimiter: str | None
+) -> tuple[Mapping, int, Iterator[tuple[int, int, list[str]]]]:
+    """The file's mapping, header width and data rows as (index, line, cells), for an import run as a job: the
+    same checks and messages as `import_csv`, raised as the rows are read."""
+    lines = _storable_lines(iter(text))
+    try:
+        first = next(lines, None)
+        if first is None or not first.strip():
+            raise InvalidField(
+                "file is empty: the first line must be a header row naming the columns", "file"
+            )
+        sep = _sniff(first, delimiter)
+        reader = csv.reader(itertools.chain((first,), lines), delimiter=sep, strict=True)
+        header = next(reader)
+    except UnicodeDecodeError as exc:
+        raise InvalidField(
+            f'file is not UTF-8 (byte 0x{exc.object[exc.start]:02x}); export it as "CSV UTF-8"', "file"
+        ) from None
+    except csv.Error as exc:
+        raise InvalidField(f"file is not valid CSV (line 1): {exc}", "file") from None
+    mapping = parse_mapping(mapping_raw, header)
+
+    def rows() -> Iterator[tuple[int, int, list[str]]]:
+        index = 0
+        try:
+            for record in reader:
+                if not any(cell.strip() for cell in record):
+                    continue
+                yield index, reader.line_num, record
+                index += 1
+        except UnicodeDecodeError as exc:
+            raise InvalidField(
+                f'file is not UTF-8 (byte 0x{exc.object[exc.start]:02x}); export it as "CSV UTF-8"', "file"
+            ) from None
+        except csv.Error as exc:
+            raise InvalidField(f"file is not valid CSV (line {reader.line_num}): {exc}", "file") from None
+        if index == 0:
+            raise InvalidField("file has a header row but no data rows", "file")
+
+    return mapping, len(header), rows()
+
+
+def mapping_to_json(mapping: Mapping) -> dict[str, Any]:
+    return {"fields": mapping.fields, "custom": mapping.custom, "columns": mapping.columns}
+
+
+def mapping_from_json(data: dict[str, Any]) -> Mapping:
+    return Mapping(dict(data["fields"]), dict(data["custom"]), dict(data["columns"]))
+
+
+def prepare_record(
+    record: list[str], width: int, mapping: Mapping, zone: str | None
+) -> Prepared | RowInvalid:
+    return _prepare(record, width, mapping, zone)

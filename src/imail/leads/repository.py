@@ -95,8 +95,13 @@ class LeadRepository(TenantRepository[Lead]):
         status: str | None,
         interest_status: str | None,
         email: str | None,
+        verification_status: str | None = None,
     ) -> list[Lead]:
         stmt = self.select()
+        if verification_status == "unverified":
+            stmt = stmt.where(Lead.verification_status.is_(None))
+        elif verification_status is not None:
+            stmt = stmt.where(Lead.verification_status == verification_status)
         if campaign_id is not None:
             stmt = stmt.where(Lead.campaign_id == campaign_id)
         if status is not None:
@@ -237,6 +242,47 @@ class LeadRepository(TenantRepository[Lead]):
             return False
         await connection.exec_driver_sql("RELEASE SAVEPOINT lead_copy")
         return True
+
+    async def verification_targets(
+        self, campaign_id: str | None, lead_ids: Sequence[str] | None, only_unverified: bool
+    ) -> list[tuple[str, str]]:
+        """(id, email) of the leads to verify: a campaign's, given ones, or both (the given ones in the campaign)."""
+        stmt = self.select(Lead.id, Lead.email)
+        if campaign_id is not None:
+            stmt = stmt.where(Lead.campaign_id == campaign_id)
+        if lead_ids is not None:
+            stmt = stmt.where(among(Lead.id, list(lead_ids)))
+        if only_unverified:
+            stmt = stmt.where(Lead.verification_status.is_(None))
+        return [(row[0], row[1]) for row in (await self.session.execute(stmt.order_by(Lead.id))).all()]
+
+    async def set_verification(self, rows: Sequence[tuple[str, str, list[str]]], now: datetime) -> None:
+        """(lead id, status, reasons) of verified leads: one executemany; a lead deleted meanwhile is skipped."""
+        if not rows:
+            return
+        table = Lead.__table__
+        stmt = (
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.workspace_id == self.tenant.workspace_id,
+                table.c.livemode == self.tenant.livemode,
+            )
+            .values(
+                verification_status=bindparam("b_status"),
+                verification_reasons=bindparam("b_reasons"),
+                verified_at=now,
+                updated_at=now,
+            )
+        )
+        await self.session.execute(
+            stmt,
+            [
+                {"b_id": lead_id, "b_status": status, "b_reasons": reasons}
+                for lead_id, status, reasons in rows
+            ],
+            execution_options={"synchronize_session": False},
+        )
 
     def _matching(self, type_: str, value: str):
         if type_ == SuppressionType.email.value:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query
-from starlette.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Form, Query, Request
+from starlette.responses import Response, StreamingResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
+from imail.errors import MissingField
 from imail.idempotency.deps import Idempotent
+from imail.jobs import service as jobs
+from imail.jobs.schemas import Job
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.kit.responses import JSONBody
-from imail.leads import csv_import, service
+from imail.leads import csv_import, import_job, service, verify_job
 from imail.leads.schemas import (
     Lead,
     LeadBulkCreate,
@@ -21,6 +24,8 @@ from imail.leads.schemas import (
     LeadDeleted,
     LeadImport,
     LeadUpdate,
+    LeadVerify,
+    VerificationFilter,
 )
 from imail.models.lead import InterestStatus, LeadStatus
 
@@ -38,6 +43,9 @@ async def list_leads(
     status: Annotated[LeadStatus | None, Query()] = None,
     interest_status: Annotated[InterestStatus | None, Query()] = None,
     email: Annotated[str | None, Query(description="An exact address (any casing).")] = None,
+    verification_status: Annotated[
+        VerificationFilter | None, Query(description="The last verification's outcome, or `unverified`.")
+    ] = None,
 ):
     """List leads, newest first."""
     rows = await service.list_leads(
@@ -48,6 +56,7 @@ async def list_leads(
         status.value if status else None,
         interest_status.value if interest_status else None,
         email,
+        verification_status,
     )
     return build_page(rows, params, Lead)
 
@@ -66,17 +75,84 @@ async def create_leads_bulk(body: LeadBulkCreate, caller: CallerDep, session: Se
     return JSONBody(await service.create_leads_bulk(session, caller, body))
 
 
-@router.post("/import", response_model=LeadBulkResult)
+@router.post(
+    "/import",
+    response_model=LeadBulkResult,
+    responses={
+        202: {
+            "model": Job,
+            "description": "Sent with `Prefer: respond-async`, the file has more than IMAIL_IMPORT_JOB_THRESHOLD "
+            "data rows: it was checked and queued as a `lead_import` job (GET /v1/jobs/{id}; `job.completed` "
+            "when it ends).",
+        }
+    },
+)
 async def import_leads(
     form: Annotated[LeadImport, Form(media_type="multipart/form-data")],
     caller: CallerDep,
     session: SessionDep,
+    request: Request,
 ):
-    """Import leads from a CSV upload (multipart/form-data), streamed; results as for bulk, one per data row."""
+    """Import leads from a CSV upload (multipart/form-data), streamed; results as for bulk, one per data row.
+
+    With `Prefer: respond-async`, a file of more than IMAIL_IMPORT_JOB_THRESHOLD data rows (default 1000) is
+    checked the same way, then imported in the background: the answer is 202 with the job, whose `errors` list the
+    rows not created. Without the header every file is imported before the answer, as before."""
+    settings = request.app.state.settings
+    threshold = settings.import_job_threshold
+    upload = form.file.file
+    # Only for a client that says it can take a 202 (RFC 7240): one written for the synchronous answer keeps it.
+    if wants_async(request) and csv_import.count_rows(upload, form.delimiter, threshold + 1) > threshold:
+        job = await import_job.start(
+            session,
+            caller.tenant,
+            form.campaign_id,
+            upload,
+            form.mapping,
+            form.delimiter,
+            settings.jobs_chunk_rows,
+        )
+        body = Job.model_validate(jobs.view(job)).model_dump_json(by_alias=True)
+        return Response(
+            body,
+            status_code=202,
+            media_type="application/json",
+            headers={"Preference-Applied": "respond-async"},
+        )
     result = await csv_import.import_csv(
         session, caller, form.campaign_id, form.file.file, form.mapping, form.delimiter
     )
     return StreamingResponse(result.stream(), media_type="application/json")
+
+
+@router.post(
+    "/verify",
+    response_model=Job,
+    status_code=202,
+    responses={202: {"description": "The `lead_verification` job (GET /v1/jobs/{id})."}},
+)
+async def verify_leads(body: LeadVerify, caller: CallerDep, session: SessionDep, request: Request):
+    """Verify leads in the background: syntax, the domain's MX (or A) records, disposable domains and role
+    addresses, stored on each lead as `verification_status` (valid, risky, invalid, unknown) with the reasons.
+    Give `campaign_id`, `lead_ids`, or both."""
+    if body.campaign_id is None and body.lead_ids is None:
+        raise MissingField("give campaign_id or lead_ids: which leads to verify", "campaign_id")
+    settings = request.app.state.settings
+    job = await verify_job.start(
+        session,
+        caller.tenant,
+        body.campaign_id,
+        body.lead_ids,
+        body.only_unverified,
+        settings.jobs_chunk_rows,
+    )
+    return jobs.view(job)
+
+
+def wants_async(request: Request) -> bool:
+    """Whether the request's `Prefer` header asks for `respond-async` (RFC 7240)."""
+    preferences = ",".join(request.headers.getlist("prefer"))
+    return any(p.split(";")[0].strip().lower() == "respond-async" for p in preferences.split(","))
 
 
 @router.get("/{lead_id}", response_model=Lead)

@@ -7,8 +7,9 @@ from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, WithJsonSchema, field_validator
 from typing_extensions import TypeAliasType
 
+from imail.kit.schemas import RequestModel
 from imail.kit.text import StoredText
-from imail.models.lead import InterestStatus, LeadStatus, TimezoneSource
+from imail.models.lead import InterestStatus, LeadStatus, TimezoneSource, VerificationStatus
 
 MAX_BULK = 5000
 # Values are checked (scalars only) with the row, so that a bad one is reported as custom_variables.<name>.
@@ -21,6 +22,9 @@ CustomVariables = TypeAliasType(
             {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}}
         ),
     ],
+)
+VerificationFilter = TypeAliasType(
+    "VerificationFilter", Literal["valid", "risky", "invalid", "unknown", "unverified"]
 )
 LeadStatusChange = TypeAliasType("LeadStatusChange", Literal["active", "paused"])
 
@@ -124,9 +128,33 @@ class Lead(BaseModel):
     custom_variables: CustomVariables
     status: LeadStatus
     interest_status: InterestStatus | None
+    verification_status: VerificationStatus | None = Field(
+        None, description="The last verification's outcome (POST /v1/leads/verify); null: never verified."
+    )
+    verification_reasons: list[str] | None = Field(
+        None,
+        description="Why: syntax, domain_not_found, null_mx, no_mx_a_fallback, dns_unavailable, "
+        "disposable_domain, role_address.",
+    )
+    verified_at: datetime | None = None
     livemode: bool
     created_at: datetime
     updated_at: datetime
+
+
+class LeadVerify(RequestModel):
+    """Which leads to verify: a campaign's, given ones, or given ones of a campaign."""
+
+    campaign_id: str | None = Field(None, description="Every lead of this campaign.")
+    lead_ids: list[str] | None = Field(None, description=f"These leads (1–{MAX_BULK}).")
+    only_unverified: bool = Field(False, description="Leave out leads verified before.")
+
+    @field_validator("lead_ids")
+    @classmethod
+    def _size(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not 1 <= len(value) <= MAX_BULK:
+            raise ValueError(f"give 1–{MAX_BULK} lead ids (got {len(value)})")
+        return value
 
 
 class LeadDeleted(BaseModel):

@@ -42,9 +42,13 @@ ENROLL_SLICE = 5000  # leads per sending.enroll call (one bulk batch)
 
 async def campaign_for_leads(session: AsyncSession, caller: Caller, campaign_id: str) -> Campaign:
     """The campaign leads are being added to: this tenant's, and not archived."""
-    campaign = await CampaignRepository(session, caller.tenant).get(campaign_id)
+    return await campaign_for_tenant(session, caller.tenant, campaign_id)
+
+
+async def campaign_for_tenant(session: AsyncSession, tenant: Tenant, campaign_id: str) -> Campaign:
+    campaign = await CampaignRepository(session, tenant).get(campaign_id)
     if campaign is None:
-        ledger = "live" if caller.livemode else "test"
+        ledger = "live" if tenant.livemode else "test"
         raise InvalidField(
             f"campaign_id: no campaign {campaign_id} in this workspace's {ledger} mode", "campaign_id"
         )
@@ -233,6 +237,7 @@ async def list_leads(
     status: str | None,
     interest_status: str | None,
     email: str | None,
+    verification_status: str | None = None,
 ) -> list[Lead]:
     if email is not None:
         try:
@@ -240,7 +245,7 @@ async def list_leads(
         except InvalidEmail as exc:
             raise InvalidField(f"email: {exc}", "email") from None
     return await LeadRepository(session, caller.tenant).list_page(
-        params, campaign_id, status, interest_status, email
+        params, campaign_id, status, interest_status, email, verification_status
     )
 
 

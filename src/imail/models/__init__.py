@@ -8,6 +8,7 @@ from imail.models.deprecation import DeprecationNotice, DeprecationUsage
 from imail.models.event import Event
 from imail.models.idempotency import IdempotencyRecord
 from imail.models.inbox import Inbox
+from imail.models.job import Job, JobItem, JobKind, JobStatus
 from imail.models.lead import InterestStatus, Lead, LeadStatus
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
 from imail.models.reply import Reply
@@ -38,6 +39,10 @@ __all__ = [
     "InboxPacing",
     "InboxWarmup",
     "InterestStatus",
+    "Job",
+    "JobItem",
+    "JobKind",
+    "JobStatus",
     "Lead",
     "LeadStatus",
     "MailboxCursor",

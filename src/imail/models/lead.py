@@ -31,6 +31,13 @@ class InterestStatus(StrEnum):
     unsubscribed = "unsubscribed"
 
 
+class VerificationStatus(StrEnum):
+    valid = "valid"  # the domain takes mail, nothing doubtful about the address
+    risky = "risky"  # may be delivered but is a poor prospect: a role address (info@), a disposable domain
+    invalid = "invalid"  # would bounce: bad syntax, a domain that does not exist or takes no mail
+    unknown = "unknown"  # the DNS could not be asked (timeout, SERVFAIL): verify again later
+
+
 class TimezoneSource(StrEnum):
     explicit = "explicit"  # given by the caller
     phone = "phone"  # from the phone number's prefix
@@ -66,3 +73,7 @@ class Lead(IdMixin, TimestampMixin, TenantMixin, Base):
     interest_status: Mapped[str | None] = mapped_column(String(24))
     # When interest_status last changed: the funnel counts interested / meetings by day.
     interest_updated_at: Mapped[datetime | None] = mapped_column()
+    # The last verification (POST /v1/leads/verify; see imail.leads.verification); null: never verified.
+    verification_status: Mapped[str | None] = mapped_column(String(16))
+    verification_reasons: Mapped[list[str] | None] = mapped_column()
+    verified_at: Mapped[datetime | None] = mapped_column()

@@ -27,6 +27,7 @@ class StopReason(StrEnum):
     company_replied = "company_replied"
     delivery_unknown = "delivery_unknown"
     failed = "failed"
+    verification = "verification"  # the lead's verification result is one its campaign skips
 
 
 class SequenceState(TenantMixin, Base):

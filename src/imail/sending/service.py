@@ -121,6 +121,10 @@ class Claim:
     examined: int = 0
 
 
+# A campaign's skip_verification → the lead verification statuses it does not email.
+SKIPPED_VERIFICATION = {"invalid": ("invalid",), "risky": ("invalid", "risky")}
+
+
 def stop_sequence(state: SequenceState | Loaded, reason: StopReason, now: datetime) -> None:
     state.status = SequenceStatus.stopped.value
     state.stop_reason = reason.value
@@ -259,6 +263,9 @@ class Planner:
         if (tenant_of(state), lead.email) in blocked:
             lead.status = LeadStatus.suppressed.value
             stop_sequence(state, StopReason.suppressed, now)
+            return None
+        if lead.verification_status in SKIPPED_VERIFICATION.get(campaign.skip_verification, ()):
+            stop_sequence(state, StopReason.verification, now)  # the lead's verification_status says why
             return None
 
         steps = campaign.steps

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from imail.inboxes import monitor as inbox_monitor
-from imail.workers import inbound, maintenance, sending, warmup, webhooks
+from imail.workers import inbound, jobs, maintenance, sending, warmup, webhooks
 from imail.workers.context import WorkerContext
 
 
@@ -40,4 +40,7 @@ WORKERS: tuple[WorkerSpec, ...] = (
     # Two loops per process, so a slow endpoint holding up one loop's batch doesn't stop deliveries.
     WorkerSpec("webhook_deliveries", webhooks.deliver_webhooks, interval=0.5, concurrency=2),
     WorkerSpec("webhook_log_purge", webhooks.purge_webhook_deliveries, interval=3600.0),
+    # Background jobs (big CSV imports, verification runs): one job at a time per loop, chunk by chunk under a
+    # lease, so a job outlives the worker that started it (see imail.jobs.service).
+    WorkerSpec("jobs", jobs.run_jobs, interval=1.0),
 )
