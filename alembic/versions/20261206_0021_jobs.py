@@ -1,7 +1,7 @@
 """jobs: background jobs (big CSV imports, verification runs) and their input chunks; lead verification
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-06 05:40:00
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import imail.models.base
 
 revision = '0021'
-down_revision = '0018'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 

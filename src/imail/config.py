@@ -403,10 +403,10 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(1.0, gt=0)
     idempotency_ttl_hours: int = Field(24, ge=1)
 
-    # background jobs (see imail.jobs): a CSV import of more data rows than this, sent with `Prefer:
-    # respond-async`, answers 202 with a job
+    # background jobs (see imail.jobs): a CSV import of more data rows than this (or any, sent with `Prefer:
+    # respond-async`) answers 202 with a job
     import_job_threshold: int = Field(
-        1000, ge=0, description="data rows above which POST /v1/leads/import may run as a background job"
+        10_000, ge=0, description="data rows above which POST /v1/leads/import runs as a background job"
     )
     jobs_chunk_rows: int = Field(500, ge=1, le=5000, description="rows a job processes per transaction")
     # A worker renews its lease with every chunk; a chunk must finish well within it.

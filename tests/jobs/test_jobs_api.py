@@ -54,16 +54,15 @@ async def test_small_file_is_still_imported_at_once(client, workspace, campaign,
     assert response.json()["created"] == 5
 
 
-async def test_without_prefer_a_big_file_is_imported_at_once(client, workspace, campaign, database):
-    """Clients written before jobs keep the synchronous answer, whatever the size."""
+async def test_without_prefer_a_big_file_runs_as_a_job_too(client, workspace, campaign, database):
+    """Past the threshold the import is a job whatever the client asked; `Preference-Applied` only answers a
+    `Prefer` that asked for it."""
     rows = [f"p{i}@example.com,P{i}" for i in range(12)]
     response = await upload(client, workspace.headers(), campaign["id"], csv_of(rows), prefer=None)
-    assert response.status_code == 200, response.text
-    assert response.json()["created"] == 12 and "preference-applied" not in response.headers
-    other = await upload(client, workspace.headers(), campaign["id"], csv_of(rows), prefer="return=minimal")
-    assert other.status_code == 200
+    assert response.status_code == 202, response.text
+    assert response.json()["kind"] == "lead_import" and "preference-applied" not in response.headers
     listed = (await client.get("/v1/jobs", headers=workspace.headers())).json()
-    assert listed["data"] == []
+    assert [job["id"] for job in listed["data"]] == [response.json()["id"]]
 
 
 async def test_big_file_runs_as_a_job(client, workspace, campaign, database, settings):
