@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from imail.models import Event, Lead
@@ -344,26 +344,32 @@ async def _sink_has(sinks: ScaleSinks, count: int) -> bool:
 async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(
     outreach, mailbox, sink, clock, monkeypatch, security
 ):
-    """A worker claimed three sends and died: one after its DATA went out (it is in Sent), one just after marking
-    it handed (not in Sent), one before handing it over at all. Sent and the Sent folder searched in each security
-    mode."""
+    """A worker claimed four sends and died: one after the server accepted it and the acceptance was marked, one
+    accepted just before its mark (it is in Sent), one just after marking it handed (not in Sent), one before
+    handing it over at all. Sent and the Sent folder searched in each security mode. The one nothing confirms is
+    `unknown`: never resent, told as an unconfirmed `email.sent`, and its sequence moved on as if sent."""
     freeze_api_clock(monkeypatch, clock)
     ctx = outreach.ctx
     await outreach.connect_inbox(mailbox)
     campaign = await outreach.campaign([STEP])
     leads = {
         name: await outreach.lead(campaign["id"], f"{name}@example.org", first_name=name.title())
-        for name in ("delivered", "handed", "claimed")
+        for name in ("accepted", "delivered", "handed", "claimed")
     }
     await outreach.resume(campaign["id"])
 
     async with outreach.database.transaction() as session:
         claim = await service.claim(session, ctx.settings, "worker-that-dies", now=clock())
     jobs = {job.to_email.split("@")[0]: job for job in claim.jobs}
-    assert sorted(jobs) == ["claimed", "delivered", "handed"]
-    # Delivered: marked handed and accepted (so filed in Sent); the worker died before recording the outcome.
-    outcomes = await sending_worker.deliver(ctx, [jobs["delivered"]])
-    assert [o.kind for o in outcomes] == ["sent"]
+    assert sorted(jobs) == ["accepted", "claimed", "delivered", "handed"]
+    # Accepted and delivered: marked handed, sent (so filed in Sent) and marked accepted; the worker died before
+    # recording their outcomes, and (delivered) before its acceptance mark was written.
+    outcomes = await sending_worker.deliver(ctx, [jobs["accepted"], jobs["delivered"]])
+    assert [o.kind for o in outcomes] == ["sent", "sent"]
+    async with outreach.database.transaction() as session:
+        await session.execute(
+            update(Message).where(Message.id == jobs["delivered"].message_id).values(smtp_code=None)
+        )
     # Handed: marked, then the worker died before its DATA reached the server.
     async with outreach.database.transaction() as session:
         handed = jobs["handed"]
@@ -371,9 +377,10 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(
             handed.message_id
         }
     await sending_worker.smtp_pool(ctx).close()
-    assert [r.envelope_to for r in sink.messages] == [["delivered@example.org"]]
+    assert [r.envelope_to for r in sink.messages] == [["accepted@example.org"], ["delivered@example.org"]]
     status = {m.lead_id: m.status for m in await outreach.rows(Message)}
     assert status == {
+        leads["accepted"]["id"]: "handed",
         leads["delivered"]["id"]: "handed",
         leads["handed"]["id"]: "handed",
         leads["claimed"]["id"]: "sending",
@@ -382,43 +389,52 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(
     # While the lease runs, nothing is touched: the worker might still be working on them.
     assert await sending_worker.resolve_in_flight(ctx) == 0
     assert await outreach.drain() == 0
-    assert len(sink.messages) == 1
+    assert len(sink.messages) == 2
 
     clock.advance(seconds=ctx.settings.sending_lease_seconds + 1)
-    assert await sending_worker.resolve_in_flight(ctx) == 3
+    assert await sending_worker.resolve_in_flight(ctx) == 4
     rows = {m.lead_id: m for m in await outreach.rows(Message)}
-    delivered, handed, claimed = (rows[leads[n]["id"]] for n in ("delivered", "handed", "claimed"))
+    accepted, delivered, handed, claimed = (
+        rows[leads[n]["id"]] for n in ("accepted", "delivered", "handed", "claimed")
+    )
+    assert accepted.status == "sent" and "accepted by the SMTP server" in accepted.smtp_response
     assert delivered.status == "sent" and delivered.sent_at == clock() and delivered.lease_until is None
+    assert "Sent folder" in delivered.smtp_response
     assert handed.status == "unknown" and "not resent" in handed.smtp_response
     assert claimed.status == "retry" and claimed.attempts == 0
-    sent_events = await outreach.events("email.sent")
-    assert [e.data["message_id"] for e in sent_events] == [delivered.id]
-    assert sent_events[0].data["smtp_message_id"] == jobs["delivered"].message_id_header
-    assert (await outreach.state(leads["delivered"]["id"])).status == "finished"
-    handed_state = await outreach.state(leads["handed"]["id"])
-    assert (handed_state.status, handed_state.stop_reason, handed_state.due_at) == (
-        "stopped",
-        "delivery_unknown",
-        None,
-    )
+    sent_events = {e.data["message_id"]: e.data for e in await outreach.events("email.sent")}
+    assert set(sent_events) == {accepted.id, delivered.id, handed.id}
+    assert sent_events[delivered.id]["smtp_message_id"] == jobs["delivered"].message_id_header
+    assert [sent_events[m.id].get("confirmed", True) for m in (accepted, delivered, handed)] == [
+        True,
+        True,
+        False,
+    ]
+    for name in ("accepted", "delivered", "handed"):
+        assert (await outreach.state(leads[name]["id"])).status == "finished"
+    # The unknown one's lead is not left looking active: its (one-step) sequence is over.
+    assert {lead.id: lead.status for lead in await outreach.rows(Lead)}[leads["handed"]["id"]] == "completed"
     assert (await outreach.state(leads["claimed"]["id"])).due_at == clock()
     assert await sending_worker.resolve_in_flight(ctx) == 0  # settled once, not again
 
     # The requeued send goes out once; the unknown one never, not even days later.
     await outreach.drain()
-    assert [r.envelope_to for r in sink.messages][1:] == [["claimed@example.org"]]
+    assert [r.envelope_to for r in sink.messages][2:] == [["claimed@example.org"]]
     clock.advance(days=3)
     await outreach.drain()
     recipients = Counter(r.envelope_to[0] for r in sink.messages)
-    assert recipients == {"delivered@example.org": 1, "claimed@example.org": 1}
+    assert recipients == {"accepted@example.org": 1, "delivered@example.org": 1, "claimed@example.org": 1}
     rows = {m.lead_id: m for m in await outreach.rows(Message)}
     assert rows[leads["claimed"]["id"]].status == "sent" and rows[leads["claimed"]["id"]].attempts == 1
     assert rows[leads["handed"]["id"]].status == "unknown"
     assert Counter(e.data["message_id"] for e in await outreach.events("email.sent")) == {
+        accepted.id: 1,
         delivered.id: 1,
+        handed.id: 1,
         rows[leads["claimed"]["id"]].id: 1,
     }
     assert {message_id_of(r.data) for r in sink.messages} == {
+        rows[leads["accepted"]["id"]].message_id_header,
         rows[leads["delivered"]["id"]].message_id_header,
         rows[leads["claimed"]["id"]].message_id_header,
     }

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.campaigns.footer import Footer
 from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows, upsert_insert
-from imail.models import Campaign, Inbox, Lead, Workspace
+from imail.models import Campaign, Inbox, Lead, WorkerHeartbeat, Workspace
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
 from imail.models.sending import (
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from imail.db import Database
 
 IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
+ACCEPTED = 250  # the smtp_code of a handed attempt the server accepted (see `mark_accepted`)
 # What planning may change in a sequence state.
 CLAIM_STATE_COLUMNS = (
     "status",
@@ -163,6 +164,16 @@ class SendQueue(Repository[SequenceState]):
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return {row.id: row for row in rows.scalars()}
 
+    async def lock_messages(self, ids: Iterable[str]) -> None:
+        """Row locks on these messages, taken in id order, the order every recorder and the resolver lock them in
+        (PostgreSQL; SQLite's one writer needs none)."""
+        wanted = sorted(set(ids))
+        if not wanted or not _is_postgres(self.session):
+            return
+        await self.session.execute(
+            select(Message.id).where(among(Message.id, wanted)).order_by(Message.id).with_for_update()
+        )
+
     async def campaign_inboxes(self, campaign_ids: Iterable[str]) -> dict[str, list[str]]:
         ids = list(set(campaign_ids))
         found: dict[str, list[str]] = defaultdict(list)
@@ -281,7 +292,8 @@ class SendQueue(Repository[SequenceState]):
         return {row.inbox_id: row for row in rows.scalars()}
 
     async def adjust_counters(self, day: date, scope_ids: Iterable[str], delta: int) -> None:
-        for scope_id in set(scope_ids):
+        # In scope order, the order `lock_counters` takes them in: two transactions never wait on each other's.
+        for scope_id in sorted(set(scope_ids)):
             await self.session.execute(
                 update(SendCounter)
                 .where(SendCounter.scope_id == scope_id, SendCounter.day == day)
@@ -408,17 +420,49 @@ class SendQueue(Repository[SequenceState]):
                     .values(status=LeadStatus.completed.value)
                 )
 
-    async def lock_stale_in_flight(self, now: datetime, limit: int) -> list[Message]:
-        """Attempts whose lease ran out before their outcome was recorded: their worker died."""
+    async def lock_stale_in_flight(
+        self, now: datetime, limit: int, lease: timedelta | None = None, dead_after: timedelta | None = None
+    ) -> list[Message]:
+        """Attempts in flight whose worker is gone: their lease ran out, or (with `lease` and `dead_after`) their
+        worker has not been seen for `dead_after` and they were claimed at least that long ago (a claim made by a
+        process whose first heartbeat is still on its way is not taken from it)."""
+        stale = Message.lease_until < now
+        if lease is not None and dead_after is not None:
+            stale = or_(
+                stale, and_(_dead_owner(now, dead_after), Message.lease_until < now + lease - dead_after)
+            )
         stmt = (
             select(Message)
-            .where(Message.status.in_(IN_FLIGHT), Message.lease_until < now)
-            .order_by(Message.lease_until)
+            .where(Message.status.in_(IN_FLIGHT), stale)
+            .order_by(Message.lease_until, Message.id)
             .limit(limit)
         )
         if _is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def dead_claims(
+        self, now: datetime, lease: timedelta, dead_after: timedelta
+    ) -> tuple[int, datetime | None]:
+        """Attempts in flight held by workers not seen for `dead_after`: how many, and when the oldest was claimed."""
+        count, oldest_lease = (
+            await self.session.execute(
+                select(func.count(), func.min(Message.lease_until)).where(
+                    Message.status.in_(IN_FLIGHT), _dead_owner(now, dead_after)
+                )
+            )
+        ).one()
+        if not count or oldest_lease is None:
+            return 0, None
+        if oldest_lease.tzinfo is None:
+            oldest_lease = oldest_lease.replace(tzinfo=UTC)
+        return int(count), oldest_lease - lease
+
+
+def _dead_owner(now: datetime, dead_after: timedelta) -> Any:
+    """An attempt whose worker (by id) has no heartbeat within `dead_after`: SIGKILLed, or stopped."""
+    alive = select(WorkerHeartbeat.id).where(WorkerHeartbeat.seen_at >= now - dead_after)
+    return or_(Message.worker_id.is_(None), Message.worker_id.not_in(alive))
 
 
 @cache
@@ -440,6 +484,39 @@ def _mark_handed_statement() -> Any:
 @cache
 def _mark_handed_on_driver(dialect: Any) -> DriverStatement:
     return DriverStatement(_mark_handed_statement(), dialect)
+
+
+@cache
+def _mark_accepted_statement() -> Any:
+    """An attempt the SMTP server answered 250: `smtp_code` 250 on a `handed` row is the durable record that it was
+    accepted, written as soon as the answer came, before its outcome (events, the next step) is recorded. A worker
+    killed in between leaves it `handed` and accepted, and the resolver records it `sent` without asking anyone."""
+    messages = Message.__table__.c
+    return (
+        update(Message.__table__)
+        .where(among(messages.id, bindparam("ids")), messages.status == MessageStatus.handed.value)
+        .values(smtp_code=ACCEPTED)
+    )
+
+
+@cache
+def _mark_accepted_on_driver(dialect: Any) -> DriverStatement:
+    return DriverStatement(_mark_accepted_statement(), dialect)
+
+
+async def mark_accepted(database: Database, message_ids: Iterable[str]) -> None:
+    """Marks handed attempts accepted by the SMTP server, committed before this returns (like `mark_handed`, on
+    PostgreSQL's pinned driver connection)."""
+    ids = list(message_ids)
+    if not ids:
+        return
+    if database.is_sqlite:
+        async with database.autocommit() as session:
+            await session.execute(_mark_accepted_statement(), {"ids": ids})
+        return
+    statement = _mark_accepted_on_driver(database.engine.dialect)
+    async with database.pinned() as connection:
+        await connection.execute(statement.sql, *statement.args(ids=ids))
 
 
 def _attempt_columns(attempts: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
