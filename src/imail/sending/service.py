@@ -691,6 +691,23 @@ async def bounce_hard(
 # --- in-flight resolution -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeadClaims:
+    """Attempts in flight whose worker is not seen by heartbeat: they wait for `resolve_in_flight` to take them."""
+
+    count: int
+    oldest_claimed_at: datetime | None
+
+
+async def dead_claims(session: AsyncSession, settings: Settings, now: datetime) -> DeadClaims:
+    count, oldest = await SendQueue(session).dead_claims(
+        now,
+        timedelta(seconds=settings.sending_lease_seconds),
+        timedelta(seconds=settings.worker_dead_seconds),
+    )
+    return DeadClaims(count, oldest)
+
+
 async def resolve_stale(
     session: AsyncSession,
     settings: Settings,
