@@ -210,7 +210,8 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
 ):
     """5,000 leads over 10 inboxes, drained by 3 `imail worker` processes (lease 10 s, batches of 100); one is
     SIGKILLed once 1,500 messages are in, and a fresh one started. Every lead gets its email exactly once, or
-    (handed over at the kill, absent from Sent) is left `unknown` and never resent."""
+    (handed over at the kill, absent from Sent) is left `unknown` and never resent. (The default settings, on a
+    relay that files nothing: `test_killed_workers_cost_seconds_…` below.)"""
     sinks = scale_sinks
     setup_started = time.monotonic()
     apex = await make_workspace(database, "apex", "Apex Scale")
@@ -324,13 +325,10 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
     assert all(sent[h].to_email == leads[sent[h].lead_id] for h in sent)
     for message in unknown:
         assert by_recipient[message.to_email] == 0 and message.message_id_header not in by_header
-        assert (
-            states[message.lead_id].status == "stopped"
-            and states[message.lead_id].stop_reason == "delivery_unknown"
-        )
-    assert all(states[m.lead_id].status == "finished" for m in sent.values())
-    # One email.sent event per sent message, none for the others.
-    assert sent_events == Counter({m.id: 1 for m in sent.values()})
+    # An unknown one moves its (one-step) sequence on as if sent: every sequence is over.
+    assert all(states[m.lead_id].status == "finished" for m in messages)
+    # One email.sent event per attempt (unconfirmed for the unknown ones).
+    assert sent_events == Counter({m.id: 1 for m in messages})
 
 
 async def _sink_has(sinks: ScaleSinks, count: int) -> bool:
