@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.campaigns.footer import Footer
+from imail.kit.lease import ran_out
 from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows, upsert_insert
 from imail.models import Campaign, Inbox, Lead, WorkerHeartbeat, Workspace
@@ -426,7 +427,7 @@ class SendQueue(Repository[SequenceState]):
         """Attempts in flight whose worker is gone: their lease ran out, or (with `lease` and `dead_after`) their
         worker has not been seen for `dead_after` and they were claimed at least that long ago (a claim made by a
         process whose first heartbeat is still on its way is not taken from it)."""
-        stale = Message.lease_until < now
+        stale = ran_out(Message.lease_until, now)
         if lease is not None and dead_after is not None:
             stale = or_(
                 stale, and_(_dead_owner(now, dead_after), Message.lease_until < now + lease - dead_after)

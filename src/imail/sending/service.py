@@ -26,6 +26,7 @@ from imail.events.service import batched_events, record_event
 from imail.inboxes.monitor import report_connection_failure
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
+from imail.kit.lease import Lease
 from imail.kit.signing import Signer
 from imail.kit.sql import Loaded
 from imail.kit.tenancy import Tenant
@@ -320,6 +321,7 @@ class Planner:
             urls=self.urls,
             footer=self.footers.get(campaign.workspace_id) if campaign.include_footer else None,
         )
+        lease = Lease.starting(self.worker_id, now, self.settings.sending_lease_seconds)
         attempt = {
             "inbox_id": inbox.id,
             "variant": composed.variant,
@@ -328,8 +330,8 @@ class Planner:
             "in_reply_to": thread.message_ids[-1] if thread.message_ids else None,
             "links": composed.links,
             "status": MessageStatus.sending.value,
-            "lease_until": now + timedelta(seconds=self.settings.sending_lease_seconds),
-            "worker_id": self.worker_id,
+            "lease_until": lease.until,
+            "worker_id": lease.holder,
         }
         if existing is None:
             # A plain row, inserted with the batch's others in one statement: nothing reads it back in this

@@ -13,6 +13,7 @@ import structlog
 
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.kit.coalesce import Coalescer
+from imail.kit.lease import Lease
 from imail.mail import imap
 from imail.mail.endpoint import MailConnectionError
 from imail.models.sending import Message, MessageStatus
@@ -265,7 +266,7 @@ async def resolve_in_flight(ctx: WorkerContext) -> int:
     another resolver takes them only if this one dies too), and each is settled after, if still ours."""
     now = ctx.clock()
     lease = timedelta(seconds=ctx.settings.sending_lease_seconds)
-    looking = now + lease
+    looking = Lease.starting(ctx.instance_id, now, ctx.settings.sending_lease_seconds)
     async with ctx.database.transaction() as session:
         queue = SendQueue(session)
         stale = await queue.lock_stale_in_flight(
@@ -279,8 +280,7 @@ async def resolve_in_flight(ctx: WorkerContext) -> int:
         inboxes = await queue.inboxes(m.inbox_id for m in to_look if m.inbox_id)
         await service.resolve_stale(session, ctx.settings, stale, {}, now)  # those to look up wait
         for message in to_look:
-            message.lease_until = looking
-            message.worker_id = ctx.instance_id
+            message.lease_until, message.worker_id = looking.until, looking.holder
     by_inbox: dict[str | None, list[Message]] = defaultdict(list)
     for message in to_look:
         by_inbox[message.inbox_id].append(message)
@@ -304,8 +304,7 @@ async def resolve_in_flight(ctx: WorkerContext) -> int:
                 m
                 for m in current.values()
                 if m.status == MessageStatus.handed.value
-                and m.lease_until == looking
-                and m.worker_id == ctx.instance_id
+                and (m.worker_id, m.lease_until) == (looking.holder, looking.until)
             ]
             for message in ours:
                 if message.id in unreachable:
