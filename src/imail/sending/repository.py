@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.campaigns.footer import Footer
 from imail.kit.lease import ran_out
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows, upsert_insert
+from imail.kit.sql import DriverStatement, HotPathRow, among, insert_rows, update_rows, upsert_insert
 from imail.models import Campaign, Inbox, Lead, WorkerHeartbeat, Workspace
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
 ACCEPTED = 250  # the smtp_code of a handed attempt the server accepted (see `mark_accepted`)
-# What planning may change in a sequence state.
+# What planning may change in a sequence state: `save_claimed` writes these columns of every changed state in one
+# statement, and refuses a state with a change outside them.
 CLAIM_STATE_COLUMNS = (
     "status",
     "next_step",
@@ -123,14 +124,14 @@ class SendQueue(Repository[SequenceState]):
 
     model = SequenceState
 
-    async def lock_due(self, now: datetime, limit: int) -> list[Loaded]:
+    async def lock_due(self, now: datetime, limit: int) -> list[HotPathRow]:
         """The due states, oldest first, locked (other workers skip them). An index range on due_at: the cost
         does not grow with the states that are not due. Plain rows: the claim writes them back with `save_claimed`."""
         states = SequenceState.__table__
         stmt = select(states).where(states.c.due_at <= now).order_by(states.c.due_at).limit(limit)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
-        return Loaded.all(await self.session.execute(stmt))
+        return HotPathRow.all(await self.session.execute(stmt))
 
     async def _by_ids(self, model: Any, ids: Iterable[str]) -> dict[str, Any]:
         wanted = list(set(ids))
@@ -188,10 +189,10 @@ class SendQueue(Repository[SequenceState]):
                 found[campaign_id].append(inbox_id)
         return found
 
-    async def history(self, lead_ids: Iterable[str]) -> dict[str, list[Loaded]]:
+    async def history(self, lead_ids: Iterable[str]) -> dict[str, list[HotPathRow]]:
         """Every message of these leads, by step, for threading, branching and retries (plain rows)."""
         ids = list(set(lead_ids))
-        found: dict[str, list[Loaded]] = defaultdict(list)
+        found: dict[str, list[HotPathRow]] = defaultdict(list)
         if ids:
             messages = Message.__table__
             rows = await self.session.execute(
@@ -199,40 +200,43 @@ class SendQueue(Repository[SequenceState]):
                 .where(among(messages.c.lead_id, ids))
                 .order_by(messages.c.lead_id, messages.c.step_index)
             )
-            for message in Loaded.all(rows):
+            for message in HotPathRow.all(rows):
                 found[message.lead_id].append(message)
         return found
 
-    async def lead_rows(self, ids: Iterable[str]) -> dict[str, Loaded]:
+    async def lead_rows(self, ids: Iterable[str]) -> dict[str, HotPathRow]:
         wanted = list(set(ids))
         if not wanted:
             return {}
         leads = Lead.__table__
         return {
             lead.id: lead
-            for lead in Loaded.all(await self.session.execute(select(leads).where(among(leads.c.id, wanted))))
+            for lead in HotPathRow.all(
+                await self.session.execute(select(leads).where(among(leads.c.id, wanted)))
+            )
         }
 
     async def save_claimed(
         self,
         new_messages: Sequence[dict[str, Any]],
-        states: Iterable[Loaded],
-        leads: Iterable[Loaded],
-        messages: Iterable[Loaded],
+        states: Iterable[HotPathRow],
+        leads: Iterable[HotPathRow],
+        messages: Iterable[HotPathRow],
     ) -> None:
         """Writes what a claim planned: its new messages (whole rows), and what it changed in the plain rows it
         planned with: states, lead statuses, retried messages' new attempts. One statement per table for the
         first three (`insert_rows`, `update_rows`), every changed row with the same columns."""
         await insert_rows(self.session, Message.__table__, new_messages)
+        changed = [s for s in states if s.changes()]
+        for state in changed:
+            unsaved = set(state.changes()) - set(CLAIM_STATE_COLUMNS)
+            if unsaved:  # a planning change this statement would not write: fail loudly, never drop it
+                raise ValueError(f"claim changed sequence-state columns it cannot save: {sorted(unsaved)}")
         await update_rows(
             self.session,
             SequenceState.__table__,
             "lead_id",
-            [
-                {"lead_id": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}}
-                for s in states
-                if s.changes()
-            ],
+            [{"lead_id": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}} for s in changed],
         )
         await update_rows(
             self.session,

@@ -28,7 +28,7 @@ from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
 from imail.kit.lease import Lease
 from imail.kit.signing import Signer
-from imail.kit.sql import Loaded
+from imail.kit.sql import HotPathRow
 from imail.kit.tenancy import Tenant
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignStatus
@@ -123,14 +123,14 @@ class Claim:
     examined: int = 0
 
 
-def stop_sequence(state: SequenceState | Loaded, reason: StopReason, now: datetime) -> None:
+def stop_sequence(state: SequenceState | HotPathRow, reason: StopReason, now: datetime) -> None:
     state.status = SequenceStatus.stopped.value
     state.stop_reason = reason.value
     state.due_at = None
     state.updated_at = now
 
 
-def _finish(state: SequenceState | Loaded, lead: Lead | Loaded | None, now: datetime) -> None:
+def _finish(state: SequenceState | HotPathRow, lead: Lead | HotPathRow | None, now: datetime) -> None:
     state.status = SequenceStatus.finished.value
     state.due_at = None
     state.updated_at = now
@@ -138,7 +138,7 @@ def _finish(state: SequenceState | Loaded, lead: Lead | Loaded | None, now: date
         lead.status = LeadStatus.completed.value
 
 
-def _reschedule(state: SequenceState | Loaded, when: datetime, now: datetime) -> None:
+def _reschedule(state: SequenceState | HotPathRow, when: datetime, now: datetime) -> None:
     state.status = SequenceStatus.scheduled.value
     state.scheduled_at = when
     state.due_at = when
@@ -159,7 +159,7 @@ def _gap(inbox: Inbox, rng: random.Random) -> timedelta:
     return gap + timedelta(seconds=rng.uniform(0, extra))
 
 
-def _behaviour(message: Loaded | None) -> Behaviour:
+def _behaviour(message: HotPathRow | None) -> Behaviour:
     return Behaviour(opened=bool(message and message.opened_at), clicked=bool(message and message.clicked_at))
 
 
@@ -219,7 +219,9 @@ class Planner:
         await self.session.flush()
         return claim
 
-    async def _suppressed(self, states: list[Loaded], leads: dict[str, Loaded]) -> set[tuple[Tenant, str]]:
+    async def _suppressed(
+        self, states: list[HotPathRow], leads: dict[str, HotPathRow]
+    ) -> set[tuple[Tenant, str]]:
         by_tenant: dict[Tenant, list[str]] = defaultdict(list)
         for state in states:
             lead = leads.get(state.lead_id)
@@ -234,10 +236,10 @@ class Planner:
 
     async def _plan(
         self,
-        state: Loaded,
+        state: HotPathRow,
         campaign: Campaign | None,
-        lead: Loaded | None,
-        previous: list[Loaded],
+        lead: HotPathRow | None,
+        previous: list[HotPathRow],
         campaign_inboxes: dict[str, list[str]],
         blocked: set[tuple[Tenant, str]],
     ) -> Job | None:
