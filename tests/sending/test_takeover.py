@@ -10,6 +10,7 @@ from datetime import timedelta
 from imail.models import Lead
 from imail.models.sending import Message
 from imail.sending import service
+from imail.sending.repository import SendQueue
 from imail.status import service as status
 from imail.workers import sending as sending_worker
 from imail.workers.repository import HeartbeatRepository
@@ -131,3 +132,28 @@ def test_the_takeover_bound_is_seconds_not_the_lease(settings):
     bound = timedelta(seconds=settings.worker_dead_seconds + intervals["sending_in_doubt"])
     assert intervals["heartbeat"] * 3 <= settings.worker_dead_seconds
     assert bound <= timedelta(seconds=30) < timedelta(seconds=settings.sending_lease_seconds)
+
+
+async def test_a_delivery_report_confirms_an_unknown_attempt(outreach, mailbox, sink, clock, monkeypatch):
+    """Handed over as its worker died and nothing confirmed it: `unknown`; a positive delivery report read later
+    makes it `sent` (its sequence had already moved on)."""
+    freeze_api_clock(monkeypatch, clock)
+    ctx = outreach.ctx
+    await outreach.connect_inbox(mailbox)
+    campaign = await outreach.campaign([STEP])
+    await outreach.lead(campaign["id"], "ana@example.org")
+    await outreach.resume(campaign["id"])
+    async with outreach.database.transaction() as session:
+        [job] = (await service.claim(session, ctx.settings, "gone", now=clock())).jobs
+    async with outreach.database.transaction() as session:
+        await SendQueue(session).mark_handed([(job.message_id, job.message_id_header)])
+    clock.advance(seconds=ctx.settings.worker_dead_seconds + 1)  # "gone" never beat at all
+    assert await sending_worker.resolve_in_flight(ctx) == 1
+    [message] = await outreach.rows(Message)
+    assert message.status == "unknown"
+    async with outreach.database.transaction() as session:
+        [row] = (await SendQueue(session).messages([message.id], lock=True)).values()
+        assert service.confirm_unknown(row, "a delivery report: 2.0.0", clock())
+        assert not service.confirm_unknown(row, "twice", clock())
+    [message] = await outreach.rows(Message)
+    assert message.status == "sent" and "delivery report" in message.smtp_response

@@ -776,6 +776,17 @@ UNKNOWN_DETAIL = (
 )
 
 
+def confirm_unknown(message: Message, detail: str, now: datetime) -> bool:
+    """A later proof that an `unknown` attempt arrived (a positive delivery report): it becomes `sent` (its
+    sequence already moved on, its `email.sent` already told). True if it was unknown."""
+    if message.status != MessageStatus.unknown.value:
+        return False
+    message.status = MessageStatus.sent.value
+    message.sent_at = message.sent_at or now
+    message.smtp_response = f"{UNKNOWN_DETAIL}; since confirmed by {detail}"[:2000]
+    return True
+
+
 async def _settle_unknown(
     session: AsyncSession,
     message: Message,
