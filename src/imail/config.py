@@ -223,6 +223,15 @@ class Settings(BaseSettings):
     sending_idle_seconds: float = Field(
         60.0, gt=0, description="pooled SMTP connections idle longer are closed"
     )
+    # A worker process beats every 5 s (workers.registry); one unseen for IMAIL_WORKER_DEAD_SECONDS is taken for
+    # dead and its sending claims are taken over by the others, instead of waiting out sending_lease_seconds (which
+    # still bounds a claim whose worker looks alive).
+    worker_dead_seconds: float = Field(
+        20.0,
+        ge=15,
+        le=600,
+        description="a worker process unseen this long is dead: its claims are taken over",
+    )
 
     # inbound: the IMAP reader of replies and bounces (see imail.inbound)
     inbound_poll_interval: float = Field(

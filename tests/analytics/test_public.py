@@ -91,6 +91,7 @@ async def test_status_full_adds_operational_figures(client, database):
     assert set(operations) == {
         "workers_alive",
         "sending_lag_seconds",
+        "claims_held_by_dead_workers",
         "webhook_backlog",
         "imap_readers_connected",
     }

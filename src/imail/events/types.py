@@ -29,6 +29,10 @@ class EmailRef(Payload):
 class EmailSent(EmailRef):
     smtp_message_id: str | None = None
     subject: str | None = None
+    # False when the email was handed to the SMTP server as its worker died and nothing (the server's answer, the
+    # Sent folder) confirms it arrived: it is not resent, and the sequence moves on as if it had been sent.
+    confirmed: bool = True
+    detail: str | None = None
 
 
 class EmailDelivered(EmailRef):

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, update
 
+from imail.kit.lease import free
 from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import among, upsert_insert
 from imail.models import Campaign, Inbox, Lead, Message
@@ -42,7 +43,7 @@ class ReaderQueue(Repository[MailboxPoll]):
                     MailboxPoll.inbox_id.is_(None),
                     and_(
                         or_(MailboxPoll.next_poll_at.is_(None), MailboxPoll.next_poll_at <= now),
-                        or_(MailboxPoll.lease_until.is_(None), MailboxPoll.lease_until < now),
+                        free(MailboxPoll.lease_until, now),
                     ),
                 ),
             )
@@ -79,7 +80,7 @@ class ReaderQueue(Repository[MailboxPoll]):
         stmt = stmt.on_conflict_do_update(
             index_elements=["inbox_id"],
             set_={"lease_until": lease_until, "worker_id": worker_id},
-            where=or_(table.c.lease_until.is_(None), table.c.lease_until < now),
+            where=free(table.c.lease_until, now),
         ).returning(table.c.inbox_id)
         return {row[0] for row in (await self.session.execute(stmt)).all()}
 

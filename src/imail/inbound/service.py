@@ -53,7 +53,7 @@ from imail.replies.labels import apply_label
 from imail.replies.verdict import Verdict
 from imail.sending import feedback, protection
 from imail.sending.repository import SendQueue
-from imail.sending.service import bounce_hard, event_ref, stop_sequence
+from imail.sending.service import bounce_hard, confirm_unknown, event_ref, stop_sequence
 from imail.suppressions.service import batched_suppressions
 from imail.tracking import mailto
 from imail.tracking import service as tracking
@@ -485,6 +485,7 @@ async def act(
             detail = "delivery report" + (f": {bounce.status_code}" if bounce.status_code else "")
             if bounce.diagnostic:
                 detail += f" {bounce.diagnostic[:300]}"
+            confirm_unknown(message, detail, now)  # an attempt a crash left unconfirmed: now it is
             emitted.add(tenant, "email.delivered", {**event_ref(message), "detail": detail})
         return kind
 

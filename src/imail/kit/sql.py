@@ -54,11 +54,15 @@ def _compile_any_array(element: among, compiler: Any, **kw: Any) -> str:
     return compiler.process(element.any_array, **kw)
 
 
-class Loaded:
-    """A row read with Core, as a plain object: code written for ORM instances reads and sets its attributes the
-    same way, and `changes()` gives the columns set to new values, for the caller to write back with one
-    executemany. For hot paths that read hundreds of rows a transaction and change a few columns of each: an
-    ORM instance costs an identity-map entry, instrumented attribute events and a unit-of-work flush per row."""
+class HotPathRow:
+    """THE hot-path style (one of two ways to touch rows: ORM instances everywhere else). A row read with Core, as
+    a plain object: code written for ORM instances reads and sets its attributes the same way, and `changes()`
+    gives the columns set to new values, for the repository to write back in one statement (`update_rows`). For
+    hot paths that read hundreds of rows a transaction and change a few columns of each (the sending claim): an
+    ORM instance costs an identity-map entry, instrumented attribute events and a unit-of-work flush per row.
+    Such rows live behind the repository (which reads them and writes their changes back); a repository that
+    writes a fixed set of columns refuses changes outside it (see sending's `save_claimed`), so no change is
+    ever dropped silently."""
 
     def __init__(self, columns: Sequence[str], row: Any):
         values = dict(zip(columns, row))
@@ -66,7 +70,7 @@ class Loaded:
         self.__dict__["_loaded"] = values
 
     @classmethod
-    def all(cls, result: Any) -> list[Loaded]:
+    def all(cls, result: Any) -> list[HotPathRow]:
         """Every row of a Core result."""
         columns = list(result.keys())
         return [cls(columns, row) for row in result]

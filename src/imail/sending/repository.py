@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, bindparam, case, func, select, update
+from sqlalchemy import Row, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.campaigns.footer import Footer
+from imail.kit.lease import ran_out
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows, upsert_insert
-from imail.models import Campaign, Inbox, Lead, Workspace
+from imail.kit.sql import DriverStatement, HotPathRow, among, insert_rows, update_rows, upsert_insert
+from imail.models import Campaign, Inbox, Lead, WorkerHeartbeat, Workspace
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
 from imail.models.sending import (
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
     from imail.db import Database
 
 IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
-# What planning may change in a sequence state.
+ACCEPTED = 250  # the smtp_code of a handed attempt the server accepted (see `mark_accepted`)
+# What planning may change in a sequence state: `save_claimed` writes these columns of every changed state in one
+# statement, and refuses a state with a change outside them.
 CLAIM_STATE_COLUMNS = (
     "status",
     "next_step",
@@ -148,14 +151,14 @@ class SendQueue(Repository[SequenceState]):
 
     model = SequenceState
 
-    async def lock_due(self, now: datetime, limit: int) -> list[Loaded]:
+    async def lock_due(self, now: datetime, limit: int) -> list[HotPathRow]:
         """The due states, oldest first, locked (other workers skip them). An index range on due_at: the cost
         does not grow with the states that are not due. Plain rows: the claim writes them back with `save_claimed`."""
         states = SequenceState.__table__
         stmt = select(states).where(states.c.due_at <= now).order_by(states.c.due_at).limit(limit)
         if _is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
-        return Loaded.all(await self.session.execute(stmt))
+        return HotPathRow.all(await self.session.execute(stmt))
 
     async def _by_ids(self, model: Any, ids: Iterable[str]) -> dict[str, Any]:
         wanted = list(set(ids))
@@ -190,6 +193,16 @@ class SendQueue(Repository[SequenceState]):
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return {row.id: row for row in rows.scalars()}
 
+    async def lock_messages(self, ids: Iterable[str]) -> None:
+        """Row locks on these messages, taken in id order, the order every recorder and the resolver lock them in
+        (PostgreSQL; SQLite's one writer needs none)."""
+        wanted = sorted(set(ids))
+        if not wanted or not _is_postgres(self.session):
+            return
+        await self.session.execute(
+            select(Message.id).where(among(Message.id, wanted)).order_by(Message.id).with_for_update()
+        )
+
     async def campaign_inboxes(self, campaign_ids: Iterable[str]) -> dict[str, list[str]]:
         ids = list(set(campaign_ids))
         found: dict[str, list[str]] = defaultdict(list)
@@ -203,10 +216,10 @@ class SendQueue(Repository[SequenceState]):
                 found[campaign_id].append(inbox_id)
         return found
 
-    async def history(self, lead_ids: Iterable[str]) -> dict[str, list[Loaded]]:
+    async def history(self, lead_ids: Iterable[str]) -> dict[str, list[HotPathRow]]:
         """Every message of these leads, by step, for threading, branching and retries (plain rows)."""
         ids = list(set(lead_ids))
-        found: dict[str, list[Loaded]] = defaultdict(list)
+        found: dict[str, list[HotPathRow]] = defaultdict(list)
         if ids:
             messages = Message.__table__
             rows = await self.session.execute(
@@ -214,40 +227,43 @@ class SendQueue(Repository[SequenceState]):
                 .where(among(messages.c.lead_id, ids))
                 .order_by(messages.c.lead_id, messages.c.step_index)
             )
-            for message in Loaded.all(rows):
+            for message in HotPathRow.all(rows):
                 found[message.lead_id].append(message)
         return found
 
-    async def lead_rows(self, ids: Iterable[str]) -> dict[str, Loaded]:
+    async def lead_rows(self, ids: Iterable[str]) -> dict[str, HotPathRow]:
         wanted = list(set(ids))
         if not wanted:
             return {}
         leads = Lead.__table__
         return {
             lead.id: lead
-            for lead in Loaded.all(await self.session.execute(select(leads).where(among(leads.c.id, wanted))))
+            for lead in HotPathRow.all(
+                await self.session.execute(select(leads).where(among(leads.c.id, wanted)))
+            )
         }
 
     async def save_claimed(
         self,
         new_messages: Sequence[dict[str, Any]],
-        states: Iterable[Loaded],
-        leads: Iterable[Loaded],
-        messages: Iterable[Loaded],
+        states: Iterable[HotPathRow],
+        leads: Iterable[HotPathRow],
+        messages: Iterable[HotPathRow],
     ) -> None:
         """Writes what a claim planned: its new messages (whole rows), and what it changed in the plain rows it
         planned with: states, lead statuses, retried messages' new attempts. One statement per table for the
         first three (`insert_rows`, `update_rows`), every changed row with the same columns."""
         await insert_rows(self.session, Message.__table__, new_messages)
+        changed = [s for s in states if s.changes()]
+        for state in changed:
+            unsaved = set(state.changes()) - set(CLAIM_STATE_COLUMNS)
+            if unsaved:  # a planning change this statement would not write: fail loudly, never drop it
+                raise ValueError(f"claim changed sequence-state columns it cannot save: {sorted(unsaved)}")
         await update_rows(
             self.session,
             SequenceState.__table__,
             "lead_id",
-            [
-                {"lead_id": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}}
-                for s in states
-                if s.changes()
-            ],
+            [{"lead_id": s.lead_id, **{c: getattr(s, c) for c in CLAIM_STATE_COLUMNS}} for s in changed],
         )
         await update_rows(
             self.session,
@@ -308,7 +324,8 @@ class SendQueue(Repository[SequenceState]):
         return {row.inbox_id: row for row in rows.scalars()}
 
     async def adjust_counters(self, day: date, scope_ids: Iterable[str], delta: int) -> None:
-        for scope_id in set(scope_ids):
+        # In scope order, the order `lock_counters` takes them in: two transactions never wait on each other's.
+        for scope_id in sorted(set(scope_ids)):
             await self.session.execute(
                 update(SendCounter)
                 .where(SendCounter.scope_id == scope_id, SendCounter.day == day)
@@ -435,17 +452,49 @@ class SendQueue(Repository[SequenceState]):
                     .values(status=LeadStatus.completed.value)
                 )
 
-    async def lock_stale_in_flight(self, now: datetime, limit: int) -> list[Message]:
-        """Attempts whose lease ran out before their outcome was recorded: their worker died."""
+    async def lock_stale_in_flight(
+        self, now: datetime, limit: int, lease: timedelta | None = None, dead_after: timedelta | None = None
+    ) -> list[Message]:
+        """Attempts in flight whose worker is gone: their lease ran out, or (with `lease` and `dead_after`) their
+        worker has not been seen for `dead_after` and they were claimed at least that long ago (a claim made by a
+        process whose first heartbeat is still on its way is not taken from it)."""
+        stale = ran_out(Message.lease_until, now)
+        if lease is not None and dead_after is not None:
+            stale = or_(
+                stale, and_(_dead_owner(now, dead_after), Message.lease_until < now + lease - dead_after)
+            )
         stmt = (
             select(Message)
-            .where(Message.status.in_(IN_FLIGHT), Message.lease_until < now)
-            .order_by(Message.lease_until)
+            .where(Message.status.in_(IN_FLIGHT), stale)
+            .order_by(Message.lease_until, Message.id)
             .limit(limit)
         )
         if _is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def dead_claims(
+        self, now: datetime, lease: timedelta, dead_after: timedelta
+    ) -> tuple[int, datetime | None]:
+        """Attempts in flight held by workers not seen for `dead_after`: how many, and when the oldest was claimed."""
+        count, oldest_lease = (
+            await self.session.execute(
+                select(func.count(), func.min(Message.lease_until)).where(
+                    Message.status.in_(IN_FLIGHT), _dead_owner(now, dead_after)
+                )
+            )
+        ).one()
+        if not count or oldest_lease is None:
+            return 0, None
+        if oldest_lease.tzinfo is None:
+            oldest_lease = oldest_lease.replace(tzinfo=UTC)
+        return int(count), oldest_lease - lease
+
+
+def _dead_owner(now: datetime, dead_after: timedelta) -> Any:
+    """An attempt whose worker (by id) has no heartbeat within `dead_after`: SIGKILLed, or stopped."""
+    alive = select(WorkerHeartbeat.id).where(WorkerHeartbeat.seen_at >= now - dead_after)
+    return or_(Message.worker_id.is_(None), Message.worker_id.not_in(alive))
 
 
 @cache
@@ -467,6 +516,39 @@ def _mark_handed_statement() -> Any:
 @cache
 def _mark_handed_on_driver(dialect: Any) -> DriverStatement:
     return DriverStatement(_mark_handed_statement(), dialect)
+
+
+@cache
+def _mark_accepted_statement() -> Any:
+    """An attempt the SMTP server answered 250: `smtp_code` 250 on a `handed` row is the durable record that it was
+    accepted, written as soon as the answer came, before its outcome (events, the next step) is recorded. A worker
+    killed in between leaves it `handed` and accepted, and the resolver records it `sent` without asking anyone."""
+    messages = Message.__table__.c
+    return (
+        update(Message.__table__)
+        .where(among(messages.id, bindparam("ids")), messages.status == MessageStatus.handed.value)
+        .values(smtp_code=ACCEPTED)
+    )
+
+
+@cache
+def _mark_accepted_on_driver(dialect: Any) -> DriverStatement:
+    return DriverStatement(_mark_accepted_statement(), dialect)
+
+
+async def mark_accepted(database: Database, message_ids: Iterable[str]) -> None:
+    """Marks handed attempts accepted by the SMTP server, committed before this returns (like `mark_handed`, on
+    PostgreSQL's pinned driver connection)."""
+    ids = list(message_ids)
+    if not ids:
+        return
+    if database.is_sqlite:
+        async with database.autocommit() as session:
+            await session.execute(_mark_accepted_statement(), {"ids": ids})
+        return
+    statement = _mark_accepted_on_driver(database.engine.dialect)
+    async with database.pinned() as connection:
+        await connection.execute(statement.sql, *statement.args(ids=ids))
 
 
 def _attempt_columns(attempts: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:

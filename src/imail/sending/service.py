@@ -12,7 +12,8 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
@@ -25,8 +26,9 @@ from imail.events.service import batched_events, record_event
 from imail.inboxes.monitor import report_connection_failure
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
+from imail.kit.lease import Lease
 from imail.kit.signing import Signer
-from imail.kit.sql import Loaded
+from imail.kit.sql import HotPathRow
 from imail.kit.tenancy import Tenant
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignStatus
@@ -35,9 +37,9 @@ from imail.models.sending import Message, MessageStatus, SequenceState, Sequence
 from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.sending import protection, simulation
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
-from imail.sending.repository import IN_FLIGHT, SendQueue, SequenceRepository
+from imail.sending.repository import ACCEPTED, IN_FLIGHT, SendQueue, SequenceRepository
 from imail.sending.rotation import NoInbox, Rotation, Shortage
-from imail.sending.schedule import due_at, due_for_many, next_open
+from imail.sending.schedule import due_for_many, next_open
 from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
 from imail.suppressions import service as suppressions
 from imail.tracking_domains import service as tracking_domains
@@ -48,6 +50,7 @@ log = structlog.get_logger("imail.sending")
 NO_INBOX_RETRY = timedelta(minutes=15)
 PAUSED_LEAD_RECHECK = timedelta(hours=1)
 IN_DOUBT_GRACE = timedelta(minutes=1)
+PROGRESSED = (MessageStatus.sent.value, MessageStatus.unknown.value)
 STOP_FOR_LEAD_STATUS = {
     LeadStatus.replied.value: StopReason.replied,
     LeadStatus.bounced.value: StopReason.bounced,
@@ -125,14 +128,14 @@ class Claim:
 SKIPPED_VERIFICATION = {"invalid": ("invalid",), "risky": ("invalid", "risky")}
 
 
-def stop_sequence(state: SequenceState | Loaded, reason: StopReason, now: datetime) -> None:
+def stop_sequence(state: SequenceState | HotPathRow, reason: StopReason, now: datetime) -> None:
     state.status = SequenceStatus.stopped.value
     state.stop_reason = reason.value
     state.due_at = None
     state.updated_at = now
 
 
-def _finish(state: SequenceState | Loaded, lead: Lead | Loaded | None, now: datetime) -> None:
+def _finish(state: SequenceState | HotPathRow, lead: Lead | HotPathRow | None, now: datetime) -> None:
     state.status = SequenceStatus.finished.value
     state.due_at = None
     state.updated_at = now
@@ -140,7 +143,7 @@ def _finish(state: SequenceState | Loaded, lead: Lead | Loaded | None, now: date
         lead.status = LeadStatus.completed.value
 
 
-def _reschedule(state: SequenceState | Loaded, when: datetime, now: datetime) -> None:
+def _reschedule(state: SequenceState | HotPathRow, when: datetime, now: datetime) -> None:
     state.status = SequenceStatus.scheduled.value
     state.scheduled_at = when
     state.due_at = when
@@ -161,7 +164,7 @@ def _gap(inbox: Inbox, rng: random.Random) -> timedelta:
     return gap + timedelta(seconds=rng.uniform(0, extra))
 
 
-def _behaviour(message: Loaded | None) -> Behaviour:
+def _behaviour(message: HotPathRow | None) -> Behaviour:
     return Behaviour(opened=bool(message and message.opened_at), clicked=bool(message and message.clicked_at))
 
 
@@ -224,7 +227,9 @@ class Planner:
         await self.session.flush()
         return claim
 
-    async def _suppressed(self, states: list[Loaded], leads: dict[str, Loaded]) -> set[tuple[Tenant, str]]:
+    async def _suppressed(
+        self, states: list[HotPathRow], leads: dict[str, HotPathRow]
+    ) -> set[tuple[Tenant, str]]:
         by_tenant: dict[Tenant, list[str]] = defaultdict(list)
         for state in states:
             lead = leads.get(state.lead_id)
@@ -239,10 +244,10 @@ class Planner:
 
     async def _plan(
         self,
-        state: Loaded,
+        state: HotPathRow,
         campaign: Campaign | None,
-        lead: Loaded | None,
-        previous: list[Loaded],
+        lead: HotPathRow | None,
+        previous: list[HotPathRow],
         campaign_inboxes: dict[str, list[str]],
         blocked: set[tuple[Tenant, str]],
     ) -> Job | None:
@@ -269,7 +274,9 @@ class Planner:
             return None
 
         steps = campaign.steps
-        sent = [m for m in previous if m.status == MessageStatus.sent.value]
+        # An `unknown` attempt (handed over when its worker died, never confirmed) moved its sequence on as if
+        # sent: the documented rule of `resolve_stale`.
+        sent = [m for m in previous if m.status in PROGRESSED]
         step_index = state.next_step
         if sent:
             last = sent[-1]
@@ -328,6 +335,7 @@ class Planner:
             urls=self.urls.on(tracking_domains.verified_host(inbox) or self.hosts.get(campaign.workspace_id)),
             footer=self.footers.get(campaign.workspace_id) if campaign.include_footer else None,
         )
+        lease = Lease.starting(self.worker_id, now, self.settings.sending_lease_seconds)
         attempt = {
             "inbox_id": inbox.id,
             "variant": composed.variant,
@@ -336,8 +344,8 @@ class Planner:
             "in_reply_to": thread.message_ids[-1] if thread.message_ids else None,
             "links": composed.links,
             "status": MessageStatus.sending.value,
-            "lease_until": now + timedelta(seconds=self.settings.sending_lease_seconds),
-            "worker_id": self.worker_id,
+            "lease_until": lease.until,
+            "worker_id": lease.holder,
         }
         if existing is None:
             # A plain row, inserted with the batch's others in one statement: nothing reads it back in this
@@ -399,13 +407,32 @@ class AttemptTaken(Exception):
     requeued (and perhaps claimed again). Nothing was handed over; the outcome ("taken") is not recorded."""
 
 
+class OutcomeKind(StrEnum):
+    """What became of one attempt (a str: comparing with the plain names keeps working)."""
+
+    sent = "sent"  # the SMTP server accepted it (or test mode recorded it)
+    retry = "retry"  # a temporary failure: due again after a backoff, until sending_max_attempts
+    requeue = (
+        "requeue"  # never handed to SMTP (its worker stopped first): back in the queue, no attempt counted
+    )
+    bounced = "bounced"  # refused for the recipient
+    policy = "policy"  # refused on policy (5.7.x): the provider blocks the inbox; retried, the inbox paused
+    failed = "failed"  # refused for good, not the recipient's fault
+    in_doubt = "in_doubt"  # the data went out and no answer came: settled by `resolve_stale`
+    taken = "taken"  # its lease ran out and another attempt owns the message: nothing to record
+
+
 @dataclass(frozen=True)
 class Outcome:
     message_id: str
-    kind: str  # "sent" | "retry" | "requeue" | "bounced" | "policy" | "failed" | "in_doubt" | "taken"
+    kind: OutcomeKind
     code: int | None = None
     detail: str = ""
     inbox_failure_side: str | None = None  # set when the inbox itself failed (connection, login)
+
+    def __post_init__(self) -> None:
+        # Built from plain names too (the transport's "sent", "retry"…): always held as the enum.
+        object.__setattr__(self, "kind", OutcomeKind(self.kind))
 
 
 def event_ref(message: Message | Row) -> dict[str, Any]:
@@ -430,9 +457,12 @@ async def record_outcomes(
 ) -> None:
     now = now or utcnow()
     queue = SendQueue(session)
+    # Every message of the group locked at once, in id order (the resolver's order): the two recording paths
+    # below then only re-take locks they hold.
+    await queue.lock_messages(o.message_id for o in outcomes if o.kind != OutcomeKind.taken)
     async with batched_events(session):
-        accepted = await _record_live_sends(queue, [o for o in outcomes if o.kind == "sent"], now)
-        rest = [o for o in outcomes if o.kind != "taken" and o.message_id not in accepted]
+        accepted = await _record_live_sends(queue, [o for o in outcomes if o.kind == OutcomeKind.sent], now)
+        rest = [o for o in outcomes if o.kind != OutcomeKind.taken and o.message_id not in accepted]
         if rest:
             await _record_each(session, settings, queue, rest, now)
 
@@ -450,38 +480,85 @@ async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: dat
     )
     campaigns = await queue.campaign_sequences(m.campaign_id for m in messages)
     timezones = await queue.lead_timezones(m.lead_id for m in messages)
-    finished: list[str] = []
-    following: dict[tuple[str, int], list[str]] = defaultdict(list)  # (campaign, next step) -> leads
+    sent: list[SentStep] = []
     for message in messages:
         await record_event(queue.session, tenant_of(message), "email.sent", _sent_event(message))
         campaign = campaigns.get(message.campaign_id)
-        if campaign is None or message.lead_id not in timezones:
-            continue
-        if message.step_index + 1 >= len(campaign.steps):
-            finished.append(message.lead_id)
+        if campaign is not None and message.lead_id in timezones:
+            sent.append(SentStep(campaign, message.lead_id, timezones[message.lead_id], message.step_index))
+    after = after_send(sent, now)
+    await queue.advance_sent(now, after.scheduled, after.finished)
+    return {m.id for m in messages}
+
+
+@dataclass(frozen=True)
+class SentStep:
+    """A lead whose step `step_index` of `campaign` (anything with steps, send_window and status) just went out."""
+
+    campaign: Any
+    lead_id: str
+    timezone: str | None
+    step_index: int
+
+
+@dataclass
+class AfterSend:
+    scheduled: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # {lead_id, next_step, scheduled_at, due_at}
+    finished: list[str] = field(default_factory=list)  # lead ids
+
+
+def after_send(sent: Sequence[SentStep], now: datetime) -> AfterSend:
+    """THE rule for advancing a sequence, for both recording paths (sets of rows and one by one): after step i
+    went out, step i + 1 is scheduled after its delay, inside the send window of the lead's timezone (its branch
+    conditions are judged when it comes due), and due only while the campaign is active; after the last step the
+    sequence is finished (and an active lead completed). Applied only to states still `sending`: one stopped
+    meanwhile (a reply, an unsubscribe) stays stopped."""
+    result = AfterSend()
+    following: dict[tuple[int, int], list[SentStep]] = defaultdict(list)  # (campaign, next step) -> leads
+    for item in sent:
+        if item.step_index + 1 >= len(item.campaign.steps):
+            result.finished.append(item.lead_id)
         else:
-            following[(campaign.id, message.step_index + 1)].append(message.lead_id)
-    scheduled = []
-    for (campaign_id, step), leads in following.items():
-        campaign = campaigns[campaign_id]
+            following[(id(item.campaign), item.step_index + 1)].append(item)
+    for (_, step), items in following.items():
+        campaign = items[0].campaign
         running = campaign.status == CampaignStatus.active.value
         due = due_for_many(
             now,
             step_delay(campaign.steps[step]),
             partial(window_for, campaign.send_window),
-            [(lead, timezones[lead]) for lead in leads],
+            [(item.lead_id, item.timezone) for item in items],
         )
-        scheduled += [
+        result.scheduled += [
             {
-                "lead_id": lead,
+                "lead_id": item.lead_id,
                 "next_step": step,
-                "scheduled_at": due[lead],
-                "due_at": due[lead] if running else None,
+                "scheduled_at": due[item.lead_id],
+                "due_at": due[item.lead_id] if running else None,
             }
-            for lead in leads
+            for item in items
         ]
-    await queue.advance_sent(now, scheduled, finished)
-    return {m.id for m in messages}
+    return result
+
+
+class GivenBack:
+    """Sends given back to their day's campaign and inbox counters, written together at the end of a transaction
+    in scope order (`SendQueue.adjust_counters`), the order claims lock counters in: never one message's pair,
+    then the next message's, which could cross a claim's order and deadlock with it."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[date, str], int] = defaultdict(int)
+
+    def add(self, day: date, scope_ids: Sequence[str]) -> None:
+        for scope_id in scope_ids:
+            self.counts[(day, scope_id)] += 1
+
+    async def write(self, queue: SendQueue) -> None:
+        for (day, scope_id), count in sorted(self.counts.items(), key=lambda item: (item[0][1], item[0][0])):
+            await queue.adjust_counters(day, [scope_id], -count)
+        self.counts.clear()
 
 
 async def _record_each(
@@ -493,6 +570,7 @@ async def _record_each(
     states = await queue.sequence_states(m.lead_id for m in messages.values())
     leads = await queue.leads(m.lead_id for m in messages.values())
     campaigns = await queue.campaigns(m.campaign_id for m in messages.values())
+    given_back = GivenBack()
     for outcome in outcomes:
         message = messages.get(outcome.message_id)
         if message is None or message.status not in IN_FLIGHT:
@@ -506,8 +584,10 @@ async def _record_each(
             campaigns.get(message.campaign_id),
             outcome,
             now,
+            given_back,
         )
     await session.flush()
+    await given_back.write(queue)
     await _judge_bounces(session, settings, messages, outcomes, now)
 
 
@@ -520,7 +600,9 @@ async def _judge_bounces(
 ) -> None:
     """Bounce protection for the inboxes whose emails SMTP just refused for their recipient."""
     bounced = {
-        messages[o.message_id].inbox_id for o in outcomes if o.kind == "bounced" and o.message_id in messages
+        messages[o.message_id].inbox_id
+        for o in outcomes
+        if o.kind == OutcomeKind.bounced and o.message_id in messages
     }
     if bounced:
         await protection.judge_inboxes(session, settings, [i for i in bounced if i], now)
@@ -535,9 +617,12 @@ async def apply_outcome(
     campaign: Campaign | None,
     outcome: Outcome,
     now: datetime,
+    given_back: GivenBack | None = None,
 ) -> None:
+    """One outcome on its ORM rows. Sends given back to the counters go to `given_back` when given (written by the
+    caller once, in lock order), else at once."""
     tenant = tenant_of(message)
-    if outcome.kind == "in_doubt":
+    if outcome.kind == OutcomeKind.in_doubt:
         # The data went out but no answer came back: leave it `sending` for resolve_in_flight to settle from
         # the Sent folder once the inbox has had a minute to file it.
         message.lease_until = now + IN_DOUBT_GRACE
@@ -551,10 +636,10 @@ async def apply_outcome(
     message.lease_until = None
     message.smtp_code = outcome.code
     message.smtp_response = outcome.detail[:2000] or None
-    if outcome.kind == "policy":
-        await _policy_rejected(session, message, state, outcome, claimed_on, now)
+    if outcome.kind == OutcomeKind.policy:
+        await _policy_rejected(session, message, state, outcome, claimed_on, now, given_back)
         return
-    if outcome.kind == "sent":
+    if outcome.kind == OutcomeKind.sent:
         message.status = MessageStatus.sent.value
         message.sent_at = now
         await record_event(session, tenant, "email.sent", _sent_event(message))
@@ -569,19 +654,21 @@ async def apply_outcome(
         if not message.livemode and lead is not None:
             await simulation.after_send(session, tenant, message, lead, state, campaign, now)
         return
-    if outcome.kind == "bounced":
+    if outcome.kind == OutcomeKind.bounced:
         message.status = MessageStatus.bounced.value
         await bounce_hard(session, tenant, message, lead, state, now, str(outcome.code or ""), outcome.detail)
         return
     # Not handed over: give the send back to today's campaign and inbox limits.
-    await SendQueue(session).adjust_counters(
-        claimed_on, [i for i in (message.campaign_id, message.inbox_id) if i], -1
-    )
+    scopes = [i for i in (message.campaign_id, message.inbox_id) if i]
+    if given_back is not None:
+        given_back.add(claimed_on, scopes)
+    else:
+        await SendQueue(session).adjust_counters(claimed_on, scopes, -1)
     if outcome.inbox_failure_side and message.inbox_id:
         await report_connection_failure(
             session, tenant, message.inbox_id, outcome.inbox_failure_side, outcome.detail
         )
-    if outcome.kind == "requeue":
+    if outcome.kind == OutcomeKind.requeue:
         # Claimed but never handed to SMTP (its worker stopped first): nothing left the server, so it simply
         # goes back in the queue, without counting as an attempt.
         message.status = MessageStatus.retry.value
@@ -589,7 +676,7 @@ async def apply_outcome(
         if state is not None:
             _reschedule(state, now, now)
         return
-    if outcome.kind == "retry" and message.attempts < settings.sending_max_attempts:
+    if outcome.kind == OutcomeKind.retry and message.attempts < settings.sending_max_attempts:
         message.status = MessageStatus.retry.value
         if state is not None:
             backoff = timedelta(seconds=settings.sending_retry_seconds * 2 ** (message.attempts - 1))
@@ -607,13 +694,16 @@ async def _policy_rejected(
     outcome: Outcome,
     claimed_on: Any,
     now: datetime,
+    given_back: GivenBack | None,
 ) -> None:
     """The inbox's SMTP server refused the send on policy (5.7.x): its provider is blocking it, not this
     recipient. Nothing is suppressed and the attempt does not count: the email waits in the queue (another inbox of
     the campaign may take a first step; a follow-up waits for its thread's inbox), and the inbox pauses."""
-    await SendQueue(session).adjust_counters(
-        claimed_on, [i for i in (message.campaign_id, message.inbox_id) if i], -1
-    )
+    scopes = [i for i in (message.campaign_id, message.inbox_id) if i]
+    if given_back is not None:
+        given_back.add(claimed_on, scopes)
+    else:
+        await SendQueue(session).adjust_counters(claimed_on, scopes, -1)
     message.status = MessageStatus.retry.value
     message.attempts = max(0, message.attempts - 1)
     if state is not None:
@@ -624,20 +714,16 @@ async def _policy_rejected(
 
 
 def _advance(state: SequenceState, lead: Lead, campaign: Campaign, message: Message, now: datetime) -> None:
-    """After a send: the next step is due after its delay, in the window (branches are judged then)."""
+    """`after_send` for one ORM state and lead."""
+    after = after_send([SentStep(campaign, lead.id, lead.timezone, message.step_index)], now)
     state.last_sent_at = now
-    following = message.step_index + 1
-    steps = campaign.steps
-    if following >= len(steps):
+    if after.finished:
         _finish(state, lead, now)
         return
-    state.next_step = following
-    scheduled = due_at(
-        now, step_delay(steps[following]), window_for(campaign.send_window, lead.timezone), lead.id
-    )
-    _reschedule(state, scheduled, now)
-    if campaign.status != CampaignStatus.active.value:
-        state.due_at = None
+    [row] = after.scheduled
+    state.next_step = row["next_step"]
+    _reschedule(state, row["scheduled_at"], now)
+    state.due_at = row["due_at"]
 
 
 async def bounce_hard(
@@ -669,6 +755,23 @@ async def bounce_hard(
 # --- in-flight resolution -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeadClaims:
+    """Attempts in flight whose worker is not seen by heartbeat: they wait for `resolve_in_flight` to take them."""
+
+    count: int
+    oldest_claimed_at: datetime | None
+
+
+async def dead_claims(session: AsyncSession, settings: Settings, now: datetime) -> DeadClaims:
+    count, oldest = await SendQueue(session).dead_claims(
+        now,
+        timedelta(seconds=settings.sending_lease_seconds),
+        timedelta(seconds=settings.worker_dead_seconds),
+    )
+    return DeadClaims(count, oldest)
+
+
 async def resolve_stale(
     session: AsyncSession,
     settings: Settings,
@@ -676,13 +779,22 @@ async def resolve_stale(
     found_in_sent: dict[str, bool],
     now: datetime,
 ) -> int:
-    """Settle attempts whose worker died before recording their outcome. Never handed to SMTP (`sending`):
-    back in the queue. Handed over (`handed`): sent if the inbox's Sent folder holds the Message-ID
-    (`found_in_sent`, by message id), otherwise `unknown` and reported — never resent."""
+    """Settle attempts whose worker died (or outlived its lease) before recording their outcome, by every means
+    there is:
+
+    - never handed to SMTP (`sending`): back in the queue, at once;
+    - handed and marked accepted (`smtp_code` 250, written as the answer came): sent;
+    - handed, not marked: sent if the inbox's Sent folder holds the Message-ID (`found_in_sent`, by message id);
+      when the folder was read and does not hold it, `unknown`. Never resent. The rule for an unknown attempt:
+      the customer is told (an `email.sent` event with `confirmed: false`), and the sequence moves on as if it
+      had been sent (the next step after its delay, or finished), so the lead is never left looking `active`
+      behind a stopped sequence. A delivery report or bounce that comes later still settles the message.
+    Handed attempts missing from `found_in_sent` are left for the caller (the folder could not be read now)."""
     queue = SendQueue(session)
     states = await queue.sequence_states(m.lead_id for m in stale)
     leads = await queue.leads(m.lead_id for m in stale)
     campaigns = await queue.campaigns(m.campaign_id for m in stale)
+    given_back = GivenBack()
     async with batched_events(session):
         for message in stale:
             state, lead, campaign = (
@@ -690,43 +802,79 @@ async def resolve_stale(
                 leads.get(message.lead_id),
                 campaigns.get(message.campaign_id),
             )
+            outcome: Outcome | None = None
             if message.status == MessageStatus.sending.value:
-                await apply_outcome(
-                    session,
-                    settings,
-                    message,
-                    state,
-                    lead,
-                    campaign,
-                    Outcome(message.id, "requeue", detail="requeued: its worker stopped before sending"),
-                    now,
+                outcome = Outcome(
+                    message.id, OutcomeKind.requeue, detail="requeued: its worker stopped before sending"
+                )
+            elif message.smtp_code == ACCEPTED:
+                outcome = Outcome(
+                    message.id,
+                    OutcomeKind.sent,
+                    code=ACCEPTED,
+                    detail="accepted by the SMTP server; recorded after its worker stopped",
                 )
             elif message.id not in found_in_sent:
                 continue  # the Sent folder could not be read now; the caller pushed the lease back
             elif found_in_sent[message.id]:
+                outcome = Outcome(
+                    message.id, OutcomeKind.sent, detail="found in the Sent folder after its worker stopped"
+                )
+            if outcome is not None:
                 await apply_outcome(
-                    session,
-                    settings,
-                    message,
-                    state,
-                    lead,
-                    campaign,
-                    Outcome(message.id, "sent", detail="found in the Sent folder after its worker stopped"),
-                    now,
+                    session, settings, message, state, lead, campaign, outcome, now, given_back
                 )
-            else:
-                message.status = MessageStatus.unknown.value
-                message.lease_until = None
-                message.smtp_response = (
-                    "handed to SMTP when its worker stopped, and not in the Sent folder; not resent"
-                )
-                if state is not None:
-                    stop_sequence(state, StopReason.delivery_unknown, now)
-                log.warning(
-                    "send outcome unknown",
-                    message_id=message.id,
-                    lead_id=message.lead_id,
-                    inbox_id=message.inbox_id,
-                )
+                continue
+            await _settle_unknown(session, message, state, lead, campaign, now)
         await session.flush()
+        await given_back.write(queue)
     return len(stale)
+
+
+UNKNOWN_DETAIL = (
+    "handed to SMTP when its worker stopped, with no answer recorded and not in the Sent folder; not resent"
+)
+
+
+def confirm_unknown(message: Message, detail: str, now: datetime) -> bool:
+    """A later proof that an `unknown` attempt arrived (a positive delivery report): it becomes `sent` (its
+    sequence already moved on, its `email.sent` already told). True if it was unknown."""
+    if message.status != MessageStatus.unknown.value:
+        return False
+    message.status = MessageStatus.sent.value
+    message.sent_at = message.sent_at or now
+    message.smtp_response = f"{UNKNOWN_DETAIL}; since confirmed by {detail}"[:2000]
+    return True
+
+
+async def _settle_unknown(
+    session: AsyncSession,
+    message: Message,
+    state: SequenceState | None,
+    lead: Lead | None,
+    campaign: Campaign | None,
+    now: datetime,
+) -> None:
+    """An attempt whose delivery nothing can confirm: `unknown`, told, and its sequence moved on (resolve_stale)."""
+    message.status = MessageStatus.unknown.value
+    message.lease_until = None
+    message.smtp_response = UNKNOWN_DETAIL
+    await record_event(
+        session,
+        tenant_of(message),
+        "email.sent",
+        {**_sent_event(message), "confirmed": False, "detail": UNKNOWN_DETAIL},
+    )
+    if (
+        state is not None
+        and lead is not None
+        and campaign is not None
+        and state.status == SequenceStatus.sending.value
+    ):
+        _advance(state, lead, campaign, message, now)
+    log.warning(
+        "send outcome unknown: sequence moved on",
+        message_id=message.id,
+        lead_id=message.lead_id,
+        inbox_id=message.inbox_id,
+    )

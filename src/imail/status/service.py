@@ -13,6 +13,7 @@ from imail.config import Settings
 from imail.db import Database
 from imail.kit.clock import utcnow
 from imail.kit.ratelimit import RateLimiter
+from imail.sending import service as sending
 from imail.status.schemas import Component, Operations, StatusFull
 
 CHECK_TIMEOUT = 3.0
@@ -48,6 +49,28 @@ async def check_redis(redis: Redis | None, limiter: RateLimiter) -> Component:
     return component
 
 
+async def check_sending(database: Database, settings: Settings, figures: Operations | None) -> Component:
+    """Degraded while emails claimed by dead workers wait to be taken over (a crash, for up to
+    IMAIL_WORKER_DEAD_SECONDS and a resolver pass); their age counts in the figures' sending lag."""
+    now = utcnow()
+    try:
+        async with database.transaction() as session:
+            held = await asyncio.wait_for(sending.dead_claims(session, settings, now), CHECK_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - a status, not an error
+        return Component(status="degraded", detail=f"{type(exc).__name__}: {str(exc)[:160]}")
+    if figures is not None:
+        figures.claims_held_by_dead_workers = held.count
+        if held.oldest_claimed_at is not None:
+            waited = max(0.0, (now - held.oldest_claimed_at).total_seconds())
+            figures.sending_lag_seconds = round(max(figures.sending_lag_seconds, waited), 1)
+    if held.count:
+        return Component(
+            status="degraded",
+            detail=f"{held.count} emails claimed by workers that stopped beating wait to be taken over",
+        )
+    return Component(status="ok")
+
+
 async def full_status(
     database: Database, redis: Redis | None, limiter: RateLimiter, settings: Settings
 ) -> StatusFull:
@@ -69,6 +92,9 @@ async def full_status(
             )
         except Exception:  # the figures are extra: never turn a status answer into an error
             figures = None
+        components["sending"] = await check_sending(database, settings, figures)
+        if components["sending"].status != "ok" and overall == "ok":
+            overall = "degraded"
     return StatusFull(
         status=overall,
         checked_at=utcnow(),

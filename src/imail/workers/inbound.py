@@ -16,6 +16,7 @@ from imail.inbound.reader import InboundPool, InboxResult, ReadFailure, sync_inb
 from imail.inbound.repository import ReaderQueue
 from imail.inboxes.monitor import report_read_failure, report_read_success
 from imail.kit import crypto
+from imail.kit.lease import Lease
 from imail.models import Inbox
 from imail.workers.context import WorkerContext
 
@@ -53,12 +54,8 @@ async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
             pushed - listed
         )  # IDLE said new mail: read now, whatever the schedule
         candidates = (announced + due)[: max(settings.inbound_batch_inboxes, len(announced))]
-        claimed = await queue.claim(
-            [inbox.id for inbox in candidates],
-            now,
-            now + timedelta(seconds=settings.inbound_lease_seconds),
-            ctx.instance_id,
-        )
+        lease = Lease.starting(ctx.instance_id, now, settings.inbound_lease_seconds)
+        claimed = await queue.claim([inbox.id for inbox in candidates], now, lease.until, lease.holder)
     # Announced but being read by another worker right now: try again next iteration.
     pool.pushed |= {inbox.id for inbox in announced if inbox.id not in claimed}
     return [inbox for inbox in candidates if inbox.id in claimed]

@@ -10,15 +10,20 @@ from datetime import timedelta
 from imail.deprecations.notices import send_deprecation_warnings
 from imail.idempotency import service as idempotency
 from imail.kit import memory
-from imail.kit.clock import utcnow
 from imail.tracking_domains import service as tracking_domains
 from imail.workers.context import WorkerContext
 from imail.workers.repository import HeartbeatRepository
 
+# Rows of processes gone this long are dropped (their claims were taken over long before).
+HEARTBEAT_FORGET = timedelta(days=1)
+
 
 async def heartbeat(ctx: WorkerContext) -> int:
+    now = ctx.clock()
     async with ctx.database.transaction() as session:
-        await HeartbeatRepository(session).beat(ctx.instance_id, socket.gethostname(), os.getpid(), utcnow())
+        heartbeats = HeartbeatRepository(session)
+        await heartbeats.beat(ctx.instance_id, socket.gethostname(), os.getpid(), now)
+        await heartbeats.forget_before(now - HEARTBEAT_FORGET)
     return 0
 
 

@@ -19,7 +19,8 @@ class WorkerSpec:
 
 
 WORKERS: tuple[WorkerSpec, ...] = (
-    WorkerSpec("heartbeat", maintenance.heartbeat, interval=10.0),
+    # Every 5 s: a process unseen for IMAIL_WORKER_DEAD_SECONDS (20 s) is dead and its sending claims are taken over.
+    WorkerSpec("heartbeat", maintenance.heartbeat, interval=5.0),
     WorkerSpec("idempotency_purge", maintenance.purge_idempotency_records, interval=600.0),
     # Monthly emails and events to workspaces still using something deprecated (see imail.deprecations).
     WorkerSpec("deprecation_warnings", maintenance.warn_deprecation_users, interval=3600.0),
@@ -32,7 +33,8 @@ WORKERS: tuple[WorkerSpec, ...] = (
     # Claims due sequence steps in batches and sends them over pooled SMTP connections (see imail.sending). Two
     # loops per process: one claims and renders its next batch while the other's is on the wire.
     WorkerSpec("sending", sending.send_due, interval=1.0, concurrency=2),
-    WorkerSpec("sending_in_doubt", sending.resolve_in_flight, interval=30.0),
+    # Takes over the attempts of dead workers (heartbeat) and of leases run out: within seconds of a crash.
+    WorkerSpec("sending_in_doubt", sending.resolve_in_flight, interval=5.0),
     # Reads replies and bounces over IMAP (IDLE where offered, else every IMAIL_INBOUND_POLL_INTERVAL; see imail.inbound).
     WorkerSpec("inbound", inbound.read_inboxes, interval=1.0),
     # Sends the warmup pool's due emails and replies (ramp slots spread over IMAIL_WARMUP_WINDOW; see imail.warmup).

@@ -24,6 +24,9 @@ class HeartbeatRepository(Repository[WorkerHeartbeat]):
     async def remove(self, instance_id: str) -> None:
         await self.session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.id == instance_id))
 
+    async def forget_before(self, cutoff: datetime) -> None:
+        await self.session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.seen_at < cutoff))
+
     async def alive_since(self, cutoff: datetime) -> int:
         return (
             await self.session.execute(select(func.count()).where(WorkerHeartbeat.seen_at >= cutoff))

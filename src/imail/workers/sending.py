@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -12,12 +13,13 @@ import structlog
 
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.kit.coalesce import Coalescer
+from imail.kit.lease import Lease
 from imail.mail import imap
 from imail.mail.endpoint import MailConnectionError
 from imail.models.sending import Message, MessageStatus
 from imail.sending import repository, service
 from imail.sending.repository import SendQueue
-from imail.sending.service import Job, Outcome
+from imail.sending.service import Job, Outcome, OutcomeKind
 from imail.sending.transport import SmtpPool
 from imail.workers.context import WorkerContext
 
@@ -27,6 +29,9 @@ RESOLVE_BATCH = 50
 # How long a before-DATA mark waits for others to share its statement: 1 ms on each email's way out, against
 # a third fewer mark statements (13 → 19 marks per statement in bench/sending.py), each a round trip and a commit.
 MARK_LINGER = 0.001
+# Outcomes are recorded in groups of this many per inbox, or this many seconds after the group's first.
+RECORD_EVERY = 10
+RECORD_AFTER = 1.0
 UNREACHABLE_RECHECK = timedelta(minutes=5)
 
 
@@ -42,24 +47,63 @@ def smtp_pool(ctx: WorkerContext) -> SmtpPool:
     return pool
 
 
-async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -> list[Outcome]:
+class Recorder:
+    """Hands an inbox's outcomes to `record` as they come, in small groups (every RECORD_EVERY outcomes, or once
+    RECORD_AFTER seconds have passed since the group's first), without holding up the inbox's next send: a crash
+    leaves unrecorded only a group's worth, and those accepted are marked so (`mark_accepted`) anyway."""
+
+    def __init__(self, record: Callable[[list[Outcome]], Awaitable[None]] | None):
+        self.record = record
+        self.group: list[Outcome] = []
+        self.started = 0.0
+        self.tasks: list[asyncio.Task[None]] = []
+        self.outcomes: list[Outcome] = []
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if self.record is None:
+            return
+        if not self.group:
+            self.started = time.monotonic()
+        self.group.append(outcome)
+        if len(self.group) >= RECORD_EVERY or time.monotonic() - self.started >= RECORD_AFTER:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.record is not None and self.group:
+            self.tasks.append(asyncio.create_task(self.record(self.group)))
+            self.group = []
+
+    async def finish(self) -> list[Outcome]:
+        self.flush()
+        results = await asyncio.gather(*self.tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return self.outcomes
+
+
+async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job], recorder: Recorder) -> None:
     inbox = jobs[0].inbox
     if not inbox.livemode:  # test mode never opens an SMTP connection
-        return [Outcome(job.message_id, "sent", detail="test mode: recorded, not sent") for job in jobs]
+        for job in jobs:
+            recorder.add(Outcome(job.message_id, OutcomeKind.sent, detail="test mode: recorded, not sent"))
+        return
     try:
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
     except CredentialsUnavailable as exc:
-        return [
-            Outcome(job.message_id, "retry", detail=exc.detail, inbox_failure_side="smtp") for job in jobs
-        ]
-    outcomes: list[Outcome] = []
+        for job in jobs:
+            recorder.add(
+                Outcome(job.message_id, OutcomeKind.retry, detail=exc.detail, inbox_failure_side="smtp")
+            )
+        return
     release: str | None = None
     async with pool.lock(inbox.id):
         for job in jobs:
             if ctx.stopping.is_set():
                 release = "released unsent: its worker is stopping"
             if release:
-                outcomes.append(Outcome(job.message_id, "requeue", detail=release))
+                recorder.add(Outcome(job.message_id, OutcomeKind.requeue, detail=release))
                 continue
             outcome = await pool.send(
                 inbox.id,
@@ -70,12 +114,31 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job]) -
                 job.data,
                 before_data=_marker(ctx, job),
             )
-            outcomes.append(outcome)
-            if outcome.kind in ("in_doubt", "policy") or outcome.inbox_failure_side:
+            if outcome.kind == OutcomeKind.sent:
+                await _accepted_marks(ctx)(job.message_id)
+            recorder.add(outcome)
+            if outcome.kind in (OutcomeKind.in_doubt, OutcomeKind.policy) or outcome.inbox_failure_side:
                 # A server that stalls or drops us would cost a full timeout per remaining message, one after
                 # another; give them back untried instead (a later claim tries again, the monitor checks the inbox).
                 release = f"released unsent: the inbox's SMTP server failed on an earlier message ({outcome.detail[:200]})"
-    return outcomes
+
+
+def _accepted_marks(ctx: WorkerContext) -> Coalescer[str, None]:
+    """Records, as each 250 comes, that the server accepted the attempt (`repository.mark_accepted`), many sends'
+    marks in one statement. A failed mark is logged, not raised: the email is out, and its outcome is still
+    recorded with the rest; only a crash before that falls back to the Sent folder."""
+    marks = ctx.extra.get("accepted_marks")
+    if marks is None:
+
+        async def mark(ids: list[str]) -> dict[str, None]:
+            try:
+                await repository.mark_accepted(ctx.database, ids)
+            except Exception as exc:  # noqa: BLE001 - see above
+                log.warning("accepted marks not written", count=len(ids), error=str(exc)[:200])
+            return dict.fromkeys(ids)
+
+        marks = ctx.extra["accepted_marks"] = Coalescer(mark, linger=MARK_LINGER)
+    return marks
 
 
 def _handover_marks(ctx: WorkerContext) -> Coalescer[tuple[str, str], bool]:
@@ -109,8 +172,9 @@ def _marker(ctx: WorkerContext, job: Job) -> Callable[[], Awaitable[None]]:
 async def deliver(
     ctx: WorkerContext, jobs: list[Job], record: Callable[[list[Outcome]], Awaitable[None]] | None = None
 ) -> list[Outcome]:
-    """Every inbox's jobs on its own connection, many inboxes at once (bounded). With `record`, each inbox's
-    outcomes are recorded as soon as that inbox is done, so a slow server never holds back the others'."""
+    """Every inbox's jobs on its own connection, many inboxes at once (bounded). With `record`, outcomes are
+    recorded as they come, in small groups (`Recorder`), so neither a slow server nor a crash holds back the
+    others'."""
     pool = smtp_pool(ctx)
     by_inbox: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
@@ -118,10 +182,12 @@ async def deliver(
     limit = asyncio.Semaphore(ctx.settings.sending_smtp_concurrency)
 
     async def run(group: list[Job]) -> list[Outcome]:
-        async with limit:
-            outcomes = await _send_for_inbox(ctx, pool, group)
-        if record is not None:
-            await record(outcomes)
+        recorder = Recorder(record)
+        try:
+            async with limit:
+                await _send_for_inbox(ctx, pool, group, recorder)
+        finally:
+            outcomes = await recorder.finish()
         return outcomes
 
     results = await asyncio.gather(*(run(group) for group in by_inbox.values()), return_exceptions=True)
@@ -193,26 +259,30 @@ async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[st
 
 
 async def resolve_in_flight(ctx: WorkerContext) -> int:
-    """Attempts whose lease ran out: their worker died after recording them. See service.resolve_stale. Those
-    never handed to SMTP are requeued at once; for those handed over the inboxes' Sent folders are asked with no
-    transaction open (IMAP can take up to the mail timeout per inbox; a new lease keeps other workers off them
-    meanwhile), and each is settled after, if still ours."""
+    """Attempts whose worker is gone: not seen by heartbeat for IMAIL_WORKER_DEAD_SECONDS (a crash costs seconds),
+    or whose lease ran out. See service.resolve_stale. Those never handed to SMTP are requeued at once, those the
+    server accepted are recorded sent; for the others the inboxes' Sent folders are asked with no transaction open
+    (IMAP can take up to the mail timeout per inbox). Meanwhile this worker holds them (its id and a new lease, so
+    another resolver takes them only if this one dies too), and each is settled after, if still ours."""
     now = ctx.clock()
-    looking = now + timedelta(seconds=ctx.settings.sending_lease_seconds)
+    lease = timedelta(seconds=ctx.settings.sending_lease_seconds)
+    looking = Lease.starting(ctx.instance_id, now, ctx.settings.sending_lease_seconds)
     async with ctx.database.transaction() as session:
         queue = SendQueue(session)
-        stale = await queue.lock_stale_in_flight(now, RESOLVE_BATCH)
+        stale = await queue.lock_stale_in_flight(
+            now, RESOLVE_BATCH, lease, timedelta(seconds=ctx.settings.worker_dead_seconds)
+        )
         if not stale:
             return 0
-        handed = [m for m in stale if m.status == MessageStatus.handed.value]
-        inboxes = await queue.inboxes(m.inbox_id for m in handed if m.inbox_id)
-        await service.resolve_stale(
-            session, ctx.settings, stale, {}, now
-        )  # the handed ones wait for the look
-        for message in handed:
-            message.lease_until = looking
+        to_look = [
+            m for m in stale if m.status == MessageStatus.handed.value and m.smtp_code != repository.ACCEPTED
+        ]
+        inboxes = await queue.inboxes(m.inbox_id for m in to_look if m.inbox_id)
+        await service.resolve_stale(session, ctx.settings, stale, {}, now)  # those to look up wait
+        for message in to_look:
+            message.lease_until, message.worker_id = looking.until, looking.holder
     by_inbox: dict[str | None, list[Message]] = defaultdict(list)
-    for message in handed:
+    for message in to_look:
         by_inbox[message.inbox_id].append(message)
     found: dict[str, bool] = {}
     unreachable: set[str] = set()
@@ -227,13 +297,14 @@ async def resolve_in_flight(ctx: WorkerContext) -> int:
             unreachable.update(m.id for m in messages)
             continue
         found.update({m.id: m.message_id_header in in_sent for m in messages})
-    if handed:
+    if to_look:
         async with ctx.database.transaction() as session:
-            current = await SendQueue(session).messages([m.id for m in handed], lock=True)
+            current = await SendQueue(session).messages([m.id for m in to_look], lock=True)
             ours = [
                 m
                 for m in current.values()
-                if m.status == MessageStatus.handed.value and m.lease_until == looking
+                if m.status == MessageStatus.handed.value
+                and (m.worker_id, m.lease_until) == (looking.holder, looking.until)
             ]
             for message in ours:
                 if message.id in unreachable:

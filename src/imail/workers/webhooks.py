@@ -13,6 +13,7 @@ import structlog
 from ulid import ULID
 
 from imail.kit import crypto
+from imail.kit.lease import Lease
 from imail.webhooks.delivery import GONE_REASON, Attempt, Outcome, judge, send
 from imail.webhooks.repository import DeliveryLogPurge, DeliveryQueue, Job
 from imail.webhooks.signing import open_secret
@@ -138,11 +139,10 @@ async def deliver_webhooks(ctx: WorkerContext) -> int:
     the outcomes in one transaction. Returns how many were claimed (>0: run again at once)."""
     settings = ctx.settings
     now = ctx.clock()
-    token = f"{ctx.instance_id}#{secrets.token_hex(4)}"
+    lease = Lease.starting(f"{ctx.instance_id}#{secrets.token_hex(4)}", now, lease_seconds(ctx))
+    token = lease.holder
     async with ctx.database.transaction() as session:
-        jobs = await DeliveryQueue(session).claim(
-            now, settings.webhooks_batch_size, now + timedelta(seconds=lease_seconds(ctx)), token
-        )
+        jobs = await DeliveryQueue(session).claim(now, settings.webhooks_batch_size, lease.until, token)
     if not jobs:
         return 0
     guard = None if settings.webhooks_allow_private else ctx.extra.setdefault(GUARD_KEY, AddressGuard())
