@@ -8,7 +8,8 @@ from imail.models.deprecation import DeprecationNotice, DeprecationUsage
 from imail.models.event import Event
 from imail.models.idempotency import IdempotencyRecord
 from imail.models.inbox import Inbox
-from imail.models.lead import InterestStatus, Lead, LeadStatus
+from imail.models.audit import AuditLog
+from imail.models.lead import InterestStatus, Lead, LeadStatus, LeadTag
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
 from imail.models.reply import Reply
 from imail.models.reply_training import ReplyLabelCorrection, ReplyModel
@@ -25,6 +26,7 @@ __all__ = [
     "AnalyticsDaily",
     "AnalyticsRef",
     "ApiKey",
+    "AuditLog",
     "Base",
     "Campaign",
     "CampaignInbox",
@@ -40,6 +42,7 @@ __all__ = [
     "InterestStatus",
     "Lead",
     "LeadStatus",
+    "LeadTag",
     "MailboxCursor",
     "MailboxPoll",
     "Message",
