@@ -10,9 +10,9 @@ from starlette.responses import StreamingResponse
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
+from imail.kit import csv_export
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.kit.responses import JSONBody
-from imail.kit import csv_export
 from imail.leads import csv_import, service
 from imail.leads.export import export_leads
 from imail.leads.schemas import (

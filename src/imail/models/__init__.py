@@ -2,13 +2,13 @@
 
 from imail.models.analytics import AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
 from imail.models.api_key import ApiKey
+from imail.models.audit import AuditLog
 from imail.models.base import Base
 from imail.models.campaign import Campaign, CampaignInbox, CampaignStatus
 from imail.models.deprecation import DeprecationNotice, DeprecationUsage
 from imail.models.event import Event
 from imail.models.idempotency import IdempotencyRecord
 from imail.models.inbox import Inbox
-from imail.models.audit import AuditLog
 from imail.models.lead import InterestStatus, Lead, LeadStatus, LeadTag
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
 from imail.models.reply import Reply
