@@ -19,18 +19,21 @@ from imail.leads.service import lead_query
 CUSTOM_PREFIX = "custom_variables."
 
 
-def export_leads(
+async def export_leads(
     database: Database, tenant: Tenant, filters: LeadFilter, batch: int = csv_export.BATCH
 ) -> AsyncIterator[bytes]:
-    """The CSV's bytes, chunk by chunk. The filters are checked now (a bad one raises before anything streams);
-    the rows are read as the iterator is consumed. A plain function of the service layer: a background job can
-    write the same bytes to a file."""
-    return _export(database, tenant, lead_query(filters), batch)
-
-
-async def _export(database: Database, tenant: Tenant, query: LeadQuery, batch: int) -> AsyncIterator[bytes]:
+    """The CSV's bytes, chunk by chunk. The filters are checked and the header read now (a bad filter or a failed
+    query is an error response, not a broken stream); the rows are read as the iterator is consumed. A plain
+    function of the service layer: a background job can write the same bytes to a file."""
+    query = lead_query(filters)
     async with database.read() as session:
         names = await LeadRepository(session, tenant).custom_variable_keys(query)
+    return _rows(database, tenant, query, names, batch)
+
+
+async def _rows(
+    database: Database, tenant: Tenant, query: LeadQuery, names: list[str], batch: int
+) -> AsyncIterator[bytes]:
     header = [*EXPORT_COLUMNS, "tags", *(CUSTOM_PREFIX + name for name in names)]
 
     async def fetch(session: Any, after: str | None, limit: int) -> list[tuple[Any, list[str]]]:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -239,8 +240,8 @@ class LeadRepository(TenantRepository[Lead]):
             inner = self.matching(query, key).subquery()
             stmt = select(inner.c.key).distinct()
         else:
-            each = func.json_each(Lead.custom_variables).table_valued("key").render_derived(name="each")
-            stmt = self.matching(query, each.c.key).distinct()
+            each = func.json_each(Lead.custom_variables).table_valued("key").alias("each")
+            stmt = self.matching(query, each.c.key).select_from(Lead).join(each, true()).distinct()
         return sorted(str(row[0]) for row in (await self.session.execute(stmt)).all())
 
     async def existing_emails(self, campaign_id: str, emails: Sequence[str]) -> dict[str, str]:

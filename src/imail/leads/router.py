@@ -77,7 +77,7 @@ async def export_leads_csv(request: Request, caller: CallerDep, filters: FilterD
     """Every matching lead as CSV (the filters of the list), oldest first, streamed: every field, `tags`
     (`;`-separated), and a `custom_variables.<name>` column per variable name in use. Cells a spreadsheet would
     run as formulas (beginning with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'`."""
-    chunks = export_leads(request.app.state.database, caller.tenant, filters)
+    chunks = await export_leads(request.app.state.database, caller.tenant, filters)
     return StreamingResponse(
         chunks, media_type=csv_export.MEDIA_TYPE, headers=csv_export.attachment("leads.csv")
     )
