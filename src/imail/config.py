@@ -355,6 +355,8 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(20.0, gt=0, le=600, description="seconds of each graceful-shutdown phase")
     worker_poll_interval: float = Field(1.0, gt=0)
     idempotency_ttl_hours: int = Field(24, ge=1)
+    # How long the audit log keeps an entry (pruned by the maintenance worker).
+    audit_log_retention_days: int = Field(365, ge=1)
 
     # Prometheus scrape endpoint /metrics: off (404) unless a token is set; scrape with `Authorization: Bearer <token>`
     metrics_token: str | None = Field(None, min_length=16)

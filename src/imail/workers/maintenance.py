@@ -1,4 +1,4 @@
-"""Housekeeping workers: the process heartbeat, expiry of idempotency records, freed memory back to the system."""
+"""Housekeeping workers: the process heartbeat, expiry of idempotency records and audit log entries, freed memory back to the system."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import socket
 from datetime import timedelta
 
+from imail.audit import service as audit
 from imail.deprecations.notices import send_deprecation_warnings
 from imail.idempotency import service as idempotency
 from imail.kit import memory
@@ -22,6 +23,10 @@ async def heartbeat(ctx: WorkerContext) -> int:
 
 async def purge_idempotency_records(ctx: WorkerContext) -> int:
     return await idempotency.purge_expired(ctx.database, timedelta(hours=ctx.settings.idempotency_ttl_hours))
+
+
+async def prune_audit_log(ctx: WorkerContext) -> int:
+    return await audit.prune(ctx.database, ctx.settings.audit_log_retention_days, ctx.clock())
 
 
 async def release_memory(ctx: WorkerContext) -> int:
