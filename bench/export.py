@@ -111,7 +111,7 @@ def measure(env: dict, headers: dict, query: str) -> dict:
     """A fresh server: a warm-up export (first-use allocations), then the measured one; peak RSS around it."""
     server = Server(env)
     try:
-        server.wait_healthy()
+        server.wait_healthy(180.0)
         export(server, headers, "?email=nobody@example.com")
         export(server, headers, "?tag=none")
         _, warm_peak = server.memory_mb()
@@ -150,7 +150,7 @@ def main() -> int:
         headers = {"Authorization": f"Bearer {created['live_key']}"}
         server = Server(env)
         try:
-            server.wait_healthy()
+            server.wait_healthy(180.0)
             with httpx.Client(base_url=server.base_url, timeout=60.0) as client:
                 campaigns = {}
                 for name in ("small", "big"):

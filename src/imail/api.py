@@ -53,7 +53,10 @@ def build_v1() -> APIRouter:
     # Deprecation tracking costs a dependency per request: only while some snapshot deprecates something.
     tracking = [Depends(track_deprecations)] if versions.DEPRECATIONS else []
     # record_changes: every successful change through /v1 lands in the workspace's audit log (imail.audit).
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(version_gate), *tracking, Depends(record_changes, scope="function")])
+    v1 = APIRouter(
+        prefix="/v1",
+        dependencies=[Depends(version_gate), *tracking, Depends(record_changes, scope="function")],
+    )
     for router, responses in (
         (keys_router, ERROR_RESPONSES),
         (workspace_router, ERROR_RESPONSES),

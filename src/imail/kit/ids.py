@@ -12,7 +12,24 @@ import threading
 import time
 
 PREFIXES = frozenset(
-    {"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl", "rlc", "wrm", "aud"}
+    {
+        "ws",
+        "key",
+        "cmp",
+        "lead",
+        "inb",
+        "wh",
+        "evt",
+        "msg",
+        "req",
+        "idem",
+        "sup",
+        "dlv",
+        "rpl",
+        "rlc",
+        "wrm",
+        "aud",
+    }
 )
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
