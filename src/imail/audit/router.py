@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from imail.audit import service
-from imail.audit.schemas import AuditActorName, AuditLogEntry
+from imail.audit.schemas import AuditLogEntry
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.kit.pagination import Page, PageParams, build_page, page_params
+from imail.models.audit import AuditActor
 
 # The log says who holds which key and what each did: workspace administration, so the `workspace` scope.
 router = APIRouter(
@@ -24,7 +25,7 @@ async def list_audit_logs(
     caller: CallerDep,
     session: SessionDep,
     params: Annotated[PageParams, Depends(page_params)],
-    actor: Annotated[AuditActorName | None, Query(description="`api_key` or `cli`.")] = None,
+    actor: Annotated[AuditActor | None, Query(description="`api_key` or `cli`.")] = None,
     api_key_id: Annotated[str | None, Query(description="Changes made with this key.")] = None,
     method: Annotated[str | None, Query(description="POST, PUT, PATCH, DELETE or CLI.", max_length=8)] = None,
     route: Annotated[
@@ -42,7 +43,7 @@ async def list_audit_logs(
         session,
         caller,
         params,
-        actor=actor,
+        actor=actor.value if actor else None,
         api_key_id=api_key_id,
         method=method,
         route=route,

@@ -6,17 +6,14 @@ from typing import Literal
 from pydantic import Field
 
 from imail.kit.schemas import ResponseModel
-
-AuditActorName = Literal["api_key", "cli"]
+from imail.models.audit import AuditActor
 
 
 class AuditLogEntry(ResponseModel):
     id: str
     object: Literal["audit_log"] = "audit_log"
     occurred_at: datetime
-    actor: AuditActorName = Field(
-        description="`api_key` (a change through the API) or `cli` (the command line)."
-    )
+    actor: AuditActor = Field(description="`api_key` (a change through the API) or `cli` (the command line).")
     api_key_id: str | None = Field(description="The key that made the change (api_key actor).")
     api_key_name: str | None = Field(description="Its name when the change was made.")
     method: str = Field(description="POST, PUT, PATCH or DELETE; `CLI` for the command line.")

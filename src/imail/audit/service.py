@@ -39,7 +39,7 @@ async def record_api_change(
     """One entry for a change a key made, in the request's transaction (it commits with the change or not at all)."""
     entry = AuditLogRepository(session, caller.tenant).new(
         occurred_at=clock.utcnow(),
-        actor=AuditActor.api_key,
+        actor=AuditActor.api_key.value,
         api_key_id=caller.key_id,
         api_key_name=await key_name(session, caller.key_id),
         method=method,
@@ -65,7 +65,7 @@ async def record_cli_change(
     session.add(
         AuditLogRepository(session, tenant).new(
             occurred_at=clock.utcnow(),
-            actor=AuditActor.cli,
+            actor=AuditActor.cli.value,
             api_key_id=None,
             api_key_name=None,
             method="CLI",

@@ -4,6 +4,7 @@ and ledger. Who, what, when and from where; never a request body (secrets travel
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Index, Integer, String
@@ -12,9 +13,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from imail.models.base import ID_LENGTH, Base, IdMixin, TenantMixin
 
 
-class AuditActor:
-    api_key = "api_key"
-    cli = "cli"
+class AuditActor(StrEnum):
+    api_key = "api_key"  # a change through the API, with a key
+    cli = "cli"  # a change with the `imail` command line
 
 
 class AuditLog(IdMixin, TenantMixin, Base):
