@@ -9,6 +9,8 @@ from imail.analytics.prometheus import router as prometheus_router
 from imail.analytics.public import router as public_metrics_router
 from imail.analytics.router import router as analytics_router
 from imail.analytics.status_page import router as status_page_router
+from imail.audit.recording import capture_results, record_changes
+from imail.audit.router import router as audit_router
 from imail.campaigns.router import preview_router as campaign_preview_router
 from imail.campaigns.router import router as campaigns_router
 from imail.changelog.router import page_router as changelog_page_router
@@ -52,23 +54,32 @@ PUBLIC_ERROR_RESPONSES = {s: ERROR_RESPONSES[s] for s in (400, 500, 503)}
 def build_v1() -> APIRouter:
     # Deprecation tracking costs a dependency per request: only while some snapshot deprecates something.
     tracking = [Depends(track_deprecations)] if versions.DEPRECATIONS else []
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(version_gate), *tracking])
-    v1.include_router(keys_router, responses=ERROR_RESPONSES)
-    v1.include_router(workspace_router, responses=ERROR_RESPONSES)
-    v1.include_router(campaigns_router, responses=ERROR_RESPONSES)
-    v1.include_router(campaign_preview_router, responses=ERROR_RESPONSES)
-    v1.include_router(leads_router, responses=ERROR_RESPONSES)
-    v1.include_router(jobs_router, responses=ERROR_RESPONSES)
-    v1.include_router(campaign_messages_router, responses=ERROR_RESPONSES)
-    v1.include_router(lead_messages_router, responses=ERROR_RESPONSES)
-    v1.include_router(replies_router, responses=ERROR_RESPONSES)
-    v1.include_router(suppressions_router, responses=ERROR_RESPONSES)
-    v1.include_router(inboxes_router, responses=ERROR_RESPONSES)
-    v1.include_router(status_router, responses=PUBLIC_ERROR_RESPONSES)
-    v1.include_router(webhooks_router, responses=ERROR_RESPONSES)
-    v1.include_router(analytics_router, responses=ERROR_RESPONSES)
-    v1.include_router(public_metrics_router, responses=PUBLIC_ERROR_RESPONSES)
-    v1.include_router(changelog_router, responses=PUBLIC_ERROR_RESPONSES)
+    # record_changes: every successful change through /v1 lands in the workspace's audit log (imail.audit).
+    v1 = APIRouter(
+        prefix="/v1",
+        dependencies=[Depends(version_gate), *tracking, Depends(record_changes, scope="function")],
+    )
+    for router, responses in (
+        (keys_router, ERROR_RESPONSES),
+        (workspace_router, ERROR_RESPONSES),
+        (campaigns_router, ERROR_RESPONSES),
+        (campaign_preview_router, ERROR_RESPONSES),
+        (leads_router, ERROR_RESPONSES),
+        (jobs_router, ERROR_RESPONSES),
+        (campaign_messages_router, ERROR_RESPONSES),
+        (lead_messages_router, ERROR_RESPONSES),
+        (replies_router, ERROR_RESPONSES),
+        (suppressions_router, ERROR_RESPONSES),
+        (inboxes_router, ERROR_RESPONSES),
+        (status_router, PUBLIC_ERROR_RESPONSES),
+        (webhooks_router, ERROR_RESPONSES),
+        (analytics_router, ERROR_RESPONSES),
+        (public_metrics_router, PUBLIC_ERROR_RESPONSES),
+        (changelog_router, PUBLIC_ERROR_RESPONSES),
+        (audit_router, ERROR_RESPONSES),
+    ):
+        capture_results(router)
+        v1.include_router(router, responses=responses)
     return v1
 
 

@@ -46,15 +46,31 @@ def settings_or_exit() -> Settings:
     return settings
 
 
-def run_in_session(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
+def run_in_session(
+    settings: Settings,
+    action: Callable[[Any], Awaitable[Any]],
+    audit: tuple[str, Callable[[Any], tuple[str, bool, str | None] | None]] | None = None,
+) -> Any:
+    """Run `action(session)` in one transaction. With `audit` = (command, what(result) → (workspace id, livemode,
+    object id), or None when nothing changed), the change is recorded in that workspace's audit log (actor `cli`)
+    in the same transaction. Workspace-wide changes are recorded in the live ledger's log."""
+    from imail.audit.service import record_cli_change
     from imail.db import Database
     from imail.errors import ImailError
+    from imail.kit.tenancy import Tenant
 
     async def main() -> Any:
         database = Database(settings)
         try:
             async with database.transaction() as session:
-                return await action(session)
+                result = await action(session)
+                if audit is not None:
+                    command, what = audit
+                    target = what(result)
+                    if target is not None:
+                        workspace_id, livemode, object_id = target
+                        await record_cli_change(session, Tenant(workspace_id, livemode), command, object_id)
+                return result
         finally:
             await database.dispose()
 
@@ -93,6 +109,7 @@ def workspaces_create(
     created = run_in_session(
         settings,
         lambda s: create_workspace(s, name, tier, rate_limit_per_minute, rate_limit_burst, contact_email),
+        audit=("workspaces create", lambda c: (c.workspace.id, True, c.workspace.id)),
     )
     _print_workspace(created, as_json)
 
@@ -105,7 +122,11 @@ def workspaces_set_contact(
     from imail.workspaces.service import set_contact
 
     settings = settings_or_exit()
-    workspace = run_in_session(settings, lambda s: set_contact(s, workspace_id, contact_email))
+    workspace = run_in_session(
+        settings,
+        lambda s: set_contact(s, workspace_id, contact_email),
+        audit=("workspaces set-contact", lambda w: (w.id, True, w.id)),
+    )
     typer.echo(f"workspace {workspace.id}: contact {workspace.contact_email or '(none)'}")
 
 
@@ -128,7 +149,11 @@ def workspaces_set_footer(
         if value is not None
     }
     settings = settings_or_exit()
-    workspace = run_in_session(settings, lambda s: set_footer(s, workspace_id, **changes))
+    workspace = run_in_session(
+        settings,
+        lambda s: set_footer(s, workspace_id, **changes),
+        audit=("workspaces set-footer", lambda w: (w.id, True, w.id)),
+    )
     typer.echo(
         f"workspace {workspace.id}: postal address {workspace.postal_address or '(none)'!r}, "
         f"opt-out line {workspace.footer_text or '(default)'!r}"
@@ -141,7 +166,10 @@ def demo(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from imail.workspaces.service import demo_workspace
 
     settings = settings_or_exit()
-    _print_workspace(run_in_session(settings, demo_workspace), as_json)
+    created = run_in_session(
+        settings, demo_workspace, audit=("demo", lambda c: (c.workspace.id, True, c.workspace.id))
+    )
+    _print_workspace(created, as_json)
 
 
 def _print_workspace(created: Any, as_json: bool) -> None:
@@ -179,7 +207,9 @@ def keys_create(
         raise typer.Exit(2) from None
     settings = settings_or_exit()
     issued = run_in_session(
-        settings, lambda s: issue_key(s, workspace, mode == "live", name=name, scopes=scopes)
+        settings,
+        lambda s: issue_key(s, workspace, mode == "live", name=name, scopes=scopes),
+        audit=("keys create", lambda i: (i.key.workspace_id, i.key.livemode, i.key.id)),
     )
     body = {"key_id": issued.key.id, "key": issued.secret, "livemode": issued.key.livemode, "scopes": scopes}
     typer.echo(json.dumps(body) if as_json else f"{issued.key.id}: {issued.secret}")
@@ -191,7 +221,11 @@ def keys_revoke(key_id: str) -> None:
     from imail.auth.service import revoke_key
 
     settings = settings_or_exit()
-    key = run_in_session(settings, lambda s: revoke_key(s, key_id))
+    key = run_in_session(
+        settings,
+        lambda s: revoke_key(s, key_id),
+        audit=("keys revoke", lambda k: (k.workspace_id, k.livemode, k.id)),
+    )
     typer.echo(f"revoked {key.id}")
 
 
@@ -301,7 +335,11 @@ def replies_train(
     from imail.replies.training import train_workspace
 
     settings = settings_or_exit()
-    trained = run_in_session(settings, lambda session: train_workspace(session, workspace, utcnow()))
+    trained = run_in_session(
+        settings,
+        lambda session: train_workspace(session, workspace, utcnow()),
+        audit=("replies train", lambda t: (t.workspace_id, True, t.workspace_id)),
+    )
     body = {
         "workspace_id": trained.workspace_id,
         "corrections": trained.corrections,
@@ -329,7 +367,11 @@ def replies_drop_model(
 def _drop_reply_model(workspace: str, as_json: bool) -> None:
     from imail.replies.training import drop_workspace_model
 
-    dropped = run_in_session(settings_or_exit(), lambda session: drop_workspace_model(session, workspace))
+    dropped = run_in_session(
+        settings_or_exit(),
+        lambda session: drop_workspace_model(session, workspace),
+        audit=("replies drop-model", lambda dropped: (workspace, True, workspace) if dropped else None),
+    )
     if as_json:
         typer.echo(json.dumps({"workspace_id": workspace, "dropped": dropped}))
     else:

@@ -411,6 +411,8 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(20.0, gt=0, le=600, description="seconds of each graceful-shutdown phase")
     worker_poll_interval: float = Field(1.0, gt=0)
     idempotency_ttl_hours: int = Field(24, ge=1)
+    # How long the audit log keeps an entry (pruned by the maintenance worker).
+    audit_log_retention_days: int = Field(365, ge=1)
 
     # background jobs (see imail.jobs): a CSV import of more data rows than this (or any, sent with `Prefer:
     # respond-async`) answers 202 with a job

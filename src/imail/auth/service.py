@@ -102,6 +102,12 @@ async def issue_key(
     return IssuedKey(key, secret)
 
 
+async def key_name(session: AsyncSession, key_id: str) -> str | None:
+    """A key's name (the audit log records it beside the id), or None for an unknown id."""
+    key = await KeyLookup(session).by_id(key_id)
+    return key.name if key is not None else None
+
+
 async def revoke_key(session: AsyncSession, key_id: str, tenant: Tenant | None = None) -> ApiKey:
     """Revoke a key; with a tenant, only a key of that tenant (404 otherwise). Revoking twice is a no-op."""
     key = await KeyLookup(session).by_id(key_id)

@@ -12,8 +12,25 @@ import threading
 import time
 
 PREFIXES = frozenset(
-    {"ws", "key", "cmp", "lead", "inb", "wh", "evt", "msg", "req", "idem", "sup", "dlv", "rpl", "rlc", "wrm"}
-    | {"job"}
+    {
+        "ws",
+        "key",
+        "cmp",
+        "lead",
+        "inb",
+        "wh",
+        "evt",
+        "msg",
+        "req",
+        "idem",
+        "sup",
+        "dlv",
+        "rpl",
+        "rlc",
+        "wrm",
+        "aud",
+        "job",
+    }
 )
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -6,7 +6,7 @@ malformed half-way writes nothing).
 The mapping is a JSON object from lead field to CSV column header:
     {"email": "Work Email", "first_name": "First", "custom_variables": {"city": "City"}}
 Without one, columns named like a lead field (case, spaces and _ ignored: `First Name` → first_name) are
-used and the others ignored.
+used and the others ignored. A `tags` column holds a lead's tags separated by `;` or `,` (`vip; q3`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from imail.errors import InvalidField, MissingField
 from imail.kit.text import UNSTORABLE, unstorable
 from imail.leads.rows import Prepared, RowInvalid, from_fields
 from imail.leads.service import LeadWriter, campaign_for_leads, window_zone
+from imail.leads.tags import TagInvalid, split_cell
 
 BATCH = 5000
-FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "country", "timezone")
+FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "country", "timezone", "tags")
 DELIMITERS = (",", ";", "\t", "|")
 MAX_FIELD = 64 * 1024
 READ_CHUNK = 64 * 1024
@@ -180,12 +181,23 @@ def _prepare(record: list[str], width: int, mapping: Mapping, zone: str | None) 
             values.get("timezone"),
             custom,
             zone,
+            _tags(values.get("tags")),
         )
     except RowInvalid as problem:
         column = mapping.columns.get(problem.field or "")
         if column is not None:
             problem.reason = f"{problem.reason} (column {column!r})"
         return problem
+
+
+def _tags(cell: str | None) -> list[str]:
+    """A `tags` cell: tags separated by `;` or `,`."""
+    if not cell:
+        return []
+    try:
+        return split_cell(cell)
+    except TagInvalid as problem:
+        raise RowInvalid(problem.field, problem.reason) from None
 
 
 class ImportResult:

@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
-from sqlalchemy import ARRAY, String, bindparam, func, or_, text, update
+from sqlalchemy import (
+    ARRAY,
+    Select,
+    String,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import selectinload
 
 from imail.kit.clock import utcnow
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
 from imail.kit.sql import among
-from imail.models import Lead, LeadStatus
+from imail.models import Lead, LeadStatus, LeadTag
 from imail.models.base import UTCDateTime
 from imail.models.lead import TimezoneSource
 from imail.models.suppression import SuppressionType
@@ -77,6 +94,42 @@ _PG_BULK_INSERT = text(
 )
 
 
+# Every column of a lead, in the order an export writes them (custom variables and tags follow).
+EXPORT_COLUMNS = (
+    "id",
+    "campaign_id",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "phone",
+    "country",
+    "timezone",
+    "timezone_source",
+    "status",
+    "interest_status",
+    "verification_status",
+    "verification_reasons",
+    "verified_at",
+    "livemode",
+    "created_at",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadQuery:
+    """The filters of a lead list, export or bulk change, normalized; every one given must hold."""
+
+    campaign_id: str | None = None
+    status: str | None = None
+    interest_status: str | None = None
+    email: str | None = None
+    tags: tuple[str, ...] = ()  # leads carrying every one of these
+    verification_status: str | None = None  # a status, or "unverified" (never verified)
+
+
 def _like_domain(domain: str) -> str:
     return "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -88,29 +141,116 @@ class LeadRepository(TenantRepository[Lead]):
     def is_postgres(self) -> bool:
         return self.session.get_bind().dialect.name == "postgresql"
 
-    async def list_page(
-        self,
-        params: PageParams,
-        campaign_id: str | None,
-        status: str | None,
-        interest_status: str | None,
-        email: str | None,
-        verification_status: str | None = None,
-    ) -> list[Lead]:
-        stmt = self.select()
-        if verification_status == "unverified":
+    def _where(self, stmt: Select, query: LeadQuery) -> Select:
+        if query.campaign_id is not None:
+            stmt = stmt.where(Lead.campaign_id == query.campaign_id)
+        if query.status is not None:
+            stmt = stmt.where(Lead.status == query.status)
+        if query.interest_status is not None:
+            stmt = stmt.where(Lead.interest_status == query.interest_status)
+        if query.email is not None:
+            stmt = stmt.where(Lead.email == query.email)
+        if query.verification_status == "unverified":
             stmt = stmt.where(Lead.verification_status.is_(None))
-        elif verification_status is not None:
-            stmt = stmt.where(Lead.verification_status == verification_status)
-        if campaign_id is not None:
-            stmt = stmt.where(Lead.campaign_id == campaign_id)
-        if status is not None:
-            stmt = stmt.where(Lead.status == status)
-        if interest_status is not None:
-            stmt = stmt.where(Lead.interest_status == interest_status)
-        if email is not None:
-            stmt = stmt.where(Lead.email == email)
-        return await self.page(params, stmt)
+        elif query.verification_status is not None:
+            stmt = stmt.where(Lead.verification_status == query.verification_status)
+        for tag in query.tags:
+            # One EXISTS per tag, answered by lead_tags' primary key (lead_id, tag).
+            stmt = stmt.where(exists().where(LeadTag.lead_id == Lead.id, LeadTag.tag == tag))
+        return stmt
+
+    def matching(self, query: LeadQuery, *entities: Any) -> Select:
+        return self._where(self.select(*entities), query)
+
+    async def get(self, object_id: str) -> Lead | None:
+        stmt = self.select().where(Lead.id == object_id).options(selectinload(Lead.tag_rows))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_page(self, params: PageParams, query: LeadQuery) -> list[Lead]:
+        return await self.page(params, self.matching(query).options(selectinload(Lead.tag_rows)))
+
+    def tag_row(self, lead_id: str, tag: str) -> LeadTag:
+        return LeadTag(
+            lead_id=lead_id, tag=tag, workspace_id=self.tenant.workspace_id, livemode=self.tenant.livemode
+        )
+
+    async def insert_tags(self, rows: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """Tags of new leads (lead id, its normalized tags): one multi-row insert."""
+        values = [
+            {
+                "lead_id": lead_id,
+                "tag": tag,
+                "workspace_id": self.tenant.workspace_id,
+                "livemode": self.tenant.livemode,
+            }
+            for lead_id, tags in rows
+            for tag in tags
+        ]
+        if values:
+            await self.session.execute(insert(LeadTag.__table__), values)
+
+    async def change_tags(
+        self, query: LeadQuery, add: Sequence[str], remove: Sequence[str]
+    ) -> tuple[int, int, int]:
+        """Add and remove tags on every matching lead, set-based (one statement per tag added, one for all
+        removed): (leads matched, tags added, tags removed)."""
+        matched = (await self.session.execute(self.matching(query, func.count(Lead.id)))).scalar_one()
+        added = removed = 0
+        if remove:
+            ids = self.matching(query, Lead.id)
+            stmt = delete(LeadTag).where(
+                LeadTag.workspace_id == self.tenant.workspace_id,
+                LeadTag.livemode == self.tenant.livemode,
+                LeadTag.tag.in_(list(remove)),
+                LeadTag.lead_id.in_(ids),
+            )
+            removed = (await self.session.execute(stmt.execution_options(synchronize_session=False))).rowcount
+        for tag in add:
+            source = self.matching(
+                query, Lead.id, Lead.workspace_id, Lead.livemode, literal(tag, String(64))
+            ).where(~exists().where(LeadTag.lead_id == Lead.id, LeadTag.tag == tag))
+            stmt = insert(LeadTag).from_select(["lead_id", "workspace_id", "livemode", "tag"], source)
+            added += (await self.session.execute(stmt)).rowcount
+        return matched, added, removed
+
+    async def export_batch(self, query: LeadQuery, after_id: str | None, limit: int) -> list[Any]:
+        """Up to `limit` matching leads after `after_id`, oldest first, as plain rows (EXPORT_COLUMNS and
+        custom_variables): a keyset page, so an export reads the table in bounded steps."""
+        table = Lead.__table__.c
+        stmt = self.matching(query, *(table[name] for name in EXPORT_COLUMNS), table.custom_variables)
+        if after_id is not None:
+            stmt = stmt.where(Lead.id > after_id)
+        stmt = stmt.order_by(Lead.id).limit(limit)
+        return list((await self.session.execute(stmt)).all())
+
+    async def tags_of(self, lead_ids: Sequence[str]) -> dict[str, list[str]]:
+        """lead id → its tags (sorted), for the given leads (one query)."""
+        if not lead_ids:
+            return {}
+        stmt = (
+            select(LeadTag.lead_id, LeadTag.tag)
+            .where(
+                LeadTag.workspace_id == self.tenant.workspace_id,
+                LeadTag.livemode == self.tenant.livemode,
+                among(LeadTag.lead_id, list(lead_ids)),
+            )
+            .order_by(LeadTag.lead_id, LeadTag.tag)
+        )
+        found: dict[str, list[str]] = {}
+        for lead_id, tag in (await self.session.execute(stmt)).all():
+            found.setdefault(lead_id, []).append(tag)
+        return found
+
+    async def custom_variable_keys(self, query: LeadQuery) -> list[str]:
+        """Every custom variable name the matching leads use, sorted: one query (the export's header)."""
+        if self.is_postgres:
+            key = func.jsonb_object_keys(Lead.custom_variables).label("key")
+            inner = self.matching(query, key).subquery()
+            stmt = select(inner.c.key).distinct()
+        else:
+            each = func.json_each(Lead.custom_variables).table_valued("key").alias("each")
+            stmt = self.matching(query, each.c.key).select_from(Lead).join(each, true()).distinct()
+        return sorted(str(row[0]) for row in (await self.session.execute(stmt)).all())
 
     async def existing_emails(self, campaign_id: str, emails: Sequence[str]) -> dict[str, str]:
         """email → lead id for the addresses already in the campaign (one query)."""

@@ -13,16 +13,21 @@ from imail.errors import MissingField
 from imail.idempotency.deps import Idempotent
 from imail.jobs import service as jobs
 from imail.jobs.schemas import Job
+from imail.kit import csv_export
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.kit.responses import JSONBody
 from imail.leads import csv_import, import_job, service, verify_job
+from imail.leads.export import export_leads
 from imail.leads.schemas import (
     Lead,
     LeadBulkCreate,
     LeadBulkResult,
     LeadCreate,
     LeadDeleted,
+    LeadFilter,
     LeadImport,
+    LeadTagChange,
+    LeadTagChangeResult,
     LeadUpdate,
     LeadVerify,
     VerificationFilter,
@@ -34,31 +39,67 @@ router = APIRouter(
 )
 
 
+def lead_filter(
+    campaign_id: Annotated[str | None, Query(description="Only this campaign's leads.")] = None,
+    status: Annotated[LeadStatus | None, Query()] = None,
+    interest_status: Annotated[InterestStatus | None, Query()] = None,
+    email: Annotated[str | None, Query(description="An exact address (any casing).")] = None,
+    tag: Annotated[
+        list[str] | None,
+        Query(
+            description="Leads carrying this tag (any casing); repeat it (`?tag=a&tag=b`) for leads carrying all."
+        ),
+    ] = None,
+    verification_status: Annotated[
+        VerificationFilter | None, Query(description="The last verification's outcome, or `unverified`.")
+    ] = None,
+) -> LeadFilter:
+    return LeadFilter(
+        campaign_id=campaign_id,
+        status=status,
+        interest_status=interest_status,
+        email=email,
+        tags=tag or [],
+        verification_status=verification_status,
+    )
+
+
+FilterDep = Annotated[LeadFilter, Depends(lead_filter)]
+
+
 @router.get("", response_model=Page[Lead])
 async def list_leads(
     caller: CallerDep,
     session: SessionDep,
     params: Annotated[PageParams, Depends(page_params)],
-    campaign_id: Annotated[str | None, Query(description="Only this campaign's leads.")] = None,
-    status: Annotated[LeadStatus | None, Query()] = None,
-    interest_status: Annotated[InterestStatus | None, Query()] = None,
-    email: Annotated[str | None, Query(description="An exact address (any casing).")] = None,
-    verification_status: Annotated[
-        VerificationFilter | None, Query(description="The last verification's outcome, or `unverified`.")
-    ] = None,
+    filters: FilterDep,
 ):
     """List leads, newest first."""
-    rows = await service.list_leads(
-        session,
-        caller,
-        params,
-        campaign_id,
-        status.value if status else None,
-        interest_status.value if interest_status else None,
-        email,
-        verification_status,
-    )
+    rows = await service.list_leads(session, caller, params, filters)
     return build_page(rows, params, Lead)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, streamed."}
+    },
+)
+async def export_leads_csv(request: Request, caller: CallerDep, filters: FilterDep):
+    """Every matching lead as CSV (the filters of the list), oldest first, streamed: every field, `tags`
+    (`;`-separated), and a `custom_variables.<name>` column per variable name in use. Cells a spreadsheet would
+    run as formulas (beginning with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'`."""
+    chunks = await export_leads(request.app.state.database, caller.tenant, filters)
+    return StreamingResponse(
+        chunks, media_type=csv_export.MEDIA_TYPE, headers=csv_export.attachment("leads.csv")
+    )
+
+
+@router.post("/tags", response_model=LeadTagChangeResult)
+async def change_lead_tags(body: LeadTagChange, caller: CallerDep, session: SessionDep):
+    """Add and remove tags on every lead a filter matches (the list's filters), in one transaction."""
+    return await service.change_tags(session, caller.tenant, body)
 
 
 @router.post("", response_model=Lead, status_code=201)

@@ -12,6 +12,7 @@ from imail.campaigns.templates import NAME
 from imail.leads import timezones
 from imail.leads.emails import InvalidEmail, normalize_email
 from imail.leads.schemas import LeadInput
+from imail.leads.tags import TagInvalid, normalize_tags
 
 MAX_CUSTOM_VARIABLES = 50
 MAX_CUSTOM_VALUE = 1000
@@ -38,6 +39,7 @@ class Prepared:
     timezone: str
     timezone_source: str
     custom_variables: dict[str, Any]
+    tags: list[str]
 
 
 def _loc(loc: tuple) -> str | None:
@@ -112,6 +114,7 @@ def prepare(row: Any, campaign_zone: str | None) -> Prepared:
         lead.timezone,
         lead.custom_variables,
         campaign_zone,
+        lead.tags,
     )
 
 
@@ -126,6 +129,7 @@ def from_fields(
     timezone: str | None,
     custom_variables: Mapping[str, Any],
     campaign_zone: str | None,
+    tags: Any = (),
 ) -> Prepared:
     if not email:
         raise RowInvalid("email", "email is required")
@@ -148,4 +152,12 @@ def from_fields(
         timezone=zone,
         timezone_source=source.value,
         custom_variables=check_custom_variables(custom_variables) if custom_variables else {},
+        tags=check_tags(tags),
     )
+
+
+def check_tags(tags: Any, field: str = "tags") -> list[str]:
+    try:
+        return normalize_tags(tags, field)
+    except TagInvalid as problem:
+        raise RowInvalid(problem.field, problem.reason) from None

@@ -7,8 +7,9 @@ from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, WithJsonSchema, field_validator
 from typing_extensions import TypeAliasType
 
-from imail.kit.schemas import RequestModel
+from imail.kit.schemas import RequestModel, ResponseModel
 from imail.kit.text import StoredText
+from imail.leads.tags import MAX_TAG_LENGTH, MAX_TAGS
 from imail.models.lead import InterestStatus, LeadStatus, TimezoneSource, VerificationStatus
 
 MAX_BULK = 5000
@@ -27,6 +28,12 @@ VerificationFilter = TypeAliasType(
     "VerificationFilter", Literal["valid", "risky", "invalid", "unknown", "unverified"]
 )
 LeadStatusChange = TypeAliasType("LeadStatusChange", Literal["active", "paused"])
+TAGS_DESCRIPTION = (
+    f"Free labels, at most {MAX_TAGS}: trimmed and lower-cased (`VIP` and ` vip ` are one tag), 1–{MAX_TAG_LENGTH} "
+    "characters, without `,` or `;`."
+)
+# Items are checked by leads.tags (so that a bad tag is reported as `tags`, row by row in bulk calls).
+TAGS_SCHEMA: dict[str, Any] = {"items": {"type": "string", "maxLength": MAX_TAG_LENGTH}, "maxItems": MAX_TAGS}
 
 
 class LeadInput(BaseModel):
@@ -52,6 +59,7 @@ class LeadInput(BaseModel):
         default_factory=dict,
         description="Values for `{{name}}` in the steps (strings, numbers, booleans); names use letters, digits and _.",
     )
+    tags: list[Any] = Field(default_factory=list, description=TAGS_DESCRIPTION, json_schema_extra=TAGS_SCHEMA)
 
 
 class LeadCreate(LeadInput):
@@ -108,6 +116,11 @@ class LeadUpdate(BaseModel):
     interest_status: InterestStatus | None = Field(
         None, description="Feeds the funnel. `unsubscribed` also adds the address to the suppression list."
     )
+    tags: list[Any] | None = Field(
+        None,
+        description="Replaces the lead's tags (`[]` removes them all). " + TAGS_DESCRIPTION,
+        json_schema_extra=TAGS_SCHEMA,
+    )
 
 
 class Lead(BaseModel):
@@ -126,6 +139,7 @@ class Lead(BaseModel):
     timezone: str
     timezone_source: TimezoneSource = Field(description="Where the zone came from.")
     custom_variables: CustomVariables
+    tags: list[str] = Field(description="Sorted, normalized.")
     status: LeadStatus
     interest_status: InterestStatus | None
     verification_status: VerificationStatus | None = Field(
@@ -190,3 +204,37 @@ class LeadBulkResult(BaseModel):
     suppressed: int
     invalid: int
     results: list[LeadRowResult] = Field(description="One entry per row, in order.")
+
+
+class LeadFilter(RequestModel):
+    """Which leads: the filters of `GET /v1/leads`. Every filter given must hold (`tags`: every tag listed)."""
+
+    campaign_id: str | None = None
+    status: LeadStatus | None = None
+    interest_status: InterestStatus | None = None
+    email: str | None = Field(None, max_length=320, description="An exact address (any casing).")
+    tags: list[Any] = Field(
+        default_factory=list,
+        description="Leads carrying every one of these tags.",
+        json_schema_extra=TAGS_SCHEMA,
+    )
+    verification_status: VerificationFilter | None = Field(
+        None, description="The last verification's outcome, or `unverified` (never verified)."
+    )
+
+
+class LeadTagChange(RequestModel):
+    """Add and remove tags on every lead a filter matches, in one transaction."""
+
+    filter: LeadFilter = Field(description="The leads to change; `{}` means every lead of this ledger.")
+    add: list[Any] = Field(default_factory=list, description="Tags to add.", json_schema_extra=TAGS_SCHEMA)
+    remove: list[Any] = Field(
+        default_factory=list, description="Tags to remove.", json_schema_extra=TAGS_SCHEMA
+    )
+
+
+class LeadTagChangeResult(ResponseModel):
+    object: Literal["lead_tag_change"] = "lead_tag_change"
+    matched: int = Field(description="Leads the filter matched.")
+    added: int = Field(description="Tags added (a lead that already had a tag does not count).")
+    removed: int = Field(description="Tags removed.")

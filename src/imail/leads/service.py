@@ -19,17 +19,19 @@ from imail.kit.pagination import PageParams
 from imail.kit.tenancy import Tenant
 from imail.leads import timezones
 from imail.leads.emails import InvalidEmail, normalize_email
-from imail.leads.repository import LeadRepository
+from imail.leads.repository import LeadQuery, LeadRepository
 from imail.leads.rows import (
     Prepared,
     RowInvalid,
     check_country,
     check_custom_variables,
+    check_tags,
     check_timezone,
     from_fields,
     prepare,
 )
-from imail.leads.schemas import LeadBulkCreate, LeadCreate, LeadUpdate
+from imail.leads.schemas import LeadBulkCreate, LeadCreate, LeadFilter, LeadTagChange, LeadUpdate
+from imail.leads.tags import TagInvalid, normalize_tags
 from imail.models import Campaign, CampaignStatus, Lead, LeadStatus
 from imail.models.lead import InterestStatus, TimezoneSource
 from imail.models.suppression import SuppressionReason, SuppressionType
@@ -134,6 +136,7 @@ class LeadWriter:
         ids = new_ids("lead", len(pending))
         inserted = await self.repo.insert_rows(self.campaign.id, list(zip(ids, fields)), utcnow())
         created = [(i, p.timezone) for i, p in zip(ids, fields) if i in inserted]
+        await self.repo.insert_tags([(i, p.tags) for i, p in zip(ids, fields) if i in inserted and p.tags])
         # Sequence states for the new leads (the sending engine schedules step 1), in bounded slices.
         for start in range(0, len(created), ENROLL_SLICE):
             await sending.enroll(
@@ -186,6 +189,7 @@ async def create_lead(session: AsyncSession, caller: Caller, body: LeadCreate) -
             body.timezone,
             body.custom_variables,
             window_zone(campaign),
+            body.tags,
         )
     except RowInvalid as problem:
         raise InvalidField(problem.reason, problem.field) from None
@@ -213,6 +217,7 @@ async def create_lead(session: AsyncSession, caller: Caller, body: LeadCreate) -
         custom_variables=prepared.custom_variables,
         status=LeadStatus.active.value,
     )
+    lead.tag_rows = [repo.tag_row(lead.id, tag) for tag in prepared.tags]
     try:
         async with session.begin_nested():
             await repo.add(lead)
@@ -229,27 +234,53 @@ async def get_lead(session: AsyncSession, caller: Caller, lead_id: str) -> Lead:
     return lead
 
 
-async def list_leads(
-    session: AsyncSession,
-    caller: Caller,
-    params: PageParams,
-    campaign_id: str | None,
-    status: str | None,
-    interest_status: str | None,
-    email: str | None,
-    verification_status: str | None = None,
-) -> list[Lead]:
+def lead_query(filters: LeadFilter, field: str = "") -> LeadQuery:
+    """The filters checked and normalized (400 naming the bad one); `field` prefixes the names in messages."""
+    email = filters.email
     if email is not None:
         try:
             email = normalize_email(email)
         except InvalidEmail as exc:
-            raise InvalidField(f"email: {exc}", "email") from None
-    return await LeadRepository(session, caller.tenant).list_page(
-        params, campaign_id, status, interest_status, email, verification_status
+            raise InvalidField(f"{field}email: {exc}", f"{field}email") from None
+    try:
+        tags = normalize_tags(filters.tags, f"{field}tags", limit=None)
+    except TagInvalid as problem:
+        raise InvalidField(problem.reason, problem.field) from None
+    return LeadQuery(
+        campaign_id=filters.campaign_id,
+        status=filters.status.value if filters.status else None,
+        interest_status=filters.interest_status.value if filters.interest_status else None,
+        email=email,
+        tags=tuple(tags),
+        verification_status=filters.verification_status,
     )
 
 
-NOT_NULL = ("custom_variables", "status")
+async def list_leads(
+    session: AsyncSession, caller: Caller, params: PageParams, filters: LeadFilter
+) -> list[Lead]:
+    return await LeadRepository(session, caller.tenant).list_page(params, lead_query(filters))
+
+
+async def change_tags(session: AsyncSession, tenant: Tenant, change: LeadTagChange) -> dict[str, Any]:
+    """Add and remove tags on every lead the filter matches (in the caller's transaction): a plain service
+    function, so a background job can run the same change. A tag both added and removed is an error."""
+    query = lead_query(change.filter, "filter.")
+    try:
+        add = normalize_tags(change.add, "add", limit=None)
+        remove = normalize_tags(change.remove, "remove", limit=None)
+    except TagInvalid as problem:
+        raise InvalidField(problem.reason, problem.field) from None
+    if not add and not remove:
+        raise InvalidField("give tags to add or to remove", "add")
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise InvalidField(f"{both[0]!r} is both added and removed; choose one", "remove")
+    matched, added, removed = await LeadRepository(session, tenant).change_tags(query, add, remove)
+    return {"object": "lead_tag_change", "matched": matched, "added": added, "removed": removed}
+
+
+NOT_NULL = ("custom_variables", "status", "tags")
 PAUSABLE = (LeadStatus.active.value, LeadStatus.paused.value)
 
 
@@ -265,6 +296,7 @@ async def update_lead(session: AsyncSession, caller: Caller, lead_id: str, body:
         country = check_country(body.country) if body.country else None
         explicit_zone = check_timezone(body.timezone) if body.timezone else None
         custom = check_custom_variables(body.custom_variables) if body.custom_variables else {}
+        tags = check_tags(body.tags)
     except RowInvalid as problem:
         raise InvalidField(problem.reason, problem.field) from None
     new_status = changes.get("status")
@@ -289,6 +321,11 @@ async def update_lead(session: AsyncSession, caller: Caller, lead_id: str, body:
         lead.country = country
     if "custom_variables" in changes:
         lead.custom_variables = custom
+    if "tags" in changes:
+        repo = LeadRepository(session, caller.tenant)
+        # Rows kept for tags that stay: the unit of work deletes only what went and inserts only what came.
+        kept = {row.tag: row for row in lead.tag_rows}
+        lead.tag_rows = [kept.get(tag) or repo.tag_row(lead.id, tag) for tag in tags]
     if "timezone" in changes or (
         ("phone" in changes or "country" in changes) and lead.timezone_source != TimezoneSource.explicit.value
     ):

@@ -2,6 +2,7 @@
 
 from imail.models.analytics import AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
 from imail.models.api_key import ApiKey
+from imail.models.audit import AuditLog
 from imail.models.base import Base
 from imail.models.campaign import Campaign, CampaignInbox, CampaignStatus
 from imail.models.deprecation import DeprecationNotice, DeprecationUsage
@@ -9,7 +10,7 @@ from imail.models.event import Event
 from imail.models.idempotency import IdempotencyRecord
 from imail.models.inbox import Inbox
 from imail.models.job import Job, JobItem, JobKind, JobStatus
-from imail.models.lead import InterestStatus, Lead, LeadStatus
+from imail.models.lead import InterestStatus, Lead, LeadStatus, LeadTag
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
 from imail.models.reply import Reply
 from imail.models.reply_training import ReplyLabelCorrection, ReplyModel
@@ -26,6 +27,7 @@ __all__ = [
     "AnalyticsDaily",
     "AnalyticsRef",
     "ApiKey",
+    "AuditLog",
     "Base",
     "Campaign",
     "CampaignInbox",
@@ -45,6 +47,7 @@ __all__ = [
     "JobStatus",
     "Lead",
     "LeadStatus",
+    "LeadTag",
     "MailboxCursor",
     "MailboxPoll",
     "Message",

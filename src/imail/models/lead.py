@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from imail.models.base import ID_LENGTH, Base, IdMixin, TenantMixin, TimestampMixin
 
@@ -77,3 +77,27 @@ class Lead(IdMixin, TimestampMixin, TenantMixin, Base):
     verification_status: Mapped[str | None] = mapped_column(String(16))
     verification_reasons: Mapped[list[str] | None] = mapped_column()
     verified_at: Mapped[datetime | None] = mapped_column()
+    # Loaded only where asked for (LeadRepository reads for the API): lazy="raise" keeps every other reader of
+    # leads (the sending engine) from paying a query per lead for them.
+    tag_rows: Mapped[list[LeadTag]] = relationship(
+        lazy="raise", cascade="all, delete-orphan", passive_deletes=True, order_by="LeadTag.tag"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        """The lead's tags, sorted (what API responses show)."""
+        return [row.tag for row in self.tag_rows]
+
+
+class LeadTag(TenantMixin, Base):
+    """One tag of one lead, normalized (leads.tags): a row per tag, so that filtering by tag is an indexed look-up
+    on both backends rather than a scan through a JSON column."""
+
+    __tablename__ = "lead_tags"
+    # The tenant index is (workspace_id, livemode, tag): "the leads tagged x" in one ledger.
+    __tenant_key__ = "tag"
+
+    lead_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)

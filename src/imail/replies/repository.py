@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,6 +10,29 @@ from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
 from imail.models import Message, Reply, ReplyLabelCorrection, ReplyModel
 from imail.models.sending import SequenceState
+
+EXPORT_COLUMNS = (
+    "id",
+    "direction",
+    "campaign_id",
+    "lead_id",
+    "inbox_id",
+    "from_email",
+    "from_name",
+    "to_emails",
+    "subject",
+    "reply_text",
+    "label",
+    "confidence",
+    "label_source",
+    "auto_reply",
+    "out_of_office",
+    "return_date",
+    "status",
+    "livemode",
+    "received_at",
+    "created_at",
+)
 
 
 class ReplyRepository(TenantRepository[Reply]):
@@ -25,7 +49,28 @@ class ReplyRepository(TenantRepository[Reply]):
         auto_reply: bool | None,
         direction: str | None,
     ) -> list[Reply]:
-        stmt = self.select()
+        stmt = self._filtered(
+            self.select(),
+            campaign_id=campaign_id,
+            inbox_id=inbox_id,
+            lead_id=lead_id,
+            label=label,
+            auto_reply=auto_reply,
+            direction=direction,
+        )
+        return await self.page(params, stmt)
+
+    def _filtered(
+        self,
+        stmt: Any,
+        *,
+        campaign_id: str | None,
+        inbox_id: str | None,
+        lead_id: str | None,
+        label: str | None,
+        auto_reply: bool | None,
+        direction: str | None,
+    ) -> Any:
         if campaign_id is not None:
             stmt = stmt.where(Reply.campaign_id == campaign_id)
         if inbox_id is not None:
@@ -38,7 +83,15 @@ class ReplyRepository(TenantRepository[Reply]):
             stmt = stmt.where(Reply.auto_reply.is_(auto_reply))
         if direction is not None:
             stmt = stmt.where(Reply.direction == direction)
-        return await self.page(params, stmt)
+        return stmt
+
+    async def export_batch(self, after_id: str | None, limit: int, **filters: Any) -> list[Any]:
+        """A keyset page of matching replies, oldest first, as plain rows of EXPORT_COLUMNS."""
+        table = Reply.__table__.c
+        stmt = self._filtered(self.select(*(table[name] for name in EXPORT_COLUMNS)), **filters)
+        if after_id is not None:
+            stmt = stmt.where(Reply.id > after_id)
+        return list((await self.session.execute(stmt.order_by(Reply.id).limit(limit))).all())
 
     async def of_lead(self, lead_id: str) -> list[Reply]:
         stmt = self.select().where(Reply.lead_id == lead_id).order_by(Reply.received_at, Reply.id)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import StreamingResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
 from imail.inboxes.outbound import ContextDep
+from imail.kit import csv_export
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.models.reply import ReplyLabel
 from imail.replies import service
@@ -50,6 +52,44 @@ async def list_replies(
         direction=direction,
     )
     return build_page(rows, params, Reply)
+
+
+@router.get(
+    "/replies/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, streamed."}
+    },
+)
+async def export_replies(
+    request: Request,
+    caller: CallerDep,
+    campaign_id: Annotated[str | None, Query(description="Only this campaign's replies.")] = None,
+    inbox_id: Annotated[
+        str | None, Query(description="Only replies read from (or sent by) this inbox.")
+    ] = None,
+    lead_id: Annotated[str | None, Query(description="Only this lead's replies.")] = None,
+    label: Annotated[ReplyLabel | None, Query()] = None,
+    auto_reply: Annotated[bool | None, Query(description="`false` hides auto-replies.")] = None,
+    direction: Annotated[
+        Direction | None, Query(description="`inbound` or `outbound`; default: both.")
+    ] = None,
+):
+    """Every matching reply as CSV (the list's filters), oldest first, streamed: its new text (`reply_text`), not
+    the quoted history. Cells a spreadsheet would run as formulas are prefixed with `'`."""
+    chunks = service.export_replies(
+        request.app.state.database,
+        caller.tenant,
+        campaign_id=campaign_id,
+        inbox_id=inbox_id,
+        lead_id=lead_id,
+        label=label.value if label else None,
+        auto_reply=auto_reply,
+        direction=direction,
+    )
+    return StreamingResponse(
+        chunks, media_type=csv_export.MEDIA_TYPE, headers=csv_export.attachment("replies.csv")
+    )
 
 
 @router.get("/replies/{reply_id}", response_model=ReplyDetail)

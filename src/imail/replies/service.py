@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
+from imail.db import Database
 from imail.errors import Conflict, NotFound, ServiceUnavailable
 from imail.events.service import record_event
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.inboxes.outbound import Context, outbound_slot
 from imail.inboxes.repository import InboxRepository
+from imail.kit import csv_export
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
 from imail.kit.pagination import PageParams
+from imail.kit.tenancy import Tenant
 from imail.leads.service import get_lead
 from imail.mail import smtp
 from imail.mail.endpoint import MailConnectionError, MailRejected
@@ -27,7 +32,7 @@ from imail.models.reply import ReplyDirection
 from imail.models.sending import MessageStatus
 from imail.replies import schemas
 from imail.replies.labels import apply_label
-from imail.replies.repository import LeadThread, ReplyRepository
+from imail.replies.repository import EXPORT_COLUMNS, LeadThread, ReplyRepository
 from imail.replies.schemas import LeadReplyCreate, ReplyUpdate, ThreadItem
 from imail.replies.training import record_correction
 from imail.sending.sequence import reply_subject
@@ -60,6 +65,19 @@ async def list_replies(
         auto_reply=auto_reply,
         direction=direction,
     )
+
+
+def export_replies(database: Database, tenant: Tenant, **filters: Any) -> AsyncIterator[bytes]:
+    """The matching replies (the list's filters) as CSV bytes, oldest first, read in keyset pages (constant
+    memory). The new text of each (`reply_text`), not the quoted history."""
+
+    async def fetch(session: AsyncSession, after: str | None, limit: int) -> list[Any]:
+        return await ReplyRepository(session, tenant).export_batch(after, limit, **filters)
+
+    def to_cells(row: Any) -> list[str]:
+        return [csv_export.cell(getattr(row, name)) for name in EXPORT_COLUMNS]
+
+    return csv_export.keyset_export(database.read, EXPORT_COLUMNS, fetch, to_cells)
 
 
 async def get_reply(session: AsyncSession, caller: Caller, reply_id: str) -> Reply:

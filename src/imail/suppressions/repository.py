@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import and_, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -14,21 +15,35 @@ from imail.kit.sql import among
 from imail.models import Suppression
 from imail.models.suppression import SuppressionType
 
+EXPORT_COLUMNS = ("id", "type", "value", "reason", "livemode", "created_at")
+
 
 class SuppressionRepository(TenantRepository[Suppression]):
     model = Suppression
 
-    async def list_page(
-        self, params: PageParams, type_: str | None, value: str | None, reason: str | None
-    ) -> list[Suppression]:
-        stmt = self.select()
+    def _filtered(self, stmt: Any, type_: str | None, value: str | None, reason: str | None) -> Any:
         if type_ is not None:
             stmt = stmt.where(Suppression.type == type_)
         if value is not None:
             stmt = stmt.where(Suppression.value == value)
         if reason is not None:
             stmt = stmt.where(Suppression.reason == reason)
-        return await self.page(params, stmt)
+        return stmt
+
+    async def list_page(
+        self, params: PageParams, type_: str | None, value: str | None, reason: str | None
+    ) -> list[Suppression]:
+        return await self.page(params, self._filtered(self.select(), type_, value, reason))
+
+    async def export_batch(
+        self, type_: str | None, value: str | None, reason: str | None, after_id: str | None, limit: int
+    ) -> list[Any]:
+        """A keyset page of matching entries, oldest first, as plain rows of EXPORT_COLUMNS."""
+        table = Suppression.__table__.c
+        stmt = self._filtered(self.select(*(table[name] for name in EXPORT_COLUMNS)), type_, value, reason)
+        if after_id is not None:
+            stmt = stmt.where(Suppression.id > after_id)
+        return list((await self.session.execute(stmt.order_by(Suppression.id).limit(limit))).all())
 
     async def ensure(self, type_: str, value: str, reason: str) -> Suppression:
         """The entry for (type, value), added unless one exists; safe against concurrent callers."""

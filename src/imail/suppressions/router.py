@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import StreamingResponse
 
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
+from imail.kit import csv_export
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.suppressions import service
@@ -35,6 +37,34 @@ async def list_suppressions(
         session, caller, params, type.value if type else None, value, reason.value if reason else None
     )
     return build_page(rows, params, Suppression)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV, streamed."}
+    },
+)
+async def export_suppressions(
+    request: Request,
+    caller: CallerDep,
+    type: Annotated[SuppressionType | None, Query(description="`email` or `domain`.")] = None,
+    value: Annotated[str | None, Query(description="An exact address or domain.")] = None,
+    reason: Annotated[SuppressionReason | None, Query()] = None,
+):
+    """Every matching entry as CSV (the list's filters), oldest first, streamed; cells a spreadsheet would run as
+    formulas are prefixed with `'`."""
+    chunks = service.export_suppressions(
+        request.app.state.database,
+        caller.tenant,
+        type.value if type else None,
+        value,
+        reason.value if reason else None,
+    )
+    return StreamingResponse(
+        chunks, media_type=csv_export.MEDIA_TYPE, headers=csv_export.attachment("suppressions.csv")
+    )
 
 
 @router.post("", response_model=Suppression, status_code=201)

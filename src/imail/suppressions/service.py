@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
+from imail.db import Database
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
 from imail.events.service import record_event
+from imail.kit import csv_export
 from imail.kit.deferred import collecting
 from imail.kit.pagination import PageParams
 from imail.kit.tenancy import Tenant
@@ -23,7 +26,7 @@ from imail.leads.emails import InvalidEmail, domain_of, normalize_domain, normal
 from imail.leads.repository import LeadRepository
 from imail.models import Suppression
 from imail.models.suppression import SuppressionReason, SuppressionType
-from imail.suppressions.repository import SuppressionRepository
+from imail.suppressions.repository import EXPORT_COLUMNS, SuppressionRepository
 from imail.suppressions.schemas import SuppressionCreate
 
 
@@ -183,6 +186,21 @@ async def delete_suppression(session: AsyncSession, caller: Caller, suppression_
     still = await suppressed_among(session, caller.tenant, sorted({email for _, email in candidates}))
     await leads.reactivate([lead_id for lead_id, email in candidates if email not in still])
     return entry
+
+
+def export_suppressions(
+    database: Database, tenant: Tenant, type_: str | None, value: str | None, reason: str | None
+) -> AsyncIterator[bytes]:
+    """The matching entries as CSV bytes, oldest first, read in keyset pages (constant memory)."""
+    value = value.strip().lower() if value is not None else None
+
+    async def fetch(session: AsyncSession, after: str | None, limit: int) -> list[Any]:
+        return await SuppressionRepository(session, tenant).export_batch(type_, value, reason, after, limit)
+
+    def to_cells(row: Any) -> list[str]:
+        return [csv_export.cell(getattr(row, name)) for name in EXPORT_COLUMNS]
+
+    return csv_export.keyset_export(database.read, EXPORT_COLUMNS, fetch, to_cells)
 
 
 async def list_suppressions(

@@ -1,5 +1,5 @@
-"""Housekeeping workers: the process heartbeat, expiry of idempotency records, freed memory back to the system,
-DNS re-checks of tracking domains."""
+"""Housekeeping workers: the process heartbeat, expiry of idempotency records and audit log entries, freed memory
+back to the system, DNS re-checks of tracking domains."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import socket
 from datetime import timedelta
 
+from imail.audit import service as audit
 from imail.deprecations.notices import send_deprecation_warnings
 from imail.idempotency import service as idempotency
 from imail.kit import memory
@@ -29,6 +30,10 @@ async def heartbeat(ctx: WorkerContext) -> int:
 
 async def purge_idempotency_records(ctx: WorkerContext) -> int:
     return await idempotency.purge_expired(ctx.database, timedelta(hours=ctx.settings.idempotency_ttl_hours))
+
+
+async def prune_audit_log(ctx: WorkerContext) -> int:
+    return await audit.prune(ctx.database, ctx.settings.audit_log_retention_days, ctx.clock())
 
 
 async def release_memory(ctx: WorkerContext) -> int:

@@ -22,6 +22,8 @@ WORKERS: tuple[WorkerSpec, ...] = (
     # Every 5 s: a process unseen for IMAIL_WORKER_DEAD_SECONDS (20 s) is dead and its sending claims are taken over.
     WorkerSpec("heartbeat", maintenance.heartbeat, interval=5.0),
     WorkerSpec("idempotency_purge", maintenance.purge_idempotency_records, interval=600.0),
+    # Audit log entries past IMAIL_AUDIT_LOG_RETENTION_DAYS.
+    WorkerSpec("audit_log_prune", maintenance.prune_audit_log, interval=3600.0),
     # Monthly emails and events to workspaces still using something deprecated (see imail.deprecations).
     WorkerSpec("deprecation_warnings", maintenance.warn_deprecation_users, interval=3600.0),
     # Freed heap pages back to the system once a minute (see imail.kit.memory).
