@@ -46,12 +46,12 @@ from tests.fixtures.inbound import dsn, make_outreach, newsletter, out_of_office
 
 from imail.config import Settings
 from imail.db import Database
-from imail.inbound.service import Fetched
+from imail.intake.service import Fetched
 from imail.kit.clock import utcnow
 from imail.mail.imap import parse_fetch, uid_set
 from imail.replies.verdict import assess
 from imail.workers.context import WorkerContext
-from imail.workers.inbound import inbound_pool, read_inboxes
+from imail.workers.imap_reader import inbound_pool, read_inboxes
 from imail.workspaces.service import create_workspace
 
 TEXTS = [

@@ -45,7 +45,7 @@ from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.models import Event, WebhookDelivery, WebhookEndpoint
 from imail.webhooks.delivery import render_body
-from imail.webhooks.repository import Job
+from imail.webhooks.repository import DeliveryJob
 from imail.webhooks.signing import new_secret, open_secret, seal_secret, signed_headers, standard_key
 from imail.workers.context import WorkerContext
 from imail.workers.registry import WORKERS
@@ -113,7 +113,7 @@ async def bodies_and_headers(database: Database) -> list[tuple[str, bytes, dict[
         out = []
         for delivery_id, url, sealed, event in rows.all():
             secret = open_secret(database.settings, sealed)
-            job = Job(
+            job = DeliveryJob(
                 delivery_id,
                 0,
                 "",

@@ -17,7 +17,7 @@ from imail.deprecations.usage import track_deprecations
 from imail.errors import ErrorBody
 from imail.inboxes.router import oauth_router as inbox_oauth_router
 from imail.inboxes.router import router as inboxes_router
-from imail.keys.router import router as keys_router
+from imail.apikeys.router import router as keys_router
 from imail.kit import versions
 from imail.kit.version_gate import version_gate
 from imail.leads.router import router as leads_router

@@ -224,7 +224,7 @@ class Settings(BaseSettings):
         60.0, gt=0, description="pooled SMTP connections idle longer are closed"
     )
 
-    # inbound: the IMAP reader of replies and bounces (see imail.inbound)
+    # inbound: the IMAP reader of replies and bounces (see imail.intake)
     inbound_poll_interval: float = Field(
         60.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE"
     )

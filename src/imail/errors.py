@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imail.context import current_request_id
+from imail.kit.request_id import current_request_id
 from imail.kit.exceptions import causes
 from imail.kit.responses import JSONBody
 

@@ -22,7 +22,7 @@ from imail.config import Settings
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
 from imail.inboxes import connection, monitor, oauth
 from imail.inboxes.health import health_score
-from imail.inboxes.outbound import Context, outbound_slot
+from imail.inboxes.outbound import OutboundContext, outbound_slot
 from imail.inboxes.providers import is_oauth, oauth_provider
 from imail.inboxes.repository import InboxRepository
 from imail.inboxes.schemas import InboxCreate, InboxUpdate
@@ -59,7 +59,7 @@ NOT_NULL_ON_UPDATE = (
 # --- views ------------------------------------------------------------------------------------------------
 
 
-def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: Context) -> Inbox:
+def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: OutboundContext) -> Inbox:
     """Attach the computed fields of the API view (health_score, warmup, setup_url) to a row; secrets are never read."""
     inbox.health_score = health_score(inbox.status, figures.stats if figures else None)  # type: ignore[attr-defined]
     inbox.warmup = figures.warmup if figures else None  # type: ignore[attr-defined]
@@ -76,7 +76,7 @@ def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: Context) -> Inbo
 
 
 async def with_views(
-    session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: Context
+    session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: OutboundContext
 ) -> list[Inbox]:
     """The rows, each ready to serialize as the `Inbox` schema: health_score from the last 7 days' campaign sends,
     bounces and replies (analytics rollups) and warmup placement (imail.warmup)."""
@@ -134,7 +134,7 @@ def _login_error(failures: list[MailConnectionError]) -> InvalidField:
 
 
 async def _verify(
-    session: AsyncSession, endpoints: connection.Endpoints, caller: Caller, ctx: Context
+    session: AsyncSession, endpoints: connection.Endpoints, caller: Caller, ctx: OutboundContext
 ) -> None:
     """Refuse hosts the address policy forbids (400, before anything is dialled), then log in to both servers for
     real (live mode; test mode only judges IP literals and local names) and raise 400 on any failure."""
@@ -162,7 +162,9 @@ async def _flush_or_conflict(session: AsyncSession, email: str) -> None:
 # --- create -----------------------------------------------------------------------------------------------
 
 
-async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate, ctx: Context) -> Inbox:
+async def create_inbox(
+    session: AsyncSession, caller: Caller, body: InboxCreate, ctx: OutboundContext
+) -> Inbox:
     _check_daily_limit(caller, body.daily_limit)
     repo = InboxRepository(session, caller.tenant)
     common = dict(
@@ -213,7 +215,11 @@ async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate,
 
 
 async def _create_oauth_inbox(
-    session: AsyncSession, repo: InboxRepository, body: InboxCreate, common: dict[str, Any], ctx: Context
+    session: AsyncSession,
+    repo: InboxRepository,
+    body: InboxCreate,
+    common: dict[str, Any],
+    ctx: OutboundContext,
 ) -> Inbox:
     for name in SERVER_FIELDS:
         if getattr(body, name) is not None:
@@ -267,7 +273,7 @@ class _CheckedServers:
 
 
 async def _check_server_changes(
-    session: AsyncSession, caller: Caller, seen: Inbox, server_changes: dict[str, Any], ctx: Context
+    session: AsyncSession, caller: Caller, seen: Inbox, server_changes: dict[str, Any], ctx: OutboundContext
 ) -> _CheckedServers:
     """Log in with the stored inbox's settings as changed (no database connection is held meanwhile)."""
     if is_oauth(seen.provider):
@@ -305,7 +311,7 @@ async def _check_server_changes(
 
 
 async def update_inbox(
-    session: AsyncSession, caller: Caller, inbox_id: str, body: InboxUpdate, ctx: Context
+    session: AsyncSession, caller: Caller, inbox_id: str, body: InboxUpdate, ctx: OutboundContext
 ) -> Inbox:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     for name in NOT_NULL_ON_UPDATE:
@@ -400,7 +406,9 @@ async def delete_inbox(session: AsyncSession, caller: Caller, inbox_id: str, for
 # --- reconnect and warmup ---------------------------------------------------------------------------------
 
 
-async def reconnect_inbox(session: AsyncSession, caller: Caller, inbox_id: str, ctx: Context) -> Inbox:
+async def reconnect_inbox(
+    session: AsyncSession, caller: Caller, inbox_id: str, ctx: OutboundContext
+) -> Inbox:
     """Log in again now and store the new status (an OAuth inbox still waiting for consent stays setup_pending).
     The IMAP reader's failures are forgotten: a good login connects an inbox its failed reads disconnected. A check
     made with settings changed meanwhile decides nothing (monitor.apply_outcome)."""
@@ -471,7 +479,7 @@ async def pause_warmup(session: AsyncSession, caller: Caller, inbox_id: str) -> 
 
 async def complete_oauth(
     session: AsyncSession,
-    ctx: Context,
+    ctx: OutboundContext,
     state: str | None,
     code: str | None,
     error: str | None,

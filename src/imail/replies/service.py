@@ -12,7 +12,7 @@ from imail.auth.service import Caller
 from imail.errors import Conflict, NotFound, ServiceUnavailable
 from imail.events.service import record_event
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
-from imail.inboxes.outbound import Context, outbound_slot
+from imail.inboxes.outbound import OutboundContext, outbound_slot
 from imail.inboxes.repository import InboxRepository
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
@@ -239,7 +239,7 @@ async def _prepare_answer(
 
 
 async def answer_lead(
-    session: AsyncSession, caller: Caller, ctx: Context, lead_id: str, body: LeadReplyCreate
+    session: AsyncSession, caller: Caller, ctx: OutboundContext, lead_id: str, body: LeadReplyCreate
 ) -> Reply:
     """Send an answer to a lead from the inbox that wrote to it, threaded under the conversation. Test mode
     records it without sending. The thread is read before the SMTP send and the answer written after it, so no

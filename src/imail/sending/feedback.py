@@ -1,7 +1,7 @@
 """What inbound mail does to the sending schedule: a soft bounce puts the email back in the queue (a bounded
 number of times), an out-of-office with a return date moves the lead's next step past it.
 
-The inbound reader (imail.inbound) calls these in the transaction that records the bounce or the auto-reply.
+The inbound reader (imail.intake) calls these in the transaction that records the bounce or the auto-reply.
 They follow the engine's conventions: `due_at` is `scheduled_at` while the state is in the due index (an active
 campaign), NULL otherwise; the planner moves a due time into the lead's send window when it claims it.
 """

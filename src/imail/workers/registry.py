@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from imail.inboxes import monitor as inbox_monitor
-from imail.workers import inbound, maintenance, sending, warmup, webhooks
+from imail.workers import imap_reader, maintenance, sending, warmup, webhooks
 from imail.workers.context import WorkerContext
 
 
@@ -31,8 +31,8 @@ WORKERS: tuple[WorkerSpec, ...] = (
     # loops per process: one claims and renders its next batch while the other's is on the wire.
     WorkerSpec("sending", sending.send_due, interval=1.0, concurrency=2),
     WorkerSpec("sending_in_doubt", sending.resolve_in_flight, interval=30.0),
-    # Reads replies and bounces over IMAP (IDLE where offered, else every IMAIL_INBOUND_POLL_INTERVAL; see imail.inbound).
-    WorkerSpec("inbound", inbound.read_inboxes, interval=1.0),
+    # Reads replies and bounces over IMAP (IDLE where offered, else every IMAIL_INBOUND_POLL_INTERVAL; see imail.intake).
+    WorkerSpec("inbound", imap_reader.read_inboxes, interval=1.0),
     # Sends the warmup pool's due emails and replies (ramp slots spread over IMAIL_WARMUP_WINDOW; see imail.warmup).
     WorkerSpec("warmup", warmup.send_warmup, interval=5.0),
     # Two loops per process, so a slow endpoint holding up one loop's batch doesn't stop deliveries.

@@ -37,14 +37,14 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 
 from imail.config import Settings
-from imail.inbound import service
-from imail.inbound.repository import ReaderQueue
-from imail.inbound.service import Fetched, Match
+from imail.intake import service
+from imail.intake.repository import ReaderQueue
+from imail.intake.service import Fetched, Match
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.kit.tenancy import Tenant
 from imail.mail import imap
 from imail.mail.endpoint import Endpoint, MailConnectionError, describe
-from imail.mail.inbound import InboundMessage
+from imail.mail.parsing import InboundMessage
 from imail.models import Inbox
 from imail.replies.training import classifier_for
 from imail.replies.verdict import Verdict, assess

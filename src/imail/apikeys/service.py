@@ -9,7 +9,7 @@ from imail.auth import service as auth
 from imail.auth.repository import ApiKeyRepository
 from imail.auth.service import Caller, IssuedKey
 from imail.errors import Forbidden
-from imail.keys import schemas
+from imail.apikeys import schemas
 from imail.kit.pagination import PageParams
 from imail.models import ApiKey
 

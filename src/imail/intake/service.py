@@ -6,7 +6,7 @@ thread (the address one of our emails from this inbox went to, and the same subj
 cut). A bounce belongs to the email whose Message-ID it quotes, else to the newest email from this inbox to the
 address that bounced. Anything else is ignored and recorded nowhere.
 
-Acting (one transaction per batch, with the folder's cursor advance — see imail.inbound.reader; the batch's
+Acting (one transaction per batch, with the folder's cursor advance — see imail.intake.reader; the batch's
 suppressions are written together at its end):
 
 - hard bounce → `email.bounced.hard`, address suppressed, lead `bounced`, sequence stopped;
@@ -37,11 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
 from imail.events.service import batched_events, record_events
-from imail.inbound.repository import ReaderQueue, ThreadLookup
+from imail.intake.repository import ReaderQueue, ThreadLookup
 from imail.kit.ids import new_id
 from imail.kit.tenancy import Tenant
 from imail.mail.bounces import Bounce, parse_bounce
-from imail.mail.inbound import InboundMessage, fold, parse_message
+from imail.mail.parsing import InboundMessage, fold, parse_message
 from imail.models import Campaign, Inbox, Lead, Message, Reply
 from imail.models.lead import InterestStatus, LeadStatus
 from imail.models.reply import ReplyDirection
