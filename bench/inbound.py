@@ -52,6 +52,7 @@ from imail.mail.imap import parse_fetch, uid_set
 from imail.replies.verdict import assess
 from imail.workers.context import WorkerContext
 from imail.workers.imap_reader import inbound_pool, read_inboxes
+from imail.wiring import install_subscribers
 from imail.workspaces.service import create_workspace
 
 TEXTS = [
@@ -266,6 +267,7 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
 
 
 def main() -> None:
+    install_subscribers()  # events recorded here owe deliveries and rollups, as in the app (imail.wiring)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

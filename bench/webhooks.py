@@ -50,6 +50,7 @@ from imail.webhooks.signing import new_secret, open_secret, seal_secret, signed_
 from imail.workers.context import WorkerContext
 from imail.workers.registry import WORKERS
 from imail.workers.runner import Supervisor
+from imail.wiring import install_subscribers
 
 TYPES = ["email.sent", "email.delivered", "email.opened", "email.bounced.hard", "email.bounced.soft"]
 DATA = {"message_id": "msg_01HZ8K0000000000000000BENCH", "email": "ana@example.com", "campaign_id": "cmp_1"}
@@ -399,6 +400,7 @@ async def bench(args: argparse.Namespace, url: str, admin: str) -> None:
 
 
 def main() -> None:
+    install_subscribers()  # events recorded here owe deliveries and rollups, as in the app (imail.wiring)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

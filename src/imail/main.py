@@ -24,6 +24,7 @@ from imail.kit.concurrency import ConcurrencyLimiter
 from imail.kit.middleware import HeadAsGet, RequestContextMiddleware
 from imail.kit.ratelimit import Limit, RateLimiter
 from imail.openapi import install_openapi
+from imail.wiring import install_subscribers
 from imail.workers.context import WorkerContext
 from imail.workers.runner import Supervisor, instance_id
 
@@ -88,6 +89,7 @@ def freeze_startup_heap() -> None:
 
 def create_app(settings: Settings | None = None, run_workers: bool = False) -> FastAPI:
     settings = settings or get_settings()
+    install_subscribers()
     app = FastAPI(
         title="imail",
         version=__version__,

@@ -21,7 +21,7 @@ Definitions (raw counts; rates are yours to compute):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache
@@ -32,8 +32,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.events.service import NewEvent
 from imail.kit.sql import among
 from imail.kit.tenancy import Tenant
+from imail.models import Event
 from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
 
 Key = tuple[str, int, str, str, date]  # campaign_id, step, variant, inbox_id, day
@@ -358,8 +360,6 @@ async def rebuild(
     session: AsyncSession, workspace_id: str | None = None, batch: int = 5000
 ) -> dict[str, int]:
     """Recompute the rollups (of one workspace, or all) from the event log, replacing what is stored."""
-    from imail.models import Event
-
     for model in (AnalyticsDaily, AnalyticsCampaignDaily, AnalyticsRef):
         stmt = delete(model)
         if workspace_id is not None:
@@ -378,3 +378,10 @@ async def rebuild(
     daily, refs = await write_fold(session, fold)
     await session.flush()
     return {"events": events, "rows": daily, "refs": refs}
+
+
+async def apply_recorded(session: AsyncSession, events: Sequence[NewEvent]) -> None:
+    """The events subscriber (imail.wiring): the rollups owed by newly recorded events, in their transaction."""
+    await apply_events(
+        session, [(Tenant(e.workspace_id, e.livemode), e.type, e.data, e.created_at) for e in events]
+    )
