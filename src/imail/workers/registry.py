@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from imail.inboxes import monitor as inbox_monitor
-from imail.workers import imap_reader, maintenance, sending, warmup, webhooks
+from imail.workers import imap_reader, inbox_connections, maintenance, sending, warmup, webhooks
 from imail.workers.context import WorkerContext
 
 
@@ -26,7 +25,7 @@ WORKERS: tuple[WorkerSpec, ...] = (
     # Freed heap pages back to the system once a minute (see imail.kit.memory).
     WorkerSpec("release_memory", maintenance.release_memory, interval=60.0),
     # Logs in to live inboxes due a check (IMAIL_INBOX_CHECK_INTERVAL, or at once after a reported failure).
-    WorkerSpec("inbox_connections", inbox_monitor.monitor_inbox_connections, interval=5.0),
+    WorkerSpec("inbox_connections", inbox_connections.monitor_inbox_connections, interval=5.0),
     # Claims due sequence steps in batches and sends them over pooled SMTP connections (see imail.sending). Two
     # loops per process: one claims and renders its next batch while the other's is on the wire.
     WorkerSpec("sending", sending.send_due, interval=1.0, concurrency=2),
