@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imail.kit.dns import parse_nameservers
-from imail.spamcheck.client import SpamdAddress
+from imail.mail.spamd import SpamdAddress
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./imail.db"
 
