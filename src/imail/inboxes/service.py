@@ -24,7 +24,7 @@ from imail.inboxes import connection, monitor, oauth
 from imail.inboxes.health import health_score
 from imail.inboxes.outbound import OutboundContext, outbound_slot
 from imail.inboxes.providers import is_oauth, oauth_provider
-from imail.inboxes.repository import InboxRepository
+from imail.inboxes.repository import InboxMaintenance, InboxRepository
 from imail.inboxes.schemas import InboxCreate, InboxUpdate
 from imail.kit import crypto
 from imail.kit.clock import utcnow
@@ -89,6 +89,10 @@ async def with_views(
 
 async def list_inboxes(session: AsyncSession, caller: Caller, params: PageParams) -> list[Inbox]:
     return await InboxRepository(session, caller.tenant).page(params)
+
+
+async def find_inbox(session: AsyncSession, tenant: Tenant, inbox_id: str) -> Inbox | None:
+    return await InboxRepository(session, tenant).get(inbox_id)
 
 
 async def get_inbox(session: AsyncSession, tenant: Tenant, inbox_id: str) -> Inbox:
@@ -582,8 +586,6 @@ class RotationReport:
 
 async def rotate_secrets(database: Any, settings: Settings, batch: int = 200) -> RotationReport:
     """Re-encrypt every stored inbox secret under the current IMAIL_SECRET_KEY (one transaction per batch)."""
-    from imail.inboxes.repository import InboxMaintenance
-
     box = crypto.secret_box(settings)
     report = RotationReport(unreadable=[])
     for column in ("smtp_password_encrypted", "imap_password_encrypted", "oauth_refresh_token_encrypted"):

@@ -49,7 +49,6 @@ from imail.models.sending import MessageStatus, SequenceState, SequenceStatus, S
 from imail.replies.labels import apply_label
 from imail.replies.verdict import Verdict
 from imail.sending import feedback
-from imail.sending.repository import SendQueue
 from imail.sending.service import bounce_hard, event_ref, stop_sequence
 from imail.suppressions.service import batched_suppressions
 from imail.warmup import service as warmup
@@ -351,7 +350,7 @@ async def act_batch(
     emitted = Emitted(
         [],
         soft_before=await queue.receipt_counts((m.id for m in soft), "bounce_soft", exclude=fresh),
-        histories=await SendQueue(session).history(m.lead_id for m in soft),
+        histories=await feedback.histories(session, (m.lead_id for m in soft)),
     )
     async with batched_events(session):  # with the hard bounces' events, which bounce_hard records itself
         async with batched_suppressions(session):

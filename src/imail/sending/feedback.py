@@ -8,7 +8,9 @@ campaign), NULL otherwise; the planner moves a due time into the lead's send win
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,3 +100,8 @@ def push_past(
         state.due_at = when
     state.updated_at = now
     return when
+
+
+async def histories(session: AsyncSession, lead_ids: Iterable[str]) -> dict[str, list[Any]]:
+    """Every message of these leads, by step (what a soft bounce's retry plans from: imail.intake.service)."""
+    return await SendQueue(session).history(lead_ids)

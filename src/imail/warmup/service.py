@@ -48,7 +48,7 @@ from imail.models.warmup import (
     WarmupMessage,
     WarmupMessageStatus,
 )
-from imail.sending.repository import SendQueue
+from imail.sending import counters as send_counters
 from imail.warmup import content, ramp
 from imail.warmup.repository import WarmupQueue, WarmupRepository
 
@@ -195,6 +195,13 @@ async def figures(
 # --- the sending planner ----------------------------------------------------------------------------------
 
 
+async def daily_counts(
+    session: AsyncSession, tenant: Tenant, inbox_ids: Iterable[str], first: date, last: date
+) -> list[WarmupDaily]:
+    """The inboxes' warmup counters per day from `first` to `last` (the inbox report: imail.analytics.reports)."""
+    return await WarmupRepository(session, tenant).daily_between(inbox_ids, first, last)
+
+
 async def campaign_limits(session: AsyncSession, inboxes: Iterable[Inbox], day: date) -> dict[str, int]:
     """For warming inboxes with `enable_slow_ramp`: the most their shared daily counter may reach through campaign sends
     today — today's warmup sends plus today's ramp target (so campaign sends never pass the ramp). Called by the
@@ -249,7 +256,7 @@ async def claim(
     ids = [row.inbox_id for row in rows]
     inboxes = await queue.inboxes(ids)
     pool = await queue.pool()
-    counters = await SendQueue(session).lock_counters(ids, day)
+    counters = await send_counters.lock_counters(session, ids, day)
     daily = await queue.lock_daily((i.id, i.workspace_id, i.livemode, day) for i in inboxes.values())
     replies = await queue.due_replies(ids, now)
     jobs: list[WarmupJob] = []
@@ -361,7 +368,7 @@ async def record_outcomes(
             bounced.add(message.inbox_id)
             continue
         message.status = WarmupMessageStatus.failed.value
-        await SendQueue(session).adjust_counters(message.day, [message.inbox_id], -1)
+        await send_counters.adjust_counters(session, message.day, [message.inbox_id], -1)
         if message.kind == WarmupKind.first.value:
             counts.sent -= 1  # its ramp slot is due again: the next iteration retries with a fresh email
         else:

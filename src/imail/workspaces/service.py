@@ -82,6 +82,10 @@ async def set_contact(session: AsyncSession, workspace_id: str, contact_email: s
     return workspace
 
 
+async def find_workspace(session: AsyncSession, workspace_id: str) -> Workspace | None:
+    return await WorkspaceRepository(session).get(workspace_id)
+
+
 async def get_workspace(session: AsyncSession, workspace_id: str) -> Workspace:
     workspace = await WorkspaceRepository(session).get(workspace_id)
     if workspace is None:
