@@ -8,7 +8,7 @@ from imail.analytics.prometheus import MetricsMiddleware
 from imail.analytics.prometheus import router as prometheus_router
 from imail.analytics.public import router as public_metrics_router
 from imail.analytics.router import router as analytics_router
-from imail.analytics.status_page import router as status_page_router
+from imail.status.page import router as status_page_router
 from imail.campaigns.router import preview_router as campaign_preview_router
 from imail.campaigns.router import router as campaigns_router
 from imail.changelog.router import page_router as changelog_page_router

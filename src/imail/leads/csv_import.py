@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
+from imail.campaigns.templates import NAME
 from imail.errors import InvalidField, MissingField
 from imail.kit.text import UNSTORABLE, unstorable
 from imail.leads.rows import Prepared, RowInvalid, from_fields
@@ -101,8 +102,6 @@ def parse_mapping(raw: str | None, header: list[str]) -> Mapping:
         raise InvalidField(f"mapping is not valid JSON: {exc}", "mapping") from None
     if not isinstance(spec, dict):
         raise InvalidField('mapping must be a JSON object like {"email": "Work Email"}', "mapping")
-    from imail.campaigns.templates import NAME
-
     for field, value in spec.items():
         if field == "custom_variables":
             if not isinstance(value, dict):
