@@ -211,9 +211,9 @@ class _Upserts:
 
 @cache
 def _upserts(dialect: str) -> _Upserts:
-    """The rollups' write statements, built once per dialect (building them took ~2 ms, on every batch). One
+    """The rollups' write statements, built once per dialect (building them is costly, and it would happen on every batch). One
     statement per table, run for every row (executemany), never a VALUES list as long as the batch: each length
-    would compile and be kept in SQLAlchemy's statement cache as a statement of its own (~11 KB per row), and a
+    would compile and be kept in SQLAlchemy's statement cache as a statement of its own, growing with the row count, and a
     long-running worker sees every length sooner or later."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     ref_keys = ["workspace_id", "livemode", "ref_id"]
