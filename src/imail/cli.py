@@ -1,8 +1,8 @@
 """The `imail` command.
 
-Imports of imail modules sit inside the commands that use them so that `imail --help` and the light commands start
-without loading the whole application; none of them is there to break an import cycle (the package graph has none
-to break: tests/platform/test_layering.py)."""
+Imports of imail modules sit inside the commands that use them so that `imail --help` and the light commands
+start without loading the whole application, not to break an import cycle: the commands import what the app
+imports (tests/platform/test_layering.py allows function-local imports here only)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 pyproject.toml ([tool.importlinter], run by `make lint`); this adds what a contract cannot say:
 
 - the package import graph has no cycle beyond the ones listed in KNOWN_CYCLES, which may only shrink: a new
-  cycle, or a package joining a listed one, fails here, and so does a listed one that is gone (shrink the list);
+  cycle, or a package joining a listed one, fails here, and so does a listed one that is gone (shrink the
+  list);
 - no function-local import of imail code (a cycle dodged at import time is still a cycle), except in the CLI,
   whose commands import lazily so that `imail --help` starts fast;
 - every entry point wires the event subscribers (webhook fan-out and rollups).
@@ -26,8 +27,9 @@ from tests.conftest import make_settings
 SRC = Path(imail.__file__).parent
 
 # Known cycles between top-level packages of imail (each a strongly connected component of the package graph).
-# Breaking them needs ownership moves (campaign templates and footers below sending and workspaces; routers that
-# combine domains above them; one owner for leads/campaigns/suppressions), listed in docs/architecture.md.
+# Breaking them needs ownership moves (campaign templates and footers below sending and workspaces; routers
+# that combine domains above them; one owner for leads/campaigns/suppressions), listed in
+# docs/architecture.md.
 KNOWN_CYCLES = {
     # The platform: kit's web helpers raise imail.errors and read config; config parses with kit and mail.
     frozenset({"config", "errors", "kit", "mail", "models"}),

@@ -211,10 +211,10 @@ class _Upserts:
 
 @cache
 def _upserts(dialect: str) -> _Upserts:
-    """The rollups' write statements, built once per dialect (building them is costly, and it would happen on every batch). One
-    statement per table, run for every row (executemany), never a VALUES list as long as the batch: each length
-    would compile and be kept in SQLAlchemy's statement cache as a statement of its own, growing with the row count, and a
-    long-running worker sees every length sooner or later."""
+    """The rollups' write statements, built once per dialect (building them is costly, and it would happen on
+    every batch). One statement per table, run for every row (executemany), never a VALUES list as long as the
+    batch: each length would compile and be kept in SQLAlchemy's statement cache as a statement of its own,
+    growing with the row count, and a long-running worker sees every length sooner or later."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     ref_keys = ["workspace_id", "livemode", "ref_id"]
     # On the tables, not the mapped classes: an ORM-enabled bulk insert costs more per row, for nothing here.
@@ -381,7 +381,8 @@ async def rebuild(
 
 
 async def apply_recorded(session: AsyncSession, events: Sequence[NewEvent]) -> None:
-    """The events subscriber (imail.wiring): the rollups owed by newly recorded events, in their transaction."""
+    """The events subscriber (imail.wiring): the rollups owed by newly recorded events, in their
+    transaction."""
     await apply_events(
         session, [(Tenant(e.workspace_id, e.livemode), e.type, e.data, e.created_at) for e in events]
     )

@@ -16,8 +16,8 @@ from imail.errors import Forbidden, RateLimited
 from imail.kit.ratelimit import RateLimiter
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Request state: the key checked before the body was read (auth.middleware), which the route's dependency takes
-# as is instead of parsing the header and looking the key up a second time.
+# Request state: the key checked before the body was read (auth.middleware), which the route's dependency
+# takes as is instead of parsing the header and looking the key up a second time.
 AUTHENTICATED = "authenticated"
 
 

@@ -1,9 +1,10 @@
-"""Authenticate before reading a body: a request that carries one to the API (a POST, PUT, PATCH or DELETE under
-`/v1/`, every one of which needs a key) has its key checked, with the same check and cache as the route's own
-(auth.deps), before a byte of the body is read. A client without a valid key cannot make the server receive and
-parse megabytes first. The route's dependency rate-limits as always and takes the caller checked here (request
-state `authenticated`), so the key is parsed and looked up once per request; this only moves the refusal ahead of
-the body. The public routes (tracking, unsubscribe, OAuth callback) live outside `/v1/`."""
+"""Authenticate before reading a body: a request that carries one to the API (a POST, PUT, PATCH or DELETE
+under `/v1/`, every one of which needs a key) has its key checked, with the same check and cache as the
+route's own (auth.deps), before a byte of the body is read. A client without a valid key cannot make the
+server receive and parse megabytes first. The route's dependency rate-limits as always and takes the caller
+checked here (request state `authenticated`), so the key is parsed and looked up once per request; this only
+moves the refusal ahead of the body. The public routes (tracking, unsubscribe, OAuth callback) live outside
+`/v1/`."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Recording events: one function, called by domain code inside the transaction of the change itself.
 
-An event row, the webhook deliveries it owes and its analytics rollups are written together, so all exist if and
-only if the caller's transaction commits (the deliveries and rollups by the subscribers registered at start-up:
-imail.events.subscribers, filled by imail.wiring). Code that records many events in one transaction (a sending batch, an
-inbound batch) wraps its work in `batched_events`: the events are then written on leaving the block with one
-insert per table and one set of rollup upserts, instead of a round of statements per event.
+An event row, the webhook deliveries it owes and its analytics rollups are written together, so all exist if
+and only if the caller's transaction commits (the deliveries and rollups by the subscribers registered at
+start-up: imail.events.subscribers, filled by imail.wiring). Code that records many events in one transaction
+(a sending batch, an inbound batch) wraps its work in `batched_events`: the events are then written on leaving
+the block with one insert per table and one set of rollup upserts, instead of a round of statements per event.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> Non
 async def add_event_row(
     session: AsyncSession, tenant: Tenant, event_type: str, data: dict[str, Any], created_at: datetime
 ) -> Event:
-    """An event row alone, owing no deliveries or rollups (the webhook test event, delivered to one endpoint by
-    imail.webhooks.service.send_test)."""
+    """An event row alone, owing no deliveries or rollups (the webhook test event, delivered to one endpoint
+    by imail.webhooks.service.send_test)."""
     events = EventRepository(session, tenant)
     return await events.add(events.new(type=event_type, created_at=created_at, data=data))

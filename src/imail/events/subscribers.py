@@ -1,8 +1,8 @@
-"""What reacts to recorded events, registered at start-up (imail.wiring) so that `events` sits below the domains.
+"""What reacts to recorded events, registered at start-up (imail.wiring), so `events` sits below the domains.
 
-`write_events` hands every batch of new event rows to each subscriber, in registration order, inside the caller's
-transaction: webhook fan-out (imail.webhooks.fanout) and the analytics rollups (imail.analytics.rollups). The
-domains that react import `events`; `events` imports none of them.
+`write_events` hands every batch of new event rows to each subscriber, in registration order, inside the
+caller's transaction: webhook fan-out (imail.webhooks.fanout) and the analytics rollups
+(imail.analytics.rollups). The domains that react import `events`; `events` imports none of them.
 """
 
 from __future__ import annotations

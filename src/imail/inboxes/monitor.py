@@ -38,7 +38,8 @@ log = structlog.get_logger("imail.inboxes.monitor")
 
 
 class CheckRuntime(Protocol):
-    """What a round of checks uses (a worker's context has it; the worker is imail.workers.inbox_connections)."""
+    """What a round of checks uses (a worker's context has it; the worker is
+    imail.workers.inbox_connections)."""
 
     settings: Settings
     database: Database

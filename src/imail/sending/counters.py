@@ -1,6 +1,6 @@
-"""The daily send counters per inbox (and campaign), shared by campaign sending and warmup: an inbox's daily limit
-counts both. Warmup (imail.warmup.service) takes and gives back its sends through these functions, not through
-imail.sending.repository, which only imail.sending imports."""
+"""The daily send counters per inbox (and campaign), shared by campaign sending and warmup: an inbox's daily
+limit counts both. Warmup (imail.warmup.service) takes and gives back its sends through these functions, not
+through imail.sending.repository, which only imail.sending imports."""
 
 from __future__ import annotations
 

@@ -198,7 +198,8 @@ async def figures(
 async def daily_counts(
     session: AsyncSession, tenant: Tenant, inbox_ids: Iterable[str], first: date, last: date
 ) -> list[WarmupDaily]:
-    """The inboxes' warmup counters per day from `first` to `last` (the inbox report: imail.analytics.reports)."""
+    """The inboxes' warmup counters per day from `first` to `last` (the inbox report:
+    imail.analytics.reports)."""
     return await WarmupRepository(session, tenant).daily_between(inbox_ids, first, last)
 
 
