@@ -21,7 +21,7 @@ from imail.kit.pagination import PageParams
 from imail.kit.ratelimit import Limit
 from imail.kit.tenancy import Tenant
 from imail.models import ApiKey, Workspace
-from imail.workspaces.tiers import policy, rate_limit_for
+from imail.auth.tiers import policy, rate_limit_for
 
 
 @dataclass(frozen=True, slots=True)

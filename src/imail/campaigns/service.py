@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
-from imail.campaigns import templates
-from imail.campaigns.footer import UNSUBSCRIBE_VARIABLE, Footer, render_footer
+from imail.mail import templates
+from imail.mail.footer import UNSUBSCRIBE_VARIABLE, Footer, render_footer
 from imail.campaigns.repository import CampaignRepository, InboxLookup
 from imail.campaigns.schemas import (
     MAX_DELAY_MINUTES,
@@ -34,7 +34,7 @@ from imail.models.inbox import InboxStatus
 from imail.sending import service as sending
 from imail.sending.compose import TrackingUrls
 from imail.workspaces.service import find_workspace
-from imail.workspaces.tiers import policy
+from imail.auth.tiers import policy
 
 MAX_CUSTOM_VARIABLES = 50
 USABLE_INBOX = InboxStatus.connected.value

@@ -37,7 +37,7 @@ from imail.models.campaign import CampaignStatus
 from imail.models.inbox import InboxStatus, WarmupStatus
 from imail.warmup import service as warmup
 from imail.warmup.schemas import WarmupSettings
-from imail.workspaces.tiers import policy
+from imail.auth.tiers import policy
 
 DEFAULT_DAILY_LIMIT = 50
 DEFAULT_GAP_MINUTES = 10

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
-from imail.campaigns.templates import NAME
+from imail.mail.templates import NAME
 from imail.errors import InvalidField, MissingField
 from imail.kit.text import UNSTORABLE, unstorable
 from imail.leads.rows import Prepared, RowInvalid, from_fields

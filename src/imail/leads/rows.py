@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imail.campaigns.templates import NAME
+from imail.mail.templates import NAME
 from imail.leads import timezones
 from imail.leads.emails import InvalidEmail, normalize_email
 from imail.leads.schemas import LeadInput

@@ -13,7 +13,7 @@ from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.campaigns.footer import Footer
+from imail.mail.footer import Footer
 from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import DriverStatement, Loaded, among, insert_rows, update_rows, upsert_insert
 from imail.models import Campaign, Inbox, Lead, Workspace

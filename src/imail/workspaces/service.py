@@ -8,8 +8,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller, issue_key
-from imail.campaigns import templates
-from imail.campaigns.footer import check_footer_text
+from imail.mail import templates
+from imail.mail.footer import check_footer_text
 from imail.errors import Forbidden, InvalidField, NotFound
 from imail.models import Tier, Workspace
 from imail.workspaces.repository import WorkspaceRepository

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from imail.campaigns import templates
-from imail.campaigns.templates import MissingVariable, TemplateError, check, parse, render
+from imail.mail import templates
+from imail.mail.templates import MissingVariable, TemplateError, check, parse, render
 from imail.mail.html import html_to_text
 
 KNOWN = frozenset(templates.BUILTIN_VARIABLES) | {"pain_point"}
