@@ -46,12 +46,13 @@ from tests.fixtures.inbound import dsn, make_outreach, newsletter, out_of_office
 
 from imail.config import Settings
 from imail.db import Database
-from imail.inbound.service import Fetched
+from imail.intake.service import Fetched
 from imail.kit.clock import utcnow
 from imail.mail.imap import parse_fetch, uid_set
 from imail.replies.verdict import assess
+from imail.wiring import install_subscribers
 from imail.workers.context import WorkerContext
-from imail.workers.inbound import inbound_pool, read_inboxes
+from imail.workers.imap_reader import inbound_pool, read_inboxes
 from imail.workspaces.service import create_workspace
 
 TEXTS = [
@@ -266,6 +267,7 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
 
 
 def main() -> None:
+    install_subscribers()  # events recorded here owe deliveries and rollups, as in the app (imail.wiring)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -31,7 +31,7 @@ from email.utils import format_datetime, make_msgid
 from html import escape
 from pathlib import Path
 
-from imail.mail.inbound import fold
+from imail.mail.parsing import fold
 from imail.replies.classifier import LABELS, Example, default_classifier, load_examples
 from imail.replies.verdict import assess
 

@@ -908,17 +908,15 @@ def _innermost_imail_frame(exc: BaseException) -> str:
 
 def without_rollups():
     """What-if: record_event without the analytics rollups it now applies per event. Returns the undo."""
-    import imail.events.service as events_service
+    from imail.analytics.rollups import apply_recorded
+    from imail.events.subscribers import subscribe, unsubscribe
+    from imail.wiring import install_subscribers
 
-    original = events_service.apply_rollups
-
-    async def skip(*_args, **_kwargs) -> None:
-        return None
-
-    events_service.apply_rollups = skip
+    install_subscribers()
+    unsubscribe(apply_recorded)
 
     def undo() -> None:
-        events_service.apply_rollups = original
+        subscribe(apply_recorded)
 
     return undo
 
@@ -1384,6 +1382,9 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
 
 def main() -> int:
     from imail.config import Settings
+    from imail.wiring import install_subscribers
+
+    install_subscribers()  # events recorded here owe deliveries and rollups, as in the app (imail.wiring)
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inboxes", type=int, default=50)

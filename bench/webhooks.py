@@ -45,8 +45,9 @@ from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.models import Event, WebhookDelivery, WebhookEndpoint
 from imail.webhooks.delivery import render_body
-from imail.webhooks.repository import Job
+from imail.webhooks.repository import DeliveryJob
 from imail.webhooks.signing import new_secret, open_secret, seal_secret, signed_headers, standard_key
+from imail.wiring import install_subscribers
 from imail.workers.context import WorkerContext
 from imail.workers.registry import WORKERS
 from imail.workers.runner import Supervisor
@@ -113,7 +114,7 @@ async def bodies_and_headers(database: Database) -> list[tuple[str, bytes, dict[
         out = []
         for delivery_id, url, sealed, event in rows.all():
             secret = open_secret(database.settings, sealed)
-            job = Job(
+            job = DeliveryJob(
                 delivery_id,
                 0,
                 "",
@@ -399,6 +400,7 @@ async def bench(args: argparse.Namespace, url: str, admin: str) -> None:
 
 
 def main() -> None:
+    install_subscribers()  # events recorded here owe deliveries and rollups, as in the app (imail.wiring)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

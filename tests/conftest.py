@@ -14,11 +14,15 @@ from imail.config import Settings
 from imail.db import Database
 from imail.main import create_app
 from imail.models import Base
+from imail.wiring import install_subscribers
 from tests.fixtures import services
 from tests.fixtures.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
-from tests.fixtures.factories import WorkspaceKeys, make_workspace
 from tests.fixtures.dns import dns_server  # noqa: F401
+from tests.fixtures.factories import WorkspaceKeys, make_workspace
 from tests.fixtures.security import security  # noqa: F401
+
+# Tests record events through services without an app or a worker context too: wire them as start-up does.
+install_subscribers()
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 

@@ -8,7 +8,7 @@ from imail.analytics.prometheus import MetricsMiddleware
 from imail.analytics.prometheus import router as prometheus_router
 from imail.analytics.public import router as public_metrics_router
 from imail.analytics.router import router as analytics_router
-from imail.analytics.status_page import router as status_page_router
+from imail.apikeys.router import router as keys_router
 from imail.audit.recording import capture_results, record_changes
 from imail.audit.router import router as audit_router
 from imail.campaigns.router import preview_router as campaign_preview_router
@@ -20,12 +20,12 @@ from imail.errors import ErrorBody
 from imail.inboxes.router import oauth_router as inbox_oauth_router
 from imail.inboxes.router import router as inboxes_router
 from imail.jobs.router import router as jobs_router
-from imail.keys.router import router as keys_router
 from imail.kit import versions
 from imail.kit.version_gate import version_gate
 from imail.leads.router import router as leads_router
 from imail.replies.router import router as replies_router
 from imail.sending.router import campaign_messages_router, lead_messages_router
+from imail.status.page import router as status_page_router
 from imail.status.router import health_router
 from imail.status.router import router as status_router
 from imail.suppressions.router import router as suppressions_router

@@ -1,4 +1,8 @@
-"""The `imail` command."""
+"""The `imail` command.
+
+Imports of imail modules sit inside the commands that use them so that `imail --help` and the light commands
+start without loading the whole application, not to break an import cycle: the commands import what the app
+imports (tests/platform/test_layering.py allows function-local imports here only)."""
 
 from __future__ import annotations
 
@@ -41,8 +45,10 @@ def settings_or_exit() -> Settings:
         typer.echo(f"imail: bad setting: {exc}", err=True)
         raise typer.Exit(2) from None
     from imail.kit.logging import configure_logging
+    from imail.wiring import install_subscribers
 
     configure_logging(settings.log_level, settings.log_json)
+    install_subscribers()  # a command that records events owes their webhook deliveries and rollups too
     return settings
 
 

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imail.kit.dns import parse_nameservers
-from imail.spamcheck.client import SpamdAddress
+from imail.mail.spamd import SpamdAddress
 
 EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///./imail.db"
 
@@ -233,7 +233,7 @@ class Settings(BaseSettings):
         description="a worker process unseen this long is dead: its claims are taken over",
     )
 
-    # inbound: the IMAP reader of replies and bounces (see imail.inbound)
+    # inbound: the IMAP reader of replies and bounces (see imail.intake)
     inbound_poll_interval: float = Field(
         60.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE"
     )

@@ -13,8 +13,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imail.context import current_request_id
+from imail.config import get_settings
 from imail.kit.exceptions import causes
+from imail.kit.request_id import current_request_id
 from imail.kit.responses import JSONBody
 
 log = structlog.get_logger("imail.errors")
@@ -143,8 +144,6 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 def error_body(code: str, message: str, field: str | None = None, request_id: str | None = None) -> dict:
-    from imail.config import get_settings
-
     error: dict = {"code": code, "message": message}
     if field:
         error["field"] = field

@@ -26,6 +26,7 @@ from imail.kit.ratelimit import Limit, RateLimiter
 from imail.openapi import install_openapi
 from imail.tracking_domains.hosts import HostOwners, TrackingHostGate
 from imail.tracking_domains.service import public_host
+from imail.wiring import install_subscribers
 from imail.workers.context import WorkerContext
 from imail.workers.runner import Supervisor, instance_id
 
@@ -90,6 +91,7 @@ def freeze_startup_heap() -> None:
 
 def create_app(settings: Settings | None = None, run_workers: bool = False) -> FastAPI:
     settings = settings or get_settings()
+    install_subscribers()
     app = FastAPI(
         title="imail",
         version=__version__,

@@ -10,6 +10,7 @@ from imail.inboxes.monitor import check_due_inboxes, report_connection_failure
 from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.mail.endpoint import MailConnectionError
+from imail.workers import inbox_connections
 from imail.workers.registry import WORKERS
 from tests.inboxes.conftest import Mailbox, events_of, load_inbox, unique_email
 
@@ -21,7 +22,7 @@ async def connect(client, workspace, mailbox: Mailbox) -> dict:
 
 
 def test_the_monitor_is_a_registered_worker():
-    assert any(spec.run is monitor.monitor_inbox_connections for spec in WORKERS)
+    assert any(spec.run is inbox_connections.monitor_inbox_connections for spec in WORKERS)
 
 
 async def test_stopping_smtp_disconnects_once_and_restarting_reconnects_once(

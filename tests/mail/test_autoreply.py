@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imail.mail.autoreply import AutoReply, detect_auto_reply, find_return_date
-from imail.mail.inbound import parse_message
+from imail.mail.parsing import parse_message
 
 MESSAGES = Path(__file__).resolve().parents[1] / "data" / "messages"
 

@@ -9,7 +9,7 @@ import pytest
 
 from imail.events.types import EmailBouncedSoft
 from imail.mail.bounces import Bounce, classify, parse_bounce
-from imail.mail.inbound import parse_message
+from imail.mail.parsing import parse_message
 
 MESSAGES = Path(__file__).resolve().parents[1] / "data" / "messages"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
+from imail.auth.cache import CallerCache
 from imail.kit.clock import utcnow
 from imail.models import ApiKey, IdempotencyRecord
 
@@ -92,3 +93,28 @@ async def test_without_a_valid_api_key_the_route_answers_401(client):
         "/v1/keys", headers={"Idempotency-Key": "k", "Authorization": "Bearer nope"}, json={}
     )
     assert response.status_code == 401
+
+
+async def test_a_post_with_an_idempotency_key_looks_the_key_up_once(app, client, workspace):
+    """The key is checked before the body (auth.middleware) and the route takes that check as is: one parse of
+    the header, one lookup. A cache that forgets at once makes every lookup reach the database, so the lookups
+    are counted as the statements that read the key by its hash."""
+    app.state.callers = CallerCache(ttl=0)
+    lookups: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "key_hash" in statement:
+            lookups.append(statement)
+
+    engine = app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        created = await client.post(
+            "/v1/keys",
+            headers=workspace.headers(**{"Idempotency-Key": "looked-up-once"}),
+            json={"name": "ci"},
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert created.status_code == 201, created.text
+    assert len(lookups) == 1, lookups

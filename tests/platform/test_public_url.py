@@ -78,9 +78,10 @@ async def test_http_allowed_explicitly_is_warned_about_in_the_status(env, databa
 
     settings = make_settings(database_url, public_url="http://t.acme.io", allow_http_public_url=True)
     app = create_app(settings, run_workers=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
         warnings = (await client.get("/v1/status/full")).json()["warnings"]
     assert (
         len(warnings) == 1

@@ -34,9 +34,10 @@ async def test_status_full_with_real_redis(settings, database, redis_url):
     from imail.main import create_app
 
     application = create_app(settings.model_copy(update={"redis_url": redis_url}))
-    async with application.router.lifespan_context(application), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="http://t"
-    ) as http:
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http,
+    ):
         body = (await http.get("/v1/status/full")).json()
     assert body["components"]["redis"]["status"] == "ok"
 

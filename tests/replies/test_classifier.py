@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from imail.mail.inbound import fold
+from imail.mail.parsing import fold
 from imail.replies.classifier import (
     LABELS,
     MAX_TEXT_CHARS,

@@ -18,7 +18,7 @@ from imail.kit.signing import Signer
 from imail.mail.mime import make_message_id
 from imail.models import Event, InboundReceipt, Reply, Suppression
 from imail.models.sending import Message
-from imail.workers.inbound import read_inboxes
+from imail.workers.imap_reader import read_inboxes
 from tests.sending.conftest import freeze_api_clock
 
 pytestmark = pytest.mark.usefixtures("sink")

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from imail.config import Settings
 from imail.db import Database
 from imail.warmup.content import HEADER
-from imail.workers import inbound as inbound_worker
+from imail.workers import imap_reader as inbound_worker
 from imail.workers import sending as sending_worker
 from imail.workers import warmup as warmup_worker
 from imail.workers.context import WorkerContext

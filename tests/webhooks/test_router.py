@@ -21,9 +21,10 @@ PUBLIC_URL = "https://93.184.216.34/hooks/imail"  # a public address literal: no
 async def strict_client(database_url, database) -> AsyncIterator[httpx.AsyncClient]:
     """The API as a production server runs it: private webhook targets refused."""
     app = create_app(make_settings(database_url, webhooks_allow_private=False))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://imail.test"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://imail.test") as http,
+    ):
         yield http
 
 

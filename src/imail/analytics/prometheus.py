@@ -17,8 +17,11 @@ from sqlalchemy import func, select
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imail.analytics.public import operations
 from imail.errors import NotFound, Unauthorized
 from imail.kit.clock import utcnow
+from imail.models import SequenceState
+from imail.models.analytics import AnalyticsCampaignDaily as Rollup
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -148,10 +151,6 @@ def render(http: HttpMetrics | None, figures: dict[str, Any]) -> str:
 
 
 async def database_figures(database: Any) -> dict[str, Any]:
-    from imail.analytics.public import operations
-    from imail.models import SequenceState
-    from imail.models.analytics import AnalyticsCampaignDaily as Rollup
-
     now = utcnow()
     ops = await operations(database, now)
     async with database.transaction() as session:

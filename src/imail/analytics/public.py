@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from imail.db import Database
 from imail.kit.cache import Cached
 from imail.kit.clock import utcnow
-from imail.models import Inbox, MailboxPoll, SequenceState, WebhookDelivery, WorkerHeartbeat
+from imail.models import Event, Inbox, MailboxPoll, SequenceState, WebhookDelivery, WorkerHeartbeat
 from imail.models.analytics import AnalyticsCampaignDaily as Rollup
 
 log = structlog.get_logger(__name__)
@@ -88,8 +88,6 @@ async def public_metrics(database: Database, now: datetime | None = None) -> Pub
 
 async def sends_per_hour(session: Any, now: datetime) -> list[int]:
     """Live `email.sent` events per UTC hour over the last 24 hours (an index range on events.created_at)."""
-    from imail.models import Event
-
     current = now.replace(minute=0, second=0, microsecond=0)
     first = current - timedelta(hours=23)
     if session.get_bind().dialect.name == "postgresql":

@@ -21,7 +21,7 @@ from imail.kit.tenancy import Tenant
 from imail.models import Campaign, Inbox
 from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily
 from imail.models.warmup import WARMUP_COUNTERS
-from imail.warmup.repository import WarmupRepository
+from imail.warmup import service as warmup
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
@@ -165,8 +165,7 @@ async def inbox_report(session: AsyncSession, tenant: Tenant, inbox_id: str, rng
     await _exists(session, tenant, Inbox, inbox_id, "inbox")
     report = await _report(session, tenant, rng, inbox_id=inbox_id)
     warm = {
-        row.day: row
-        for row in await WarmupRepository(session, tenant).daily_between([inbox_id], rng.start, rng.end)
+        row.day: row for row in await warmup.daily_counts(session, tenant, [inbox_id], rng.start, rng.end)
     }
     for day in report["days"]:
         row = warm.get(day["day"])

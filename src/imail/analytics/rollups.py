@@ -22,7 +22,7 @@ Definitions (raw counts; rates are yours to compute):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache
@@ -33,8 +33,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.events.service import NewEvent
 from imail.kit.sql import among
 from imail.kit.tenancy import Tenant
+from imail.models import Event
 from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
 
 Key = tuple[str, int, str, str, date]  # campaign_id, step, variant, inbox_id, day
@@ -212,10 +214,10 @@ class _Upserts:
 
 @cache
 def _upserts(dialect: str) -> _Upserts:
-    """The rollups' write statements, built once per dialect (building them took ~2 ms, on every batch). One
-    statement per table, run for every row (executemany), never a VALUES list as long as the batch: each length
-    would compile and be kept in SQLAlchemy's statement cache as a statement of its own (~11 KB per row), and a
-    long-running worker sees every length sooner or later."""
+    """The rollups' write statements, built once per dialect (building them is costly, and it would happen on
+    every batch). One statement per table, run for every row (executemany), never a VALUES list as long as the
+    batch: each length would compile and be kept in SQLAlchemy's statement cache as a statement of its own,
+    growing with the row count, and a long-running worker sees every length sooner or later."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     ref_keys = ["workspace_id", "livemode", "ref_id"]
     # On the tables, not the mapped classes: an ORM-enabled bulk insert costs more per row, for nothing here.
@@ -361,8 +363,6 @@ async def rebuild(
     session: AsyncSession, workspace_id: str | None = None, batch: int = 5000
 ) -> dict[str, int]:
     """Recompute the rollups (of one workspace, or all) from the event log, replacing what is stored."""
-    from imail.models import Event
-
     for model in (AnalyticsDaily, AnalyticsCampaignDaily, AnalyticsRef):
         stmt = delete(model)
         if workspace_id is not None:
@@ -381,3 +381,11 @@ async def rebuild(
     daily, refs = await write_fold(session, fold)
     await session.flush()
     return {"events": events, "rows": daily, "refs": refs}
+
+
+async def apply_recorded(session: AsyncSession, events: Sequence[NewEvent]) -> None:
+    """The events subscriber (imail.wiring): the rollups owed by newly recorded events, in their
+    transaction."""
+    await apply_events(
+        session, [(Tenant(e.workspace_id, e.livemode), e.type, e.data, e.created_at) for e in events]
+    )

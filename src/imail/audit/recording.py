@@ -21,8 +21,8 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response, StreamingResponse
 
 from imail.audit import service
-from imail.context import current_request_id
 from imail.db import SessionDep
+from imail.kit.request_id import current_request_id
 from imail.kit.version_gate import route_template
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -1,5 +1,5 @@
 """Authenticated callers remembered per process for a few seconds, so a request with a known key skips the key
-lookup (a database round trip and ~0.6M instructions, 8% of a small list request; bench/RESULTS.md "API").
+lookup: a database round trip and a noticeable share of a small request's CPU (bench/api.py).
 
 Revocation stays immediate. Once a revoke commits, every cache of the process forgets the key, and a generation
 counter in Redis is incremented; each API process reads that counter in the same Redis script as its rate-limit

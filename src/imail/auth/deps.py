@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -15,6 +16,18 @@ from imail.errors import Forbidden, RateLimited
 from imail.kit.ratelimit import RateLimiter
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Request state: the key checked before the body was read (auth.middleware), which the route's dependency
+# takes as is instead of parsing the header and looking the key up a second time.
+AUTHENTICATED = "authenticated"
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    token: str
+    caller: Caller
+    generation: (
+        str | None
+    )  # the cache's revocation generation when the key was checked (read before the lookup)
 
 
 async def _checked(database: Database, token: str) -> Caller:
@@ -34,14 +47,21 @@ async def cached_caller(state: Any, token: str) -> Caller:
     return caller
 
 
+async def authenticate(state: Any, authorization: str | None) -> Authenticated:
+    """The one key check of a request: the Bearer header parsed and the key looked up (through the cache)."""
+    token = bearer_token(authorization)
+    generation = state.callers.generation  # read before the lookup, as cached_caller does
+    return Authenticated(token, await cached_caller(state, token), generation)
+
+
 async def current_caller(request: Request) -> Caller:
     """The authenticated, rate-limited caller (401, 403 tier_gated or 429 otherwise)."""
     state = request.app.state
-    token = bearer_token(request.headers.get("authorization"))
-    digest = keys.hash_key(token)
     callers: CallerCache = state.callers
-    generation = callers.generation  # read before the lookup, as cached_caller does
-    caller = await cached_caller(state, token)
+    authenticated: Authenticated | None = getattr(request.state, AUTHENTICATED, None)
+    if authenticated is None:  # no body, or the check before it was left to the route (the database was down)
+        authenticated = await authenticate(state, request.headers.get("authorization"))
+    token, caller, generation = authenticated.token, authenticated.caller, authenticated.generation
     limiter: RateLimiter = state.rate_limiter
     decision = await limiter.hit(caller.key_id, caller.rate_limit, watch=REVOCATIONS_KEY)
     if decision.watched is not None and decision.watched != generation:
@@ -49,7 +69,7 @@ async def current_caller(request: Request) -> Caller:
         # check this one again before it gets anywhere.
         callers.observe(decision.watched)
         caller = await _checked(state.database, token)
-        callers.put(digest, caller, decision.watched)
+        callers.put(keys.hash_key(token), caller, decision.watched)
     # The request-context middleware copies these onto the response, whatever its status.
     request.state.rate_limit_headers = decision.headers()
     request.state.caller = caller  # for what runs after the endpoint (deprecation use is counted per key)

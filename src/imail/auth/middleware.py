@@ -1,8 +1,10 @@
-"""Authenticate before reading a body: a request that carries one to the API (a POST, PUT, PATCH or DELETE under
-`/v1/`, every one of which needs a key) has its key checked, with the same check and cache as the route's own
-(auth.deps), before a byte of the body is read. A client without a valid key cannot make the server receive and
-parse megabytes first. The route still authenticates (and rate-limits) as always; this only moves the refusal
-ahead of the body. The public routes (tracking, unsubscribe, OAuth callback) live outside `/v1/`."""
+"""Authenticate before reading a body: a request that carries one to the API (a POST, PUT, PATCH or DELETE
+under `/v1/`, every one of which needs a key) has its key checked, with the same check and cache as the
+route's own (auth.deps), before a byte of the body is read. A client without a valid key cannot make the
+server receive and parse megabytes first. The route's dependency rate-limits as always and takes the caller
+checked here (request state `authenticated`), so the key is parsed and looked up once per request; this only
+moves the refusal ahead of the body. The public routes (tracking, unsubscribe, OAuth callback) live outside
+`/v1/`."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from imail.auth.deps import cached_caller
-from imail.auth.service import bearer_token
+from imail.auth.deps import AUTHENTICATED, authenticate
 from imail.errors import ImailError
 
 log = structlog.get_logger("imail.auth")
@@ -38,7 +39,9 @@ class AuthenticateBeforeBody:
             headers = Headers(scope=scope)
             if _has_body(headers):
                 try:
-                    await cached_caller(scope["app"].state, bearer_token(headers.get("authorization")))
+                    checked = await authenticate(scope["app"].state, headers.get("authorization"))
+                    # The route's own dependency (auth.deps.current_caller) takes this check as is.
+                    scope.setdefault("state", {})[AUTHENTICATED] = checked
                 except ImailError as refused:  # 401, or 403 tier_gated
                     # The unread body leaves the connection unusable for another request: close it after the answer.
                     refused.headers = {**refused.headers, "Connection": "close"}

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth import keys
 from imail.auth.cache import announce_revocation
-from imail.auth.repository import KeyLookup
+from imail.auth.repository import ApiKeyRepository, KeyLookup
+from imail.auth.tiers import policy, rate_limit_for
 from imail.db import after_commit
 from imail.errors import NotFound, TierGated, Unauthorized
 from imail.kit.clock import utcnow
+from imail.kit.pagination import PageParams
 from imail.kit.ratelimit import Limit
 from imail.kit.tenancy import Tenant
 from imail.models import ApiKey, Workspace
-from imail.workspaces.tiers import policy, rate_limit_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +124,15 @@ async def revoke_key(session: AsyncSession, key_id: str, tenant: Tenant | None =
         # Only once committed: a cache refilled from the database before the commit would keep the key alive.
         after_commit(session, partial(announce_revocation, digest=key.key_hash))
     return key
+
+
+async def key_page(
+    session: AsyncSession, tenant: Tenant, params: PageParams, columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """A page of the tenant's keys, as the named columns (GET /v1/api-keys: imail.apikeys)."""
+    return await ApiKeyRepository(session, tenant).page_columns(params, columns)
+
+
+async def tenant_key(session: AsyncSession, tenant: Tenant, key_id: str) -> ApiKey | None:
+    """One of the tenant's keys, or None."""
+    return await ApiKeyRepository(session, tenant).get(key_id)

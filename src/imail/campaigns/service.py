@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
-from imail.campaigns import templates
-from imail.campaigns.footer import UNSUBSCRIBE_VARIABLE, Footer, render_footer
+from imail.auth.tiers import policy
 from imail.campaigns.repository import CampaignRepository, InboxLookup
 from imail.campaigns.schemas import (
     MAX_DELAY_MINUTES,
@@ -25,21 +24,30 @@ from imail.errors import Conflict, InvalidField, NotFound
 from imail.kit.clock import utcnow
 from imail.kit.ids import has_prefix
 from imail.kit.pagination import PageParams
+from imail.kit.tenancy import Tenant
 from imail.leads import timezones
 from imail.leads.repository import LeadRepository
+from imail.mail import templates
+from imail.mail.footer import UNSUBSCRIBE_VARIABLE, Footer, render_footer
 from imail.mail.html import html_to_text
 from imail.models import Campaign, CampaignStatus
 from imail.models.inbox import InboxStatus
 from imail.sending import service as sending
 from imail.sending.compose import TrackingUrls
-from imail.workspaces.repository import WorkspaceRepository
-from imail.workspaces.tiers import policy
+from imail.workspaces.service import find_workspace
 
 MAX_CUSTOM_VARIABLES = 50
 USABLE_INBOX = InboxStatus.connected.value
 
 
 # ---------------------------------------------------------------- reading
+
+
+async def inbox_ids_of(
+    session: AsyncSession, tenant: Tenant, campaign_ids: list[str]
+) -> dict[str, list[str]]:
+    """Each campaign's inbox ids, in their rotation order."""
+    return await CampaignRepository(session, tenant).inbox_ids(campaign_ids)
 
 
 async def get_campaign(session: AsyncSession, caller: Caller, campaign_id: str) -> Campaign:
@@ -286,7 +294,7 @@ def _describe_unusable(statuses: dict[str, str], inbox_ids: list[str]) -> str:
 
 async def workspace_footer(session: AsyncSession, caller: Caller) -> Footer | None:
     """The workspace's footer, or None while it has no postal address."""
-    workspace = await WorkspaceRepository(session).get(caller.workspace_id)
+    workspace = await find_workspace(session, caller.workspace_id)
     if workspace is None or not (workspace.postal_address or "").strip():
         return None
     return Footer(workspace.postal_address, workspace.footer_text)

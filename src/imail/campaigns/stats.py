@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.sql import among
 from imail.kit.tenancy import Tenant
+from imail.models.analytics import AnalyticsDaily
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +29,6 @@ async def campaign_stats(
 ) -> dict[str, CampaignStats]:
     """`sent_today` (UTC day of `now`) and `reply_rate_7d` (replies / sent over the 7 UTC days ending with today's,
     rounded to 4 places; 0 when nothing was sent) per campaign, read from the analytics rollups: one query."""
-    from datetime import timedelta
-
-    from sqlalchemy import case, func, select
-
-    from imail.models.analytics import AnalyticsDaily
-
     if not campaign_ids:
         return {}
     today = now.date() if now.tzinfo is None else now.astimezone(UTC).date()

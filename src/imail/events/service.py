@@ -1,9 +1,10 @@
 """Recording events: one function, called by domain code inside the transaction of the change itself.
 
-An event row, the webhook deliveries it owes and its analytics rollups are written together, so all exist if and
-only if the caller's transaction commits. Code that records many events in one transaction (a sending batch, an
-inbound batch) wraps its work in `batched_events`: the events are then written on leaving the block with one
-insert per table and one set of rollup upserts, instead of a round of statements per event.
+An event row, the webhook deliveries it owes and its analytics rollups are written together, so all exist if
+and only if the caller's transaction commits (the deliveries and rollups by the subscribers registered at
+start-up: imail.events.subscribers, filled by imail.wiring). Code that records many events in one transaction
+(a sending batch, an inbound batch) wraps its work in `batched_events`: the events are then written on leaving
+the block with one insert per table and one set of rollup upserts, instead of a round of statements per event.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.analytics.rollups import apply_events as apply_rollups
+from imail.events.repository import EventRepository
+from imail.events.subscribers import notify
 from imail.events.types import ALL_EVENT_TYPES
 from imail.kit.clock import utcnow
 from imail.kit.deferred import collecting
@@ -25,7 +27,6 @@ from imail.kit.ids import new_id
 from imail.kit.sql import insert_rows
 from imail.kit.tenancy import Tenant
 from imail.models import Event
-from imail.webhooks.fanout import fan_out
 
 _BATCH_KEY = "imail.events.batch"
 
@@ -114,7 +115,14 @@ async def write_events(session: AsyncSession, events: Sequence[NewEvent]) -> Non
             for e in events
         ],
     )
-    await fan_out(session, events)
-    await apply_rollups(
-        session, [(Tenant(e.workspace_id, e.livemode), e.type, e.data, e.created_at) for e in events]
-    )
+    # Webhook fan-out and analytics rollups, registered at start-up (imail.events.subscribers, imail.wiring).
+    await notify(session, events)
+
+
+async def add_event_row(
+    session: AsyncSession, tenant: Tenant, event_type: str, data: dict[str, Any], created_at: datetime
+) -> Event:
+    """An event row alone, owing no deliveries or rollups (the webhook test event, delivered to one endpoint
+    by imail.webhooks.service.send_test)."""
+    events = EventRepository(session, tenant)
+    return await events.add(events.new(type=event_type, created_at=created_at, data=data))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import httpx
 import structlog
@@ -23,18 +24,27 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
+from imail.db import Database
 from imail.events.service import record_event
 from imail.inboxes import connection
 from imail.inboxes.repository import InboxMaintenance, InboxRepository
 from imail.kit import crypto
-from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.mail.endpoint import MailConnectionError
 from imail.models import Inbox
 from imail.models.inbox import InboxStatus
-from imail.workers.context import WorkerContext
 
 log = structlog.get_logger("imail.inboxes.monitor")
+
+
+class CheckRuntime(Protocol):
+    """What a round of checks uses (a worker's context has it; the worker is
+    imail.workers.inbox_connections)."""
+
+    settings: Settings
+    database: Database
+    http: httpx.AsyncClient
+
 
 BATCH = 20  # inboxes checked at once by one monitor iteration
 MAX_ERROR_CHARS = 1000
@@ -260,7 +270,7 @@ async def report_read_success(session: AsyncSession, inbox: Inbox) -> None:
     await InboxRepository(session, tenant_of(inbox)).clear_read_failures(inbox.id)
 
 
-async def check_due_inboxes(ctx: WorkerContext, now: datetime, limit: int = BATCH) -> int:
+async def check_due_inboxes(ctx: CheckRuntime, now: datetime, limit: int = BATCH) -> int:
     """Check the live inboxes not checked for `inbox_check_interval` seconds; how many were checked."""
     cutoff = now - timedelta(seconds=ctx.settings.inbox_check_interval)
     async with ctx.database.transaction() as session:
@@ -285,8 +295,3 @@ async def check_due_inboxes(ctx: WorkerContext, now: datetime, limit: int = BATC
                 continue
             await apply_outcome(session, inbox, outcome, ctx.settings, now)
     return len(claimed)
-
-
-async def monitor_inbox_connections(ctx: WorkerContext) -> int:
-    """The worker (see workers/registry.py)."""
-    return await check_due_inboxes(ctx, utcnow())

@@ -20,7 +20,7 @@ from imail.kit.concurrency import ConcurrencyLimiter
 
 
 @dataclass(frozen=True)
-class Context:
+class OutboundContext:
     """What a request needs to talk to mail servers and providers beyond its session: settings, the shared HTTP
     client (OAuth), the database (to read before the network wait without holding a connection through it) and
     the workspace concurrency limiter."""
@@ -31,12 +31,12 @@ class Context:
     limiter: ConcurrencyLimiter
 
 
-def outbound_context(request: Request) -> Context:
+def outbound_context(request: Request) -> OutboundContext:
     state = request.app.state
-    return Context(state.settings, state.http, state.database, state.outbound)
+    return OutboundContext(state.settings, state.http, state.database, state.outbound)
 
 
-ContextDep = Annotated[Context, Depends(outbound_context)]
+OutboundContextDep = Annotated[OutboundContext, Depends(outbound_context)]
 
 
 def no_transaction_open(session: AsyncSession) -> None:
@@ -53,7 +53,9 @@ def lease_seconds(settings: Settings) -> float:
 
 
 @asynccontextmanager
-async def outbound_slot(ctx: Context, session: AsyncSession, workspace_id: str) -> AsyncIterator[None]:
+async def outbound_slot(
+    ctx: OutboundContext, session: AsyncSession, workspace_id: str
+) -> AsyncIterator[None]:
     """Hold one of the workspace's `outbound_concurrency` slots for the block, which waits on a third party; 429
     `rate_limited` when all are taken. Raises if `session` has a transaction open (see no_transaction_open)."""
     no_transaction_open(session)

@@ -13,7 +13,7 @@ from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
 from imail.inboxes import service
-from imail.inboxes.outbound import Context, ContextDep
+from imail.inboxes.outbound import OutboundContext, OutboundContextDep
 from imail.inboxes.schemas import Inbox, InboxCreate, InboxDeleted, InboxUpdate
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.warmup.schemas import WarmupSettings
@@ -24,7 +24,7 @@ router = APIRouter(
 oauth_router = APIRouter(tags=["Inboxes"])
 
 
-async def _one(session, caller, inbox, ctx: Context) -> Inbox:
+async def _one(session, caller, inbox, ctx: OutboundContext) -> Inbox:
     return Inbox.model_validate((await service.with_views(session, caller.tenant, [inbox], ctx))[0])
 
 
@@ -32,7 +32,7 @@ async def _one(session, caller, inbox, ctx: Context) -> Inbox:
 async def list_inboxes(
     caller: CallerDep,
     session: SessionDep,
-    ctx: ContextDep,
+    ctx: OutboundContextDep,
     params: Annotated[PageParams, Depends(page_params)],
 ):
     """List the workspace's inboxes in the caller's ledger, newest first, with health scores and warmup state."""
@@ -41,7 +41,7 @@ async def list_inboxes(
 
 
 @router.post("", response_model=Inbox, status_code=201)
-async def create_inbox(body: InboxCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+async def create_inbox(body: InboxCreate, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep):
     """Connect an inbox. Custom inboxes answer only after logging in to both servers (400 naming the failing side;
     nothing is stored); hosts on loopback, private, link-local or metadata addresses are refused (400), and a
     workspace with too many logins in flight gets 429. Google and Microsoft answer `setup_pending` with a
@@ -51,7 +51,7 @@ async def create_inbox(body: InboxCreate, caller: CallerDep, session: SessionDep
 
 
 @router.get("/{inbox_id}", response_model=Inbox)
-async def get_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+async def get_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep):
     """Retrieve an inbox."""
     inbox = await service.get_inbox(session, caller.tenant, inbox_id)
     return await _one(session, caller, inbox, ctx)
@@ -63,7 +63,7 @@ async def update_inbox(
     body: InboxUpdate,
     caller: CallerDep,
     session: SessionDep,
-    ctx: ContextDep,
+    ctx: OutboundContextDep,
     request: Request,
 ):
     """Change limits, gap, name, signature, tracking domain or server settings; new server settings are logged in
@@ -81,7 +81,7 @@ async def update_inbox(
     summary="Verify an inbox's tracking domain now",
 )
 async def verify_inbox_tracking_domain(
-    inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep, request: Request
+    inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep, request: Request
 ):
     """Ask DNS again now whether the inbox's tracking domain points to this server (it is also re-checked
     periodically); 409 when the inbox has none. DNS being unreachable leaves the status as it was."""
@@ -105,7 +105,7 @@ async def delete_inbox(
 
 
 @router.post("/{inbox_id}/reconnect", response_model=Inbox)
-async def reconnect_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+async def reconnect_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep):
     """Log in to both servers again now and answer with the resulting status (`last_error` says why if it failed).
     Failed reads are forgotten: an inbox they disconnected is connected again if both logins work."""
     inbox = await service.reconnect_inbox(session, caller, inbox_id, ctx)
@@ -114,7 +114,11 @@ async def reconnect_inbox(inbox_id: str, caller: CallerDep, session: SessionDep,
 
 @router.post("/{inbox_id}/warmup/start", response_model=Inbox)
 async def start_inbox_warmup(
-    inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep, body: WarmupSettings | None = None
+    inbox_id: str,
+    caller: CallerDep,
+    session: SessionDep,
+    ctx: OutboundContextDep,
+    body: WarmupSettings | None = None,
 ):
     """Start (or resume) warmup on a connected inbox: it joins the deployment's warmup pool. Idempotent. An optional
     body sets the ramp (the same fields as `warmup` in PATCH)."""
@@ -123,7 +127,7 @@ async def start_inbox_warmup(
 
 
 @router.post("/{inbox_id}/warmup/pause", response_model=Inbox)
-async def pause_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+async def pause_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep):
     """Pause warmup. Idempotent."""
     inbox = await service.pause_warmup(session, caller, inbox_id)
     return await _one(session, caller, inbox, ctx)
@@ -135,7 +139,7 @@ async def pause_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionD
     summary="Pause an inbox's campaign sending",
     responses={404: {"description": "No such inbox in this workspace and mode."}},
 )
-async def pause_inbox_sending(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+async def pause_inbox_sending(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep):
     """Stop campaign emails from this inbox until resumed (`sending_paused_reason: manual`); `inbox.sending_paused`
     fires. Bounce protection and SMTP policy rejections (5.7.x) pause it the same way on their own. The inbox stays
     connected: replies and bounces are still read, and warmup goes on. Idempotent: pausing a paused inbox changes
@@ -150,7 +154,9 @@ async def pause_inbox_sending(inbox_id: str, caller: CallerDep, session: Session
     summary="Resume an inbox's campaign sending",
     responses={404: {"description": "No such inbox in this workspace and mode."}},
 )
-async def resume_inbox_sending(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: ContextDep):
+async def resume_inbox_sending(
+    inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep
+):
     """Send campaign emails from this inbox again, whatever paused it. Bounce protection starts counting afresh:
     only emails sent from now on are judged, so the bounces behind a pause cannot pause it again at once.
     Idempotent. Needs `inboxes:write`."""
@@ -161,7 +167,7 @@ async def resume_inbox_sending(inbox_id: str, caller: CallerDep, session: Sessio
 @oauth_router.get("/oauth/callback", response_class=HTMLResponse)
 async def complete_inbox_oauth(
     session: SessionDep,
-    ctx: ContextDep,
+    ctx: OutboundContextDep,
     state: str | None = None,
     code: str | None = None,
     error: str | None = None,

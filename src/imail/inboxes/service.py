@@ -18,13 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
+from imail.auth.tiers import policy
 from imail.config import Settings
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
 from imail.inboxes import connection, monitor, oauth, pausing
 from imail.inboxes.health import health_score
-from imail.inboxes.outbound import Context, outbound_slot
+from imail.inboxes.outbound import OutboundContext, outbound_slot
 from imail.inboxes.providers import is_oauth, oauth_provider
-from imail.inboxes.repository import InboxRepository
+from imail.inboxes.repository import InboxMaintenance, InboxRepository
 from imail.inboxes.schemas import InboxCreate, InboxUpdate
 from imail.kit import crypto
 from imail.kit.clock import utcnow
@@ -38,7 +39,6 @@ from imail.models.inbox import InboxStatus, WarmupStatus
 from imail.tracking_domains import service as tracking_domains
 from imail.warmup import service as warmup
 from imail.warmup.schemas import WarmupSettings
-from imail.workspaces.tiers import policy
 
 DEFAULT_DAILY_LIMIT = 50
 DEFAULT_GAP_MINUTES = 10
@@ -60,7 +60,7 @@ NOT_NULL_ON_UPDATE = (
 # --- views ------------------------------------------------------------------------------------------------
 
 
-def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: Context) -> Inbox:
+def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: OutboundContext) -> Inbox:
     """Attach the computed fields of the API view (health_score, warmup, setup_url) to a row; secrets are never read."""
     inbox.health_score = health_score(inbox.status, figures.stats if figures else None)  # type: ignore[attr-defined]
     inbox.warmup = figures.warmup if figures else None  # type: ignore[attr-defined]
@@ -77,7 +77,7 @@ def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: Context) -> Inbo
 
 
 async def with_views(
-    session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: Context
+    session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: OutboundContext
 ) -> list[Inbox]:
     """The rows, each ready to serialize as the `Inbox` schema: health_score from the last 7 days' campaign sends,
     bounces and replies (analytics rollups) and warmup placement (imail.warmup)."""
@@ -90,6 +90,10 @@ async def with_views(
 
 async def list_inboxes(session: AsyncSession, caller: Caller, params: PageParams) -> list[Inbox]:
     return await InboxRepository(session, caller.tenant).page(params)
+
+
+async def find_inbox(session: AsyncSession, tenant: Tenant, inbox_id: str) -> Inbox | None:
+    return await InboxRepository(session, tenant).get(inbox_id)
 
 
 async def get_inbox(session: AsyncSession, tenant: Tenant, inbox_id: str) -> Inbox:
@@ -135,7 +139,7 @@ def _login_error(failures: list[MailConnectionError]) -> InvalidField:
 
 
 async def _verify(
-    session: AsyncSession, endpoints: connection.Endpoints, caller: Caller, ctx: Context
+    session: AsyncSession, endpoints: connection.Endpoints, caller: Caller, ctx: OutboundContext
 ) -> None:
     """Refuse hosts the address policy forbids (400, before anything is dialled), then log in to both servers for
     real (live mode; test mode only judges IP literals and local names) and raise 400 on any failure."""
@@ -163,7 +167,9 @@ async def _flush_or_conflict(session: AsyncSession, email: str) -> None:
 # --- create -----------------------------------------------------------------------------------------------
 
 
-async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate, ctx: Context) -> Inbox:
+async def create_inbox(
+    session: AsyncSession, caller: Caller, body: InboxCreate, ctx: OutboundContext
+) -> Inbox:
     _check_daily_limit(caller, body.daily_limit)
     repo = InboxRepository(session, caller.tenant)
     common = dict(
@@ -214,7 +220,11 @@ async def create_inbox(session: AsyncSession, caller: Caller, body: InboxCreate,
 
 
 async def _create_oauth_inbox(
-    session: AsyncSession, repo: InboxRepository, body: InboxCreate, common: dict[str, Any], ctx: Context
+    session: AsyncSession,
+    repo: InboxRepository,
+    body: InboxCreate,
+    common: dict[str, Any],
+    ctx: OutboundContext,
 ) -> Inbox:
     for name in SERVER_FIELDS:
         if getattr(body, name) is not None:
@@ -268,7 +278,7 @@ class _CheckedServers:
 
 
 async def _check_server_changes(
-    session: AsyncSession, caller: Caller, seen: Inbox, server_changes: dict[str, Any], ctx: Context
+    session: AsyncSession, caller: Caller, seen: Inbox, server_changes: dict[str, Any], ctx: OutboundContext
 ) -> _CheckedServers:
     """Log in with the stored inbox's settings as changed (no database connection is held meanwhile)."""
     if is_oauth(seen.provider):
@@ -306,7 +316,7 @@ async def _check_server_changes(
 
 
 async def update_inbox(
-    session: AsyncSession, caller: Caller, inbox_id: str, body: InboxUpdate, ctx: Context
+    session: AsyncSession, caller: Caller, inbox_id: str, body: InboxUpdate, ctx: OutboundContext
 ) -> Inbox:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     for name in NOT_NULL_ON_UPDATE:
@@ -359,7 +369,9 @@ async def update_inbox(
     return inbox
 
 
-async def verify_tracking_domain(session: AsyncSession, caller: Caller, inbox_id: str, ctx: Context) -> Inbox:
+async def verify_tracking_domain(
+    session: AsyncSession, caller: Caller, inbox_id: str, ctx: OutboundContext
+) -> Inbox:
     """Ask DNS again now whether the inbox's tracking domain points to this server."""
     inbox = await get_inbox(session, caller.tenant, inbox_id)
     if not inbox.tracking_domain:
@@ -416,7 +428,9 @@ async def delete_inbox(session: AsyncSession, caller: Caller, inbox_id: str, for
 # --- reconnect and warmup ---------------------------------------------------------------------------------
 
 
-async def reconnect_inbox(session: AsyncSession, caller: Caller, inbox_id: str, ctx: Context) -> Inbox:
+async def reconnect_inbox(
+    session: AsyncSession, caller: Caller, inbox_id: str, ctx: OutboundContext
+) -> Inbox:
     """Log in again now and store the new status (an OAuth inbox still waiting for consent stays setup_pending).
     The IMAP reader's failures are forgotten: a good login connects an inbox its failed reads disconnected. A check
     made with settings changed meanwhile decides nothing (monitor.apply_outcome)."""
@@ -507,7 +521,7 @@ async def resume_sending(session: AsyncSession, caller: Caller, inbox_id: str) -
 
 async def complete_oauth(
     session: AsyncSession,
-    ctx: Context,
+    ctx: OutboundContext,
     state: str | None,
     code: str | None,
     error: str | None,
@@ -610,8 +624,6 @@ class RotationReport:
 
 async def rotate_secrets(database: Any, settings: Settings, batch: int = 200) -> RotationReport:
     """Re-encrypt every stored inbox secret under the current IMAIL_SECRET_KEY (one transaction per batch)."""
-    from imail.inboxes.repository import InboxMaintenance
-
     box = crypto.secret_box(settings)
     report = RotationReport(unreadable=[])
     for column in ("smtp_password_encrypted", "imap_password_encrypted", "oauth_refresh_token_encrypted"):

@@ -13,11 +13,11 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imail.context import set_request_id
 from imail.errors import ImailError, InternalError, InvalidField, PayloadTooLarge, RateLimited, error_response
 from imail.kit import pages, versions
 from imail.kit.ids import new_id
 from imail.kit.ratelimit import Decision, Limit, RateLimiter
+from imail.kit.request_id import set_request_id
 from imail.kit.text import printable_field, unstorable, unstorable_message
 
 log = structlog.get_logger("imail.http")

@@ -28,6 +28,7 @@ from imail.kit.text import UNSTORABLE, unstorable
 from imail.leads.rows import Prepared, RowInvalid, from_fields
 from imail.leads.service import LeadWriter, campaign_for_leads, window_zone
 from imail.leads.tags import TagInvalid, split_cell
+from imail.mail.templates import NAME
 
 BATCH = 5000
 FIELDS = ("email", "first_name", "last_name", "company", "title", "phone", "country", "timezone", "tags")
@@ -103,8 +104,6 @@ def parse_mapping(raw: str | None, header: list[str]) -> Mapping:
         raise InvalidField(f"mapping is not valid JSON: {exc}", "mapping") from None
     if not isinstance(spec, dict):
         raise InvalidField('mapping must be a JSON object like {"email": "Work Email"}', "mapping")
-    from imail.campaigns.templates import NAME
-
     for field, value in spec.items():
         if field == "custom_variables":
             if not isinstance(value, dict):

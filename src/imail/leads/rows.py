@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imail.campaigns.templates import NAME
 from imail.leads import timezones
 from imail.leads.emails import InvalidEmail, normalize_email
 from imail.leads.schemas import LeadInput
 from imail.leads.tags import TagInvalid, normalize_tags
+from imail.mail.templates import NAME
 
 MAX_CUSTOM_VARIABLES = 50
 MAX_CUSTOM_VALUE = 1000

@@ -227,6 +227,10 @@ async def create_lead(session: AsyncSession, caller: Caller, body: LeadCreate) -
     return lead
 
 
+async def find_lead(session: AsyncSession, tenant: Tenant, lead_id: str) -> Lead | None:
+    return await LeadRepository(session, tenant).get(lead_id)
+
+
 async def get_lead(session: AsyncSession, caller: Caller, lead_id: str) -> Lead:
     lead = await LeadRepository(session, caller.tenant).get(lead_id)
     if lead is None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from imail.kit.clock import utcnow
-from imail.mail.inbound import InboundMessage, fold, parse_message
+from imail.mail.parsing import InboundMessage, fold, parse_message
 
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-reply", "x-mail-autoreply")
 _PRECEDENCE = {"auto_reply", "auto-reply", "bulk", "junk"}

@@ -29,7 +29,7 @@ from email.message import Message
 from email.parser import HeaderParser
 from typing import Literal
 
-from imail.mail.inbound import (
+from imail.mail.parsing import (
     InboundMessage,
     decode_bytes,
     decode_header_value,

@@ -315,7 +315,7 @@ async def find_in_sent(
     return found
 
 
-# --- reading mailboxes (the inbound reader: imail.inbound) ---------------------------------------------
+# --- reading mailboxes (the inbound reader: imail.intake) ---------------------------------------------
 
 import datetime as _dt
 from dataclasses import dataclass as _dataclass

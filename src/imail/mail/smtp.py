@@ -234,9 +234,9 @@ _UNSAFE_IN_PATH = re.compile(r'[\s<>"\x00-\x1f\x7f]')
 
 
 def _path(address: str) -> bytes:
-    """An address as the path of a MAIL or RCPT command, its domain in IDNA form. aiosmtplib's mail() and rcpt()
-    re-parse every address with email.utils.parseaddr, about 7 % of the engine's CPU per email; ours were validated
-    when stored, so only what could break the command line is refused here."""
+    """An address as the path of a MAIL or RCPT command, its domain in IDNA form. aiosmtplib's mail() and
+    rcpt() re-parse every address with email.utils.parseaddr, a visible part of the engine's CPU per email;
+    ours were validated when stored, so only what could break the command line is refused here."""
     if _UNSAFE_IN_PATH.search(address):
         raise ValueError(f"{address!r} contains characters not permitted in an SMTP mailbox")
     encoded = ascii_address(address)

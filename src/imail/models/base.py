@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from imail.kit.clock import utcnow
+from imail.kit.ids import new_id
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -57,8 +58,6 @@ class IdMixin:
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
 
     def __init__(self, **kwargs: Any):
-        from imail.kit.ids import new_id
-
         kwargs.setdefault("id", new_id(self.id_prefix))
         super().__init__(**kwargs)
 

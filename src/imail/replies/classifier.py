@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, get_args
 
-from imail.mail.inbound import extract_reply_text, fold
+from imail.mail.parsing import extract_reply_text, fold
 from imail.replies.model import MAX_TEXT_CHARS, LogisticModel, TrainingSettings, corpus_digest, features
 from imail.replies.rules import rule_label
 

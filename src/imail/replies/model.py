@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from imail.mail.inbound import fold
+from imail.mail.parsing import fold
 from imail.replies.lexicon import concepts_of
 
 CONCEPT_WINDOW = 3  # concept pairs: concepts at most this many words apart, in order

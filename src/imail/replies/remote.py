@@ -21,7 +21,7 @@ import httpx
 import structlog
 
 from imail.config import Settings
-from imail.mail.inbound import fold
+from imail.mail.parsing import fold
 from imail.replies.classifier import (
     LABELS,
     MAX_TEXT_CHARS,

@@ -10,7 +10,7 @@ from starlette.responses import StreamingResponse
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
-from imail.inboxes.outbound import ContextDep
+from imail.inboxes.outbound import OutboundContextDep
 from imail.kit import csv_export
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.models.reply import ReplyLabel
@@ -107,7 +107,7 @@ async def update_reply(reply_id: str, body: ReplyUpdate, caller: CallerDep, sess
 
 @router.post("/leads/{lead_id}/reply", response_model=Reply, status_code=201)
 async def reply_to_lead(
-    lead_id: str, body: LeadReplyCreate, caller: CallerDep, session: SessionDep, ctx: ContextDep
+    lead_id: str, body: LeadReplyCreate, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep
 ):
     """Answer a lead in its thread, from the inbox that wrote to it (In-Reply-To and References set). Sent over
     SMTP before this answers (429 while the workspace already has its most mail operations in flight); in test

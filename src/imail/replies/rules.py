@@ -143,7 +143,7 @@ WRONG_PERSON = re.compile(
 
 
 def rule_label(folded: str) -> tuple[str, str] | None:
-    """(label, matched phrase) when a rule decides, else None. `folded` is `imail.mail.inbound.fold(text)`."""
+    """(label, matched phrase) when a rule decides, else None. `folded` is `imail.mail.parsing.fold(text)`."""
     for label, pattern in (
         ("unsubscribe_request", UNSUBSCRIBE),
         ("out_of_office", OOO_WORDING),

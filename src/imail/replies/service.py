@@ -15,8 +15,8 @@ from imail.db import Database
 from imail.errors import Conflict, NotFound, ServiceUnavailable
 from imail.events.service import record_event
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
-from imail.inboxes.outbound import Context, outbound_slot
-from imail.inboxes.repository import InboxRepository
+from imail.inboxes.outbound import OutboundContext, outbound_slot
+from imail.inboxes.service import find_inbox
 from imail.kit import csv_export
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
@@ -127,7 +127,7 @@ async def thread_of(session: AsyncSession, caller: Caller, lead_id: str) -> list
 async def reply_detail(session: AsyncSession, caller: Caller, reply_id: str) -> dict:
     reply = await get_reply(session, caller, reply_id)
     thread = await thread_of(session, caller, reply.lead_id)
-    inbox = await InboxRepository(session, caller.tenant).get(reply.inbox_id)
+    inbox = await find_inbox(session, caller.tenant, reply.inbox_id)
     for item in thread:  # our emails went from the lead's inbox
         if item.object == "message" and inbox is not None:
             item.from_email = inbox.email
@@ -232,7 +232,7 @@ async def _prepare_answer(
         )
     state = await thread.state(lead.id)
     inbox_id = (state.inbox_id if state is not None and state.inbox_id else None) or messages[0].inbox_id
-    inbox = await InboxRepository(session, caller.tenant).get(inbox_id)
+    inbox = await find_inbox(session, caller.tenant, inbox_id)
     if inbox is None:
         raise Conflict(f"The inbox that wrote to lead {lead.id} ({inbox_id}) no longer exists", "lead_id")
     if inbox.status != InboxStatus.connected.value:
@@ -265,7 +265,7 @@ async def _prepare_answer(
 
 
 async def answer_lead(
-    session: AsyncSession, caller: Caller, ctx: Context, lead_id: str, body: LeadReplyCreate
+    session: AsyncSession, caller: Caller, ctx: OutboundContext, lead_id: str, body: LeadReplyCreate
 ) -> Reply:
     """Send an answer to a lead from the inbox that wrote to it, threaded under the conversation. Test mode
     records it without sending. The thread is read before the SMTP send and the answer written after it, so no

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.errors import Conflict, NotFound
+from imail.errors import Conflict
 from imail.kit.tenancy import Tenant
 from imail.models import Reply
 from imail.replies.classifier import (
@@ -29,7 +29,7 @@ from imail.replies.classifier import (
     training_file,
 )
 from imail.replies.repository import CorrectionRepository, ReplyModels, WorkspaceCorrections
-from imail.workspaces.repository import WorkspaceRepository
+from imail.workspaces.service import get_workspace
 
 CORRECTION_WEIGHT = 5.0
 
@@ -60,8 +60,7 @@ async def record_correction(
 
 
 async def _workspace(session: AsyncSession, workspace_id: str) -> None:
-    if await WorkspaceRepository(session).get(workspace_id) is None:
-        raise NotFound(f"No workspace {workspace_id}")
+    await get_workspace(session, workspace_id)  # 404 when there is none
 
 
 async def train_workspace(session: AsyncSession, workspace_id: str, now: datetime) -> TrainedModel:

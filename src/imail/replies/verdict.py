@@ -18,7 +18,7 @@ from imail.config import Settings
 from imail.kit.clock import utcnow
 from imail.mail.autoreply import AutoReply, detect_auto_reply, find_return_date
 from imail.mail.bounces import Bounce, parse_bounce
-from imail.mail.inbound import InboundMessage, parse_input
+from imail.mail.parsing import InboundMessage, parse_input
 from imail.replies.classifier import (
     AUTO_REPLY_CONFIDENCE,
     Classification,

@@ -10,9 +10,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from imail.campaigns import templates
-from imail.campaigns.footer import UNSUBSCRIBE_VARIABLE, Footer, render_footer
 from imail.kit.signing import Signer
+from imail.mail import templates
+from imail.mail.footer import UNSUBSCRIBE_VARIABLE, Footer, render_footer
 from imail.mail.html import html_to_text, text_to_html
 from imail.mail.mime import Outbound, build, domain_of, make_message_id
 from imail.sending.sequence import choose_variant, content, reply_subject

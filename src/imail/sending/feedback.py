@@ -1,14 +1,16 @@
 """What inbound mail does to the sending schedule: a soft bounce puts the email back in the queue (a bounded
 number of times), an out-of-office with a return date moves the lead's next step past it.
 
-The inbound reader (imail.inbound) calls these in the transaction that records the bounce or the auto-reply.
+The inbound reader (imail.intake) calls these in the transaction that records the bounce or the auto-reply.
 They follow the engine's conventions: `due_at` is `scheduled_at` while the state is in the due index (an active
 campaign), NULL otherwise; the planner moves a due time into the lead's send window when it claims it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,3 +100,8 @@ def push_past(
         state.due_at = when
     state.updated_at = now
     return when
+
+
+async def histories(session: AsyncSession, lead_ids: Iterable[str]) -> dict[str, list[Any]]:
+    """Every message of these leads, by step (what a soft bounce's retry plans from: imail.intake.service)."""
+    return await SendQueue(session).history(lead_ids)

@@ -13,10 +13,10 @@ from sqlalchemy import Row, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.campaigns.footer import Footer
 from imail.kit.lease import ran_out
 from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import DriverStatement, HotPathRow, among, insert_rows, update_rows, upsert_insert
+from imail.mail.footer import Footer
 from imail.models import Campaign, Inbox, Lead, WorkerHeartbeat, Workspace
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
@@ -63,7 +63,8 @@ class SequenceRepository(TenantRepository[SequenceState]):
             for row in rows
         ]
         if _is_postgres(self.session):
-            # COPY: bulk enrols thousands of leads in one request, and COPY takes them ~3× cheaper than an INSERT.
+            # COPY: bulk enrols thousands of leads in one request, and COPY streams rows without an INSERT's
+            # per-row parameter binding and planning (measured in bench/leads.py).
             # The flush writes pending leads (their foreign keys) and begins the transaction on the driver
             # connection, which COPY bypasses SQLAlchemy to use.
             await self.session.flush()
@@ -559,8 +560,8 @@ def _attempt_columns(attempts: Iterable[tuple[str, str]]) -> tuple[list[str], li
 async def mark_handed(database: Database, attempts: Iterable[tuple[str, str]]) -> set[str]:
     """`SendQueue.mark_handed`, committed on its own before this returns. On PostgreSQL it runs on the database's
     pinned connection, straight on the driver: the marks are the engine's most frequent statement, and
-    SQLAlchemy's work per execution plus a pool check-out cost ~8 times the statement's own CPU (bench/RESULTS.md,
-    "Sending profile")."""
+    SQLAlchemy's work per execution plus a pool check-out cost several times the statement's own CPU (see the
+    sending profile in bench/sending.py)."""
     if database.is_sqlite:
         async with database.autocommit() as session:
             return await SendQueue(session).mark_handed(attempts)

@@ -34,9 +34,9 @@ from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignStatus
 from imail.models.lead import LeadStatus
 from imail.models.sending import Message, MessageStatus, SequenceState, SequenceStatus, StopReason
-from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.sending import protection, simulation
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
+from imail.sending.effects import bounce_hard, event_ref, stop_sequence
 from imail.sending.repository import ACCEPTED, IN_FLIGHT, SendQueue, SequenceRepository
 from imail.sending.rotation import NoInbox, Rotation, Shortage
 from imail.sending.schedule import due_for_many, next_open
@@ -126,13 +126,6 @@ class Claim:
 
 # A campaign's skip_verification → the lead verification statuses it does not email.
 SKIPPED_VERIFICATION = {"invalid": ("invalid",), "risky": ("invalid", "risky")}
-
-
-def stop_sequence(state: SequenceState | HotPathRow, reason: StopReason, now: datetime) -> None:
-    state.status = SequenceStatus.stopped.value
-    state.stop_reason = reason.value
-    state.due_at = None
-    state.updated_at = now
 
 
 def _finish(state: SequenceState | HotPathRow, lead: Lead | HotPathRow | None, now: datetime) -> None:
@@ -435,18 +428,6 @@ class Outcome:
         object.__setattr__(self, "kind", OutcomeKind(self.kind))
 
 
-def event_ref(message: Message | Row) -> dict[str, Any]:
-    return {
-        "message_id": message.id,
-        "campaign_id": message.campaign_id,
-        "lead_id": message.lead_id,
-        "inbox_id": message.inbox_id,
-        "email": message.to_email,
-        "step": message.step_index + 1,
-        "variant": message.variant,
-    }
-
-
 def _sent_event(message: Message | Row) -> dict[str, Any]:
     """The `email.sent` payload, the same from the set-based and the one-by-one recording paths."""
     return {**event_ref(message), "smtp_message_id": message.message_id_header, "subject": message.subject}
@@ -724,32 +705,6 @@ def _advance(state: SequenceState, lead: Lead, campaign: Campaign, message: Mess
     state.next_step = row["next_step"]
     _reschedule(state, row["scheduled_at"], now)
     state.due_at = row["due_at"]
-
-
-async def bounce_hard(
-    session: AsyncSession,
-    tenant: Tenant,
-    message: Message,
-    lead: Lead | None,
-    state: SequenceState | None,
-    now: datetime,
-    status_code: str,
-    diagnostic: str,
-) -> None:
-    """A hard bounce: the event, the address suppressed, the lead stopped."""
-    await record_event(
-        session,
-        tenant,
-        "email.bounced.hard",
-        {**event_ref(message), "status_code": status_code or None, "diagnostic": diagnostic[:500] or None},
-    )
-    await suppressions.add_suppression(
-        session, tenant, SuppressionType.email, message.to_email, SuppressionReason.bounced
-    )
-    if lead is not None:
-        lead.status = LeadStatus.bounced.value
-    if state is not None:
-        stop_sequence(state, StopReason.bounced, now)
 
 
 # --- in-flight resolution -------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from imail.events.service import record_event
 from imail.kit.ids import new_id
 from imail.kit.tenancy import Tenant
 from imail.models.lead import InterestStatus, LeadStatus
+from imail.models.sending import StopReason
+from imail.sending.effects import bounce_hard, event_ref, stop_sequence
 
 TAGS = ("bounce_hard", "bounce_soft", "open", "click", "reply", "interested")
 
@@ -25,9 +27,6 @@ def tags_of(email: str) -> set[str]:
 async def after_send(
     session: AsyncSession, tenant: Tenant, message: Any, lead: Any, state: Any, campaign: Any, now: datetime
 ) -> None:
-    from imail.models.sending import StopReason
-    from imail.sending.service import bounce_hard, event_ref, stop_sequence
-
     ref = event_ref(message)
     tags = tags_of(message.to_email)
     if "bounce_hard" in tags:

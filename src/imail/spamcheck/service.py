@@ -10,14 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller
 from imail.campaigns import service as campaigns
-from imail.campaigns.repository import CampaignRepository
 from imail.config import Settings
 from imail.errors import Conflict, InvalidField, ServiceUnavailable
-from imail.inboxes.repository import InboxRepository
+from imail.inboxes.service import find_inbox
 from imail.kit.ids import new_id
-from imail.leads.repository import LeadRepository
+from imail.leads.service import find_lead
+from imail.mail.spamd import SpamdAddress, SpamdError, report
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
-from imail.spamcheck.client import SpamdAddress, SpamdError, report
 from imail.spamcheck.schemas import SpamCheckRequest
 
 NOT_CONFIGURED = (
@@ -42,15 +41,15 @@ class SampleLead:
 async def _lead(session: AsyncSession, caller: Caller, campaign_id: str, lead_id: str | None) -> Any:
     if lead_id is None:
         return SampleLead()
-    lead = await LeadRepository(session, caller.tenant).get(lead_id)
+    lead = await find_lead(session, caller.tenant, lead_id)
     if lead is None or lead.campaign_id != campaign_id:
         raise InvalidField(f"lead_id: no lead {lead_id} in campaign {campaign_id}", "lead_id")
     return lead
 
 
 async def _sender(session: AsyncSession, caller: Caller, campaign_id: str) -> Sender:
-    inbox_ids = (await CampaignRepository(session, caller.tenant).inbox_ids([campaign_id]))[campaign_id]
-    inbox = await InboxRepository(session, caller.tenant).get(inbox_ids[0]) if inbox_ids else None
+    inbox_ids = (await campaigns.inbox_ids_of(session, caller.tenant, [campaign_id]))[campaign_id]
+    inbox = await find_inbox(session, caller.tenant, inbox_ids[0]) if inbox_ids else None
     if inbox is None:
         raise Conflict(
             f"Campaign {campaign_id} has no inbox to send from; PATCH inbox_ids first", "inbox_ids"

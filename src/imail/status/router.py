@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from imail.analytics.public import shared
 from imail.kit.cache import Cached
 from imail.status import service
 from imail.status.schemas import Healthz, StatusFull
@@ -23,8 +24,7 @@ async def healthz():
 def status_cache(request: Request) -> Cached[StatusFull]:
     state = request.app.state
     if getattr(state, "status_cache", None) is None:
-        from imail.analytics.public import shared  # per process, and through Redis when configured
-
+        # Per process, and through Redis when configured.
         state.status_cache = shared(
             state.redis,
             "status",

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from imail import __version__
+from imail.analytics.public import operations
 from imail.config import Settings
 from imail.db import Database
 from imail.kit.clock import utcnow
@@ -84,8 +85,6 @@ async def full_status(
     )
     figures = None
     if db_component.status == "ok":
-        from imail.analytics.public import operations
-
         try:
             figures = Operations.model_validate(
                 (await asyncio.wait_for(operations(database), CHECK_TIMEOUT)).model_dump()

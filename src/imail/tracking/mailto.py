@@ -19,7 +19,7 @@ import re
 from urllib.parse import quote
 
 from imail.kit.signing import BadSignature, Signer
-from imail.mail.inbound import fold
+from imail.mail.parsing import fold
 from imail.replies.rules import UNSUBSCRIBE
 
 PURPOSE = "unsubscribe"  # the same signed token as the unsubscribe link's

@@ -4,7 +4,7 @@ inbox API, health_score and the sending planner read.
 - **The pool** is every live, connected inbox whose warmup is active, across all workspaces of the deployment
   (starting warmup is the opt-in). Each sends its day's ramp of short notes to other members, over its own SMTP
   server, each recorded as a `warmup_messages` row (the sender's record) before it leaves.
-- **Receiving** (the IMAP reader, imail.inbound): a message carrying this deployment's marker is never matched to a
+- **Receiving** (the IMAP reader, imail.intake): a message carrying this deployment's marker is never matched to a
   campaign, never a reply row, never an event. If it is one of the pool's emails to this inbox, the sender's row
   gets its placement (INBOX → `inbox`, the spam folder → `spam`) once; the reader then marks it read and important
   and moves it out of spam; and the first email of a thread is answered in thread, a `reply_rate` share of them.
@@ -37,7 +37,7 @@ from imail.inboxes.monitor import report_connection_failure
 from imail.kit.ids import new_id
 from imail.kit.tenancy import Tenant
 from imail.mail.bounces import Bounce
-from imail.mail.inbound import InboundMessage
+from imail.mail.parsing import InboundMessage
 from imail.models import Inbox
 from imail.models.inbox import InboxStatus, WarmupStatus
 from imail.models.warmup import (
@@ -48,7 +48,7 @@ from imail.models.warmup import (
     WarmupMessage,
     WarmupMessageStatus,
 )
-from imail.sending.repository import SendQueue
+from imail.sending import counters as send_counters
 from imail.warmup import content, ramp
 from imail.warmup.repository import WarmupQueue, WarmupRepository
 
@@ -195,6 +195,14 @@ async def figures(
 # --- the sending planner ----------------------------------------------------------------------------------
 
 
+async def daily_counts(
+    session: AsyncSession, tenant: Tenant, inbox_ids: Iterable[str], first: date, last: date
+) -> list[WarmupDaily]:
+    """The inboxes' warmup counters per day from `first` to `last` (the inbox report:
+    imail.analytics.reports)."""
+    return await WarmupRepository(session, tenant).daily_between(inbox_ids, first, last)
+
+
 async def campaign_limits(session: AsyncSession, inboxes: Iterable[Inbox], day: date) -> dict[str, int]:
     """For warming inboxes with `enable_slow_ramp`: the most their shared daily counter may reach through campaign sends
     today — today's warmup sends plus today's ramp target (so campaign sends never pass the ramp). Called by the
@@ -222,7 +230,7 @@ async def campaign_limits(session: AsyncSession, inboxes: Iterable[Inbox], day: 
 
 
 @dataclass
-class Job:
+class WarmupJob:
     """One warmup email claimed for sending: recorded as a warmup_messages row before this object exists."""
 
     warmup_id: str
@@ -237,7 +245,7 @@ def _next_day(now: datetime) -> datetime:
 
 async def claim(
     session: AsyncSession, settings: Settings, now: datetime, rng: random.Random
-) -> tuple[int, list[Job]]:
+) -> tuple[int, list[WarmupJob]]:
     """Lock warming inboxes with something due and turn it into jobs: queued replies first, then at most one new
     email per inbox (the next ramp slot), all within the inbox's daily limit. (inboxes examined, jobs)."""
     queue = WarmupQueue(session)
@@ -249,10 +257,10 @@ async def claim(
     ids = [row.inbox_id for row in rows]
     inboxes = await queue.inboxes(ids)
     pool = await queue.pool()
-    counters = await SendQueue(session).lock_counters(ids, day)
+    counters = await send_counters.lock_counters(session, ids, day)
     daily = await queue.lock_daily((i.id, i.workspace_id, i.livemode, day) for i in inboxes.values())
     replies = await queue.due_replies(ids, now)
-    jobs: list[Job] = []
+    jobs: list[WarmupJob] = []
     for row in rows:
         inbox = inboxes.get(row.inbox_id)
         if inbox is None or inbox.warmup_status != WarmupStatus.active.value:
@@ -293,7 +301,7 @@ async def claim(
 
 def _first_job(
     session: AsyncSession, inbox: Inbox, recipient: Any, settings: Settings, rng: random.Random, now: datetime
-) -> Job:
+) -> WarmupJob:
     composed = content.first_email(
         content.Party(inbox.email, inbox.name), content.Party(recipient.email, recipient.name), settings, rng
     )
@@ -314,10 +322,12 @@ def _first_job(
         created_at=now,
     )
     session.add(message)
-    return Job(message.id, inbox, recipient.email, composed.data)
+    return WarmupJob(message.id, inbox, recipient.email, composed.data)
 
 
-def _reply_job(inbox: Inbox, reply: WarmupMessage, settings: Settings, rng: random.Random, day: date) -> Job:
+def _reply_job(
+    inbox: Inbox, reply: WarmupMessage, settings: Settings, rng: random.Random, day: date
+) -> WarmupJob:
     composed = content.reply_email(
         content.Party(inbox.email, inbox.name),
         content.Party(reply.to_email, ""),
@@ -329,7 +339,7 @@ def _reply_job(inbox: Inbox, reply: WarmupMessage, settings: Settings, rng: rand
     reply.message_id_header = composed.message_id_header
     reply.status = WarmupMessageStatus.sending.value
     reply.day = day
-    return Job(reply.id, inbox, reply.to_email, composed.data)
+    return WarmupJob(reply.id, inbox, reply.to_email, composed.data)
 
 
 async def record_outcomes(
@@ -359,7 +369,7 @@ async def record_outcomes(
             bounced.add(message.inbox_id)
             continue
         message.status = WarmupMessageStatus.failed.value
-        await SendQueue(session).adjust_counters(message.day, [message.inbox_id], -1)
+        await send_counters.adjust_counters(session, message.day, [message.inbox_id], -1)
         if message.kind == WarmupKind.first.value:
             counts.sent -= 1  # its ramp slot is due again: the next iteration retries with a fresh email
         else:

@@ -17,7 +17,7 @@ import structlog
 from imail import __version__
 from imail.config import Settings
 from imail.kit.clock import rfc3339
-from imail.webhooks.repository import Job
+from imail.webhooks.repository import DeliveryJob
 from imail.webhooks.retry import next_attempt_at, parse_retry_after
 from imail.webhooks.signing import signed_headers, standard_key
 from imail.webhooks.urls import AddressGuard
@@ -32,7 +32,7 @@ GONE_REASON = (
 )
 
 
-def render_body(job: Job) -> bytes:
+def render_body(job: DeliveryJob) -> bytes:
     """The contract's delivery body, as bytes: exactly what is signed and sent."""
     return orjson.dumps(
         {
@@ -68,7 +68,7 @@ async def _read_some(response: httpx.Response) -> bytes:
 
 
 async def send(
-    http: httpx.AsyncClient, job: Job, secret: str, timeout: float, guard: AddressGuard | None = None
+    http: httpx.AsyncClient, job: DeliveryJob, secret: str, timeout: float, guard: AddressGuard | None = None
 ) -> Attempt:
     """POST the event once, signed with `secret` (the endpoint's, opened): 10 s in all (connect, send, answer) by
     default; redirects are not followed."""
@@ -119,7 +119,7 @@ async def send(
 
 
 @dataclass
-class Outcome:
+class DeliveryOutcome:
     """An attempt's consequences: the row update, and what it says about the endpoint."""
 
     row: dict[str, Any]
@@ -128,13 +128,13 @@ class Outcome:
 
 
 def judge(
-    job: Job,
+    job: DeliveryJob,
     attempt: Attempt,
     attempted_at: datetime,
     settings: Settings,
     token: str,
     rand: Callable[[], float] = random.random,
-) -> Outcome:
+) -> DeliveryOutcome:
     """Turn an attempt into the delivery's next state."""
     row: dict[str, Any] = {
         "b_id": job.delivery_id,
@@ -157,10 +157,10 @@ def judge(
     code = attempt.status_code
     if code is not None and 200 <= code < 300:
         row.update(b_status="succeeded")
-        return Outcome(row, True, False)
+        return DeliveryOutcome(row, True, False)
     if code == 410:
         row.update(b_status="failed", b_error="410 Gone: the endpoint was disabled")
-        return Outcome(row, False, True)
+        return DeliveryOutcome(row, False, True)
     if code is not None:
         row["b_error"] = f"HTTP {code}" + (" (redirects are not followed)" if 300 <= code < 400 else "")
     deadline = job.event_created_at + timedelta(seconds=settings.webhooks_give_up_after)
@@ -174,4 +174,4 @@ def judge(
         rand,
     )
     row.update(b_status="pending" if next_at is not None else "failed", b_next=next_at)
-    return Outcome(row, False, False)
+    return DeliveryOutcome(row, False, False)

@@ -60,7 +60,7 @@ class DeliveryRepository(TenantRepository[WebhookDelivery]):
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class DeliveryJob:
     """A claimed delivery with everything needed to send it."""
 
     delivery_id: str
@@ -86,7 +86,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
         super().__init__(session)
         self.postgres = session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
 
-    async def claim(self, now: datetime, limit: int, lease_until: datetime, token: str) -> list[Job]:
+    async def claim(self, now: datetime, limit: int, lease_until: datetime, token: str) -> list[DeliveryJob]:
         """Take up to `limit` due deliveries: their due time becomes the lease's end, so if this worker dies
         they are due again when it expires. PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent claims never
         overlap; SQLite serialises writers, so the single UPDATE is already atomic."""
@@ -127,7 +127,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
             .where(among(D.id, ids))
             .order_by(D.id)
         )
-        return [Job(*row) for row in rows.all()]
+        return [DeliveryJob(*row) for row in rows.all()]
 
     async def record(self, results: list[dict[str, Any]]) -> int:
         """Write attempt outcomes, each only if its claim still holds the row (a lease that expired and was

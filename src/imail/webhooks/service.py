@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.auth.service import Caller
 from imail.config import Settings
 from imail.errors import Conflict, InvalidField, NotFound
-from imail.events.repository import EventRepository
+from imail.events.service import add_event_row
 from imail.events.types import EVENT_TYPES
 from imail.kit import crypto, versions
 from imail.kit.clock import utcnow
@@ -133,16 +133,15 @@ async def send_test(session: AsyncSession, caller: Caller, webhook_id: str) -> W
         raise Conflict(
             f"Webhook {webhook_id} is disabled; enable it first with POST /v1/webhooks/{webhook_id}/enable"
         )
-    events = EventRepository(session, caller.tenant)
-    event = await events.add(
-        events.new(
-            type=TEST_EVENT_TYPE,
-            created_at=utcnow(),
-            data={
-                "webhook_id": endpoint.id,
-                "message": "A test event sent with POST /v1/webhooks/{id}/test.",
-            },
-        )
+    event = await add_event_row(
+        session,
+        caller.tenant,
+        TEST_EVENT_TYPE,
+        {
+            "webhook_id": endpoint.id,
+            "message": "A test event sent with POST /v1/webhooks/{id}/test.",
+        },
+        utcnow(),
     )
     return await deliver_to(session, event, endpoint.id)
 

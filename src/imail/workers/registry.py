@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from imail.inboxes import monitor as inbox_monitor
-from imail.workers import inbound, jobs, maintenance, sending, warmup, webhooks
+from imail.workers import imap_reader, inbox_connections, jobs, maintenance, sending, warmup, webhooks
 from imail.workers.context import WorkerContext
 
 
@@ -31,14 +30,14 @@ WORKERS: tuple[WorkerSpec, ...] = (
     # Custom tracking domains asked again in DNS every IMAIL_TRACKING_DOMAIN_CHECK_INTERVAL (imail.tracking_domains).
     WorkerSpec("tracking_domains", maintenance.recheck_tracking_domains, interval=60.0),
     # Logs in to live inboxes due a check (IMAIL_INBOX_CHECK_INTERVAL, or at once after a reported failure).
-    WorkerSpec("inbox_connections", inbox_monitor.monitor_inbox_connections, interval=5.0),
+    WorkerSpec("inbox_connections", inbox_connections.monitor_inbox_connections, interval=5.0),
     # Claims due sequence steps in batches and sends them over pooled SMTP connections (see imail.sending). Two
     # loops per process: one claims and renders its next batch while the other's is on the wire.
     WorkerSpec("sending", sending.send_due, interval=1.0, concurrency=2),
     # Takes over the attempts of dead workers (heartbeat) and of leases run out: within seconds of a crash.
     WorkerSpec("sending_in_doubt", sending.resolve_in_flight, interval=5.0),
-    # Reads replies and bounces over IMAP (IDLE where offered, else every IMAIL_INBOUND_POLL_INTERVAL; see imail.inbound).
-    WorkerSpec("inbound", inbound.read_inboxes, interval=1.0),
+    # Reads replies and bounces over IMAP (IDLE where offered, else every IMAIL_INBOUND_POLL_INTERVAL; see imail.intake).
+    WorkerSpec("inbound", imap_reader.read_inboxes, interval=1.0),
     # Sends the warmup pool's due emails and replies (ramp slots spread over IMAIL_WARMUP_WINDOW; see imail.warmup).
     WorkerSpec("warmup", warmup.send_warmup, interval=5.0),
     # Two loops per process, so a slow endpoint holding up one loop's batch doesn't stop deliveries.

@@ -26,8 +26,8 @@ from imail.workers.context import WorkerContext
 log = structlog.get_logger("imail.workers.sending")
 
 RESOLVE_BATCH = 50
-# How long a before-DATA mark waits for others to share its statement: 1 ms on each email's way out, against
-# a third fewer mark statements (13 → 19 marks per statement in bench/sending.py), each a round trip and a commit.
+# How long a before-DATA mark waits for others to share its statement: a short wait on each email's way out
+# buys fewer mark statements (bench/sending.py counts marks per statement), each a round trip and a commit.
 MARK_LINGER = 0.001
 # Outcomes are recorded in groups of this many per inbox, or this many seconds after the group's first.
 RECORD_EVERY = 10

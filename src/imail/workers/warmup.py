@@ -16,7 +16,7 @@ from imail.workers.sending import smtp_pool
 RNG_KEY = "warmup.rng"
 
 
-async def _send_for_inbox(ctx: WorkerContext, jobs: list[service.Job]) -> list[Outcome]:
+async def _send_for_inbox(ctx: WorkerContext, jobs: list[service.WarmupJob]) -> list[Outcome]:
     inbox = jobs[0].inbox
     try:
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
@@ -38,12 +38,12 @@ async def send_warmup(ctx: WorkerContext) -> int:
     async with ctx.database.transaction() as session:
         examined, jobs = await service.claim(session, ctx.settings, ctx.clock(), rng)
     if jobs:
-        by_inbox: dict[str, list[service.Job]] = defaultdict(list)
+        by_inbox: dict[str, list[service.WarmupJob]] = defaultdict(list)
         for job in jobs:
             by_inbox[job.inbox.id].append(job)
         limit = asyncio.Semaphore(ctx.settings.sending_smtp_concurrency)
 
-        async def run(group: list[service.Job]) -> list[Outcome]:
+        async def run(group: list[service.WarmupJob]) -> list[Outcome]:
             async with limit:
                 return await _send_for_inbox(ctx, group)
 

@@ -14,8 +14,8 @@ from ulid import ULID
 
 from imail.kit import crypto
 from imail.kit.lease import Lease
-from imail.webhooks.delivery import GONE_REASON, Attempt, Outcome, judge, send
-from imail.webhooks.repository import DeliveryLogPurge, DeliveryQueue, Job
+from imail.webhooks.delivery import GONE_REASON, Attempt, DeliveryOutcome, judge, send
+from imail.webhooks.repository import DeliveryJob, DeliveryLogPurge, DeliveryQueue
 from imail.webhooks.signing import open_secret
 from imail.webhooks.urls import AddressGuard
 from imail.workers.context import WorkerContext
@@ -45,7 +45,7 @@ DEFERRED = _Deferred()
 
 
 async def _attempt(
-    ctx: WorkerContext, job: Job, guard: AddressGuard | None, silent: set[str]
+    ctx: WorkerContext, job: DeliveryJob, guard: AddressGuard | None, silent: set[str]
 ) -> tuple[Attempt | _Deferred, datetime]:
     if job.webhook_id in silent:
         return DEFERRED, ctx.clock()
@@ -64,7 +64,7 @@ async def _attempt(
 
 
 async def send_batch(
-    ctx: WorkerContext, jobs: list[Job], guard: AddressGuard | None
+    ctx: WorkerContext, jobs: list[DeliveryJob], guard: AddressGuard | None
 ) -> list[tuple[Attempt | _Deferred | None, datetime]]:
     """Send a batch, one endpoint after another in turn, opening one more concurrent request (up to
     `webhooks_concurrency`) whenever those in flight go unanswered for RAMP_AFTER.
@@ -80,7 +80,7 @@ async def send_batch(
     pending = deque(_round_robin(jobs))
     in_flight: set[asyncio.Task] = set()
 
-    async def run(index: int, job: Job) -> None:
+    async def run(index: int, job: DeliveryJob) -> None:
         try:
             results[index] = outcome = await _attempt(ctx, job, guard, silent)
             if isinstance(outcome[0], Attempt) and outcome[0].status_code is not None:
@@ -124,7 +124,7 @@ async def send_batch(
     return results  # type: ignore[return-value]
 
 
-def _round_robin(jobs: list[Job]) -> list[int]:
+def _round_robin(jobs: list[DeliveryJob]) -> list[int]:
     """Job positions taking one per endpoint in turn (each endpoint's own order kept), so an endpoint that
     hangs ties up one slot at a time rather than all of them before its first timeout marks it silent."""
     by_endpoint: dict[str, list[int]] = {}
@@ -147,8 +147,8 @@ async def deliver_webhooks(ctx: WorkerContext) -> int:
         return 0
     guard = None if settings.webhooks_allow_private else ctx.extra.setdefault(GUARD_KEY, AddressGuard())
     attempts = await send_batch(ctx, jobs, guard)
-    judged: list[Job] = []
-    outcomes: list[Outcome] = []
+    judged: list[DeliveryJob] = []
+    outcomes: list[DeliveryOutcome] = []
     released: list[dict] = []
     for job, (attempt, at) in zip(jobs, attempts, strict=True):
         if attempt is None:  # the endpoint was disabled or deleted since the delivery was owed
@@ -166,7 +166,7 @@ async def deliver_webhooks(ctx: WorkerContext) -> int:
 
 
 def _released(
-    job: Job, token: str, at: datetime, status: str, due: datetime | None, error: str | None
+    job: DeliveryJob, token: str, at: datetime, status: str, due: datetime | None, error: str | None
 ) -> dict:
     return {
         "b_id": job.delivery_id,
@@ -179,7 +179,10 @@ def _released(
 
 
 async def record_outcomes(
-    ctx: WorkerContext, jobs: list[Job], outcomes: list[Outcome], released: list[dict] | None = None
+    ctx: WorkerContext,
+    jobs: list[DeliveryJob],
+    outcomes: list[DeliveryOutcome],
+    released: list[dict] | None = None,
 ) -> None:
     """One transaction: the endpoints' health (only where it changes), then the deliveries."""
     settings = ctx.settings

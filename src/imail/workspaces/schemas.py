@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from imail.campaigns.footer import DEFAULT_FOOTER_TEXT, MAX_FOOTER_TEXT, MAX_POSTAL_ADDRESS
+from imail.mail.footer import DEFAULT_FOOTER_TEXT, MAX_FOOTER_TEXT, MAX_POSTAL_ADDRESS
 from imail.tracking_domains.schemas import (
     DOMAIN_DESCRIPTION,
     TrackingDomain,

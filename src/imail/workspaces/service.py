@@ -9,10 +9,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.auth.service import Caller, issue_key
-from imail.campaigns import templates
-from imail.campaigns.footer import check_footer_text
 from imail.config import Settings
 from imail.errors import Conflict, Forbidden, InvalidField, NotFound
+from imail.mail import templates
+from imail.mail.footer import check_footer_text
 from imail.models import Tier, Workspace
 from imail.tracking_domains import service as tracking_domains
 from imail.workspaces.repository import WorkspaceRepository
@@ -83,6 +83,10 @@ async def set_contact(session: AsyncSession, workspace_id: str, contact_email: s
         raise NotFound(f"No workspace {workspace_id}")
     workspace.contact_email = _contact(contact_email)
     return workspace
+
+
+async def find_workspace(session: AsyncSession, workspace_id: str) -> Workspace | None:
+    return await WorkspaceRepository(session).get(workspace_id)
 
 
 async def get_workspace(session: AsyncSession, workspace_id: str) -> Workspace:

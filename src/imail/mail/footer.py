@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from imail.campaigns import templates
+from imail.mail import templates
 
 UNSUBSCRIBE_VARIABLE = "unsubscribe_url"
 DEFAULT_FOOTER_TEXT = "Don't want to hear from me again? Unsubscribe: {{unsubscribe_url}}"

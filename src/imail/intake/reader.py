@@ -28,32 +28,45 @@ import hashlib
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Protocol
 
 import aioimaplib
+import httpx
 import structlog
 from sqlalchemy.exc import DBAPIError
 
 from imail.config import Settings
-from imail.inbound import service
-from imail.inbound.repository import ReaderQueue
-from imail.inbound.service import Fetched, Match
+from imail.db import Database
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.intake import service
+from imail.intake.repository import ReaderQueue
+from imail.intake.service import Fetched, Match
 from imail.kit.signing import Signer
 from imail.kit.tenancy import Tenant
 from imail.mail import imap
 from imail.mail.endpoint import Endpoint, MailConnectionError, describe
-from imail.mail.inbound import InboundMessage
+from imail.mail.parsing import InboundMessage
 from imail.models import Inbox
 from imail.replies.training import classifier_for
 from imail.replies.verdict import Verdict, assess
 from imail.warmup import content as warmup_content
 from imail.warmup import service as warmup
-from imail.workers.context import WorkerContext
 
 log = structlog.get_logger("imail.inbound")
+
+
+class ReadRuntime(Protocol):
+    """What reading an inbox uses: the IMAP reader worker's context has it (imail.workers.imap_reader)."""
+
+    settings: Settings
+    database: Database
+    http: httpx.AsyncClient
+    clock: Callable[[], datetime]
+
 
 INBOX = "INBOX"
 HORIZON_MARGIN = timedelta(days=1)
@@ -279,7 +292,7 @@ class InboxResult:
         return cls(error=failure.reason, failure=failure, new_refresh_token=new_refresh_token)
 
 
-async def sync_inbox(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> InboxResult:
+async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> InboxResult:
     """Read an inbox's INBOX and spam folder up to `inbound_max_messages` messages, acting on each batch."""
     settings = ctx.settings
     result = InboxResult()
@@ -337,14 +350,14 @@ async def sync_inbox(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> Inb
     return result
 
 
-async def _cursor(ctx: WorkerContext, inbox_id: str, folder: str) -> tuple[int, int, datetime | None] | None:
+async def _cursor(ctx: ReadRuntime, inbox_id: str, folder: str) -> tuple[int, int, datetime | None] | None:
     async with ctx.database.transaction() as session:
         cursor = await ReaderQueue(session).cursor(inbox_id, folder)
         return None if cursor is None else (cursor.uidvalidity, cursor.last_uid, cursor.synced_at)
 
 
 async def sync_folder(
-    ctx: WorkerContext, conn: Connection, inbox: Inbox, folder: str, budget: int, outcomes: Counter
+    ctx: ReadRuntime, conn: Connection, inbox: Inbox, folder: str, budget: int, outcomes: Counter
 ) -> tuple[int, bool]:
     """Read one folder from its cursor: (messages read, whether more are waiting)."""
     client = conn.client
@@ -431,7 +444,7 @@ async def sync_folder(
 
 
 async def _file_warmup(
-    ctx: WorkerContext, client, inbox: Inbox, folder: str, filings: list[warmup.Filing]
+    ctx: ReadRuntime, client, inbox: Inbox, folder: str, filings: list[warmup.Filing]
 ) -> None:
     """Mark the folder's warmup mail read and important and move it out of spam. Its placement is already committed,
     so a server refusing this (NO/BAD) is logged and the read goes on; a lost connection ends the read as usual."""
@@ -453,7 +466,7 @@ async def _file_warmup(
 
 
 async def process_batch(
-    ctx: WorkerContext,
+    ctx: ReadRuntime,
     inbox: Inbox,
     folder: str,
     uidvalidity: int,
@@ -515,7 +528,7 @@ def _signer(ctx: WorkerContext) -> Signer:
 
 
 async def _commit(
-    ctx: WorkerContext,
+    ctx: ReadRuntime,
     inbox: Inbox,
     folder: str,
     uidvalidity: int,
@@ -571,7 +584,7 @@ async def _commit(
 
 
 async def _act_all(
-    ctx: WorkerContext,
+    ctx: ReadRuntime,
     session,
     tenant: Tenant,
     inbox: Inbox,

@@ -19,7 +19,7 @@ from imail.kit.clock import utcnow
 from imail.models import Event, InboundReceipt, Lead, Message, Reply, SequenceState, Suppression
 from imail.models.mailbox_cursor import MailboxCursor, MailboxPoll
 from imail.workers.context import WorkerContext
-from imail.workers.inbound import inbound_pool, read_inboxes
+from imail.workers.imap_reader import inbound_pool, read_inboxes
 from tests.conftest import make_settings
 from tests.fixtures.certs import CertPair
 from tests.fixtures.imap import DovecotServer, dovecot, dovecot_session, make_dovecot  # noqa: F401

@@ -8,7 +8,7 @@ from imail.models import Lead, Reply
 from imail.replies.repository import CorrectionRepository
 from imail.replies.training import drop_workspace_model, train_workspace
 from tests.fixtures.inbound import reply
-from tests.inbound.conftest import Mailroom, replies, row, suppressions
+from tests.intake.conftest import Mailroom, replies, row, suppressions
 
 PHRASE = "zorblax quuxify frobnicate"  # unknown to the shipped corpus
 

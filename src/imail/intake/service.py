@@ -6,7 +6,7 @@ thread (the address one of our emails from this inbox went to, and the same subj
 cut). A bounce belongs to the email whose Message-ID it quotes, else to the newest email from this inbox to the
 address that bounced. Anything else is ignored and recorded nowhere.
 
-Acting (one transaction per batch, with the folder's cursor advance — see imail.inbound.reader; the batch's
+Acting (one transaction per batch, with the folder's cursor advance — see imail.intake.reader; the batch's
 suppressions are written together at its end):
 
 - hard bounce → `email.bounced.hard`, address suppressed, lead `bounced`, sequence stopped;
@@ -39,12 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
 from imail.events.service import batched_events, record_events
-from imail.inbound.repository import ReaderQueue, ThreadLookup
+from imail.intake.repository import ReaderQueue, ThreadLookup
 from imail.kit.ids import new_id
 from imail.kit.signing import Signer
 from imail.kit.tenancy import Tenant
 from imail.mail.bounces import Bounce, parse_bounce
-from imail.mail.inbound import InboundMessage, fold, parse_message
+from imail.mail.parsing import InboundMessage, fold, parse_message
 from imail.models import Campaign, Inbox, Lead, Message, Reply
 from imail.models.lead import InterestStatus, LeadStatus
 from imail.models.reply import ReplyDirection
@@ -52,7 +52,6 @@ from imail.models.sending import MessageStatus, SequenceState, SequenceStatus, S
 from imail.replies.labels import apply_label
 from imail.replies.verdict import Verdict
 from imail.sending import feedback, protection
-from imail.sending.repository import SendQueue
 from imail.sending.service import bounce_hard, confirm_unknown, event_ref, stop_sequence
 from imail.suppressions.service import batched_suppressions
 from imail.tracking import mailto
@@ -388,7 +387,7 @@ async def act_batch(
     emitted = Emitted(
         [],
         soft_before=await queue.receipt_counts((m.id for m in soft), "bounce_soft", exclude=fresh),
-        histories=await SendQueue(session).history(m.lead_id for m in soft),
+        histories=await feedback.histories(session, (m.lead_id for m in soft)),
     )
     async with batched_events(session):  # with the hard bounces' events, which bounce_hard records itself
         async with batched_suppressions(session):

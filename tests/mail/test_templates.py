@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from imail.campaigns import templates
-from imail.campaigns.templates import MissingVariable, TemplateError, check, parse, render
+from imail.mail import templates
 from imail.mail.html import html_to_text
+from imail.mail.templates import MissingVariable, TemplateError, check, parse, render
 
 KNOWN = frozenset(templates.BUILTIN_VARIABLES) | {"pain_point"}
 

@@ -7,14 +7,14 @@ import asyncio
 import time
 from datetime import timedelta
 
-from imail.inbound.repository import ReaderQueue
+from imail.intake.repository import ReaderQueue
 from imail.models import InboundReceipt, Inbox, Lead, Message, SequenceState
 from imail.sending import service as sending
-from imail.workers.inbound import inbound_pool, read_inboxes
+from imail.workers.imap_reader import inbound_pool, read_inboxes
 from imail.workers.registry import WORKERS
 from tests.fixtures.inbound import FIRST_SUBJECT, dsn, make_outreach, newsletter, out_of_office, reply
 from tests.fixtures.security import each_security, encrypted
-from tests.inbound.conftest import (
+from tests.intake.conftest import (
     Mailroom,
     count,
     cursors,

@@ -14,15 +14,15 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from imail.inbound import reader
 from imail.inboxes.monitor import check_due_inboxes
+from imail.intake import reader
 from imail.workers.context import WorkerContext
-from imail.workers.inbound import read_inboxes, retry_wait
+from imail.workers.imap_reader import read_inboxes, retry_wait
 from imail.workers.webhooks import deliver_webhooks
 from tests.fixtures.inbound import newsletter, reply, unique
 from tests.fixtures.smtp import make_smtp_server  # noqa: F401
 from tests.fixtures.webhook_receiver import Receiver
-from tests.inbound.conftest import Mailroom, events, poll, replies
+from tests.intake.conftest import Mailroom, events, poll, replies
 
 LIMIT = 5  # IMAIL_INBOUND_READ_FAILURE_LIMIT's default
 

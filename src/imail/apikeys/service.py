@@ -4,12 +4,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.apikeys import schemas
 from imail.auth import scopes as scope_rules
 from imail.auth import service as auth
-from imail.auth.repository import ApiKeyRepository
 from imail.auth.service import Caller, IssuedKey
 from imail.errors import Forbidden
-from imail.keys import schemas
 from imail.kit.pagination import PageParams
 from imail.models import ApiKey
 
@@ -18,7 +17,7 @@ LIST_COLUMNS = tuple(name for name in schemas.ApiKey.model_fields if name in Api
 
 
 async def list_keys(session: AsyncSession, caller: Caller, params: PageParams) -> list[dict[str, Any]]:
-    return await ApiKeyRepository(session, caller.tenant).page_columns(params, LIST_COLUMNS)
+    return await auth.key_page(session, caller.tenant, params, LIST_COLUMNS)
 
 
 def _beyond(caller: Caller, scopes: list[str] | None) -> str | None:
@@ -41,7 +40,7 @@ async def create_key(session: AsyncSession, caller: Caller, name: str, scopes: l
 async def revoke_key(session: AsyncSession, caller: Caller, key_id: str) -> ApiKey:
     """Revoke a key of the caller's workspace and ledger, only if the caller's key holds every scope it has (the
     rule for creating keys): a `keys:write` key must not cut off the unscoped key every integration runs on."""
-    target = await ApiKeyRepository(session, caller.tenant).get(key_id)
+    target = await auth.tenant_key(session, caller.tenant, key_id)
     if target is not None and (beyond := _beyond(caller, target.scopes)):
         held = "every scope" if target.scopes is None else f"the `{beyond}` scope"
         raise Forbidden(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imail.mail.inbound import (
+from imail.mail.parsing import (
     InboundMessage,
     decode_bytes,
     decode_header_value,

@@ -4,11 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from imail.apikeys import service
+from imail.apikeys.schemas import ApiKey, ApiKeyCreate, ApiKeyCreated
 from imail.auth.deps import CallerDep, require_scope
 from imail.db import SessionDep
 from imail.idempotency.deps import Idempotent
-from imail.keys import service
-from imail.keys.schemas import ApiKey, ApiKeyCreate, ApiKeyCreated
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 
 router = APIRouter(

@@ -1,4 +1,4 @@
-"""The inbound worker: read due inboxes over IMAP (see imail.inbound.reader), a bounded batch per iteration.
+"""The inbound worker: read due inboxes over IMAP (see imail.intake.reader), a bounded batch per iteration.
 
 A read that fails is counted on the inbox (imail.inboxes.monitor.report_read_failure, which disconnects it at
 `inbound_read_failure_limit`) and tried again after a wait that doubles; a read that works clears the count."""
@@ -12,9 +12,9 @@ from datetime import timedelta
 import structlog
 
 from imail.config import Settings
-from imail.inbound.reader import InboundPool, InboxResult, ReadFailure, sync_inbox
-from imail.inbound.repository import ReaderQueue
 from imail.inboxes.monitor import report_read_failure, report_read_success
+from imail.intake.reader import InboundPool, InboxResult, ReadFailure, sync_inbox
+from imail.intake.repository import ReaderQueue
 from imail.kit import crypto
 from imail.kit.lease import Lease
 from imail.models import Inbox
