@@ -15,6 +15,7 @@ def rotation(specs: dict[str, dict], limits: dict[str, int] | None = None) -> Ro
             status=s.get("status", "connected"),
             livemode=s.get("livemode", True),
             daily_limit=s.get("limit", 100),
+            send_backoff_until=s.get("backoff"),
         )
         for i, s in specs.items()
     }
@@ -75,3 +76,14 @@ def test_a_follow_up_from_an_inbox_makes_it_less_fresh_for_step_one():
     r = rotation({"a": {"last": NOW - timedelta(hours=2)}, "b": {"last": NOW - timedelta(hours=1)}})
     assert picks(r, 1, group="thread-a", ids=["a"]) == ["a"]  # a follow-up of a thread started from a
     assert picks(r, 2) == ["b", "a"]  # step 1: a was just used, so b goes first
+
+
+def test_an_inbox_its_server_throttled_waits_out_the_backoff():
+    r = rotation({"a": {"backoff": NOW + timedelta(minutes=4), "next": NOW + timedelta(minutes=1)}, "b": {}})
+    assert picks(r, 2) == ["b", "b"]
+    throttled = rotation({"a": {"backoff": NOW + timedelta(minutes=4), "next": NOW + timedelta(minutes=1)}})
+    # the later of the gap and the backoff
+    assert throttled.choose("campaign", ["a"], True) == NoInbox(
+        Shortage.gap_running, NOW + timedelta(minutes=4)
+    )
+    assert picks(rotation({"a": {"backoff": NOW - timedelta(seconds=1)}}), 1) == ["a"]

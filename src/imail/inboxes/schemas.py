@@ -110,6 +110,17 @@ class InboxUpdate(_ServerFields):
     )
 
 
+class SendingBackoff(BaseModel):
+    reason: str = Field(description="The submission server's answer, e.g. `421 4.7.0 Try again later`.")
+    next_attempt_at: datetime = Field(
+        description="No email leaves the inbox before this; once it has passed, sending has resumed."
+    )
+    throttles_in_a_row: int = Field(
+        ge=1,
+        description="Throttles in one episode: the wait starts at a minute and doubles with each, up to an hour.",
+    )
+
+
 class Inbox(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -159,6 +170,12 @@ class Inbox(BaseModel):
     )
     last_read_error_at: datetime | None = Field(
         description="When that read failed (null when the last read worked)."
+    )
+    sending_backoff: SendingBackoff | None = Field(
+        None,
+        description="The latest time the submission server throttled this inbox (a 421, or a 4.7.x asking to slow "
+        "down): why, and when sending may resume. Its emails wait meanwhile; they are not failed. Null: never "
+        "throttled.",
     )
     livemode: bool
     created_at: datetime

@@ -88,3 +88,20 @@ class Inbox(IdMixin, TimestampMixin, TenantMixin, Base):
     last_read_error: Mapped[str | None] = mapped_column(Text)
     last_read_error_at: Mapped[datetime | None] = mapped_column()
     read_crash_logged: Mapped[str | None] = mapped_column(String(64))
+
+    # The submission server throttling this inbox (421, 4.7.x "slow down"): no sends until `send_backoff_until`,
+    # the wait doubling with each throttle that follows soon after the last (imail.inboxes.backoff).
+    send_backoff_until: Mapped[datetime | None] = mapped_column()
+    send_backoff_reason: Mapped[str | None] = mapped_column(Text)
+    send_backoffs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    @property
+    def sending_backoff(self) -> dict | None:
+        """The latest backoff as the API shows it (None: the server never throttled this inbox)."""
+        if self.send_backoff_until is None:
+            return None
+        return {
+            "reason": self.send_backoff_reason or "",
+            "next_attempt_at": self.send_backoff_until,
+            "throttles_in_a_row": self.send_backoffs,
+        }

@@ -12,6 +12,7 @@ import structlog
 
 from imail.mail import smtp
 from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected
+from imail.mail.refusals import classify_refusal
 from imail.sending.service import AttemptTaken, Outcome
 
 log = structlog.get_logger("imail.sending.smtp")
@@ -130,9 +131,14 @@ class SmtpPool:
 def _rejected(message_id: str, exc: MailRejected) -> Outcome:
     code = exc.code or 0
     detail = f"{exc.code or ''} {exc.detail}".strip()
+    refusal = classify_refusal(exc.code, exc.detail, bool(exc.recipients) and code >= 500)
+    if refusal.kind == "throttled":
+        return Outcome(message_id, "throttled", code=code, detail=detail)
     if 400 <= code < 500:
         return Outcome(message_id, "retry", code=code, detail=detail)
-    if exc.recipients:
+    if refusal.kind == "hard_bounce":
         return Outcome(message_id, "bounced", code=code, detail=detail)
-    # 5xx for the sender or the data (policy, content): not this recipient's fault, so no suppression.
+    if refusal.kind == "soft_bounce":
+        return Outcome(message_id, "soft_bounced", code=code, detail=detail, category=refusal.category)
+    # 5xx for the sender or the data, or a policy refusal: not this recipient's fault, so no suppression.
     return Outcome(message_id, "failed", code=code or None, detail=detail)

@@ -1,0 +1,34 @@
+"""send backoff: an inbox the submission server throttles (421, 4.7.x) waits, with the reason and the next attempt
+
+Revision ID: 0022
+Revises: 0018
+Create Date: 2026-12-06 06:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+import imail.models.base
+from alembic import op
+
+revision = "0022"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("inboxes", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("send_backoff_until", imail.models.base.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("send_backoff_reason", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("send_backoffs", sa.Integer(), nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("inboxes", schema=None) as batch_op:
+        batch_op.drop_column("send_backoffs")
+        batch_op.drop_column("send_backoff_reason")
+        batch_op.drop_column("send_backoff_until")
