@@ -78,7 +78,14 @@ class SmtpPool:
             try:
                 client = await self._connection(inbox_id, endpoint)
                 reply = await smtp.deliver(
-                    client, endpoint, sender, [recipient], data, timeout=self.timeout, before_data=before_data
+                    client,
+                    endpoint,
+                    sender,
+                    [recipient],
+                    data,
+                    timeout=self.timeout,
+                    before_data=before_data,
+                    envid=message_id,  # delivery reports (DSN) lead back to the email
                 )
             except MailRejected as exc:
                 return _rejected(message_id, exc)
