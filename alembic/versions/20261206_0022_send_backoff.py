@@ -1,4 +1,5 @@
-"""send backoff: an inbox the submission server throttles (421, 4.7.x) waits, with the reason and the next attempt
+"""send backoff and the Sent folder: an inbox the submission server throttles (421, 4.7.x) waits, with the reason
+and the next attempt; whether imail appends what it sends to the Sent folder (learned, or set per inbox)
 
 Revision ID: 0022
 Revises: 0018
@@ -25,10 +26,16 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("send_backoff_reason", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("send_backoffs", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(
+            sa.Column("sent_folder_mode", sa.String(length=16), nullable=False, server_default="auto")
+        )
+        batch_op.add_column(sa.Column("sent_filed_by_provider", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("inboxes", schema=None) as batch_op:
+        batch_op.drop_column("sent_filed_by_provider")
+        batch_op.drop_column("sent_folder_mode")
         batch_op.drop_column("send_backoffs")
         batch_op.drop_column("send_backoff_reason")
         batch_op.drop_column("send_backoff_until")

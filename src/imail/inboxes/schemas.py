@@ -71,6 +71,15 @@ class _ServerFields(BaseModel):
     imap_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
 
 
+SentFolderMode = Literal["auto", "append", "provider"]
+SENT_FOLDER_MODE = (
+    "Whether imail puts what it sends in the inbox's Sent folder (IMAP APPEND of the exact bytes sent, to the "
+    "RFC 6154 `\\Sent` folder, else one with a usual name): `auto` (default) learns after the first sends whether "
+    "the provider files SMTP submissions there itself (Gmail, Microsoft 365) and appends only where it does not; "
+    "`append` always appends; `provider` never does."
+)
+
+
 class InboxCreate(_ServerFields):
     """Connect an inbox. Custom: both servers' settings and passwords (both logins are tried before answering).
     Google / Microsoft: only the address and sending settings; the answer carries a `setup_url`."""
@@ -89,6 +98,7 @@ class InboxCreate(_ServerFields):
     sending_gap_minutes: Gap = Field(
         None, description="Minutes between two sends from this inbox, 0–1440. Default 10."
     )
+    sent_folder_mode: SentFolderMode = Field("auto", description=SENT_FOLDER_MODE)
 
     @field_validator("email")
     @classmethod
@@ -105,6 +115,7 @@ class InboxUpdate(_ServerFields):
     signature: str | None = Field(None, max_length=10_000)
     daily_limit: DailyLimit = None
     sending_gap_minutes: Gap = None
+    sent_folder_mode: SentFolderMode | None = Field(None, description=SENT_FOLDER_MODE)
     warmup: WarmupSettings | None = Field(
         None, description="Warmup ramp settings; fields left out keep their value."
     )
@@ -170,6 +181,12 @@ class Inbox(BaseModel):
     )
     last_read_error_at: datetime | None = Field(
         description="When that read failed (null when the last read worked)."
+    )
+    sent_folder_mode: SentFolderMode = Field(description=SENT_FOLDER_MODE)
+    sent_filed_by_provider: bool | None = Field(
+        None,
+        description="What imail learned after the first sends: whether the provider files SMTP submissions in Sent "
+        "itself (null: not known yet).",
     )
     sending_backoff: SendingBackoff | None = Field(
         None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imail.models.base import Base, IdMixin, TenantMixin, TimestampMixin
@@ -94,6 +94,12 @@ class Inbox(IdMixin, TimestampMixin, TenantMixin, Base):
     send_backoff_until: Mapped[datetime | None] = mapped_column()
     send_backoff_reason: Mapped[str | None] = mapped_column(Text)
     send_backoffs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    # The Sent folder (imail.inboxes.sent_folder): `auto` appends what imail sends to Sent when the provider turned
+    # out not to file SMTP submissions itself (`sent_filed_by_provider`, learned after the first sends; None: not
+    # known yet); `append` always appends, `provider` never does.
+    sent_folder_mode: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
+    sent_filed_by_provider: Mapped[bool | None] = mapped_column(Boolean)
 
     @property
     def sending_backoff(self) -> dict | None:
