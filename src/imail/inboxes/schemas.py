@@ -71,7 +71,7 @@ class _ServerFields(BaseModel):
     imap_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
 
 
-SentFolderMode = Literal["auto", "append", "provider"]
+SentFolderMode = TypeAliasType("SentFolderMode", Literal["auto", "append", "provider"])
 SENT_FOLDER_MODE = (
     "Whether imail puts what it sends in the inbox's Sent folder (IMAP APPEND of the exact bytes sent, to the "
     "RFC 6154 `\\Sent` folder, else one with a usual name): `auto` (default) learns after the first sends whether "
