@@ -16,6 +16,7 @@ def rotation(specs: dict[str, dict], limits: dict[str, int] | None = None) -> Ro
             livemode=s.get("livemode", True),
             daily_limit=s.get("limit", 100),
             sending_paused_at=s.get("paused"),
+            send_backoff_until=s.get("backoff"),
         )
         for i, s in specs.items()
     }
@@ -83,3 +84,14 @@ def test_an_inbox_whose_sending_is_paused_is_never_chosen():
     assert picks(r, 2) == ["b", "b"]
     alone = rotation({"a": {"paused": NOW}})
     assert alone.choose("campaign", ["a"], True) == NoInbox(Shortage.no_inbox)
+
+
+def test_an_inbox_its_server_throttled_waits_out_the_backoff():
+    r = rotation({"a": {"backoff": NOW + timedelta(minutes=4), "next": NOW + timedelta(minutes=1)}, "b": {}})
+    assert picks(r, 2) == ["b", "b"]
+    throttled = rotation({"a": {"backoff": NOW + timedelta(minutes=4), "next": NOW + timedelta(minutes=1)}})
+    # the later of the gap and the backoff
+    assert throttled.choose("campaign", ["a"], True) == NoInbox(
+        Shortage.gap_running, NOW + timedelta(minutes=4)
+    )
+    assert picks(rotation({"a": {"backoff": NOW - timedelta(seconds=1)}}), 1) == ["a"]

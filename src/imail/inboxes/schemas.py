@@ -79,6 +79,15 @@ class _ServerFields(BaseModel):
     imap_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
 
 
+SentFolderMode = TypeAliasType("SentFolderMode", Literal["auto", "append", "provider"])
+SENT_FOLDER_MODE = (
+    "Whether imail puts what it sends in the inbox's Sent folder (IMAP APPEND of the exact bytes sent, to the "
+    "RFC 6154 `\\Sent` folder, else one with a usual name): `auto` (default) learns after the first sends whether "
+    "the provider files SMTP submissions there itself (Gmail, Microsoft 365) and appends only where it does not; "
+    "`append` always appends; `provider` never does."
+)
+
+
 class InboxCreate(_ServerFields):
     """Connect an inbox. Custom: both servers' settings and passwords (both logins are tried before answering).
     Google / Microsoft: only the address and sending settings; the answer carries a `setup_url`."""
@@ -97,6 +106,7 @@ class InboxCreate(_ServerFields):
     sending_gap_minutes: Gap = Field(
         None, description="Minutes between two sends from this inbox, 0–1440. Default 10."
     )
+    sent_folder_mode: SentFolderMode = Field("auto", description=SENT_FOLDER_MODE)
 
     @field_validator("email")
     @classmethod
@@ -113,6 +123,7 @@ class InboxUpdate(_ServerFields):
     signature: str | None = Field(None, max_length=10_000)
     daily_limit: DailyLimit = None
     sending_gap_minutes: Gap = None
+    sent_folder_mode: SentFolderMode | None = Field(None, description=SENT_FOLDER_MODE)
     warmup: WarmupSettings | None = Field(
         None, description="Warmup ramp settings; fields left out keep their value."
     )
@@ -120,6 +131,17 @@ class InboxUpdate(_ServerFields):
         None,
         max_length=300,
         description=DOMAIN_DESCRIPTION.format(owner="inbox") + " Overrides the workspace's tracking domain.",
+    )
+
+
+class SendingBackoff(BaseModel):
+    reason: str = Field(description="The submission server's answer, e.g. `421 4.7.0 Try again later`.")
+    next_attempt_at: datetime = Field(
+        description="No email leaves the inbox before this; once it has passed, sending has resumed."
+    )
+    throttles_in_a_row: int = Field(
+        ge=1,
+        description="Throttles in one episode: the wait starts at a minute and doubles with each, up to an hour.",
     )
 
 
@@ -190,6 +212,18 @@ class Inbox(BaseModel):
     tracking_domain_status: TrackingDomainStatusName
     tracking_domain_checked_at: TrackingDomainCheckedAt
     tracking_domain_reason: TrackingDomainReason
+    sent_folder_mode: SentFolderMode = Field(description=SENT_FOLDER_MODE)
+    sent_filed_by_provider: bool | None = Field(
+        None,
+        description="What imail learned after the first sends: whether the provider files SMTP submissions in Sent "
+        "itself (null: not known yet).",
+    )
+    sending_backoff: SendingBackoff | None = Field(
+        None,
+        description="The latest time the submission server throttled this inbox (a 421, or a 4.7.x asking to slow "
+        "down): why, and when sending may resume. Its emails wait meanwhile; they are not failed. Null: never "
+        "throttled.",
+    )
     livemode: bool
     created_at: datetime
     updated_at: datetime

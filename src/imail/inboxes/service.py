@@ -53,6 +53,7 @@ NOT_NULL_ON_UPDATE = (
     "name",
     "daily_limit",
     "sending_gap_minutes",
+    "sent_folder_mode",
     *(f for f in SERVER_FIELDS if not f.endswith("_username")),
 )
 
@@ -182,6 +183,7 @@ async def create_inbox(
         if body.sending_gap_minutes is None
         else body.sending_gap_minutes,
         warmup_status=WarmupStatus.off.value,
+        sent_folder_mode=body.sent_folder_mode,
     )
     if is_oauth(body.provider):
         return await _create_oauth_inbox(session, repo, body, common, ctx)
@@ -352,7 +354,7 @@ async def update_inbox(
         monitor.forget_read_failures(inbox)  # new settings: the reader starts counting again
         reconnected = True
 
-    for name in ("name", "daily_limit", "sending_gap_minutes"):
+    for name in ("name", "daily_limit", "sending_gap_minutes", "sent_folder_mode"):
         if name in changes:
             setattr(inbox, name, changes[name])
     if "signature" in changes:

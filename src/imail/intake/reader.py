@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Protocol
 
 import aioimaplib
@@ -519,12 +519,14 @@ async def process_batch(
         position = upto
 
 
-def _signer(ctx: WorkerContext) -> Signer:
+@lru_cache(maxsize=4)
+def _signer_for(secret: str) -> Signer:
+    return Signer(secret)
+
+
+def _signer(ctx: ReadRuntime) -> Signer:
     """Reads the unsubscribe tokens of mailto unsubscribes (imail.tracking.mailto)."""
-    signer = ctx.extra.get("signer")
-    if signer is None:
-        signer = ctx.extra["signer"] = Signer(ctx.settings.resolved_secret_key())
-    return signer
+    return _signer_for(ctx.settings.resolved_secret_key())
 
 
 async def _commit(

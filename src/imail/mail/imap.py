@@ -315,6 +315,32 @@ async def find_in_sent(
     return found
 
 
+async def append_to_sent(
+    endpoint: Endpoint,
+    messages: list[bytes],
+    *,
+    timeout: float,
+    ca_file: str | None = None,
+    allow_private: bool = False,
+) -> str:
+    """APPEND these messages (the exact bytes sent), seen, to the account's Sent folder: RFC 6154 `\\Sent`,
+    else one with a usual name, else a new `Sent`. Returns the folder's name."""
+    async with imap_session(
+        endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private
+    ) as client:
+        async with asyncio.timeout(timeout):
+            listing = await client.list('""', "*")
+            folders = sent_folders(listing.lines)
+            folder = folders[0] if folders else "Sent"
+            if not folders:
+                await client.create(_quote(folder))
+            for data in messages:
+                response = await client.append(data, mailbox=_quote(folder), flags="(\\Seen)")
+                if response.result != "OK":
+                    raise ImapCommandError("APPEND", response)
+    return folder
+
+
 # --- reading mailboxes (the inbound reader: imail.intake) ---------------------------------------------
 
 import datetime as _dt

@@ -245,14 +245,38 @@ def _path(address: str) -> bytes:
     return b"<" + encoded.encode("ascii") + b">"
 
 
-async def _envelope(client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str]) -> None:
+def _xtext(value: str) -> bytes:
+    """RFC 3461 xtext, for ENVID: "+", "=" and anything outside printable ASCII as "+HH"."""
+    return "".join(
+        c if 33 <= ord(c) <= 126 and c not in "+=" else "".join(f"+{b:02X}" for b in c.encode())
+        for c in value
+    ).encode("ascii")
+
+
+# What a delivery status notification (RFC 3461) asks for: the headers only back, and a report on success
+# (`email.delivered`), on failure (a hard bounce) and on delay (nothing yet).
+DSN_RET = b" RET=HDRS"
+DSN_NOTIFY = b" NOTIFY=SUCCESS,FAILURE,DELAY"
+
+
+def offers_dsn(client: aiosmtplib.SMTP) -> bool:
+    return client.supports_extension("dsn")
+
+
+async def _envelope(
+    client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], envid: str | None = None
+) -> None:
     """MAIL FROM and RCPT TO, answered as aiosmtplib's mail() and rcpt() would. No per-command timeout: the
-    caller's one deadline covers the envelope, and a session that misses it is dropped."""
-    response = await client.execute_command(b"MAIL", b"FROM:" + _path(sender), timeout=None)
+    caller's one deadline covers the envelope, and a session that misses it is dropped. With `envid`, and a
+    server that offers DSN, delivery reports are asked for, carrying `envid` back (ENVID)."""
+    dsn = envid is not None and offers_dsn(client)
+    mail = b"FROM:" + _path(sender) + (DSN_RET + b" ENVID=" + _xtext(envid) if dsn and envid else b"")
+    response = await client.execute_command(b"MAIL", mail, timeout=None)
     if response.code != SMTPStatus.completed:
         raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
     for recipient in recipients:
-        response = await client.execute_command(b"RCPT", b"TO:" + _path(recipient), timeout=None)
+        rcpt = b"TO:" + _path(recipient) + (DSN_NOTIFY if dsn else b"")
+        response = await client.execute_command(b"RCPT", rcpt, timeout=None)
         if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
             raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
 
@@ -266,14 +290,15 @@ async def deliver(
     *,
     timeout: float,
     before_data: Callable[[], Awaitable[None]] | None = None,
+    envid: str | None = None,
 ) -> str:
     """Send one message on an open session, phase by phase, so a failure is known to be before the data
     (safe to retry: MailConnectionError / MailRejected) or after it (DeliveryInDoubt). `before_data` runs
     once the envelope is accepted, just before the DATA command: the caller's last chance to record that the
-    message is about to leave."""
+    message is about to leave. `envid`: ask a server that offers DSN for delivery reports naming it."""
     try:
         async with asyncio.timeout(timeout):
-            await _envelope(client, sender, recipients)
+            await _envelope(client, sender, recipients, envid)
     except aiosmtplib.SMTPRecipientRefused as exc:
         await _reset(client)
         raise MailRejected(exc.code, exc.message, [exc.recipient]) from exc

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imail.models.base import Base, IdMixin, TenantMixin, TimestampMixin
@@ -103,3 +103,26 @@ class Inbox(IdMixin, TimestampMixin, TenantMixin, TrackingDomainColumns, Base):
     @property
     def sending_paused(self) -> bool:
         return self.sending_paused_at is not None
+
+    # The submission server throttling this inbox (421, 4.7.x "slow down"): no sends until `send_backoff_until`,
+    # the wait doubling with each throttle that follows soon after the last (imail.inboxes.backoff).
+    send_backoff_until: Mapped[datetime | None] = mapped_column()
+    send_backoff_reason: Mapped[str | None] = mapped_column(Text)
+    send_backoffs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    # The Sent folder (imail.inboxes.sent_folder): `auto` appends what imail sends to Sent when the provider turned
+    # out not to file SMTP submissions itself (`sent_filed_by_provider`, learned after the first sends; None: not
+    # known yet); `append` always appends, `provider` never does.
+    sent_folder_mode: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
+    sent_filed_by_provider: Mapped[bool | None] = mapped_column(Boolean)
+
+    @property
+    def sending_backoff(self) -> dict | None:
+        """The latest backoff as the API shows it (None: the server never throttled this inbox)."""
+        if self.send_backoff_until is None:
+            return None
+        return {
+            "reason": self.send_backoff_reason or "",
+            "next_attempt_at": self.send_backoff_until,
+            "throttles_in_a_row": self.send_backoffs,
+        }

@@ -83,7 +83,7 @@ class Rotation:
         with_room = [i.id for i in usable if self._has_room(i.id)]
         if not with_room:
             return NoInbox(Shortage.limits_reached)
-        return NoInbox(Shortage.gap_running, min(self.pacing[i].next_send_at for i in with_room))  # type: ignore[type-var]
+        return NoInbox(Shortage.gap_running, min(self._ready_at(i) or self.now for i in with_room))
 
     def sent(self, inbox: Inbox, gap_until: datetime) -> None:
         """A send planned from `inbox` now; it may send again from `gap_until`."""
@@ -99,6 +99,11 @@ class Rotation:
     def _has_room(self, inbox_id: str) -> bool:
         return self.counters[inbox_id].sent < self.limits.get(inbox_id, self.inboxes[inbox_id].daily_limit)
 
+    def _ready_at(self, inbox_id: str) -> datetime | None:
+        """When the inbox may send: after its sending gap, and after any backoff its server asked for (a 421)."""
+        times = [self.pacing[inbox_id].next_send_at, self.inboxes[inbox_id].send_backoff_until]
+        return max((t for t in times if t is not None), default=None)
+
     def _is_ready(self, inbox_id: str) -> bool:
-        ready_at = self.pacing[inbox_id].next_send_at
+        ready_at = self._ready_at(inbox_id)
         return ready_at is None or ready_at <= self.now

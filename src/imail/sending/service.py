@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
 from imail.events.service import batched_events, record_event
+from imail.inboxes import backoff as inbox_backoff
 from imail.inboxes.monitor import report_connection_failure
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
@@ -30,6 +31,7 @@ from imail.kit.lease import Lease
 from imail.kit.signing import Signer
 from imail.kit.sql import HotPathRow
 from imail.kit.tenancy import Tenant
+from imail.mail.refusals import enhanced_status
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignStatus
 from imail.models.lead import LeadStatus
@@ -410,6 +412,10 @@ class OutcomeKind(StrEnum):
     )
     bounced = "bounced"  # refused for the recipient
     policy = "policy"  # refused on policy (5.7.x): the provider blocks the inbox; retried, the inbox paused
+    throttled = (
+        "throttled"  # the server asked the inbox to slow down (421, 4.7.x): it backs off, the email waits
+    )
+    soft_bounced = "soft_bounced"  # refused at RCPT for something that may pass (552 mailbox full): retried
     failed = "failed"  # refused for good, not the recipient's fault
     in_doubt = "in_doubt"  # the data went out and no answer came: settled by `resolve_stale`
     taken = "taken"  # its lease ran out and another attempt owns the message: nothing to record
@@ -422,6 +428,7 @@ class Outcome:
     code: int | None = None
     detail: str = ""
     inbox_failure_side: str | None = None  # set when the inbox itself failed (connection, login)
+    category: str | None = None  # soft_bounced: the soft-bounce category (imail.mail.bounces)
 
     def __post_init__(self) -> None:
         # Built from plain names too (the transport's "sent", "retry"…): always held as the enum.
@@ -649,6 +656,19 @@ async def apply_outcome(
         await report_connection_failure(
             session, tenant, message.inbox_id, outcome.inbox_failure_side, outcome.detail
         )
+    if outcome.kind == OutcomeKind.throttled and message.inbox_id:
+        # The server asked this inbox to slow down: the inbox backs off, and the email waits for it without
+        # counting as an attempt (throttling says nothing about the email).
+        until = await inbox_backoff.report_throttled(session, tenant, message.inbox_id, outcome.detail, now)
+        message.status = MessageStatus.retry.value
+        message.attempts = max(0, message.attempts - 1)
+        if state is not None:
+            _reschedule(state, until or now, now)
+        return
+    if outcome.kind == OutcomeKind.soft_bounced and await _soft_bounce_at_submission(
+        session, settings, tenant, message, state, outcome, now
+    ):
+        return
     if outcome.kind == OutcomeKind.requeue:
         # Claimed but never handed to SMTP (its worker stopped first): nothing left the server, so it simply
         # goes back in the queue, without counting as an attempt.
@@ -692,6 +712,40 @@ async def _policy_rejected(
             state.inbox_id = None  # no email of this thread went out: any inbox may start it
         _reschedule(state, now, now)
     await protection.policy_rejected(session, tenant_of(message), message.inbox_id, outcome.detail, now)
+
+
+async def _soft_bounce_at_submission(
+    session: AsyncSession,
+    settings: Settings,
+    tenant: Tenant,
+    message: Message,
+    state: SequenceState | None,
+    outcome: Outcome,
+    now: datetime,
+) -> bool:
+    """A recipient refused at RCPT for something that may pass (552 mailbox full): `email.bounced.soft`, and the
+    email is retried like a deferral while attempts are left (True); False: it fails."""
+    will_retry = message.attempts < settings.sending_max_attempts
+    await record_event(
+        session,
+        tenant,
+        "email.bounced.soft",
+        {
+            **event_ref(message),
+            "category": outcome.category or "unknown",
+            "status_code": enhanced_status(outcome.detail.removeprefix(str(outcome.code or "")))
+            or (str(outcome.code) if outcome.code else None),
+            "diagnostic": outcome.detail[:500] or None,
+            "will_retry": will_retry,
+        },
+    )
+    if not will_retry:
+        return False
+    message.status = MessageStatus.retry.value
+    if state is not None:
+        wait = timedelta(seconds=settings.sending_retry_seconds * 2 ** (message.attempts - 1))
+        _reschedule(state, now + wait, now)
+    return True
 
 
 def _advance(state: SequenceState, lead: Lead, campaign: Campaign, message: Message, now: datetime) -> None:

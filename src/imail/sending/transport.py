@@ -13,6 +13,7 @@ import structlog
 
 from imail.mail import smtp
 from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected
+from imail.mail.refusals import classify_refusal
 from imail.sending.service import AttemptTaken, Outcome
 
 log = structlog.get_logger("imail.sending.smtp")
@@ -78,7 +79,14 @@ class SmtpPool:
             try:
                 client = await self._connection(inbox_id, endpoint)
                 reply = await smtp.deliver(
-                    client, endpoint, sender, [recipient], data, timeout=self.timeout, before_data=before_data
+                    client,
+                    endpoint,
+                    sender,
+                    [recipient],
+                    data,
+                    timeout=self.timeout,
+                    before_data=before_data,
+                    envid=message_id,  # delivery reports (DSN) lead back to the email
                 )
             except MailRejected as exc:
                 return _rejected(message_id, exc)
@@ -138,9 +146,14 @@ def _rejected(message_id: str, exc: MailRejected) -> Outcome:
         # 5.7.x (RFC 3463: security or policy status) from the inbox's own server: its provider is refusing us,
         # whichever recipient it was; the inbox pauses (imail.inboxes.pausing) and nobody is suppressed.
         return Outcome(message_id, "policy", code=code, detail=detail)
+    refusal = classify_refusal(exc.code, exc.detail, bool(exc.recipients) and code >= 500)
+    if refusal.kind == "throttled":
+        return Outcome(message_id, "throttled", code=code, detail=detail)
     if 400 <= code < 500:
         return Outcome(message_id, "retry", code=code, detail=detail)
-    if exc.recipients:
+    if refusal.kind == "hard_bounce":
         return Outcome(message_id, "bounced", code=code, detail=detail)
-    # 5xx for the sender or the data (policy, content): not this recipient's fault, so no suppression.
+    if refusal.kind == "soft_bounce":
+        return Outcome(message_id, "soft_bounced", code=code, detail=detail, category=refusal.category)
+    # 5xx for the sender or the data, or a policy refusal: not this recipient's fault, so no suppression.
     return Outcome(message_id, "failed", code=code or None, detail=detail)

@@ -11,6 +11,7 @@ from datetime import timedelta
 import aioimaplib
 import structlog
 
+from imail.inboxes import sent_folder
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.kit.coalesce import Coalescer
 from imail.kit.lease import Lease
@@ -117,7 +118,10 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job], r
             if outcome.kind == OutcomeKind.sent:
                 await _accepted_marks(ctx)(job.message_id)
             recorder.add(outcome)
-            if outcome.kind in (OutcomeKind.in_doubt, OutcomeKind.policy) or outcome.inbox_failure_side:
+            if (
+                outcome.kind in (OutcomeKind.in_doubt, OutcomeKind.policy, OutcomeKind.throttled)
+                or outcome.inbox_failure_side
+            ):
                 # A server that stalls or drops us would cost a full timeout per remaining message, one after
                 # another; give them back untried instead (a later claim tries again, the monitor checks the inbox).
                 release = f"released unsent: the inbox's SMTP server failed on an earlier message ({outcome.detail[:200]})"
@@ -139,6 +143,48 @@ def _accepted_marks(ctx: WorkerContext) -> Coalescer[str, None]:
 
         marks = ctx.extra["accepted_marks"] = Coalescer(mark, linger=MARK_LINGER)
     return marks
+
+
+async def _file_in_sent(ctx: WorkerContext, jobs: list[Job], outcomes: list[Outcome]) -> None:
+    """Put what one inbox just sent in its Sent folder where the provider does not (imail.inboxes.sent_folder):
+    after the first sends of an `auto` inbox, look for them there first and remember what that showed. Runs
+    after the outcomes are recorded; a failure here is logged, never the send's: the message went out."""
+    sent = {outcome.message_id for outcome in outcomes if outcome.kind == "sent"}
+    jobs = [job for job in jobs if job.message_id in sent]
+    if not jobs or not jobs[0].inbox.livemode:
+        return
+    inbox = jobs[0].inbox
+    append = sent_folder.must_append(inbox)
+    if append is None:
+        found = await _look_in_sent(ctx, inbox, [job.message_id_header for job in jobs])
+        if found is None:
+            return  # can't tell now: the next sends look again
+        filed = bool(found)
+        async with ctx.database.transaction() as session:
+            await sent_folder.record_filing(session, jobs[0].tenant, inbox.id, filed)
+        inbox.sent_filed_by_provider = filed  # this worker's copy, until the next claim reads the row
+        jobs = [job for job in jobs if job.message_id_header not in found]
+        append = not filed
+    if not append or not jobs:
+        return
+    try:
+        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
+        await imap.append_to_sent(
+            endpoints.imap,
+            [job.data for job in jobs],
+            timeout=ctx.settings.mail_timeout,
+            ca_file=ctx.settings.mail_ca_file,
+            allow_private=ctx.settings.mail_allow_private,
+        )
+    except (
+        CredentialsUnavailable,
+        MailConnectionError,
+        imap.ImapCommandError,
+        aioimaplib.AioImapException,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        log.warning("appending to the sent folder failed", inbox_id=inbox.id, error=str(exc)[:200])
 
 
 def _handover_marks(ctx: WorkerContext) -> Coalescer[tuple[str, str], bool]:
@@ -188,6 +234,7 @@ async def deliver(
                 await _send_for_inbox(ctx, pool, group, recorder)
         finally:
             outcomes = await recorder.finish()
+        await _file_in_sent(ctx, group, outcomes)
         return outcomes
 
     results = await asyncio.gather(*(run(group) for group in by_inbox.values()), return_exceptions=True)
