@@ -35,6 +35,13 @@ test-shifted: install
 openapi: install
 	$(BIN)/imail openapi --output openapi.json
 
+# ruff (format and lint), the layering contract (pyproject [tool.importlinter]) and mypy on src/ (strict on kit/).
+lint: install
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
 bench: install
 	$(BIN)/python bench/api.py
 

@@ -352,7 +352,7 @@ async def pre_render(settings, database, fixture: Fixture) -> dict[str, list[tup
         compose_module.build = real_build
     RENDER["compose_ms"] = 1000 * (time.process_time() - began) / max(1, len(leads))
     RENDER["mime_ms"] = 1000 * mime_seconds / max(1, len(leads))
-    for n, (inbox, lead, data) in enumerate(composed_all):
+    for inbox, lead, data in composed_all:
         per_inbox[inbox.smtp_username].append((inbox.email, lead.email, data))
     return per_inbox
 

@@ -86,7 +86,7 @@ async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(
 
     second = by_recipient(sink)
     assert len(second["bob@example.org"]) == 1
-    for address, name in (("ana@example.org", "Ana"), ("cy@example.org", None)):
+    for address in ("ana@example.org", "cy@example.org"):
         opener, follow_up = second[address]
         assert follow_up["Subject"] == f"Re: {opener['Subject']}"
         assert follow_up["In-Reply-To"] == opener["Message-ID"]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as _dt
+import re as _re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass as _dataclass
 
 import aioimaplib
 from aioimaplib.aioimaplib import AUTH, Command
+from aioimaplib.aioimaplib import SELECTED as _SELECTED
+from aioimaplib.aioimaplib import STOP_WAIT_SERVER_PUSH as _STOP_WAIT_SERVER_PUSH
 
 from imail.mail.endpoint import (
     Endpoint,
@@ -245,7 +250,6 @@ async def check_login(
 
 # --- finding sent messages (resolving sends left in doubt by a crash) ----------------------------------
 
-import re as _re
 
 _LIST_LINE = _re.compile(rb'^\((?P<flags>[^)]*)\)\s+(?:"[^"]*"|NIL)\s+(?P<name>"(?:[^"\\]|\\.)*"|\S+)\s*$')
 SENT_NAMES = (
@@ -343,11 +347,6 @@ async def append_to_sent(
 
 # --- reading mailboxes (the inbound reader: imail.intake) ---------------------------------------------
 
-import datetime as _dt
-from dataclasses import dataclass as _dataclass
-
-from aioimaplib.aioimaplib import SELECTED as _SELECTED
-from aioimaplib.aioimaplib import STOP_WAIT_SERVER_PUSH as _STOP_WAIT_SERVER_PUSH
 
 JUNK_NAMES = (
     "junk",
