@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -14,7 +15,9 @@ import structlog
 _DATABASE_DETAIL = re.compile(r"^(DETAIL:\s*).*$", re.MULTILINE)
 
 
-def hide_database_details(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def hide_database_details(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     exception = event_dict.get("exception")
     if isinstance(exception, str) and "DETAIL:" in exception:
         event_dict["exception"] = _DATABASE_DETAIL.sub(

@@ -36,7 +36,7 @@ class Page(BaseModel, Generic[T]):
     pagination: Pagination
 
     @classmethod
-    def model_parametrized_name(cls, params: tuple[type, ...]) -> str:
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
         return f"{params[0].__name__}List"
 
 
@@ -76,22 +76,17 @@ async def page_params(
 _pages: dict[type[BaseModel], TypeAdapter[Any]] = {}
 
 
-def build_page(rows: list, params: PageParams, item: type[BaseModel]) -> Response:
+def build_page(rows: list[Any], params: PageParams, item: type[BaseModel]) -> Response:
     """Turn `limit + 1` rows fetched by a repository (ORM objects, column rows or dicts) into the contract's page
     body, rendered here in one pass: the route's `response_model=Page[item]` documents it, and FastAPI sends a
     returned Response as it is instead of validating and serialising the page a second time."""
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
-    last = rows[-1] if rows else None
-    body = {
-        "data": rows,
-        "pagination": {
-            "next_cursor": encode_cursor(last["id"] if isinstance(last, dict) else last.id)
-            if has_more and rows
-            else None,
-            "has_more": has_more,
-        },
-    }
+    next_cursor = None
+    if has_more and rows:
+        last = rows[-1]
+        next_cursor = encode_cursor(last["id"] if isinstance(last, dict) else last.id)
+    body = {"data": rows, "pagination": {"next_cursor": next_cursor, "has_more": has_more}}
     adapter = _pages.get(item)
     if adapter is None:
         adapter = _pages[item] = TypeAdapter(Page[item])  # type: ignore[valid-type]

@@ -42,7 +42,7 @@ class TenantRepository(Repository[M]):
         super().__init__(session)
         self.tenant = tenant
 
-    def select(self, *entities: Any) -> Select:
+    def select(self, *entities: Any) -> Select[Any]:
         model: Any = self.model
         stmt = select(*entities) if entities else select(model)
         return stmt.where(
@@ -55,9 +55,12 @@ class TenantRepository(Repository[M]):
 
     async def get(self, object_id: str) -> M | None:
         model: Any = self.model
-        return (await self.session.execute(self.select().where(model.id == object_id))).scalar_one_or_none()
+        found: M | None = (
+            await self.session.execute(self.select().where(model.id == object_id))
+        ).scalar_one_or_none()
+        return found
 
-    async def page(self, params: PageParams, stmt: Select | None = None) -> list[M]:
+    async def page(self, params: PageParams, stmt: Select[Any] | None = None) -> list[M]:
         """`limit + 1` rows, newest first, strictly after the cursor's id (see kit.pagination)."""
         model: Any = self.model
         if stmt is None and self._plain_select:
@@ -97,7 +100,7 @@ class TenantRepository(Repository[M]):
 
 
 @cache
-def _keyset_page(model: Any, columns: tuple[str, ...], after: bool) -> Select:
+def _keyset_page(model: Any, columns: tuple[str, ...], after: bool) -> Select[Any]:
     """The plain keyset page of a tenant table, built once with bind parameters: a statement reused as-is skips
     SQLAlchemy's per-call construction and cache-key work. The same tenant pin as TenantRepository.select."""
     # With columns, every clause names the table's Core columns: one ORM attribute anywhere would route the

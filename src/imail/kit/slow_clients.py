@@ -17,6 +17,7 @@ the connection is closed. `imail serve` runs uvicorn with this protocol (cli.py)
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -27,7 +28,7 @@ from imail.kit.ids import new_id
 
 
 class StallGuardedProtocol(HttpToolsProtocol):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stall_seconds = get_settings().request_stall_seconds
         self._stall_timer: asyncio.TimerHandle | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import JSON, Boolean, Table, Text, any_, bindparam, cast, func, insert, select, update
@@ -46,12 +46,12 @@ class among(ColumnElement[bool]):
 
 @compiles(among)
 def _compile_in_list(element: among, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.in_list, **kw)
+    return str(compiler.process(element.in_list, **kw))
 
 
 @compiles(among, "postgresql")
 def _compile_any_array(element: among, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.any_array, **kw)
+    return str(compiler.process(element.any_array, **kw))
 
 
 class HotPathRow:
@@ -68,6 +68,11 @@ class HotPathRow:
         values = dict(zip(columns, row))
         self.__dict__.update(values)
         self.__dict__["_loaded"] = values
+
+    if TYPE_CHECKING:
+        # The row's columns are its attributes, typed as Any: which columns depends on the statement.
+        def __getattr__(self, name: str) -> Any: ...
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     @classmethod
     def all(cls, result: Any) -> list[HotPathRow]:

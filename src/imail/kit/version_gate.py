@@ -13,7 +13,7 @@ def route_template(request: Request) -> str:
     keeps its own relative path ("/leads/bulk"); FastAPI records the full one in the effective route context."""
     context = request.scope.get("fastapi", {}).get("effective_route_context")
     route = request.scope.get("route")
-    return getattr(context, "path", None) or getattr(route, "path", request.url.path)
+    return str(getattr(context, "path", None) or getattr(route, "path", request.url.path))
 
 
 async def version_gate(request: Request) -> None:
