@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import delete
 
 from imail.kit.repository import Repository, TenantRepository
+from imail.kit.sql import rowcount
 from imail.models import IdempotencyRecord
 
 
@@ -23,7 +24,7 @@ class IdempotencyMaintenance(Repository[IdempotencyRecord]):
         result = await self.session.execute(
             delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
         )
-        return result.rowcount or 0
+        return rowcount(result) or 0
 
     async def delete_id(self, record_id: str) -> None:
         await self.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))

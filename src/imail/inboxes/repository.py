@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 
 from imail.kit.repository import Repository, TenantRepository
+from imail.kit.sql import rowcount
 from imail.models import Inbox
 from imail.models.inbox import InboxStatus
 
@@ -37,7 +38,7 @@ class InboxRepository(TenantRepository[Inbox]):
             .execution_options(synchronize_session=False)
         )
         result = await self.session.execute(stmt)
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     async def count_read_failure(self, inbox_id: str, reason: str, now: datetime, crash: str | None) -> int:
         """One more failed read (and its reason); the count now, 0 if the inbox is gone. `crash`, when given, is
@@ -151,7 +152,7 @@ class InboxMaintenance(Repository[Inbox]):
             .values(last_checked_at=now)
             .execution_options(synchronize_session=False)
         )
-        return (await self.session.execute(stmt)).rowcount == 1
+        return rowcount(await self.session.execute(stmt)) == 1
 
     async def batch_after(self, after_id: str | None, limit: int) -> list[Inbox]:
         """Every inbox (all workspaces, both ledgers) in id order, `limit` at a time."""

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from imail.kit.lease import free
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among, upsert_insert
+from imail.kit.sql import among, rowcount, upsert_insert
 from imail.models import Campaign, Inbox, Lead, Message
 from imail.models.inbox import InboxStatus
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
@@ -233,7 +233,7 @@ class ReaderQueue(Repository[MailboxPoll]):
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     async def touch(self, inbox_id: str, folder: str, now: datetime) -> None:
         """The folder was read to its end: the horizon a UIDVALIDITY change searches back to moves up."""

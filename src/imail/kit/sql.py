@@ -11,6 +11,7 @@ from sqlalchemy import JSON, Boolean, Table, Text, any_, bindparam, cast, func, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -87,6 +88,14 @@ class HotPathRow:
             for name, value in self.__dict__.items()
             if name != "_loaded" and loaded.get(name) != value
         }
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. `AsyncSession.execute` is typed to return a `Result`; a DML statement's
+    is a `CursorResult`, which has the count."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rowcount() takes the result of an UPDATE or DELETE")
+    return result.rowcount
 
 
 class DriverStatement:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, MetaData, String, Table, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -46,6 +46,9 @@ ID_LENGTH = 40
 
 
 class Base(DeclarativeBase):
+    # Every model is mapped to one Table (DeclarativeBase types it as any FromClause, which has no insert()).
+    __table__: ClassVar[Table]
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[str]: JSONType}
 

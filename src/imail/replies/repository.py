@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
+from imail.kit.sql import rowcount
 from imail.models import Message, Reply, ReplyLabelCorrection, ReplyModel
 from imail.models.sending import SequenceState
 
@@ -174,4 +175,4 @@ class ReplyModels:
 
     async def drop(self, workspace_id: str) -> bool:
         result = await self.session.execute(delete(ReplyModel).where(ReplyModel.workspace_id == workspace_id))
-        return bool(result.rowcount)
+        return bool(rowcount(result))

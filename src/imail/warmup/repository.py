@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among, upsert_insert
+from imail.kit.sql import among, rowcount, upsert_insert
 from imail.models import Inbox
 from imail.models.analytics import AnalyticsDaily
 from imail.models.inbox import InboxStatus, WarmupStatus
@@ -270,4 +270,4 @@ class WarmupQueue(Repository[InboxWarmup]):
             .values(warmup_status=WarmupStatus.paused.value)
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1

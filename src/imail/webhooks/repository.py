@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.pagination import PageParams
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among
+from imail.kit.sql import among, rowcount
 from imail.models import Event, WebhookDelivery, WebhookEndpoint
 
 D = WebhookDelivery
@@ -151,7 +151,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
             )
         )
         result = await self.session.execute(stmt, results)
-        return result.rowcount or 0
+        return rowcount(result) or 0
 
     async def release(self, rows: list[dict[str, Any]]) -> None:
         """Claims that were not attempted: due again at `b_next` (status `b_status`), the attempt count and
@@ -227,7 +227,7 @@ class DeliveryLogPurge(Repository[WebhookDelivery]):
         # Ids are ULIDs, so "created before the cutoff" is a primary-key range; pending rows are never purged.
         doomed = select(D.id).where(D.id < before_id, D.status != "pending").limit(limit)
         result = await self.session.execute(delete(D).where(D.id.in_(doomed.scalar_subquery())))
-        removed = result.rowcount or 0
+        removed = rowcount(result) or 0
         if removed < limit:
             owed = select(D.id).where(D.webhook_id == W.id).exists()
             await self.session.execute(delete(W).where(W.status == "deleted", W.updated_at < before, ~owed))
