@@ -17,7 +17,7 @@ WEEKDAYS = list(DAYS[:5])
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 # A named alias is one schema component, so generated clients get one well-named enum.
-Day = TypeAliasType("Weekday", Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+Weekday = TypeAliasType("Weekday", Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
 Condition = Literal["opened", "clicked", "not_opened", "not_clicked"]
 DelayUnit = Literal["minutes", "hours", "days"]
 UNIT_MINUTES = {"minutes": 1, "hours": 60, "days": 1440}
@@ -105,7 +105,7 @@ class SendWindow(BaseModel):
     timezone: str = Field(
         "lead", description="`lead` (each lead's own zone) or an IANA name like Europe/Paris."
     )
-    days: list[Day] = Field(default_factory=lambda: list(WEEKDAYS))
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
     start: str = Field("09:00", description="HH:MM, local time.")
     end: str = Field("17:00", description="HH:MM, local time, after start (24:00 for midnight).")
 

@@ -17,10 +17,10 @@ from imail.tracking_domains.schemas import (
 from imail.warmup.schemas import WarmupSettings, WarmupView
 
 # Named aliases: one schema component each, so generated clients get one well-named enum per concept.
-Provider = TypeAliasType("InboxProvider", Literal["custom", "google", "microsoft"])
-Security = TypeAliasType("ConnectionSecurity", Literal["ssl", "starttls", "none"])
-InboxStatusName = TypeAliasType("InboxStatus", Literal["setup_pending", "connected", "disconnected"])
-WarmupStatusName = TypeAliasType("WarmupStatus", Literal["off", "active", "paused"])
+InboxProvider = TypeAliasType("InboxProvider", Literal["custom", "google", "microsoft"])
+ConnectionSecurity = TypeAliasType("ConnectionSecurity", Literal["ssl", "starttls", "none"])
+InboxStatus = TypeAliasType("InboxStatus", Literal["setup_pending", "connected", "disconnected"])
+WarmupStatus = TypeAliasType("WarmupStatus", Literal["off", "active", "paused"])
 
 MAX_GAP_MINUTES = 1440
 
@@ -63,7 +63,7 @@ Secret = Annotated[str, Field(max_length=1000)] | None
 class _ServerFields(BaseModel):
     smtp_host: Host = Field(None, description="SMTP server, e.g. `smtp.example.com`.")
     smtp_port: Port = Field(None, description="Default: 465 for `ssl`, 587 for `starttls`, 25 for `none`.")
-    smtp_security: Security | None = Field(
+    smtp_security: ConnectionSecurity | None = Field(
         None,
         description="`ssl` (implicit TLS), `starttls` or `none`. Default: `ssl` on port 465, else `starttls`.",
     )
@@ -71,7 +71,7 @@ class _ServerFields(BaseModel):
     smtp_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
     imap_host: Host = Field(None, description="IMAP server, e.g. `imap.example.com`.")
     imap_port: Port = Field(None, description="Default: 993 for `ssl`, 143 otherwise.")
-    imap_security: Security | None = Field(
+    imap_security: ConnectionSecurity | None = Field(
         None,
         description="`ssl` (implicit TLS), `starttls` or `none`. Default: `starttls` on port 143, else `ssl`.",
     )
@@ -94,7 +94,7 @@ class InboxCreate(_ServerFields):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Provider = Field(
+    provider: InboxProvider = Field(
         "custom", description="`custom` (SMTP/IMAP with passwords), `google` or `microsoft` (OAuth)."
     )
     email: EmailStr = Field(description="The sending address; unique among a workspace's inboxes.")
@@ -150,11 +150,11 @@ class Inbox(BaseModel):
 
     id: str
     object: Literal["inbox"] = "inbox"
-    provider: Provider
+    provider: InboxProvider
     email: str
     name: str
     signature: str
-    status: InboxStatusName = Field(
+    status: InboxStatus = Field(
         description="`setup_pending` (OAuth consent not given yet), `connected`, or `disconnected` (a login failed)."
     )
     setup_url: str | None = Field(
@@ -166,18 +166,18 @@ class Inbox(BaseModel):
     )
     daily_limit: int
     sending_gap_minutes: int
-    warmup_status: WarmupStatusName
+    warmup_status: WarmupStatus
     warmup_started_at: datetime | None
     warmup: WarmupView = Field(
         description="Warmup ramp, today's target and sends, 7-day placement, last pause reason."
     )
     smtp_host: str | None
     smtp_port: int | None
-    smtp_security: Security | None
+    smtp_security: ConnectionSecurity | None
     smtp_username: str | None
     imap_host: str | None
     imap_port: int | None
-    imap_security: Security | None
+    imap_security: ConnectionSecurity | None
     imap_username: str | None
     last_error: str | None = Field(
         description="Why the last login failed, in the server's words (null when fine)."

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from imail.kit.lease import free
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among, rowcount, upsert_insert
+from imail.kit.sql import among, is_postgres, rowcount, upsert_insert
 from imail.models import Campaign, Inbox, Lead, Message
 from imail.models.inbox import InboxStatus
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
@@ -146,7 +146,7 @@ class ReaderQueue(Repository[MailboxPoll]):
     # -- the rows a batch acts on ----------------------------------------------------------------------------
 
     def _locked(self, stmt):
-        if self.session.get_bind().dialect.name == "postgresql":
+        if is_postgres(self.session):
             stmt = (
                 stmt.with_for_update()
             )  # the sending worker updates these too: wait for it, never overwrite it

@@ -180,7 +180,7 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mappin
     value in each row (ids, above all)."""
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         await session.execute(insert(table), list(rows))
         return
     columns = tuple(rows[0])
@@ -208,7 +208,7 @@ async def update_rows(
         return
     columns = tuple(c for c in rows[0] if c != key)
     fixed = dict(values or {})
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         # "_key" and "_<column>": bind names that never clash with a column of the statement's SET clause.
         stmt = (
             update(table)
@@ -224,6 +224,11 @@ async def update_rows(
     await session.execute(stmt, _as_arrays(table, (key, *columns), rows))
 
 
+def is_postgres(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL (else SQLite): the one place a repository asks."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def upsert_insert(session: AsyncSession) -> Any:
     """The dialect's `insert` (PostgreSQL's or SQLite's), which both offer `on_conflict_do_…`."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if is_postgres(session) else sqlite_insert

@@ -31,7 +31,7 @@ from sqlalchemy.orm import selectinload
 from imail.kit.clock import utcnow
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
-from imail.kit.sql import among
+from imail.kit.sql import among, is_postgres
 from imail.models import Lead, LeadStatus, LeadTag
 from imail.models.base import UTCDateTime
 from imail.models.lead import TimezoneSource
@@ -139,7 +139,7 @@ class LeadRepository(TenantRepository[Lead]):
 
     @property
     def is_postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+        return is_postgres(self.session)
 
     def _where(self, stmt: Select, query: LeadQuery) -> Select:
         if query.campaign_id is not None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import Message
 from email.parser import HeaderParser
-from typing import Literal
+from typing import Literal, cast
 
 from imail.mail.parsing import (
     InboundMessage,
@@ -203,7 +203,7 @@ def _parse_bounce(message: InboundMessage) -> Bounce:
 def _is_report(msg: Message) -> bool:
     try:
         return msg.get_content_type() == "multipart/report" and (
-            (msg.get_param("report-type") or "").lower() in ("delivery-status", "global-delivery-status")
+            str(msg.get_param("report-type") or "").lower() in ("delivery-status", "global-delivery-status")
         )
     except Exception:
         return False
@@ -256,12 +256,13 @@ def _field_blocks(part: Message) -> list[dict[str, str]]:
     ):
         return _blocks_from_text(_encoded_payload_text(part, encoding))
     if isinstance(payload, list) and payload and all(isinstance(p, Message) for p in payload):
-        for block in payload:
+        parts = cast(list[Message], payload)
+        for block in parts:
             fields = {k.lower(): v[0] for k, v in message_headers(block).items() if v}
             if fields:
                 blocks.append(fields)
         # compat32 sometimes leaves text it could not split as the last block's body
-        tail = payload[-1].get_payload()
+        tail = parts[-1].get_payload()
         if isinstance(tail, str) and ":" in tail:
             blocks.extend(_blocks_from_text(tail))
         return blocks

@@ -534,7 +534,7 @@ def uid_set(uids: list[int]) -> str:
     ranges: list[str] = []
     ordered = sorted(set(uids))
     start = previous = ordered[0]
-    for uid in ordered[1:] + [None]:  # type: ignore[list-item]
+    for uid in [*ordered[1:], None]:
         if uid is not None and uid == previous + 1:
             previous = uid
             continue
@@ -594,7 +594,7 @@ async def wait_push(client: aioimaplib.IMAP4, *, timeout: float) -> list[bytes] 
         return None
     if pushed == _STOP_WAIT_SERVER_PUSH:
         return None
-    return [line for line in pushed if isinstance(line, bytes | bytearray)]
+    return [bytes(line) for line in pushed if isinstance(line, bytes | bytearray)]
 
 
 def announces_new_mail(lines: list[bytes]) -> bool:

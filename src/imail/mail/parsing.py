@@ -265,7 +265,7 @@ def _parse_message(data: bytes | str) -> InboundMessage:
     reply_source = plain if plain.strip() or not html else _safe_html_to_text(_drop_blockquotes(html))
     in_reply_to = message_ids(first("in-reply-to"))
     return InboundMessage(
-        message_id=(message_ids(first("message-id")) or [None])[0],
+        message_id=next(iter(message_ids(first("message-id"))), None),
         in_reply_to=in_reply_to[0] if in_reply_to else None,
         references=message_ids(" ".join(headers.get("references", []))),
         from_email=from_email,
@@ -328,7 +328,9 @@ def part_text(part: Message) -> str:
         payload = part.get_payload(decode=True)
     except Exception:
         payload = None
-    if payload is None:
+    if not isinstance(
+        payload, bytes
+    ):  # None: a multipart, or undecodable (decode=True gives bytes otherwise)
         raw = part.get_payload()
         if isinstance(raw, str):
             return decode_bytes(raw.encode("ascii", "surrogateescape")) if raw else ""

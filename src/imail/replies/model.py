@@ -162,9 +162,9 @@ class LogisticModel:
         weights: dict[str, list[float]] = {}
         names = sorted(index, key=index.__getitem__)
         for i, feature in enumerate(names):
-            row = [total[c][i] / settings.epochs for c in range(k)]
-            if max(abs(x) for x in row) >= settings.prune_below:
-                weights[feature] = [round(x, 4) for x in row]
+            averaged = [total[c][i] / settings.epochs for c in range(k)]
+            if max(abs(x) for x in averaged) >= settings.prune_below:
+                weights[feature] = [round(x, 4) for x in averaged]
         averaged_bias = [round(b / settings.epochs, 4) for b in bias_total]
         return cls(classes, weights, averaged_bias)
 

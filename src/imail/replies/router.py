@@ -15,7 +15,7 @@ from imail.kit import csv_export
 from imail.kit.pagination import Page, PageParams, build_page, page_params
 from imail.models.reply import ReplyLabel
 from imail.replies import service
-from imail.replies.schemas import Direction, LeadReplyCreate, Reply, ReplyDetail, ReplyUpdate
+from imail.replies.schemas import LeadReplyCreate, Reply, ReplyDetail, ReplyDirection, ReplyUpdate
 
 router = APIRouter(tags=["Replies"], dependencies=[Depends(require_scope("replies")), Idempotent])
 
@@ -35,7 +35,7 @@ async def list_replies(
         bool | None, Query(description="`false` hides out-of-office and other auto-replies.")
     ] = None,
     direction: Annotated[
-        Direction | None,
+        ReplyDirection | None,
         Query(description="`inbound` (from leads), `outbound` (our answers); default: both."),
     ] = None,
 ):

@@ -9,7 +9,7 @@ from typing_extensions import TypeAliasType
 from imail.models.reply import ReplyLabel
 
 # Named aliases: one schema component each, so generated clients get one well-named enum per concept.
-Direction = TypeAliasType("ReplyDirection", Literal["inbound", "outbound"])
+ReplyDirection = TypeAliasType("ReplyDirection", Literal["inbound", "outbound"])
 LabelSource = TypeAliasType(
     "LabelSource", Literal["rules", "model", "remote", "auto_reply", "empty", "manual"]
 )
@@ -24,7 +24,7 @@ class Reply(BaseModel):
 
     id: str
     object: Literal["reply"] = "reply"
-    direction: Direction
+    direction: ReplyDirection
     campaign_id: str
     lead_id: str
     inbox_id: str
@@ -60,7 +60,7 @@ class ThreadItem(BaseModel):
 
     object: Literal["message", "reply"]
     id: str
-    direction: Direction
+    direction: ReplyDirection
     from_email: str
     to_email: str
     subject: str

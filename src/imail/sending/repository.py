@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.lease import ran_out
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import DriverStatement, HotPathRow, among, insert_rows, update_rows, upsert_insert
+from imail.kit.sql import DriverStatement, HotPathRow, among, insert_rows, is_postgres, update_rows, upsert_insert
 from imail.mail.footer import Footer
 from imail.models import Campaign, Inbox, Lead, WorkerHeartbeat, Workspace
 from imail.models.campaign import CampaignInbox
@@ -47,10 +46,6 @@ CLAIM_STATE_COLUMNS = (
 )
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 class SequenceRepository(TenantRepository[SequenceState]):
     model = SequenceState
 
@@ -62,7 +57,7 @@ class SequenceRepository(TenantRepository[SequenceState]):
             {**row, "workspace_id": self.tenant.workspace_id, "livemode": self.tenant.livemode}
             for row in rows
         ]
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             # COPY: bulk enrols thousands of leads in one request, and COPY streams rows without an INSERT's
             # per-row parameter binding and planning (measured in bench/leads.py).
             # The flush writes pending leads (their foreign keys) and begins the transaction on the driver
@@ -157,7 +152,7 @@ class SendQueue(Repository[SequenceState]):
         does not grow with the states that are not due. Plain rows: the claim writes them back with `save_claimed`."""
         states = SequenceState.__table__
         stmt = select(states).where(states.c.due_at <= now).order_by(states.c.due_at).limit(limit)
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
         return HotPathRow.all(await self.session.execute(stmt))
 
@@ -189,7 +184,7 @@ class SendQueue(Repository[SequenceState]):
         if not wanted:
             return {}
         stmt = select(Message).where(among(Message.id, wanted)).order_by(Message.id)
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return {row.id: row for row in rows.scalars()}
@@ -198,7 +193,7 @@ class SendQueue(Repository[SequenceState]):
         """Row locks on these messages, taken in id order, the order every recorder and the resolver lock them in
         (PostgreSQL; SQLite's one writer needs none)."""
         wanted = sorted(set(ids))
-        if not wanted or not _is_postgres(self.session):
+        if not wanted or not is_postgres(self.session):
             return
         await self.session.execute(
             select(Message.id).where(among(Message.id, wanted)).order_by(Message.id).with_for_update()
@@ -303,7 +298,7 @@ class SendQueue(Repository[SequenceState]):
             .where(among(SendCounter.scope_id, ids), SendCounter.day == day)
             .order_by(SendCounter.scope_id)
         )
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return {row.scope_id: row for row in rows.scalars()}
@@ -319,7 +314,7 @@ class SendQueue(Repository[SequenceState]):
             [{"inbox_id": i} for i in ids],
         )
         stmt = select(InboxPacing).where(among(InboxPacing.inbox_id, ids)).order_by(InboxPacing.inbox_id)
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return {row.inbox_id: row for row in rows.scalars()}
@@ -370,7 +365,7 @@ class SendQueue(Repository[SequenceState]):
             .where(among(messages.id, wanted), messages.status.in_(IN_FLIGHT), messages.livemode.is_(True))
             .order_by(messages.id)
         )
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update()
         return list(await self.session.execute(stmt))
 
@@ -470,7 +465,7 @@ class SendQueue(Repository[SequenceState]):
             .order_by(Message.lease_until, Message.id)
             .limit(limit)
         )
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
         return list((await self.session.execute(stmt)).scalars())
 

@@ -4,14 +4,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
-from imail.kit.sql import among
+from imail.kit.sql import among, upsert_insert
 from imail.models import Suppression
 from imail.models.suppression import SuppressionType
 
@@ -57,7 +55,7 @@ class SuppressionRepository(TenantRepository[Suppression]):
         against concurrent callers."""
         if not entries:
             return
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = upsert_insert(self.session)
         now = utcnow()
         await self.session.execute(
             insert(Suppression.__table__).on_conflict_do_nothing(

@@ -3,10 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from imail.kit.repository import Repository
+from imail.kit.sql import upsert_insert
 from imail.models import Campaign, Lead, Message
 from imail.models.sending import SequenceState
 from imail.models.tracking import TrackingWindow
@@ -33,7 +32,7 @@ class TrackingRepository(Repository[Message]):
     async def open_window(self, message_id: str, link: int, now: datetime, since: datetime) -> bool:
         """Whether this hit of one link (or the pixel) opens a new window, its event last recorded before `since`
         (or never); if so `now` becomes the window's start. One atomic upsert: of concurrent hits, one wins."""
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = upsert_insert(self.session)
         stmt = insert(TrackingWindow).values(message_id=message_id, link=link, event_at=now)
         stmt = stmt.on_conflict_do_update(
             index_elements=["message_id", "link"],

@@ -9,18 +9,13 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among, rowcount, upsert_insert
+from imail.kit.sql import among, is_postgres, rowcount, upsert_insert
 from imail.models import Inbox
 from imail.models.analytics import AnalyticsDaily
 from imail.models.inbox import InboxStatus, WarmupStatus
 from imail.models.warmup import WARMUP_COUNTERS, InboxWarmup, WarmupDaily, WarmupMessage, WarmupMessageStatus
-
-
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 class WarmupRepository(TenantRepository[InboxWarmup]):
@@ -112,7 +107,7 @@ class WarmupQueue(Repository[InboxWarmup]):
             .order_by(InboxWarmup.next_send_at.is_not(None), InboxWarmup.next_send_at, InboxWarmup.inbox_id)
             .limit(limit)
         )
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
         return list((await self.session.execute(stmt.execution_options(populate_existing=True))).scalars())
 
@@ -122,7 +117,7 @@ class WarmupQueue(Repository[InboxWarmup]):
         if not ids:
             return {}
         stmt = select(InboxWarmup).where(among(InboxWarmup.inbox_id, ids)).order_by(InboxWarmup.inbox_id)
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return {row.inbox_id: row for row in rows.scalars()}
@@ -174,7 +169,7 @@ class WarmupQueue(Repository[InboxWarmup]):
                 .where(among(WarmupDaily.inbox_id, ids), WarmupDaily.day == day)
                 .order_by(WarmupDaily.inbox_id)
             )
-            if _is_postgres(self.session):
+            if is_postgres(self.session):
                 stmt = stmt.with_for_update()
             for row in (await self.session.execute(stmt.execution_options(populate_existing=True))).scalars():
                 found[(row.inbox_id, row.day)] = row
@@ -220,7 +215,7 @@ class WarmupQueue(Repository[InboxWarmup]):
         if not wanted:
             return {}
         stmt = select(WarmupMessage).where(among(WarmupMessage.id, wanted)).order_by(WarmupMessage.id)
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return {row.id: row for row in rows.scalars()}
@@ -234,7 +229,7 @@ class WarmupQueue(Repository[InboxWarmup]):
             .where(among(WarmupMessage.message_id_header, wanted))
             .order_by(WarmupMessage.id)
         )
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             stmt = stmt.with_for_update()
         rows = await self.session.execute(stmt.execution_options(populate_existing=True))
         return {row.message_id_header: row for row in rows.scalars()}

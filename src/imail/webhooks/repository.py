@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.pagination import PageParams
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among, rowcount
+from imail.kit.sql import among, is_postgres, rowcount
 from imail.models import Event, WebhookDelivery, WebhookEndpoint
 
 D = WebhookDelivery
@@ -84,7 +84,7 @@ class DeliveryQueue(Repository[WebhookDelivery]):
 
     def __init__(self, session: AsyncSession):
         super().__init__(session)
-        self.postgres = session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+        self.postgres = is_postgres(session)
 
     async def claim(self, now: datetime, limit: int, lease_until: datetime, token: str) -> list[DeliveryJob]:
         """Take up to `limit` due deliveries: their due time becomes the lease's end, so if this worker dies

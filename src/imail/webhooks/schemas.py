@@ -13,7 +13,7 @@ EVENT_CHOICES = ["*", *EVENT_TYPES]
 WebhookStatus = TypeAliasType("WebhookStatus", Literal["enabled", "disabled"])
 DeliveryStatus = TypeAliasType("DeliveryStatus", Literal["pending", "succeeded", "failed"])
 # Documented as the enum, read as text: whether a type may be subscribed depends on the API version (service).
-EventChoice = TypeAliasType(
+WebhookEventType = TypeAliasType(
     "WebhookEventType", Annotated[str, WithJsonSchema({"type": "string", "enum": EVENT_CHOICES})]
 )
 
@@ -57,7 +57,7 @@ class WebhookCreate(BaseModel):
         description="https:// or http:// URL on a public host; no credentials in it.",
         examples=["https://example.com/hooks/imail"],
     )
-    events: list[EventChoice] = Field(
+    events: list[WebhookEventType] = Field(
         min_length=1,
         max_length=len(EVENT_CHOICES),
         description='Event types to receive, or `["*"]` for every type available to the API version.',
