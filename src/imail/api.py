@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI
 
 from imail.analytics.prometheus import MetricsMiddleware
@@ -35,7 +37,7 @@ from imail.webhooks.docs import document_webhooks
 from imail.webhooks.router import router as webhooks_router
 from imail.workspaces.router import router as workspace_router
 
-ERROR_RESPONSES = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
         400: "Malformed request or validation failed",
@@ -48,7 +50,7 @@ ERROR_RESPONSES = {
         503: "A backing service is unavailable; retry",
     }.items()
 }
-PUBLIC_ERROR_RESPONSES = {s: ERROR_RESPONSES[s] for s in (400, 500, 503)}
+PUBLIC_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {s: ERROR_RESPONSES[s] for s in (400, 500, 503)}
 
 
 def build_v1() -> APIRouter:

@@ -264,7 +264,7 @@ def secrets_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
     inboxes, webhooks, responses = asyncio.run(main())
     rotated = inboxes.rotated + webhooks.rotated + responses.rotated
     current = inboxes.current + webhooks.current + responses.current
-    unreadable = [*(inboxes.unreadable or []), *webhooks.unreadable, *responses.unreadable]
+    unreadable = [*inboxes.unreadable, *webhooks.unreadable, *responses.unreadable]
     body = {
         "inboxes": inboxes.inboxes,
         "webhooks": webhooks.rows,
@@ -437,7 +437,8 @@ def serve(
             log_level="warning",
             http=HTTP_PROTOCOL,
             access_log=False,
-            timeout_graceful_shutdown=settings.shutdown_grace,
+            # uvicorn annotates an int, and hands it to asyncio.wait_for, which takes a float.
+            timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
         )
         return
     from imail.main import create_app, freeze_startup_heap
@@ -451,7 +452,8 @@ def serve(
         log_level="warning",
         http=HTTP_PROTOCOL,
         access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_grace,
+        # uvicorn annotates an int, and hands it to asyncio.wait_for, which takes a float.
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]
     )
 
 

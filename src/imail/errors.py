@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import structlog
 from asyncpg.exceptions import ConnectionDoesNotExistError, PostgresConnectionError
@@ -172,7 +173,9 @@ def _field_path(loc: tuple) -> str | None:
 def validation_to_error(exc: RequestValidationError) -> ImailError:
     """Map pydantic's first complaint to invalid_json / missing_field / invalid_field with a readable message."""
     errors = exc.errors()
-    first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid request"}
+    first: dict[str, Any] = (
+        errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid request"}
+    )
     kind = first.get("type", "")
     loc = tuple(first.get("loc", ()))
     if kind == "json_invalid":

@@ -77,13 +77,14 @@ def authenticated_operations(app: FastAPI) -> set[tuple[str, str]]:
     """(path, method) of every operation whose dependencies authenticate the caller: read off the routes
     themselves, so a public route (the OAuth callback, status, public metrics) is never documented as needing
     a key and a new authenticated one never documented as public."""
+    # iter_route_contexts: the routes of included routers too, with their dependencies.
     return {
         (route.path_format, method.lower())
-        for route in iter_route_contexts(
-            app.routes
-        )  # routes of included routers too, with their dependencies
-        if isinstance(route.original_route, APIRoute) and _needs_key(route.dependant)
-        for method in route.methods
+        for route in iter_route_contexts(app.routes)
+        if isinstance(route.original_route, APIRoute)
+        and route.path_format is not None
+        and _needs_key(route.dependant)
+        for method in route.methods or ()
     }
 
 

@@ -114,7 +114,7 @@ async def _report(
         for row in await session.execute(_statement(model, ("day",), filter_column), params)
     }
     zero = {c: 0 for c in COUNTERS}
-    days = [{"day": d, **per_day.get(d, zero)} for d in rng.days()]
+    days: list[dict[str, Any]] = [{"day": d, **per_day.get(d, zero)} for d in rng.days()]
     totals = {c: sum(day[c] for day in days) for c in COUNTERS}
     report: dict[str, Any] = {
         "from": rng.start,

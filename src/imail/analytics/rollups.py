@@ -124,7 +124,8 @@ def plan(
             ref = refs.get(data["message_id"]) or own
             if not getattr(ref, kind):
                 deltas.append((own.key(day), f"{kind}_unique", 1))
-                writes[data["message_id"]] = replace(ref, **{kind: 1})
+                counted: dict[str, Any] = {kind: 1}
+                writes[data["message_id"]] = replace(ref, **counted)
     elif event_type == "reply.received":
         message_ref = refs.get(data.get("message_id") or "")
         if message_ref is not None:
@@ -364,10 +365,10 @@ async def rebuild(
 ) -> dict[str, int]:
     """Recompute the rollups (of one workspace, or all) from the event log, replacing what is stored."""
     for model in (AnalyticsDaily, AnalyticsCampaignDaily, AnalyticsRef):
-        stmt = delete(model)
+        wipe = delete(model)
         if workspace_id is not None:
-            stmt = stmt.where(model.workspace_id == workspace_id)
-        await session.execute(stmt)
+            wipe = wipe.where(model.workspace_id == workspace_id)
+        await session.execute(wipe)
     fold = Fold()
     events = 0
     stmt = select(Event.workspace_id, Event.livemode, Event.type, Event.data, Event.created_at, Event.id)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 from typing_extensions import TypeAliasType
@@ -40,12 +40,16 @@ class StepCounts(Counts):
     variant: str | None
 
 
-class Report(BaseModel):
+TotalsT = TypeVar("TotalsT", bound=Counts)
+DayT = TypeVar("DayT", bound=Counts)  # a Counts with its day
+
+
+class Report(BaseModel, Generic[TotalsT, DayT]):
     from_: date
     to: date
     timezone: Literal["UTC"]
-    totals: Counts
-    days: list[DayCounts]
+    totals: TotalsT
+    days: list[DayT]
 
     model_config = {
         "populate_by_name": True,
@@ -53,7 +57,7 @@ class Report(BaseModel):
     }
 
 
-class CampaignAnalytics(Report):
+class CampaignAnalytics(Report[Counts, DayCounts]):
     campaign_id: str
     steps: list[StepCounts]
 
@@ -66,15 +70,13 @@ class InboxDayCounts(InboxCounts):
     day: date
 
 
-class InboxAnalytics(Report):
+class InboxAnalytics(Report[InboxCounts, InboxDayCounts]):
     """Campaign counts of emails sent from the inbox, and its warmup (`warmup_*`) per day."""
 
     inbox_id: str
-    totals: InboxCounts
-    days: list[InboxDayCounts]
 
 
-class WorkspaceAnalytics(Report):
+class WorkspaceAnalytics(Report[Counts, DayCounts]):
     pass
 
 

@@ -12,12 +12,12 @@ from imail.models.campaign import CampaignStatus
 MAX_STEPS = 20
 MAX_VARIANTS = 10
 MAX_INBOXES = 100
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# A named alias is one schema component, so generated clients get one well-named enum.
+Weekday = TypeAliasType("Weekday", Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAYS = list(DAYS[:5])
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
-# A named alias is one schema component, so generated clients get one well-named enum.
-Weekday = TypeAliasType("Weekday", Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
 Condition = Literal["opened", "clicked", "not_opened", "not_clicked"]
 DelayUnit = Literal["minutes", "hours", "days"]
 UNIT_MINUTES = {"minutes": 1, "hours": 60, "days": 1440}

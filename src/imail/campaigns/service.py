@@ -295,7 +295,7 @@ def _describe_unusable(statuses: dict[str, str], inbox_ids: list[str]) -> str:
 async def workspace_footer(session: AsyncSession, caller: Caller) -> Footer | None:
     """The workspace's footer, or None while it has no postal address."""
     workspace = await find_workspace(session, caller.workspace_id)
-    if workspace is None or not (workspace.postal_address or "").strip():
+    if workspace is None or workspace.postal_address is None or not workspace.postal_address.strip():
         return None
     return Footer(workspace.postal_address, workspace.footer_text)
 

@@ -10,7 +10,7 @@ inside a workspace slot (inboxes.outbound), then writes in the request's session
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, exists, select
@@ -207,13 +207,13 @@ async def create_inbox(
         imap_security=imap_security,
         imap_username=body.imap_username or body.email,
     )
-    await _verify(
-        session, connection.password_endpoints(inbox, body.smtp_password, body.imap_password), caller, ctx
-    )
+    smtp_password, imap_password = body.smtp_password, body.imap_password
+    assert smtp_password is not None and imap_password is not None  # required above
+    await _verify(session, connection.password_endpoints(inbox, smtp_password, imap_password), caller, ctx)
     box = crypto.secret_box(ctx.settings)
     now = utcnow()
-    inbox.smtp_password_encrypted = box.encrypt(body.smtp_password)
-    inbox.imap_password_encrypted = box.encrypt(body.imap_password)
+    inbox.smtp_password_encrypted = box.encrypt(smtp_password)
+    inbox.imap_password_encrypted = box.encrypt(imap_password)
     inbox.last_checked_at = now
     inbox.status_changed_at = now
     session.add(inbox)
@@ -621,13 +621,13 @@ class RotationReport:
     inboxes: int = 0
     rotated: int = 0  # secrets re-encrypted under the current key
     current: int = 0  # secrets already under the current key
-    unreadable: list[str] | None = None  # inbox ids whose secrets no configured key opens
+    unreadable: list[str] = field(default_factory=list)  # inbox ids whose secrets no configured key opens
 
 
 async def rotate_secrets(database: Any, settings: Settings, batch: int = 200) -> RotationReport:
     """Re-encrypt every stored inbox secret under the current IMAIL_SECRET_KEY (one transaction per batch)."""
     box = crypto.secret_box(settings)
-    report = RotationReport(unreadable=[])
+    report = RotationReport()
     for column in ("smtp_password_encrypted", "imap_password_encrypted", "oauth_refresh_token_encrypted"):
         done = await crypto.rotate_column(database, InboxMaintenance, column, box, batch)
         report.inboxes = done.rows

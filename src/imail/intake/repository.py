@@ -275,7 +275,8 @@ class ReaderQueue(Repository[MailboxPoll]):
         skipped = sorted(exclude)
         if skipped:
             stmt = stmt.where(InboundReceipt.key.not_in(skipped))
-        return {message_id: count for message_id, count in (await self.session.execute(stmt)).all()}
+        rows = (await self.session.execute(stmt)).all()
+        return {message_id: count for message_id, count in rows if message_id is not None}
 
 
 class ThreadLookup(TenantRepository[Message]):

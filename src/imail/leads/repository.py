@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 from sqlalchemy import (
     ARRAY,
+    ColumnElement,
     Select,
     String,
     bindparam,
@@ -346,6 +347,8 @@ class LeadRepository(TenantRepository[Lead]):
         (nothing written) if one is already in the campaign; the caller then inserts with ON CONFLICT."""
         connection = await self.session.connection()
         driver = (await connection.get_raw_connection()).driver_connection
+        if driver is None:  # an open connection always has one
+            raise RuntimeError("the connection has no driver connection")
         tenant = self.tenant
         status = LeadStatus.active.value
         records = [
@@ -433,6 +436,7 @@ class LeadRepository(TenantRepository[Lead]):
         """Leads still to be emailed at these suppressed addresses (or domains) become `suppressed`: one statement."""
         if not values:
             return
+        matching: ColumnElement[bool]
         if type_ == SuppressionType.email.value:
             matching = among(Lead.email, sorted(set(values)))
         else:

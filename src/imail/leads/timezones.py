@@ -46,7 +46,7 @@ def phone_zone(phone: str, country: str | None = None) -> tuple[str | None, bool
     zones = [z for z in phone_zones.time_zones_for_number(number) if z != phone_zones.UNKNOWN_TIMEZONE]
     if len(zones) == 1:
         return zones[0], True
-    main = COUNTRY_ZONES.get(phonenumbers.region_code_for_country_code(number.country_code))
+    main = COUNTRY_ZONES.get(phonenumbers.region_code_for_country_code(number.country_code or 0))
     if main and (main in zones or not zones):
         return main, False
     return (zones[0], False) if zones else (None, False)

@@ -232,7 +232,7 @@ async def _prepare_answer(
         )
     state = await thread.state(lead.id)
     inbox_id = (state.inbox_id if state is not None and state.inbox_id else None) or messages[0].inbox_id
-    inbox = await find_inbox(session, caller.tenant, inbox_id)
+    inbox = await find_inbox(session, caller.tenant, inbox_id) if inbox_id else None
     if inbox is None:
         raise Conflict(f"The inbox that wrote to lead {lead.id} ({inbox_id}) no longer exists", "lead_id")
     if inbox.status != InboxStatus.connected.value:

@@ -66,6 +66,8 @@ class SequenceRepository(TenantRepository[SequenceState]):
             connection = await self.session.connection()
             await connection.exec_driver_sql("SELECT 1")
             driver = (await connection.get_raw_connection()).driver_connection
+            if driver is None:  # an open connection always has one
+                raise RuntimeError("the connection has no driver connection")
             columns = list(stamped[0])
             await driver.copy_records_to_table(
                 SequenceState.__tablename__,

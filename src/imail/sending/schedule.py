@@ -96,7 +96,7 @@ def due_at(previous: datetime, delay: timedelta, window: Window, spread_key: str
 
 
 def due_for_many(
-    previous: datetime, delay: timedelta, window_of, leads: list[tuple[str, str | None]]
+    previous: datetime, delay: timedelta, window_of, leads: Sequence[tuple[str, str | None]]
 ) -> dict[str, datetime]:
     """`due_at` for many leads at once (bulk enrolment): the window's next opening is worked out once per
     timezone, then each lead gets its own spread offset — the same answers as `due_at`, lead by lead."""

@@ -301,6 +301,7 @@ class Planner:
             elif inbox.shortage is Shortage.limits_reached:
                 _reschedule(state, next_open(_next_utc_day(now), window, lead.id), now)
             else:
+                assert inbox.ready_at is not None  # a running gap always says when it ends
                 _reschedule(state, inbox.ready_at, now)
             return None
 

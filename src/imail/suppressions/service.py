@@ -96,7 +96,7 @@ async def batched_suppressions(session: AsyncSession) -> AsyncIterator[None]:
     One by one, each address cost three round trips, and each of them flushed the pending changes of the batch so
     far row by row (an inbound batch of bounces and unsubscribe requests). Nothing in the block reads them back."""
     pending: dict[Tenant, dict[tuple[str, str], str]] | None
-    async with collecting(session, _BATCH_KEY, dict) as pending:
+    async with collecting(session, _BATCH_KEY, dict[Tenant, dict[tuple[str, str], str]]) as pending:
         yield
     if not pending:
         return

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from imail.config import Settings
 from imail.errors import InvalidField
@@ -66,10 +67,16 @@ SETTING_FIELDS = (
     "enable_slow_ramp",
     "reply_rate",
 )
-DEFAULTS: dict[str, Any] = {
-    name: InboxWarmup.__table__.c[name].default.arg
-    for name in SETTING_FIELDS  # one source: the model's defaults
-}
+
+
+def _model_default(name: str) -> Any:
+    default = InboxWarmup.__table__.c[name].default
+    if not isinstance(default, ScalarElementColumnDefault):
+        raise TypeError(f"InboxWarmup.{name} has no constant default")
+    return default.arg
+
+
+DEFAULTS: dict[str, Any] = {name: _model_default(name) for name in SETTING_FIELDS}  # one source: the model's
 HEALTH_DAYS = 7
 DISCONNECTED_RECHECK = timedelta(minutes=15)
 LONELY_RECHECK = timedelta(minutes=15)

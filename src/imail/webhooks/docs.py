@@ -24,7 +24,7 @@ def _envelope(event_type: str, payload: type[BaseModel]) -> type[BaseModel]:
     name = "".join(part.capitalize() for part in event_type.replace("_", ".").split(".")) + "Event"
     fields: dict[str, Any] = {
         "id": (str, Field(description="The event's id (`evt_…`); the same on every attempt.")),
-        "type": (Literal[event_type], ...),  # type: ignore[valid-type]
+        "type": (Literal[event_type], ...),
         "created_at": (datetime, ...),
         "livemode": (bool, Field(description="false for events of the test ledger.")),
         "data": (payload, ...),

@@ -35,7 +35,7 @@ class WebhookEndpointRepository(TenantRepository[WebhookEndpoint]):
     async def enabled_subscriptions(self) -> list[tuple[str, list[str], date]]:
         """(id, events, api_version) of the tenant's enabled endpoints: all the fan-out needs."""
         stmt = self.select(W.id, W.events, W.api_version).where(W.status == "enabled").order_by(W.id)
-        return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
+        return [tuple(row) for row in (await self.session.execute(stmt)).all()]
 
 
 class DeliveryRepository(TenantRepository[WebhookDelivery]):
