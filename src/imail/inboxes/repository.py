@@ -29,8 +29,7 @@ class InboxRepository(TenantRepository[Inbox]):
         stmt = (
             update(Inbox)
             .where(
-                Inbox.workspace_id == self.tenant.workspace_id,
-                Inbox.livemode == self.tenant.livemode,
+                self.pin(Inbox),
                 Inbox.id == inbox_id,
                 Inbox.status.in_(expected),
             )
@@ -53,8 +52,7 @@ class InboxRepository(TenantRepository[Inbox]):
         stmt = (
             update(Inbox)
             .where(
-                Inbox.workspace_id == self.tenant.workspace_id,
-                Inbox.livemode == self.tenant.livemode,
+                self.pin(Inbox),
                 Inbox.id == inbox_id,
             )
             .values(**values)
@@ -68,8 +66,7 @@ class InboxRepository(TenantRepository[Inbox]):
         await self.session.execute(
             update(Inbox)
             .where(
-                Inbox.workspace_id == self.tenant.workspace_id,
-                Inbox.livemode == self.tenant.livemode,
+                self.pin(Inbox),
                 Inbox.id == inbox_id,
                 or_(Inbox.read_failures > 0, Inbox.last_read_error.is_not(None)),
             )
@@ -117,8 +114,7 @@ class InboxRepository(TenantRepository[Inbox]):
     async def remove(self, inbox: Inbox) -> None:
         await self.session.execute(
             delete(Inbox).where(
-                Inbox.workspace_id == self.tenant.workspace_id,
-                Inbox.livemode == self.tenant.livemode,
+                self.pin(Inbox),
                 Inbox.id == inbox.id,
             )
         )

@@ -1,5 +1,12 @@
 """Repository bases. Tenant tables are only ever read through `TenantRepository.select()`, which pins the
-workspace and the ledger, so no query can forget whose data it reads."""
+workspace and the ledger, so no query can forget whose data it reads; a statement select() cannot build (an
+UPDATE, another tenant table, a statement built once) takes the same pin from `tenant_pin`, the one place the
+tenant filter is written.
+
+Every query lives in a domain's repository. The ORM is the default. Where a path is hot enough that the ORM's
+per-row or per-statement work shows, the repository uses Core (statements built once, `kit.sql` helpers for many
+rows in one statement) or the driver itself (`kit.sql.DriverStatement`, COPY) behind a method whose name and
+docstring say so; callers never see which."""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Integer, Select, bindparam, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.pagination import PageParams
@@ -15,6 +22,23 @@ from imail.kit.tenancy import Tenant
 from imail.models.base import Base
 
 M = TypeVar("M", bound=Base)
+
+
+def tenant_pin(rows: Any, tenant: Tenant | None = None) -> ColumnElement[bool]:
+    """The tenant filter: `rows` (a model, or a table's columns) of the tenant's workspace and ledger. Without a
+    tenant, of the bind parameters `tenant_workspace_id` and `tenant_livemode`, for a statement built once and
+    given them (`tenant_params`) at execution."""
+    if tenant is None:
+        return and_(
+            rows.workspace_id == bindparam("tenant_workspace_id"),
+            rows.livemode == bindparam("tenant_livemode"),
+        )
+    return and_(rows.workspace_id == tenant.workspace_id, rows.livemode == tenant.livemode)
+
+
+def tenant_params(tenant: Tenant) -> dict[str, Any]:
+    """The values of `tenant_pin(rows)`'s bind parameters."""
+    return {"tenant_workspace_id": tenant.workspace_id, "tenant_livemode": tenant.livemode}
 
 
 class Repository(Generic[M]):
@@ -45,9 +69,11 @@ class TenantRepository(Repository[M]):
     def select(self, *entities: Any) -> Select[Any]:
         model: Any = self.model
         stmt = select(*entities) if entities else select(model)
-        return stmt.where(
-            model.workspace_id == self.tenant.workspace_id, model.livemode == self.tenant.livemode
-        )
+        return stmt.where(tenant_pin(model, self.tenant))
+
+    def pin(self, rows: Any) -> ColumnElement[bool]:
+        """This tenant's filter on `rows`: for an UPDATE or DELETE, or another tenant table than the model's."""
+        return tenant_pin(rows, self.tenant)
 
     def new(self, **fields: Any) -> M:
         """An instance stamped with this tenant, not yet added."""
@@ -91,12 +117,7 @@ class TenantRepository(Repository[M]):
         return type(self).select is TenantRepository.select
 
     def _page_values(self, params: PageParams) -> dict[str, Any]:
-        return {
-            "tenant_workspace_id": self.tenant.workspace_id,
-            "tenant_livemode": self.tenant.livemode,
-            "after_id": params.after_id,
-            "page_size": params.limit + 1,
-        }
+        return {**tenant_params(self.tenant), "after_id": params.after_id, "page_size": params.limit + 1}
 
 
 @cache
@@ -107,9 +128,7 @@ def _keyset_page(model: Any, columns: tuple[str, ...], after: bool) -> Select[An
     # statement through the ORM's compile and loading steps.
     table = model.__table__.c if columns else model
     stmt = select(*(table[name] for name in columns)) if columns else select(model)
-    stmt = stmt.where(
-        table.workspace_id == bindparam("tenant_workspace_id"), table.livemode == bindparam("tenant_livemode")
-    )
+    stmt = stmt.where(tenant_pin(table))
     if after:
         stmt = stmt.where(table.id < bindparam("after_id"))
     return stmt.order_by(table.id.desc()).limit(bindparam("page_size", type_=Integer))

@@ -444,8 +444,7 @@ class LeadRepository(TenantRepository[Lead]):
         stmt = (
             update(Lead)
             .where(
-                Lead.workspace_id == self.tenant.workspace_id,
-                Lead.livemode == self.tenant.livemode,
+                self.pin(Lead),
                 matching,
                 Lead.status.in_([LeadStatus.active.value, LeadStatus.paused.value]),
             )
@@ -475,8 +474,7 @@ class LeadRepository(TenantRepository[Lead]):
         stmt = (
             update(Lead)
             .where(
-                Lead.workspace_id == self.tenant.workspace_id,
-                Lead.livemode == self.tenant.livemode,
+                self.pin(Lead),
                 among(Lead.id, list(lead_ids)),
             )
             .values(status=LeadStatus.active.value, updated_at=utcnow())
@@ -489,8 +487,7 @@ class LeadRepository(TenantRepository[Lead]):
         stmt = (
             update(Lead)
             .where(
-                Lead.workspace_id == self.tenant.workspace_id,
-                Lead.livemode == self.tenant.livemode,
+                self.pin(Lead),
                 Lead.campaign_id == campaign_id,
                 Lead.timezone_source.in_([TimezoneSource.campaign.value, TimezoneSource.default.value]),
             )

@@ -112,8 +112,7 @@ class LeadThread(TenantRepository[Message]):
 
     async def state(self, lead_id: str) -> SequenceState | None:
         stmt = select(SequenceState).where(
-            SequenceState.workspace_id == self.tenant.workspace_id,
-            SequenceState.livemode == self.tenant.livemode,
+            self.pin(SequenceState),
             SequenceState.lead_id == lead_id,
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -83,8 +83,7 @@ class SequenceRepository(TenantRepository[SequenceState]):
         await self.session.execute(
             update(SequenceState)
             .where(
-                SequenceState.workspace_id == self.tenant.workspace_id,
-                SequenceState.livemode == self.tenant.livemode,
+                self.pin(SequenceState),
                 SequenceState.campaign_id == campaign_id,
                 SequenceState.status == SequenceStatus.scheduled.value,
             )

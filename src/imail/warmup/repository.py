@@ -35,8 +35,7 @@ class WarmupRepository(TenantRepository[InboxWarmup]):
         stmt = (
             select(WarmupDaily)
             .where(
-                WarmupDaily.workspace_id == self.tenant.workspace_id,
-                WarmupDaily.livemode == self.tenant.livemode,
+                self.pin(WarmupDaily),
                 among(WarmupDaily.inbox_id, ids),
                 WarmupDaily.day >= first,
                 WarmupDaily.day <= last,
@@ -60,8 +59,7 @@ class WarmupRepository(TenantRepository[InboxWarmup]):
                 func.coalesce(func.sum(AnalyticsDaily.replied), 0),
             )
             .where(
-                AnalyticsDaily.workspace_id == self.tenant.workspace_id,
-                AnalyticsDaily.livemode == self.tenant.livemode,
+                self.pin(AnalyticsDaily),
                 among(AnalyticsDaily.inbox_id, ids),
                 AnalyticsDaily.day >= first,
                 AnalyticsDaily.day <= last,

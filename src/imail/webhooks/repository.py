@@ -44,7 +44,7 @@ class DeliveryRepository(TenantRepository[WebhookDelivery]):
     async def fail_pending(self, webhook_id: str, reason: str, now: datetime) -> None:
         await self.session.execute(
             update(D)
-            .where(D.workspace_id == self.tenant.workspace_id, D.livemode == self.tenant.livemode)
+            .where(self.pin(D))
             .where(D.webhook_id == webhook_id, D.status == "pending")
             .values(status="failed", next_attempt_at=None, last_error=reason, updated_at=now)
             .execution_options(synchronize_session=False)
