@@ -1,8 +1,9 @@
 """Prometheus metrics at `/metrics` (text exposition format 0.0.4), guarded by IMAIL_METRICS_TOKEN.
 
-Per process: HTTP requests by method, route template and status, and their latency histogram by route. From the
-database (at scrape time, one small query each): live emails sent / hard and soft bounces (all time, from the
-rollups), due sends (queue depth) and sending lag, webhook backlog, workers alive, IMAP readers connected."""
+Per process: HTTP requests by method, route template and status, and their latency histogram by route. From
+the database (at scrape time, one small query each): live emails sent / hard and soft bounces (all time, from
+the rollups), due sends (queue depth) and sending lag, webhook backlog, workers alive, IMAP readers
+connected."""
 
 from __future__ import annotations
 
@@ -13,15 +14,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
-from sqlalchemy import func, select
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imail.analytics.public import operations
+from imail.analytics.repository import PlatformRepository
 from imail.errors import NotFound, Unauthorized
 from imail.kit.clock import utcnow
-from imail.models import SequenceState
-from imail.models.analytics import AnalyticsCampaignDaily as Rollup
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -43,8 +42,8 @@ class HttpMetrics:
 
 
 class MetricsMiddleware:
-    """Times every HTTP request; the route is the matched template (`/v1/campaigns/{campaign_id}`), never the raw
-    path, so ids do not explode the label set."""
+    """Times every HTTP request; the route is the matched template (`/v1/campaigns/{campaign_id}`), never the
+    raw path, so ids do not explode the label set."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -75,8 +74,8 @@ class MetricsMiddleware:
 
 
 def route_template(scope: Scope, outer_root: str = "") -> str:
-    """`/v1/campaigns/{campaign_id}` for `/v1/campaigns/cmp_01…`: each path segment equal to a path parameter's
-    value is replaced by the parameter's name; a request no route matched is `unmatched`."""
+    """`/v1/campaigns/{campaign_id}` for `/v1/campaigns/cmp_01…`: each path segment equal to a path
+    parameter's value is replaced by the parameter's name; a request no route matched is `unmatched`."""
     if scope.get("endpoint") is None:
         return "unmatched"
     params = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
@@ -100,10 +99,12 @@ def render(http: HttpMetrics | None, figures: dict[str, Any]) -> str:
     if http is not None:
         for (method, route, status), n in sorted(http.requests.items()):
             lines.append(
-                f'imail_http_requests_total{{method="{method}",route="{_label(route)}",status="{status}"}} {n}'
+                f'imail_http_requests_total{{method="{method}",route="{_label(route)}",status="{status}"}} '
+                f"{n}"
             )
         lines += [
-            "# HELP imail_http_request_duration_seconds HTTP request latency by route template (this process).",
+            "# HELP imail_http_request_duration_seconds HTTP request latency by route template (this "
+            "process).",
             "# TYPE imail_http_request_duration_seconds histogram",
         ]
         for route, counts in sorted(http.buckets.items()):
@@ -154,23 +155,14 @@ async def database_figures(database: Any) -> dict[str, Any]:
     now = utcnow()
     ops = await operations(database, now)
     async with database.transaction() as session:
-        sent, hard, soft = (
-            await session.execute(
-                select(
-                    func.coalesce(func.sum(Rollup.sent), 0),
-                    func.coalesce(func.sum(Rollup.bounced_hard), 0),
-                    func.coalesce(func.sum(Rollup.bounced_soft), 0),
-                ).where(Rollup.livemode.is_(True))
-            )
-        ).one()
-        due = await session.scalar(
-            select(func.count()).select_from(SequenceState).where(SequenceState.due_at <= now)
-        )
+        platform = PlatformRepository(session)
+        sent, hard, soft = await platform.live_sent_and_bounced()
+        due = await platform.due_sends(now)
     return {
-        "sent": int(sent),
-        "bounced_hard": int(hard),
-        "bounced_soft": int(soft),
-        "sending_due": int(due or 0),
+        "sent": sent,
+        "bounced_hard": hard,
+        "bounced_soft": soft,
+        "sending_due": due,
         **ops.model_dump(),
     }
 

@@ -1,14 +1,15 @@
-"""Platform-wide figures, no auth: `GET /v1/metrics/public`, and the operational figures `/v1/status/full` adds.
+"""Platform-wide figures, no auth: `GET /v1/metrics/public`, and the operational figures `/v1/status/full`
+adds.
 
-Both are computed at most once per 30 s per process (kit.cache.Cached); with Redis configured the computed value
-is also shared through Redis (key `imail:public:<name>`, 30 s TTL), so a fleet of processes computes it about
-once per 30 s in all, and a flood of anonymous requests never reaches the database."""
+Both are computed at most once per 30 s per process (kit.cache.Cached); with Redis configured the computed
+value is also shared through Redis (key `imail:public:<name>`, 30 s TTL), so a fleet of processes computes it
+about once per 30 s in all, and a flood of anonymous requests never reaches the database."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -16,13 +17,11 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
 
+from imail.analytics.repository import PlatformRepository
 from imail.db import Database
 from imail.kit.cache import Cached
 from imail.kit.clock import utcnow
-from imail.models import Event, Inbox, MailboxPoll, SequenceState, WebhookDelivery, WorkerHeartbeat
-from imail.models.analytics import AnalyticsCampaignDaily as Rollup
 
 log = structlog.get_logger(__name__)
 
@@ -55,76 +54,38 @@ async def public_metrics(database: Database, now: datetime | None = None) -> Pub
     now = now or utcnow()
     today = now.date()
     async with database.transaction() as session:
-        live = (Rollup.livemode.is_(True),)
-        sent_today, replies_today = (
-            await session.execute(
-                select(
-                    func.coalesce(func.sum(Rollup.sent), 0), func.coalesce(func.sum(Rollup.replied), 0)
-                ).where(Rollup.day == today, *live)
-            )
-        ).one()
-        sent_7d, replied_7d = (
-            await session.execute(
-                select(
-                    func.coalesce(func.sum(Rollup.sent), 0), func.coalesce(func.sum(Rollup.replied), 0)
-                ).where(Rollup.day >= today - timedelta(days=6), Rollup.day <= today, *live)
-            )
-        ).one()
-        inboxes = await session.scalar(
-            select(func.count())
-            .select_from(Inbox)
-            .where(Inbox.livemode.is_(True), Inbox.status == "connected")
-        )
-        hourly = await sends_per_hour(session, now)
+        platform = PlatformRepository(session)
+        sent_today, replies_today = await platform.live_sent_and_replied(today, today)
+        sent_7d, replied_7d = await platform.live_sent_and_replied(today - timedelta(days=6), today)
+        inboxes = await platform.live_connected_inboxes()
+        hourly = await sends_per_hour(platform, now)
     return PublicMetrics(
-        emails_sent_today=int(sent_today),
-        replies_today=int(replies_today),
-        active_inboxes=int(inboxes or 0),
-        reply_rate_7d=round(int(replied_7d) / int(sent_7d), 4) if sent_7d else 0.0,
+        emails_sent_today=sent_today,
+        replies_today=replies_today,
+        active_inboxes=inboxes,
+        reply_rate_7d=round(replied_7d / sent_7d, 4) if sent_7d else 0.0,
         sends_per_hour=hourly,
         computed_at=now,
     )
 
 
-async def sends_per_hour(session: Any, now: datetime) -> list[int]:
-    """Live `email.sent` events per UTC hour over the last 24 hours (an index range on events.created_at)."""
+async def sends_per_hour(platform: PlatformRepository, now: datetime) -> list[int]:
+    """Live `email.sent` events per UTC hour over the last 24 hours."""
     current = now.replace(minute=0, second=0, microsecond=0)
     first = current - timedelta(hours=23)
-    if session.get_bind().dialect.name == "postgresql":
-        hour = func.to_char(func.timezone("UTC", Event.created_at), "YYYY-MM-DD HH24")
-    else:
-        hour = func.strftime("%Y-%m-%d %H", Event.created_at)
-    rows = await session.execute(
-        select(hour, func.count())
-        .where(Event.created_at >= first, Event.type == "email.sent", Event.livemode.is_(True))
-        .group_by(hour)
-    )
-    counts = dict(rows.all())
+    counts = await platform.live_sends_per_hour(first)
     return [int(counts.get((first + timedelta(hours=i)).strftime("%Y-%m-%d %H"), 0)) for i in range(24)]
 
 
 async def operations(database: Database, now: datetime | None = None) -> Operations:
     now = now or utcnow()
     async with database.transaction() as session:
-        workers = await session.scalar(
-            select(func.count())
-            .select_from(WorkerHeartbeat)
-            .where(WorkerHeartbeat.seen_at >= now - HEARTBEAT_ALIVE)
-        )
-        oldest_due = await session.scalar(
-            select(func.min(SequenceState.due_at)).where(SequenceState.due_at <= now)
-        )
-        backlog = await session.scalar(
-            select(func.count())
-            .select_from(WebhookDelivery)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
-        )
-        readers = await session.scalar(
-            select(func.count()).select_from(MailboxPoll).where(MailboxPoll.lease_until > now)
-        )
+        platform = PlatformRepository(session)
+        workers = await platform.workers_seen_since(now - HEARTBEAT_ALIVE)
+        oldest_due = await platform.oldest_due(now)
+        backlog = await platform.webhook_backlog(now)
+        readers = await platform.mailboxes_leased(now)
     if oldest_due is not None and oldest_due.tzinfo is None:
-        from datetime import UTC
-
         oldest_due = oldest_due.replace(tzinfo=UTC)
     lag = max(0.0, (now - oldest_due).total_seconds()) if oldest_due is not None else 0.0
     return Operations(
@@ -191,7 +152,8 @@ router = APIRouter(tags=["Status"])
 
 @router.get("/metrics/public", response_model=PublicMetrics)
 async def get_public_metrics(request: Request, response: Response):
-    """Live platform figures: emails sent today, replies today (UTC day), connected inboxes, reply rate over the
-    last 7 UTC days. No auth; computed at most once per 30 s per process (shared through Redis when configured)."""
+    """Live platform figures: emails sent today, replies today (UTC day), connected inboxes, reply rate over
+    the last 7 UTC days. No auth; computed at most once per 30 s per process (shared through Redis when
+    configured)."""
     response.headers["Cache-Control"] = PUBLIC_CACHE
     return await metrics_cache(request).get()

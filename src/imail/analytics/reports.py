@@ -1,7 +1,7 @@
 """Reports read from the daily rollups: sums over a date range, per day (zero-filled), per step and variant.
 
-Days are UTC days (the rollups are per UTC day); `timezone` must be `UTC` (anything else is a 400 naming it) so
-that nobody reads a UTC bucket as a local one. `from` and `to` are inclusive dates."""
+Days are UTC days (the rollups are per UTC day); `timezone` must be `UTC` (anything else is a 400 naming it)
+so that nobody reads a UTC bucket as a local one. `from` and `to` are inclusive dates."""
 
 from __future__ import annotations
 
@@ -9,24 +9,24 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.analytics.repository import ReportRepository
 from imail.errors import InvalidField, NotFound
 from imail.kit.clock import utcnow
 from imail.kit.tenancy import Tenant
 from imail.models import Campaign, Inbox
-from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily
+from imail.models.analytics import COUNTERS
 from imail.models.warmup import WARMUP_COUNTERS
 from imail.warmup import service as warmup
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
-# The reference's funnel stages (sent → opened → replied → interested → meeting), each read from the counter that
-# means it: an email is opened once a person opened it (unique, human), a meeting is a reply labelled meeting_booked.
+# The reference's funnel stages (sent → opened → replied → interested → meeting), each read from the counter
+# that means it: an email is opened once a person opened it (unique, human), a meeting is a reply labelled
+# meeting_booked.
 FUNNEL_COUNTERS = {
     "sent": "sent",
     "opened": "opened_unique",
@@ -68,22 +68,6 @@ def date_range(start: date | None, end: date | None, timezone: str) -> Range:
     return Range(start, end)
 
 
-@lru_cache(maxsize=32)
-def _statement(model: Any, group: tuple[str, ...], filter_column: str | None) -> Any:
-    """Built once per shape, with bind parameters: the SQL compilation cache does the rest (reads are a few ms)."""
-    sums = [func.coalesce(func.sum(getattr(model, c)), 0).label(c) for c in COUNTERS]
-    columns = [getattr(model, g) for g in group]
-    stmt = select(*columns, *sums).where(
-        model.workspace_id == bindparam("ws"),
-        model.livemode == bindparam("live"),
-        model.day >= bindparam("start"),
-        model.day <= bindparam("end"),
-    )
-    if filter_column is not None:
-        stmt = stmt.where(getattr(model, filter_column) == bindparam("target"))
-    return stmt.group_by(*columns).order_by(*columns)
-
-
 def _counts(row: Any) -> dict[str, int]:
     return {c: int(getattr(row, c)) for c in COUNTERS}
 
@@ -97,22 +81,22 @@ async def _report(
     inbox_id: str | None = None,
     by_step: bool = False,
 ) -> dict[str, Any]:
-    """Per day from the table without inboxes (or the fine one for an inbox); totals are the sum of the days."""
-    model: Any = AnalyticsDaily if inbox_id is not None else AnalyticsCampaignDaily
+    """Per day from the table without inboxes (or the fine one for an inbox); totals are the sum of the
+    days."""
     filter_column = "inbox_id" if inbox_id is not None else "campaign_id" if campaign_id is not None else None
-    params = {
-        "ws": tenant.workspace_id,
-        "live": tenant.livemode,
-        "start": rng.start,
-        "end": rng.end,
-        "target": inbox_id if inbox_id is not None else campaign_id,
-    }
-    if filter_column is None:
-        params.pop("target")
-    per_day = {
-        row.day: _counts(row)
-        for row in await session.execute(_statement(model, ("day",), filter_column), params)
-    }
+    repository = ReportRepository(session, tenant)
+
+    async def sums(group: tuple[str, ...]) -> list[Any]:
+        return await repository.sums(
+            by_inbox=inbox_id is not None,
+            group=group,
+            filter_column=filter_column,
+            target=inbox_id if inbox_id is not None else campaign_id,
+            start=rng.start,
+            end=rng.end,
+        )
+
+    per_day = {row.day: _counts(row) for row in await sums(("day",))}
     zero = {c: 0 for c in COUNTERS}
     days: list[dict[str, Any]] = [{"day": d, **per_day.get(d, zero)} for d in rng.days()]
     totals = {c: sum(day[c] for day in days) for c in COUNTERS}
@@ -124,27 +108,13 @@ async def _report(
         "days": days,
     }
     if by_step:
-        rows = await session.execute(_statement(model, ("step", "variant"), filter_column), params)
+        rows = await sums(("step", "variant"))
         report["steps"] = [{"step": r.step or None, "variant": r.variant or None, **_counts(r)} for r in rows]
     return report
 
 
-@lru_cache(maxsize=8)
-def _exists_statement(model: Any) -> Any:
-    return select(model.id).where(
-        model.id == bindparam("id"),
-        model.workspace_id == bindparam("ws"),
-        model.livemode == bindparam("live"),
-    )
-
-
 async def _exists(session: AsyncSession, tenant: Tenant, model: Any, object_id: str, what: str) -> None:
-    found = (
-        await session.execute(
-            _exists_statement(model), {"id": object_id, "ws": tenant.workspace_id, "live": tenant.livemode}
-        )
-    ).first()
-    if found is None:
+    if not await ReportRepository(session, tenant).owns(model, object_id):
         raise NotFound(
             f"No {what} {object_id!r} in this workspace's {'live' if tenant.livemode else 'test'} ledger"
         )
@@ -165,7 +135,8 @@ async def inbox_report(session: AsyncSession, tenant: Tenant, inbox_id: str, rng
     await _exists(session, tenant, Inbox, inbox_id, "inbox")
     report = await _report(session, tenant, rng, inbox_id=inbox_id)
     warm = {
-        row.day: row for row in await warmup.daily_counts(session, tenant, [inbox_id], rng.start, rng.end)
+        row.day: row
+        for row in await warmup.daily_counts(session, tenant, [inbox_id], rng.start, rng.end)
     }
     for day in report["days"]:
         row = warm.get(day["day"])
@@ -197,11 +168,12 @@ async def funnel_report(
     }
 
 
-# --- CSV ---------------------------------------------------------------------------------------------------------
+# --- CSV ----------------------------------------------------------------------------------------------------
 
 
 def safe_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run as a formula: text starting with = + - @ (or tab / CR) gets a leading '."""
+    """A cell a spreadsheet will not run as a formula: text starting with = + - @ (or tab / CR) gets a leading
+    '."""
     text = "" if value is None else value.isoformat() if isinstance(value, date) else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 

@@ -1,18 +1,21 @@
 """Daily rollups, maintained in the same transaction as the events (called when `record_event` writes them).
 
-One pure function, `plan`, says what an event adds: counter deltas under a key (campaign, step, variant, inbox,
-day UTC) and what to remember about the email or reply it concerns (`analytics_refs`). The live path loads those
-refs (row-locked on PostgreSQL), folds a batch of events through the plan in memory and adds the sums with
-INSERT … ON CONFLICT DO UPDATE; `rebuild` folds the whole event log through the very same `Fold`, so both produce
-identical numbers.
+One pure function, `plan`, says what an event adds: counter deltas under a key (campaign, step, variant,
+inbox, day UTC) and what to remember about the email or reply it concerns (`analytics_refs`). The live path
+loads those refs (row-locked on PostgreSQL), folds a batch of events through the plan in memory and adds the
+sums with INSERT … ON CONFLICT DO UPDATE; `rebuild` folds the whole event log through the very same `Fold`, so
+both produce identical numbers.
 
 Definitions (raw counts; rates are yours to compute):
-- day: the UTC date of the event's `created_at`; a reply's `interested` / `meeting_booked` count on the day of the
+- day: the UTC date of the event's `created_at`; a reply's `interested` / `meeting_booked` count on the day of
+the
   reply itself (a later relabel moves the count, it never double counts).
 - opened / clicked: every open/click hit, the `email.opened` / `email.clicked` events and the internal
-  `*.repeat` ones (hits of one pixel or link within a minute of its last event); *_machine: those flagged machine;
-  *_unique: the first human (non-machine) open/click of each email (remembered per email in analytics_refs).
-- replied: `reply.received` events (real replies only), counted under the campaign/step/variant/inbox of the email
+  `*.repeat` ones (hits of one pixel or link within a minute of its last event); *_machine: those flagged
+  machine; *_unique: the first human (non-machine) open/click of each email (remembered per email in
+  analytics_refs).
+- replied: `reply.received` events (real replies only), counted under the campaign/step/variant/inbox of the
+email
   replied to; auto_replied: `email.auto_replied` (an internal event type, never sent to webhooks), likewise.
 - unsubscribed: `lead.unsubscribed`: a recipient's first unsubscribe through one of our emails (its link, the
   one-click or mailto header, or a reply asking to stop), under that email's key. Suppressions made through the
@@ -25,19 +28,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.analytics.repository import COARSE_FIELDS, RollupRepository
 from imail.events.service import NewEvent
-from imail.kit.sql import among
 from imail.kit.tenancy import Tenant
-from imail.models import Event
-from imail.models.analytics import COUNTERS, AnalyticsCampaignDaily, AnalyticsDaily, AnalyticsRef
+from imail.models.analytics import COUNTERS, AnalyticsRef
 
 Key = tuple[str, int, str, str, date]  # campaign_id, step, variant, inbox_id, day
 LABEL_COUNTERS = {"interested": "interested", "meeting_booked": "meeting_booked"}
@@ -103,8 +101,8 @@ def needed_refs(event_type: str, data: Mapping[str, Any]) -> list[str]:
 def plan(
     event_type: str, data: Mapping[str, Any], day: date, refs: Mapping[str, Ref]
 ) -> tuple[list[tuple[Key, str, int]], dict[str, Ref]]:
-    """(counter deltas, refs to write) for one event, given the refs `needed_refs` named (missing ones absent).
-    The ref of `email.sent` is written only if the email has none yet (see CREATE_ONLY)."""
+    """(counter deltas, refs to write) for one event, given the refs `needed_refs` named (missing ones
+    absent). The ref of `email.sent` is written only if the email has none yet (see CREATE_ONLY)."""
     deltas: list[tuple[Key, str, int]] = []
     writes: dict[str, Ref] = {}
     if event_type == "lead.unsubscribed" and not data.get("message_id"):
@@ -146,7 +144,7 @@ def plan(
     return deltas, writes
 
 
-# --- the live path -----------------------------------------------------------------------------------------------
+# --- the live path ------------------------------------------------------------------------------------------
 
 
 def _ref_from_row(row: AnalyticsRef) -> Ref:
@@ -166,87 +164,27 @@ async def apply_events(session: AsyncSession, events: Iterable[Counted]) -> None
     counted = [e for e in events if e[1] in COUNTED]
     if not counted:
         return
-    # An `email.sent` ref is not read: it is written with ON CONFLICT DO NOTHING, which keeps a stored one as it
-    # is, and a later event of the batch that needs it reads it anyway. Sends were a read per batch for nothing.
+    # An `email.sent` ref is not read: it is written with ON CONFLICT DO NOTHING, which keeps a stored one as
+    # it is, and a later event of the batch that needs it reads it anyway. Sends were a read per batch for
+    # nothing.
     wanted: dict[Tenant, set[str]] = {}
     for tenant, event_type, data, _created_at in counted:
         ids = needed_refs(event_type, data)
         if ids:
             wanted.setdefault(tenant, set()).update(ids)
     fold = Fold()
+    repository = RollupRepository(session)
     for tenant in sorted(wanted, key=_tenant_order):
-        stmt = (
-            select(AnalyticsRef)
-            .where(
-                AnalyticsRef.workspace_id == tenant.workspace_id,
-                AnalyticsRef.livemode == tenant.livemode,
-                among(AnalyticsRef.ref_id, sorted(wanted[tenant])),
-            )
-            .order_by(AnalyticsRef.ref_id)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        for row in (await session.execute(stmt.execution_options(populate_existing=True))).scalars():
+        for row in await repository.lock_refs(tenant, sorted(wanted[tenant])):
             fold.load(tenant, row.ref_id, _ref_from_row(row))
     for tenant, event_type, data, created_at in counted:
         fold.add(tenant, event_type, data, created_at)
-
-    upserts = _upserts(session.get_bind().dialect.name)
     created, updated = fold.changed_refs()
-    for rows, stmt in ((created, upserts.new_refs), (updated, upserts.changed_refs)):
-        if rows:
-            await session.execute(stmt, rows)
-    daily, coarse = fold.counter_rows()
-    for rows, stmt, keys in (
-        (daily, upserts.daily, KEY_FIELDS),
-        (coarse, upserts.campaign_daily, COARSE_FIELDS),
-    ):
-        if rows:
-            await session.execute(stmt, sorted(rows, key=lambda r: tuple(r[k] for k in keys)))
-
-
-@dataclass(frozen=True)
-class _Upserts:
-    new_refs: Any
-    changed_refs: Any
-    daily: Any
-    campaign_daily: Any
-
-
-@cache
-def _upserts(dialect: str) -> _Upserts:
-    """The rollups' write statements, built once per dialect (building them is costly, and it would happen on
-    every batch). One statement per table, run for every row (executemany), never a VALUES list as long as the
-    batch: each length would compile and be kept in SQLAlchemy's statement cache as a statement of its own,
-    growing with the row count, and a long-running worker sees every length sooner or later."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    ref_keys = ["workspace_id", "livemode", "ref_id"]
-    # On the tables, not the mapped classes: an ORM-enabled bulk insert costs more per row, for nothing here.
-    refs = insert(AnalyticsRef.__table__)
-
-    def adding_counters(model: Any, keys: tuple[str, ...]) -> Any:
-        stmt = insert(model.__table__)
-        return stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: model.__table__.c[c] + stmt.excluded[c] for c in COUNTERS}
-        )
-
-    return _Upserts(
-        new_refs=refs.on_conflict_do_nothing(index_elements=ref_keys),
-        changed_refs=refs.on_conflict_do_update(
-            index_elements=ref_keys, set_={c: refs.excluded[c] for c in REF_FIELDS}
-        ),
-        daily=adding_counters(AnalyticsDaily, KEY_FIELDS),
-        campaign_daily=adding_counters(AnalyticsCampaignDaily, COARSE_FIELDS),
-    )
+    await repository.write(created, updated, *fold.counter_rows())
 
 
 def _tenant_order(tenant: Tenant) -> tuple[str, bool]:
     return tenant.workspace_id, tenant.livemode
-
-
-KEY_FIELDS = ("workspace_id", "livemode", "campaign_id", "day", "step", "variant", "inbox_id")
-COARSE_FIELDS = ("workspace_id", "livemode", "campaign_id", "day", "step", "variant")
-REF_FIELDS = ("campaign_id", "step", "variant", "inbox_id", "day", "opened", "clicked", "label")
 
 
 def _coarse(fine: dict[str, Any]) -> dict[str, Any]:
@@ -282,13 +220,13 @@ def _ref_values(tenant: Tenant, ref_id: str, ref: Ref) -> dict[str, Any]:
     }
 
 
-# --- the fold (live batches and rebuild) -------------------------------------------------------------------------
+# --- the fold (live batches and rebuild) --------------------------------------------------------------------
 
 
 class Fold:
-    """Rollups of a stream of events, in memory: the counter sums they add, and the refs as they end up. The live
-    path seeds it with the stored refs the events need (`load`) and writes what changed; `rebuild` folds the whole
-    log from nothing and writes everything."""
+    """Rollups of a stream of events, in memory: the counter sums they add, and the refs as they end up. The
+    live path seeds it with the stored refs the events need (`load`) and writes what changed; `rebuild` folds
+    the whole log from nothing and writes everything."""
 
     def __init__(self) -> None:
         self.counters: dict[tuple[Tenant, Key], dict[str, int]] = {}
@@ -350,13 +288,7 @@ class Fold:
 
 async def write_fold(session: AsyncSession, fold: Fold, chunk: int = 1000) -> tuple[int, int]:
     daily, coarse, refs = fold.rows()
-    for table, rows in (
-        (AnalyticsDaily.__table__, daily),
-        (AnalyticsCampaignDaily.__table__, coarse),
-        (AnalyticsRef.__table__, refs),
-    ):
-        for start in range(0, len(rows), chunk):
-            await session.execute(table.insert(), rows[start : start + chunk])
+    await RollupRepository(session).insert(daily, coarse, refs, chunk)
     return len(daily), len(refs)
 
 
@@ -364,19 +296,13 @@ async def rebuild(
     session: AsyncSession, workspace_id: str | None = None, batch: int = 5000
 ) -> dict[str, int]:
     """Recompute the rollups (of one workspace, or all) from the event log, replacing what is stored."""
-    for model in (AnalyticsDaily, AnalyticsCampaignDaily, AnalyticsRef):
-        wipe = delete(model)
-        if workspace_id is not None:
-            wipe = wipe.where(model.workspace_id == workspace_id)
-        await session.execute(wipe)
+    repository = RollupRepository(session)
+    await repository.wipe(workspace_id)
     fold = Fold()
     events = 0
-    stmt = select(Event.workspace_id, Event.livemode, Event.type, Event.data, Event.created_at, Event.id)
-    if workspace_id is not None:
-        stmt = stmt.where(Event.workspace_id == workspace_id)
-    stmt = stmt.order_by(Event.created_at, Event.id)
-    result = await session.stream(stmt.execution_options(yield_per=batch))
-    async for workspace, livemode, event_type, data, created_at, _id in result:
+    async for workspace, livemode, event_type, data, created_at, _id in repository.events(
+        workspace_id, batch
+    ):
         fold.add(Tenant(workspace, livemode), event_type, data, created_at)
         events += 1
     daily, refs = await write_fold(session, fold)

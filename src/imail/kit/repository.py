@@ -4,9 +4,9 @@ UPDATE, another tenant table, a statement built once) takes the same pin from `t
 tenant filter is written.
 
 Every query lives in a domain's repository. The ORM is the default. Where a path is hot enough that the ORM's
-per-row or per-statement work shows, the repository uses Core (statements built once, `kit.sql` helpers for many
-rows in one statement) or the driver itself (`kit.sql.DriverStatement`, COPY) behind a method whose name and
-docstring say so; callers never see which."""
+per-row or per-statement work shows, the repository uses Core (statements built once, `kit.sql` helpers for
+many rows in one statement) or the driver itself (`kit.sql.DriverStatement`, COPY) behind a method whose name
+and docstring say so; callers never see which."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ M = TypeVar("M", bound=Base)
 
 
 def tenant_pin(rows: Any, tenant: Tenant | None = None) -> ColumnElement[bool]:
-    """The tenant filter: `rows` (a model, or a table's columns) of the tenant's workspace and ledger. Without a
-    tenant, of the bind parameters `tenant_workspace_id` and `tenant_livemode`, for a statement built once and
-    given them (`tenant_params`) at execution."""
+    """The tenant filter: `rows` (a model, or a table's columns) of the tenant's workspace and ledger. Without
+    a tenant, of the bind parameters `tenant_workspace_id` and `tenant_livemode`, for a statement built once
+    and given them (`tenant_params`) at execution."""
     if tenant is None:
         return and_(
             rows.workspace_id == bindparam("tenant_workspace_id"),
@@ -72,7 +72,8 @@ class TenantRepository(Repository[M]):
         return stmt.where(tenant_pin(model, self.tenant))
 
     def pin(self, rows: Any) -> ColumnElement[bool]:
-        """This tenant's filter on `rows`: for an UPDATE or DELETE, or another tenant table than the model's."""
+        """This tenant's filter on `rows`: for an UPDATE or DELETE, or another tenant table than the
+        model's."""
         return tenant_pin(rows, self.tenant)
 
     def new(self, **fields: Any) -> M:
