@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -101,6 +101,11 @@ class Database:
         if self._pinned is not None:
             pinned, self._pinned = self._pinned, None
             pinned.invalidate()  # closed, not returned: its state after a failure is unknown
+
+    async def ping(self) -> None:
+        """One round trip on a fresh connection from the pool: raises when the database does not answer."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         self._drop_pinned()

@@ -38,6 +38,9 @@ class KeyLookup(Repository[ApiKey]):
     async def by_id(self, key_id: str) -> ApiKey | None:
         return await self.session.get(ApiKey, key_id)
 
+    async def workspace_exists(self, workspace_id: str) -> bool:
+        return await self.session.get(Workspace, workspace_id) is not None
+
 
 class ApiKeyRepository(TenantRepository[ApiKey]):
     model = ApiKey

@@ -90,7 +90,7 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
 async def issue_key(
     session: AsyncSession, workspace_id: str, livemode: bool, name: str = "", scopes: list[str] | None = None
 ) -> IssuedKey:
-    if await session.get(Workspace, workspace_id) is None:
+    if not await KeyLookup(session).workspace_exists(workspace_id):
         raise NotFound(f"No workspace {workspace_id}")
     secret = keys.generate(livemode)
     key = ApiKey(

@@ -16,11 +16,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import structlog
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
@@ -154,15 +153,8 @@ async def mark_ok(session: AsyncSession, inbox: Inbox, now: datetime) -> bool:
     return changed
 
 
-async def _stamp(session: AsyncSession, inbox: Inbox, **values) -> None:
-    await session.execute(
-        update(Inbox)
-        .where(
-            Inbox.workspace_id == inbox.workspace_id, Inbox.livemode == inbox.livemode, Inbox.id == inbox.id
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+async def _stamp(session: AsyncSession, inbox: Inbox, **values: Any) -> None:
+    await InboxRepository(session, tenant_of(inbox)).stamp(inbox.id, **values)
 
 
 async def apply_outcome(
@@ -203,17 +195,11 @@ async def report_connection_failure(
     — not for a refused recipient. It records the error and makes the inbox due for a check at once; the monitor
     then logs in again within seconds and, if that fails too, marks it disconnected (one `inbox.disconnected`).
     """
-    await session.execute(
-        update(Inbox)
-        .where(
-            Inbox.workspace_id == tenant.workspace_id, Inbox.livemode == tenant.livemode, Inbox.id == inbox_id
-        )
-        .values(
-            last_error=detail[:MAX_ERROR_CHARS],
-            last_error_side=side if side in ("smtp", "imap") else "both",
-            last_checked_at=None,
-        )
-        .execution_options(synchronize_session=False)
+    await InboxRepository(session, tenant).stamp(
+        inbox_id,
+        last_error=detail[:MAX_ERROR_CHARS],
+        last_error_side=side if side in ("smtp", "imap") else "both",
+        last_checked_at=None,
     )
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 
 from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import rowcount
-from imail.models import Inbox
+from imail.models import Campaign, CampaignInbox, Inbox
+from imail.models.campaign import CampaignStatus
 from imail.models.inbox import InboxStatus
 
 
@@ -82,8 +83,7 @@ class InboxRepository(TenantRepository[Inbox]):
         stmt = (
             update(Inbox)
             .where(
-                Inbox.workspace_id == self.tenant.workspace_id,
-                Inbox.livemode == self.tenant.livemode,
+                self.pin(Inbox),
                 Inbox.id == inbox_id,
                 Inbox.sending_paused_at.is_(None),
             )
@@ -97,8 +97,7 @@ class InboxRepository(TenantRepository[Inbox]):
         await self.session.execute(
             update(Inbox)
             .where(
-                Inbox.workspace_id == self.tenant.workspace_id,
-                Inbox.livemode == self.tenant.livemode,
+                self.pin(Inbox),
                 Inbox.id == inbox_id,
                 Inbox.sending_paused_at.is_not(None),
             )
@@ -110,6 +109,39 @@ class InboxRepository(TenantRepository[Inbox]):
             )
             .execution_options(synchronize_session=False)
         )
+
+    async def stamp(self, inbox_id: str, **values: Any) -> None:
+        """Set these columns of the stored inbox, without loading it."""
+        await self.session.execute(
+            update(Inbox)
+            .where(self.pin(Inbox), Inbox.id == inbox_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def exclusive_campaign(self, inbox_id: str) -> str | None:
+        """An active campaign that sends only from this inbox (no other connected inbox): its id, or None."""
+        others = (
+            select(CampaignInbox.campaign_id)
+            .join(Inbox, Inbox.id == CampaignInbox.inbox_id)
+            .where(
+                CampaignInbox.campaign_id == Campaign.id,
+                CampaignInbox.inbox_id != inbox_id,
+                Inbox.status == InboxStatus.connected.value,
+            )
+        )
+        stmt = (
+            select(Campaign.id)
+            .join(
+                CampaignInbox,
+                and_(CampaignInbox.campaign_id == Campaign.id, CampaignInbox.inbox_id == inbox_id),
+            )
+            .where(self.pin(Campaign), Campaign.status == CampaignStatus.active.value, ~exists(others))
+            .order_by(Campaign.id)
+            .limit(1)
+        )
+        found: str | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return found
 
     async def remove(self, inbox: Inbox) -> None:
         await self.session.execute(

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,8 +32,7 @@ from imail.kit.ids import has_prefix
 from imail.kit.pagination import PageParams
 from imail.kit.tenancy import Tenant
 from imail.mail.endpoint import MailConnectionError
-from imail.models import Campaign, CampaignInbox, Inbox
-from imail.models.campaign import CampaignStatus
+from imail.models import Inbox
 from imail.models.inbox import InboxStatus, WarmupStatus
 from imail.tracking_domains import service as tracking_domains
 from imail.warmup import service as warmup
@@ -388,30 +386,7 @@ async def verify_tracking_domain(
 
 async def inbox_in_exclusive_use(session: AsyncSession, tenant: Tenant, inbox_id: str) -> str | None:
     """The id of an active campaign that sends only from this inbox (no other connected inbox), or None."""
-    others = (
-        select(CampaignInbox.campaign_id)
-        .join(Inbox, Inbox.id == CampaignInbox.inbox_id)
-        .where(
-            CampaignInbox.campaign_id == Campaign.id,
-            CampaignInbox.inbox_id != inbox_id,
-            Inbox.status == InboxStatus.connected.value,
-        )
-    )
-    stmt = (
-        select(Campaign.id)
-        .join(
-            CampaignInbox, and_(CampaignInbox.campaign_id == Campaign.id, CampaignInbox.inbox_id == inbox_id)
-        )
-        .where(
-            Campaign.workspace_id == tenant.workspace_id,
-            Campaign.livemode == tenant.livemode,
-            Campaign.status == CampaignStatus.active.value,
-            ~exists(others),
-        )
-        .order_by(Campaign.id)
-        .limit(1)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await InboxRepository(session, tenant).exclusive_campaign(inbox_id)
 
 
 async def delete_inbox(session: AsyncSession, caller: Caller, inbox_id: str, force: bool) -> None:

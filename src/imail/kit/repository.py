@@ -52,6 +52,10 @@ class Repository(Generic[M]):
         await self.session.flush()
         return obj
 
+    async def delete(self, obj: M) -> None:
+        """Delete a loaded row (its ORM cascades included), at the next flush."""
+        await self.session.delete(obj)
+
     async def batch_after(self, after_id: str | None, limit: int) -> list[M]:
         """Every row of the table (all tenants: operators' maintenance only) in id order, `limit` at a time."""
         model: Any = self.model

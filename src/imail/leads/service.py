@@ -359,7 +359,7 @@ async def delete_lead(session: AsyncSession, caller: Caller, lead_id: str) -> di
     """Remove the lead and put its address on the suppression list (GDPR erasure: never emailed again)."""
     lead = await get_lead(session, caller, lead_id)
     email = lead.email
-    await session.delete(lead)
+    await LeadRepository(session, caller.tenant).delete(lead)
     await session.flush()
     entry = await suppressions.suppress(
         session, caller.tenant, SuppressionType.email, email, SuppressionReason.lead_deleted

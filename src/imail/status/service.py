@@ -6,7 +6,6 @@ import asyncio
 import time
 
 from redis.asyncio import Redis
-from sqlalchemy import text
 
 from imail import __version__
 from imail.analytics.public import operations
@@ -30,11 +29,7 @@ async def _timed(check) -> Component:
 
 
 async def check_database(database: Database) -> Component:
-    async def ping() -> None:
-        async with database.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    component = await _timed(ping)
+    component = await _timed(database.ping)
     if component.status == "ok":
         component.detail = database.engine.dialect.name
     return component

@@ -179,7 +179,7 @@ async def get_suppression(session: AsyncSession, caller: Caller, suppression_id:
 async def delete_suppression(session: AsyncSession, caller: Caller, suppression_id: str) -> Suppression:
     """Remove an entry; leads it had suppressed, and that no other entry covers, become active again."""
     entry = await get_suppression(session, caller, suppression_id)
-    await session.delete(entry)
+    await SuppressionRepository(session, caller.tenant).delete(entry)
     await session.flush()
     leads = LeadRepository(session, caller.tenant)
     candidates = await leads.suppressed_by(entry.type, entry.value)
