@@ -3,14 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from imail.auth import scopes as scope_rules
+from imail.kit.schemas import RequestModel, ResponseModel
 
 
-class ApiKey(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class ApiKey(ResponseModel):
     id: str
     object: Literal["api_key"] = "api_key"
     name: str
@@ -27,9 +26,7 @@ class ApiKeyCreated(ApiKey):
     secret: str = Field(description="The key itself. Shown only in this response; store it now.")
 
 
-class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiKeyCreate(RequestModel):
     name: str = Field("", max_length=120)
     scopes: list[str] | None = Field(
         None,

@@ -21,7 +21,7 @@ from imail.kit.clock import utcnow
 from imail.kit.pagination import PageParams
 from imail.kit.ratelimit import Limit
 from imail.kit.tenancy import Tenant
-from imail.models import ApiKey, Workspace
+from imail.models import ApiKey
 
 
 @dataclass(frozen=True, slots=True)

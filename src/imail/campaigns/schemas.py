@@ -4,9 +4,10 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from typing_extensions import TypeAliasType
 
+from imail.kit.schemas import RequestModel
 from imail.models.campaign import CampaignStatus
 
 MAX_STEPS = 20
@@ -24,10 +25,9 @@ UNIT_MINUTES = {"minutes": 1, "hours": 60, "days": 1440}
 MAX_DELAY_MINUTES = 365 * 1440
 
 
-class Delay(BaseModel):
-    """How long to wait before a step: after the lead is added (step 1) or after the previous step was sent."""
-
-    model_config = ConfigDict(extra="forbid")
+class Delay(RequestModel):
+    """How long to wait before a step: after the lead is added (step 1) or after the previous step was
+    sent."""
 
     amount: int = Field(0, ge=0, description="0–365 days' worth of the unit.")
     unit: DelayUnit = "days"
@@ -37,10 +37,8 @@ class Delay(BaseModel):
         return self.amount * UNIT_MINUTES[self.unit]
 
 
-class VariantIn(BaseModel):
+class VariantIn(RequestModel):
     """An A/B variant: its own subject and/or body (what it leaves out comes from the step), and a weight."""
-
-    model_config = ConfigDict(extra="forbid")
 
     subject: str | None = Field(None, max_length=500)
     body: str | None = Field(None, max_length=100_000)
@@ -56,10 +54,8 @@ class Variant(VariantIn):
     )
 
 
-class Branch(BaseModel):
+class Branch(RequestModel):
     """Branch on the lead's behaviour with this step's email, judged when the next step's delay has passed."""
-
-    model_config = ConfigDict(extra="forbid")
 
     condition: Condition = Field(
         description="`opened`, `clicked`, `not_opened` or `not_clicked`, within the delay."
@@ -69,9 +65,7 @@ class Branch(BaseModel):
     )
 
 
-class StepIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StepIn(RequestModel):
     subject: str | None = Field(
         None,
         max_length=500,
@@ -97,10 +91,8 @@ class Step(BaseModel):
     branches: list[Branch]
 
 
-class SendWindow(BaseModel):
+class SendWindow(RequestModel):
     """When emails may go out, in the lead's own zone (`lead`) or a fixed IANA zone."""
-
-    model_config = ConfigDict(extra="forbid")
 
     timezone: str = Field(
         "lead", description="`lead` (each lead's own zone) or an IANA name like Europe/Paris."
@@ -150,9 +142,7 @@ def _inboxes(value: list[str]) -> list[str]:
 SkipVerification = TypeAliasType("SkipVerification", Literal["none", "invalid", "risky"])
 
 
-class CampaignCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CampaignCreate(RequestModel):
     name: str = Field(description="Display name, at most 120 characters.")
     inbox_ids: list[str] = Field(description="Inboxes to send from (this workspace's, this ledger's).")
     steps: list[StepIn] = Field(description="1–20 steps.")
@@ -202,10 +192,8 @@ class CampaignCreate(BaseModel):
         return _inboxes(value)
 
 
-class CampaignUpdate(BaseModel):
+class CampaignUpdate(RequestModel):
     """Fields to change; `steps` and `inbox_ids` replace the whole list."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     inbox_ids: list[str] | None = None
@@ -261,9 +249,7 @@ class Campaign(BaseModel):
     )
 
 
-class PreviewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PreviewRequest(RequestModel):
     lead_id: str = Field(description="A lead of this campaign.")
     step: int = Field(1, ge=1, le=MAX_STEPS, description="1-based step number.")
     variant: str | None = Field(None, description="Variant label (`A`, `B`…); default: the first.")

@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, field_validator
 from typing_extensions import TypeAliasType
 
 from imail.events.types import SendingPauseReason
+from imail.kit.schemas import RequestModel, ResponseModel
 from imail.tracking_domains.schemas import (
     DOMAIN_DESCRIPTION,
     TrackingDomain,
@@ -60,7 +61,7 @@ DailyLimit = Annotated[int | None, AfterValidator(_positive)]
 Secret = Annotated[str, Field(max_length=1000)] | None
 
 
-class _ServerFields(BaseModel):
+class _ServerFields(RequestModel):
     smtp_host: Host = Field(None, description="SMTP server, e.g. `smtp.example.com`.")
     smtp_port: Port = Field(None, description="Default: 465 for `ssl`, 587 for `starttls`, 25 for `none`.")
     smtp_security: ConnectionSecurity | None = Field(
@@ -92,8 +93,6 @@ class InboxCreate(_ServerFields):
     """Connect an inbox. Custom: both servers' settings and passwords (both logins are tried before answering).
     Google / Microsoft: only the address and sending settings; the answer carries a `setup_url`."""
 
-    model_config = ConfigDict(extra="forbid")
-
     provider: InboxProvider = Field(
         "custom", description="`custom` (SMTP/IMAP with passwords), `google` or `microsoft` (OAuth)."
     )
@@ -116,8 +115,6 @@ class InboxCreate(_ServerFields):
 
 class InboxUpdate(_ServerFields):
     """Change an inbox. Changing any smtp_* or imap_* field logs in to both servers again before saving."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, max_length=120)
     signature: str | None = Field(None, max_length=10_000)
@@ -145,9 +142,7 @@ class SendingBackoff(BaseModel):
     )
 
 
-class Inbox(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class Inbox(ResponseModel):
     id: str
     object: Literal["inbox"] = "inbox"
     provider: InboxProvider

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
 
 from imail.errors import InvalidField
+from imail.kit.schemas import ResponseModel
 
 T = TypeVar("T")
 
@@ -27,10 +28,8 @@ class Pagination(BaseModel):
     has_more: bool
 
 
-class Page(BaseModel, Generic[T]):
+class Page(ResponseModel, Generic[T]):
     """The contract's list body: `{"data": [...], "pagination": {...}}`."""
-
-    model_config = ConfigDict(from_attributes=True)
 
     data: list[T]
     pagination: Pagination

@@ -36,10 +36,10 @@ TAGS_DESCRIPTION = (
 TAGS_SCHEMA: dict[str, Any] = {"items": {"type": "string", "maxLength": MAX_TAG_LENGTH}, "maxItems": MAX_TAGS}
 
 
-class LeadInput(BaseModel):
+class LeadInput(RequestModel):
     """One lead's fields (everything but the campaign)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(str_strip_whitespace=True)
 
     email: str = Field(max_length=320, description="Checked with email-validator; stored lower-case.")
     first_name: str | None = Field(None, max_length=200)
@@ -66,9 +66,7 @@ class LeadCreate(LeadInput):
     campaign_id: str
 
 
-class LeadBulkCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LeadBulkCreate(RequestModel):
     campaign_id: str
     # Rows are checked one by one (bad ones are reported, not fatal), so they are not validated as a whole here.
     leads: list[SkipValidation[LeadInput]] = Field(description=f"1–{MAX_BULK} leads.")
@@ -81,10 +79,10 @@ class LeadBulkCreate(BaseModel):
         return value
 
 
-class LeadImport(BaseModel):
+class LeadImport(RequestModel):
     """The multipart/form-data fields of a CSV import."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     # StoredText: form fields miss the request-level check JSON bodies get, so their text is checked here (kit.text).
     campaign_id: StoredText = Field(description="The campaign to add the leads to.")
@@ -99,10 +97,10 @@ class LeadImport(BaseModel):
     )
 
 
-class LeadUpdate(BaseModel):
+class LeadUpdate(RequestModel):
     """Fields to change. `custom_variables` replaces the whole object; `timezone: null` infers it again."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(str_strip_whitespace=True)
 
     first_name: str | None = Field(None, max_length=200)
     last_name: str | None = Field(None, max_length=200)
@@ -123,9 +121,7 @@ class LeadUpdate(BaseModel):
     )
 
 
-class Lead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class Lead(ResponseModel):
     id: str
     object: Literal["lead"] = "lead"
     campaign_id: str

@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from typing_extensions import TypeAliasType
 
+from imail.kit.schemas import RequestModel, ResponseModel
 from imail.models.reply import ReplyLabel
 
 # Named aliases: one schema component each, so generated clients get one well-named enum per concept.
@@ -16,11 +17,9 @@ LabelSource = TypeAliasType(
 ReplyStatus = TypeAliasType("ReplyStatus", Literal["received", "sent", "recorded"])
 
 
-class Reply(BaseModel):
-    """A message in a lead's thread after our emails: read from one of our inboxes (`inbound`), or our own answer
-    (`outbound`, POST /v1/leads/{id}/reply)."""
-
-    model_config = ConfigDict(from_attributes=True)
+class Reply(ResponseModel):
+    """A message in a lead's thread after our emails: read from one of our inboxes (`inbound`), or our own
+    answer (`outbound`, POST /v1/leads/{id}/reply)."""
 
     id: str
     object: Literal["reply"] = "reply"
@@ -81,18 +80,14 @@ class ReplyDetail(Reply):
     thread: list[ThreadItem] = Field(description="Every email between us and the lead, oldest first.")
 
 
-class ReplyUpdate(BaseModel):
+class ReplyUpdate(RequestModel):
     """Correct a reply's label; the lead's interest_status follows."""
-
-    model_config = ConfigDict(extra="forbid")
 
     label: ReplyLabel
 
 
-class LeadReplyCreate(BaseModel):
+class LeadReplyCreate(RequestModel):
     """An answer to the lead, sent in the thread from the inbox that wrote to them."""
-
-    model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=50_000, description="The plain-text body.")
     html: str | None = Field(None, max_length=200_000, description="An HTML alternative of the same text.")

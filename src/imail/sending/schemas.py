@@ -3,13 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from imail.kit.schemas import ResponseModel
 
 
-class Message(BaseModel):
+class Message(ResponseModel):
     """One email of a sequence: what was sent, when, from which inbox, which step and variant."""
-
-    model_config = ConfigDict(from_attributes=True)
 
     id: str
     object: Literal["message"] = "message"

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from imail.kit.schemas import RequestModel
 
 
-class SpamCheckRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SpamCheckRequest(RequestModel):
     lead_id: str | None = Field(
         None,
         description="A lead of this campaign to render for; default: a sample lead (Alex Morgan, Example Inc).",

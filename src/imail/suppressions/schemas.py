@@ -3,23 +3,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from imail.kit.schemas import RequestModel, ResponseModel
 from imail.models.suppression import SuppressionReason, SuppressionType
 
 
-class SuppressionCreate(BaseModel):
+class SuppressionCreate(RequestModel):
     """Exactly one of `email` (one address) or `domain` (every address at that domain)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: str | None = Field(None, max_length=320, description="An address, like ana@example.com.")
     domain: str | None = Field(None, max_length=253, description="A domain, like example.com (exact match).")
 
 
-class Suppression(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class Suppression(ResponseModel):
     id: str
     object: Literal["suppression"] = "suppression"
     type: SuppressionType

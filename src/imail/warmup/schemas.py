@@ -3,14 +3,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from imail.kit.schemas import RequestModel
 
 
-class WarmupSettings(BaseModel):
+class WarmupSettings(RequestModel):
     """An inbox's warmup ramp. Send it in `PATCH /v1/inboxes/{id}` as `warmup`, or as the body of
     `POST /v1/inboxes/{id}/warmup/start`; fields left out keep their value."""
-
-    model_config = ConfigDict(extra="forbid")
 
     start_volume: int | None = Field(
         None, ge=1, le=5000, description="Warmup emails on the first day. Default 2."

@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, Field, WithJsonSchema
 from typing_extensions import TypeAliasType
 
 from imail.events.types import EVENT_TYPES
+from imail.kit.schemas import RequestModel, ResponseModel
 
 EVENT_CHOICES = ["*", *EVENT_TYPES]
 # A named alias is one schema component, so generated clients get one well-named enum.
@@ -18,10 +19,8 @@ WebhookEventType = TypeAliasType(
 )
 
 
-class Webhook(BaseModel):
+class Webhook(ResponseModel):
     """An endpoint that receives signed event deliveries."""
-
-    model_config = ConfigDict(from_attributes=True)
 
     id: str
     object: Literal["webhook"] = "webhook"
@@ -49,9 +48,7 @@ class WebhookCreated(Webhook):
     )
 
 
-class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WebhookCreate(RequestModel):
     url: str = Field(
         max_length=2048,
         description="https:// or http:// URL on a public host; no credentials in it.",
@@ -72,10 +69,8 @@ class WebhookDeleted(BaseModel):
     deleted: Literal[True] = True
 
 
-class WebhookDelivery(BaseModel):
+class WebhookDelivery(ResponseModel):
     """One event owed to one endpoint, and how its attempts went."""
-
-    model_config = ConfigDict(from_attributes=True)
 
     id: str
     object: Literal["webhook_delivery"] = "webhook_delivery"

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from imail.kit.schemas import RequestModel, ResponseModel
 from imail.mail.footer import DEFAULT_FOOTER_TEXT, MAX_FOOTER_TEXT, MAX_POSTAL_ADDRESS
 from imail.tracking_domains.schemas import (
     DOMAIN_DESCRIPTION,
@@ -14,9 +15,7 @@ from imail.tracking_domains.schemas import (
 )
 
 
-class WorkspaceView(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class WorkspaceView(ResponseModel):
     id: str
     object: Literal["workspace"] = "workspace"
     name: str
@@ -34,9 +33,7 @@ class WorkspaceView(BaseModel):
     tracking_domain_reason: TrackingDomainReason
 
 
-class WorkspaceUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WorkspaceUpdate(RequestModel):
     postal_address: str | None = Field(
         None,
         max_length=MAX_POSTAL_ADDRESS,
