@@ -25,6 +25,7 @@ from imail.inboxes.health import health_score
 from imail.inboxes.outbound import OutboundContext, outbound_slot
 from imail.inboxes.providers import is_oauth, oauth_provider
 from imail.inboxes.repository import InboxMaintenance, InboxRepository
+from imail.inboxes.schemas import Inbox as InboxView
 from imail.inboxes.schemas import InboxCreate, InboxUpdate
 from imail.kit import crypto
 from imail.kit.clock import utcnow
@@ -59,10 +60,17 @@ NOT_NULL_ON_UPDATE = (
 # --- views ------------------------------------------------------------------------------------------------
 
 
-def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: OutboundContext) -> Inbox:
-    """Attach the computed fields of the API view (health_score, warmup, setup_url) to a row; secrets are never read."""
-    inbox.health_score = health_score(inbox.status, figures.stats if figures else None)  # type: ignore[attr-defined]
-    inbox.warmup = figures.warmup if figures else None  # type: ignore[attr-defined]
+# The `Inbox` schema's fields read off the row (its columns and properties) as they are (never a secret: the
+# schema names none).
+_ROW_FIELDS = tuple(name for name in InboxView.model_fields if hasattr(Inbox, name))
+
+
+def view(inbox: Inbox, figures: warmup.Figures | None, ctx: OutboundContext) -> dict[str, Any]:
+    """The API view of a row, as plain data for the `Inbox` schema: its columns, and the computed
+    health_score, warmup and setup_url."""
+    data: dict[str, Any] = {name: getattr(inbox, name) for name in _ROW_FIELDS}
+    data["health_score"] = health_score(inbox.status, figures.stats if figures else None)
+    data["warmup"] = figures.warmup if figures else None
     url = None
     if is_oauth(inbox.provider) and inbox.status != InboxStatus.connected.value and inbox.oauth_state_nonce:
         provider = oauth_provider(ctx.settings, inbox.provider)
@@ -71,17 +79,17 @@ def decorate(inbox: Inbox, figures: warmup.Figures | None, ctx: OutboundContext)
             url = oauth.setup_url(
                 ctx.settings, provider, inbox.id, tenant, inbox.oauth_state_nonce, inbox.email
             )
-    inbox.setup_url = url  # type: ignore[attr-defined]
-    return inbox
+    data["setup_url"] = url
+    return data
 
 
 async def with_views(
     session: AsyncSession, tenant: Tenant, inboxes: list[Inbox], ctx: OutboundContext
-) -> list[Inbox]:
-    """The rows, each ready to serialize as the `Inbox` schema: health_score from the last 7 days' campaign sends,
-    bounces and replies (analytics rollups) and warmup placement (imail.warmup)."""
+) -> list[dict[str, Any]]:
+    """The rows' API views (see `view`): health_score from the last 7 days' campaign sends, bounces and
+    replies (analytics rollups) and warmup placement (imail.warmup)."""
     found = await warmup.figures(session, tenant, inboxes, utcnow().date())
-    return [decorate(i, found.get(i.id), ctx) for i in inboxes]
+    return [view(i, found.get(i.id), ctx) for i in inboxes]
 
 
 # --- reads ------------------------------------------------------------------------------------------------
