@@ -27,7 +27,7 @@ KEY_FIELDS = ("workspace_id", "livemode", "campaign_id", "day", "step", "variant
 COARSE_FIELDS = ("workspace_id", "livemode", "campaign_id", "day", "step", "variant")
 REF_FIELDS = ("campaign_id", "step", "variant", "inbox_id", "day", "opened", "clicked", "label")
 # workspace_id, livemode, type, data, created_at, id
-LoggedEvent = tuple[str, bool, str, dict[str, Any], datetime, str]
+LoggedEvent = Row[str, bool, str, dict[str, Any], datetime, str]
 
 
 # --- reports ------------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ class RollupRepository:
         stmt = stmt.order_by(Event.created_at, Event.id)
         result = await self.session.stream(stmt.execution_options(yield_per=batch))
         async for row in result:
-            yield row._tuple()
+            yield row
 
 
 # --- platform-wide figures ----------------------------------------------------------------------------------
