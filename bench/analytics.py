@@ -3,8 +3,8 @@
 `COUNT … GROUP BY` over the raw event table for the same answer, in the same run, on PostgreSQL.
 
 Seeds one workspace with 1,000,000 events over 90 days (20 campaigns × 3 steps × 2 variants × 10 inboxes; each
-email sent, mostly delivered, some bounced, opened, clicked — some by machines —, replied and classified), loaded
-with COPY; the rollups are computed from those very events by `imail.analytics.rollups.Fold` (the code
+email sent, mostly delivered, some bounced, opened, clicked — some by machines —, replied and classified),
+loaded with COPY; the rollups are computed from those very events by `imail.analytics.rollups.Fold` (the code
 `imail analytics rebuild` runs) and loaded the same way. Then, alternating, best of N rounds each:
 
   funnel     rollups: `imail.analytics.reports.funnel_report` (90 days: totals + per day)
@@ -176,7 +176,8 @@ async def seed(admin_url: str, n_events: int) -> tuple[str, str, str]:
     try:
         ws = new_id("ws")
         await conn.execute(
-            "INSERT INTO workspaces (id, name, tier, created_at, updated_at) VALUES ($1, 'bench', 'surge', now(), now())",
+            "INSERT INTO workspaces (id, name, tier, created_at, updated_at) VALUES ($1, 'bench', 'surge', "
+            "now(), now())",
             ws,
         )
         rng = random.Random(7)
@@ -208,7 +209,8 @@ async def seed(admin_url: str, n_events: int) -> tuple[str, str, str]:
             )
         await conn.execute("ANALYZE")
         print(
-            f"seeded {len(events):,} events, {len(daily):,} rollup rows in {time.perf_counter() - started:.1f} s"
+            f"seeded {len(events):,} events, {len(daily):,} rollup rows in "
+            f"{time.perf_counter() - started:.1f} s"
         )
         return url, ws, campaigns[0]
     finally:
@@ -313,12 +315,14 @@ async def main() -> None:
             await admin.close()
 
     lines = [
-        f"backend PostgreSQL; {args.events:,} events over {DAYS} days; best of {args.rounds} rounds; {os.cpu_count()} CPUs"
+        f"backend PostgreSQL; {args.events:,} events over {DAYS} days; best of {args.rounds} rounds; "
+        f"{os.cpu_count()} CPUs"
     ]
     for name, (r_ms, raw_ms) in results.items():
         ok = "ok" if r_ms < 20 and raw_ms / r_ms >= 20 else "MISSED"
         lines.append(
-            f"{name:<18} rollups {r_ms:8.2f} ms   raw COUNT…GROUP BY {raw_ms:9.1f} ms   ×{raw_ms / r_ms:7.1f}  "
+            f"{name:<18} rollups {r_ms:8.2f} ms   raw COUNT…GROUP BY {raw_ms:9.1f} ms   "
+            f"×{raw_ms / r_ms:7.1f}  "
             f"(target < 20 ms and ≥ 20×: {ok})"
         )
     print("\n".join(lines))
@@ -330,12 +334,17 @@ def record(args, lines: list[str]) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     current = path.read_text() if path.exists() else "# Benchmark results\n"
     section = (
-        f"## Analytics\n\n`.venv/bin/python bench/analytics.py{'' if args.events == 1_000_000 else f' --events {args.events}'} --rounds {args.rounds}`"
-        f" ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC; shared 2-core machine, numbers vary with load; Python {platform.python_version()})\n\n"
+        "## Analytics\n\n`.venv/bin/python "
+        f"bench/analytics.py{'' if args.events == 1_000_000 else f' --events {args.events}'} --rounds "
+        f"{args.rounds}`"
+        f" ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC; shared 2-core machine, numbers vary with load; Python "
+        f"{platform.python_version()})\n\n"
         "```\n" + "\n".join(lines) + "\n```\n\n"
-        "Rollups: the report functions behind `GET /v1/analytics/funnel` and `GET /v1/analytics/campaigns/{id}` "
+        "Rollups: the report functions behind `GET /v1/analytics/funnel` and `GET "
+        "/v1/analytics/campaigns/{id}` "
         "(totals, every day, per step and variant), timed in-process on one session (no HTTP). Raw: the same "
-        "numbers counted from `events` (JSON payload fields) with COUNT … GROUP BY; both answers are asserted "
+        "numbers counted from `events` (JSON payload fields) with COUNT … GROUP BY; both answers are "
+        "asserted "
         "equal before timing.\n"
     )
     if "## Analytics" in current:

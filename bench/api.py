@@ -541,7 +541,8 @@ def main() -> int:
         endpoints = [("trivial", "/healthz", {}), ("list", "/v1/keys?limit=25", auth)]
         print(
             f"bench: {client} load, {args.connections} connections, server: imail serve --no-workers "
-            f"--processes {args.processes}, PostgreSQL + Redis; warm-up {args.warmup:g} s, {args.duration:g} s each",
+            f"--processes {args.processes}, PostgreSQL + Redis; warm-up {args.warmup:g} s, "
+            f"{args.duration:g} s each",
             flush=True,
         )
         if args.warmup > 0:
@@ -556,7 +557,8 @@ def main() -> int:
                 result = measure(client, name, server.base_url, path, headers, args, meter)
                 if result.errors:
                     print(
-                        f"bench: {result.errors} errors on {path} (non-2xx or socket errors):\n{server.log_tail()}"
+                        f"bench: {result.errors} errors on {path} (non-2xx or socket "
+                        f"errors):\n{server.log_tail()}"
                     )
                     return 1
                 if name not in best or result.rps > best[name].rps:
@@ -591,7 +593,8 @@ def main() -> int:
 
 
 def profile(server: ServerProcess, client: str, auth: dict[str, str], args) -> None:
-    """py-spy (--gil: only where a process holds the GIL, i.e. its CPU) on every server worker under list load."""
+    """py-spy (--gil: only where a process holds the GIL, i.e. its CPU) on every server worker under list
+    load."""
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():
         print("bench: --profile needs py-spy (.venv/bin/pip install py-spy)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Lead export benchmark: `GET /v1/leads/export` of 100,000 leads against 10,000, on PostgreSQL, each by a fresh
-`imail serve --no-workers` process, reading the server's peak resident memory (VmHWM from /proc).
+"""Lead export benchmark: `GET /v1/leads/export` of 100,000 leads against 10,000, on PostgreSQL, each by a
+fresh `imail serve --no-workers` process, reading the server's peak resident memory (VmHWM from /proc).
 
 The export reads keyset pages of 1,000 leads (each in its own short read) and streams their CSV text, so the
 server's memory should not grow with the number of leads exported: the peak RSS growth over the process's warm
@@ -194,12 +194,17 @@ def main() -> int:
     report = "\n".join(lines)
     print(report)
     moment = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores (shared; load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f})"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores (shared; load average {load[0]:.2f}, "
+        f"{load[1]:.2f}, {load[2]:.2f})"
+    )
     if args.record:
         section = (
-            f"{SECTION}\n\n`bench/export.py` — `GET /v1/leads/export` streamed to a client that discards it, by one\n"
+            f"{SECTION}\n\n`bench/export.py` — `GET /v1/leads/export` streamed to a client that discards "
+            "it, by one\n"
             f"`imail serve --no-workers` process on PostgreSQL: {args.small:,} leads (one campaign) and then "
-            f"{args.leads:,}\n(the whole ledger), each on a fresh process after a small warm-up export; eight "
+            f"{args.leads:,}\n(the whole ledger), each on a fresh process after a small warm-up export; "
+            "eight "
             f"custom variable\ncolumns, tags, formula-looking names neutralised.\n\n```\n{report}\n```\n\n"
             f"Measured {moment} on {machine}, Python\n{platform.python_version()}. "
             f"Reproduce: `.venv/bin/python bench/export.py --record`.\n"

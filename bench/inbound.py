@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
-"""Inbound benchmark: messages processed per second by the IMAP reader against a bare aioimaplib FETCH of the same
-mailbox, in one run.
+"""Inbound benchmark: messages processed per second by the IMAP reader against a bare aioimaplib FETCH of the
+same mailbox, in one run.
 
-A local Dovecot (plain IMAP on loopback) holds N messages (default 10,000) placed with IMAP APPEND: replies to our
-emails (interested, not interested, unsubscribe requests, out-of-office auto-replies), RFC 3464 reports (5.1.1 hard,
-4.2.2 soft, delivered) and mail from nobody we wrote to. The database (a throwaway SQLite file, or PostgreSQL with
---postgres ADMIN_URL) holds the campaign those emails answer: one inbox, N/4 leads, one sent email each.
+A local Dovecot (plain IMAP on loopback) holds N messages (default 10,000) placed with IMAP APPEND: replies to
+our emails (interested, not interested, unsubscribe requests, out-of-office auto-replies), RFC 3464 reports
+(5.1.1 hard, 4.2.2 soft, delivered) and mail from nobody we wrote to. The database (a throwaway SQLite file,
+or PostgreSQL with --postgres ADMIN_URL) holds the campaign those emails answer: one inbox, N/4 leads, one
+sent email each.
 
   baseline  aioimaplib alone: log in, EXAMINE INBOX, UID FETCH (UID BODY.PEEK[]) in batches of --batch, nothing more
   measured  the inbound worker (`read_inboxes`, one WorkerContext) from an empty cursor until it has read everything:
-            the same FETCHes, plus parsing, bounce / auto-reply detection, matching, classification, and for each
-            batch one transaction with the replies rows, receipts, events, lead/sequence changes, suppressions and
-            the cursor advance
+            the same FETCHes, plus parsing, bounce / auto-reply detection, matching, classification, and for
+            each batch one transaction with the replies rows, receipts, events, lead/sequence changes,
+            suppressions and the cursor advance
 
 The baseline runs before and after the measured run; the ratio uses their mean.
 
@@ -132,8 +133,9 @@ async def bare_fetch(
 
 
 async def parse_and_classify(raws: list[bytes]) -> float:
-    """Seconds for the reader's per-message CPU work alone (parse, bounce and auto-reply detection, classification
-    of everything that is not a bounce), no IMAP and no database: where the rest of the time goes."""
+    """Seconds for the reader's per-message CPU work alone (parse, bounce and auto-reply detection,
+    classification of everything that is not a bounce), no IMAP and no database: where the rest of the time
+    goes."""
     started = time.perf_counter()
     for raw in raws:
         item = Fetched.read(0, raw)
@@ -242,19 +244,23 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
     events = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in counts.items() if k.startswith("events:"))
     lines = [
         (
-            f"- mailbox: {args.messages} messages in Dovecot's INBOX (55% replies, 10% out-of-office, 25% RFC 3464 "
+            f"- mailbox: {args.messages} messages in Dovecot's INBOX (55% replies, 10% out-of-office, 25% "
+            "RFC 3464 "
             f"reports, 10% unrelated); database {database_name}; FETCH batch {args.batch}; written: "
-            f"{counts['replies']} replies rows, {counts['inbound_receipts']} receipts, {counts['events']} events"
+            f"{counts['replies']} replies rows, {counts['inbound_receipts']} receipts, {counts['events']} "
+            "events"
         ),
         (
             f"- baseline, bare aioimaplib UID FETCH (mean of before/after): {baseline_rate:,.0f} messages/s "
             f"({base_before[1]:.2f} s / {base_after[1]:.2f} s)"
         ),
-        f"- measured, the inbound worker `read_inboxes` ({iterations} iterations): {rate:,.0f} messages/s ({seconds:.2f} s)",
+        f"- measured, the inbound worker `read_inboxes` ({iterations} iterations): {rate:,.0f} messages/s "
+        f"({seconds:.2f} s)",
         f"- ratio: {ratio:.1%} (target ≥ 50%)"
         + (" — analytics rollups skipped (attribution run)" if args.no_rollups else ""),
         (
-            f"- for reference, the per-message CPU work alone (parse, bounce/auto-reply detection, classify; no IMAP, "
+            "- for reference, the per-message CPU work alone (parse, bounce/auto-reply detection, "
+            "classify; no IMAP, "
             f"no database): {cpu_rate:,.0f} messages/s ({cpu_seconds:.2f} s)"
         ),
         f"- events: {events}",
@@ -292,7 +298,8 @@ def main() -> None:
         raise SystemExit("dovecot is not installed (run .ci/packages)")
     workdir = Path(tempfile.mkdtemp(prefix="imail-bench-inbound-"))
     server = DovecotServer(make_self_signed(workdir))
-    # Filling the mailbox is set-up, not measured: don't fsync each APPEND (the reads are the same either way).
+    # Filling the mailbox is set-up, not measured: don't fsync each APPEND (the reads are the same either
+    # way).
     server.config_file.write_text(server.config_file.read_text() + "mail_fsync = never\n")
     server.start()
     url = create_postgres_database(args.postgres) if args.postgres else create_sqlite_database(workdir)

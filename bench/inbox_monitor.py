@@ -7,7 +7,8 @@ provider across a network (--rtt 0: raw loopback), on a throwaway SQLite databas
 
   baseline  one inbox after the other: decrypt, SMTP login, IMAP login (what a naive loop would do)
   measured  `check_due_inboxes` as the worker runs it: claim a batch of 20 in one transaction, log in to all
-            of them at once, write the outcomes (status, events) in one transaction; repeated until none is due
+            of them at once, write the outcomes (status, events) in one transaction; repeated until none is
+            due
 
 Prints inbox checks per second for both and the ratio, plus the latency of one check.
 

@@ -330,7 +330,8 @@ def main() -> int:
                 copy_times.append(asyncio.run(raw_copy(dsn, records)))
                 api_times.append(api_bulk(client, headers, api_campaign["id"], leads))
                 print(
-                    f"bench: round {r + 1}: copy {copy_times[-1] * 1000:.0f} ms, api {api_times[-1] * 1000:.0f} ms",
+                    f"bench: round {r + 1}: copy {copy_times[-1] * 1000:.0f} ms, api "
+                    f"{api_times[-1] * 1000:.0f} ms",
                     flush=True,
                 )
             api_s, copy_s = statistics.median(api_times), statistics.median(copy_times)
@@ -385,12 +386,15 @@ def main() -> int:
             f"  POST /v1/leads/bulk   {api_s * 1000:8.1f} ms  ({args.rows / api_s:>9,.0f} rows/s)",
             f"  ratio API / COPY      {ratio:8.1%}   (target >= {TARGET_RATIO:.0%}: {ok_ratio})",
             (
-                f"CSV import {args.csv_rows:,} rows ({size_mb:.1f} MB; {expect_created:,} created, {expect_invalid} invalid, "
+                f"CSV import {args.csv_rows:,} rows ({size_mb:.1f} MB; {expect_created:,} created, "
+                f"{expect_invalid} invalid, "
                 f"{expect_dupes} repeated):"
             ),
-            f"  POST /v1/leads/import {import_s:8.2f} s   ({args.csv_rows / import_s:>9,.0f} rows/s; target < {TARGET_IMPORT_S:.0f} s: {ok_time})",
+            f"  POST /v1/leads/import {import_s:8.2f} s   ({args.csv_rows / import_s:>9,.0f} rows/s; target "
+            f"< {TARGET_IMPORT_S:.0f} s: {ok_time})",
             (
-                f"  server RSS            {rss_before:6.0f} MB before, {rss_after:.0f} MB after, peak {rss_peak:.0f} MB "
+                f"  server RSS            {rss_before:6.0f} MB before, {rss_after:.0f} MB after, peak "
+                f"{rss_peak:.0f} MB "
                 f"(target < {TARGET_RSS_MB:.0f} MB: {ok_rss})"
             ),
         ]

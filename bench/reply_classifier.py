@@ -3,11 +3,11 @@
 
 The held-out replies are written separately from the training corpus and never trained on:
 tests/data/replies/heldout.jsonl (254) and heldout_fresh.jsonl (75, written later, after the first round of
-changes, including mixed-language and forwarded replies). Each is sent the way `imail replies classify` receives replies: as an RFC 822 message through
-`imail.replies.verdict.assess` (bounce and auto-reply detection, quoted history and signature cut, rules, model).
-One in four is plain text as written, one in four carries a signature and our quoted email under an attribution line
-in its language, one in four is HTML only (the quote in a <blockquote>), one in four quotes us in an Outlook header
-block. Printed:
+changes, including mixed-language and forwarded replies). Each is sent the way `imail replies classify`
+receives replies: as an RFC 822 message through `imail.replies.verdict.assess` (bounce and auto-reply
+detection, quoted history and signature cut, rules, model). One in four is plain text as written, one in four
+carries a signature and our quoted email under an attribution line in its language, one in four is HTML only
+(the quote in a <blockquote>), one in four quotes us in an Outlook header block. Printed:
 
   baseline   a words-only naive Bayes trained on the same corpus, text only (the textbook model)
   shipped    the shipped model alone on the text (no rules), and the whole pipeline on the messages
@@ -192,15 +192,19 @@ async def main() -> None:
     print("per language: " + "  ".join(f"{lang} {share(right[lang], total[lang])}" for lang in LANGUAGES))
     print(
         f"unsubscribe safety net: {net['opt-outs flagged']}/{net['opt-outs']} opt-outs suppressed "
-        f"({net['opt-outs flagged under another label']} under another label); {net['others flagged']}/{net['others']} "
+        f"({net['opt-outs flagged under another label']} under another label); "
+        f"{net['others flagged']}/{net['others']} "
         "other replies would be suppressed too"
     )
     print(
-        f"calibration (model alone): mean confidence {mean_confidence:.3f}, accuracy {model_only / len(heldout):.3f}"
+        f"calibration (model alone): mean confidence {mean_confidence:.3f}, accuracy "
+        f"{model_only / len(heldout):.3f}"
     )
     print(
-        f"speed: {len(latencies) / sum(latencies):.0f} messages/s through the whole pipeline, per message mean "
-        f"{1000 * sum(latencies) / len(latencies):.2f} ms, p99 {1000 * latencies[int(len(latencies) * 0.99)]:.2f} ms; "
+        f"speed: {len(latencies) / sum(latencies):.0f} messages/s through the whole pipeline, per message "
+        "mean "
+        f"{1000 * sum(latencies) / len(latencies):.2f} ms, p99 "
+        f"{1000 * latencies[int(len(latencies) * 0.99)]:.2f} ms; "
         f"{text_rate:.0f} texts/s classified; model loaded in {loaded * 1000:.0f} ms"
     )
     print("misses:" if misses else "misses: none")
@@ -228,7 +232,8 @@ async def independent(classifier) -> None:
         wrongly_suppressed += not opt_out and verdict.unsubscribe
         if verdict.label != row["label"]:
             misses.append(
-                f"  {row['file']}: {row['label']} → {verdict.label} ({verdict.source} {verdict.confidence:.2f})"
+                f"  {row['file']}: {row['label']} → {verdict.label} ({verdict.source} "
+                f"{verdict.confidence:.2f})"
             )
     print(f"independent set (written blind; see its README): {share(right['all'], total['all'])}")
     print("  per label:    " + "  ".join(f"{label} {share(right[label], total[label])}" for label in LABELS))

@@ -8,20 +8,22 @@
   phases     1. connect N inboxes through the API and wait until the worker has read each of them once
              2. idle cost: nothing due for --idle-seconds; CPU of the worker processes and of the PostgreSQL
                 backends serving this database (share of one core), the workers' RSS
-             3. reply to stop: a two-step campaign over every inbox (--leads-per-inbox leads each, step 2 a day
+             3. reply to stop: a two-step campaign over every inbox (--leads-per-inbox leads each, step 2 a
+             day
                 later); while it sends, --replies threaded replies are APPENDed at random moments into random
-                senders' INBOXes; latency = APPEND → `reply.received` at the webhook receiver; then every answered
-                lead must be `replied` (its sequence stopped) and every reply read exactly once
-             4. with --workers 2: how the inboxes split between the workers (their leases), then one is SIGKILLed
-                and the seconds until the survivor has read every inbox again; the replies placed around the kill
-                are each read once
+                senders' INBOXes; latency = APPEND → `reply.received` at the webhook receiver; then every
+                answered lead must be `replied` (its sequence stopped) and every reply read exactly once
+             4. with --workers 2: how the inboxes split between the workers (their leases), then one is
+             SIGKILLed
+                and the seconds until the survivor has read every inbox again; the replies placed around the
+                kill are each read once
 
     .venv/bin/python bench/scale.py --inboxes 1000
     .venv/bin/python bench/scale.py --inboxes 1000 --no-server-idle      # Dovecot without IDLE: polling only
     .venv/bin/python bench/scale.py --inboxes 1000 --workers 2
 
-`--env NAME=VALUE` passes a setting to the imail processes (e.g. IMAIL_INBOUND_MAX_CONNECTIONS=1000). The figures
-are printed as Markdown rows for bench/RESULTS.md, with the machine's load average.
+`--env NAME=VALUE` passes a setting to the imail processes (e.g. IMAIL_INBOUND_MAX_CONNECTIONS=1000). The
+figures are printed as Markdown rows for bench/RESULTS.md, with the machine's load average.
 Environment: IMAIL_BENCH_ADMIN_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres).
 """
 
@@ -85,14 +87,15 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def room_for(imap: DovecotServer, inboxes: int) -> None:
-    """Dovecot runs one `imap` process per connection and allows 100 by default (`default_process_limit`): with
-    more inboxes than that IDLE-ing, it closes new connections. Room for every inbox, twice over."""
+    """Dovecot runs one `imap` process per connection and allows 100 by default (`default_process_limit`):
+    with more inboxes than that IDLE-ing, it closes new connections. Room for every inbox, twice over."""
     limit = max(1000, 2 * inboxes + 50)
     with open(imap.config_file, "a") as config:
         config.write(
             f"default_process_limit = {limit}\ndefault_client_limit = {2 * limit}\n"
-            # An IDLE-ing session looks for new mail this often when no change notification reached it (30 s by
-            # default); providers push at once, and the reply latency measured here is imail's, not Dovecot's.
+            # An IDLE-ing session looks for new mail this often when no change notification reached it (30 s
+            # by default); providers push at once, and the reply latency measured here is imail's, not
+            # Dovecot's.
             "mailbox_idle_check_interval = 1 secs\n"
         )  # both services, imap and imap-login (which stays as the TLS proxy of each STARTTLS session)
 
@@ -258,7 +261,8 @@ async def scale(args: argparse.Namespace, database_url: str, work: Path) -> int:
                 split[worker_id] += count
                 idling += count if idle else 0
             report.append(
-                f"connected: {len(inboxes)} inboxes, first read of all {first_read:.0f} s; IDLE-ing now: {idling}; "
+                f"connected: {len(inboxes)} inboxes, first read of all {first_read:.0f} s; IDLE-ing now: "
+                f"{idling}; "
                 f"inboxes per worker: {sorted(split.values(), reverse=True)}"
             )
 
@@ -282,7 +286,8 @@ async def scale(args: argparse.Namespace, database_url: str, work: Path) -> int:
             report.append(
                 f"idle {elapsed:.0f} s: worker CPU {', '.join(f'{s:.1%}' for s in worker_share)} of one core "
                 f"(target < 5 %), PostgreSQL backends {pg_share:.1%} (target < 5 %), worker RSS peak "
-                f"{rss_peak:.0f} MB (target < 400 MB); load average {load_before:.1f} → {os.getloadavg()[0]:.1f}"
+                f"{rss_peak:.0f} MB (target < 400 MB); load average {load_before:.1f} → "
+                f"{os.getloadavg()[0]:.1f}"
             )
             print("[scale] " + report[-1], flush=True)
 
@@ -332,7 +337,8 @@ async def scale(args: argparse.Namespace, database_url: str, work: Path) -> int:
             )
             not_stopped = [email for email, status in rows if status != "replied"]
             report.append(
-                f"replies: {len(placed.answered)} placed, {len(lost)} never reported, {len(twice)} reported twice, "
+                f"replies: {len(placed.answered)} placed, {len(lost)} never reported, {len(twice)} reported "
+                "twice, "
                 f"{len(not_stopped)} answered leads not stopped"
             )
             print("[scale] " + report[-1], flush=True)
@@ -346,10 +352,12 @@ async def scale(args: argparse.Namespace, database_url: str, work: Path) -> int:
         redis_process.wait(10)
 
     print(
-        f"\n## Scale, {args.inboxes} inboxes, {args.workers} worker(s), server IDLE {'on' if args.server_idle else 'off'}"
+        f"\n## Scale, {args.inboxes} inboxes, {args.workers} worker(s), server IDLE "
+        f"{'on' if args.server_idle else 'off'}"
     )
     print(
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, settings {args.env or 'default'}"
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, settings "
+        f"{args.env or 'default'}"
     )
     for line in report:
         print(f"- {line}")
@@ -370,8 +378,9 @@ async def place_replies(
     receiver: Receiver,
     workers: list[Process],
 ) -> Placed:
-    """APPEND --replies threaded replies at random moments over --reply-seconds, each to an email the sink took,
-    no lead twice; with two workers, SIGKILL the second halfway through. Latency: APPEND → webhook arrival."""
+    """APPEND --replies threaded replies at random moments over --reply-seconds, each to an email the sink
+    took, no lead twice; with two workers, SIGKILL the second halfway through. Latency: APPEND → webhook
+    arrival."""
     rng = random.Random(29)
     placed = Placed()
     appended_at: dict[str, float] = {}  # lead address -> time.time() of the APPEND
@@ -409,7 +418,8 @@ async def place_replies(
     placed.latencies = [arrived[lead] - at for lead, at in appended_at.items() if lead in arrived]
     if placed.latencies:
         placed.report.append(
-            f"reply → reply.received: n={len(placed.latencies)}, p50 {statistics.median(placed.latencies):.2f} s, "
+            f"reply → reply.received: n={len(placed.latencies)}, p50 "
+            f"{statistics.median(placed.latencies):.2f} s, "
             f"p99 {percentile(placed.latencies, 0.99):.2f} s, max {max(placed.latencies):.2f} s "
             f"(targets: p50 < 2 s, p99 < 10 s; polling only: p99 < 60 s); emails accepted by the sink "
             f"{len(sink.messages)}; load average {os.getloadavg()[0]:.1f}"

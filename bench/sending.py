@@ -8,28 +8,30 @@ Throughput, in one run, on a throwaway PostgreSQL database (created, migrated, d
             the same sink for both contenders
   set-up    an Apex workspace, 50 connected inboxes (rows, as the inboxes domain leaves them), one campaign of one
             step over the 50 inboxes (window always open, limits high, gap 0, open and click tracking on), and
-            20,000 leads through the real API in-process (`POST /v1/leads/bulk`, `POST .../resume`): every lead's
-            sequence state is due
+            20,000 leads through the real API in-process (`POST /v1/leads/bulk`, `POST .../resume`): every
+            lead's sequence state is due
   baseline  a bare aiosmtplib loop: 50 connections at once (one per inbox), each logs in and sends its inbox's
             share of the same 20,000 messages, rendered beforehand with the engine's own `compose`
   measured  the engine in-process: one WorkerContext and `--loops` concurrent `send_due` loops (the `imail worker`
-            sending loop, repeated until nothing is due), from the first claim to the last outcome recorded: claim
-            with row-locked limits, render, the before-DATA mark, SMTP over pooled connections (one per inbox),
-            the outcome and its `email.sent` event (with what record_event does: webhook fan-out, rollups);
-            from a vacuumed database whose tables are analyzed every 5 s meanwhile, as autovacuum would (this
-            machine's PostgreSQL runs without it, and a plan cached while a table was empty stays cached)
+            sending loop, repeated until nothing is due), from the first claim to the last outcome recorded:
+            claim with row-locked limits, render, the before-DATA mark, SMTP over pooled connections (one per
+            inbox), the outcome and its `email.sent` event (with what record_event does: webhook fan-out,
+            rollups); from a vacuumed database whose tables are analyzed every 5 s meanwhile, as autovacuum
+            would (this machine's PostgreSQL runs without it, and a plan cached while a table was empty stays
+            cached)
 
   floors    upper bounds, not designs, over the same 50 connections: render + send (no database); render +
-            a durable before-DATA mark (grouped, asyncpg) + send; and render + the rows the issue asks of any engine
-            (claim the due states and insert their attempts with their Message-IDs, the mark, then the attempts
-            settled, their `email.sent` events and the states advanced), each group one hand-written asyncpg
-            statement, no ORM, no limits, rollups or webhooks: what the schema's writes alone leave room for
+            a durable before-DATA mark (grouped, asyncpg) + send; and render + the rows the issue asks of any
+            engine (claim the due states and insert their attempts with their Message-IDs, the mark, then the
+            attempts settled, their `email.sent` events and the states advanced), each group one hand-written
+            asyncpg statement, no ORM, no limits, rollups or webhooks: what the schema's writes alone leave
+            room for
 
 Every contender's CPU is metered per component (its own process or processes, the sink, every PostgreSQL
-process), and the table shows their sum per message and the "CPU cap": the rate the machine's cores could carry
-at that much CPU per message were they all busy all the time, against the bare loop's measured rate. Waiting less
-can bring a contender closer to its cap; only less CPU per message raises the cap itself. (The bare loop's cap is
-above 100 %: its rate is bound by the sink, a single process.)
+process), and the table shows their sum per message and the "CPU cap": the rate the machine's cores could
+carry at that much CPU per message were they all busy all the time, against the bare loop's measured rate.
+Waiting less can bring a contender closer to its cap; only less CPU per message raises the cap itself. (The
+bare loop's cap is above 100 %: its rate is bound by the sink, a single process.)
 
 The target compares the engine in one process with the baseline in one process: the work per message on the
 same CPU, over the same 50 connections. `--processes` adds runs of the engine as several worker processes
@@ -441,11 +443,12 @@ async def bare_loop(
 async def floor_loop(
     settings, database, database_url: str, sink: Sink, fixture: Fixture, meter: CpuMeter, durable: bool
 ) -> Run:
-    """What any engine meeting the issue must do per message, and nothing else, as cheaply as this stack allows:
-    render it (the engine's compose, timed inside the run) and, with `durable`, record before DATA that it is about
-    to leave (one row per message, committed; the marks of the 50 connections written in groups by the engine's
-    Coalescer, straight through asyncpg), then send it over the same 50 connections as the bare loop. No claim, no
-    limits, no outcome or event recorded: an upper bound for the engine, not a design."""
+    """What any engine meeting the issue must do per message, and nothing else, as cheaply as this stack
+    allows: render it (the engine's compose, timed inside the run) and, with `durable`, record before DATA
+    that it is about to leave (one row per message, committed; the marks of the 50 connections written in
+    groups by the engine's Coalescer, straight through asyncpg), then send it over the same 50 connections as
+    the bare loop. No claim, no limits, no outcome or event recorded: an upper bound for the engine, not a
+    design."""
     from sqlalchemy import select
 
     from imail.kit.coalesce import Coalescer
@@ -531,12 +534,12 @@ async def floor_rows_loop(
     batch: int,
 ) -> Run:
     """The floor with the rows every engine meeting the issue writes per email, each group of them in one
-    hand-written statement straight through asyncpg, no ORM: a claim takes `batch` due sequence states (SKIP LOCKED)
-    and inserts their attempts with their Message-IDs; the before-DATA mark (grouped, as in the durable floor); then
-    per claim one transaction that settles the attempts as sent, writes their `email.sent` events and advances the
-    states. `loops` of these run at once over the same 50 connections as the bare loop. Left out, so this stays an
-    upper bound: the leads' rows (kept in memory), limits and pacing, suppressions, the lead's status, rollups and
-    webhook look-ups."""
+    hand-written statement straight through asyncpg, no ORM: a claim takes `batch` due sequence states (SKIP
+    LOCKED) and inserts their attempts with their Message-IDs; the before-DATA mark (grouped, as in the
+    durable floor); then per claim one transaction that settles the attempts as sent, writes their
+    `email.sent` events and advances the states. `loops` of these run at once over the same 50 connections as
+    the bare loop. Left out, so this stays an upper bound: the leads' rows (kept in memory), limits and
+    pacing, suppressions, the lead's status, rollups and webhook look-ups."""
     import orjson
     from sqlalchemy import select
 
@@ -576,8 +579,10 @@ async def floor_rows_loop(
     async def claim(conn) -> list[tuple]:
         async with conn.transaction():
             due = await conn.fetch(
-                "UPDATE sequence_states s SET status = 'sending', updated_at = now() FROM (SELECT lead_id FROM"
-                " sequence_states WHERE campaign_id = $1 AND status = 'scheduled' AND due_at <= now() ORDER BY due_at"
+                "UPDATE sequence_states s SET status = 'sending', updated_at = now() FROM (SELECT lead_id "
+                "FROM"
+                " sequence_states WHERE campaign_id = $1 AND status = 'scheduled' AND due_at <= now() ORDER "
+                "BY due_at"
                 " LIMIT $2 FOR UPDATE SKIP LOCKED) d WHERE s.lead_id = d.lead_id RETURNING s.lead_id",
                 campaign.id,
                 batch,
@@ -618,10 +623,14 @@ async def floor_rows_loop(
                     )
                 )
                 await conn.execute(
-                    "INSERT INTO messages (id, workspace_id, livemode, campaign_id, lead_id, inbox_id, step_index, to_email,"
-                    " subject, message_id_header, variant, links, status, attempts, lease_until, worker_id, created_at)"
-                    " SELECT i, $1, true, $2, l, b, 0, e, s, h, v, k::jsonb, 'sending', 1, now() + interval '5 minutes', 'floor', now()"
-                    " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
+                    "INSERT INTO messages (id, workspace_id, livemode, campaign_id, lead_id, inbox_id, "
+                    "step_index, to_email,"
+                    " subject, message_id_header, variant, links, status, attempts, lease_until, worker_id, "
+                    "created_at)"
+                    " SELECT i, $1, true, $2, l, b, 0, e, s, h, v, k::jsonb, 'sending', 1, now() + interval "
+                    "'5 minutes', 'floor', now()"
+                    " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
+                    "$9::text[], $10::text[])"
                     " AS t(i, l, b, e, s, h, v, k)",
                     fixture.workspace_id,
                     campaign.id,
@@ -664,14 +673,17 @@ async def floor_rows_loop(
             ]
             await conn.execute(
                 "INSERT INTO events (id, workspace_id, livemode, type, created_at, data)"
-                " SELECT i, $1, true, 'email.sent', now(), d::jsonb FROM unnest($2::text[], $3::text[]) AS t(i, d)",
+                " SELECT i, $1, true, 'email.sent', now(), d::jsonb FROM unnest($2::text[], $3::text[]) AS "
+                "t(i, d)",
                 fixture.workspace_id,
                 [new_id("evt") for _ in jobs],
                 payloads,
             )
             await conn.execute(
-                "UPDATE sequence_states s SET status = 'completed', next_step = 1, due_at = NULL, inbox_id = t.b,"
-                " last_sent_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(l, b) WHERE s.lead_id = t.l",
+                "UPDATE sequence_states s SET status = 'completed', next_step = 1, due_at = NULL, inbox_id "
+                "= t.b,"
+                " last_sent_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(l, b) "
+                "WHERE s.lead_id = t.l",
                 [job[1].id for job in jobs],
                 [job[2].id for job in jobs],
             )
@@ -705,7 +717,8 @@ async def floor_rows_loop(
         await pool.close()
     if sent != len(leads) or sink.count - start_count != len(leads):
         raise SystemExit(
-            f"bench: the rows floor recorded {sent} sent and the sink got {sink.count - start_count}, expected {len(leads)}"
+            f"bench: the rows floor recorded {sent} sent and the sink got {sink.count - start_count}, "
+            f"expected {len(leads)}"
         )
     return Run(
         f"floor: render + rows (asyncpg) + send, {loops} loop{'s' if loops > 1 else ''}",
@@ -722,7 +735,8 @@ current_phase: contextvars.ContextVar[str] = contextvars.ContextVar("phase", def
 
 
 class Phases:
-    """Wall time spent in each phase of send_due (summed over loops, so phases of concurrent loops overlap)."""
+    """Wall time spent in each phase of send_due (summed over loops, so phases of concurrent loops
+    overlap)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
@@ -829,7 +843,8 @@ class SqlProfile:
         lines = [f"{'phase':<8} {'statement':<52} {'count':>7} {'per msg':>8} {'total s':>8} {'ms each':>8}"]
         for (phase, kind), (count, seconds) in sorted(self.stats.items(), key=lambda kv: -kv[1][1])[:30]:
             lines.append(
-                f"{phase:<8} {kind[:52]:<52} {count:>7} {count / messages:>8.2f} {seconds:>8.1f} {1000 * seconds / count:>8.2f}"
+                f"{phase:<8} {kind[:52]:<52} {count:>7} {count / messages:>8.2f} {seconds:>8.1f} "
+                f"{1000 * seconds / count:>8.2f}"
             )
         return "\n".join(lines)
 
@@ -853,7 +868,8 @@ async def reset_engine_state(database_url: str, campaign_id: str) -> None:
                     await conn.execute(f'DELETE FROM "{table}"')
             await conn.execute("UPDATE leads SET status = 'active' WHERE campaign_id = $1", campaign_id)
             await conn.execute(
-                "UPDATE sequence_states SET status = 'scheduled', next_step = 0, stop_reason = NULL, inbox_id = NULL, "
+                "UPDATE sequence_states SET status = 'scheduled', next_step = 0, stop_reason = NULL, "
+                "inbox_id = NULL, "
                 "last_sent_at = NULL, scheduled_at = now(), due_at = now() WHERE campaign_id = $1",
                 campaign_id,
             )
@@ -876,10 +892,11 @@ ENGINE_TABLES = (
 
 @asynccontextmanager
 async def statistics_kept_current(database_url: str, every: float = 5.0):
-    """ANALYZE the engine's tables every `every` seconds while the block runs: autovacuum's job on a production
-    server, and it is off on this machine's PostgreSQL (conf.d/90-ci.conf). Without it a run starts from tables
-    analyzed empty, and a plan cached for an empty table stays cached as the table grows: the rollups' ref
-    look-up became a scan of every ref, 65 ms a call by the end of a 20,000-email run (pg_stat_statements)."""
+    """ANALYZE the engine's tables every `every` seconds while the block runs: autovacuum's job on a
+    production server, and it is off on this machine's PostgreSQL (conf.d/90-ci.conf). Without it a run starts
+    from tables analyzed empty, and a plan cached for an empty table stays cached as the table grows: the
+    rollups' ref look-up became a scan of every ref, 65 ms a call by the end of a 20,000-email run
+    (pg_stat_statements)."""
     conn = await asyncpg.connect(pg_dsn(database_url))
 
     async def analyze() -> None:
@@ -1102,7 +1119,10 @@ async def engine(
         # What the runner would log (and back off from); the batch in flight stays `handed` for the in-flight
         # resolver, which needs the inboxes' IMAP (the bench has none): the run is reported as failed.
         where = _innermost_imail_frame(failure)
-        note = f"FAILED after {seconds:.0f} s, {sent} recorded sent: {type(failure).__name__} {str(failure)[:120]}{where}"
+        note = (
+            f"FAILED after {seconds:.0f} s, {sent} recorded sent: {type(failure).__name__} "
+            f"{str(failure)[:120]}{where}"
+        )
         return Run(name, 0, seconds, cpu, note)
     if sent != expected or delivered != expected:
         raise SystemExit(
@@ -1148,31 +1168,38 @@ async def scheduler_tick(
         started = time.perf_counter()
         async with conn.transaction():
             await conn.execute(
-                "INSERT INTO campaigns (id, workspace_id, livemode, name, status, steps, daily_limit, send_window, "
+                "INSERT INTO campaigns (id, workspace_id, livemode, name, status, steps, daily_limit, "
+                "send_window, "
                 "track_opens, track_clicks, stop_on_reply, custom_variables, created_at, updated_at) "
-                "SELECT $1, workspace_id, livemode, 'Tick', 'active', steps, daily_limit, send_window, track_opens, "
+                "SELECT $1, workspace_id, livemode, 'Tick', 'active', steps, daily_limit, send_window, "
+                "track_opens, "
                 "track_clicks, stop_on_reply, custom_variables, now(), now() FROM campaigns WHERE id = $2",
                 campaign_id,
                 fixture.campaign_id,
             )
             # Lead ids sort like ULIDs would not matter here; they only need to be unique.
             await conn.execute(
-                "INSERT INTO leads (id, workspace_id, livemode, campaign_id, email, timezone, timezone_source, "
+                "INSERT INTO leads (id, workspace_id, livemode, campaign_id, email, timezone, "
+                "timezone_source, "
                 "custom_variables, status, created_at, updated_at) "
-                "SELECT 'lead_tick' || lpad(n::text, 8, '0'), $1, true, $2, 'tick' || n || '@example.org', 'UTC', "
+                "SELECT 'lead_tick' || lpad(n::text, 8, '0'), $1, true, $2, 'tick' || n || '@example.org', "
+                "'UTC', "
                 "'default', '{}'::jsonb, 'active', now(), now() FROM generate_series(1, $3) AS n",
                 fixture.workspace_id,
                 campaign_id,
                 states,
             )
-            # 1% due (over the last hour), 79% scheduled later (over the next week), 20% finished (due_at NULL).
+            # 1% due (over the last hour), 79% scheduled later (over the next week), 20% finished (due_at
+            # NULL).
             await conn.execute(
-                "INSERT INTO sequence_states (lead_id, workspace_id, livemode, campaign_id, status, next_step, "
+                "INSERT INTO sequence_states (lead_id, workspace_id, livemode, campaign_id, status, "
+                "next_step, "
                 "scheduled_at, due_at, updated_at) "
                 "SELECT 'lead_tick' || lpad(n::text, 8, '0'), $1, true, $2, "
                 "CASE WHEN n <= $3 + $4 THEN 'scheduled' ELSE 'finished' END, 0, s, s, now() "
                 "FROM (SELECT n, CASE WHEN n <= $3 THEN now() - random() * interval '1 hour' "
-                "                     WHEN n <= $3 + $4 THEN now() + interval '1 minute' + random() * interval '7 days' "
+                "                     WHEN n <= $3 + $4 THEN now() + interval '1 minute' + random() * "
+                "interval '7 days' "
                 "                END AS s FROM generate_series(1, $5) AS n) AS g",
                 fixture.workspace_id,
                 campaign_id,
@@ -1238,15 +1265,18 @@ def cpu_ceiling(run: Run) -> float:
 
 def run_table(runs: list[Run], baseline: Run) -> str:
     lines = [
-        f"{'contender':<48} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8} {'CPU ms/msg':>10} {'CPU cap':>8}"
+        f"{'contender':<48} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'vs bare':>8} {'CPU ms/msg':>10} "
+        f"{'CPU cap':>8}"
         "   CPU s: bench / sink / postgres"
     ]
     for run in runs:
         cpu = run.cpu
         lines.append(
-            f"{run.name:<48} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} {run.rate / baseline.rate:>8.0%} "
+            f"{run.name:<48} {run.messages:>8} {run.seconds:>8.1f} {run.rate:>8.0f} "
+            f"{run.rate / baseline.rate:>8.0%} "
             f"{1000 * cpu_per_message(run):>10.3f} {cpu_ceiling(run) / baseline.rate:>8.0%}   "
-            f"{cpu.get('bench process', 0):.1f} / {cpu.get('sink', 0):.1f} / {cpu.get('postgres', 0):.1f}  ({run.note})"
+            f"{cpu.get('bench process', 0):.1f} / {cpu.get('sink', 0):.1f} / {cpu.get('postgres', 0):.1f}  "
+            f"({run.note})"
         )
     return "\n".join(lines)
 
@@ -1466,29 +1496,35 @@ def main() -> int:
         best_engine = max(shipped, key=lambda r: r.rate)
         ratio = best_engine.rate / baseline.rate
         summary.append(
-            f"throughput: best engine in one process (like the bare loop) {best_engine.rate:.0f} msg/s = {ratio:.0%} "
+            f"throughput: best engine in one process (like the bare loop) {best_engine.rate:.0f} msg/s = "
+            f"{ratio:.0%} "
             f"of the bare loop's {baseline.rate:.0f} msg/s (target >= {TARGET_RATIO:.0%}: "
             f"{'met' if ratio >= TARGET_RATIO else 'MISSED'})"
         )
         own = best_engine.cpu.get("bench process", 0.0) / best_engine.messages
         summary.append(
-            f"CPU cap of that run: {1000 * cpu_per_message(best_engine):.3f} ms CPU per message in all (engine "
-            f"{1000 * own:.3f}, sink and PostgreSQL the rest): with all {os.cpu_count()} cores busy all the time, "
-            f"at most {cpu_ceiling(best_engine):.0f} msg/s = {cpu_ceiling(best_engine) / baseline.rate:.0%} of the bare "
+            f"CPU cap of that run: {1000 * cpu_per_message(best_engine):.3f} ms CPU per message in all "
+            "(engine "
+            f"{1000 * own:.3f}, sink and PostgreSQL the rest): with all {os.cpu_count()} cores busy all the "
+            "time, "
+            f"at most {cpu_ceiling(best_engine):.0f} msg/s = {cpu_ceiling(best_engine) / baseline.rate:.0%} "
+            "of the bare "
             f"loop; its one process, on one core, at most {1 / own:.0f} msg/s = {1 / own / baseline.rate:.0%}"
         )
         for floor in (r for r in runs[1:] if r.name.startswith("floor")):
             summary.append(
                 f"{floor.name}: {floor.rate:.0f} msg/s = {floor.rate / baseline.rate:.0%} of the bare loop "
                 f"(the most any engine doing this much per message could reach here); CPU cap "
-                f"{cpu_ceiling(floor) / baseline.rate:.0%} at {1000 * cpu_per_message(floor):.3f} ms per message"
+                f"{cpu_ceiling(floor) / baseline.rate:.0%} at {1000 * cpu_per_message(floor):.3f} ms per "
+                "message"
             )
         scaled = [r for r in runs[1:] if "processes" in r.name]
         if scaled:
             best_scaled = max(scaled, key=lambda r: r.rate)
             summary.append(
                 f"scale-out: {best_scaled.name.removeprefix('engine, ')} {best_scaled.rate:.0f} msg/s = "
-                f"{best_scaled.rate / baseline.rate:.0%} of the bare loop (each process opens its own connections)"
+                f"{best_scaled.rate / baseline.rate:.0%} of the bare loop (each process opens its own "
+                "connections)"
             )
         what_ifs = [r for r in runs[1:] if "what-if" in r.name]
         if what_ifs:
@@ -1505,8 +1541,10 @@ def main() -> int:
         median = statistics.median(tick.timings_ms)
         summary.append(
             f"scheduler tick: lock_due({tick.batch}) on {tick.states:,} states ({tick.due:,} due): "
-            f"{Tick.stats(tick.timings_ms)}; with another claimer holding a batch: {Tick.stats(tick.contended_ms)} "
-            f"(target < {TARGET_TICK_MS:.0f} ms: {'met' if max(median, statistics.median(tick.contended_ms)) < TARGET_TICK_MS else 'MISSED'}); "
+            f"{Tick.stats(tick.timings_ms)}; with another claimer holding a batch: "
+            f"{Tick.stats(tick.contended_ms)} "
+            f"(target < {TARGET_TICK_MS:.0f} ms: "
+            f"{'met' if max(median, statistics.median(tick.contended_ms)) < TARGET_TICK_MS else 'MISSED'}); "
             f"insert took {tick.insert_seconds:.0f} s"
         )
     if runs:
@@ -1546,7 +1584,8 @@ def results_section(
     tick_text = ""
     if tick is not None:
         tick_text = (
-            f"\nScheduler tick, `SendQueue.lock_due(now, {tick.batch})` (FOR UPDATE SKIP LOCKED) on {tick.states:,} "
+            f"\nScheduler tick, `SendQueue.lock_due(now, {tick.batch})` (FOR UPDATE SKIP LOCKED) on "
+            f"{tick.states:,} "
             f"sequence states, {tick.due:,} due (1%), 79% scheduled later, 20% finished; {args.tick_repeats} "
             f"timings each:\n\n```\nalone:                         {Tick.stats(tick.timings_ms)}\n"
             f"another claimer holds a batch:  {Tick.stats(tick.contended_ms)}\n```\n\n"
@@ -1554,7 +1593,8 @@ def results_section(
         )
     phases_text = (
         (
-            f"\nPhases inside `send_due` (wall time summed over loops; CPU per message exact with one loop, with "
+            "\nPhases inside `send_due` (wall time summed over loops; CPU per message exact with one loop, "
+            "with "
             f"several it is the process's CPU while the phase ran):\n\n```\n{phase_notes}\n```\n"
         )
         if phase_notes

@@ -7,15 +7,16 @@
              loopback webhook receiver; all in this process except Dovecot
   load       a feeder adding a lead every --lead-interval s to an active two-step campaign (so both inboxes send
              step 1 at once and step 2 a minute later); --clients API loops of mixed reads and writes (lists,
-             analytics JSON and CSV, suppressions added and removed, status, webhooks log); a replier that answers
-             --reply-share of the emails the sinks accept by placing a threaded reply in the sender's Dovecot INBOX,
-             which the inbound worker reads, matches and classifies; every event goes to the webhook receiver
+             analytics JSON and CSV, suppressions added and removed, status, webhooks log); a replier that
+             answers --reply-share of the emails the sinks accept by placing a threaded reply in the sender's
+             Dovecot INBOX, which the inbound worker reads, matches and classifies; every event goes to the
+             webhook receiver
 
-RSS of each process is sampled every 10 s. The start figure is taken after a warm-up (a fifth of the run, at most
-2 minutes: connection pools, caches and the reply model fill up first), the end figure at the end of the load.
-Errors: 5xx or unexpected 4xx answers and client-side failures, error lines and tracebacks in the processes' logs,
-emails failed or left in doubt, webhook deliveries failed, replies placed but never read. Exit status 1 when any error
-is counted or an RSS grew more than 10 % (`--max-growth`).
+RSS of each process is sampled every 10 s. The start figure is taken after a warm-up (a fifth of the run, at
+most 2 minutes: connection pools, caches and the reply model fill up first), the end figure at the end of the
+load. Errors: 5xx or unexpected 4xx answers and client-side failures, error lines and tracebacks in the
+processes' logs, emails failed or left in doubt, webhook deliveries failed, replies placed but never read.
+Exit status 1 when any error is counted or an RSS grew more than 10 % (`--max-growth`).
 
     make soak                                     # 30 minutes
     .venv/bin/python bench/soak.py --minutes 3    # a short check
@@ -244,7 +245,8 @@ async def feeder(
 def replier(
     sinks: list[SmtpServer], imap: DovecotServer, share: float, tally: Tally, stop: threading.Event
 ) -> None:
-    """Answers a share of the step-1 emails the sinks accept, as the lead would: a threaded reply in the inbox."""
+    """Answers a share of the step-1 emails the sinks accept, as the lead would: a threaded reply in the
+    inbox."""
     rng = random.Random(7)
     seen = [0] * len(sinks)
     while not stop.is_set():
@@ -406,8 +408,10 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
                     )
                 elif len(processes[0].samples) % 6 == 0:
                     print(
-                        f"[{elapsed:6.0f} s] {sum(tally.requests.values())} requests, {tally.leads_added} leads, "
-                        f"{sum(len(s.messages) for s in sinks)} emails, {tally.replies_placed} replies placed, "
+                        f"[{elapsed:6.0f} s] {sum(tally.requests.values())} requests, {tally.leads_added} "
+                        "leads, "
+                        f"{sum(len(s.messages) for s in sinks)} emails, {tally.replies_placed} replies "
+                        "placed, "
                         f"{len(receiver.requests)} webhooks; RSS "
                         + ", ".join(f"{p.name} {p.samples[-1][1]:.1f} MB" for p in processes),
                         flush=True,
@@ -431,8 +435,8 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
                     drained = True
                     break
                 await asyncio.sleep(2)
-            # Step 2s keep falling due while this waits: stop the processes (SIGTERM: in-flight sends finish and
-            # are recorded) before the final count, or an email sent after it would look unrecorded.
+            # Step 2s keep falling due while this waits: stop the processes (SIGTERM: in-flight sends finish
+            # and are recorded) before the final count, or an email sent after it would look unrecorded.
             for process in processes:
                 process.stop()
             figures = await db_figures(dsn)
@@ -473,7 +477,8 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
         errors.append(f"sinks received {received} emails, {messages.get('sent', 0)} recorded as sent")
 
     print(
-        f"\nsoak: {args.minutes:g} min of load ({load_seconds:.0f} s), then drained; {sum(tally.requests.values())} API "
+        f"\nsoak: {args.minutes:g} min of load ({load_seconds:.0f} s), then drained; "
+        f"{sum(tally.requests.values())} API "
         f"requests, {tally.leads_added} leads added, {received} emails accepted by the sinks, "
         f"{tally.replies_placed} replies placed / {figures['replies']} read, {figures['events']} events, "
         f"{len(receiver.requests)} webhook deliveries received"
@@ -482,7 +487,8 @@ async def soak(args: argparse.Namespace, database_url: str, work: Path) -> int:
     print(f"emails by status: {dict(messages)}; webhook deliveries by status: {dict(figures['deliveries'])}")
     growth_failed = False
     print(
-        f"\n| process | RSS after warm-up ({min(120.0, args.minutes * 12):.0f} s) | RSS at end | growth | limit |"
+        f"\n| process | RSS after warm-up ({min(120.0, args.minutes * 12):.0f} s) | RSS at end | growth | "
+        "limit |"
     )
     print("|---|---:|---:|---:|---:|")
     for process in processes:

@@ -90,8 +90,8 @@ async def wait_count(receiver: ReceiverProcess, http: httpx.AsyncClient, target:
 
 
 async def record_events(database: Database, workspace_id: str, count: int, chunk: int = 100) -> float:
-    """Events recorded `chunk` to a transaction, written together at its end, as the sending and inbound workers
-    record theirs (`batched_events`)."""
+    """Events recorded `chunk` to a transaction, written together at its end, as the sending and inbound
+    workers record theirs (`batched_events`)."""
     started = time.perf_counter()
     for start in range(0, count, chunk):
         async with database.transaction() as session, batched_events(session):
@@ -102,8 +102,8 @@ async def record_events(database: Database, workspace_id: str, count: int, chunk
 
 
 async def bodies_and_headers(database: Database) -> list[tuple[str, bytes, dict[str, str]]]:
-    """What the worker will send, rendered the same way (the secret opened, then signed): (url, body, headers) per
-    delivery."""
+    """What the worker will send, rendered the same way (the secret opened, then signed): (url, body, headers)
+    per delivery."""
     async with database.transaction() as session:
         rows = await session.execute(
             select(WebhookDelivery.id, WebhookEndpoint.url, WebhookEndpoint.secret_encrypted, Event)
@@ -362,7 +362,8 @@ async def bench(args: argparse.Namespace, url: str, admin: str) -> None:
         f"backend {backend}; {args.events:,} events → {args.endpoints} endpoints ({args.fanout}): "
         f"{total:,} deliveries; "
         f"{os.cpu_count()} CPUs",
-        f"record_event, batched (fan-out + rollups) {args.events / record_s:9.0f} events/s  ({record_s:.1f} s)",
+        f"record_event, batched (fan-out + rollups) {args.events / record_s:9.0f} events/s  ({record_s:.1f} "
+        "s)",
         f"plain httpx loop (baseline)      {plain_rate:9.0f} deliveries/s  ({plain_s:.1f} s)",
         f"plain httpx, {width} concurrent      {conc_rate:9.0f} deliveries/s  ({conc_s:.1f} s)",
         f"imail worker, backlog            {worker_rate:9.0f} deliveries/s  ({worker_s:.1f} s; "

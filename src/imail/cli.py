@@ -57,9 +57,9 @@ def run_in_session(
     action: Callable[[Any], Awaitable[Any]],
     audit: tuple[str, Callable[[Any], tuple[str, bool, str | None] | None]] | None = None,
 ) -> Any:
-    """Run `action(session)` in one transaction. With `audit` = (command, what(result) → (workspace id, livemode,
-    object id), or None when nothing changed), the change is recorded in that workspace's audit log (actor `cli`)
-    in the same transaction. Workspace-wide changes are recorded in the live ledger's log."""
+    """Run `action(session)` in one transaction. With `audit` = (command, what(result) → (workspace id,
+    livemode, object id), or None when nothing changed), the change is recorded in that workspace's audit log
+    (actor `cli`) in the same transaction. Workspace-wide changes are recorded in the live ledger's log."""
     from imail.audit.service import record_cli_change
     from imail.db import Database
     from imail.errors import ImailError
@@ -237,8 +237,8 @@ def keys_revoke(key_id: str) -> None:
 
 @secrets_app.command("rotate")
 def secrets_rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Re-encrypt every stored secret (inbox credentials, webhook signing secrets, kept idempotent responses) under
-    the current IMAIL_SECRET_KEY.
+    """Re-encrypt every stored secret (inbox credentials, webhook signing secrets, kept idempotent responses)
+    under the current IMAIL_SECRET_KEY.
 
     Rotation: move the old key to IMAIL_SECRET_KEYS_OLD (comma-separated), set the new IMAIL_SECRET_KEY, run
     this, then drop the old key from IMAIL_SECRET_KEYS_OLD.
@@ -332,8 +332,9 @@ def replies_train(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Fit a workspace's own reply model from the shipped corpus plus its label corrections (PATCH /v1/replies/{id});
-    its replies are classified with it from then on. Other workspaces keep the shipped model."""
+    """Fit a workspace's own reply model from the shipped corpus plus its label corrections (PATCH
+    /v1/replies/{id}); its replies are classified with it from then on. Other workspaces keep the shipped
+    model."""
     if drop:
         _drop_reply_model(workspace, as_json)
         return
@@ -522,8 +523,8 @@ def leads_import(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the finished job as JSON")] = False,
 ) -> None:
-    """Import leads from a CSV file as a background job (the same as POST /v1/leads/import past the threshold),
-    run here with a progress bar on stderr; interrupted, the job stays queued for the workers."""
+    """Import leads from a CSV file as a background job (the same as POST /v1/leads/import past the
+    threshold), run here with a progress bar on stderr; interrupted, the job stays queued for the workers."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
         description="connections each process keeps open (plus half as many more under bursts)",
     )
     database_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection")
-    # A statement still unanswered after this is abandoned (503), so a partitioned database can't hang requests.
+    # A statement still unanswered after this is abandoned (503), so a partitioned database can't hang
+    # requests.
     database_command_timeout: float = Field(30.0, gt=0, description="seconds one SQL statement may take")
 
     # redis (unset: in-process rate limiter and caches, single process only)
@@ -52,14 +53,16 @@ class Settings(BaseSettings):
     # security
     secret_key: str | None = Field(None, min_length=32)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    # Requests no API key answers for (public endpoints, tracking links, 401s): a token bucket per client address.
-    # Generous: a mailbox provider's image proxy fetches the pixels of many recipients from one address.
+    # Requests no API key answers for (public endpoints, tracking links, 401s): a token bucket per client
+    # address. Generous: a mailbox provider's image proxy fetches the pixels of many recipients from one
+    # address.
     public_rate_limit_per_minute: int = Field(
         1200, ge=1, description="sustained requests/min per client address"
     )
     public_rate_limit_burst: int = Field(2400, ge=1, description="burst per client address")
-    # A request's headers must arrive whole within this many seconds of its first byte, and its body may pause no
-    # longer than this between two reads (nginx's client_header_timeout / client_body_timeout); past it: 408, closed.
+    # A request's headers must arrive whole within this many seconds of its first byte, and its body may pause
+    # no longer than this between two reads (nginx's client_header_timeout / client_body_timeout); past it:
+    # 408, closed.
     request_stall_seconds: float = Field(
         30.0, gt=0, le=600, description="seconds before a stalled request is closed"
     )
@@ -73,8 +76,8 @@ class Settings(BaseSettings):
     )
 
     # public URLs (tracking, unsubscribe, docs links in errors)
-    # RFC 8058 one-click unsubscribe needs an https List-Unsubscribe URL: http is refused for any host but loopback
-    # unless this is set (then GET /v1/status/full warns).
+    # RFC 8058 one-click unsubscribe needs an https List-Unsubscribe URL: http is refused for any host but
+    # loopback unless this is set (then GET /v1/status/full warns).
     allow_http_public_url: bool = False
     public_url: str = "http://127.0.0.1:8000"
     docs_url: str = "https://api.imail.now/docs/errors"
@@ -115,13 +118,13 @@ class Settings(BaseSettings):
         description="extra CA bundle (PEM) trusted for SMTP/IMAP TLS, for self-signed or private-CA servers",
     )
     # Off: mail servers on loopback or private addresses are refused (400), so inbox settings can't probe the
-    # server's own network. A self-hoster whose mail server is on the LAN turns it on; link-local, metadata and
-    # the like stay refused either way.
+    # server's own network. A self-hoster whose mail server is on the LAN turns it on; link-local, metadata
+    # and the like stay refused either way.
     mail_allow_private: bool = Field(
         False, description="allow SMTP/IMAP servers on loopback and private addresses"
     )
-    # Logins, sends and OAuth exchanges that API requests make to mail servers and providers, in flight at once
-    # per workspace (across processes when Redis is configured); past it a request is answered 429.
+    # Logins, sends and OAuth exchanges that API requests make to mail servers and providers, in flight at
+    # once per workspace (across processes when Redis is configured); past it a request is answered 429.
     outbound_concurrency: int = Field(
         4, ge=1, le=1000, description="outbound mail operations per workspace at once"
     )
@@ -140,7 +143,8 @@ class Settings(BaseSettings):
     microsoft_smtp_server: str = "smtp.office365.com:587/starttls"
     microsoft_imap_server: str = "outlook.office365.com:993/ssl"
 
-    # The operator's own mail server, for notices to workspaces (deprecation warnings); unset: none are emailed.
+    # The operator's own mail server, for notices to workspaces (deprecation warnings); unset: none are
+    # emailed.
     system_smtp_server: str | None = Field(
         None, description="host:port/security, e.g. smtp.example.com:587/starttls"
     )
@@ -171,7 +175,8 @@ class Settings(BaseSettings):
         if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
             return [
                 (
-                    "IMAIL_PUBLIC_URL is http (allowed by IMAIL_ALLOW_HTTP_PUBLIC_URL): List-Unsubscribe links are not "
+                    "IMAIL_PUBLIC_URL is http (allowed by IMAIL_ALLOW_HTTP_PUBLIC_URL): List-Unsubscribe "
+                    "links are not "
                     "https, so mailbox providers ignore one-click unsubscribe (RFC 8058); serve it over https"
                 )
             ]
@@ -180,8 +185,8 @@ class Settings(BaseSettings):
     @field_validator("mail_ca_file")
     @classmethod
     def _mail_ca_file(cls, value: str | None) -> str | None:
-        """Loaded once now: a missing or unreadable bundle would otherwise fail only the TLS connections, later
-        and every time (plain text never reads it)."""
+        """Loaded once now: a missing or unreadable bundle would otherwise fail only the TLS connections,
+        later and every time (plain text never reads it)."""
         if not value:
             return None
         try:
@@ -223,9 +228,9 @@ class Settings(BaseSettings):
     sending_idle_seconds: float = Field(
         60.0, gt=0, description="pooled SMTP connections idle longer are closed"
     )
-    # A worker process beats every 5 s (workers.registry); one unseen for IMAIL_WORKER_DEAD_SECONDS is taken for
-    # dead and its sending claims are taken over by the others, instead of waiting out sending_lease_seconds (which
-    # still bounds a claim whose worker looks alive).
+    # A worker process beats every 5 s (workers.registry); one unseen for IMAIL_WORKER_DEAD_SECONDS is taken
+    # for dead and its sending claims are taken over by the others, instead of waiting out
+    # sending_lease_seconds (which still bounds a claim whose worker looks alive).
     worker_dead_seconds: float = Field(
         20.0,
         ge=15,
@@ -238,15 +243,16 @@ class Settings(BaseSettings):
         60.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE"
     )
     inbound_idle: bool = Field(True, description="wait on IMAP IDLE where the server offers it")
-    # A push can be missed (a connection dropped silently by a NAT): each IDLE-ing inbox is read in full this often
-    # anyway. Every full read costs the worker CPU and the database a transaction, for every connected inbox.
+    # A push can be missed (a connection dropped silently by a NAT): each IDLE-ing inbox is read in full this
+    # often anyway. Every full read costs the worker CPU and the database a transaction, for every connected
+    # inbox.
     inbound_idle_recheck: float = Field(
         1200.0, ge=5, le=1740, description="seconds between full reads of an IDLE inbox"
     )
     inbound_batch_inboxes: int = Field(20, ge=1, le=1000, description="inboxes claimed per reader iteration")
     inbound_concurrency: int = Field(10, ge=1, le=500, description="inboxes read at once per worker")
-    # One IDLE-ing connection per inbox up to this many per worker (beyond it, the least recently used are closed
-    # and those inboxes polled every inbound_poll_interval): see "Capacity" in the README.
+    # One IDLE-ing connection per inbox up to this many per worker (beyond it, the least recently used are
+    # closed and those inboxes polled every inbound_poll_interval): see "Capacity" in the README.
     inbound_max_connections: int = Field(
         2000, ge=1, le=20000, description="IMAP connections kept open per worker"
     )
@@ -259,7 +265,8 @@ class Settings(BaseSettings):
         5,
         ge=1,
         le=100,
-        description="reads failed in a row (retried after the poll interval, doubling) that disconnect an inbox",
+        description="reads failed in a row (retried after the poll interval, doubling) that disconnect an "
+        "inbox",
     )
     inbound_soft_bounce_retries: int = Field(
         2, ge=0, le=10, description="resends of one email after soft bounces"
@@ -326,7 +333,8 @@ class Settings(BaseSettings):
             raise ValueError("must look like 08:00-18:00 (UTC), the end after the start")
         return value
 
-    # replies: an optional OpenAI-compatible endpoint replacing the local reply model (see imail.replies.remote)
+    # replies: an optional OpenAI-compatible endpoint replacing the local reply model (see
+    # imail.replies.remote)
     classifier_url: str | None = Field(
         None, description="API base, e.g. http://127.0.0.1:11434/v1; unset: local"
     )
@@ -354,7 +362,8 @@ class Settings(BaseSettings):
             )
         return value or None
 
-    # POST /v1/campaigns/{id}/spam-check: SpamAssassin's spamd (Debian's spamd package); unset, the check answers 409
+    # POST /v1/campaigns/{id}/spam-check: SpamAssassin's spamd (Debian's spamd package); unset, the check
+    # answers 409
     spamd_url: str | None = Field(None, description="spamd://host:port, e.g. spamd://127.0.0.1:783")
     spamd_timeout: float = Field(30.0, gt=0, le=300, description="seconds spamd may take to score one email")
 
@@ -378,8 +387,9 @@ class Settings(BaseSettings):
         parse_nameservers(value)
         return value
 
-    # Custom tracking domains (see imail.tracking_domains): verified as a CNAME to IMAIL_PUBLIC_URL's host, or, for a
-    # name that cannot be a CNAME (a zone apex, a provider's CNAME flattening), A/AAAA records all among these.
+    # Custom tracking domains (see imail.tracking_domains): verified as a CNAME to IMAIL_PUBLIC_URL's host,
+    # or, for a name that cannot be a CNAME (a zone apex, a provider's CNAME flattening), A/AAAA records all
+    # among these.
     tracking_domain_addresses: str | None = Field(
         None,
         description="comma-separated IP addresses of this server a tracking domain may point to (A/AAAA)",
@@ -407,7 +417,8 @@ class Settings(BaseSettings):
         return frozenset(str(ip_address(p.strip())) for p in self.tracking_domain_addresses.split(","))
 
     # workers
-    # On SIGTERM: in-flight requests may finish for this long, then running worker iterations for as long again.
+    # On SIGTERM: in-flight requests may finish for this long, then running worker iterations for as long
+    # again.
     shutdown_grace: float = Field(20.0, gt=0, le=600, description="seconds of each graceful-shutdown phase")
     worker_poll_interval: float = Field(1.0, gt=0)
     idempotency_ttl_hours: int = Field(24, ge=1)
@@ -431,7 +442,8 @@ class Settings(BaseSettings):
     # lead verification (see imail.leads.verification): DNS look-ups in flight at once, per job chunk
     verification_concurrency: int = Field(10, ge=1, le=100, description="domains looked up at once")
 
-    # Prometheus scrape endpoint /metrics: off (404) unless a token is set; scrape with `Authorization: Bearer <token>`
+    # Prometheus scrape endpoint /metrics: off (404) unless a token is set; scrape with `Authorization: Bearer
+    # <token>`
     metrics_token: str | None = Field(None, min_length=16)
 
     # logging

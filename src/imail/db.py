@@ -4,9 +4,10 @@ The edge owns the transaction: the request dependency and the worker runner comm
 back on error; services and repositories only flush. `after_commit` defers work (announcing a key revocation)
 until the transaction has committed.
 
-A GET or HEAD of the API (`/v1/…`) reads without a transaction: its session runs in autocommit mode, which saves
-the BEGIN and COMMIT round trips (two of the four a small list request makes on PostgreSQL), and it refuses to
-write — a GET that inserts, updates or deletes is a bug, and it fails loudly instead of half-committing.
+A GET or HEAD of the API (`/v1/…`) reads without a transaction: its session runs in autocommit mode, which
+saves the BEGIN and COMMIT round trips (two of the four a small list request makes on PostgreSQL), and it
+refuses to write — a GET that inserts, updates or deletes is a bug, and it fails loudly instead of
+half-committing.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        # Same pool. On PostgreSQL a connection checked out for reading is switched to autocommit (a flag of the
-        # asyncpg adapter, no round trip) and back when returned. SQLite needs no switch: its driver only opens
-        # a transaction before a write, so a plain SELECT already runs without one.
+        # Same pool. On PostgreSQL a connection checked out for reading is switched to autocommit (a flag of
+        # the asyncpg adapter, no round trip) and back when returned. SQLite needs no switch: its driver only
+        # opens a transaction before a write, so a plain SELECT already runs without one.
         self.reads = async_sessionmaker(
             self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
             sync_session_class=ReadOnlySession,
@@ -77,17 +78,18 @@ class Database:
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session whose every statement commits on its own, as it runs: for one durable write, not a unit."""
+        """A session whose every statement commits on its own, as it runs: for one durable write, not a
+        unit."""
         async with self.single_statements() as session:
             yield session
 
     @asynccontextmanager
     async def pinned(self) -> AsyncIterator[Any]:
-        """PostgreSQL only: the driver's own connection (asyncpg) of one pool connection kept checked out, for the
-        single statements that run most often, each committing as it runs (no transaction is ever opened on it):
-        the before-DATA marks. They skip SQLAlchemy's per-execution work and the pool check-out
-        (`kit.sql.DriverStatement`). One user at a time. A failure drops the connection; the next use takes a new
-        one from the pool."""
+        """PostgreSQL only: the driver's own connection (asyncpg) of one pool connection kept checked out, for
+        the single statements that run most often, each committing as it runs (no transaction is ever opened
+        on it): the before-DATA marks. They skip SQLAlchemy's per-execution work and the pool check-out
+        (`kit.sql.DriverStatement`). One user at a time. A failure drops the connection; the next use takes a
+        new one from the pool."""
         async with self._pinned_lock:
             if self._pinned is None:
                 self._pinned = await self.engine.raw_connection()
@@ -113,7 +115,8 @@ class Database:
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
-    """The engine; with `hide_parameters`, a failing statement's error names the SQL but never its bound values."""
+    """The engine; with `hide_parameters`, a failing statement's error names the SQL but never its bound
+    values."""
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:
@@ -135,8 +138,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         hide_parameters=True,
-        # The pool keeps what a busy process uses at once: a connection beyond pool_size is closed when returned,
-        # and opening one (a PostgreSQL backend, the asyncpg handshake, type codecs) costs more than a request.
+        # The pool keeps what a busy process uses at once: a connection beyond pool_size is closed when
+        # returned, and opening one (a PostgreSQL backend, the asyncpg handshake, type codecs) costs more than
+        # a request.
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size // 2,
         pool_timeout=settings.database_timeout,
@@ -152,7 +156,8 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 def after_commit(session: AsyncSession, callback: Callable[[Database], Awaitable[Any]]) -> None:
-    """Await `callback(database)` once the session's `Database.transaction` has committed; dropped on rollback."""
+    """Await `callback(database)` once the session's `Database.transaction` has committed; dropped on
+    rollback."""
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
@@ -191,8 +196,8 @@ def _is_api_read(request: Request) -> bool:
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session: committed after the endpoint returns, rolled back if it raised; for a GET or HEAD of
-    the API, a read-only session without a transaction."""
+    """The request's session: committed after the endpoint returns, rolled back if it raised; for a GET or
+    HEAD of the API, a read-only session without a transaction."""
     database: Database = request.app.state.database
     if _is_api_read(request):
         async with database.read() as session:

@@ -125,8 +125,9 @@ class ErrorBody(BaseModel):
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether this error, or one it was raised from, is the database being out of reach rather than a bug: a
-    connection refused, reset or lost mid-statement (the driver's error, or SQLAlchemy's wrapping of it flagged
-    connection_invalidated), or the pool timing out because every connection waits on an unreachable server."""
+    connection refused, reset or lost mid-statement (the driver's error, or SQLAlchemy's wrapping of it
+    flagged connection_invalidated), or the pool timing out because every connection waits on an unreachable
+    server."""
     return any(
         isinstance(
             e,
@@ -171,7 +172,8 @@ def _field_path(loc: tuple) -> str | None:
 
 
 def validation_to_error(exc: RequestValidationError) -> ImailError:
-    """Map pydantic's first complaint to invalid_json / missing_field / invalid_field with a readable message."""
+    """Map pydantic's first complaint to invalid_json / missing_field / invalid_field with a readable
+    message."""
     errors = exc.errors()
     first: dict[str, Any] = (
         errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid request"}

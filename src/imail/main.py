@@ -1,4 +1,5 @@
-"""create_app(): the lifespan (engine, Redis, HTTP client, worker supervisor), middleware and error handlers."""
+"""create_app(): the lifespan (engine, Redis, HTTP client, worker supervisor), middleware and error
+handlers."""
 
 from __future__ import annotations
 
@@ -39,10 +40,10 @@ DESCRIPTION = (
 def make_redis(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         return None
-    # Blocking: past max_connections a call waits (up to `timeout`) for a free connection. redis-py's default pool
-    # refuses at once instead, and the limiter would fall back to per-process buckets whenever more than 100
-    # requests of one process were in flight, letting a burst through once per process. A few connections serve
-    # thousands of one-round-trip calls a second; opening hundreds at once under load is what times out.
+    # Blocking: past max_connections a call waits (up to `timeout`) for a free connection. redis-py's default
+    # pool refuses at once instead, and the limiter would fall back to per-process buckets whenever more than
+    # 100 requests of one process were in flight, letting a burst through once per process. A few connections
+    # serve thousands of one-round-trip calls a second; opening hundreds at once under load is what times out.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=32,
@@ -83,8 +84,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def freeze_startup_heap() -> None:
     """For a serving process, once its app is built: what exists now (modules, schemas, routes, compiled
-    validators) lives as long as the process, so it leaves the collector's generations and full collections under
-    load (a 5,000-lead request allocates enough to trigger several) stop walking it again and again."""
+    validators) lives as long as the process, so it leaves the collector's generations and full collections
+    under load (a 5,000-lead request allocates enough to trigger several) stop walking it again and again."""
     gc.collect()
     gc.freeze()
 
@@ -111,12 +112,13 @@ def create_app(settings: Settings | None = None, run_workers: bool = False) -> F
     mount_routers(app)
     mount_docs(app)
     install_openapi(app)
-    # Added last = outermost. The recorder stores what the route answered (no request id in it); the key is checked
-    # before anything reads a body; the request context gives every answer its id and headers; HEAD is a GET whose
-    # body is dropped on the way out.
+    # Added last = outermost. The recorder stores what the route answered (no request id in it); the key is
+    # checked before anything reads a body; the request context gives every answer its id and headers; HEAD is
+    # a GET whose body is dropped on the way out.
     app.add_middleware(IdempotencyRecorder)
     app.add_middleware(AuthenticateBeforeBody)
-    # Before any key is read: on a workspace's tracking domain the API does not exist (404), not even as a 401.
+    # Before any key is read: on a workspace's tracking domain the API does not exist (404), not even as a
+    # 401.
     app.state.tracking_hosts = HostOwners()
     app.add_middleware(TrackingHostGate, public=public_host(settings))
     app.add_middleware(

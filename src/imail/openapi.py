@@ -40,7 +40,8 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
 }
 RETRY_AFTER = _integer_header("Seconds to wait before retrying.")
 IDEMPOTENT_REPLAYED = {
-    "description": "`true` when this is the kept response of an earlier request with the same `Idempotency-Key`.",
+    "description": "`true` when this is the kept response of an earlier request with the same "
+    "`Idempotency-Key`.",
     "schema": {"type": "string", "enum": ["true"]},
 }
 
@@ -110,8 +111,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         "in": "header",
         "required": False,
         "description": "Pin to a dated snapshot: " + ", ".join(s.isoformat() for s in versions.SNAPSHOTS),
-        # A pattern, not `format: date`: a date-typed header defeats client generators, and the server reads the
-        # text itself (a malformed date is 400 invalid_version).
+        # A pattern, not `format: date`: a date-typed header defeats client generators, and the server reads
+        # the text itself (a malformed date is 400 invalid_version).
         "schema": {
             "type": "string",
             "pattern": r"^\d{4}-\d{2}-\d{2}$",
@@ -131,7 +132,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                         "name": "Idempotency-Key",
                         "in": "header",
                         "required": False,
-                        "description": "Retry-safe POST: the first response is kept 24 h and replayed for the same body.",
+                        "description": "Retry-safe POST: the first response is kept 24 h and replayed for "
+                        "the same body.",
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                     }
                 )
@@ -152,7 +154,10 @@ def _mark_deprecations(schema: dict[str, Any]) -> None:
     (in the body's component, which every operation sharing it then shows), or the event's webhook entry."""
     components = schema.get("components", {}).get("schemas", {})
     for deprecation in versions.DEPRECATIONS:
-        sunset = f" Deprecated on {deprecation.deprecated_on}; stops working on {deprecation.sunset}. {deprecation.note}"
+        sunset = (
+            f" Deprecated on {deprecation.deprecated_on}; stops working on {deprecation.sunset}. "
+            f"{deprecation.note}"
+        )
         if deprecation.kind == "event":
             entry = schema.get("webhooks", {}).get(deprecation.target, {}).get("post")
             if entry is not None:

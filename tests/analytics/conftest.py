@@ -167,7 +167,7 @@ async def history(
     )
 
 
-# --- the expected numbers, counted straight from the raw event log (independently of imail.analytics) -----------
+# --- the expected numbers, counted straight from the raw event log (independently of imail.analytics) -------
 
 
 async def raw_events(database: Database, tenant: Tenant) -> list[Event]:

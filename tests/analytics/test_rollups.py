@@ -1,4 +1,5 @@
-"""Every analytics endpoint equals the counts of the raw events; CSV equals JSON; `rebuild` reproduces the rollups."""
+"""Every analytics endpoint equals the counts of the raw events; CSV equals JSON; `rebuild` reproduces the
+rollups."""
 
 from __future__ import annotations
 
@@ -173,8 +174,8 @@ async def _check_isolation(client, workspace, other_workspace, history) -> None:
 
 async def test_a_repeated_send_keeps_what_its_email_already_counted(database, workspace):
     """`email.sent` refs are written without being read (insert-if-absent): a second `email.sent` for an email
-    (a send settled again by the in-flight resolver) must neither reset the ref nor let a repeated open count as
-    a new unique one, whether it lands in a later batch or in the same batch as that open."""
+    (a send settled again by the in-flight resolver) must neither reset the ref nor let a repeated open count
+    as a new unique one, whether it lands in a later batch or in the same batch as that open."""
     from datetime import UTC, datetime
 
     from imail.analytics.rollups import apply_events

@@ -1,5 +1,5 @@
-"""The public `/status` page: server-rendered, self-contained, drawn from the cached figures; rendered in headless
-Chromium (Debian's `chromium`) with a screenshot kept as a test artefact."""
+"""The public `/status` page: server-rendered, self-contained, drawn from the cached figures; rendered in
+headless Chromium (Debian's `chromium`) with a screenshot kept as a test artefact."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The audit log: successful API changes recorded (who, what, when, from where) in the request's transaction,
-failed ones and reads never; no secret ever stored; filters, cursor pages, scope, tenants; CLI changes; retention."""
+failed ones and reads never; no secret ever stored; filters, cursor pages, scope, tenants; CLI changes;
+retention."""
 
 from __future__ import annotations
 

@@ -16,7 +16,10 @@ from tests.fixtures.factories import bearer, make_key
 from tests.fixtures.outreach import assert_error, counts, create_campaign, make_inbox, step
 
 ADDRESS = "Acme Ltd\n1 Market Street\nSpringfield, IL 62701"
-BODY = '<p>Hi {{first_name|there}}, <a href="https://acme.io/demo">demo</a>. <a href="{{unsubscribe_url}}">Stop</a></p>'
+BODY = (
+    '<p>Hi {{first_name|there}}, <a href="https://acme.io/demo">demo</a>. <a '
+    'href="{{unsubscribe_url}}">Stop</a></p>'
+)
 
 
 @pytest.fixture

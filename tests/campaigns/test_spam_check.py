@@ -1,11 +1,11 @@
 """`POST /v1/campaigns/{id}/spam-check`: every step rendered as the engine sends it, scored by a real spamd
 (tests.fixtures.spamd: Debian's SpamAssassin 4 with its packaged rules, local tests only).
 
-"Content rules" here are the rules that judge what imail writes, not the environment the test runs in. Read from
-SpamAssassin's own rule files: rules declared as `body`, `rawbody`, `uri` or `full` tests, and `meta` rules unless
-they are conditioned on the message's DKIM signature (`__DKIM_EXISTS`: the sending mailbox provider signs real
-mail, a test message has no signature). `header` rules (relays, Received lines, authentication results) are the
-environment's. A rule the files do not declare counts as content."""
+"Content rules" here are the rules that judge what imail writes, not the environment the test runs in. Read
+from SpamAssassin's own rule files: rules declared as `body`, `rawbody`, `uri` or `full` tests, and `meta`
+rules unless they are conditioned on the message's DKIM signature (`__DKIM_EXISTS`: the sending mailbox
+provider signs real mail, a test message has no signature). `header` rules (relays, Received lines,
+authentication results) are the environment's. A rule the files do not declare counts as content."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ RULE_TYPES = frozenset({"header", "mimeheader", "meta", *CONTENT_TYPES})
 STEPS = [
     step(
         subject="Quick question, {{first_name|there}}",
-        body="<p>Hi {{first_name|there}},</p><p>I noticed {{company|your team}} is growing its sales team. We help "
-        "companies like yours book more meetings without adding headcount.</p><p>Would a short call next week "
+        body="<p>Hi {{first_name|there}},</p><p>I noticed {{company|your team}} is growing its sales team. "
+        "We help "
+        "companies like yours book more meetings without adding headcount.</p><p>Would a short call next "
+        "week "
         'make sense? Here is <a href="https://acme.io/demo">a two-minute demo</a>.</p><p>Best,<br>Ana</p>',
     ),
     step(

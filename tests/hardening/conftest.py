@@ -1,5 +1,5 @@
-"""Hardening fixtures: a TCP proxy the test can cut (in front of PostgreSQL), a private Redis the test can kill
-and restart, and the loopback servers the fault, scale and security tests share."""
+"""Hardening fixtures: a TCP proxy the test can cut (in front of PostgreSQL), a private Redis the test can
+kill and restart, and the loopback servers the fault, scale and security tests share."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from tests.sending.conftest import clock, outreach, settings, sink  # noqa: F401
 
 class TcpProxy:
     """Forwards loopback connections to `target`. `cut()` is an outage the driver really sees: every open
-    connection is dropped, and new ones are refused ("refuse", a stopped server) or accepted and never answered
-    ("blackhole", a network partition). `restore()` ends it."""
+    connection is dropped, and new ones are refused ("refuse", a stopped server) or accepted and never
+    answered ("blackhole", a network partition). `restore()` ends it."""
 
     def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)

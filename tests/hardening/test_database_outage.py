@@ -1,7 +1,7 @@
 """PostgreSQL goes away for 10 s under load: a real `imail serve` process behind a TCP proxy that drops every
 connection, first refusing new ones (a stopped server), then swallowing them (a network partition). Requests
-answer 503 `service_unavailable` in the contract's body within the connect timeout, never 500 and never hang; the
-process recovers by itself; every write it acknowledged is in the database afterwards."""
+answer 503 `service_unavailable` in the contract's body within the connect timeout, never 500 and never hang;
+the process recovers by itself; every write it acknowledged is in the database afterwards."""
 
 from __future__ import annotations
 
@@ -91,7 +91,8 @@ async def test_database_outage_answers_503_then_recovers_without_losing_writes(
             asyncio.create_task(client_loop(server.base_url, apex.headers(), load, n)) for n in range(CLIENTS)
         ]
         try:
-            # Load first: a few rounds answered by every client (a cold process on a busy machine takes a while).
+            # Load first: a few rounds answered by every client (a cold process on a busy machine takes a
+            # while).
             deadline = time.monotonic() + 30
             while len(load.answers) < CLIENTS * 4 and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)

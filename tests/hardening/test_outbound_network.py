@@ -1,8 +1,9 @@
-"""Outbound connections a customer can aim (mail servers, webhooks) under one address policy, and the slow ones
-(logins, sends, OAuth exchanges) unable to starve other workspaces:
+"""Outbound connections a customer can aim (mail servers, webhooks) under one address policy, and the slow
+ones (logins, sends, OAuth exchanges) unable to starve other workspaces:
 
 - mail hosts on loopback, link-local, metadata, unspecified, multicast, private or IPv4-in-IPv6 addresses are
-  refused with 400 before anything is dialled (loopback and private ranges allowed with IMAIL_MAIL_ALLOW_PRIVATE);
+  refused with 400 before anything is dialled (loopback and private ranges allowed with
+  IMAIL_MAIL_ALLOW_PRIVATE);
 - a server that does not speak the protocol is described in our words, never with the bytes it sent;
 - webhook URLs carrying a loopback IPv4 inside IPv6 (compatible, SIIT, NAT64, 6to4, Teredo) are refused;
 - no request holds a database connection while it waits on a mail server or an OAuth provider, and a workspace
@@ -387,7 +388,8 @@ async def test_connects_waiting_on_a_silent_server_hold_no_database_connection(
             )
             for _ in range(waiting)
         ]
-        # Every connect is at the server (SMTP and IMAP each), or some request gave up waiting for the database.
+        # Every connect is at the server (SMTP and IMAP each), or some request gave up waiting for the
+        # database.
         await silent.wait_for(lambda: silent.accepted == 2 * waiting or any(t.done() for t in tasks))
         assert not [t.result().text for t in tasks if t.done()]
         assert app.state.database.engine.pool.checkedout() == 0

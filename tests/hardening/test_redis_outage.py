@@ -1,9 +1,10 @@
-"""Redis dies under two API processes' rate limiter and comes back: while it is gone each process limits on its
-own bucket (requests still answer, with their rate-limit headers) and `/v1/status/full` says `degraded`; once it
-is back the shared bucket returns and the status is `ok`, with nobody restarting anything.
+"""Redis dies under two API processes' rate limiter and comes back: while it is gone each process limits on
+its own bucket (requests still answer, with their rate-limit headers) and `/v1/status/full` says `degraded`;
+once it is back the shared bucket returns and the status is `ok`, with nobody restarting anything.
 
 The two "processes" are two apps in this test process, each with its own limiter state and Redis connection
-pool, as two `imail serve` processes have (real processes without Redis: tests/platform/test_ratelimit_processes)."""
+pool, as two `imail serve` processes have (real processes without Redis:
+tests/platform/test_ratelimit_processes)."""
 
 from __future__ import annotations
 

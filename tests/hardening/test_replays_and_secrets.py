@@ -1,7 +1,7 @@
-"""Security review (issue 23, items 1, 2, 7 and 9), as an attacker would try it: an `Idempotency-Key` retry is a
-request like any other (authenticated, scope-checked, charged to the limiter, and answered only to the key that
-made the first request); secrets are not kept in plain text at rest nor printed in logs; a key may revoke only
-keys whose scopes it holds itself."""
+"""Security review (issue 23, items 1, 2, 7 and 9), as an attacker would try it: an `Idempotency-Key` retry is
+a request like any other (authenticated, scope-checked, charged to the limiter, and answered only to the key
+that made the first request); secrets are not kept in plain text at rest nor printed in logs; a key may revoke
+only keys whose scopes it holds itself."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def idem(key: str, token: str) -> dict[str, str]:
     return bearer(token, **{"Idempotency-Key": key})
 
 
-# --- 1. a replay is a request: authenticated, authorised, limited, and only for the key that made it ----------
+# --- 1. a replay is a request: authenticated, authorised, limited, and only for the key that made it --------
 
 
 async def test_a_scoped_key_replaying_a_key_creation_gets_its_own_403_not_the_secret(
@@ -186,8 +186,8 @@ def suppression(workspace_id: str, email: str) -> Suppression:
 
 
 async def test_a_failing_sql_statement_logs_no_bound_parameter(app, client, database, workspace):
-    """A statement that fails with personal data bound to it (a lead's email): neither the error SQLAlchemy raises
-    nor what imail logs about it (with the traceback) may carry the value."""
+    """A statement that fails with personal data bound to it (a lead's email): neither the error SQLAlchemy
+    raises nor what imail logs about it (with the traceback) may carry the value."""
     email = "jane.private-lead@example.org"
 
     async def duplicate(session: SessionDep) -> None:
@@ -258,7 +258,7 @@ async def test_a_key_may_revoke_keys_whose_scopes_it_holds(client, database, wor
     ).status_code == 200
 
 
-# --- 2. the migration leaves no plaintext secret behind -------------------------------------------------------
+# --- 2. the migration leaves no plaintext secret behind -----------------------------------------------------
 
 LEGACY_SECRET = "whsec_bGVnYWN5LXBsYWludGV4dC1zZWNyZXQtMDEyMzQ1Njc4OQ=="
 
@@ -341,8 +341,8 @@ def test_migrating_encrypts_existing_webhook_secrets_and_drops_plaintext_respons
 
 
 async def test_a_multipart_upload_is_replayed_too(client, workspace):
-    """The body is fingerprinted as it streams past, so a route whose form FastAPI parses before the dependencies
-    run (a CSV import) is claimed and replayed like a JSON one."""
+    """The body is fingerprinted as it streams past, so a route whose form FastAPI parses before the
+    dependencies run (a CSV import) is claimed and replayed like a JSON one."""
     from tests.fixtures.outreach import create_campaign
 
     campaign = await create_campaign(client, workspace.headers(), [])
@@ -363,8 +363,8 @@ async def test_a_multipart_upload_is_replayed_too(client, workspace):
 
 
 def test_every_post_of_the_api_runs_the_idempotency_step_after_its_guard():
-    """Replays are decided in a dependency each router lists after its scope guard; a POST route without it would
-    silently ignore `Idempotency-Key`, one listing it first would replay before checking scopes."""
+    """Replays are decided in a dependency each router lists after its scope guard; a POST route without it
+    would silently ignore `Idempotency-Key`, one listing it first would replay before checking scopes."""
     from fastapi.routing import APIRoute
 
     from imail.api import build_v1

@@ -1,7 +1,7 @@
-"""The production shape as processes on this machine: two `imail serve --no-workers` and two `imail worker` on one
-PostgreSQL database and one Redis (what docker-compose.yml runs as containers). While both workers send, one
-workspace's rate limit holds across both API processes; every lead's step reaches the SMTP sinks exactly once; every
-event reaches the webhook receiver exactly once; and both workers shared both kinds of work."""
+"""The production shape as processes on this machine: two `imail serve --no-workers` and two `imail worker` on
+one PostgreSQL database and one Redis (what docker-compose.yml runs as containers). While both workers send,
+one workspace's rate limit holds across both API processes; every lead's step reaches the SMTP sinks exactly
+once; every event reaches the webhook receiver exactly once; and both workers shared both kinds of work."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Security review, as tests: webhook targets can't reach private networks (literals, encodings, DNS answers,
-redirects); tracking and unsubscribe tokens can't be forged or moved onto another lead; CSV exports can't carry
-formulas; API keys are stored hashed, compared in constant time and never logged; request bodies are capped,
-chunked ones too; no SQL is built from strings."""
+redirects); tracking and unsubscribe tokens can't be forged or moved onto another lead; CSV exports can't
+carry formulas; API keys are stored hashed, compared in constant time and never logged; request bodies are
+capped, chunked ones too; no SQL is built from strings."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ PRIVATE_TARGETS = [
 
 
 def loopback_name() -> str:
-    """A host name (not an IP literal, not `localhost`) whose DNS answer is this machine: its own host name."""
+    """A host name (not an IP literal, not `localhost`) whose DNS answer is this machine: its own host
+    name."""
     name = socket.gethostname()
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)}
@@ -96,7 +97,8 @@ async def test_a_name_whose_dns_answer_is_private_is_refused_at_delivery(
     receiver,
     worker_context,  # noqa: F811
 ):
-    """Registered while allowed (or while the name pointed elsewhere): the check runs again before each send."""
+    """Registered while allowed (or while the name pointed elsewhere): the check runs again before each
+    send."""
     name = loopback_name()
     await create_endpoint(client, workspace.headers(), f"http://{name}:{receiver.port}/hook")
     await emit(database, workspace.workspace_id)
@@ -245,7 +247,7 @@ async def test_tokens_cannot_be_forged_or_moved_onto_another_lead(
     assert message.status == "sent"
 
 
-# --- CSV -----------------------------------------------------------------------------------------------------
+# --- CSV ----------------------------------------------------------------------------------------------------
 
 # OWASP CSV injection: cells starting with these run as formulas in Excel, LibreOffice and Google Sheets.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -278,7 +280,7 @@ def test_every_csv_writer_in_the_code_neutralises_its_cells():
         assert "safe_cell(" in path.read_text(), f"{path.relative_to(SRC)} writes CSV without safe_cell"
 
 
-# --- API keys ------------------------------------------------------------------------------------------------
+# --- API keys -----------------------------------------------------------------------------------------------
 
 
 async def test_keys_are_stored_only_as_hashes(database, workspace):
@@ -292,8 +294,9 @@ async def test_keys_are_stored_only_as_hashes(database, workspace):
 
 
 def _secret_comparisons(tree: ast.AST) -> list[str]:
-    """`==` / `!=` in Python between secret values (a token, secret, digest, key hash or signature): timing-unsafe.
-    SQL expressions (`Model.column == bindparam(…)`, `table.c.…`) run in the database and lengths are public."""
+    """`==` / `!=` in Python between secret values (a token, secret, digest, key hash or signature):
+    timing-unsafe. SQL expressions (`Model.column == bindparam(…)`, `table.c.…`) run in the database and
+    lengths are public."""
     suspicious = re.compile(r"token|secret|digest|key_hash|signature", re.IGNORECASE)
     sql_or_public = re.compile(r"bindparam\(|^len\(|^[A-Z]\w*\.\w+$|\.c\.")
     found = []
@@ -307,8 +310,8 @@ def _secret_comparisons(tree: ast.AST) -> list[str]:
     return found
 
 
-# Where a secret that came from outside is checked: API keys, signed links and OAuth state, webhook signatures,
-# the metrics token.
+# Where a secret that came from outside is checked: API keys, signed links and OAuth state, webhook
+# signatures, the metrics token.
 SECRET_CHECKS = (
     "auth",
     "kit",
@@ -320,8 +323,8 @@ SECRET_CHECKS = (
 
 
 def test_secrets_are_compared_in_constant_time():
-    """Keys are found by their hash (an index lookup), then compared with hmac.compare_digest, as are tracking and
-    webhook signatures and the metrics token; no plain == on secret material anywhere in the code."""
+    """Keys are found by their hash (an index lookup), then compared with hmac.compare_digest, as are tracking
+    and webhook signatures and the metrics token; no plain == on secret material anywhere in the code."""
     assert _secret_comparisons(ast.parse("if row.key_hash == digest: pass")), "the detector itself must work"
     offenders = {}
     paths = [
@@ -339,9 +342,9 @@ def test_secrets_are_compared_in_constant_time():
 
 
 async def test_keys_never_reach_the_logs_and_bodies_are_capped_on_the_wire(postgres_url, database):
-    """A real `imail serve` at DEBUG with JSON logs (and a Redis that is down, so it has warnings to log): valid,
-    unknown, revoked and malformed keys in every place a client might put one; then oversized bodies, declared and
-    chunked."""
+    """A real `imail serve` at DEBUG with JSON logs (and a Redis that is down, so it has warnings to log):
+    valid, unknown, revoked and malformed keys in every place a client might put one; then oversized bodies,
+    declared and chunked."""
     ws = await make_workspace(database, "surge", "Logs")
     other = await make_workspace(database, "surge", "Revoked")
     env = {
@@ -445,7 +448,8 @@ def _post_chunked(port: int, key: str, chunks: int, size: int, body: bytes | Non
 
 
 async def test_bodies_over_the_cap_are_refused_in_process(database_url, database, workspace):
-    """The same cap through ASGI: declared too large, streamed too large (no Content-Length), and just under it."""
+    """The same cap through ASGI: declared too large, streamed too large (no Content-Length), and just under
+    it."""
     from imail.main import create_app
     from tests.conftest import make_settings
 
@@ -470,7 +474,7 @@ async def test_bodies_over_the_cap_are_refused_in_process(database_url, database
     assert [s["value"] for s in listed.json()["data"]] == ["b" * 10 + "@x.io"]
 
 
-# --- SQL -----------------------------------------------------------------------------------------------------
+# --- SQL ----------------------------------------------------------------------------------------------------
 
 SQL_SINKS = {
     "text",
@@ -499,8 +503,8 @@ def _built_from_strings(node: ast.AST) -> bool:
 
 
 def sql_built_from_strings(source: str) -> list[str]:
-    """Calls that hand SQL text made by formatting, concatenation or joining to a driver or to text(), directly
-    or through a variable assigned such a string in the same module."""
+    """Calls that hand SQL text made by formatting, concatenation or joining to a driver or to text(),
+    directly or through a variable assigned such a string in the same module."""
     tree = ast.parse(source)
     built_names = {
         target.id

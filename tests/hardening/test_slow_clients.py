@@ -1,7 +1,7 @@
-"""Slow clients cannot hold connections: a real `imail serve` (IMAIL_REQUEST_STALL_SECONDS=1) closes connections
-that send nothing, whose headers never finish (even trickled a byte at a time), or whose body stops; a 408 in
-the contract's shape answers a request that had begun. The API key is checked before a body is read: a client
-without one gets its 401 without sending a byte of a 9.5 MB body."""
+"""Slow clients cannot hold connections: a real `imail serve` (IMAIL_REQUEST_STALL_SECONDS=1) closes
+connections that send nothing, whose headers never finish (even trickled a byte at a time), or whose body
+stops; a 408 in the contract's shape answers a request that had begun. The API key is checked before a body is
+read: a client without one gets its 401 without sending a byte of a 9.5 MB body."""
 
 from __future__ import annotations
 
@@ -110,7 +110,8 @@ def trickled_head_is_cut_off(port: int) -> int:
 
 
 def moving_body_is_not_cut_off(port: int, key: str, chunks: int, pause: float) -> bytes:
-    """A body that keeps arriving (a chunk every `pause` s, longer in all than the bound) is read to the end."""
+    """A body that keeps arriving (a chunk every `pause` s, longer in all than the bound) is read to the
+    end."""
     body = json.dumps({"email": "slow@example.com"}).encode()
     body += b" " * (chunks - len(body) % chunks)
     sock = connect(port)
@@ -209,8 +210,8 @@ async def test_the_key_is_checked_before_the_body_is_read(database_url, database
 
 
 def test_every_api_route_taking_a_body_needs_a_key(repo_root):
-    """AuthenticateBeforeBody asks a key of every POST/PUT/PATCH/DELETE under /v1/: that holds only while no such
-    route is public. A public one added later must come with its own rule there."""
+    """AuthenticateBeforeBody asks a key of every POST/PUT/PATCH/DELETE under /v1/: that holds only while no
+    such route is public. A public one added later must come with its own rule there."""
     document = json.loads((repo_root / "openapi.json").read_text())
     operations = [
         (method, path, op)

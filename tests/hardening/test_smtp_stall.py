@@ -1,6 +1,7 @@
-"""An SMTP server that stalls in the middle of DATA holds up only its own inbox: the other inbox's emails of the
-same batch go out and are recorded while it hangs; the stalled send ends at the mail timeout as in doubt (left for
-the Sent-folder check, never resent blindly) and that inbox's remaining emails are given back untried."""
+"""An SMTP server that stalls in the middle of DATA holds up only its own inbox: the other inbox's emails of
+the same batch go out and are recorded while it hangs; the stalled send ends at the mail timeout as in doubt
+(left for the Sent-folder check, never resent blindly) and that inbox's remaining emails are given back
+untried."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ async def test_a_server_stalling_mid_data_does_not_hold_up_other_inboxes(
     assert len(stalled) == LEADS - healthy_count and len(stalled) >= 2
     in_doubt = [m for m in stalled if m.status == "handed"]
     released = [m for m in stalled if m.status == "retry"]
-    # The message whose DATA went out is in doubt (settled later from the Sent folder), never marked for resending.
+    # The message whose DATA went out is in doubt (settled later from the Sent folder), never marked for
+    # resending.
     assert len(in_doubt) == 1 and in_doubt[0].lease_until is not None
     # The rest were never tried: back in the queue without an attempt counted against them.
     assert len(released) == len(stalled) - 1

@@ -1,7 +1,7 @@
 """Bad input is a 400 in the contract's shape, never a 500: text no column can store (a NUL, a lone surrogate)
-wherever text enters (JSON, query, path, multipart fields, CSV cells), and input nested deep enough to exhaust a
-recursive parser (spintax, a CSV import's mapping, a JSON body). Each refusal writes nothing. The multipart and
-CSV paths are also fuzzed (hypothesis): whatever the bytes, never a 5xx."""
+wherever text enters (JSON, query, path, multipart fields, CSV cells), and input nested deep enough to exhaust
+a recursive parser (spintax, a CSV import's mapping, a JSON body). Each refusal writes nothing. The multipart
+and CSV paths are also fuzzed (hypothesis): whatever the bytes, never a 5xx."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ async def upload(client, headers, data: dict, content: bytes, filename: str = "l
     )
 
 
-# --- text that cannot be stored --------------------------------------------------------------------------------
+# --- text that cannot be stored -----------------------------------------------------------------------------
 
 
 async def test_a_lone_surrogate_in_a_campaign_name_is_400(client, database, workspace, inbox_id):
@@ -129,7 +129,7 @@ async def test_a_nul_in_a_multipart_field_is_400(client, database, workspace, ca
     assert await counts(database) == before
 
 
-# --- depth ---------------------------------------------------------------------------------------------------------
+# --- depth --------------------------------------------------------------------------------------------------
 
 
 async def test_spintax_nested_hundreds_deep_is_400(client, database, workspace, inbox_id, campaign):
@@ -195,12 +195,12 @@ async def test_a_json_body_nested_deep_is_400(client, database, workspace):
     assert await counts(database) == before
 
 
-# --- property-based: the multipart and CSV paths never answer 5xx --------------------------------------------------
+# --- property-based: the multipart and CSV paths never answer 5xx -------------------------------------------
 
 
 class AppRunner:
-    """The app with its lifespan on a private event loop, so hypothesis (which drives plain functions) can send it
-    one request per example."""
+    """The app with its lifespan on a private event loop, so hypothesis (which drives plain functions) can
+    send it one request per example."""
 
     def __init__(self, database_url: str):
         self.loop = asyncio.new_event_loop()

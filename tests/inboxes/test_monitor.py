@@ -1,4 +1,5 @@
-"""The connection monitor: real servers going down and up, one event per transition, driven by an injected clock."""
+"""The connection monitor: real servers going down and up, one event per transition, driven by an injected
+clock."""
 
 from __future__ import annotations
 

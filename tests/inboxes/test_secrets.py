@@ -1,4 +1,5 @@
-"""Key rotation for stored inbox secrets: `imail secrets rotate` re-encrypts every row under the current key."""
+"""Key rotation for stored inbox secrets: `imail secrets rotate` re-encrypts every row under the current
+key."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Inbound fixtures: Dovecot on loopback, a sent campaign whose inbox reads from it, worker contexts driven by an
-injected clock, and helpers that read back what the reader did."""
+"""Inbound fixtures: Dovecot on loopback, a sent campaign whose inbox reads from it, worker contexts driven by
+an injected clock, and helpers that read back what the reader did."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Reads that keep failing, against real servers: a Dovecot that is stopped, a password changed on the server, a
-mailbox the server refuses to open, and (the one thing simulated) a bug in imail's own reading code. Failures are
-counted per inbox and survive a worker restart; a read that works starts the count again; at the limit the inbox
-is disconnected once, with the reason, an `inbox.disconnected` event and its webhook; reconnecting forgets them."""
+"""Reads that keep failing, against real servers: a Dovecot that is stopped, a password changed on the server,
+a mailbox the server refuses to open, and (the one thing simulated) a bug in imail's own reading code.
+Failures are counted per inbox and survive a worker restart; a read that works starts the count again; at the
+limit the inbox is disconnected once, with the reason, an `inbox.disconnected` event and its webhook;
+reconnecting forgets them."""
 
 from __future__ import annotations
 

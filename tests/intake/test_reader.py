@@ -1,5 +1,6 @@
-"""The IMAP reader against a real Dovecot: replies, bounces and auto-replies placed with IMAP APPEND, read by the
-worker function with a WorkerContext, and what that did to leads, sequences, suppressions and the event log."""
+"""The IMAP reader against a real Dovecot: replies, bounces and auto-replies placed with IMAP APPEND, read by
+the worker function with a WorkerContext, and what that did to leads, sequences, suppressions and the event
+log."""
 
 from __future__ import annotations
 
@@ -391,8 +392,9 @@ async def test_connections_per_worker_are_bounded(make_mailroom, database):
 
 
 async def test_inboxes_beyond_the_connection_limit_are_all_read(make_mailroom, database):
-    """Closing an IDLE connection to make room is not new mail: the inbox it served waits for its polling turn, so
-    inboxes never read yet are not starved by evicted ones read (and evicting others) again at once."""
+    """Closing an IDLE connection to make room is not new mail: the inbox it served waits for its polling
+    turn, so inboxes never read yet are not starved by evicted ones read (and evicting others) again at
+    once."""
     rooms = [await make_mailroom() for _ in range(6)]
     ctx = rooms[0].context(inbound_max_connections=2, inbound_batch_inboxes=2)
     for _ in range(3):

@@ -1,5 +1,6 @@
-"""The reader classifies a workspace's replies with that workspace's own model once one is trained, and with the
-shipped model again once it is dropped; a reply that reads as an opt-out is suppressed whatever its label."""
+"""The reader classifies a workspace's replies with that workspace's own model once one is trained, and with
+the shipped model again once it is dropped; a reply that reads as an opt-out is suppressed whatever its
+label."""
 
 from __future__ import annotations
 

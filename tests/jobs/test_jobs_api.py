@@ -1,6 +1,6 @@
-"""Background jobs through the API: a big CSV import answers 202 with a job, the worker runs it chunk by chunk,
-`GET /v1/jobs/{id}` shows progress, failed rows and the result, `job.completed` is recorded; tenancy, scopes,
-idempotency and cancellation."""
+"""Background jobs through the API: a big CSV import answers 202 with a job, the worker runs it chunk by
+chunk, `GET /v1/jobs/{id}` shows progress, failed rows and the result, `job.completed` is recorded; tenancy,
+scopes, idempotency and cancellation."""
 
 from __future__ import annotations
 
@@ -169,7 +169,8 @@ async def test_archived_campaign_fails_the_job(client, workspace, campaign, data
 
 async def test_idempotent_upload_replays_the_same_job(client, workspace, campaign, database):
     """A retry sends the same bytes (the same multipart boundary): it gets the same 202 and job, not a second
-    job. Bytes that differ (a client that draws a new boundary) are another request: 409, still no second job."""
+    job. Bytes that differ (a client that draws a new boundary) are another request: 409, still no second
+    job."""
     body = csv_of([f"p{i}@example.com,P{i}" for i in range(8)])
     headers = workspace.headers(
         **{"Idempotency-Key": "import-1", "Content-Type": "multipart/form-data; boundary=imail-retry"}

@@ -1,6 +1,6 @@
 """Real `imail worker` processes: a job whose worker is SIGKILLed mid-run is taken over by another worker once
-its lease runs out, and every row is imported exactly once (a chunk processed twice would show as rows "already a
-lead of this campaign"; one skipped, as a lead missing)."""
+its lease runs out, and every row is imported exactly once (a chunk processed twice would show as rows
+"already a lead of this campaign"; one skipped, as a lead missing)."""
 
 from __future__ import annotations
 

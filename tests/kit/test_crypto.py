@@ -1,4 +1,5 @@
-"""Encryption at rest: Fernet keyed from IMAIL_SECRET_KEY, purposes kept apart, rotation through retired keys."""
+"""Encryption at rest: Fernet keyed from IMAIL_SECRET_KEY, purposes kept apart, rotation through retired
+keys."""
 
 from __future__ import annotations
 

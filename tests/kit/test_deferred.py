@@ -1,5 +1,5 @@
-"""`collecting`: the outermost block owns the container, nested blocks add to it, and a block that fails leaves
-nothing behind for the next one."""
+"""`collecting`: the outermost block owns the container, nested blocks add to it, and a block that fails
+leaves nothing behind for the next one."""
 
 from __future__ import annotations
 

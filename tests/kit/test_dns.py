@@ -1,4 +1,5 @@
-"""The resolver reads the server the operator names, and tells an absent record from an unreachable resolver."""
+"""The resolver reads the server the operator names, and tells an absent record from an unreachable
+resolver."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Ids: python-ulid's text for the same value, the creation time in the first ten digits, and strictly increasing
-in the order they were made (one at a time, in batches, or both mixed)."""
+"""Ids: python-ulid's text for the same value, the creation time in the first ten digits, and strictly
+increasing in the order they were made (one at a time, in batches, or both mixed)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Freed heap memory back to the system: effective on glibc (this machine and the Docker image), harmless elsewhere."""
+"""Freed heap memory back to the system: effective on glibc (this machine and the Docker image), harmless
+elsewhere."""
 
 from __future__ import annotations
 

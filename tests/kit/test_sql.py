@@ -1,6 +1,6 @@
 """`among`: one SQL text for any number of values on PostgreSQL, the right rows on every database; statements
-built once with `among(column, bindparam(name))`; `DriverStatement`'s text and argument order; `insert_rows` and
-`update_rows`: the same rows as an executemany on every database, in one statement on PostgreSQL."""
+built once with `among(column, bindparam(name))`; `DriverStatement`'s text and argument order; `insert_rows`
+and `update_rows`: the same rows as an executemany on every database, in one statement on PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Issue 26, item 2: `email.delivered` for real. The lab's Postfix offers DSN (RFC 3461): imail asks for reports
-(`RET=HDRS ENVID=<email id>`, `NOTIFY=SUCCESS,FAILURE,DELAY`); Postfix files them in the sender's mailbox (Dovecot,
-over LMTP); the inbox reader reads them over IMAP: success → `email.delivered`, failure → a hard bounce."""
+"""Issue 26, item 2: `email.delivered` for real. The lab's Postfix offers DSN (RFC 3461): imail asks for
+reports (`RET=HDRS ENVID=<email id>`, `NOTIFY=SUCCESS,FAILURE,DELAY`); Postfix files them in the sender's
+mailbox (Dovecot, over LMTP); the inbox reader reads them over IMAP: success → `email.delivered`, failure → a
+hard bounce."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ async def test_the_success_report_fires_email_delivered(
     assert message.status == "sent"
     mail_lab.wait_for_sink_to(lead)
     await read_reports(outreach, mail_lab, lab_mailbox, 1)
-    # A success report comes only when NOTIFY=SUCCESS was asked; it names the email (ENVID) and quotes its headers.
+    # A success report comes only when NOTIFY=SUCCESS was asked; it names the email (ENVID) and quotes its
+    # headers.
     [report] = mail_lab.dovecot.fetch_all(lab_mailbox.email)
     assert f"Original-Envelope-Id: {message.id}".encode() in report
     assert b"text/rfc822-headers" in report and message.message_id_header.encode() in report

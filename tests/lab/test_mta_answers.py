@@ -1,7 +1,8 @@
-"""Issue 26, item 3: what a real MTA answers at submission, made by Postfix's own restrictions (a policy service
-for the stateful answers, access maps for the fixed ones), and what imail does with each:
+"""Issue 26, item 3: what a real MTA answers at submission, made by Postfix's own restrictions (a policy
+service for the stateful answers, access maps for the fixed ones), and what imail does with each:
 
-- 421 / 4.7.x throttling → the inbox backs off (exponential, visible on the inbox), its emails wait, not failed;
+- 421 / 4.7.x throttling → the inbox backs off (exponential, visible on the inbox), its emails wait, not
+failed;
 - 451 greylisting → the email is retried after a delay;
 - 550 5.1.1 at RCPT → a hard bounce at once;
 - 552 mailbox full at RCPT → a soft bounce, retried.

@@ -1,6 +1,6 @@
-"""Issue 26, item 4: the Sent folder. Postfix with Dovecot (like most hosts but Gmail and Microsoft 365) does not
-file SMTP submissions in Sent: imail learns that after the first send and APPENDs the exact bytes it sent to the
-`\\Sent` folder; an inbox's `sent_folder_mode` overrides what was learned."""
+"""Issue 26, item 4: the Sent folder. Postfix with Dovecot (like most hosts but Gmail and Microsoft 365) does
+not file SMTP submissions in Sent: imail learns that after the first send and APPENDs the exact bytes it sent
+to the `\\Sent` folder; an inbox's `sent_folder_mode` overrides what was learned."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Issue 26, item 1: inboxes reach Postfix (submission with STARTTLS, and with implicit TLS) and Dovecot (IMAP
-with STARTTLS, and with implicit TLS) over verified TLS; a certificate for another name or from a CA imail does
-not trust is a 400 naming the TLS stage, and so is a server that does not offer the STARTTLS an inbox asked for.
-Nothing ever falls back to plain text."""
+with STARTTLS, and with implicit TLS) over verified TLS; a certificate for another name or from a CA imail
+does not trust is a 400 naming the TLS stage, and so is a server that does not offer the STARTTLS an inbox
+asked for. Nothing ever falls back to plain text."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.usefixtures("mail_lab")
 
 
 def _submissions_over_tls(lab: MailLab, email: str) -> list[str]:
-    """The listeners (syslog names) where Postfix took a SASL login from `email`, each on a session Postfix says
-    was encrypted: Postfix logs "… TLS connection established" before the login on the same process."""
+    """The listeners (syslog names) where Postfix took a SASL login from `email`, each on a session Postfix
+    says was encrypted: Postfix logs "… TLS connection established" before the login on the same process."""
     text = lab.log_file.read_text(errors="replace")
     logins = []
     for match in re.finditer(

@@ -1,4 +1,5 @@
-"""`POST /v1/leads/import`: CSV upload with a column mapping, per-row results, all-or-nothing on a bad file."""
+"""`POST /v1/leads/import`: CSV upload with a column mapping, per-row results, all-or-nothing on a bad
+file."""
 
 from __future__ import annotations
 

@@ -88,7 +88,9 @@ def test_plain_host_shortcut_agrees_with_email_validator_on_generated_domains():
         "a." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + "." + "e" * 61,
     ]
     for domain in domains:
-        assert _answer(lambda domain=domain: normalize_email(f"ana@{domain}")) == reference(f"ana@{domain}"), domain
+        assert _answer(lambda domain=domain: normalize_email(f"ana@{domain}")) == reference(
+            f"ana@{domain}"
+        ), domain
 
 
 def _answer(call):

@@ -1,5 +1,5 @@
-"""Lead tags: set in create, bulk, CSV import and PATCH; normalized; filtered (all of the tags); bulk add and remove
-on a filter; bad input is a 400 that changes nothing; another workspace's leads are never touched."""
+"""Lead tags: set in create, bulk, CSV import and PATCH; normalized; filtered (all of the tags); bulk add and
+remove on a filter; bad input is a 400 that changes nothing; another workspace's leads are never touched."""
 
 from __future__ import annotations
 

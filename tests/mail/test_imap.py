@@ -1,5 +1,5 @@
-"""The IMAP adapter against a real Dovecot: implicit TLS, STARTTLS (which aioimaplib lacks), plain, XOAUTH2 with
-the challenge answered, and failures told apart with the server's own words."""
+"""The IMAP adapter against a real Dovecot: implicit TLS, STARTTLS (which aioimaplib lacks), plain, XOAUTH2
+with the challenge answered, and failures told apart with the server's own words."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ async def test_xoauth2_through_dovecots_oauth2_passdb(
         ca_file=ca,
     )
     assert ("POST", "/introspect", {"token": token}) in oauth_provider.requests  # Dovecot asked the provider
-    # The continuation is answered, not waited out: waited out, it would end as a timeout, not an auth failure.
+    # The continuation is answered, not waited out: waited out, it would end as a timeout, not an auth
+    # failure.
     error = await fails(
         Endpoint("127.0.0.1", server.port, "starttls", email, oauth_token="revoked"), ca, timeout=30
     )

@@ -121,7 +121,8 @@ def test_internationalized_addresses_in_headers():
         policy=default,
     )
     assert (idn["From"], idn["To"]) == ("ana@xn--bcher-kva.example", "Bo <bo@xn--bcher-kva.example>")
-    # A Unicode local part only an SMTPUTF8 session could carry: the message still builds (the envelope refuses it).
+    # A Unicode local part only an SMTPUTF8 session could carry: the message still builds (the envelope
+    # refuses it).
     utf8 = build(
         Outbound(
             from_email="ana@acme.example",

@@ -217,7 +217,8 @@ QUOTED = "\n> Hallo,\n> kurze Frage\n"
         ("Sim.\n\nEm seg., 5 de jan. de 2026 às 10:00, Ana <ana@acme.io> escreveu:" + QUOTED, "Sim."),
         ("Ja.\n\nOp ma 5 jan 2026 om 10:00 schreef Ana <ana@acme.io>:" + QUOTED, "Ja."),
         (
-            "Sim.\n\nDe: Ana\nEnviada em: segunda-feira, 5 de janeiro de 2026 10:00\nPara: Bob\nAssunto: Olá\n\nOlá",
+            "Sim.\n\nDe: Ana\nEnviada em: segunda-feira, 5 de janeiro de 2026 10:00\nPara: Bob\nAssunto: "
+            "Olá\n\nOlá",
             "Sim.",
         ),
         (

@@ -67,7 +67,8 @@ async def test_xoauth2(make_smtp_server, tls_cert):  # noqa: F811
         ok, USER, ["x@example.org"], b"Subject: o\r\n\r\n.\r\n", allow_private=True, timeout=5, ca_file=ca
     )
     assert server.messages[0].mechanism == "XOAUTH2"
-    # The JSON challenge is answered, not waited out: waited out, it would end as a timeout, not an auth failure.
+    # The JSON challenge is answered, not waited out: waited out, it would end as a timeout, not an auth
+    # failure.
     error = await fails(
         Endpoint("127.0.0.1", server.port, "starttls", USER, oauth_token="bad"), ca, timeout=30
     )

@@ -1,4 +1,5 @@
-"""The template language, pure: variables, fallbacks, spintax, errors with positions, plain-text derivation."""
+"""The template language, pure: variables, fallbacks, spintax, errors with positions, plain-text
+derivation."""
 
 from __future__ import annotations
 

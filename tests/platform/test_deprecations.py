@@ -1,7 +1,7 @@
 """The deprecation machinery, proven with a snapshot that exists only in these tests: it deprecates a route, a
-request field and an event type. Responses that use them carry Deprecation/Sunset/Link; openapi.json marks them;
-uses are counted per key; from six months before the sunset each workspace that used them gets one warning a month
-(an email through the operator's SMTP server, and an `api.deprecation_warning` event)."""
+request field and an event type. Responses that use them carry Deprecation/Sunset/Link; openapi.json marks
+them; uses are counted per key; from six months before the sunset each workspace that used them gets one
+warning a month (an email through the operator's SMTP server, and an `api.deprecation_warning` event)."""
 
 from __future__ import annotations
 

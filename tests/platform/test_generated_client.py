@@ -1,7 +1,7 @@
 """A Python client generated from the committed openapi.json with openapi-python-client drives a whole flow
 against a real `imail serve` on a loopback port: a workspace key from the CLI, an inbox on the loopback SMTP
-(aiosmtpd) and IMAP (Dovecot) servers, a campaign, bulk leads, resume, the sending worker's sends, analytics and
-a webhook. The generated module and class names are checked too: they are what client users type."""
+(aiosmtpd) and IMAP (Dovecot) servers, a campaign, bulk leads, resume, the sending worker's sends, analytics
+and a webhook. The generated module and class names are checked too: they are what client users type."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Every HTML page we serve carries a strict Content-Security-Policy (nothing loads but what the page names, no
-framing, forms post back to us only), X-Frame-Options, nosniff and a Referrer-Policy, and still renders under it
-(Swagger UI included, in headless Chromium). HEAD on a GET route answers as the GET would, without the body."""
+"""Every HTML page we serve carries a strict Content-Security-Policy (nothing loads but what the page names,
+no framing, forms post back to us only), X-Frame-Options, nosniff and a Referrer-Policy, and still renders
+under it (Swagger UI included, in headless Chromium). HEAD on a GET route answers as the GET would, without
+the body."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def assert_strict_page(response) -> dict[str, set[str]]:
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
-    # Each inline block the page has is allowed by its hash (or it would not apply), and nothing else is inline.
+    # Each inline block the page has is allowed by its hash (or it would not apply), and nothing else is
+    # inline.
     for tag, directive in (("style", "style-src"), ("script", "script-src")):
         for block in re.findall(rf"<{tag}>(.*?)</{tag}>", response.text, re.DOTALL):
             assert sha256_source(block) in policy.get(directive, set()), (tag, block[:80])
@@ -112,8 +114,8 @@ async def test_head_answers_every_get_route_without_a_body(client, database, wor
 
 @pytest.mark.slow
 async def test_swagger_ui_still_works_under_its_policy(database_url, database, tmp_path):
-    """A real `imail serve` and headless Chromium: the UI's scripts run and read /openapi.json, and the browser
-    reports no policy violation."""
+    """A real `imail serve` and headless Chromium: the UI's scripts run and read /openapi.json, and the
+    browser reports no policy violation."""
     binary = chromium()
     settings = make_settings(database_url)
     db = Database(settings)

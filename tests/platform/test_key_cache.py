@@ -69,9 +69,10 @@ async def test_another_process_notices_a_revoke_within_the_ttl_without_redis(
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as remote:
             listing = await remote.get("/v1/keys", headers=bearer(other))
             assert listing.status_code == 200  # the server now holds the key in its cache
-            # It cached the key before it answered, so its entry has expired by then + TTL (the monotonic clock is
-            # the machine's, shared by both processes): a request sent after that must be refused. Told apart by
-            # when each request was sent, not by how long they took, so a busy machine changes nothing.
+            # It cached the key before it answered, so its entry has expired by then + TTL (the monotonic
+            # clock is the machine's, shared by both processes): a request sent after that must be refused.
+            # Told apart by when each request was sent, not by how long they took, so a busy machine changes
+            # nothing.
             expired_by = time.monotonic() + TTL_SECONDS
             revoked = await client.delete(
                 f"/v1/keys/{key_id_of(listing, other)}", headers=workspace.headers()
@@ -91,7 +92,8 @@ async def test_another_process_notices_a_revoke_within_the_ttl_without_redis(
 async def test_a_revoke_reaches_another_process_at_once_through_redis(
     database_url, redis_url, database, workspace
 ):
-    """The other process refuses the key on its very next request, long before its cached entry would expire."""
+    """The other process refuses the key on its very next request, long before its cached entry would
+    expire."""
     app = create_app(make_settings(database_url, redis_url=redis_url))
     env = {"IMAIL_DATABASE_URL": database_url, "IMAIL_REDIS_URL": redis_url}
     async with app.router.lifespan_context(app):

@@ -91,7 +91,8 @@ def test_success_responses_require_what_is_always_sent(document):
 
 
 def test_fields_the_server_may_leave_out_stay_optional(document):
-    """An error's `field` is written only when the error names one; a bulk result's `line` only for imports."""
+    """An error's `field` is written only when the error names one; a bulk result's `line` only for
+    imports."""
     schemas = document["components"]["schemas"]
     assert (
         "field" in schemas["ErrorDetail"]["properties"] and "field" not in schemas["ErrorDetail"]["required"]

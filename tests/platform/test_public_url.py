@@ -1,5 +1,5 @@
-"""IMAIL_PUBLIC_URL must be https (RFC 8058 one-click unsubscribe) except on loopback, unless the operator accepts
-http with IMAIL_ALLOW_HTTP_PUBLIC_URL=1, which GET /v1/status/full then warns about."""
+"""IMAIL_PUBLIC_URL must be https (RFC 8058 one-click unsubscribe) except on loopback, unless the operator
+accepts http with IMAIL_ALLOW_HTTP_PUBLIC_URL=1, which GET /v1/status/full then warns about."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`X-RateLimit-*` on every response, as the reference promises: per key for authenticated requests, per client
-address for the rest (public endpoints, tracking links, 401s, unknown routes), which is also a limit on them."""
+"""`X-RateLimit-*` on every response, as the reference promises: per key for authenticated requests, per
+client address for the rest (public endpoints, tracking links, 401s, unknown routes), which is also a limit on
+them."""
 
 from __future__ import annotations
 

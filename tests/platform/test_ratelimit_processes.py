@@ -43,9 +43,10 @@ def server_env(database_url: str, redis_url: str) -> dict[str, str]:
 async def fire(
     servers: list[Server], headers: dict[str, str], total: int
 ) -> tuple[list[tuple[int, httpx.Response]], float]:
-    """`total` GET /v1/keys all in flight at once, split evenly over the servers; (server index, response) pairs
-    and the seconds they took. Many small clients, one connection per request: httpx's pool slows down badly
-    with hundreds of requests queued on one client, and the test should measure the servers, not the pool."""
+    """`total` GET /v1/keys all in flight at once, split evenly over the servers; (server index, response)
+    pairs and the seconds they took. Many small clients, one connection per request: httpx's pool slows down
+    badly with hundreds of requests queued on one client, and the test should measure the servers, not the
+    pool."""
     per_client = CONNECTIONS_PER_CLIENT
     per_server = total // len(servers)
     tls = ssl.create_default_context()  # unused over http, but built once instead of once per client

@@ -1,9 +1,9 @@
 """A TypeScript client generated from the committed openapi.json, as a TypeScript user would make one:
 openapi-typescript with its default options for the types, openapi-fetch for the calls, `tsc --strict` with no
-hand edits. tests/typescript/src/flow.ts drives the whole flow against a real `imail serve` on a loopback port:
-an inbox on the loopback SMTP (aiosmtpd) and IMAP (Dovecot) servers, a campaign created without the fields the
-server defaults (which must type-check), bulk leads, resume, every lead through cursor pagination, campaign
-analytics and the funnel after the sending worker sent, a webhook and its test delivery. The README's
+hand edits. tests/typescript/src/flow.ts drives the whole flow against a real `imail serve` on a loopback
+port: an inbox on the loopback SMTP (aiosmtpd) and IMAP (Dovecot) servers, a campaign created without the
+fields the server defaults (which must type-check), bulk leads, resume, every lead through cursor pagination,
+campaign analytics and the funnel after the sending worker sent, a webhook and its test delivery. The README's
 TypeScript example is compiled with it.
 
 The npm packages are pinned in tests/typescript/package-lock.json; `npm ci` runs only when it changed."""

@@ -98,5 +98,6 @@ async def test_a_route_newer_than_the_pin_is_404(app, client, workspace):
     old = await client.post("/v1/leads/bulk", headers=workspace.headers(**{"Imail-Version": "2026-04-01"}))
     assert old.status_code == 404 and old.json()["error"]["code"] == "not_found"
     new = await client.post("/v1/leads/bulk", headers=workspace.headers(**{"Imail-Version": "2026-04-22"}))
-    # The real route (mounted before the probe) answers now: past the gate, its body check refuses the empty body.
+    # The real route (mounted before the probe) answers now: past the gate, its body check refuses the empty
+    # body.
     assert new.status_code in (200, 400) and new.json().get("error", {}).get("code") != "not_found"

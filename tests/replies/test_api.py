@@ -1,5 +1,5 @@
-"""The unified inbox API: listing and filtering replies, one reply with its thread, label corrections, and answering a
-lead in its thread over real SMTP in each security mode (test mode: recorded, not sent)."""
+"""The unified inbox API: listing and filtering replies, one reply with its thread, label corrections, and
+answering a lead in its thread over real SMTP in each security mode (test mode: recorded, not sent)."""
 
 from __future__ import annotations
 

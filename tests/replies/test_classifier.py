@@ -1,5 +1,5 @@
-"""The local reply classifier: its labelled data, the shipped model, held-out accuracy, rules, the unsubscribe safety
-net, determinism and limits."""
+"""The local reply classifier: its labelled data, the shipped model, held-out accuracy, rules, the unsubscribe
+safety net, determinism and limits."""
 
 from __future__ import annotations
 
@@ -135,7 +135,8 @@ def test_held_out_accuracy():
 
 
 def test_confidence_is_calibrated_on_held_out_replies():
-    """Mean confidence of the model's own answers is close to how often they are right (not near 1 for all)."""
+    """Mean confidence of the model's own answers is close to how often they are right (not near 1 for
+    all)."""
     classifier = default_classifier()
     answers = [(classifier.classify(e.text, use_rules=False), e.label) for e in load_examples(HELDOUT)]
     mean_confidence = sum(got.confidence for got, _ in answers) / len(answers)
@@ -254,8 +255,8 @@ def test_empty_text_is_neutral(text):
 @pytest.mark.parametrize(
     ("text", "label"),
     [
-        # The label contract's boundary cases (README): agreeing to talk is a meeting; wanting material is interest;
-        # a deferral, a who-are-you, an acknowledgement are neutral.
+        # The label contract's boundary cases (README): agreeing to talk is a meeting; wanting material is
+        # interest; a deferral, a who-are-you, an acknowledgement are neutral.
         ("Happy to chat, does Thursday at 2pm work for you?", "meeting_booked"),
         ("Sure, send me the Zoom link for Monday.", "meeting_booked"),
         ("Could you send me your pricing?", "interested"),
@@ -274,7 +275,8 @@ def test_label_contract_boundaries(text, label):
 
 
 def _model(unsubscribe_logit: float) -> ReplyClassifier:
-    """A model by hand: the word "hello" leans not_interested, with `unsubscribe_logit` for unsubscribe_request."""
+    """A model by hand: the word "hello" leans not_interested, with `unsubscribe_logit` for
+    unsubscribe_request."""
     weights = [0.0] * len(LABELS)
     weights[LABELS.index("not_interested")] = 20.0
     weights[LABELS.index("unsubscribe_request")] = unsubscribe_logit
@@ -334,7 +336,7 @@ def test_bad_training_file_names_the_line(tmp_path):
         load_examples(bad)
 
 
-# --- whole messages ------------------------------------------------------------------------------------------
+# --- whole messages -----------------------------------------------------------------------------------------
 
 HEADERS = (
     "From: Rita Sousa <rita@cliente.example>\r\nTo: sam@seller.example\r\nSubject: Re: Pergunta\r\n"
@@ -345,7 +347,8 @@ HEADERS = (
 async def test_an_out_of_office_label_is_an_auto_reply_even_without_headers():
     raw = (
         HEADERS
-        + "Content-Type: text/plain; charset=utf-8\r\n\r\nTirei uns dias, leio o e-mail a partir de 20 de janeiro.\r\n"
+        + "Content-Type: text/plain; charset=utf-8\r\n\r\nTirei uns dias, leio o e-mail a partir de 20 de "
+        "janeiro.\r\n"
     )
     verdict = await assess(raw.encode())
     assert (verdict.label, verdict.auto_reply, verdict.out_of_office) == ("out_of_office", True, True)
@@ -358,16 +361,20 @@ async def test_an_out_of_office_label_is_an_auto_reply_even_without_headers():
         (  # HTML only, the quote in a blockquote
             "text/html",
             (
-                "<div>Por favor, n&atilde;o me escrevam mais.</div><div>Em qua., 7 de jan. de 2026 &agrave;s 08:41, Sam "
-                "&lt;sam@seller.example&gt; escreveu:<blockquote>Would a short call next week be useful?</blockquote></div>"
+                "<div>Por favor, n&atilde;o me escrevam mais.</div><div>Em qua., 7 de jan. de 2026 "
+                "&agrave;s 08:41, Sam "
+                "&lt;sam@seller.example&gt; escreveu:<blockquote>Would a short call next week be "
+                "useful?</blockquote></div>"
             ),
             "unsubscribe_request",
         ),
         (  # Dutch, Outlook header block and a signature without a sign-off
             "text/plain",
             (
-                "Prima, donderdag om 14 uur past. Stuur de uitnodiging maar.\r\n\r\nJeroen Bakker\r\nInkoop | Bakker B.V."
-                "\r\n\r\nVan: Sam <sam@seller.example>\r\nVerzonden: woensdag 7 januari 2026 08:41\r\nAan: Jeroen\r\n"
+                "Prima, donderdag om 14 uur past. Stuur de uitnodiging maar.\r\n\r\nJeroen Bakker\r\nInkoop "
+                "| Bakker B.V."
+                "\r\n\r\nVan: Sam <sam@seller.example>\r\nVerzonden: woensdag 7 januari 2026 08:41\r\nAan: "
+                "Jeroen\r\n"
                 "Onderwerp: Vraag\r\n\r\nInteressant voor jullie? Wij helpen je aan meer afspraken.\r\n"
             ),
             "meeting_booked",
@@ -375,7 +382,8 @@ async def test_an_out_of_office_label_is_an_auto_reply_even_without_headers():
         (  # Italian, quoted history that says the opposite
             "text/plain",
             (
-                "Non fa per noi, grazie.\r\n\r\nIl giorno mer 7 gen 2026 alle ore 08:41 Sam <sam@seller.example> ha "
+                "Non fa per noi, grazie.\r\n\r\nIl giorno mer 7 gen 2026 alle ore 08:41 Sam "
+                "<sam@seller.example> ha "
                 "scritto:\r\n> Ti interessa una demo? Prenota qui il tuo appuntamento.\r\n"
             ),
             "not_interested",
@@ -398,22 +406,28 @@ def _plain_message(body: str) -> bytes:
 
 
 LEGAL_FOOTERS = [
-    "DISCLAIMER: This message and any attachment are confidential and may be privileged. If you are not the intended "
+    "DISCLAIMER: This message and any attachment are confidential and may be privileged. If you are not the "
+    "intended "
     "recipient, please notify the sender immediately and delete it; do not copy or forward it.",
-    "Diese E-Mail ist vertraulich. Wenn Sie nicht der richtige Empfänger sind oder diese E-Mail irrtümlich erhalten "
+    "Diese E-Mail ist vertraulich. Wenn Sie nicht der richtige Empfänger sind oder diese E-Mail irrtümlich "
+    "erhalten "
     "haben, informieren Sie bitte sofort den Absender und vernichten Sie diese E-Mail.",
-    "Ce message est confidentiel et destiné exclusivement à son destinataire. Si vous l'avez reçu par erreur, merci "
+    "Ce message est confidentiel et destiné exclusivement à son destinataire. Si vous l'avez reçu par "
+    "erreur, merci "
     "d'en avertir l'expéditeur et de le détruire.",
-    "Questo messaggio è riservato. Se lo avete ricevuto per errore, vi preghiamo di avvisare il mittente e di "
+    "Questo messaggio è riservato. Se lo avete ricevuto per errore, vi preghiamo di avvisare il mittente e "
+    "di "
     "distruggerlo.",
 ]
 
 
 @pytest.mark.parametrize("footer", LEGAL_FOOTERS)
 async def test_a_legal_footer_is_not_an_opt_out(footer):
-    """'Notify the sender and delete this message' is boilerplate: it must not suppress a lead who wants a call."""
+    """'Notify the sender and delete this message' is boilerplate: it must not suppress a lead who wants a
+    call."""
     body = (
-        f"Tuesday at 3pm works, please send the invite.\n\nThanks,\nPriya Nair\nHead of Finance, Northwind\n\n"
+        "Tuesday at 3pm works, please send the invite.\n\nThanks,\nPriya Nair\nHead of Finance, "
+        "Northwind\n\n"
         f"{footer}\n"
     )
     verdict = await assess(_plain_message(body))
@@ -425,11 +439,13 @@ async def test_a_legal_footer_is_not_an_opt_out(footer):
     "text",
     [
         "I withdraw my consent and ask you to erase my personal data under the GDPR.",
-        "Hiermit widerspreche ich der Verarbeitung meiner Daten zu Werbezwecken und verlange die Löschung nach DSGVO.",
+        "Hiermit widerspreche ich der Verarbeitung meiner Daten zu Werbezwecken und verlange die Löschung "
+        "nach DSGVO.",
         "Je retire mon consentement : merci de procéder à l'effacement de mes données (RGPD).",
         "Me opongo al tratamiento de mis datos y solicito su supresión conforme al RGPD.",
         "Revogo o meu consentimento e peço a exclusão dos meus dados nos termos da LGPD.",
-        "Ik maak bezwaar tegen de verwerking van mijn gegevens en verzoek om verwijdering op grond van de AVG.",
+        "Ik maak bezwaar tegen de verwerking van mijn gegevens en verzoek om verwijdering op grond van de "
+        "AVG.",
         "Revoco il consenso e chiedo la cancellazione dei miei dati ai sensi del GDPR.",
     ],
 )

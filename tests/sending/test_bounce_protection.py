@@ -1,6 +1,6 @@
-"""Bounce protection and SMTP policy pauses against the real SMTP sink (aiosmtpd): an inbox whose campaign emails
-bounce too often, or whose server refuses us on policy (5.7.x), stops sending campaigns and says so once; the
-owner can pause and resume by hand."""
+"""Bounce protection and SMTP policy pauses against the real SMTP sink (aiosmtpd): an inbox whose campaign
+emails bounce too often, or whose server refuses us on policy (5.7.x), stops sending campaigns and says so
+once; the owner can pause and resume by hand."""
 
 from __future__ import annotations
 

@@ -144,7 +144,8 @@ class ScaleSinks:
 
 @pytest.fixture
 def scale_sinks(tls_cert) -> Iterator[ScaleSinks]:
-    """One SMTP sink per inbox, each filing into the inbox's Sent folder on a private Dovecot before it answers 250.
+    """One SMTP sink per inbox, each filing into the inbox's Sent folder on a private Dovecot before it
+    answers 250.
 
     One sink per inbox because the filer's IMAP APPEND blocks its sink's event loop (a shared sink would hand
     every connection's messages over one at a time); `mail_fsync = never` and sdbox because this Dovecot is a
@@ -210,8 +211,8 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
 ):
     """5,000 leads over 10 inboxes, drained by 3 `imail worker` processes (lease 10 s, batches of 100); one is
     SIGKILLed once 1,500 messages are in, and a fresh one started. Every lead gets its email exactly once, or
-    (handed over at the kill, absent from Sent) is left `unknown` and never resent. (The default settings, on a
-    relay that files nothing: `test_killed_workers_cost_seconds_…` below.)"""
+    (handed over at the kill, absent from Sent) is left `unknown` and never resent. (The default settings, on
+    a relay that files nothing: `test_killed_workers_cost_seconds_…` below.)"""
     sinks = scale_sinks
     setup_started = time.monotonic()
     apex = await make_workspace(database, "apex", "Apex Scale")
@@ -301,7 +302,8 @@ async def test_three_workers_one_killed_mid_run_send_every_email_once(
     ]
     by_killed = sum(1 for m in messages if m.worker_id and killed_mark in m.worker_id)
     print(
-        f"\nset-up {setup:.1f} s; {LEADS} leads, {INBOXES} inboxes, 3 workers (+1 after the kill) in {elapsed:.1f} s: "
+        f"\nset-up {setup:.1f} s; {LEADS} leads, {INBOXES} inboxes, 3 workers (+1 after the kill) in "
+        f"{elapsed:.1f} s: "
         f"{len(received)} received ({len(received) / elapsed:.0f}/s), {at_kill} before the SIGKILL; "
         f"killed worker left {dict(left_in_flight)} in flight and has {by_killed} attempts in its name; "
         f"message statuses {dict(statuses)}; resolved as sent from the Sent folder: {len(from_sent_folder)}; "
@@ -342,10 +344,11 @@ async def _sink_has(sinks: ScaleSinks, count: int) -> bool:
 async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(
     outreach, mailbox, sink, clock, monkeypatch, security
 ):
-    """A worker claimed four sends and died: one after the server accepted it and the acceptance was marked, one
-    accepted just before its mark (it is in Sent), one just after marking it handed (not in Sent), one before
-    handing it over at all. Sent and the Sent folder searched in each security mode. The one nothing confirms is
-    `unknown`: never resent, told as an unconfirmed `email.sent`, and its sequence moved on as if sent."""
+    """A worker claimed four sends and died: one after the server accepted it and the acceptance was marked,
+    one accepted just before its mark (it is in Sent), one just after marking it handed (not in Sent), one
+    before handing it over at all. Sent and the Sent folder searched in each security mode. The one nothing
+    confirms is `unknown`: never resent, told as an unconfirmed `email.sent`, and its sequence moved on as if
+    sent."""
     freeze_api_clock(monkeypatch, clock)
     ctx = outreach.ctx
     await outreach.connect_inbox(mailbox)
@@ -360,8 +363,8 @@ async def test_attempts_left_in_flight_are_settled_from_the_sent_folder(
         claim = await service.claim(session, ctx.settings, "worker-that-dies", now=clock())
     jobs = {job.to_email.split("@")[0]: job for job in claim.jobs}
     assert sorted(jobs) == ["accepted", "claimed", "delivered", "handed"]
-    # Accepted and delivered: marked handed, sent (so filed in Sent) and marked accepted; the worker died before
-    # recording their outcomes, and (delivered) before its acceptance mark was written.
+    # Accepted and delivered: marked handed, sent (so filed in Sent) and marked accepted; the worker died
+    # before recording their outcomes, and (delivered) before its acceptance mark was written.
     outcomes = await sending_worker.deliver(ctx, [jobs["accepted"], jobs["delivered"]])
     assert [o.kind for o in outcomes] == ["sent", "sent"]
     async with outreach.database.transaction() as session:
@@ -489,7 +492,8 @@ async def _until_a_backend_waits_on_a_lock(database, timeout: float = 10.0) -> N
             waiting = (
                 await conn.execute(
                     text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                        "wait_event_type = 'Lock'"
                     )
                 )
             ).scalar_one()
@@ -553,9 +557,10 @@ async def _two_claimed(outreach, mailbox, clock) -> dict[str, service.Job]:
 async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_open_session(
     outreach, mailbox, sink, clock, monkeypatch
 ):
-    """The before-DATA mark fails (the database went away after the envelope was accepted): that email does not
-    go out, its SMTP session is dropped rather than reused mid-transaction (a reused one answers the next MAIL
-    FROM with 503 and would fail an innocent email for good), and the attempt is requeued once its lease runs out."""
+    """The before-DATA mark fails (the database went away after the envelope was accepted): that email does
+    not go out, its SMTP session is dropped rather than reused mid-transaction (a reused one answers the next
+    MAIL FROM with 503 and would fail an innocent email for good), and the attempt is requeued once its lease
+    runs out."""
     freeze_api_clock(monkeypatch, clock)
     ctx = outreach.ctx
     jobs = await _two_claimed(outreach, mailbox, clock)
@@ -585,8 +590,8 @@ async def test_a_database_error_at_the_mark_sends_nothing_and_leaves_no_half_ope
 async def test_one_mark_statement_marks_only_the_attempts_that_still_own_their_message(
     outreach, mailbox, sink, clock, monkeypatch
 ):
-    """Marks of many sends go in one UPDATE; an attempt with a stale Message-ID (its message requeued and claimed
-    again) in the same group is refused while the others are marked."""
+    """Marks of many sends go in one UPDATE; an attempt with a stale Message-ID (its message requeued and
+    claimed again) in the same group is refused while the others are marked."""
     freeze_api_clock(monkeypatch, clock)
     jobs = await _two_claimed(outreach, mailbox, clock)
     ana, bea = jobs["ana@example.org"], jobs["bea@example.org"]
@@ -605,8 +610,8 @@ async def test_the_marks_pinned_connection_commits_each_mark_and_survives_losing
     postgres_url, outreach, mailbox, sink, clock, monkeypatch
 ):
     """On PostgreSQL the worker's marks run on one pinned driver connection, outside SQLAlchemy: each mark is
-    committed when the call returns (another connection sees it), and when that connection's backend is gone the
-    mark fails (the email is not sent) and the next one runs on a fresh connection."""
+    committed when the call returns (another connection sees it), and when that connection's backend is gone
+    the mark fails (the email is not sent) and the next one runs on a fresh connection."""
     freeze_api_clock(monkeypatch, clock)
     jobs = await _two_claimed(outreach, mailbox, clock)
     ana, bea = jobs["ana@example.org"], jobs["bea@example.org"]
@@ -649,8 +654,8 @@ RELAY_SETTLE_TIMEOUT = 200.0
 
 @dataclass
 class Relay:
-    """One plain relay for every inbox (aiosmtpd, nothing filed in Sent) and the inboxes' IMAP accounts, whose Sent
-    folders stay empty: an attempt left in doubt can't be settled from there."""
+    """One plain relay for every inbox (aiosmtpd, nothing filed in Sent) and the inboxes' IMAP accounts, whose
+    Sent folders stay empty: an attempt left in doubt can't be settled from there."""
 
     imap: DovecotServer
     smtp: SmtpServer
@@ -690,8 +695,8 @@ def relay(tls_cert) -> Iterator[Relay]:
 
 @pytest.fixture
 def default_workers(postgres_url: str, tls_cert, tmp_path: Path) -> Iterator[WorkerProcesses]:
-    """`imail worker` processes with the default settings (lease 300 s, batches of 400, heartbeat takeover after
-    20 s): only what they need to reach the database and the loopback servers."""
+    """`imail worker` processes with the default settings (lease 300 s, batches of 400, heartbeat takeover
+    after 20 s): only what they need to reach the database and the loopback servers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAIL_")}
     env.update(
         IMAIL_DATABASE_URL=postgres_url,
@@ -720,11 +725,11 @@ async def _in_flight_by_worker(database) -> Counter:
 async def test_killed_workers_cost_seconds_and_strand_nothing_on_a_relay_that_files_nothing(
     postgres_url, database, client, relay, default_workers
 ):
-    """3 `imail worker` processes with the default settings drain a campaign over 4 inboxes on a plain relay; the
-    worker holding the most claims is SIGKILLed three times (a replacement started each time). The dead worker's
-    claims are taken over by heartbeat, not after the 300 s lease; no email twice; in doubt at most what was in
-    transit at the kills (handed over and not yet answered); and no lead looks `active` behind an unresolved
-    email."""
+    """3 `imail worker` processes with the default settings drain a campaign over 4 inboxes on a plain relay;
+    the worker holding the most claims is SIGKILLed three times (a replacement started each time). The dead
+    worker's claims are taken over by heartbeat, not after the 300 s lease; no email twice; in doubt at most
+    what was in transit at the kills (handed over and not yet answered); and no lead looks `active` behind an
+    unresolved email."""
     apex = await make_workspace(database, "apex", "Apex Relay")
     headers = apex.headers()
     inbox_ids = []
@@ -813,8 +818,10 @@ async def test_killed_workers_cost_seconds_and_strand_nothing_on_a_relay_that_fi
     unknown = [m for m in messages if m.status == "unknown"]
     gaps = [b - a for a, b in zip([started, *relay.arrivals], relay.arrivals, strict=False)]
     print(
-        f"\n{RELAY_LEADS} leads, {RELAY_INBOXES} inboxes, 3 workers, {len(KILLS_AT)} kills, in {elapsed:.1f} s: "
-        f"{len(received)} at the relay; in transit at the kills {in_transit_at_kills}; statuses {dict(statuses)}; "
+        f"\n{RELAY_LEADS} leads, {RELAY_INBOXES} inboxes, 3 workers, {len(KILLS_AT)} kills, in "
+        f"{elapsed:.1f} s: "
+        f"{len(received)} at the relay; in transit at the kills {in_transit_at_kills}; statuses "
+        f"{dict(statuses)}; "
         f"longest silence at the relay {max(gaps):.1f} s"
     )
 

@@ -1,6 +1,6 @@
-"""What a careful sender checks in the raw messages (issue 25): a visible opt-out link and a footer, plain-text-only
-emails, and nothing naming the software. Sent by the engine through a real SMTP server (aiosmtpd), filed into the
-sender's Sent folder in Dovecot and read back from there over IMAP."""
+"""What a careful sender checks in the raw messages (issue 25): a visible opt-out link and a footer,
+plain-text-only emails, and nothing naming the software. Sent by the engine through a real SMTP server
+(aiosmtpd), filed into the sender's Sent folder in Dovecot and read back from there over IMAP."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The sending engine end to end: the API sets up, the worker sends through a real SMTP server (aiosmtpd; in each
-security mode for the first test, STARTTLS for the rest) and Dovecot holds the Sent folder; a test clock moves
-days forward."""
+"""The sending engine end to end: the API sets up, the worker sends through a real SMTP server (aiosmtpd; in
+each security mode for the first test, STARTTLS for the rest) and Dovecot holds the Sent folder; a test clock
+moves days forward."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("sink")
 
 STEP_1 = {
     "subject": "Hi {{first_name}}",
-    "body": '<p>Hello {{first_name|there}} at {{company|your team}}, see <a href="https://acme.io/demo">the demo</a>.</p>',
+    "body": '<p>Hello {{first_name|there}} at {{company|your team}}, see <a href="https://acme.io/demo">the '
+    "demo</a>.</p>",
 }
 STEP_2 = {"body": "<p>Following up, {{first_name}}.</p>", "delay": {"amount": 2, "unit": "days"}}
 
@@ -101,8 +102,8 @@ async def test_three_leads_two_steps_threaded_and_a_reply_stops_step_two(
     ).json()
     assert len(messages["data"]) == 5 and {m["step"] for m in messages["data"]} == {1, 2}
     assert all(m["status"] == "sent" and m["inbox_id"] == outreach.inbox_ids[0] for m in messages["data"])
-    # Every SMTP session (login check, worker) and IMAP session (login check, the first sends looked for in Sent):
-    # encrypted as the mode says.
+    # Every SMTP session (login check, worker) and IMAP session (login check, the first sends looked for in
+    # Sent): encrypted as the mode says.
     assert {m.tls for m in sink.messages} == set(sink.logins_over_tls(mailbox.email)) == {encrypted(security)}
     assert set(mailbox.imap.logins_over_tls(mailbox.email, at_least=2)) == {encrypted(security)}
 
@@ -187,8 +188,8 @@ async def test_a_550_for_an_address_bounces_and_suppresses_it(outreach, mailbox,
 
 
 async def test_internationalized_addresses_go_out_in_idna_form_or_fail_alone(outreach, mailbox, sink):
-    # The API accepts internationalized addresses (RFC 6531). A Unicode domain goes out in its IDNA form; a Unicode
-    # local part would need SMTPUTF8: that one email fails, once, and the others go out.
+    # The API accepts internationalized addresses (RFC 6531). A Unicode domain goes out in its IDNA form; a
+    # Unicode local part would need SMTPUTF8: that one email fails, once, and the others go out.
     await outreach.connect_inbox(mailbox)
     campaign = await outreach.campaign([STEP_1, STEP_2])
     jorg = await outreach.lead(campaign["id"], "jörg@example.org", first_name="Jörg")

@@ -1,6 +1,7 @@
-"""The Sent folder where the provider files SMTP submissions itself (as Gmail does: the `sink` fixture files each
-accepted message in the sender's Dovecot Sent folder): `auto` learns that and appends nothing; `append` always
-appends (issue 26, item 4; the other side, a provider that files nothing, is tests/lab/test_sent_folder.py)."""
+"""The Sent folder where the provider files SMTP submissions itself (as Gmail does: the `sink` fixture files
+each accepted message in the sender's Dovecot Sent folder): `auto` learns that and appends nothing; `append`
+always appends (issue 26, item 4; the other side, a provider that files nothing, is
+tests/lab/test_sent_folder.py)."""
 
 from __future__ import annotations
 

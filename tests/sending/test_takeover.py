@@ -88,7 +88,8 @@ async def test_a_dead_workers_claims_are_taken_over_within_seconds_and_status_sh
 async def test_outcomes_are_recorded_in_small_groups_as_they_come(
     outreach, mailbox, sink, clock, monkeypatch
 ):
-    """An inbox's 25 emails of one claim are recorded in groups of at most RECORD_EVERY, not after the last one."""
+    """An inbox's 25 emails of one claim are recorded in groups of at most RECORD_EVERY, not after the last
+    one."""
     freeze_api_clock(monkeypatch, clock)
     ctx = outreach.ctx
     await outreach.connect_inbox(mailbox)
@@ -125,7 +126,8 @@ class _NoLimiter:
 
 
 def test_the_takeover_bound_is_seconds_not_the_lease(settings):
-    """A dead worker is noticed after IMAIL_WORKER_DEAD_SECONDS plus one resolver pass (registry intervals)."""
+    """A dead worker is noticed after IMAIL_WORKER_DEAD_SECONDS plus one resolver pass (registry
+    intervals)."""
     from imail.workers.registry import WORKERS
 
     intervals = {spec.name: spec.interval for spec in WORKERS}
@@ -135,8 +137,8 @@ def test_the_takeover_bound_is_seconds_not_the_lease(settings):
 
 
 async def test_a_delivery_report_confirms_an_unknown_attempt(outreach, mailbox, sink, clock, monkeypatch):
-    """Handed over as its worker died and nothing confirmed it: `unknown`; a positive delivery report read later
-    makes it `sent` (its sequence had already moved on)."""
+    """Handed over as its worker died and nothing confirmed it: `unknown`; a positive delivery report read
+    later makes it `sent` (its sequence had already moved on)."""
     freeze_api_clock(monkeypatch, clock)
     ctx = outreach.ctx
     await outreach.connect_inbox(mailbox)

@@ -1,4 +1,5 @@
-"""Test mode: a separate ledger that never opens an SMTP connection, with `+tag` outcomes for customers' CI."""
+"""Test mode: a separate ledger that never opens an SMTP connection, with `+tag` outcomes for customers'
+CI."""
 
 from __future__ import annotations
 

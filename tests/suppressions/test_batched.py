@@ -1,5 +1,5 @@
-"""`add_suppression` inside `batched_suppressions`: entries and their leads written together when the block ends,
-the first reason for an address kept, nothing written when the block fails."""
+"""`add_suppression` inside `batched_suppressions`: entries and their leads written together when the block
+ends, the first reason for an address kept, nothing written when the block fails."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""How opens are judged (imail.tracking.machine), with the user agents the real fetchers send: mailbox providers'
-image proxies fetching on open are people; prefetching at delivery (Apple Mail Privacy Protection, security
-scanners, anything within seconds of sending) is not."""
+"""How opens are judged (imail.tracking.machine), with the user agents the real fetchers send: mailbox
+providers' image proxies fetching on open are people; prefetching at delivery (Apple Mail Privacy Protection,
+security scanners, anything within seconds of sending) is not."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ APPLE_MAIL_MAC = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/60
 APPLE_PRIVACY = "Mozilla/5.0"
 BARRACUDA = "Barracuda Sentinel (EE)"
 MIMECAST = "Mozilla/5.0 (compatible; Mimecast-URL-Protect/1.0)"
-HEADLESS = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36"
+HEADLESS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 "
+    "Safari/537.36"
+)
 HOME = "203.0.113.9"  # documentation range: a reader's own address
 APPLE_NETWORK = "17.58.63.10"
 

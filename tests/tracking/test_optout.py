@@ -1,7 +1,7 @@
-"""Every opt-out channel we advertise works and says so: the List-Unsubscribe mailto address (an email read back from
-the real Dovecot inbox), one-click, the confirmation page, a reply asking to stop, and the API; each fires the
-public `lead.unsubscribed` once per address with its source, and campaign analytics count only those answering an
-email."""
+"""Every opt-out channel we advertise works and says so: the List-Unsubscribe mailto address (an email read
+back from the real Dovecot inbox), one-click, the confirmation page, a reply asking to stop, and the API; each
+fires the public `lead.unsubscribed` once per address with its source, and campaign analytics count only those
+answering an email."""
 
 from __future__ import annotations
 
@@ -169,8 +169,9 @@ async def test_a_message_from_a_stranger_asking_to_unsubscribe_changes_nothing(
 async def test_the_token_decides_whose_address_is_unsubscribed_never_the_sender(
     outreach, mailbox, sink, dovecot, client
 ):
-    """Bea, herself a lead of this inbox, sends an unsubscribe email with Ana's token (forwarded to her, or made up
-    from Ana's email): Ana's address is the one unsubscribed, as Ana's link would do; Bea's is untouched."""
+    """Bea, herself a lead of this inbox, sends an unsubscribe email with Ana's token (forwarded to her, or
+    made up from Ana's email): Ana's address is the one unsubscribed, as Ana's link would do; Bea's is
+    untouched."""
     _, [ana, bea] = await send_to(outreach, mailbox, sink, "ana@example.org", "bea@example.org")
     _, anas_subject = mailto_of(sink, "ana@example.org")
     dovecot.append(mailbox.email, unsubscribe_email("bea@example.org", mailbox.email, anas_subject))

@@ -92,8 +92,8 @@ async def test_head_requests_are_answered_but_not_counted(outreach, mailbox, sin
 
 
 async def test_public_tracking_routes_are_rate_limited_per_address(settings, database, workspace):
-    """Burst 3, refilling 1 a minute: the fourth request from one address within the test is refused (429 in the
-    contract's shape, with Retry-After) on every public route, while another address is still served."""
+    """Burst 3, refilling 1 a minute: the fourth request from one address within the test is refused (429 in
+    the contract's shape, with Retry-After) on every public route, while another address is still served."""
     limited = settings.model_copy(
         update={
             "tracking_rate_limit_per_minute": 1,

@@ -1,4 +1,5 @@
-"""Opens, clicks and unsubscribes from a real sent email's links: signed, bound to that email, not forgeable."""
+"""Opens, clicks and unsubscribes from a real sent email's links: signed, bound to that email, not
+forgeable."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ async def test_gmails_image_proxy_fetching_on_open_is_a_human_open(outreach, mai
     await client.get(
         pixel,
         headers={
-            "User-Agent": "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+            "User-Agent": "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com "
+            "GoogleImageProxy)"
         },
     )
     [opened] = await outreach.events("email.opened")

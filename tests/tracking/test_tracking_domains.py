@@ -1,6 +1,7 @@
-"""Custom tracking domains (issue 25, item 4): set on a workspace or an inbox, verified in a real DNS server on
-loopback (tests.fixtures.dns), used in the links, pixel and List-Unsubscribe of emails sent through the real SMTP
-sink once verified, and served by `Host` with the API hidden and other workspaces' tokens refused."""
+"""Custom tracking domains (issue 25, item 4): set on a workspace or an inbox, verified in a real DNS server
+on loopback (tests.fixtures.dns), used in the links, pixel and List-Unsubscribe of emails sent through the
+real SMTP sink once verified, and served by `Host` with the API hidden and other workspaces' tokens
+refused."""
 
 from __future__ import annotations
 

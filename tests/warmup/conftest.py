@@ -1,6 +1,7 @@
-"""Warmup fixtures: real mailboxes (aiosmtpd for SMTP, Dovecot for IMAP, each with a Junk folder), a router that
-files what the SMTP server accepts into the recipient's INBOX or Junk (as a provider's spam filter would), inboxes
-connected and warmed through the API, and the warmup, inbound and sending workers driven by one test clock."""
+"""Warmup fixtures: real mailboxes (aiosmtpd for SMTP, Dovecot for IMAP, each with a Junk folder), a router
+that files what the SMTP server accepts into the recipient's INBOX or Junk (as a provider's spam filter
+would), inboxes connected and warmed through the API, and the warmup, inbound and sending workers driven by
+one test clock."""
 
 from __future__ import annotations
 
@@ -67,8 +68,8 @@ class Clock(SendingClock):
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     made = Clock()
-    # The API stamps warmup starts and enrols leads, and events are stamped (and counted per day), with the wall
-    # clock: pin them to the test's clock.
+    # The API stamps warmup starts and enrols leads, and events are stamped (and counted per day), with the
+    # wall clock: pin them to the test's clock.
     monkeypatch.setattr("imail.inboxes.service.utcnow", made)
     monkeypatch.setattr("imail.sending.service.utcnow", made)
     monkeypatch.setattr("imail.events.service.utcnow", made)
@@ -76,8 +77,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 class Router:
-    """Files each accepted message into its recipient's Dovecot mailbox: into Junk for recipients in `junk`, else
-    INBOX — and keeps every accepted message, with the test clock's time, for the assertions."""
+    """Files each accepted message into its recipient's Dovecot mailbox: into Junk for recipients in `junk`,
+    else INBOX — and keeps every accepted message, with the test clock's time, for the assertions."""
 
     def __init__(self, imap: DovecotServer, clock: Clock):
         self.imap = imap
@@ -132,7 +133,8 @@ class Pool:
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # by inbox id
 
     async def inbox(self, warmup: dict[str, Any] | None = None, start: bool = True, **overrides: Any) -> str:
-        """A mailbox on both servers (with a Junk folder), connected through the API, warmup started with `warmup`."""
+        """A mailbox on both servers (with a Junk folder), connected through the API, warmup started with
+        `warmup`."""
         box = self.make_mailbox("warm")
         client = self.imap.login(box.email)
         client.create("Junk")
@@ -165,7 +167,8 @@ class Pool:
         raise AssertionError("the warmup worker never went idle")
 
     async def read(self) -> int:
-        """Read every inbox now (the inbound worker until idle); the clock moves past the poll interval first."""
+        """Read every inbox now (the inbound worker until idle); the clock moves past the poll interval
+        first."""
         self.clock.advance(seconds=2)
         total = 0
         for _ in range(50):

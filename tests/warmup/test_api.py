@@ -1,5 +1,6 @@
-"""The warmup settings and state on `/v1/inboxes`: set through the start body or PATCH, validated as 400s, shown on
-GET; pausing through the API keeps its reason; test inboxes keep warmup state but never send warmup mail."""
+"""The warmup settings and state on `/v1/inboxes`: set through the start body or PATCH, validated as 400s,
+shown on GET; pausing through the API keeps its reason; test inboxes keep warmup state but never send warmup
+mail."""
 
 from __future__ import annotations
 

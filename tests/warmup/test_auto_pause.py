@@ -1,5 +1,6 @@
-"""Auto-pause: spam placement (or bounces) over the last N warmup sends past a threshold pauses warmup once, with one
-`warmup.threshold_paused` (delivered only to endpoints whose version knows it) and the reason on the inbox."""
+"""Auto-pause: spam placement (or bounces) over the last N warmup sends past a threshold pauses warmup once,
+with one `warmup.threshold_paused` (delivered only to endpoints whose version knows it) and the reason on the
+inbox."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Warmup next to a campaign: both together never pass the inbox's daily limit, a slow-ramping warming inbox's campaign
-sends are capped by the ramp, and no warmup email ever shows up in campaign analytics, replies or lead events — even
-one from a lead's own address under the campaign's subject."""
+"""Warmup next to a campaign: both together never pass the inbox's daily limit, a slow-ramping warming inbox's
+campaign sends are capped by the ramp, and no warmup email ever shows up in campaign analytics, replies or
+lead events — even one from a lead's own address under the campaign's subject."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ DAYS = [date(2026, 11, 26), date(2026, 11, 27), date(2026, 11, 28)]
 async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(
     pool: Pool, monkeypatch: pytest.MonkeyPatch
 ):
-    # Every warmup email gets the campaign's subject: only the marker keeps B's warmup mail from reading as a reply.
+    # Every warmup email gets the campaign's subject: only the marker keeps B's warmup mail from reading as a
+    # reply.
     monkeypatch.setattr(content, "SUBJECTS", (SUBJECT,))
     pool.ctx.extra["warmup.rng"] = random.Random(7)
     # B answers every warmup email of A's (A's reply_rate), in thread; A answers none of B's.
@@ -67,7 +68,8 @@ async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(
     await pool.campaign_sends()
     await pool.read()
 
-    # Day 1 (Friday): slow ramp on: A's campaign sends are capped by the ramp (4), next to its 4 warmup emails.
+    # Day 1 (Friday): slow ramp on: A's campaign sends are capped by the ramp (4), next to its 4 warmup
+    # emails.
     patched = await api.patch(
         f"/v1/inboxes/{a}", headers=pool.headers, json={"warmup": {"enable_slow_ramp": True}}
     )
@@ -77,7 +79,8 @@ async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(
     await pool.campaign_sends()
     await pool.read()
 
-    # Day 2 (Saturday): slow ramp off, the campaign runs first and takes the whole limit: no room left for warmup.
+    # Day 2 (Saturday): slow ramp off, the campaign runs first and takes the whole limit: no room left for
+    # warmup.
     await api.patch(f"/v1/inboxes/{a}", headers=pool.headers, json={"warmup": {"enable_slow_ramp": False}})
     pool.clock.at(2, 1)
     await pool.campaign_sends()
@@ -121,7 +124,8 @@ async def test_warmup_and_campaign_share_the_daily_limit_and_warmup_never_leaks(
     assert [(d["sent"], d["warmup_sent"]) for d in days] == [(6, 4), (4, 4), (10, 0)]
     assert report.json()["totals"]["warmup_sent"] == 8 and report.json()["totals"]["sent"] == 20
     assert all(d["replied"] == 0 for d in days)
-    # health_score reads the same rollups: 20 campaign sends, no bounce (100), no reply (0), 8 placements (neutral).
+    # health_score reads the same rollups: 20 campaign sends, no bounce (100), no reply (0), 8 placements
+    # (neutral).
     assert (await pool.get(a))["health_score"] == 65  # 0.40·100 + 0.35·70 + 0.25·0 = 64.5
     campaign_report = await api.get(
         f"/v1/analytics/campaigns/{campaign}",

@@ -1,4 +1,5 @@
-"""The ramp: pure targets and slots, then simulated days over real SMTP following it exactly up to the ceiling."""
+"""The ramp: pure targets and slots, then simulated days over real SMTP following it exactly up to the
+ceiling."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ async def test_sends_per_day_follow_the_ramp_exactly_and_stop_at_the_ceiling(poo
         "replies_sent": 0,
     }
 
-    # Sent over the real SMTP transport between pool members, marked and tagged; the sender's daily rows agree.
+    # Sent over the real SMTP transport between pool members, marked and tagged; the sender's daily rows
+    # agree.
     sent = pool.router.warmup()
     assert {m.envelope_to[0] for _, m in sent if m.envelope_from == pool.email(a)} == {pool.email(b)}
     for _, received in sent:

@@ -1,6 +1,6 @@
 """The receiving side, in the IMAP reader: warmup mail found in Junk is moved to INBOX and counted as a spam
-placement on the sender's side, marked read and important, and answered in thread at about the reply rate — sent
-and read in each security mode."""
+placement on the sender's side, marked read and important, and answered in thread at about the reply rate —
+sent and read in each security mode."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ async def test_warmup_mail_in_junk_is_moved_to_inbox_counted_as_spam_and_answere
     } == expected
     shown = (await pool.get(a))["warmup"]
     assert shown["placement_7d"] == {"inbox": 0, "spam": VOLUME, "rate": 0.0}
-    # health_score's placement part now has data: 0 for A (all spam), 100 for B (all inbox); the rest neutral (70).
+    # health_score's placement part now has data: 0 for A (all spam), 100 for B (all inbox); the rest neutral
+    # (70).
     assert (await pool.get(a))["health_score"] == 46  # 0.40·70 + 0.35·0 + 0.25·70 = 45.5
     assert (await pool.get(b))["health_score"] == 81  # 0.40·70 + 0.35·100 + 0.25·70 = 80.5
     assert (await pool.get(b))["warmup"]["today"]["replies_sent"] == len(expected)

@@ -23,8 +23,8 @@ from imail.workers.webhooks import deliver_webhooks
 from tests.fixtures.webhook_receiver import Receiver
 
 # Compressed schedule: the shape of the real one (a few retries, then a final attempt at the deadline) with
-# retries in hundredths of a second. The deadline stays out of reach of a test that waits on the wall clock, so a
-# busy machine never turns a retry into a give-up; tests of the deadline move the worker's clock instead.
+# retries in hundredths of a second. The deadline stays out of reach of a test that waits on the wall clock,
+# so a busy machine never turns a retry into a give-up; tests of the deadline move the worker's clock instead.
 FAST = dict(
     webhooks_retry_schedule=[0.05, 0.05, 0.05], webhooks_retry_jitter=0.1, webhooks_give_up_after=3600.0
 )

@@ -1,5 +1,5 @@
-"""`lead.unsubscribed` and `inbox.sending_paused` are public from snapshot 2026-12-07: endpoints pinned to it (or
-unpinned) receive them, endpoints pinned to an older snapshot never do, even subscribed to everything."""
+"""`lead.unsubscribed` and `inbox.sending_paused` are public from snapshot 2026-12-07: endpoints pinned to it
+(or unpinned) receive them, endpoints pinned to an older snapshot never do, even subscribed to everything."""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Analytics: daily rollups maintained with each event, the reports read from them, `imail analytics rebuild`."""
+"""Analytics: daily rollups maintained with each event, the reports read from them, `imail analytics
+rebuild`."""

@@ -146,8 +146,7 @@ async def inbox_report(session: AsyncSession, tenant: Tenant, inbox_id: str, rng
     await _exists(session, tenant, Inbox, inbox_id, "inbox")
     report = await _report(session, tenant, rng, inbox_id=inbox_id)
     warm = {
-        row.day: row
-        for row in await warmup.daily_counts(session, tenant, [inbox_id], rng.start, rng.end)
+        row.day: row for row in await warmup.daily_counts(session, tenant, [inbox_id], rng.start, rng.end)
     }
     for day in report["days"]:
         row = warm.get(day["day"])

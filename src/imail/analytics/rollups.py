@@ -18,8 +18,8 @@ the
 email
   replied to; auto_replied: `email.auto_replied` (an internal event type, never sent to webhooks), likewise.
 - unsubscribed: `lead.unsubscribed`: a recipient's first unsubscribe through one of our emails (its link, the
-  one-click or mailto header, or a reply asking to stop), under that email's key. Suppressions made through the
-  API (`source: api`) name no email and are not campaign unsubscribes: not counted.
+  one-click or mailto header, or a reply asking to stop), under that email's key. Suppressions made through
+  the API (`source: api`) name no email and are not campaign unsubscribes: not counted.
 - interested / meeting_booked: replies whose current label (last `reply.classified`) is that label.
 """
 

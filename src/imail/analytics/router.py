@@ -1,4 +1,5 @@
-"""`/v1/analytics/…`: raw daily counts from the rollups, as JSON or (`?format=csv`) CSV with one row per day."""
+"""`/v1/analytics/…`: raw daily counts from the rollups, as JSON or (`?format=csv`) CSV with one row per
+day."""
 
 from __future__ import annotations
 
@@ -76,8 +77,9 @@ async def get_campaign_analytics(campaign_id: str, caller: CallerDep, session: S
 
 @router.get("/inboxes/{inbox_id}", response_model=InboxAnalytics, responses=CSV_RESPONSE)
 async def get_inbox_analytics(inbox_id: str, caller: CallerDep, session: SessionDep, query: RangeDep):
-    """What was sent from an inbox and what came of it: totals and per UTC day, with its warmup (`warmup_*`: emails
-    sent, replies sent, landed in inbox / spam, replies received, bounced — never part of the campaign counts)."""
+    """What was sent from an inbox and what came of it: totals and per UTC day, with its warmup (`warmup_*`:
+    emails sent, replies sent, landed in inbox / spam, replies received, bounced — never part of the campaign
+    counts)."""
     report = await reports.inbox_report(session, caller.tenant, inbox_id, query.range)
     return _answer(report, InboxAnalytics, query, f"inbox-{inbox_id}", reports.INBOX_COLUMNS)
 
@@ -96,7 +98,8 @@ async def get_funnel(
     query: RangeDep,
     campaign_id: Annotated[str | None, Query(description="one campaign only")] = None,
 ):
-    """sent → opened → replied → interested → meeting (the reference's stages), over the range and per UTC day:
-    `opened` counts emails a person opened (unique, human), `meeting` replies labelled `meeting_booked`."""
+    """sent → opened → replied → interested → meeting (the reference's stages), over the range and per UTC
+    day: `opened` counts emails a person opened (unique, human), `meeting` replies labelled
+    `meeting_booked`."""
     report = await reports.funnel_report(session, caller.tenant, query.range, campaign_id)
     return _answer(report, Funnel, query, "funnel", reports.FUNNEL)

@@ -10,9 +10,10 @@ from imail.warmup.schemas import WarmupCounts
 
 
 class Counts(BaseModel):
-    """Raw counts (compute rates yourself). `opened`/`clicked` count every open/click, `*_machine` those flagged as
-    machine (scanners, proxies), `*_unique` the first human open/click of each email; `replied` counts real replies,
-    `auto_replied` automatic answers (out-of-office…); `unsubscribed` recipients who unsubscribed through an email."""
+    """Raw counts (compute rates yourself). `opened`/`clicked` count every open/click, `*_machine` those
+    flagged as machine (scanners, proxies), `*_unique` the first human open/click of each email; `replied`
+    counts real replies, `auto_replied` automatic answers (out-of-office…); `unsubscribed` recipients who
+    unsubscribed through an email."""
 
     sent: int
     delivered: int
@@ -81,8 +82,8 @@ class WorkspaceAnalytics(Report[Counts, DayCounts]):
 
 
 class FunnelCounts(BaseModel):
-    """The reference's funnel: `opened` counts emails a person opened (unique, machine opens left out), `meeting`
-    replies labelled `meeting_booked`. The campaign and workspace reports carry every counter."""
+    """The reference's funnel: `opened` counts emails a person opened (unique, machine opens left out),
+    `meeting` replies labelled `meeting_booked`. The campaign and workspace reports carry every counter."""
 
     sent: int
     opened: int

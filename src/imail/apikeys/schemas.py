@@ -30,7 +30,8 @@ class ApiKeyCreate(RequestModel):
     name: str = Field("", max_length=120)
     scopes: list[str] | None = Field(
         None,
-        description="Scopes such as `analytics:read` or `campaigns:write`; omit for every scope the caller has.",
+        description="Scopes such as `analytics:read` or `campaigns:write`; omit for every scope the caller "
+        "has.",
     )
 
     @field_validator("scopes")

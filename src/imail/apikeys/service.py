@@ -38,8 +38,9 @@ async def create_key(session: AsyncSession, caller: Caller, name: str, scopes: l
 
 
 async def revoke_key(session: AsyncSession, caller: Caller, key_id: str) -> ApiKey:
-    """Revoke a key of the caller's workspace and ledger, only if the caller's key holds every scope it has (the
-    rule for creating keys): a `keys:write` key must not cut off the unscoped key every integration runs on."""
+    """Revoke a key of the caller's workspace and ledger, only if the caller's key holds every scope it has
+    (the rule for creating keys): a `keys:write` key must not cut off the unscoped key every integration runs
+    on."""
     target = await auth.tenant_key(session, caller.tenant, key_id)
     if target is not None and (beyond := _beyond(caller, target.scopes)):
         held = "every scope" if target.scopes is None else f"the `{beyond}` scope"

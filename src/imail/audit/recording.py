@@ -1,11 +1,11 @@
-"""Recording API changes: one dependency on every `/v1` route, plus a wrapper around write endpoints that hands it
-what the endpoint answered (for the id of an object just created).
+"""Recording API changes: one dependency on every `/v1` route, plus a wrapper around write endpoints that
+hands it what the endpoint answered (for the id of an object just created).
 
-The dependency holds the request's session, so it is entered before the route's own use of it and left after: the
-entry is added after the endpoint has returned and its response has been built, and before the session commits
-(`db.request_session`, the one commit site). A request that raises (any 4xx or 5xx) leaves by the exception, past
-the recording, and its transaction rolls back: a failed change leaves no entry. Reads (GET, HEAD) are never
-recorded, and nor are requests without an API key (there is nobody to name)."""
+The dependency holds the request's session, so it is entered before the route's own use of it and left after:
+the entry is added after the endpoint has returned and its response has been built, and before the session
+commits (`db.request_session`, the one commit site). A request that raises (any 4xx or 5xx) leaves by the
+exception, past the recording, and its transaction rolls back: a failed change leaves no entry. Reads (GET,
+HEAD) are never recorded, and nor are requests without an API key (there is nobody to name)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ _results: ContextVar[list[Any] | None] = ContextVar("imail_audit_results", defau
 
 
 def capture_results(router: APIRouter) -> None:
-    """Wrap the router's write endpoints so that the recording dependency sees what they return. Done before the
-    router is included (FastAPI builds the included routes from `route.endpoint`); a router is wrapped once."""
+    """Wrap the router's write endpoints so that the recording dependency sees what they return. Done before
+    the router is included (FastAPI builds the included routes from `route.endpoint`); a router is wrapped
+    once."""
     for route in router.routes:
         if not isinstance(route, APIRoute) or not (route.methods & WRITE_METHODS):
             continue
@@ -96,8 +97,8 @@ async def record_changes(request: Request, session: SessionDep) -> AsyncIterator
         object_id=object_id,
         path_ids=path_ids,
         status_code=status,
-        # The peer's address as the server reports it: behind a proxy, the address the server was told to trust
-        # (uvicorn's --proxy-headers and --forwarded-allow-ips).
+        # The peer's address as the server reports it: behind a proxy, the address the server was told to
+        # trust (uvicorn's --proxy-headers and --forwarded-allow-ips).
         ip_address=request.client.host if request.client else None,
         request_id=current_request_id(),
     )

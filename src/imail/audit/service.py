@@ -1,8 +1,9 @@
 """Audit log rules: recording a change (from the API's recording dependency or the CLI), listing, pruning.
 
 Only what identifies a change is kept: who (the API key's id and name, or `cli`), what (the method and route
-template, or the CLI command; the object's id), when, from which address, the request id. Never a request body, a
-query string or a header: secrets (inbox passwords, webhook signing secrets, API keys) travel in those."""
+template, or the CLI command; the object's id), when, from which address, the request id. Never a request
+body, a query string or a header: secrets (inbox passwords, webhook signing secrets, API keys) travel in
+those."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ async def record_api_change(
     ip_address: str | None,
     request_id: str | None,
 ) -> None:
-    """One entry for a change a key made, in the request's transaction (it commits with the change or not at all)."""
+    """One entry for a change a key made, in the request's transaction (it commits with the change or not at
+    all)."""
     entry = AuditLogRepository(session, caller.tenant).new(
         occurred_at=clock.utcnow(),
         actor=AuditActor.api_key.value,

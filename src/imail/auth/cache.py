@@ -1,11 +1,11 @@
 """Authenticated callers remembered per process for a few seconds, so a request with a known key skips the key
 lookup: a database round trip and a noticeable share of a small request's CPU (bench/api.py).
 
-Revocation stays immediate. Once a revoke commits, every cache of the process forgets the key, and a generation
-counter in Redis is incremented; each API process reads that counter in the same Redis script as its rate-limit
-bucket (no extra round trip), and when it changed, empties its cache and checks the key against the database
-again before the request goes on. Without Redis (or while it is unreachable) another process notices a revoke
-within TTL seconds, when its entry expires.
+Revocation stays immediate. Once a revoke commits, every cache of the process forgets the key, and a
+generation counter in Redis is incremented; each API process reads that counter in the same Redis script as
+its rate-limit bucket (no extra round trip), and when it changed, empties its cache and checks the key against
+the database again before the request goes on. Without Redis (or while it is unreachable) another process
+notices a revoke within TTL seconds, when its entry expires.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class CallerCache:
     def __init__(self, ttl: float = TTL_SECONDS, clock: Callable[[], float] = time.monotonic):
         self.ttl = ttl
         self.clock = clock
-        # The revocation generation last read from Redis; an entry is only good under the one it was checked in.
+        # The revocation generation last read from Redis; an entry is only good under the one it was checked
+        # in.
         self.generation: str | None = None
         self._entries: dict[str, tuple[Caller, float, str | None]] = {}
         _caches.add(self)
@@ -54,8 +55,8 @@ class CallerCache:
         return caller
 
     def put(self, digest: str, caller: Caller, generation: str | None) -> None:
-        """Remember a caller found in the database while `generation` was current (read before the lookup, so a
-        revoke announced during the lookup is never hidden)."""
+        """Remember a caller found in the database while `generation` was current (read before the lookup, so
+        a revoke announced during the lookup is never hidden)."""
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
         self._entries[digest] = (caller, self.clock() + self.ttl, generation)

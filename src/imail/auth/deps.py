@@ -36,7 +36,8 @@ async def _checked(database: Database, token: str) -> Caller:
 
 
 async def cached_caller(state: Any, token: str) -> Caller:
-    """The key's caller, from the process's cache when it was checked in the last few seconds (see auth.cache)."""
+    """The key's caller, from the process's cache when it was checked in the last few seconds (see
+    auth.cache)."""
     digest = keys.hash_key(token)
     callers: CallerCache = state.callers
     generation = callers.generation
@@ -75,7 +76,8 @@ async def current_caller(request: Request) -> Caller:
     request.state.caller = caller  # for what runs after the endpoint (deprecation use is counted per key)
     if not decision.allowed:
         raise RateLimited(
-            f"Rate limit of {caller.rate_limit.per_minute} requests/min (burst {caller.rate_limit.burst}) exceeded; "
+            f"Rate limit of {caller.rate_limit.per_minute} requests/min (burst {caller.rate_limit.burst}) "
+            "exceeded; "
             f"retry after {decision.retry_after} s",
             headers={"Retry-After": str(decision.retry_after)},
         )

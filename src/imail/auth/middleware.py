@@ -43,7 +43,8 @@ class AuthenticateBeforeBody:
                     # The route's own dependency (auth.deps.current_caller) takes this check as is.
                     scope.setdefault("state", {})[AUTHENTICATED] = checked
                 except ImailError as refused:  # 401, or 403 tier_gated
-                    # The unread body leaves the connection unusable for another request: close it after the answer.
+                    # The unread body leaves the connection unusable for another request: close it after the
+                    # answer.
                     refused.headers = {**refused.headers, "Connection": "close"}
                     raise
                 except Exception as exc:  # noqa: BLE001 - the database is down, say: the route's own check answers (503)

@@ -22,7 +22,8 @@ class CampaignRepository(TenantRepository[Campaign]):
         return await self.page(params, stmt)
 
     async def inbox_ids(self, campaign_ids: Sequence[str]) -> dict[str, list[str]]:
-        """Each campaign's inbox ids in order; callers pass ids of campaigns they already read as this tenant."""
+        """Each campaign's inbox ids in order; callers pass ids of campaigns they already read as this
+        tenant."""
         found: dict[str, list[str]] = {cid: [] for cid in campaign_ids}
         if not campaign_ids:
             return found

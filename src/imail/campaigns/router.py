@@ -1,4 +1,5 @@
-"""`/v1/campaigns`: sequences of steps sent from inboxes; draft → active (resume) ⇄ paused (pause) → archived (DELETE)."""
+"""`/v1/campaigns`: sequences of steps sent from inboxes; draft → active (resume) ⇄ paused (pause) → archived
+(DELETE)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ async def get_campaign(campaign_id: str, caller: CallerDep, session: SessionDep)
 
 @router.patch("/{campaign_id}", response_model=Campaign)
 async def update_campaign(campaign_id: str, body: CampaignUpdate, caller: CallerDep, session: SessionDep):
-    """Change a campaign's fields; `steps` and `inbox_ids` replace the whole list. Archived campaigns are read-only."""
+    """Change a campaign's fields; `steps` and `inbox_ids` replace the whole list. Archived campaigns are
+    read-only."""
     campaign = await service.update_campaign(session, caller, campaign_id, body)
     return await service.present_one(session, caller, campaign)
 
@@ -93,7 +95,8 @@ async def pause_campaign(campaign_id: str, caller: CallerDep, session: SessionDe
 
 @router.post("/{campaign_id}/resume", response_model=Campaign)
 async def resume_campaign(campaign_id: str, caller: CallerDep, session: SessionDep):
-    """Start or resume sending (needs steps and a connected inbox); resuming an active campaign changes nothing."""
+    """Start or resume sending (needs steps and a connected inbox); resuming an active campaign changes
+    nothing."""
     campaign = await service.resume_campaign(session, caller, campaign_id)
     return await service.present_one(session, caller, campaign)
 
@@ -116,8 +119,8 @@ async def _tracking_urls(request: Request, session: AsyncSession, caller: Caller
 async def preview_campaign(
     campaign_id: str, body: PreviewRequest, caller: CallerDep, session: SessionDep, request: Request
 ):
-    """Render one step (and variant) for one of the campaign's leads, as it would be sent: with the footer when
-    the campaign includes it, and {{unsubscribe_url}} as a signed link."""
+    """Render one step (and variant) for one of the campaign's leads, as it would be sent: with the footer
+    when the campaign includes it, and {{unsubscribe_url}} as a signed link."""
     urls = await _tracking_urls(request, session, caller)
     return await service.preview(session, caller, campaign_id, body, urls)
 

@@ -61,7 +61,8 @@ class Branch(RequestModel):
         description="`opened`, `clicked`, `not_opened` or `not_clicked`, within the delay."
     )
     next_step: int | None = Field(
-        description="The step (1-based, after this one) to go to when the condition holds; null ends the sequence."
+        description="The step (1-based, after this one) to go to when the condition holds; null ends the "
+        "sequence."
     )
 
 
@@ -157,12 +158,14 @@ class CampaignCreate(RequestModel):
     stop_on_reply: bool = True
     text_only: bool = Field(
         False,
-        description="Send one text/plain part: no HTML, no open pixel (so no open tracking), links as plain URLs "
+        description="Send one text/plain part: no HTML, no open pixel (so no open tracking), links as plain "
+        "URLs "
         "(through the click redirect only when track_clicks is on).",
     )
     include_footer: bool = Field(
         False,
-        description="Add the workspace's footer (its opt-out line and postal address, see PATCH /v1/workspace) to "
+        description="Add the workspace's footer (its opt-out line and postal address, see PATCH "
+        "/v1/workspace) to "
         "every email; needs the workspace's postal_address.",
     )
     custom_variables: list[str] = Field(
@@ -264,7 +267,8 @@ class Preview(BaseModel):
     variant: str | None
     subject: str = Field(description="With `Re: ` and the first subject for follow-ups that thread.")
     body: str | None = Field(
-        description="Rendered HTML (lead values HTML-escaped), with the footer when the campaign includes it; null "
+        description="Rendered HTML (lead values HTML-escaped), with the footer when the campaign includes "
+        "it; null "
         "for a text_only campaign, whose emails have no HTML part."
     )
     text: str = Field(description="The text/plain part (for a text_only campaign, all that is sent).")
@@ -274,6 +278,7 @@ class Preview(BaseModel):
         "List-Unsubscribe header carry (in a preview it names no sent email, so it unsubscribes nobody)."
     )
     missing_variables: list[str] = Field(
-        description="Variables the lead has no value for and the template gave no fallback (rendered empty here; "
+        description="Variables the lead has no value for and the template gave no fallback (rendered empty "
+        "here; "
         "rendering for a real send refuses such an email)."
     )

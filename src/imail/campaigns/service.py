@@ -1,4 +1,5 @@
-"""Campaign rules: validation (tier bounds, inboxes, steps and their templates), the status machine, preview."""
+"""Campaign rules: validation (tier bounds, inboxes, steps and their templates), the status machine,
+preview."""
 
 from __future__ import annotations
 
@@ -134,7 +135,8 @@ def _send_window(window: SendWindow | None) -> dict[str, Any]:
     window = window or SendWindow()
     if window.timezone != "lead" and not timezones.is_zone(window.timezone):
         raise InvalidField(
-            f"send_window.timezone: unknown time zone {window.timezone!r}; use an IANA name like Europe/Paris, "
+            f"send_window.timezone: unknown time zone {window.timezone!r}; use an IANA name like "
+            "Europe/Paris, "
             f'or "lead" for each lead\'s own zone',
             "send_window.timezone",
         )
@@ -192,7 +194,8 @@ def validate_steps(steps: list[StepIn], custom_variables: list[str]) -> list[dic
             )
         if len(step.variants) == 1 or len(step.variants) > MAX_VARIANTS:
             raise InvalidField(
-                f"{prefix}.variants: step {number} has {len(step.variants)} variant(s); give 2–{MAX_VARIANTS}, or none",
+                f"{prefix}.variants: step {number} has {len(step.variants)} variant(s); give "
+                f"2–{MAX_VARIANTS}, or none",
                 f"{prefix}.variants",
             )
         _check_template(step.subject, f"{prefix}.subject", f"step {number} subject", known)
@@ -222,7 +225,8 @@ def validate_steps(steps: list[StepIn], custom_variables: list[str]) -> list[dic
                 raise InvalidField(f"{where}.body: step {number} needs a body (HTML)", f"{where}.body")
             if i == 0 and not (subject or "").strip():
                 raise InvalidField(
-                    f"{where}.subject: step 1 needs a subject (follow-ups may leave it out to reply in the same thread)",
+                    f"{where}.subject: step 1 needs a subject (follow-ups may leave it out to reply in the "
+                    "same thread)",
                     f"{where}.subject",
                 )
         seen_conditions: set[str] = set()
@@ -271,7 +275,8 @@ async def _inbox_ids(session: AsyncSession, caller: Caller, inbox_ids: list[str]
         if inbox_id not in statuses:
             ledger = "live" if caller.livemode else "test"
             raise InvalidField(
-                f"inbox_ids[{i}]: no inbox {inbox_id} in this workspace's {ledger} mode; list your inboxes with "
+                f"inbox_ids[{i}]: no inbox {inbox_id} in this workspace's {ledger} mode; list your inboxes "
+                "with "
                 f"GET /v1/inboxes",
                 f"inbox_ids[{i}]",
             )
@@ -429,7 +434,8 @@ async def pause_campaign(session: AsyncSession, caller: Caller, campaign_id: str
         raise Conflict(f"Campaign {campaign.id} is archived; it cannot be paused or resumed")
     if campaign.status == CampaignStatus.draft.value:
         raise Conflict(
-            f"Campaign {campaign.id} is a draft and has not started; POST /v1/campaigns/{campaign.id}/resume starts it"
+            f"Campaign {campaign.id} is a draft and has not started; POST "
+            f"/v1/campaigns/{campaign.id}/resume starts it"
         )
     if campaign.status == CampaignStatus.active.value:
         campaign.status = CampaignStatus.paused.value
@@ -451,7 +457,8 @@ async def resume_campaign(session: AsyncSession, caller: Caller, campaign_id: st
     statuses = await InboxLookup(session, caller.tenant).statuses(inbox_ids)
     if _none_usable(statuses, inbox_ids):
         raise Conflict(
-            f"Campaign {campaign.id} cannot start: {_describe_unusable(statuses, inbox_ids)}; connect or reconnect "
+            f"Campaign {campaign.id} cannot start: {_describe_unusable(statuses, inbox_ids)}; connect or "
+            "reconnect "
             f"an inbox, or PATCH inbox_ids",
             "inbox_ids",
         )
@@ -535,7 +542,8 @@ def _has_label(step: dict[str, Any], label: str | None) -> bool:
 
 
 def pick(step: dict[str, Any], label: str | None) -> tuple[str | None, str | None, str | None]:
-    """(label, subject, body) of one way to send a step: a variant by label (default the first), or the step."""
+    """(label, subject, body) of one way to send a step: a variant by label (default the first), or the
+    step."""
     variants = step.get("variants", [])
     if not variants:
         if label is not None:

@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.analytics.reports import campaign_sends
 from imail.kit.tenancy import Tenant
-from imail.models.analytics import AnalyticsDaily
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,8 @@ def changelog() -> Changelog:
 
 @router.get("/changelog", response_model=Changelog)
 async def get_changelog() -> Changelog:
-    """The API changelog as data: each `Imail-Version` snapshot, what it added and what it deprecated. Public."""
+    """The API changelog as data: each `Imail-Version` snapshot, what it added and what it deprecated.
+    Public."""
     return changelog()
 
 
@@ -46,7 +47,8 @@ def render(log: Changelog) -> str:
         items = [f"<li>New endpoint <code>{escape(e)}</code></li>" for e in entry.endpoints_added]
         items += [f"<li>New webhook event <code>{escape(e)}</code></li>" for e in entry.events_added]
         items += [
-            f'<li class="deprecated">Deprecated: <code>{escape(d.target)}</code> ({escape(d.kind)}), stops working on '
+            f'<li class="deprecated">Deprecated: <code>{escape(d.target)}</code> ({escape(d.kind)}), stops '
+            "working on "
             f"<time>{d.sunset.isoformat()}</time>. {escape(d.note)}</li>"
             for d in entry.deprecations
         ]

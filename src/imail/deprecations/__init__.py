@@ -1,1 +1,2 @@
-"""Deprecations in use: response headers, usage per key, monthly warnings (see kit.versions for the registry)."""
+"""Deprecations in use: response headers, usage per key, monthly warnings (see kit.versions for the
+registry)."""

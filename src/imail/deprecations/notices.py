@@ -1,6 +1,6 @@
-"""Monthly warnings to the workspaces still using something deprecated, from six months before its sunset until
-it: an email to the workspace's contact address through the operator's SMTP server (IMAIL_SYSTEM_SMTP_SERVER),
-and an `api.deprecation_warning` event to each ledger whose keys used it."""
+"""Monthly warnings to the workspaces still using something deprecated, from six months before its sunset
+until it: an email to the workspace's contact address through the operator's SMTP server
+(IMAIL_SYSTEM_SMTP_SERVER), and an `api.deprecation_warning` event to each ledger whose keys used it."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def notice_text(deprecation: Deprecation, workspace_name: str, uses: list[Use], 
         deprecation.kind
     ]
     lines = [
-        f"{what} {deprecation.target} was deprecated on {deprecation.deprecated_on.isoformat()} and stops working on "
+        f"{what} {deprecation.target} was deprecated on {deprecation.deprecated_on.isoformat()} and stops "
+        "working on "
         f"{deprecation.sunset.isoformat()}.",
         "",
         deprecation.note,
@@ -84,8 +85,8 @@ async def _email(settings: Settings, to: str, subject: str, text: str, now: date
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(domain=settings.system_mail_from.rpartition("@")[2] or "localhost")
     message.set_content(text)
-    # The operator's own server, set in the environment, not by a tenant: the mail address policy is for tenants'
-    # hosts, so a relay on loopback or the LAN is fine here.
+    # The operator's own server, set in the environment, not by a tenant: the mail address policy is for
+    # tenants' hosts, so a relay on loopback or the LAN is fine here.
     await smtp.send_message(
         endpoint,
         settings.system_mail_from,

@@ -1,5 +1,5 @@
-"""Deprecation usage and notices. Rows are keyed by workspace (both ledgers: a warning is about the workspace's
-integrations, whichever ledger they call)."""
+"""Deprecation usage and notices. Rows are keyed by workspace (both ledgers: a warning is about the
+workspace's integrations, whichever ledger they call)."""
 
 from __future__ import annotations
 

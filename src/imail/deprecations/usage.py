@@ -54,13 +54,14 @@ def response_headers(used: Sequence[Deprecation], public_url: str) -> dict[str, 
     return {
         "Deprecation": f"@{int(since.timestamp())}",
         "Sunset": format_datetime(ends, usegmt=True),
-        "Link": f'<{changelog}>; rel="deprecation"; type="text/html", <{changelog}>; rel="sunset"; type="text/html"',
+        "Link": f'<{changelog}>; rel="deprecation"; type="text/html", <{changelog}>; rel="sunset"; '
+        'type="text/html"',
     }
 
 
 async def track_deprecations(request: Request) -> AsyncIterator[None]:
-    """A `/v1` router dependency: finds the route's and its fields' deprecations this request uses, and once the
-    endpoint has run, counts every use (those routers noted too) against the caller's key."""
+    """A `/v1` router dependency: finds the route's and its fields' deprecations this request uses, and once
+    the endpoint has run, counts every use (those routers noted too) against the caller's key."""
     candidates = versions.registry().route_deprecations(request.method, route_template(request))
     if candidates:
         fields = await _sent_fields(request) if any(d.kind == "field" for d in candidates) else set()

@@ -88,8 +88,8 @@ async def record_events(
 
 @asynccontextmanager
 async def batched_events(session: AsyncSession) -> AsyncIterator[None]:
-    """Events recorded inside the block are written, in order, when it ends without an error (an error means the
-    transaction rolls back, so nothing is owed). A block inside another joins the outer one."""
+    """Events recorded inside the block are written, in order, when it ends without an error (an error means
+    the transaction rolls back, so nothing is owed). A block inside another joins the outer one."""
     async with collecting(session, _BATCH_KEY, list[NewEvent]) as pending:
         yield
     if pending is not None:

@@ -1,5 +1,5 @@
-"""The public event types (the reference's eleven, and those later snapshots added), each with its payload schema
-(documented in the OpenAPI document)."""
+"""The public event types (the reference's eleven, and those later snapshots added), each with its payload
+schema (documented in the OpenAPI document)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ class EmailRef(Payload):
 class EmailSent(EmailRef):
     smtp_message_id: str | None = None
     subject: str | None = None
-    # False when the email was handed to the SMTP server as its worker died and nothing (the server's answer, the
-    # Sent folder) confirms it arrived: it is not resent, and the sequence moves on as if it had been sent.
+    # False when the email was handed to the SMTP server as its worker died and nothing (the server's answer,
+    # the Sent folder) confirms it arrived: it is not resent, and the sequence moves on as if it had been
+    # sent.
     confirmed: bool = True
     detail: str | None = None
 
@@ -110,9 +111,9 @@ class DeprecatedUse(Payload):
 
 
 class ApiDeprecationWarning(Payload):
-    """Something this workspace's integrations use stops working on `sunset`; sent monthly from six months before
-    (with an email to the workspace's contact address). `target` is `METHOD /path`, `METHOD /path field` or an
-    event type."""
+    """Something this workspace's integrations use stops working on `sunset`; sent monthly from six months
+    before (with an email to the workspace's contact address). `target` is `METHOD /path`, `METHOD /path
+    field` or an event type."""
 
     kind: Literal["route", "field", "event"]
     target: str
@@ -134,8 +135,8 @@ UnsubscribeSource = TypeAliasType("UnsubscribeSource", Literal["one_click", "lin
 
 class LeadUnsubscribed(Payload):
     """A lead asked not to be contacted again (or the workspace suppressed its address through the API): its
-    address is suppressed and its sequences stop. `source` says through which channel; the email fields name the
-    sent email it answered, when there is one."""
+    address is suppressed and its sequences stop. `source` says through which channel; the email fields name
+    the sent email it answered, when there is one."""
 
     email: str
     source: UnsubscribeSource
@@ -151,8 +152,9 @@ SendingPauseReason = TypeAliasType("SendingPauseReason", Literal["bounce_rate", 
 
 
 class InboxSendingPaused(Payload):
-    """An inbox's campaign sending paused: its hard-bounce rate passed the threshold, its provider rejected it on
-    policy (SMTP 5.7.x), or someone paused it by hand. `POST /v1/inboxes/{id}/sending/resume` resumes it."""
+    """An inbox's campaign sending paused: its hard-bounce rate passed the threshold, its provider rejected it
+    on policy (SMTP 5.7.x), or someone paused it by hand. `POST /v1/inboxes/{id}/sending/resume` resumes
+    it."""
 
     inbox_id: str
     email: str
@@ -213,10 +215,10 @@ EventType = Literal[
     "job.completed",
 ]
 
-# Facts the log keeps for analytics (auto-replied and unsubscribed counts, rebuilt from the log like the rest) that
-# are not among the reference's eleven event types: never delivered to webhooks, never listed as subscribable.
-# `*.repeat`: a hit of a pixel or link within a minute of its last open/click event (tracking.service), counted in
-# the totals like one but not an event of its own.
+# Facts the log keeps for analytics (auto-replied and unsubscribed counts, rebuilt from the log like the rest)
+# that are not among the reference's eleven event types: never delivered to webhooks, never listed as
+# subscribable. `*.repeat`: a hit of a pixel or link within a minute of its last open/click event
+# (tracking.service), counted in the totals like one but not an event of its own.
 INTERNAL_EVENT_TYPES: dict[str, type[Payload]] = {
     "email.auto_replied": EmailAutoReplied,
     "email.opened.repeat": EmailOpened,

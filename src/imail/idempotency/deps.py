@@ -1,7 +1,7 @@
 """The `Idempotency-Key` step of a POST: a dependency that routers list after their guard, so a retry is first
 authenticated, charged to the rate limiter and checked against the route's scopes like any request (the caller
-comes from the guard's own dependency, solved once per request). Then it either claims the key for this API key,
-or stops the request with the stored response (`Replayed`, rendered by `replayed_response`)."""
+comes from the guard's own dependency, solved once per request). Then it either claims the key for this API
+key, or stops the request with the stored response (`Replayed`, rendered by `replayed_response`)."""
 
 from __future__ import annotations
 

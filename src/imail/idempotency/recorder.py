@@ -1,7 +1,7 @@
 """The transport side of `Idempotency-Key`, pure ASGI, deciding nothing (who may replay what is settled in the
-`idempotent` dependency, after the route's guard): it fingerprints the request body as it streams past, since a
-route may consume it before the dependency runs (a multipart upload), and it keeps the response of a request the
-dependency claimed, or releases the claim when the request failed."""
+`idempotent` dependency, after the route's guard): it fingerprints the request body as it streams past, since
+a route may consume it before the dependency runs (a multipart upload), and it keeps the response of a request
+the dependency claimed, or releases the claim when the request failed."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Claiming an idempotency key, replaying its response, and recording it.
 
-A record belongs to one API key: the claim is a row insert under a unique (api key, Idempotency-Key) constraint,
-committed before the request runs, so of two concurrent requests with one key exactly one inserts and executes
-and the other sees the row. Another API key never sees the row: its request is its own. The stored body is
-encrypted with the server's key (kit.crypto), since a response may carry a secret shown only once.
+A record belongs to one API key: the claim is a row insert under a unique (api key, Idempotency-Key)
+constraint, committed before the request runs, so of two concurrent requests with one key exactly one inserts
+and executes and the other sees the row. Another API key never sees the row: its request is its own. The
+stored body is encrypted with the server's key (kit.crypto), since a response may carry a secret shown only
+once.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ def _replay_or_conflict(database: Database, existing: IdempotencyRecord, request
     try:
         body = _box(database).decrypt_bytes(sealed) if sealed else b""
     except crypto.InvalidToken:
-        # Written under a server key that has since been retired and dropped: nothing can be replayed, and running
-        # the request again could do it twice.
+        # Written under a server key that has since been retired and dropped: nothing can be replayed, and
+        # running the request again could do it twice.
         raise Conflict(
             "The response kept for this Idempotency-Key can no longer be read; use a new key",
             "Idempotency-Key",

@@ -1,7 +1,7 @@
-"""An inbox the submission server throttles (a 421, or a 4.7.x "slow down" that is not greylisting) stops sending
-for a while: the wait starts at a minute and doubles with each throttle that follows soon after the previous wait
-ended, up to an hour. The sending rotation skips the inbox until then; its emails wait, they are not failed.
-The inbox shows the reason and the next attempt (`sending_backoff`)."""
+"""An inbox the submission server throttles (a 421, or a 4.7.x "slow down" that is not greylisting) stops
+sending for a while: the wait starts at a minute and doubles with each throttle that follows soon after the
+previous wait ended, up to an hour. The sending rotation skips the inbox until then; its emails wait, they are
+not failed. The inbox shows the reason and the next attempt (`sending_backoff`)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ MAX_REASON_CHARS = 500
 
 
 def next_backoff(inbox: Inbox, now: datetime) -> tuple[int, datetime]:
-    """(throttles in a row, until when) after one more throttle at `now`. A throttle while a wait is still running
-    (an email of the same batch, already on its way) changes nothing: one episode, one doubling."""
+    """(throttles in a row, until when) after one more throttle at `now`. A throttle while a wait is still
+    running (an email of the same batch, already on its way) changes nothing: one episode, one doubling."""
     until = inbox.send_backoff_until
     if until is not None and until > now:
         return inbox.send_backoffs, until
@@ -33,8 +33,8 @@ def next_backoff(inbox: Inbox, now: datetime) -> tuple[int, datetime]:
 async def report_throttled(
     session: AsyncSession, tenant: Tenant, inbox_id: str, reason: str, now: datetime
 ) -> datetime | None:
-    """For sending (in its transaction): the server throttled this inbox. Returns when it may send again (None:
-    the inbox is gone)."""
+    """For sending (in its transaction): the server throttled this inbox. Returns when it may send again
+    (None: the inbox is gone)."""
     inbox = await InboxRepository(session, tenant).get(inbox_id)
     if inbox is None:
         return None

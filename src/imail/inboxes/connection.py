@@ -126,8 +126,9 @@ async def endpoints_for(inbox: Inbox, settings: Settings, http: httpx.AsyncClien
 async def refused_hosts(
     endpoints: Endpoints, settings: Settings, *, resolve_names: bool = True
 ) -> list[MailConnectionError]:
-    """The sides whose host the address policy refuses (checked before anything is dialled, and again at the dial);
-    without `resolve_names` only IP literals and local names are judged (test mode, which never dials)."""
+    """The sides whose host the address policy refuses (checked before anything is dialled, and again at the
+    dial); without `resolve_names` only IP literals and local names are judged (test mode, which never
+    dials)."""
     failures: list[MailConnectionError] = []
     for side, endpoint in (("smtp", endpoints.smtp), ("imap", endpoints.imap)):
         try:

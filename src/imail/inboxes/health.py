@@ -5,8 +5,8 @@
       placement = 100 · (inbox_rate − 50 %) / 50 %        clamped: 100 % of warmup mail in the inbox → 100, ≤ 50 % → 0
       reply     = 100 · reply_rate / 5 %                  clamped: ≥ 5 % → 100, 0 % → 0
     A part whose sample is too small (fewer than 20 sends, or 20 warmup messages) counts as NEUTRAL = 70.
-    health_score = quality × connection factor, rounded half up, connection factor: connected 1, setup_pending 0.5,
-    disconnected 0.25.
+    health_score = quality × connection factor, rounded half up, connection factor: connected 1, setup_pending
+    0.5, disconnected 0.25.
 
 So a new connected inbox (no data yet) scores 70; a perfect one 100; an unusable one at most 25.
 """

@@ -5,10 +5,11 @@ Transitions are conditional UPDATEs (`connected → disconnected`, `disconnected
 checks run at once, only the one that changes the row records `inbox.disconnected` / `inbox.reconnected`, so
 there is one event per transition, not one per check.
 
-Reads that keep failing (`report_read_failure`) disconnect the inbox the same way once `inbound_read_failure_limit`
-fail in a row. The scheduled login check does not connect such an inbox again: its login may work while its reads
-do not (a server refusing to open the mailbox, an error in imail itself). Asking to reconnect (the API's
-reconnect, new server settings, a new OAuth consent) forgets the failures and lets the reader try again.
+Reads that keep failing (`report_read_failure`) disconnect the inbox the same way once
+`inbound_read_failure_limit` fail in a row. The scheduled login check does not connect such an inbox again:
+its login may work while its reads do not (a server refusing to open the mailbox, an error in imail itself).
+Asking to reconnect (the API's reconnect, new server settings, a new OAuth consent) forgets the failures and
+lets the reader try again.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ async def mark_failed(session: AsyncSession, inbox: Inbox, side: str, detail: st
 
 
 async def mark_ok(session: AsyncSession, inbox: Inbox, now: datetime) -> bool:
-    """Record a good check; `disconnected → connected` (and `inbox.reconnected`) only if this call made the change."""
+    """Record a good check; `disconnected → connected` (and `inbox.reconnected`) only if this call made the
+    change."""
     repo = InboxRepository(session, tenant_of(inbox))
     changed = await repo.set_status_if(
         inbox.id,
@@ -166,9 +168,9 @@ async def apply_outcome(
     *,
     requested: bool = False,
 ) -> bool:
-    """Write a check's outcome to the stored inbox; False when the row changed meanwhile (then the check is moot).
-    `requested`: someone asked to reconnect, so the reader's failures are forgotten and a good login reconnects
-    even an inbox that reads disconnected."""
+    """Write a check's outcome to the stored inbox; False when the row changed meanwhile (then the check is
+    moot). `requested`: someone asked to reconnect, so the reader's failures are forgotten and a good login
+    reconnects even an inbox that reads disconnected."""
     current = await InboxRepository(session, tenant_of(inbox)).get(inbox.id)
     if current is None or current.status == InboxStatus.setup_pending.value:
         return False
@@ -191,9 +193,10 @@ async def apply_outcome(
 async def report_connection_failure(
     session: AsyncSession, tenant: Tenant, inbox_id: str, side: str, detail: str
 ) -> None:
-    """For sending and IMAP polling: call this (in your transaction) when SMTP or IMAP fails to connect or log in
-    — not for a refused recipient. It records the error and makes the inbox due for a check at once; the monitor
-    then logs in again within seconds and, if that fails too, marks it disconnected (one `inbox.disconnected`).
+    """For sending and IMAP polling: call this (in your transaction) when SMTP or IMAP fails to connect or log
+    in — not for a refused recipient. It records the error and makes the inbox due for a check at once; the
+    monitor then logs in again within seconds and, if that fails too, marks it disconnected (one
+    `inbox.disconnected`).
     """
     await InboxRepository(session, tenant).stamp(
         inbox_id,
@@ -229,11 +232,11 @@ async def report_read_failure(
     login: bool = False,
     crash: str | None = None,
 ) -> int:
-    """For the IMAP reader, in its transaction: a read of this inbox failed. Counted on the row (a restart does not
-    forget it) with the reason (`last_read_error`, shown by the API); the count in a row is returned. At `limit`
-    the inbox is disconnected as by a failed login check (`mark_failed`: one `inbox.disconnected`, side imap).
-    Below it, a failed connect or login (`login`) is reported to the monitor, which checks the login at once.
-    `crash`: the fingerprint of an imail error whose traceback is being logged."""
+    """For the IMAP reader, in its transaction: a read of this inbox failed. Counted on the row (a restart
+    does not forget it) with the reason (`last_read_error`, shown by the API); the count in a row is returned.
+    At `limit` the inbox is disconnected as by a failed login check (`mark_failed`: one `inbox.disconnected`,
+    side imap). Below it, a failed connect or login (`login`) is reported to the monitor, which checks the
+    login at once. `crash`: the fingerprint of an imail error whose traceback is being logged."""
     reason = reason[:MAX_ERROR_CHARS]
     failures = await InboxRepository(session, tenant_of(inbox)).count_read_failure(
         inbox.id, reason, now, crash
@@ -252,7 +255,8 @@ async def report_read_failure(
 
 
 async def report_read_success(session: AsyncSession, inbox: Inbox) -> None:
-    """For the IMAP reader: a read of this inbox worked, so the failures in a row and the last read error go."""
+    """For the IMAP reader: a read of this inbox worked, so the failures in a row and the last read error
+    go."""
     await InboxRepository(session, tenant_of(inbox)).clear_read_failures(inbox.id)
 
 

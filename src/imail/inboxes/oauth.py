@@ -129,7 +129,8 @@ async def exchange_code(
     )
     if not tokens.refresh_token:
         raise OAuthError(
-            f"{provider.label} granted access without a refresh token; remove imail's access in the account's "
+            f"{provider.label} granted access without a refresh token; remove imail's access in the "
+            "account's "
             "security settings and open the setup_url again"
         )
     return tokens
@@ -144,7 +145,8 @@ async def refresh(
 
 
 class AccessTokenCache:
-    """Access tokens per inbox, reused until a minute before they expire (one process; a miss just refreshes)."""
+    """Access tokens per inbox, reused until a minute before they expire (one process; a miss just
+    refreshes)."""
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock

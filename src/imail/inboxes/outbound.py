@@ -1,5 +1,6 @@
-"""The cap on slow outbound work an API request does for a workspace (mail server logins, an answer's SMTP send,
-an OAuth code exchange): one workspace waiting on a dead server cannot take every worker slot and connection."""
+"""The cap on slow outbound work an API request does for a workspace (mail server logins, an answer's SMTP
+send, an OAuth code exchange): one workspace waiting on a dead server cannot take every worker slot and
+connection."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from imail.kit.concurrency import ConcurrencyLimiter
 
 @dataclass(frozen=True)
 class OutboundContext:
-    """What a request needs to talk to mail servers and providers beyond its session: settings, the shared HTTP
-    client (OAuth), the database (to read before the network wait without holding a connection through it) and
-    the workspace concurrency limiter."""
+    """What a request needs to talk to mail servers and providers beyond its session: settings, the shared
+    HTTP client (OAuth), the database (to read before the network wait without holding a connection through
+    it) and the workspace concurrency limiter."""
 
     settings: Settings
     http: httpx.AsyncClient
@@ -41,8 +42,9 @@ OutboundContextDep = Annotated[OutboundContext, Depends(outbound_context)]
 
 def no_transaction_open(session: AsyncSession) -> None:
     """The guard before a request waits on a third party: its session must not hold a pooled connection in an
-    open transaction meanwhile (one slow server would then starve every workspace of connections). Reads before
-    the wait go through `Database.read()`; the request's own session starts at its first statement, after."""
+    open transaction meanwhile (one slow server would then starve every workspace of connections). Reads
+    before the wait go through `Database.read()`; the request's own session starts at its first statement,
+    after."""
     if session.in_transaction():
         raise RuntimeError("a database transaction is open across outbound network I/O")
 
@@ -56,8 +58,9 @@ def lease_seconds(settings: Settings) -> float:
 async def outbound_slot(
     ctx: OutboundContext, session: AsyncSession, workspace_id: str
 ) -> AsyncIterator[None]:
-    """Hold one of the workspace's `outbound_concurrency` slots for the block, which waits on a third party; 429
-    `rate_limited` when all are taken. Raises if `session` has a transaction open (see no_transaction_open)."""
+    """Hold one of the workspace's `outbound_concurrency` slots for the block, which waits on a third party;
+    429 `rate_limited` when all are taken. Raises if `session` has a transaction open (see
+    no_transaction_open)."""
     no_transaction_open(session)
     settings = ctx.settings
     limit = settings.outbound_concurrency
@@ -65,7 +68,8 @@ async def outbound_slot(
     if lease is None:
         retry = max(1, math.ceil(settings.mail_timeout))
         raise RateLimited(
-            f"This workspace already has {limit} mail server logins, sends or OAuth exchanges in progress, the most "
+            f"This workspace already has {limit} mail server logins, sends or OAuth exchanges in progress, "
+            "the most "
             f"allowed at once (IMAIL_OUTBOUND_CONCURRENCY); retry after {retry} s",
             headers={"Retry-After": str(retry)},
         )

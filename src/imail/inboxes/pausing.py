@@ -1,11 +1,12 @@
 """Pausing an inbox's campaign sending, and resuming it.
 
-Three things pause it: bounce protection (its hard-bounce rate over its latest campaign sends passed the threshold,
-imail.sending.protection), its provider refusing a send on policy (an SMTP 5.7.x answer: the provider is blocking
-us) and its owner (`POST /v1/inboxes/{id}/sending/pause`). While paused, the sending engine gives it no campaign
-email (follow-ups of its threads wait; other inboxes of a campaign carry on), and `inbox.sending_paused` has fired
-once. The inbox stays connected: replies and bounces are still read, and warmup goes on (warmup's own auto-pause
-judges its own sends), since a pause is about the cold campaign mail its provider objects to.
+Three things pause it: bounce protection (its hard-bounce rate over its latest campaign sends passed the
+threshold, imail.sending.protection), its provider refusing a send on policy (an SMTP 5.7.x answer: the
+provider is blocking us) and its owner (`POST /v1/inboxes/{id}/sending/pause`). While paused, the sending
+engine gives it no campaign email (follow-ups of its threads wait; other inboxes of a campaign carry on), and
+`inbox.sending_paused` has fired once. The inbox stays connected: replies and bounces are still read, and
+warmup goes on (warmup's own auto-pause judges its own sends), since a pause is about the cold campaign mail
+its provider objects to.
 
 `POST …/sending/resume` resumes it and starts bounce protection's window again: only emails claimed after the
 resume count, so the bounces that caused the pause cannot pause it again at once.

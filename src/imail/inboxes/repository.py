@@ -41,8 +41,8 @@ class InboxRepository(TenantRepository[Inbox]):
         return rowcount(result) == 1
 
     async def count_read_failure(self, inbox_id: str, reason: str, now: datetime, crash: str | None) -> int:
-        """One more failed read (and its reason); the count now, 0 if the inbox is gone. `crash`, when given, is
-        the fingerprint of the imail error whose traceback is logged."""
+        """One more failed read (and its reason); the count now, 0 if the inbox is gone. `crash`, when given,
+        is the fingerprint of the imail error whose traceback is logged."""
         values: dict[str, Any] = {
             "read_failures": Inbox.read_failures + 1,
             "last_read_error": reason,
@@ -153,8 +153,8 @@ class InboxRepository(TenantRepository[Inbox]):
 
 
 class InboxMaintenance(Repository[Inbox]):
-    """The cross-tenant reads of the connection monitor and `imail secrets rotate` (workers and operators only);
-    every change they lead to goes through InboxRepository with the row's own tenant."""
+    """The cross-tenant reads of the connection monitor and `imail secrets rotate` (workers and operators
+    only); every change they lead to goes through InboxRepository with the row's own tenant."""
 
     model = Inbox
 

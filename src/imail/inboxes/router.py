@@ -1,5 +1,6 @@
 """`/v1/inboxes` (connect, list with health scores, change, delete, reconnect, warmup state) and the OAuth
-callback the providers redirect to (`/oauth/callback`, outside /v1: its URL is registered with the provider)."""
+callback the providers redirect to (`/oauth/callback`, outside /v1: its URL is registered with the
+provider)."""
 
 from __future__ import annotations
 
@@ -35,17 +36,18 @@ async def list_inboxes(
     ctx: OutboundContextDep,
     params: Annotated[PageParams, Depends(page_params)],
 ):
-    """List the workspace's inboxes in the caller's ledger, newest first, with health scores and warmup state."""
+    """List the workspace's inboxes in the caller's ledger, newest first, with health scores and warmup
+    state."""
     rows = await service.list_inboxes(session, caller, params)
     return build_page(await service.with_views(session, caller.tenant, rows, ctx), params, Inbox)
 
 
 @router.post("", response_model=Inbox, status_code=201)
 async def create_inbox(body: InboxCreate, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep):
-    """Connect an inbox. Custom inboxes answer only after logging in to both servers (400 naming the failing side;
-    nothing is stored); hosts on loopback, private, link-local or metadata addresses are refused (400), and a
-    workspace with too many logins in flight gets 429. Google and Microsoft answer `setup_pending` with a
-    `setup_url`."""
+    """Connect an inbox. Custom inboxes answer only after logging in to both servers (400 naming the failing
+    side; nothing is stored); hosts on loopback, private, link-local or metadata addresses are refused (400),
+    and a workspace with too many logins in flight gets 429. Google and Microsoft answer `setup_pending` with
+    a `setup_url`."""
     inbox = await service.create_inbox(session, caller, body, ctx)
     return await _one(session, caller, inbox, ctx)
 
@@ -66,9 +68,9 @@ async def update_inbox(
     ctx: OutboundContextDep,
     request: Request,
 ):
-    """Change limits, gap, name, signature, tracking domain or server settings; new server settings are logged in
-    with first. A new `tracking_domain` is checked in DNS before the answer (see PATCH /v1/workspace); 409 when
-    another workspace uses it."""
+    """Change limits, gap, name, signature, tracking domain or server settings; new server settings are logged
+    in with first. A new `tracking_domain` is checked in DNS before the answer (see PATCH /v1/workspace); 409
+    when another workspace uses it."""
     inbox = await service.update_inbox(session, caller, inbox_id, body, ctx)
     if "tracking_domain" in body.model_fields_set:
         request.app.state.tracking_hosts.clear()  # the old host and the new one: who owns them changed
@@ -106,8 +108,8 @@ async def delete_inbox(
 
 @router.post("/{inbox_id}/reconnect", response_model=Inbox)
 async def reconnect_inbox(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep):
-    """Log in to both servers again now and answer with the resulting status (`last_error` says why if it failed).
-    Failed reads are forgotten: an inbox they disconnected is connected again if both logins work."""
+    """Log in to both servers again now and answer with the resulting status (`last_error` says why if it
+    failed). Failed reads are forgotten: an inbox they disconnected is connected again if both logins work."""
     inbox = await service.reconnect_inbox(session, caller, inbox_id, ctx)
     return await _one(session, caller, inbox, ctx)
 
@@ -120,8 +122,8 @@ async def start_inbox_warmup(
     ctx: OutboundContextDep,
     body: WarmupSettings | None = None,
 ):
-    """Start (or resume) warmup on a connected inbox: it joins the deployment's warmup pool. Idempotent. An optional
-    body sets the ramp (the same fields as `warmup` in PATCH)."""
+    """Start (or resume) warmup on a connected inbox: it joins the deployment's warmup pool. Idempotent. An
+    optional body sets the ramp (the same fields as `warmup` in PATCH)."""
     inbox = await service.start_warmup(session, caller, inbox_id, body)
     return await _one(session, caller, inbox, ctx)
 
@@ -140,10 +142,10 @@ async def pause_inbox_warmup(inbox_id: str, caller: CallerDep, session: SessionD
     responses={404: {"description": "No such inbox in this workspace and mode."}},
 )
 async def pause_inbox_sending(inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep):
-    """Stop campaign emails from this inbox until resumed (`sending_paused_reason: manual`); `inbox.sending_paused`
-    fires. Bounce protection and SMTP policy rejections (5.7.x) pause it the same way on their own. The inbox stays
-    connected: replies and bounces are still read, and warmup goes on. Idempotent: pausing a paused inbox changes
-    nothing and fires nothing. Needs `inboxes:write`."""
+    """Stop campaign emails from this inbox until resumed (`sending_paused_reason: manual`);
+    `inbox.sending_paused` fires. Bounce protection and SMTP policy rejections (5.7.x) pause it the same way
+    on their own. The inbox stays connected: replies and bounces are still read, and warmup goes on.
+    Idempotent: pausing a paused inbox changes nothing and fires nothing. Needs `inboxes:write`."""
     inbox = await service.pause_sending(session, caller, inbox_id)
     return await _one(session, caller, inbox, ctx)
 
@@ -157,9 +159,9 @@ async def pause_inbox_sending(inbox_id: str, caller: CallerDep, session: Session
 async def resume_inbox_sending(
     inbox_id: str, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep
 ):
-    """Send campaign emails from this inbox again, whatever paused it. Bounce protection starts counting afresh:
-    only emails sent from now on are judged, so the bounces behind a pause cannot pause it again at once.
-    Idempotent. Needs `inboxes:write`."""
+    """Send campaign emails from this inbox again, whatever paused it. Bounce protection starts counting
+    afresh: only emails sent from now on are judged, so the bounces behind a pause cannot pause it again at
+    once. Idempotent. Needs `inboxes:write`."""
     inbox = await service.resume_sending(session, caller, inbox_id)
     return await _one(session, caller, inbox, ctx)
 
@@ -173,8 +175,9 @@ async def complete_inbox_oauth(
     error: str | None = None,
     error_description: str | None = None,
 ):
-    """Where Google or Microsoft send the user back after consent (unauthenticated; bound to the signed `state`
-    of a setup_url). Stores the refresh token and connects the inbox once XOAUTH2 logins to both servers work."""
+    """Where Google or Microsoft send the user back after consent (unauthenticated; bound to the signed
+    `state` of a setup_url). Stores the refresh token and connects the inbox once XOAUTH2 logins to both
+    servers work."""
     inbox = await service.complete_oauth(session, ctx, state, code, error, error_description)
     email = html.escape(inbox.email)
     return HTMLResponse(

@@ -82,16 +82,20 @@ class _ServerFields(RequestModel):
 
 SentFolderMode = TypeAliasType("SentFolderMode", Literal["auto", "append", "provider"])
 SENT_FOLDER_MODE = (
-    "Whether imail puts what it sends in the inbox's Sent folder (IMAP APPEND of the exact bytes sent, to the "
-    "RFC 6154 `\\Sent` folder, else one with a usual name): `auto` (default) learns after the first sends whether "
-    "the provider files SMTP submissions there itself (Gmail, Microsoft 365) and appends only where it does not; "
+    "Whether imail puts what it sends in the inbox's Sent folder (IMAP APPEND of the exact bytes sent, to "
+    "the "
+    "RFC 6154 `\\Sent` folder, else one with a usual name): `auto` (default) learns after the first sends "
+    "whether "
+    "the provider files SMTP submissions there itself (Gmail, Microsoft 365) and appends only where it does "
+    "not; "
     "`append` always appends; `provider` never does."
 )
 
 
 class InboxCreate(_ServerFields):
-    """Connect an inbox. Custom: both servers' settings and passwords (both logins are tried before answering).
-    Google / Microsoft: only the address and sending settings; the answer carries a `setup_url`."""
+    """Connect an inbox. Custom: both servers' settings and passwords (both logins are tried before
+    answering). Google / Microsoft: only the address and sending settings; the answer carries a
+    `setup_url`."""
 
     provider: InboxProvider = Field(
         "custom", description="`custom` (SMTP/IMAP with passwords), `google` or `microsoft` (OAuth)."
@@ -138,7 +142,8 @@ class SendingBackoff(BaseModel):
     )
     throttles_in_a_row: int = Field(
         ge=1,
-        description="Throttles in one episode: the wait starts at a minute and doubles with each, up to an hour.",
+        description="Throttles in one episode: the wait starts at a minute and doubles with each, up to an "
+        "hour.",
     )
 
 
@@ -150,11 +155,13 @@ class Inbox(ResponseModel):
     name: str
     signature: str
     status: InboxStatus = Field(
-        description="`setup_pending` (OAuth consent not given yet), `connected`, or `disconnected` (a login failed)."
+        description="`setup_pending` (OAuth consent not given yet), `connected`, or `disconnected` (a login "
+        "failed)."
     )
     setup_url: str | None = Field(
         None,
-        description="OAuth inboxes that are not connected: open it to (re)grant access. Expires after an hour.",
+        description="OAuth inboxes that are not connected: open it to (re)grant access. Expires after an "
+        "hour.",
     )
     health_score: int = Field(
         ge=0, le=100, description="0–100, from connection, bounces, replies and warmup placement (7 days)."
@@ -180,11 +187,13 @@ class Inbox(ResponseModel):
     last_checked_at: datetime | None
     read_failures: int = Field(
         ge=0,
-        description="Reads of the inbox's mail over IMAP that failed in a row (0 after a read that worked). At "
+        description="Reads of the inbox's mail over IMAP that failed in a row (0 after a read that worked). "
+        "At "
         "`IMAIL_INBOUND_READ_FAILURE_LIMIT` (5) the inbox becomes `disconnected` until reconnected.",
     )
     last_read_error: str | None = Field(
-        description="Why the latest of those reads failed, in imail's words plus the server's where it answered "
+        description="Why the latest of those reads failed, in imail's words plus the server's where it "
+        "answered "
         "(null when the last read worked)."
     )
     last_read_error_at: datetime | None = Field(
@@ -192,11 +201,13 @@ class Inbox(ResponseModel):
     )
     sending_paused: bool = Field(
         description="Campaign sending is paused: no campaign email leaves this inbox until "
-        "`POST /v1/inboxes/{id}/sending/resume`. The inbox stays connected (replies and bounces are read, warmup "
+        "`POST /v1/inboxes/{id}/sending/resume`. The inbox stays connected (replies and bounces are read, "
+        "warmup "
         "goes on)."
     )
     sending_paused_reason: SendingPauseReason | None = Field(
-        description="`bounce_rate` (its hard-bounce rate over its latest campaign sends passed the threshold), "
+        description="`bounce_rate` (its hard-bounce rate over its latest campaign sends passed the "
+        "threshold), "
         "`smtp_policy` (its SMTP server refused a send on policy, 5.7.x) or `manual`; null while sending."
     )
     sending_paused_detail: str | None = Field(
@@ -210,13 +221,16 @@ class Inbox(ResponseModel):
     sent_folder_mode: SentFolderMode = Field(description=SENT_FOLDER_MODE)
     sent_filed_by_provider: bool | None = Field(
         None,
-        description="What imail learned after the first sends: whether the provider files SMTP submissions in Sent "
+        description="What imail learned after the first sends: whether the provider files SMTP submissions "
+        "in Sent "
         "itself (null: not known yet).",
     )
     sending_backoff: SendingBackoff | None = Field(
         None,
-        description="The latest time the submission server throttled this inbox (a 421, or a 4.7.x asking to slow "
-        "down): why, and when sending may resume. Its emails wait meanwhile; they are not failed. Null: never "
+        description="The latest time the submission server throttled this inbox (a 421, or a 4.7.x asking "
+        "to slow "
+        "down): why, and when sending may resume. Its emails wait meanwhile; they are not failed. Null: "
+        "never "
         "throttled.",
     )
     livemode: bool

@@ -1,7 +1,7 @@
 """Whether what an inbox sends must be put in its Sent folder by imail. Gmail and Microsoft 365 file SMTP
 submissions in Sent themselves; most other hosts (Postfix with Dovecot, cPanel hosting) do not, and then the
-sender's mail client shows no conversation and the crash-recovery check that looks for a Message-ID in Sent finds
-nothing. `auto` learns it once, after the first sends (are their Message-IDs in Sent?); an inbox's
+sender's mail client shows no conversation and the crash-recovery check that looks for a Message-ID in Sent
+finds nothing. `auto` learns it once, after the first sends (are their Message-IDs in Sent?); an inbox's
 `sent_folder_mode` (`append`, `provider`) overrides."""
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 Test mode (a test key's ledger) never opens a connection, as for sends: logins are assumed to succeed and the
 connection monitor leaves test inboxes alone, so a customer's CI can build campaigns without a real mailbox.
 
-Every operation that waits on a mail server or an OAuth provider (connect, PATCH of server settings, reconnect,
-the OAuth callback) reads what it needs through `Database.read()`, waits with no connection checked out and
-inside a workspace slot (inboxes.outbound), then writes in the request's session, checking the row again.
+Every operation that waits on a mail server or an OAuth provider (connect, PATCH of server settings,
+reconnect, the OAuth callback) reads what it needs through `Database.read()`, waits with no connection checked
+out and inside a workspace slot (inboxes.outbound), then writes in the request's session, checking the row
+again.
 """
 
 from __future__ import annotations
@@ -148,8 +149,8 @@ def _login_error(failures: list[MailConnectionError]) -> InvalidField:
 async def _verify(
     session: AsyncSession, endpoints: connection.Endpoints, caller: Caller, ctx: OutboundContext
 ) -> None:
-    """Refuse hosts the address policy forbids (400, before anything is dialled), then log in to both servers for
-    real (live mode; test mode only judges IP literals and local names) and raise 400 on any failure."""
+    """Refuse hosts the address policy forbids (400, before anything is dialled), then log in to both servers
+    for real (live mode; test mode only judges IP literals and local names) and raise 400 on any failure."""
     failures = await connection.refused_hosts(endpoints, ctx.settings, resolve_names=caller.livemode)
     if not failures and caller.livemode:
         async with outbound_slot(ctx, session, caller.workspace_id):
@@ -237,7 +238,8 @@ async def _create_oauth_inbox(
     for name in SERVER_FIELDS:
         if getattr(body, name) is not None:
             raise InvalidField(
-                f"{name} is not used for {body.provider} inboxes: they connect with OAuth through the setup_url",
+                f"{name} is not used for {body.provider} inboxes: they connect with OAuth through the "
+                "setup_url",
                 name,
             )
     provider = oauth_provider(ctx.settings, body.provider)
@@ -292,7 +294,8 @@ async def _check_server_changes(
     if is_oauth(seen.provider):
         name = next(iter(server_changes))
         raise InvalidField(
-            f"{name} cannot be set on a {seen.provider} inbox: it logs in with OAuth (POST /v1/inboxes/{seen.id}/reconnect)",
+            f"{name} cannot be set on a {seen.provider} inbox: it logs in with OAuth (POST "
+            f"/v1/inboxes/{seen.id}/reconnect)",
             name,
         )
     box = crypto.secret_box(ctx.settings)
@@ -346,7 +349,8 @@ async def update_inbox(
     if checked is not None:
         if monitor.login_fingerprint(inbox) != checked.fingerprint:
             raise Conflict(
-                f"Inbox {inbox.id}'s server settings changed while the new ones were being checked; send the change "
+                f"Inbox {inbox.id}'s server settings changed while the new ones were being checked; send "
+                "the change "
                 "again"
             )
         for side in ("smtp", "imap"):
@@ -403,7 +407,8 @@ async def delete_inbox(session: AsyncSession, caller: Caller, inbox_id: str, for
         campaign_id = await inbox_in_exclusive_use(session, caller.tenant, inbox.id)
         if campaign_id is not None:
             raise Conflict(
-                f"Active campaign {campaign_id} sends only from this inbox; pause it, give it another connected "
+                f"Active campaign {campaign_id} sends only from this inbox; pause it, give it another "
+                "connected "
                 "inbox, or delete with ?force=true (the campaign then has no inbox to send from)",
             )
     await InboxRepository(session, caller.tenant).remove(inbox)
@@ -416,9 +421,9 @@ async def delete_inbox(session: AsyncSession, caller: Caller, inbox_id: str, for
 async def reconnect_inbox(
     session: AsyncSession, caller: Caller, inbox_id: str, ctx: OutboundContext
 ) -> Inbox:
-    """Log in again now and store the new status (an OAuth inbox still waiting for consent stays setup_pending).
-    The IMAP reader's failures are forgotten: a good login connects an inbox its failed reads disconnected. A check
-    made with settings changed meanwhile decides nothing (monitor.apply_outcome)."""
+    """Log in again now and store the new status (an OAuth inbox still waiting for consent stays
+    setup_pending). The IMAP reader's failures are forgotten: a good login connects an inbox its failed reads
+    disconnected. A check made with settings changed meanwhile decides nothing (monitor.apply_outcome)."""
     async with ctx.database.read() as reader:
         seen = await get_inbox(reader, caller.tenant, inbox_id)
     if seen.status != InboxStatus.setup_pending.value:
@@ -449,8 +454,8 @@ def _warmup_changes(body: WarmupSettings | None) -> dict[str, Any]:
 async def start_warmup(
     session: AsyncSession, caller: Caller, inbox_id: str, body: WarmupSettings | None = None
 ) -> Inbox:
-    """Join the warmup pool (or change the ramp of an inbox already in it). The ramp counts from the first start;
-    resuming after a pause carries on where the ramp is."""
+    """Join the warmup pool (or change the ramp of an inbox already in it). The ramp counts from the first
+    start; resuming after a pause carries on where the ramp is."""
     inbox = await get_inbox(session, caller.tenant, inbox_id)
     changes = _warmup_changes(body)
     if inbox.warmup_status == WarmupStatus.active.value:
@@ -459,7 +464,8 @@ async def start_warmup(
         return inbox
     if inbox.status != InboxStatus.connected.value:
         raise Conflict(
-            f"Warmup needs a connected inbox; this one is {inbox.status} (POST /v1/inboxes/{inbox.id}/reconnect)"
+            f"Warmup needs a connected inbox; this one is {inbox.status} (POST "
+            f"/v1/inboxes/{inbox.id}/reconnect)"
         )
     now = utcnow()
     if inbox.warmup_status == WarmupStatus.off.value or inbox.warmup_started_at is None:
@@ -482,7 +488,8 @@ async def pause_warmup(session: AsyncSession, caller: Caller, inbox_id: str) -> 
 
 
 async def pause_sending(session: AsyncSession, caller: Caller, inbox_id: str) -> Inbox:
-    """Pause the inbox's campaign sending by hand (idempotent: a paused inbox stays as it is, no second event)."""
+    """Pause the inbox's campaign sending by hand (idempotent: a paused inbox stays as it is, no second
+    event)."""
     inbox = await get_inbox(session, caller.tenant, inbox_id)
     await pausing.pause_sending(
         session, caller.tenant, inbox.id, "manual", utcnow(), "paused through the API"
@@ -512,7 +519,8 @@ async def complete_oauth(
     error: str | None,
     error_description: str | None,
 ) -> Inbox:
-    """The provider sent the user back: exchange the code, log in with XOAUTH2 on both sides, store the token."""
+    """The provider sent the user back: exchange the code, log in with XOAUTH2 on both sides, store the
+    token."""
     if not state:
         raise MissingField("state is required: open the inbox's setup_url to start the OAuth flow", "state")
     claims = oauth.read_state(ctx.settings, state)

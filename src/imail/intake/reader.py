@@ -1,24 +1,24 @@
-"""Reading one inbox over IMAP: its INBOX and spam folder from the last UID seen, a batch at a time, each batch acted
-on and the folder's cursor advanced in one transaction; connections kept per worker and reused, IDLE-ing between
-reads where the server offers IDLE.
+"""Reading one inbox over IMAP: its INBOX and spam folder from the last UID seen, a batch at a time, each
+batch acted on and the folder's cursor advanced in one transaction; connections kept per worker and reused,
+IDLE-ing between reads where the server offers IDLE.
 
-Where reading resumes. A folder's cursor holds the last UID acted on and the folder's UIDVALIDITY. A UID only means
-something under the UIDVALIDITY it was read with (RFC 3501 §2.3.1.1), so when the server reports another one (the
-folder was recreated, or the server migrated) — and when a folder is read for the first time — the cursor is placed
-by date instead: just before the first message that arrived (INTERNALDATE) since a horizon, the last time the folder
-was read to its end (first time: the inbox's creation), minus a day of margin. Messages already acted on before the
-change are recognised by their Message-ID (`inbound_receipts`) and not acted on again; none that arrived since the
-horizon is skipped. Mail older than the horizon is never read.
+Where reading resumes. A folder's cursor holds the last UID acted on and the folder's UIDVALIDITY. A UID only
+means something under the UIDVALIDITY it was read with (RFC 3501 §2.3.1.1), so when the server reports another
+one (the folder was recreated, or the server migrated) — and when a folder is read for the first time — the
+cursor is placed by date instead: just before the first message that arrived (INTERNALDATE) since a horizon,
+the last time the folder was read to its end (first time: the inbox's creation), minus a day of margin.
+Messages already acted on before the change are recognised by their Message-ID (`inbound_receipts`) and not
+acted on again; none that arrived since the horizon is skipped. Mail older than the horizon is never read.
 
 A crash loses nothing and doubles nothing: a batch's effects and its cursor advance commit together, and the
 advance is conditional on the cursor still being where the batch started (a second reader would roll back).
 
-A read that fails — the server unreachable, refusing the login or a command, or an error in imail's own code — is
-a `ReadFailure`, told in our words plus the server's where it answered; the worker counts them per inbox
+A read that fails — the server unreachable, refusing the login or a command, or an error in imail's own code —
+is a `ReadFailure`, told in our words plus the server's where it answered; the worker counts them per inbox
 (imail.inboxes.monitor.report_read_failure), waits longer after each, and disconnects the inbox at the limit.
 
-Folders are read with EXAMINE (read-only). The one exception is warmup mail (imail.warmup): once a folder's batches
-are committed, its warmup messages are marked read and important and moved out of spam, with SELECT.
+Folders are read with EXAMINE (read-only). The one exception is warmup mail (imail.warmup): once a folder's
+batches are committed, its warmup messages are marked read and important and moved out of spam, with SELECT.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ class Connection:
 
 
 class InboundPool:
-    """IMAP connections of one worker, one per inbox, at most `inbound_max_connections` (the least recently used
-    idle one is closed to make room). A connection IDLE-ing on its INBOX announces new mail through `pushed`."""
+    """IMAP connections of one worker, one per inbox, at most `inbound_max_connections` (the least recently
+    used idle one is closed to make room). A connection IDLE-ing on its INBOX announces new mail through
+    `pushed`."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -116,8 +117,8 @@ class InboundPool:
         return pushed
 
     async def acquire(self, inbox_id: str, endpoint: Endpoint) -> Connection:
-        """The inbox's open connection (IDLE stopped, checked alive), or a new one; raises MailConnectionError when
-        connecting or logging in fails."""
+        """The inbox's open connection (IDLE stopped, checked alive), or a new one; raises MailConnectionError
+        when connecting or logging in fails."""
         conn = self.connections.get(inbox_id)
         if conn is not None and (
             conn.endpoint != endpoint or conn.lost or conn.client is None or not imap.is_open(conn.client)
@@ -177,8 +178,8 @@ class InboundPool:
         conn.last_used = time.monotonic()
 
     async def start_idle(self, conn: Connection, refresh: float) -> bool:
-        """IDLE on the (selected) INBOX, watched by a task that marks the inbox pushed when mail arrives, when the
-        refresh time comes, or when the connection drops."""
+        """IDLE on the (selected) INBOX, watched by a task that marks the inbox pushed when mail arrives, when
+        the refresh time comes, or when the connection drops."""
         assert conn.client is not None
         try:
             conn.idle = await imap.idle_start(conn.client, timeout=self.timeout, refresh=refresh)
@@ -215,8 +216,9 @@ class InboundPool:
         conn = self.connections.pop(inbox_id, None)
         if conn is None:
             return
-        # Closed on purpose, not lost: without this the close would announce the inbox (see `lost` in acquire),
-        # and an evicted inbox read again at once would evict another, starving inboxes never read yet.
+        # Closed on purpose, not lost: without this the close would announce the inbox (see `lost` in
+        # acquire), and an evicted inbox read again at once would evict another, starving inboxes never read
+        # yet.
         conn.idle = None
         if conn.watcher is not None:
             conn.watcher.cancel()
@@ -224,8 +226,8 @@ class InboundPool:
             await imap.close_client(conn.client, timeout=min(self.timeout, 2.0))
 
     async def prune(self, owners: dict[str, str | None], worker_id: str) -> None:
-        """Close idle connections of inboxes another worker has read since (it keeps that inbox's connection), and
-        of inboxes that may no longer be read (disconnected, deleted: absent from `owners`)."""
+        """Close idle connections of inboxes another worker has read since (it keeps that inbox's connection),
+        and of inboxes that may no longer be read (disconnected, deleted: absent from `owners`)."""
         for inbox_id, conn in list(self.connections.items()):
             if not conn.busy and owners.get(inbox_id) != worker_id:
                 await self.drop(inbox_id)
@@ -257,7 +259,8 @@ class ReadFailure:
 
     @classmethod
     def from_crash(cls, exc: BaseException) -> ReadFailure:
-        # The owner learns what kind of error; its text and traceback, which may name internals, go to the log.
+        # The owner learns what kind of error; its text and traceback, which may name internals, go to the
+        # log.
         return cls(
             f"imail failed while reading this inbox (an internal error, {type(exc).__name__}); the details "
             "are in the server's log",
@@ -324,7 +327,8 @@ async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> Inbox
             except imap.ImapCommandError as exc:
                 if folder == INBOX:
                     raise
-                # The spam folder went away (renamed, deleted): INBOX is still read; the list is asked for again.
+                # The spam folder went away (renamed, deleted): INBOX is still read; the list is asked for
+                # again.
                 log.warning("spam folder unreadable", inbox_id=inbox.id, folder=folder, error=exc.detail)
                 conn.folders = None
                 continue
@@ -446,8 +450,9 @@ async def sync_folder(
 async def _file_warmup(
     ctx: ReadRuntime, client, inbox: Inbox, folder: str, filings: list[warmup.Filing]
 ) -> None:
-    """Mark the folder's warmup mail read and important and move it out of spam. Its placement is already committed,
-    so a server refusing this (NO/BAD) is logged and the read goes on; a lost connection ends the read as usual."""
+    """Mark the folder's warmup mail read and important and move it out of spam. Its placement is already
+    committed, so a server refusing this (NO/BAD) is logged and the read goes on; a lost connection ends the
+    read as usual."""
     try:
         await imap.file_messages(
             client,
@@ -478,8 +483,9 @@ async def process_batch(
     outcomes: Counter,
     filings: list[warmup.Filing] | None = None,
 ) -> None:
-    """Act on a batch of fetched messages and move the cursor from `expected` to `last_uid`, in one transaction.
-    A message whose processing fails (a bug, not the database) is retried alone and, failing again, skipped."""
+    """Act on a batch of fetched messages and move the cursor from `expected` to `last_uid`, in one
+    transaction. A message whose processing fails (a bug, not the database) is retried alone and, failing
+    again, skipped."""
     items = [Fetched.read(uid, raw) for uid, raw in fetched]
     try:
         counted, filed = await _commit(ctx, inbox, folder, uidvalidity, expected, last_uid, items, synced)

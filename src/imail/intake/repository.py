@@ -1,6 +1,6 @@
-"""All SQL of the inbound reader. `ReaderQueue` is the worker's cross-tenant view (which inboxes to read, leases,
-cursors, receipts); `ThreadLookup` finds our emails for one tenant only, so a message read from one workspace's
-inbox can never be matched to another workspace's email."""
+"""All SQL of the inbound reader. `ReaderQueue` is the worker's cross-tenant view (which inboxes to read,
+leases, cursors, receipts); `ThreadLookup` finds our emails for one tenant only, so a message read from one
+workspace's inbox can never be matched to another workspace's email."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ class ReaderQueue(Repository[MailboxPoll]):
     model = MailboxPoll
 
     async def due_inboxes(self, now: datetime, limit: int) -> list[Inbox]:
-        """Live, connected inboxes with an IMAP server, never read or due again, and not leased to a worker."""
+        """Live, connected inboxes with an IMAP server, never read or due again, and not leased to a
+        worker."""
         stmt = (
             select(Inbox)
             .outerjoin(MailboxPoll, MailboxPoll.inbox_id == Inbox.id)
@@ -68,8 +69,8 @@ class ReaderQueue(Repository[MailboxPoll]):
     async def claim(
         self, inbox_ids: Sequence[str], now: datetime, lease_until: datetime, worker_id: str
     ) -> set[str]:
-        """Take the lease on these inboxes where no other worker holds one; the ids this call got. A conditional
-        upsert: of two workers claiming one inbox at once, exactly one gets it."""
+        """Take the lease on these inboxes where no other worker holds one; the ids this call got. A
+        conditional upsert: of two workers claiming one inbox at once, exactly one gets it."""
         ids = sorted(set(inbox_ids))
         if not ids:
             return set()
@@ -217,8 +218,8 @@ class ReaderQueue(Repository[MailboxPoll]):
         now: datetime,
         synced: bool,
     ) -> bool:
-        """Move the cursor from `expected` to `last_uid`; False if it was not at `expected` any more (another reader
-        moved it: the caller rolls its work back rather than act twice)."""
+        """Move the cursor from `expected` to `last_uid`; False if it was not at `expected` any more (another
+        reader moved it: the caller rolls its work back rather than act twice)."""
         values: dict = {"last_uid": last_uid, "updated_at": now}
         if synced:
             values["synced_at"] = now
@@ -247,12 +248,13 @@ class ReaderQueue(Repository[MailboxPoll]):
     # -- receipts ------------------------------------------------------------------------------------------
 
     async def add_receipts(self, rows: list[dict]) -> set[str]:
-        """Record that these messages are being acted on (one statement); the keys that were new. A key already
-        there means the message was acted on before: nothing more is done with it."""
+        """Record that these messages are being acted on (one statement); the keys that were new. A key
+        already there means the message was acted on before: nothing more is done with it."""
         if not rows:
             return set()
         table = InboundReceipt.__table__
-        # The rows as executemany parameters, not a VALUES list: one cached statement whatever the batch's length.
+        # The rows as executemany parameters, not a VALUES list: one cached statement whatever the batch's
+        # length.
         stmt = (
             upsert_insert(self.session)(table)
             .on_conflict_do_nothing(index_elements=["key"])
@@ -263,7 +265,8 @@ class ReaderQueue(Repository[MailboxPoll]):
     async def receipt_counts(
         self, message_ids: Iterable[str], kind: str, exclude: Iterable[str] = ()
     ) -> dict[str, int]:
-        """How many receipts of `kind` each of these messages has, leaving out the receipts keyed `exclude`."""
+        """How many receipts of `kind` each of these messages has, leaving out the receipts keyed
+        `exclude`."""
         wanted = sorted(set(message_ids))
         if not wanted:
             return {}

@@ -1,24 +1,29 @@
 """The rules of inbound mail: which of our emails a message read over IMAP belongs to, and what it does.
 
 Matching never guesses: a reply belongs to one of our emails through its `In-Reply-To` / `References` headers
-(against the Message-IDs we sent, within the inbox's workspace and ledger), else through its sender and subject
-thread (the address one of our emails from this inbox went to, and the same subject once `Re:`-style prefixes are
-cut). A bounce belongs to the email whose Message-ID it quotes, else to the newest email from this inbox to the
-address that bounced. Anything else is ignored and recorded nowhere.
+(against the Message-IDs we sent, within the inbox's workspace and ledger), else through its sender and
+subject thread (the address one of our emails from this inbox went to, and the same subject once `Re:`-style
+prefixes are cut). A bounce belongs to the email whose Message-ID it quotes, else to the newest email from
+this inbox to the address that bounced. Anything else is ignored and recorded nowhere.
 
 Acting (one transaction per batch, with the folder's cursor advance — see imail.intake.reader; the batch's
 suppressions are written together at its end):
 
 - hard bounce → `email.bounced.hard`, address suppressed, lead `bounced`, sequence stopped;
-- soft bounce → `email.bounced.soft` with its category; the email is resent later (imail.sending.feedback) up to
+- soft bounce → `email.bounced.soft` with its category; the email is resent later (imail.sending.feedback) up
+to
   `inbound_soft_bounce_retries` times; a delay notice (`Action: delayed`) does nothing;
 - positive delivery report → `email.delivered`;
-- auto-reply (RFC 3834 headers, out-of-office wording…) → a replies row with `auto_reply: true` and the internal
-  `email.auto_replied` event (counted in analytics, never sent to webhooks); the sequence goes on; an out-of-office with a return date moves the next step past it, and gives a lead
-  without an interest status `out_of_office`;
-- an email to the List-Unsubscribe mailto address (imail.tracking.mailto) → the lead unsubscribed and suppressed,
+- auto-reply (RFC 3834 headers, out-of-office wording…) → a replies row with `auto_reply: true` and the
+internal
+  `email.auto_replied` event (counted in analytics, never sent to webhooks); the sequence goes on; an
+  out-of-office with a return date moves the next step past it, and gives a lead without an interest status
+  `out_of_office`;
+- an email to the List-Unsubscribe mailto address (imail.tracking.mailto) → the lead unsubscribed and
+suppressed,
   its sequence stopped, `lead.unsubscribed` (source `mailto`); never a replies row or `reply.received`;
-- reply → a replies row, `reply.received`, lead `replied`, sequence stopped when the campaign's `stop_on_reply`;
+- reply → a replies row, `reply.received`, lead `replied`, sequence stopped when the campaign's
+`stop_on_reply`;
   then its label → the lead's interest status (imail.replies.labels) and `reply.classified`.
 
 Each message is acted on once: an `inbound_receipts` row keyed by its Message-ID (per workspace and ledger) is
@@ -67,8 +72,9 @@ REPLIED_FROM = (LeadStatus.active.value, LeadStatus.paused.value, LeadStatus.com
 
 
 def is_warmup(message: InboundMessage, marker: str | None) -> bool:
-    """Warmup emails of this deployment (its marker header, see imail.warmup): the reader hands them to warmup and
-    neither matches nor records them here, so they never become replies, lead events or campaign analytics."""
+    """Warmup emails of this deployment (its marker header, see imail.warmup): the reader hands them to warmup
+    and neither matches nor records them here, so they never become replies, lead events or campaign
+    analytics."""
     return marker is not None and warmup.is_warmup(message, marker)
 
 
@@ -95,7 +101,8 @@ class Match:
 
     @property
     def opt_out(self) -> bool:
-        """Sent to the List-Unsubscribe mailto address (see imail.tracking.mailto): an unsubscribe, never a reply."""
+        """Sent to the List-Unsubscribe mailto address (see imail.tracking.mailto): an unsubscribe, never a
+        reply."""
         return self.how in OPT_OUT_MATCHES
 
 
@@ -108,8 +115,8 @@ def needs_label(item: Fetched, match: Match) -> bool:
 
 
 def receipt_key(tenant: Tenant, item: Fetched) -> str:
-    """What identifies an inbound message across folders, inboxes and re-reads: its Message-ID in this workspace
-    and ledger, or (without one) its exact bytes."""
+    """What identifies an inbound message across folders, inboxes and re-reads: its Message-ID in this
+    workspace and ledger, or (without one) its exact bytes."""
     ident = item.message.message_id or "sha256:" + hashlib.sha256(item.raw).hexdigest()
     return hashlib.sha256(f"{tenant.workspace_id}\0{int(tenant.livemode)}\0{ident}".encode()).hexdigest()
 
@@ -123,7 +130,8 @@ _PREFIX = re.compile(
 
 
 def thread_subject(subject: str) -> str:
-    """A subject with its reply/forward/auto-reply prefixes cut, folded: `Re: AW: Hello` and `hello` are one thread."""
+    """A subject with its reply/forward/auto-reply prefixes cut, folded: `Re: AW: Hello` and `hello` are one
+    thread."""
     text = fold(subject or "")
     while True:
         cut = _PREFIX.sub("", text, count=1)
@@ -152,10 +160,11 @@ async def match_all(
     skip: frozenset[int] = frozenset(),
     signer: Signer | None = None,
 ) -> dict[int, Match]:
-    """Our email each message belongs to, by position in `items`; messages that match nothing, warmup mail carrying
-    `warmup_marker`, and the positions in `skip` (delivery reports about warmup mail) are left out. With `signer`,
-    unsubscribe emails sent to the List-Unsubscribe mailto address are found first (`mailto`: by the signed token
-    in their subject; `mailto_sender`: token lost, from an address this inbox emailed, asking to unsubscribe)."""
+    """Our email each message belongs to, by position in `items`; messages that match nothing, warmup mail
+    carrying `warmup_marker`, and the positions in `skip` (delivery reports about warmup mail) are left out.
+    With `signer`, unsubscribe emails sent to the List-Unsubscribe mailto address are found first (`mailto`:
+    by the signed token in their subject; `mailto_sender`: token lost, from an address this inbox emailed,
+    asking to unsubscribe)."""
     lookup = ThreadLookup(session, tenant)
     wanted: set[str] = set()
     readable: list[tuple[int, Fetched]] = []
@@ -314,9 +323,9 @@ def receipt_kind(item: Fetched, verdict: Verdict | None) -> str:
 
 @dataclass
 class Emitted:
-    """Events of a batch, recorded together once its rows are written (same transaction, same order); and, for the
-    soft bounces, each email's soft bounces before this batch, its lead's history (both read up front: nothing is
-    written until the batch ends), and how many of this batch's were met so far."""
+    """Events of a batch, recorded together once its rows are written (same transaction, same order); and, for
+    the soft bounces, each email's soft bounces before this batch, its lead's history (both read up front:
+    nothing is written until the batch ends), and how many of this batch's were met so far."""
 
     events: list[tuple[Tenant, str, dict[str, Any]]]
     soft_before: dict[str, int] = field(default_factory=dict)
@@ -342,11 +351,12 @@ async def act_batch(
     verdicts: dict[int, Verdict],
     now: datetime,
 ) -> list[str]:
-    """Act on a batch's matched messages, in UID order; what each was (reply, auto_reply, bounce_hard, bounce_soft,
-    delivered), `duplicate` when it had been acted on before, or `gone` when its lead was deleted meanwhile.
+    """Act on a batch's matched messages, in UID order; what each was (reply, auto_reply, bounce_hard,
+    bounce_soft, delivered), `duplicate` when it had been acted on before, or `gone` when its lead was deleted
+    meanwhile.
 
-    Set-based where it can be: one statement records the receipts (and tells which messages are new), one flush
-    writes the replies rows and the lead and sequence changes, then the events follow."""
+    Set-based where it can be: one statement records the receipts (and tells which messages are new), one
+    flush writes the replies rows and the lead and sequence changes, then the events follow."""
     rows = await load_rows(session, [m.message.id for m in matches.values()])
     queue = ReaderQueue(session)
     planned: list[tuple[int, str, str | None]] = []  # (index, receipt key, reply id)
@@ -391,8 +401,8 @@ async def act_batch(
     )
     async with batched_events(session):  # with the hard bounces' events, which bounce_hard records itself
         async with batched_suppressions(session):
-            # Nothing in the loop reads the database (what soft bounces need was read above), so nothing needs the
-            # batch's pending changes flushed before it: flushing wrote them a row at a time.
+            # Nothing in the loop reads the database (what soft bounces need was read above), so nothing needs
+            # the batch's pending changes flushed before it: flushing wrote them a row at a time.
             with session.no_autoflush:
                 for index, key, reply_id in planned:
                     if key not in fresh:

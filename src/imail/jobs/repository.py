@@ -105,7 +105,8 @@ class JobQueue(Repository[Job]):
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def take_item(self, job_id: str, seq: int) -> bool:
-        """Delete a chunk being processed (in the transaction that records its outcome); False if it's gone."""
+        """Delete a chunk being processed (in the transaction that records its outcome); False if it's
+        gone."""
         result = await self.session.execute(
             delete(JobItem).where(JobItem.job_id == job_id, JobItem.seq == seq),
             execution_options={"synchronize_session": False},

@@ -1,15 +1,15 @@
 """Job rules: creating a job with its input chunks, reading and cancelling it, and running it in a worker.
 
 Running: a worker claims a job under a lease (`JobQueue.claim`), then for each chunk, lowest first: does the
-chunk's slow work outside any transaction (`JobHandler.work`: DNS look-ups, say), then in one transaction renews
-its lease (which also locks the job row, so no other worker can claim it meanwhile), deletes the chunk, writes its
-effects (`JobHandler.write`) and adds its counts to the job. A worker killed at any point leaves either the chunk
-and its effects both committed or neither; the next worker to claim the job (once the lease has run out) carries
-on from the first chunk left, so every row is processed exactly once.
+chunk's slow work outside any transaction (`JobHandler.work`: DNS look-ups, say), then in one transaction
+renews its lease (which also locks the job row, so no other worker can claim it meanwhile), deletes the chunk,
+writes its effects (`JobHandler.write`) and adds its counts to the job. A worker killed at any point leaves
+either the chunk and its effects both committed or neither; the next worker to claim the job (once the lease
+has run out) carries on from the first chunk left, so every row is processed exactly once.
 
 A row that cannot be processed is one of the job's `errors`, not a failure of the job. The job fails when its
-kind's rules refuse the whole job (`ImailError` from the handler: the campaign was archived meanwhile), or when
-it crashed `jobs_max_attempts` times in a row (a bug, or a database that keeps going away)."""
+kind's rules refuse the whole job (`ImailError` from the handler: the campaign was archived meanwhile), or
+when it crashed `jobs_max_attempts` times in a row (a bug, or a database that keeps going away)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ CRASH_BACKOFF = (5.0, 15.0, 60.0, 300.0)  # seconds before a crashed job may be 
 
 @dataclass
 class ChunkOutcome:
-    """What processing one chunk did: rows done, failed rows ({row, message, ...}), counters to add to `result`."""
+    """What processing one chunk did: rows done, failed rows ({row, message, ...}), counters to add to
+    `result`."""
 
     done: int
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -190,9 +191,9 @@ async def run_next(
     job_id: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Claim one job (the oldest free one, or `job_id`) and run it to its end (or until `stopping` is set, or its
-    claim is lost). Returns the chunks processed plus one if a job was claimed (0: nothing to do). `on_progress`
-    hears (done, total) after each chunk (the CLI's progress bar)."""
+    """Claim one job (the oldest free one, or `job_id`) and run it to its end (or until `stopping` is set, or
+    its claim is lost). Returns the chunks processed plus one if a job was claimed (0: nothing to do).
+    `on_progress` hears (done, total) after each chunk (the CLI's progress bar)."""
     lease = timedelta(seconds=settings.jobs_lease_seconds)
     now = clock()
     async with database.transaction() as session:

@@ -1,8 +1,9 @@
-"""How much slow work one key (a workspace) has in flight, capped: leases in one Redis sorted set per key, shared
-by every process, or in-process counters without Redis.
+"""How much slow work one key (a workspace) has in flight, capped: leases in one Redis sorted set per key,
+shared by every process, or in-process counters without Redis.
 
 A lease its process never returned (the process died) expires after `lease_seconds`, so a crash cannot take a
-key's slots for good. When Redis is configured but unreachable, the limiter counts in-process until it answers.
+key's slots for good. When Redis is configured but unreachable, the limiter counts in-process until it
+answers.
 """
 
 from __future__ import annotations

@@ -57,8 +57,9 @@ class SecretBox:
         keys = [current, *(k for k in retired if k and k != current)]
         self._primary = Fernet(derive_key(current, purpose))
         self._multi = MultiFernet([Fernet(derive_key(k, purpose)) for k in keys])
-        # Tokens opened without a ttl, kept: the sending worker opens each inbox's two passwords for every batch
-        # (a tenth of its SMTP time went to Fernet), and the plaintexts live in its pooled connections anyway.
+        # Tokens opened without a ttl, kept: the sending worker opens each inbox's two passwords for every
+        # batch (a tenth of its SMTP time went to Fernet), and the plaintexts live in its pooled connections
+        # anyway.
         self._opened: dict[str, str] = {}
 
     def encrypt(self, plaintext: str) -> str:
@@ -80,7 +81,8 @@ class SecretBox:
         return self._primary.encrypt(plaintext)
 
     def decrypt_bytes(self, token: bytes) -> bytes:
-        """Not remembered, unlike `decrypt`: for one-off reads of data too large or too short-lived to keep."""
+        """Not remembered, unlike `decrypt`: for one-off reads of data too large or too short-lived to
+        keep."""
         return self._multi.decrypt(token)
 
     def is_current(self, token: str | bytes) -> bool:
@@ -112,8 +114,8 @@ class Rotation:
 async def rotate_column(
     database: Any, repository: Callable[[Any], Any], column: str, box: SecretBox, batch: int = 200
 ) -> Rotation:
-    """Re-encrypt one column of every row under the current key, one transaction per batch; `repository(session)`
-    gives the table's `batch_after`."""
+    """Re-encrypt one column of every row under the current key, one transaction per batch;
+    `repository(session)` gives the table's `batch_after`."""
     report = Rotation()
     after: str | None = None
     while True:

@@ -1,12 +1,12 @@
-"""CSV exports: rows rendered batch by batch (constant memory whatever the table's size), with every cell that a
-spreadsheet would read as a formula neutralised.
+"""CSV exports: rows rendered batch by batch (constant memory whatever the table's size), with every cell that
+a spreadsheet would read as a formula neutralised.
 
-CSV injection (OWASP): a cell beginning with `=`, `+`, `-`, `@`, a tab or a carriage return can run as a formula
-when the file is opened in a spreadsheet (`=HYPERLINK("http://evil","click")`). Such a text cell gets a leading `'`,
-which spreadsheets show as nothing and which makes the cell text. Every text cell is treated so, whatever the
-column: an address, a name, a custom variable's string value, including strings that look like numbers (`"-5"`).
-Numbers stored as numbers (a custom variable `-5` sent as a JSON number) are written as they are: their text is
-only digits, a sign, a point and an exponent, which no spreadsheet runs as a formula.
+CSV injection (OWASP): a cell beginning with `=`, `+`, `-`, `@`, a tab or a carriage return can run as a
+formula when the file is opened in a spreadsheet (`=HYPERLINK("http://evil","click")`). Such a text cell gets
+a leading `'`, which spreadsheets show as nothing and which makes the cell text. Every text cell is treated
+so, whatever the column: an address, a name, a custom variable's string value, including strings that look
+like numbers (`"-5"`). Numbers stored as numbers (a custom variable `-5` sent as a JSON number) are written as
+they are: their text is only digits, a sign, a point and an exponent, which no spreadsheet runs as a formula.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def neutralize(text: str) -> str:
 
 
 def cell(value: Any) -> str:
-    """A value as CSV text: nothing for null, true/false, RFC 3339 times, numbers as written, texts neutralised."""
+    """A value as CSV text: nothing for null, true/false, RFC 3339 times, numbers as written, texts
+    neutralised."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -67,8 +68,9 @@ async def keyset_export(
     key: Callable[[Any], str] = lambda row: row.id,
 ) -> AsyncIterator[bytes]:
     """The header, then the rows: `fetch(session, after_id, limit)` returns the next keyset page (rows with an
-    `key`, by default their `id`, ascending), each read in its own short session, so no transaction or cursor stays open while a slow
-    client downloads. Rows added during the export after the current position are included; none repeats."""
+    `key`, by default their `id`, ascending), each read in its own short session, so no transaction or cursor
+    stays open while a slow client downloads. Rows added during the export after the current position are
+    included; none repeats."""
     yield render([header])
     after: str | None = None
     while True:

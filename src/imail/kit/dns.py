@@ -1,7 +1,7 @@
 """DNS lookups through the resolver the operator chose (`IMAIL_DNS_RESOLVER`), else the system's.
 
-Custom tracking domains (a CNAME to the server) and lead verification (MX, A fallback) read DNS here, so a test, or
-an operator on a split-horizon network, points every lookup at one server."""
+Custom tracking domains (a CNAME to the server) and lead verification (MX, A fallback) read DNS here, so a
+test, or an operator on a split-horizon network, points every lookup at one server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import dns.resolver
 
 
 class DnsUnavailable(Exception):
-    """The resolver could not answer (timeout, SERVFAIL, refused): the name's records are unknown, not absent."""
+    """The resolver could not answer (timeout, SERVFAIL, refused): the name's records are unknown, not
+    absent."""
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ PREFIXES = frozenset(
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Every pair of base-32 digits, indexed by the 10 bits they spell: a ULID is 13 look-ups, not a digit loop.
 _PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
-# A fresh random part has its top bit cleared, so counting up from it within a millisecond never carries into the
-# timestamp (that would take 2**79 ids).
+# A fresh random part has its top bit cleared, so counting up from it within a millisecond never carries into
+# the timestamp (that would take 2**79 ids).
 _RANDOM_MASK = (1 << 79) - 1
 
 _lock = threading.Lock()

@@ -1,6 +1,7 @@
-"""The one way a worker holds rows it claimed: a lease, `until` a time, by a `holder` (the worker's instance id or
-a claim token). Every claim (sending attempts, webhook deliveries, IMAP readers) is built with `Lease.starting` and
-its rows are tested with `free` / `ran_out` / `held_by`, so "is this claim still mine?" reads the same everywhere.
+"""The one way a worker holds rows it claimed: a lease, `until` a time, by a `holder` (the worker's instance
+id or a claim token). Every claim (sending attempts, webhook deliveries, IMAP readers) is built with
+`Lease.starting` and its rows are tested with `free` / `ran_out` / `held_by`, so "is this claim still mine?"
+reads the same everywhere.
 
 A lease only bounds how long a worker that looks alive may keep rows; a dead one is noticed sooner where it
 matters (sending: by heartbeat, `IMAIL_WORKER_DEAD_SECONDS`)."""

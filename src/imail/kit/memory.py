@@ -1,8 +1,10 @@
-"""Giving freed heap memory back to the operating system, for long-running processes (glibc; elsewhere no-ops).
+"""Giving freed heap memory back to the operating system, for long-running processes (glibc; elsewhere
+no-ops).
 
 What a worker frees (a batch's rows and messages, TLS buffers of closed SMTP and IMAP sessions) goes back to
-malloc, not to the system; with every executor thread (DNS lookups) on its own arena the freed pages stay resident
-and the RSS creeps for the first half hour while the heap of live objects stays flat (tracemalloc in the soak)."""
+malloc, not to the system; with every executor thread (DNS lookups) on its own arena the freed pages stay
+resident and the RSS creeps for the first half hour while the heap of live objects stays flat (tracemalloc in
+the soak)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The request-context ASGI middleware: request id, `Imail-Version`, body cap, text that cannot be stored, and
-the headers every response carries; and HEAD answered as GET. Pure ASGI (no BaseHTTPMiddleware) so it costs next
-to nothing per request."""
+the headers every response carries; and HEAD answered as GET. Pure ASGI (no BaseHTTPMiddleware) so it costs
+next to nothing per request."""
 
 from __future__ import annotations
 
@@ -22,14 +22,15 @@ from imail.kit.text import printable_field, unstorable, unstorable_message
 
 log = structlog.get_logger("imail.http")
 
-# Where JSON can carry unstorable text: only as an escape (a raw NUL is not valid JSON, a raw surrogate not valid
-# UTF-8). An escaped backslash before it (`\\u0000` in JSON is text) also matches: the parsed body is the
-# authority, this only decides whether to look.
+# Where JSON can carry unstorable text: only as an escape (a raw NUL is not valid JSON, a raw surrogate not
+# valid UTF-8). An escaped backslash before it (`\\u0000` in JSON is text) also matches: the parsed body is
+# the authority, this only decides whether to look.
 JSON_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 
 def _query_unstorable(query_string: bytes) -> str | None:
-    """The name of the first query parameter whose name or value cannot be stored, decoded as Starlette does."""
+    """The name of the first query parameter whose name or value cannot be stored, decoded as Starlette
+    does."""
     if b"%" not in query_string and b"\x00" not in query_string:
         return None
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
@@ -62,8 +63,8 @@ def _json_unstorable(document: Any) -> str | None:
 
 
 def _body_unstorable(body: bytes) -> InvalidField | None:
-    # The substring test runs at memchr speed; the regex and the parse only when it hits, so a 1 MB body without
-    # an escape costs microseconds.
+    # The substring test runs at memchr speed; the regex and the parse only when it hits, so a 1 MB body
+    # without an escape costs microseconds.
     if b"\\u" not in body or not JSON_ESCAPE.search(body):
         return None
     try:
@@ -83,9 +84,9 @@ def client_address(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     """Also the rate limit of requests that no API key answers for: a request without `Authorization` (public
-    endpoints, tracking links, docs) is charged to its client address before it runs, and one whose key did not
-    get as far as the key's limiter (a 401, an unknown route) is charged to its address when it answers, so every
-    response carries `X-RateLimit-*`."""
+    endpoints, tracking links, docs) is charged to its client address before it runs, and one whose key did
+    not get as far as the key's limiter (a 401, an unknown route) is charged to its address when it answers,
+    so every response carries `X-RateLimit-*`."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, public_limit: Limit):
         self.app = app

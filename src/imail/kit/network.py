@@ -106,8 +106,9 @@ def classify(address: str | IPAddress) -> Kind:
 
 
 def refused(address: str | IPAddress, *, allow_private: bool) -> Kind | None:
-    """Why this address must not be connected to (its kind), or None. `allow_private` lets loopback and private
-    ranges through (an operator whose servers are on its own network); never metadata, link-local and the like."""
+    """Why this address must not be connected to (its kind), or None. `allow_private` lets loopback and
+    private ranges through (an operator whose servers are on its own network); never metadata, link-local and
+    the like."""
     kind = classify(address)
     if kind is Kind.public:
         return None
@@ -145,7 +146,8 @@ async def resolve(host: str, port: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Checked:
-    """A host resolved once and judged: connect only to `addresses` (the ones checked), name TLS after the host."""
+    """A host resolved once and judged: connect only to `addresses` (the ones checked), name TLS after the
+    host."""
 
     host: str
     addresses: tuple[str, ...] = ()
@@ -154,9 +156,9 @@ class Checked:
 
 
 async def check_host(host: str, port: int, *, allow_private: bool, resolve_names: bool = True) -> Checked:
-    """Resolve `host` once and judge every address it has: one refused address refuses the host (the name could
-    hand either one to a connection). No addresses and no refusal: the name does not resolve (or, without
-    `resolve_names`, was not looked up: only IP literals and local names are judged then)."""
+    """Resolve `host` once and judge every address it has: one refused address refuses the host (the name
+    could hand either one to a connection). No addresses and no refusal: the name does not resolve (or,
+    without `resolve_names`, was not looked up: only IP literals and local names are judged then)."""
     if not allow_private and is_local_name(host):
         return Checked(host, refusal=f"{host} is a local name", kind=Kind.loopback)
     if not resolve_names and literal_ip(host) is None:

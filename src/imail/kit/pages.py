@@ -1,6 +1,6 @@
 """HTML pages and their Content-Security-Policy: nothing loads but what the page names, no page can be framed,
-forms post only back to us. A page's own inline `<style>` / `<script>` is allowed by its hash, computed from the
-text the code wrote (never from a rendered page, where an injection would be hashed too)."""
+forms post only back to us. A page's own inline `<style>` / `<script>` is allowed by its hash, computed from
+the text the code wrote (never from a rendered page, where an injection would be hashed too)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 
 from starlette.responses import HTMLResponse
 
-# Every HTML response gets these (the request-context middleware adds them to a page that set none); a page that
-# needs more than nothing at all (styles, scripts) sends its own policy built by `policy`.
+# Every HTML response gets these (the request-context middleware adds them to a page that set none); a page
+# that needs more than nothing at all (styles, scripts) sends its own policy built by `policy`.
 BASE_POLICY = "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 HTML_HEADERS = {
     "Content-Security-Policy": BASE_POLICY,

@@ -76,9 +76,9 @@ _pages: dict[type[BaseModel], TypeAdapter[Any]] = {}
 
 
 def build_page(rows: list[Any], params: PageParams, item: type[BaseModel]) -> Response:
-    """Turn `limit + 1` rows fetched by a repository (ORM objects, column rows or dicts) into the contract's page
-    body, rendered here in one pass: the route's `response_model=Page[item]` documents it, and FastAPI sends a
-    returned Response as it is instead of validating and serialising the page a second time."""
+    """Turn `limit + 1` rows fetched by a repository (ORM objects, column rows or dicts) into the contract's
+    page body, rendered here in one pass: the route's `response_model=Page[item]` documents it, and FastAPI
+    sends a returned Response as it is instead of validating and serialising the page a second time."""
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
     next_cursor = None

@@ -128,8 +128,8 @@ class RateLimiter:
         return self._script is not None and not self.degraded
 
     async def hit(self, key: str, limit: Limit, watch: str | None = None) -> Decision:
-        """Take a token for `key`. With `watch`, the decision also carries that Redis key's value, read in the same
-        script (no extra round trip); None when the buckets are in-process."""
+        """Take a token for `key`. With `watch`, the decision also carries that Redis key's value, read in the
+        same script (no extra round trip); None when the buckets are in-process."""
         if self._script is None:
             return self.local.hit(key, limit)
         keys = [self.prefix + key] if watch is None else [self.prefix + key, watch]

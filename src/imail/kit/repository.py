@@ -57,7 +57,8 @@ class Repository(Generic[M]):
         await self.session.delete(obj)
 
     async def batch_after(self, after_id: str | None, limit: int) -> list[M]:
-        """Every row of the table (all tenants: operators' maintenance only) in id order, `limit` at a time."""
+        """Every row of the table (all tenants: operators' maintenance only) in id order, `limit` at a
+        time."""
         model: Any = self.model
         stmt = select(model).order_by(model.id).limit(limit)
         if after_id is not None:
@@ -105,9 +106,9 @@ class TenantRepository(Repository[M]):
 
     async def page_columns(self, params: PageParams, columns: Sequence[str]) -> list[dict[str, Any]]:
         """As `page`, but only the named columns, as dicts: for a list whose schema reads plain columns. The
-        statement is plain Core (no ORM entity, so no ORM compile and loading step) and a dict is what pydantic
-        validates fastest; reading a schema field the row lacks (a constant `object`) off a Row raises inside
-        SQLAlchemy, which costs more than the whole dict."""
+        statement is plain Core (no ORM entity, so no ORM compile and loading step) and a dict is what
+        pydantic validates fastest; reading a schema field the row lacks (a constant `object`) off a Row
+        raises inside SQLAlchemy, which costs more than the whole dict."""
         if not self._plain_select:
             raise TypeError(f"{type(self).__name__} narrows select(); page_columns would not")
         stmt = _keyset_page(self.model, tuple(columns), params.after_id is not None)
@@ -117,8 +118,8 @@ class TenantRepository(Repository[M]):
 
     @property
     def _plain_select(self) -> bool:
-        """Whether `select()` is the base tenant pin; a repository that narrows it (hiding deleted rows, say) pages
-        through its own `select()` instead of the prebuilt statement."""
+        """Whether `select()` is the base tenant pin; a repository that narrows it (hiding deleted rows, say)
+        pages through its own `select()` instead of the prebuilt statement."""
         return type(self).select is TenantRepository.select
 
     def _page_values(self, params: PageParams) -> dict[str, Any]:
@@ -127,8 +128,9 @@ class TenantRepository(Repository[M]):
 
 @cache
 def _keyset_page(model: Any, columns: tuple[str, ...], after: bool) -> Select[Any]:
-    """The plain keyset page of a tenant table, built once with bind parameters: a statement reused as-is skips
-    SQLAlchemy's per-call construction and cache-key work. The same tenant pin as TenantRepository.select."""
+    """The plain keyset page of a tenant table, built once with bind parameters: a statement reused as-is
+    skips SQLAlchemy's per-call construction and cache-key work. The same tenant pin as
+    TenantRepository.select."""
     # With columns, every clause names the table's Core columns: one ORM attribute anywhere would route the
     # statement through the ORM's compile and loading steps.
     table = model.__table__.c if columns else model

@@ -1,4 +1,5 @@
-"""The two bases every API schema derives from, so request strictness and response shaping are decided once."""
+"""The two bases every API schema derives from, so request strictness and response shaping are decided
+once."""
 
 from __future__ import annotations
 

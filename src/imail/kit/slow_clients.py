@@ -2,16 +2,17 @@
 
 uvicorn closes idle keep-alive connections, but nothing bounds a request still arriving: a client may open a
 connection and send nothing, or trickle its headers a byte at a time (slowloris), or stop half-way through a
-body, and the connection stays open. ASGI middleware cannot help with headers (it runs once they are complete),
-so the bound lives in the protocol, with nginx's semantics:
+body, and the connection stays open. ASGI middleware cannot help with headers (it runs once they are
+complete), so the bound lives in the protocol, with nginx's semantics:
 
-- headers: the whole request head must arrive within IMAIL_REQUEST_STALL_SECONDS of the connection opening or of
+- headers: the whole request head must arrive within IMAIL_REQUEST_STALL_SECONDS of the connection opening or
+of
   the request's first byte (trickling does not extend it);
 - body: it may pause at most that long between two reads (a large upload on a slow link goes on as long as it
   moves). Time the server itself stops reading (flow control) does not count.
 
-Past either, a request that has no response yet gets a 408 `request_timeout` in the contract's error shape, and
-the connection is closed. `imail serve` runs uvicorn with this protocol (cli.py).
+Past either, a request that has no response yet gets a 408 `request_timeout` in the contract's error shape,
+and the connection is closed. `imail serve` runs uvicorn with this protocol (cli.py).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class StallGuardedProtocol(HttpToolsProtocol):
         if self._phase == "head" or (cycle is not None and not cycle.response_started):
             self.transport.write(_timeout_response(self.stall_seconds))
         if cycle is not None and not cycle.response_complete:
-            # The app (if it is waiting on the body) sees the client go: its receive() returns http.disconnect.
+            # The app (if it is waiting on the body) sees the client go: its receive() returns
+            # http.disconnect.
             cycle.disconnected = True
             cycle.message_event.set()
         self.transport.close()

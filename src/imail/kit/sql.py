@@ -21,23 +21,24 @@ from sqlalchemy.sql.visitors import InternalTraversal
 class among(ColumnElement[bool]):
     """`column IN (values)`, written `column = ANY($1)` with one array parameter on PostgreSQL.
 
-    An IN list renders one SQL text per list length, and asyncpg prepares and keeps every distinct text on every
-    pooled connection: a worker whose batches vary in size filled those caches for its first half hour (the soak's
-    RSS creep). With an array there is one text per query, prepared once per connection."""
+    An IN list renders one SQL text per list length, and asyncpg prepares and keeps every distinct text on
+    every pooled connection: a worker whose batches vary in size filled those caches for its first half hour
+    (the soak's RSS creep). With an array there is one text per query, prepared once per connection."""
 
     type = Boolean()
     inherit_cache = True
-    # Both forms' parameters are part of the cache key, so a cached compilation gets this call's values whichever
-    # form the dialect compiled.
+    # Both forms' parameters are part of the cache key, so a cached compilation gets this call's values
+    # whichever form the dialect compiled.
     _traverse_internals = [
         ("in_list", InternalTraversal.dp_clauseelement),
         ("any_array", InternalTraversal.dp_clauseelement),
     ]
 
     def __init__(self, column: Any, values: Iterable[Any] | BindParameter[Any]):
-        """`values` are the values, or `bindparam("name")` for a statement built once and given them (a list) at
-        execution, as `{"name": [...]}`."""
-        # One expanding parameter, not a literal per value: building the IN form costs the same for 2 values or 200.
+        """`values` are the values, or `bindparam("name")` for a statement built once and given them (a list)
+        at execution, as `{"name": [...]}`."""
+        # One expanding parameter, not a literal per value: building the IN form costs the same for 2 values
+        # or 200.
         given = (
             {"key": values.key} if isinstance(values, BindParameter) else {"key": None, "value": list(values)}
         )
@@ -56,14 +57,14 @@ def _compile_any_array(element: among, compiler: Any, **kw: Any) -> str:
 
 
 class HotPathRow:
-    """THE hot-path style (one of two ways to touch rows: ORM instances everywhere else). A row read with Core, as
-    a plain object: code written for ORM instances reads and sets its attributes the same way, and `changes()`
-    gives the columns set to new values, for the repository to write back in one statement (`update_rows`). For
-    hot paths that read hundreds of rows a transaction and change a few columns of each (the sending claim): an
-    ORM instance costs an identity-map entry, instrumented attribute events and a unit-of-work flush per row.
-    Such rows live behind the repository (which reads them and writes their changes back); a repository that
-    writes a fixed set of columns refuses changes outside it (see sending's `save_claimed`), so no change is
-    ever dropped silently."""
+    """THE hot-path style (one of two ways to touch rows: ORM instances everywhere else). A row read with
+    Core, as a plain object: code written for ORM instances reads and sets its attributes the same way, and
+    `changes()` gives the columns set to new values, for the repository to write back in one statement
+    (`update_rows`). For hot paths that read hundreds of rows a transaction and change a few columns of each
+    (the sending claim): an ORM instance costs an identity-map entry, instrumented attribute events and a
+    unit-of-work flush per row. Such rows live behind the repository (which reads them and writes their
+    changes back); a repository that writes a fixed set of columns refuses changes outside it (see sending's
+    `save_claimed`), so no change is ever dropped silently."""
 
     def __init__(self, columns: Sequence[str], row: Any):
         values = dict(zip(columns, row))
@@ -91,8 +92,8 @@ class HotPathRow:
 
 
 def rowcount(result: Result[Any]) -> int:
-    """The rows an UPDATE or DELETE matched. `AsyncSession.execute` is typed to return a `Result`; a DML statement's
-    is a `CursorResult`, which has the count."""
+    """The rows an UPDATE or DELETE matched. `AsyncSession.execute` is typed to return a `Result`; a DML
+    statement's is a `CursorResult`, which has the count."""
     if not isinstance(result, CursorResult):
         raise TypeError("rowcount() takes the result of an UPDATE or DELETE")
     return result.rowcount
@@ -125,12 +126,12 @@ class DriverStatement:
         return [values[key] if key in values else self._compiled_values[key] for key in self._order]
 
 
-# --- many rows in one statement ---------------------------------------------------------------------------------
+# --- many rows in one statement -----------------------------------------------------------------------------
 #
-# An executemany costs per row: SQLAlchemy processes each row's parameters, asyncpg binds and executes the statement
-# once per row, and PostgreSQL starts an executor per row. On PostgreSQL these helpers send each column as one array
-# parameter and unnest them in a single statement, whose text does not depend on the number of rows. SQLite has no
-# arrays: there they are the plain executemany.
+# An executemany costs per row: SQLAlchemy processes each row's parameters, asyncpg binds and executes the
+# statement once per row, and PostgreSQL starts an executor per row. On PostgreSQL these helpers send each
+# column as one array parameter and unnest them in a single statement, whose text does not depend on the
+# number of rows. SQLite has no arrays: there they are the plain executemany.
 
 
 def _unnested(table: Table, column: str) -> Any:
@@ -147,8 +148,8 @@ def _is_json(column_type: Any) -> bool:
 
 
 def _json_text(value: Any) -> str:
-    # orjson: several times cheaper than json.dumps on the event payloads a sending batch writes by the hundred;
-    # non-string keys become strings, as json.dumps makes them.
+    # orjson: several times cheaper than json.dumps on the event payloads a sending batch writes by the
+    # hundred; non-string keys become strings, as json.dumps makes them.
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -175,9 +176,9 @@ def _insert_unnest(table: Table, columns: tuple[str, ...]) -> Any:
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert these rows, every one with the same columns (those of the first). On PostgreSQL a Python-side default
-    of a column not given is computed once for the statement, not per row: give every column that needs its own
-    value in each row (ids, above all)."""
+    """Insert these rows, every one with the same columns (those of the first). On PostgreSQL a Python-side
+    default of a column not given is computed once for the statement, not per row: give every column that
+    needs its own value in each row (ids, above all)."""
     if not rows:
         return
     if not is_postgres(session):
@@ -201,9 +202,9 @@ async def update_rows(
     *conditions: Any,
     values: Mapping[str, Any] | None = None,
 ) -> None:
-    """Set, in each row of `table` whose `key` column equals a given row's `key`, that row's other columns, and
-    `values` (the same for all). `conditions` narrow the rows updated. Every given row has the same columns, and
-    keys are distinct."""
+    """Set, in each row of `table` whose `key` column equals a given row's `key`, that row's other columns,
+    and `values` (the same for all). `conditions` narrow the rows updated. Every given row has the same
+    columns, and keys are distinct."""
     if not rows:
         return
     columns = tuple(c for c in rows[0] if c != key)

@@ -36,8 +36,8 @@ def printable_field(name: str) -> str:
 
 
 def storable(value: str) -> str:
-    """A pydantic after-validator: the value, or a ValueError naming the rule (for fields parsed outside the JSON
-    body check, such as multipart form fields)."""
+    """A pydantic after-validator: the value, or a ValueError naming the rule (for fields parsed outside the
+    JSON body check, such as multipart form fields)."""
     if unstorable(value):
         raise ValueError(UNSTORABLE)
     return value

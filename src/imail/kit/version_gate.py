@@ -10,7 +10,8 @@ from imail.kit import versions
 
 def route_template(request: Request) -> str:
     """The matched route's full path template ("/v1/leads/{lead_id}"). A route of a router included in another
-    keeps its own relative path ("/leads/bulk"); FastAPI records the full one in the effective route context."""
+    keeps its own relative path ("/leads/bulk"); FastAPI records the full one in the effective route
+    context."""
     context = request.scope.get("fastapi", {}).get("effective_route_context")
     route = request.scope.get("route")
     return str(getattr(context, "path", None) or getattr(route, "path", request.url.path))

@@ -97,8 +97,8 @@ def parse_mapping(raw: str | None, header: list[str]) -> Mapping:
         return Mapping(fields, custom, columns)
 
     try:
-        # orjson bounds the nesting (1024 levels) without recursing in Python: a mapping nested thousands deep is
-        # a 400 here, not a RecursionError. Nothing below looks deeper than custom_variables' values.
+        # orjson bounds the nesting (1024 levels) without recursing in Python: a mapping nested thousands deep
+        # is a 400 here, not a RecursionError. Nothing below looks deeper than custom_variables' values.
         spec = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidField(f"mapping is not valid JSON: {exc}", "mapping") from None
@@ -108,13 +108,15 @@ def parse_mapping(raw: str | None, header: list[str]) -> Mapping:
         if field == "custom_variables":
             if not isinstance(value, dict):
                 raise InvalidField(
-                    'mapping.custom_variables must be an object of variable name → column, like {"city": "City"}',
+                    'mapping.custom_variables must be an object of variable name → column, like {"city": '
+                    '"City"}',
                     "mapping.custom_variables",
                 )
             for name, header_name in value.items():
                 if not NAME.match(name):
                     raise InvalidField(
-                        f"mapping.custom_variables: {name!r} is not a variable name; use letters, digits and _",
+                        f"mapping.custom_variables: {name!r} is not a variable name; use letters, digits "
+                        "and _",
                         f"mapping.custom_variables.{name}",
                     )
                 custom[name] = column(f"custom_variables.{name}", header_name)

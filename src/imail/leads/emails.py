@@ -24,8 +24,9 @@ class InvalidEmail(ValueError):
     pass
 
 
-# A plain LDH host name (labels of letters, digits and inner hyphens, 1–63 characters, a final label ending in a
-# letter) that email-validator accepts as it is: no Punycode (`xn--`), no reserved `ab--` label, no special-use name.
+# A plain LDH host name (labels of letters, digits and inner hyphens, 1–63 characters, a final label ending in
+# a letter) that email-validator accepts as it is: no Punycode (`xn--`), no reserved `ab--` label, no
+# special-use name.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _PLAIN_HOST = re.compile(rf"(?:{_LABEL}\.)+(?:[a-z0-9][a-z0-9-]{{0,61}})?[a-z]")
 _SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
@@ -43,9 +44,9 @@ def _plain_host(domain: str) -> bool:
 
 @lru_cache(maxsize=65536)
 def _domain(domain: str) -> str:
-    """The normalized (lower-case) domain, or InvalidEmail with email-validator's words. Plain host names (most
-    lead domains, each new to the cache in a B2B list) skip email-validator's per-character Unicode checks, which
-    would give the same answer."""
+    """The normalized (lower-case) domain, or InvalidEmail with email-validator's words. Plain host names
+    (most lead domains, each new to the cache in a B2B list) skip email-validator's per-character Unicode
+    checks, which would give the same answer."""
     lowered = domain.lower()
     if _plain_host(lowered):
         return lowered

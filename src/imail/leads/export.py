@@ -1,8 +1,8 @@
 """`GET /v1/leads/export`: the matching leads as CSV, streamed in constant memory.
 
 Columns: every lead field, then `tags` (`;`-separated), then one `custom_variables.<name>` column per custom
-variable name any matching lead uses. The names come from one query before the first row (so the header is known
-up front); a variable first used by a lead written after that query is not a column of this export."""
+variable name any matching lead uses. The names come from one query before the first row (so the header is
+known up front); a variable first used by a lead written after that query is not a column of this export."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ CUSTOM_PREFIX = "custom_variables."
 async def export_leads(
     database: Database, tenant: Tenant, filters: LeadFilter, batch: int = csv_export.BATCH
 ) -> AsyncIterator[bytes]:
-    """The CSV's bytes, chunk by chunk. The filters are checked and the header read now (a bad filter or a failed
-    query is an error response, not a broken stream); the rows are read as the iterator is consumed. A plain
-    function of the service layer: a background job can write the same bytes to a file."""
+    """The CSV's bytes, chunk by chunk. The filters are checked and the header read now (a bad filter or a
+    failed query is an error response, not a broken stream); the rows are read as the iterator is consumed. A
+    plain function of the service layer: a background job can write the same bytes to a file."""
     query = lead_query(filters)
     async with database.read() as session:
         names = await LeadRepository(session, tenant).custom_variable_keys(query)

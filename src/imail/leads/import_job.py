@@ -1,10 +1,11 @@
 """A CSV import past `import_job_threshold` data rows, run as a background job (see imail.jobs).
 
-The request reads and checks the whole file as the synchronous import does (a file that is not CSV, not UTF-8 or
-has a bad mapping is still a 400 and writes nothing), then stores its rows in the job's chunks, in the database,
-so the worker that imports them may run on another machine. Each chunk is then written like a bulk batch, in its
-own transaction: leads appear as the job progresses. A repeated address is found within a chunk by the row it
-repeats, and across chunks by the campaign's unique address ("already a lead of this campaign")."""
+The request reads and checks the whole file as the synchronous import does (a file that is not CSV, not UTF-8
+or has a bad mapping is still a 400 and writes nothing), then stores its rows in the job's chunks, in the
+database, so the worker that imports them may run on another machine. Each chunk is then written like a bulk
+batch, in its own transaction: leads appear as the job progresses. A repeated address is found within a chunk
+by the row it repeats, and across chunks by the campaign's unique address ("already a lead of this
+campaign")."""
 
 from __future__ import annotations
 

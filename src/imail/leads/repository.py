@@ -1,4 +1,5 @@
-"""Lead SQL. Bulk paths are set-based: one query to find existing addresses, one multi-row insert per batch."""
+"""Lead SQL. Bulk paths are set-based: one query to find existing addresses, one multi-row insert per
+batch."""
 
 from __future__ import annotations
 
@@ -374,8 +375,8 @@ class LeadRepository(TenantRepository[Lead]):
             for lead_id, p in rows
         ]
         # The savepoint is plain SQL through SQLAlchemy's connection: that also makes sure the transaction has
-        # begun on the driver connection before COPY runs on it (the session's own savepoints are emitted lazily,
-        # on its next statement, and COPY bypasses it).
+        # begun on the driver connection before COPY runs on it (the session's own savepoints are emitted
+        # lazily, on its next statement, and COPY bypasses it).
         await connection.exec_driver_sql("SAVEPOINT lead_copy")
         try:
             await driver.copy_records_to_table("leads", records=records, columns=COPY_COLUMNS)
@@ -389,7 +390,8 @@ class LeadRepository(TenantRepository[Lead]):
     async def verification_targets(
         self, campaign_id: str | None, lead_ids: Sequence[str] | None, only_unverified: bool
     ) -> list[tuple[str, str]]:
-        """(id, email) of the leads to verify: a campaign's, given ones, or both (the given ones in the campaign)."""
+        """(id, email) of the leads to verify: a campaign's, given ones, or both (the given ones in the
+        campaign)."""
         stmt = self.select(Lead.id, Lead.email)
         if campaign_id is not None:
             stmt = stmt.where(Lead.campaign_id == campaign_id)
@@ -400,7 +402,8 @@ class LeadRepository(TenantRepository[Lead]):
         return [(row[0], row[1]) for row in (await self.session.execute(stmt.order_by(Lead.id))).all()]
 
     async def set_verification(self, rows: Sequence[tuple[str, str, list[str]]], now: datetime) -> None:
-        """(lead id, status, reasons) of verified leads: one executemany; a lead deleted meanwhile is skipped."""
+        """(lead id, status, reasons) of verified leads: one executemany; a lead deleted meanwhile is
+        skipped."""
         if not rows:
             return
         table = Lead.__table__
@@ -433,7 +436,8 @@ class LeadRepository(TenantRepository[Lead]):
         return Lead.email.like(_like_domain(value), escape="\\")
 
     async def mark_suppressed(self, type_: str, values: Sequence[str]) -> None:
-        """Leads still to be emailed at these suppressed addresses (or domains) become `suppressed`: one statement."""
+        """Leads still to be emailed at these suppressed addresses (or domains) become `suppressed`: one
+        statement."""
         if not values:
             return
         matching: ColumnElement[bool]

@@ -47,7 +47,8 @@ def lead_filter(
     tag: Annotated[
         list[str] | None,
         Query(
-            description="Leads carrying this tag (any casing); repeat it (`?tag=a&tag=b`) for leads carrying all."
+            description="Leads carrying this tag (any casing); repeat it (`?tag=a&tag=b`) for leads "
+            "carrying all."
         ),
     ] = None,
     verification_status: Annotated[
@@ -88,8 +89,9 @@ async def list_leads(
 )
 async def export_leads_csv(request: Request, caller: CallerDep, filters: FilterDep):
     """Every matching lead as CSV (the filters of the list), oldest first, streamed: every field, `tags`
-    (`;`-separated), and a `custom_variables.<name>` column per variable name in use. Cells a spreadsheet would
-    run as formulas (beginning with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'`."""
+    (`;`-separated), and a `custom_variables.<name>` column per variable name in use. Cells a spreadsheet
+    would run as formulas (beginning with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with
+    `'`."""
     chunks = await export_leads(request.app.state.database, caller.tenant, filters)
     return StreamingResponse(
         chunks, media_type=csv_export.MEDIA_TYPE, headers=csv_export.attachment("leads.csv")
@@ -110,8 +112,9 @@ async def create_lead(body: LeadCreate, caller: CallerDep, session: SessionDep):
 
 @router.post("/bulk", response_model=LeadBulkResult)
 async def create_leads_bulk(body: LeadBulkCreate, caller: CallerDep, session: SessionDep):
-    """Add up to 5000 leads in one transaction, with a result per row: created, duplicate, suppressed or invalid.
-    Bad rows are reported, not fatal; a repeated address counts once (later repeats are duplicates)."""
+    """Add up to 5000 leads in one transaction, with a result per row: created, duplicate, suppressed or
+    invalid. Bad rows are reported, not fatal; a repeated address counts once (later repeats are
+    duplicates)."""
     # Answered as built (no response-model pass over 5000 rows); the shape is LeadBulkResult.
     return JSONBody(await service.create_leads_bulk(session, caller, body))
 
@@ -136,8 +139,8 @@ async def import_leads(
     """Import leads from a CSV upload (multipart/form-data), streamed; results as for bulk, one per data row.
 
     A file of more than IMAIL_IMPORT_JOB_THRESHOLD data rows (default 10,000) is checked the same way, then
-    imported in the background: the answer is 202 with the job, whose `errors` list the rows not created. Smaller
-    files are imported before the answer."""
+    imported in the background: the answer is 202 with the job, whose `errors` list the rows not created.
+    Smaller files are imported before the answer."""
     settings = request.app.state.settings
     threshold = settings.import_job_threshold
     upload = form.file.file

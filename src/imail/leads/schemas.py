@@ -29,7 +29,8 @@ VerificationFilter = TypeAliasType(
 )
 LeadStatusChange = TypeAliasType("LeadStatusChange", Literal["active", "paused"])
 TAGS_DESCRIPTION = (
-    f"Free labels, at most {MAX_TAGS}: trimmed and lower-cased (`VIP` and ` vip ` are one tag), 1–{MAX_TAG_LENGTH} "
+    f"Free labels, at most {MAX_TAGS}: trimmed and lower-cased (`VIP` and ` vip ` are one tag), "
+    f"1–{MAX_TAG_LENGTH} "
     "characters, without `,` or `;`."
 )
 # Items are checked by leads.tags (so that a bad tag is reported as `tags`, row by row in bulk calls).
@@ -53,11 +54,13 @@ class LeadInput(RequestModel):
     timezone: str | None = Field(
         None,
         max_length=64,
-        description="IANA name. Default: inferred from phone or country, else the campaign's window zone, else UTC.",
+        description="IANA name. Default: inferred from phone or country, else the campaign's window zone, "
+        "else UTC.",
     )
     custom_variables: CustomVariables = Field(
         default_factory=dict,
-        description="Values for `{{name}}` in the steps (strings, numbers, booleans); names use letters, digits and _.",
+        description="Values for `{{name}}` in the steps (strings, numbers, booleans); names use letters, "
+        "digits and _.",
     )
     tags: list[Any] = Field(default_factory=list, description=TAGS_DESCRIPTION, json_schema_extra=TAGS_SCHEMA)
 
@@ -68,7 +71,8 @@ class LeadCreate(LeadInput):
 
 class LeadBulkCreate(RequestModel):
     campaign_id: str
-    # Rows are checked one by one (bad ones are reported, not fatal), so they are not validated as a whole here.
+    # Rows are checked one by one (bad ones are reported, not fatal), so they are not validated as a whole
+    # here.
     leads: list[SkipValidation[LeadInput]] = Field(description=f"1–{MAX_BULK} leads.")
 
     @field_validator("leads", mode="before")
@@ -84,7 +88,8 @@ class LeadImport(RequestModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    # StoredText: form fields miss the request-level check JSON bodies get, so their text is checked here (kit.text).
+    # StoredText: form fields miss the request-level check JSON bodies get, so their text is checked here
+    # (kit.text).
     campaign_id: StoredText = Field(description="The campaign to add the leads to.")
     file: UploadFile = Field(description="A CSV file (UTF-8) whose first row names the columns.")
     mapping: StoredText | None = Field(
@@ -203,7 +208,8 @@ class LeadBulkResult(BaseModel):
 
 
 class LeadFilter(RequestModel):
-    """Which leads: the filters of `GET /v1/leads`. Every filter given must hold (`tags`: every tag listed)."""
+    """Which leads: the filters of `GET /v1/leads`. Every filter given must hold (`tags`: every tag
+    listed)."""
 
     campaign_id: str | None = None
     status: LeadStatus | None = None

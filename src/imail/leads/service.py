@@ -88,7 +88,8 @@ class LeadWriter:
     async def write(
         self, rows: Sequence[tuple[int, Prepared | RowInvalid, int | None]]
     ) -> list[dict[str, Any]]:
-        """Per-row results, in order, for rows of (index, prepared fields or the problem, file line or None)."""
+        """Per-row results, in order, for rows of (index, prepared fields or the problem, file line or
+        None)."""
         results: list[dict[str, Any]] = []
         candidates: list[tuple[dict[str, Any], Prepared]] = []
         first_index = self.first_index

@@ -1,10 +1,11 @@
 """Lead verification: would an address take mail? Checked without sending anything.
 
-Per address: its syntax (imail.leads.emails); whether its domain takes mail, through the DNS (`IMAIL_DNS_RESOLVER`):
-its MX records, or else an A/AAAA record (RFC 5321 §5.1: with no MX, mail goes to the domain's own address); a
-domain on the maintained list of disposable-address providers (the `disposable-email-domains` package); a role
-local part (info@, sales@…), which reaches a team rather than a person. No SMTP probe is made: mailbox providers
-count `RCPT TO` probes without a message against the sending address (and many accept every recipient anyway).
+Per address: its syntax (imail.leads.emails); whether its domain takes mail, through the DNS
+(`IMAIL_DNS_RESOLVER`): its MX records, or else an A/AAAA record (RFC 5321 §5.1: with no MX, mail goes to the
+domain's own address); a domain on the maintained list of disposable-address providers (the
+`disposable-email-domains` package); a role local part (info@, sales@…), which reaches a team rather than a
+person. No SMTP probe is made: mailbox providers count `RCPT TO` probes without a message against the sending
+address (and many accept every recipient anyway).
 
 The outcome is one of:
     valid    the domain takes mail and nothing about the address is doubtful
@@ -12,8 +13,8 @@ The outcome is one of:
     invalid  would bounce: bad syntax, a domain that does not exist, takes no mail, or says so (a null MX)
     unknown  the DNS did not answer (timeout, SERVFAIL): nothing is known; verify again later
 
-A verification job looks each domain up once (its leads are chunked in domain order, and a worker remembers the
-job's answers: see DomainCache), and never by two look-ups at the same time."""
+A verification job looks each domain up once (its leads are chunked in domain order, and a worker remembers
+the job's answers: see DomainCache), and never by two look-ups at the same time."""
 
 from __future__ import annotations
 
@@ -129,7 +130,8 @@ def judge(email: str, domain_check: DomainCheck | None) -> tuple[str, list[str]]
 
 class DomainCache:
     """Domain answers of recent jobs, by (job, domain): a job looks a domain up once even when its leads span
-    several chunks, while a new job asks the DNS again (a fixed domain is seen as fixed). Bounded, oldest out."""
+    several chunks, while a new job asks the DNS again (a fixed domain is seen as fixed). Bounded, oldest
+    out."""
 
     def __init__(self, size: int = 20000):
         self.size = size

@@ -1,8 +1,8 @@
 """`POST /v1/leads/verify`: verify a campaign's leads (or given ones) as a background job (see imail.jobs).
 
 The leads are read when the job is created (ids and addresses), ordered by domain and chunked, so one chunk's
-DNS look-ups cover most of a domain's leads at once. `work` looks the domains up outside any transaction; `write`
-stores each lead's status, reasons and time."""
+DNS look-ups cover most of a domain's leads at once. `work` looks the domains up outside any transaction;
+`write` stores each lead's status, reasons and time."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from email_validator import EmailNotValidError, validate_email
 
 
 def ascii_address(address: str) -> str | None:
-    """The address in ASCII: an internationalized domain in its IDNA form (`ana@xn--bcher-kva.de`); None when the
-    local part itself is not ASCII (`jörg@…`), which only an SMTPUTF8 session could carry."""
+    """The address in ASCII: an internationalized domain in its IDNA form (`ana@xn--bcher-kva.de`); None when
+    the local part itself is not ASCII (`jörg@…`), which only an SMTPUTF8 session could carry."""
     if address.isascii():
         return address
     try:

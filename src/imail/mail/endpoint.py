@@ -43,8 +43,8 @@ def parse_server(spec: str) -> tuple[str, int, str]:
 
 
 class MailConnectionError(Exception):
-    """A server could not be reached (or may not be: stage `address`), refused TLS, or refused the login. `detail`
-    says what happened in our words; only a refused login quotes the server."""
+    """A server could not be reached (or may not be: stage `address`), refused TLS, or refused the login.
+    `detail` says what happened in our words; only a refused login quotes the server."""
 
     def __init__(self, side: str, stage: Stage, endpoint: Endpoint | None, detail: str = ""):
         self.side = side
@@ -91,13 +91,20 @@ class MailConnectionError(Exception):
             case "address":
                 return f"{side} host {self.endpoint.host if self.endpoint else ''} is refused: {self.detail}"
             case "dns":
-                return f"{side} host {self.endpoint.host if self.endpoint else ''} could not be resolved: {self.detail}"
+                return (
+                    f"{side} host {self.endpoint.host if self.endpoint else ''} could not be resolved: "
+                    f"{self.detail}"
+                )
             case "connect":
-                return f"{side} server {where} could not be reached: {self.detail}; check {self.side}_host and {self.side}_port"
+                return (
+                    f"{side} server {where} could not be reached: {self.detail}; check {self.side}_host "
+                    f"and {self.side}_port"
+                )
             case "timeout":
                 return (
                     f"{side} server {where} did not answer in time ({self.detail}); check {self.side}_host, "
-                    f"{self.side}_port and {self.side}_security (implicit TLS ports such as 465 and 993 need ssl)"
+                    f"{self.side}_port and {self.side}_security (implicit TLS ports such as 465 and 993 "
+                    "need ssl)"
                 )
             case "tls" if self._wrong_name:
                 return (
@@ -107,7 +114,8 @@ class MailConnectionError(Exception):
             case "tls" if self._untrusted:
                 return (
                     f"{side} TLS with {where} failed: {self.detail}; if the server's certificate is "
-                    "self-signed or from a private CA, trust that CA with IMAIL_MAIL_CA_FILE on the imail server"
+                    "self-signed or from a private CA, trust that CA with IMAIL_MAIL_CA_FILE on the imail "
+                    "server"
                 )
             case "tls":
                 return f"{side} TLS with {where} failed: {self.detail}; check {self.side}_security"
@@ -118,7 +126,8 @@ class MailConnectionError(Exception):
 
 
 class MailRejected(Exception):
-    """The server took the login but refused a message (sender, recipients or data): not a connection problem."""
+    """The server took the login but refused a message (sender, recipients or data): not a connection
+    problem."""
 
     def __init__(self, code: int | None, detail: str, recipients: list[str] | None = None):
         self.code = code
@@ -163,10 +172,11 @@ def classify_os_error(exc: BaseException) -> Stage:
 
 
 def describe(exc: BaseException, library_words: Callable[[BaseException], bool] | None = None) -> str:
-    """The most specific account of a failure that is ours to give: the OS's words (an errno), the TLS library's,
-    or the client library's own (`library_words`: its exceptions whose text never quotes the peer) — never
-    a message built from bytes the other side sent (a parse error can quote them, and a non-mail service would then
-    be read through our error messages). Empty when there is none: the stage says what happened."""
+    """The most specific account of a failure that is ours to give: the OS's words (an errno), the TLS
+    library's, or the client library's own (`library_words`: its exceptions whose text never quotes the peer)
+    — never a message built from bytes the other side sent (a parse error can quote them, and a non-mail
+    service would then be read through our error messages). Empty when there is none: the stage says what
+    happened."""
     for error in reversed(causes(exc)):
         if isinstance(error, (ssl.SSLError, ssl.CertificateError, socket.gaierror)):
             return str(error)
@@ -180,8 +190,9 @@ def describe(exc: BaseException, library_words: Callable[[BaseException], bool] 
 async def check_address(
     endpoint: Endpoint, side: str, *, allow_private: bool, resolve_names: bool = True
 ) -> tuple[str, ...]:
-    """The addresses the server may be dialled at (empty: the name does not resolve); raises MailConnectionError
-    (stage `address`, naming the host) when the address policy (imail.kit.network) refuses any of them."""
+    """The addresses the server may be dialled at (empty: the name does not resolve); raises
+    MailConnectionError (stage `address`, naming the host) when the address policy (imail.kit.network) refuses
+    any of them."""
     checked = await check_host(
         endpoint.host, endpoint.port, allow_private=allow_private, resolve_names=resolve_names
     )
@@ -202,11 +213,11 @@ async def check_address(
 
 
 async def connect_socket(endpoint: Endpoint, side: str, *, allow_private: bool) -> socket.socket:
-    """A TCP socket connected to the server, under the address policy (imail.kit.network): the host is resolved
-    once, every address it has is judged, and only a checked address is dialled — the client library never
-    resolves the name again, so a name answering differently a second time (DNS rebinding) gains nothing. TLS
-    still verifies the certificate against `endpoint.host`. Raises MailConnectionError (stage `address`, `dns` or
-    `connect`)."""
+    """A TCP socket connected to the server, under the address policy (imail.kit.network): the host is
+    resolved once, every address it has is judged, and only a checked address is dialled — the client library
+    never resolves the name again, so a name answering differently a second time (DNS rebinding) gains
+    nothing. TLS still verifies the certificate against `endpoint.host`. Raises MailConnectionError (stage
+    `address`, `dns` or `connect`)."""
     addresses = await check_address(endpoint, side, allow_private=allow_private)
     if not addresses:
         raise MailConnectionError(side, "dns", endpoint)

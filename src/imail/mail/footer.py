@@ -21,16 +21,17 @@ class Footer:
 
 
 def check_footer_text(text: str) -> None:
-    """Raises TemplateError unless the opt-out line is a template using {{unsubscribe_url}} and nothing else."""
+    """Raises TemplateError unless the opt-out line is a template using {{unsubscribe_url}} and nothing
+    else."""
     template = templates.check(text, frozenset({UNSUBSCRIBE_VARIABLE}))
     if not any(var.name == UNSUBSCRIBE_VARIABLE for var in template.variables()):
         raise templates.TemplateError("the opt-out line must contain {{unsubscribe_url}}", 1, 1, 1)
 
 
 def render_footer(footer: Footer, unsubscribe_url: str) -> str:
-    """The footer as HTML (the text part is derived from it like the body's): each line of the opt-out text and
-    of the address on its own line, the unsubscribe URL as a link that shows itself, so it reads the same in
-    the plain-text part."""
+    """The footer as HTML (the text part is derived from it like the body's): each line of the opt-out text
+    and of the address on its own line, the unsubscribe URL as a link that shows itself, so it reads the same
+    in the plain-text part."""
     line = templates.render(footer.text or DEFAULT_FOOTER_TEXT, {UNSUBSCRIBE_VARIABLE: unsubscribe_url})
     shown = html.escape(unsubscribe_url, quote=False)
     link = f'<a href="{html.escape(unsubscribe_url, quote=True)}">{shown}</a>'

@@ -55,8 +55,8 @@ class _TextExtractor(HTMLParser):
 
 
 # The markup a rendered campaign email is made of: text, and start / end tags with quoted attributes. Anything
-# else (comments, declarations, script or style, unquoted attributes, a "<" that starts no such tag) is left to the
-# stdlib parser.
+# else (comments, declarations, script or style, unquoted attributes, a "<" that starts no such tag) is left
+# to the stdlib parser.
 _TAG = re.compile(
     r"""<([a-zA-Z][a-zA-Z0-9]*)((?:\s+[^\s/>"'=<]+(?:\s*=\s*(?:"[^"]*"|'[^']*'))?)*)\s*(/?)>|</([a-zA-Z][a-zA-Z0-9]*)\s*>"""
 )
@@ -65,8 +65,8 @@ _RAW_TEXT = frozenset({"script", "style"})
 
 
 def _extract_simple_markup(body: str, extractor: _TextExtractor) -> bool:
-    """Makes the handler calls the stdlib parser would make, if `body` is plain tags and text; False when it holds
-    anything else (the extractor may then hold part of it: start again with a new one)."""
+    """Makes the handler calls the stdlib parser would make, if `body` is plain tags and text; False when it
+    holds anything else (the extractor may then hold part of it: start again with a new one)."""
     position = 0
     for match in _TAG.finditer(body):
         text = body[position : match.start()]
@@ -110,8 +110,9 @@ def _extract_simple_markup(body: str, extractor: _TextExtractor) -> bool:
 
 def html_to_text(body: str) -> str:
     """The plain-text part derived from an HTML body: block breaks kept, links as `text (url)`."""
-    # Every email sent comes through here: plain markup is tokenized with two regular expressions, several times
-    # cheaper than the stdlib parser, into the same handler calls (tests/mail/test_html.py compares the two).
+    # Every email sent comes through here: plain markup is tokenized with two regular expressions, several
+    # times cheaper than the stdlib parser, into the same handler calls (tests/mail/test_html.py compares the
+    # two).
     parser = _TextExtractor()
     if not _extract_simple_markup(body, parser):
         parser = _TextExtractor()

@@ -1,4 +1,5 @@
-"""IMAP over aioimaplib: connect (implicit TLS, STARTTLS or plain), log in (password or XOAUTH2). No database."""
+"""IMAP over aioimaplib: connect (implicit TLS, STARTTLS or plain), log in (password or XOAUTH2). No
+database."""
 
 from __future__ import annotations
 
@@ -38,9 +39,9 @@ def _words(response: aioimaplib.Response) -> str:
 
 
 class _XOAuth2Command(Command):
-    """AUTHENTICATE XOAUTH2 with the initial response. On a bad token the server (Gmail, Outlook, Dovecot) sends a
-    continuation holding a JSON error and waits; RFC 7628 says answer with an empty line, then the NO follows.
-    aioimaplib's own xoauth2() never answers, so a rejected token would hang until the timeout."""
+    """AUTHENTICATE XOAUTH2 with the initial response. On a bad token the server (Gmail, Outlook, Dovecot)
+    sends a continuation holding a JSON error and waits; RFC 7628 says answer with an empty line, then the NO
+    follows. aioimaplib's own xoauth2() never answers, so a rejected token would hang until the timeout."""
 
     def __init__(self, protocol: aioimaplib.IMAP4ClientProtocol, user: str, token: str):
         self.sasl = base64.b64encode(f"user={user}\1auth=Bearer {token}\1\1".encode()).decode("ascii")
@@ -75,7 +76,8 @@ async def _xoauth2(client: aioimaplib.IMAP4, user: str, token: str) -> aioimapli
 
 
 async def _starttls(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str | None) -> None:
-    """RFC 3501 STARTTLS, which aioimaplib lacks: upgrade the transport in place, then re-read capabilities."""
+    """RFC 3501 STARTTLS, which aioimaplib lacks: upgrade the transport in place, then re-read
+    capabilities."""
     protocol = client.protocol
     if "STARTTLS" not in protocol.capabilities:
         raise MailConnectionError(SIDE, "tls", endpoint, "the server does not offer STARTTLS")
@@ -93,8 +95,8 @@ async def _starttls(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file: str |
 
 
 async def _connect_and_login(client: _PinnedIMAP4, endpoint: Endpoint, ca_file: str | None) -> None:
-    """Greeting, STARTTLS and login; a server hanging up meanwhile fails at once (aioimaplib itself would wait for
-    an answer on a closed connection until the timeout)."""
+    """Greeting, STARTTLS and login; a server hanging up meanwhile fails at once (aioimaplib itself would wait
+    for an answer on a closed connection until the timeout)."""
     login = asyncio.ensure_future(_greet_and_login(client, endpoint, ca_file))
     try:
         await asyncio.wait({login, client.lost}, return_when=asyncio.FIRST_COMPLETED)
@@ -131,8 +133,8 @@ async def _greet_and_login(client: aioimaplib.IMAP4, endpoint: Endpoint, ca_file
 
 
 class _PinnedIMAP4(aioimaplib.IMAP4):
-    """aioimaplib's client on a connection of ours: the address policy is applied and the checked address dialled
-    (see connect_socket), while TLS still verifies the certificate against the host name."""
+    """aioimaplib's client on a connection of ours: the address policy is applied and the checked address
+    dialled (see connect_socket), while TLS still verifies the certificate against the host name."""
 
     def __init__(self, endpoint: Endpoint, *, timeout: float, ssl_context, on_lost, allow_private: bool):
         self.endpoint = endpoint
@@ -219,8 +221,8 @@ async def imap_session(
 ) -> AsyncIterator[aioimaplib.IMAP4]:
     """An authenticated aioimaplib client (state AUTH); logged out on exit.
 
-    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError. Loopback and
-    private addresses are dialled only with `allow_private` (IMAIL_MAIL_ALLOW_PRIVATE).
+    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError.
+    Loopback and private addresses are dialled only with `allow_private` (IMAIL_MAIL_ALLOW_PRIVATE).
     """
     client = _new_client(endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private)
     try:
@@ -373,7 +375,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 class ImapCommandError(Exception):
-    """The server answered NO or BAD to a command on an open session (a protocol problem, not a login problem)."""
+    """The server answered NO or BAD to a command on an open session (a protocol problem, not a login
+    problem)."""
 
     def __init__(self, command: str, response: aioimaplib.Response):
         self.command = command
@@ -399,8 +402,9 @@ async def open_client(
     on_lost: Callable[[Exception | None], None] | None = None,
     allow_private: bool = False,
 ) -> aioimaplib.IMAP4:
-    """An authenticated client that the caller keeps (a pool) and ends with `close_client`. `on_lost` is called
-    when the connection drops. Connecting and logging in are bounded by `timeout`; failures raise MailConnectionError."""
+    """An authenticated client that the caller keeps (a pool) and ends with `close_client`. `on_lost` is
+    called when the connection drops. Connecting and logging in are bounded by `timeout`; failures raise
+    MailConnectionError."""
     client = _new_client(
         endpoint, timeout=timeout, ca_file=ca_file, on_lost=on_lost, allow_private=allow_private
     )
@@ -511,7 +515,8 @@ def _uids(response: aioimaplib.Response) -> list[int]:
 
 
 async def uids_from(client: aioimaplib.IMAP4, first_uid: int, *, timeout: float) -> list[int]:
-    """The UIDs at or above `first_uid`, ascending (`n:*` also names the last message when none is above: dropped)."""
+    """The UIDs at or above `first_uid`, ascending (`n:*` also names the last message when none is above:
+    dropped)."""
     async with asyncio.timeout(timeout):
         response = await client.uid_search("UID", f"{max(1, first_uid)}:*", charset=None)
     if response.result != "OK":
@@ -568,7 +573,8 @@ def parse_fetch(lines: list) -> list[tuple[int, bytes]]:
 async def fetch_messages(
     client: aioimaplib.IMAP4, uids: list[int], *, timeout: float
 ) -> list[tuple[int, bytes]]:
-    """The raw messages with these UIDs, ascending; BODY.PEEK so nothing is marked \\Seen. Expunged ones are absent."""
+    """The raw messages with these UIDs, ascending; BODY.PEEK so nothing is marked \\Seen. Expunged ones are
+    absent."""
     if not uids:
         return []
     async with asyncio.timeout(timeout):
@@ -580,14 +586,15 @@ async def fetch_messages(
 
 
 async def idle_start(client: aioimaplib.IMAP4, *, timeout: float, refresh: float) -> asyncio.Future:
-    """Enter IDLE on the selected folder; the future ends when IDLE does. After `refresh` seconds aioimaplib queues
-    a stop marker for `wait_push` (RFC 2177: re-issue IDLE at least every 29 minutes)."""
+    """Enter IDLE on the selected folder; the future ends when IDLE does. After `refresh` seconds aioimaplib
+    queues a stop marker for `wait_push` (RFC 2177: re-issue IDLE at least every 29 minutes)."""
     async with asyncio.timeout(timeout):
         return await client.idle_start(timeout=refresh)
 
 
 async def wait_push(client: aioimaplib.IMAP4, *, timeout: float) -> list[bytes] | None:
-    """The next untagged lines the server pushed during IDLE, or None when the refresh time came (or `timeout`)."""
+    """The next untagged lines the server pushed during IDLE, or None when the refresh time came (or
+    `timeout`)."""
     try:
         pushed = await client.wait_server_push(timeout=timeout)
     except TimeoutError:

@@ -24,9 +24,9 @@ _BOUNDARY_ALPHABET = string.ascii_letters + string.digits
 
 
 def make_boundary() -> str:
-    """A boundary shaped like Thunderbird's (twelve dashes, 24 random letters and digits): nothing in it names the
-    software that sent the message, a fingerprint filters could learn. 24 random characters (~143 bits) never
-    occur in a part by chance."""
+    """A boundary shaped like Thunderbird's (twelve dashes, 24 random letters and digits): nothing in it names
+    the software that sent the message, a fingerprint filters could learn. 24 random characters (~143 bits)
+    never occur in a part by chance."""
     return "-" * 12 + "".join(secrets.choice(_BOUNDARY_ALPHABET) for _ in range(24))
 
 

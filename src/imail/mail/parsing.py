@@ -446,7 +446,8 @@ _SEPARATOR = re.compile(
 _UNDERSCORES = re.compile(r"^_{8,}$")
 _OUTLOOK_FROM = re.compile(r"^(from|von|de|da|van|od|fra|fran)\s*:\s*\S")
 _OUTLOOK_SENT = re.compile(
-    r"^(sent|gesendet|envoye|enviad[oa]( em| el)?|inviato|verzonden|verstuurd|date|datum|fecha|data|skickat|sendt)\s*:"
+    r"^(sent|gesendet|envoye|enviad[oa]( em| "
+    r"el)?|inviato|verzonden|verstuurd|date|datum|fecha|data|skickat|sendt)\s*:"
 )
 _OUTLOOK_OTHER = re.compile(
     r"^(to|an|a|para|aan|till|til|subject|betreff|objet|asunto|assunto|oggetto|onderwerp|amne|emne)\s*:"
@@ -455,7 +456,8 @@ _MOBILE = re.compile(
     r"^(sent from my|sent from (outlook|mail|yahoo)|get outlook for|sent via|sent with|"
     r"von meinem .{0,40}gesendet|gesendet von meinem|gesendet mit|"
     r"envoye de mon|envoye depuis|enviado desde|enviado con|inviato da|"
-    r"verzonden (vanaf|met) mijn|verstuurd (vanaf|met) mijn|enviado do meu|enviado de meu|obter o outlook para|"
+    r"verzonden (vanaf|met) mijn|verstuurd (vanaf|met) mijn|enviado do meu|enviado de meu|obter o outlook "
+    r"para|"
     r"obtener outlook para|outlook (fur|pour|para|per|voor) (ios|android))"
 )
 _VALEDICTION = re.compile(
@@ -472,7 +474,8 @@ _VALEDICTION = re.compile(
 # Thanks can be the message itself ("Thanks!"), so it only counts as a sign-off right before a short name.
 _THANKS = re.compile(
     r"^(thanks|thank you|thanks again|many thanks|thx|danke|vielen dank|danke schon|merci|merci beaucoup|"
-    r"gracias|muchas gracias|grazie|grazie mille|obrigado|obrigada|muito obrigado|bedankt|dank je|dank u)[\s,.!-]*$"
+    r"gracias|muchas gracias|grazie|grazie mille|obrigado|obrigada|muito obrigado|bedankt|dank je|dank "
+    r"u)[\s,.!-]*$"
 )
 
 
@@ -555,17 +558,20 @@ def _extract_reply_text(text: str) -> str:
     return _strip_signature_block(_strip_valediction(_strip_disclaimer(out)))
 
 
-# A legal footer ("if you are not the intended recipient, notify the sender and delete this message") is boilerplate
-# the sender never typed; its "delete" and "do not copy" read like an opt-out to a classifier. A paragraph is one
-# when it opens with such a heading, or holds two or more of these cues (folded: lower case, no accents).
+# A legal footer ("if you are not the intended recipient, notify the sender and delete this message") is
+# boilerplate the sender never typed; its "delete" and "do not copy" read like an opt-out to a classifier. A
+# paragraph is one when it opens with such a heading, or holds two or more of these cues (folded: lower case,
+# no accents).
 _DISCLAIMER_HEADING = re.compile(
     r"^\W*(confidentiality notice|confidentiality|disclaimer|legal notice|privileged (and|&) confidential|"
-    r"vertraulichkeitshinweis|haftungsausschluss|avis de confidentialite|aviso legal|aviso de confidencialidad|"
+    r"vertraulichkeitshinweis|haftungsausschluss|avis de confidentialite|aviso legal|aviso de "
+    r"confidencialidad|"
     r"aviso de confidencialidade|vertrouwelijkheid|disclaimer|avvertenza|informativa sulla riservatezza|"
     r"riservatezza)\b"
 )
 _DISCLAIMER_CUES = re.compile(
-    r"confidential|privileged|intended (solely )?(only )?for|intended recipient|addressee|received (this|it) in error|"
+    r"confidential|privileged|intended (solely )?(only )?for|intended recipient|addressee|received "
+    r"(this|it) in error|"
     r"by mistake|notify the sender|delete (this|the|it)|destroy (this|all)|prohibited|"
     r"vertraulich|empfanger|irrtumlich|den absender|vernichten|loschen sie diese|"
     r"confidentiel|destinataire|par erreur|l'expediteur|detruire|"
@@ -617,13 +623,14 @@ def _strip_valediction(lines: list[str]) -> str:
     return re.sub(r"\n{3,}", "\n\n", joined)
 
 
-# A signature's first line: a name, one to four words that start with a capital letter ("Robin Meyer", "M. Ferreira").
+# A signature's first line: a name, one to four words that start with a capital letter ("Robin Meyer", "M.
+# Ferreira").
 _NAME_LINE = re.compile(r"^[^\W\d_][\w'’.-]*(?: [^\W\d_][\w'’.-]*){0,3}$")
 
 
 def _strip_signature_block(text: str) -> str:
-    """Cut a signature block without a sign-off: the last paragraph, if it is at most five short lines opening with
-    a name (title, company, phone below it) and the reply has text before it."""
+    """Cut a signature block without a sign-off: the last paragraph, if it is at most five short lines opening
+    with a name (title, company, phone below it) and the reply has text before it."""
     paragraphs = re.split(r"\n[ \t]*\n", text)
     if len(paragraphs) < 2:
         return text

@@ -1,6 +1,7 @@
 """What an SMTP refusal during submission means for the email and for the inbox that sent it. No database.
 
-- `throttled`: the server asks this sender to slow down: any 421, and a 4.7.x that is not greylisting. The inbox
+- `throttled`: the server asks this sender to slow down: any 421, and a 4.7.x that is not greylisting. The
+inbox
   backs off; the email waits for it, not counted as an attempt.
 - `greylisted`: 450/451 greylisting (wording, or the classic `451 4.7.1`): retried after a delay.
 - `retry`: any other 4xx: retried after a delay, a bounded number of times.

@@ -25,8 +25,8 @@ SIDE = "smtp"
 
 
 def _library_words(error: BaseException) -> bool:
-    """aiosmtplib's own messages ("SMTP STARTTLS extension not supported by server."); its response exceptions carry
-    the server's text instead, and a line that is no SMTP reply at all comes quoted in one (code -1)."""
+    """aiosmtplib's own messages ("SMTP STARTTLS extension not supported by server."); its response exceptions
+    carry the server's text instead, and a line that is no SMTP reply at all comes quoted in one (code -1)."""
     return isinstance(error, aiosmtplib.SMTPException) and not isinstance(
         error, (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused)
     )
@@ -37,17 +37,20 @@ def describe(exc: BaseException) -> str:
 
 
 def _is_reply(exc: aiosmtplib.SMTPResponseException) -> bool:
-    """Whether the server answered with an SMTP reply at all (aiosmtplib reports a malformed line as code -1)."""
+    """Whether the server answered with an SMTP reply at all (aiosmtplib reports a malformed line as code
+    -1)."""
     return 200 <= exc.code < 600
 
 
 def _response_words(exc: aiosmtplib.SMTPResponseException) -> str:
-    """A refusal as the server put it: quoted only when it was an SMTP reply, from a server that greeted as one."""
+    """A refusal as the server put it: quoted only when it was an SMTP reply, from a server that greeted as
+    one."""
     return f"{exc.code} {exc.message}"
 
 
 def _client(endpoint: Endpoint, timeout: float, ca_file: str | None) -> aiosmtplib.SMTP:
-    """The client, connected later on a socket of ours (see _open): `hostname` only names the server for TLS."""
+    """The client, connected later on a socket of ours (see _open): `hostname` only names the server for
+    TLS."""
     return aiosmtplib.SMTP(
         hostname=endpoint.host,
         use_tls=endpoint.security == "ssl",
@@ -117,8 +120,9 @@ async def smtp_session(
 ) -> AsyncIterator[aiosmtplib.SMTP]:
     """A connected, TLS-secured (unless security is none) and authenticated client; closed on exit.
 
-    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError. Loopback and
-    private addresses are dialled only with `allow_private` (IMAIL_MAIL_ALLOW_PRIVATE); see connect_socket.
+    Connecting and logging in are bounded by `timeout` as a whole; failures raise MailConnectionError.
+    Loopback and private addresses are dialled only with `allow_private` (IMAIL_MAIL_ALLOW_PRIVATE); see
+    connect_socket.
     """
     client = _client(endpoint, timeout, ca_file)
     try:

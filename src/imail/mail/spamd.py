@@ -1,6 +1,6 @@
-"""A client for SpamAssassin's spamd (the SPAMC/1.5 protocol: one request per connection, a command line, headers,
-a blank line and the message; the answer likewise). `REPORT` is the command used: its answer carries the score,
-the threshold and the table of rules that fired with their points."""
+"""A client for SpamAssassin's spamd (the SPAMC/1.5 protocol: one request per connection, a command line,
+headers, a blank line and the message; the answer likewise). `REPORT` is the command used: its answer carries
+the score, the threshold and the table of rules that fired with their points."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ class SpamdAddress:
 
 
 async def report(address: SpamdAddress, message: bytes, timeout: float) -> Report:
-    """Scores one message (RFC 5322 bytes); raises SpamdError when spamd is unreachable or its answer unreadable."""
+    """Scores one message (RFC 5322 bytes); raises SpamdError when spamd is unreachable or its answer
+    unreadable."""
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(address.host, address.port)
@@ -97,8 +98,8 @@ def parse_report(answer: bytes) -> Report:
 
 
 def _rules(text: str) -> list[Rule]:
-    """The rows of the report's table, which starts after its dashed rule line; a long description continues on
-    lines indented past the name column."""
+    """The rows of the report's table, which starts after its dashed rule line; a long description continues
+    on lines indented past the name column."""
     rules: list[Rule] = []
     in_table = False
     for line in text.split("\n"):

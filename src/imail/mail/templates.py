@@ -24,8 +24,9 @@ from typing import Any
 BUILTIN_VARIABLES: tuple[str, ...] = ("email", "first_name", "last_name", "company", "title")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 ESCAPABLE = "{}|"
-# Groups and spintax nest at most this deep. The parser and the renderer recurse once per level, so the bound is
-# what keeps a body nested hundreds deep a 400 instead of a RecursionError; real templates nest two or three.
+# Groups and spintax nest at most this deep. The parser and the renderer recurse once per level, so the bound
+# is what keeps a body nested hundreds deep a 400 instead of a RecursionError; real templates nest two or
+# three.
 MAX_NESTING = 20
 
 
@@ -196,8 +197,9 @@ class _Parser:
 
 @lru_cache(maxsize=4096)
 def parse(source: str) -> Template:
-    """Parse a template; raises TemplateError naming the position of the first problem. Templates are immutable
-    and a campaign's few step texts are rendered for every lead, so each text is parsed once per process."""
+    """Parse a template; raises TemplateError naming the position of the first problem. Templates are
+    immutable and a campaign's few step texts are rendered for every lead, so each text is parsed once per
+    process."""
     return Template(source, _Parser(source).parse())
 
 
@@ -207,8 +209,10 @@ def check(source: str, known: set[str] | frozenset[str]) -> Template:
     for var in template.variables():
         if var.fallback is None and var.name not in known:
             raise TemplateError(
-                f"unknown variable {{{{{var.name}}}}}: it is not a lead field ({', '.join(BUILTIN_VARIABLES)}) "
-                f"nor one of the campaign's custom_variables; declare it in custom_variables or give a fallback "
+                f"unknown variable {{{{{var.name}}}}}: it is not a lead field "
+                f"({', '.join(BUILTIN_VARIABLES)}) "
+                "nor one of the campaign's custom_variables; declare it in custom_variables or give a "
+                "fallback "
                 f"like {{{{{var.name}|…}}}}",
                 *_locate(source, var.position - 1),
             )

@@ -1,4 +1,5 @@
-"""Analytics rollups: daily counters maintained in the same transaction as each event (imail.analytics.rollups).
+"""Analytics rollups: daily counters maintained in the same transaction as each event
+(imail.analytics.rollups).
 
 Key columns use '' / 0 for "none" (a NULL would make every row distinct under the unique key)."""
 
@@ -65,7 +66,8 @@ class AnalyticsDaily(TenantMixin, Base):
 
 class AnalyticsCampaignDaily(TenantMixin, Base):
     """The same counts without the inbox: per (workspace, ledger, campaign, day UTC, step, variant). What the
-    campaign, workspace and funnel reads sum (an inbox multiplies the rows; only the inbox report needs it)."""
+    campaign, workspace and funnel reads sum (an inbox multiplies the rows; only the inbox report needs
+    it)."""
 
     __tablename__ = "analytics_campaign_daily"
     __tenant_key__ = "day"
@@ -99,8 +101,8 @@ class AnalyticsCampaignDaily(TenantMixin, Base):
 
 
 class AnalyticsRef(TenantMixin, Base):
-    """What the rollups remember per sent email / reply: the key its later events count under, whether its first
-    human open / click has been counted, and a reply's current label (so a relabel moves the count)."""
+    """What the rollups remember per sent email / reply: the key its later events count under, whether its
+    first human open / click has been counted, and a reply's current label (so a relabel moves the count)."""
 
     __tablename__ = "analytics_refs"
     __tenant_key__ = "ref_id"

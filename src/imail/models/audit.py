@@ -1,5 +1,5 @@
-"""The audit log: every change made through the API (a 2xx POST, PUT, PATCH or DELETE) or the CLI, per workspace
-and ledger. Who, what, when and from where; never a request body (secrets travel in bodies)."""
+"""The audit log: every change made through the API (a 2xx POST, PUT, PATCH or DELETE) or the CLI, per
+workspace and ledger. Who, what, when and from where; never a request body (secrets travel in bodies)."""
 
 from __future__ import annotations
 

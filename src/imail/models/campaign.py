@@ -40,8 +40,9 @@ class Campaign(IdMixin, TimestampMixin, TenantMixin, Base):
     include_footer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Names of the lead custom_variables the steps may use without a fallback.
     custom_variables: Mapped[list[str]] = mapped_column(JSONType)
-    # Leads whose last verification found them invalid ("invalid"), or invalid or risky ("risky"), are not emailed:
-    # their sequence stops (see imail.sending.service). "none": verification results are not looked at.
+    # Leads whose last verification found them invalid ("invalid"), or invalid or risky ("risky"), are not
+    # emailed: their sequence stops (see imail.sending.service). "none": verification results are not looked
+    # at.
     skip_verification: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
 
 

@@ -90,9 +90,9 @@ class Inbox(IdMixin, TimestampMixin, TenantMixin, TrackingDomainColumns, Base):
     last_read_error_at: Mapped[datetime | None] = mapped_column()
     read_crash_logged: Mapped[str | None] = mapped_column(String(64))
 
-    # Campaign sending paused (imail.inboxes.pausing): by bounce protection, an SMTP policy rejection (5.7.x) or by
-    # hand; the sending engine skips the inbox until it is resumed. `sending_resumed_at` starts bounce protection's
-    # window again: only emails claimed after it count.
+    # Campaign sending paused (imail.inboxes.pausing): by bounce protection, an SMTP policy rejection (5.7.x)
+    # or by hand; the sending engine skips the inbox until it is resumed. `sending_resumed_at` starts bounce
+    # protection's window again: only emails claimed after it count.
     sending_paused_at: Mapped[datetime | None] = mapped_column()
     sending_paused_reason: Mapped[str | None] = mapped_column(
         String(16)
@@ -104,15 +104,16 @@ class Inbox(IdMixin, TimestampMixin, TenantMixin, TrackingDomainColumns, Base):
     def sending_paused(self) -> bool:
         return self.sending_paused_at is not None
 
-    # The submission server throttling this inbox (421, 4.7.x "slow down"): no sends until `send_backoff_until`,
-    # the wait doubling with each throttle that follows soon after the last (imail.inboxes.backoff).
+    # The submission server throttling this inbox (421, 4.7.x "slow down"): no sends until
+    # `send_backoff_until`, the wait doubling with each throttle that follows soon after the last
+    # (imail.inboxes.backoff).
     send_backoff_until: Mapped[datetime | None] = mapped_column()
     send_backoff_reason: Mapped[str | None] = mapped_column(Text)
     send_backoffs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    # The Sent folder (imail.inboxes.sent_folder): `auto` appends what imail sends to Sent when the provider turned
-    # out not to file SMTP submissions itself (`sent_filed_by_provider`, learned after the first sends; None: not
-    # known yet); `append` always appends, `provider` never does.
+    # The Sent folder (imail.inboxes.sent_folder): `auto` appends what imail sends to Sent when the provider
+    # turned out not to file SMTP submissions itself (`sent_filed_by_provider`, learned after the first sends;
+    # None: not known yet); `append` always appends, `provider` never does.
     sent_folder_mode: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
     sent_filed_by_provider: Mapped[bool | None] = mapped_column(Boolean)
 

@@ -1,9 +1,9 @@
 """Background jobs: long work (a big CSV import, a verification run) done by the workers in chunks.
 
-A job's input is stored as numbered chunks (`job_items`), in the database so that any worker on any machine can
-take the job over. A worker claims a job under a lease; each chunk is processed, deleted and counted in the job's
-progress in one transaction that also renews the lease, so a worker that dies leaves the job exactly where its
-last committed chunk left it: the next worker to claim it carries on from the next chunk."""
+A job's input is stored as numbered chunks (`job_items`), in the database so that any worker on any machine
+can take the job over. A worker claims a job under a lease; each chunk is processed, deleted and counted in
+the job's progress in one transaction that also renews the lease, so a worker that dies leaves the job exactly
+where its last committed chunk left it: the next worker to claim it carries on from the next chunk."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ class Job(IdMixin, TimestampMixin, TenantMixin, Base):
 
 
 class JobItem(Base):
-    """One chunk of a job's input, deleted in the transaction that processes it: the rows left are the work left."""
+    """One chunk of a job's input, deleted in the transaction that processes it: the rows left are the work
+    left."""
 
     __tablename__ = "job_items"
 

@@ -90,8 +90,8 @@ class Lead(IdMixin, TimestampMixin, TenantMixin, Base):
 
 
 class LeadTag(TenantMixin, Base):
-    """One tag of one lead, normalized (leads.tags): a row per tag, so that filtering by tag is an indexed look-up
-    on both backends rather than a scan through a JSON column."""
+    """One tag of one lead, normalized (leads.tags): a row per tag, so that filtering by tag is an indexed
+    look-up on both backends rather than a scan through a JSON column."""
 
     __tablename__ = "lead_tags"
     # The tenant index is (workspace_id, livemode, tag): "the leads tagged x" in one ledger.

@@ -12,8 +12,9 @@ from imail.models.base import ID_LENGTH, Base
 
 
 class MailboxCursor(Base):
-    """The last UID read in one folder of one inbox, valid for one UIDVALIDITY (RFC 3501 §2.3.1.1): a UID means
-    nothing once the server changes the folder's UIDVALIDITY, so the reader then finds its place again by date."""
+    """The last UID read in one folder of one inbox, valid for one UIDVALIDITY (RFC 3501 §2.3.1.1): a UID
+    means nothing once the server changes the folder's UIDVALIDITY, so the reader then finds its place again
+    by date."""
 
     __tablename__ = "mailbox_cursors"
 
@@ -25,7 +26,8 @@ class MailboxCursor(Base):
     )  # as the server lists it (modified UTF-7)
     uidvalidity: Mapped[int] = mapped_column(BigInteger)  # 32-bit unsigned on the wire
     last_uid: Mapped[int] = mapped_column(BigInteger)
-    # When the reader last caught up with the whole folder: the horizon it searches back to after a UIDVALIDITY change.
+    # When the reader last caught up with the whole folder: the horizon it searches back to after a
+    # UIDVALIDITY change.
     synced_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
 
@@ -49,9 +51,9 @@ class MailboxPoll(Base):
 
 
 class InboundReceipt(Base):
-    """One inbound message the reader acted on (a reply, auto-reply, bounce or delivery report matched to one of our
-    emails): the same message read again — from another folder, another inbox, or after a UIDVALIDITY change — is
-    recognised by its key and never acted on twice."""
+    """One inbound message the reader acted on (a reply, auto-reply, bounce or delivery report matched to one
+    of our emails): the same message read again — from another folder, another inbox, or after a UIDVALIDITY
+    change — is recognised by its key and never acted on twice."""
 
     __tablename__ = "inbound_receipts"
     __table_args__ = (Index(None, "message_id", "kind"),)

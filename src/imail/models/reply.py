@@ -1,5 +1,5 @@
-"""Replies: messages in a lead's thread after our emails — what the lead (or a machine on their behalf) wrote back,
-read over IMAP, and our own answers sent with `POST /v1/leads/{id}/reply`."""
+"""Replies: messages in a lead's thread after our emails — what the lead (or a machine on their behalf) wrote
+back, read over IMAP, and our own answers sent with `POST /v1/leads/{id}/reply`."""
 
 from __future__ import annotations
 

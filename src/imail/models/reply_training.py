@@ -13,8 +13,8 @@ from imail.models.base import ID_LENGTH, Base, IdMixin, TenantMixin
 
 
 class ReplyLabelCorrection(IdMixin, TenantMixin, Base):
-    """One label correction, kept with the text it labelled so that it outlives the reply (a deleted lead takes its
-    replies with it; the lesson stays)."""
+    """One label correction, kept with the text it labelled so that it outlives the reply (a deleted lead
+    takes its replies with it; the lesson stays)."""
 
     __tablename__ = "reply_label_corrections"
     id_prefix = "rlc"

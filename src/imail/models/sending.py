@@ -73,7 +73,8 @@ class MessageStatus(StrEnum):
 
 
 class Message(IdMixin, TenantMixin, Base):
-    """One email of a sequence. (lead, step) is unique: the database itself refuses a second send of a step."""
+    """One email of a sequence. (lead, step) is unique: the database itself refuses a second send of a
+    step."""
 
     __tablename__ = "messages"
     id_prefix = "msg"

@@ -1,4 +1,5 @@
-"""When each tracking link last produced an event, so that a burst of hits is one event (see tracking.service)."""
+"""When each tracking link last produced an event, so that a burst of hits is one event (see
+tracking.service)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class TrackingDomainStatus(StrEnum):
 
 
 class TrackingDomainColumns:
-    """A custom tracking domain, on a workspace and (overriding it) on an inbox; see imail.tracking_domains."""
+    """A custom tracking domain, on a workspace and (overriding it) on an inbox; see
+    imail.tracking_domains."""
 
     tracking_domain: Mapped[str | None] = mapped_column(String(253), index=True)
     tracking_domain_status: Mapped[str | None] = mapped_column(String(16))

@@ -1,5 +1,5 @@
-"""Warmup: each inbox's ramp settings and pause state, one row per warmup email (the sender's record of where it
-landed), and daily counts per inbox (what the inbox analytics report and health_score read)."""
+"""Warmup: each inbox's ramp settings and pause state, one row per warmup email (the sender's record of where
+it landed), and daily counts per inbox (what the inbox analytics report and health_score read)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ class Placement(StrEnum):
 
 
 class InboxWarmup(TenantMixin, Base):
-    """One inbox's ramp (settable through the API) and its pause bookkeeping. Absent until warmup is first started
-    or configured; the defaults below apply then."""
+    """One inbox's ramp (settable through the API) and its pause bookkeeping. Absent until warmup is first
+    started or configured; the defaults below apply then."""
 
     __tablename__ = "inbox_warmup"
     __tenant_key__ = "inbox_id"
@@ -74,7 +74,8 @@ class InboxWarmup(TenantMixin, Base):
 
 
 class WarmupMessage(IdMixin, TenantMixin, Base):
-    """One warmup email, owned by its sender's workspace and ledger; the recipient's reader fills in `placement`."""
+    """One warmup email, owned by its sender's workspace and ledger; the recipient's reader fills in
+    `placement`."""
 
     __tablename__ = "warmup_messages"
     id_prefix = "wrm"
@@ -115,8 +116,8 @@ WARMUP_COUNTERS = ("sent", "replies_sent", "inbox", "spam", "replies_received", 
 
 
 class WarmupDaily(TenantMixin, Base):
-    """Per inbox and UTC day (of the send): warmup emails started (`sent`) and replies sent, where they landed, the
-    replies that came back, and bounces. Written in the same transaction as each change."""
+    """Per inbox and UTC day (of the send): warmup emails started (`sent`) and replies sent, where they
+    landed, the replies that came back, and bounces. Written in the same transaction as each change."""
 
     __tablename__ = "warmup_daily"
     __tenant_key__ = "day"

@@ -27,7 +27,7 @@ class Workspace(IdMixin, TimestampMixin, TrackingDomainColumns, Base):
     rate_limit_burst: Mapped[int | None] = mapped_column(Integer)
     # Where operator notices go (deprecation warnings): the workspace's technical contact.
     contact_email: Mapped[str | None] = mapped_column(String(320))
-    # The footer campaigns with include_footer add to every email: the sender's postal address (CAN-SPAM) and the
-    # opt-out line (a template that may use {{unsubscribe_url}}; empty: the default line).
+    # The footer campaigns with include_footer add to every email: the sender's postal address (CAN-SPAM) and
+    # the opt-out line (a template that may use {{unsubscribe_url}}; empty: the default line).
     postal_address: Mapped[str | None] = mapped_column(String(500))
     footer_text: Mapped[str | None] = mapped_column(String(1000))

@@ -1,15 +1,16 @@
 """Reply classification without network or downloads: phrase rules first, then a logistic regression model.
 
-The model (`imail.replies.model`) is trained by `python -m imail.replies.train` on the labelled replies shipped in
-`imail/replies/data/train.jsonl` (English, German, French, Spanish, Portuguese, Dutch, Italian) and ships as
-`imail/replies/data/model.json.gz`; nothing is trained when the server starts. A workspace can have its own model,
-fitted on that corpus plus its label corrections (`imail replies train --workspace …`, see
+The model (`imail.replies.model`) is trained by `python -m imail.replies.train` on the labelled replies
+shipped in `imail/replies/data/train.jsonl` (English, German, French, Spanish, Portuguese, Dutch, Italian) and
+ships as `imail/replies/data/model.json.gz`; nothing is trained when the server starts. A workspace can have
+its own model, fitted on that corpus plus its label corrections (`imail replies train --workspace …`, see
 `imail.replies.training`); the shipped model stays the default.
 
-`confidence` is the model's calibrated probability of its label, a fixed 0.95 when a phrase rule decided, or 0.97
-for an out-of-office auto-reply. `unsubscribe` is the safety net: set when the label is `unsubscribe_request`, and
-also when another label won but the model still gives an unsubscribe reading at least `UNSUBSCRIBE_THRESHOLD`
-probability (the address is suppressed either way: losing an opt-out is a compliance failure).
+`confidence` is the model's calibrated probability of its label, a fixed 0.95 when a phrase rule decided, or
+0.97 for an out-of-office auto-reply. `unsubscribe` is the safety net: set when the label is
+`unsubscribe_request`, and also when another label won but the model still gives an unsubscribe reading at
+least `UNSUBSCRIBE_THRESHOLD` probability (the address is suppressed either way: losing an opt-out is a
+compliance failure).
 """
 
 from __future__ import annotations
@@ -168,9 +169,9 @@ def fit_model(
     settings: TrainingSettings | None = None,
     temperature: float | None = None,
 ) -> LogisticModel:
-    """A model fitted on `examples` (each text's quoted history and signature cut first, as at classification).
-    Without a `temperature`, one fifth of the examples (whole groups) is set aside to fit it, then the model is
-    refitted on all."""
+    """A model fitted on `examples` (each text's quoted history and signature cut first, as at
+    classification). Without a `temperature`, one fifth of the examples (whole groups) is set aside to fit it,
+    then the model is refitted on all."""
     texts = [extract_reply_text(e.text) for e in examples]
     labels = [e.label for e in examples]
     if temperature is None:

@@ -1,6 +1,6 @@
-"""What a reply's label does to its lead: the interest status (which the funnel counts) and, for an unsubscribe
-request, the suppression list. Shared by the IMAP reader (a fresh classification) and `PATCH /v1/replies/{id}`
-(a correction)."""
+"""What a reply's label does to its lead: the interest status (which the funnel counts) and, for an
+unsubscribe request, the suppression list. Shared by the IMAP reader (a fresh classification) and `PATCH
+/v1/replies/{id}` (a correction)."""
 
 from __future__ import annotations
 
@@ -39,12 +39,13 @@ async def apply_label(
     unsubscribe: bool = False,
     message: Message | None = None,
 ) -> None:
-    """Set the lead's interest status from a reply's label. `previous` is the label being corrected: a correction
-    to `neutral` clears the interest status that label had set (if nothing changed it since). An unsubscribe request
-    suppresses the address (every campaign of the workspace) and stops the sequence; correcting it away later does
-    not lift the suppression (DELETE /v1/suppressions/{id} does). `unsubscribe` is the classifier's safety net: the
-    reply also reads as an opt-out, so the address is suppressed whatever the label. The first opt-out of an
-    address fires `lead.unsubscribed` (source `reply`), naming `message`, the email replied to, when given."""
+    """Set the lead's interest status from a reply's label. `previous` is the label being corrected: a
+    correction to `neutral` clears the interest status that label had set (if nothing changed it since). An
+    unsubscribe request suppresses the address (every campaign of the workspace) and stops the sequence;
+    correcting it away later does not lift the suppression (DELETE /v1/suppressions/{id} does). `unsubscribe`
+    is the classifier's safety net: the reply also reads as an opt-out, so the address is suppressed whatever
+    the label. The first opt-out of an address fires `lead.unsubscribed` (source `reply`), naming `message`,
+    the email replied to, when given."""
     if lead is None:
         return
     interest = INTEREST_OF_LABEL.get(label)

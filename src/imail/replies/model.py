@@ -1,17 +1,17 @@
 """The reply model: multinomial logistic regression over features that carry across languages, in pure Python.
 
 Features of the folded text (lower case, accents removed, digits as 0, addresses and links as placeholders):
-words, word pairs, character 3–5-grams inside words (shared stems: "interess" in German, Italian and Portuguese),
-and cross-language concepts (`imail.replies.lexicon`: "danke", "obrigado", "bedankt" → thanks) with concept pairs
-("not … interested"). Each reply's feature vector is scaled to unit length, so a long reply is not surer than a
-short one merely for having more words.
+words, word pairs, character 3–5-grams inside words (shared stems: "interess" in German, Italian and
+Portuguese), and cross-language concepts (`imail.replies.lexicon`: "danke", "obrigado", "bedankt" → thanks)
+with concept pairs ("not … interested"). Each reply's feature vector is scaled to unit length, so a long reply
+is not surer than a short one merely for having more words.
 
 Training is averaged stochastic gradient descent (the mean of the weights at the end of each epoch is what
 generalises; no other regularisation is needed at this size), deterministic for a given seed and corpus, in
-plain Python (no numpy: the server trains per-workspace models with `imail replies train`). Weights are kept as
-one row per feature; features whose weights all stay near zero are dropped, which keeps the shipped file small.
-Probabilities are the softmax of the logits divided by a temperature fitted on a held-out part of the corpus
-(`calibrate`), so that a reported confidence of 0.8 is right about 80 % of the time.
+plain Python (no numpy: the server trains per-workspace models with `imail replies train`). Weights are kept
+as one row per feature; features whose weights all stay near zero are dropped, which keeps the shipped file
+small. Probabilities are the softmax of the logits divided by a temperature fitted on a held-out part of the
+corpus (`calibrate`), so that a reported confidence of 0.8 is right about 80 % of the time.
 """
 
 from __future__ import annotations
@@ -189,7 +189,8 @@ class LogisticModel:
         return [e / norm for e in exps]
 
     def calibrate(self, texts: Sequence[str], labels: Sequence[str]) -> float:
-        """Fit the temperature that minimises the negative log-likelihood of `texts` (not seen in training)."""
+        """Fit the temperature that minimises the negative log-likelihood of `texts` (not seen in
+        training)."""
         rows = [
             (self.logits(features(t))[0], self.labels.index(label))
             for t, label in zip(texts, labels, strict=True)

@@ -130,8 +130,8 @@ class WorkspaceCorrections:
         self.workspace_id = workspace_id
 
     async def latest(self) -> list[ReplyLabelCorrection]:
-        """The corrections in force, oldest first: per reply only its newest (a reply relabelled twice teaches its
-        last label once); corrections whose reply is gone are all kept."""
+        """The corrections in force, oldest first: per reply only its newest (a reply relabelled twice teaches
+        its last label once); corrections whose reply is gone are all kept."""
         stmt = (
             select(ReplyLabelCorrection)
             .where(ReplyLabelCorrection.workspace_id == self.workspace_id)
@@ -149,7 +149,8 @@ class WorkspaceCorrections:
 
 
 class ReplyModels:
-    """Per-workspace reply models (not ledger-scoped: one model serves a workspace's live and test replies)."""
+    """Per-workspace reply models (not ledger-scoped: one model serves a workspace's live and test
+    replies)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

@@ -1,4 +1,5 @@
-"""`/v1/replies`: the unified inbox, label corrections; `/v1/leads/{id}/reply`: answer a lead in its thread."""
+"""`/v1/replies`: the unified inbox, label corrections; `/v1/leads/{id}/reply`: answer a lead in its
+thread."""
 
 from __future__ import annotations
 
@@ -75,8 +76,8 @@ async def export_replies(
         Direction | None, Query(description="`inbound` or `outbound`; default: both.")
     ] = None,
 ):
-    """Every matching reply as CSV (the list's filters), oldest first, streamed: its new text (`reply_text`), not
-    the quoted history. Cells a spreadsheet would run as formulas are prefixed with `'`."""
+    """Every matching reply as CSV (the list's filters), oldest first, streamed: its new text (`reply_text`),
+    not the quoted history. Cells a spreadsheet would run as formulas are prefixed with `'`."""
     chunks = service.export_replies(
         request.app.state.database,
         caller.tenant,
@@ -109,7 +110,7 @@ async def update_reply(reply_id: str, body: ReplyUpdate, caller: CallerDep, sess
 async def reply_to_lead(
     lead_id: str, body: LeadReplyCreate, caller: CallerDep, session: SessionDep, ctx: OutboundContextDep
 ):
-    """Answer a lead in its thread, from the inbox that wrote to it (In-Reply-To and References set). Sent over
-    SMTP before this answers (429 while the workspace already has its most mail operations in flight); in test
-    mode recorded without sending."""
+    """Answer a lead in its thread, from the inbox that wrote to it (In-Reply-To and References set). Sent
+    over SMTP before this answers (429 while the workspace already has its most mail operations in flight); in
+    test mode recorded without sending."""
     return await service.answer_lead(session, caller, ctx, lead_id, body)

@@ -20,9 +20,11 @@ UNSUBSCRIBE = re.compile(
     r"\b(do not|don'?t|dont|never) (contact|e-?mail|email|message|write to|reach out to) (me|us)\b|"
     r"\bopt (me )?out\b|\bno (more|further) (e-?mails|emails|messages|contact|mailings)\b|"
     r"\bdelete my (data|details|contact|information|e-?mail|email|address|personal)|"
-    r"\bstop sending (these|them|this|emails|e-?mails|messages)\b|\b(do not|don'?t) send (me|us) (any )?(more|further)\b|"
+    r"\bstop sending (these|them|this|emails|e-?mails|messages)\b|\b(do not|don'?t) send (me|us) (any "
+    r")?(more|further)\b|"
     r"\bprefer not to (receive|get) (these|your|any|more)\b|\bno (longer )?wish to (receive|be contacted)\b|"
-    r"\b(do not|don'?t) want to (receive|get) (any )?(further|more|these|your) (e-?mails|emails|messages|communication)|"
+    r"\b(do not|don'?t) want to (receive|get) (any )?(further|more|these|your) "
+    r"(e-?mails|emails|messages|communication)|"
     r"\bcease (all )?(further )?contact|"
     r"\b(delete|remove) (this|my) (e-?mail |email )?address\b|^\W*stop\W*$|"
     # German
@@ -34,24 +36,30 @@ UNSUBSCRIBE = re.compile(
     r"\bkeine (e-?mails|mails|nachrichten|werbung|zusendungen) mehr\b|"
     r"\bnicht mehr (kontaktieren|anschreiben|zu kontaktieren|anzuschreiben|schreiben)\b|\bhoren sie auf\b|"
     r"\bloschen sie (bitte )?meine\b|"
-    r"\b(kontaktieren|anschreiben|schreiben|mailen|kontakten) sie (mich|mir|uns) (bitte )?nicht (mehr|wieder|erneut)\b|"
+    r"\b(kontaktieren|anschreiben|schreiben|mailen|kontakten) sie (mich|mir|uns) (bitte )?nicht "
+    r"(mehr|wieder|erneut)\b|"
     r"\bentfernen sie (mich|meine)\b|\bstreichen sie mich\b|"
     # French
     r"desabonn|desinscri|\bretirez[- ]moi\b|\bretirer (mon adresse|moi)\b|\bretirez mon adresse\b|"
     r"\bne (plus|jamais) (me )?(contacter|recevoir|ecrire|solliciter|relancer)\b|"
     r"\b(plus|pas) (de |d')(e-?mails|mails|messages|sollicitations|relances)\b|"
     r"\bsupprime[rz]? (mes|mon) (coordonnees|adresse|donnees|e-?mail)\b|\barretez de m'|"
-    r"\bne me (contactez|ecrivez|sollicitez|relancez|envoyez) plus\b|\bne (souhaite|veux|desire) plus (rien )?recevoir\b|"
+    r"\bne me (contactez|ecrivez|sollicitez|relancez|envoyez) plus\b|\bne (souhaite|veux|desire) plus (rien "
+    r")?recevoir\b|"
     # Spanish
     r"\b(dar(me|se)?|dame|dadme|denme|deme) de baja\b|^\W*baja\b|"
-    r"\bno me (contact|escrib|envi|mand)\w* mas\b|\bno quiero recibir mas (correos|e-?mails|emails|mensajes)\b|"
+    r"\bno me (contact|escrib|envi|mand)\w* mas\b|\bno quiero recibir mas "
+    r"(correos|e-?mails|emails|mensajes)\b|"
     r"\bno (me )?(vuelv|volv)\w* a (escribir|contactar)|\bdej(en|a|ad|e) de (enviar|escribir|mandar)(me)?\b|"
-    r"\bquit(en|a|ad)me de\b|\belimin(en|a|ad)(me| mi| mis)\b|\bborr(en|a|ad) (mis|mi) (datos|direccion|correo)\b|"
+    r"\bquit(en|a|ad)me de\b|\belimin(en|a|ad)(me| mi| mis)\b|\bborr(en|a|ad) (mis|mi) "
+    r"(datos|direccion|correo)\b|"
     # Portuguese
-    r"descadastr|\bremova-me\b|\bme remov(a|am)\b|\bremovam-me\b|\bremov(a|am|er) (o )?meu (e-?mail|endereco|contato)|"
+    r"descadastr|\bremova-me\b|\bme remov(a|am)\b|\bremovam-me\b|\bremov(a|am|er) (o )?meu "
+    r"(e-?mail|endereco|contato)|"
     r"\btir(e|em|ar) (o )?meu (e-?mail|endereco|nome|contato)\b|\bme (tire|tirem|retire|retirem) d[ae]\b|"
     r"\bpar(e|em) de (me )?(enviar|mandar|contatar|contactar|escrever)|"
-    r"\bnao (me )?(contat|contact|envi|mand|escrev)\w* mais\b|\bnao quero (receber )?mais (e-?mails|emails|mensagens)\b|"
+    r"\bnao (me )?(contat|contact|envi|mand|escrev)\w* mais\b|\bnao quero (receber )?mais "
+    r"(e-?mails|emails|mensagens)\b|"
     r"\bnao quero ser (contatad|contactad)|\bcancelar (a )?(minha )?inscricao\b|"
     r"\b(apag|exclu)\w* (os )?meus dados\b|"
     # Dutch
@@ -59,7 +67,8 @@ UNSUBSCRIBE = re.compile(
     r"\bhaal (me|mij|mijn (adres|e-?mailadres|gegevens)) (alsjeblieft |aub |a\.u\.b\. |graag )?(van|uit)\b|"
     r"\bverwijder (me|mij|mijn)\b|\b(stop|hou op|houd op) met (mij |me )?(te )?(mailen|e-?mailen|berichten)|"
     r"\bgeen (e-?mails|mails|berichten|mailtjes|nieuwsbrieven) meer\b|\bneem geen contact meer\b|"
-    r"\bniet meer (benaderd|gemaild|gecontacteerd)\b|\bniet (langer|meer) (te )?(mailen|e-?mailen|benaderen|contacteren)\b|"
+    r"\bniet meer (benaderd|gemaild|gecontacteerd)\b|\bniet (langer|meer) (te "
+    r")?(mailen|e-?mailen|benaderen|contacteren)\b|"
     # Italian
     r"disiscriv|\bcancellatemi\b|\bannullare l'?iscrizione\b|"
     r"\bcancella(te|re)? (la mia iscrizione|i miei dati|il mio indirizzo)|"
@@ -71,10 +80,12 @@ UNSUBSCRIBE = re.compile(
     r"\bnon voglio essere ricontattat|"
     r"\bdiffid\w*\b.{0,40}\b(inviar|contattar|scriver|mandar)|"
     r"\bcancellazione (immediata )?(del mio indirizzo|dei miei dati|dei dati)\b|"
-    # Data-protection objections in any language: withdrawn consent, an objection to processing, an erasure request
-    # under the GDPR (DSGVO, RGPD, AVG, LGPD). A question about where the address came from is not one (neutral).
+    # Data-protection objections in any language: withdrawn consent, an objection to processing, an erasure
+    # request under the GDPR (DSGVO, RGPD, AVG, LGPD). A question about where the address came from is not one
+    # (neutral).
     r"\bwithdraw (my |all )?consent\b|\bi object to (the |any )?(further )?(processing|use) of my\b|"
-    r"\bwiderrufe (hiermit )?(meine )?einwilligung\b|\bwiderspreche\b.{0,60}\b(verarbeitung|nutzung|werbung)\b|"
+    r"\bwiderrufe (hiermit )?(meine "
+    r")?einwilligung\b|\bwiderspreche\b.{0,60}\b(verarbeitung|nutzung|werbung)\b|"
     r"\bje (retire|revoque) mon consentement\b|\bje m'oppose\b.{0,40}\btraitement\b|"
     r"\b(retiro|revoco) mi consentimiento\b|\bme opongo al tratamiento\b|"
     r"\b(retiro|revogo) o meu consentimento\b|\b(me oponho|oponho-me) ao tratamento\b|"
@@ -110,14 +121,17 @@ MEETING_BOOKED = re.compile(
     r"\b(reunion|cita|llamada|demo)\b.{0,20}\b(confirmada|reservada|agendada|programada)\b|"
     r"\bya (esta|quedo) agendad|"
     # Portuguese
-    r"\baceitei o convite\b|\bconvite aceito\b|\b(reuniao|chamada|call|demo) (esta |ja esta )?(marcada|agendada|confirmada)\b|"
+    r"\baceitei o convite\b|\bconvite aceito\b|\b(reuniao|chamada|call|demo) (esta |ja esta "
+    r")?(marcada|agendada|confirmada)\b|"
     r"\bmarquei\b|\bagendei\b|"
     # Dutch
-    r"\b(heb de )?uitnodiging (is )?geaccepteerd\b|\b(afspraak|gesprek|call|demo) (staat|is) (ingepland|bevestigd|geboekt)\b|"
+    r"\b(heb de )?uitnodiging (is )?geaccepteerd\b|\b(afspraak|gesprek|call|demo) (staat|is) "
+    r"(ingepland|bevestigd|geboekt)\b|"
     r"\bheb .{0,30}(geboekt|ingepland)\b|"
     # Italian
     r"\bho accettato l'?invito\b|\binvito accettato\b|"
-    r"\b(riunione|chiamata|call|demo|appuntamento) (e )?(confermat|fissat|prenotat)|\bho (prenotato|fissato)\b|"
+    r"\b(riunione|chiamata|call|demo|appuntamento) (e )?(confermat|fissat|prenotat)|\bho "
+    r"(prenotato|fissato)\b|"
     # a scheduling link is an offer to book: the lead agreed to meet
     r"\b(calendly\.com|cal\.com|savvycal\.com|zcal\.co|tidycal\.com)/|\bhubspot\.com/meetings/|\bbookwithme\b"
 )
@@ -134,9 +148,11 @@ WRONG_PERSON = re.compile(
     r"\bpas la bonne personne\b|\btrompe d'interlocuteur\b|"
     r"\bya no trabaj|\bno soy la persona (adecuada|correcta)\b|\bequivocado de (contacto|persona)\b|"
     r"\bdejo la (empresa|compania)\b|"
-    r"\bnao (trabalha|trabalho) mais\b|\bnao sou a pessoa (certa|indicada|correta)\b|\b(pessoa|contato) errad[ao]\b|"
+    r"\bnao (trabalha|trabalho) mais\b|\bnao sou a pessoa (certa|indicada|correta)\b|\b(pessoa|contato) "
+    r"errad[ao]\b|"
     r"\bsai(u)? da empresa\b|"
-    r"\bwerkt? (hier |daar )?niet meer\b|\bniet de juiste (persoon|contactpersoon)\b|\bverkeerde (persoon|contactpersoon)\b|"
+    r"\bwerkt? (hier |daar )?niet meer\b|\bniet de juiste (persoon|contactpersoon)\b|\bverkeerde "
+    r"(persoon|contactpersoon)\b|"
     r"\bniet meer (werkzaam|in dienst)\b|"
     r"\bnon lavora piu\b|\bnon sono la persona giusta\b|\bpersona sbagliata\b|\bha(o)? lasciato l'?azienda\b"
 )

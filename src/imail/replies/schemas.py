@@ -46,7 +46,8 @@ class Reply(ResponseModel):
     return_date: date | None = Field(description="When an out-of-office says its sender is back.")
     folder: str | None = Field(description="The IMAP folder it was read from (INBOX, or the spam folder).")
     status: ReplyStatus = Field(
-        description="`received` (inbound), `sent` (outbound, handed to SMTP), `recorded` (outbound in test mode)."
+        description="`received` (inbound), `sent` (outbound, handed to SMTP), `recorded` (outbound in test "
+        "mode)."
     )
     livemode: bool
     received_at: datetime = Field(description="Its Date header (inbound), or when it was sent (outbound).")

@@ -143,8 +143,8 @@ async def reply_detail(session: AsyncSession, caller: Caller, reply_id: str) -> 
 
 
 async def update_reply(session: AsyncSession, caller: Caller, reply_id: str, body: ReplyUpdate) -> Reply:
-    """Correct a label: the lead's interest status follows, `reply.classified` fires with the new label, and the
-    correction is kept for the workspace's own model (`imail replies train`)."""
+    """Correct a label: the lead's interest status follows, `reply.classified` fires with the new label, and
+    the correction is kept for the workspace's own model (`imail replies train`)."""
     reply = await get_reply(session, caller, reply_id)
     if reply.direction != ReplyDirection.inbound.value:
         raise Conflict(f"Reply {reply.id} is our own answer; only inbound replies have a label", "label")

@@ -1,11 +1,12 @@
 """Per-workspace reply models: label corrections teach the classifier.
 
-Every `PATCH /v1/replies/{id}` that changes a label is kept (`reply_label_corrections`, with the text it labelled).
-`imail replies train --workspace ws_…` fits a model on the shipped corpus plus that workspace's corrections (the
-newest per reply, each counting as `CORRECTION_WEIGHT` corpus examples, so that a few corrections can move a
-model trained on thousands) and stores it in the database, where every worker finds it: the workspace's replies
-are classified with it from then on. `--drop` deletes it and the shipped model is used again. Other workspaces
-are untouched. The temperature is the shipped model's (calibrated on the shipped corpus; the corpus dominates).
+Every `PATCH /v1/replies/{id}` that changes a label is kept (`reply_label_corrections`, with the text it
+labelled). `imail replies train --workspace ws_…` fits a model on the shipped corpus plus that workspace's
+corrections (the newest per reply, each counting as `CORRECTION_WEIGHT` corpus examples, so that a few
+corrections can move a model trained on thousands) and stores it in the database, where every worker finds it:
+the workspace's replies are classified with it from then on. `--drop` deletes it and the shipped model is used
+again. Other workspaces are untouched. The temperature is the shipped model's (calibrated on the shipped
+corpus; the corpus dominates).
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ _loaded: OrderedDict[str, tuple[datetime, ReplyClassifier]] = OrderedDict()
 
 
 async def classifier_for(session: AsyncSession, workspace_id: str) -> ReplyClassifier:
-    """The workspace's own classifier if it trained one, else the shipped one. Models are loaded once per process
-    and trained_at is checked on every call, so a retrained or dropped model takes effect on the next batch."""
+    """The workspace's own classifier if it trained one, else the shipped one. Models are loaded once per
+    process and trained_at is checked on every call, so a retrained or dropped model takes effect on the next
+    batch."""
     models = ReplyModels(session)
     trained_at = await models.trained_at(workspace_id)
     if trained_at is None:

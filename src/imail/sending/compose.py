@@ -92,8 +92,8 @@ def compose(
     variant = choose_variant(step, rng)
     subject_template, body_template = content(step, variant)
     unsubscribe_url = urls.unsubscribe(message_id)
-    # The body holds a stand-in for its unsubscribe link while click tracking rewrites the others: that link stays
-    # the signed one of the List-Unsubscribe header, never a click redirect.
+    # The body holds a stand-in for its unsubscribe link while click tracking rewrites the others: that link
+    # stays the signed one of the List-Unsubscribe header, never a click redirect.
     placeholder = f"unsubscribe-{secrets.token_hex(8)}"
     values = templates.lead_values(lead) | {UNSUBSCRIBE_VARIABLE: placeholder}
     missing: list[str] = []  # variables a lead lacks render empty: the campaign was validated on save

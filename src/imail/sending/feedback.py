@@ -2,8 +2,8 @@
 number of times), an out-of-office with a return date moves the lead's next step past it.
 
 The inbound reader (imail.intake) calls these in the transaction that records the bounce or the auto-reply.
-They follow the engine's conventions: `due_at` is `scheduled_at` while the state is in the due index (an active
-campaign), NULL otherwise; the planner moves a due time into the lead's send window when it claims it.
+They follow the engine's conventions: `due_at` is `scheduled_at` while the state is in the due index (an
+active campaign), NULL otherwise; the planner moves a due time into the lead's send window when it claims it.
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ from imail.sending.repository import SendQueue
 from imail.sending.schedule import next_open
 from imail.sending.sequence import window_for
 
-# An out-of-office further away than this is not waited for (a typo'd year, a sabbatical): the sequence goes on.
+# An out-of-office further away than this is not waited for (a typo'd year, a sabbatical): the sequence goes
+# on.
 MAX_OUT_OF_OFFICE_PUSH = timedelta(days=60)
 LIVE_STATUSES = (MessageStatus.sent.value, MessageStatus.sending.value, MessageStatus.retry.value)
 
 
 def retry_delay(settings: Settings, soft_bounces: int) -> timedelta:
-    """The wait before resending after the n-th soft bounce of one email (1-based): doubling from the setting."""
+    """The wait before resending after the n-th soft bounce of one email (1-based): doubling from the
+    setting."""
     return timedelta(seconds=settings.inbound_soft_bounce_retry_seconds * 2 ** max(0, soft_bounces - 1))
 
 
@@ -44,11 +46,12 @@ async def retry_after_soft_bounce(
     now: datetime,
     history: list | None = None,
 ) -> bool:
-    """Resend an email that soft-bounced (`soft_bounces` counts this one): the message goes back to `retry` and the
-    lead's state is due again after `retry_delay`. False (nothing changed) when the limit
+    """Resend an email that soft-bounced (`soft_bounces` counts this one): the message goes back to `retry`
+    and the lead's state is due again after `retry_delay`. False (nothing changed) when the limit
     (`inbound_soft_bounce_retries`) is used up, or when resending makes no sense any more: the email is not a
     sent one, the sequence is stopped or in flight, or a later step has already gone out (it reaches the
-    recipient anyway). `history`: the lead's messages as `SendQueue.history` reads them, when the caller has them."""
+    recipient anyway). `history`: the lead's messages as `SendQueue.history` reads them, when the caller has
+    them."""
     if soft_bounces > settings.inbound_soft_bounce_retries:
         return False
     if state is None or lead is None or campaign is None or message.status != MessageStatus.sent.value:
@@ -81,9 +84,9 @@ async def retry_after_soft_bounce(
 def push_past(
     state: SequenceState | None, campaign: Campaign | None, lead: Lead | None, back_on: date, now: datetime
 ) -> datetime | None:
-    """An out-of-office says the lead is back on `back_on`: their next step waits for the first opening of their
-    send window on the day after. Returns the new time, or None when nothing moved (no step waiting, already later,
-    or the date is in the past or more than MAX_OUT_OF_OFFICE_PUSH ahead)."""
+    """An out-of-office says the lead is back on `back_on`: their next step waits for the first opening of
+    their send window on the day after. Returns the new time, or None when nothing moved (no step waiting,
+    already later, or the date is in the past or more than MAX_OUT_OF_OFFICE_PUSH ahead)."""
     if state is None or campaign is None or lead is None:
         return None
     if state.status != SequenceStatus.scheduled.value or state.scheduled_at is None:

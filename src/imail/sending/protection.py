@@ -1,7 +1,8 @@
 """Bounce protection: an inbox whose hard bounces pass `bounce_protection_rate` of its latest
-`bounce_protection_window` campaign sends (once it has at least `bounce_protection_min_sends` of them since its
-last resume) stops sending campaigns (imail.inboxes.pausing), before its provider's reputation systems stop it
-for good. Judged whenever a hard bounce is recorded: refused at SMTP time, or a delivery report read back."""
+`bounce_protection_window` campaign sends (once it has at least `bounce_protection_min_sends` of them since
+its last resume) stops sending campaigns (imail.inboxes.pausing), before its provider's reputation systems
+stop it for good. Judged whenever a hard bounce is recorded: refused at SMTP time, or a delivery report read
+back."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""All SQL of the sending engine. `SequenceRepository` is tenant-scoped (API side); `SendQueue` is the worker's
-cross-tenant view, which only ever starts from rows it has locked."""
+"""All SQL of the sending engine. `SequenceRepository` is tenant-scoped (API side); `SendQueue` is the
+worker's cross-tenant view, which only ever starts from rows it has locked."""
 
 from __future__ import annotations
 
@@ -14,7 +14,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from imail.kit.lease import ran_out
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import DriverStatement, HotPathRow, among, insert_rows, is_postgres, update_rows, upsert_insert
+from imail.kit.sql import (
+    DriverStatement,
+    HotPathRow,
+    among,
+    insert_rows,
+    is_postgres,
+    update_rows,
+    upsert_insert,
+)
 from imail.mail.footer import Footer
 from imail.models import Campaign, Inbox, Lead, WorkerHeartbeat, Workspace
 from imail.models.campaign import CampaignInbox
@@ -33,8 +41,8 @@ if TYPE_CHECKING:
 
 IN_FLIGHT = (MessageStatus.sending.value, MessageStatus.handed.value)
 ACCEPTED = 250  # the smtp_code of a handed attempt the server accepted (see `mark_accepted`)
-# What planning may change in a sequence state: `save_claimed` writes these columns of every changed state in one
-# statement, and refuses a state with a change outside them.
+# What planning may change in a sequence state: `save_claimed` writes these columns of every changed state in
+# one statement, and refuses a state with a change outside them.
 CLAIM_STATE_COLUMNS = (
     "status",
     "next_step",
@@ -150,7 +158,8 @@ class SendQueue(Repository[SequenceState]):
 
     async def lock_due(self, now: datetime, limit: int) -> list[HotPathRow]:
         """The due states, oldest first, locked (other workers skip them). An index range on due_at: the cost
-        does not grow with the states that are not due. Plain rows: the claim writes them back with `save_claimed`."""
+        does not grow with the states that are not due. Plain rows: the claim writes them back with
+        `save_claimed`."""
         states = SequenceState.__table__
         stmt = select(states).where(states.c.due_at <= now).order_by(states.c.due_at).limit(limit)
         if is_postgres(self.session):
@@ -191,8 +200,8 @@ class SendQueue(Repository[SequenceState]):
         return {row.id: row for row in rows.scalars()}
 
     async def lock_messages(self, ids: Iterable[str]) -> None:
-        """Row locks on these messages, taken in id order, the order every recorder and the resolver lock them in
-        (PostgreSQL; SQLite's one writer needs none)."""
+        """Row locks on these messages, taken in id order, the order every recorder and the resolver lock them
+        in (PostgreSQL; SQLite's one writer needs none)."""
         wanted = sorted(set(ids))
         if not wanted or not is_postgres(self.session):
             return
@@ -247,9 +256,9 @@ class SendQueue(Repository[SequenceState]):
         leads: Iterable[HotPathRow],
         messages: Iterable[HotPathRow],
     ) -> None:
-        """Writes what a claim planned: its new messages (whole rows), and what it changed in the plain rows it
-        planned with: states, lead statuses, retried messages' new attempts. One statement per table for the
-        first three (`insert_rows`, `update_rows`), every changed row with the same columns."""
+        """Writes what a claim planned: its new messages (whole rows), and what it changed in the plain rows
+        it planned with: states, lead statuses, retried messages' new attempts. One statement per table for
+        the first three (`insert_rows`, `update_rows`), every changed row with the same columns."""
         await insert_rows(self.session, Message.__table__, new_messages)
         changed = [s for s in states if s.changes()]
         for state in changed:
@@ -321,7 +330,8 @@ class SendQueue(Repository[SequenceState]):
         return {row.inbox_id: row for row in rows.scalars()}
 
     async def adjust_counters(self, day: date, scope_ids: Iterable[str], delta: int) -> None:
-        # In scope order, the order `lock_counters` takes them in: two transactions never wait on each other's.
+        # In scope order, the order `lock_counters` takes them in: two transactions never wait on each
+        # other's.
         for scope_id in sorted(set(scope_ids)):
             await self.session.execute(
                 update(SendCounter)
@@ -330,11 +340,11 @@ class SendQueue(Repository[SequenceState]):
             )
 
     async def mark_handed(self, attempts: Iterable[tuple[str, str]]) -> set[str]:
-        """Marks attempts, as (message id, Message-ID header) pairs, handed to SMTP; returns the ids of those that
-        still owned their message. Not the others: their lease ran out and they were requeued (and maybe claimed
-        again, with a new Message-ID) meanwhile. A header names one attempt, so the pairs need no joining. (The
-        worker's marks go through `mark_handed(database, …)`, the same statement on PostgreSQL's pinned
-        connection.)"""
+        """Marks attempts, as (message id, Message-ID header) pairs, handed to SMTP; returns the ids of those
+        that still owned their message. Not the others: their lease ran out and they were requeued (and maybe
+        claimed again, with a new Message-ID) meanwhile. A header names one attempt, so the pairs need no
+        joining. (The worker's marks go through `mark_handed(database, …)`, the same statement on PostgreSQL's
+        pinned connection.)"""
         ids, headers = _attempt_columns(attempts)
         result = await self.session.execute(_mark_handed_statement(), {"ids": ids, "headers": headers})
         return set(result.scalars())
@@ -343,8 +353,8 @@ class SendQueue(Repository[SequenceState]):
     # statements per batch and no ORM instances
 
     async def lock_live_in_flight(self, ids: Iterable[str]) -> list[Row]:
-        """The live attempts among these still in flight (not settled meanwhile by the in-flight resolver), as plain
-        rows, locked in id order (the order every recorder locks messages in)."""
+        """The live attempts among these still in flight (not settled meanwhile by the in-flight resolver), as
+        plain rows, locked in id order (the order every recorder locks messages in)."""
         wanted = sorted(set(ids))
         if not wanted:
             return []
@@ -410,9 +420,10 @@ class SendQueue(Repository[SequenceState]):
     async def advance_sent(
         self, now: datetime, scheduled: Sequence[dict[str, Any]], finished: Sequence[str]
     ) -> None:
-        """States whose email was just sent: `scheduled` ({lead_id, next_step, scheduled_at, due_at}) have a next step, `finished`
-        (lead ids) had their last, and their leads, if still active, are completed. Only states still `sending`
-        (and their leads): one stopped meanwhile (a reply, an unsubscribe) stays stopped."""
+        """States whose email was just sent: `scheduled` ({lead_id, next_step, scheduled_at, due_at}) have a
+        next step, `finished` (lead ids) had their last, and their leads, if still active, are completed. Only
+        states still `sending` (and their leads): one stopped meanwhile (a reply, an unsubscribe) stays
+        stopped."""
         states = SequenceState.__table__.c
         still_sending = states.status == SequenceStatus.sending.value
         await update_rows(
@@ -452,9 +463,9 @@ class SendQueue(Repository[SequenceState]):
     async def lock_stale_in_flight(
         self, now: datetime, limit: int, lease: timedelta | None = None, dead_after: timedelta | None = None
     ) -> list[Message]:
-        """Attempts in flight whose worker is gone: their lease ran out, or (with `lease` and `dead_after`) their
-        worker has not been seen for `dead_after` and they were claimed at least that long ago (a claim made by a
-        process whose first heartbeat is still on its way is not taken from it)."""
+        """Attempts in flight whose worker is gone: their lease ran out, or (with `lease` and `dead_after`)
+        their worker has not been seen for `dead_after` and they were claimed at least that long ago (a claim
+        made by a process whose first heartbeat is still on its way is not taken from it)."""
         stale = ran_out(Message.lease_until, now)
         if lease is not None and dead_after is not None:
             stale = or_(
@@ -473,7 +484,8 @@ class SendQueue(Repository[SequenceState]):
     async def dead_claims(
         self, now: datetime, lease: timedelta, dead_after: timedelta
     ) -> tuple[int, datetime | None]:
-        """Attempts in flight held by workers not seen for `dead_after`: how many, and when the oldest was claimed."""
+        """Attempts in flight held by workers not seen for `dead_after`: how many, and when the oldest was
+        claimed."""
         count, oldest_lease = (
             await self.session.execute(
                 select(func.count(), func.min(Message.lease_until)).where(
@@ -496,7 +508,8 @@ def _dead_owner(now: datetime, dead_after: timedelta) -> Any:
 
 @cache
 def _mark_handed_statement() -> Any:
-    """Built once (this runs for every email sent); the attempts come as the parameters `ids` and `headers`."""
+    """Built once (this runs for every email sent); the attempts come as the parameters `ids` and
+    `headers`."""
     messages = Message.__table__.c
     return (
         update(Message.__table__)
@@ -517,9 +530,10 @@ def _mark_handed_on_driver(dialect: Any) -> DriverStatement:
 
 @cache
 def _mark_accepted_statement() -> Any:
-    """An attempt the SMTP server answered 250: `smtp_code` 250 on a `handed` row is the durable record that it was
-    accepted, written as soon as the answer came, before its outcome (events, the next step) is recorded. A worker
-    killed in between leaves it `handed` and accepted, and the resolver records it `sent` without asking anyone."""
+    """An attempt the SMTP server answered 250: `smtp_code` 250 on a `handed` row is the durable record that
+    it was accepted, written as soon as the answer came, before its outcome (events, the next step) is
+    recorded. A worker killed in between leaves it `handed` and accepted, and the resolver records it `sent`
+    without asking anyone."""
     messages = Message.__table__.c
     return (
         update(Message.__table__)
@@ -534,8 +548,8 @@ def _mark_accepted_on_driver(dialect: Any) -> DriverStatement:
 
 
 async def mark_accepted(database: Database, message_ids: Iterable[str]) -> None:
-    """Marks handed attempts accepted by the SMTP server, committed before this returns (like `mark_handed`, on
-    PostgreSQL's pinned driver connection)."""
+    """Marks handed attempts accepted by the SMTP server, committed before this returns (like `mark_handed`,
+    on PostgreSQL's pinned driver connection)."""
     ids = list(message_ids)
     if not ids:
         return
@@ -554,10 +568,10 @@ def _attempt_columns(attempts: Iterable[tuple[str, str]]) -> tuple[list[str], li
 
 
 async def mark_handed(database: Database, attempts: Iterable[tuple[str, str]]) -> set[str]:
-    """`SendQueue.mark_handed`, committed on its own before this returns. On PostgreSQL it runs on the database's
-    pinned connection, straight on the driver: the marks are the engine's most frequent statement, and
-    SQLAlchemy's work per execution plus a pool check-out cost several times the statement's own CPU (see the
-    sending profile in bench/sending.py)."""
+    """`SendQueue.mark_handed`, committed on its own before this returns. On PostgreSQL it runs on the
+    database's pinned connection, straight on the driver: the marks are the engine's most frequent statement,
+    and SQLAlchemy's work per execution plus a pool check-out cost several times the statement's own CPU (see
+    the sending profile in bench/sending.py)."""
     if database.is_sqlite:
         async with database.autocommit() as session:
             return await SendQueue(session).mark_handed(attempts)

@@ -30,11 +30,11 @@ class NoInbox:
 
 class Rotation:
     """One claim's view of its inboxes: today's counters and the pacing rows the claim has locked, changed by
-    each send it plans. Each group of candidates (a campaign's inboxes, or a thread's one inbox) is a heap keyed
-    (last send, sends today, id), so a pick costs O(log n) however many inboxes the campaign has. A planned send
-    only raises its inbox's key, so an entry made stale by a send from elsewhere (a follow-up) is re-keyed when
-    it reaches the top; an inbox that lost its room or started a gap stays out for the rest of the claim, as
-    the claim's clock does not move."""
+    each send it plans. Each group of candidates (a campaign's inboxes, or a thread's one inbox) is a heap
+    keyed (last send, sends today, id), so a pick costs O(log n) however many inboxes the campaign has. A
+    planned send only raises its inbox's key, so an entry made stale by a send from elsewhere (a follow-up) is
+    re-keyed when it reaches the top; an inbox that lost its room or started a gap stays out for the rest of
+    the claim, as the claim's clock does not move."""
 
     def __init__(
         self,
@@ -100,7 +100,8 @@ class Rotation:
         return self.counters[inbox_id].sent < self.limits.get(inbox_id, self.inboxes[inbox_id].daily_limit)
 
     def _ready_at(self, inbox_id: str) -> datetime | None:
-        """When the inbox may send: after its sending gap, and after any backoff its server asked for (a 421)."""
+        """When the inbox may send: after its sending gap, and after any backoff its server asked for (a
+        421)."""
         times = [self.pacing[inbox_id].next_send_at, self.inboxes[inbox_id].send_backoff_until]
         return max((t for t in times if t is not None), default=None)
 

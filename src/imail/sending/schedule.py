@@ -45,7 +45,8 @@ class Window:
 
 @lru_cache(maxsize=4096)
 def _window(zone: str, days: tuple[str, ...], start: str, end: str) -> Window:
-    """Windows are immutable and few (a campaign's, per time zone of its leads); the claim asks for one per email."""
+    """Windows are immutable and few (a campaign's, per time zone of its leads); the claim asks for one per
+    email."""
     return Window(
         ZoneInfo(zone),
         frozenset(DAY_NAMES.index(d) for d in days),
@@ -101,7 +102,8 @@ def due_for_many(
     """`due_at` for many leads at once (bulk enrolment): the window's next opening is worked out once per
     timezone, then each lead gets its own spread offset — the same answers as `due_at`, lead by lead."""
     moment = previous + delay
-    # Per zone: the opening, and the spread span when the lead has to wait for it (None: the window is open now).
+    # Per zone: the opening, and the spread span when the lead has to wait for it (None: the window is open
+    # now).
     openings: dict[str | None, tuple[datetime, timedelta | None]] = {}
     found: dict[str, datetime] = {}
     for key, timezone in leads:

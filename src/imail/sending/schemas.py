@@ -34,5 +34,6 @@ class Message(ResponseModel):
     @field_validator("status", mode="before")
     @classmethod
     def _public_status(cls, value: str) -> str:
-        # `handed` (DATA about to go out, or in doubt after a crash) is the engine's internal step of `sending`.
+        # `handed` (DATA about to go out, or in doubt after a crash) is the engine's internal step of
+        # `sending`.
         return "sending" if value == "handed" else value

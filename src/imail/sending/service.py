@@ -150,8 +150,8 @@ def _next_utc_day(now: datetime) -> datetime:
 
 
 def _gap(inbox: Inbox, rng: random.Random) -> timedelta:
-    """The inbox's sending gap plus a random extra wait (up to a quarter of the gap, at least 30 s when there is
-    a gap), so its sends don't tick like a clock."""
+    """The inbox's sending gap plus a random extra wait (up to a quarter of the gap, at least 30 s when there
+    is a gap), so its sends don't tick like a clock."""
     gap = timedelta(minutes=inbox.sending_gap_minutes)
     if not gap:
         return gap
@@ -458,8 +458,9 @@ async def record_outcomes(
 
 async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: datetime) -> set[str]:
     """Live emails the SMTP server accepted, recorded as sets of rows: the messages sent, their events, each
-    state on to its next step (or finished). Returns the ids recorded; the others (test mode, settled meanwhile)
-    are left to `_record_each`. The same effects as `apply_outcome` for these, at a few statements per batch."""
+    state on to its next step (or finished). Returns the ids recorded; the others (test mode, settled
+    meanwhile) are left to `_record_each`. The same effects as `apply_outcome` for these, at a few statements
+    per batch."""
     messages = await queue.lock_live_in_flight(o.message_id for o in outcomes)
     if not messages:
         return set()
@@ -482,7 +483,8 @@ async def _record_live_sends(queue: SendQueue, outcomes: list[Outcome], now: dat
 
 @dataclass(frozen=True)
 class SentStep:
-    """A lead whose step `step_index` of `campaign` (anything with steps, send_window and status) just went out."""
+    """A lead whose step `step_index` of `campaign` (anything with steps, send_window and status) just went
+    out."""
 
     campaign: Any
     lead_id: str
@@ -500,10 +502,10 @@ class AfterSend:
 
 def after_send(sent: Sequence[SentStep], now: datetime) -> AfterSend:
     """THE rule for advancing a sequence, for both recording paths (sets of rows and one by one): after step i
-    went out, step i + 1 is scheduled after its delay, inside the send window of the lead's timezone (its branch
-    conditions are judged when it comes due), and due only while the campaign is active; after the last step the
-    sequence is finished (and an active lead completed). Applied only to states still `sending`: one stopped
-    meanwhile (a reply, an unsubscribe) stays stopped."""
+    went out, step i + 1 is scheduled after its delay, inside the send window of the lead's timezone (its
+    branch conditions are judged when it comes due), and due only while the campaign is active; after the last
+    step the sequence is finished (and an active lead completed). Applied only to states still `sending`: one
+    stopped meanwhile (a reply, an unsubscribe) stays stopped."""
     result = AfterSend()
     following: dict[tuple[int, int], list[SentStep]] = defaultdict(list)  # (campaign, next step) -> leads
     for item in sent:
@@ -533,9 +535,9 @@ def after_send(sent: Sequence[SentStep], now: datetime) -> AfterSend:
 
 
 class GivenBack:
-    """Sends given back to their day's campaign and inbox counters, written together at the end of a transaction
-    in scope order (`SendQueue.adjust_counters`), the order claims lock counters in: never one message's pair,
-    then the next message's, which could cross a claim's order and deadlock with it."""
+    """Sends given back to their day's campaign and inbox counters, written together at the end of a
+    transaction in scope order (`SendQueue.adjust_counters`), the order claims lock counters in: never one
+    message's pair, then the next message's, which could cross a claim's order and deadlock with it."""
 
     def __init__(self) -> None:
         self.counts: dict[tuple[date, str], int] = defaultdict(int)
@@ -553,7 +555,8 @@ class GivenBack:
 async def _record_each(
     session: AsyncSession, settings: Settings, queue: SendQueue, outcomes: list[Outcome], now: datetime
 ) -> None:
-    """Every other outcome, one by one through the ORM: retries, bounces, failures, doubts, test-mode sends."""
+    """Every other outcome, one by one through the ORM: retries, bounces, failures, doubts, test-mode
+    sends."""
     # Locked: an attempt the in-flight resolver is settling right now is seen settled once it commits.
     messages = await queue.messages((o.message_id for o in outcomes), lock=True)
     states = await queue.sequence_states(m.lead_id for m in messages.values())
@@ -608,8 +611,8 @@ async def apply_outcome(
     now: datetime,
     given_back: GivenBack | None = None,
 ) -> None:
-    """One outcome on its ORM rows. Sends given back to the counters go to `given_back` when given (written by the
-    caller once, in lock order), else at once."""
+    """One outcome on its ORM rows. Sends given back to the counters go to `given_back` when given (written by
+    the caller once, in lock order), else at once."""
     tenant = tenant_of(message)
     if outcome.kind == OutcomeKind.in_doubt:
         # The data went out but no answer came back: leave it `sending` for resolve_in_flight to settle from
@@ -699,8 +702,9 @@ async def _policy_rejected(
     given_back: GivenBack | None,
 ) -> None:
     """The inbox's SMTP server refused the send on policy (5.7.x): its provider is blocking it, not this
-    recipient. Nothing is suppressed and the attempt does not count: the email waits in the queue (another inbox of
-    the campaign may take a first step; a follow-up waits for its thread's inbox), and the inbox pauses."""
+    recipient. Nothing is suppressed and the attempt does not count: the email waits in the queue (another
+    inbox of the campaign may take a first step; a follow-up waits for its thread's inbox), and the inbox
+    pauses."""
     scopes = [i for i in (message.campaign_id, message.inbox_id) if i]
     if given_back is not None:
         given_back.add(claimed_on, scopes)
@@ -724,8 +728,8 @@ async def _soft_bounce_at_submission(
     outcome: Outcome,
     now: datetime,
 ) -> bool:
-    """A recipient refused at RCPT for something that may pass (552 mailbox full): `email.bounced.soft`, and the
-    email is retried like a deferral while attempts are left (True); False: it fails."""
+    """A recipient refused at RCPT for something that may pass (552 mailbox full): `email.bounced.soft`, and
+    the email is retried like a deferral while attempts are left (True); False: it fails."""
     will_retry = message.attempts < settings.sending_max_attempts
     await record_event(
         session,
@@ -767,7 +771,8 @@ def _advance(state: SequenceState, lead: Lead, campaign: Campaign, message: Mess
 
 @dataclass(frozen=True)
 class DeadClaims:
-    """Attempts in flight whose worker is not seen by heartbeat: they wait for `resolve_in_flight` to take them."""
+    """Attempts in flight whose worker is not seen by heartbeat: they wait for `resolve_in_flight` to take
+    them."""
 
     count: int
     oldest_claimed_at: datetime | None
@@ -789,17 +794,19 @@ async def resolve_stale(
     found_in_sent: dict[str, bool],
     now: datetime,
 ) -> int:
-    """Settle attempts whose worker died (or outlived its lease) before recording their outcome, by every means
-    there is:
+    """Settle attempts whose worker died (or outlived its lease) before recording their outcome, by every
+    means there is:
 
     - never handed to SMTP (`sending`): back in the queue, at once;
     - handed and marked accepted (`smtp_code` 250, written as the answer came): sent;
-    - handed, not marked: sent if the inbox's Sent folder holds the Message-ID (`found_in_sent`, by message id);
+    - handed, not marked: sent if the inbox's Sent folder holds the Message-ID (`found_in_sent`, by message
+    id);
       when the folder was read and does not hold it, `unknown`. Never resent. The rule for an unknown attempt:
       the customer is told (an `email.sent` event with `confirmed: false`), and the sequence moves on as if it
       had been sent (the next step after its delay, or finished), so the lead is never left looking `active`
       behind a stopped sequence. A delivery report or bounce that comes later still settles the message.
-    Handed attempts missing from `found_in_sent` are left for the caller (the folder could not be read now)."""
+    Handed attempts missing from `found_in_sent` are left for the caller (the folder could not be read
+    now)."""
     queue = SendQueue(session)
     states = await queue.sequence_states(m.lead_id for m in stale)
     leads = await queue.leads(m.lead_id for m in stale)
@@ -865,7 +872,8 @@ async def _settle_unknown(
     campaign: Campaign | None,
     now: datetime,
 ) -> None:
-    """An attempt whose delivery nothing can confirm: `unknown`, told, and its sequence moved on (resolve_stale)."""
+    """An attempt whose delivery nothing can confirm: `unknown`, told, and its sequence moved on
+    (resolve_stale)."""
     message.status = MessageStatus.unknown.value
     message.lease_until = None
     message.smtp_response = UNKNOWN_DETAIL

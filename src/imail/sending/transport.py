@@ -27,7 +27,8 @@ class _Connection:
 
 
 class SmtpPool:
-    """One open connection per inbox; a send waits for its inbox's connection (sends per inbox are sequential)."""
+    """One open connection per inbox; a send waits for its inbox's connection (sends per inbox are
+    sequential)."""
 
     def __init__(
         self,
@@ -143,8 +144,8 @@ def _rejected(message_id: str, exc: MailRejected) -> Outcome:
     code = exc.code or 0
     detail = f"{exc.code or ''} {exc.detail}".strip()
     if code >= 500 and POLICY.match(exc.detail or ""):
-        # 5.7.x (RFC 3463: security or policy status) from the inbox's own server: its provider is refusing us,
-        # whichever recipient it was; the inbox pauses (imail.inboxes.pausing) and nobody is suppressed.
+        # 5.7.x (RFC 3463: security or policy status) from the inbox's own server: its provider is refusing
+        # us, whichever recipient it was; the inbox pauses (imail.inboxes.pausing) and nobody is suppressed.
         return Outcome(message_id, "policy", code=code, detail=detail)
     refusal = classify_refusal(exc.code, exc.detail, bool(exc.recipients) and code >= 500)
     if refusal.kind == "throttled":

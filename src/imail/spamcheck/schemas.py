@@ -10,7 +10,8 @@ from imail.kit.schemas import RequestModel
 class SpamCheckRequest(RequestModel):
     lead_id: str | None = Field(
         None,
-        description="A lead of this campaign to render for; default: a sample lead (Alex Morgan, Example Inc).",
+        description="A lead of this campaign to render for; default: a sample lead (Alex Morgan, Example "
+        "Inc).",
     )
 
 

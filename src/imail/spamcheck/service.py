@@ -1,5 +1,5 @@
-"""The spam check: every step of a campaign rendered exactly as the sending engine would (compose), then scored
-by spamd. Nothing is stored and nothing is sent."""
+"""The spam check: every step of a campaign rendered exactly as the sending engine would (compose), then
+scored by spamd. Nothing is stored and nothing is sent."""
 
 from __future__ import annotations
 

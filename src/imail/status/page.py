@@ -1,5 +1,5 @@
-"""The public status page at `/status`: server-rendered HTML, no external assets (inline CSS and SVG), drawn from
-the same cached figures as `/v1/metrics/public` and `/v1/status/full`."""
+"""The public status page at `/status`: server-rendered HTML, no external assets (inline CSS and SVG), drawn
+from the same cached figures as `/v1/metrics/public` and `/v1/status/full`."""
 
 from __future__ import annotations
 
@@ -18,10 +18,14 @@ router = APIRouter(include_in_schema=False)
 COLORS = {"ok": "#1a7f37", "degraded": "#9a6700", "down": "#cf222e", "disabled": "#6e7781"}
 # One fixed stylesheet (a state is a class, never an inline style), so the page's CSP allows it by its hash.
 STYLE = (
-    'body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:760px;margin:2rem auto;padding:0 1rem;'
-    "color:#1f2328}\nh1{font-size:1.5rem} .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;color:#fff}\n"
-    "table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem} td,th{text-align:left;padding:.3rem .5rem;"
-    "border-bottom:1px solid #d0d7de}\n.figures{display:flex;gap:1rem;flex-wrap:wrap} .figure{flex:1;min-width:140px;"
+    'body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:760px;margin:2rem '
+    "auto;padding:0 1rem;"
+    "color:#1f2328}\nh1{font-size:1.5rem} .badge{display:inline-block;padding:.15rem "
+    ".6rem;border-radius:1rem;color:#fff}\n"
+    "table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem} td,th{text-align:left;padding:.3rem "
+    ".5rem;"
+    "border-bottom:1px solid #d0d7de}\n.figures{display:flex;gap:1rem;flex-wrap:wrap} "
+    ".figure{flex:1;min-width:140px;"
     "border:1px solid #d0d7de;border-radius:6px;padding:.6rem}\n.figure b{display:block;font-size:1.4rem} "
     ".muted{color:#6e7781;font-size:.85rem}\n"
     + "".join(

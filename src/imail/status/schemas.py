@@ -21,10 +21,11 @@ class Component(BaseModel):
 
 
 class Operations(BaseModel):
-    """Operational figures: workers alive by heartbeat (seen in the last 30 s), sending lag (how late the oldest
-    due-but-unsent email is, seconds: a due step not yet claimed, or one claimed by a worker that has since died),
-    claims held by dead workers (emails claimed by a worker not seen for IMAIL_WORKER_DEAD_SECONDS, waiting to be
-    taken over), webhook backlog (deliveries due now), IMAP readers connected (mailboxes leased by a reader)."""
+    """Operational figures: workers alive by heartbeat (seen in the last 30 s), sending lag (how late the
+    oldest due-but-unsent email is, seconds: a due step not yet claimed, or one claimed by a worker that has
+    since died), claims held by dead workers (emails claimed by a worker not seen for
+    IMAIL_WORKER_DEAD_SECONDS, waiting to be taken over), webhook backlog (deliveries due now), IMAP readers
+    connected (mailboxes leased by a reader)."""
 
     workers_alive: int
     sending_lag_seconds: float

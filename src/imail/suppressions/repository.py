@@ -51,8 +51,8 @@ class SuppressionRepository(TenantRepository[Suppression]):
         return entry
 
     async def add_missing(self, entries: Sequence[tuple[str, str, str]]) -> None:
-        """(type, value, reason) entries, each added unless one exists for its (type, value): one statement, safe
-        against concurrent callers."""
+        """(type, value, reason) entries, each added unless one exists for its (type, value): one statement,
+        safe against concurrent callers."""
         if not entries:
             return
         insert = upsert_insert(self.session)

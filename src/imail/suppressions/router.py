@@ -53,8 +53,8 @@ async def export_suppressions(
     value: Annotated[str | None, Query(description="An exact address or domain.")] = None,
     reason: Annotated[SuppressionReason | None, Query()] = None,
 ):
-    """Every matching entry as CSV (the list's filters), oldest first, streamed; cells a spreadsheet would run as
-    formulas are prefixed with `'`."""
+    """Every matching entry as CSV (the list's filters), oldest first, streamed; cells a spreadsheet would run
+    as formulas are prefixed with `'`."""
     chunks = service.export_suppressions(
         request.app.state.database,
         caller.tenant,

@@ -2,8 +2,8 @@
 test-mode entry never blocks a live send and the reverse. An address entry matches that address; a domain
 entry matches every address at exactly that domain.
 
-Other domains call `suppress` or `add_suppression` (lead deleted, unsubscribe, hard bounce) and `suppressed_among` /
-`is_suppressed` (bulk import, the sending engine's last check before a send)."""
+Other domains call `suppress` or `add_suppression` (lead deleted, unsubscribe, hard bounce) and
+`suppressed_among` / `is_suppressed` (bulk import, the sending engine's last check before a send)."""
 
 from __future__ import annotations
 
@@ -79,8 +79,9 @@ _BATCH_KEY = "imail.suppressions.batch"
 async def add_suppression(
     session: AsyncSession, tenant: Tenant, type_: SuppressionType, value: str, reason: SuppressionReason
 ) -> None:
-    """`suppress`, for callers that need no entry back: at once, or inside `batched_suppressions` with the block's
-    others when it ends (the first reason given for an address wins, as with entries added one by one)."""
+    """`suppress`, for callers that need no entry back: at once, or inside `batched_suppressions` with the
+    block's others when it ends (the first reason given for an address wins, as with entries added one by
+    one)."""
     pending = session.info.get(_BATCH_KEY)
     if pending is None:
         await session.flush()  # the leads' pending changes first: the update below only sees what is written
@@ -92,9 +93,10 @@ async def add_suppression(
 @asynccontextmanager
 async def batched_suppressions(session: AsyncSession) -> AsyncIterator[None]:
     """Entries added with `add_suppression` inside the block are written when it ends without an error: the
-    block's pending changes flushed, then per workspace one insert of the entries and one update of their leads.
-    One by one, each address cost three round trips, and each of them flushed the pending changes of the batch so
-    far row by row (an inbound batch of bounces and unsubscribe requests). Nothing in the block reads them back."""
+    block's pending changes flushed, then per workspace one insert of the entries and one update of their
+    leads. One by one, each address cost three round trips, and each of them flushed the pending changes of
+    the batch so far row by row (an inbound batch of bounces and unsubscribe requests). Nothing in the block
+    reads them back."""
     pending: dict[Tenant, dict[tuple[str, str], str]] | None
     async with collecting(session, _BATCH_KEY, dict[Tenant, dict[tuple[str, str], str]]) as pending:
         yield
@@ -112,9 +114,10 @@ _OPTED_OUT_KEY = "imail.suppressions.opted_out"
 
 
 async def first_opt_out(session: AsyncSession, tenant: Tenant, email: str) -> bool:
-    """Whether an opt-out of this address is its first: not suppressed yet (by address or domain), nor suppressed
-    or opted out earlier in this transaction. `lead.unsubscribed` fires only then, once per address, whichever
-    channels the recipient uses. Reads no pending change, so it is safe inside an inbound batch."""
+    """Whether an opt-out of this address is its first: not suppressed yet (by address or domain), nor
+    suppressed or opted out earlier in this transaction. `lead.unsubscribed` fires only then, once per
+    address, whichever channels the recipient uses. Reads no pending change, so it is safe inside an inbound
+    batch."""
     key = (tenant, email)
     seen: set = session.info.setdefault(_OPTED_OUT_KEY, set())
     if key in seen:
@@ -130,8 +133,8 @@ async def suppress_through_api(
     session: AsyncSession, tenant: Tenant, email: str, reason: SuppressionReason
 ) -> Suppression:
     """An address suppressed through the API (`POST /v1/suppressions`, a lead's interest status set to
-    `unsubscribed`): `suppress`, and `lead.unsubscribed` with source `api` for each lead at that address when it was
-    not suppressed before. These events name no sent email, so campaign analytics do not count them as
+    `unsubscribed`): `suppress`, and `lead.unsubscribed` with source `api` for each lead at that address when
+    it was not suppressed before. These events name no sent email, so campaign analytics do not count them as
     unsubscribes (see imail.analytics.rollups)."""
     first = await first_opt_out(session, tenant, email)
     entry = await suppress(session, tenant, SuppressionType.email, email, reason)

@@ -10,8 +10,9 @@ _ANCHOR_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNO
 
 
 def rewrite_links(markup: str, tracked_url: Callable[[int], str]) -> tuple[str, list[str]]:
-    """Replace each http(s) link with `tracked_url(index)`; return the new HTML and the original links in order.
-    The click redirect later resolves an index only against this list, so it can never become an open redirect."""
+    """Replace each http(s) link with `tracked_url(index)`; return the new HTML and the original links in
+    order. The click redirect later resolves an index only against this list, so it can never become an open
+    redirect."""
     links: list[str] = []
 
     def replace(match: re.Match) -> str:
@@ -28,8 +29,8 @@ def rewrite_links(markup: str, tracked_url: Callable[[int], str]) -> tuple[str, 
 def add_pixel(markup: str, pixel_url: str) -> str:
     """The open pixel as the CSS background of an empty 1×1 block, not an `<img>`: spam filters score a short
     email that holds an image as image-only (SpamAssassin's HTML_IMAGE_ONLY_* rules fire on any `<img>` with
-    under 2,800 bytes of text). Most clients that show remote images load CSS backgrounds as well; classic Outlook
-    for Windows does not."""
+    under 2,800 bytes of text). Most clients that show remote images load CSS backgrounds as well; classic
+    Outlook for Windows does not."""
     url = html.escape(pixel_url.replace("'", "%27"), quote=False).replace('"', "&quot;")
     pixel = f"<div style=\"background-image:url('{url}');width:1px;height:1px;font-size:1px;line-height:1px\"></div>"
     closing = re.search(r"</body\s*>", markup, re.IGNORECASE)

@@ -2,17 +2,22 @@
 
 How an open (a fetch of the pixel) is judged, first rule that applies:
 
-1. within `PREFETCH_WINDOW` of sending: machine (a filter or scanner fetching at delivery; no one reads that fast);
-2. a mailbox provider's image proxy (Gmail's GoogleImageProxy via ggpht.com, Yahoo's YahooMailProxy, Outlook's and
-   Microsoft's): human. These proxies fetch when the recipient opens the email, hiding only the reader's address;
-3. Apple Mail Privacy Protection (Apple's network 17.0.0.0/8, or its bare `Mozilla/5.0` agent): machine, since it
+1. within `PREFETCH_WINDOW` of sending: machine (a filter or scanner fetching at delivery; no one reads that
+fast);
+2. a mailbox provider's image proxy (Gmail's GoogleImageProxy via ggpht.com, Yahoo's YahooMailProxy, Outlook's
+and
+   Microsoft's): human. These proxies fetch when the recipient opens the email, hiding only the reader's
+   address;
+3. Apple Mail Privacy Protection (Apple's network 17.0.0.0/8, or its bare `Mozilla/5.0` agent): machine, since
+it
    prefetches every image at delivery whether the email is read or not;
-4. a security scanner or an automated client (Barracuda, Mimecast, Proofpoint…, curl, python-requests, headless
+4. a security scanner or an automated client (Barracuda, Mimecast, Proofpoint…, curl, python-requests,
+headless
    browsers, anything calling itself a bot, crawler or spider), or no user agent at all: machine;
 5. anything else (a mail client loading images itself): human.
 
-Clicks: machine when they come within `scanner_window` of sending, from a scanner or automated client, or with no
-user agent (link checkers follow every link seconds after delivery).
+Clicks: machine when they come within `scanner_window` of sending, from a scanner or automated client, or with
+no user agent (link checkers follow every link seconds after delivery).
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
 """The `mailto:` form of List-Unsubscribe: what the address is, and how an email sent to it is recognised.
 
 The address is the sending inbox itself, with the email's signed unsubscribe token in the subject
-(`mailto:ana@acme.com?subject=unsubscribe%20<token>`): mail clients that act on the mailto form (Gmail's and Apple
-Mail's unsubscribe buttons, Outlook's) send exactly that subject, and the inbox's own mailbox is where the reader
-already looks, whatever the provider (plus-addressing is not available on every host, and mail to an address
-that does not exist bounces). The token says which email, hence which lead: a message carrying a valid one
-unsubscribes that lead, whoever sends it (as the link in the email does), and never the sender instead. The
-subject, not the body, is searched: a reply quoting our email quotes its footer's unsubscribe link too.
+(`mailto:ana@acme.com?subject=unsubscribe%20<token>`): mail clients that act on the mailto form (Gmail's and
+Apple Mail's unsubscribe buttons, Outlook's) send exactly that subject, and the inbox's own mailbox is where
+the reader already looks, whatever the provider (plus-addressing is not available on every host, and mail to
+an address that does not exist bounces). The token says which email, hence which lead: a message carrying a
+valid one unsubscribes that lead, whoever sends it (as the link in the email does), and never the sender
+instead. The subject, not the body, is searched: a reply quoting our email quotes its footer's unsubscribe
+link too.
 
-When the token is lost (someone writes "unsubscribe" by hand), a message that is not a reply to one of our emails,
-comes from an address this inbox emailed, and asks to unsubscribe in its subject or first lines (the reply
-classifier's opt-out phrases, in the languages it knows) unsubscribes that address's lead.
+When the token is lost (someone writes "unsubscribe" by hand), a message that is not a reply to one of our
+emails, comes from an address this inbox emailed, and asks to unsubscribe in its subject or first lines (the
+reply classifier's opt-out phrases, in the languages it knows) unsubscribes that address's lead.
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ class TrackingRepository(Repository[Message]):
         return lead, state, campaign
 
     async def open_window(self, message_id: str, link: int, now: datetime, since: datetime) -> bool:
-        """Whether this hit of one link (or the pixel) opens a new window, its event last recorded before `since`
-        (or never); if so `now` becomes the window's start. One atomic upsert: of concurrent hits, one wins."""
+        """Whether this hit of one link (or the pixel) opens a new window, its event last recorded before
+        `since` (or never); if so `now` becomes the window's start. One atomic upsert: of concurrent hits, one
+        wins."""
         insert = upsert_insert(self.session)
         stmt = insert(TrackingWindow).values(message_id=message_id, link=link, event_at=now)
         stmt = stmt.on_conflict_do_update(

@@ -44,8 +44,8 @@ NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referre
 
 
 def host_owner(request: Request) -> str | None:
-    """The workspace whose tracking domain this request came to (see tracking_domains.hosts), None on any other
-    host."""
+    """The workspace whose tracking domain this request came to (see tracking_domains.hosts), None on any
+    other host."""
     return getattr(request.state, OWNER_KEY, None)
 
 
@@ -124,8 +124,8 @@ ONE_CLICK_BODY_LIMIT = 4096
 
 
 async def is_one_click(request: Request) -> bool:
-    """Whether a POST is RFC 8058's one-click: a mail client posting `List-Unsubscribe=One-Click`, form-urlencoded
-    or multipart/form-data (the confirmation page's button posts an empty form)."""
+    """Whether a POST is RFC 8058's one-click: a mail client posting `List-Unsubscribe=One-Click`,
+    form-urlencoded or multipart/form-data (the confirmation page's button posts an empty form)."""
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -146,5 +146,6 @@ async def unsubscribe(token: str, request: Request, session: SessionDep) -> Resp
         return _page("Link not valid", "<h1>This unsubscribe link is not valid</h1>", 404)
     return _page(
         "Unsubscribed",
-        f"<h1>You are unsubscribed</h1><p>{html.escape(message.to_email)} will get no more emails from us.</p>",
+        f"<h1>You are unsubscribed</h1><p>{html.escape(message.to_email)} will get no more emails from "
+        "us.</p>",
     )

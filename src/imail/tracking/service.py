@@ -43,9 +43,9 @@ async def _message(session: AsyncSession, message_id: str, owner: str | None) ->
 async def _record_hit(
     session: AsyncSession, message: Message, link: int, event_type: str, data: dict, now: datetime
 ) -> None:
-    """Record the hit as an event (with its webhooks) when it is the first of its link in REPEAT_WINDOW, else as
-    the internal `<type>.repeat` (analytics totals only): a client or scanner replaying one pixel or link is one
-    event, not one per request, while every hit still counts."""
+    """Record the hit as an event (with its webhooks) when it is the first of its link in REPEAT_WINDOW, else
+    as the internal `<type>.repeat` (analytics totals only): a client or scanner replaying one pixel or link
+    is one event, not one per request, while every hit still counts."""
     first = await TrackingRepository(session).open_window(message.id, link, now, now - REPEAT_WINDOW)
     await record_event(session, tenant_of(message), event_type if first else f"{event_type}.repeat", data)
 
@@ -128,9 +128,9 @@ async def unsubscribe(
     source: str = "link",
     owner: str | None = None,
 ) -> Message:
-    """Stop the lead and suppress its address for the whole workspace (idempotent). `source`: `one_click` (RFC 8058
-    POST from a mail client) or `link` (the confirmation page's button); `owner`: the workspace whose tracking domain
-    the request came to, if any (another workspace's token is not found there)."""
+    """Stop the lead and suppress its address for the whole workspace (idempotent). `source`: `one_click` (RFC
+    8058 POST from a mail client) or `link` (the confirmation page's button); `owner`: the workspace whose
+    tracking domain the request came to, if any (another workspace's token is not found there)."""
     message = await unsubscribe_target(session, signer, token, owner)
     lead, state, _campaign = await TrackingRepository(session).lead_state_campaign(message)
     await opt_out(session, message, lead, state, source, now)
@@ -145,9 +145,10 @@ async def opt_out(
     source: str,
     now: datetime,
 ) -> bool:
-    """The recipient of one of our emails opted out through it (link, one-click, mailto): the address suppressed for
-    the whole workspace, the lead unsubscribed, its sequence stopped, and `lead.unsubscribed` with `source` if the
-    address was not suppressed already (True then). Reads no pending change: safe inside an inbound batch."""
+    """The recipient of one of our emails opted out through it (link, one-click, mailto): the address
+    suppressed for the whole workspace, the lead unsubscribed, its sequence stopped, and `lead.unsubscribed`
+    with `source` if the address was not suppressed already (True then). Reads no pending change: safe inside
+    an inbound batch."""
     tenant = tenant_of(message)
     first = await suppressions.first_opt_out(session, tenant, message.to_email)
     if first:
@@ -168,8 +169,9 @@ async def opt_out(
 async def mailto_targets(
     session: AsyncSession, signer: Signer, tenant: Tenant, subjects: dict[int, str]
 ) -> dict[int, Message]:
-    """The emails that messages (by position) sent to the List-Unsubscribe mailto address are about: the one named
-    by a valid token in the subject, if it is this tenant's (a token is no key to another workspace's leads)."""
+    """The emails that messages (by position) sent to the List-Unsubscribe mailto address are about: the one
+    named by a valid token in the subject, if it is this tenant's (a token is no key to another workspace's
+    leads)."""
     repo = TrackingRepository(session)
     found: dict[int, Message] = {}
     for index, subject in subjects.items():

@@ -1,1 +1,2 @@
-"""Custom tracking domains: a workspace's (or an inbox's) own host for its links, pixel and unsubscribe URLs."""
+"""Custom tracking domains: a workspace's (or an inbox's) own host for its links, pixel and unsubscribe
+URLs."""

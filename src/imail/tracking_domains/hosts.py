@@ -1,9 +1,10 @@
-"""Requests by `Host`: on a workspace's tracking domain only the tracking routes answer (`/t/…`, `/u/…`), and only
-for that workspace's emails; the API and every other page are 404 there. Any other host (IMAIL_PUBLIC_URL's, a
-load balancer's) serves everything, for every tenant, as before (emails sent before a domain was set link there).
+"""Requests by `Host`: on a workspace's tracking domain only the tracking routes answer (`/t/…`, `/u/…`), and
+only for that workspace's emails; the API and every other page are 404 there. Any other host
+(IMAIL_PUBLIC_URL's, a load balancer's) serves everything, for every tenant, as before (emails sent before a
+domain was set link there).
 
-Who owns a host is read from the database once per host and kept for HOST_TTL (a new or removed domain is seen by
-every process within that); the process that changes a domain forgets what it knew at once."""
+Who owns a host is read from the database once per host and kept for HOST_TTL (a new or removed domain is seen
+by every process within that); the process that changes a domain forgets what it knew at once."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def request_host(scope: Scope) -> str:
 
 
 def could_be_domain(host: str) -> bool:
-    """Whether `host` may be a tracking domain at all (a dotted name, not an address): others skip the lookup."""
+    """Whether `host` may be a tracking domain at all (a dotted name, not an address): others skip the
+    lookup."""
     if "." not in host:
         return False
     try:

@@ -1,4 +1,5 @@
-"""Tracking domains live on two tables (workspaces, and inboxes overriding them): the queries that span both."""
+"""Tracking domains live on two tables (workspaces, and inboxes overriding them): the queries that span
+both."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""`GET /tls/ask`: for a TLS-terminating proxy that issues certificates on demand (Caddy's `on_demand_tls ask`):
-200 for a host that may get one (a verified tracking domain, or the public host), 404 otherwise, so nobody can
-make the proxy request certificates for names that merely point at it."""
+"""`GET /tls/ask`: for a TLS-terminating proxy that issues certificates on demand (Caddy's `on_demand_tls
+ask`): 200 for a host that may get one (a verified tracking domain, or the public host), 404 otherwise, so
+nobody can make the proxy request certificates for names that merely point at it."""
 
 from __future__ import annotations
 

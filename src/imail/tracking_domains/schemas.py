@@ -1,5 +1,5 @@
-"""The tracking-domain fields shared by the workspace and inbox schemas (annotated types, so each schema keeps its
-own field order)."""
+"""The tracking-domain fields shared by the workspace and inbox schemas (annotated types, so each schema keeps
+its own field order)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pydantic import Field
 from typing_extensions import TypeAliasType
 
 DOMAIN_DESCRIPTION = (
-    "A custom host for this {owner}'s links, open pixel and unsubscribe URLs, e.g. track.acme.com: a CNAME to this "
+    "A custom host for this {owner}'s links, open pixel and unsubscribe URLs, e.g. track.acme.com: a CNAME "
+    "to this "
     "server's public host, served over https. Checked in DNS at once and then periodically; used only while "
     "`verified`. null or empty removes it."
 )

@@ -1,10 +1,10 @@
-"""Custom tracking domains: what a valid one looks like, its DNS check, who owns a Host, which host a tenant's links
-use.
+"""Custom tracking domains: what a valid one looks like, its DNS check, who owns a Host, which host a tenant's
+links use.
 
-A domain is used only once DNS shows it points to this server: a CNAME to the host of IMAIL_PUBLIC_URL, or (for a
-name that cannot carry a CNAME) A/AAAA records all among IMAIL_TRACKING_DOMAIN_ADDRESSES. Until then, and whenever a
-re-check finds it pointing elsewhere, links fall back to IMAIL_PUBLIC_URL. A domain belongs to one workspace: its
-workspace setting and its inboxes may share it, another workspace may not name it."""
+A domain is used only once DNS shows it points to this server: a CNAME to the host of IMAIL_PUBLIC_URL, or
+(for a name that cannot carry a CNAME) A/AAAA records all among IMAIL_TRACKING_DOMAIN_ADDRESSES. Until then,
+and whenever a re-check finds it pointing elsewhere, links fall back to IMAIL_PUBLIC_URL. A domain belongs to
+one workspace: its workspace setting and its inboxes may share it, another workspace may not name it."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def public_host(settings: Settings) -> str:
 
 
 def normalise(value: str | None, settings: Settings, field: str = "tracking_domain") -> str | None:
-    """The domain as stored (lower case, IDNA, no final dot); None or empty clears. 400 naming `field` otherwise."""
+    """The domain as stored (lower case, IDNA, no final dot); None or empty clears. 400 naming `field`
+    otherwise."""
     if value is None or not value.strip():
         return None
     name = value.strip().lower().rstrip(".")
@@ -181,8 +182,8 @@ async def is_verified(session: AsyncSession, host: str) -> bool:
 
 async def recheck_due(database: Database, settings: Settings, now: datetime) -> int:
     """Check again the domains last checked over IMAIL_TRACKING_DOMAIN_CHECK_INTERVAL ago (pending ones keep
-    being tried, so adding the CNAME later is enough; a verified one whose CNAME went is no longer used). DNS is
-    asked outside any transaction."""
+    being tried, so adding the CNAME later is enough; a verified one whose CNAME went is no longer used). DNS
+    is asked outside any transaction."""
     before = now - timedelta(seconds=settings.tracking_domain_check_interval)
     done = 0
     for model in (Workspace, Inbox):

@@ -35,14 +35,17 @@ SUBJECTS = (
 OPENINGS = ("Hi", "Hello", "Hey", "Good morning", "Hi there")
 BODIES = (
     (
-        "I went through the notes from our last call and everything looks on track. Let me know if anything changed on "
+        "I went through the notes from our last call and everything looks on track. Let me know if anything "
+        "changed on "
         "your side."
     ),
-    "Do you have twenty minutes later this week to go over the plan? Tuesday or Wednesday afternoon works for me.",
+    "Do you have twenty minutes later this week to go over the plan? Tuesday or Wednesday afternoon works "
+    "for me.",
     "Just wanted to share a quick update: the first part is done and I am starting on the second today.",
     "I had a thought about the schedule we discussed. Could we move the review a few days earlier?",
     "Thanks again for your help last week, it made a real difference. Happy to return the favour any time.",
-    "Could you send me the latest version when you get a chance? I want to make sure we are looking at the same one.",
+    "Could you send me the latest version when you get a chance? I want to make sure we are looking at the "
+    "same one.",
     "I spoke with the team and they are happy with the direction. We can go ahead whenever you are ready.",
 )
 REPLIES = (
@@ -63,13 +66,14 @@ def _derived(secret: str, purpose: str) -> bytes:
 
 
 def marker(settings: Settings) -> str:
-    """The X-Imail-Warmup value of this deployment: IMAIL_WARMUP_MARKER, else derived from the secret key (so two
-    deployments never take each other's warmup mail for their own)."""
+    """The X-Imail-Warmup value of this deployment: IMAIL_WARMUP_MARKER, else derived from the secret key (so
+    two deployments never take each other's warmup mail for their own)."""
     return settings.warmup_marker or _derived(settings.resolved_secret_key(), "marker").hex()[:24]
 
 
 def tag(settings: Settings) -> str:
-    """The short filter tag in every warmup email's body: IMAIL_WARMUP_TAG, else derived from the secret key."""
+    """The short filter tag in every warmup email's body: IMAIL_WARMUP_TAG, else derived from the secret
+    key."""
     if settings.warmup_tag:
         return settings.warmup_tag
     digest = _derived(settings.resolved_secret_key(), "tag")
@@ -78,7 +82,8 @@ def tag(settings: Settings) -> str:
 
 
 def should_reply(message_id_header: str, reply_rate: float) -> bool:
-    """Whether the recipient answers this warmup email: a stable draw per message, true for a `reply_rate` share."""
+    """Whether the recipient answers this warmup email: a stable draw per message, true for a `reply_rate`
+    share."""
     draw = int.from_bytes(hashlib.sha256(message_id_header.encode()).digest()[:4], "big") / 2**32
     return draw < reply_rate
 

@@ -1,9 +1,11 @@
-"""How many warmup emails an inbox starts on a day, and when each is due: pure functions of settings and a clock.
+"""How many warmup emails an inbox starts on a day, and when each is due: pure functions of settings and a
+clock.
 
-The ramp: on its first day an inbox sends `start_volume`, and `daily_increment` more on each later ramp day, up to
-`ceiling` (and never more than the inbox's daily limit). With `weekdays_only`, Saturdays and Sundays send nothing
-and do not count as ramp days. A day's sends are spread evenly over the warmup window (UTC), each inbox shifted by
-its own stable fraction of a slot, so the pool does not fire in lockstep; by the window's end every slot has passed.
+The ramp: on its first day an inbox sends `start_volume`, and `daily_increment` more on each later ramp day,
+up to `ceiling` (and never more than the inbox's daily limit). With `weekdays_only`, Saturdays and Sundays
+send nothing and do not count as ramp days. A day's sends are spread evenly over the warmup window (UTC), each
+inbox shifted by its own stable fraction of a slot, so the pool does not fire in lockstep; by the window's end
+every slot has passed.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def due_by(window: Window, now: datetime, count: int, key: str) -> int:
     if now < opens:
         return 0
     due = max(0, min(count, math.floor((now - opens) / (closes - opens) * count - _shift(key)) + 1))
-    # The estimate is float arithmetic; settle it on slot_time itself, so a worker woken at a slot finds it due.
+    # The estimate is float arithmetic; settle it on slot_time itself, so a worker woken at a slot finds it
+    # due.
     while due < count and slot_time(window, day, due, count, key) <= now:
         due += 1
     while due > 0 and slot_time(window, day, due - 1, count, key) > now:

@@ -87,7 +87,8 @@ class WarmupQueue(Repository[InboxWarmup]):
     model = InboxWarmup
 
     async def lock_due(self, now: datetime, limit: int) -> list[InboxWarmup]:
-        """Warming inboxes with a send due (a ramp slot or a queued reply), locked; other workers skip them."""
+        """Warming inboxes with a send due (a ramp slot or a queued reply), locked; other workers skip
+        them."""
         replies_due = select(WarmupMessage.inbox_id).where(
             WarmupMessage.status == WarmupMessageStatus.queued.value, WarmupMessage.due_at <= now
         )
@@ -128,7 +129,8 @@ class WarmupQueue(Repository[InboxWarmup]):
         return {row.id: row for row in rows.scalars()}
 
     async def pool(self) -> list[Any]:
-        """Every inbox in the pool — live, connected, warmup active, any workspace — as (id, email, name) rows."""
+        """Every inbox in the pool — live, connected, warmup active, any workspace — as (id, email, name)
+        rows."""
         stmt = (
             select(Inbox.id, Inbox.email, Inbox.name)
             .join(InboxWarmup, InboxWarmup.inbox_id == Inbox.id)
@@ -240,7 +242,8 @@ class WarmupQueue(Repository[InboxWarmup]):
         return set((await self.session.execute(stmt)).scalars())
 
     async def recent_outcomes(self, inbox_id: str, limit: int) -> list[tuple[str, str | None]]:
-        """(status, placement) of the inbox's last `limit` warmup emails whose outcome is known: bounced, or placed."""
+        """(status, placement) of the inbox's last `limit` warmup emails whose outcome is known: bounced, or
+        placed."""
         stmt = (
             select(WarmupMessage.status, WarmupMessage.placement)
             .where(

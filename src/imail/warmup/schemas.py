@@ -29,7 +29,8 @@ class WarmupSettings(RequestModel):
     )
     enable_slow_ramp: bool | None = Field(
         None,
-        description="Cap this inbox's campaign sends per day by today's warmup target while warmup is on. Default false.",
+        description="Cap this inbox's campaign sends per day by today's warmup target while warmup is on. "
+        "Default false.",
     )
     reply_rate: float | None = Field(
         None,
@@ -76,7 +77,8 @@ class WarmupView(BaseModel):
 
 
 class WarmupCounts(BaseModel):
-    """Warmup figures of an inbox, by the UTC day its warmup emails were sent (never part of the campaign counts)."""
+    """Warmup figures of an inbox, by the UTC day its warmup emails were sent (never part of the campaign
+    counts)."""
 
     warmup_sent: int = Field(description="Warmup emails started (the ramp).")
     warmup_replies_sent: int = Field(description="Warmup replies sent in other inboxes' threads.")

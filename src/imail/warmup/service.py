@@ -1,20 +1,26 @@
-"""The rules of warmup: the pool, the ramp, what the reader does with warmup mail, auto-pause, and the figures the
-inbox API, health_score and the sending planner read.
+"""The rules of warmup: the pool, the ramp, what the reader does with warmup mail, auto-pause, and the figures
+the inbox API, health_score and the sending planner read.
 
 - **The pool** is every live, connected inbox whose warmup is active, across all workspaces of the deployment
-  (starting warmup is the opt-in). Each sends its day's ramp of short notes to other members, over its own SMTP
-  server, each recorded as a `warmup_messages` row (the sender's record) before it leaves.
-- **Receiving** (the IMAP reader, imail.intake): a message carrying this deployment's marker is never matched to a
-  campaign, never a reply row, never an event. If it is one of the pool's emails to this inbox, the sender's row
-  gets its placement (INBOX → `inbox`, the spam folder → `spam`) once; the reader then marks it read and important
-  and moves it out of spam; and the first email of a thread is answered in thread, a `reply_rate` share of them.
-- **Limits**: warmup and campaign sends share the inbox's daily counter (imail.sending), so together they never
-  pass its daily limit. With `slow_ramp`, campaign sends from a warming inbox are also capped by today's ramp target.
-- **Auto-pause**: when, over the inbox's last `warmup_threshold_sends` warmup emails with a known outcome, the spam
+  (starting warmup is the opt-in). Each sends its day's ramp of short notes to other members, over its own
+  SMTP server, each recorded as a `warmup_messages` row (the sender's record) before it leaves.
+- **Receiving** (the IMAP reader, imail.intake): a message carrying this deployment's marker is never matched
+to a
+  campaign, never a reply row, never an event. If it is one of the pool's emails to this inbox, the sender's
+  row gets its placement (INBOX → `inbox`, the spam folder → `spam`) once; the reader then marks it read and
+  important and moves it out of spam; and the first email of a thread is answered in thread, a `reply_rate`
+  share of them.
+- **Limits**: warmup and campaign sends share the inbox's daily counter (imail.sending), so together they
+never
+  pass its daily limit. With `slow_ramp`, campaign sends from a warming inbox are also capped by today's ramp
+  target.
+- **Auto-pause**: when, over the inbox's last `warmup_threshold_sends` warmup emails with a known outcome, the
+spam
   share or the bounce share passes its threshold, warmup pauses (the reason kept on the inbox) and one
   `warmup.threshold_paused` fires.
 
-Warmup is live-mode only: a test inbox may have warmup started (its state is kept), but never sends warmup mail.
+Warmup is live-mode only: a test inbox may have warmup started (its state is kept), but never sends warmup
+mail.
 """
 
 from __future__ import annotations
@@ -111,7 +117,8 @@ def today_target(inbox: Inbox, row: InboxWarmup | None, day: date) -> int:
 async def configure(
     session: AsyncSession, tenant: Tenant, inbox: Inbox, changes: dict[str, Any], now: datetime, **state: Any
 ) -> InboxWarmup:
-    """Apply ramp settings (any of SETTING_FIELDS) and state columns to the inbox's warmup row, creating it."""
+    """Apply ramp settings (any of SETTING_FIELDS) and state columns to the inbox's warmup row, creating
+    it."""
     repo = WarmupRepository(session, tenant)
     row = (await repo.settings_for([inbox.id])).get(inbox.id)
     merged = {
@@ -149,8 +156,8 @@ class Figures:
 async def figures(
     session: AsyncSession, tenant: Tenant, inboxes: Sequence[Inbox], today: date
 ) -> dict[str, Figures]:
-    """For each inbox: its 7-day health counts (campaign sends, bounces and replies from the analytics rollups;
-    warmup placement from warmup_daily) and its warmup view; three queries whatever the count."""
+    """For each inbox: its 7-day health counts (campaign sends, bounces and replies from the analytics
+    rollups; warmup placement from warmup_daily) and its warmup view; three queries whatever the count."""
     if not inboxes:
         return {}
     repo = WarmupRepository(session, tenant)
@@ -211,9 +218,10 @@ async def daily_counts(
 
 
 async def campaign_limits(session: AsyncSession, inboxes: Iterable[Inbox], day: date) -> dict[str, int]:
-    """For warming inboxes with `enable_slow_ramp`: the most their shared daily counter may reach through campaign sends
-    today — today's warmup sends plus today's ramp target (so campaign sends never pass the ramp). Called by the
-    sending planner after it has locked the counters: the warmup worker writes warmup_daily under the same locks."""
+    """For warming inboxes with `enable_slow_ramp`: the most their shared daily counter may reach through
+    campaign sends today — today's warmup sends plus today's ramp target (so campaign sends never pass the
+    ramp). Called by the sending planner after it has locked the counters: the warmup worker writes
+    warmup_daily under the same locks."""
     warming = [
         i for i in inboxes if i.warmup_status != WarmupStatus.off.value and i.warmup_started_at is not None
     ]
@@ -253,8 +261,8 @@ def _next_day(now: datetime) -> datetime:
 async def claim(
     session: AsyncSession, settings: Settings, now: datetime, rng: random.Random
 ) -> tuple[int, list[WarmupJob]]:
-    """Lock warming inboxes with something due and turn it into jobs: queued replies first, then at most one new
-    email per inbox (the next ramp slot), all within the inbox's daily limit. (inboxes examined, jobs)."""
+    """Lock warming inboxes with something due and turn it into jobs: queued replies first, then at most one
+    new email per inbox (the next ramp slot), all within the inbox's daily limit. (inboxes examined, jobs)."""
     queue = WarmupQueue(session)
     rows = await queue.lock_due(now, settings.warmup_batch_inboxes)
     if not rows:
@@ -391,8 +399,8 @@ async def record_outcomes(
 
 
 async def check_thresholds(session: AsyncSession, settings: Settings, inbox_id: str, now: datetime) -> bool:
-    """Pause the inbox's warmup if its last N warmup emails with a known outcome pass the spam or bounce threshold;
-    True when this call paused it (and recorded the one `warmup.threshold_paused`)."""
+    """Pause the inbox's warmup if its last N warmup emails with a known outcome pass the spam or bounce
+    threshold; True when this call paused it (and recorded the one `warmup.threshold_paused`)."""
     window = settings.warmup_threshold_sends
     recent = await WarmupQueue(session).recent_outcomes(inbox_id, window)
     if len(recent) < window:
@@ -541,8 +549,9 @@ async def about_warmup(session: AsyncSession, reports: dict[int, str]) -> frozen
 async def record_reports(
     session: AsyncSession, settings: Settings, bounces: Sequence[Bounce], now: datetime
 ) -> None:
-    """Delivery reports about pool emails (in the reader's batch transaction): a hard bounce counts as the sender's
-    warmup bounce once, and is judged for auto-pause; soft bounces and delay or success notices change nothing."""
+    """Delivery reports about pool emails (in the reader's batch transaction): a hard bounce counts as the
+    sender's warmup bounce once, and is judged for auto-pause; soft bounces and delay or success notices
+    change nothing."""
     hard = [b.original_message_id for b in bounces if b.kind == "hard" and b.original_message_id]
     queue = WarmupQueue(session)
     rows = await queue.by_headers(hard)

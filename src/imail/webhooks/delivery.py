@@ -70,8 +70,8 @@ async def _read_some(response: httpx.Response) -> bytes:
 async def send(
     http: httpx.AsyncClient, job: DeliveryJob, secret: str, timeout: float, guard: AddressGuard | None = None
 ) -> Attempt:
-    """POST the event once, signed with `secret` (the endpoint's, opened): 10 s in all (connect, send, answer) by
-    default; redirects are not followed."""
+    """POST the event once, signed with `secret` (the endpoint's, opened): 10 s in all (connect, send, answer)
+    by default; redirects are not followed."""
     started = time.perf_counter()
     if guard is not None:
         blocked = await guard.blocked(job.url)

@@ -147,6 +147,7 @@ async def send_test(session: AsyncSession, caller: Caller, webhook_id: str) -> W
 
 
 async def rotate_secrets(database: Any, settings: Settings, batch: int = 200) -> crypto.Rotation:
-    """Re-encrypt every endpoint's signing secret under the current IMAIL_SECRET_KEY (`imail secrets rotate`)."""
+    """Re-encrypt every endpoint's signing secret under the current IMAIL_SECRET_KEY (`imail secrets
+    rotate`)."""
     box = crypto.secret_box(settings, crypto.WEBHOOK_SECRETS)
     return await crypto.rotate_column(database, WebhookMaintenance, "secret_encrypted", box, batch)

@@ -77,10 +77,11 @@ async def validate(url: str, allow_private: bool) -> str:
 
 
 class PinnedAddressBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, except that it resolves the host itself and dials the very address it checked.
-    A check before the request is not enough on its own: the HTTP client would resolve the name again, and a name
-    served with a zero TTL can answer a public address to the check and 127.0.0.1 to the connection (DNS
-    rebinding). TLS still verifies the certificate against the host name (httpcore passes it as the SNI name)."""
+    """httpcore's network backend, except that it resolves the host itself and dials the very address it
+    checked. A check before the request is not enough on its own: the HTTP client would resolve the name
+    again, and a name served with a zero TTL can answer a public address to the check and 127.0.0.1 to the
+    connection (DNS rebinding). TLS still verifies the certificate against the host name (httpcore passes it
+    as the SNI name)."""
 
     def __init__(self, allowed: Callable[[str], bool] = _is_public):
         self.allowed = allowed

@@ -1,7 +1,8 @@
 """The inbound worker: read due inboxes over IMAP (see imail.intake.reader), a bounded batch per iteration.
 
 A read that fails is counted on the inbox (imail.inboxes.monitor.report_read_failure, which disconnects it at
-`inbound_read_failure_limit`) and tried again after a wait that doubles; a read that works clears the count."""
+`inbound_read_failure_limit`) and tried again after a wait that doubles; a read that works clears the
+count."""
 
 from __future__ import annotations
 
@@ -62,21 +63,23 @@ async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
 
 
 def retry_wait(settings: Settings, failures: int) -> float:
-    """Seconds before an inbox whose last `failures` reads failed is read again: the polling interval, doubling, up
-    to the time an IDLE-ing inbox waits between full reads (a failing inbox is not left alone longer than that)."""
+    """Seconds before an inbox whose last `failures` reads failed is read again: the polling interval,
+    doubling, up to the time an IDLE-ing inbox waits between full reads (a failing inbox is not left alone
+    longer than that)."""
     longest = max(settings.inbound_idle_recheck, settings.inbound_poll_interval)
     return min(settings.inbound_poll_interval * 2 ** min(max(failures - 1, 0), 30), longest)
 
 
 def _unlogged_crash(inbox: Inbox, failure: ReadFailure) -> str | None:
-    """The fingerprint of a crash of imail's own code whose traceback was not logged for this inbox yet (the row
-    keeps the last one logged, so neither a retry nor another worker logs it again)."""
+    """The fingerprint of a crash of imail's own code whose traceback was not logged for this inbox yet (the
+    row keeps the last one logged, so neither a retry nor another worker logs it again)."""
     fingerprint = failure.fingerprint
     return fingerprint if fingerprint is not None and fingerprint != inbox.read_crash_logged else None
 
 
 def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int, first_seen: bool) -> None:
-    """One line per failed read; a crash of imail's own code with its traceback when first seen for the inbox."""
+    """One line per failed read; a crash of imail's own code with its traceback when first seen for the
+    inbox."""
     fields = {"inbox_id": inbox.id, "failures": failures, "limit": limit}
     if failure.crash is None:
         log.warning("inbox read failed", error=failure.reason, **fields)
@@ -91,8 +94,9 @@ def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int, 
 
 
 async def read_inboxes(ctx: WorkerContext) -> int:
-    """One iteration: claim due inboxes (and those IDLE announced mail for), read each (bounded concurrency and
-    messages), release them with their next read time. Returns messages read plus inboxes with more waiting."""
+    """One iteration: claim due inboxes (and those IDLE announced mail for), read each (bounded concurrency
+    and messages), release them with their next read time. Returns messages read plus inboxes with more
+    waiting."""
     settings = ctx.settings
     pool = inbound_pool(ctx)
     await _prune(ctx, pool)

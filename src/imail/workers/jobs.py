@@ -1,4 +1,5 @@
-"""The jobs worker: claim one background job under a lease and run it chunk by chunk (see imail.jobs.service)."""
+"""The jobs worker: claim one background job under a lease and run it chunk by chunk (see
+imail.jobs.service)."""
 
 from __future__ import annotations
 

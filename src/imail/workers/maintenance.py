@@ -1,5 +1,5 @@
-"""Housekeeping workers: the process heartbeat, expiry of idempotency records and audit log entries, freed memory
-back to the system, DNS re-checks of tracking domains."""
+"""Housekeeping workers: the process heartbeat, expiry of idempotency records and audit log entries, freed
+memory back to the system, DNS re-checks of tracking domains."""
 
 from __future__ import annotations
 

@@ -49,9 +49,10 @@ def smtp_pool(ctx: WorkerContext) -> SmtpPool:
 
 
 class Recorder:
-    """Hands an inbox's outcomes to `record` as they come, in small groups (every RECORD_EVERY outcomes, or once
-    RECORD_AFTER seconds have passed since the group's first), without holding up the inbox's next send: a crash
-    leaves unrecorded only a group's worth, and those accepted are marked so (`mark_accepted`) anyway."""
+    """Hands an inbox's outcomes to `record` as they come, in small groups (every RECORD_EVERY outcomes, or
+    once RECORD_AFTER seconds have passed since the group's first), without holding up the inbox's next send:
+    a crash leaves unrecorded only a group's worth, and those accepted are marked so (`mark_accepted`)
+    anyway."""
 
     def __init__(self, record: Callable[[list[Outcome]], Awaitable[None]] | None):
         self.record = record
@@ -123,14 +124,18 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job], r
                 or outcome.inbox_failure_side
             ):
                 # A server that stalls or drops us would cost a full timeout per remaining message, one after
-                # another; give them back untried instead (a later claim tries again, the monitor checks the inbox).
-                release = f"released unsent: the inbox's SMTP server failed on an earlier message ({outcome.detail[:200]})"
+                # another; give them back untried instead (a later claim tries again, the monitor checks the
+                # inbox).
+                release = (
+                    "released unsent: the inbox's SMTP server failed on an earlier message "
+                    f"({outcome.detail[:200]})"
+                )
 
 
 def _accepted_marks(ctx: WorkerContext) -> Coalescer[str, None]:
-    """Records, as each 250 comes, that the server accepted the attempt (`repository.mark_accepted`), many sends'
-    marks in one statement. A failed mark is logged, not raised: the email is out, and its outcome is still
-    recorded with the rest; only a crash before that falls back to the Sent folder."""
+    """Records, as each 250 comes, that the server accepted the attempt (`repository.mark_accepted`), many
+    sends' marks in one statement. A failed mark is logged, not raised: the email is out, and its outcome is
+    still recorded with the rest; only a crash before that falls back to the Sent folder."""
     marks = ctx.extra.get("accepted_marks")
     if marks is None:
 
@@ -146,9 +151,10 @@ def _accepted_marks(ctx: WorkerContext) -> Coalescer[str, None]:
 
 
 async def _file_in_sent(ctx: WorkerContext, jobs: list[Job], outcomes: list[Outcome]) -> None:
-    """Put what one inbox just sent in its Sent folder where the provider does not (imail.inboxes.sent_folder):
-    after the first sends of an `auto` inbox, look for them there first and remember what that showed. Runs
-    after the outcomes are recorded; a failure here is logged, never the send's: the message went out."""
+    """Put what one inbox just sent in its Sent folder where the provider does not
+    (imail.inboxes.sent_folder): after the first sends of an `auto` inbox, look for them there first and
+    remember what that showed. Runs after the outcomes are recorded; a failure here is logged, never the
+    send's: the message went out."""
     sent = {outcome.message_id for outcome in outcomes if outcome.kind == "sent"}
     jobs = [job for job in jobs if job.message_id in sent]
     if not jobs or not jobs[0].inbox.livemode:
@@ -188,10 +194,10 @@ async def _file_in_sent(ctx: WorkerContext, jobs: list[Job], outcomes: list[Outc
 
 
 def _handover_marks(ctx: WorkerContext) -> Coalescer[tuple[str, str], bool]:
-    """Records that an attempt's DATA is about to go out, in a transaction of its own committed before the DATA
-    command: after a crash an attempt not so marked is known never to have left, and one so marked is looked for
-    in the Sent folder. Sends on many connections reach this point together, so their marks are written
-    together, one UPDATE per round trip."""
+    """Records that an attempt's DATA is about to go out, in a transaction of its own committed before the
+    DATA command: after a crash an attempt not so marked is known never to have left, and one so marked is
+    looked for in the Sent folder. Sends on many connections reach this point together, so their marks are
+    written together, one UPDATE per round trip."""
     marks = ctx.extra.get("handover_marks")
     if marks is None:
 
@@ -204,8 +210,8 @@ def _handover_marks(ctx: WorkerContext) -> Coalescer[tuple[str, str], bool]:
 
 
 def _marker(ctx: WorkerContext, job: Job) -> Callable[[], Awaitable[None]]:
-    """The before-DATA mark of one job. An attempt whose lease ran out and was requeued meanwhile is not marked,
-    and not sent (AttemptTaken)."""
+    """The before-DATA mark of one job. An attempt whose lease ran out and was requeued meanwhile is not
+    marked, and not sent (AttemptTaken)."""
     marks = _handover_marks(ctx)
 
     async def mark() -> None:
@@ -252,15 +258,15 @@ def _process_lock(ctx: WorkerContext, name: str) -> asyncio.Lock:
 
 
 async def send_due(ctx: WorkerContext) -> int:
-    # One claim at a time per process (the registry runs two of these loops): SQLite has no SKIP LOCKED, so two
-    # claims at once would take the same states; on PostgreSQL a campaign's claims queue on its counter row anyway.
-    # What the loops overlap is one's claim with the other's delivery.
+    # One claim at a time per process (the registry runs two of these loops): SQLite has no SKIP LOCKED, so
+    # two claims at once would take the same states; on PostgreSQL a campaign's claims queue on its counter
+    # row anyway. What the loops overlap is one's claim with the other's delivery.
     async with _process_lock(ctx, "claiming"), ctx.database.transaction() as session:
         claim = await service.claim(session, ctx.settings, ctx.instance_id, now=ctx.clock())
     if claim.jobs:
         # One recording transaction at a time per process (both loops), so it never contends with itself for
-        # campaign and rollup rows; inboxes finishing while one is being recorded wait together and go in the next
-        # one, so a batch takes a few recording transactions instead of one per inbox.
+        # campaign and rollup rows; inboxes finishing while one is being recorded wait together and go in the
+        # next one, so a batch takes a few recording transactions instead of one per inbox.
         recording = _process_lock(ctx, "recording")
         waiting: list[Outcome] = []
 
@@ -306,11 +312,12 @@ async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[st
 
 
 async def resolve_in_flight(ctx: WorkerContext) -> int:
-    """Attempts whose worker is gone: not seen by heartbeat for IMAIL_WORKER_DEAD_SECONDS (a crash costs seconds),
-    or whose lease ran out. See service.resolve_stale. Those never handed to SMTP are requeued at once, those the
-    server accepted are recorded sent; for the others the inboxes' Sent folders are asked with no transaction open
-    (IMAP can take up to the mail timeout per inbox). Meanwhile this worker holds them (its id and a new lease, so
-    another resolver takes them only if this one dies too), and each is settled after, if still ours."""
+    """Attempts whose worker is gone: not seen by heartbeat for IMAIL_WORKER_DEAD_SECONDS (a crash costs
+    seconds), or whose lease ran out. See service.resolve_stale. Those never handed to SMTP are requeued at
+    once, those the server accepted are recorded sent; for the others the inboxes' Sent folders are asked with
+    no transaction open (IMAP can take up to the mail timeout per inbox). Meanwhile this worker holds them
+    (its id and a new lease, so another resolver takes them only if this one dies too), and each is settled
+    after, if still ours."""
     now = ctx.clock()
     lease = timedelta(seconds=ctx.settings.sending_lease_seconds)
     looking = Lease.starting(ctx.instance_id, now, ctx.settings.sending_lease_seconds)

@@ -1,5 +1,6 @@
-"""The warmup worker: claim the pool's due warmup emails (one transaction), hand them to each sender's SMTP server
-over the sending engine's pooled connections, record what happened (a second transaction). See imail.warmup."""
+"""The warmup worker: claim the pool's due warmup emails (one transaction), hand them to each sender's SMTP
+server over the sending engine's pooled connections, record what happened (a second transaction). See
+imail.warmup."""
 
 from __future__ import annotations
 

@@ -25,9 +25,10 @@ async def get_workspace(caller: CallerDep, session: SessionDep):
 
 @router.patch("", response_model=WorkspaceView)
 async def update_workspace(body: WorkspaceUpdate, caller: CallerDep, session: SessionDep, request: Request):
-    """Set the footer's postal address and opt-out line, and the tracking domain (shared by both ledgers, so a live
-    key is needed). A new `tracking_domain` is checked in DNS before the answer: `verified` when it is a CNAME to
-    this server, else `failed` or `pending` with `tracking_domain_reason`; 409 when another workspace uses it."""
+    """Set the footer's postal address and opt-out line, and the tracking domain (shared by both ledgers, so a
+    live key is needed). A new `tracking_domain` is checked in DNS before the answer: `verified` when it is a
+    CNAME to this server, else `failed` or `pending` with `tracking_domain_reason`; 409 when another workspace
+    uses it."""
     workspace = await service.update_workspace(session, request.app.state.settings, caller, body, utcnow())
     if "tracking_domain" in body.model_fields_set:
         request.app.state.tracking_hosts.clear()  # the old host and the new one: who owns them changed

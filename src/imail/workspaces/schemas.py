@@ -21,7 +21,8 @@ class WorkspaceView(ResponseModel):
     name: str
     tier: str
     postal_address: str | None = Field(
-        description="The sender's postal address, printed in the footer of campaigns with include_footer (CAN-SPAM)."
+        description="The sender's postal address, printed in the footer of campaigns with include_footer "
+        "(CAN-SPAM)."
     )
     footer_text: str | None = Field(
         description=f"The footer's opt-out line, a template with {{{{unsubscribe_url}}}}; null: "
@@ -42,7 +43,8 @@ class WorkspaceUpdate(RequestModel):
     footer_text: str | None = Field(
         None,
         max_length=MAX_FOOTER_TEXT,
-        description="Must contain {{unsubscribe_url}} (the email's signed unsubscribe link); null: the default line.",
+        description="Must contain {{unsubscribe_url}} (the email's signed unsubscribe link); null: the "
+        "default line.",
     )
     tracking_domain: str | None = Field(
         None, max_length=300, description=DOMAIN_DESCRIPTION.format(owner="workspace")

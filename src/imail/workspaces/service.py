@@ -66,7 +66,8 @@ async def create_workspace(
 
 
 async def demo_workspace(session: AsyncSession, name: str = "Demo") -> CreatedWorkspace:
-    """The `make run` workspace: created once, then given fresh keys on every run (keys are shown only once)."""
+    """The `make run` workspace: created once, then given fresh keys on every run (keys are shown only
+    once)."""
     repo = WorkspaceRepository(session)
     workspace = await repo.by_name(name)
     if workspace is None:
@@ -116,8 +117,8 @@ def _footer_text(value: str | None) -> str | None:
 async def update_workspace(
     session: AsyncSession, settings: Settings, caller: Caller, body: WorkspaceUpdate, now: datetime
 ) -> Workspace:
-    """PATCH /v1/workspace: fields left out keep their value, null clears. A new tracking domain is checked in DNS
-    before the answer (its status says how that went)."""
+    """PATCH /v1/workspace: fields left out keep their value, null clears. A new tracking domain is checked in
+    DNS before the answer (its status says how that went)."""
     if not caller.livemode:
         raise Forbidden("The workspace's settings apply to live emails too: change them with a live key")
     changes = body.model_dump(exclude_unset=True)
@@ -144,7 +145,8 @@ async def verify_tracking_domain(
 
 
 async def set_footer(session: AsyncSession, workspace_id: str, **changes: str | None) -> Workspace:
-    """The footer's postal address and opt-out line (`postal_address`, `footer_text`; None or empty clears)."""
+    """The footer's postal address and opt-out line (`postal_address`, `footer_text`; None or empty
+    clears)."""
     workspace = await get_workspace(session, workspace_id)
     if "footer_text" in changes:
         workspace.footer_text = _footer_text(changes["footer_text"])

@@ -1,8 +1,8 @@
 """`Imail-Version` snapshots: one module per dated change, registered here and nowhere else.
 
 Everything the server derives from them (routing a pinned date, gating routes and event types, deprecation
-headers and warnings, openapi.json's `deprecated` marks, the changelog) reads the one registry below, so none of
-it can disagree with another."""
+headers and warnings, openapi.json's `deprecated` marks, the changelog) reads the one registry below, so none
+of it can disagree with another."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ class Registry:
         self.deprecations: tuple[Deprecation, ...] = tuple(d for c in self.changes for d in c.deprecations)
 
     def resolve(self, header: str | None) -> date:
-        """The newest snapshot on or before the pinned date; the first for a date before it (the reference's own
-        example pins 2026-03-01, before v1 went stable); the latest when unpinned. Only a malformed date is
-        refused."""
+        """The newest snapshot on or before the pinned date; the first for a date before it (the reference's
+        own example pins 2026-03-01, before v1 went stable); the latest when unpinned. Only a malformed date
+        is refused."""
         if header is None or not header.strip():
             return self.snapshots[-1]
         value = header.strip()
@@ -90,7 +90,8 @@ def registry() -> Registry:
 
 @contextmanager
 def installed(*changes: VersionChange) -> Iterator[Registry]:
-    """The shipped snapshots plus `changes`, in force until the block ends (for tests: build the app inside)."""
+    """The shipped snapshots plus `changes`, in force until the block ends (for tests: build the app
+    inside)."""
     global _registry
     previous = _registry
     _registry = Registry(SHIPPED + changes)
@@ -110,7 +111,8 @@ def endpoint_available(snapshot: date, method: str, path: str) -> bool:
 
 
 def events_unavailable(snapshot: date) -> frozenset[str]:
-    """Event types introduced after a snapshot: endpoints pinned to it neither subscribe to nor receive them."""
+    """Event types introduced after a snapshot: endpoints pinned to it neither subscribe to nor receive
+    them."""
     return frozenset(e for c in _registry.changes if c.date > snapshot for e in c.events)
 
 

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-# The reference's promise: anything deprecated keeps working for at least twelve months, and workspaces that use
-# it are warned by email from six months before it goes.
+# The reference's promise: anything deprecated keeps working for at least twelve months, and workspaces that
+# use it are warned by email from six months before it goes.
 MIN_SUNSET_MONTHS = 12
 WARNING_MONTHS = 6
 
@@ -29,7 +29,8 @@ class Deprecation:
     """Something a snapshot deprecates, and the day it stops working.
 
     - `route`: `target` is `"METHOD /v1/path/{template}"`;
-    - `field`: `target` is `"METHOD /v1/path/{template} name"`, a field of the request (JSON body or query) that
+    - `field`: `target` is `"METHOD /v1/path/{template} name"`, a field of the request (JSON body or query)
+    that
       callers should stop sending;
     - `event`: `target` is an event type; subscribing to it uses it.
     """
@@ -76,7 +77,8 @@ class VersionChange:
                 raise ValueError(f"a route deprecation names `METHOD /path`: {deprecation.target!r}")
             if deprecation.sunset < add_months(self.date, MIN_SUNSET_MONTHS):
                 raise ValueError(
-                    f"{deprecation.target} sunsets {deprecation.sunset}, less than {MIN_SUNSET_MONTHS} months after "
+                    f"{deprecation.target} sunsets {deprecation.sunset}, less than {MIN_SUNSET_MONTHS} "
+                    "months after "
                     f"its deprecation in {self.date}"
                 )
             dated.append(
