@@ -9,13 +9,14 @@ loaded with COPY; the rollups are computed from those very events by `imail.anal
 
   funnel     rollups: `imail.analytics.reports.funnel_report` (90 days: totals + per day)
              raw:     COUNT(*) / COUNT(DISTINCT) / last label per reply (window) over `events`
-  campaign   rollups: `imail.analytics.reports.campaign_report` for one campaign (totals, per day, per step+variant)
+  campaign   rollups: `imail.analytics.reports.campaign_report` for one campaign (totals, per day, per step
+             and variant)
              raw:     COUNT(*) … GROUP BY day, step, variant, type over `events` for that campaign
 
 Both answers are compared before timing (the benchmark fails if they differ).
 
     .venv/bin/python bench/analytics.py              # 1,000,000 events, 5 rounds
-    .venv/bin/python bench/analytics.py --events 200000 --record   # also write "## Analytics" in bench/RESULTS.md
+    .venv/bin/python bench/analytics.py --events 200000 --record   # also write RESULTS.md's "## Analytics"
 
 Environment: IMAIL_BENCH_ADMIN_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
 """
@@ -138,8 +139,8 @@ SELECT
 """
 
 RAW_CAMPAIGN = """
-SELECT (created_at AT TIME ZONE 'UTC')::date AS day, (data->>'step')::int AS step, data->>'variant' AS variant,
-       type, count(*) AS n
+SELECT (created_at AT TIME ZONE 'UTC')::date AS day, (data->>'step')::int AS step,
+       data->>'variant' AS variant, type, count(*) AS n
 FROM events
 WHERE workspace_id = :ws AND livemode AND created_at >= :start AND created_at < :end
   AND type IN ('email.sent', 'email.delivered', 'email.bounced.hard', 'email.bounced.soft', 'email.opened',

@@ -636,12 +636,14 @@ def results_section(results: list[Result], summary: str, client: str, args) -> s
     return f"""{SECTION}
 
 `bench/api.py` — an authenticated, rate-limited `GET /v1/keys?limit=25` (bearer key, cached per process for
-3 s after its lookup; one Redis script for the token bucket and the revocation counter; one indexed 25-row keyset
+3 s after its lookup; one Redis script for the token bucket and the revocation counter; one indexed 25-row \
+keyset
 query on an autocommit read session; pydantic schema, middleware, `Imail-Version`) against
 the same app's unauthenticated `GET /healthz`, same run, same server: `imail serve --no-workers --processes
 {args.processes}` on PostgreSQL + Redis, Apex workspace with a 10^8/min negotiated limit (the limiter runs on
 every request and never refuses). Load: {client}, {args.connections} connections, {args.warmup:g} s warm-up
-then {args.duration:g} s per endpoint{f", best of {args.rounds} alternated rounds" if args.rounds > 1 else ""}.
+then {args.duration:g} s per \
+endpoint{f", best of {args.rounds} alternated rounds" if args.rounds > 1 else ""}.
 Machine: {os.cpu_count()} cores shared by client, server, PostgreSQL and Redis; Python
 {platform.python_version()}; load average at the end {load[0]:.2f}. Measured {when}.
 
@@ -654,7 +656,8 @@ Redis server, "rest of machine" is everything else that ran meanwhile):
 
 {summary}
 
-Reproduce: `.venv/bin/python bench/api.py{" --rounds " + str(args.rounds) if args.rounds > 1 else ""} --record`
+Reproduce: `.venv/bin/python bench/api.py{" --rounds " + str(args.rounds) if args.rounds > 1 else ""} \
+--record`
 (needs PostgreSQL on 127.0.0.1:5432 with trust auth, Redis on 127.0.0.1:6379, and `wrk` for the C load
 generator; without it a built-in multi-process Python client is used).
 """

@@ -8,11 +8,12 @@ our emails (interested, not interested, unsubscribe requests, out-of-office auto
 or PostgreSQL with --postgres ADMIN_URL) holds the campaign those emails answer: one inbox, N/4 leads, one
 sent email each.
 
-  baseline  aioimaplib alone: log in, EXAMINE INBOX, UID FETCH (UID BODY.PEEK[]) in batches of --batch, nothing more
-  measured  the inbound worker (`read_inboxes`, one WorkerContext) from an empty cursor until it has read everything:
-            the same FETCHes, plus parsing, bounce / auto-reply detection, matching, classification, and for
-            each batch one transaction with the replies rows, receipts, events, lead/sequence changes,
-            suppressions and the cursor advance
+  baseline  aioimaplib alone: log in, EXAMINE INBOX, UID FETCH (UID BODY.PEEK[]) in batches of --batch,
+            nothing more
+  measured  the inbound worker (`read_inboxes`, one WorkerContext) from an empty cursor until it has read
+            everything: the same FETCHes, plus parsing, bounce / auto-reply detection, matching,
+            classification, and for each batch one transaction with the replies rows, receipts, events,
+            lead/sequence changes, suppressions and the cursor advance
 
 The baseline runs before and after the measured run; the ratio uses their mean.
 

@@ -6,19 +6,19 @@ Throughput, in one run, on a throwaway PostgreSQL database (created, migrated, d
 
   sink      an aiosmtpd server in its own process on loopback (AUTH accepted, no TLS, counts what it accepts);
             the same sink for both contenders
-  set-up    an Apex workspace, 50 connected inboxes (rows, as the inboxes domain leaves them), one campaign of one
-            step over the 50 inboxes (window always open, limits high, gap 0, open and click tracking on), and
-            20,000 leads through the real API in-process (`POST /v1/leads/bulk`, `POST .../resume`): every
+  set-up    an Apex workspace, 50 connected inboxes (rows, as the inboxes domain leaves them), one campaign of
+            one step over the 50 inboxes (window always open, limits high, gap 0, open and click tracking on),
+            and 20,000 leads through the real API in-process (`POST /v1/leads/bulk`, `POST .../resume`): every
             lead's sequence state is due
   baseline  a bare aiosmtplib loop: 50 connections at once (one per inbox), each logs in and sends its inbox's
             share of the same 20,000 messages, rendered beforehand with the engine's own `compose`
-  measured  the engine in-process: one WorkerContext and `--loops` concurrent `send_due` loops (the `imail worker`
-            sending loop, repeated until nothing is due), from the first claim to the last outcome recorded:
-            claim with row-locked limits, render, the before-DATA mark, SMTP over pooled connections (one per
-            inbox), the outcome and its `email.sent` event (with what record_event does: webhook fan-out,
-            rollups); from a vacuumed database whose tables are analyzed every 5 s meanwhile, as autovacuum
-            would (this machine's PostgreSQL runs without it, and a plan cached while a table was empty stays
-            cached)
+  measured  the engine in-process: one WorkerContext and `--loops` concurrent `send_due` loops (the `imail
+            worker` sending loop, repeated until nothing is due), from the first claim to the last outcome
+            recorded: claim with row-locked limits, render, the before-DATA mark, SMTP over pooled connections
+            (one per inbox), the outcome and its `email.sent` event (with what record_event does: webhook
+            fan-out, rollups); from a vacuumed database whose tables are analyzed every 5 s meanwhile, as
+            autovacuum would (this machine's PostgreSQL runs without it, and a plan cached while a table was
+            empty stays cached)
 
   floors    upper bounds, not designs, over the same 50 connections: render + send (no database); render +
             a durable before-DATA mark (grouped, asyncpg) + send; and render + the rows the issue asks of any
@@ -43,9 +43,9 @@ with INSERT … SELECT generate_series, then `SendQueue.lock_due(now, batch)` (t
 SKIP LOCKED) timed, each in its own transaction rolled back; also while another transaction holds the first
 batch (the second claimer skips those rows).
 
-    .venv/bin/python bench/sending.py                   # throughput (1, 2 and 4 loops; 2 processes of each) + tick;
-                                                        # ~5 min with --leads 4000
-    .venv/bin/python bench/sending.py --record          # also write the "## Sending" section of bench/RESULTS.md
+    .venv/bin/python bench/sending.py                   # throughput (1, 2 and 4 loops; 2 processes of each)
+                                                        # + tick; ~5 min with --leads 4000
+    .venv/bin/python bench/sending.py --record          # also write bench/RESULTS.md's "## Sending" section
     .venv/bin/python bench/sending.py --phases          # also time claim / deliver / record inside send_due
     .venv/bin/python bench/sending.py --skip-tick --leads 5000 --loops 4
 
@@ -1315,7 +1315,8 @@ async def measure(args, database_url: str, sink: Sink) -> tuple[list[Run], Run, 
         fixture = await setup(settings, database, sink, args.inboxes, leads)
         per_inbox = await pre_render(settings, database, fixture)
         print(
-            f"bench: set-up {time.perf_counter() - started:.1f} s ({args.inboxes} inboxes, {leads} leads due)",
+            f"bench: set-up {time.perf_counter() - started:.1f} s "
+            f"({args.inboxes} inboxes, {leads} leads due)",
             flush=True,
         )
 
@@ -1605,19 +1606,26 @@ def results_section(
 `{command}` ({when}; {os.cpu_count()} cores shared with other work, load average {load[0]:.2f} at the end;
 Python {platform.python_version()})
 
-{args.leads:,} leads due in one campaign over {args.inboxes} inboxes (window open, limits high, gap 0, open and click
-tracking on), sent to one aiosmtpd sink process on loopback (no TLS, AUTH accepted). The bare loop sends the same
-messages, pre-rendered with the engine's `compose`, over {args.inboxes} concurrent aiosmtplib connections (one per inbox);
-the engine runs in one process (a WorkerContext and N concurrent `send_due` loops) from due sequence state to the
-last recorded outcome: claim with row-locked limits, render, the before-DATA mark, pooled SMTP, outcome + `email.sent`
+{args.leads:,} leads due in one campaign over {args.inboxes} inboxes (window open, limits high, gap 0, open \
+and click
+tracking on), sent to one aiosmtpd sink process on loopback (no TLS, AUTH accepted). The bare loop sends the \
+same
+messages, pre-rendered with the engine's `compose`, over {args.inboxes} concurrent aiosmtplib connections \
+(one per inbox);
+the engine runs in one process (a WorkerContext and N concurrent `send_due` loops) from due sequence state \
+to the
+last recorded outcome: claim with row-locked limits, render, the before-DATA mark, pooled SMTP, outcome + \
+`email.sent`
 event (and what record_event does with it). The target is judged on the one-process runs; the "processes" rows
 are the same engine as several spawned worker processes started together (scale-out; each opens its own
-connections). Every engine run starts from a vacuumed, analyzed database, and its tables are analyzed every 5 s
+connections). Every engine run starts from a vacuumed, analyzed database, and its tables are analyzed every \
+5 s
 while it runs, as autovacuum would (off on this machine's PostgreSQL); that ANALYZE counts in postgres's CPU.
 The floors are upper bounds for any engine doing that much per message on this machine (see `floor_loop` and
 `floor_rows_loop`); the last of them writes the engine's rows with hand-written SQL and nothing else.
 Best of {args.rounds} round(s); CPU seconds per component (postgres: every postgres process on the machine, so
-other users' queries count too). "CPU ms/msg" is their sum per message; "CPU cap" is the rate {os.cpu_count()} cores
+other users' queries count too). "CPU ms/msg" is their sum per message; "CPU cap" is the rate \
+{os.cpu_count()} cores
 could carry at that much CPU per message were they all busy all the time, against the bare loop's rate: less
 waiting can bring a contender up to its cap, only less CPU per message raises it.
 

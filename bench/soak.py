@@ -3,14 +3,14 @@
 
   processes  `imail serve --no-workers` (the API) and `imail worker` (every background worker), on a throwaway
              PostgreSQL database (created, migrated, dropped) and a private `redis-server` (or --redis-url)
-  servers    two aiosmtpd SMTP sinks (STARTTLS + AUTH) and a private Dovecot (IMAP) holding both inboxes' mail, a
-             loopback webhook receiver; all in this process except Dovecot
-  load       a feeder adding a lead every --lead-interval s to an active two-step campaign (so both inboxes send
-             step 1 at once and step 2 a minute later); --clients API loops of mixed reads and writes (lists,
-             analytics JSON and CSV, suppressions added and removed, status, webhooks log); a replier that
-             answers --reply-share of the emails the sinks accept by placing a threaded reply in the sender's
-             Dovecot INBOX, which the inbound worker reads, matches and classifies; every event goes to the
-             webhook receiver
+  servers    two aiosmtpd SMTP sinks (STARTTLS + AUTH) and a private Dovecot (IMAP) holding both inboxes'
+             mail, a loopback webhook receiver; all in this process except Dovecot
+  load       a feeder adding a lead every --lead-interval s to an active two-step campaign (so both inboxes
+             send step 1 at once and step 2 a minute later); --clients API loops of mixed reads and writes
+             (lists, analytics JSON and CSV, suppressions added and removed, status, webhooks log); a replier
+             that answers --reply-share of the emails the sinks accept by placing a threaded reply in the
+             sender's Dovecot INBOX, which the inbound worker reads, matches and classifies; every event goes
+             to the webhook receiver
 
 RSS of each process is sampled every 10 s. The start figure is taken after a warm-up (a fifth of the run, at
 most 2 minutes: connection pools, caches and the reply model fill up first), the end figure at the end of the

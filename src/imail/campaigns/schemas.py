@@ -70,7 +70,9 @@ class StepIn(RequestModel):
     subject: str | None = Field(
         None,
         max_length=500,
-        description="Required on step 1. Follow-ups may leave it out: they reply in the first email's thread.",
+        description=(
+            "Required on step 1. Follow-ups may leave it out: they reply in the first email's thread."
+        ),
     )
     body: str | None = Field(
         None, max_length=100_000, description="HTML; a plain-text part is derived from it."

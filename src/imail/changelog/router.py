@@ -60,18 +60,22 @@ def render(log: Changelog) -> str:
             f"<p>{escape(entry.description)}</p>{listing}</section>"
         )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, \
+initial-scale=1">
 <title>imail changelog</title>
 <style>
-body{{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:760px;margin:2rem auto;padding:0 1rem;color:#1f2328}}
-h2{{font-size:1.15rem;margin-top:2rem}} h2 a{{color:inherit;text-decoration:none}} code{{background:#f6f8fa;padding:0 .2rem}}
+body{{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:760px;margin:2rem auto;padding:0 \
+1rem;color:#1f2328}}
+h2{{font-size:1.15rem;margin-top:2rem}} h2 a{{color:inherit;text-decoration:none}} \
+code{{background:#f6f8fa;padding:0 .2rem}}
 .deprecated{{color:#9a6700}}
 </style></head><body>
 <h1>imail changelog</h1>
-<p>Each entry is an API snapshot: pin it with the <code>Imail-Version</code> header (a date; the newest snapshot on or
-before it answers). Within v1 nothing is removed without a deprecation of at least 12 months, announced here, in the
-<code>Deprecation</code> and <code>Sunset</code> headers of responses that use it, and by email from six months before
-it goes. The same list as data: <a href="/v1/changelog"><code>GET /v1/changelog</code></a>.</p>
+<p>Each entry is an API snapshot: pin it with the <code>Imail-Version</code> header (a date; the newest
+snapshot on or before it answers). Within v1 nothing is removed without a deprecation of at least 12 months,
+announced here, in the <code>Deprecation</code> and <code>Sunset</code> headers of responses that use it, and
+by email from six months before it goes. The same list as data:
+<a href="/v1/changelog"><code>GET /v1/changelog</code></a>.</p>
 {"".join(sections)}
 </body></html>"""
 

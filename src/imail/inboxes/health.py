@@ -2,7 +2,7 @@
 
     quality = 0.40 · bounce + 0.35 · placement + 0.25 · reply          (each part 0–100)
       bounce    = 100 · (1 − bounce_rate / 5 %)          clamped: 0 % → 100, 2.5 % → 50, ≥ 5 % → 0
-      placement = 100 · (inbox_rate − 50 %) / 50 %        clamped: 100 % of warmup mail in the inbox → 100, ≤ 50 % → 0
+      placement = 100 · (inbox_rate − 50 %) / 50 %        clamped: 100 % → 100, ≤ 50 % → 0
       reply     = 100 · reply_rate / 5 %                  clamped: ≥ 5 % → 100, 0 % → 0
     A part whose sample is too small (fewer than 20 sends, or 20 warmup messages) counts as NEUTRAL = 70.
     health_score = quality × connection factor, rounded half up, connection factor: connected 1, setup_pending

@@ -66,7 +66,9 @@ class _ServerFields(RequestModel):
     smtp_port: Port = Field(None, description="Default: 465 for `ssl`, 587 for `starttls`, 25 for `none`.")
     smtp_security: ConnectionSecurity | None = Field(
         None,
-        description="`ssl` (implicit TLS), `starttls` or `none`. Default: `ssl` on port 465, else `starttls`.",
+        description=(
+            "`ssl` (implicit TLS), `starttls` or `none`. Default: `ssl` on port 465, else `starttls`."
+        ),
     )
     smtp_username: str | None = Field(None, max_length=320, description="Default: the inbox's email.")
     smtp_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")
@@ -74,7 +76,9 @@ class _ServerFields(RequestModel):
     imap_port: Port = Field(None, description="Default: 993 for `ssl`, 143 otherwise.")
     imap_security: ConnectionSecurity | None = Field(
         None,
-        description="`ssl` (implicit TLS), `starttls` or `none`. Default: `starttls` on port 143, else `ssl`.",
+        description=(
+            "`ssl` (implicit TLS), `starttls` or `none`. Default: `starttls` on port 143, else `ssl`."
+        ),
     )
     imap_username: str | None = Field(None, max_length=320, description="Default: the inbox's email.")
     imap_password: Secret = Field(None, description="Write-only; stored encrypted and never returned.")

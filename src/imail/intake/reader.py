@@ -206,7 +206,9 @@ class InboundPool:
         while len(self.connections) >= self.limit:
             spare = [c for c in self.connections.values() if not c.busy]
             if not spare:
-                return  # every connection is being read: the caller's concurrency is below the limit, so this is brief
+                # every connection is being read: the caller's concurrency is below the limit, so this is
+                # brief
+                return
             victim = min(spare, key=lambda c: c.last_used)
             if victim.idle is not None:
                 self.evicted.add(victim.inbox_id)

@@ -9,9 +9,10 @@ from typing import Any
 
 import structlog
 
-# PostgreSQL explains a constraint violation by quoting the row ("DETAIL:  Key (value)=(jane@example.com) already
-# exists."), and the driver's exception carries it into every traceback. Logs get no personal data nor secret:
-# the statement's bound parameters are already hidden by the engine (db.make_engine), and this line goes too.
+# PostgreSQL explains a constraint violation by quoting the row ("DETAIL:  Key (value)=(jane@example.com)
+# already exists."), and the driver's exception carries it into every traceback. Logs get no personal data nor
+# secret: the statement's bound parameters are already hidden by the engine (db.make_engine), and this line
+# goes too.
 _DATABASE_DETAIL = re.compile(r"^(DETAIL:\s*).*$", re.MULTILINE)
 
 

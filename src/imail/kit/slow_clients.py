@@ -78,7 +78,8 @@ class StallGuardedProtocol(HttpToolsProtocol):
         if self.transport is None or self.transport.is_closing():
             return
         if self.flow is not None and self.flow.read_paused:
-            self._arm()  # the server stopped reading (the app has not taken the body yet): not the client's stall
+            # the server stopped reading (the app has not taken the body yet): not the client's stall
+            self._arm()
             return
         cycle = (
             self.cycle if self._phase == "body" else None

@@ -64,12 +64,14 @@ COPY_COLUMNS = (
 
 _PG_BULK_INSERT = text(
     """
-    INSERT INTO leads (id, workspace_id, livemode, campaign_id, email, first_name, last_name, company, title, phone,
-                       country, timezone, timezone_source, custom_variables, status, created_at, updated_at)
-    SELECT r.id, :workspace_id, :livemode, :campaign_id, r.email, r.first_name, r.last_name, r.company, r.title,
-           r.phone, r.country, r.timezone, r.timezone_source, CAST(r.custom_variables AS jsonb), :status, :now, :now
-    FROM unnest(:ids, :emails, :first_names, :last_names, :companies, :titles, :phones, :countries, :timezones,
-                :timezone_sources, :custom_variables)
+    INSERT INTO leads (id, workspace_id, livemode, campaign_id, email, first_name, last_name, company, title,
+                       phone, country, timezone, timezone_source, custom_variables, status, created_at,
+                       updated_at)
+    SELECT r.id, :workspace_id, :livemode, :campaign_id, r.email, r.first_name, r.last_name, r.company,
+           r.title, r.phone, r.country, r.timezone, r.timezone_source, CAST(r.custom_variables AS jsonb),
+           :status, :now, :now
+    FROM unnest(:ids, :emails, :first_names, :last_names, :companies, :titles, :phones, :countries,
+                :timezones, :timezone_sources, :custom_variables)
          AS r(id, email, first_name, last_name, company, title, phone, country, timezone, timezone_source,
               custom_variables)
     ON CONFLICT (campaign_id, email) DO NOTHING

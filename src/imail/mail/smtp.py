@@ -54,7 +54,8 @@ def _client(endpoint: Endpoint, timeout: float, ca_file: str | None) -> aiosmtpl
     return aiosmtplib.SMTP(
         hostname=endpoint.host,
         use_tls=endpoint.security == "ssl",
-        start_tls=False,  # done explicitly below, so a STARTTLS failure is told apart from a refused connection
+        # done explicitly below, so a STARTTLS failure is told apart from a refused connection
+        start_tls=False,
         tls_context=tls_context(ca_file),
         timeout=timeout,
     )

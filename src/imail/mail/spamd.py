@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 DEFAULT_PORT = 783
 _RESPONSE_LINE = re.compile(r"^SPAMD/(\d+\.\d+) (\d+) (.*)$")
 _SPAM_HEADER = re.compile(r"^(True|False|Yes|No) ; (-?\d+(?:\.\d+)?) / (-?\d+(?:\.\d+)?)$", re.IGNORECASE)
-# A row of the report's table: points, rule name, description ("  1.7 HTML_IMAGE_ONLY_16 BODY: HTML: images …").
+# A row of the report's table: points, rule name, description
+# ("  1.7 HTML_IMAGE_ONLY_16 BODY: HTML: images …").
 _RULE_ROW = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s+([A-Z0-9_]+)\s+(.*)$")
 _CONTINUATION = re.compile(r"^\s{10,}(\S.*)$")
 

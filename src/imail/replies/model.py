@@ -148,7 +148,8 @@ class LogisticModel:
                 for c in range(k):
                     gradient = exps[c] / norm - (1.0 if c == target else 0.0)
                     if -SKIP_GRADIENT < gradient < SKIP_GRADIENT:
-                        continue  # already right for this label: most of an epoch's work, once the model is fit
+                        # already right for this label: most of an epoch's work, once the model is fit
+                        continue
                     step = rate * weight * gradient * value
                     wc = w[c]
                     for i in ids:

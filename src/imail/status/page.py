@@ -68,7 +68,8 @@ def render(status: StatusFull, metrics: PublicMetrics) -> str:
         )
     )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, \
+initial-scale=1">
 <title>imail status: {escape(status.status)}</title>
 <style>{STYLE}</style></head><body>
 <h1>imail status <span class="badge {status.status}" id="overall">{escape(status.status)}</span></h1>
@@ -82,7 +83,8 @@ def render(status: StatusFull, metrics: PublicMetrics) -> str:
 {sparkline(metrics.sends_per_hour)}
 <h2>Components</h2><table>{rows}</table>
 <h2>Operations</h2><table>{op_rows}</table>
-<p class="muted">Version {escape(status.version)}; checked {status.checked_at:%Y-%m-%d %H:%M:%S} UTC; figures refresh every 30 s.</p>
+<p class="muted">Version {escape(status.version)}; checked {status.checked_at:%Y-%m-%d %H:%M:%S} UTC; \
+figures refresh every 30 s.</p>
 </body></html>"""
 
 

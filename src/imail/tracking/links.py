@@ -32,7 +32,10 @@ def add_pixel(markup: str, pixel_url: str) -> str:
     under 2,800 bytes of text). Most clients that show remote images load CSS backgrounds as well; classic
     Outlook for Windows does not."""
     url = html.escape(pixel_url.replace("'", "%27"), quote=False).replace('"', "&quot;")
-    pixel = f"<div style=\"background-image:url('{url}');width:1px;height:1px;font-size:1px;line-height:1px\"></div>"
+    pixel = (
+        f"<div style=\"background-image:url('{url}');width:1px;height:1px;font-size:1px;line-height:1px\">"
+        "</div>"
+    )
     closing = re.search(r"</body\s*>", markup, re.IGNORECASE)
     if closing:
         return markup[: closing.start()] + pixel + markup[closing.start() :]
