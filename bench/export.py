@@ -177,7 +177,7 @@ def main() -> int:
     lines = [
         "export, one fresh server process each, peak RSS (VmHWM) after a warm-up export and after the export:"
     ]
-    for label, result in (("small", small), ("big", big)):
+    for result in (small, big):
         growth = result["peak"] - result["warm_peak"]
         lines.append(
             f"  {result['rows']:>7,} leads  {result['bytes'] / 1e6:6.1f} MB CSV  {result['seconds']:6.2f} s "

@@ -3,8 +3,8 @@
 
   processes  `imail serve --no-workers` (the API) and one or two `imail worker` processes, on a throwaway
              PostgreSQL database and a private `redis-server`
-  servers    one Dovecot holding N generated users (passwd-files), one aiosmtpd sink (STARTTLS + AUTH) for every
-             inbox, a loopback webhook receiver
+  servers    one Dovecot holding N generated users (passwd-files), one aiosmtpd sink (STARTTLS + AUTH) for
+             every inbox, a loopback webhook receiver
   phases     1. connect N inboxes through the API and wait until the worker has read each of them once
              2. idle cost: nothing due for --idle-seconds; CPU of the worker processes and of the PostgreSQL
                 backends serving this database (share of one core), the workers' RSS

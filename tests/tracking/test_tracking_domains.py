@@ -78,7 +78,7 @@ async def send_one(outreach, sink, email: str = "ana@example.org") -> EmailMessa
     return message_from_bytes(sink.messages[-1].data, policy=default)
 
 
-# ------------------------------------------------------------------------------------------------ verification
+# --- verification -------------------------------------------------------------------------------------
 
 
 async def test_a_cname_to_the_public_host_verifies_the_domain(client, workspace, dns_server):

@@ -38,7 +38,7 @@ def capture_results(router: APIRouter) -> None:
     the router is included (FastAPI builds the included routes from `route.endpoint`); a router is wrapped
     once."""
     for route in router.routes:
-        if not isinstance(route, APIRoute) or not (route.methods & WRITE_METHODS):
+        if not isinstance(route, APIRoute) or not (set(route.methods or ()) & WRITE_METHODS):
             continue
         if getattr(route.endpoint, _WRAPPED, False):
             continue

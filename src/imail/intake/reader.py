@@ -65,7 +65,9 @@ class ReadRuntime(Protocol):
     settings: Settings
     database: Database
     http: httpx.AsyncClient
-    clock: Callable[[], datetime]
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
 
 
 INBOX = "INBOX"

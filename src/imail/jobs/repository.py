@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.kit.pagination import PageParams
 from imail.kit.repository import Repository, TenantRepository
+from imail.kit.sql import rowcount
 from imail.models import Job, JobItem, JobStatus
 
 UNFINISHED = (JobStatus.queued.value, JobStatus.running.value)
@@ -111,7 +112,7 @@ class JobQueue(Repository[Job]):
             delete(JobItem).where(JobItem.job_id == job_id, JobItem.seq == seq),
             execution_options={"synchronize_session": False},
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     async def release(self, job_id: str, token: str, now: datetime, due: datetime | None) -> None:
         """Give the job back (shutting down, or after a crash: `due` is when it may be claimed again)."""

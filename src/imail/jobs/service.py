@@ -211,7 +211,7 @@ async def run_next(
             async with database.read() as session:
                 item = await JobQueue(session).next_item(job_id)
                 seq, data = (item.seq, item.data) if item is not None else (None, None)
-            if seq is None:
+            if seq is None or data is None:
                 async with database.transaction() as session:
                     now = clock()
                     current = await JobQueue(session).renew(job_id, token, now, now + lease)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import selectinload
 from imail.kit.clock import utcnow
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
-from imail.kit.sql import among, is_postgres
+from imail.kit.sql import among, is_postgres, rowcount
 from imail.models import Lead, LeadStatus, LeadTag
 from imail.models.base import UTCDateTime
 from imail.models.lead import TimezoneSource
@@ -208,13 +208,13 @@ class LeadRepository(TenantRepository[Lead]):
                 LeadTag.tag.in_(list(remove)),
                 LeadTag.lead_id.in_(ids),
             )
-            removed = (await self.session.execute(stmt.execution_options(synchronize_session=False))).rowcount
+            removed = rowcount(await self.session.execute(stmt.execution_options(synchronize_session=False)))
         for tag in add:
             source = self.matching(
                 query, Lead.id, Lead.workspace_id, Lead.livemode, literal(tag, String(64))
             ).where(~exists().where(LeadTag.lead_id == Lead.id, LeadTag.tag == tag))
-            stmt = insert(LeadTag).from_select(["lead_id", "workspace_id", "livemode", "tag"], source)
-            added += (await self.session.execute(stmt)).rowcount
+            adding = insert(LeadTag).from_select(["lead_id", "workspace_id", "livemode", "tag"], source)
+            added += rowcount(await self.session.execute(adding))
         return matched, added, removed
 
     async def export_batch(self, query: LeadQuery, after_id: str | None, limit: int) -> list[Any]:

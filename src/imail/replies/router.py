@@ -73,7 +73,7 @@ async def export_replies(
     label: Annotated[ReplyLabel | None, Query()] = None,
     auto_reply: Annotated[bool | None, Query(description="`false` hides auto-replies.")] = None,
     direction: Annotated[
-        Direction | None, Query(description="`inbound` or `outbound`; default: both.")
+        ReplyDirection | None, Query(description="`inbound` or `outbound`; default: both.")
     ] = None,
 ):
     """Every matching reply as CSV (the list's filters), oldest first, streamed: its new text (`reply_text`),

@@ -14,7 +14,7 @@ import structlog
 from imail.mail import smtp
 from imail.mail.endpoint import Endpoint, MailConnectionError, MailRejected
 from imail.mail.refusals import classify_refusal
-from imail.sending.service import AttemptTaken, Outcome
+from imail.sending.service import AttemptTaken, Outcome, OutcomeKind
 
 log = structlog.get_logger("imail.sending.smtp")
 
@@ -96,23 +96,23 @@ class SmtpPool:
                     inbox_id
                 )  # the envelope was given: drop the session rather than hand the data
                 return Outcome(
-                    message_id, "taken", detail="its lease ran out and it was requeued before DATA"
+                    message_id, OutcomeKind.taken, detail="its lease ran out and it was requeued before DATA"
                 )
             except smtp.DeliveryInDoubt as exc:
                 await self._close(inbox_id, polite=False)
-                return Outcome(message_id, "in_doubt", detail=exc.detail)
+                return Outcome(message_id, OutcomeKind.in_doubt, detail=exc.detail)
             except MailConnectionError as exc:
                 await self._close(inbox_id, polite=False)
                 if reused and attempt == 1 and exc.stage != "auth":
                     continue
-                return Outcome(message_id, "retry", detail=exc.message, inbox_failure_side="smtp")
+                return Outcome(message_id, OutcomeKind.retry, detail=exc.message, inbox_failure_side="smtp")
             except BaseException:
                 # Anything else (the before-DATA mark's database failing, cancellation) leaves the session
                 # mid-transaction: reused, it would answer the next MAIL FROM with 503 and fail that email.
                 await self._close(inbox_id, polite=False)
                 raise
             self._connections[inbox_id].last_used = time.monotonic()
-            return Outcome(message_id, "sent", code=250, detail=reply)
+            return Outcome(message_id, OutcomeKind.sent, code=250, detail=reply)
         raise AssertionError("unreachable")
 
     async def _close(self, inbox_id: str, polite: bool = True) -> None:
@@ -146,15 +146,17 @@ def _rejected(message_id: str, exc: MailRejected) -> Outcome:
     if code >= 500 and POLICY.match(exc.detail or ""):
         # 5.7.x (RFC 3463: security or policy status) from the inbox's own server: its provider is refusing
         # us, whichever recipient it was; the inbox pauses (imail.inboxes.pausing) and nobody is suppressed.
-        return Outcome(message_id, "policy", code=code, detail=detail)
+        return Outcome(message_id, OutcomeKind.policy, code=code, detail=detail)
     refusal = classify_refusal(exc.code, exc.detail, bool(exc.recipients) and code >= 500)
     if refusal.kind == "throttled":
-        return Outcome(message_id, "throttled", code=code, detail=detail)
+        return Outcome(message_id, OutcomeKind.throttled, code=code, detail=detail)
     if 400 <= code < 500:
-        return Outcome(message_id, "retry", code=code, detail=detail)
+        return Outcome(message_id, OutcomeKind.retry, code=code, detail=detail)
     if refusal.kind == "hard_bounce":
-        return Outcome(message_id, "bounced", code=code, detail=detail)
+        return Outcome(message_id, OutcomeKind.bounced, code=code, detail=detail)
     if refusal.kind == "soft_bounce":
-        return Outcome(message_id, "soft_bounced", code=code, detail=detail, category=refusal.category)
+        return Outcome(
+            message_id, OutcomeKind.soft_bounced, code=code, detail=detail, category=refusal.category
+        )
     # 5xx for the sender or the data, or a policy refusal: not this recipient's fault, so no suppression.
-    return Outcome(message_id, "failed", code=code or None, detail=detail)
+    return Outcome(message_id, OutcomeKind.failed, code=code or None, detail=detail)

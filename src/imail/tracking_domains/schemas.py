@@ -19,8 +19,9 @@ DOMAIN_DESCRIPTION = (
 TrackingDomain = Annotated[
     str | None, Field(description="The custom tracking host, or null (links use the server's public URL).")
 ]
+TrackingDomainStatus = TypeAliasType("TrackingDomainStatus", Literal["pending", "verified", "failed"])
 TrackingDomainStatusName = Annotated[
-    TypeAliasType("TrackingDomainStatus", Literal["pending", "verified", "failed"]) | None,
+    TrackingDomainStatus | None,
     Field(
         description="`pending`: set, not yet confirmed in DNS (or DNS did not answer); `verified`: in use; "
         "`failed`: DNS shows it pointing elsewhere (see tracking_domain_reason). Only `verified` is used."

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 import aioimaplib
 import structlog
@@ -54,7 +55,7 @@ class Recorder:
     a crash leaves unrecorded only a group's worth, and those accepted are marked so (`mark_accepted`)
     anyway."""
 
-    def __init__(self, record: Callable[[list[Outcome]], Awaitable[None]] | None):
+    def __init__(self, record: Callable[[list[Outcome]], Coroutine[Any, Any, None]] | None):
         self.record = record
         self.group: list[Outcome] = []
         self.started = 0.0
@@ -222,7 +223,9 @@ def _marker(ctx: WorkerContext, job: Job) -> Callable[[], Awaitable[None]]:
 
 
 async def deliver(
-    ctx: WorkerContext, jobs: list[Job], record: Callable[[list[Outcome]], Awaitable[None]] | None = None
+    ctx: WorkerContext,
+    jobs: list[Job],
+    record: Callable[[list[Outcome]], Coroutine[Any, Any, None]] | None = None,
 ) -> list[Outcome]:
     """Every inbox's jobs on its own connection, many inboxes at once (bounded). With `record`, outcomes are
     recorded as they come, in small groups (`Recorder`), so neither a slow server nor a crash holds back the

@@ -9,7 +9,7 @@ import random
 from collections import defaultdict
 
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
-from imail.sending.service import Outcome
+from imail.sending.service import Outcome, OutcomeKind
 from imail.warmup import service
 from imail.workers.context import WorkerContext
 from imail.workers.sending import smtp_pool
@@ -22,7 +22,10 @@ async def _send_for_inbox(ctx: WorkerContext, jobs: list[service.WarmupJob]) -> 
     try:
         endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
     except CredentialsUnavailable as exc:
-        return [Outcome(job.warmup_id, "retry", detail=exc.detail, inbox_failure_side="smtp") for job in jobs]
+        return [
+            Outcome(job.warmup_id, OutcomeKind.retry, detail=exc.detail, inbox_failure_side="smtp")
+            for job in jobs
+        ]
     pool = smtp_pool(ctx)
     outcomes = []
     async with pool.lock(inbox.id):  # shared with campaign sends: one SMTP session per inbox, used in turn
