@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from imail.mail.parsing import fold
+from imail.mail.reply_rules import rule_label
 from imail.replies.classifier import (
     LABELS,
     MAX_TEXT_CHARS,
@@ -24,7 +25,6 @@ from imail.replies.classifier import (
     training_file,
 )
 from imail.replies.model import LogisticModel, TrainingSettings, corpus_digest
-from imail.replies.rules import rule_label
 from imail.replies.verdict import assess
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -119,16 +118,6 @@ async def _exists(session: AsyncSession, tenant: Tenant, model: Any, object_id: 
         raise NotFound(
             f"No {what} {object_id!r} in this workspace's {'live' if tenant.livemode else 'test'} ledger"
         )
-
-
-async def campaign_sends(
-    session: AsyncSession, tenant: Tenant, campaign_ids: Sequence[str], first: date, last: date
-) -> dict[str, tuple[int, int, int]]:
-    """(sent on `last`, sent, replied) per campaign over the UTC days `first`..`last`, from the rollups; a
-    campaign that sent nothing is left out."""
-    if not campaign_ids:
-        return {}
-    return await ReportRepository(session, tenant).campaign_sends(campaign_ids, first, last)
 
 
 async def campaign_report(

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, delete, func, select
+from sqlalchemy import Row, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,32 +75,6 @@ class ReportRepository(TenantRepository[AnalyticsCampaignDaily]):
         if filter_column is not None:
             params["target"] = target
         return list(await self.session.execute(_sums_statement(model, group, filter_column), params))
-
-    async def campaign_sends(
-        self, campaign_ids: Sequence[str], first: date, last: date
-    ) -> dict[str, tuple[int, int, int]]:
-        """(sent on `last`, sent, replied) over the UTC days `first`..`last` (inclusive), per campaign that
-        sent anything: one query."""
-        daily = AnalyticsDaily
-        rows = await self.session.execute(
-            select(
-                daily.campaign_id,
-                func.sum(case((daily.day == last, daily.sent), else_=0)),
-                func.sum(daily.sent),
-                func.sum(daily.replied),
-            )
-            .where(
-                self.pin(daily),
-                among(daily.campaign_id, list(campaign_ids)),
-                daily.day >= first,
-                daily.day <= last,
-            )
-            .group_by(daily.campaign_id)
-        )
-        return {
-            campaign_id: (int(sent_last or 0), int(sent or 0), int(replied or 0))
-            for campaign_id, sent_last, sent, replied in rows
-        }
 
     async def owns(self, model: Any, object_id: str) -> bool:
         """Whether the tenant has the row `object_id` of `model` (a campaign, an inbox)."""

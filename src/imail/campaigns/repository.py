@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
-from sqlalchemy import delete, insert
+from sqlalchemy import case, delete, func, insert, select
 
 from imail.kit.pagination import PageParams
 from imail.kit.repository import TenantRepository
 from imail.kit.sql import among
 from imail.models import Campaign, CampaignInbox, CampaignStatus, Inbox
+from imail.models.analytics import AnalyticsDaily
 
 
 class CampaignRepository(TenantRepository[Campaign]):
@@ -49,6 +51,33 @@ class CampaignRepository(TenantRepository[Campaign]):
                     for i, inbox_id in enumerate(inbox_ids)
                 ],
             )
+
+    async def campaign_sends(
+        self, campaign_ids: Sequence[str], first: date, last: date
+    ) -> dict[str, tuple[int, int, int]]:
+        """(sent on `last`, sent, replied) over the UTC days `first`..`last` (inclusive), per campaign that
+        sent anything: one query over the analytics rollups (the campaign's own figures, read here so that
+        campaigns does not depend on the analytics package above it)."""
+        daily = AnalyticsDaily
+        rows = await self.session.execute(
+            select(
+                daily.campaign_id,
+                func.sum(case((daily.day == last, daily.sent), else_=0)),
+                func.sum(daily.sent),
+                func.sum(daily.replied),
+            )
+            .where(
+                self.pin(daily),
+                among(daily.campaign_id, list(campaign_ids)),
+                daily.day >= first,
+                daily.day <= last,
+            )
+            .group_by(daily.campaign_id)
+        )
+        return {
+            campaign_id: (int(sent_last or 0), int(sent or 0), int(replied or 0))
+            for campaign_id, sent_last, sent, replied in rows
+        }
 
 
 class InboxLookup(TenantRepository[Inbox]):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imail.analytics.reports import campaign_sends
+from imail.campaigns.repository import CampaignRepository
 from imail.kit.tenancy import Tenant
 
 
@@ -31,7 +31,9 @@ async def campaign_stats(
     if not campaign_ids:
         return {}
     today = now.date() if now.tzinfo is None else now.astimezone(UTC).date()
-    sends = await campaign_sends(session, tenant, campaign_ids, today - timedelta(days=6), today)
+    sends = await CampaignRepository(session, tenant).campaign_sends(
+        campaign_ids, today - timedelta(days=6), today
+    )
     found = {
         cid: CampaignStats(sent_today, round(replied / sent, 4) if sent else 0.0)
         for cid, (sent_today, sent, replied) in sends.items()

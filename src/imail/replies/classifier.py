@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from imail.mail.parsing import extract_reply_text, fold
+from imail.mail.reply_rules import rule_label
 from imail.replies.model import MAX_TEXT_CHARS, LogisticModel, TrainingSettings, corpus_digest, features
-from imail.replies.rules import rule_label
 
 Label = Literal[
     "interested",

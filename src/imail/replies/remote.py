@@ -22,6 +22,7 @@ import structlog
 
 from imail.config import Settings
 from imail.mail.parsing import fold
+from imail.mail.reply_rules import rule_label
 from imail.replies.classifier import (
     LABELS,
     MAX_TEXT_CHARS,
@@ -29,7 +30,6 @@ from imail.replies.classifier import (
     ReplyClassifier,
     default_classifier,
 )
-from imail.replies.rules import rule_label
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from imail.kit.signing import BadSignature, Signer
 from imail.mail.parsing import fold
-from imail.replies.rules import UNSUBSCRIBE
+from imail.mail.reply_rules import UNSUBSCRIBE
 
 PURPOSE = "unsubscribe"  # the same signed token as the unsubscribe link's
 SUBJECT_WORD = "unsubscribe"
