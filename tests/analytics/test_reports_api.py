@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imail.analytics.reports import safe_cell, to_csv
+from imail.analytics.reports import to_csv
+from imail.kit.csv_export import safe_cell
 from tests.fixtures.factories import bearer, make_key
 from tests.fixtures.outreach import assert_error
 

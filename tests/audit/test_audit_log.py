@@ -87,10 +87,11 @@ async def test_failure_after_recording_rolls_the_entry_back(client, workspace, d
     )
     before = len(await all_rows(database))
 
-    async def broken(*args, **kwargs):
-        raise RuntimeError("the recording step failed")
+    class Broken(audit.AuditLogRepository):
+        def new(self, **values):
+            raise RuntimeError("the recording step failed")
 
-    monkeypatch.setattr(audit, "key_name", broken)
+    monkeypatch.setattr(audit, "AuditLogRepository", Broken)
     response = await client.patch(f"/v1/leads/{lead.json()['id']}", headers=h, json={"first_name": "Changed"})
     assert response.status_code == 500
     monkeypatch.undo()

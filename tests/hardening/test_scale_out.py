@@ -40,7 +40,14 @@ async def hammer(servers, headers: dict[str, str], total: int, per_server: int =
     async def loop(index: int, http: httpx.AsyncClient) -> None:
         while remaining[0] > 0:
             remaining[0] -= 1
-            results.append((index, await http.get("/v1/keys", headers=headers)))
+            try:
+                response = await http.get("/v1/keys", headers=headers)
+            except httpx.RemoteProtocolError:
+                # The server closed a kept-alive connection as the request went out (its keep-alive timeout
+                # ran out while a busy machine held this client back): nothing was read, so send it again, as
+                # HTTP clients do for an idempotent request.
+                response = await http.get("/v1/keys", headers=headers)
+            results.append((index, response))
 
     clients = [httpx.AsyncClient(base_url=s.base_url, timeout=60) for s in servers]
     started = time.monotonic()

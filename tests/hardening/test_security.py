@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from imail.analytics.reports import safe_cell
+from imail.kit.csv_export import safe_cell
 from imail.models.sending import Message
 from imail.webhooks.urls import AddressGuard, pinned_client
 from imail.workers.webhooks import GUARD_KEY

@@ -52,12 +52,12 @@ async def bulk(client, headers, campaign_id: str, leads: list[dict]) -> None:
     ],
 )
 def test_neutralize(value, expected):
-    assert csv_export.cell(value) == expected
+    assert csv_export.safe_cell(value) == expected
 
 
 def test_numbers_stay_numbers():
     # Stored as JSON numbers: written as they are (no formula can hide in a number's text).
-    assert [csv_export.cell(v) for v in (-5, 3, -1.5, True, None)] == ["-5", "3", "-1.5", "true", ""]
+    assert [csv_export.safe_cell(v) for v in (-5, 3, -1.5, True, None)] == ["-5", "3", "-1.5", "true", ""]
 
 
 async def test_lead_export_has_every_field_and_variable_and_neutralises(client, workspace, campaign):

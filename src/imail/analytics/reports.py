@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.analytics.repository import ReportRepository
 from imail.errors import InvalidField, NotFound
 from imail.kit.clock import utcnow
+from imail.kit.csv_export import safe_cell
 from imail.kit.tenancy import Tenant
 from imail.models import Campaign, Inbox
 from imail.models.analytics import COUNTERS
@@ -168,13 +169,6 @@ async def funnel_report(
 
 
 # --- CSV ----------------------------------------------------------------------------------------------------
-
-
-def safe_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run as a formula: text starting with = + - @ (or tab / CR) gets a leading
-    '."""
-    text = "" if value is None else value.isoformat() if isinstance(value, date) else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def to_csv(report: dict[str, Any], columns: tuple[str, ...] = COUNTERS) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.audit.repository import AuditLogRepository, AuditRetention
-from imail.auth.service import Caller, key_name
+from imail.auth.service import Caller
 from imail.db import Database
 from imail.errors import InvalidField
 from imail.kit import clock
@@ -43,7 +43,7 @@ async def record_api_change(
         occurred_at=clock.utcnow(),
         actor=AuditActor.api_key.value,
         api_key_id=caller.key_id,
-        api_key_name=await key_name(session, caller.key_id),
+        api_key_name=caller.key_name,
         method=method,
         route=route[:300],
         object_id=object_id,

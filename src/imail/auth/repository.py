@@ -12,6 +12,7 @@ from imail.models import ApiKey, Workspace
 KEY_BY_HASH = (
     select(
         ApiKey.id,
+        ApiKey.name,
         ApiKey.key_hash,
         ApiKey.revoked_at,
         ApiKey.livemode,

@@ -34,6 +34,7 @@ class Caller:
     tier: str
     scopes: list[str] | None
     rate_limit: Limit
+    key_name: str | None = None  # what the audit log records beside the id
 
     @property
     def tenant(self) -> Tenant:
@@ -80,6 +81,7 @@ async def caller_for_token(session: AsyncSession, token: str) -> Caller:
         tier=found.tier,
         scopes=found.scopes,
         rate_limit=rate_limit_for(found.tier, found.rate_limit_per_minute, found.rate_limit_burst),
+        key_name=found.name,
     )
 
 
@@ -103,12 +105,6 @@ async def issue_key(
     )
     await KeyLookup(session).add(key)
     return IssuedKey(key, secret)
-
-
-async def key_name(session: AsyncSession, key_id: str) -> str | None:
-    """A key's name (the audit log records it beside the id), or None for an unknown id."""
-    key = await KeyLookup(session).by_id(key_id)
-    return key.name if key is not None else None
 
 
 async def revoke_key(session: AsyncSession, key_id: str, tenant: Tenant | None = None) -> ApiKey:

@@ -25,14 +25,9 @@ BATCH = 1000  # rows per read: one keyset page of the table, then its CSV text, 
 MEDIA_TYPE = "text/csv; charset=utf-8"
 
 
-def neutralize(text: str) -> str:
-    """`'` before a text that a spreadsheet would run as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def cell(value: Any) -> str:
-    """A value as CSV text: nothing for null, true/false, RFC 3339 times, numbers as written, texts
-    neutralised."""
+def safe_cell(value: Any) -> str:
+    """A value as CSV text a spreadsheet will not run as a formula: nothing for null, true/false, RFC 3339
+    times, numbers as written, and a leading `'` on text starting with = + - @, tab or CR (OWASP's advice)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -44,8 +39,10 @@ def cell(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
-        return neutralize(";".join(str(v) for v in value))
-    return neutralize(str(value))
+        text = ";".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def render(rows: Iterable[Sequence[Any]]) -> bytes:

@@ -46,9 +46,9 @@ async def _rows(
         row, tags = item
         custom = row.custom_variables or {}
         return [
-            *(csv_export.cell(getattr(row, name)) for name in EXPORT_COLUMNS),
-            csv_export.cell(tags),
-            *(csv_export.cell(custom.get(name)) for name in names),
+            *(csv_export.safe_cell(getattr(row, name)) for name in EXPORT_COLUMNS),
+            csv_export.safe_cell(tags),
+            *(csv_export.safe_cell(custom.get(name)) for name in names),
         ]
 
     async for chunk in csv_export.keyset_export(

@@ -75,7 +75,7 @@ def export_replies(database: Database, tenant: Tenant, **filters: Any) -> AsyncI
         return await ReplyRepository(session, tenant).export_batch(after, limit, **filters)
 
     def to_cells(row: Any) -> list[str]:
-        return [csv_export.cell(getattr(row, name)) for name in EXPORT_COLUMNS]
+        return [csv_export.safe_cell(getattr(row, name)) for name in EXPORT_COLUMNS]
 
     return csv_export.keyset_export(database.read, EXPORT_COLUMNS, fetch, to_cells)
 

@@ -201,7 +201,7 @@ def export_suppressions(
         return await SuppressionRepository(session, tenant).export_batch(type_, value, reason, after, limit)
 
     def to_cells(row: Any) -> list[str]:
-        return [csv_export.cell(getattr(row, name)) for name in EXPORT_COLUMNS]
+        return [csv_export.safe_cell(getattr(row, name)) for name in EXPORT_COLUMNS]
 
     return csv_export.keyset_export(database.read, EXPORT_COLUMNS, fetch, to_cells)
 
