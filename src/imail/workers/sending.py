@@ -151,6 +151,17 @@ def _accepted_marks(ctx: WorkerContext) -> Coalescer[str, None]:
     return marks
 
 
+# What reaching an inbox's Sent folder can fail with: logged and tried another time, never raised.
+SENT_FOLDER_ERRORS = (
+    CredentialsUnavailable,
+    MailConnectionError,
+    imap.ImapCommandError,
+    aioimaplib.AioImapException,
+    OSError,
+    TimeoutError,
+)
+
+
 async def _file_in_sent(ctx: WorkerContext, jobs: list[Job], outcomes: list[Outcome]) -> None:
     """Put what one inbox just sent in its Sent folder where the provider does not
     (imail.inboxes.sent_folder): after the first sends of an `auto` inbox, look for them there first and
@@ -183,14 +194,7 @@ async def _file_in_sent(ctx: WorkerContext, jobs: list[Job], outcomes: list[Outc
             ca_file=ctx.settings.mail_ca_file,
             allow_private=ctx.settings.mail_allow_private,
         )
-    except (
-        CredentialsUnavailable,
-        MailConnectionError,
-        imap.ImapCommandError,
-        aioimaplib.AioImapException,
-        OSError,
-        TimeoutError,
-    ) as exc:
+    except SENT_FOLDER_ERRORS as exc:
         log.warning("appending to the sent folder failed", inbox_id=inbox.id, error=str(exc)[:200])
 
 
@@ -300,14 +304,7 @@ async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[st
             ca_file=ctx.settings.mail_ca_file,
             allow_private=ctx.settings.mail_allow_private,
         )
-    except (
-        CredentialsUnavailable,
-        MailConnectionError,
-        imap.ImapCommandError,
-        aioimaplib.AioImapException,
-        OSError,
-        TimeoutError,
-    ) as exc:
+    except SENT_FOLDER_ERRORS as exc:
         # Any failure to read the folder means "can't tell yet": the caller pushes these leases back, so one
         # misbehaving server never stalls resolution for everyone else.
         log.warning("sent folder unreachable", inbox_id=inbox.id, error=str(exc)[:200])
