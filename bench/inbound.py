@@ -197,6 +197,7 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
         secret_key="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         redis_url=None,
         mail_timeout=30.0,
+        mail_allow_private=True,  # the bench's Dovecot is on loopback
         inbound_idle=False,
         inbound_fetch_batch=args.batch,
         inbound_max_messages=args.messages + 1,

@@ -959,6 +959,7 @@ def bench_settings(database_url: str, batch: int):
         secret_key=SECRET,
         redis_url=None,
         public_url="https://t.bench.test",
+        mail_allow_private=True,  # the bench's SMTP sink is on loopback
         sending_batch_size=batch,
         database_pool_size=10,
         log_level="WARNING",
