@@ -171,6 +171,23 @@ async def _file_in_sent(ctx: WorkerContext, jobs: list[Job], outcomes: list[Outc
     jobs = [job for job in jobs if job.message_id in sent]
     if not jobs or not jobs[0].inbox.livemode:
         return
+    # Each inbox here is an IMAP login of its own; after a batch over hundreds of inboxes, opening them all
+    # at once is a fork storm on the provider's side (Dovecot runs a process per session) and a TLS handshake
+    # storm on ours.
+    async with _sent_folder_sessions(ctx):
+        await _file_inbox_in_sent(ctx, jobs)
+
+
+def _sent_folder_sessions(ctx: WorkerContext) -> asyncio.Semaphore:
+    sessions = ctx.extra.get("sent_folder_sessions")
+    if sessions is None:
+        sessions = ctx.extra["sent_folder_sessions"] = asyncio.Semaphore(
+            ctx.settings.sending_sent_folder_concurrency
+        )
+    return sessions
+
+
+async def _file_inbox_in_sent(ctx: WorkerContext, jobs: list[Job]) -> None:
     inbox = jobs[0].inbox
     append = sent_folder.must_append(inbox)
     if append is None:
