@@ -242,8 +242,10 @@ class Settings(BaseSettings):
     )
 
     # inbound: the IMAP reader of replies and bounces (see imail.intake)
+    # A reply to an inbox without IDLE waits up to one interval plus the read: under 45 s keeps the worst
+    # case under a minute, measured at 1,000 polled inboxes on one worker (bench/scale.py --no-server-idle).
     inbound_poll_interval: float = Field(
-        60.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE"
+        45.0, ge=1, description="seconds between reads of an inbox without IMAP IDLE"
     )
     inbound_idle: bool = Field(True, description="wait on IMAP IDLE where the server offers it")
     # A push can be missed (a connection dropped silently by a NAT): each IDLE-ing inbox is read in full this

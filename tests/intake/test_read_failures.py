@@ -55,8 +55,8 @@ def at(value: str) -> datetime:
 
 def test_the_wait_doubles_from_the_poll_interval_up_to_the_idle_recheck(settings):
     assert settings.inbound_read_failure_limit == LIMIT
-    assert (settings.inbound_poll_interval, settings.inbound_idle_recheck) == (60, 1200)
-    assert [retry_wait(settings, n) for n in (1, 2, 3, 4, 5, 6, 99)] == [60, 120, 240, 480, 960, 1200, 1200]
+    assert (settings.inbound_poll_interval, settings.inbound_idle_recheck) == (45, 1200)
+    assert [retry_wait(settings, n) for n in (1, 2, 3, 4, 5, 6, 99)] == [45, 90, 180, 360, 720, 1200, 1200]
     slow = settings.model_copy(update={"inbound_poll_interval": 1500})
     assert [retry_wait(slow, n) for n in (1, 2)] == [1500, 1500]  # never sooner than the interval
 
