@@ -226,7 +226,7 @@ class Settings(BaseSettings):
     sending_retry_seconds: float = Field(300.0, gt=0, description="first retry delay; doubles per attempt")
     sending_smtp_concurrency: int = Field(64, ge=1, le=1000, description="inboxes sending at once per worker")
     sending_sent_folder_concurrency: int = Field(
-        8, ge=1, le=1000, description="inboxes whose Sent folder a worker reaches at once (an IMAP login each)"
+        8, ge=1, le=1000, description="inboxes whose Sent folder a worker opens at once (an IMAP login each)"
     )
     sending_idle_seconds: float = Field(
         60.0, gt=0, description="pooled SMTP connections idle longer are closed"

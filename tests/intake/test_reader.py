@@ -13,6 +13,7 @@ from imail.models import InboundReceipt, Inbox, Lead, Message, SequenceState
 from imail.sending import service as sending
 from imail.workers.imap_reader import inbound_pool, read_inboxes
 from imail.workers.registry import WORKERS
+from imail.workers.repository import HeartbeatRepository
 from tests.fixtures.inbound import FIRST_SUBJECT, dsn, make_outreach, newsletter, out_of_office, reply
 from tests.fixtures.security import each_security, encrypted
 from tests.intake.conftest import (
@@ -364,6 +365,47 @@ async def test_without_idle_the_inbox_is_polled_on_its_interval(make_mailroom):
     assert inbound_pool(ctx).opened == 1  # the same connection, reused
 
 
+async def _beat(room: Mailroom, *contexts) -> None:
+    async with room.database.transaction() as session:
+        for ctx in contexts:
+            await HeartbeatRepository(session).beat(ctx.instance_id, "test", 1, room.now)
+
+
+async def test_a_dead_workers_inboxes_are_taken_over_by_heartbeat_not_by_their_schedule(make_mailroom):
+    """A SIGKILLed worker leaves its inboxes IDLE-ing (next read 20 minutes away) or leased: a live worker
+    takes them once the dead one has missed `worker_dead_seconds` of heartbeats, not at their schedule."""
+    idling, leased = await make_mailroom(), await make_mailroom()
+    first, second = idling.context(), idling.context()
+    await _beat(idling, first, second)
+    assert await idling.read(first) == 0
+    assert {(await poll(idling.database, r.outreach.inbox_id)).idle for r in (idling, leased)} == {True}
+    # `first` dies in the middle of reading `leased`: its lease has most of its time left.
+    async with idling.database.transaction() as session:
+        queue = ReaderQueue(session)
+        lease_until = idling.now + timedelta(seconds=first.settings.inbound_lease_seconds)
+        dead_after = timedelta(seconds=first.settings.worker_dead_seconds)
+        assert await queue.claim(
+            [leased.outreach.inbox_id], idling.now, lease_until, first.instance_id, dead_after
+        )
+    for room in (idling, leased):
+        lead = room.outreach.leads[0]
+        room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+
+    # While `first` beats, its inboxes stay its own.
+    idling.later(first.settings.worker_dead_seconds)
+    await _beat(idling, first, second)
+    assert await read_inboxes(second) == 0
+    # Then it stops beating: `second` reads both at once.
+    idling.later(first.settings.worker_dead_seconds + 1)
+    await _beat(idling, second)
+    assert await idling.read(second) == 2
+    for room in (idling, leased):
+        assert (await poll(room.database, room.outreach.inbox_id)).worker_id == second.instance_id
+    assert len(await events(idling.database, "reply.received")) == 2
+    # And they are `second`'s now: not taken again, not read twice.
+    assert await idling.read(second) == 0
+
+
 async def test_a_large_backlog_is_read_in_bounded_batches(make_mailroom):
     room: Mailroom = await make_mailroom(leads=5)
     for lead in room.outreach.leads:
@@ -449,12 +491,15 @@ async def test_a_reply_arriving_while_another_worker_holds_the_lease_waits(make_
     lead = room.outreach.leads[0]
     room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
     now = room.now
+    dead_after = timedelta(seconds=room.settings.worker_dead_seconds)
     async with room.database.transaction() as session:
         assert await ReaderQueue(session).claim(
-            [room.outreach.inbox_id], now, now + timedelta(minutes=5), "other"
+            [room.outreach.inbox_id], now, now + timedelta(minutes=5), "other", dead_after
         )
     assert await read_inboxes(room.context()) == 0  # leased to "other"
-    room.later(6 * 60)  # the lease ran out (that worker died)
+    room.later(6 * 60)
+    async with room.database.transaction() as session:  # "other" still beats, but its lease ran out
+        await HeartbeatRepository(session).beat("other", "test", 1, room.now)
     assert await room.read(room.context()) == 1
     assert len(await events(room.database, "reply.received")) == 1
 

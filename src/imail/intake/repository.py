@@ -5,9 +5,10 @@ workspace's inbox can never be matched to another workspace's email."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from imail.kit.lease import free
 from imail.kit.repository import Repository, TenantRepository
@@ -16,6 +17,7 @@ from imail.models import Campaign, Inbox, Lead, Message
 from imail.models.inbox import InboxStatus
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
 from imail.models.sending import MessageStatus, SequenceState
+from imail.models.worker_heartbeat import owned_by_dead_worker
 
 # Emails a reply or bounce can be about: everything that may have left the server.
 SENT_STATUSES = (
@@ -27,12 +29,28 @@ SENT_STATUSES = (
 )
 
 
+def _orphaned(now: datetime, lease: timedelta, dead_after: timedelta, claimant: str) -> Any:
+    """A reader row whose worker has no heartbeat within `dead_after` (SIGKILLed, or stopped): its IDLE wait
+    or its read is over, whatever `next_poll_at` or the lease say. A lease taken less than `dead_after` ago
+    is left alone: its worker's first heartbeat may still be on its way. The claimant is alive, whatever its
+    heartbeat row says."""
+    return and_(
+        MailboxPoll.worker_id.is_not(None),
+        MailboxPoll.worker_id != claimant,
+        owned_by_dead_worker(MailboxPoll.worker_id, now, dead_after),
+        or_(MailboxPoll.lease_until.is_(None), MailboxPoll.lease_until < now + lease - dead_after),
+    )
+
+
 class ReaderQueue(Repository[MailboxPoll]):
     model = MailboxPoll
 
-    async def due_inboxes(self, now: datetime, limit: int) -> list[Inbox]:
-        """Live, connected inboxes with an IMAP server, never read or due again, and not leased to a
-        worker."""
+    async def due_inboxes(
+        self, now: datetime, limit: int, lease: timedelta, dead_after: timedelta, claimant: str
+    ) -> list[Inbox]:
+        """Live, connected inboxes with an IMAP server: never read, due again and not leased, or left by a
+        dead worker (`orphaned`), those first."""
+        orphaned = _orphaned(now, lease, dead_after, claimant)
         stmt = (
             select(Inbox)
             .outerjoin(MailboxPoll, MailboxPoll.inbox_id == Inbox.id)
@@ -46,9 +64,15 @@ class ReaderQueue(Repository[MailboxPoll]):
                         or_(MailboxPoll.next_poll_at.is_(None), MailboxPoll.next_poll_at <= now),
                         free(MailboxPoll.lease_until, now),
                     ),
+                    orphaned,
                 ),
             )
-            .order_by(MailboxPoll.next_poll_at.is_not(None), MailboxPoll.next_poll_at, Inbox.id)
+            .order_by(
+                MailboxPoll.next_poll_at.is_not(None),
+                case((orphaned, 0), else_=1),
+                MailboxPoll.next_poll_at,
+                Inbox.id,
+            )
             .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())
@@ -67,10 +91,16 @@ class ReaderQueue(Repository[MailboxPoll]):
         return list((await self.session.execute(stmt)).scalars())
 
     async def claim(
-        self, inbox_ids: Sequence[str], now: datetime, lease_until: datetime, worker_id: str
+        self,
+        inbox_ids: Sequence[str],
+        now: datetime,
+        lease_until: datetime,
+        worker_id: str,
+        dead_after: timedelta,
     ) -> set[str]:
-        """Take the lease on these inboxes where no other worker holds one; the ids this call got. A
-        conditional upsert: of two workers claiming one inbox at once, exactly one gets it."""
+        """Take the lease on these inboxes where no other worker holds one, or where the one holding it is
+        dead; the ids this call got. A conditional upsert: of two workers claiming one inbox at once, exactly
+        one gets it."""
         ids = sorted(set(inbox_ids))
         if not ids:
             return set()
@@ -81,7 +111,9 @@ class ReaderQueue(Repository[MailboxPoll]):
         stmt = stmt.on_conflict_do_update(
             index_elements=["inbox_id"],
             set_={"lease_until": lease_until, "worker_id": worker_id},
-            where=free(table.c.lease_until, now),
+            where=or_(
+                free(table.c.lease_until, now), _orphaned(now, lease_until - now, dead_after, worker_id)
+            ),
         ).returning(table.c.inbox_id)
         return {row[0] for row in (await self.session.execute(stmt)).all()}
 

@@ -24,7 +24,7 @@ from imail.kit.sql import (
     upsert_insert,
 )
 from imail.mail.footer import Footer
-from imail.models import Campaign, Inbox, Lead, WorkerHeartbeat, Workspace
+from imail.models import Campaign, Inbox, Lead, Workspace
 from imail.models.campaign import CampaignInbox
 from imail.models.lead import LeadStatus
 from imail.models.sending import (
@@ -35,6 +35,7 @@ from imail.models.sending import (
     SequenceState,
     SequenceStatus,
 )
+from imail.models.worker_heartbeat import owned_by_dead_worker
 
 if TYPE_CHECKING:
     from imail.db import Database
@@ -469,7 +470,11 @@ class SendQueue(Repository[SequenceState]):
         stale = ran_out(Message.lease_until, now)
         if lease is not None and dead_after is not None:
             stale = or_(
-                stale, and_(_dead_owner(now, dead_after), Message.lease_until < now + lease - dead_after)
+                stale,
+                and_(
+                    owned_by_dead_worker(Message.worker_id, now, dead_after),
+                    Message.lease_until < now + lease - dead_after,
+                ),
             )
         stmt = (
             select(Message)
@@ -489,7 +494,7 @@ class SendQueue(Repository[SequenceState]):
         count, oldest_lease = (
             await self.session.execute(
                 select(func.count(), func.min(Message.lease_until)).where(
-                    Message.status.in_(IN_FLIGHT), _dead_owner(now, dead_after)
+                    Message.status.in_(IN_FLIGHT), owned_by_dead_worker(Message.worker_id, now, dead_after)
                 )
             )
         ).one()
@@ -498,12 +503,6 @@ class SendQueue(Repository[SequenceState]):
         if oldest_lease.tzinfo is None:
             oldest_lease = oldest_lease.replace(tzinfo=UTC)
         return int(count), oldest_lease - lease
-
-
-def _dead_owner(now: datetime, dead_after: timedelta) -> Any:
-    """An attempt whose worker (by id) has no heartbeat within `dead_after`: SIGKILLed, or stopped."""
-    alive = select(WorkerHeartbeat.id).where(WorkerHeartbeat.seen_at >= now - dead_after)
-    return or_(Message.worker_id.is_(None), Message.worker_id.not_in(alive))
 
 
 @cache

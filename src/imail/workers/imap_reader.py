@@ -49,14 +49,19 @@ async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
     pushed = pool.take_pushed()
     async with ctx.database.transaction() as session:
         queue = ReaderQueue(session)
-        due = await queue.due_inboxes(now, settings.inbound_batch_inboxes)
+        lease = Lease.starting(ctx.instance_id, now, settings.inbound_lease_seconds)
+        dead_after = timedelta(seconds=settings.worker_dead_seconds)
+        due = await queue.due_inboxes(
+            now, settings.inbound_batch_inboxes, lease.until - now, dead_after, lease.holder
+        )
         listed = {inbox.id for inbox in due}
         announced = await queue.readable(
             pushed - listed
         )  # IDLE said new mail: read now, whatever the schedule
         candidates = (announced + due)[: max(settings.inbound_batch_inboxes, len(announced))]
-        lease = Lease.starting(ctx.instance_id, now, settings.inbound_lease_seconds)
-        claimed = await queue.claim([inbox.id for inbox in candidates], now, lease.until, lease.holder)
+        claimed = await queue.claim(
+            [inbox.id for inbox in candidates], now, lease.until, lease.holder, dead_after
+        )
     # Announced but being read by another worker right now: try again next iteration.
     pool.pushed |= {inbox.id for inbox in announced if inbox.id not in claimed}
     return [inbox for inbox in candidates if inbox.id in claimed]
