@@ -256,7 +256,8 @@ async def check_login(
 _LIST_LINE = _re.compile(
     rb'^\((?P<flags>[^)]*)\)\s+(?P<delimiter>"(?:[^"\\]|\\.)*"|NIL)\s+(?P<name>"(?:[^"\\]|\\.)*"|\S+)\s*$'
 )
-_NAMESPACE = _re.compile(rb'NAMESPACE \(\("(?P<prefix>(?:[^"\\]|\\.)*)"', _re.IGNORECASE)
+# The personal namespace's prefix (aioimaplib hands the untagged line over without its `NAMESPACE` word)
+_NAMESPACE = _re.compile(rb'^(?:NAMESPACE\s+)?\(\("(?P<prefix>(?:[^"\\]|\\.)*)"', _re.IGNORECASE)
 # Matched case-insensitively, as listed or under the `INBOX` of Courier-style hosting (`INBOX.Sent Items`).
 SENT_NAMES = (
     "sent",
@@ -310,12 +311,14 @@ def sent_folders(list_lines: list) -> list[str]:
 async def _personal_prefix(client: aioimaplib.IMAP4) -> str:
     """Where a new top-level folder goes: the personal namespace's prefix (RFC 2342), `INBOX.` on Courier and
     cPanel hosting, where a folder outside it cannot be created. Asked without looking at the capabilities:
-    most servers list NAMESPACE only after login, and one without it answers BAD."""
-    response = await client.namespace()
+    most servers list NAMESPACE only after login (aioimaplib's namespace() would refuse), and one without it
+    answers BAD."""
+    protocol = client.protocol
+    response = await protocol.execute(Command("NAMESPACE", protocol.new_tag(), loop=protocol.loop))
     if response.result != "OK":
         return ""
     for line in response.lines:
-        if isinstance(line, bytes | bytearray) and (m := _NAMESPACE.search(line)) is not None:
+        if isinstance(line, bytes | bytearray) and (m := _NAMESPACE.match(line.strip())) is not None:
             return _unquote(b'"' + m.group("prefix") + b'"')
     return ""
 
