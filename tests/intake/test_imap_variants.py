@@ -8,8 +8,6 @@ import ast
 import logging
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -22,95 +20,15 @@ from imail.models import InboundReceipt, Inbox
 from imail.models.warmup import WarmupMessage
 from imail.warmup import content as warmup_content
 from imail.workers.imap_reader import inbound_pool
-from tests.fixtures.certs import CertPair
-from tests.fixtures.imap import DovecotServer, quoted, require_dovecot
+from tests.fixtures.imap import DovecotServer, quoted
+from tests.fixtures.imap_variants import VARIANTS, make_folders, variant_server  # noqa: F401
 from tests.fixtures.inbound import make_outreach, newsletter, reply
 from tests.intake.conftest import Mailroom, count, cursors, events, poll, replies, row
 
 
-@dataclass(frozen=True)
-class Variant:
-    config: str = ""  # Dovecot configuration appended to the base one
-    hidden: tuple[str, ...] = ()  # capabilities not announced
-    spam: str = "Junk"  # the spam folder as the server lists it
-    sent: str = "Sent"  # where imail's APPEND must land
-    folders: tuple[str, ...] = ("Junk",)  # created for each user, as a provider would have them
-
-
-GMAIL = """namespace inbox {
-  inbox = yes
-  separator = /
-  mailbox "[Gmail]/All Mail" {
-    auto = create
-    special_use = \\All
-  }
-  mailbox "[Gmail]/Sent Mail" {
-    auto = create
-    special_use = \\Sent
-  }
-  mailbox "[Gmail]/Spam" {
-    auto = create
-    special_use = \\Junk
-  }
-  mailbox "[Gmail]/Trash" {
-    auto = create
-    special_use = \\Trash
-  }
-}
-"""
-# Courier's layout, kept by cPanel: every folder below INBOX, `.` between levels, no special-use flags.
-INBOX_PREFIX = """namespace inbox {
-  inbox = yes
-  prefix = INBOX.
-  separator = .
-}
-"""
-# doveadm (which changes a folder's UIDVALIDITY here) looks users up without a SASL mechanism, which the base
-# passdb, for logins, does not answer.
-USER_LOOKUPS = """passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u @@USERS_DIR@@/%u
-}
-"""
-VARIANTS = {
-    "doveadm": Variant(USER_LOOKUPS),
-    "no-move": Variant(hidden=("MOVE",)),
-    "no-move-no-uidplus": Variant(hidden=("MOVE", "UIDPLUS")),
-    "no-idle": Variant(hidden=("IDLE",)),
-    "gmail": Variant(GMAIL, spam="[Gmail]/Spam", sent="[Gmail]/Sent Mail", folders=()),
-    # No Sent folder yet: imail creates it, inside the namespace.
-    "inbox-prefix": Variant(INBOX_PREFIX, spam="INBOX.Junk", sent="INBOX.Sent", folders=("INBOX.Junk",)),
-}
-
-
-@pytest.fixture(scope="module")
-def variant_server(tls_cert: CertPair) -> Iterator[Callable[[str], DovecotServer]]:
-    """Each variant's Dovecot, started the first time a test of this module asks for it."""
-    made: dict[str, DovecotServer] = {}
-
-    def get(name: str) -> DovecotServer:
-        if name not in made:
-            require_dovecot()
-            variant = VARIANTS[name]
-            made[name] = server = DovecotServer(tls_cert, extra_config=variant.config)
-            server.start()
-            if variant.hidden:
-                server.hide_capabilities(*variant.hidden)
-        return made[name]
-
-    yield get
-    for server in made.values():
-        server.cleanup()
-
-
 async def variant_room(make_mailroom, variant_server, name: str, **kwargs) -> Mailroom:
     room: Mailroom = await make_mailroom(variant_server(name), **kwargs)
-    client = room.imap()
-    try:
-        for folder in VARIANTS[name].folders:
-            assert client.create(quoted(folder))[0] == "OK"
-    finally:
-        client.logout()
+    make_folders(room.server, room.inbox_email, name)
     return room
 
 
