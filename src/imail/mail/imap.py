@@ -253,14 +253,18 @@ async def check_login(
 # --- finding sent messages (resolving sends left in doubt by a crash) ----------------------------------
 
 
-_LIST_LINE = _re.compile(rb'^\((?P<flags>[^)]*)\)\s+(?:"[^"]*"|NIL)\s+(?P<name>"(?:[^"\\]|\\.)*"|\S+)\s*$')
+_LIST_LINE = _re.compile(
+    rb'^\((?P<flags>[^)]*)\)\s+(?P<delimiter>"(?:[^"\\]|\\.)*"|NIL)\s+(?P<name>"(?:[^"\\]|\\.)*"|\S+)\s*$'
+)
+# The personal namespace's prefix (aioimaplib hands the untagged line over without its `NAMESPACE` word)
+_NAMESPACE = _re.compile(rb'^(?:NAMESPACE\s+)?\(\("(?P<prefix>(?:[^"\\]|\\.)*)"', _re.IGNORECASE)
+# Matched case-insensitively, as listed or under the `INBOX` of Courier-style hosting (`INBOX.Sent Items`).
 SENT_NAMES = (
     "sent",
     "sent items",
     "sent messages",
     "sent mail",
     "[gmail]/sent mail",
-    "inbox.sent",
     "gesendet",
     "envoyés",
 )
@@ -270,21 +274,53 @@ def _quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def sent_folders(list_lines: list[bytes]) -> list[str]:
-    """Folders that hold sent mail: RFC 6154 `\\Sent` first, then the usual names."""
+def _unquote(token: bytes) -> str:
+    text = token.decode(errors="replace")
+    if text.startswith('"'):
+        text = text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return text
+
+
+def _folder_names(list_lines: list, flag: bytes, names: tuple[str, ...]) -> list[str]:
+    """The selectable folders flagged `flag` (RFC 6154 special use) first, then those with one of `names`,
+    as listed or below INBOX (the personal namespace of Courier and cPanel hosting is `INBOX.`)."""
     special, named = [], []
     for line in list_lines:
         match = _LIST_LINE.match(line.strip()) if isinstance(line, bytes | bytearray) else None
         if not match:
             continue
-        name = match.group("name").decode(errors="replace")
-        if name.startswith('"'):
-            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        if b"\\sent" in match.group("flags").lower():
+        flags = match.group("flags").lower()
+        if b"\\noselect" in flags or b"\\nonexistent" in flags:
+            continue
+        name = _unquote(match.group("name"))
+        delimiter = "" if match.group("delimiter") == b"NIL" else _unquote(match.group("delimiter"))
+        lowered = name.lower()
+        below_inbox = delimiter and lowered.startswith("inbox" + delimiter)
+        if flag in flags:
             special.append(name)
-        elif name.lower() in SENT_NAMES:
+        elif lowered in names or (below_inbox and lowered[len("inbox") + len(delimiter) :] in names):
             named.append(name)
     return special + [n for n in named if n not in special]
+
+
+def sent_folders(list_lines: list) -> list[str]:
+    """Folders that hold sent mail: RFC 6154 `\\Sent` first, then the usual names."""
+    return _folder_names(list_lines, b"\\sent", SENT_NAMES)
+
+
+async def _personal_prefix(client: aioimaplib.IMAP4) -> str:
+    """Where a new top-level folder goes: the personal namespace's prefix (RFC 2342), `INBOX.` on Courier and
+    cPanel hosting, where a folder outside it cannot be created. Asked without looking at the capabilities:
+    most servers list NAMESPACE only after login (aioimaplib's namespace() would refuse), and one without it
+    answers BAD."""
+    protocol = client.protocol
+    response = await protocol.execute(Command("NAMESPACE", protocol.new_tag(), loop=protocol.loop))
+    if response.result != "OK":
+        return ""
+    for line in response.lines:
+        if isinstance(line, bytes | bytearray) and (m := _NAMESPACE.match(line.strip())) is not None:
+            return _unquote(b'"' + m.group("prefix") + b'"')
+    return ""
 
 
 async def find_in_sent(
@@ -330,16 +366,20 @@ async def append_to_sent(
     allow_private: bool = False,
 ) -> str:
     """APPEND these messages (the exact bytes sent), seen, to the account's Sent folder: RFC 6154 `\\Sent`,
-    else one with a usual name, else a new `Sent`. Returns the folder's name."""
+    else one with a usual name, else a new `Sent` (in the personal namespace). Returns the folder's name."""
     async with imap_session(
         endpoint, timeout=timeout, ca_file=ca_file, allow_private=allow_private
     ) as client:
         async with asyncio.timeout(timeout):
             listing = await client.list('""', "*")
             folders = sent_folders(listing.lines)
-            folder = folders[0] if folders else "Sent"
+            folder = folders[0] if folders else await _personal_prefix(client) + "Sent"
             if not folders:
-                await client.create(_quote(folder))
+                response = await client.create(_quote(folder))
+                if response.result != "OK" and b"ALREADYEXISTS" not in b" ".join(
+                    line for line in response.lines if isinstance(line, bytes | bytearray)
+                ):
+                    raise ImapCommandError("CREATE", response)
             for data in messages:
                 response = await client.append(data, mailbox=_quote(folder), flags="(\\Seen)")
                 if response.result != "OK":
@@ -358,8 +398,6 @@ JUNK_NAMES = (
     "junk mail",
     "bulk mail",
     "[gmail]/spam",
-    "inbox.junk",
-    "inbox.spam",
     "courrier indésirable",
     "spam-verdacht",
     "junk-e-mail",
@@ -443,24 +481,6 @@ async def close_client(client: aioimaplib.IMAP4, *, timeout: float = 5.0) -> Non
 def is_open(client: aioimaplib.IMAP4) -> bool:
     transport = getattr(client.protocol, "transport", None)
     return transport is not None and not transport.is_closing()
-
-
-def _folder_names(list_lines: list, flag: bytes, names: tuple[str, ...]) -> list[str]:
-    special, named = [], []
-    for line in list_lines:
-        match = _LIST_LINE.match(line.strip()) if isinstance(line, bytes | bytearray) else None
-        if not match:
-            continue
-        if b"\\noselect" in match.group("flags").lower() or b"\\nonexistent" in match.group("flags").lower():
-            continue
-        name = match.group("name").decode(errors="replace")
-        if name.startswith('"'):
-            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        if flag in match.group("flags").lower():
-            special.append(name)
-        elif name.lower() in names:
-            named.append(name)
-    return special + [n for n in named if n not in special]
 
 
 def junk_folders(list_lines: list) -> list[str]:
