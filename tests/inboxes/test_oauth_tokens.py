@@ -127,7 +127,7 @@ async def test_a_dead_refresh_token_disconnects_once_and_nothing_asks_again_unti
     await outreach.drain()
     messages = await outreach.rows(Message)
     assert [(m.status, m.attempts) for m in messages] == [("sent", 1)] * 2
-    assert len(oauth_smtp.messages) == 2
+    assert len(oauth_smtp.wait_for_messages(2)) == 2
     assert len(await events_of(database, "inbox.disconnected", inbox_id)) == 1
 
 
@@ -203,7 +203,7 @@ async def test_a_failing_token_endpoint_backs_the_inbox_off_and_the_email_goes_o
     assert provider.token_requests() - asked == 4
     [message] = await outreach.rows(Message)
     assert message.status == "sent" and message.attempts == 1
-    assert len(oauth_smtp.messages) == 1
+    assert len(oauth_smtp.wait_for_messages(1)) == 1
     assert await events_of(database, "inbox.disconnected", inbox_id) == []
     assert (await load_inbox(database, inbox_id)).read_failures == 0, "not counted as failed reads"
 

@@ -165,7 +165,7 @@ class AccessTokenCache:
     declared dead (invalid_grant), so that a copy of the inbox read before it was disconnected does not ask
     again."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
         self._requests: dict[tuple[str, str], asyncio.Future[TokenSet]] = {}
