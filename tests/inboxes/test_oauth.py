@@ -74,8 +74,10 @@ def settings(database_url, tls_cert, provider, oauth_smtp, oauth_dovecot, securi
     provider.account_email = None
     provider.deny_next = False
     provider.rotate_refresh_tokens = False
+    provider.client_secret = CLIENT_SECRET
+    provider.token_failures.clear()
     oauth_smtp.messages.clear()
-    oauth.ACCESS_TOKENS._tokens.clear()
+    oauth.ACCESS_TOKENS.clear()
     servers = {}
     for name in ("google", "microsoft"):
         servers.update(
@@ -253,7 +255,7 @@ async def test_a_revoked_token_disconnects_and_re_consent_reconnects(
     inbox = await start_google_inbox(client, workspace)
     assert (await consent(client, inbox["setup_url"])).status_code == 200
     provider.revoke_all()
-    oauth.ACCESS_TOKENS._tokens.clear()
+    oauth.ACCESS_TOKENS.clear()
 
     ctx = worker_context()
     assert await check_due_inboxes(ctx, utcnow() + timedelta(hours=1)) == 1
@@ -278,7 +280,7 @@ async def test_a_rotated_refresh_token_is_stored(
         (await inbox_rows(database))[0]["oauth_refresh_token_encrypted"]
     )
     provider.rotate_refresh_tokens = True
-    oauth.ACCESS_TOKENS._tokens.clear()
+    oauth.ACCESS_TOKENS.clear()
     assert await check_due_inboxes(worker_context(), utcnow() + timedelta(hours=1)) == 1
     second = crypto.secret_box(settings).decrypt(
         (await inbox_rows(database))[0]["oauth_refresh_token_encrypted"]

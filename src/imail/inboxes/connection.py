@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import structlog
@@ -17,9 +18,11 @@ from imail.config import Settings
 from imail.inboxes import oauth
 from imail.inboxes.providers import is_oauth, oauth_provider
 from imail.kit import crypto
+from imail.kit.clock import utcnow
 from imail.mail import imap, smtp
 from imail.mail.endpoint import Endpoint, MailConnectionError, check_address
 from imail.models import Inbox
+from imail.models.inbox import BackoffCause, InboxStatus
 
 log = structlog.get_logger("imail.inboxes.connection")
 
@@ -33,12 +36,41 @@ class Endpoints:
 
 
 class CredentialsUnavailable(Exception):
-    """The inbox cannot log in at all: OAuth not finished, token revoked, or secrets unreadable."""
+    """The inbox cannot log in at all: OAuth not finished, token revoked, or secrets unreadable.
 
-    def __init__(self, detail: str, *, needs_consent: bool = False):
+    What it means for the inbox (imail.inboxes.monitor.report_token_failure does it, for any caller):
+    `needs_consent`, the user must open the setup_url (again), and `refused`, the provider refuses this
+    server's token requests, both disconnect the inbox at once; `token_dead` (invalid_grant) also drops the
+    refresh token, so nothing asks the provider again before a new consent; `transient`, the token endpoint
+    failed and may work later: the inbox backs off until `retry_at`, still connected."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        needs_consent: bool = False,
+        token_dead: bool = False,
+        refused: bool = False,
+        transient: bool = False,
+        retry_at: datetime | None = None,
+    ):
         self.detail = detail
-        self.needs_consent = needs_consent
+        self.needs_consent = needs_consent or token_dead
+        self.token_dead = token_dead
+        self.refused = refused
+        self.transient = transient
+        self.retry_at = retry_at
         super().__init__(detail)
+
+    @property
+    def judged_at_once(self) -> bool:
+        """An OAuth inbox's token could not be had: the inbox is disconnected or backs off at once
+        (`report_token_failure`), instead of a login check being asked for (which would ask again)."""
+        return self.needs_consent or self.refused or self.transient
+
+
+def consent_again(detail: str) -> str:
+    return f"{detail}; open the inbox's setup_url to give imail access again"
 
 
 def mail_timeout(settings: Settings) -> float:
@@ -84,8 +116,12 @@ def oauth_endpoints(inbox: Inbox, access_token: str, new_refresh_token: str | No
     )
 
 
-async def endpoints_for(inbox: Inbox, settings: Settings, http: httpx.AsyncClient) -> Endpoints:
-    """Both logins of a stored inbox; raises CredentialsUnavailable when there is nothing to log in with."""
+async def endpoints_for(
+    inbox: Inbox, settings: Settings, http: httpx.AsyncClient, now: datetime | None = None
+) -> Endpoints:
+    """Both logins of a stored inbox; raises CredentialsUnavailable when there is nothing to log in with.
+    An OAuth inbox's token endpoint is not asked while the inbox waits out its failures (`now` against the
+    row's backoff), nor again for a refresh token it declared dead."""
     box = crypto.secret_box(settings)
     if not is_oauth(inbox.provider):
         if not inbox.smtp_password_encrypted or not inbox.imap_password_encrypted:
@@ -103,10 +139,33 @@ async def endpoints_for(inbox: Inbox, settings: Settings, http: httpx.AsyncClien
         raise CredentialsUnavailable(f"{inbox.provider} OAuth is not configured on this server")
     ciphertext = inbox.oauth_refresh_token_encrypted
     if not ciphertext:
-        raise CredentialsUnavailable("OAuth setup is not finished: open the setup_url", needs_consent=True)
+        if inbox.status == InboxStatus.setup_pending.value:
+            raise CredentialsUnavailable(
+                "OAuth setup is not finished: open the setup_url", needs_consent=True
+            )
+        raise CredentialsUnavailable(
+            consent_again(f"{provider.label} no longer accepts imail's access to this inbox"),
+            needs_consent=True,
+        )
     cached = oauth.ACCESS_TOKENS.get(inbox.id, ciphertext)
     if cached is not None:
         return oauth_endpoints(inbox, cached)
+    if oauth.ACCESS_TOKENS.is_dead(inbox.id, ciphertext):
+        raise CredentialsUnavailable(
+            consent_again(f"{provider.label} refused the refresh token: invalid_grant"), token_dead=True
+        )
+    until = inbox.send_backoff_until
+    if (
+        inbox.send_backoff_cause == BackoffCause.oauth.value
+        and until is not None
+        and until > (now or utcnow())
+    ):
+        said = inbox.send_backoff_reason or f"{provider.label}'s token endpoint failed"
+        raise CredentialsUnavailable(
+            f"{said}; next attempt at {until.isoformat()}",
+            transient=True,
+            retry_at=until,
+        )
     try:
         refresh_token = box.decrypt(ciphertext)
     except crypto.InvalidToken:
@@ -114,9 +173,15 @@ async def endpoints_for(inbox: Inbox, settings: Settings, http: httpx.AsyncClien
             "the stored refresh token cannot be decrypted", needs_consent=True
         ) from None
     try:
-        tokens = await oauth.refresh(http, provider, refresh_token, timeout=mail_timeout(settings))
+        tokens = await oauth.ACCESS_TOKENS.refresh_once(
+            inbox.id,
+            ciphertext,
+            lambda: oauth.refresh(http, provider, refresh_token, timeout=mail_timeout(settings)),
+        )
     except oauth.OAuthError as exc:
-        raise CredentialsUnavailable(exc.detail, needs_consent=exc.invalid_grant) from None
+        if exc.invalid_grant:
+            raise CredentialsUnavailable(consent_again(exc.detail), token_dead=True) from None
+        raise CredentialsUnavailable(exc.detail, refused=not exc.transient, transient=exc.transient) from None
     rotated = tokens.refresh_token if tokens.refresh_token and tokens.refresh_token != refresh_token else None
     if rotated is None:
         oauth.ACCESS_TOKENS.put(inbox.id, ciphertext, tokens.access_token, tokens.expires_in)

@@ -10,6 +10,10 @@ Reads that keep failing (`report_read_failure`) disconnect the inbox the same wa
 its login may work while its reads do not (a server refusing to open the mailbox, an error in imail itself).
 Asking to reconnect (the API's reconnect, new server settings, a new OAuth consent) forgets the failures and
 lets the reader try again.
+
+An OAuth inbox whose token cannot be had is judged at once by whichever caller met it
+(`report_token_failure`): a dead refresh token or a refused token request disconnects it (the same conditional
+transition, so one event), a failing token endpoint makes it back off (imail.inboxes.backoff).
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.config import Settings
 from imail.db import Database
 from imail.events.service import record_event
-from imail.inboxes import connection
+from imail.inboxes import backoff, connection, oauth
 from imail.inboxes.repository import InboxMaintenance, InboxRepository
 from imail.kit import crypto
 from imail.kit.tenancy import Tenant
 from imail.mail.endpoint import MailConnectionError
 from imail.models import Inbox
-from imail.models.inbox import InboxStatus
+from imail.models.inbox import BackoffCause, InboxStatus
 
 log = structlog.get_logger("imail.inboxes.monitor")
 
@@ -96,10 +100,12 @@ def login_fingerprint(inbox: Inbox) -> tuple:
     )
 
 
-async def probe(inbox: Inbox, settings: Settings, http: httpx.AsyncClient) -> CheckOutcome:
+async def probe(
+    inbox: Inbox, settings: Settings, http: httpx.AsyncClient, now: datetime | None = None
+) -> CheckOutcome:
     """Log in to both servers of a stored inbox, for real (no database work)."""
     try:
-        endpoints = await connection.endpoints_for(inbox, settings, http)
+        endpoints = await connection.endpoints_for(inbox, settings, http, now)
     except connection.CredentialsUnavailable as exc:
         return CheckOutcome(unavailable=exc)
     failures = await connection.check_endpoints(endpoints, settings)
@@ -130,6 +136,61 @@ async def mark_failed(session: AsyncSession, inbox: Inbox, side: str, detail: st
     else:
         await _stamp(session, inbox, last_error=detail, last_error_side=side, last_checked_at=now)
     return changed
+
+
+async def report_token_failure(
+    session: AsyncSession, inbox: Inbox, failure: connection.CredentialsUnavailable, now: datetime
+) -> datetime | None:
+    """For every caller of `endpoints_for` (in its transaction), when an OAuth inbox's token could not be had
+    (`failure.judged_at_once`); `inbox` is the copy the caller asked with.
+
+    A dead refresh token (invalid_grant) or a refused token request disconnects the inbox at once: one
+    `inbox.disconnected`, however many callers (sending, warmup, the reader, the login check, in any number
+    of workers) report it. A dead token is dropped too, so that nothing asks the provider again before the
+    user consents again (the callback stores a new token and reconnects the inbox); a refused request (the
+    provider refusing this server's client: invalid_client…) keeps it, and the login check tries it again
+    every interval. Both only if the stored token is still the one that failed: a consent given meanwhile
+    stands.
+
+    A failing token endpoint (a 5xx, no answer) makes the inbox back off instead (imail.inboxes.backoff,
+    cause oauth), still connected; returns when the next attempt may be."""
+    repo = InboxRepository(session, tenant_of(inbox))
+    ciphertext = inbox.oauth_refresh_token_encrypted
+    if failure.transient:
+        if failure.retry_at is not None:
+            return failure.retry_at  # asked during the wait: nothing was tried, nothing changes
+        return await backoff.report_throttled(
+            session, repo.tenant, inbox.id, failure.detail, now, BackoffCause.oauth
+        )
+    same_token = (
+        Inbox.oauth_refresh_token_encrypted == ciphertext
+        if ciphertext is not None
+        else Inbox.oauth_refresh_token_encrypted.is_(None),
+    )
+    detail = failure.detail[:MAX_ERROR_CHARS]
+    values: dict[str, Any] = {"last_error": detail, "last_error_side": "both", "last_checked_at": now}
+    if failure.token_dead:
+        values["oauth_refresh_token_encrypted"] = None
+    changed = await repo.set_status_if(
+        inbox.id,
+        (InboxStatus.connected.value,),
+        InboxStatus.disconnected.value,
+        only_if=same_token,
+        status_changed_at=now,
+        **values,
+    )
+    if changed:
+        await record_event(
+            session,
+            repo.tenant,
+            "inbox.disconnected",
+            {"inbox_id": inbox.id, "email": inbox.email, "side": "both", "detail": detail},
+        )
+        log.info("inbox disconnected", inbox_id=inbox.id, side="both", token_dead=failure.token_dead)
+    else:
+        await repo.stamp(inbox.id, only_if=same_token, **values)
+    oauth.ACCESS_TOKENS.forget(inbox.id)
+    return None
 
 
 async def mark_ok(session: AsyncSession, inbox: Inbox, now: datetime) -> bool:
@@ -181,7 +242,9 @@ async def apply_outcome(
     if requested:
         forget_read_failures(current)
     await session.flush()
-    if outcome.ok and disconnected_by_reads(current, settings):
+    if outcome.unavailable is not None and outcome.unavailable.judged_at_once:
+        await report_token_failure(session, current, outcome.unavailable, now)
+    elif outcome.ok and disconnected_by_reads(current, settings):
         await _stamp(session, current, last_checked_at=now)  # the login works; the reads did not: left as is
     elif outcome.ok:
         await mark_ok(session, current, now)
@@ -273,7 +336,7 @@ async def check_due_inboxes(ctx: CheckRuntime, now: datetime, limit: int = BATCH
     if not claimed:
         return 0
     outcomes = await asyncio.gather(
-        *(probe(inbox, ctx.settings, ctx.http) for inbox in claimed), return_exceptions=True
+        *(probe(inbox, ctx.settings, ctx.http, now) for inbox in claimed), return_exceptions=True
     )
     async with ctx.database.transaction() as session:
         for inbox, outcome in zip(claimed, outcomes, strict=True):

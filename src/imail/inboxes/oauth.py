@@ -7,9 +7,11 @@ unauthenticated, and the state is what binds it to one inbox. It expires after I
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -26,9 +28,13 @@ CALLBACK_PATH = "/oauth/callback"
 class OAuthError(Exception):
     """The provider refused (its own words in `detail`), or could not be reached."""
 
-    def __init__(self, detail: str, *, invalid_grant: bool = False):
+    def __init__(self, detail: str, *, invalid_grant: bool = False, transient: bool = False):
         self.detail = detail
         self.invalid_grant = invalid_grant  # the refresh token is dead: the user must consent again
+        # The endpoint failed, not the request (a 5xx or 429, no answer, a timeout): the same request may
+        # work later. Any other refusal (invalid_client, unauthorized_client…) will not, until someone
+        # changes something.
+        self.transient = transient
         super().__init__(detail)
 
 
@@ -98,7 +104,8 @@ async def _token_request(
         )
     except httpx.HTTPError as exc:
         raise OAuthError(
-            f"{provider.label}'s token endpoint could not be reached: {exc or type(exc).__name__}"
+            f"{provider.label}'s token endpoint could not be reached: {exc or type(exc).__name__}",
+            transient=True,
         ) from exc
     try:
         body = response.json()
@@ -107,7 +114,14 @@ async def _token_request(
     if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
         error = body.get("error") if isinstance(body, dict) else None
         description = body.get("error_description") if isinstance(body, dict) else None
-        words = ": ".join(str(w) for w in (error, description) if w) or f"HTTP {response.status_code}"
+        said = ": ".join(str(w) for w in (error, description) if w)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise OAuthError(
+                f"{provider.label}'s token endpoint failed: HTTP {response.status_code}"
+                + (f" ({said})" if said else ""),
+                transient=True,
+            )
+        words = said or f"HTTP {response.status_code}"
         raise OAuthError(
             f"{provider.label} refused the token request: {words}", invalid_grant=error == "invalid_grant"
         )
@@ -146,11 +160,16 @@ async def refresh(
 
 class AccessTokenCache:
     """Access tokens per inbox, reused until a minute before they expire (one process; a miss just
-    refreshes)."""
+    refreshes). Also, per process: one token request at a time per refresh token (the sending, warmup and
+    reading loops that all need the inbox at once share its answer), and the refresh tokens the provider
+    declared dead (invalid_grant), so that a copy of the inbox read before it was disconnected does not ask
+    again."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._requests: dict[tuple[str, str], asyncio.Future[TokenSet]] = {}
+        self._dead: set[tuple[str, str]] = set()
 
     def get(self, inbox_id: str, refresh_token_ciphertext: str) -> str | None:
         entry = self._tokens.get((inbox_id, refresh_token_ciphertext))
@@ -169,6 +188,35 @@ class AccessTokenCache:
     def forget(self, inbox_id: str) -> None:
         for key in [k for k in self._tokens if k[0] == inbox_id]:
             del self._tokens[key]
+
+    def clear(self) -> None:
+        self._tokens.clear()
+        self._dead.clear()
+
+    def is_dead(self, inbox_id: str, refresh_token_ciphertext: str) -> bool:
+        return (inbox_id, refresh_token_ciphertext) in self._dead
+
+    async def refresh_once(
+        self, inbox_id: str, refresh_token_ciphertext: str, request: Callable[[], Awaitable[TokenSet]]
+    ) -> TokenSet:
+        """`request()`'s answer, shared with every caller that asks for the same refresh token meanwhile."""
+        key = (inbox_id, refresh_token_ciphertext)
+        running = self._requests.get(key)
+        if running is None:
+            running = self._requests[key] = asyncio.ensure_future(request())
+            running.add_done_callback(lambda done: self._settled(key, done))
+        # Shielded: a caller that is cancelled (its worker stopping) does not cancel the others' request.
+        return await asyncio.shield(running)
+
+    def _settled(self, key: tuple[str, str], done: asyncio.Future[TokenSet]) -> None:
+        self._requests.pop(key, None)
+        if done.cancelled():
+            return
+        error = done.exception()  # retrieved here too, so a request nobody awaits any more is not reported
+        if isinstance(error, OAuthError) and error.invalid_grant:
+            if len(self._dead) > 10_000:
+                self._dead.clear()
+            self._dead.add(key)
 
 
 ACCESS_TOKENS = AccessTokenCache()

@@ -3,13 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
 
 from imail.kit.repository import Repository, TenantRepository
 from imail.kit.sql import rowcount
 from imail.models import Campaign, CampaignInbox, Inbox
 from imail.models.campaign import CampaignStatus
-from imail.models.inbox import InboxStatus
+from imail.models.inbox import InboxProvider, InboxStatus
 
 
 class InboxRepository(TenantRepository[Inbox]):
@@ -20,9 +20,16 @@ class InboxRepository(TenantRepository[Inbox]):
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def set_status_if(
-        self, inbox_id: str, expected: tuple[str, ...], status: str, **values: Any
+        self,
+        inbox_id: str,
+        expected: tuple[str, ...],
+        status: str,
+        *,
+        only_if: tuple[ColumnElement[bool], ...] = (),
+        **values: Any,
     ) -> bool:
-        """Move to `status` only from one of `expected`, atomically: True if this call made the transition.
+        """Move to `status` only from one of `expected` (and where `only_if` holds), atomically: True if this
+        call made the transition.
 
         Two monitors (or a monitor and a request) seeing the same change cannot both win, which is what
         makes `inbox.disconnected` / `inbox.reconnected` fire once per transition.
@@ -33,6 +40,7 @@ class InboxRepository(TenantRepository[Inbox]):
                 self.pin(Inbox),
                 Inbox.id == inbox_id,
                 Inbox.status.in_(expected),
+                *only_if,
             )
             .values(status=status, **values)
             .execution_options(synchronize_session=False)
@@ -110,11 +118,13 @@ class InboxRepository(TenantRepository[Inbox]):
             .execution_options(synchronize_session=False)
         )
 
-    async def stamp(self, inbox_id: str, **values: Any) -> None:
-        """Set these columns of the stored inbox, without loading it."""
+    async def stamp(
+        self, inbox_id: str, *, only_if: tuple[ColumnElement[bool], ...] = (), **values: Any
+    ) -> None:
+        """Set these columns of the stored inbox (where `only_if` holds), without loading it."""
         await self.session.execute(
             update(Inbox)
-            .where(self.pin(Inbox), Inbox.id == inbox_id)
+            .where(self.pin(Inbox), Inbox.id == inbox_id, *only_if)
             .values(**values)
             .execution_options(synchronize_session=False)
         )
@@ -159,12 +169,18 @@ class InboxMaintenance(Repository[Inbox]):
     model = Inbox
 
     async def due_for_check(self, cutoff: datetime, limit: int) -> list[Inbox]:
-        """Live inboxes that can log in (connected or disconnected) and were not checked since `cutoff`."""
+        """Live inboxes that can log in (connected or disconnected) and were not checked since `cutoff`. An
+        OAuth inbox whose refresh token the provider declared dead has nothing to log in with before a new
+        consent: it is not checked."""
         stmt = (
             select(Inbox)
             .where(
                 Inbox.livemode.is_(True),
                 Inbox.status.in_((InboxStatus.connected.value, InboxStatus.disconnected.value)),
+                or_(
+                    Inbox.provider == InboxProvider.custom.value,
+                    Inbox.oauth_refresh_token_encrypted.is_not(None),
+                ),
                 or_(Inbox.last_checked_at.is_(None), Inbox.last_checked_at < cutoff),
             )
             .order_by(Inbox.last_checked_at.is_(None).desc(), Inbox.last_checked_at, Inbox.id)

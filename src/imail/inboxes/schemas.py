@@ -140,14 +140,17 @@ class InboxUpdate(_ServerFields):
 
 
 class SendingBackoff(BaseModel):
-    reason: str = Field(description="The submission server's answer, e.g. `421 4.7.0 Try again later`.")
+    reason: str = Field(
+        description="The submission server's answer, e.g. `421 4.7.0 Try again later`, or what the token "
+        "endpoint did, e.g. `Google's token endpoint failed: HTTP 503`."
+    )
     next_attempt_at: datetime = Field(
         description="No email leaves the inbox before this; once it has passed, sending has resumed."
     )
     throttles_in_a_row: int = Field(
         ge=1,
-        description="Throttles in one episode: the wait starts at a minute and doubles with each, up to an "
-        "hour.",
+        description="Throttles (or token endpoint failures) in one episode: the wait starts at a minute and "
+        "doubles with each, up to an hour.",
     )
 
 
@@ -232,10 +235,9 @@ class Inbox(ResponseModel):
     sending_backoff: SendingBackoff | None = Field(
         None,
         description="The latest time the submission server throttled this inbox (a 421, or a 4.7.x asking "
-        "to slow "
-        "down): why, and when sending may resume. Its emails wait meanwhile; they are not failed. Null: "
-        "never "
-        "throttled.",
+        "to slow down), or its OAuth provider's token endpoint failed (a 5xx, no answer): why, and when "
+        "sending (and, for the token endpoint, reading) may resume. Its emails wait meanwhile; they are not "
+        "failed. Null: never throttled.",
     )
     livemode: bool
     created_at: datetime

@@ -21,7 +21,7 @@ from imail.auth.service import Caller
 from imail.auth.tiers import policy
 from imail.config import Settings
 from imail.errors import Conflict, InvalidField, MissingField, NotFound
-from imail.inboxes import connection, monitor, oauth, pausing
+from imail.inboxes import backoff, connection, monitor, oauth, pausing
 from imail.inboxes.health import health_score
 from imail.inboxes.outbound import OutboundContext, outbound_slot
 from imail.inboxes.providers import is_oauth, oauth_provider
@@ -432,7 +432,7 @@ async def reconnect_inbox(
             outcome = monitor.CheckOutcome()
         else:
             async with outbound_slot(ctx, session, caller.workspace_id):
-                outcome = await monitor.probe(seen, ctx.settings, ctx.http)
+                outcome = await monitor.probe(seen, ctx.settings, ctx.http, now)
         await monitor.apply_outcome(session, seen, outcome, ctx.settings, now, requested=True)
     inbox = await get_inbox(session, caller.tenant, inbox_id)
     await session.refresh(inbox)
@@ -580,6 +580,7 @@ async def complete_oauth(
     inbox.last_error = None
     inbox.last_error_side = None
     monitor.forget_read_failures(inbox)
+    backoff.forget_token_backoff(inbox)
     was = inbox.status
     if was == InboxStatus.setup_pending.value:
         inbox.status = InboxStatus.connected.value

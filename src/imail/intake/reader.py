@@ -292,6 +292,9 @@ class InboxResult:
     idle: bool = False  # IDLE-ing on INBOX now
     error: str | None = None  # why the read stopped short (a failure, or another reader overlapping)
     failure: ReadFailure | None = None  # counted towards disconnecting the inbox
+    # The inbox's OAuth token could not be had: not a failed read, it disconnects the inbox or makes it back
+    # off (imail.inboxes.monitor.report_token_failure)
+    token_failure: CredentialsUnavailable | None = None
     new_refresh_token: str | None = None
 
     @classmethod
@@ -304,8 +307,10 @@ async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> Inbox
     settings = ctx.settings
     result = InboxResult()
     try:
-        endpoints = await endpoints_for(inbox, settings, ctx.http)
+        endpoints = await endpoints_for(inbox, settings, ctx.http, ctx.clock())
     except CredentialsUnavailable as exc:
+        if exc.judged_at_once:
+            return InboxResult(error=exc.detail, token_failure=exc)
         return InboxResult.failed(ReadFailure(exc.detail, login=True))
     result.new_refresh_token = endpoints.new_refresh_token
     try:

@@ -34,6 +34,13 @@ class Security(StrEnum):
     none = "none"
 
 
+class BackoffCause(StrEnum):
+    """Who made the inbox's sending back off (imail.inboxes.backoff)."""
+
+    smtp = "smtp"  # its submission server throttled it (421, 4.7.x)
+    oauth = "oauth"  # its OAuth token endpoint failed (5xx, 429, unreachable)
+
+
 class WarmupStatus(StrEnum):
     off = "off"
     active = "active"
@@ -104,12 +111,14 @@ class Inbox(IdMixin, TimestampMixin, TenantMixin, TrackingDomainColumns, Base):
     def sending_paused(self) -> bool:
         return self.sending_paused_at is not None
 
-    # The submission server throttling this inbox (421, 4.7.x "slow down"): no sends until
-    # `send_backoff_until`, the wait doubling with each throttle that follows soon after the last
-    # (imail.inboxes.backoff).
+    # The submission server throttling this inbox (421, 4.7.x "slow down"), or its OAuth token endpoint
+    # failing (a 5xx, unreachable): no sends until `send_backoff_until`, the wait doubling with each failure
+    # that follows soon after the last (imail.inboxes.backoff). `send_backoff_cause` says which ("smtp",
+    # "oauth"): while the token endpoint's wait runs, no login of the inbox asks it for a token either.
     send_backoff_until: Mapped[datetime | None] = mapped_column()
     send_backoff_reason: Mapped[str | None] = mapped_column(Text)
     send_backoffs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    send_backoff_cause: Mapped[str | None] = mapped_column(String(8))
 
     # The Sent folder (imail.inboxes.sent_folder): `auto` appends what imail sends to Sent when the provider
     # turned out not to file SMTP submissions itself (`sent_filed_by_provider`, learned after the first sends;

@@ -15,6 +15,7 @@ from imail.db import Database
 from imail.errors import Conflict, NotFound, ServiceUnavailable
 from imail.events.service import record_event
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.inboxes.monitor import report_token_failure
 from imail.inboxes.outbound import OutboundContext, outbound_slot
 from imail.inboxes.service import find_inbox
 from imail.kit import csv_export
@@ -288,6 +289,13 @@ async def answer_lead(
                     allow_private=settings.mail_allow_private,
                 )
             except CredentialsUnavailable as exc:
+                if exc.judged_at_once:
+                    # Recorded on the inbox (disconnected, or backing off) in a transaction of its own: this
+                    # request's own writes are rolled back with its error.
+                    async with ctx.database.transaction() as own:
+                        await report_token_failure(own, inbox, exc, utcnow())
+                if exc.transient:
+                    raise ServiceUnavailable(f"{exc.detail}; nothing was sent, try again later") from None
                 raise Conflict(f"Inbox {inbox.id} cannot log in: {exc.detail}", "lead_id") from None
             except MailConnectionError as exc:
                 raise ServiceUnavailable(f"{exc.message}; nothing was sent, try again") from None

@@ -383,7 +383,10 @@ async def record_outcomes(
             counts.bounced += 1
             bounced.add(message.inbox_id)
             continue
-        message.status = WarmupMessageStatus.failed.value
+        # Given back untried (its inbox's token could not be had): a reply waits in the queue for the inbox;
+        # a first email's ramp slot is due again below.
+        requeued_reply = outcome.kind == "requeue" and message.kind == WarmupKind.reply.value
+        message.status = (WarmupMessageStatus.queued if requeued_reply else WarmupMessageStatus.failed).value
         await send_counters.adjust_counters(session, message.day, [message.inbox_id], -1)
         if message.kind == WarmupKind.first.value:
             counts.sent -= 1  # its ramp slot is due again: the next iteration retries with a fresh email

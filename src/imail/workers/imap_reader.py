@@ -13,7 +13,7 @@ from datetime import timedelta
 import structlog
 
 from imail.config import Settings
-from imail.inboxes.monitor import report_read_failure, report_read_success
+from imail.inboxes.monitor import report_read_failure, report_read_success, report_token_failure
 from imail.intake.reader import InboundPool, InboxResult, ReadFailure, sync_inbox
 from imail.intake.repository import ReaderQueue
 from imail.kit import crypto
@@ -138,7 +138,16 @@ async def read_inboxes(ctx: WorkerContext) -> int:
                 ciphertext = crypto.secret_box(settings).encrypt(result.new_refresh_token)
                 await queue.store_refresh_token(inbox.id, inbox.oauth_refresh_token_encrypted, ciphertext)
             result.idle = result.idle and inbox.id not in evicted
-            if (failure := result.failure) is not None:
+            if result.token_failure is not None:
+                # Not a failed read: the inbox is disconnected (no read until a new consent) or waits out
+                # its token endpoint's backoff.
+                retry_at = await report_token_failure(session, inbox, result.token_failure, now)
+                wait = (
+                    max((retry_at - now).total_seconds(), 0.0)
+                    if retry_at is not None
+                    else settings.inbound_poll_interval
+                )
+            elif (failure := result.failure) is not None:
                 first_seen[inbox.id] = _unlogged_crash(inbox, failure)
                 failures[inbox.id] = await report_read_failure(
                     session,

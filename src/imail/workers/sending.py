@@ -14,10 +14,12 @@ import structlog
 
 from imail.inboxes import sent_folder
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.inboxes.monitor import report_token_failure
 from imail.kit.coalesce import Coalescer
 from imail.kit.lease import Lease
 from imail.mail import imap
 from imail.mail.endpoint import MailConnectionError
+from imail.models import Inbox
 from imail.models.sending import Message, MessageStatus
 from imail.sending import repository, service
 from imail.sending.repository import SendQueue
@@ -93,12 +95,10 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job], r
             recorder.add(Outcome(job.message_id, OutcomeKind.sent, detail="test mode: recorded, not sent"))
         return
     try:
-        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
+        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
     except CredentialsUnavailable as exc:
-        for job in jobs:
-            recorder.add(
-                Outcome(job.message_id, OutcomeKind.retry, detail=exc.detail, inbox_failure_side="smtp")
-            )
+        for outcome in await without_credentials(ctx, inbox, [job.message_id for job in jobs], exc):
+            recorder.add(outcome)
         return
     release: str | None = None
     async with pool.lock(inbox.id):
@@ -131,6 +131,26 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job], r
                     "released unsent: the inbox's SMTP server failed on an earlier message "
                     f"({outcome.detail[:200]})"
                 )
+
+
+async def without_credentials(
+    ctx: WorkerContext, inbox: Inbox, attempt_ids: list[str], exc: CredentialsUnavailable
+) -> list[Outcome]:
+    """What becomes of an inbox's claimed emails (campaign or warmup) when it has nothing to log in with. An
+    OAuth token that could not be had disconnects the inbox or makes it back off, reported once for the
+    inbox; its emails go back to the queue untried, not counted as attempts. Anything else is retried, and
+    the monitor asked to check the inbox."""
+    if not exc.judged_at_once:
+        return [
+            Outcome(attempt_id, OutcomeKind.retry, detail=exc.detail, inbox_failure_side="smtp")
+            for attempt_id in attempt_ids
+        ]
+    async with ctx.database.transaction() as session:
+        await report_token_failure(session, inbox, exc, ctx.clock())
+    return [
+        Outcome(attempt_id, OutcomeKind.requeue, detail=f"released unsent: {exc.detail}")
+        for attempt_id in attempt_ids
+    ]
 
 
 def _accepted_marks(ctx: WorkerContext) -> Coalescer[str, None]:
@@ -203,7 +223,7 @@ async def _file_inbox_in_sent(ctx: WorkerContext, jobs: list[Job]) -> None:
     if not append or not jobs:
         return
     try:
-        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
+        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
         await imap.append_to_sent(
             endpoints.imap,
             [job.data for job in jobs],
@@ -313,7 +333,7 @@ async def send_due(ctx: WorkerContext) -> int:
 async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[str] | None:
     """The headers found in the inbox's Sent folder, or None when it can't be checked now."""
     try:
-        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
+        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
         return await imap.find_in_sent(
             endpoints.imap,
             headers,

@@ -9,10 +9,10 @@ import random
 from collections import defaultdict
 
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
-from imail.sending.service import Outcome, OutcomeKind
+from imail.sending.service import Outcome
 from imail.warmup import service
 from imail.workers.context import WorkerContext
-from imail.workers.sending import smtp_pool
+from imail.workers.sending import smtp_pool, without_credentials
 
 RNG_KEY = "warmup.rng"
 
@@ -20,12 +20,9 @@ RNG_KEY = "warmup.rng"
 async def _send_for_inbox(ctx: WorkerContext, jobs: list[service.WarmupJob]) -> list[Outcome]:
     inbox = jobs[0].inbox
     try:
-        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http)
+        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
     except CredentialsUnavailable as exc:
-        return [
-            Outcome(job.warmup_id, OutcomeKind.retry, detail=exc.detail, inbox_failure_side="smtp")
-            for job in jobs
-        ]
+        return await without_credentials(ctx, inbox, [job.warmup_id for job in jobs], exc)
     pool = smtp_pool(ctx)
     outcomes = []
     async with pool.lock(inbox.id):  # shared with campaign sends: one SMTP session per inbox, used in turn
