@@ -20,6 +20,7 @@ import pytest
 from imail.inboxes import oauth
 from imail.inboxes.connection import CredentialsUnavailable
 from imail.inboxes.monitor import check_due_inboxes, report_token_failure
+from imail.kit import crypto
 from imail.kit.clock import utcnow
 from imail.models.sending import Message
 from imail.workers import sending as sending_worker
@@ -242,3 +243,37 @@ async def test_a_refused_client_disconnects_with_the_providers_words_and_reconne
     assert await check_due_inboxes(monitor, clock.now + timedelta(hours=2)) == 1
     assert (await view(outreach, inbox_id))["status"] == "connected"
     assert len(await events_of(database, "inbox.reconnected", inbox_id)) == 1
+
+
+async def test_a_provider_rotating_refresh_tokens_keeps_every_loop_logged_in_with_one_refresh_per_hour(
+    outreach: Outreach,  # noqa: F811
+    provider: OAuthTestProvider,  # noqa: F811
+    oauth_smtp,  # noqa: F811
+    reader,
+    database,
+    clock: Clock,
+):
+    """A provider that issues a new refresh token with every refresh and revokes the old one (the strict
+    form of Microsoft's rotation): whichever loop refreshed stores the new token, so the others' next
+    refresh does not meet invalid_grant; and the access token is reused until it expires, not refreshed (and
+    rotated) on every pass."""
+    inbox_id = await google_campaign(outreach, "lead-a@example.org", "lead-b@example.org")
+    provider.rotate_refresh_tokens = True
+    oauth.ACCESS_TOKENS.clear()
+    asked = provider.token_requests()
+
+    await outreach.drain()  # sending refreshes first, and keeps what the provider rotated
+    assert provider.token_requests() - asked == 1
+    stored = (await inbox_rows(database))[0]["oauth_refresh_token_encrypted"]
+    assert crypto.secret_box(outreach.ctx.settings).decrypt(stored) in provider.refresh_tokens
+    for _ in range(3):  # the reader and more sending passes within the hour: the same access token
+        await read_inboxes(reader)
+        await outreach.drain()
+        clock.advance(minutes=5)
+    assert provider.token_requests() - asked == 1
+    oauth.ACCESS_TOKENS.clear()  # as after the access token's hour, or in another worker process
+    assert await check_due_inboxes(outreach.ctx, clock.now + timedelta(hours=1)) == 1  # a fresh login
+    assert provider.token_requests() - asked == 2
+    assert (await load_inbox(database, inbox_id)).status == "connected"
+    assert len(oauth_smtp.wait_for_messages(2)) == 2
+    assert await events_of(database, "inbox.disconnected", inbox_id) == []

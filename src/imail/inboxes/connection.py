@@ -13,12 +13,15 @@ from datetime import datetime
 
 import httpx
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
 from imail.inboxes import oauth
 from imail.inboxes.providers import is_oauth, oauth_provider
+from imail.inboxes.repository import InboxRepository
 from imail.kit import crypto
 from imail.kit.clock import utcnow
+from imail.kit.tenancy import tenant_of
 from imail.mail import imap, smtp
 from imail.mail.endpoint import Endpoint, MailConnectionError, check_address
 from imail.models import Inbox
@@ -31,8 +34,9 @@ log = structlog.get_logger("imail.inboxes.connection")
 class Endpoints:
     smtp: Endpoint
     imap: Endpoint
-    # Set when the provider rotated the refresh token: store it (encrypted) or the next refresh fails.
-    new_refresh_token: str | None = None
+    # Set when the provider rotated the refresh token: the new one, encrypted, to store (`keep_rotated_token`)
+    # or the next refresh may fail. Access tokens are cached under it already.
+    rotated_token: str | None = None
 
 
 class CredentialsUnavailable(Exception):
@@ -96,7 +100,7 @@ def password_endpoints(inbox: Inbox, smtp_password: str, imap_password: str) -> 
     )
 
 
-def oauth_endpoints(inbox: Inbox, access_token: str, new_refresh_token: str | None = None) -> Endpoints:
+def oauth_endpoints(inbox: Inbox, access_token: str, rotated_token: str | None = None) -> Endpoints:
     return Endpoints(
         smtp=Endpoint(
             inbox.smtp_host or "",
@@ -112,7 +116,7 @@ def oauth_endpoints(inbox: Inbox, access_token: str, new_refresh_token: str | No
             inbox.email,
             oauth_token=access_token,
         ),
-        new_refresh_token=new_refresh_token,
+        rotated_token=rotated_token,
     )
 
 
@@ -182,10 +186,23 @@ async def endpoints_for(
         if exc.invalid_grant:
             raise CredentialsUnavailable(consent_again(exc.detail), token_dead=True) from None
         raise CredentialsUnavailable(exc.detail, refused=not exc.transient, transient=exc.transient) from None
-    rotated = tokens.refresh_token if tokens.refresh_token and tokens.refresh_token != refresh_token else None
-    if rotated is None:
-        oauth.ACCESS_TOKENS.put(inbox.id, ciphertext, tokens.access_token, tokens.expires_in)
+    # Cached under the stored token and, if the provider rotated it, under the new one too: whichever copy of
+    # the row a caller holds, its next login reuses the access token instead of refreshing (rotating) again.
+    oauth.ACCESS_TOKENS.put(inbox.id, ciphertext, tokens.access_token, tokens.expires_in)
+    rotated = None
+    if tokens.refresh_token and tokens.refresh_token != refresh_token:
+        rotated = box.encrypt(tokens.refresh_token)
+        oauth.ACCESS_TOKENS.put(inbox.id, rotated, tokens.access_token, tokens.expires_in)
     return oauth_endpoints(inbox, tokens.access_token, rotated)
+
+
+async def keep_rotated_token(session: AsyncSession, inbox: Inbox, rotated: str | None) -> None:
+    """Store a refresh token the provider rotated while we logged in (`Endpoints.rotated_token`), unless the
+    row changed meanwhile (a new consent, or another worker's rotation)."""
+    if rotated:
+        await InboxRepository(session, tenant_of(inbox)).replace_refresh_token(
+            inbox.id, inbox.oauth_refresh_token_encrypted, rotated
+        )
 
 
 async def refused_hosts(

@@ -32,8 +32,7 @@ from imail.db import Database
 from imail.events.service import record_event
 from imail.inboxes import backoff, connection, oauth
 from imail.inboxes.repository import InboxMaintenance, InboxRepository
-from imail.kit import crypto
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.mail.endpoint import MailConnectionError
 from imail.models import Inbox
 from imail.models.inbox import BackoffCause, InboxStatus
@@ -60,7 +59,7 @@ class CheckOutcome:
 
     failures: list[MailConnectionError] = field(default_factory=list)
     unavailable: connection.CredentialsUnavailable | None = None
-    new_refresh_token: str | None = None
+    rotated_token: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,10 +76,6 @@ class CheckOutcome:
         if self.unavailable is not None:
             return self.unavailable.detail
         return "; ".join(f.message for f in self.failures)
-
-
-def tenant_of(inbox: Inbox) -> Tenant:
-    return Tenant(inbox.workspace_id, inbox.livemode)
 
 
 def login_fingerprint(inbox: Inbox) -> tuple:
@@ -109,7 +104,7 @@ async def probe(
     except connection.CredentialsUnavailable as exc:
         return CheckOutcome(unavailable=exc)
     failures = await connection.check_endpoints(endpoints, settings)
-    return CheckOutcome(failures=failures, new_refresh_token=endpoints.new_refresh_token)
+    return CheckOutcome(failures=failures, rotated_token=endpoints.rotated_token)
 
 
 async def mark_failed(session: AsyncSession, inbox: Inbox, side: str, detail: str, now: datetime) -> bool:
@@ -237,8 +232,8 @@ async def apply_outcome(
         return False
     if login_fingerprint(current) != login_fingerprint(inbox):
         return False
-    if outcome.new_refresh_token:
-        current.oauth_refresh_token_encrypted = crypto.secret_box(settings).encrypt(outcome.new_refresh_token)
+    if outcome.rotated_token:
+        current.oauth_refresh_token_encrypted = outcome.rotated_token
     if requested:
         forget_read_failures(current)
     await session.flush()

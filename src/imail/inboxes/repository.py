@@ -15,6 +15,15 @@ from imail.models.inbox import InboxProvider, InboxStatus
 class InboxRepository(TenantRepository[Inbox]):
     model = Inbox
 
+    async def replace_refresh_token(self, inbox_id: str, previous: str | None, ciphertext: str) -> None:
+        """The inbox's refresh token becomes `ciphertext`, if it still is `previous`."""
+        await self.session.execute(
+            update(Inbox)
+            .where(self.pin(Inbox), Inbox.id == inbox_id, Inbox.oauth_refresh_token_encrypted == previous)
+            .values(oauth_refresh_token_encrypted=ciphertext)
+            .execution_options(synchronize_session=False)
+        )
+
     async def by_email(self, email: str) -> Inbox | None:
         stmt = self.select().where(Inbox.email == email)
         return (await self.session.execute(stmt)).scalar_one_or_none()

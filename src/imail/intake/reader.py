@@ -295,11 +295,11 @@ class InboxResult:
     # The inbox's OAuth token could not be had: not a failed read, it disconnects the inbox or makes it back
     # off (imail.inboxes.monitor.report_token_failure)
     token_failure: CredentialsUnavailable | None = None
-    new_refresh_token: str | None = None
+    rotated_token: str | None = None
 
     @classmethod
-    def failed(cls, failure: ReadFailure, new_refresh_token: str | None = None) -> InboxResult:
-        return cls(error=failure.reason, failure=failure, new_refresh_token=new_refresh_token)
+    def failed(cls, failure: ReadFailure, rotated_token: str | None = None) -> InboxResult:
+        return cls(error=failure.reason, failure=failure, rotated_token=rotated_token)
 
 
 async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> InboxResult:
@@ -312,11 +312,11 @@ async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> Inbox
         if exc.judged_at_once:
             return InboxResult(error=exc.detail, token_failure=exc)
         return InboxResult.failed(ReadFailure(exc.detail, login=True))
-    result.new_refresh_token = endpoints.new_refresh_token
+    result.rotated_token = endpoints.rotated_token
     try:
         conn = await pool.acquire(inbox.id, endpoints.imap)
     except MailConnectionError as exc:
-        return InboxResult.failed(ReadFailure(exc.message, login=True), endpoints.new_refresh_token)
+        return InboxResult.failed(ReadFailure(exc.message, login=True), endpoints.rotated_token)
     try:
         assert conn.client is not None
         if conn.folders is None or time.monotonic() - conn.folders_listed > RELIST_EVERY:

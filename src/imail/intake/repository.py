@@ -167,15 +167,6 @@ class ReaderQueue(Repository[MailboxPoll]):
             .values(idle=False, next_poll_at=when)
         )
 
-    async def store_refresh_token(self, inbox_id: str, previous: str | None, ciphertext: str) -> None:
-        """Keep a refresh token the provider rotated while we logged in (unless the row changed meanwhile)."""
-        await self.session.execute(
-            update(Inbox)
-            .where(Inbox.id == inbox_id, Inbox.oauth_refresh_token_encrypted == previous)
-            .values(oauth_refresh_token_encrypted=ciphertext)
-            .execution_options(synchronize_session=False)
-        )
-
     # -- the rows a batch acts on ----------------------------------------------------------------------------
 
     def _locked(self, stmt):

@@ -30,7 +30,7 @@ from imail.kit.ids import new_id
 from imail.kit.lease import Lease
 from imail.kit.signing import Signer
 from imail.kit.sql import HotPathRow
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.mail.refusals import enhanced_status
 from imail.models import Campaign, Inbox, Lead
 from imail.models.campaign import CampaignStatus
@@ -59,10 +59,6 @@ STOP_FOR_LEAD_STATUS = {
     LeadStatus.unsubscribed.value: StopReason.unsubscribed,
     LeadStatus.suppressed.value: StopReason.suppressed,
 }
-
-
-def tenant_of(row: Any) -> Tenant:
-    return Tenant(row.workspace_id, row.livemode)
 
 
 # --- enrolment (API side) -------------------------------------------------------------------------------

@@ -9,13 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.errors import NotFound
 from imail.events.service import record_event
 from imail.kit.signing import BadSignature, Signer
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.models import Lead, Message
 from imail.models.lead import InterestStatus, LeadStatus
 from imail.models.sending import SequenceState, SequenceStatus, StopReason
 from imail.models.suppression import SuppressionReason, SuppressionType
 from imail.models.tracking import OPEN_PIXEL
-from imail.sending.service import event_ref, stop_sequence, tenant_of
+from imail.sending.service import event_ref, stop_sequence
 from imail.suppressions import service as suppressions
 from imail.tracking import machine, mailto
 from imail.tracking.repository import TrackingRepository

@@ -42,7 +42,7 @@ from imail.events.service import record_event
 from imail.inboxes.health import InboxStats
 from imail.inboxes.monitor import report_connection_failure
 from imail.kit.ids import new_id
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.mail.bounces import Bounce
 from imail.mail.parsing import InboundMessage
 from imail.models import Inbox
@@ -86,10 +86,6 @@ DEFAULTS: dict[str, Any] = {name: _model_default(name) for name in SETTING_FIELD
 HEALTH_DAYS = 7
 DISCONNECTED_RECHECK = timedelta(minutes=15)
 LONELY_RECHECK = timedelta(minutes=15)
-
-
-def tenant_of(row: Any) -> Tenant:
-    return Tenant(row.workspace_id, row.livemode)
 
 
 def ramp_of(row: InboxWarmup | None) -> ramp.Ramp:

@@ -13,10 +13,10 @@ from datetime import timedelta
 import structlog
 
 from imail.config import Settings
+from imail.inboxes.connection import keep_rotated_token
 from imail.inboxes.monitor import report_read_failure, report_read_success, report_token_failure
 from imail.intake.reader import InboundPool, InboxResult, ReadFailure, sync_inbox
 from imail.intake.repository import ReaderQueue
-from imail.kit import crypto
 from imail.kit.lease import Lease
 from imail.models import Inbox
 from imail.workers.context import WorkerContext
@@ -134,9 +134,7 @@ async def read_inboxes(ctx: WorkerContext) -> int:
             now + timedelta(seconds=settings.inbound_poll_interval),
         )
         for inbox, result in zip(inboxes, results, strict=True):
-            if result.new_refresh_token:
-                ciphertext = crypto.secret_box(settings).encrypt(result.new_refresh_token)
-                await queue.store_refresh_token(inbox.id, inbox.oauth_refresh_token_encrypted, ciphertext)
+            await keep_rotated_token(session, inbox, result.rotated_token)
             result.idle = result.idle and inbox.id not in evicted
             if result.token_failure is not None:
                 # Not a failed read: the inbox is disconnected (no read until a new consent) or waits out

@@ -13,7 +13,7 @@ import aioimaplib
 import structlog
 
 from imail.inboxes import sent_folder
-from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.inboxes.connection import CredentialsUnavailable, Endpoints, endpoints_for, keep_rotated_token
 from imail.inboxes.monitor import report_token_failure
 from imail.kit.coalesce import Coalescer
 from imail.kit.lease import Lease
@@ -95,7 +95,7 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job], r
             recorder.add(Outcome(job.message_id, OutcomeKind.sent, detail="test mode: recorded, not sent"))
         return
     try:
-        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
+        endpoints = await login_endpoints(ctx, inbox)
     except CredentialsUnavailable as exc:
         for outcome in await without_credentials(ctx, inbox, [job.message_id for job in jobs], exc):
             recorder.add(outcome)
@@ -131,6 +131,15 @@ async def _send_for_inbox(ctx: WorkerContext, pool: SmtpPool, jobs: list[Job], r
                     "released unsent: the inbox's SMTP server failed on an earlier message "
                     f"({outcome.detail[:200]})"
                 )
+
+
+async def login_endpoints(ctx: WorkerContext, inbox: Inbox) -> Endpoints:
+    """The inbox's logins (`endpoints_for`), keeping a refresh token the provider rotated meanwhile."""
+    endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
+    if endpoints.rotated_token:
+        async with ctx.database.transaction() as session:
+            await keep_rotated_token(session, inbox, endpoints.rotated_token)
+    return endpoints
 
 
 async def without_credentials(
@@ -223,7 +232,7 @@ async def _file_inbox_in_sent(ctx: WorkerContext, jobs: list[Job]) -> None:
     if not append or not jobs:
         return
     try:
-        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
+        endpoints = await login_endpoints(ctx, inbox)
         await imap.append_to_sent(
             endpoints.imap,
             [job.data for job in jobs],
@@ -333,7 +342,7 @@ async def send_due(ctx: WorkerContext) -> int:
 async def _look_in_sent(ctx: WorkerContext, inbox, headers: list[str]) -> set[str] | None:
     """The headers found in the inbox's Sent folder, or None when it can't be checked now."""
     try:
-        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
+        endpoints = await login_endpoints(ctx, inbox)
         return await imap.find_in_sent(
             endpoints.imap,
             headers,

@@ -8,11 +8,11 @@ import asyncio
 import random
 from collections import defaultdict
 
-from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
+from imail.inboxes.connection import CredentialsUnavailable
 from imail.sending.service import Outcome
 from imail.warmup import service
 from imail.workers.context import WorkerContext
-from imail.workers.sending import smtp_pool, without_credentials
+from imail.workers.sending import login_endpoints, smtp_pool, without_credentials
 
 RNG_KEY = "warmup.rng"
 
@@ -20,7 +20,7 @@ RNG_KEY = "warmup.rng"
 async def _send_for_inbox(ctx: WorkerContext, jobs: list[service.WarmupJob]) -> list[Outcome]:
     inbox = jobs[0].inbox
     try:
-        endpoints = await endpoints_for(inbox, ctx.settings, ctx.http, ctx.clock())
+        endpoints = await login_endpoints(ctx, inbox)
     except CredentialsUnavailable as exc:
         return await without_credentials(ctx, inbox, [job.warmup_id for job in jobs], exc)
     pool = smtp_pool(ctx)
