@@ -406,6 +406,15 @@ async def test_a_dead_workers_inboxes_are_taken_over_by_heartbeat_not_by_their_s
     assert await idling.read(second) == 0
 
 
+async def test_a_full_claim_runs_the_next_iteration_at_once(make_mailroom):
+    """Many inboxes due together (a start, a dead worker's inboxes): the loop goes on while claims come back
+    full, rather than waiting its interval after each batch with no new mail in it."""
+    rooms = [await make_mailroom() for _ in range(3)]
+    ctx = rooms[0].context(inbound_batch_inboxes=2)
+    assert await read_inboxes(ctx) == 1  # two inboxes, nothing new, and the claim was full
+    assert await read_inboxes(ctx) == 0  # the third, and no more
+
+
 async def test_a_large_backlog_is_read_in_bounded_batches(make_mailroom):
     room: Mailroom = await make_mailroom(leads=5)
     for lead in room.outreach.leads:

@@ -101,7 +101,7 @@ def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int, 
 async def read_inboxes(ctx: WorkerContext) -> int:
     """One iteration: claim due inboxes (and those IDLE announced mail for), read each (bounded concurrency
     and messages), release them with their next read time. Returns messages read plus inboxes with more
-    waiting."""
+    waiting, plus one if the claim was full."""
     settings = ctx.settings
     pool = inbound_pool(ctx)
     await _prune(ctx, pool)
@@ -174,4 +174,8 @@ async def read_inboxes(ctx: WorkerContext) -> int:
             _log_failure(inbox, result.failure, failures[inbox.id], limit, first_seen[inbox.id] is not None)
         if result.processed:
             log.info("inbox read", inbox_id=inbox.id, messages=result.processed, **dict(result.outcomes))
-    return sum(r.processed for r in results) + sum(1 for r in results if r.more)
+    # A full claim means more inboxes may be due (a start, a dead worker's inboxes taken over): the next
+    # iteration runs at once instead of after the loop's interval, which would pace a takeover of hundreds of
+    # inboxes at one batch a second.
+    full = len(inboxes) >= settings.inbound_batch_inboxes
+    return sum(r.processed for r in results) + sum(1 for r in results if r.more) + int(full)
