@@ -15,10 +15,17 @@ sent email each.
             classification, and for each batch one transaction with the replies rows, receipts, events,
             lead/sequence changes, suppressions and the cursor advance
 
-The baseline runs before and after the measured run; the ratio uses their mean.
+The baseline runs before and after the measured run; the ratio uses their mean. CPU seconds of the worker's
+process and of every postgres process during the measured run are given per message.
+
+With --others K (the backlog phase), K other inboxes of their own campaigns are read by the same worker, with
+IDLE on and the default pass budget (`inbound_max_messages`), as in production. Once the drain has started,
+one reply is APPENDed to each of them, --others-gap seconds apart; the figures add the time from each APPEND
+to its replies row committed (p50, p99, max) and how many of them landed before the backlog was drained.
 
     .venv/bin/python bench/inbound.py                 # 10,000 messages, SQLite
     .venv/bin/python bench/inbound.py -n 2000 --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/inbound.py -n 10000 --others 50 --postgres ADMIN_URL    # the backlog phase
 """
 
 from __future__ import annotations
@@ -26,16 +33,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import imaplib
+import os
 import random
 import re
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import aioimaplib
 import httpx
+from sqlalchemy import bindparam, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,6 +61,7 @@ from imail.db import Database
 from imail.intake.service import Fetched
 from imail.kit.clock import utcnow
 from imail.mail.imap import parse_fetch, uid_set
+from imail.mail.mime import make_message_id
 from imail.replies.verdict import assess
 from imail.wiring import install_subscribers
 from imail.workers.context import WorkerContext
@@ -145,11 +156,46 @@ async def parse_and_classify(raws: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-async def measured(settings: Settings, database: Database) -> tuple[float, int]:
-    """(seconds, worker iterations) from an empty cursor to the end of the mailbox."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every postgres process on the machine (other users of the server count too)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    total += proc_cpu(int(entry))
+            except OSError:
+                pass
+    return total
+
+
+@dataclass
+class Measured:
+    seconds: float  # from an empty cursor to the backlog's last message acted on
+    iterations: int
+    worker_cpu: float  # CPU seconds of this process meanwhile
+    postgres_cpu: float
+    latencies: list[float] = field(default_factory=list)  # --others: APPEND → replies row, seconds
+    before_drained: int = 0  # --others: replies recorded before the backlog was drained
+
+
+async def measured(settings: Settings, database: Database) -> Measured:
+    """The worker from an empty cursor to the end of the mailbox."""
     http = httpx.AsyncClient()
     ctx = WorkerContext(settings, database, None, http, "bench-inbound")
     iterations = 0
+    cpu, pg = time.process_time(), postgres_cpu()
     started = time.perf_counter()
     try:
         while True:
@@ -161,12 +207,106 @@ async def measured(settings: Settings, database: Database) -> tuple[float, int]:
     finally:
         await inbound_pool(ctx).close()
         await http.aclose()
-    return elapsed, iterations
+    return Measured(elapsed, iterations, time.process_time() - cpu, postgres_cpu() - pg)
+
+
+async def measured_with_others(
+    settings: Settings,
+    database: Database,
+    server: DovecotServer,
+    backlog_inbox: str,
+    total: int,
+    others: list,
+    gap: float,
+) -> Measured:
+    """The worker loop as `imail worker` runs it (an iteration that found nothing waits a second), while
+    replies are APPENDed to the other inboxes; until the backlog is drained and every reply recorded."""
+    http = httpx.AsyncClient()
+    ctx = WorkerContext(settings, database, None, http, "bench-inbound")
+    appended: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    drained: list[float] = []
+    finished = asyncio.Event()
+    rng = random.Random(11)
+
+    async def scalar(query: str, **params):
+        async with database.engine.connect() as conn:
+            return (await conn.execute(text(query), params)).scalar_one()
+
+    async def appender() -> None:
+        # Once every other inbox IDLEs (read once) and the drain has started: one reply each, spread.
+        while not finished.is_set():
+            idle = await scalar("SELECT count(*) FROM mailbox_polls WHERE idle")
+            cursor = await scalar(
+                "SELECT coalesce(max(last_uid), 0) FROM mailbox_cursors WHERE inbox_id = :i", i=backlog_inbox
+            )
+            if idle >= len(others) and cursor > 0:
+                break
+            await asyncio.sleep(0.05)
+        for outreach in rng.sample(others, len(others)):
+            lead = outreach.leads[0]
+            header = make_message_id("prospect.test")
+            raw = reply(lead.header, from_email=lead.email, to_email=outreach.inbox_email, message_id=header)
+            put = time.perf_counter()  # the APPEND's own time counts in the latency
+            await asyncio.to_thread(server.append, outreach.inbox_email, raw)
+            appended[header] = put
+            await asyncio.sleep(gap)
+
+    async def watcher() -> None:
+        query = text("SELECT rfc_message_id FROM replies WHERE rfc_message_id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        while len(seen) < len(others) or not drained:
+            pending = [h for h in appended if h not in seen]
+            if pending:
+                async with database.engine.connect() as conn:
+                    for (header,) in (await conn.execute(query, {"ids": pending})).all():
+                        seen[header] = time.perf_counter()
+            if not drained:
+                cursor = await scalar(
+                    "SELECT coalesce(max(last_uid), 0) FROM mailbox_cursors WHERE inbox_id = :i",
+                    i=backlog_inbox,
+                )
+                if cursor >= total:
+                    drained.append(time.perf_counter())
+            await asyncio.sleep(0.02)
+        finished.set()
+
+    async def worker() -> int:
+        iterations = 0
+        while not finished.is_set():
+            iterations += 1
+            if not await read_inboxes(ctx):
+                try:
+                    await asyncio.wait_for(finished.wait(), 1.0)
+                except TimeoutError:
+                    pass
+        return iterations
+
+    cpu, pg = time.process_time(), postgres_cpu()
+    started = time.perf_counter()
+    try:
+        iterations, _, _ = await asyncio.gather(worker(), appender(), watcher())
+    finally:
+        await inbound_pool(ctx).close()
+        await http.aclose()
+    worker_cpu, pg_cpu = time.process_time() - cpu, postgres_cpu() - pg
+    return Measured(
+        drained[0] - started,
+        iterations,
+        worker_cpu,
+        pg_cpu,
+        latencies=sorted(seen[h] - appended[h] for h in appended),
+        before_drained=sum(1 for at in seen.values() if at <= drained[0]),
+    )
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
 async def table_counts(database: Database) -> dict[str, int]:
-    from sqlalchemy import text
-
     counts = {}
     async with database.engine.connect() as conn:
         for name in ("replies", "inbound_receipts", "events", "suppressions"):
@@ -198,9 +338,10 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
         redis_url=None,
         mail_timeout=30.0,
         mail_allow_private=True,  # the bench's Dovecot is on loopback
-        inbound_idle=False,
         inbound_fetch_batch=args.batch,
-        inbound_max_messages=args.messages + 1,
+        # The throughput run reads the mailbox in one pass; the backlog phase keeps production's pass budget
+        # and IDLE.
+        **({} if args.others else {"inbound_idle": False, "inbound_max_messages": args.messages + 1}),
     )
     database = Database(settings)
     try:
@@ -217,6 +358,19 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
             now=utcnow(),
         )
         server.add_user(outreach.inbox_email, outreach.imap_password)
+        others = []
+        for _ in range(args.others):
+            other = await make_outreach(
+                database,
+                settings,
+                workspace,
+                imap_port=server.port,
+                imap_security="none",
+                leads=1,
+                now=utcnow(),
+            )
+            server.add_user(other.inbox_email, other.imap_password)
+            others.append(other)
         messages = mailbox(outreach, args.messages)
         fill_seconds = fill(server, outreach.inbox_email, outreach.imap_password, messages)
         print(
@@ -225,14 +379,20 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
         )
 
         base_before = await bare_fetch(server, outreach.inbox_email, outreach.imap_password, args.batch)
-        seconds, iterations = await measured(settings, database)
+        if others:
+            run_ = await measured_with_others(
+                settings, database, server, outreach.inbox_id, args.messages, others, args.others_gap
+            )
+        else:
+            run_ = await measured(settings, database)
+        seconds, iterations = run_.seconds, run_.iterations
         base_after = await bare_fetch(server, outreach.inbox_email, outreach.imap_password, args.batch)
         cpu_seconds = await parse_and_classify(base_after[0])
         counts = await table_counts(database)
     finally:
         await database.dispose()
 
-    processed = counts["cursor"] or 0
+    processed = args.messages if args.others else counts["cursor"] or 0
     assert len(base_before[0]) == len(base_after[0]) == args.messages, (
         len(base_before[0]),
         len(base_after[0]),
@@ -257,7 +417,9 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
             f"({base_before[1]:.2f} s / {base_after[1]:.2f} s)"
         ),
         f"- measured, the inbound worker `read_inboxes` ({iterations} iterations): {rate:,.0f} messages/s "
-        f"({seconds:.2f} s)",
+        f"({seconds:.2f} s) = {rate / cpu_rate:.0%} of the CPU floor below; CPU per message: worker "
+        f"{run_.worker_cpu / processed * 1000:.2f} ms, "
+        f"postgres {run_.postgres_cpu / processed * 1000:.2f} ms",
         f"- ratio: {ratio:.1%} (target ≥ 50%)"
         + (" — analytics rollups skipped (attribution run)" if args.no_rollups else ""),
         (
@@ -266,10 +428,22 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
             f"no database): {cpu_rate:,.0f} messages/s ({cpu_seconds:.2f} s)"
         ),
         f"- events: {events}",
+    ]
+    if run_.latencies:
+        lines.append(
+            f"- backlog phase: {len(run_.latencies)} other inboxes (IDLE, pass budget "
+            f"{settings.inbound_max_messages}), one reply each APPENDed every {args.others_gap} s during the "
+            f"drain; APPEND → replies row: p50 {percentile(run_.latencies, 0.5):.2f} s, p99 "
+            f"{percentile(run_.latencies, 0.99):.2f} s, max {max(run_.latencies):.2f} s; "
+            f"{run_.before_drained} recorded before the backlog was drained"
+        )
+    lines += [
         f"- reproduce: `.venv/bin/python bench/inbound.py -n {args.messages}"
         + (" --postgres ADMIN_URL" if args.postgres else "")
         + (" --no-rollups" if args.no_rollups else "")
+        + (f" --others {args.others}" if args.others else "")
         + "`",
+        f"- load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
     ]
     return "\n".join(lines)
 
@@ -283,6 +457,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="messages per FETCH (and per transaction)")
     parser.add_argument("--postgres", metavar="ADMIN_URL", help="use a throwaway PostgreSQL database")
     parser.add_argument("--write", action="store_true", help="write the figures into bench/RESULTS.md")
+    parser.add_argument("--others", type=int, default=0, help="the backlog phase: this many other inboxes")
+    parser.add_argument("--others-gap", type=float, default=0.1, help="seconds between their replies")
     parser.add_argument(
         "--no-rollups",
         action="store_true",

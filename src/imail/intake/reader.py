@@ -110,6 +110,9 @@ class InboundPool:
         self.timeout = settings.mail_timeout
         self.connections: dict[str, Connection] = {}
         self.pushed: set[str] = set()
+        # Set when a batch is committed or IDLE announces mail: the worker may claim more inboxes while a long
+        # read (a backlog) goes on (imail.workers.imap_reader).
+        self.stirred = asyncio.Event()
         self.evicted: set[str] = set()  # IDLE connections closed for room: those inboxes go back to polling
         self.opened = 0  # connections opened so far (reuse is visible in tests and the benchmark)
         self.last_pruned = 0.0
@@ -143,6 +146,7 @@ class InboundPool:
                     conn.idle is not None
                 ):  # dropped while IDLE-ing: read (and reconnect) at the next iteration
                     self.pushed.add(conn.inbox_id)
+                    self.stirred.set()
 
             try:
                 conn.client = await imap.open_client(
@@ -203,6 +207,7 @@ class InboundPool:
         except Exception:  # noqa: BLE001 - whatever broke the connection, the next read reconnects
             conn.lost = True
         self.pushed.add(conn.inbox_id)
+        self.stirred.set()
 
     async def _make_room(self) -> None:
         while len(self.connections) >= self.limit:
@@ -331,7 +336,7 @@ async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> Inbox
                 break
             try:
                 read, more = await sync_folder(
-                    ctx, conn, inbox, folder, budget - result.processed, result.outcomes
+                    ctx, conn, inbox, folder, budget - result.processed, result.outcomes, pool.stirred.set
                 )
             except imap.ImapCommandError as exc:
                 if folder == INBOX:
@@ -370,9 +375,16 @@ async def _cursor(ctx: ReadRuntime, inbox_id: str, folder: str) -> tuple[int, in
 
 
 async def sync_folder(
-    ctx: ReadRuntime, conn: Connection, inbox: Inbox, folder: str, budget: int, outcomes: Counter
+    ctx: ReadRuntime,
+    conn: Connection,
+    inbox: Inbox,
+    folder: str,
+    budget: int,
+    outcomes: Counter,
+    committed: Callable[[], None] = lambda: None,
 ) -> tuple[int, bool]:
-    """Read one folder from its cursor: (messages read, whether more are waiting)."""
+    """Read one folder from its cursor: (messages read, whether more are waiting); `committed` is called after
+    each batch."""
     client = conn.client
     assert client is not None
     timeout = ctx.settings.mail_timeout
@@ -421,16 +433,15 @@ async def sync_folder(
     size = ctx.settings.inbound_fetch_batch
     chunks = [take[i : i + size] for i in range(0, len(take), size)]
     fetch_timeout = max(timeout, 60.0)
-    pending: asyncio.Task | None = asyncio.create_task(
-        imap.fetch_messages(client, chunks[0], timeout=fetch_timeout)
-    )
+    pending: asyncio.Task | None = asyncio.create_task(_read_chunk(client, chunks[0], fetch_timeout))
     try:
         for number, chunk in enumerate(chunks):
             assert pending is not None
             fetched = await pending
-            # Fetch the next chunk while this one is acted on: the IMAP round trip overlaps the database's.
+            # Fetch and parse the next chunk while this one is acted on: the IMAP round trip, and the parsing,
+            # overlap the database's work on this batch.
             pending = (
-                asyncio.create_task(imap.fetch_messages(client, chunks[number + 1], timeout=fetch_timeout))
+                asyncio.create_task(_read_chunk(client, chunks[number + 1], fetch_timeout))
                 if number + 1 < len(chunks)
                 else None
             )
@@ -448,12 +459,22 @@ async def sync_folder(
                 filings=filings,
             )
             position = chunk[-1]
+            committed()
     finally:
         if pending is not None:
             pending.cancel()
     if filings:
         await _file_warmup(ctx, client, inbox, folder, filings)
     return len(take), more
+
+
+async def _read_chunk(client, uids: list[int], timeout: float) -> list[Fetched]:
+    """Fetch these messages and parse them, one at a time between the batch being committed's round trips."""
+    items: list[Fetched] = []
+    for uid, raw in await imap.fetch_messages(client, uids, timeout=timeout):
+        items.append(Fetched.read(uid, raw))
+        await asyncio.sleep(0)
+    return items
 
 
 async def _file_warmup(
@@ -486,16 +507,15 @@ async def process_batch(
     uidvalidity: int,
     expected: int,
     last_uid: int,
-    fetched: list[tuple[int, bytes]],
+    items: list[Fetched],
     *,
     synced: bool,
     outcomes: Counter,
     filings: list[warmup.Filing] | None = None,
 ) -> None:
-    """Act on a batch of fetched messages and move the cursor from `expected` to `last_uid`, in one
-    transaction. A message whose processing fails (a bug, not the database) is retried alone and, failing
+    """Act on a batch of fetched (and parsed) messages and move the cursor from `expected` to `last_uid`, in
+    one transaction. A message whose processing fails (a bug, not the database) is retried alone and, failing
     again, skipped."""
-    items = [Fetched.read(uid, raw) for uid, raw in fetched]
     try:
         counted, filed = await _commit(ctx, inbox, folder, uidvalidity, expected, last_uid, items, synced)
         outcomes.update(counted)
@@ -526,7 +546,7 @@ async def process_batch(
             uidvalidity,
             position,
             upto,
-            [(item.uid, item.raw)],
+            [item],
             synced=synced and upto == last_uid,
             outcomes=outcomes,
             filings=filings,

@@ -12,8 +12,8 @@ from sqlalchemy import and_, case, func, or_, select, update
 
 from imail.kit.lease import free
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import among, is_postgres, rowcount, upsert_insert
-from imail.models import Campaign, Inbox, Lead, Message
+from imail.kit.sql import among, insert_rows, is_postgres, rowcount, upsert_insert
+from imail.models import Campaign, Inbox, Lead, Message, Reply
 from imail.models.inbox import InboxStatus
 from imail.models.mailbox_cursor import InboundReceipt, MailboxCursor, MailboxPoll
 from imail.models.sending import MessageStatus, SequenceState
@@ -267,6 +267,10 @@ class ReaderQueue(Repository[MailboxPoll]):
             .values(synced_at=now)
             .execution_options(synchronize_session=False)
         )
+
+    async def add_replies(self, rows: list[dict]) -> None:
+        """Insert replies rows, each with a value for every column."""
+        await insert_rows(self.session, Reply.__table__, rows)
 
     # -- receipts ------------------------------------------------------------------------------------------
 

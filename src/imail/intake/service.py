@@ -47,10 +47,11 @@ from imail.events.service import batched_events, record_events
 from imail.intake.repository import ReaderQueue, ThreadLookup
 from imail.kit.ids import new_id
 from imail.kit.signing import Signer
+from imail.kit.sql import align_updates
 from imail.kit.tenancy import Tenant
 from imail.mail.bounces import Bounce, parse_bounce
 from imail.mail.parsing import InboundMessage, fold, parse_message
-from imail.models import Campaign, Inbox, Lead, Message, Reply
+from imail.models import Campaign, Inbox, Lead, Message
 from imail.models.lead import InterestStatus, LeadStatus
 from imail.models.reply import ReplyDirection
 from imail.models.sending import MessageStatus, SequenceState, SequenceStatus, StopReason
@@ -58,7 +59,7 @@ from imail.replies.labels import apply_label
 from imail.replies.verdict import Verdict
 from imail.sending import feedback, protection
 from imail.sending.service import bounce_hard, confirm_unknown, event_ref, stop_sequence
-from imail.suppressions.service import batched_suppressions
+from imail.suppressions.service import batched_suppressions, preload_opt_outs
 from imail.tracking import mailto
 from imail.tracking import service as tracking
 from imail.warmup import service as warmup
@@ -277,9 +278,11 @@ def new_reply(
     folder: str,
     now: datetime,
     reply_id: str,
-) -> Reply:
+) -> dict[str, Any]:
+    """The replies row of an inbound reply, as the values of every column (written with the batch's others in
+    one statement, see act_batch)."""
     message = item.message
-    return Reply(
+    return dict(
         id=reply_id,
         workspace_id=tenant.workspace_id,
         livemode=tenant.livemode,
@@ -328,6 +331,7 @@ class Emitted:
     nothing is written until the batch ends), and how many of this batch's were met so far."""
 
     events: list[tuple[Tenant, str, dict[str, Any]]]
+    replies: list[dict[str, Any]] = field(default_factory=list)  # replies rows to insert
     soft_before: dict[str, int] = field(default_factory=dict)
     histories: dict[str, list] = field(default_factory=dict)
     soft_in_batch: Counter = field(default_factory=Counter)
@@ -356,7 +360,7 @@ async def act_batch(
     meanwhile.
 
     Set-based where it can be: one statement records the receipts (and tells which messages are new), one
-    flush writes the replies rows and the lead and sequence changes, then the events follow."""
+    writes the replies rows, one flush the lead and sequence changes, then the events follow."""
     rows = await load_rows(session, [m.message.id for m in matches.values()])
     queue = ReaderQueue(session)
     planned: list[tuple[int, str, str | None]] = []  # (index, receipt key, reply id)
@@ -399,6 +403,20 @@ async def act_batch(
         soft_before=await queue.receipt_counts((m.id for m in soft), "bounce_soft", exclude=fresh),
         histories=await feedback.histories(session, (m.lead_id for m in soft)),
     )
+    # Whether the addresses that opt out are suppressed already (their first opt-out fires
+    # `lead.unsubscribed`): one query for the batch.
+    opting_out = []
+    for index, key, _ in planned:
+        verdict = verdicts.get(index)
+        if key in fresh and (
+            matches[index].opt_out
+            or (verdict is not None and (verdict.unsubscribe or verdict.label == "unsubscribe_request"))
+        ):
+            message = rows.messages[matches[index].message.id]
+            lead = rows.leads.get(message.lead_id)
+            opting_out += [message.to_email, *([lead.email] if lead is not None else [])]
+    if opting_out:
+        await preload_opt_outs(session, tenant, opting_out)
     async with batched_events(session):  # with the hard bounces' events, which bounce_hard records itself
         async with batched_suppressions(session):
             # Nothing in the loop reads the database (what soft bounces need was read above), so nothing needs
@@ -424,7 +442,13 @@ async def act_batch(
                             emitted,
                         )
                     )
+                # The emails and sequences are locked (load_rows): the flush that ends the suppressions' block
+                # can write each table's changes as one statement.
+                align_updates(rows.messages.values())
+                align_updates(rows.states.values())
         await session.flush()
+        # The replies rows as one Core insert: the ORM's bookkeeping of a new object cost more than the row.
+        await queue.add_replies(emitted.replies)
         await emitted.record(session)
         if "bounce_hard" in outcomes:
             await protection.judge_inboxes(session, settings, [inbox.id], now)
@@ -500,12 +524,12 @@ async def act(
 
     assert verdict is not None and reply_id is not None
     reply = new_reply(tenant, inbox, message, item, verdict, folder, now, reply_id)
-    session.add(reply)
+    emitted.replies.append(reply)
     if verdict.auto_reply:
         emitted.add(
             tenant,
             "email.auto_replied",
-            {**event_ref(message), "reply_id": reply.id, "out_of_office": verdict.out_of_office},
+            {**event_ref(message), "reply_id": reply_id, "out_of_office": verdict.out_of_office},
         )
         if verdict.out_of_office:
             if lead is not None and lead.interest_status is None:
@@ -526,14 +550,14 @@ async def act(
         tenant,
         "reply.received",
         {
-            "reply_id": reply.id,
+            "reply_id": reply_id,
             "message_id": message.id,
             "campaign_id": message.campaign_id,
             "lead_id": message.lead_id,
             "inbox_id": inbox.id,
-            "from_email": reply.from_email or message.to_email,
-            "subject": reply.subject or None,
-            "received_at": reply.received_at,
+            "from_email": reply["from_email"] or message.to_email,
+            "subject": reply["subject"] or None,
+            "received_at": reply["received_at"],
         },
     )
     if lead is not None and lead.status in REPLIED_FROM:
@@ -553,7 +577,7 @@ async def act(
         tenant,
         "reply.classified",
         {
-            "reply_id": reply.id,
+            "reply_id": reply_id,
             "lead_id": message.lead_id,
             "campaign_id": message.campaign_id,
             "label": verdict.label,

@@ -7,13 +7,27 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import JSON, Boolean, Table, Text, any_, bindparam, cast, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -233,3 +247,28 @@ def is_postgres(session: AsyncSession) -> bool:
 def upsert_insert(session: AsyncSession) -> Any:
     """The dialect's `insert` (PostgreSQL's or SQLite's), which both offer `on_conflict_do_…`."""
     return pg_insert if is_postgres(session) else sqlite_insert
+
+
+def align_updates(objects: Iterable[Any]) -> None:
+    """Give every changed object among these (ORM objects of one class) the same changed columns, so that the
+    flush writes them with one executemany: it groups only consecutive rows (in primary key order) with the
+    same columns, and otherwise sends one UPDATE per row. The columns an object did not change are written
+    back as they were read, so call this only for rows the transaction holds locked."""
+    states = [inspect(obj) for obj in objects]
+    states = [state for state in states if state.modified]
+    if len(states) < 2:
+        return
+    keys = [
+        prop.key for prop in states[0].mapper.column_attrs if not any(c.primary_key for c in prop.columns)
+    ]
+    # What the flush writes: a column set to the value it had is not written, so it is not a change here.
+    changed = [{key for key in keys if state.attrs[key].history.has_changes()} for state in states]
+    every = set().union(*changed)
+    for state, own in zip(states, changed, strict=True):
+        if not own:
+            continue
+        obj = state.obj()
+        for key in every - own:
+            # Forget any no-op assignment first: flagged, the column is written whatever its value.
+            set_committed_value(obj, key, getattr(obj, key))
+            flag_modified(obj, key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from datetime import timedelta
 
 import structlog
@@ -43,7 +44,8 @@ async def _prune(ctx: WorkerContext, pool: InboundPool) -> None:
     await pool.prune(owners, ctx.instance_id)
 
 
-async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
+async def _claim(ctx: WorkerContext, pool: InboundPool, limit: int) -> list[Inbox]:
+    """Up to `limit` due inboxes (more if IDLE announced more), leased to this worker."""
     settings = ctx.settings
     now = ctx.clock()
     pushed = pool.take_pushed()
@@ -51,14 +53,12 @@ async def _claim(ctx: WorkerContext, pool: InboundPool) -> list[Inbox]:
         queue = ReaderQueue(session)
         lease = Lease.starting(ctx.instance_id, now, settings.inbound_lease_seconds)
         dead_after = timedelta(seconds=settings.worker_dead_seconds)
-        due = await queue.due_inboxes(
-            now, settings.inbound_batch_inboxes, lease.until - now, dead_after, lease.holder
-        )
+        due = await queue.due_inboxes(now, limit, lease.until - now, dead_after, lease.holder)
         listed = {inbox.id for inbox in due}
         announced = await queue.readable(
             pushed - listed
         )  # IDLE said new mail: read now, whatever the schedule
-        candidates = (announced + due)[: max(settings.inbound_batch_inboxes, len(announced))]
+        candidates = (announced + due)[: max(limit, len(announced))]
         claimed = await queue.claim(
             [inbox.id for inbox in candidates], now, lease.until, lease.holder, dead_after
         )
@@ -98,26 +98,74 @@ def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int, 
         )
 
 
+async def _read(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> InboxResult:
+    try:
+        return await sync_inbox(ctx, pool, inbox)
+    except Exception as exc:  # noqa: BLE001 - a bug (or the database): logged with its failure count
+        return InboxResult.failed(ReadFailure.from_crash(exc))
+
+
+async def _read_all(
+    ctx: WorkerContext, pool: InboundPool, inboxes: list[Inbox], width: int
+) -> list[InboxResult]:
+    """Read `inboxes` (extended in place with the inboxes claimed meanwhile), `width` at a time; their
+    results in the same order."""
+    waiting = deque(inboxes)
+    first = set(range(len(inboxes)))  # positions of the first claim not finished yet
+    running: dict[asyncio.Task, int] = {}
+    results: dict[int, InboxResult] = {}
+    stirred = pool.stirred
+    try:
+        while waiting or running:
+            while waiting and len(running) < width:
+                position = len(inboxes) - len(waiting)
+                running[asyncio.create_task(_read(ctx, pool, waiting.popleft()))] = position
+            nudge = asyncio.create_task(stirred.wait())
+            done, _ = await asyncio.wait({*running, nudge}, return_when=asyncio.FIRST_COMPLETED)
+            nudge.cancel()
+            # Decided before this wake's finished reads are counted, so a first-claim read that ended right
+            # after stirring still lets the worker claim.
+            refill = bool(first) and stirred.is_set() and not ctx.stopping.is_set()
+            stirred.clear()
+            for task in done:
+                if task is not nudge:
+                    position = running.pop(task)
+                    results[position] = task.result()
+                    first.discard(position)
+            free = width - len(running) - len(waiting)
+            if refill and free > 0:
+                more = await _claim(ctx, pool, free)
+                inboxes.extend(more)
+                waiting.extend(more)
+    finally:
+        for task in running:  # only when this worker itself failed (a read's own failure is its result)
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    return [results[position] for position in range(len(inboxes))]
+
+
 async def read_inboxes(ctx: WorkerContext) -> int:
-    """One iteration: claim due inboxes (and those IDLE announced mail for), read each (bounded concurrency
-    and messages), release them with their next read time. Returns messages read plus inboxes with more
-    waiting, plus one if the claim was full."""
+    """One iteration: claim due inboxes (and those IDLE announced mail for), read them (bounded concurrency
+    and messages per inbox), release them with their next read time. Returns messages read plus inboxes with
+    more waiting, plus one if the first claim was full.
+
+    A backlog is read a pass (`inbound_max_messages`) at a time, which can take long; the iteration lasts as
+    long as its longest read, but the other slots do not wait for it: while a read of the first claim goes
+    on, each batch committed (by any read) and each IDLE announcement lets the worker claim due inboxes into
+    the free slots. An inbox with a backlog holds one slot; the other inboxes' replies are read meanwhile."""
     settings = ctx.settings
     pool = inbound_pool(ctx)
     await _prune(ctx, pool)
-    inboxes = await _claim(ctx, pool)
+    pool.stirred.clear()  # what stirred it before this claim is claimed now
+    inboxes = await _claim(ctx, pool, settings.inbound_batch_inboxes)
     if not inboxes:
         return 0
-    slots = asyncio.Semaphore(max(1, min(settings.inbound_concurrency, settings.inbound_max_connections)))
-
-    async def read(inbox: Inbox) -> InboxResult:
-        async with slots:
-            try:
-                return await sync_inbox(ctx, pool, inbox)
-            except Exception as exc:  # noqa: BLE001 - a bug (or the database): logged with the failure count below
-                return InboxResult.failed(ReadFailure.from_crash(exc))
-
-    results = await asyncio.gather(*(read(inbox) for inbox in inboxes))
+    # A full claim means more inboxes may be due (a start, a dead worker's inboxes taken over): the next
+    # iteration runs at once instead of after the loop's interval, which would pace a takeover of hundreds of
+    # inboxes at one batch a second.
+    full = len(inboxes) >= settings.inbound_batch_inboxes
+    width = max(1, min(settings.inbound_concurrency, settings.inbound_max_connections))
+    results = await _read_all(ctx, pool, inboxes, width)
     now = ctx.clock()
     limit = settings.inbound_read_failure_limit
     failures: dict[str, int] = {}
@@ -174,8 +222,4 @@ async def read_inboxes(ctx: WorkerContext) -> int:
             _log_failure(inbox, result.failure, failures[inbox.id], limit, first_seen[inbox.id] is not None)
         if result.processed:
             log.info("inbox read", inbox_id=inbox.id, messages=result.processed, **dict(result.outcomes))
-    # A full claim means more inboxes may be due (a start, a dead worker's inboxes taken over): the next
-    # iteration runs at once instead of after the loop's interval, which would pace a takeover of hundreds of
-    # inboxes at one batch a second.
-    full = len(inboxes) >= settings.inbound_batch_inboxes
     return sum(r.processed for r in results) + sum(1 for r in results if r.more) + int(full)
