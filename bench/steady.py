@@ -4,10 +4,11 @@ running `--speed` times faster than real time, so that a sending day passes in m
 leaves.
 
   clock     the worker's injected clock (`WorkerContext.clock`): compressed now = t0 + (monotonic − m0) ×
-            speed, t0 at `--start-hour` of today (UTC), so the run crosses midnight (the daily limit's new
-            day) and, long enough, reaches every inbox's limit on the second day; the product's rules decide
-            everything: the daily limit per inbox and UTC day, the gap (`sending_gap_minutes`) and its jitter,
-            the send window (always open here), warmup (none of these inboxes is warming)
+            speed, t0 at `--start-hour` of today (UTC): from 14:00, 10 minutes reach every inbox's daily
+            limit before midnight (50 sends 10 to 12.5 minutes apart), then send on into the next day; the
+            product's rules decide everything: the daily limit per inbox and UTC day, the gap
+            (`sending_gap_minutes`) and its jitter, the send window (always open here), warmup (none of these
+            inboxes is warming)
   servers   a throwaway PostgreSQL database (created, migrated, dropped) and an aiosmtpd sink in its own
             process on loopback (AUTH accepted, each inbox its own login), noting when each message arrives
   set-up    `--inboxes` connected inboxes (daily limit `--daily-limit`, gap `--gap-minutes`, Sent filed by the
@@ -435,7 +436,7 @@ def main() -> int:
     parser.add_argument("--gap-minutes", type=int, default=10)
     parser.add_argument("--speed", type=float, default=100.0, help="compressed seconds per real second")
     parser.add_argument("--minutes", type=float, default=10.0, help="real minutes of sending")
-    parser.add_argument("--start-hour", type=int, default=22, help="compressed start, hour of today (UTC)")
+    parser.add_argument("--start-hour", type=int, default=14, help="compressed start, hour of today (UTC)")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     admin = os.environ.get("IMAIL_BENCH_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
