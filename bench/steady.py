@@ -340,6 +340,7 @@ async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
 
         gap = timedelta(minutes=args.gap_minutes)
         lateness: list[float] = []
+        timeline: list[tuple[float, float]] = []  # (seconds into the run, lateness) per email
         first_sends: list[float] = []  # each inbox's first email: every inbox due at once, at the start
         owed: list[float] = []
         unmatched = over_limit = too_close = unplanned = 0
@@ -362,6 +363,7 @@ async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
                     unmatched += 1
                 else:
                     lateness.append(arrived - real(due))
+                    timeline.append((arrived - m0, arrived - real(due)))
                     if previous_at is None:
                         first_sends.append(arrived - real(due))
                     if previous_received is not None:
@@ -418,6 +420,18 @@ async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
             f"- load average (1, 5, 15 min): start {', '.join(f'{v:.2f}' for v in load_start)}; end "
             f"{', '.join(f'{v:.2f}' for v in load_end)} ({os.cpu_count()} cores)",
         ]
+        if args.timeline:
+            # p50 and p99 lateness of the emails that arrived in each 30-second stretch of the run
+            buckets: dict[int, list[float]] = defaultdict(list)
+            for moment, late in timeline:
+                buckets[int(moment // 30)].append(late)
+            lines.append(
+                "- lateness by 30 s of the run (p50/p99): "
+                + ", ".join(
+                    f"{b * 30}s {percentile(v, 0.5):.1f}/{percentile(v, 0.99):.1f}"
+                    for b, v in sorted(buckets.items())
+                )
+            )
         print("\n".join(lines), flush=True)
         return 0 if p99 < TARGET_P99 and not over_limit and not too_close else 1
     finally:
@@ -438,6 +452,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="real minutes of sending")
     parser.add_argument("--start-hour", type=int, default=14, help="compressed start, hour of today (UTC)")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--timeline", action="store_true", help="also lateness per 30 s of the run")
     args = parser.parse_args()
     admin = os.environ.get("IMAIL_BENCH_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
     with tempfile.TemporaryDirectory(prefix="imail-steady-") as directory:

@@ -40,7 +40,7 @@ from imail.sending import protection, simulation
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
 from imail.sending.effects import bounce_hard, event_ref, stop_sequence
 from imail.sending.repository import ACCEPTED, IN_FLIGHT, SendQueue, SequenceRepository
-from imail.sending.rotation import NoInbox, Rotation, Shortage
+from imail.sending.rotation import Bookings, NoInbox, Rotation, Shortage
 from imail.sending.schedule import due_for_many, next_open
 from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
 from imail.suppressions import service as suppressions
@@ -51,6 +51,8 @@ log = structlog.get_logger("imail.sending")
 
 NO_INBOX_RETRY = timedelta(minutes=15)
 PAUSED_LEAD_RECHECK = timedelta(hours=1)
+# How many claims' worth of waiting campaigns' other due first steps one claim books at most (_book_waiting).
+WAITING_BATCHES = 10
 IN_DOUBT_GRACE = timedelta(minutes=1)
 PROGRESSED = (MessageStatus.sent.value, MessageStatus.unknown.value)
 STOP_FOR_LEAD_STATUS = {
@@ -167,13 +169,20 @@ class Planner:
     """Turns locked due states into jobs, one transaction, every limit enforced on locked counters."""
 
     def __init__(
-        self, session: AsyncSession, settings: Settings, now: datetime, worker_id: str, rng: random.Random
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        now: datetime,
+        worker_id: str,
+        rng: random.Random,
+        bookings: Bookings | None = None,
     ):
         self.session = session
         self.settings = settings
         self.now = now
         self.worker_id = worker_id
         self.rng = rng
+        self.bookings = bookings
         self.queue = SendQueue(session)
         self.urls = TrackingUrls(Signer(settings.resolved_secret_key()), settings.public_url)
 
@@ -183,6 +192,7 @@ class Planner:
         if not states:
             return claim
         campaigns = await self.queue.campaigns(s.campaign_id for s in states)
+        self.campaign_ids = set(campaigns)
         leads = await self.queue.lead_rows(s.lead_id for s in states)
         history = await self.queue.history(s.lead_id for s in states)
         campaign_inboxes = await self.queue.campaign_inboxes(campaigns)
@@ -201,7 +211,7 @@ class Planner:
         pacing = await self.queue.lock_pacing(inboxes)
         # Warmup sends share each inbox's counter; a slow-ramping warming inbox is also held to its ramp.
         limits = await warmup.campaign_limits(self.session, inboxes.values(), self.day)
-        self.rotation = Rotation(self.now, inboxes, self.counters, pacing, limits)
+        self.rotation = Rotation(self.now, inboxes, self.counters, pacing, limits, self.bookings)
         blocked = await self._suppressed(states, leads)
 
         self.new_messages: list[dict[str, Any]] = []
@@ -219,8 +229,29 @@ class Planner:
         await self.queue.save_claimed(
             self.new_messages, states, leads.values(), (m for previous in history.values() for m in previous)
         )
+        claim.examined += await self._book_waiting(limit)
         await self.session.flush()
         return claim
+
+    async def _book_waiting(self, limit: int) -> int:
+        """A campaign whose inboxes all wait out their gaps has other first steps due beyond this claim's
+        share (a launch, or the backlog a long gap leaves): they would find the same and come back at once,
+        each claim reading a batch of them to send none. They are booked slots now, up to WAITING_BATCHES
+        claims' worth, without reading their leads: what is checked before a send is checked when the slot
+        comes."""
+        waiting = {group for group in self.rotation.waiting() if group[0] in self.campaign_ids}
+        if not waiting:
+            return 0
+        rows = await self.queue.lock_waiting(
+            sorted({campaign_id for campaign_id, _ in waiting}), self.now, limit * WAITING_BATCHES
+        )
+        due = [
+            (row.lead_id, self.rotation.book(row.campaign_id, row.livemode))
+            for row in rows
+            if (row.campaign_id, row.livemode) in waiting
+        ]
+        await self.queue.reschedule(due, self.now)
+        return len(due)
 
     async def _suppressed(
         self, states: list[HotPathRow], leads: dict[str, HotPathRow]
@@ -390,8 +421,11 @@ async def claim(
     now: datetime | None = None,
     rng: random.Random | None = None,
     limit: int | None = None,
+    bookings: Bookings | None = None,
 ) -> Claim:
-    planner = Planner(session, settings, now or utcnow(), worker_id, rng or random.Random())
+    """Due sends planned and locked. `bookings`: what this worker's earlier claims promised the sends that
+    wait for an inbox's gap (rotation.Bookings); without it, only this claim's promises are known."""
+    planner = Planner(session, settings, now or utcnow(), worker_id, rng or random.Random(), bookings)
     return await planner.claim(limit or settings.sending_batch_size)
 
 
