@@ -332,6 +332,11 @@ async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
             "SELECT inbox_id, created_at, status, message_id_header FROM messages "
             "ORDER BY inbox_id, created_at",
         )
+        failures = await db(
+            dsn,
+            "SELECT left(coalesce(smtp_response, ''), 80) AS response, count(*) AS n FROM messages "
+            "WHERE status <> 'sent' GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+        )
         received = {header: moment for moment, _, header in sink.received()}
         statuses = Counter(m["status"] for m in messages)
         by_inbox: dict[str, list] = defaultdict(list)
@@ -398,7 +403,7 @@ async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
             f"{', '.join(f'{d:%m-%d}' for d in sorted(days_seen))})",
             f"- emails: {sent} sent ({sent / (ended - m0):.1f}/s), attempts by status "
             f"{dict(sorted(statuses.items()))}; not found at the sink {unmatched}, "
-            f"plans not noted {unplanned}",
+            f"plans not noted {unplanned}" + "".join(f"; {f['n']} × {f['response']!r}" for f in failures),
             "- lateness (sink arrival − due by the rules), real seconds: "
             f"p50 {percentile(everything, 0.5):.2f}, "
             f"p99 {p99:.2f}, max {everything[-1] if everything else float('nan'):.2f} over {len(everything)} "

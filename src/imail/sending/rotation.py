@@ -95,8 +95,13 @@ class Rotation:
         # still, so they wait for the rest of the claim).
         self._waiting: dict[tuple[str, bool], tuple[list[tuple[datetime, str]], timedelta]] = {}
 
-    def choose(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> Inbox | NoInbox:
-        """The inbox for the next send of `group` (the ids are read once per group and claim)."""
+    def count(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> tuple[int, int]:
+        """How many of a group's inboxes could send now, and how many have room today."""
+        usable = self._usable_of(group, inbox_ids, livemode)
+        with_room = [i.id for i in usable if self._has_room(i.id)]
+        return sum(1 for i in with_room if self._is_ready(i)), len(with_room)
+
+    def _usable_of(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> list[Inbox]:
         key = (group, livemode)
         usable = self._usable.get(key)
         if usable is None:
@@ -110,6 +115,12 @@ class Rotation:
             ]
             heap = self._heaps[key] = [self._key(i.id) for i in usable]
             heapq.heapify(heap)
+        return usable
+
+    def choose(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> Inbox | NoInbox:
+        """The inbox for the next send of `group` (the ids are read once per group and claim)."""
+        key = (group, livemode)
+        usable = self._usable_of(group, inbox_ids, livemode)
         if not usable:
             return NoInbox(Shortage.no_inbox)
         heap = self._heaps[key]

@@ -53,6 +53,7 @@ NO_INBOX_RETRY = timedelta(minutes=15)
 PAUSED_LEAD_RECHECK = timedelta(hours=1)
 # How many claims' worth of waiting campaigns' other due first steps one claim books at most (_book_waiting).
 WAITING_BATCHES = 10
+SET_ASIDE_MARGIN = 4
 IN_DOUBT_GRACE = timedelta(minutes=1)
 PROGRESSED = (MessageStatus.sent.value, MessageStatus.unknown.value)
 STOP_FOR_LEAD_STATUS = {
@@ -193,15 +194,7 @@ class Planner:
             return claim
         campaigns = await self.queue.campaigns(s.campaign_id for s in states)
         self.campaign_ids = set(campaigns)
-        leads = await self.queue.lead_rows(s.lead_id for s in states)
-        history = await self.queue.history(s.lead_id for s in states)
         campaign_inboxes = await self.queue.campaign_inboxes(campaigns)
-        self.footers = await self.queue.footers(
-            c.workspace_id for c in campaigns.values() if c.include_footer
-        )
-        self.hosts = await tracking_domains.workspace_hosts(
-            self.session, (c.workspace_id for c in campaigns.values())
-        )
         inbox_ids = {i for ids in campaign_inboxes.values() for i in ids} | {
             s.inbox_id for s in states if s.inbox_id
         }
@@ -212,10 +205,19 @@ class Planner:
         # Warmup sends share each inbox's counter; a slow-ramping warming inbox is also held to its ramp.
         limits = await warmup.campaign_limits(self.session, inboxes.values(), self.day)
         self.rotation = Rotation(self.now, inboxes, self.counters, pacing, limits, self.bookings)
-        blocked = await self._suppressed(states, leads)
+        planned, set_aside = self._set_aside(states, campaigns, campaign_inboxes)
+        leads = await self.queue.lead_rows(s.lead_id for s in planned)
+        history = await self.queue.history(s.lead_id for s in planned)
+        self.footers = await self.queue.footers(
+            c.workspace_id for c in campaigns.values() if c.include_footer
+        )
+        self.hosts = await tracking_domains.workspace_hosts(
+            self.session, (c.workspace_id for c in campaigns.values())
+        )
+        blocked = await self._suppressed(planned, leads)
 
         self.new_messages: list[dict[str, Any]] = []
-        for state in states:
+        for state in planned:
             job = await self._plan(
                 state,
                 campaigns.get(state.campaign_id),
@@ -226,12 +228,52 @@ class Planner:
             )
             if job is not None:
                 claim.jobs.append(job)
+        waiting = self.rotation.waiting()
+        for state in set_aside:
+            if (state.campaign_id, state.livemode) in waiting:
+                _reschedule(state, self.rotation.book(state.campaign_id, state.livemode), self.now)
+            # else left due, unchanged: the next claim plans it
         await self.queue.save_claimed(
             self.new_messages, states, leads.values(), (m for previous in history.values() for m in previous)
         )
         claim.examined += await self._book_waiting(limit)
         await self.session.flush()
         return claim
+
+    def _set_aside(
+        self,
+        states: list[HotPathRow],
+        campaigns: dict[str, Campaign],
+        campaign_inboxes: dict[str, list[str]],
+    ) -> tuple[list[HotPathRow], list[HotPathRow]]:
+        """(planned, set aside): a campaign's first steps beyond twice what its inboxes can send now (and
+        SET_ASIDE_MARGIN, for leads that turn out stopped) are set aside without reading their leads, and
+        booked a slot once the campaign's inboxes are found waiting out their gaps. A launch puts a batch of
+        one campaign's leads in each claim: planned in full, each claim would read and write every lead to
+        send a few, and the campaigns behind it would wait their turn for seconds."""
+        room: dict[tuple[str, bool], int] = {}
+        planned: list[HotPathRow] = []
+        set_aside: list[HotPathRow] = []
+        for state in states:
+            campaign = campaigns.get(state.campaign_id)
+            if state.inbox_id or campaign is None or campaign.status != CampaignStatus.active.value:
+                planned.append(state)
+                continue
+            key = (campaign.id, state.livemode)
+            if key not in room:
+                ready, with_room = self.rotation.count(
+                    campaign.id, campaign_inboxes.get(campaign.id, []), state.livemode
+                )
+                campaign_full = self.counters[campaign.id].sent >= campaign.daily_limit
+                # Only a campaign that will wait out a gap is booked slots: plan all of the others' (their
+                # states are rescheduled to the next day, or to a retry, by the rules of `_plan`).
+                room[key] = len(states) if campaign_full or not with_room else 2 * ready + SET_ASIDE_MARGIN
+            if room[key] > 0:
+                room[key] -= 1
+                planned.append(state)
+            else:
+                set_aside.append(state)
+        return planned, set_aside
 
     async def _book_waiting(self, limit: int) -> int:
         """A campaign whose inboxes all wait out their gaps has other first steps due beyond this claim's
