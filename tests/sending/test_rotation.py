@@ -147,3 +147,16 @@ def test_without_a_gap_every_waiting_send_is_told_the_first_opening():
     # An inbox held only by its server's backoff (a 421) has no pace to spread over.
     r = rotation({"a": {"backoff": NOW + timedelta(minutes=4), "gap": 0}})
     assert waits(r, 3) == [NOW + timedelta(minutes=4)] * 3
+
+
+def test_what_a_group_can_take_now_one_send_per_inbox_with_a_gap_all_its_room_without():
+    r = rotation(
+        {
+            "a": {"gap": 10},
+            "b": {"gap": 0, "limit": 30, "sent": 10},
+            "c": {"gap": 10, "next": NOW + timedelta(minutes=2)},
+            "d": {"gap": 10, "limit": 5, "sent": 5},
+        }
+    )
+    # a: one send, then its gap; b: its 20 left today; c: inside its gap; d: full
+    assert r.count("campaign", ["a", "b", "c", "d"], True) == (21, 3)

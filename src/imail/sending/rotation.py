@@ -96,10 +96,12 @@ class Rotation:
         self._waiting: dict[tuple[str, bool], tuple[list[tuple[datetime, str]], timedelta]] = {}
 
     def count(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> tuple[int, int]:
-        """How many of a group's inboxes could send now, and how many have room today."""
+        """How many sends the group's inboxes could take now (one per inbox with a gap, all of today's room
+        without), and how many of its inboxes have room today."""
         usable = self._usable_of(group, inbox_ids, livemode)
-        with_room = [i.id for i in usable if self._has_room(i.id)]
-        return sum(1 for i in with_room if self._is_ready(i)), len(with_room)
+        with_room = [i for i in usable if self._has_room(i.id)]
+        now = sum(1 if i.sending_gap_minutes else self._room(i.id) for i in with_room if self._is_ready(i.id))
+        return now, len(with_room)
 
     def _usable_of(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> list[Inbox]:
         key = (group, livemode)
@@ -160,8 +162,11 @@ class Rotation:
         # Sends planned in one claim share a timestamp, so today's count breaks that tie.
         return (self.pacing[inbox_id].last_sent_at or EPOCH, self.counters[inbox_id].sent, inbox_id)
 
+    def _room(self, inbox_id: str) -> int:
+        return self.limits.get(inbox_id, self.inboxes[inbox_id].daily_limit) - self.counters[inbox_id].sent
+
     def _has_room(self, inbox_id: str) -> bool:
-        return self.counters[inbox_id].sent < self.limits.get(inbox_id, self.inboxes[inbox_id].daily_limit)
+        return self._room(inbox_id) > 0
 
     def _ready_at(self, inbox_id: str) -> datetime | None:
         """When the inbox may send: after its sending gap, and after any backoff its server asked for (a

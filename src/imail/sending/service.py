@@ -246,7 +246,7 @@ class Planner:
         campaigns: dict[str, Campaign],
         campaign_inboxes: dict[str, list[str]],
     ) -> tuple[list[HotPathRow], list[HotPathRow]]:
-        """(planned, set aside): a campaign's first steps beyond twice what its inboxes can send now (and
+        """(planned, set aside): a campaign's first steps beyond twice what its inboxes can take now (and
         SET_ASIDE_MARGIN, for leads that turn out stopped) are set aside without reading their leads, and
         booked a slot once the campaign's inboxes are found waiting out their gaps. A launch puts a batch of
         one campaign's leads in each claim: planned in full, each claim would read and write every lead to
