@@ -4,13 +4,16 @@ moves days forward."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
+from itertools import pairwise
 
 import pytest
 
 from imail.models import Lead
-from imail.models.sending import Message
+from imail.models.sending import Message, SequenceState
+from imail.workers import sending as sending_worker
 from tests.fixtures.security import each_security, encrypted
 from tests.sending.conftest import freeze_api_clock
 
@@ -147,6 +150,41 @@ async def test_the_sending_gap_holds_between_two_sends_of_an_inbox(outreach, mai
     assert await outreach.drain() == 1
     sent = sorted(m.sent_at for m in await outreach.rows(Message))
     assert sent[1] - sent[0] >= __import__("datetime").timedelta(minutes=10)
+
+
+async def test_sends_waiting_out_the_gap_come_back_one_per_opening(outreach, mailbox, sink, clock):
+    await outreach.connect_inbox(mailbox, sending_gap_minutes=10)
+    campaign = await outreach.campaign([STEP_1])
+    for i in range(12):
+        await outreach.lead(campaign["id"], f"lead{i}@example.org", first_name=f"L{i}")
+    await outreach.resume(campaign["id"])
+    assert await outreach.drain() == 1
+    waiting = sorted(s.due_at for s in await outreach.rows(SequenceState, SequenceState.due_at.is_not(None)))
+    # One is told the inbox's opening, the others one gap apart after it: not all eleven at the opening, where
+    # ten would be read and put back again. (Beyond the first six, planned in full, they are booked without
+    # reading their leads.)
+    assert len(waiting) == 11
+    assert all(later - earlier >= timedelta(minutes=10) for earlier, later in pairwise(waiting))
+    clock.advance(seconds=(waiting[0] - clock()).total_seconds())
+    assert await sending_worker.send_due(outreach.ctx) == 1  # examined: only the send told this opening
+    assert len(sink.messages) == 2
+
+
+async def test_a_waiting_campaign_books_its_due_first_steps_beyond_the_claim(outreach, mailbox, sink, clock):
+    from imail.sending import service
+
+    await outreach.connect_inbox(mailbox, sending_gap_minutes=10)
+    campaign = await outreach.campaign([STEP_1])
+    for i in range(6):
+        await outreach.lead(campaign["id"], f"lead{i}@example.org", first_name=f"L{i}")
+    await outreach.resume(campaign["id"])
+    async with outreach.database.transaction() as session:
+        claim = await service.claim(session, outreach.ctx.settings, "w1", now=clock(), limit=2)
+    assert len(claim.jobs) == 1
+    assert claim.examined == 6  # its share of two, then the four due beyond it, booked without a claim each
+    waiting = sorted(s.due_at for s in await outreach.rows(SequenceState, SequenceState.due_at.is_not(None)))
+    assert len(waiting) == 5 and waiting[0] > clock()
+    assert all(later - earlier >= timedelta(minutes=10) for earlier, later in pairwise(waiting))
 
 
 async def test_a_451_is_retried_and_sent_once(outreach, mailbox, sink, clock):

@@ -167,6 +167,32 @@ class SendQueue(Repository[SequenceState]):
             stmt = stmt.with_for_update(skip_locked=True)
         return HotPathRow.all(await self.session.execute(stmt))
 
+    async def lock_waiting(self, campaign_ids: Sequence[str], now: datetime, limit: int) -> list[Row]:
+        """Due states of these campaigns that no inbox holds yet (a first step), oldest first, locked (other
+        workers skip them): (lead_id, campaign_id, livemode). The due_at index range: the due states only."""
+        states = SequenceState.__table__
+        stmt = (
+            select(states.c.lead_id, states.c.campaign_id, states.c.livemode)
+            .where(
+                states.c.due_at <= now, among(states.c.campaign_id, campaign_ids), states.c.inbox_id.is_(None)
+            )
+            .order_by(states.c.due_at)
+            .limit(limit)
+        )
+        if is_postgres(self.session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        return list(await self.session.execute(stmt))
+
+    async def reschedule(self, due: Sequence[tuple[str, datetime]], now: datetime) -> None:
+        """Sets when each of these states (lead id, due at) is next looked at, one statement."""
+        await update_rows(
+            self.session,
+            SequenceState.__table__,
+            "lead_id",
+            [{"lead_id": lead_id, "scheduled_at": when, "due_at": when} for lead_id, when in due],
+            values={"updated_at": now},
+        )
+
     async def _by_ids(self, model: Any, ids: Iterable[str]) -> dict[str, Any]:
         wanted = list(set(ids))
         if not wanted:

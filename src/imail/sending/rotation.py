@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from imail.models import Inbox
@@ -25,7 +25,44 @@ class Shortage(Enum):
 @dataclass(frozen=True)
 class NoInbox:
     shortage: Shortage
-    ready_at: datetime | None = None  # gap_running: when the first inbox may send again
+    ready_at: datetime | None = None  # gap_running: when to look at this send again (Bookings)
+
+
+@dataclass
+class Bookings:
+    """When the claims of one worker process have told a group's waiting sends to come back, kept from claim
+    to claim. A send that finds every inbox of its group inside its gap gets the earliest inbox opening not
+    yet promised to another send, or, when each has one, the group's next slot after the last one promised
+    (its inboxes' combined pace, the gaps without their jitter). Telling every waiting send "at the earliest
+    opening" would bring a campaign's whole backlog back at each opening, one send going out and the rest
+    read, locked and written back again: with a thousand inboxes at their gap, more rows than a claim loop can
+    turn, and sends falling behind their due time. Another worker process promises the same openings again:
+    at worst as many sends per opening as there are processes."""
+
+    promised: dict[tuple[str, bool], set[tuple[str, datetime]]] = field(default_factory=dict)
+    last_slot: dict[tuple[str, bool], datetime] = field(default_factory=dict)
+
+    def forget_before(self, now: datetime) -> None:
+        for key in [k for k, slot in self.last_slot.items() if slot < now]:
+            del self.last_slot[key]
+        for key in list(self.promised):
+            kept = {opening for opening in self.promised[key] if opening[1] >= now}
+            if kept:
+                self.promised[key] = kept
+            else:
+                del self.promised[key]
+
+    def book(self, key: tuple[str, bool], openings: list[tuple[datetime, str]], pace: timedelta) -> datetime:
+        """When a waiting send of group `key` comes back, given its inboxes' next openings (time, inbox id)
+        and the time between two of the group's sends."""
+        promised = self.promised.setdefault(key, set())
+        for when, inbox_id in sorted(openings):
+            if (inbox_id, when) not in promised:
+                promised.add((inbox_id, when))
+                return when
+        slot = max(self.last_slot.get(key, EPOCH), max(when for when, _ in openings)) + pace
+        self.last_slot[key] = slot
+        return slot
 
 
 class Rotation:
@@ -43,17 +80,30 @@ class Rotation:
         counters: Mapping[str, SendCounter],
         pacing: Mapping[str, InboxPacing],
         limits: Mapping[str, int],
+        bookings: Bookings | None = None,
     ):
         self.now = now
         self.inboxes = inboxes
         self.counters = counters
         self.pacing = pacing
         self.limits = limits
+        self.bookings = bookings if bookings is not None else Bookings()
+        self.bookings.forget_before(now)
         self._usable: dict[tuple[str, bool], list[Inbox]] = {}
         self._heaps: dict[tuple[str, bool], list[tuple[datetime, int, str]]] = {}
+        # The groups found waiting out their gaps, with their openings and pace (the claim's clock stands
+        # still, so they wait for the rest of the claim).
+        self._waiting: dict[tuple[str, bool], tuple[list[tuple[datetime, str]], timedelta]] = {}
 
-    def choose(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> Inbox | NoInbox:
-        """The inbox for the next send of `group` (the ids are read once per group and claim)."""
+    def count(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> tuple[int, int]:
+        """How many sends the group's inboxes could take now (one per inbox with a gap, all of today's room
+        without), and how many of its inboxes have room today."""
+        usable = self._usable_of(group, inbox_ids, livemode)
+        with_room = [i for i in usable if self._has_room(i.id)]
+        now = sum(1 if i.sending_gap_minutes else self._room(i.id) for i in with_room if self._is_ready(i.id))
+        return now, len(with_room)
+
+    def _usable_of(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> list[Inbox]:
         key = (group, livemode)
         usable = self._usable.get(key)
         if usable is None:
@@ -67,6 +117,12 @@ class Rotation:
             ]
             heap = self._heaps[key] = [self._key(i.id) for i in usable]
             heapq.heapify(heap)
+        return usable
+
+    def choose(self, group: str, inbox_ids: Sequence[str], livemode: bool) -> Inbox | NoInbox:
+        """The inbox for the next send of `group` (the ids are read once per group and claim)."""
+        key = (group, livemode)
+        usable = self._usable_of(group, inbox_ids, livemode)
         if not usable:
             return NoInbox(Shortage.no_inbox)
         heap = self._heaps[key]
@@ -80,10 +136,20 @@ class Rotation:
                 heapq.heapreplace(heap, current)
                 continue
             return self.inboxes[inbox_id]
-        with_room = [i.id for i in usable if self._has_room(i.id)]
+        with_room = [i for i in usable if self._has_room(i.id)]
         if not with_room:
             return NoInbox(Shortage.limits_reached)
-        return NoInbox(Shortage.gap_running, min(self._ready_at(i) or self.now for i in with_room))
+        self._waiting[key] = ([(self._ready_at(i.id) or self.now, i.id) for i in with_room], _pace(with_room))
+        return NoInbox(Shortage.gap_running, self.book(group, livemode))
+
+    def book(self, group: str, livemode: bool) -> datetime:
+        """When another send of a group found waiting out its gaps in this claim comes back (Bookings)."""
+        openings, pace = self._waiting[(group, livemode)]
+        return self.bookings.book((group, livemode), openings, pace)
+
+    def waiting(self) -> set[tuple[str, bool]]:
+        """The groups (and modes) found waiting out their gaps in this claim."""
+        return set(self._waiting)
 
     def sent(self, inbox: Inbox, gap_until: datetime) -> None:
         """A send planned from `inbox` now; it may send again from `gap_until`."""
@@ -96,8 +162,11 @@ class Rotation:
         # Sends planned in one claim share a timestamp, so today's count breaks that tie.
         return (self.pacing[inbox_id].last_sent_at or EPOCH, self.counters[inbox_id].sent, inbox_id)
 
+    def _room(self, inbox_id: str) -> int:
+        return self.limits.get(inbox_id, self.inboxes[inbox_id].daily_limit) - self.counters[inbox_id].sent
+
     def _has_room(self, inbox_id: str) -> bool:
-        return self.counters[inbox_id].sent < self.limits.get(inbox_id, self.inboxes[inbox_id].daily_limit)
+        return self._room(inbox_id) > 0
 
     def _ready_at(self, inbox_id: str) -> datetime | None:
         """When the inbox may send: after its sending gap, and after any backoff its server asked for (a
@@ -108,3 +177,12 @@ class Rotation:
     def _is_ready(self, inbox_id: str) -> bool:
         ready_at = self._ready_at(inbox_id)
         return ready_at is None or ready_at <= self.now
+
+
+def _pace(inboxes: Sequence[Inbox]) -> timedelta:
+    """The time between two sends of a group of inboxes each sending once per gap (its jitter left out, so a
+    slot is never later than the send could go)."""
+    gaps = [inbox.sending_gap_minutes for inbox in inboxes]
+    if not all(gaps):
+        return timedelta(0)
+    return timedelta(minutes=1 / sum(1 / gap for gap in gaps))

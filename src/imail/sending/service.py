@@ -40,7 +40,7 @@ from imail.sending import protection, simulation
 from imail.sending.compose import Sender, Thread, TrackingUrls, compose
 from imail.sending.effects import bounce_hard, event_ref, stop_sequence
 from imail.sending.repository import ACCEPTED, IN_FLIGHT, SendQueue, SequenceRepository
-from imail.sending.rotation import NoInbox, Rotation, Shortage
+from imail.sending.rotation import Bookings, NoInbox, Rotation, Shortage
 from imail.sending.schedule import due_for_many, next_open
 from imail.sending.sequence import END, Behaviour, after_branches, step_delay, window_for
 from imail.suppressions import service as suppressions
@@ -51,6 +51,9 @@ log = structlog.get_logger("imail.sending")
 
 NO_INBOX_RETRY = timedelta(minutes=15)
 PAUSED_LEAD_RECHECK = timedelta(hours=1)
+# How many claims' worth of waiting campaigns' other due first steps one claim books at most (_book_waiting).
+WAITING_BATCHES = 10
+SET_ASIDE_MARGIN = 4
 IN_DOUBT_GRACE = timedelta(minutes=1)
 PROGRESSED = (MessageStatus.sent.value, MessageStatus.unknown.value)
 STOP_FOR_LEAD_STATUS = {
@@ -163,13 +166,20 @@ class Planner:
     """Turns locked due states into jobs, one transaction, every limit enforced on locked counters."""
 
     def __init__(
-        self, session: AsyncSession, settings: Settings, now: datetime, worker_id: str, rng: random.Random
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        now: datetime,
+        worker_id: str,
+        rng: random.Random,
+        bookings: Bookings | None = None,
     ):
         self.session = session
         self.settings = settings
         self.now = now
         self.worker_id = worker_id
         self.rng = rng
+        self.bookings = bookings
         self.queue = SendQueue(session)
         self.urls = TrackingUrls(Signer(settings.resolved_secret_key()), settings.public_url)
 
@@ -179,15 +189,8 @@ class Planner:
         if not states:
             return claim
         campaigns = await self.queue.campaigns(s.campaign_id for s in states)
-        leads = await self.queue.lead_rows(s.lead_id for s in states)
-        history = await self.queue.history(s.lead_id for s in states)
+        self.campaign_ids = set(campaigns)
         campaign_inboxes = await self.queue.campaign_inboxes(campaigns)
-        self.footers = await self.queue.footers(
-            c.workspace_id for c in campaigns.values() if c.include_footer
-        )
-        self.hosts = await tracking_domains.workspace_hosts(
-            self.session, (c.workspace_id for c in campaigns.values())
-        )
         inbox_ids = {i for ids in campaign_inboxes.values() for i in ids} | {
             s.inbox_id for s in states if s.inbox_id
         }
@@ -197,11 +200,20 @@ class Planner:
         pacing = await self.queue.lock_pacing(inboxes)
         # Warmup sends share each inbox's counter; a slow-ramping warming inbox is also held to its ramp.
         limits = await warmup.campaign_limits(self.session, inboxes.values(), self.day)
-        self.rotation = Rotation(self.now, inboxes, self.counters, pacing, limits)
-        blocked = await self._suppressed(states, leads)
+        self.rotation = Rotation(self.now, inboxes, self.counters, pacing, limits, self.bookings)
+        planned, set_aside = self._set_aside(states, campaigns, campaign_inboxes)
+        leads = await self.queue.lead_rows(s.lead_id for s in planned)
+        history = await self.queue.history(s.lead_id for s in planned)
+        self.footers = await self.queue.footers(
+            c.workspace_id for c in campaigns.values() if c.include_footer
+        )
+        self.hosts = await tracking_domains.workspace_hosts(
+            self.session, (c.workspace_id for c in campaigns.values())
+        )
+        blocked = await self._suppressed(planned, leads)
 
         self.new_messages: list[dict[str, Any]] = []
-        for state in states:
+        for state in planned:
             job = await self._plan(
                 state,
                 campaigns.get(state.campaign_id),
@@ -212,11 +224,72 @@ class Planner:
             )
             if job is not None:
                 claim.jobs.append(job)
+        waiting = self.rotation.waiting()
+        for state in set_aside:
+            if (state.campaign_id, state.livemode) in waiting:
+                _reschedule(state, self.rotation.book(state.campaign_id, state.livemode), self.now)
+            # else left due, unchanged: the next claim plans it
         await self.queue.save_claimed(
             self.new_messages, states, leads.values(), (m for previous in history.values() for m in previous)
         )
+        claim.examined += await self._book_waiting(limit)
         await self.session.flush()
         return claim
+
+    def _set_aside(
+        self,
+        states: list[HotPathRow],
+        campaigns: dict[str, Campaign],
+        campaign_inboxes: dict[str, list[str]],
+    ) -> tuple[list[HotPathRow], list[HotPathRow]]:
+        """(planned, set aside): a campaign's first steps beyond twice what its inboxes can take now (and
+        SET_ASIDE_MARGIN, for leads that turn out stopped) are set aside without reading their leads, and
+        booked a slot once the campaign's inboxes are found waiting out their gaps. A launch puts a batch of
+        one campaign's leads in each claim: planned in full, each claim would read and write every lead to
+        send a few, and the campaigns behind it would wait their turn for seconds."""
+        room: dict[tuple[str, bool], int] = {}
+        planned: list[HotPathRow] = []
+        set_aside: list[HotPathRow] = []
+        for state in states:
+            campaign = campaigns.get(state.campaign_id)
+            if state.inbox_id or campaign is None or campaign.status != CampaignStatus.active.value:
+                planned.append(state)
+                continue
+            key = (campaign.id, state.livemode)
+            if key not in room:
+                ready, with_room = self.rotation.count(
+                    campaign.id, campaign_inboxes.get(campaign.id, []), state.livemode
+                )
+                campaign_full = self.counters[campaign.id].sent >= campaign.daily_limit
+                # Only a campaign that will wait out a gap is booked slots: plan all of the others' (their
+                # states are rescheduled to the next day, or to a retry, by the rules of `_plan`).
+                room[key] = len(states) if campaign_full or not with_room else 2 * ready + SET_ASIDE_MARGIN
+            if room[key] > 0:
+                room[key] -= 1
+                planned.append(state)
+            else:
+                set_aside.append(state)
+        return planned, set_aside
+
+    async def _book_waiting(self, limit: int) -> int:
+        """A campaign whose inboxes all wait out their gaps has other first steps due beyond this claim's
+        share (a launch, or the backlog a long gap leaves): they would find the same and come back at once,
+        each claim reading a batch of them to send none. They are booked slots now, up to WAITING_BATCHES
+        claims' worth, without reading their leads: what is checked before a send is checked when the slot
+        comes."""
+        waiting = {group for group in self.rotation.waiting() if group[0] in self.campaign_ids}
+        if not waiting:
+            return 0
+        rows = await self.queue.lock_waiting(
+            sorted({campaign_id for campaign_id, _ in waiting}), self.now, limit * WAITING_BATCHES
+        )
+        due = [
+            (row.lead_id, self.rotation.book(row.campaign_id, row.livemode))
+            for row in rows
+            if (row.campaign_id, row.livemode) in waiting
+        ]
+        await self.queue.reschedule(due, self.now)
+        return len(due)
 
     async def _suppressed(
         self, states: list[HotPathRow], leads: dict[str, HotPathRow]
@@ -386,8 +459,11 @@ async def claim(
     now: datetime | None = None,
     rng: random.Random | None = None,
     limit: int | None = None,
+    bookings: Bookings | None = None,
 ) -> Claim:
-    planner = Planner(session, settings, now or utcnow(), worker_id, rng or random.Random())
+    """Due sends planned and locked. `bookings`: what this worker's earlier claims promised the sends that
+    wait for an inbox's gap (rotation.Bookings); without it, only this claim's promises are known."""
+    planner = Planner(session, settings, now or utcnow(), worker_id, rng or random.Random(), bookings)
     return await planner.claim(limit or settings.sending_batch_size)
 
 

@@ -23,6 +23,7 @@ from imail.models import Inbox
 from imail.models.sending import Message, MessageStatus
 from imail.sending import repository, service
 from imail.sending.repository import SendQueue
+from imail.sending.rotation import Bookings
 from imail.sending.service import Job, Outcome, OutcomeKind
 from imail.sending.transport import SmtpPool
 from imail.workers.context import WorkerContext
@@ -310,12 +311,22 @@ def _process_lock(ctx: WorkerContext, name: str) -> asyncio.Lock:
     return lock
 
 
+def _bookings(ctx: WorkerContext) -> Bookings:
+    """This process's promises to sends waiting out an inbox's gap, from one claim to the next."""
+    bookings = ctx.extra.get("bookings")
+    if bookings is None:
+        bookings = ctx.extra["bookings"] = Bookings()
+    return bookings
+
+
 async def send_due(ctx: WorkerContext) -> int:
     # One claim at a time per process (the registry runs two of these loops): SQLite has no SKIP LOCKED, so
     # two claims at once would take the same states; on PostgreSQL a campaign's claims queue on its counter
     # row anyway. What the loops overlap is one's claim with the other's delivery.
     async with _process_lock(ctx, "claiming"), ctx.database.transaction() as session:
-        claim = await service.claim(session, ctx.settings, ctx.instance_id, now=ctx.clock())
+        claim = await service.claim(
+            session, ctx.settings, ctx.instance_id, now=ctx.clock(), bookings=_bookings(ctx)
+        )
     if claim.jobs:
         # One recording transaction at a time per process (both loops), so it never contends with itself for
         # campaign and rollup rows; inboxes finishing while one is being recorded wait together and go in the
