@@ -50,6 +50,7 @@ from sqlalchemy import bindparam, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.fixtures.certs import make_self_signed
 from tests.fixtures.databases import create_postgres_database, create_sqlite_database, drop_postgres_database
@@ -67,6 +68,7 @@ from imail.wiring import install_subscribers
 from imail.workers.context import WorkerContext
 from imail.workers.imap_reader import inbound_pool, read_inboxes
 from imail.workspaces.service import create_workspace
+from sending import postgres_cpu
 
 TEXTS = [
     "Sounds interesting, I would love to learn more. Can we talk next week?",
@@ -154,30 +156,6 @@ async def parse_and_classify(raws: list[bytes]) -> float:
         if not item.bounce.is_bounce:
             await assess(item.message)
     return time.perf_counter() - started
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def postgres_cpu() -> float:
-    """CPU seconds of every postgres process on the machine (other users of the server count too)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
-                    total += proc_cpu(int(entry))
-            except OSError:
-                pass
-    return total
 
 
 @dataclass
