@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import httpx
 import structlog
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
@@ -107,18 +108,28 @@ async def probe(
     return CheckOutcome(failures=failures, rotated_token=endpoints.rotated_token)
 
 
-async def mark_failed(session: AsyncSession, inbox: Inbox, side: str, detail: str, now: datetime) -> bool:
-    """Record a failed check; `connected → disconnected` (and its event) only if this call made the change."""
+async def mark_failed(
+    session: AsyncSession,
+    inbox: Inbox,
+    side: str,
+    detail: str,
+    now: datetime,
+    *,
+    only_if: tuple[ColumnElement[bool], ...] = (),
+    **values: Any,
+) -> bool:
+    """Record a failed check (and any other `values`, where `only_if` holds); `connected → disconnected` (and
+    its event) only if this call made the change."""
     repo = InboxRepository(session, tenant_of(inbox))
     detail = detail[:MAX_ERROR_CHARS]
+    values |= {"last_error": detail, "last_error_side": side, "last_checked_at": now}
     changed = await repo.set_status_if(
         inbox.id,
         (InboxStatus.connected.value,),
         InboxStatus.disconnected.value,
-        last_error=detail,
-        last_error_side=side,
-        last_checked_at=now,
+        only_if=only_if,
         status_changed_at=now,
+        **values,
     )
     if changed:
         await record_event(
@@ -129,7 +140,7 @@ async def mark_failed(session: AsyncSession, inbox: Inbox, side: str, detail: st
         )
         log.info("inbox disconnected", inbox_id=inbox.id, side=side)
     else:
-        await _stamp(session, inbox, last_error=detail, last_error_side=side, last_checked_at=now)
+        await repo.stamp(inbox.id, only_if=only_if, **values)
     return changed
 
 
@@ -149,41 +160,20 @@ async def report_token_failure(
 
     A failing token endpoint (a 5xx, no answer) makes the inbox back off instead (imail.inboxes.backoff,
     cause oauth), still connected; returns when the next attempt may be."""
-    repo = InboxRepository(session, tenant_of(inbox))
     ciphertext = inbox.oauth_refresh_token_encrypted
     if failure.transient:
         if failure.retry_at is not None:
             return failure.retry_at  # asked during the wait: nothing was tried, nothing changes
         return await backoff.report_throttled(
-            session, repo.tenant, inbox.id, failure.detail, now, BackoffCause.oauth
+            session, tenant_of(inbox), inbox.id, failure.detail, now, BackoffCause.oauth
         )
     same_token = (
         Inbox.oauth_refresh_token_encrypted == ciphertext
         if ciphertext is not None
         else Inbox.oauth_refresh_token_encrypted.is_(None),
     )
-    detail = failure.detail[:MAX_ERROR_CHARS]
-    values: dict[str, Any] = {"last_error": detail, "last_error_side": "both", "last_checked_at": now}
-    if failure.token_dead:
-        values["oauth_refresh_token_encrypted"] = None
-    changed = await repo.set_status_if(
-        inbox.id,
-        (InboxStatus.connected.value,),
-        InboxStatus.disconnected.value,
-        only_if=same_token,
-        status_changed_at=now,
-        **values,
-    )
-    if changed:
-        await record_event(
-            session,
-            repo.tenant,
-            "inbox.disconnected",
-            {"inbox_id": inbox.id, "email": inbox.email, "side": "both", "detail": detail},
-        )
-        log.info("inbox disconnected", inbox_id=inbox.id, side="both", token_dead=failure.token_dead)
-    else:
-        await repo.stamp(inbox.id, only_if=same_token, **values)
+    dropped = {"oauth_refresh_token_encrypted": None} if failure.token_dead else {}
+    await mark_failed(session, inbox, "both", failure.detail, now, only_if=same_token, **dropped)
     oauth.ACCESS_TOKENS.forget(inbox.id)
     return None
 
