@@ -66,10 +66,12 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import asyncpg
@@ -148,12 +150,17 @@ def postgres_cpu() -> float:
 # --------------------------------------------------------------------------------------------- the sink
 
 
-def _sink_main(port: int, accepted, ready) -> None:  # runs in its own process
+def serve_sink(port: int, ready, on_data: Callable[[Any], None], backlog: int = 512) -> None:
+    """An SMTP server on loopback that accepts every login and every message, handing each envelope to
+    `on_data`, until its process ends; `ready` is set once it listens. Runs in a process of its own, so that
+    its CPU is counted apart (bench/steady.py uses it too)."""
+    import logging
+
     from aiosmtpd.smtp import SMTP, AuthResult
 
     class Handler:
         async def handle_DATA(self, server, session, envelope) -> str:
-            accepted.value += 1
+            on_data(envelope)
             return "250 2.0.0 Ok: queued"
 
     def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -171,16 +178,21 @@ def _sink_main(port: int, accepted, ready) -> None:  # runs in its own process
             ),
             "127.0.0.1",
             port,
-            backlog=512,
+            backlog=backlog,
         )
         ready.set()
         async with server:
             await server.serve_forever()
 
-    import logging
-
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     asyncio.run(serve())
+
+
+def _sink_main(port: int, accepted, ready) -> None:  # runs in its own process
+    def count(envelope) -> None:
+        accepted.value += 1
+
+    serve_sink(port, ready, count)
 
 
 class Sink:

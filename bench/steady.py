@@ -54,7 +54,20 @@ from scale import Backends, db, percentile  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database  # noqa: E402
 
-from sending import ALL_DAY, SECRET, STEP, free_port  # noqa: E402
+from imail.config import Settings  # noqa: E402
+from imail.db import Database  # noqa: E402
+from imail.kit import crypto  # noqa: E402
+from imail.main import create_app  # noqa: E402
+from imail.models import Inbox  # noqa: E402
+from imail.sending.rotation import Rotation  # noqa: E402
+from imail.sending.service import Planner  # noqa: E402
+from imail.wiring import install_subscribers  # noqa: E402
+from imail.workers import sending as worker  # noqa: E402
+from imail.workers.context import WorkerContext  # noqa: E402
+from imail.workers.registry import WORKERS  # noqa: E402
+from imail.workers.runner import Supervisor  # noqa: E402
+from imail.workspaces.service import create_workspace  # noqa: E402
+from sending import ALL_DAY, SECRET, STEP, free_port, serve_sink  # noqa: E402
 
 TARGET_P99 = 5.0
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.MULTILINE | re.IGNORECASE)
@@ -64,41 +77,14 @@ MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.MULTILINE | re.IGNO
 
 
 def _sink_main(port: int, log_path: str, ready) -> None:  # runs in its own process
-    import logging
-
-    from aiosmtpd.smtp import SMTP, AuthResult
-
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - one line per message, for the life of the process
 
-    class Handler:
-        async def handle_DATA(self, server, session, envelope) -> str:
-            found = MESSAGE_ID.search(envelope.content)
-            header = found.group(1).decode() if found else "-"
-            log.write(f"{time.monotonic():.6f}\t{envelope.mail_from}\t{header}\n")
-            return "250 2.0.0 Ok: queued"
+    def note(envelope) -> None:
+        found = MESSAGE_ID.search(envelope.content)
+        header = found.group(1).decode() if found else "-"
+        log.write(f"{time.monotonic():.6f}\t{envelope.mail_from}\t{header}\n")
 
-    def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
-        return AuthResult(success=True)
-
-    async def serve() -> None:
-        server = await asyncio.get_running_loop().create_server(
-            lambda: SMTP(
-                Handler(),
-                hostname="sink.bench",
-                authenticator=authenticator,
-                auth_require_tls=False,
-                data_size_limit=None,
-            ),
-            "127.0.0.1",
-            port,
-            backlog=1024,
-        )
-        ready.set()
-        async with server:
-            await server.serve_forever()
-
-    logging.getLogger("mail.log").setLevel(logging.ERROR)
-    asyncio.run(serve())
+    serve_sink(port, ready, note, backlog=1024)
 
 
 class Sink:
@@ -130,11 +116,6 @@ class Sink:
 async def setup(settings, database, sink: Sink, args: argparse.Namespace) -> dict[str, str]:
     """The inboxes and campaigns; returns inbox id → email."""
     import httpx
-
-    from imail.kit import crypto
-    from imail.main import create_app
-    from imail.models import Inbox
-    from imail.workspaces.service import create_workspace
 
     async with database.transaction() as session:
         created = await create_workspace(session, "Steady", "apex", 100_000_000, 100_000_000)
@@ -229,8 +210,6 @@ class Plans:
         self.claims = self.examined = 0
 
     def install(self):
-        from imail.sending.rotation import Rotation
-        from imail.sending.service import Planner
 
         original_sent, original_claim = Rotation.sent, Planner.claim
         plans = self.gap_until
@@ -257,12 +236,6 @@ class Plans:
 
 async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
     import httpx
-
-    from imail.config import Settings
-    from imail.db import Database
-    from imail.workers.context import WorkerContext
-    from imail.workers.registry import WORKERS
-    from imail.workers.runner import Supervisor
 
     settings = Settings(
         database_url=database_url,
@@ -320,7 +293,6 @@ async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
             await supervisor.stop()
             worker_cpu = time.process_time() - cpu_start
             await backends.sample()
-            from imail.workers import sending as worker
 
             await worker.smtp_pool(ctx).close()
         undo()
@@ -444,7 +416,6 @@ async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
 
 
 def main() -> int:
-    from imail.wiring import install_subscribers
 
     install_subscribers()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -33,8 +33,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.analytics.repository import COARSE_FIELDS, RollupRepository
-from imail.events.service import NewEvent
-from imail.kit.tenancy import Tenant
+from imail.events.subscribers import NewEvent
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.models.analytics import COUNTERS, AnalyticsRef
 
 Key = tuple[str, int, str, str, date]  # campaign_id, step, variant, inbox_id, day
@@ -313,6 +313,4 @@ async def rebuild(
 async def apply_recorded(session: AsyncSession, events: Sequence[NewEvent]) -> None:
     """The events subscriber (imail.wiring): the rollups owed by newly recorded events, in their
     transaction."""
-    await apply_events(
-        session, [(Tenant(e.workspace_id, e.livemode), e.type, e.data, e.created_at) for e in events]
-    )
+    await apply_events(session, [(tenant_of(e), e.type, e.data, e.created_at) for e in events])

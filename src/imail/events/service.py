@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.events.repository import EventRepository
-from imail.events.subscribers import notify
+from imail.events.subscribers import NewEvent, notify
 from imail.events.types import ALL_EVENT_TYPES
 from imail.kit.clock import utcnow
 from imail.kit.deferred import collecting
@@ -29,19 +28,6 @@ from imail.kit.tenancy import Tenant
 from imail.models import Event
 
 _BATCH_KEY = "imail.events.batch"
-
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event row about to be written: the columns of `Event`, without an ORM instance's bookkeeping (a
-    sending batch records hundreds; nothing reads them back through the session)."""
-
-    id: str
-    workspace_id: str
-    livemode: bool
-    type: str
-    created_at: datetime
-    data: dict[str, Any]
 
 
 def new_event(tenant: Tenant, event_type: str, data: BaseModel | dict[str, Any]) -> NewEvent:

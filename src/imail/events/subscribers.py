@@ -8,14 +8,27 @@ caller's transaction: webhook fan-out (imail.webhooks.fanout) and the analytics 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-if TYPE_CHECKING:
-    from imail.events.service import NewEvent
 
-Subscriber = Callable[[AsyncSession, Sequence["NewEvent"]], Awaitable[object]]
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event row about to be written: the columns of `Event`, without an ORM instance's bookkeeping (a
+    sending batch records hundreds; nothing reads them back through the session)."""
+
+    id: str
+    workspace_id: str
+    livemode: bool
+    type: str
+    created_at: datetime
+    data: dict[str, Any]
+
+
+Subscriber = Callable[[AsyncSession, Sequence[NewEvent]], Awaitable[object]]
 
 _subscribers: list[Subscriber] = []
 

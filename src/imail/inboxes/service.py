@@ -32,7 +32,7 @@ from imail.kit import crypto
 from imail.kit.clock import utcnow
 from imail.kit.ids import has_prefix
 from imail.kit.pagination import PageParams
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.mail.endpoint import MailConnectionError
 from imail.models import Inbox
 from imail.models.inbox import InboxStatus, WarmupStatus
@@ -76,7 +76,7 @@ def view(inbox: Inbox, figures: warmup.Figures | None, ctx: OutboundContext) -> 
     if is_oauth(inbox.provider) and inbox.status != InboxStatus.connected.value and inbox.oauth_state_nonce:
         provider = oauth_provider(ctx.settings, inbox.provider)
         if provider is not None:
-            tenant = Tenant(inbox.workspace_id, inbox.livemode)
+            tenant = tenant_of(inbox)
             url = oauth.setup_url(
                 ctx.settings, provider, inbox.id, tenant, inbox.oauth_state_nonce, inbox.email
             )

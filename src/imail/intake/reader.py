@@ -46,7 +46,7 @@ from imail.intake import service
 from imail.intake.repository import ReaderQueue
 from imail.intake.service import Fetched, Match
 from imail.kit.signing import Signer
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.mail import imap
 from imail.mail.endpoint import Endpoint, MailConnectionError, describe
 from imail.mail.parsing import InboundMessage
@@ -574,7 +574,7 @@ async def _commit(
     items: list[Fetched],
     synced: bool,
 ) -> tuple[Counter, list[warmup.Filing]]:
-    tenant = Tenant(inbox.workspace_id, inbox.livemode)
+    tenant = tenant_of(inbox)
     outcomes: Counter = Counter()
     verdicts: dict[int, Verdict] = {}
     matches: dict[int, Match] = {}

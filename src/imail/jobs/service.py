@@ -28,7 +28,7 @@ from imail.events.service import record_event
 from imail.events.types import JobCompleted
 from imail.jobs.repository import JobQueue, JobRepository
 from imail.kit.pagination import PageParams
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.models import Job, JobStatus
 from imail.models.job import FINAL
 
@@ -150,7 +150,7 @@ async def _finish(
     await session.flush()
     await record_event(
         session,
-        Tenant(job.workspace_id, job.livemode),
+        tenant_of(job),
         "job.completed",
         JobCompleted(
             job_id=job.id,
@@ -200,7 +200,7 @@ async def run_next(
         job = await JobQueue(session).claim(now, now + lease, token, job_id)
         if job is None:
             return 0
-        job_id, kind, tenant = job.id, job.kind, Tenant(job.workspace_id, job.livemode)
+        job_id, kind, tenant = job.id, job.kind, tenant_of(job)
         params = {**job.params, "job_id": job_id}  # handlers may key per-job state (a cache) on it
     handler = handlers.get(kind)
     processed = 1

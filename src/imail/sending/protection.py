@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
 from imail.inboxes import pausing
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.sending.repository import InboxSends, SendQueue
 
 log = structlog.get_logger("imail.sending")
@@ -42,7 +42,7 @@ async def judge_inboxes(
         )
         if await pausing.pause_sending(
             session,
-            Tenant(inbox.workspace_id, inbox.livemode),
+            tenant_of(inbox),
             inbox.id,
             "bounce_rate",
             now,

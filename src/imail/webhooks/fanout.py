@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imail.events.subscribers import NewEvent
 from imail.events.types import EVENT_TYPES
 from imail.kit import versions
 from imail.kit.clock import utcnow
 from imail.kit.ids import new_id
 from imail.kit.sql import insert_rows
-from imail.kit.tenancy import Tenant
+from imail.kit.tenancy import Tenant, tenant_of
 from imail.models import Event, WebhookDelivery
 from imail.webhooks.repository import WebhookEndpointRepository
-
-if TYPE_CHECKING:
-    from imail.events.service import NewEvent
 
 ALL_EVENTS = "*"
 
@@ -65,7 +62,7 @@ async def fan_out(session: AsyncSession, events: Sequence[NewEvent]) -> int:
     for event in events:
         if event.type not in EVENT_TYPES:
             continue
-        endpoints = await _subscriptions(session, Tenant(event.workspace_id, event.livemode))
+        endpoints = await _subscriptions(session, tenant_of(event))
         rows += [
             {
                 "id": new_id("dlv"),
