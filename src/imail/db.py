@@ -147,6 +147,12 @@ def make_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             "timeout": settings.database_timeout,
             "command_timeout": settings.database_command_timeout,
+            # Every statement is planned for its own parameters. The engine's queries take id arrays
+            # (`kit.sql.among`) of a few to thousands of elements; a prepared statement's generic plan
+            # assumes a small array, and once chosen (often while the table is still small) it stays: a
+            # sequential scan comparing every row with every element, quadratic in the batch. Measured in
+            # bench/RESULTS.md ("Steady sending").
+            "server_settings": {"plan_cache_mode": "force_custom_plan"},
         },
     )
 
