@@ -317,44 +317,73 @@ class SendQueue(Repository[SequenceState]):
         rows = await self.session.execute(select(SequenceState).where(among(SequenceState.lead_id, ids)))
         return {row.lead_id: row for row in rows.scalars()}
 
-    async def lock_counters(self, scope_ids: Iterable[str], day: date) -> dict[str, SendCounter]:
+    async def lock_counters(self, scope_ids: Iterable[str], day: date) -> dict[str, HotPathRow]:
         """Today's counters for these campaigns and inboxes, created if missing and row-locked, so two workers
-        can never both take the last send a limit allows."""
-        ids = sorted(set(scope_ids))
-        if not ids:
-            return {}
-        # executemany, not a VALUES list: one cached statement whatever the number of scopes.
-        await self.session.execute(
-            upsert_insert(self.session)(SendCounter.__table__).on_conflict_do_nothing(
-                index_elements=["scope_id", "day"]
-            ),
-            [{"scope_id": i, "day": day, "sent": 0} for i in ids],
+        can never both take the last send a limit allows. Plain rows (a claim locks a thousand and changes a
+        few): their changes are written back by `save_counters`."""
+        counters = SendCounter.__table__
+        return await self._lock_rows(
+            counters,
+            counters.c.scope_id,
+            scope_ids,
+            lambda ids: [{"scope_id": i, "day": day, "sent": 0} for i in ids],
+            counters.c.day == day,
         )
-        stmt = (
-            select(SendCounter)
-            .where(among(SendCounter.scope_id, ids), SendCounter.day == day)
-            .order_by(SendCounter.scope_id)
-        )
-        if is_postgres(self.session):
-            stmt = stmt.with_for_update()
-        rows = await self.session.execute(stmt.execution_options(populate_existing=True))
-        return {row.scope_id: row for row in rows.scalars()}
 
-    async def lock_pacing(self, inbox_ids: Iterable[str]) -> dict[str, InboxPacing]:
-        ids = sorted(set(inbox_ids))
-        if not ids:
-            return {}
-        await self.session.execute(
-            upsert_insert(self.session)(InboxPacing.__table__).on_conflict_do_nothing(
-                index_elements=["inbox_id"]
-            ),
-            [{"inbox_id": i} for i in ids],
+    async def save_counters(self, day: date, counters: Iterable[HotPathRow]) -> None:
+        """Writes the new counts of the counters changed since `lock_counters` read them, one statement."""
+        table = SendCounter.__table__
+        await update_rows(
+            self.session,
+            table,
+            "scope_id",
+            [{"scope_id": c.scope_id, "sent": c.sent} for c in counters if c.changes()],
+            table.c.day == day,
         )
-        stmt = select(InboxPacing).where(among(InboxPacing.inbox_id, ids)).order_by(InboxPacing.inbox_id)
+
+    async def lock_pacing(self, inbox_ids: Iterable[str]) -> dict[str, HotPathRow]:
+        """The inboxes' pacing rows, created if missing and row-locked (plain rows: see `save_pacing`)."""
+        pacing = InboxPacing.__table__
+        return await self._lock_rows(
+            pacing, pacing.c.inbox_id, inbox_ids, lambda ids: [{"inbox_id": i} for i in ids]
+        )
+
+    async def save_pacing(self, pacing: Iterable[HotPathRow]) -> None:
+        await update_rows(
+            self.session,
+            InboxPacing.__table__,
+            "inbox_id",
+            [
+                {"inbox_id": p.inbox_id, "last_sent_at": p.last_sent_at, "next_send_at": p.next_send_at}
+                for p in pacing
+                if p.changes()
+            ],
+        )
+
+    async def _lock_rows(
+        self, table: Any, key: Any, ids: Iterable[str], new_rows: Any, *conditions: Any
+    ) -> dict[str, HotPathRow]:
+        """The rows of `table` whose `key` is among `ids` (and `conditions`), locked in key order; the missing
+        ones are inserted first (`new_rows(missing ids)`), and only those: an insert of every id at each
+        claim, a no-op for all but a few, was most of what a claim over a thousand inboxes cost the worker.
+        A row another transaction creates meanwhile is kept (ON CONFLICT DO NOTHING) and locked after it
+        commits."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        present = select(key).where(among(key, wanted), *conditions)
+        missing = sorted(set(wanted) - set((await self.session.execute(present)).scalars()))
+        if missing:
+            await self.session.execute(
+                upsert_insert(self.session)(table).on_conflict_do_nothing(
+                    index_elements=[c.name for c in table.primary_key]
+                ),
+                new_rows(missing),
+            )
+        stmt = select(table).where(among(key, wanted), *conditions).order_by(key)
         if is_postgres(self.session):
             stmt = stmt.with_for_update()
-        rows = await self.session.execute(stmt.execution_options(populate_existing=True))
-        return {row.inbox_id: row for row in rows.scalars()}
+        return {getattr(row, key.name): row for row in HotPathRow.all(await self.session.execute(stmt))}
 
     async def adjust_counters(self, day: date, scope_ids: Iterable[str], delta: int) -> None:
         # In scope order, the order `lock_counters` takes them in: two transactions never wait on each

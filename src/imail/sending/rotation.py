@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from imail.kit.sql import HotPathRow
 from imail.models import Inbox
 from imail.models.inbox import InboxStatus
-from imail.models.sending import InboxPacing, SendCounter
 
 EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -77,8 +77,8 @@ class Rotation:
         self,
         now: datetime,
         inboxes: Mapping[str, Inbox],
-        counters: Mapping[str, SendCounter],
-        pacing: Mapping[str, InboxPacing],
+        counters: Mapping[str, HotPathRow],
+        pacing: Mapping[str, HotPathRow],
         limits: Mapping[str, int],
         bookings: Bookings | None = None,
     ):

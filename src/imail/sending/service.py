@@ -197,10 +197,10 @@ class Planner:
         inboxes = await self.queue.inboxes(inbox_ids)
         self.day = self.now.date()
         self.counters = await self.queue.lock_counters([*campaigns, *inboxes], self.day)
-        pacing = await self.queue.lock_pacing(inboxes)
+        self.pacing = await self.queue.lock_pacing(inboxes)
         # Warmup sends share each inbox's counter; a slow-ramping warming inbox is also held to its ramp.
         limits = await warmup.campaign_limits(self.session, inboxes.values(), self.day)
-        self.rotation = Rotation(self.now, inboxes, self.counters, pacing, limits, self.bookings)
+        self.rotation = Rotation(self.now, inboxes, self.counters, self.pacing, limits, self.bookings)
         planned, set_aside = self._set_aside(states, campaigns, campaign_inboxes)
         leads = await self.queue.lead_rows(s.lead_id for s in planned)
         history = await self.queue.history(s.lead_id for s in planned)
@@ -232,6 +232,8 @@ class Planner:
         await self.queue.save_claimed(
             self.new_messages, states, leads.values(), (m for previous in history.values() for m in previous)
         )
+        await self.queue.save_counters(self.day, self.counters.values())
+        await self.queue.save_pacing(self.pacing.values())
         claim.examined += await self._book_waiting(limit)
         await self.session.flush()
         return claim

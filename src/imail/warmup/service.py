@@ -306,6 +306,7 @@ async def claim(
             row.next_send_at = _next_day(now)  # the day's limit is spent (campaigns and warmup together)
         else:
             row.next_send_at = ramp.next_wake(window, now, today.sent, count, inbox.id)
+    await send_counters.save_counters(session, day, counters.values())
     await session.flush()
     return len(rows), jobs
 
