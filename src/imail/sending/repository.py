@@ -4,13 +4,14 @@ worker's cross-tenant view, which only ever starts from rows it has locked."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Column, Row, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from imail.kit.lease import ran_out
 from imail.kit.repository import Repository, TenantRepository
@@ -361,13 +362,17 @@ class SendQueue(Repository[SequenceState]):
         )
 
     async def _lock_rows(
-        self, table: Any, key: Any, ids: Iterable[str], new_rows: Any, *conditions: Any
+        self,
+        table: Table,
+        key: Column[str],
+        ids: Iterable[str],
+        new_rows: Callable[[list[str]], list[dict[str, Any]]],
+        *conditions: ColumnElement[bool],
     ) -> dict[str, HotPathRow]:
         """The rows of `table` whose `key` is among `ids` (and `conditions`), locked in key order; the missing
         ones are inserted first (`new_rows(missing ids)`), and only those: an insert of every id at each
-        claim, a no-op for all but a few, was most of what a claim over a thousand inboxes cost the worker.
-        A row another transaction creates meanwhile is kept (ON CONFLICT DO NOTHING) and locked after it
-        commits."""
+        claim, a no-op for all but a few, cost a claim over a thousand inboxes thousands of executions. A row
+        another transaction creates meanwhile is kept (ON CONFLICT DO NOTHING) and locked after it commits."""
         wanted = sorted(set(ids))
         if not wanted:
             return {}
