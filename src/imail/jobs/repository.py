@@ -59,29 +59,29 @@ class JobQueue(Repository[Job]):
         """Take the oldest unfinished job nobody holds (never claimed, or its lease ran out: its worker died).
         PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent claims never take the same job, and a job whose
         worker is committing a chunk right now (its row locked) is skipped; SQLite serialises writers."""
+        # Core, not the ORM's bulk UPDATE: this runs every second per worker, mostly finding nothing.
+        jobs = Job.__table__.c
         free = (
-            select(Job.id)
-            .where(Job.status.in_(UNFINISHED), or_(Job.lease_until.is_(None), Job.lease_until < now))
-            .order_by(Job.id)
+            select(jobs.id)
+            .where(jobs.status.in_(UNFINISHED), or_(jobs.lease_until.is_(None), jobs.lease_until < now))
+            .order_by(jobs.id)
             .limit(1)
         )
         if job_id is not None:
-            free = free.where(Job.id == job_id)
+            free = free.where(jobs.id == job_id)
         if self.postgres:
             cte = free.with_for_update(skip_locked=True).cte("free").prefix_with("MATERIALIZED")
-            stmt = update(Job).where(Job.id == cte.c.id)
+            stmt = update(Job.__table__).where(jobs.id == cte.c.id)
         else:
-            stmt = update(Job).where(Job.id.in_(free.scalar_subquery()))
+            stmt = update(Job.__table__).where(jobs.id.in_(free.scalar_subquery()))
         stmt = stmt.values(
             status=JobStatus.running.value,
             claimed_by=token,
             lease_until=lease_until,
-            started_at=func.coalesce(Job.started_at, now),
+            started_at=func.coalesce(jobs.started_at, now),
             updated_at=now,
-        ).returning(Job.id)
-        job_id = (
-            await self.session.execute(stmt, execution_options={"synchronize_session": False})
-        ).scalar_one_or_none()
+        ).returning(jobs.id)
+        job_id = (await self.session.execute(stmt)).scalar_one_or_none()
         return None if job_id is None else await self.session.get(Job, job_id, populate_existing=True)
 
     async def renew(self, job_id: str, token: str, now: datetime, lease_until: datetime) -> Job | None:
