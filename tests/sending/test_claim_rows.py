@@ -3,6 +3,7 @@ back only where they changed; and PostgreSQL planning the claim's array queries 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import pytest
@@ -82,3 +83,43 @@ async def test_locked_counters_come_in_scope_order(database: Database, scopes: l
     async with database.transaction() as session:
         counters = await SendQueue(session).lock_counters(scopes, DAY)
     assert list(counters) == sorted(scopes)
+
+
+async def test_a_counter_another_claim_is_creating_is_waited_for_not_created_twice(
+    postgres_url: str, database: Database
+):
+    """Two claims find the same counter missing: the second's insert waits for the first's transaction, does
+    nothing, and locks the row the first made, with the first's count."""
+    first = database.sessions()
+    await first.begin()
+    try:
+        queue = SendQueue(first)
+        counters = await queue.lock_counters(["inb_new"], DAY)
+        counters["inb_new"].sent += 1
+        await queue.save_counters(DAY, counters.values())
+
+        async def second_claim() -> int:
+            async with database.transaction() as session:
+                return (await SendQueue(session).lock_counters(["inb_new"], DAY))["inb_new"].sent
+
+        waiting = asyncio.create_task(second_claim())
+        # Until the second claim waits on the first's row (the event, not a delay).
+        async with database.engine.connect() as watcher:
+            for _ in range(500):
+                blocked = (
+                    await watcher.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND wait_event_type = 'Lock'"
+                        )
+                    )
+                ).scalar()
+                if blocked or waiting.done():
+                    break
+                await asyncio.sleep(0.01)
+        assert not waiting.done()
+        await first.commit()
+    finally:
+        await first.close()
+    assert await waiting == 1
+    assert await counts(database) == {("inb_new", DAY): 1}
