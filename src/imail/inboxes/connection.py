@@ -222,18 +222,26 @@ async def refused_hosts(
     return failures
 
 
-async def check_endpoints(endpoints: Endpoints, settings: Settings) -> list[MailConnectionError]:
-    """Log in to both servers at once, for real; the failures, SMTP's first (empty: both fine)."""
+async def check_endpoints(
+    endpoints: Endpoints, settings: Settings, *, imap_login: bool = True
+) -> list[MailConnectionError]:
+    """Log in to both servers at once, for real (to SMTP only without `imap_login`); the failures, SMTP's
+    first (empty: all fine)."""
     timeout = mail_timeout(settings)
     ca_file = settings.mail_ca_file
     allow_private = settings.mail_allow_private
-    results = await asyncio.gather(
-        smtp.check_login(endpoints.smtp, timeout=timeout, ca_file=ca_file, allow_private=allow_private),
-        imap.check_login(endpoints.imap, timeout=timeout, ca_file=ca_file, allow_private=allow_private),
-        return_exceptions=True,
-    )
+    logins = {
+        "smtp": smtp.check_login(
+            endpoints.smtp, timeout=timeout, ca_file=ca_file, allow_private=allow_private
+        )
+    }
+    if imap_login:
+        logins["imap"] = imap.check_login(
+            endpoints.imap, timeout=timeout, ca_file=ca_file, allow_private=allow_private
+        )
+    results = await asyncio.gather(*logins.values(), return_exceptions=True)
     failures: list[MailConnectionError] = []
-    for side, result in zip(("smtp", "imap"), results, strict=True):
+    for side, result in zip(logins, results, strict=True):
         if isinstance(result, MailConnectionError):
             failures.append(result)
         elif isinstance(result, BaseException):

@@ -97,14 +97,20 @@ def login_fingerprint(inbox: Inbox) -> tuple:
 
 
 async def probe(
-    inbox: Inbox, settings: Settings, http: httpx.AsyncClient, now: datetime | None = None
+    inbox: Inbox,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    now: datetime | None = None,
+    *,
+    imap_login: bool = True,
 ) -> CheckOutcome:
-    """Log in to both servers of a stored inbox, for real (no database work)."""
+    """Log in to both servers of a stored inbox (to SMTP only without `imap_login`), for real (no database
+    work)."""
     try:
         endpoints = await connection.endpoints_for(inbox, settings, http, now)
     except connection.CredentialsUnavailable as exc:
         return CheckOutcome(unavailable=exc)
-    failures = await connection.check_endpoints(endpoints, settings)
+    failures = await connection.check_endpoints(endpoints, settings, imap_login=imap_login)
     return CheckOutcome(failures=failures, rotated_token=endpoints.rotated_token)
 
 
@@ -308,9 +314,27 @@ async def report_read_success(session: AsyncSession, inbox: Inbox) -> None:
     await InboxRepository(session, tenant_of(inbox)).clear_read_failures(inbox.id)
 
 
+def _healthy(inbox: Inbox) -> bool:
+    """Connected, with no failure reported since its last good check and no failed read."""
+    return (
+        inbox.status == InboxStatus.connected.value
+        and inbox.last_error is None
+        and not inbox.read_failures
+        and inbox.last_read_error is None
+    )
+
+
 async def check_due_inboxes(ctx: CheckRuntime, now: datetime, limit: int = BATCH) -> int:
-    """Check the live inboxes not checked for `inbox_check_interval` seconds; how many were checked."""
-    cutoff = now - timedelta(seconds=ctx.settings.inbox_check_interval)
+    """Check the live inboxes not checked for `inbox_check_interval` seconds; how many were checked.
+
+    A healthy inbox the IMAP reader has been reading without error within the interval (or keeps IDLE-ing
+    on, its last full read within `inbound_idle_recheck` and a lease) is checked on SMTP alone: the reader's
+    own sessions prove its IMAP side, and it reports a failed IMAP login at once (`report_read_failure`),
+    which makes the inbox due a full check. At a thousand IDLE-ing inboxes that halves the logins the checks
+    cost."""
+    settings = ctx.settings
+    cutoff = now - timedelta(seconds=settings.inbox_check_interval)
+    idle_since = now - timedelta(seconds=settings.inbound_idle_recheck + settings.inbound_lease_seconds)
     async with ctx.database.transaction() as session:
         maintenance = InboxMaintenance(session)
         claimed = [
@@ -318,10 +342,17 @@ async def check_due_inboxes(ctx: CheckRuntime, now: datetime, limit: int = BATCH
             for inbox in await maintenance.due_for_check(cutoff, limit)
             if await maintenance.claim(inbox.id, cutoff, now)
         ]
+        read_by_reader = await maintenance.read_without_error(
+            (inbox.id for inbox in claimed if _healthy(inbox)), cutoff, idle_since
+        )
     if not claimed:
         return 0
     outcomes = await asyncio.gather(
-        *(probe(inbox, ctx.settings, ctx.http, now) for inbox in claimed), return_exceptions=True
+        *(
+            probe(inbox, settings, ctx.http, now, imap_login=inbox.id not in read_by_reader)
+            for inbox in claimed
+        ),
+        return_exceptions=True,
     )
     async with ctx.database.transaction() as session:
         for inbox, outcome in zip(claimed, outcomes, strict=True):
@@ -331,5 +362,5 @@ async def check_due_inboxes(ctx: CheckRuntime, now: datetime, limit: int = BATCH
                     "inbox check failed", inbox_id=inbox.id, error=f"{type(outcome).__name__}: {outcome}"
                 )
                 continue
-            await apply_outcome(session, inbox, outcome, ctx.settings, now)
+            await apply_outcome(session, inbox, outcome, settings, now)
     return len(claimed)

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
 
 from imail.kit.repository import Repository, TenantRepository
-from imail.kit.sql import rowcount
+from imail.kit.sql import among, rowcount
 from imail.models import Campaign, CampaignInbox, Inbox
 from imail.models.campaign import CampaignStatus
 from imail.models.inbox import InboxProvider, InboxStatus
+from imail.models.mailbox_cursor import MailboxPoll
 
 
 class InboxRepository(TenantRepository[Inbox]):
@@ -196,6 +198,26 @@ class InboxMaintenance(Repository[Inbox]):
             .limit(limit)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+    async def read_without_error(
+        self, inbox_ids: Iterable[str], polled_since: datetime, idle_since: datetime
+    ) -> set[str]:
+        """Of these inboxes, those whose last IMAP read worked and either ended after `polled_since` or left
+        the inbox IDLE-ing (the reader watches that connection) and ended after `idle_since`."""
+        ids = sorted(set(inbox_ids))
+        if not ids:
+            return set()
+        rows = await self.session.execute(
+            select(MailboxPoll.inbox_id).where(
+                among(MailboxPoll.inbox_id, ids),
+                MailboxPoll.last_error.is_(None),
+                or_(
+                    MailboxPoll.polled_at >= polled_since,
+                    and_(MailboxPoll.idle.is_(True), MailboxPoll.polled_at >= idle_since),
+                ),
+            )
+        )
+        return set(rows.scalars())
 
     async def claim(self, inbox_id: str, cutoff: datetime, now: datetime) -> bool:
         """Stamp `last_checked_at` if it is still due: True for exactly one of several racing workers."""
