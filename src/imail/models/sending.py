@@ -44,6 +44,15 @@ class SequenceState(TenantMixin, Base):
             sqlite_where=text("due_at IS NOT NULL"),
         ),
         Index(None, "campaign_id", "status"),
+        # A campaign's due states, oldest first: a backlog's claim takes a share of each campaign's
+        # (SendQueue.lock_due).
+        Index(
+            "ix_sequence_states_campaign_due",
+            "campaign_id",
+            "due_at",
+            postgresql_where=text("due_at IS NOT NULL"),
+            sqlite_where=text("due_at IS NOT NULL"),
+        ),
     )
 
     lead_id: Mapped[str] = mapped_column(

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Row, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Column, Row, Table, and_, bindparam, case, func, or_, select, true, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,7 +26,7 @@ from imail.kit.sql import (
 )
 from imail.mail.footer import Footer
 from imail.models import Campaign, Inbox, Lead, Workspace
-from imail.models.campaign import CampaignInbox
+from imail.models.campaign import CampaignInbox, CampaignStatus
 from imail.models.lead import LeadStatus
 from imail.models.sending import (
     InboxPacing,
@@ -159,13 +159,91 @@ class SendQueue(Repository[SequenceState]):
     model = SequenceState
 
     async def lock_due(self, now: datetime, limit: int) -> list[HotPathRow]:
-        """The due states, oldest first, locked (other workers skip them). An index range on due_at: the cost
-        does not grow with the states that are not due. Plain rows: the claim writes them back with
-        `save_claimed`."""
+        """Up to `limit` due states, oldest first, locked (other workers skip them). An index range on due_at:
+        the cost does not grow with the states that are not due. Plain rows: the claim writes them back with
+        `save_claimed`.
+
+        While more is due than that (a launch, a backlog), oldest first would fill claim after claim with one
+        campaign's leads, which its few inboxes send a handful of, while every other campaign's first emails
+        wait their turn: then each campaign with due states gets an equal share of the claim, its oldest."""
+        if await self._more_due_than(now, limit) and (campaign_ids := await self._campaigns_due(now)):
+            share = -(-limit // len(campaign_ids))
+            if is_postgres(self.session):
+                return await self._lock_shares(campaign_ids, now, share, limit)
+            return await self._shares(now, share, limit)
         states = SequenceState.__table__
         stmt = select(states).where(states.c.due_at <= now).order_by(states.c.due_at).limit(limit)
         if is_postgres(self.session):
             stmt = stmt.with_for_update(skip_locked=True)
+        return HotPathRow.all(await self.session.execute(stmt))
+
+    async def _more_due_than(self, now: datetime, limit: int) -> bool:
+        """Whether more than `limit` states are due: `limit` + 1 entries of the due_at index at most."""
+        states = SequenceState.__table__
+        due = select(states.c.lead_id).where(states.c.due_at <= now).limit(limit + 1).subquery()
+        return (await self.session.execute(select(func.count()).select_from(due))).scalar_one() > limit
+
+    async def _campaigns_due(self, now: datetime) -> list[str]:
+        """The campaigns with due states: active ones only (pausing or archiving a campaign takes its states
+        out of the due range), one probe of the (campaign_id, due_at) index each."""
+        states = SequenceState.__table__
+        campaigns = Campaign.__table__
+        stmt = (
+            select(campaigns.c.id)
+            .where(
+                campaigns.c.status == CampaignStatus.active.value,
+                select(states.c.lead_id)
+                .where(states.c.campaign_id == campaigns.c.id, states.c.due_at <= now)
+                .exists(),
+            )
+            .order_by(campaigns.c.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def _lock_shares(
+        self, campaign_ids: list[str], now: datetime, share: int, limit: int
+    ) -> list[HotPathRow]:
+        """PostgreSQL: each campaign's `share` oldest due states not locked by another worker (an index range
+        per campaign), the oldest `limit` of them, locked."""
+        states = SequenceState.__table__
+        campaigns = Campaign.__table__
+        oldest = (
+            select(states)
+            .where(states.c.campaign_id == campaigns.c.id, states.c.due_at <= now)
+            .order_by(states.c.due_at)
+            .limit(share)
+            .with_for_update(skip_locked=True)
+            .lateral("oldest")
+        )
+        stmt = (
+            select(oldest)
+            .select_from(campaigns.join(oldest, true()))
+            .where(among(campaigns.c.id, campaign_ids))
+            .order_by(oldest.c.due_at)
+            .limit(limit)
+        )
+        return HotPathRow.all(await self.session.execute(stmt))
+
+    async def _shares(self, now: datetime, share: int, limit: int) -> list[HotPathRow]:
+        """SQLite (one worker, nothing to lock): each campaign's `share` oldest due states, the oldest `limit`
+        of them, ranked in one pass over the due range."""
+        states = SequenceState.__table__
+        ranked = (
+            select(
+                states,
+                func.row_number()
+                .over(partition_by=states.c.campaign_id, order_by=states.c.due_at)
+                .label("rank"),
+            )
+            .where(states.c.due_at <= now)
+            .subquery()
+        )
+        stmt = (
+            select(*(ranked.c[column.name] for column in states.c))
+            .where(ranked.c.rank <= share)
+            .order_by(ranked.c.due_at)
+            .limit(limit)
+        )
         return HotPathRow.all(await self.session.execute(stmt))
 
     async def lock_waiting(self, campaign_ids: Sequence[str], now: datetime, limit: int) -> list[Row]:
