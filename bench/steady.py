@@ -256,10 +256,19 @@ async def run(args: argparse.Namespace, database_url: str, sink: Sink) -> int:
             f"{time.monotonic() - started_setup:.0f} s",
             flush=True,
         )
-        await db(dsn, "VACUUM ANALYZE")
-
         speed = args.speed
         t0 = datetime.combine(datetime.now(UTC).date(), day_time(args.start_hour), tzinfo=UTC)
+        # The leads are due when they were enrolled, by the real clock: after t0 when the bench runs later in
+        # the day than --start-hour, and they would only come due minutes into the compressed day. Moved back
+        # in their order, so that every lead is due at t0 whatever the time of day.
+        await db(
+            dsn,
+            "UPDATE sequence_states SET due_at = due_at - shift, scheduled_at = scheduled_at - shift "
+            "FROM (SELECT greatest(max(due_at) - $1, interval '0') AS shift FROM sequence_states) AS latest "
+            "WHERE due_at IS NOT NULL",
+            t0,
+        )
+        await db(dsn, "VACUUM ANALYZE")
         m0 = time.monotonic()
 
         def clock() -> datetime:

@@ -39,13 +39,16 @@ async def launch(outreach: Outreach, make_mailbox, clock: Clock, monkeypatch) ->
     return leads
 
 
-async def test_more_due_than_a_claim_takes_gives_each_campaign_a_share_oldest_first(
-    outreach: Outreach, clock: Clock, launch: dict[str, list[str]]
+@pytest.mark.parametrize("limit", [6, 4])
+async def test_more_due_than_a_claim_takes_gives_each_campaign_a_share_round_robin(
+    outreach: Outreach, clock: Clock, launch: dict[str, list[str]], limit: int
 ):
     async with outreach.database.transaction() as session:
-        taken = [state.lead_id for state in await SendQueue(session).lock_due(clock.now, 6)]
-    # 15 due, 6 taken: 3 campaigns, a share of 2 each, in due order.
-    assert taken == [*launch["big"][:2], *launch["small"], *launch["late"]]
+        taken = [state.lead_id for state in await SendQueue(session).lock_due(clock.now, limit)]
+    # 15 due: 3 campaigns, a share of 2 each (late has 1); every campaign's oldest, then every second oldest,
+    # up to the limit.
+    big, small, late = launch["big"], launch["small"], launch["late"]
+    assert taken == [big[0], small[0], late[0], big[1], small[1]][:limit]
 
 
 async def test_no_more_due_than_a_claim_takes_is_taken_whole_oldest_first(
@@ -64,7 +67,8 @@ async def test_a_second_worker_takes_the_next_shares_and_skips_the_locked_ones(
         held = [state.lead_id for state in await SendQueue(first).lock_due(clock.now, 6)]
         async with database.transaction() as second:
             taken = [state.lead_id for state in await SendQueue(second).lock_due(clock.now, 6)]
-    assert held == [*launch["big"][:2], *launch["small"], *launch["late"]]
+    big, small, late = launch["big"], launch["small"], launch["late"]
+    assert held == [big[0], small[0], late[0], big[1], small[1]]
     # The same three campaigns are due (share 2), but small's and late's due states are all held.
     assert taken == launch["big"][2:4]
 

@@ -165,7 +165,8 @@ class SendQueue(Repository[SequenceState]):
 
         While more is due than that (a launch, a backlog), oldest first would fill claim after claim with one
         campaign's leads, which its few inboxes send a handful of, while every other campaign's first emails
-        wait their turn: then each campaign with due states gets an equal share of the claim, its oldest."""
+        wait their turn: then each campaign with due states gets an equal share of the claim, its oldest,
+        taken round-robin (every campaign's oldest, then every campaign's second…) up to `limit`."""
         if await self._more_due_than(now, limit) and (campaign_ids := await self._campaigns_due(now)):
             share = -(-limit // len(campaign_ids))
             if is_postgres(self.session):
@@ -204,7 +205,8 @@ class SendQueue(Repository[SequenceState]):
         self, campaign_ids: list[str], now: datetime, share: int, limit: int
     ) -> list[HotPathRow]:
         """PostgreSQL: each campaign's `share` oldest due states not locked by another worker (an index range
-        per campaign), the oldest `limit` of them, locked."""
+        per campaign), locked, and `limit` of them round-robin. The few beyond `limit` (fewer than one per
+        campaign) stay locked, untouched, until the claim commits."""
         states = SequenceState.__table__
         campaigns = Campaign.__table__
         oldest = (
@@ -215,33 +217,34 @@ class SendQueue(Repository[SequenceState]):
             .with_for_update(skip_locked=True)
             .lateral("oldest")
         )
+        turn = func.row_number().over(partition_by=oldest.c.campaign_id, order_by=oldest.c.due_at)
         stmt = (
             select(oldest)
             .select_from(campaigns.join(oldest, true()))
             .where(among(campaigns.c.id, campaign_ids))
-            .order_by(oldest.c.due_at)
+            .order_by(turn, oldest.c.due_at)
             .limit(limit)
         )
         return HotPathRow.all(await self.session.execute(stmt))
 
     async def _shares(self, now: datetime, share: int, limit: int) -> list[HotPathRow]:
-        """SQLite (one worker, nothing to lock): each campaign's `share` oldest due states, the oldest `limit`
-        of them, ranked in one pass over the due range."""
+        """SQLite (one worker, nothing to lock): each campaign's `share` oldest due states, `limit` of them
+        round-robin, ranked in one pass over the due range."""
         states = SequenceState.__table__
         ranked = (
             select(
                 states,
                 func.row_number()
                 .over(partition_by=states.c.campaign_id, order_by=states.c.due_at)
-                .label("rank"),
+                .label("turn"),
             )
             .where(states.c.due_at <= now)
             .subquery()
         )
         stmt = (
             select(*(ranked.c[column.name] for column in states.c))
-            .where(ranked.c.rank <= share)
-            .order_by(ranked.c.due_at)
+            .where(ranked.c.turn <= share)
+            .order_by(ranked.c.turn, ranked.c.due_at)
             .limit(limit)
         )
         return HotPathRow.all(await self.session.execute(stmt))
