@@ -5,8 +5,6 @@ vouches for nothing."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from imail.inboxes.monitor import check_due_inboxes
 from imail.models import Inbox
 from tests.fixtures.inbound import unique

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from imail.db import Database
-from imail.models.sending import Message, SequenceState
+from imail.models.sending import Message
 from imail.sending.repository import SendQueue
 from imail.workers import sending as sending_worker
 from tests.sending.conftest import Clock, Outreach, freeze_api_clock
