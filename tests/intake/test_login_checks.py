@@ -5,6 +5,8 @@ vouches for nothing."""
 
 from __future__ import annotations
 
+import pytest
+
 from imail.inboxes.monitor import check_due_inboxes
 from imail.models import Inbox
 from tests.fixtures.inbound import unique
@@ -12,7 +14,8 @@ from tests.fixtures.smtp import make_smtp_server  # noqa: F401
 from tests.intake.conftest import Mailroom, events, poll, row
 
 
-async def mailroom_with_smtp(make_mailroom, make_dovecot, make_smtp_server) -> Mailroom:  # noqa: F811
+@pytest.fixture
+async def room(make_mailroom, make_dovecot, make_smtp_server) -> Mailroom:  # noqa: F811
     """An inbox on its own Dovecot (so that stopping it touches no other test) and its own SMTP server."""
     email = unique("sender", "acme.test")
     smtp = make_smtp_server("none")
@@ -20,12 +23,7 @@ async def mailroom_with_smtp(make_mailroom, make_dovecot, make_smtp_server) -> M
     return await make_mailroom(make_dovecot(), inbox_email=email, smtp_port=smtp.port)
 
 
-async def test_an_idle_inbox_is_checked_on_smtp_alone_until_a_read_fails(
-    make_mailroom,
-    make_dovecot,
-    make_smtp_server,  # noqa: F811
-):
-    room = await mailroom_with_smtp(make_mailroom, make_dovecot, make_smtp_server)
+async def test_an_idle_inbox_is_checked_on_smtp_alone_until_a_read_fails(room: Mailroom):
     inbox_id = room.outreach.inbox_id
     reader = room.context()
     await room.read(reader)
@@ -54,12 +52,7 @@ async def test_an_idle_inbox_is_checked_on_smtp_alone_until_a_read_fails(
     assert event.data["side"] == "imap"
 
 
-async def test_a_polled_inbox_vouches_only_within_the_checks_interval(
-    make_mailroom,
-    make_dovecot,
-    make_smtp_server,  # noqa: F811
-):
-    room = await mailroom_with_smtp(make_mailroom, make_dovecot, make_smtp_server)
+async def test_a_polled_inbox_vouches_only_within_the_checks_interval(room: Mailroom):
     inbox_id = room.outreach.inbox_id
     await room.read(room.context(inbound_idle=False))
     state = await poll(room.database, inbox_id)
@@ -77,12 +70,7 @@ async def test_a_polled_inbox_vouches_only_within_the_checks_interval(
     assert inbox.status == "disconnected" and inbox.last_error_side == "imap"
 
 
-async def test_a_read_that_failed_vouches_for_nothing(
-    make_mailroom,
-    make_dovecot,
-    make_smtp_server,  # noqa: F811
-):
-    room = await mailroom_with_smtp(make_mailroom, make_dovecot, make_smtp_server)
+async def test_a_read_that_failed_vouches_for_nothing(room: Mailroom):
     inbox_id = room.outreach.inbox_id
     room.server.stop()
     await room.read(room.context(inbound_idle=False))  # the read fails: counted, reported
