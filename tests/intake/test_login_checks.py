@@ -10,15 +10,19 @@ import pytest
 from imail.inboxes.monitor import check_due_inboxes
 from imail.models import Inbox
 from tests.fixtures.inbound import unique
-from tests.fixtures.smtp import make_smtp_server  # noqa: F401
+from tests.fixtures.smtp import SmtpServer, make_smtp_server  # noqa: F401
 from tests.intake.conftest import Mailroom, events, poll, row
 
 
 @pytest.fixture
-async def room(make_mailroom, make_dovecot, make_smtp_server) -> Mailroom:  # noqa: F811
-    """An inbox on its own Dovecot (so that stopping it touches no other test) and its own SMTP server."""
+def smtp(make_smtp_server) -> SmtpServer:  # noqa: F811
+    return make_smtp_server("none")
+
+
+@pytest.fixture
+async def room(make_mailroom, make_dovecot, smtp: SmtpServer) -> Mailroom:
+    """An inbox on its own Dovecot and its own SMTP server (so that stopping either touches no other test)."""
     email = unique("sender", "acme.test")
-    smtp = make_smtp_server("none")
     smtp.add_user(email, "smtp-secret")
     return await make_mailroom(make_dovecot(), inbox_email=email, smtp_port=smtp.port)
 
@@ -50,6 +54,21 @@ async def test_an_idle_inbox_is_checked_on_smtp_alone_until_a_read_fails(room: M
     assert "could not be reached" in inbox.last_error
     [event] = await events(room.database, "inbox.disconnected")
     assert event.data["side"] == "imap"
+
+
+async def test_an_inbox_the_reader_vouches_for_is_still_disconnected_when_smtp_fails(
+    room: Mailroom, smtp: SmtpServer
+):
+    inbox_id = room.outreach.inbox_id
+    await room.read(room.context())
+    assert (await poll(room.database, inbox_id)).idle is True
+    smtp.stop()
+    assert await check_due_inboxes(room.context(), room.now) == 1
+    inbox = await row(room.database, Inbox, inbox_id)
+    assert inbox.status == "disconnected" and inbox.last_error_side == "smtp"
+    assert "could not be reached" in inbox.last_error
+    [event] = await events(room.database, "inbox.disconnected")
+    assert event.data["side"] == "smtp"
 
 
 async def test_a_polled_inbox_vouches_only_within_the_checks_interval(room: Mailroom):
