@@ -263,6 +263,16 @@ class Settings(BaseSettings):
     )
     inbound_fetch_batch: int = Field(100, ge=1, le=1000, description="messages per FETCH and per transaction")
     inbound_max_messages: int = Field(1000, ge=1, description="messages read from one inbox per iteration")
+    inbound_parse_processes: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="child processes that parse a backlog's next batch while the worker acts on the one "
+        "before (0: the worker parses everything itself); see imail.intake.parser_pool",
+    )
+    inbound_parse_pool_from: int = Field(
+        20, ge=1, description="messages in one FETCH from which they are parsed in a child process"
+    )
     inbound_lease_seconds: float = Field(
         300.0, ge=10, description="an inbox being read is left alone this long"
     )

@@ -43,6 +43,7 @@ from imail.config import Settings
 from imail.db import Database
 from imail.inboxes.connection import CredentialsUnavailable, endpoints_for
 from imail.intake import service
+from imail.intake.parser_pool import ParserPool
 from imail.intake.repository import ReaderQueue
 from imail.intake.service import Fetched, Match
 from imail.kit.signing import Signer
@@ -51,6 +52,8 @@ from imail.mail import imap
 from imail.mail.endpoint import Endpoint, MailConnectionError, describe
 from imail.mail.parsing import InboundMessage
 from imail.models import Inbox
+from imail.replies.classifier import default_classifier
+from imail.replies.remote import RemoteClassifier
 from imail.replies.training import classifier_for
 from imail.replies.verdict import Verdict, assess
 from imail.warmup import content as warmup_content
@@ -74,6 +77,7 @@ INBOX = "INBOX"
 HORIZON_MARGIN = timedelta(days=1)
 SYNCED_STAMP_EVERY = timedelta(hours=1)  # how stale `synced_at` may get before a quiet read refreshes it
 RELIST_EVERY = 600.0  # seconds before the folder list (where the spam folder is) is asked for again
+READ_AHEAD = 2  # chunks fetched, parsed and prepared ahead of the batch being acted on
 WARMUP_FLAGS = ("\\Seen", "\\Flagged")  # read, and important (starred)
 IMAP_ERRORS = (aioimaplib.AioImapException, imap.ImapCommandError, OSError, TimeoutError, ConnectionError)
 
@@ -116,6 +120,7 @@ class InboundPool:
         self.evicted: set[str] = set()  # IDLE connections closed for room: those inboxes go back to polling
         self.opened = 0  # connections opened so far (reuse is visible in tests and the benchmark)
         self.last_pruned = 0.0
+        self.parser = ParserPool(settings.inbound_parse_processes, settings.inbound_parse_pool_from)
 
     def take_pushed(self) -> set[str]:
         pushed, self.pushed = self.pushed, set()
@@ -244,6 +249,7 @@ class InboundPool:
     async def close(self) -> None:
         for inbox_id in list(self.connections):
             await self.drop(inbox_id)
+        self.parser.close()
 
 
 # --- one inbox --------------------------------------------------------------------------------------------
@@ -336,7 +342,14 @@ async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> Inbox
                 break
             try:
                 read, more = await sync_folder(
-                    ctx, conn, inbox, folder, budget - result.processed, result.outcomes, pool.stirred.set
+                    ctx,
+                    conn,
+                    inbox,
+                    folder,
+                    budget - result.processed,
+                    result.outcomes,
+                    pool.parser,
+                    pool.stirred.set,
                 )
             except imap.ImapCommandError as exc:
                 if folder == INBOX:
@@ -381,6 +394,7 @@ async def sync_folder(
     folder: str,
     budget: int,
     outcomes: Counter,
+    parser: ParserPool,
     committed: Callable[[], None] = lambda: None,
 ) -> tuple[int, bool]:
     """Read one folder from its cursor: (messages read, whether more are waiting); `committed` is called after
@@ -433,18 +447,16 @@ async def sync_folder(
     size = ctx.settings.inbound_fetch_batch
     chunks = [take[i : i + size] for i in range(0, len(take), size)]
     fetch_timeout = max(timeout, 60.0)
-    pending: asyncio.Task | None = asyncio.create_task(_read_chunk(client, chunks[0], fetch_timeout))
+    # The chunks are fetched one after another and each is parsed (in a child process for a large chunk),
+    # matched and classified while the batches before it are acted on, up to READ_AHEAD of them: the IMAP
+    # round trips, the parsing, the matching and the classifying overlap the database's work on this batch.
+    ahead: asyncio.Queue[asyncio.Future[tuple[list[Fetched], Prepared | Exception]]] = asyncio.Queue(
+        maxsize=READ_AHEAD
+    )
+    fetcher = asyncio.create_task(_read_ahead(ctx, client, inbox, chunks, fetch_timeout, parser, ahead))
     try:
         for number, chunk in enumerate(chunks):
-            assert pending is not None
-            fetched = await pending
-            # Fetch and parse the next chunk while this one is acted on: the IMAP round trip, and the parsing,
-            # overlap the database's work on this batch.
-            pending = (
-                asyncio.create_task(_read_chunk(client, chunks[number + 1], fetch_timeout))
-                if number + 1 < len(chunks)
-                else None
-            )
+            fetched, prepared = await (await ahead.get())
             last = number + 1 == len(chunks)
             await process_batch(
                 ctx,
@@ -457,24 +469,57 @@ async def sync_folder(
                 synced=last and not more,
                 outcomes=outcomes,
                 filings=filings,
+                prepared=prepared,
             )
             position = chunk[-1]
             committed()
     finally:
-        if pending is not None:
-            pending.cancel()
+        fetcher.cancel()
+        while not ahead.empty():
+            ahead.get_nowait().cancel()
     if filings:
         await _file_warmup(ctx, client, inbox, folder, filings)
     return len(take), more
 
 
-async def _read_chunk(client, uids: list[int], timeout: float) -> list[Fetched]:
-    """Fetch these messages and parse them, one at a time between the batch being committed's round trips."""
-    items: list[Fetched] = []
-    for uid, raw in await imap.fetch_messages(client, uids, timeout=timeout):
-        items.append(Fetched.read(uid, raw))
-        await asyncio.sleep(0)
-    return items
+async def _read_ahead(
+    ctx: ReadRuntime,
+    client,
+    inbox: Inbox,
+    chunks: list[list[int]],
+    timeout: float,
+    parser: ParserPool,
+    ahead: asyncio.Queue[asyncio.Future[tuple[list[Fetched], Prepared | Exception]]],
+) -> None:
+    """Fetch the chunks one after another on the folder's connection, each then parsed and prepared on its
+    own while the next is fetched; a fetch that fails is handed on in its chunk's place."""
+    for uids in chunks:
+        try:
+            fetched = await imap.fetch_messages(client, uids, timeout=timeout)
+        except Exception as exc:
+            failed: asyncio.Future = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            await ahead.put(failed)
+            return
+        await ahead.put(asyncio.ensure_future(_parse_and_prepare(ctx, inbox, fetched, parser)))
+
+
+async def _parse_and_prepare(
+    ctx: ReadRuntime, inbox: Inbox, fetched: list[tuple[int, bytes]], parser: ParserPool
+) -> tuple[list[Fetched], Prepared | Exception]:
+    """A fetched chunk, parsed and prepared. A preparation that failed is handed on as its error, raised when
+    the batch's turn comes (process_batch), as if it had been prepared then."""
+    parsed = await parser.parse(
+        [raw for _, raw in fetched], classify=RemoteClassifier.from_settings(ctx.settings) is None
+    )
+    items = [
+        Fetched(uid, raw, message, bounce, verdict)
+        for (uid, raw), (message, bounce, verdict) in zip(fetched, parsed, strict=True)
+    ]
+    try:
+        return items, await prepare_batch(ctx, inbox, items)
+    except Exception as exc:
+        return items, exc
 
 
 async def _file_warmup(
@@ -512,12 +557,19 @@ async def process_batch(
     synced: bool,
     outcomes: Counter,
     filings: list[warmup.Filing] | None = None,
+    prepared: Prepared | Exception | None = None,
 ) -> None:
     """Act on a batch of fetched (and parsed) messages and move the cursor from `expected` to `last_uid`, in
-    one transaction. A message whose processing fails (a bug, not the database) is retried alone and, failing
-    again, skipped."""
+    one transaction; `prepared` is the batch's preparation when it was read ahead. A message whose processing
+    fails (a bug, not the database) is retried alone and, failing again, skipped."""
     try:
-        counted, filed = await _commit(ctx, inbox, folder, uidvalidity, expected, last_uid, items, synced)
+        if isinstance(prepared, Exception):
+            raise prepared
+        if prepared is None:
+            prepared = await prepare_batch(ctx, inbox, items)
+        counted, filed = await _commit(
+            ctx, inbox, folder, uidvalidity, expected, last_uid, items, prepared, synced
+        )
         outcomes.update(counted)
         if filings is not None:
             filings.extend(filed)  # only once committed: a rolled-back batch is read (and filed) again
@@ -564,20 +616,21 @@ def _signer(ctx: ReadRuntime) -> Signer:
     return _signer_for(ctx.settings.resolved_secret_key())
 
 
-async def _commit(
-    ctx: ReadRuntime,
-    inbox: Inbox,
-    folder: str,
-    uidvalidity: int,
-    expected: int,
-    last_uid: int,
-    items: list[Fetched],
-    synced: bool,
-) -> tuple[Counter, list[warmup.Filing]]:
+@dataclass
+class Prepared:
+    """What a batch's messages are, read before acting on them (no transaction): which of our emails each
+    belongs to, the label of each reply, the warmup mail and the delivery reports about warmup mail. Nothing
+    a batch does changes what the next one matches (the emails' Message-IDs, recipients and subjects, among
+    every status a reply can be about), so the next batch is prepared while this one is acted on."""
+
+    matches: dict[int, Match]
+    verdicts: dict[int, Verdict]
+    warm: list[tuple[int, InboundMessage]]
+    dsns: frozenset[int]
+
+
+async def prepare_batch(ctx: ReadRuntime, inbox: Inbox, items: list[Fetched]) -> Prepared:
     tenant = tenant_of(inbox)
-    outcomes: Counter = Counter()
-    verdicts: dict[int, Verdict] = {}
-    matches: dict[int, Match] = {}
     marker = warmup_content.marker(ctx.settings)
     warm = [(item.uid, item.message) for item in items if service.is_warmup(item.message, marker)]
     reports = {
@@ -586,7 +639,9 @@ async def _commit(
         if item.bounce.is_bounce and item.bounce.original_message_id
     }
     dsns: frozenset[int] = frozenset()
-    async with ctx.database.transaction() as session:
+    matches: dict[int, Match] = {}
+    classifier = None
+    async with ctx.database.read() as session:
         if reports:
             dsns = await warmup.about_warmup(session, reports)
         if items:
@@ -594,25 +649,35 @@ async def _commit(
                 session, tenant, inbox, items, warmup_marker=marker, skip=dsns, signer=_signer(ctx)
             )
         needs_label = [i for i in matches if service.needs_label(items[i], matches[i])]
-        classifier = await classifier_for(session, tenant.workspace_id) if needs_label else None
-        if not needs_label:  # nothing to classify: act in this same transaction
-            filed = await _act_all(
-                ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns
-            )
-            if not await ReaderQueue(session).advance(
-                inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced
-            ):
-                raise CursorMoved(folder)
-            return outcomes, filed
-    # Classification may call a remote endpoint: never inside a transaction.
+        if needs_label:
+            classifier = await classifier_for(session, tenant.workspace_id)
+    # Classification may call a remote endpoint: never while holding a database connection.
+    verdicts: dict[int, Verdict] = {}
     for index in needs_label:
+        item = items[index]
+        if item.shipped_verdict is not None and classifier is default_classifier():
+            verdicts[index] = item.shipped_verdict
+            continue
         verdicts[index] = await assess(
-            items[index].message, ctx.settings, client=ctx.http, classifier=classifier
+            item.message, ctx.settings, client=ctx.http, classifier=classifier, bounce=item.bounce
         )
+    return Prepared(matches, verdicts, warm, dsns)
+
+
+async def _commit(
+    ctx: ReadRuntime,
+    inbox: Inbox,
+    folder: str,
+    uidvalidity: int,
+    expected: int,
+    last_uid: int,
+    items: list[Fetched],
+    prepared: Prepared,
+    synced: bool,
+) -> tuple[Counter, list[warmup.Filing]]:
+    outcomes: Counter = Counter()
     async with ctx.database.transaction() as session:
-        filed = await _act_all(
-            ctx, session, tenant, inbox, folder, items, matches, verdicts, outcomes, warm, dsns
-        )
+        filed = await _act_all(ctx, session, tenant_of(inbox), inbox, folder, items, prepared, outcomes)
         if not await ReaderQueue(session).advance(
             inbox.id, folder, uidvalidity, expected, last_uid, ctx.clock(), synced
         ):
@@ -627,19 +692,17 @@ async def _act_all(
     inbox: Inbox,
     folder: str,
     items: list[Fetched],
-    matches: dict[int, Match],
-    verdicts: dict[int, Verdict],
+    prepared: Prepared,
     outcomes: Counter,
-    warm: list[tuple[int, InboundMessage]],
-    dsns: frozenset[int],
 ) -> list[warmup.Filing]:
+    matches, warm, dsns = prepared.matches, prepared.warm, prepared.dsns
     outcomes["unmatched"] += len(items) - len(matches) - len(warm) - len(dsns)
     if warm or dsns:
         outcomes["warmup"] += len(warm) + len(dsns)
     if matches:
         outcomes.update(
             await service.act_batch(
-                session, ctx.settings, tenant, inbox, folder, items, matches, verdicts, ctx.clock()
+                session, ctx.settings, tenant, inbox, folder, items, matches, prepared.verdicts, ctx.clock()
             )
         )
     if dsns:

@@ -44,13 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imail.config import Settings
 from imail.events.service import batched_events, record_events
+from imail.intake.parser_pool import parse_fetched
 from imail.intake.repository import ReaderQueue, ThreadLookup
 from imail.kit.ids import new_id
 from imail.kit.signing import Signer
 from imail.kit.sql import align_updates
 from imail.kit.tenancy import Tenant
-from imail.mail.bounces import Bounce, parse_bounce
-from imail.mail.parsing import InboundMessage, fold, parse_message
+from imail.mail.bounces import Bounce
+from imail.mail.parsing import InboundMessage, fold
 from imail.models import Campaign, Inbox, Lead, Message
 from imail.models.lead import InterestStatus, LeadStatus
 from imail.models.reply import ReplyDirection
@@ -87,12 +88,13 @@ class Fetched:
     raw: bytes
     message: InboundMessage
     bounce: Bounce
+    # The shipped classifier's verdict, when a parsing process gave it (imail.intake.parser_pool): what
+    # `assess` would say with no endpoint and no workspace model.
+    shipped_verdict: Verdict | None = None
 
     @classmethod
     def read(cls, uid: int, raw: bytes) -> Fetched:
-        message = parse_message(raw)
-        bounce = parse_bounce(message) if message.raw is not None else Bounce()
-        return cls(uid, raw, message, bounce)
+        return cls(uid, raw, *parse_fetched(raw))
 
 
 @dataclass
@@ -144,7 +146,7 @@ def thread_subject(subject: str) -> str:
 
 def _readable(item: Fetched, inbox: Inbox, warmup_marker: str | None) -> bool:
     message = item.message
-    if message.raw is None or message.error:
+    if not message.is_rfc822 or message.error:
         return False
     if is_warmup(message, warmup_marker):
         return False

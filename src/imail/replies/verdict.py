@@ -84,18 +84,49 @@ async def assess(
     client: httpx.AsyncClient | None = None,
     classifier: ReplyClassifier | None = None,
     today: date | None = None,
+    bounce: Bounce | None = None,
 ) -> Verdict:
-    """Bounce, auto-reply and label of one message (RFC 822 bytes in any charset, or plain text)."""
+    """Bounce, auto-reply and label of one message (RFC 822 bytes in any charset, or plain text); `bounce` is
+    what the message reports as a delivery report, when the caller has read that already."""
     message = data if isinstance(data, InboundMessage) else parse_input(data)
-    bounce = parse_bounce(message) if message.raw is not None else Bounce()
+    if bounce is None:
+        bounce = parse_bounce(message) if message.raw is not None else Bounce()
     auto = detect_auto_reply(message, today)
     text = message.reply_text or message.text.strip()
-    if bounce.is_bounce:
-        result = Classification("neutral", 1.0, "bounce", [f"bounce: {bounce.kind}"])
-    elif auto.out_of_office and any(s.startswith(("header", "subject")) for s in auto.signals):
-        result = Classification("out_of_office", AUTO_REPLY_CONFIDENCE, "auto_reply", list(auto.signals))
-    else:
+    result = _settled(bounce, auto)
+    if result is None:
         result = await classify_reply(text, settings, client=client, local=classifier or default_classifier())
+    return _verdict(message, bounce, auto, text, result, today)
+
+
+def assess_locally(
+    message: InboundMessage, bounce: Bounce, classifier: ReplyClassifier | None = None
+) -> Verdict:
+    """`assess` without a classifier endpoint (the local model decides): synchronous, for a process with no
+    event loop (imail.intake.parser_pool)."""
+    auto = detect_auto_reply(message, None)
+    text = message.reply_text or message.text.strip()
+    result = _settled(bounce, auto) or (classifier or default_classifier()).classify(text.strip())
+    return _verdict(message, bounce, auto, text, result, None)
+
+
+def _settled(bounce: Bounce, auto: AutoReply) -> Classification | None:
+    """The label a bounce or an announced absence has without reading the text."""
+    if bounce.is_bounce:
+        return Classification("neutral", 1.0, "bounce", [f"bounce: {bounce.kind}"])
+    if auto.out_of_office and any(s.startswith(("header", "subject")) for s in auto.signals):
+        return Classification("out_of_office", AUTO_REPLY_CONFIDENCE, "auto_reply", list(auto.signals))
+    return None
+
+
+def _verdict(
+    message: InboundMessage,
+    bounce: Bounce,
+    auto: AutoReply,
+    text: str,
+    result: Classification,
+    today: date | None,
+) -> Verdict:
     # The label contract: an out_of_office label is an automatic absence reply, even when no header said so.
     absent = result.label == "out_of_office"
     return_date = auto.return_date
