@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from imail.intake.parser_pool import ParserPool, parse_fetched
-from imail.models import Lead, SequenceState
+from imail.intake.reader import Prepared
+from imail.intake.service import Match
+from imail.models import Lead, Message, SequenceState
 from imail.replies.classifier import Example, fit_model
 from imail.replies.repository import ReplyModels
-from imail.replies.verdict import assess
+from imail.replies.verdict import assess, assess_locally
 from imail.workers.imap_reader import inbound_pool
 from tests.fixtures.inbound import FIRST_SUBJECT, dsn, newsletter, out_of_office, reply
 from tests.intake.conftest import Mailroom, events, replies, row, suppressions
@@ -213,3 +215,19 @@ async def test_a_worker_killed_with_sigkill_leaves_no_parsing_child_behind(tmp_p
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_chunks_joined_into_one_batch_keep_each_message_its_own_match_and_label():
+    message, bounce = parse_fetched(
+        reply("<a@imail.test>", from_email="p@prospect.test", to_email="me@x.test")
+    )
+    label = assess_locally(message, bounce)
+    ours = [Message(id=f"msg_{n}") for n in range(3)]
+    first = Prepared({1: Match(ours[0], "header")}, {1: label}, [(7, message)], frozenset({0}))
+    second = Prepared(
+        {0: Match(ours[1], "dsn"), 2: Match(ours[2], "subject")}, {2: label}, [(9, message)], frozenset({1})
+    )
+    both = first.joined(3, second)  # the first chunk held three messages
+    assert {i: m.message.id for i, m in both.matches.items()} == {1: "msg_0", 3: "msg_1", 5: "msg_2"}
+    assert set(both.verdicts) == {1, 5}
+    assert [uid for uid, _ in both.warm] == [7, 9] and both.dsns == frozenset({0, 4})

@@ -78,6 +78,7 @@ HORIZON_MARGIN = timedelta(days=1)
 SYNCED_STAMP_EVERY = timedelta(hours=1)  # how stale `synced_at` may get before a quiet read refreshes it
 RELIST_EVERY = 600.0  # seconds before the folder list (where the spam folder is) is asked for again
 READ_AHEAD = 2  # chunks fetched, parsed and prepared ahead of the batch being acted on
+JOINED = 3  # chunks acted on in one transaction at most
 WARMUP_FLAGS = ("\\Seen", "\\Flagged")  # read, and important (starred)
 IMAP_ERRORS = (aioimaplib.AioImapException, imap.ImapCommandError, OSError, TimeoutError, ConnectionError)
 
@@ -450,31 +451,54 @@ async def sync_folder(
     # The chunks are fetched one after another and each is parsed (in a child process for a large chunk),
     # matched and classified while the batches before it are acted on, up to READ_AHEAD of them: the IMAP
     # round trips, the parsing, the matching and the classifying overlap the database's work on this batch.
+    # Chunks found ready when a batch's turn comes join it (up to JOINED chunks): a backlog pays a
+    # transaction's fixed cost once for several FETCHes.
     ahead: asyncio.Queue[asyncio.Future[tuple[list[Fetched], Prepared | Exception]]] = asyncio.Queue(
         maxsize=READ_AHEAD
     )
     fetcher = asyncio.create_task(_read_ahead(ctx, client, inbox, chunks, fetch_timeout, parser, ahead))
+    held: asyncio.Future | None = None  # a chunk taken from the queue that could not join the batch before
+    taken = 0  # chunks taken so far
     try:
-        for number, chunk in enumerate(chunks):
-            fetched, prepared = await (await ahead.get())
-            last = number + 1 == len(chunks)
+        while taken < len(chunks):
+            future, held = held or await ahead.get(), None
+            fetched, prepared = await future
+            taken, joined = taken + 1, 1
+            while joined < JOINED and taken < len(chunks) and not ahead.empty():
+                if isinstance(prepared, Exception):
+                    break
+                following = ahead.get_nowait()
+                if (
+                    not following.done()
+                    or following.exception()
+                    or isinstance(following.result()[1], Exception)
+                ):
+                    held = following
+                    break
+                more_items, more_prepared = following.result()
+                prepared = prepared.joined(len(fetched), more_prepared)
+                fetched = fetched + more_items
+                taken, joined = taken + 1, joined + 1
+            last_uid = chunks[taken - 1][-1]
             await process_batch(
                 ctx,
                 inbox,
                 folder,
                 status.uidvalidity,
                 position,
-                chunk[-1],
+                last_uid,
                 fetched,
-                synced=last and not more,
+                synced=taken == len(chunks) and not more,
                 outcomes=outcomes,
                 filings=filings,
                 prepared=prepared,
             )
-            position = chunk[-1]
+            position = last_uid
             committed()
     finally:
         fetcher.cancel()
+        if held is not None:
+            held.cancel()
         while not ahead.empty():
             ahead.get_nowait().cancel()
     if filings:
@@ -627,6 +651,15 @@ class Prepared:
     verdicts: dict[int, Verdict]
     warm: list[tuple[int, InboundMessage]]
     dsns: frozenset[int]
+
+    def joined(self, offset: int, following: Prepared) -> Prepared:
+        """This preparation and the following chunk's, whose messages come after this one's `offset`."""
+        return Prepared(
+            {**self.matches, **{offset + i: m for i, m in following.matches.items()}},
+            {**self.verdicts, **{offset + i: v for i, v in following.verdicts.items()}},
+            self.warm + following.warm,
+            self.dsns | {offset + i for i in following.dsns},
+        )
 
 
 async def prepare_batch(ctx: ReadRuntime, inbox: Inbox, items: list[Fetched]) -> Prepared:
