@@ -464,18 +464,20 @@ async def sync_folder(
             future, held = held or await ahead.get(), None
             fetched, prepared = await future
             taken, joined = taken + 1, 1
-            while joined < JOINED and taken < len(chunks) and not ahead.empty():
-                if isinstance(prepared, Exception):
-                    break
+            while (
+                joined < JOINED
+                and taken < len(chunks)
+                and not ahead.empty()
+                and not isinstance(prepared, Exception)
+            ):
                 following = ahead.get_nowait()
-                if (
-                    not following.done()
-                    or following.exception()
-                    or isinstance(following.result()[1], Exception)
-                ):
+                if not following.done() or following.exception():
                     held = following
                     break
                 more_items, more_prepared = following.result()
+                if isinstance(more_prepared, Exception):  # acted on alone, where its error is raised
+                    held = following
+                    break
                 prepared = prepared.joined(len(fetched), more_prepared)
                 fetched = fetched + more_items
                 taken, joined = taken + 1, joined + 1
