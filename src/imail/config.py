@@ -261,7 +261,9 @@ class Settings(BaseSettings):
     inbound_max_connections: int = Field(
         2000, ge=1, le=20000, description="IMAP connections kept open per worker"
     )
-    inbound_fetch_batch: int = Field(100, ge=1, le=1000, description="messages per FETCH and per transaction")
+    inbound_fetch_batch: int = Field(
+        100, ge=1, le=1000, description="messages per FETCH and per transaction (a backlog joins up to 3)"
+    )
     inbound_max_messages: int = Field(1000, ge=1, description="messages read from one inbox per iteration")
     inbound_parse_processes: int = Field(
         1,

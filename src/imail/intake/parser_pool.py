@@ -91,8 +91,8 @@ class ParserPool:
     async def parse(self, raws: list[bytes], classify: bool) -> list[Parsed]:
         """The chunk's messages parsed, in order: in a child when the chunk is large and the children are up,
         else here, yielding to the event loop between messages. With `classify`, a child also labels each
-        message that is not a delivery report with the shipped classifier (on the reader's side, the
-        classifying waits for the matching: only replies to our emails are labelled)."""
+        message that is not a delivery report with the shipped classifier; the reader keeps those labels for
+        the messages it matches to our emails."""
         if len(raws) >= self.pooled_from and self._children_ready():
             assert self._executor is not None
             try:
