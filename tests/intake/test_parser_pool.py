@@ -14,7 +14,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from imail.intake import reader
 from imail.intake.parser_pool import ParserPool, parse_fetched
 from imail.intake.reader import Prepared
 from imail.intake.service import Match
@@ -24,7 +26,7 @@ from imail.replies.repository import ReplyModels
 from imail.replies.verdict import assess, assess_locally
 from imail.workers.imap_reader import inbound_pool
 from tests.fixtures.inbound import FIRST_SUBJECT, dsn, newsletter, out_of_office, reply
-from tests.intake.conftest import Mailroom, events, replies, row, suppressions
+from tests.intake.conftest import Mailroom, cursors, events, replies, row, suppressions
 
 ROOT = Path(__file__).resolve().parents[2]
 PHRASE = "zorblax quuxify frobnicate"  # words the shipped corpus has never seen: its model says neutral
@@ -231,3 +233,33 @@ def test_chunks_joined_into_one_batch_keep_each_message_its_own_match_and_label(
     assert {i: m.message.id for i, m in both.matches.items()} == {1: "msg_0", 3: "msg_1", 5: "msg_2"}
     assert set(both.verdicts) == {1, 5}
     assert [uid for uid, _ in both.warm] == [7, 9] and both.dsns == frozenset({0, 4})
+
+
+@pytest.mark.parametrize("processes", [0, 1])
+async def test_a_message_that_breaks_a_batch_read_ahead_is_skipped_alone(
+    make_mailroom, monkeypatch, processes
+):
+    room: Mailroom = await make_mailroom(leads=5)
+    for lead in room.outreach.leads:
+        text = "poison pill" if lead is room.outreach.leads[2] else "Sounds interesting, tell me more."
+        room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email, text=text))
+    real_prepare = reader.prepare_batch
+
+    async def prepare_breaking_on_the_pill(ctx, inbox, items):  # stands in for a bug of ours on one message
+        if any("poison pill" in item.message.text for item in items):
+            raise RuntimeError("a bug in matching")
+        return await real_prepare(ctx, inbox, items)
+
+    monkeypatch.setattr(reader, "prepare_batch", prepare_breaking_on_the_pill)
+    # Three chunks of two, prepared ahead of their turn (in the child or in the worker): the second breaks.
+    ctx = room.context(inbound_fetch_batch=2, inbound_parse_processes=processes, inbound_parse_pool_from=1)
+    await inbound_pool(ctx).parser.start()
+    with capture_logs() as logs:
+        assert await room.read(ctx) == 5
+
+    skipped = [entry for entry in logs if entry["event"] == "inbound message skipped"]
+    assert [entry["uids"] for entry in skipped] == [[3]]
+    recorded = {r.lead_id for r in await replies(room.database)}
+    assert recorded == {lead.lead_id for n, lead in enumerate(room.outreach.leads) if n != 2}
+    [cursor] = (await cursors(room.database, room.outreach.inbox_id)).values()
+    assert cursor.last_uid == 5  # past the skipped one: it is not read again
