@@ -53,7 +53,7 @@ def _parse_in_child(raws: list[bytes], classify: bool) -> list[Parsed]:
     parsed: list[Parsed] = []
     for raw in raws:
         message, bounce = parse_fetched(raw)
-        readable = message.raw is not None and not message.error
+        readable = message.is_rfc822 and not message.error
         message = replace(message, raw=None)
         verdict = assess_locally(message, bounce) if classify and readable and not bounce.is_bounce else None
         parsed.append((message, bounce, verdict))
