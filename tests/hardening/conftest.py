@@ -35,6 +35,18 @@ class TcpProxy:
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._reply_budget: int | None = None  # bytes of the server's answers still passed on (`silence`)
+        self._trickle: tuple[int, float] | None = None
+
+    def silence(self, after: int) -> None:
+        """The server's answers stop reaching the client after `after` more bytes, the connection left open:
+        a server (or a link) that hangs in the middle of an answer."""
+        self._reply_budget = after
+
+    def trickle(self, size: int, every: float) -> None:
+        """The server's answers reach the client `size` bytes at a time, one piece every `every` seconds: a
+        slow link that never stops."""
+        self._trickle = (size, every)
 
     async def start(self) -> TcpProxy:
         await self._listen()
@@ -55,16 +67,25 @@ class TcpProxy:
             writer.close()
             return
         self._writers.update((writer, up_writer))
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
+        for src, dst, replies in ((reader, up_writer, False), (up_reader, writer, True)):
+            task = asyncio.create_task(self._pipe(src, dst, replies))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: bool) -> None:
         try:
             while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
+                if replies and self._reply_budget is not None:
+                    data, self._reply_budget = (
+                        data[: self._reply_budget],
+                        max(0, self._reply_budget - len(data)),
+                    )
+                size, every = (self._trickle if replies else None) or (len(data) or 1, 0.0)
+                for start in range(0, len(data), size):
+                    dst.write(data[start : start + size])
+                    await dst.drain()
+                    if every:
+                        await asyncio.sleep(every)
         except (OSError, asyncio.CancelledError):
             pass
         finally:

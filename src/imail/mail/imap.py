@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass as _dataclass
 
 import aioimaplib
-from aioimaplib.aioimaplib import AUTH, Command
+from aioimaplib.aioimaplib import AUTH, Command, FetchCommand
 from aioimaplib.aioimaplib import SELECTED as _SELECTED
 from aioimaplib.aioimaplib import STOP_WAIT_SERVER_PUSH as _STOP_WAIT_SERVER_PUSH
 
@@ -590,15 +590,58 @@ def parse_fetch(lines: list) -> list[tuple[int, bytes]]:
     return found
 
 
+class _UidFetchCommand(FetchCommand):
+    """aioimaplib's UID FETCH, told complete and timed out the same way at a cost linear in the answer's
+    length. Its own `wait_data` rescans every line received so far at each new line (quadratic in the number
+    of messages fetched at once), and every line cancels the inactivity timer and schedules a new one; in a
+    backlog's drain the two cost the worker more CPU than the FETCH's I/O. Here the parentheses still open
+    since the last `* n FETCH (` line are counted as lines arrive, and a line only moves the deadline, which
+    the one timer checks when it fires."""
+
+    def __init__(
+        self, protocol: aioimaplib.IMAP4ClientProtocol, uids: str, parts: str, timeout: float | None
+    ):
+        self._open_parentheses = 0
+        self._deadline = 0.0
+        super().__init__(protocol.new_tag(), uids, parts, prefix="UID", loop=protocol.loop, timeout=timeout)
+
+    def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
+        super().append_to_resp(line, result)
+        if isinstance(line, bytes):  # the literals are bytearrays: their parentheses don't count
+            if self.FETCH_MESSAGE_DATA_RE.match(line):
+                self._open_parentheses = 0
+            self._open_parentheses += line.count(b"(") - line.count(b")")
+
+    def wait_data(self) -> bool:
+        return self._open_parentheses != 0
+
+    def _set_timer(self) -> None:
+        if self._timeout is not None:
+            self._deadline = self._loop.time() + self._timeout
+            self._timer = self._loop.call_at(self._deadline, self._on_deadline)
+
+    def _reset_timer(self) -> None:
+        if self._timeout is not None:
+            self._deadline = self._loop.time() + self._timeout
+
+    def _on_deadline(self) -> None:
+        if self._loop.time() < self._deadline:  # a line came since: wait until the moved deadline
+            self._timer = self._loop.call_at(self._deadline, self._on_deadline)
+        else:
+            self._timeout_callback()
+
+
 async def fetch_messages(
     client: aioimaplib.IMAP4, uids: list[int], *, timeout: float
 ) -> list[tuple[int, bytes]]:
     """The raw messages with these UIDs, ascending; BODY.PEEK so nothing is marked \\Seen. Expunged ones are
-    absent."""
+    absent. `timeout` bounds the whole command; the client's own timeout, the time the server may stay
+    silent, applies too."""
     if not uids:
         return []
+    command = _UidFetchCommand(client.protocol, uid_set(uids), "(UID BODY.PEEK[])", client.timeout)
     async with asyncio.timeout(timeout):
-        response = await client.uid("fetch", uid_set(uids), "(UID BODY.PEEK[])")
+        response = await client.protocol.execute(command)
     if response.result != "OK":
         raise ImapCommandError("UID FETCH", response)
     wanted = set(uids)
