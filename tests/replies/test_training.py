@@ -22,7 +22,7 @@ from imail.replies.classifier import LABELS, default_classifier
 from imail.replies.labels import apply_label
 from imail.replies.model import LogisticModel
 from imail.replies.repository import ReplyModels, WorkspaceCorrections
-from imail.replies.training import MAX_LOADED_MODELS, classifier_for
+from imail.replies.training import MAX_LOADED_MODELS, own_classifier
 from tests.conftest import TEST_SECRET
 from tests.fixtures.factories import make_workspace
 from tests.fixtures.inbound import make_outreach, make_reply
@@ -114,7 +114,7 @@ async def test_train_use_and_drop_a_workspace_model(
         )
         assert patched.status_code == 200, patched.text
     async with database.transaction() as session:
-        assert await classifier_for(session, ws) is default_classifier()
+        assert await own_classifier(session, ws) is None
     assert default_classifier().classify(PHRASE).label == "neutral"
 
     trained = await asyncio.to_thread(
@@ -127,16 +127,16 @@ async def test_train_use_and_drop_a_workspace_model(
     async with database.transaction() as session:
         stored = await session.get(ReplyModel, ws)
         assert stored is not None and stored.corrections == 3
-        own = await classifier_for(session, ws)
-        assert own is not default_classifier()
-        assert await classifier_for(session, ws) is own  # loaded once, not per reply
+        own = await own_classifier(session, ws)
+        assert own is not None and own is not default_classifier()
+        assert await own_classifier(session, ws) is own  # loaded once, not per reply
         result = own.classify(PHRASE)
         assert (result.label, result.source) == ("meeting_booked", "model")
         assert (
             own.classify("Please unsubscribe me.").label == "unsubscribe_request"
         )  # the rules still come first
         # Another workspace keeps the shipped model.
-        assert await classifier_for(session, other_workspace.workspace_id) is default_classifier()
+        assert await own_classifier(session, other_workspace.workspace_id) is None
 
     dropped = await asyncio.to_thread(
         replies_cli, "drop-model", "--workspace", ws, "--json", env=cli_env, cwd=tmp_path
@@ -145,7 +145,7 @@ async def test_train_use_and_drop_a_workspace_model(
     assert json.loads(dropped.stdout) == {"workspace_id": ws, "dropped": True}
     async with database.transaction() as session:
         assert await session.get(ReplyModel, ws) is None
-        assert await classifier_for(session, ws) is default_classifier()
+        assert await own_classifier(session, ws) is None
     again = await asyncio.to_thread(
         replies_cli, "train", "--workspace", ws, "--drop", env=cli_env, cwd=tmp_path
     )
@@ -204,8 +204,8 @@ async def test_a_process_keeps_only_the_most_recently_used_workspace_models(data
         for workspace_id in ids:
             await ReplyModels(session).save(workspace_id, tiny, 1, 1, utcnow())
     async with database.transaction() as session:
-        loaded = [await classifier_for(session, workspace_id) for workspace_id in ids]
-        assert all(c is not default_classifier() for c in loaded)
+        loaded = [await own_classifier(session, workspace_id) for workspace_id in ids]
+        assert all(c is not None and c is not default_classifier() for c in loaded)
         cached = training._loaded
         assert ids[0] not in cached and ids[-1] in cached and len(cached) <= MAX_LOADED_MODELS
-        assert await classifier_for(session, ids[-1]) is loaded[-1]  # still cached
+        assert await own_classifier(session, ids[-1]) is loaded[-1]  # still cached

@@ -52,9 +52,8 @@ from imail.mail import imap
 from imail.mail.endpoint import Endpoint, MailConnectionError, describe
 from imail.mail.parsing import InboundMessage
 from imail.models import Inbox
-from imail.replies.classifier import default_classifier
 from imail.replies.remote import RemoteClassifier
-from imail.replies.training import classifier_for
+from imail.replies.training import own_classifier
 from imail.replies.verdict import Verdict, assess
 from imail.warmup import content as warmup_content
 from imail.warmup import service as warmup
@@ -675,7 +674,7 @@ async def prepare_batch(ctx: ReadRuntime, inbox: Inbox, items: list[Fetched]) ->
     }
     dsns: frozenset[int] = frozenset()
     matches: dict[int, Match] = {}
-    classifier = None
+    classifier = None  # the shipped one, unless the workspace trained its own
     async with ctx.database.read() as session:
         if reports:
             dsns = await warmup.about_warmup(session, reports)
@@ -685,12 +684,12 @@ async def prepare_batch(ctx: ReadRuntime, inbox: Inbox, items: list[Fetched]) ->
             )
         needs_label = [i for i in matches if service.needs_label(items[i], matches[i])]
         if needs_label:
-            classifier = await classifier_for(session, tenant.workspace_id)
+            classifier = await own_classifier(session, tenant.workspace_id)
     # Classification may call a remote endpoint: never while holding a database connection.
     verdicts: dict[int, Verdict] = {}
     for index in needs_label:
         item = items[index]
-        if item.shipped_verdict is not None and classifier is default_classifier():
+        if item.shipped_verdict is not None and classifier is None:
             verdicts[index] = item.shipped_verdict
             continue
         verdicts[index] = await assess(

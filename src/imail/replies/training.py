@@ -98,22 +98,22 @@ MAX_LOADED_MODELS = 8
 _loaded: OrderedDict[str, tuple[datetime, ReplyClassifier]] = OrderedDict()
 
 
-async def classifier_for(session: AsyncSession, workspace_id: str) -> ReplyClassifier:
-    """The workspace's own classifier if it trained one, else the shipped one. Models are loaded once per
-    process and trained_at is checked on every call, so a retrained or dropped model takes effect on the next
-    batch."""
+async def own_classifier(session: AsyncSession, workspace_id: str) -> ReplyClassifier | None:
+    """The workspace's own classifier if it trained one; None when the shipped one applies (a caller that
+    holds the shipped model's labels already need not load it). Models are loaded once per process and
+    trained_at is checked on every call, so a retrained or dropped model takes effect on the next batch."""
     models = ReplyModels(session)
     trained_at = await models.trained_at(workspace_id)
     if trained_at is None:
         _loaded.pop(workspace_id, None)
-        return default_classifier()
+        return None
     cached = _loaded.get(workspace_id)
     if cached is not None and cached[0] == trained_at:
         _loaded.move_to_end(workspace_id)
         return cached[1]
     row = await models.get(workspace_id)
     if row is None:  # dropped between the two reads
-        return default_classifier()
+        return None
     classifier = ReplyClassifier.from_bytes(row.model)
     _loaded[workspace_id] = (row.trained_at, classifier)
     _loaded.move_to_end(workspace_id)
