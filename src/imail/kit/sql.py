@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm.attributes import flag_modified, set_committed_value
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, flag_modified, set_committed_value
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -258,11 +258,19 @@ def align_updates(objects: Iterable[Any]) -> None:
     states = [state for state in states if state.modified]
     if len(states) < 2:
         return
-    keys = [
+    keys = {
         prop.key for prop in states[0].mapper.column_attrs if not any(c.primary_key for c in prop.columns)
-    ]
+    }
     # What the flush writes: a column set to the value it had is not written, so it is not a change here.
-    changed = [{key for key in keys if state.attrs[key].history.has_changes()} for state in states]
+    # Only a column set since the load has its loaded value in committed_state.
+    changed = [
+        {
+            key
+            for key in state.committed_state
+            if key in keys and state.get_history(key, PASSIVE_NO_INITIALIZE).has_changes()
+        }
+        for state in states
+    ]
     every = set().union(*changed)
     for state, own in zip(states, changed, strict=True):
         if not own:
