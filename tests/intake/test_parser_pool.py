@@ -19,8 +19,9 @@ from structlog.testing import capture_logs
 from imail.intake import reader
 from imail.intake.parser_pool import ParserPool, parse_fetched
 from imail.intake.reader import Prepared
+from imail.intake.repository import OurEmail
 from imail.intake.service import Match
-from imail.models import Lead, Message, SequenceState
+from imail.models import Lead, SequenceState
 from imail.replies.classifier import Example, fit_model
 from imail.replies.repository import ReplyModels
 from imail.replies.verdict import assess, assess_locally
@@ -224,7 +225,7 @@ def test_chunks_joined_into_one_batch_keep_each_message_its_own_match_and_label(
         reply("<a@imail.test>", from_email="p@prospect.test", to_email="me@x.test")
     )
     label = assess_locally(message, bounce)
-    ours = [Message(id=f"msg_{n}") for n in range(3)]
+    ours = [OurEmail(f"msg_{n}", "p@prospect.test", "hello") for n in range(3)]
     first = Prepared({1: Match(ours[0], "header")}, {1: label}, [(7, message)], frozenset({0}))
     second = Prepared(
         {0: Match(ours[1], "dsn"), 2: Match(ours[2], "subject")}, {2: label}, [(9, message)], frozenset({1})

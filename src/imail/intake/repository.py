@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Select, and_, case, func, or_, select, update
 
 from imail.kit.lease import free
 from imail.kit.repository import Repository, TenantRepository
@@ -309,25 +309,39 @@ class ReaderQueue(Repository[MailboxPoll]):
         return {message_id: count for message_id, count in rows if message_id is not None}
 
 
+class OurEmail(NamedTuple):
+    """What matching an inbound message needs of one of our emails: read as plain rows, since a batch reads
+    one per message and an ORM instance of the whole email costs more than the matching."""
+
+    id: str
+    to_email: str
+    subject: str
+
+
 class ThreadLookup(TenantRepository[Message]):
     """Our emails, for one tenant: by Message-ID header, or by recipient from one inbox."""
 
     model = Message
 
-    async def by_headers(self, headers: Iterable[str]) -> dict[str, Message]:
+    def _emails(self, *columns: Any) -> Select[Any]:
+        return self.select(Message.id, Message.to_email, Message.subject, *columns)
+
+    async def by_headers(self, headers: Iterable[str]) -> dict[str, OurEmail]:
         wanted = sorted({h for h in headers if h and len(h) <= 255})
         if not wanted:
             return {}
-        rows = await self.session.execute(self.select().where(among(Message.message_id_header, wanted)))
-        return {m.message_id_header: m for m in rows.scalars()}
+        rows = await self.session.execute(
+            self._emails(Message.message_id_header).where(among(Message.message_id_header, wanted))
+        )
+        return {header: OurEmail(id_, to_email, subject) for id_, to_email, subject, header in rows}
 
-    async def sent_to(self, inbox_id: str, emails: Iterable[str]) -> list[Message]:
+    async def sent_to(self, inbox_id: str, emails: Iterable[str]) -> list[OurEmail]:
         """Emails this inbox sent to these addresses, newest first."""
         wanted = sorted({e for e in emails if e})
         if not wanted:
             return []
         stmt = (
-            self.select()
+            self._emails()
             .where(
                 Message.inbox_id == inbox_id,
                 among(Message.to_email, wanted),
@@ -335,4 +349,4 @@ class ThreadLookup(TenantRepository[Message]):
             )
             .order_by(Message.created_at.desc(), Message.step_index.desc())
         )
-        return list((await self.session.execute(stmt)).scalars())
+        return [OurEmail(*row) for row in await self.session.execute(stmt)]

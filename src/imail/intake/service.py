@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imail.config import Settings
 from imail.events.service import batched_events, record_events
 from imail.intake.parser_pool import parse_fetched
-from imail.intake.repository import ReaderQueue, ThreadLookup
+from imail.intake.repository import OurEmail, ReaderQueue, ThreadLookup
 from imail.kit.ids import new_id
 from imail.kit.signing import Signer
 from imail.kit.sql import align_updates
@@ -99,7 +99,7 @@ class Fetched:
 
 @dataclass
 class Match:
-    message: Message  # ours
+    message: OurEmail
     how: str  # header | subject | dsn | recipient | mailto | mailto_sender
 
     @property
@@ -192,7 +192,7 @@ async def match_all(
             if not item.bounce.is_bounce and item.message.message_id not in ours
         }
         for index, message in (await tracking.mailto_targets(session, signer, tenant, subjects)).items():
-            found[index] = Match(message, "mailto")
+            found[index] = Match(OurEmail(message.id, message.to_email, message.subject), "mailto")
     by_address: list[tuple[int, Fetched, str]] = []
     for index, item in readable:
         if item.message.message_id in ours or index in found:
