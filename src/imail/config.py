@@ -265,6 +265,13 @@ class Settings(BaseSettings):
         100, ge=1, le=1000, description="messages per FETCH and per transaction (a backlog joins up to 3)"
     )
     inbound_max_messages: int = Field(1000, ge=1, description="messages read from one inbox per iteration")
+    inbound_pass_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=120,
+        description="how long a pass over a backlog may go on past inbound_max_messages while the worker has "
+        "a read slot free for other inboxes (0: a pass stops at inbound_max_messages)",
+    )
     inbound_parse_processes: int = Field(
         1,
         ge=0,

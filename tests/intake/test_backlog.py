@@ -1,7 +1,11 @@
 """A backlog in one inbox does not hold the other inboxes back: against a real Dovecot, one inbox holding more
-mail than one pass reads and another inbox with a reply, read by the worker function."""
+mail than one pass reads and another inbox with a reply, read by the worker function. While the worker has a
+read slot to spare, a backlog's pass goes on past its budget (up to `inbound_pass_seconds`) instead of
+starting its read-ahead again every `inbound_max_messages`; with every slot taken it stops at the budget."""
 
 from __future__ import annotations
+
+import asyncio
 
 from imail.models import Reply
 from imail.workers.imap_reader import read_inboxes
@@ -19,8 +23,13 @@ async def test_a_reply_to_another_inbox_is_read_while_a_backlog_is_drained(make_
     [lead] = other.outreach.leads
     other.deliver(reply(lead.header, from_email=lead.email, to_email=other.inbox_email))
     # One inbox per claim stands for the 20 claimed of a thousand: the other inbox is not in the first claim.
+    # Passes that stop at their budget (inbound_pass_seconds=0), so that the backlog takes three.
     ctx = backlog.context(
-        inbound_batch_inboxes=1, inbound_max_messages=4, inbound_fetch_batch=1, inbound_idle=False
+        inbound_batch_inboxes=1,
+        inbound_max_messages=4,
+        inbound_fetch_batch=1,
+        inbound_idle=False,
+        inbound_pass_seconds=0,
     )
 
     # The first iteration reads one pass of the backlog and, while it goes on, the other inbox: its reply is
@@ -42,3 +51,80 @@ async def test_a_reply_to_another_inbox_is_read_while_a_backlog_is_drained(make_
 
 def _count(recorded: list[Reply], room: Mailroom) -> int:
     return sum(1 for r in recorded if r.inbox_id == room.outreach.inbox_id)
+
+
+async def backlog_of(make_mailroom, messages: int) -> Mailroom:
+    room: Mailroom = await make_mailroom(leads=messages)
+    for lead in room.outreach.leads:
+        room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    return room
+
+
+async def test_a_pass_goes_on_past_its_budget_while_a_read_slot_is_free(make_mailroom):
+    room = await backlog_of(make_mailroom, 5)
+    ctx = room.context(inbound_max_messages=2, inbound_fetch_batch=1, inbound_idle=False)
+    assert await read_inboxes(ctx) == 5  # every message in one pass, and nothing more waiting
+    assert _count(await replies(room.database), room) == 5
+    assert (await cursors(room.database, room.outreach.inbox_id))["INBOX"].last_uid == 5
+    assert await read_inboxes(ctx) == 0
+
+
+async def test_with_every_read_slot_taken_a_pass_stops_at_its_budget(make_mailroom):
+    room = await backlog_of(make_mailroom, 5)
+    ctx = room.context(
+        inbound_max_messages=2, inbound_fetch_batch=1, inbound_idle=False, inbound_concurrency=1
+    )
+    assert await read_inboxes(ctx) == 2 + 1  # two read, and more waiting
+    assert _count(await replies(room.database), room) == 2
+    assert await room.read(ctx) == 3 + 1
+    assert _count(await replies(room.database), room) == 5
+
+
+async def test_a_pass_past_its_budget_ends_once_inbound_pass_seconds_have_gone_by(make_mailroom):
+    room = await backlog_of(make_mailroom, 8)
+    ctx = room.context(
+        inbound_max_messages=2, inbound_fetch_batch=1, inbound_idle=False, inbound_pass_seconds=4
+    )
+
+    def ticking():  # every look at the clock finds it a second later
+        room.later(1)
+        return room.now
+
+    ctx.clock = ticking
+    first = await read_inboxes(ctx)
+    read = _count(await replies(room.database), room)
+    assert 2 <= read < 8 and first == read + 1  # past the budget, then stopped by the time: more waiting
+    assert await room.read(ctx) == 8 - read + 1
+    assert _count(await replies(room.database), room) == 8
+    assert len(await events(room.database, "reply.received")) == 8
+
+
+async def test_while_a_pass_goes_on_past_its_budget_the_inboxes_read_meanwhile_are_read_again(make_mailroom):
+    """Reads that end while a backlog's pass goes on past its budget are settled at once: an inbox read
+    meanwhile can be claimed again when IDLE announces its next reply, before the backlog's pass ends."""
+    rooms: list[Mailroom] = [await make_mailroom(leads=80), await make_mailroom(leads=2)]
+    rooms.sort(key=lambda room: len(room.outreach.leads), reverse=True)
+    backlog, other = rooms
+    # A first claim of one inbox takes the lower id among inboxes never read: the backlog's.
+    assert backlog.outreach.inbox_id < other.outreach.inbox_id
+    for lead in backlog.outreach.leads:
+        backlog.deliver(reply(lead.header, from_email=lead.email, to_email=backlog.inbox_email))
+    first, second = other.outreach.leads
+    other.deliver(reply(first.header, from_email=first.email, to_email=other.inbox_email))
+    ctx = backlog.context(inbound_batch_inboxes=1, inbound_max_messages=4, inbound_fetch_batch=1)
+
+    async def recorded(lead) -> bool:
+        return any(r.lead_id == lead.lead_id for r in await replies(backlog.database))
+
+    reading = asyncio.create_task(read_inboxes(ctx))
+    try:
+        for lead in (first, second):
+            while not await recorded(lead):
+                assert not reading.done(), "the backlog's pass ended before the other inbox's reply was read"
+                await asyncio.sleep(0.02)
+            if lead is first:  # read once, IDLE-ing: the next reply is announced
+                other.deliver(reply(second.header, from_email=second.email, to_email=other.inbox_email))
+    finally:
+        await reading
+    assert _count(await replies(backlog.database), backlog) == 80
+    assert _count(await replies(backlog.database), other) == 2

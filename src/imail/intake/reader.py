@@ -313,8 +313,11 @@ class InboxResult:
         return cls(error=failure.reason, failure=failure, rotated_token=rotated_token)
 
 
-async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> InboxResult:
-    """Read an inbox's INBOX and spam folder up to `inbound_max_messages` messages, acting on each batch."""
+async def sync_inbox(
+    ctx: ReadRuntime, pool: InboundPool, inbox: Inbox, go_on: Callable[[], bool] = lambda: False
+) -> InboxResult:
+    """Read an inbox's INBOX and spam folder up to `inbound_max_messages` messages, acting on each batch; past
+    them for as long as `go_on()` says so (see sync_folder)."""
     settings = ctx.settings
     result = InboxResult()
     try:
@@ -350,6 +353,7 @@ async def sync_inbox(ctx: ReadRuntime, pool: InboundPool, inbox: Inbox) -> Inbox
                     result.outcomes,
                     pool.parser,
                     pool.stirred.set,
+                    go_on,
                 )
             except imap.ImapCommandError as exc:
                 if folder == INBOX:
@@ -396,9 +400,12 @@ async def sync_folder(
     outcomes: Counter,
     parser: ParserPool,
     committed: Callable[[], None] = lambda: None,
+    go_on: Callable[[], bool] = lambda: False,
 ) -> tuple[int, bool]:
     """Read one folder from its cursor: (messages read, whether more are waiting); `committed` is called after
-    each batch."""
+    each batch. Past the `budget`, the next FETCH is read only if `go_on()` says so when its turn comes: a
+    backlog read in one pass keeps its read-ahead going instead of starting it again every `budget`
+    messages."""
     client = conn.client
     assert client is not None
     timeout = ctx.settings.mail_timeout
@@ -442,34 +449,39 @@ async def sync_folder(
                 await ReaderQueue(session).touch(inbox.id, folder, now)
         return 0, False
 
-    take, more = uids[:budget], len(uids) > budget
     filings: list[warmup.Filing] = []
     size = ctx.settings.inbound_fetch_batch
+    take, rest = uids[:budget], uids[budget:]
     chunks = [take[i : i + size] for i in range(0, len(take), size)]
+    budgeted = len(chunks)
+    chunks += [rest[i : i + size] for i in range(0, len(rest), size)]
     fetch_timeout = max(timeout, 60.0)
     # The chunks are fetched one after another and each is parsed (in a child process for a large chunk),
     # matched and classified while the batches before it are acted on, up to READ_AHEAD of them: the IMAP
     # round trips, the parsing, the matching and the classifying overlap the database's work on this batch.
     # Chunks found ready when a batch's turn comes join it (up to JOINED chunks): a backlog pays a
     # transaction's fixed cost once for several FETCHes.
-    ahead: asyncio.Queue[asyncio.Future[tuple[list[Fetched], Prepared | Exception]]] = asyncio.Queue(
+    ahead: asyncio.Queue[asyncio.Future[tuple[list[Fetched], Prepared | Exception]] | None] = asyncio.Queue(
         maxsize=READ_AHEAD
     )
-    fetcher = asyncio.create_task(_read_ahead(ctx, client, inbox, chunks, fetch_timeout, parser, ahead))
+    fetcher = asyncio.create_task(
+        _read_ahead(ctx, client, inbox, chunks, budgeted, go_on, fetch_timeout, parser, ahead)
+    )
     held: asyncio.Future | None = None  # a chunk taken from the queue that could not join the batch before
     taken = 0  # chunks taken so far
+    ended = False  # the read-ahead said it fetches no more
     try:
-        while taken < len(chunks):
+        while not ended:
             future, held = held or await ahead.get(), None
+            if future is None:
+                break
             fetched, prepared = await future
             taken, joined = taken + 1, 1
-            while (
-                joined < JOINED
-                and taken < len(chunks)
-                and not ahead.empty()
-                and not isinstance(prepared, Exception)
-            ):
+            while joined < JOINED and not ahead.empty() and not isinstance(prepared, Exception):
                 following = ahead.get_nowait()
+                if following is None:
+                    ended = True
+                    break
                 if not following.done() or following.exception():
                     held = following
                     break
@@ -489,7 +501,7 @@ async def sync_folder(
                 position,
                 last_uid,
                 fetched,
-                synced=taken == len(chunks) and not more,
+                synced=taken == len(chunks),
                 outcomes=outcomes,
                 filings=filings,
                 prepared=prepared,
@@ -501,10 +513,11 @@ async def sync_folder(
         if held is not None:
             held.cancel()
         while not ahead.empty():
-            ahead.get_nowait().cancel()
+            if (left := ahead.get_nowait()) is not None:
+                left.cancel()
     if filings:
         await _file_warmup(ctx, client, inbox, folder, filings)
-    return len(take), more
+    return sum(len(chunk) for chunk in chunks[:taken]), taken < len(chunks)
 
 
 async def _read_ahead(
@@ -512,13 +525,18 @@ async def _read_ahead(
     client,
     inbox: Inbox,
     chunks: list[list[int]],
+    budgeted: int,
+    go_on: Callable[[], bool],
     timeout: float,
     parser: ParserPool,
-    ahead: asyncio.Queue[asyncio.Future[tuple[list[Fetched], Prepared | Exception]]],
+    ahead: asyncio.Queue[asyncio.Future[tuple[list[Fetched], Prepared | Exception]] | None],
 ) -> None:
     """Fetch the chunks one after another on the folder's connection, each then parsed and prepared on its
-    own while the next is fetched; a fetch that fails is handed on in its chunk's place."""
-    for uids in chunks:
+    own while the next is fetched; a fetch that fails is handed on in its chunk's place. The chunks past the
+    first `budgeted` only while `go_on()` says so; None after the last one fetched."""
+    for index, uids in enumerate(chunks):
+        if index >= budgeted and not go_on():
+            break
         try:
             fetched = await imap.fetch_messages(client, uids, timeout=timeout)
         except Exception as exc:
@@ -527,6 +545,7 @@ async def _read_ahead(
             await ahead.put(failed)
             return
         await ahead.put(asyncio.ensure_future(_parse_and_prepare(ctx, inbox, fetched, parser)))
+    await ahead.put(None)
 
 
 async def _parse_and_prepare(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -98,9 +99,19 @@ def _log_failure(inbox: Inbox, failure: ReadFailure, failures: int, limit: int, 
         )
 
 
-async def _read(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> InboxResult:
+async def _read(
+    ctx: WorkerContext, pool: InboundPool, inbox: Inbox, none_waiting: Callable[[], bool]
+) -> InboxResult:
+    """Read one inbox. Its pass goes on past `inbound_max_messages` (a backlog's read-ahead not started again
+    every pass) while `none_waiting()` says no inbox waits for a slot, up to `inbound_pass_seconds`;
+    otherwise the inboxes waiting for a slot wait at most a pass."""
+    started, longest = ctx.clock(), timedelta(seconds=ctx.settings.inbound_pass_seconds)
+
+    def go_on() -> bool:
+        return not ctx.stopping.is_set() and none_waiting() and ctx.clock() - started < longest
+
     try:
-        return await sync_inbox(ctx, pool, inbox)
+        return await sync_inbox(ctx, pool, inbox, go_on)
     except Exception as exc:  # noqa: BLE001 - a bug (or the database): logged with its failure count
         return InboxResult.failed(ReadFailure.from_crash(exc))
 
@@ -108,18 +119,34 @@ async def _read(ctx: WorkerContext, pool: InboundPool, inbox: Inbox) -> InboxRes
 async def _read_all(
     ctx: WorkerContext, pool: InboundPool, inboxes: list[Inbox], width: int
 ) -> list[InboxResult]:
-    """Read `inboxes` (extended in place with the inboxes claimed meanwhile), `width` at a time; their
-    results in the same order."""
+    """Read `inboxes` (extended in place with the inboxes claimed meanwhile), `width` at a time, and settle
+    them; their results in the same order. Reads are settled together when the iteration ends, or, while a
+    read goes on past its pass budget, as they finish (so that they can be claimed again, for the mail IDLE
+    announces, without waiting for the long read)."""
     waiting = deque(inboxes)
     first = set(range(len(inboxes)))  # positions of the first claim not finished yet
     running: dict[asyncio.Task, int] = {}
     results: dict[int, InboxResult] = {}
+    finished: list[int] = []  # positions read and not settled yet
+    past_budget: set[int] = set()  # positions of running reads that went on past their pass budget
     stirred = pool.stirred
+
+    def none_waiting_for(position: int) -> Callable[[], bool]:
+        def none_waiting() -> bool:
+            # Other inboxes are claimed into free slots only while a read of the first claim goes on.
+            if bool(first) and len(running) + len(waiting) < width:
+                past_budget.add(position)
+                return True
+            return False
+
+        return none_waiting
+
     try:
         while waiting or running:
             while waiting and len(running) < width:
                 position = len(inboxes) - len(waiting)
-                running[asyncio.create_task(_read(ctx, pool, waiting.popleft()))] = position
+                task = asyncio.create_task(_read(ctx, pool, waiting.popleft(), none_waiting_for(position)))
+                running[task] = position
             nudge = asyncio.create_task(stirred.wait())
             done, _ = await asyncio.wait({*running, nudge}, return_when=asyncio.FIRST_COMPLETED)
             nudge.cancel()
@@ -132,6 +159,13 @@ async def _read_all(
                     position = running.pop(task)
                     results[position] = task.result()
                     first.discard(position)
+                    past_budget.discard(position)
+                    finished.append(position)
+            if finished and past_budget:
+                await _settle(
+                    ctx, pool, [(inboxes[p], results[p]) for p in finished], _reading(inboxes, running)
+                )
+                finished.clear()
             free = width - len(running) - len(waiting)
             if refill and free > 0:
                 more = await _claim(ctx, pool, free)
@@ -141,47 +175,38 @@ async def _read_all(
         for task in running:  # only when this worker itself failed (a read's own failure is its result)
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+    await _settle(ctx, pool, [(inboxes[p], results[p]) for p in finished], set())
     return [results[position] for position in range(len(inboxes))]
 
 
-async def read_inboxes(ctx: WorkerContext) -> int:
-    """One iteration: claim due inboxes (and those IDLE announced mail for), read them (bounded concurrency
-    and messages per inbox), release them with their next read time. Returns messages read plus inboxes with
-    more waiting, plus one if the first claim was full.
+def _reading(inboxes: list[Inbox], running: dict[asyncio.Task, int]) -> set[str]:
+    return {inboxes[position].id for position in running.values()}
 
-    A backlog is read a pass (`inbound_max_messages`) at a time, which can take long; the iteration lasts as
-    long as its longest read, but the other slots do not wait for it: while a read of the first claim goes
-    on, each batch committed (by any read) and each IDLE announcement lets the worker claim due inboxes into
-    the free slots. An inbox with a backlog holds one slot; the other inboxes' replies are read meanwhile."""
+
+async def _settle(
+    ctx: WorkerContext, pool: InboundPool, settled: list[tuple[Inbox, InboxResult]], reading: set[str]
+) -> None:
+    """Release inboxes read, with the time of their next read (at once with more waiting, after the IDLE
+    recheck when IDLE-ing, else the polling interval, or the wait a failure earns), in one transaction; and
+    put the IDLE connections closed to make room back to polling, except those of inboxes still `reading`
+    (settled later, with what they were evicted)."""
     settings = ctx.settings
-    pool = inbound_pool(ctx)
-    await _prune(ctx, pool)
-    pool.stirred.clear()  # what stirred it before this claim is claimed now
-    inboxes = await _claim(ctx, pool, settings.inbound_batch_inboxes)
-    if not inboxes:
-        return 0
-    # A full claim means more inboxes may be due (a start, a dead worker's inboxes taken over): the next
-    # iteration runs at once instead of after the loop's interval, which would pace a takeover of hundreds of
-    # inboxes at one batch a second.
-    full = len(inboxes) >= settings.inbound_batch_inboxes
-    width = max(1, min(settings.inbound_concurrency, settings.inbound_max_connections))
-    results = await _read_all(ctx, pool, inboxes, width)
     now = ctx.clock()
     limit = settings.inbound_read_failure_limit
     failures: dict[str, int] = {}
     first_seen: dict[str, str | None] = {}
-    evicted, pool.evicted = (
-        pool.evicted,
-        set(),
-    )  # IDLE connections closed to make room (maybe this iteration's)
+    evicted = pool.evicted - reading  # IDLE connections closed to make room (maybe by these reads)
+    if not settled and not evicted:
+        return
+    pool.evicted -= evicted
     async with ctx.database.transaction() as session:
         queue = ReaderQueue(session)
         await queue.back_to_polling(
-            evicted - {inbox.id for inbox in inboxes},
+            evicted - {inbox.id for inbox, _ in settled},
             ctx.instance_id,
             now + timedelta(seconds=settings.inbound_poll_interval),
         )
-        for inbox, result in zip(inboxes, results, strict=True):
+        for inbox, result in settled:
             await keep_rotated_token(session, inbox, result.rotated_token)
             result.idle = result.idle and inbox.id not in evicted
             if result.token_failure is not None:
@@ -217,9 +242,35 @@ async def read_inboxes(ctx: WorkerContext) -> int:
             await queue.release(
                 inbox.id, ctx.instance_id, now + timedelta(seconds=wait), result.idle, now, result.error
             )
-    for inbox, result in zip(inboxes, results, strict=True):
+    for inbox, result in settled:
         if result.failure is not None:
             _log_failure(inbox, result.failure, failures[inbox.id], limit, first_seen[inbox.id] is not None)
         if result.processed:
             log.info("inbox read", inbox_id=inbox.id, messages=result.processed, **dict(result.outcomes))
+
+
+async def read_inboxes(ctx: WorkerContext) -> int:
+    """One iteration: claim due inboxes (and those IDLE announced mail for), read them (bounded concurrency
+    and messages per inbox), release them with their next read time. Returns messages read plus inboxes with
+    more waiting, plus one if the first claim was full.
+
+    A backlog is read a pass (`inbound_max_messages`) at a time, which can take long, and while a slot is free
+    a pass goes on past that (up to `inbound_pass_seconds`); the iteration lasts as long as its longest read,
+    but the other slots do not wait for it: while a read of the first claim goes on, each batch committed (by
+    any read) and each IDLE announcement lets the worker claim due inboxes into the free slots, and while a
+    pass goes on past its budget the reads that end are settled at once. An inbox with a backlog holds one
+    slot; the other inboxes' replies are read meanwhile."""
+    settings = ctx.settings
+    pool = inbound_pool(ctx)
+    await _prune(ctx, pool)
+    pool.stirred.clear()  # what stirred it before this claim is claimed now
+    inboxes = await _claim(ctx, pool, settings.inbound_batch_inboxes)
+    if not inboxes:
+        return 0
+    # A full claim means more inboxes may be due (a start, a dead worker's inboxes taken over): the next
+    # iteration runs at once instead of after the loop's interval, which would pace a takeover of hundreds of
+    # inboxes at one batch a second.
+    full = len(inboxes) >= settings.inbound_batch_inboxes
+    width = max(1, min(settings.inbound_concurrency, settings.inbound_max_connections))
+    results = await _read_all(ctx, pool, inboxes, width)
     return sum(r.processed for r in results) + sum(1 for r in results if r.more) + int(full)
