@@ -22,7 +22,8 @@ are up; a fresh worker starts them with its first large chunk and parses in its 
 a second).
 
 With --others K (the backlog phase), K other inboxes of their own campaigns are read by the same worker, with
-IDLE on and the default pass budget (`inbound_max_messages`), as in production. Once the drain has started,
+IDLE on, as in production (both runs keep production's pass budget: `inbound_max_messages`, and
+`inbound_pass_seconds` past it while a read slot is free). Once the drain has started,
 one reply is APPENDed to each of them, --others-gap seconds apart; the figures add the time from each APPEND
 to its replies row committed (p50, p99, max) and how many of them landed before the backlog was drained.
 
@@ -446,7 +447,8 @@ async def run(args: argparse.Namespace, server: DovecotServer, url: str) -> str:
     if run_.latencies:
         lines.append(
             f"- backlog phase: {len(run_.latencies)} other inboxes (IDLE, pass budget "
-            f"{settings.inbound_max_messages}), one reply each APPENDed every {args.others_gap} s during the "
+            f"{settings.inbound_max_messages} messages, {settings.inbound_pass_seconds:g} s past it while a "
+            f"slot is free), one reply each APPENDed every {args.others_gap} s during the "
             f"drain; APPEND → replies row: p50 {percentile(run_.latencies, 0.5):.2f} s, p99 "
             f"{percentile(run_.latencies, 0.99):.2f} s, max {max(run_.latencies):.2f} s; "
             f"{run_.before_drained} recorded before the backlog was drained"
