@@ -23,7 +23,7 @@ from imail.workers.imap_reader import inbound_pool, read_inboxes
 from tests.conftest import make_settings
 from tests.fixtures.certs import CertPair
 from tests.fixtures.imap import DovecotServer, dovecot, dovecot_session, make_dovecot  # noqa: F401
-from tests.fixtures.inbound import Outreach, make_outreach
+from tests.fixtures.inbound import Outreach, SentLead, make_outreach, reply
 from tests.fixtures.smtp import tls_cert  # noqa: F401
 
 
@@ -49,6 +49,11 @@ class Mailroom:
 
     def deliver(self, message: bytes, folder: str = "INBOX") -> None:
         self.server.append(self.inbox_email, message, folder)
+
+    def reply_from(self, lead: SentLead, **fields: Any) -> None:
+        """Deliver a reply from one of the campaign's leads to the email it was sent (`fields`: see
+        tests.fixtures.inbound.reply)."""
+        self.deliver(reply(lead.header, from_email=lead.email, to_email=self.inbox_email, **fields))
 
     def imap(self) -> imaplib.IMAP4:
         return self.server.login(self.inbox_email)

@@ -9,7 +9,6 @@ import asyncio
 
 from imail.models import Reply
 from imail.workers.imap_reader import read_inboxes
-from tests.fixtures.inbound import reply
 from tests.intake.conftest import Mailroom, cursors, events, replies
 
 
@@ -19,9 +18,9 @@ async def test_a_reply_to_another_inbox_is_read_while_a_backlog_is_drained(make_
     rooms.sort(key=lambda room: room.outreach.inbox_id)
     backlog, other = rooms
     for lead in backlog.outreach.leads:
-        backlog.deliver(reply(lead.header, from_email=lead.email, to_email=backlog.inbox_email))
+        backlog.reply_from(lead)
     [lead] = other.outreach.leads
-    other.deliver(reply(lead.header, from_email=lead.email, to_email=other.inbox_email))
+    other.reply_from(lead)
     # One inbox per claim stands for the 20 claimed of a thousand: the other inbox is not in the first claim.
     # Passes that stop at their budget (inbound_pass_seconds=0), so that the backlog takes three.
     ctx = backlog.context(
@@ -56,7 +55,7 @@ def _count(recorded: list[Reply], room: Mailroom) -> int:
 async def backlog_of(make_mailroom, messages: int) -> Mailroom:
     room: Mailroom = await make_mailroom(leads=messages)
     for lead in room.outreach.leads:
-        room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+        room.reply_from(lead)
     return room
 
 
@@ -108,9 +107,9 @@ async def test_while_a_pass_goes_on_past_its_budget_the_inboxes_read_meanwhile_a
     # A first claim of one inbox takes the lower id among inboxes never read: the backlog's.
     assert backlog.outreach.inbox_id < other.outreach.inbox_id
     for lead in backlog.outreach.leads:
-        backlog.deliver(reply(lead.header, from_email=lead.email, to_email=backlog.inbox_email))
+        backlog.reply_from(lead)
     first, second = other.outreach.leads
-    other.deliver(reply(first.header, from_email=first.email, to_email=other.inbox_email))
+    other.reply_from(first)
     ctx = backlog.context(inbound_batch_inboxes=1, inbound_max_messages=4, inbound_fetch_batch=1)
 
     async def recorded(lead) -> bool:
@@ -123,7 +122,7 @@ async def test_while_a_pass_goes_on_past_its_budget_the_inboxes_read_meanwhile_a
                 assert not reading.done(), "the backlog's pass ended before the other inbox's reply was read"
                 await asyncio.sleep(0.02)
             if lead is first:  # read once, IDLE-ing: the next reply is announced
-                other.deliver(reply(second.header, from_email=second.email, to_email=other.inbox_email))
+                other.reply_from(second)
     finally:
         await reading
     assert _count(await replies(backlog.database), backlog) == 80

@@ -152,7 +152,7 @@ async def test_replies_in_the_spam_folder_are_read_there(make_mailroom, variant_
     room = await variant_room(make_mailroom, variant_server, name, leads=2)
     spam = VARIANTS[name].spam
     first, second = room.outreach.leads
-    room.deliver(reply(first.header, from_email=first.email, to_email=room.inbox_email))
+    room.reply_from(first)
     room.deliver(reply(second.header, from_email=second.email, to_email=room.inbox_email), spam)
 
     assert await room.read(room.context()) == 2
@@ -231,7 +231,7 @@ async def test_without_idle_offered_replies_are_found_by_polling(make_mailroom, 
     interval = timedelta(seconds=ctx.settings.inbound_poll_interval)
     assert state.idle is False and state.next_poll_at == room.now + interval
 
-    room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    room.reply_from(lead)
     assert await room.read(ctx) == 0  # nothing tells the reader: it waits for its turn
     room.later(interval.total_seconds())
     assert await room.read(ctx) == 1
@@ -270,13 +270,13 @@ async def test_a_new_inbox_uidvalidity_rereads_nothing_twice_and_misses_nothing(
 ):
     room = await variant_room(make_mailroom, variant_server, "doveadm", leads=2)
     first, second = room.outreach.leads
-    room.deliver(reply(first.header, from_email=first.email, to_email=room.inbox_email))
+    room.reply_from(first)
     ctx = room.context()  # IDLE-ing on INBOX when the change comes
     assert await room.read(ctx) == 1
     before = (await cursors(room.database, room.outreach.inbox_id))["INBOX"]
 
     set_uidvalidity(room.server, room.inbox_email, "INBOX", before.uidvalidity + 7)
-    room.deliver(reply(second.header, from_email=second.email, to_email=room.inbox_email))
+    room.reply_from(second)
     room.later(room.settings.inbound_idle_recheck + 1)
     assert await room.read(ctx) == 2  # the first one again (read by date), and the new one
 

@@ -48,15 +48,8 @@ async def started(ctx) -> ParserPool:
 async def test_a_backlog_read_through_the_child_is_acted_on_as_in_the_worker(make_mailroom):
     room: Mailroom = await make_mailroom(leads=5)
     interested, unsubscribing, away, bounced, soft = room.outreach.leads
-    room.deliver(reply(interested.header, from_email=interested.email, to_email=room.inbox_email))
-    room.deliver(
-        reply(
-            unsubscribing.header,
-            from_email=unsubscribing.email,
-            to_email=room.inbox_email,
-            text="Please remove me from your list.",
-        )
-    )
+    room.reply_from(interested)
+    room.reply_from(unsubscribing, text="Please remove me from your list.")
     back_on = (room.now + timedelta(days=10)).date()
     room.deliver(
         out_of_office(away.header, from_email=away.email, to_email=room.inbox_email, back_on=back_on)
@@ -102,7 +95,7 @@ async def test_a_workspace_model_labels_its_replies_not_the_childs_shipped_one(m
             room.outreach.workspace_id, model.to_bytes(), 1, len(examples), room.now
         )
     for lead in room.outreach.leads:
-        room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email, text=PHRASE))
+        room.reply_from(lead, text=PHRASE)
     ctx = pooled(room)
     await started(ctx)
     assert (await assess(PHRASE.encode())).label == "neutral"  # what the child's shipped model says
@@ -243,7 +236,7 @@ async def test_a_message_that_breaks_a_batch_read_ahead_is_skipped_alone(
     room: Mailroom = await make_mailroom(leads=5)
     for lead in room.outreach.leads:
         text = "poison pill" if lead is room.outreach.leads[2] else "Sounds interesting, tell me more."
-        room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email, text=text))
+        room.reply_from(lead, text=text)
     real_prepare = reader.prepare_batch
 
     async def prepare_breaking_on_the_pill(ctx, inbox, items):  # stands in for a bug of ours on one message

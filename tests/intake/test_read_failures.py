@@ -155,7 +155,7 @@ async def test_a_read_that_works_in_between_starts_the_count_again(
 
     private.start()
     lead = room.outreach.leads[0]
-    room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    room.reply_from(lead)
     assert await read_when_due(room, ctx) == 1
     shown = await view(client, workspace, inbox_id)
     assert (shown["read_failures"], shown["last_read_error"], shown["last_read_error_at"]) == (0, None, None)

@@ -44,7 +44,7 @@ async def due_jobs(room: Mailroom, days: float) -> list:
 async def test_a_reply_to_step_1_stops_step_2_then_fires_received_and_classified(make_mailroom):
     room: Mailroom = await make_mailroom()
     lead = room.outreach.leads[0]
-    room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    room.reply_from(lead)
 
     assert await room.read(room.context()) == 1
 
@@ -68,7 +68,7 @@ async def test_a_reply_to_step_1_stops_step_2_then_fires_received_and_classified
 async def test_without_stop_on_reply_step_2_still_goes_out(make_mailroom):
     room: Mailroom = await make_mailroom(stop_on_reply=False)
     lead = room.outreach.leads[0]
-    room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    room.reply_from(lead)
     await room.read(room.context())
 
     assert len(await events(room.database, "reply.received")) == 1
@@ -162,16 +162,9 @@ async def test_one_batch_of_bounces_and_unsubscribe_requests_suppresses_every_ad
     async with database.transaction() as session:  # the bounced address is also a lead of another campaign
         (await session.get(Lead, elsewhere.leads[0].lead_id)).email = bounced.email
     room.deliver(dsn(bounced.header, recipient=bounced.email, to_email=room.inbox_email, status="5.1.1"))
-    room.deliver(
-        reply(
-            unsubscribed.header,
-            from_email=unsubscribed.email,
-            to_email=room.inbox_email,
-            text="Please remove me from your list.",
-        )
-    )
+    room.reply_from(unsubscribed, text="Please remove me from your list.")
     room.deliver(dsn(soft.header, recipient=soft.email, to_email=room.inbox_email, status="4.2.2"))
-    room.deliver(reply(replied.header, from_email=replied.email, to_email=room.inbox_email))
+    room.reply_from(replied)
     room.deliver(
         dsn(
             bounced.header,
@@ -267,7 +260,7 @@ async def test_without_threading_headers_the_sender_and_subject_thread_match(mak
 async def test_restarting_the_reader_rereads_nothing_and_misses_nothing(make_mailroom):
     room: Mailroom = await make_mailroom(leads=3)
     first, second, third = room.outreach.leads
-    room.deliver(reply(first.header, from_email=first.email, to_email=room.inbox_email))
+    room.reply_from(first)
     room.deliver(dsn(second.header, recipient=second.email, to_email=room.inbox_email, status="5.1.1"))
     assert await room.read(room.context()) == 2
 
@@ -337,7 +330,7 @@ async def test_idle_announces_new_mail_and_the_connection_is_reused(make_mailroo
     pool = inbound_pool(ctx)
     assert (await poll(room.database, room.outreach.inbox_id)).idle is True
 
-    room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    room.reply_from(lead)
     deadline = time.monotonic() + 30  # bounded wait for the push; a loaded machine delays it, nothing else
     while room.outreach.inbox_id not in pool.pushed and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
@@ -358,7 +351,7 @@ async def test_without_idle_the_inbox_is_polled_on_its_interval(make_mailroom):
         seconds=ctx.settings.inbound_poll_interval
     )
 
-    room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    room.reply_from(lead)
     assert await room.read(ctx) == 0  # not due yet
     room.later(ctx.settings.inbound_poll_interval)
     assert await room.read(ctx) == 1
@@ -389,7 +382,7 @@ async def test_a_dead_workers_inboxes_are_taken_over_by_heartbeat_not_by_their_s
         )
     for room in (idling, leased):
         lead = room.outreach.leads[0]
-        room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+        room.reply_from(lead)
 
     # While `first` beats, its inboxes stay its own.
     idling.later(first.settings.worker_dead_seconds)
@@ -418,7 +411,7 @@ async def test_a_full_claim_runs_the_next_iteration_at_once(make_mailroom):
 async def test_a_large_backlog_is_read_in_bounded_batches(make_mailroom):
     room: Mailroom = await make_mailroom(leads=5)
     for lead in room.outreach.leads:
-        room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+        room.reply_from(lead)
     ctx = room.context(inbound_max_messages=2, inbound_fetch_batch=1, inbound_pass_seconds=0)
     assert await read_inboxes(ctx) == 2 + 1  # two read, and more waiting: run again at once
     assert len(await replies(room.database)) == 2
@@ -485,7 +478,7 @@ async def test_a_failed_login_is_reported_to_the_connection_monitor(make_mailroo
 async def test_test_mode_and_disconnected_inboxes_are_never_read(make_mailroom, database):
     test_mode: Mailroom = await make_mailroom(livemode=False)
     lead = test_mode.outreach.leads[0]
-    test_mode.deliver(reply(lead.header, from_email=lead.email, to_email=test_mode.inbox_email))
+    test_mode.reply_from(lead)
     live: Mailroom = await make_mailroom()
     async with database.transaction() as session:
         (await session.get(Inbox, live.outreach.inbox_id)).status = "disconnected"
@@ -498,7 +491,7 @@ async def test_test_mode_and_disconnected_inboxes_are_never_read(make_mailroom, 
 async def test_a_reply_arriving_while_another_worker_holds_the_lease_waits(make_mailroom):
     room: Mailroom = await make_mailroom()
     lead = room.outreach.leads[0]
-    room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    room.reply_from(lead)
     now = room.now
     dead_after = timedelta(seconds=room.settings.worker_dead_seconds)
     async with room.database.transaction() as session:
@@ -524,7 +517,7 @@ async def test_a_vanished_spam_folder_does_not_stop_inbox_from_being_read(make_m
         assert client.delete("Junk")[0] == "OK"
     finally:
         client.logout()
-    room.deliver(reply(lead.header, from_email=lead.email, to_email=room.inbox_email))
+    room.reply_from(lead)
     room.later(room.settings.inbound_idle_recheck + 1)
     assert await room.read(ctx) == 1
     assert len(await events(room.database, "reply.received")) == 1

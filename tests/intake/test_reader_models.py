@@ -8,7 +8,6 @@ from imail.kit.tenancy import Tenant
 from imail.models import Lead, Reply
 from imail.replies.repository import CorrectionRepository
 from imail.replies.training import drop_workspace_model, train_workspace
-from tests.fixtures.inbound import reply
 from tests.intake.conftest import Mailroom, replies, row, suppressions
 
 PHRASE = "zorblax quuxify frobnicate"  # unknown to the shipped corpus
@@ -24,7 +23,7 @@ async def test_a_workspace_model_labels_that_workspaces_replies_until_dropped(ma
     first, second, third = room.outreach.leads
     workspace_id = room.outreach.workspace_id
 
-    room.deliver(reply(first.header, from_email=first.email, to_email=room.inbox_email, text=PHRASE))
+    room.reply_from(first, text=PHRASE)
     assert await room.read(room.context()) == 1
     assert (await label_of(room, first)).label == "neutral"  # the shipped model knows none of these words
 
@@ -45,7 +44,7 @@ async def test_a_workspace_model_labels_that_workspaces_replies_until_dropped(ma
         trained = await train_workspace(session, workspace_id, room.now)
     assert trained.corrections == 2
 
-    room.deliver(reply(second.header, from_email=second.email, to_email=room.inbox_email, text=PHRASE))
+    room.reply_from(second, text=PHRASE)
     room.later(room.settings.inbound_idle_recheck + 1)
     assert await room.read(room.context()) == 1
     stored = await label_of(room, second)
@@ -54,7 +53,7 @@ async def test_a_workspace_model_labels_that_workspaces_replies_until_dropped(ma
 
     async with room.database.transaction() as session:
         assert await drop_workspace_model(session, workspace_id) is True
-    room.deliver(reply(third.header, from_email=third.email, to_email=room.inbox_email, text=PHRASE))
+    room.reply_from(third, text=PHRASE)
     room.later(room.settings.inbound_idle_recheck + 1)
     assert await room.read(room.context()) == 1
     assert (await label_of(room, third)).label == "neutral"

@@ -31,7 +31,7 @@ from multiprocessing.connection import wait as wait_for_handles
 
 import structlog
 
-from imail.mail.bounces import Bounce, parse_bounce
+from imail.mail.bounces import Bounce, report_of
 from imail.mail.parsing import InboundMessage, parse_message
 from imail.replies.verdict import Verdict, assess_locally
 
@@ -45,17 +45,17 @@ Parsed = tuple[InboundMessage, Bounce, Verdict | None]
 def parse_fetched(raw: bytes) -> tuple[InboundMessage, Bounce]:
     """One fetched message, parsed, and what it reports if it is a delivery report."""
     message = parse_message(raw)
-    bounce = parse_bounce(message) if message.raw is not None else Bounce()
-    return message, bounce
+    return message, report_of(message)
 
 
 def _parse_in_child(raws: list[bytes], classify: bool) -> list[Parsed]:
     parsed: list[Parsed] = []
     for raw in raws:
         message, bounce = parse_fetched(raw)
-        readable = message.is_rfc822 and not message.error
         message = replace(message, raw=None)
-        verdict = assess_locally(message, bounce) if classify and readable and not bounce.is_bounce else None
+        verdict = (
+            assess_locally(message, bounce) if classify and message.is_mail and not bounce.is_bounce else None
+        )
         parsed.append((message, bounce, verdict))
     return parsed
 

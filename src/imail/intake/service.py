@@ -146,7 +146,7 @@ def thread_subject(subject: str) -> str:
 
 def _readable(item: Fetched, inbox: Inbox, warmup_marker: str | None) -> bool:
     message = item.message
-    if not message.is_rfc822 or message.error:
+    if not message.is_mail:
         return False
     if is_warmup(message, warmup_marker):
         return False

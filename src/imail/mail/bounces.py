@@ -173,6 +173,12 @@ def parse_bounce(message: InboundMessage | bytes | str) -> Bounce:
         return Bounce(error=f"unreadable bounce: {type(exc).__name__}")
 
 
+def report_of(message: InboundMessage) -> Bounce:
+    """What a parsed message reports as a delivery report; nothing (and no error) for input that was not read
+    as a message."""
+    return parse_bounce(message) if message.raw is not None else Bounce()
+
+
 def _parse_bounce(message: InboundMessage) -> Bounce:
     msg = message.raw
     assert msg is not None

@@ -152,6 +152,11 @@ class InboundMessage:
         return values[0] if values else None
 
     @property
+    def is_mail(self) -> bool:
+        """A message that was read as one: not plain text, not input that could not be read."""
+        return self.is_rfc822 and not self.error
+
+    @property
     def thread_ids(self) -> list[str]:
         """Message-IDs this message answers: In-Reply-To first, then References newest first."""
         ids: list[str] = []

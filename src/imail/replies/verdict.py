@@ -17,7 +17,7 @@ import httpx
 from imail.config import Settings
 from imail.kit.clock import utcnow
 from imail.mail.autoreply import AutoReply, detect_auto_reply, find_return_date
-from imail.mail.bounces import Bounce, parse_bounce
+from imail.mail.bounces import Bounce, report_of
 from imail.mail.parsing import InboundMessage, parse_input
 from imail.replies.classifier import (
     AUTO_REPLY_CONFIDENCE,
@@ -90,7 +90,7 @@ async def assess(
     what the message reports as a delivery report, when the caller has read that already."""
     message = data if isinstance(data, InboundMessage) else parse_input(data)
     if bounce is None:
-        bounce = parse_bounce(message) if message.raw is not None else Bounce()
+        bounce = report_of(message)
     auto = detect_auto_reply(message, today)
     text = message.reply_text or message.text.strip()
     result = _settled(bounce, auto)
