@@ -93,7 +93,9 @@ async def test_a_pass_past_its_budget_ends_once_inbound_pass_seconds_have_gone_b
     first = await read_inboxes(ctx)
     read = _count(await replies(room.database), room)
     assert 2 <= read < 8 and first == read + 1  # past the budget, then stopped by the time: more waiting
-    assert await room.read(ctx) == 8 - read + 1
+    # How far each later pass gets depends on how often it looks at the clock (chunks that join a batch look
+    # less): only that the rest is read, each message once.
+    assert await room.read(ctx) >= 8 - read
     assert _count(await replies(room.database), room) == 8
     assert len(await events(room.database, "reply.received")) == 8
 
